@@ -1,0 +1,704 @@
+"""The ledger engine: commands in, hash-chained journal entries and new balances out.
+
+Pure: no clock, no random numbers, no I/O. The service loads what a batch needs into a
+`WorkingSet`, gives the engine the chain head, the batch's timestamp and an id source, applies
+each command, and writes what `BatchEngine.finish()` returns in one store transaction.
+
+Each top-level command is applied all or none: its changes go to the working set through an undo
+log, and a rejected command (or any member of a rejected linked batch) is rolled back before the
+next command runs, so a rejection changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+from fundpool.core.clock import IdSource
+from fundpool.core.errors import (
+    AccountAlreadyOpen,
+    AlreadyReversed,
+    AssetAlreadyDefined,
+    AssetMismatch,
+    BalanceAboveMaximum,
+    BalanceOverflow,
+    FundpoolError,
+    IdempotencyConflict,
+    InsufficientFunds,
+    LinkedBatchFailed,
+    NotReversible,
+    PendingExpired,
+    PendingNotPending,
+    PostExceedsPending,
+    UnknownAccount,
+    UnknownAsset,
+    UnknownPending,
+    UnknownTransaction,
+    invariant,
+)
+from fundpool.core.ledger.canonical import canonical_bytes, chain_hash, request_hash
+from fundpool.core.ledger.model import (
+    US_PER_S,
+    ZERO_BALANCE,
+    Account,
+    Balance,
+    ChainHead,
+    Command,
+    CreatePending,
+    DefineAsset,
+    EntryKind,
+    JournalEntry,
+    Leg,
+    Linked,
+    OpenAccount,
+    PendingState,
+    PendingTransfer,
+    PostPending,
+    Reverse,
+    SimpleCommand,
+    Transfer,
+    VoidPending,
+    check_address,
+)
+from fundpool.core.money import AMOUNT_MAX_MINOR, Asset
+
+BalanceKey = tuple[str, str]  # (address, asset)
+PostingTuple = tuple[str, str, str, int]  # (source, destination, asset, amount_minor)
+REVERSIBLE_KINDS = frozenset({EntryKind.TRANSFER, EntryKind.PENDING_POSTED})
+
+
+class IdempotencyRecord(NamedTuple):
+    request_hash: bytes
+    seq: int
+    entry_id: str
+
+
+class PostedTransaction(NamedTuple):
+    """What a reversal needs of the transaction it undoes."""
+
+    kind: EntryKind
+    postings: tuple[PostingTuple, ...]
+
+
+@dataclass(slots=True)
+class WorkingSet:
+    """Everything a batch reads and changes. Missing from `accounts` means not open."""
+
+    assets: dict[str, Asset] = field(default_factory=dict)
+    accounts: dict[str, Account] = field(default_factory=dict)
+    balances: dict[BalanceKey, Balance] = field(default_factory=dict)
+    pendings: dict[str, PendingTransfer] = field(default_factory=dict)
+    idempotency: dict[str, IdempotencyRecord] = field(default_factory=dict)
+    transactions: dict[str, PostedTransaction] = field(default_factory=dict)
+    reversed_by: dict[str, str] = field(default_factory=dict)
+
+
+Status = Literal["applied", "replayed", "unchanged", "rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """`applied` made `entry`; `replayed` returns the entry an earlier call with the same
+    idempotency key made (`seq`); `unchanged` found the asset or account already as asked;
+    `rejected` changed nothing and says why in `error`."""
+
+    status: Status
+    entry: JournalEntry | None = None
+    seq: int | None = None
+    error: FundpoolError | None = None
+    members: tuple[CommandResult, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What the store writes for a batch, in one transaction."""
+
+    head: ChainHead
+    entries: tuple[JournalEntry, ...]
+    results: tuple[CommandResult, ...]
+    assets: tuple[Asset, ...]
+    accounts: tuple[Account, ...]
+    balances: dict[BalanceKey, Balance]
+    pendings_new: tuple[PendingTransfer, ...]
+    pendings_changed: tuple[PendingTransfer, ...]
+    idempotency: tuple[tuple[str, IdempotencyRecord], ...]
+    reversals: tuple[tuple[str, str], ...]
+
+
+_MISSING: Any = object()
+
+
+class BatchEngine:
+    """Applies one batch's commands. Use once: construct, `apply` each command, `finish`."""
+
+    def __init__(
+        self, working: WorkingSet, head: ChainHead, at_us: int, ids: IdSource
+    ) -> None:
+        invariant(at_us >= head.at_us, "a batch's time never precedes the chain head's")
+        self._w = working
+        self._head = head
+        self._at_us = at_us
+        self._new_id = ids.new_id
+        self._entries: list[JournalEntry] = []
+        self._results: list[CommandResult] = []
+        self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
+        self._touched: set[BalanceKey] = set()
+        self._pendings_touched: set[str] = set()
+        self._pendings_created: set[str] = set()
+        self._assets: list[Asset] = []
+        self._accounts: list[Account] = []
+        self._idempotency: list[tuple[str, IdempotencyRecord]] = []
+        self._reversals: list[tuple[str, str]] = []
+
+    # --- public ---------------------------------------------------------------------------
+
+    def apply(self, command: Command) -> CommandResult:
+        mark = (
+            self._head,
+            len(self._entries),
+            len(self._assets),
+            len(self._accounts),
+            len(self._idempotency),
+            len(self._reversals),
+        )
+        self._undo.clear()
+        try:
+            if isinstance(command, Linked):
+                result = self._apply_linked(command)
+            else:
+                result = self._apply_simple(command)
+        except FundpoolError as error:
+            self._rollback(mark)
+            result = CommandResult("rejected", error=error)
+        self._results.append(result)
+        return result
+
+    def expire(self, pending: PendingTransfer) -> JournalEntry:
+        """Expire a due pending transfer: its reservation is released, in an entry of its own."""
+        invariant(pending.state is PendingState.PENDING, "only a pending transfer expires")
+        invariant(pending.expires_at_us <= self._at_us, "a pending transfer expires when due")
+        self._undo.clear()
+        self._w.pendings[pending.id] = pending
+        return self._finish_pending(pending, PendingState.EXPIRED, 0, {}, None)
+
+    def finish(self) -> BatchOutcome:
+        pendings = self._w.pendings
+        new: list[PendingTransfer] = []
+        changed: list[PendingTransfer] = []
+        for pending_id in sorted(self._pendings_touched):
+            pending = pendings.get(pending_id)
+            if pending is None:
+                continue
+            (new if pending_id in self._pendings_created else changed).append(pending)
+        balances = self._w.balances
+        return BatchOutcome(
+            head=self._head,
+            entries=tuple(self._entries),
+            results=tuple(self._results),
+            assets=tuple(self._assets),
+            accounts=tuple(self._accounts),
+            balances={key: balances[key] for key in self._touched},
+            pendings_new=tuple(new),
+            pendings_changed=tuple(changed),
+            idempotency=tuple(self._idempotency),
+            reversals=tuple(self._reversals),
+        )
+
+    # --- dispatch -------------------------------------------------------------------------
+
+    def _apply_linked(self, command: Linked) -> CommandResult:
+        members: list[CommandResult] = []
+        for index, member in enumerate(command.commands):
+            try:
+                members.append(self._apply_simple(member))
+            except FundpoolError as error:
+                raise LinkedBatchFailed(
+                    failed_index=index, failed_code=error.code, failed_detail=str(error)
+                ) from error
+        return CommandResult("applied", members=tuple(members))
+
+    def _apply_simple(self, command: SimpleCommand) -> CommandResult:
+        if isinstance(command, Transfer):
+            return self._transfer(command)
+        if isinstance(command, CreatePending):
+            return self._create_pending(command)
+        if isinstance(command, PostPending):
+            return self._post_pending(command)
+        if isinstance(command, VoidPending):
+            return self._void_pending(command)
+        if isinstance(command, Reverse):
+            return self._reverse(command)
+        if isinstance(command, OpenAccount):
+            return self._open_account(command.account)
+        return self._define_asset(command.asset)
+
+    # --- assets and accounts --------------------------------------------------------------
+
+    def _define_asset(self, asset: Asset) -> CommandResult:
+        existing = self._w.assets.get(asset.code)
+        if existing is not None:
+            if existing == asset:
+                return CommandResult("unchanged")
+            raise AssetAlreadyDefined(
+                asset=asset.code, scale=existing.scale, kind=existing.kind.value
+            )
+        self._set(self._w.assets, asset.code, asset)
+        self._assets.append(asset)
+        body = {"asset": {"code": asset.code, "scale": asset.scale, "kind": asset.kind.value}}
+        return CommandResult("applied", self._append(EntryKind.ASSET_DEFINED, body, ()))
+
+    def _open_account(self, account: Account) -> CommandResult:
+        existing = self._w.accounts.get(account.address)
+        if existing is not None:
+            if existing == account:
+                return CommandResult("unchanged")
+            raise AccountAlreadyOpen(address=account.address, existing=existing.body())
+        if account.asset is not None and account.asset not in self._w.assets:
+            raise UnknownAsset(asset=account.asset, address=account.address)
+        self._set(self._w.accounts, account.address, account)
+        self._accounts.append(account)
+        entry = self._append(EntryKind.ACCOUNT_OPENED, {"account": account.body()}, ())
+        return CommandResult("applied", entry)
+
+    # --- transfers ------------------------------------------------------------------------
+
+    def _transfer(self, command: Transfer) -> CommandResult:
+        key = command.idempotency_key
+        postings = [p.body() for p in command.postings]
+        fingerprint = b""
+        if key is not None:
+            fingerprint = request_hash(
+                {"kind": "transfer", "postings": postings, "metadata": dict(command.metadata)}
+            )
+            replay = self._replay(key, fingerprint)
+            if replay is not None:
+                return replay
+        tuples = tuple(
+            (p.source, p.destination, p.asset, p.amount_minor) for p in command.postings
+        )
+        legs = self._move(tuples)
+        body: dict[str, object] = {
+            "postings": postings,
+            "metadata": dict(command.metadata),
+            "idempotency_key": key,
+        }
+        entry = self._append(EntryKind.TRANSFER, body, legs)
+        self._w.transactions[entry.id] = PostedTransaction(EntryKind.TRANSFER, tuples)
+        self._remember(key, fingerprint, entry)
+        return CommandResult("applied", entry)
+
+    def _reverse(self, command: Reverse) -> CommandResult:
+        key = command.idempotency_key
+        fingerprint = b""
+        if key is not None:
+            fingerprint = request_hash(
+                {
+                    "kind": "reverse",
+                    "transaction_id": command.transaction_id,
+                    "metadata": dict(command.metadata),
+                }
+            )
+            replay = self._replay(key, fingerprint)
+            if replay is not None:
+                return replay
+        original_id = command.transaction_id
+        original = self._w.transactions.get(original_id)
+        if original is None:
+            raise UnknownTransaction(transaction_id=original_id)
+        if original.kind not in REVERSIBLE_KINDS:
+            raise NotReversible(transaction_id=original_id, kind=original.kind.value)
+        reversed_by = self._w.reversed_by.get(original_id)
+        if reversed_by is not None:
+            raise AlreadyReversed(transaction_id=original_id, reversed_by=reversed_by)
+        undo = tuple((dst, src, asset, amount) for src, dst, asset, amount in original.postings)
+        if not undo:
+            raise NotReversible(
+                "a pending transfer posted for zero moved nothing", transaction_id=original_id
+            )
+        legs = self._move(undo)
+        body: dict[str, object] = {
+            "postings": [
+                {"source": s, "destination": d, "asset": a, "amount_minor": m}
+                for s, d, a, m in undo
+            ],
+            "metadata": dict(command.metadata),
+            "idempotency_key": key,
+            "reverses": original_id,
+        }
+        entry = self._append(EntryKind.TRANSFER, body, legs)
+        self._w.transactions[entry.id] = PostedTransaction(EntryKind.TRANSFER, undo)
+        self._set(self._w.reversed_by, original_id, entry.id)
+        self._reversals.append((original_id, entry.id))
+        self._remember(key, fingerprint, entry)
+        return CommandResult("applied", entry)
+
+    def _move(self, postings: tuple[PostingTuple, ...]) -> tuple[Leg, ...]:
+        """Apply posted movements; check every bound on the net change per account and asset."""
+        accounts = self._w.accounts
+        deltas: dict[BalanceKey, int] = {}
+        for source, destination, asset, amount in postings:
+            self._check_leg(source, asset)
+            self._check_leg(destination, asset)
+            deltas[source, asset] = deltas.get((source, asset), 0) - amount
+            deltas[destination, asset] = deltas.get((destination, asset), 0) + amount
+        _check_balanced(deltas)
+        balances = self._w.balances
+        updates: list[tuple[BalanceKey, Balance]] = []
+        for balance_key, delta in deltas.items():
+            old = balances.get(balance_key, ZERO_BALANCE)
+            new = Balance(old.posted + delta, old.pending_out, old.pending_in)
+            _check_bounds(accounts[balance_key[0]], balance_key[1], old, new, delta)
+            updates.append((balance_key, new))
+        legs: list[Leg] = []
+        for balance_key, new in updates:
+            self._set_balance(balance_key, new)
+            legs.append(Leg(balance_key[0], balance_key[1], new))
+        return tuple(legs)
+
+    def _check_leg(self, address: str, asset: str) -> None:
+        account = self._w.accounts.get(address)
+        if account is None:
+            check_address(address)  # a malformed address says so, not merely "unknown"
+            raise UnknownAccount(address=address)
+        if asset not in self._w.assets:
+            raise UnknownAsset(asset=asset)
+        if account.asset is not None and account.asset != asset:
+            raise AssetMismatch(address=address, account_asset=account.asset, asset=asset)
+
+    # --- two-phase ------------------------------------------------------------------------
+
+    def _create_pending(self, command: CreatePending) -> CommandResult:
+        key = command.idempotency_key
+        posting = command.posting
+        fingerprint = b""
+        if key is not None:
+            fingerprint = request_hash(
+                {
+                    "kind": "pending",
+                    "posting": posting.body(),
+                    "timeout_s": command.timeout_s,
+                    "metadata": dict(command.metadata),
+                }
+            )
+            replay = self._replay(key, fingerprint)
+            if replay is not None:
+                return replay
+        source, destination, asset = posting.source, posting.destination, posting.asset
+        amount = posting.amount_minor
+        self._check_leg(source, asset)
+        self._check_leg(destination, asset)
+        balances = self._w.balances
+        source_key, destination_key = (source, asset), (destination, asset)
+        source_old = balances.get(source_key, ZERO_BALANCE)
+        destination_old = balances.get(destination_key, ZERO_BALANCE)
+        source_new = source_old._replace(pending_out=source_old.pending_out + amount)
+        destination_new = destination_old._replace(
+            pending_in=destination_old.pending_in + amount
+        )
+        _check_bounds(self._w.accounts[source], asset, source_old, source_new, -amount)
+        _check_bounds(
+            self._w.accounts[destination], asset, destination_old, destination_new, amount
+        )
+        self._set_balance(source_key, source_new)
+        self._set_balance(destination_key, destination_new)
+        expires_at_us = self._at_us + command.timeout_s * US_PER_S
+        body: dict[str, object] = {
+            "posting": posting.body(),
+            "timeout_s": command.timeout_s,
+            "expires_at_us": expires_at_us,
+            "metadata": dict(command.metadata),
+            "idempotency_key": key,
+        }
+        legs = (
+            Leg(source, asset, source_new),
+            Leg(destination, asset, destination_new),
+        )
+        entry = self._append(EntryKind.PENDING_CREATED, body, legs)
+        pending = PendingTransfer(
+            id=entry.id,
+            source=source,
+            destination=destination,
+            asset=asset,
+            amount_minor=amount,
+            expires_at_us=expires_at_us,
+            created_seq=entry.seq,
+        )
+        self._set(self._w.pendings, pending.id, pending)
+        self._pendings_touched.add(pending.id)
+        self._pendings_created.add(pending.id)
+        self._remember(key, fingerprint, entry)
+        return CommandResult("applied", entry)
+
+    def _post_pending(self, command: PostPending) -> CommandResult:
+        key = command.idempotency_key
+        fingerprint = b""
+        if key is not None:
+            fingerprint = request_hash(
+                {
+                    "kind": "post",
+                    "pending_id": command.pending_id,
+                    "amount_minor": command.amount_minor,
+                    "metadata": dict(command.metadata),
+                }
+            )
+            replay = self._replay(key, fingerprint)
+            if replay is not None:
+                return replay
+        pending = self._live_pending(command.pending_id)
+        amount = pending.amount_minor if command.amount_minor is None else command.amount_minor
+        if amount > pending.amount_minor:
+            raise PostExceedsPending(
+                pending_id=pending.id,
+                pending_amount_minor=pending.amount_minor,
+                requested_minor=amount,
+            )
+        entry = self._finish_pending(
+            pending, PendingState.POSTED, amount, command.metadata, key, fingerprint
+        )
+        return CommandResult("applied", entry)
+
+    def _void_pending(self, command: VoidPending) -> CommandResult:
+        key = command.idempotency_key
+        fingerprint = b""
+        if key is not None:
+            fingerprint = request_hash(
+                {
+                    "kind": "void",
+                    "pending_id": command.pending_id,
+                    "metadata": dict(command.metadata),
+                }
+            )
+            replay = self._replay(key, fingerprint)
+            if replay is not None:
+                return replay
+        pending = self._live_pending(command.pending_id)
+        entry = self._finish_pending(
+            pending, PendingState.VOIDED, 0, command.metadata, key, fingerprint
+        )
+        return CommandResult("applied", entry)
+
+    def _live_pending(self, pending_id: str) -> PendingTransfer:
+        pending = self._w.pendings.get(pending_id)
+        if pending is None:
+            raise UnknownPending(pending_id=pending_id)
+        if pending.state is not PendingState.PENDING:
+            raise PendingNotPending(
+                pending_id=pending_id, state=pending.state.value, finished_seq=pending.finished_seq
+            )
+        if pending.expires_at_us <= self._at_us:
+            # The service expires due transfers before a batch's commands; this is the backstop.
+            raise PendingExpired(pending_id=pending_id, expires_at_us=pending.expires_at_us)
+        return pending
+
+    def _finish_pending(
+        self,
+        pending: PendingTransfer,
+        state: PendingState,
+        posted_minor: int,
+        metadata: Mapping[str, str],
+        key: str | None,
+        fingerprint: bytes = b"",
+    ) -> JournalEntry:
+        """Release the reservation and move `posted_minor` of it (zero for void and expiry)."""
+        asset, amount = pending.asset, pending.amount_minor
+        source_key, destination_key = (pending.source, asset), (pending.destination, asset)
+        balances = self._w.balances
+        source_old = balances.get(source_key, ZERO_BALANCE)
+        destination_old = balances.get(destination_key, ZERO_BALANCE)
+        invariant(
+            source_old.pending_out >= amount and destination_old.pending_in >= amount,
+            f"pending transfer {pending.id} is reserved on both sides",
+        )
+        source_new = Balance(
+            source_old.posted - posted_minor, source_old.pending_out - amount,
+            source_old.pending_in,
+        )
+        destination_new = Balance(
+            destination_old.posted + posted_minor, destination_old.pending_out,
+            destination_old.pending_in - amount,
+        )
+        # Releasing a reservation only loosens bounds, but the destination's maximum and the
+        # representable range are still checked: the posted balance there does grow.
+        accounts = self._w.accounts
+        _check_bounds(accounts[pending.source], asset, source_old, source_new, 0)
+        _check_bounds(accounts[pending.destination], asset, destination_old, destination_new, 0)
+        self._set_balance(source_key, source_new)
+        self._set_balance(destination_key, destination_new)
+        kind = {
+            PendingState.POSTED: EntryKind.PENDING_POSTED,
+            PendingState.VOIDED: EntryKind.PENDING_VOIDED,
+            PendingState.EXPIRED: EntryKind.PENDING_EXPIRED,
+        }[state]
+        body: dict[str, object] = {
+            "pending_id": pending.id,
+            "posting": {
+                "source": pending.source,
+                "destination": pending.destination,
+                "asset": asset,
+                "amount_minor": amount,
+            },
+            "posted_minor": posted_minor,
+            "released_minor": amount - posted_minor,
+            "metadata": dict(metadata),
+            "idempotency_key": key,
+        }
+        legs = (
+            Leg(pending.source, asset, source_new),
+            Leg(pending.destination, asset, destination_new),
+        )
+        entry = self._append(kind, body, legs)
+        finished = PendingTransfer(
+            id=pending.id,
+            source=pending.source,
+            destination=pending.destination,
+            asset=asset,
+            amount_minor=amount,
+            expires_at_us=pending.expires_at_us,
+            created_seq=pending.created_seq,
+            state=state,
+            posted_amount_minor=posted_minor,
+            finished_seq=entry.seq,
+        )
+        self._set(self._w.pendings, pending.id, finished)
+        self._pendings_touched.add(pending.id)
+        if state is PendingState.POSTED:
+            postings: tuple[PostingTuple, ...] = (
+                ((pending.source, pending.destination, asset, posted_minor),)
+                if posted_minor
+                else ()
+            )
+            self._w.transactions[entry.id] = PostedTransaction(kind, postings)
+        self._remember(key, fingerprint, entry)
+        return entry
+
+    # --- idempotency ----------------------------------------------------------------------
+
+    def _replay(self, key: str, fingerprint: bytes) -> CommandResult | None:
+        record = self._w.idempotency.get(key)
+        if record is None:
+            return None
+        if record.request_hash != fingerprint:
+            raise IdempotencyConflict(idempotency_key=key, original_entry_id=record.entry_id)
+        return CommandResult("replayed", seq=record.seq)
+
+    def _remember(self, key: str | None, fingerprint: bytes, entry: JournalEntry) -> None:
+        if key is None:
+            return
+        record = IdempotencyRecord(fingerprint, entry.seq, entry.id)
+        self._set(self._w.idempotency, key, record)
+        self._idempotency.append((key, record))
+
+    # --- the chain and the undo log -------------------------------------------------------
+
+    def _append(
+        self, kind: EntryKind, body: dict[str, object], legs: tuple[Leg, ...]
+    ) -> JournalEntry:
+        head = self._head
+        seq = head.seq + 1
+        entry_id = self._new_id(self._at_us)
+        body["kind"] = kind.value
+        body["seq"] = seq
+        body["id"] = entry_id
+        body["at_us"] = self._at_us
+        canonical = canonical_bytes(body)
+        entry_hash = chain_hash(head.hash, canonical)
+        entry = JournalEntry(seq, entry_id, kind, self._at_us, canonical, entry_hash, body, legs)
+        self._entries.append(entry)
+        self._head = ChainHead(seq, entry_hash, self._at_us)
+        return entry
+
+    def _set(self, container: dict[Any, Any], key: Any, value: Any) -> None:
+        self._undo.append((container, key, container.get(key, _MISSING)))
+        container[key] = value
+
+    def _set_balance(self, key: BalanceKey, value: Balance) -> None:
+        balances = self._w.balances
+        self._undo.append((balances, key, balances.get(key, _MISSING)))
+        balances[key] = value
+        self._touched.add(key)
+
+    def _rollback(self, mark: tuple[ChainHead, int, int, int, int, int]) -> None:
+        head, entries, assets, accounts, idempotency, reversals = mark
+        for container, key, old in reversed(self._undo):
+            if old is _MISSING:
+                container.pop(key, None)
+            else:
+                container[key] = old
+        self._undo.clear()
+        for entry in self._entries[entries:]:
+            self._w.transactions.pop(entry.id, None)
+        del self._entries[entries:]
+        del self._assets[assets:]
+        del self._accounts[accounts:]
+        del self._idempotency[idempotency:]
+        del self._reversals[reversals:]
+        self._head = head
+
+
+def _check_balanced(deltas: dict[BalanceKey, int]) -> None:
+    per_asset: dict[str, int] = {}
+    for (_, asset), delta in deltas.items():
+        per_asset[asset] = per_asset.get(asset, 0) + delta
+    invariant(
+        all(total == 0 for total in per_asset.values()),
+        f"a transaction balances per asset: {per_asset}",
+    )
+
+
+def _check_bounds(account: Account, asset: str, old: Balance, new: Balance, delta: int) -> None:
+    """Reject a change that would break the account's floor, ceiling or the amount range.
+
+    Only a change that lowers the available balance is held to the floor, and only one that
+    raises posted + pending-in to the ceiling: a balance already outside a bound (a credit line
+    that was drawn before) can still be brought back towards it.
+    """
+    floor = account.floor_minor
+    available = new.posted - new.pending_out
+    if floor is not None and available < floor and available < old.posted - old.pending_out:
+        raise InsufficientFunds(
+            account=account.address,
+            asset=asset,
+            available_minor=old.posted - old.pending_out,
+            requested_minor=-delta if delta < 0 else 0,
+            floor_minor=floor,
+        )
+    ceiling = account.max_balance_minor
+    if ceiling is not None:
+        gross = new.posted + new.pending_in
+        if gross > ceiling and gross > old.posted + old.pending_in:
+            raise BalanceAboveMaximum(
+                account=account.address,
+                asset=asset,
+                balance_minor=old.posted + old.pending_in,
+                requested_minor=delta if delta > 0 else 0,
+                max_balance_minor=ceiling,
+            )
+    if (
+        new.posted > AMOUNT_MAX_MINOR
+        or new.posted < -AMOUNT_MAX_MINOR
+        or new.pending_out > AMOUNT_MAX_MINOR
+        or new.pending_in > AMOUNT_MAX_MINOR
+    ):
+        raise BalanceOverflow(account=account.address, asset=asset)
+
+
+def body_postings(body: Mapping[str, Any]) -> tuple[PostingTuple, ...]:
+    """The posted movements of a transfer or pending_posted entry's body, for reversal."""
+    kind = body["kind"]
+    if kind == EntryKind.TRANSFER:
+        return tuple(
+            (p["source"], p["destination"], p["asset"], int(p["amount_minor"]))
+            for p in body["postings"]
+        )
+    if kind == EntryKind.PENDING_POSTED:
+        posted = int(body["posted_minor"])
+        if not posted:
+            return ()
+        p = body["posting"]
+        return ((p["source"], p["destination"], p["asset"], posted),)
+    return ()

@@ -1,0 +1,353 @@
+"""The ledger service: the unit of work around the pure engine.
+
+`submit` takes a batch of commands and, in one store write transaction: expires due pending
+transfers, loads what the commands touch, lets the engine apply them, and saves the journal,
+legs, balances and the rest together. A batch is one commit, so throughput comes from batching
+(docs/adr/0005), and the chain is extended by the one writer the store lets in at a time.
+
+Between batches the service keeps accounts and balances it has seen. The cache is used only when
+the chain head at the start of a write is the head this service itself left, so a write by
+another process (or a failed batch) drops it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from fundpool.core.clock import Clock, IdSource
+from fundpool.core.errors import BatchTooLarge, UnknownAccount, UnknownAsset, invariant
+from fundpool.core.ledger.canonical import decode_body
+from fundpool.core.ledger.engine import (
+    BatchEngine,
+    CommandResult,
+    WorkingSet,
+)
+from fundpool.core.ledger.model import (
+    Account,
+    Balance,
+    ChainHead,
+    Command,
+    CreatePending,
+    DefineAsset,
+    JournalEntry,
+    Linked,
+    OpenAccount,
+    PendingTransfer,
+    Posting,
+    PostPending,
+    Reverse,
+    SimpleCommand,
+    Transfer,
+    VoidPending,
+    check_address,
+)
+from fundpool.core.money import Asset
+from fundpool.ledger.ports import HistoryRow, LedgerStore, StoredEntry, WriteSession
+
+BATCH_COMMANDS_MAX = 8_192
+EXPIRIES_PER_BATCH_MAX = 8_192
+CACHE_BALANCES_MAX = 1_000_000
+HISTORY_LIMIT_MAX = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """An entry as a caller sees it after a command: new (`replayed` False) or the original one
+    returned for a retried idempotency key."""
+
+    seq: int
+    id: str
+    kind: str
+    at_us: int
+    hash: bytes
+    body: dict[str, object]
+    replayed: bool = False
+
+
+class Ledger:
+    """A ledger on a store, with an injected clock and id source."""
+
+    def __init__(self, store: LedgerStore, clock: Clock, ids: IdSource) -> None:
+        self.store = store
+        self._clock = clock
+        self._ids = ids
+        self._cache = WorkingSet()
+        self._cache_head: ChainHead | None = None
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def submit(self, commands: Sequence[Command]) -> list[CommandResult]:
+        """Apply a batch: each command (a `Linked` group counts as one) all or none, in order,
+        committed together. Rejected commands change nothing and say why in their result."""
+        if len(commands) > BATCH_COMMANDS_MAX:
+            raise BatchTooLarge(commands=len(commands), commands_max=BATCH_COMMANDS_MAX)
+        try:
+            with self.store.write() as session:
+                results, head = self._run(session, commands)
+        except BaseException:
+            self._drop_cache()
+            raise
+        self._cache_head = head
+        if len(self._cache.balances) > CACHE_BALANCES_MAX:
+            self._drop_cache()
+        return results
+
+    def expire_due(self) -> int:
+        """Expire every pending transfer whose timeout has passed; returns how many."""
+        expired = 0
+        while True:
+            before = self.store.head().seq
+            self.submit([])
+            done = self.store.head().seq - before
+            expired += done
+            if done < EXPIRIES_PER_BATCH_MAX:
+                return expired
+
+    def _run(
+        self, session: WriteSession, commands: Sequence[Command]
+    ) -> tuple[list[CommandResult], ChainHead]:
+        head = session.head
+        if head != self._cache_head:
+            self._drop_cache()
+        working = self._cache
+        if not working.assets:
+            working.assets = session.load_assets()
+        # Per-batch lookups never outlive the batch: they are cheap to load and unbounded to keep.
+        working.pendings = {}
+        working.idempotency = {}
+        working.transactions = {}
+        working.reversed_by = {}
+        at_us = max(self._clock.now_us(), head.at_us)
+
+        needs = _Needs.of(commands)
+        due = session.due_pendings(at_us, EXPIRIES_PER_BATCH_MAX)
+        working.pendings.update({p.id: p for p in due})
+        missing_pendings = needs.pending_ids - working.pendings.keys()
+        if missing_pendings:
+            working.pendings.update(session.load_pendings(missing_pendings))
+        if needs.transaction_ids:
+            working.transactions.update(session.load_transactions(needs.transaction_ids))
+            working.reversed_by.update(session.load_reversed(needs.transaction_ids))
+        if needs.idempotency_keys:
+            working.idempotency.update(session.load_idempotency(needs.idempotency_keys))
+
+        addresses = set(needs.addresses)
+        keys = set(needs.balance_keys)
+        for pending in working.pendings.values():
+            addresses.update((pending.source, pending.destination))
+            keys.update(((pending.source, pending.asset), (pending.destination, pending.asset)))
+        for transaction in working.transactions.values():
+            for source, destination, asset, _ in transaction.postings:
+                addresses.update((source, destination))
+                keys.update(((source, asset), (destination, asset)))
+        missing_accounts = addresses - working.accounts.keys()
+        if missing_accounts:
+            working.accounts.update(session.load_accounts(missing_accounts))
+        missing_balances = keys - working.balances.keys()
+        if missing_balances:
+            working.balances.update(session.load_balances(missing_balances))
+
+        engine = BatchEngine(working, head, at_us, self._ids)
+        # Stores may collate text differently; the order of expiry entries must not depend on it.
+        for pending in sorted(due, key=lambda p: (p.expires_at_us, p.id)):
+            engine.expire(pending)
+        results = [engine.apply(command) for command in commands]
+        outcome = engine.finish()
+        session.save(outcome)
+        return results, outcome.head
+
+    def _drop_cache(self) -> None:
+        self._cache = WorkingSet()
+        self._cache_head = None
+
+    # --- one command at a time, raising its error -----------------------------------------
+
+    def execute(self, command: Command) -> Recorded | None:
+        """Submit one command alone. Returns its entry (None when an asset or account was
+        already as asked, or the last member's entry for a linked batch), or raises its error."""
+        (result,) = self.submit([command])
+        return self._recorded(result)
+
+    def _recorded(self, result: CommandResult) -> Recorded | None:
+        if result.error is not None:
+            raise result.error
+        if result.entry is not None:
+            return entry_as_recorded(result.entry)
+        if result.seq is not None:
+            stored = self.store.entry(result.seq)
+            invariant(stored is not None, f"replayed entry {result.seq} is in the journal")
+            assert stored is not None
+            return recorded_from_stored(stored, replayed=True)
+        if result.members:
+            return self._recorded(result.members[-1])
+        return None
+
+    def _execute_entry(self, command: SimpleCommand) -> Recorded:
+        recorded = self.execute(command)
+        invariant(recorded is not None, "a money command always records an entry")
+        assert recorded is not None
+        return recorded
+
+    def define_asset(self, asset: Asset) -> Recorded | None:
+        return self.execute(DefineAsset(asset))
+
+    def open_account(self, account: Account) -> Recorded | None:
+        return self.execute(OpenAccount(account))
+
+    def transfer(
+        self,
+        postings: Iterable[Posting],
+        *,
+        metadata: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Recorded:
+        return self._execute_entry(Transfer(tuple(postings), metadata or {}, idempotency_key))
+
+    def create_pending(
+        self,
+        posting: Posting,
+        *,
+        timeout_s: int,
+        metadata: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Recorded:
+        return self._execute_entry(CreatePending(posting, timeout_s, metadata or {}, idempotency_key))
+
+    def post_pending(
+        self,
+        pending_id: str,
+        amount_minor: int | None = None,
+        *,
+        metadata: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Recorded:
+        return self._execute_entry(PostPending(pending_id, amount_minor, metadata or {}, idempotency_key))
+
+    def void_pending(
+        self,
+        pending_id: str,
+        *,
+        metadata: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Recorded:
+        return self._execute_entry(VoidPending(pending_id, metadata or {}, idempotency_key))
+
+    def reverse(
+        self,
+        transaction_id: str,
+        *,
+        metadata: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Recorded:
+        return self._execute_entry(Reverse(transaction_id, metadata or {}, idempotency_key))
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def head(self) -> ChainHead:
+        return self.store.head()
+
+    def balance(self, address: str, asset: str, *, at_us: int | None = None) -> Balance:
+        """The balance now, or as it stood at `at_us` (after every entry made at or before it)."""
+        check_address(address)
+        if at_us is None:
+            return self.store.balances(address).get((address, asset), Balance())
+        return self.store.balance_at(address, asset, self.store.seq_at(at_us))
+
+    def balances(self, address: str) -> dict[str, Balance]:
+        check_address(address)
+        if not any(a.address == address for a in self.store.accounts(address)):
+            raise UnknownAccount(address=address)
+        return {
+            asset: balance
+            for (account, asset), balance in self.store.balances(address).items()
+            if account == address
+        }
+
+    def history(
+        self,
+        address: str,
+        *,
+        asset: str | None = None,
+        limit: int = 100,
+        before_seq: int | None = None,
+    ) -> list[tuple[str, HistoryRow]]:
+        check_address(address)
+        if asset is not None and asset not in {a.code for a in self.store.assets()}:
+            raise UnknownAsset(asset=asset)
+        return self.store.history(address, asset, max(1, min(limit, HISTORY_LIMIT_MAX)), before_seq)
+
+    def entry(self, entry_id: str) -> Recorded | None:
+        stored = self.store.entry_by_id(entry_id)
+        return None if stored is None else recorded_from_stored(stored)
+
+    def pending(self, pending_id: str) -> PendingTransfer | None:
+        return self.store.pending(pending_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Needs:
+    """Which stored state a batch's commands read."""
+
+    addresses: frozenset[str]
+    balance_keys: frozenset[tuple[str, str]]
+    pending_ids: frozenset[str]
+    transaction_ids: frozenset[str]
+    idempotency_keys: frozenset[str]
+
+    @classmethod
+    def of(cls, commands: Sequence[Command]) -> _Needs:
+        addresses: set[str] = set()
+        keys: set[tuple[str, str]] = set()
+        pending_ids: set[str] = set()
+        transaction_ids: set[str] = set()
+        idempotency_keys: set[str] = set()
+        flat: list[SimpleCommand] = []
+        for command in commands:
+            if isinstance(command, Linked):
+                flat.extend(command.commands)
+            else:
+                flat.append(command)
+        for command in flat:
+            if isinstance(command, Transfer):
+                for posting in command.postings:
+                    addresses.add(posting.source)
+                    addresses.add(posting.destination)
+                    keys.add((posting.source, posting.asset))
+                    keys.add((posting.destination, posting.asset))
+            elif isinstance(command, CreatePending):
+                posting = command.posting
+                addresses.update((posting.source, posting.destination))
+                keys.update(((posting.source, posting.asset), (posting.destination, posting.asset)))
+            elif isinstance(command, PostPending | VoidPending):
+                pending_ids.add(command.pending_id)
+            elif isinstance(command, Reverse):
+                transaction_ids.add(command.transaction_id)
+            elif isinstance(command, OpenAccount):
+                addresses.add(command.account.address)
+            key = getattr(command, "idempotency_key", None)
+            if key is not None:
+                idempotency_keys.add(key)
+        return cls(
+            frozenset(addresses),
+            frozenset(keys),
+            frozenset(pending_ids),
+            frozenset(transaction_ids),
+            frozenset(idempotency_keys),
+        )
+
+
+def recorded_from_stored(stored: StoredEntry, *, replayed: bool = False) -> Recorded:
+    return Recorded(
+        stored.seq,
+        stored.id,
+        stored.kind,
+        stored.at_us,
+        stored.hash,
+        decode_body(stored.canonical),
+        replayed=replayed,
+    )
+
+
+def entry_as_recorded(entry: JournalEntry) -> Recorded:
+    return Recorded(entry.seq, entry.id, entry.kind.value, entry.at_us, entry.hash, dict(entry.body))

@@ -352,7 +352,7 @@ class BatchEngine:
         for balance_key, delta in deltas.items():
             old = balances.get(balance_key, ZERO_BALANCE)
             new = Balance(old.posted + delta, old.pending_out, old.pending_in)
-            _check_bounds(accounts[balance_key[0]], balance_key[1], old, new, delta)
+            check_bounds(accounts[balance_key[0]], balance_key[1], old, new, delta)
             updates.append((balance_key, new))
         legs: list[Leg] = []
         for balance_key, new in updates:
@@ -400,8 +400,8 @@ class BatchEngine:
         destination_new = destination_old._replace(
             pending_in=destination_old.pending_in + amount
         )
-        _check_bounds(self._w.accounts[source], asset, source_old, source_new, -amount)
-        _check_bounds(
+        check_bounds(self._w.accounts[source], asset, source_old, source_new, -amount)
+        check_bounds(
             self._w.accounts[destination], asset, destination_old, destination_new, amount
         )
         self._set_balance(source_key, source_new)
@@ -525,8 +525,8 @@ class BatchEngine:
         # Releasing a reservation only loosens bounds, but the destination's maximum and the
         # representable range are still checked: the posted balance there does grow.
         accounts = self._w.accounts
-        _check_bounds(accounts[pending.source], asset, source_old, source_new, 0)
-        _check_bounds(accounts[pending.destination], asset, destination_old, destination_new, 0)
+        check_bounds(accounts[pending.source], asset, source_old, source_new, 0)
+        check_bounds(accounts[pending.destination], asset, destination_old, destination_new, 0)
         self._set_balance(source_key, source_new)
         self._set_balance(destination_key, destination_new)
         kind = {
@@ -650,7 +650,7 @@ def _check_balanced(deltas: dict[BalanceKey, int]) -> None:
     )
 
 
-def _check_bounds(account: Account, asset: str, old: Balance, new: Balance, delta: int) -> None:
+def check_bounds(account: Account, asset: str, old: Balance, new: Balance, delta: int) -> None:
     """Reject a change that would break the account's floor, ceiling or the amount range.
 
     Only a change that lowers the available balance is held to the floor, and only one that

@@ -1,0 +1,78 @@
+"""Shared fixtures. `store` runs each test on SQLite and on the real PostgreSQL server.
+
+PostgreSQL tests skip with a clear message when the server is unreachable, except in CI
+(CI=true), where a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fundpool.core.clock import ManualClock, Uuid7Ids
+from fundpool.ledger.ports import LedgerStore
+from fundpool.ledger.service import Ledger
+from fundpool.stores.sqlite import SqliteStore
+
+IN_CI = os.environ.get("CI") == "true"
+PG_URL = os.environ.get("FUNDPOOL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def postgres_reachable() -> str | None:
+    """None when the server answers, else why not."""
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL, connect_timeout=3) as connection:
+            connection.execute("SELECT 1")
+    except Exception as error:  # any failure to connect means: not here
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def require_postgres() -> None:
+    why = postgres_reachable()
+    if why is None:
+        return
+    message = f"PostgreSQL is not reachable at {PG_URL} ({why})"
+    if IN_CI:
+        pytest.fail(message + "; CI must provide it (.ci/run starts it)")
+    pytest.skip(message + "; start it or set FUNDPOOL_TEST_PG_URL")
+
+
+def new_pg_schema() -> str:
+    return f"test_{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerStore]:
+    if request.param == "sqlite":
+        sqlite_store = SqliteStore(tmp_path / "ledger.sqlite3")
+        sqlite_store.initialise()
+        yield sqlite_store
+        sqlite_store.close()
+        return
+    require_postgres()
+    from fundpool.stores.postgres import PostgresStore
+
+    pg_store = PostgresStore(PG_URL, schema=new_pg_schema())
+    pg_store.initialise()
+    try:
+        yield pg_store
+    finally:
+        pg_store.drop_schema()
+        pg_store.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def ledger(store: LedgerStore, clock: ManualClock) -> Ledger:
+    return Ledger(store, clock, Uuid7Ids.seeded(7))

@@ -110,7 +110,8 @@ def parse_amount(text: str, scale: int, *, asset: str | None = None) -> int:
     significant_fraction = fraction.rstrip("0")
     if len(significant_fraction) > scale:
         raise TooManyDecimals(asset=asset, amount=stripped, scale=scale)
-    amount_minor = int(integer_part) * 10**scale + (
+    unit: int = 10**scale
+    amount_minor = int(integer_part) * unit + (
         int(significant_fraction.ljust(scale, "0")) if scale else 0
     )
     if amount_minor > AMOUNT_MAX_MINOR:
@@ -119,10 +120,11 @@ def parse_amount(text: str, scale: int, *, asset: str | None = None) -> int:
 
 
 def format_amount(amount_minor: int, scale: int) -> str:
-    """Format minor units as decimal text with exactly `scale` decimals; negatives keep their sign."""
+    """Format minor units as decimal text with exactly `scale` decimals, keeping the sign."""
     sign = "-" if amount_minor < 0 else ""
     magnitude = -amount_minor if amount_minor < 0 else amount_minor
     if scale == 0:
         return f"{sign}{magnitude}"
-    whole, fraction = divmod(magnitude, 10**scale)
+    unit: int = 10**scale
+    whole, fraction = divmod(magnitude, unit)
     return f"{sign}{whole}.{fraction:0{scale}d}"

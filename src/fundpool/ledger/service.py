@@ -212,7 +212,9 @@ class Ledger:
         metadata: dict[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> Recorded:
-        return self._execute_entry(CreatePending(posting, timeout_s, metadata or {}, idempotency_key))
+        return self._execute_entry(
+            CreatePending(posting, timeout_s, metadata or {}, idempotency_key)
+        )
 
     def post_pending(
         self,
@@ -222,7 +224,9 @@ class Ledger:
         metadata: dict[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> Recorded:
-        return self._execute_entry(PostPending(pending_id, amount_minor, metadata or {}, idempotency_key))
+        return self._execute_entry(
+            PostPending(pending_id, amount_minor, metadata or {}, idempotency_key)
+        )
 
     def void_pending(
         self,
@@ -350,4 +354,4 @@ def recorded_from_stored(stored: StoredEntry, *, replayed: bool = False) -> Reco
 
 
 def entry_as_recorded(entry: JournalEntry) -> Recorded:
-    return Recorded(entry.seq, entry.id, entry.kind.value, entry.at_us, entry.hash, dict(entry.body))
+    return Recorded(entry.seq, entry.id, entry.kind.value, entry.at_us, entry.hash, entry.body)

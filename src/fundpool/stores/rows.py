@@ -10,8 +10,8 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from fundpool.core.ledger.engine import BatchOutcome, PostedTransaction, body_postings
 from fundpool.core.ledger.canonical import decode_body
+from fundpool.core.ledger.engine import BatchOutcome, PostedTransaction, body_postings
 from fundpool.core.ledger.model import (
     Account,
     Balance,

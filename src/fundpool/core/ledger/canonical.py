@@ -23,6 +23,10 @@ def canonical_bytes(body: Mapping[str, Any]) -> bytes:
     return _encode(body).encode()
 
 
+def canonical_text(value: Mapping[str, Any]) -> str:
+    return _encode(value)
+
+
 def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:
     return _sha256(prev_hash + canonical).digest()
 

@@ -11,7 +11,8 @@ next command runs, so a rejection changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -37,7 +38,12 @@ from fundpool.core.errors import (
     UnknownTransaction,
     invariant,
 )
-from fundpool.core.ledger.canonical import canonical_bytes, chain_hash, request_hash
+from fundpool.core.ledger.canonical import (
+    canonical_bytes,
+    canonical_text,
+    chain_hash,
+    request_hash,
+)
 from fundpool.core.ledger.model import (
     US_PER_S,
     ZERO_BALANCE,
@@ -46,7 +52,6 @@ from fundpool.core.ledger.model import (
     ChainHead,
     Command,
     CreatePending,
-    DefineAsset,
     EntryKind,
     JournalEntry,
     Leg,
@@ -54,6 +59,7 @@ from fundpool.core.ledger.model import (
     OpenAccount,
     PendingState,
     PendingTransfer,
+    Posting,
     PostPending,
     Reverse,
     SimpleCommand,
@@ -97,8 +103,7 @@ class WorkingSet:
 Status = Literal["applied", "replayed", "unchanged", "rejected"]
 
 
-@dataclass(frozen=True, slots=True)
-class CommandResult:
+class CommandResult(NamedTuple):
     """`applied` made `entry`; `replayed` returns the entry an earlier call with the same
     idempotency key made (`seq`); `unchanged` found the asset or account already as asked;
     `rejected` changed nothing and says why in `error`."""
@@ -249,7 +254,9 @@ class BatchEngine:
             )
         self._set(self._w.assets, asset.code, asset)
         self._assets.append(asset)
-        body = {"asset": {"code": asset.code, "scale": asset.scale, "kind": asset.kind.value}}
+        body: dict[str, object] = {
+            "asset": {"code": asset.code, "scale": asset.scale, "kind": asset.kind.value}
+        }
         return CommandResult("applied", self._append(EntryKind.ASSET_DEFINED, body, ()))
 
     def _open_account(self, account: Account) -> CommandResult:
@@ -263,34 +270,37 @@ class BatchEngine:
         self._set(self._w.accounts, account.address, account)
         self._accounts.append(account)
         entry = self._append(EntryKind.ACCOUNT_OPENED, {"account": account.body()}, ())
-        return CommandResult("applied", entry)
+        return _applied(entry)
 
     # --- transfers ------------------------------------------------------------------------
 
     def _transfer(self, command: Transfer) -> CommandResult:
         key = command.idempotency_key
-        postings = [p.body() for p in command.postings]
+        postings = command.postings
         fingerprint = b""
         if key is not None:
             fingerprint = request_hash(
-                {"kind": "transfer", "postings": postings, "metadata": dict(command.metadata)}
+                {
+                    "kind": "transfer",
+                    "postings": [p.body() for p in postings],
+                    "metadata": dict(command.metadata),
+                }
             )
             replay = self._replay(key, fingerprint)
             if replay is not None:
                 return replay
-        tuples = tuple(
-            (p.source, p.destination, p.asset, p.amount_minor) for p in command.postings
+        if len(postings) == 1:
+            p = postings[0]
+            legs = self._move_one(p.source, p.destination, p.asset, p.amount_minor)
+        else:
+            legs = self._move(
+                tuple((p.source, p.destination, p.asset, p.amount_minor) for p in postings)
+            )
+        entry = self._append_transfer(
+            _postings_json(postings), command.metadata, key, None, legs
         )
-        legs = self._move(tuples)
-        body: dict[str, object] = {
-            "postings": postings,
-            "metadata": dict(command.metadata),
-            "idempotency_key": key,
-        }
-        entry = self._append(EntryKind.TRANSFER, body, legs)
-        self._w.transactions[entry.id] = PostedTransaction(EntryKind.TRANSFER, tuples)
         self._remember(key, fingerprint, entry)
-        return CommandResult("applied", entry)
+        return _applied(entry)
 
     def _reverse(self, command: Reverse) -> CommandResult:
         key = command.idempotency_key
@@ -307,7 +317,7 @@ class BatchEngine:
             if replay is not None:
                 return replay
         original_id = command.transaction_id
-        original = self._w.transactions.get(original_id)
+        original = self._w.transactions.get(original_id) or self._posted_in_batch(original_id)
         if original is None:
             raise UnknownTransaction(transaction_id=original_id)
         if original.kind not in REVERSIBLE_KINDS:
@@ -321,21 +331,15 @@ class BatchEngine:
                 "a pending transfer posted for zero moved nothing", transaction_id=original_id
             )
         legs = self._move(undo)
-        body: dict[str, object] = {
-            "postings": [
-                {"source": s, "destination": d, "asset": a, "amount_minor": m}
-                for s, d, a, m in undo
-            ],
-            "metadata": dict(command.metadata),
-            "idempotency_key": key,
-            "reverses": original_id,
-        }
-        entry = self._append(EntryKind.TRANSFER, body, legs)
-        self._w.transactions[entry.id] = PostedTransaction(EntryKind.TRANSFER, undo)
+        postings_json = _postings_json(
+            [Posting(source, destination, asset, amount) for source, destination, asset, amount
+             in undo]
+        )
+        entry = self._append_transfer(postings_json, command.metadata, key, original_id, legs)
         self._set(self._w.reversed_by, original_id, entry.id)
         self._reversals.append((original_id, entry.id))
         self._remember(key, fingerprint, entry)
-        return CommandResult("applied", entry)
+        return _applied(entry)
 
     def _move(self, postings: tuple[PostingTuple, ...]) -> tuple[Leg, ...]:
         """Apply posted movements; check every bound on the net change per account and asset."""
@@ -359,6 +363,68 @@ class BatchEngine:
             self._set_balance(balance_key, new)
             legs.append(Leg(balance_key[0], balance_key[1], new))
         return tuple(legs)
+
+    def _move_one(
+        self, source: str, destination: str, asset: str, amount: int
+    ) -> tuple[Leg, ...]:
+        """`_move` for the common single posting, with the same checks in fewer steps."""
+        accounts = self._w.accounts
+        source_account = accounts.get(source)
+        destination_account = accounts.get(destination)
+        if (
+            source_account is None
+            or destination_account is None
+            or asset not in self._w.assets
+            or (source_account.asset is not None and source_account.asset != asset)
+            or (destination_account.asset is not None and destination_account.asset != asset)
+        ):
+            self._check_leg(source, asset)
+            self._check_leg(destination, asset)
+            invariant(False, "a posting that fails no leg check passes the fast one")
+        assert source_account is not None
+        assert destination_account is not None
+        balances = self._w.balances
+        source_key = (source, asset)
+        destination_key = (destination, asset)
+        source_old = balances.get(source_key, ZERO_BALANCE)
+        destination_old = balances.get(destination_key, ZERO_BALANCE)
+        source_new = _balance(
+            Balance, (source_old[0] - amount, source_old[1], source_old[2])
+        )
+        destination_new = _balance(
+            Balance, (destination_old[0] + amount, destination_old[1], destination_old[2])
+        )
+        if (
+            source_account.min_balance_minor is not None
+            or not source_account.allow_negative
+            or source_new[0] < -AMOUNT_MAX_MINOR
+        ):
+            check_bounds(source_account, asset, source_old, source_new, -amount)
+        if (
+            destination_account.max_balance_minor is not None
+            or destination_new[0] > AMOUNT_MAX_MINOR
+        ):
+            check_bounds(destination_account, asset, destination_old, destination_new, amount)
+        undo = self._undo
+        undo.append((balances, source_key, balances.get(source_key, _MISSING)))
+        undo.append((balances, destination_key, balances.get(destination_key, _MISSING)))
+        balances[source_key] = source_new
+        balances[destination_key] = destination_new
+        touched = self._touched
+        touched.add(source_key)
+        touched.add(destination_key)
+        return (
+            _leg(Leg, (source, asset, source_new)),
+            _leg(Leg, (destination, asset, destination_new)),
+        )
+
+    def _posted_in_batch(self, entry_id: str) -> PostedTransaction | None:
+        """A transaction this batch made, for a reversal in the same batch (rare: a scan)."""
+        for entry in reversed(self._entries):
+            if entry.id == entry_id:
+                body = entry.body
+                return PostedTransaction(EntryKind(body["kind"]), body_postings(body))
+        return None
 
     def _check_leg(self, address: str, asset: str) -> None:
         account = self._w.accounts.get(address)
@@ -432,7 +498,7 @@ class BatchEngine:
         self._pendings_touched.add(pending.id)
         self._pendings_created.add(pending.id)
         self._remember(key, fingerprint, entry)
-        return CommandResult("applied", entry)
+        return _applied(entry)
 
     def _post_pending(self, command: PostPending) -> CommandResult:
         key = command.idempotency_key
@@ -460,7 +526,7 @@ class BatchEngine:
         entry = self._finish_pending(
             pending, PendingState.POSTED, amount, command.metadata, key, fingerprint
         )
-        return CommandResult("applied", entry)
+        return _applied(entry)
 
     def _void_pending(self, command: VoidPending) -> CommandResult:
         key = command.idempotency_key
@@ -480,7 +546,7 @@ class BatchEngine:
         entry = self._finish_pending(
             pending, PendingState.VOIDED, 0, command.metadata, key, fingerprint
         )
-        return CommandResult("applied", entry)
+        return _applied(entry)
 
     def _live_pending(self, pending_id: str) -> PendingTransfer:
         pending = self._w.pendings.get(pending_id)
@@ -566,13 +632,6 @@ class BatchEngine:
         )
         self._set(self._w.pendings, pending.id, finished)
         self._pendings_touched.add(pending.id)
-        if state is PendingState.POSTED:
-            postings: tuple[PostingTuple, ...] = (
-                ((pending.source, pending.destination, asset, posted_minor),)
-                if posted_minor
-                else ()
-            )
-            self._w.transactions[entry.id] = PostedTransaction(kind, postings)
         self._remember(key, fingerprint, entry)
         return entry
 
@@ -605,11 +664,41 @@ class BatchEngine:
         body["seq"] = seq
         body["id"] = entry_id
         body["at_us"] = self._at_us
-        canonical = canonical_bytes(body)
-        entry_hash = chain_hash(head.hash, canonical)
-        entry = JournalEntry(seq, entry_id, kind, self._at_us, canonical, entry_hash, body, legs)
+        return self._chain(seq, entry_id, kind, canonical_bytes(body), legs)
+
+    def _append_transfer(
+        self,
+        postings_json: str,
+        metadata: Mapping[str, str],
+        key: str | None,
+        reverses: str | None,
+        legs: tuple[Leg, ...],
+    ) -> JournalEntry:
+        """A transfer's canonical bytes, written out directly: the same bytes `canonical_bytes`
+        gives for its body (tests/core/test_canonical.py holds the two equal), without building
+        and sorting a dict per transfer. Addresses, asset codes and ids never need escaping: the
+        first two passed their grammars when opened and defined, the last is hex."""
+        seq = self._head.seq + 1
+        entry_id = self._new_id(self._at_us)
+        canonical = (
+            f'{{"at_us":{self._at_us},"id":"{entry_id}",'
+            f'"idempotency_key":{"null" if key is None else _json_string(key)},'
+            f'"kind":"transfer","metadata":{_metadata_json(metadata)},'
+            f'"postings":{postings_json},'
+            f'{"" if reverses is None else f"{_REVERSES}{_json_string(reverses)},"}'
+            f'"seq":{seq}}}'
+        ).encode()
+        return self._chain(seq, entry_id, EntryKind.TRANSFER, canonical, legs)
+
+    def _chain(
+        self, seq: int, entry_id: str, kind: EntryKind, canonical: bytes, legs: tuple[Leg, ...]
+    ) -> JournalEntry:
+        entry_hash = chain_hash(self._head.hash, canonical)
+        entry: JournalEntry = _entry(
+            JournalEntry, (seq, entry_id, kind, self._at_us, canonical, entry_hash, legs)
+        )
         self._entries.append(entry)
-        self._head = ChainHead(seq, entry_hash, self._at_us)
+        self._head = _head(ChainHead, (seq, entry_hash, self._at_us))
         return entry
 
     def _set(self, container: dict[Any, Any], key: Any, value: Any) -> None:
@@ -630,8 +719,6 @@ class BatchEngine:
             else:
                 container[key] = old
         self._undo.clear()
-        for entry in self._entries[entries:]:
-            self._w.transactions.pop(entry.id, None)
         del self._entries[entries:]
         del self._assets[assets:]
         del self._accounts[accounts:]
@@ -702,3 +789,33 @@ def body_postings(body: Mapping[str, Any]) -> tuple[PostingTuple, ...]:
         p = body["posting"]
         return ((p["source"], p["destination"], p["asset"], posted),)
     return ()
+
+
+# Building NamedTuples through tuple.__new__ skips their Python-level __new__: the hot path
+# makes several per transfer.
+_balance: Any = tuple.__new__
+_leg: Any = tuple.__new__
+_entry: Any = tuple.__new__
+_head: Any = tuple.__new__
+_json_string = json.JSONEncoder(ensure_ascii=False).encode
+_REVERSES = '"reverses":'
+
+
+def _applied(entry: JournalEntry) -> CommandResult:
+    result: CommandResult = _result(CommandResult, ("applied", entry, None, None, ()))
+    return result
+
+
+_result: Any = tuple.__new__
+
+
+def _metadata_json(metadata: Mapping[str, str]) -> str:
+    return canonical_text(metadata) if metadata else "{}"
+
+
+def _postings_json(postings: Sequence[Posting]) -> str:
+    return "[" + ",".join(
+        f'{{"amount_minor":{p.amount_minor},"asset":"{p.asset}",'
+        f'"destination":"{p.destination}","source":"{p.source}"}}'
+        for p in postings
+    ) + "]"

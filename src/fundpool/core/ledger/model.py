@@ -5,11 +5,12 @@ Commands are what callers ask for; journal entries are what the ledger did. Both
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from fundpool.core.errors import (
     EmptyPostings,
@@ -96,7 +97,7 @@ class Account:
 
     address: str
     asset: str | None = None
-    allow_negative: bool = False
+    allow_negative: bool | None = None  # None: True for `world:` accounts, else False
     min_balance_minor: int | None = None
     max_balance_minor: int | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
@@ -104,6 +105,14 @@ class Account:
     def __post_init__(self) -> None:
         check_address(self.address)
         check_metadata(self.metadata)
+        if self.allow_negative is None:
+            object.__setattr__(self, "allow_negative", is_world(self.address))
+        elif not isinstance(self.allow_negative, bool):
+            raise InvalidAccount("allow_negative must be true or false", address=self.address)
+        if self.asset is not None and not isinstance(self.asset, str):
+            raise InvalidAccount("asset must be an asset code", address=self.address)
+        # Metadata is frozen with the account: a caller's later edit must not change it.
+        object.__setattr__(self, "metadata", dict(self.metadata))
         for name in ("min_balance_minor", "max_balance_minor"):
             bound = getattr(self, name)
             if bound is None:
@@ -298,7 +307,9 @@ class Linked:
                 raise InvalidTransaction("linked batches do not nest")
 
 
-SimpleCommand = DefineAsset | OpenAccount | Transfer | CreatePending | PostPending | VoidPending | Reverse
+SimpleCommand = (
+    DefineAsset | OpenAccount | Transfer | CreatePending | PostPending | VoidPending | Reverse
+)
 Command = SimpleCommand | Linked
 
 
@@ -347,9 +358,11 @@ class Leg(NamedTuple):
     balance: Balance
 
 
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    """One hash-chained entry: `hash = sha256(prev_hash || canonical)`."""
+class JournalEntry(NamedTuple):
+    """One hash-chained entry: `hash = sha256(prev_hash || canonical)`.
+
+    A NamedTuple rather than a frozen dataclass: the engine makes one per transfer, and its
+    construction is a measurable share of the hot path (docs/benchmarks.md)."""
 
     seq: int
     id: str
@@ -357,8 +370,15 @@ class JournalEntry:
     at_us: int
     canonical: bytes
     hash: bytes
-    body: Mapping[str, object]
     legs: tuple[Leg, ...] = ()
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The entry's content, decoded from its canonical bytes."""
+        body = json.loads(self.canonical)
+        if not isinstance(body, dict):
+            raise TypeError("a canonical entry is a JSON object")
+        return body
 
 
 class ChainHead(NamedTuple):

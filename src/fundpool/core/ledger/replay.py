@@ -129,7 +129,8 @@ class ReplayState:
             if kind == "pending_expired" and pending.expires_at_us > body["at_us"]:
                 raise ReplayError(f"pending transfer {pending.id} expired before its time")
             amount = pending.amount_minor
-            source, destination = (pending.source, pending.asset), (pending.destination, pending.asset)
+            source = (pending.source, pending.asset)
+            destination = (pending.destination, pending.asset)
             source_old = self.balances.get(source, ZERO_BALANCE)
             destination_old = self.balances.get(destination, ZERO_BALANCE)
             changed = {

@@ -104,7 +104,7 @@ CREATE TABLE IF NOT EXISTS balances (
     pending_out NUMERIC(39, 0) NOT NULL,
     pending_in NUMERIC(39, 0) NOT NULL,
     PRIMARY KEY (address, asset)
-);
+) WITH (fillfactor = 85);
 CREATE TABLE IF NOT EXISTS pendings (
     id TEXT COLLATE "C" PRIMARY KEY,
     source TEXT COLLATE "C" NOT NULL,
@@ -142,6 +142,11 @@ CREATE TEMPORARY TABLE IF NOT EXISTS fundpool_balances_in (
 """
 
 ENTRY_COLUMNS = "seq, id, kind, at_us, canonical, hash"
+JOURNAL_TYPES = ("int8", "text", "text", "int8", "bytea", "bytea")
+LEG_COLUMNS = "seq, address, asset, posted, pending_out, pending_in"
+LEG_TYPES = ("int8", "text", "text", "numeric", "numeric", "numeric")
+BALANCE_COLUMNS = "address, asset, posted, pending_out, pending_in"
+BALANCE_TYPES = ("text", "text", "numeric", "numeric", "numeric")
 ACCOUNT_COLUMNS = (
     "address, asset, allow_negative, min_balance_minor, max_balance_minor, metadata"
 )
@@ -330,7 +335,7 @@ class PostgresStore:
 
     def legs(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[StoredLeg]:
         last = to_seq if to_seq is not None else 2**62
-        columns = "seq, address, asset, posted, pending_out, pending_in"
+        columns = LEG_COLUMNS
         order = f"ORDER BY seq, address, asset LIMIT {STREAM_CHUNK}"
         rows = self._all(
             f"SELECT {columns} FROM legs WHERE seq >= %s AND seq <= %s {order}",
@@ -360,7 +365,7 @@ class PostgresStore:
         return [account_from_row(row) for row in rows]
 
     def balances(self, prefix: str | None = None) -> dict[BalanceKey, Balance]:
-        query = "SELECT address, asset, posted, pending_out, pending_in FROM balances"
+        query = f"SELECT {BALANCE_COLUMNS} FROM balances"
         params: tuple[Any, ...] = ()
         if prefix:
             query += " WHERE starts_with(address, %s)"
@@ -435,11 +440,9 @@ class PostgresStore:
         with self.write() as session:
             session.connection.execute("DELETE FROM balances")
             session.copy_rows(
-                "balances (address, asset, posted, pending_out, pending_in)",
-                [
-                    (a, s, str(b.posted), str(b.pending_out), str(b.pending_in))
-                    for (a, s), b in balances.items()
-                ],
+                f"balances ({BALANCE_COLUMNS})",
+                [key + balance for key, balance in balances.items()],
+                BALANCE_TYPES,
             )
 
 
@@ -465,8 +468,17 @@ class _PostgresWrite:
             return []
         return self.connection.execute(query, (wanted,)).fetchall()
 
-    def copy_rows(self, target: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self.connection.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN") as copy:
+    def copy_rows(
+        self, target: str, rows: Iterable[Sequence[Any]], binary_types: Sequence[str] = ()
+    ) -> None:
+        """COPY `rows` into `target` ("table (columns)"): as text, or in the binary format when
+        the columns' `binary_types` are given (raw bytes for BYTEA instead of hex)."""
+        statement = f"COPY {target} FROM STDIN"
+        if binary_types:
+            statement += " (FORMAT BINARY)"
+        with self.connection.cursor() as cursor, cursor.copy(statement) as copy:
+            if binary_types:
+                copy.set_types(binary_types)
             write_row = copy.write_row
             for row in rows:
                 write_row(row)
@@ -484,8 +496,7 @@ class _PostgresWrite:
     def load_balances(self, keys: Iterable[BalanceKey]) -> dict[BalanceKey, Balance]:
         wanted = set(keys)
         rows = self._any(
-            "SELECT address, asset, posted, pending_out, pending_in FROM balances "
-            "WHERE address = ANY(%s)",
+            f"SELECT {BALANCE_COLUMNS} FROM balances WHERE address = ANY(%s)",
             {address for address, _ in wanted},
         )
         return {(a, s): _balance(p, o, i) for a, s, p, o, i in rows if (a, s) in wanted}
@@ -519,21 +530,21 @@ class _PostgresWrite:
         return {row[0]: row[1] for row in rows}
 
     def save(self, outcome: BatchOutcome) -> None:
+        # Rows come with amounts as Python ints, which the binary format sends as NUMERIC
+        # exactly; BYTEA goes as raw bytes rather than hex text.
         journal, legs, balances = outcome_rows(outcome)
         if journal:
-            self.copy_rows(f"journal ({ENTRY_COLUMNS})", journal)
+            self.copy_rows(f"journal ({ENTRY_COLUMNS})", journal, JOURNAL_TYPES)
         if legs:
-            self.copy_rows("legs (seq, address, asset, posted, pending_out, pending_in)", legs)
+            self.copy_rows(f"legs ({LEG_COLUMNS})", legs, LEG_TYPES)
         if balances:
             # The staging table is this connection's own; what an earlier write left is cleared.
             self.connection.execute("TRUNCATE pg_temp.fundpool_balances_in")
             self.copy_rows(
-                "pg_temp.fundpool_balances_in (address, asset, posted, pending_out, pending_in)",
-                balances,
+                f"pg_temp.fundpool_balances_in ({BALANCE_COLUMNS})", balances, BALANCE_TYPES
             )
             self.connection.execute(
-                "INSERT INTO balances (address, asset, posted, pending_out, pending_in) "
-                "SELECT address, asset, posted, pending_out, pending_in "
+                f"INSERT INTO balances ({BALANCE_COLUMNS}) SELECT {BALANCE_COLUMNS} "
                 "FROM pg_temp.fundpool_balances_in "
                 "ON CONFLICT (address, asset) DO UPDATE SET "
                 "posted = excluded.posted, pending_out = excluded.pending_out, "

@@ -107,19 +107,21 @@ def transaction_from_canonical(kind: str, canonical: bytes) -> PostedTransaction
 def outcome_rows(
     outcome: BatchOutcome,
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """(journal rows, leg rows, balance rows) of a batch, amounts as decimal text."""
-    journal = [(e.seq, e.id, e.kind.value, e.at_us, e.canonical, e.hash) for e in outcome.entries]
-    legs = [
-        (e.seq, leg.address, leg.asset, str(leg.balance.posted),
-         str(leg.balance.pending_out), str(leg.balance.pending_in))
-        for e in outcome.entries
-        for leg in e.legs
-    ]
-    balances = [
-        (address, asset, str(b.posted), str(b.pending_out), str(b.pending_in))
-        for (address, asset), b in outcome.balances.items()
-    ]
+    """(journal rows, leg rows, balance rows) of a batch, amounts as Python ints.
+
+    Journal rows are (seq, id, kind, at_us, canonical, hash); leg rows are the engine's legs as
+    they are (seq, address, asset, posted, pending_out, pending_in); balance rows are
+    (address, asset, posted, pending_out, pending_in)."""
+    journal = [entry[:6] for entry in outcome.entries]
+    legs = [leg for entry in outcome.entries for leg in entry.legs]
+    balances = [key + balance for key, balance in outcome.balances.items()]
     return journal, legs, balances
+
+
+def text_amounts(rows: list[tuple[Any, ...]], first: int) -> list[tuple[Any, ...]]:
+    """The same rows with every column from `first` on as decimal text, for a driver whose
+    integers stop at 64 bits."""
+    return [row[:first] + tuple(str(value) for value in row[first:]) for row in rows]
 
 
 def history_rows(rows: Iterable[Sequence[Any]]) -> list[tuple[str, HistoryRow]]:

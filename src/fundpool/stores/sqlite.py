@@ -1,7 +1,8 @@
 """The embedded store: one SQLite file in WAL mode with synchronous=FULL (docs/adr/0004).
 
 Writers exclude each other with `BEGIN IMMEDIATE`, so several processes may share one file.
-Amounts are decimal TEXT because SQLite's INTEGER stops at 2^63 - 1 (docs/adr/0001).
+Balances are stored in ANY columns: an INTEGER while they fit in 64 bits, decimal TEXT beyond
+(SQLite's INTEGER stops at 2^63 - 1; docs/adr/0001). Readers take `int()` of either.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from fundpool.stores.rows import (
     outcome_rows,
     pending_from_row,
     pending_to_row,
+    text_amounts,
     transaction_from_canonical,
 )
 
@@ -64,9 +66,9 @@ CREATE TABLE IF NOT EXISTS legs (
     seq INTEGER NOT NULL,
     address TEXT NOT NULL,
     asset TEXT NOT NULL,
-    posted TEXT NOT NULL,
-    pending_out TEXT NOT NULL,
-    pending_in TEXT NOT NULL,
+    posted ANY NOT NULL,
+    pending_out ANY NOT NULL,
+    pending_in ANY NOT NULL,
     PRIMARY KEY (seq, address, asset)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS legs_by_account ON legs (address, asset, seq);
@@ -86,9 +88,9 @@ CREATE TABLE IF NOT EXISTS accounts (
 CREATE TABLE IF NOT EXISTS balances (
     address TEXT NOT NULL,
     asset TEXT NOT NULL,
-    posted TEXT NOT NULL,
-    pending_out TEXT NOT NULL,
-    pending_in TEXT NOT NULL,
+    posted ANY NOT NULL,
+    pending_out ANY NOT NULL,
+    pending_in ANY NOT NULL,
     PRIMARY KEY (address, asset)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pendings (
@@ -349,14 +351,28 @@ class SqliteStore:
     def replace_balances(self, balances: dict[BalanceKey, Balance]) -> None:
         with self.write() as session:
             session.connection.execute("DELETE FROM balances")
-            session.connection.executemany(
+            _insert_amounts(
+                session.connection,
                 "INSERT INTO balances (address, asset, posted, pending_out, pending_in) "
                 "VALUES (?, ?, ?, ?, ?)",
-                [
-                    (a, s, str(b.posted), str(b.pending_out), str(b.pending_in))
-                    for (a, s), b in balances.items()
-                ],
+                [key + balance for key, balance in balances.items()],
+                first_amount=2,
             )
+
+
+def _insert_amounts(
+    connection: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]], first_amount: int
+) -> None:
+    """Insert rows whose columns from `first_amount` on are amounts: as integers, and if one of
+    them does not fit in 64 bits, all of them again as decimal text. The savepoint undoes the
+    rows the first attempt wrote before it met the wide value."""
+    connection.execute("SAVEPOINT amounts")
+    try:
+        connection.executemany(sql, rows)
+    except OverflowError:
+        connection.execute("ROLLBACK TO amounts")
+        connection.executemany(sql, text_amounts(rows, first_amount))
+    connection.execute("RELEASE amounts")
 
 
 class _SqliteWrite:
@@ -443,17 +459,21 @@ class _SqliteWrite:
             "VALUES (?, ?, ?, ?, ?, ?)",
             journal,
         )
-        execute_many(
+        _insert_amounts(
+            self.connection,
             "INSERT INTO legs (seq, address, asset, posted, pending_out, pending_in) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             legs,
+            first_amount=3,
         )
-        execute_many(
+        _insert_amounts(
+            self.connection,
             "INSERT INTO balances (address, asset, posted, pending_out, pending_in) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (address, asset) DO UPDATE SET "
             "posted = excluded.posted, pending_out = excluded.pending_out, "
             "pending_in = excluded.pending_in",
             balances,
+            first_amount=2,
         )
         if outcome.assets:
             execute_many(

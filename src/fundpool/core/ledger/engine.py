@@ -228,6 +228,8 @@ class BatchEngine:
         return CommandResult("applied", members=tuple(members))
 
     def _apply_simple(self, command: SimpleCommand) -> CommandResult:
+        if type(command) is Transfer:  # the common case, before the general dispatch
+            return self._transfer(command)
         if isinstance(command, Transfer):
             return self._transfer(command)
         if isinstance(command, CreatePending):
@@ -358,10 +360,11 @@ class BatchEngine:
             new = Balance(old.posted + delta, old.pending_out, old.pending_in)
             check_bounds(accounts[balance_key[0]], balance_key[1], old, new, delta)
             updates.append((balance_key, new))
+        seq = self._head.seq + 1  # the entry these legs belong to is appended next
         legs: list[Leg] = []
         for balance_key, new in updates:
             self._set_balance(balance_key, new)
-            legs.append(Leg(balance_key[0], balance_key[1], new))
+            legs.append(Leg(seq, balance_key[0], balance_key[1], *new))
         return tuple(legs)
 
     def _move_one(
@@ -413,9 +416,10 @@ class BatchEngine:
         touched = self._touched
         touched.add(source_key)
         touched.add(destination_key)
+        seq = self._head.seq + 1
         return (
-            _leg(Leg, (source, asset, source_new)),
-            _leg(Leg, (destination, asset, destination_new)),
+            _leg(Leg, (seq, source, asset, *source_new)),
+            _leg(Leg, (seq, destination, asset, *destination_new)),
         )
 
     def _posted_in_batch(self, entry_id: str) -> PostedTransaction | None:
@@ -480,9 +484,10 @@ class BatchEngine:
             "metadata": dict(command.metadata),
             "idempotency_key": key,
         }
+        seq = self._head.seq + 1
         legs = (
-            Leg(source, asset, source_new),
-            Leg(destination, asset, destination_new),
+            Leg(seq, source, asset, *source_new),
+            Leg(seq, destination, asset, *destination_new),
         )
         entry = self._append(EntryKind.PENDING_CREATED, body, legs)
         pending = PendingTransfer(
@@ -552,6 +557,12 @@ class BatchEngine:
         pending = self._w.pendings.get(pending_id)
         if pending is None:
             raise UnknownPending(pending_id=pending_id)
+        if pending.state is PendingState.EXPIRED:
+            raise PendingExpired(
+                pending_id=pending_id,
+                expires_at_us=pending.expires_at_us,
+                finished_seq=pending.finished_seq,
+            )
         if pending.state is not PendingState.PENDING:
             raise PendingNotPending(
                 pending_id=pending_id, state=pending.state.value, finished_seq=pending.finished_seq
@@ -613,9 +624,10 @@ class BatchEngine:
             "metadata": dict(metadata),
             "idempotency_key": key,
         }
+        seq = self._head.seq + 1
         legs = (
-            Leg(pending.source, asset, source_new),
-            Leg(pending.destination, asset, destination_new),
+            Leg(seq, pending.source, asset, *source_new),
+            Leg(seq, pending.destination, asset, *destination_new),
         )
         entry = self._append(kind, body, legs)
         finished = PendingTransfer(

@@ -351,11 +351,19 @@ class PendingTransfer:
 
 
 class Leg(NamedTuple):
-    """An account's balance in one asset after a journal entry."""
+    """An account's balance in one asset right after entry `seq`: exactly a row of the store's
+    legs table, so a batch's legs are written without being copied."""
 
+    seq: int
     address: str
     asset: str
-    balance: Balance
+    posted: int
+    pending_out: int
+    pending_in: int
+
+    @property
+    def balance(self) -> Balance:
+        return Balance(self.posted, self.pending_out, self.pending_in)
 
 
 class JournalEntry(NamedTuple):

@@ -1,0 +1,241 @@
+"""Ledger throughput, with the store's own raw write rate for the same rows as the baseline.
+
+Prints one JSON line per figure:
+  {"bench": "ledger", "store": ..., "workload": ..., "value": ..., "unit": "transfers/s",
+   "baseline": "raw_insert", "baseline_value": ..., "ratio": ...}
+
+Method. Each workload runs on a freshly set-up ledger (10,000 single-asset accounts that may not
+go negative, each funded from `world:bank`), through `Ledger.submit`, timing from the first
+submit to the last commit. Commands are built before the clock starts, as an API worker would
+have parsed them. Every batch outcome the ledger saved is recorded; the baseline then sets up a
+second store the same way (the engine is deterministic, so its rows are identical) and times
+writing those very outcomes with the store's own `save()` in the same transaction sizes: the
+same rows and statements with no validation, balance logic, canonical encoding or hashing. The
+ratio is what is left of the store's physical rate once the ledger does its work.
+
+Usage: python bench/ledger.py [--store sqlite|postgres|all] [--scale 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fundpool.core.clock import ManualClock, Uuid7Ids
+from fundpool.core.ledger.engine import BatchOutcome
+from fundpool.core.ledger.model import Account, OpenAccount, Posting, Transfer
+from fundpool.core.money import Asset, AssetKind
+from fundpool.ledger.ports import LedgerStore, WriteSession
+from fundpool.ledger.service import BATCH_COMMANDS_MAX, Ledger
+from fundpool.stores.sqlite import SqliteStore
+
+ACCOUNTS = 10_000
+FUNDING_MINOR = 10**15
+PG_URL = os.environ.get("FUNDPOOL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    batch: int
+    transfers: int
+    hot: bool = False
+
+
+def workloads(scale: float) -> list[Workload]:
+    def n(count: int) -> int:
+        return max(1, int(count * scale))
+
+    return [
+        Workload("uniform_batch_8192", 8_192, n(81_920)),
+        Workload("uniform_batch_1000", 1_000, n(40_000)),
+        Workload("hot_batch_8192", 8_192, n(81_920), hot=True),
+        Workload("uniform_one_per_commit", 1, n(1_000)),
+    ]
+
+
+class RecordingStore:
+    """Passes everything to `store` and keeps each batch outcome its sessions save."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self.store = store
+        self.outcomes: list[BatchOutcome] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    @contextmanager
+    def write(self) -> Iterator[WriteSession]:
+        with self.store.write() as session:
+            yield _RecordingSession(session, self.outcomes)
+
+
+class _RecordingSession:
+    def __init__(self, session: WriteSession, outcomes: list[BatchOutcome]) -> None:
+        self._session = session
+        self._outcomes = outcomes
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def save(self, outcome: BatchOutcome) -> None:
+        self._outcomes.append(outcome)
+        self._session.save(outcome)
+
+
+def set_up(store: LedgerStore) -> Ledger:
+    """The same deterministic ledger every time: identical rows in every store."""
+    store.initialise()
+    ledger = Ledger(store, ManualClock(), Uuid7Ids.seeded(2026))
+    ledger.define_asset(Asset("USD", 2, AssetKind.FIAT))
+    ledger.open_account(Account("world:bank"))
+    names = [f"user:u{i:05d}:usd" for i in range(ACCOUNTS)]
+    for start in range(0, ACCOUNTS, BATCH_COMMANDS_MAX):
+        chunk = names[start : start + BATCH_COMMANDS_MAX]
+        ledger.submit([OpenAccount(Account(name, asset="USD")) for name in chunk])
+        ledger.submit(
+            [Transfer((Posting("world:bank", name, "USD", FUNDING_MINOR),)) for name in chunk]
+        )
+    return ledger
+
+
+def transfers(workload: Workload, seed: int) -> list[list[Transfer]]:
+    rng = random.Random(seed)
+    names = [f"user:u{i:05d}:usd" for i in range(ACCOUNTS)]
+    hot = names[0]
+    batches: list[list[Transfer]] = []
+    made = 0
+    while made < workload.transfers:
+        size = min(workload.batch, workload.transfers - made)
+        batch = []
+        for _ in range(size):
+            source = names[rng.randrange(1, ACCOUNTS)]
+            if workload.hot and rng.random() < 0.5:
+                destination = hot
+            else:
+                destination = names[rng.randrange(ACCOUNTS)]
+                while destination == source:
+                    destination = names[rng.randrange(ACCOUNTS)]
+            amount = rng.randrange(1, 100_000)
+            batch.append(Transfer((Posting(source, destination, "USD", amount),)))
+        batches.append(batch)
+        made += size
+    return batches
+
+
+def run_workload(
+    new_store: Callable[[str], LedgerStore], drop: Callable[[LedgerStore], None], w: Workload
+) -> tuple[float, float]:
+    batches = transfers(w, seed=hash(w.name) & 0xFFFF)
+    recording = RecordingStore(new_store("ledger"))
+    ledger = set_up(recording)  # type: ignore[arg-type]
+    recording.outcomes.clear()
+    started = time.perf_counter()
+    for batch in batches:
+        results = ledger.submit(batch)
+        if not all(r.ok for r in results):
+            bad = next(r for r in results if not r.ok)
+            raise SystemExit(f"{w.name}: a benchmark transfer was rejected: {bad.error}")
+    ledger_s = time.perf_counter() - started
+    outcomes = recording.outcomes
+    drop(recording.store)
+
+    raw = new_store("raw")
+    set_up(raw)
+    started = time.perf_counter()
+    for outcome in outcomes:
+        with raw.write() as session:
+            session.save(outcome)
+    raw_s = time.perf_counter() - started
+    if raw.head() != outcomes[-1].head:
+        raise SystemExit(f"{w.name}: the baseline store did not end at the ledger's head")
+    drop(raw)
+    return w.transfers / ledger_s, w.transfers / raw_s
+
+
+def emit(store: str, workload: str, value: float, baseline: str, baseline_value: float) -> None:
+    line = {
+        "bench": "ledger",
+        "store": store,
+        "workload": workload,
+        "value": round(value, 1),
+        "unit": "transfers/s",
+        "baseline": baseline,
+        "baseline_value": round(baseline_value, 1),
+        "ratio": round(value / baseline_value, 3),
+    }
+    print(json.dumps(line), flush=True)
+
+
+def bench_store(name: str, scale: float) -> None:
+    if name == "sqlite":
+        root = Path(tempfile.mkdtemp(prefix="fundpool-bench-"))
+
+        def new_store(label: str) -> LedgerStore:
+            path = root / f"{label}-{uuid.uuid4().hex[:8]}.sqlite3"
+            return SqliteStore(path)
+
+        def drop(store: LedgerStore) -> None:
+            store.close()
+
+        cleanup: Callable[[], None] = lambda: shutil.rmtree(root, ignore_errors=True)  # noqa: E731
+    else:
+        try:
+            import psycopg
+
+            with psycopg.connect(PG_URL, connect_timeout=3):
+                pass
+            from fundpool.stores.postgres import PostgresStore
+        except Exception as error:
+            print(f"bench: PostgreSQL skipped ({error})", file=sys.stderr)
+            return
+
+        def new_store(label: str) -> LedgerStore:
+            return PostgresStore(PG_URL, schema=f"bench_{label}_{uuid.uuid4().hex[:8]}")
+
+        def drop(store: LedgerStore) -> None:
+            store.drop_schema()  # type: ignore[attr-defined]
+            store.close()
+
+        cleanup = lambda: None  # noqa: E731
+
+    try:
+        rates: dict[str, float] = {}
+        for w in workloads(scale):
+            value, baseline_value = run_workload(new_store, drop, w)
+            rates[w.name] = value
+            emit(name, w.name, value, "raw_insert", baseline_value)
+        emit(
+            name,
+            "hot_vs_uniform_batch_8192",
+            rates["hot_batch_8192"],
+            "uniform_batch_8192",
+            rates["uniform_batch_8192"],
+        )
+    finally:
+        cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", choices=["sqlite", "postgres", "all"], default="all")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply transfer counts")
+    args = parser.parse_args()
+    for name in ("sqlite", "postgres") if args.store == "all" else (args.store,):
+        bench_store(name, args.scale)
+
+
+if __name__ == "__main__":
+    main()

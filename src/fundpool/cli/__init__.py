@@ -1,0 +1,1 @@
+"""The `fundpool` command line: `fundpool ledger ...` and `fundpool demo`."""

@@ -1,0 +1,801 @@
+"""`fundpool ledger ...`: the ledger's commands.
+
+Each command opens the store named by `--db-url` / `--data-dir` (or $FUNDPOOL_DB_URL /
+$FUNDPOOL_DATA_DIR), does one thing and prints it: rich tables for people, one JSON document on
+stdout with `--json`. Amounts go in and come out as exact decimal text at the asset's scale; JSON
+adds the minor units as strings (`"posted": "12.34", "posted_minor": "1234"`), which stay exact in
+any JSON reader.
+
+A domain error prints `error[<code>]: <detail>` and its facts on stderr (with `--json`: the
+error's `to_dict()` on stdout) and exits with 2, as typer does for bad usage. `verify` and
+`rebuild` exit with 1 when they find a problem.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from fundpool.core.errors import (
+    AssetMismatch,
+    FundpoolError,
+    InvalidAccount,
+    StoreError,
+    UnknownAccount,
+    UnknownAsset,
+    UnknownPending,
+)
+from fundpool.core.ledger.model import Account, Balance, Posting, check_address
+from fundpool.core.money import Asset, AssetKind
+from fundpool.ledger.ports import LedgerStore
+from fundpool.ledger.service import Ledger, Recorded
+from fundpool.ledger.verify import BalanceDifference, VerifyReport, rebuild, verify
+from fundpool.runtime import SystemClock, system_ids
+from fundpool.stores import open_store
+
+app = typer.Typer(
+    name="ledger",
+    help="The double-entry ledger: assets, accounts, transfers, balances, verification.",
+    no_args_is_help=True,
+)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+WIDE_OUTPUT = 200  # columns when stdout is not a terminal: tables of ids and 18-decimal amounts
+
+# --- options every command takes -------------------------------------------------------------
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Directory of the embedded SQLite ledger (default: $FUNDPOOL_DATA_DIR, then ./data).",
+        show_default=False,
+    ),
+]
+DbUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db-url",
+        help="Store URL: sqlite:///PATH or postgresql://... (default: $FUNDPOOL_DB_URL).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")
+]
+KeyOption = Annotated[
+    str | None,
+    typer.Option("--key", help="Idempotency key: a retry with the same body returns the original."),
+]
+MetaOption = Annotated[
+    list[str] | None,
+    typer.Option("--meta", help="Metadata as KEY=VALUE; repeat for several.", show_default=False),
+]
+
+
+# --- the store, errors and output ------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Session:
+    """One command's view of the store, and where it prints."""
+
+    store: LedgerStore
+    json: bool
+    _assets: dict[str, Asset] | None = None
+
+    def ledger(self) -> Ledger:
+        return Ledger(self.store, SystemClock(), system_ids())
+
+    def assets(self) -> dict[str, Asset]:
+        if self._assets is None:
+            self._assets = {asset.code: asset for asset in self.store.assets()}
+        return self._assets
+
+    def asset(self, code: str) -> Asset:
+        asset = self.assets().get(code)
+        if asset is None:
+            raise UnknownAsset(asset=code)
+        return asset
+
+    def emit(self, document: Mapping[str, object], human: Any = None) -> None:
+        """Print `document` as JSON with --json, else the rich renderable(s) `human`."""
+        if self.json:
+            emit_json(document)
+            return
+        console = stdout_console()
+        for renderable in human if isinstance(human, list) else [human]:
+            if renderable is not None:
+                console.print(renderable)
+
+
+def stdout_console() -> Console:
+    console = Console(highlight=False, markup=False, soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, markup=False, width=WIDE_OUTPUT)
+    return console
+
+
+def emit_json(document: Mapping[str, object]) -> None:
+    typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def report_error(error: FundpoolError, as_json: bool) -> None:
+    if as_json:
+        emit_json(error.to_dict())
+        return
+    console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+    console.print(Text.assemble(("error", "bold red"), f"[{error.code}]: {error.detail}"))
+    for name, value in error.facts.items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        console.print(f"  {name}: {shown}")
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sqlite3.Error]
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a declared dependency
+        pass
+    else:
+        errors.append(psycopg.Error)
+    return tuple(errors)
+
+
+@contextmanager
+def session(
+    data_dir: Path | None, db_url: str | None, as_json: bool, *, initialise: bool = False
+) -> Iterator[Session]:
+    """Open the store for one command; turn domain and driver errors into exit code 2.
+
+    Unless `initialise`, the store must already hold a ledger (`store_not_initialised`)."""
+    try:
+        try:
+            store = open_store(data_dir=data_dir, db_url=db_url)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="'--db-url'") from None
+        try:
+            if not initialise:
+                store.head()  # raises store_not_initialised on an empty store
+            yield Session(store, as_json)
+        finally:
+            store.close()
+    except FundpoolError as error:
+        report_error(error, as_json)
+        raise typer.Exit(2) from None
+    except Exception as error:
+        if not isinstance(error, _driver_errors()):
+            raise
+        report_error(StoreError(reason=f"{type(error).__name__}: {error}"), as_json)
+        raise typer.Exit(2) from None
+
+
+def describe_store(store: LedgerStore) -> str:
+    """The store's URL without any password in it."""
+    url = getattr(store, "url", None)
+    if not isinstance(url, str):
+        return type(store).__name__
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+# --- values at the edges ---------------------------------------------------------------------
+
+
+def iso(at_us: int) -> str:
+    """Microseconds since the epoch as ISO-8601 UTC: 2026-11-24T10:00:00.000000Z."""
+    return (EPOCH + timedelta(microseconds=at_us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_instant(text: str) -> int:
+    """ISO-8601 with an offset (or Z) to microseconds since the epoch, exactly."""
+    try:
+        instant = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO-8601 time such as 2026-11-24T10:00:00Z", param_hint="'--at'"
+        ) from None
+    if instant.tzinfo is None:
+        raise typer.BadParameter(
+            "give the time zone, e.g. 2026-11-24T10:00:00Z", param_hint="'--at'"
+        )
+    return (instant - EPOCH) // timedelta(microseconds=1)
+
+
+def parse_signed(asset: Asset, text: str) -> int:
+    """Decimal text that may be negative (a credit line's minimum), exactly at the scale."""
+    stripped = text.strip()
+    if stripped.startswith("-"):
+        return -asset.parse(stripped[1:])
+    return asset.parse(stripped)
+
+
+def parse_meta(items: Sequence[str] | None) -> dict[str, str]:
+    metadata: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="'--meta'")
+        metadata[key] = value
+    return metadata
+
+
+def amount_fields(name: str, minor: int, asset: Asset | None) -> dict[str, str]:
+    """`{name: "12.34", name_minor: "1234"}`: exact text both ways, safe in any JSON reader."""
+    return {name: format_minor(minor, asset), f"{name}_minor": str(minor)}
+
+
+def format_minor(minor: int, asset: Asset | None) -> str:
+    return str(minor) if asset is None else asset.format(minor)
+
+
+def balance_fields(balance: Balance, asset: Asset | None) -> dict[str, str]:
+    return {
+        **amount_fields("posted", balance.posted, asset),
+        **amount_fields("pending_out", balance.pending_out, asset),
+        **amount_fields("pending_in", balance.pending_in, asset),
+        **amount_fields("available", balance.available, asset),
+    }
+
+
+def posting_doc(posting: Mapping[str, Any], assets: Mapping[str, Asset]) -> dict[str, object]:
+    asset_code = str(posting["asset"])
+    return {
+        "source": posting["source"],
+        "destination": posting["destination"],
+        "asset": asset_code,
+        **amount_fields("amount", int(posting["amount_minor"]), assets.get(asset_code)),
+    }
+
+
+def entry_doc(recorded: Recorded, assets: Mapping[str, Asset]) -> dict[str, object]:
+    """A recorded entry for output: what it did, amounts at their asset's scale."""
+    body = recorded.body
+    doc: dict[str, object] = {
+        "status": "replayed" if recorded.replayed else "applied",
+        "seq": recorded.seq,
+        "id": recorded.id,
+        "kind": recorded.kind,
+        "at": iso(recorded.at_us),
+        "at_us": recorded.at_us,
+        "hash": recorded.hash.hex(),
+    }
+    if isinstance(body.get("postings"), list):
+        doc["postings"] = [posting_doc(p, assets) for p in body["postings"]]
+    if isinstance(body.get("posting"), Mapping):
+        doc["postings"] = [posting_doc(body["posting"], assets)]
+    if "reverses" in body:
+        doc["reverses"] = body["reverses"]
+    if recorded.kind == "pending_created":
+        doc["pending_id"] = recorded.id
+        doc["timeout_s"] = body.get("timeout_s")
+        doc["expires_at"] = iso(int(body["expires_at_us"]))
+    if "pending_id" in body:
+        doc["pending_id"] = body["pending_id"]
+        asset = assets.get(str(body["posting"]["asset"]))
+        doc.update(amount_fields("posted", int(body["posted_minor"]), asset))
+        doc.update(amount_fields("released", int(body["released_minor"]), asset))
+    if "metadata" in body:
+        doc["metadata"] = body["metadata"]
+    if "idempotency_key" in body:
+        doc["idempotency_key"] = body["idempotency_key"]
+    return doc
+
+
+def entry_tables(doc: Mapping[str, Any], title: str) -> list[Table]:
+    facts = Table(title=title, show_header=False, title_justify="left", box=None)
+    facts.add_column(style="bold")
+    facts.add_column(overflow="fold")
+    if doc.get("status") == "replayed":
+        facts.add_row("status", "replayed: this idempotency key's original entry")
+    for name in ("seq", "id", "kind", "at", "hash", "reverses", "pending_id", "expires_at"):
+        if doc.get(name) is not None:
+            facts.add_row(name, str(doc[name]))
+    for name in ("posted", "released"):
+        if name in doc:
+            facts.add_row(name, str(doc[name]))
+    if doc.get("idempotency_key"):
+        facts.add_row("key", str(doc["idempotency_key"]))
+    for key, value in sorted((doc.get("metadata") or {}).items()):
+        facts.add_row(f"meta {key}", value)
+    tables = [facts]
+    postings = doc.get("postings") or []
+    if postings:
+        table = Table(title="postings", title_justify="left")
+        table.add_column("from")
+        table.add_column("to")
+        table.add_column("asset")
+        table.add_column("amount", justify="right", no_wrap=True)
+        for posting in postings:
+            table.add_row(
+                posting["source"], posting["destination"], posting["asset"], posting["amount"]
+            )
+        tables.append(table)
+    return tables
+
+
+def posting_from_text(
+    s: Session, source: str, destination: str, asset_code: str, amount: str
+) -> Posting:
+    asset = s.asset(asset_code.strip())
+    return Posting(source.strip(), destination.strip(), asset.code, asset.parse(amount))
+
+
+def find_account(store: LedgerStore, address: str) -> Account:
+    check_address(address)
+    for account in store.accounts(address):
+        if account.address == address:
+            return account
+    raise UnknownAccount(address=address)
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    data_dir: DataDirOption = None, db_url: DbUrlOption = None, as_json: JsonOption = False
+) -> None:
+    """Create the ledger's schema in the store (safe to run again)."""
+    with session(data_dir, db_url, as_json, initialise=True) as s:
+        s.store.initialise()
+        head = s.store.head()
+        where = describe_store(s.store)
+        doc = {"initialised": True, "store": where, "head_seq": head.seq,
+               "head_hash": head.hash.hex()}
+        s.emit(doc, Text(f"ledger ready at {where} (head seq {head.seq})"))
+
+
+@app.command("asset")
+def define_asset(
+    code: Annotated[str, typer.Argument(help="Asset code: USD, USDT, ETH, USDT.TRON ...")],
+    scale: Annotated[int, typer.Option("--scale", help="Decimals of one minor unit (0-18).")],
+    kind: Annotated[AssetKind, typer.Option("--kind", help="fiat, stablecoin, crypto or cbdc.")],
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Define an asset. Definitions are permanent; repeating one exactly changes nothing."""
+    with session(data_dir, db_url, as_json) as s:
+        asset = Asset(code, scale, kind)
+        recorded = s.ledger().define_asset(asset)
+        asset_doc = {"code": asset.code, "scale": asset.scale, "kind": asset.kind.value}
+        status = "unchanged" if recorded is None else "applied"
+        entry = None if recorded is None else entry_doc(recorded, {asset.code: asset})
+        doc = {"status": status, "asset": asset_doc, "entry": entry}
+        said = "defined" if recorded is not None else "already defined, unchanged"
+        line = Text(f"asset {asset.code} {said}: scale {asset.scale}, {asset.kind.value}")
+        s.emit(doc, [line, *([] if entry is None else entry_tables(entry, "entry")[:1])])
+
+
+@app.command("account")
+def open_account(
+    address: Annotated[str, typer.Argument(help="pool:main:usd:bank-a:available, world:bank-a")],
+    asset: Annotated[
+        str | None, typer.Option("--asset", help="Hold only this asset (needed for --min/--max).")
+    ] = None,
+    allow_negative: Annotated[
+        bool, typer.Option("--allow-negative", help="May go below zero (world accounts).")
+    ] = False,
+    min_text: Annotated[
+        str | None, typer.Option("--min", help="Lowest available balance, e.g. -500.00.")
+    ] = None,
+    max_text: Annotated[
+        str | None, typer.Option("--max", help="Highest posted + pending-in balance.")
+    ] = None,
+    meta: MetaOption = None,
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Open an account. Repeating an identical open changes nothing."""
+    metadata = parse_meta(meta)
+    with session(data_dir, db_url, as_json) as s:
+        held = None if asset is None else s.asset(asset)
+        if held is None and (min_text is not None or max_text is not None):
+            raise InvalidAccount(
+                "--min and --max are amounts of one asset: give --asset too", address=address
+            )
+        account = Account(
+            address=address,
+            asset=None if held is None else held.code,
+            allow_negative=allow_negative,
+            min_balance_minor=None if min_text is None or held is None
+            else parse_signed(held, min_text),
+            max_balance_minor=None if max_text is None or held is None
+            else parse_signed(held, max_text),
+            metadata=metadata,
+        )
+        recorded = s.ledger().open_account(account)
+        account_doc: dict[str, object] = {
+            "address": account.address,
+            "asset": account.asset,
+            "allow_negative": account.allow_negative,
+        }
+        for name, bound in (("min", account.min_balance_minor), ("max", account.max_balance_minor)):
+            account_doc.update(
+                {name: None, f"{name}_minor": None} if bound is None
+                else amount_fields(name, bound, held)
+            )
+        account_doc["metadata"] = dict(account.metadata)
+        entry = None if recorded is None else entry_doc(recorded, s.assets())
+        doc = {"status": "unchanged" if recorded is None else "applied",
+               "account": account_doc, "entry": entry}
+        table = Table(title=f"account {account.address}", show_header=False,
+                      title_justify="left", box=None)
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_row("status", "opened" if recorded is not None else "already open, unchanged")
+        table.add_row("asset", account.asset or "any")
+        table.add_row("allow negative", "yes" if account.allow_negative else "no")
+        for name in ("min", "max"):
+            if account_doc[name] is not None:
+                table.add_row(name, str(account_doc[name]))
+        for key, value in sorted(account.metadata.items()):
+            table.add_row(f"meta {key}", value)
+        if entry is not None:
+            table.add_row("entry", f"seq {entry['seq']} {entry['id']}")
+        s.emit(doc, table)
+
+
+@app.command()
+def transfer(
+    source: Annotated[str | None, typer.Option("--from", help="Source account.")] = None,
+    destination: Annotated[str | None, typer.Option("--to", help="Destination account.")] = None,
+    asset: Annotated[str | None, typer.Option("--asset", help="Asset code.")] = None,
+    amount: Annotated[
+        str | None, typer.Option("--amount", help="Decimal amount at the asset's scale.")
+    ] = None,
+    posting: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--posting",
+            help="Another posting as SRC,DST,ASSET,AMOUNT; repeat for several. All postings of "
+            "one transfer apply together or not at all.",
+            show_default=False,
+        ),
+    ] = None,
+    key: KeyOption = None,
+    meta: MetaOption = None,
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move funds now: one posting (--from/--to/--asset/--amount) and/or --posting ones."""
+    metadata = parse_meta(meta)
+    single = (source, destination, asset, amount)
+    if any(v is not None for v in single) and not all(v is not None for v in single):
+        raise typer.BadParameter("--from, --to, --asset and --amount go together")
+    texts: list[tuple[str, str, str, str]] = []
+    if source is not None and destination is not None and asset is not None and amount is not None:
+        texts.append((source, destination, asset, amount))
+    for item in posting or ():
+        parts = item.split(",")
+        if len(parts) != 4:
+            raise typer.BadParameter(
+                f"{item!r} is not SRC,DST,ASSET,AMOUNT", param_hint="'--posting'"
+            )
+        texts.append((parts[0], parts[1], parts[2], parts[3]))
+    if not texts:
+        raise typer.BadParameter("give --from/--to/--asset/--amount or at least one --posting")
+    with session(data_dir, db_url, as_json) as s:
+        postings = [posting_from_text(s, *text) for text in texts]
+        recorded = s.ledger().transfer(postings, metadata=metadata, idempotency_key=key)
+        doc = entry_doc(recorded, s.assets())
+        s.emit(doc, entry_tables(doc, "transfer"))
+
+
+@app.command()
+def pending(
+    source: Annotated[str, typer.Option("--from", help="Source account.")],
+    destination: Annotated[str, typer.Option("--to", help="Destination account.")],
+    asset: Annotated[str, typer.Option("--asset", help="Asset code.")],
+    amount: Annotated[str, typer.Option("--amount", help="Decimal amount to reserve.")],
+    timeout: Annotated[
+        int, typer.Option("--timeout", help="Seconds until the reservation expires.")
+    ] = 3600,
+    key: KeyOption = None,
+    meta: MetaOption = None,
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Reserve funds (two-phase transfer): post, void or let it expire later."""
+    metadata = parse_meta(meta)
+    with session(data_dir, db_url, as_json) as s:
+        reserved = posting_from_text(s, source, destination, asset, amount)
+        recorded = s.ledger().create_pending(
+            reserved, timeout_s=timeout, metadata=metadata, idempotency_key=key
+        )
+        doc = entry_doc(recorded, s.assets())
+        s.emit(doc, entry_tables(doc, "pending transfer"))
+
+
+@app.command()
+def post(
+    pending_id: Annotated[str, typer.Argument(help="The pending transfer's id.")],
+    amount: Annotated[
+        str | None, typer.Option("--amount", help="Post only this much; the rest is released.")
+    ] = None,
+    key: KeyOption = None,
+    meta: MetaOption = None,
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Post a pending transfer, in full or in part."""
+    metadata = parse_meta(meta)
+    with session(data_dir, db_url, as_json) as s:
+        ledger = s.ledger()
+        reservation = ledger.pending(pending_id)
+        if reservation is None:
+            raise UnknownPending(pending_id=pending_id)
+        amount_minor = None if amount is None else s.asset(reservation.asset).parse(amount)
+        recorded = ledger.post_pending(
+            pending_id, amount_minor, metadata=metadata, idempotency_key=key
+        )
+        doc = entry_doc(recorded, s.assets())
+        s.emit(doc, entry_tables(doc, "pending transfer posted"))
+
+
+@app.command()
+def void(
+    pending_id: Annotated[str, typer.Argument(help="The pending transfer's id.")],
+    key: KeyOption = None,
+    meta: MetaOption = None,
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Void a pending transfer: its reservation is released, nothing moves."""
+    metadata = parse_meta(meta)
+    with session(data_dir, db_url, as_json) as s:
+        recorded = s.ledger().void_pending(pending_id, metadata=metadata, idempotency_key=key)
+        doc = entry_doc(recorded, s.assets())
+        s.emit(doc, entry_tables(doc, "pending transfer voided"))
+
+
+@app.command()
+def reverse(
+    transaction_id: Annotated[str, typer.Argument(help="The transfer's entry id.")],
+    key: KeyOption = None,
+    meta: MetaOption = None,
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Undo a posted transfer with a new transfer that points at it (once)."""
+    metadata = parse_meta(meta)
+    with session(data_dir, db_url, as_json) as s:
+        recorded = s.ledger().reverse(transaction_id, metadata=metadata, idempotency_key=key)
+        doc = entry_doc(recorded, s.assets())
+        s.emit(doc, entry_tables(doc, "reversal"))
+
+
+@app.command()
+def balance(
+    address: Annotated[str, typer.Argument(help="Account address.")],
+    asset: Annotated[str | None, typer.Option("--asset", help="Only this asset.")] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="As it stood at this time (ISO-8601, e.g. 2026-11-24T10:00Z)."),
+    ] = None,
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """An account's balances: posted, pending out, pending in and available."""
+    at_us = None if at is None else parse_instant(at)
+    with session(data_dir, db_url, as_json) as s:
+        ledger = s.ledger()
+        account = find_account(s.store, address)
+        if asset is not None:
+            held = s.asset(asset)
+            if account.asset is not None and account.asset != held.code:
+                raise AssetMismatch(
+                    address=address, account_asset=account.asset, asset=held.code
+                )
+            codes = [held.code]
+        elif account.asset is not None:
+            codes = [account.asset]
+        else:
+            codes = sorted(code for addr, code in s.store.balances(address) if addr == address)
+        as_of_seq = ledger.head().seq if at_us is None else s.store.seq_at(at_us)
+        rows = []
+        for code in codes:
+            amounts = ledger.balance(address, code, at_us=at_us)
+            rows.append({"asset": code, **balance_fields(amounts, s.assets().get(code))})
+        doc = {
+            "address": address,
+            "at": None if at_us is None else iso(at_us),
+            "as_of_seq": as_of_seq,
+            "balances": rows,
+        }
+        when = "now" if at_us is None else f"at {iso(at_us)}"
+        table = Table(title=f"{address} {when} (as of entry {as_of_seq})", title_justify="left")
+        table.add_column("asset")
+        for name in ("posted", "pending out", "pending in", "available"):
+            table.add_column(name, justify="right", no_wrap=True)
+        for row in rows:
+            table.add_row(
+                row["asset"], row["posted"], row["pending_out"], row["pending_in"],
+                row["available"],
+            )
+        s.emit(doc, table if rows else Text(f"{address} holds no balance {when}"))
+
+
+@app.command()
+def history(
+    address: Annotated[str, typer.Argument(help="Account address.")],
+    asset: Annotated[str | None, typer.Option("--asset", help="Only this asset.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Rows to show.")] = 20,
+    before: Annotated[
+        int | None, typer.Option("--before", help="Only entries before this seq (paging).")
+    ] = None,
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """An account's balance changes, newest first."""
+    with session(data_dir, db_url, as_json) as s:
+        find_account(s.store, address)
+        rows = s.ledger().history(address, asset=asset, limit=limit, before_seq=before)
+        assets = s.assets()
+        docs: list[dict[str, object]] = []
+        for code, row in rows:
+            held = assets.get(code)
+            docs.append(
+                {
+                    "seq": row.seq,
+                    "entry_id": row.entry_id,
+                    "kind": row.kind.value,
+                    "at": iso(row.at_us),
+                    "asset": code,
+                    **amount_fields("posted_change", row.posted_change_minor, held),
+                    **amount_fields("pending_out_change", row.pending_out_change_minor, held),
+                    **amount_fields("pending_in_change", row.pending_in_change_minor, held),
+                    **balance_fields(row.balance, held),
+                }
+            )
+        doc = {
+            "address": address,
+            "rows": docs,
+            "next_before": rows[-1][1].seq if len(rows) == limit else None,
+        }
+        table = Table(title=f"history of {address}", title_justify="left")
+        table.add_column("seq", justify="right")
+        table.add_column("at", no_wrap=True)
+        table.add_column("kind")
+        table.add_column("asset")
+        for name in ("posted Δ", "pending out Δ", "pending in Δ", "posted", "available"):
+            table.add_column(name, justify="right", no_wrap=True)
+        table.add_column("entry", no_wrap=True)
+        for d in docs:
+            table.add_row(
+                str(d["seq"]), str(d["at"]), str(d["kind"]), str(d["asset"]),
+                _signed(str(d["posted_change"])), _signed(str(d["pending_out_change"])),
+                _signed(str(d["pending_in_change"])), str(d["posted"]), str(d["available"]),
+                str(d["entry_id"]),
+            )
+        human: list[Any] = [table if docs else Text(f"no history for {address}")]
+        if doc["next_before"] is not None:
+            human.append(Text(f"more: --before {doc['next_before']}"))
+        s.emit(doc, human)
+
+
+def _signed(text: str) -> str:
+    return text if text.startswith("-") or text.strip("0.") == "" else f"+{text}"
+
+
+def verify_lines(report: VerifyReport) -> list[Text]:
+    if report.ok:
+        return [
+            Text.assemble(("ok", "bold green"), f": {report.entries} entries checked"),
+            Text(f"head seq  {report.head_seq}"),
+            Text(f"head hash {report.head_hash}"),
+        ]
+    problem = report.problem
+    assert problem is not None
+    entry = f" ({problem.entry_id})" if problem.entry_id else ""
+    return [
+        Text.assemble(("FAILED", "bold red"), f" at entry seq {problem.seq}{entry}"),
+        Text(f"reason: {problem.reason}"),
+        Text(f"entries checked before it: {report.entries}; last good head seq "
+             f"{report.head_seq}, hash {report.head_hash}"),
+    ]
+
+
+@app.command("verify")
+def verify_command(
+    data_dir: DataDirOption = None, db_url: DbUrlOption = None, as_json: JsonOption = False
+) -> None:
+    """Check the hash chain, every entry's legs, and the balance and pending tables.
+
+    Exit code 0 when everything agrees, 1 at the first problem (printed with its entry)."""
+    with session(data_dir, db_url, as_json) as s:
+        report = verify(s.store)
+        s.emit(report.to_dict(), list(verify_lines(report)))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _difference_doc(
+    difference: BalanceDifference, assets: Mapping[str, Asset]
+) -> dict[str, Any]:
+    held = assets.get(difference.asset)
+    return {
+        "address": difference.address,
+        "asset": difference.asset,
+        "stored": None if difference.stored is None else balance_fields(difference.stored, held),
+        "journal": balance_fields(difference.replayed, held),
+    }
+
+
+@app.command("rebuild")
+def rebuild_command(
+    write: Annotated[
+        bool, typer.Option("--write", help="Rewrite the balance table from the journal.")
+    ] = False,
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare the balance table with the journal; with --write, repair it.
+
+    Exit code 1 when differences remain unwritten or the journal itself does not verify."""
+    with session(data_dir, db_url, as_json) as s:
+        report = rebuild(s.store, write=write)
+        assets = s.assets()
+        differences = [_difference_doc(d, assets) for d in report.differences]
+        doc = {
+            "journal": report.verify.to_dict(),
+            "differences": differences,
+            "written": report.written,
+        }
+        human: list[Any] = []
+        if not report.verify.ok:
+            human.append(Text("the journal does not verify; balances are not rewritten:"))
+            human.extend(verify_lines(report.verify))
+        if differences:
+            table = Table(title="balance table vs journal", title_justify="left")
+            table.add_column("account")
+            table.add_column("asset")
+            for name in ("stored posted", "journal posted", "stored pending out",
+                         "journal pending out", "stored pending in", "journal pending in"):
+                table.add_column(name, justify="right", no_wrap=True)
+            for d in differences:
+                stored: Mapping[str, str] = d["stored"] or {}
+                journal: Mapping[str, str] = d["journal"]
+                table.add_row(
+                    str(d["address"]), str(d["asset"]),
+                    stored.get("posted", "missing"), journal["posted"],
+                    stored.get("pending_out", "missing"), journal["pending_out"],
+                    stored.get("pending_in", "missing"), journal["pending_in"],
+                )
+            human.append(table)
+        if report.written:
+            human.append(Text(f"rewrote the balance table: {len(differences)} difference(s) "
+                              "repaired"))
+        elif differences and report.verify.ok:
+            human.append(Text(f"{len(differences)} difference(s); run with --write to repair"))
+        elif report.verify.ok:
+            human.append(Text(f"balance table matches the journal ({report.verify.entries} "
+                              "entries)"))
+        s.emit(doc, human)
+    if not report.verify.ok or (differences and not report.written):
+        raise typer.Exit(1)

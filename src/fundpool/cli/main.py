@@ -1,0 +1,23 @@
+"""The root `fundpool` command (console script `fundpool = "fundpool.cli.main:app"`)."""
+
+from __future__ import annotations
+
+import typer
+
+from fundpool.cli.demo import demo
+from fundpool.cli.ledger import app as ledger_app
+
+app = typer.Typer(
+    name="fundpool",
+    help="Treasury fund-pool engine: an exact, tamper-evident double-entry ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+    # A traceback of an unexpected failure must not print local variables: a store URL may
+    # carry a password.
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(ledger_app, name="ledger")
+app.command("demo")(demo)
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -78,7 +78,8 @@ def test_transfer_bytes_are_the_canonical_json_of_the_body(
     for entry in entries:
         body = json.loads(entry.canonical)
         assert canonical_bytes(body) == entry.canonical
-        assert body["seq"] == entry.seq and body["id"] == entry.id
+        assert body["seq"] == entry.seq
+        assert body["id"] == entry.id
         assert body["metadata"] == metadata
         assert entry.hash == chain_hash(prev, entry.canonical)
         prev = entry.hash

@@ -20,11 +20,12 @@ from fundpool.core.errors import (
 
 AMOUNT_MAX_MINOR = 2**128 - 1  # wei-exact ETH needs more than 64 bits
 SCALE_MAX = 18
-ASSET_CODE_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{1,11}(?:\.[A-Z0-9]{1,12})?$")
+# USD, USDT, E-CNY, USDT.TRON: upper-case letters and digits, with one '-' or '.' inside.
+ASSET_CODE_PATTERN = re.compile(r"^(?=.{2,25}\Z)[A-Z][A-Z0-9]{0,11}(?:[-.][A-Z0-9]{1,12})?\Z")
 # Longest decimal text an amount can have: 39 digits, a point, 18 decimals and some slack for
 # leading zeros. A bound keeps a hostile 1 MB string from being parsed at all.
 AMOUNT_TEXT_LENGTH_MAX = 80
-_DECIMAL_PATTERN = re.compile(r"^(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?$")
+_DECIMAL_PATTERN = re.compile(r"^(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?\Z")
 
 
 class AssetKind(StrEnum):
@@ -45,8 +46,8 @@ class Asset:
     def __post_init__(self) -> None:
         if not isinstance(self.code, str) or not ASSET_CODE_PATTERN.match(self.code):
             raise InvalidAsset(
-                "asset code must be 2-12 upper-case letters or digits, starting with a letter, "
-                "optionally followed by '.' and a network tag (USDT.TRON)",
+                "asset code must be upper-case letters and digits starting with a letter, 2 or "
+                "more in all, with at most one '-' or '.' inside (USD, E-CNY, USDT.TRON)",
                 asset=self.code,
             )
         if isinstance(self.scale, bool) or not isinstance(self.scale, int):

@@ -253,15 +253,14 @@ class Ledger:
 
     def balance(self, address: str, asset: str, *, at_us: int | None = None) -> Balance:
         """The balance now, or as it stood at `at_us` (after every entry made at or before it)."""
-        check_address(address)
+        self._check_account(address)
+        self._check_asset(asset)
         if at_us is None:
             return self.store.balances(address).get((address, asset), Balance())
         return self.store.balance_at(address, asset, self.store.seq_at(at_us))
 
     def balances(self, address: str) -> dict[str, Balance]:
-        check_address(address)
-        if not any(a.address == address for a in self.store.accounts(address)):
-            raise UnknownAccount(address=address)
+        self._check_account(address)
         return {
             asset: balance
             for (account, asset), balance in self.store.balances(address).items()
@@ -276,10 +275,34 @@ class Ledger:
         limit: int = 100,
         before_seq: int | None = None,
     ) -> list[tuple[str, HistoryRow]]:
+        """The `limit` newest entries that changed the account (before `before_seq`), newest
+        first, with one row per asset each changed. A page always holds whole entries, so
+        `before_seq=<last row's seq>` continues where it ended."""
+        self._check_account(address)
+        limit = max(1, min(limit, HISTORY_LIMIT_MAX))
+        if asset is not None:
+            self._check_asset(asset)
+            codes = [asset]
+        else:
+            codes = [a.code for a in self.store.assets()]
+        # One index range scan per asset; their union holds every leg of the newest entries.
+        rows = [
+            row for code in codes for row in self.store.history(address, code, limit, before_seq)
+        ]
+        newest = set(sorted({row.seq for _, row in rows}, reverse=True)[:limit])
+        return sorted(
+            (pair for pair in rows if pair[1].seq in newest),
+            key=lambda pair: (-pair[1].seq, pair[0]),
+        )
+
+    def _check_account(self, address: str) -> None:
         check_address(address)
-        if asset is not None and asset not in {a.code for a in self.store.assets()}:
-            raise UnknownAsset(asset=asset)
-        return self.store.history(address, asset, max(1, min(limit, HISTORY_LIMIT_MAX)), before_seq)
+        if not any(a.address == address for a in self.store.accounts(address)):
+            raise UnknownAccount(address=address)
+
+    def _check_asset(self, code: str) -> None:
+        if code not in {a.code for a in self.store.assets()}:
+            raise UnknownAsset(asset=code)
 
     def entry(self, entry_id: str) -> Recorded | None:
         stored = self.store.entry_by_id(entry_id)

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fundpool.ledger.ports import LedgerStore
 
 DEFAULT_DATA_DIR = "data"
 DATA_DIR_ENV = "FUNDPOOL_DATA_DIR"
 DB_URL_ENV = "FUNDPOOL_DB_URL"
+DEFAULT_PG_SCHEMA = "fundpool"
+SCHEMA_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 
 
 def open_store(*, data_dir: str | Path | None = None, db_url: str | None = None) -> LedgerStore:
-    """Open the store named by `db_url` (`sqlite:///path` or `postgresql://...`), else the SQLite
-    file in `data_dir` (default: $FUNDPOOL_DATA_DIR, then ./data). Does not create the schema."""
+    """Open the store named by `db_url` (`sqlite:///path`, or `postgresql://...` with an
+    optional `?schema=NAME`, default `fundpool`), else the SQLite file in `data_dir` (default:
+    $FUNDPOOL_DATA_DIR, then ./data). Does not create the schema: `initialise()` does."""
     url = db_url or os.environ.get(DB_URL_ENV)
     if url:
         if url.startswith(("postgresql://", "postgres://")):
             from fundpool.stores.postgres import PostgresStore
 
-            return PostgresStore(url)
+            connect_url, schema = split_schema(url)
+            return PostgresStore(connect_url, schema=schema)
         if url.startswith("sqlite:///"):
             from fundpool.stores.sqlite import SqliteStore
 
@@ -30,3 +36,15 @@ def open_store(*, data_dir: str | Path | None = None, db_url: str | None = None)
 
     directory = data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
     return SqliteStore.in_data_dir(directory)
+
+
+def split_schema(url: str) -> tuple[str, str]:
+    """Take the `schema` query parameter out of a PostgreSQL URL (libpq would refuse it)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [value for key, value in query if key == "schema"]
+    rest = [(key, value) for key, value in query if key != "schema"]
+    schema = schemas[-1] if schemas else DEFAULT_PG_SCHEMA
+    if not SCHEMA_NAME_PATTERN.match(schema):
+        raise ValueError(f"schema {schema!r} must match {SCHEMA_NAME_PATTERN.pattern}")
+    return urlunsplit(parts._replace(query=urlencode(rest))), schema

@@ -112,9 +112,9 @@ def outcome_rows(
     Journal rows are (seq, id, kind, at_us, canonical, hash); leg rows are the engine's legs as
     they are (seq, address, asset, posted, pending_out, pending_in); balance rows are
     (address, asset, posted, pending_out, pending_in)."""
-    journal = [entry[:6] for entry in outcome.entries]
-    legs = [leg for entry in outcome.entries for leg in entry.legs]
-    balances = [key + balance for key, balance in outcome.balances.items()]
+    journal: list[tuple[Any, ...]] = [entry[:6] for entry in outcome.entries]
+    legs: list[tuple[Any, ...]] = [leg for entry in outcome.entries for leg in entry.legs]
+    balances: list[tuple[Any, ...]] = [key + balance for key, balance in outcome.balances.items()]
     return journal, legs, balances
 
 

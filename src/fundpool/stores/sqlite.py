@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -136,10 +136,12 @@ class SqliteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._connection = _connect(self.path)
         self._lock = threading.RLock()
+        # A store that does not exist yet is created by `initialise()` alone: a read pointed at
+        # the wrong directory must say `store_not_initialised`, not leave an empty file there.
+        self._connection: sqlite3.Connection | None = None
+        if self.path == ":memory:" or Path(self.path).exists():
+            self._connection = _connect(self.path)
 
     @classmethod
     def in_data_dir(cls, data_dir: str | Path) -> SqliteStore:
@@ -153,26 +155,46 @@ class SqliteStore:
 
     def initialise(self) -> None:
         with self._lock:
+            if self._connection is None:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                self._connection = _connect(self.path)
             self._connection.executescript(SCHEMA)
-            self._connection.execute(
+            self._execute(
                 "INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
 
     def is_initialised(self) -> bool:
-        row = self._connection.execute(
+        if self._connection is None:
+            return False
+        row = self._execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'journal'"
         ).fetchone()
         return row is not None
 
     def close(self) -> None:
         with self._lock:
-            self._connection.close()
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Run a read; a store without its tables says so with a domain error."""
+        if self._connection is None:
+            raise StoreNotInitialised(store=self.url)
+        try:
+            return self._connection.execute(sql, params)
+        except sqlite3.OperationalError as error:
+            if "no such table" in str(error):
+                raise StoreNotInitialised(store=self.url) from error
+            raise
 
     @contextmanager
     def write(self) -> Iterator[_SqliteWrite]:
         with self._lock:
             connection = self._connection
+            if connection is None:
+                raise StoreNotInitialised(store=self.url)
             try:
                 connection.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
@@ -187,14 +209,9 @@ class SqliteStore:
     # --- reads ----------------------------------------------------------------------------
 
     def _head(self) -> ChainHead:
-        try:
-            row = self._connection.execute(
-                "SELECT seq, hash, at_us FROM journal ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-        except sqlite3.OperationalError as error:
-            if "no such table" in str(error):
-                raise StoreNotInitialised(store=self.url) from error
-            raise
+        row = self._execute(
+            "SELECT seq, hash, at_us FROM journal ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
         return GENESIS if row is None else ChainHead(row[0], row[1], row[2])
 
     def head(self) -> ChainHead:
@@ -203,14 +220,14 @@ class SqliteStore:
 
     def entry(self, seq: int) -> StoredEntry | None:
         with self._lock:
-            row = self._connection.execute(
+            row = self._execute(
                 "SELECT seq, id, kind, at_us, canonical, hash FROM journal WHERE seq = ?", (seq,)
             ).fetchone()
         return None if row is None else StoredEntry(*row)
 
     def entry_by_id(self, entry_id: str) -> StoredEntry | None:
         with self._lock:
-            row = self._connection.execute(
+            row = self._execute(
                 "SELECT seq, id, kind, at_us, canonical, hash FROM journal WHERE id = ?",
                 (entry_id,),
             ).fetchone()
@@ -221,7 +238,7 @@ class SqliteStore:
         cursor = from_seq
         while cursor <= last:
             with self._lock:
-                rows = self._connection.execute(
+                rows = self._execute(
                     "SELECT seq, id, kind, at_us, canonical, hash FROM journal "
                     "WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
                     (cursor, last, STREAM_CHUNK),
@@ -237,7 +254,7 @@ class SqliteStore:
         after: tuple[int, str, str] = (from_seq - 1, "\uffff", "\uffff")
         while True:
             with self._lock:
-                rows = self._connection.execute(
+                rows = self._execute(
                     "SELECT seq, address, asset, posted, pending_out, pending_in FROM legs "
                     "WHERE (seq, address, asset) > (?, ?, ?) AND seq <= ? "
                     "ORDER BY seq, address, asset LIMIT ?",
@@ -251,7 +268,7 @@ class SqliteStore:
 
     def assets(self) -> list[Asset]:
         with self._lock:
-            rows = self._connection.execute(
+            rows = self._execute(
                 "SELECT code, scale, kind FROM assets ORDER BY code"
             ).fetchall()
         return [asset_from_row(*row) for row in rows]
@@ -263,20 +280,20 @@ class SqliteStore:
         )
         params: tuple[Any, ...] = ()
         if prefix:
-            sql += " WHERE substr(address, 1, ?) = ?"
-            params = (len(prefix), prefix)
+            sql += " WHERE address >= ? AND address < ?"
+            params = (prefix, prefix + "\U0010ffff")
         with self._lock:
-            rows = self._connection.execute(sql + " ORDER BY address", params).fetchall()
+            rows = self._execute(sql + " ORDER BY address", params).fetchall()
         return [account_from_row(row) for row in rows]
 
     def balances(self, prefix: str | None = None) -> dict[BalanceKey, Balance]:
         sql = "SELECT address, asset, posted, pending_out, pending_in FROM balances"
         params: tuple[Any, ...] = ()
         if prefix:
-            sql += " WHERE substr(address, 1, ?) = ?"
-            params = (len(prefix), prefix)
+            sql += " WHERE address >= ? AND address < ?"
+            params = (prefix, prefix + "\U0010ffff")
         with self._lock:
-            rows = self._connection.execute(sql + " ORDER BY address, asset", params).fetchall()
+            rows = self._execute(sql + " ORDER BY address, asset", params).fetchall()
         return {(a, s): Balance(int(p), int(o), int(i)) for a, s, p, o, i in rows}
 
     def pendings(self, state: PendingState | None = None) -> list[PendingTransfer]:
@@ -286,12 +303,12 @@ class SqliteStore:
             sql += " WHERE state = ?"
             params = (state.value,)
         with self._lock:
-            rows = self._connection.execute(sql + " ORDER BY created_seq", params).fetchall()
+            rows = self._execute(sql + " ORDER BY created_seq", params).fetchall()
         return [pending_from_row(row) for row in rows]
 
     def pending(self, pending_id: str) -> PendingTransfer | None:
         with self._lock:
-            row = self._connection.execute(
+            row = self._execute(
                 f"SELECT {PENDING_COLUMNS} FROM pendings WHERE id = ?", (pending_id,)
             ).fetchone()
         return None if row is None else pending_from_row(row)
@@ -303,7 +320,7 @@ class SqliteStore:
             low, high = 0, self._head().seq
             while low < high:
                 middle = (low + high + 1) // 2
-                row = self._connection.execute(
+                row = self._execute(
                     "SELECT at_us FROM journal WHERE seq = ?", (middle,)
                 ).fetchone()
                 if row is not None and row[0] <= at_us:
@@ -314,7 +331,7 @@ class SqliteStore:
 
     def balance_at(self, address: str, asset: str, seq: int) -> Balance:
         with self._lock:
-            row = self._connection.execute(
+            row = self._execute(
                 "SELECT posted, pending_out, pending_in FROM legs "
                 "WHERE address = ? AND asset = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
                 (address, asset, seq),
@@ -345,7 +362,7 @@ class SqliteStore:
             WHERE {where} ORDER BY l.seq DESC, l.asset LIMIT ?
         """
         with self._lock:
-            rows = self._connection.execute(sql, params).fetchall()
+            rows = self._execute(sql, params).fetchall()
         return history_rows(rows)
 
     def replace_balances(self, balances: dict[BalanceKey, Balance]) -> None:

@@ -135,8 +135,6 @@ class BatchOutcome:
     reversals: tuple[tuple[str, str], ...]
 
 
-_MISSING: Any = object()
-
 
 class BatchEngine:
     """Applies one batch's commands. Use once: construct, `apply` each command, `finish`."""
@@ -389,19 +387,18 @@ class BatchEngine:
         balances = self._w.balances
         source_key = (source, asset)
         destination_key = (destination, asset)
-        source_old = balances.get(source_key, ZERO_BALANCE)
-        destination_old = balances.get(destination_key, ZERO_BALANCE)
-        source_new = _balance(
-            Balance, (source_old[0] - amount, source_old[1], source_old[2])
-        )
+        source_stored = balances.get(source_key)
+        destination_stored = balances.get(destination_key)
+        source_old = ZERO_BALANCE if source_stored is None else source_stored
+        destination_old = ZERO_BALANCE if destination_stored is None else destination_stored
+        source_new = _balance(Balance, (source_old[0] - amount, source_old[1], source_old[2]))
         destination_new = _balance(
             Balance, (destination_old[0] + amount, destination_old[1], destination_old[2])
         )
+        floor = source_account.floor_minor
         if (
-            source_account.min_balance_minor is not None
-            or not source_account.allow_negative
-            or source_new[0] < -AMOUNT_MAX_MINOR
-        ):
+            floor is not None and source_new[0] - source_new[1] < floor
+        ) or source_new[0] < -AMOUNT_MAX_MINOR:
             check_bounds(source_account, asset, source_old, source_new, -amount)
         if (
             destination_account.max_balance_minor is not None
@@ -409,8 +406,8 @@ class BatchEngine:
         ):
             check_bounds(destination_account, asset, destination_old, destination_new, amount)
         undo = self._undo
-        undo.append((balances, source_key, balances.get(source_key, _MISSING)))
-        undo.append((balances, destination_key, balances.get(destination_key, _MISSING)))
+        undo.append((balances, source_key, source_stored))
+        undo.append((balances, destination_key, destination_stored))
         balances[source_key] = source_new
         balances[destination_key] = destination_new
         touched = self._touched
@@ -714,19 +711,20 @@ class BatchEngine:
         return entry
 
     def _set(self, container: dict[Any, Any], key: Any, value: Any) -> None:
-        self._undo.append((container, key, container.get(key, _MISSING)))
+        self._undo.append((container, key, container.get(key)))
         container[key] = value
 
     def _set_balance(self, key: BalanceKey, value: Balance) -> None:
         balances = self._w.balances
-        self._undo.append((balances, key, balances.get(key, _MISSING)))
+        self._undo.append((balances, key, balances.get(key)))
         balances[key] = value
         self._touched.add(key)
 
     def _rollback(self, mark: tuple[ChainHead, int, int, int, int, int]) -> None:
         head, entries, assets, accounts, idempotency, reversals = mark
+        # The containers never hold None, so None in the log means "was absent".
         for container, key, old in reversed(self._undo):
-            if old is _MISSING:
+            if old is None:
                 container.pop(key, None)
             else:
                 container[key] = old
@@ -826,6 +824,12 @@ def _metadata_json(metadata: Mapping[str, str]) -> str:
 
 
 def _postings_json(postings: Sequence[Posting]) -> str:
+    if len(postings) == 1:
+        p = postings[0]
+        return (
+            f'[{{"amount_minor":{p.amount_minor},"asset":"{p.asset}",'
+            f'"destination":"{p.destination}","source":"{p.source}"}}]'
+        )
     return "[" + ",".join(
         f'{{"amount_minor":{p.amount_minor},"asset":"{p.asset}",'
         f'"destination":"{p.destination}","source":"{p.source}"}}'

@@ -27,14 +27,16 @@ from fundpool.core.money import AMOUNT_MAX_MINOR, Asset, check_amount
 # A segment is lower-case letters, digits, '_' or '-', starting with a letter or digit;
 # 2..8 segments joined by ':'. `pool:main:usd:bank-a:available`, `world:bank-a`.
 ADDRESS_SEGMENT_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
-ADDRESS_PATTERN = re.compile(rf"^{ADDRESS_SEGMENT_PATTERN}(?::{ADDRESS_SEGMENT_PATTERN}){{1,7}}$")
+ADDRESS_PATTERN = re.compile(
+    rf"^{ADDRESS_SEGMENT_PATTERN}(?::{ADDRESS_SEGMENT_PATTERN}){{1,7}}\Z"
+)
 ADDRESS_LENGTH_MAX = 256
 WORLD_NAMESPACE = "world"
 
 METADATA_ENTRIES_MAX = 32
-METADATA_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+METADATA_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 METADATA_VALUE_LENGTH_MAX = 512
-IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}\Z")
 POSTINGS_PER_TRANSACTION_MAX = 256
 PENDING_TIMEOUT_S_MIN = 1
 PENDING_TIMEOUT_S_MAX = 400 * 24 * 3600
@@ -101,6 +103,8 @@ class Account:
     min_balance_minor: int | None = None
     max_balance_minor: int | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # Lowest allowed available balance, or None for none: derived once, read on every debit.
+    floor_minor: int | None = field(init=False, compare=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         check_address(self.address)
@@ -139,13 +143,13 @@ class Account:
             )
         if self.max_balance_minor is not None and self.max_balance_minor < 0:
             raise InvalidAccount("a maximum balance below zero", address=self.address)
+        floor = (
+            self.min_balance_minor
+            if self.min_balance_minor is not None
+            else (None if self.allow_negative else 0)
+        )
+        object.__setattr__(self, "floor_minor", floor)
 
-    @property
-    def floor_minor(self) -> int | None:
-        """Lowest allowed available balance, or None for no floor."""
-        if self.min_balance_minor is not None:
-            return self.min_balance_minor
-        return None if self.allow_negative else 0
 
     def body(self) -> dict[str, object]:
         return {

@@ -52,7 +52,7 @@ app = typer.Typer(
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-WIDE_OUTPUT = 200  # columns when stdout is not a terminal: tables of ids and 18-decimal amounts
+WIDE_OUTPUT = 1_000  # columns when stdout is not a terminal: no folding of ids or wei amounts
 
 # --- options every command takes -------------------------------------------------------------
 
@@ -122,9 +122,9 @@ class Session:
 
 
 def stdout_console() -> Console:
-    console = Console(highlight=False, markup=False, soft_wrap=False)
+    console = Console(highlight=False, markup=False, emoji=False, soft_wrap=False)
     if not console.is_terminal:
-        console = Console(highlight=False, markup=False, width=WIDE_OUTPUT)
+        console = Console(highlight=False, markup=False, emoji=False, width=WIDE_OUTPUT)
     return console
 
 
@@ -136,7 +136,7 @@ def report_error(error: FundpoolError, as_json: bool) -> None:
     if as_json:
         emit_json(error.to_dict())
         return
-    console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+    console = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
     console.print(Text.assemble(("error", "bold red"), f"[{error.code}]: {error.detail}"))
     for name, value in error.facts.items():
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -187,11 +187,16 @@ def describe_store(store: LedgerStore) -> str:
     url = getattr(store, "url", None)
     if not isinstance(url, str):
         return type(store).__name__
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host += f":{parts.port}"
+    except ValueError:
+        return f"{url.partition(':')[0]}://?"
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 # --- values at the edges ---------------------------------------------------------------------
@@ -265,7 +270,7 @@ def posting_doc(posting: Mapping[str, Any], assets: Mapping[str, Asset]) -> dict
 
 def entry_doc(recorded: Recorded, assets: Mapping[str, Asset]) -> dict[str, object]:
     """A recorded entry for output: what it did, amounts at their asset's scale."""
-    body = recorded.body
+    body: Mapping[str, Any] = recorded.body
     doc: dict[str, object] = {
         "status": "replayed" if recorded.replayed else "applied",
         "seq": recorded.seq,
@@ -275,21 +280,28 @@ def entry_doc(recorded: Recorded, assets: Mapping[str, Asset]) -> dict[str, obje
         "at_us": recorded.at_us,
         "hash": recorded.hash.hex(),
     }
+    # `postings` are what moved (posted balances); a pending transfer's `reservation` is what
+    # it holds, moves only when posted, and then perhaps only in part.
     if isinstance(body.get("postings"), list):
         doc["postings"] = [posting_doc(p, assets) for p in body["postings"]]
-    if isinstance(body.get("posting"), Mapping):
-        doc["postings"] = [posting_doc(body["posting"], assets)]
     if "reverses" in body:
         doc["reverses"] = body["reverses"]
-    if recorded.kind == "pending_created":
-        doc["pending_id"] = recorded.id
-        doc["timeout_s"] = body.get("timeout_s")
-        doc["expires_at"] = iso(int(body["expires_at_us"]))
-    if "pending_id" in body:
-        doc["pending_id"] = body["pending_id"]
-        asset = assets.get(str(body["posting"]["asset"]))
-        doc.update(amount_fields("posted", int(body["posted_minor"]), asset))
-        doc.update(amount_fields("released", int(body["released_minor"]), asset))
+    if isinstance(body.get("posting"), Mapping):
+        reservation = posting_doc(body["posting"], assets)
+        doc["reservation"] = reservation
+        doc["postings"] = []
+        if recorded.kind == "pending_created":
+            doc["pending_id"] = recorded.id
+            doc["timeout_s"] = body.get("timeout_s")
+            doc["expires_at"] = iso(int(body["expires_at_us"]))
+        else:
+            doc["pending_id"] = body["pending_id"]
+            asset = assets.get(str(body["posting"]["asset"]))
+            posted_minor = int(body["posted_minor"])
+            doc.update(amount_fields("posted", posted_minor, asset))
+            doc.update(amount_fields("released", int(body["released_minor"]), asset))
+            if posted_minor:
+                doc["postings"] = [{**reservation, **amount_fields("amount", posted_minor, asset)}]
     if "metadata" in body:
         doc["metadata"] = body["metadata"]
     if "idempotency_key" in body:
@@ -309,6 +321,13 @@ def entry_tables(doc: Mapping[str, Any], title: str) -> list[Table]:
     for name in ("posted", "released"):
         if name in doc:
             facts.add_row(name, str(doc[name]))
+    reservation = doc.get("reservation")
+    if reservation is not None:
+        facts.add_row(
+            "reservation",
+            f"{reservation['amount']} {reservation['asset']} "
+            f"{reservation['source']} -> {reservation['destination']}",
+        )
     if doc.get("idempotency_key"):
         facts.add_row("key", str(doc["idempotency_key"]))
     for key, value in sorted((doc.get("metadata") or {}).items()):
@@ -320,7 +339,7 @@ def entry_tables(doc: Mapping[str, Any], title: str) -> list[Table]:
         table.add_column("from")
         table.add_column("to")
         table.add_column("asset")
-        table.add_column("amount", justify="right", no_wrap=True)
+        table.add_column("amount", justify="right", overflow="fold")
         for posting in postings:
             table.add_row(
                 posting["source"], posting["destination"], posting["asset"], posting["amount"]
@@ -390,8 +409,13 @@ def open_account(
         str | None, typer.Option("--asset", help="Hold only this asset (needed for --min/--max).")
     ] = None,
     allow_negative: Annotated[
-        bool, typer.Option("--allow-negative", help="May go below zero (world accounts).")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--allow-negative/--no-allow-negative",
+            help="May the balance go below zero? Default: yes for world: accounts, else no.",
+            show_default=False,
+        ),
+    ] = None,
     min_text: Annotated[
         str | None, typer.Option("--min", help="Lowest available balance, e.g. -500.00.")
     ] = None,
@@ -627,16 +651,17 @@ def balance(
             "balances": rows,
         }
         when = "now" if at_us is None else f"at {iso(at_us)}"
-        table = Table(title=f"{address} {when} (as of entry {as_of_seq})", title_justify="left")
+        heading = Text(f"{address} {when} (as of entry {as_of_seq})", style="bold")
+        table = Table()
         table.add_column("asset")
         for name in ("posted", "pending out", "pending in", "available"):
-            table.add_column(name, justify="right", no_wrap=True)
+            table.add_column(name, justify="right", overflow="fold")
         for row in rows:
             table.add_row(
                 row["asset"], row["posted"], row["pending_out"], row["pending_in"],
                 row["available"],
             )
-        s.emit(doc, table if rows else Text(f"{address} holds no balance {when}"))
+        s.emit(doc, [heading, table] if rows else Text(f"{address} holds no balance {when}"))
 
 
 @app.command()
@@ -683,7 +708,7 @@ def history(
         table.add_column("kind")
         table.add_column("asset")
         for name in ("posted Δ", "pending out Δ", "pending in Δ", "posted", "available"):
-            table.add_column(name, justify="right", no_wrap=True)
+            table.add_column(name, justify="right", overflow="fold")
         table.add_column("entry", no_wrap=True)
         for d in docs:
             table.add_row(
@@ -777,7 +802,7 @@ def rebuild_command(
             table.add_column("asset")
             for name in ("stored posted", "journal posted", "stored pending out",
                          "journal pending out", "stored pending in", "journal pending in"):
-                table.add_column(name, justify="right", no_wrap=True)
+                table.add_column(name, justify="right", overflow="fold")
             for d in differences:
                 stored: Mapping[str, str] = d["stored"] or {}
                 journal: Mapping[str, str] = d["journal"]

@@ -205,7 +205,8 @@ class BatchEngine:
             results=tuple(self._results),
             assets=tuple(self._assets),
             accounts=tuple(self._accounts),
-            balances={key: balances[key] for key in self._touched},
+            # A key a rolled-back command created is gone again: it was never stored either.
+            balances={key: balances[key] for key in self._touched if key in balances},
             pendings_new=tuple(new),
             pendings_changed=tuple(changed),
             idempotency=tuple(self._idempotency),
@@ -396,13 +397,14 @@ class BatchEngine:
             Balance, (destination_old[0] + amount, destination_old[1], destination_old[2])
         )
         floor = source_account.floor_minor
-        if (
-            floor is not None and source_new[0] - source_new[1] < floor
-        ) or source_new[0] < -AMOUNT_MAX_MINOR:
+        source_available = source_new[0] - source_new[1]
+        if (floor is not None and source_available < floor) or (
+            source_available < -AMOUNT_MAX_MINOR
+        ):
             check_bounds(source_account, asset, source_old, source_new, -amount)
         if (
             destination_account.max_balance_minor is not None
-            or destination_new[0] > AMOUNT_MAX_MINOR
+            or destination_new[0] + destination_new[2] > AMOUNT_MAX_MINOR
         ):
             check_bounds(destination_account, asset, destination_old, destination_new, amount)
         undo = self._undo
@@ -775,9 +777,11 @@ def check_bounds(account: Account, asset: str, old: Balance, new: Balance, delta
                 requested_minor=delta if delta > 0 else 0,
                 max_balance_minor=ceiling,
             )
+    # In range even if every reservation posts: a pending transfer accepted now can always be
+    # posted later.
     if (
-        new.posted > AMOUNT_MAX_MINOR
-        or new.posted < -AMOUNT_MAX_MINOR
+        new.posted - new.pending_out < -AMOUNT_MAX_MINOR
+        or new.posted + new.pending_in > AMOUNT_MAX_MINOR
         or new.pending_out > AMOUNT_MAX_MINOR
         or new.pending_in > AMOUNT_MAX_MINOR
     ):

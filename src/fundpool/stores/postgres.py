@@ -13,10 +13,12 @@ write is an explicit transaction. A batch's rows go in with COPY.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
+from operator import itemgetter
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -147,9 +149,9 @@ LEG_COLUMNS = "seq, address, asset, posted, pending_out, pending_in"
 LEG_TYPES = ("int8", "text", "text", "numeric", "numeric", "numeric")
 BALANCE_COLUMNS = "address, asset, posted, pending_out, pending_in"
 BALANCE_TYPES = ("text", "text", "numeric", "numeric", "numeric")
-ACCOUNT_COLUMNS = (
-    "address, asset, allow_negative, min_balance_minor, max_balance_minor, metadata"
-)
+ACCOUNT_COLUMNS = "address, asset, allow_negative, min_balance_minor, max_balance_minor, metadata"
+# JSONB as text, parsed by the store: cheaper than the driver's JSON loader, row by row.
+ACCOUNT_TEXT_COLUMNS = ACCOUNT_COLUMNS.replace("metadata", "metadata::text")
 
 
 def lock_key(schema: str) -> int:
@@ -208,9 +210,7 @@ class PostgresStore:
                 "could not connect to PostgreSQL", store=redact(self._url), reason=str(error)
             ) from error
         # pg_temp stays first for relations, so the staging table resolves ahead of the schema.
-        connection.execute(
-            sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema))
-        )
+        connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
         # Applies to the advisory lock too: a writer gives up as the SQLite store's does.
         connection.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
         connection.execute(BALANCES_STAGE)
@@ -247,11 +247,15 @@ class PostgresStore:
 
     def is_initialised(self) -> bool:
         with self._lock:
-            row = self._conn().execute(
-                "SELECT EXISTS (SELECT 1 FROM pg_tables "
-                "WHERE schemaname = %s AND tablename = 'journal')",
-                (self.schema,),
-            ).fetchone()
+            row = (
+                self._conn()
+                .execute(
+                    "SELECT EXISTS (SELECT 1 FROM pg_tables "
+                    "WHERE schemaname = %s AND tablename = 'journal')",
+                    (self.schema,),
+                )
+                .fetchone()
+            )
         return bool(row and row[0])
 
     def drop_schema(self) -> None:
@@ -261,9 +265,7 @@ class PostgresStore:
             with connection.transaction():
                 connection.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
                 connection.execute(
-                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                        sql.Identifier(self.schema)
-                    )
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
                 )
 
     def close(self) -> None:
@@ -273,16 +275,29 @@ class PostgresStore:
 
     @contextmanager
     def write(self) -> Iterator[_PostgresWrite]:
-        with self._lock:
+        with self._lock, ExitStack() as stack:
+            connection = self._begin_write(stack)
+            yield _PostgresWrite(connection, self._read_head(connection))
+
+    def _begin_write(self, stack: ExitStack) -> psycopg.Connection[Any]:
+        """Open the transaction on `stack` and take the ledger's lock. Nothing has been done
+        yet if that fails, so a connection the server dropped is opened again and tried once
+        more; a lock not had within LOCK_TIMEOUT is a StoreError, as it is for SQLite."""
+        for attempt in (1, 2):
             connection = self._conn()
-            with connection.transaction():
-                try:
-                    connection.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-                except psycopg.errors.LockNotAvailable as error:
-                    raise StoreError(
-                        "could not begin a write", store=redact(self._url), reason=str(error)
-                    ) from error
-                yield _PostgresWrite(connection, self._read_head(connection))
+            try:
+                stack.enter_context(connection.transaction())
+                connection.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            except psycopg.OperationalError as error:
+                if attempt == 1 and connection.broken:
+                    with suppress(psycopg.Error):  # ending what began on the dead connection
+                        stack.close()
+                    continue
+                raise StoreError(
+                    "could not begin a write", store=redact(self._url), reason=str(error)
+                ) from error
+            return connection
+        raise AssertionError("unreachable")
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -296,19 +311,27 @@ class PostgresStore:
         return GENESIS if row is None else ChainHead(row[0], bytes(row[1]), row[2])
 
     def _all(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One read statement in autocommit. A connection the server dropped since the last
+        use is opened again and the read retried once: it changes nothing, so that is safe."""
         with self._lock:
-            try:
-                return self._conn().execute(query, params).fetchall()
-            except pg_errors.UndefinedTable as error:
-                raise self._not_initialised() from error
+            for attempt in (1, 2):
+                connection = self._conn()
+                try:
+                    return connection.execute(query, params).fetchall()
+                except pg_errors.UndefinedTable as error:
+                    raise self._not_initialised() from error
+                except psycopg.OperationalError:
+                    if attempt == 2 or not connection.broken:
+                        raise
+            raise AssertionError("unreachable")
 
     def _one(self, query: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = self._all(query, params)
         return rows[0] if rows else None
 
     def head(self) -> ChainHead:
-        with self._lock:
-            return self._read_head(self._conn())
+        row = self._one("SELECT seq, hash, at_us FROM journal ORDER BY seq DESC LIMIT 1")
+        return GENESIS if row is None else ChainHead(row[0], bytes(row[1]), row[2])
 
     def entry(self, seq: int) -> StoredEntry | None:
         row = self._one(f"SELECT {ENTRY_COLUMNS} FROM journal WHERE seq = %s", (seq,))
@@ -359,8 +382,8 @@ class PostgresStore:
         query = f"SELECT {ACCOUNT_COLUMNS} FROM accounts"
         params: tuple[Any, ...] = ()
         if prefix:
-            query += " WHERE starts_with(address, %s)"
-            params = (prefix,)
+            query += " WHERE address >= %s AND address < %s"
+            params = _prefix_range(prefix)
         rows = self._all(query + " ORDER BY address", params)
         return [account_from_row(row) for row in rows]
 
@@ -368,8 +391,8 @@ class PostgresStore:
         query = f"SELECT {BALANCE_COLUMNS} FROM balances"
         params: tuple[Any, ...] = ()
         if prefix:
-            query += " WHERE starts_with(address, %s)"
-            params = (prefix,)
+            query += " WHERE address >= %s AND address < %s"
+            params = _prefix_range(prefix)
         rows = self._all(query + " ORDER BY address, asset", params)
         return {(a, s): _balance(p, o, i) for a, s, p, o, i in rows}
 
@@ -446,6 +469,27 @@ class PostgresStore:
             )
 
 
+def _prefix_range(prefix: str) -> tuple[str, str]:
+    """The addresses that start with `prefix`, as a range the primary key can scan: in the "C"
+    collation nothing that starts with it sorts at or above prefix + U+10FFFF (as in SQLite)."""
+    return prefix, prefix + "\U0010ffff"
+
+
+_ACCOUNT_ORDER = itemgetter(1, 2, 0)  # a leg row's (address, asset, seq)
+
+
+def _parsed_metadata(rows: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """Account rows with their metadata text parsed, once per distinct text: most accounts of a
+    batch share the same few (often `{}`), and `Account` copies what it is given."""
+    parsed: dict[str, Any] = {}
+    for row in rows:
+        text = row[-1]
+        metadata = parsed.get(text)
+        if metadata is None:
+            metadata = parsed[text] = json.loads(text)
+        yield (*row[:-1], metadata)
+
+
 def _entry(row: Sequence[Any]) -> StoredEntry:
     seq, entry_id, kind, at_us, canonical, entry_hash = row
     return StoredEntry(seq, entry_id, kind, at_us, bytes(canonical), bytes(entry_hash))
@@ -463,10 +507,15 @@ class _PostgresWrite:
         return self._head
 
     def _any(self, query: str, values: Iterable[Any]) -> list[tuple[Any, ...]]:
+        """Rows of `query`, whose one parameter is `= ANY(%s)` of the values as an array.
+
+        Never a prepared statement: a generic plan would see the array as an opaque parameter
+        and, on a sequential scan, test each row against every element in turn; planned with
+        the array in hand, PostgreSQL probes an index or a hash of the elements."""
         wanted = list(values)
         if not wanted:
             return []
-        return self.connection.execute(query, (wanted,)).fetchall()
+        return self.connection.execute(query, (wanted,), prepare=False).fetchall()
 
     def copy_rows(
         self, target: str, rows: Iterable[Sequence[Any]], binary_types: Sequence[str] = ()
@@ -489,9 +538,9 @@ class _PostgresWrite:
 
     def load_accounts(self, addresses: Iterable[str]) -> dict[str, Account]:
         rows = self._any(
-            f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE address = ANY(%s)", addresses
+            f"SELECT {ACCOUNT_TEXT_COLUMNS} FROM accounts WHERE address = ANY(%s)", addresses
         )
-        return {row[0]: account_from_row(row) for row in rows}
+        return {row[0]: account_from_row(row) for row in _parsed_metadata(rows)}
 
     def load_balances(self, keys: Iterable[BalanceKey]) -> dict[BalanceKey, Balance]:
         wanted = set(keys)
@@ -536,8 +585,12 @@ class _PostgresWrite:
         if journal:
             self.copy_rows(f"journal ({ENTRY_COLUMNS})", journal, JOURNAL_TYPES)
         if legs:
+            # In account order, consecutive rows land on the same pages of `legs_by_account`
+            # instead of all over it; the primary key's new entries are all at its end anyway.
+            legs.sort(key=_ACCOUNT_ORDER)
             self.copy_rows(f"legs ({LEG_COLUMNS})", legs, LEG_TYPES)
         if balances:
+            balances.sort()  # the same for the primary key of `balances` (keys are unique)
             # The staging table is this connection's own; what an earlier write left is cleared.
             self.connection.execute("TRUNCATE pg_temp.fundpool_balances_in")
             self.copy_rows(

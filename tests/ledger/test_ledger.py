@@ -4,15 +4,17 @@ and changes nothing; the two-phase, reversal and read paths do what a treasury e
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fundpool.core.clock import ManualClock
+from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.model import (
     Account,
     Balance,
+    ChainHead,
     CreatePending,
     DefineAsset,
     EntryKind,
@@ -28,6 +30,7 @@ from fundpool.core.ledger.model import (
 from fundpool.core.money import AMOUNT_MAX_MINOR, Asset, AssetKind
 from fundpool.ledger.service import BATCH_COMMANDS_MAX, Ledger
 from fundpool.ledger.verify import verify
+from fundpool.stores.sqlite import SqliteStore
 
 USD, ETH = "USD", "ETH"
 WORLD = "world:bank-a"
@@ -789,3 +792,29 @@ def test_idempotency_within_one_batch(book: Ledger) -> None:
     assert [r.status for r in results] == ["applied", "rejected", "rejected"]
     assert {r.error.code for r in results[1:] if r.error} == {"already_reversed"}
     assert verify(book.store).ok
+
+
+def test_expire_due_counts_only_its_own_expiries(tmp_path: Path) -> None:
+    """Another writer's entries landing between two reads of the head are not expiries."""
+    path = tmp_path / "shared.sqlite3"
+    store = SqliteStore(path)
+    store.initialise()
+    clock = ManualClock()
+    mine = Ledger(store, clock, Uuid7Ids.seeded(1))
+    mine.define_asset(Asset("USD", 2, AssetKind.FIAT))
+    mine.open_account(Account("world:bank"))
+    mine.open_account(Account("user:x", asset="USD"))
+    pending = mine.create_pending(Posting("world:bank", "user:x", "USD", 5), timeout_s=1)
+    clock.advance(seconds=2)
+    other = Ledger(SqliteStore(path), clock, Uuid7Ids.seeded(2))
+    real_head = store.head
+
+    def head_while_another_process_writes() -> ChainHead:
+        head = real_head()
+        other.transfer([Posting("world:bank", "user:x", "USD", 1)])
+        return head
+
+    store.head = head_while_another_process_writes  # type: ignore[method-assign]
+    assert mine.expire_due() == 1
+    assert mine.pending(pending.id).state == "expired"  # type: ignore[union-attr]
+    assert mine.expire_due() == 0

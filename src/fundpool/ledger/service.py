@@ -80,33 +80,36 @@ class Ledger:
     def submit(self, commands: Sequence[Command]) -> list[CommandResult]:
         """Apply a batch: each command (a `Linked` group counts as one) all or none, in order,
         committed together. Rejected commands change nothing and say why in their result."""
-        if len(commands) > BATCH_COMMANDS_MAX:
-            raise BatchTooLarge(commands=len(commands), commands_max=BATCH_COMMANDS_MAX)
-        try:
-            with self.store.write() as session:
-                results, head = self._run(session, commands)
-        except BaseException:
-            self._drop_cache()
-            raise
-        self._cache_head = head
-        if len(self._cache.balances) > CACHE_BALANCES_MAX:
-            self._drop_cache()
+        results, _ = self._submit(commands)
         return results
 
     def expire_due(self) -> int:
         """Expire every pending transfer whose timeout has passed; returns how many."""
         expired = 0
         while True:
-            before = self.store.head().seq
-            self.submit([])
-            done = self.store.head().seq - before
+            _, done = self._submit([])
             expired += done
             if done < EXPIRIES_PER_BATCH_MAX:
                 return expired
 
+    def _submit(self, commands: Sequence[Command]) -> tuple[list[CommandResult], int]:
+        """`submit`, also saying how many pending transfers the batch expired."""
+        if len(commands) > BATCH_COMMANDS_MAX:
+            raise BatchTooLarge(commands=len(commands), commands_max=BATCH_COMMANDS_MAX)
+        try:
+            with self.store.write() as session:
+                results, head, expired = self._run(session, commands)
+        except BaseException:
+            self._drop_cache()
+            raise
+        self._cache_head = head
+        if len(self._cache.balances) > CACHE_BALANCES_MAX:
+            self._drop_cache()
+        return results, expired
+
     def _run(
         self, session: WriteSession, commands: Sequence[Command]
-    ) -> tuple[list[CommandResult], ChainHead]:
+    ) -> tuple[list[CommandResult], ChainHead, int]:
         head = session.head
         if head != self._cache_head:
             self._drop_cache()
@@ -155,7 +158,7 @@ class Ledger:
         results = [engine.apply(command) for command in commands]
         outcome = engine.finish()
         session.save(outcome)
-        return results, outcome.head
+        return results, outcome.head, len(due)
 
     def _drop_cache(self) -> None:
         self._cache = WorkingSet()

@@ -11,7 +11,8 @@ have parsed them. Every batch outcome the ledger saved is recorded; the baseline
 second store the same way (the engine is deterministic, so its rows are identical) and times
 writing those very outcomes with the store's own `save()` in the same transaction sizes: the
 same rows and statements with no validation, balance logic, canonical encoding or hashing. The
-ratio is what is left of the store's physical rate once the ledger does its work.
+ratio is what is left of the store's physical rate once the ledger does its work. The process
+runs with the garbage-collector settings every fundpool entry point uses (`tune_gc`).
 
 Usage: python bench/ledger.py [--store sqlite|postgres|all] [--scale 1.0]
 """
@@ -39,6 +40,7 @@ from fundpool.core.ledger.model import Account, OpenAccount, Posting, Transfer
 from fundpool.core.money import Asset, AssetKind
 from fundpool.ledger.ports import LedgerStore, WriteSession
 from fundpool.ledger.service import BATCH_COMMANDS_MAX, Ledger
+from fundpool.runtime import tune_gc
 from fundpool.stores.sqlite import SqliteStore
 
 ACCOUNTS = 10_000
@@ -229,6 +231,7 @@ def bench_store(name: str, scale: float) -> None:
 
 
 def main() -> None:
+    tune_gc()  # as every fundpool entry point does at start (fundpool.runtime)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply transfer counts")

@@ -6,6 +6,7 @@ import typer
 
 from fundpool.cli.demo import demo
 from fundpool.cli.ledger import app as ledger_app
+from fundpool.runtime import tune_gc
 
 app = typer.Typer(
     name="fundpool",
@@ -16,6 +17,14 @@ app = typer.Typer(
     # carry a password.
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def main() -> None:
+    """Treasury fund-pool engine: an exact, tamper-evident double-entry ledger."""
+    tune_gc()
+
+
 app.add_typer(ledger_app, name="ledger")
 app.command("demo")(demo)
 

@@ -63,12 +63,13 @@ class Uuid7Ids:
             if self._counter > 0xFFF:
                 self._last_ms += 1
                 self._counter = 0
-        value = (
-            (self._last_ms & 0xFFFFFFFFFFFF) << 80
-            | 0x7 << 76
-            | self._counter << 64
-            | 0b10 << 62
-            | self._rng.getrandbits(62)
+        ms = self._last_ms & 0xFFFFFFFFFFFF
+        random_bits = self._rng.getrandbits(62)
+        # unix_ts_ms (48) | ver 7 (4) | counter (12) | var 0b10 (2) | random (62)
+        return "%08x-%04x-%04x-%04x-%012x" % (  # noqa: UP031 (one formatting call, measured)
+            ms >> 16,
+            ms & 0xFFFF,
+            0x7000 | self._counter,
+            0x8000 | random_bits >> 48,
+            random_bits & 0xFFFFFFFFFFFF,
         )
-        text = f"{value:032x}"
-        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"

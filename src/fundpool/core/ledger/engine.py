@@ -227,8 +227,6 @@ class BatchEngine:
         return CommandResult("applied", members=tuple(members))
 
     def _apply_simple(self, command: SimpleCommand) -> CommandResult:
-        if type(command) is Transfer:  # the common case, before the general dispatch
-            return self._transfer(command)
         if isinstance(command, Transfer):
             return self._transfer(command)
         if isinstance(command, CreatePending):

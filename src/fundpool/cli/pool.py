@@ -1,0 +1,179 @@
+"""`fundpool pool ...`: the fund pool as a configuration declares it.
+
+`init` makes the ledger hold the configured assets and accounts (safe to run again; only what
+is new is added). `view` shows the pool by state per asset and channel, with TOTAL in the
+reporting currency. The configuration is `--config PATH`, else $FUNDPOOL_CONFIG, else
+./fundpool.toml.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from fundpool.cli.ledger import (
+    DataDirOption,
+    DbUrlOption,
+    JsonOption,
+    amount_fields,
+    describe_store,
+    session,
+)
+from fundpool.core.money import Asset
+from fundpool.ledger.service import Ledger
+from fundpool.pool.config import CONFIG_ENV, DEFAULT_CONFIG, FundpoolConfig, load_config
+from fundpool.pool.setup import init_pool
+from fundpool.pool.view import FIGURES, Figures, PoolView, pool_view
+from fundpool.runtime import SystemClock, system_ids
+
+app = typer.Typer(
+    name="pool",
+    help="The fund pool: set it up from its configuration and view it by state.",
+    no_args_is_help=True,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help=f"Pool configuration (TOML; default: ${CONFIG_ENV}, then ./{DEFAULT_CONFIG}).",
+        show_default=False,
+    ),
+]
+PoolOption = Annotated[
+    str | None,
+    typer.Option("--pool", help="Pool id (needed when the configuration has several)."),
+]
+LABELS = {
+    "available": "available",
+    "locked": "locked",
+    "in_transit": "in transit",
+    "pending_settlement": "pending settlement",
+    "fees": "fee income",
+}
+
+
+def config_path(option: Path | None) -> Path:
+    return option or Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+@app.command()
+def init(
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create the ledger if needed and open every configured asset and account."""
+    with session(data_dir, db_url, as_json, initialise=True) as s:
+        declared = load_config(config_path(config))
+        s.store.initialise()
+        report = init_pool(Ledger(s.store, SystemClock(), system_ids()), declared)
+        pools = [p.id for p in declared.pools]
+        where = describe_store(s.store)
+        doc = {
+            "store": where,
+            "config": declared.source,
+            "pools": pools,
+            "added": report.added,
+            "unchanged": report.unchanged,
+        }
+        s.emit(
+            doc,
+            Text(
+                f"pool {', '.join(pools)} ready at {where}: "
+                f"{report.added} added, {report.unchanged} already there"
+            ),
+        )
+
+
+@app.command()
+def view(
+    pool: PoolOption = None,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The pool by state: per asset and channel, per asset, and in the reporting currency."""
+    with session(data_dir, db_url, as_json) as s:
+        declared = load_config(config_path(config))
+        chosen = declared.pool(pool)
+        shown = pool_view(s.store, declared, chosen, declared.rates_for(chosen))
+        s.emit(view_doc(shown), view_tables(shown, declared))
+
+
+def figures_doc(figures: Figures, asset: Asset) -> dict[str, str]:
+    doc: dict[str, str] = {}
+    for name in (*FIGURES, "total"):
+        doc.update(amount_fields(name, getattr(figures, name), asset))
+    return doc
+
+
+def view_doc(shown: PoolView) -> dict[str, object]:
+    reporting = shown.reporting_currency
+    return {
+        "pool": shown.pool,
+        "as_of_seq": shown.as_of_seq,
+        "reporting_currency": reporting.code,
+        "assets": [
+            {
+                "asset": view.asset.code,
+                "scale": view.asset.scale,
+                "channels": {
+                    channel: figures_doc(figures, view.asset)
+                    for channel, figures in view.by_channel.items()
+                },
+                "total": figures_doc(view.total, view.asset),
+                "reporting": None
+                if view.reporting is None
+                else figures_doc(view.reporting, reporting),
+            }
+            for view in shown.assets
+        ],
+        "reporting_total": figures_doc(shown.reporting_total, reporting),
+        "missing_rates": list(shown.missing_rates),
+    }
+
+
+def view_tables(shown: PoolView, declared: FundpoolConfig) -> list[Table | Text]:
+    table = Table(
+        title=f"pool {shown.pool}: by state (TOTAL = available + locked + in transit + "
+        f"pending settlement), as of entry {shown.as_of_seq}",
+        title_justify="left",
+    )
+    table.add_column("asset")
+    table.add_column("channel")
+    for name in (*FIGURES[:4], "total", "fees"):
+        table.add_column("TOTAL" if name == "total" else LABELS[name], justify="right")
+
+    def row(asset: str, channel: str, figures: Figures, scaled: Asset) -> list[str]:
+        cells = [scaled.format(getattr(figures, n)) for n in (*FIGURES[:4], "total", "fees")]
+        return [asset, channel, *cells]
+
+    for view in shown.assets:
+        for channel, figures in view.by_channel.items():
+            table.add_row(*row(view.asset.code, declared.channel(channel).name, figures,
+                               view.asset))
+        table.add_row(*row(view.asset.code, "all channels", view.total, view.asset),
+                      end_section=True)
+    reporting = shown.reporting_currency
+    table.add_row(
+        *row(f"in {reporting.code}", "all assets", shown.reporting_total, reporting),
+        style="bold",
+    )
+    notes: list[Table | Text] = [table]
+    if shown.missing_rates:
+        notes.append(
+            Text(
+                "no rate to " + reporting.code + " for " + ", ".join(shown.missing_rates)
+                + ": left out of the reporting total",
+                style="yellow",
+            )
+        )
+    return notes

@@ -1,0 +1,300 @@
+"""The fund pool as declared: assets, clearing channels, owners and pools, from a TOML file.
+
+    [[assets]]
+    code = "USD"
+    scale = 2
+    kind = "fiat"
+
+    [[channels]]
+    id = "bank-a"
+    kind = "bank_wire"
+    assets = ["USD"]
+
+    [[owners]]
+    id = "m42"
+    kind = "merchant"
+    name = "Acme Shop"
+
+    [[pools]]
+    id = "main"
+    reporting_currency = "USD"
+    channels = ["bank-a"]
+    rates = "rates.toml"        # optional; relative to this file
+
+`load_config` checks every reference (a pool's channel, a channel's asset, the reporting
+currency) and says which entry is wrong; a bad file changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from fundpool.core.errors import FundpoolError
+from fundpool.core.money import Asset, AssetKind
+from fundpool.pool.rates import StaticRates
+
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")  # one address segment
+CONFIG_FILE_BYTES_MAX = 1_000_000
+CONFIG_ENV = "FUNDPOOL_CONFIG"
+DEFAULT_CONFIG = "fundpool.toml"
+
+
+class InvalidConfig(FundpoolError):
+    code = "invalid_config"
+    title = "the pool configuration is not valid"
+
+
+class ChannelKind(StrEnum):
+    BANK_WIRE = "bank_wire"
+    INSTANT_CREDIT = "instant_credit"
+    CARD_ACQUIRER = "card_acquirer"
+    EVM_L1 = "evm_l1"
+    EVM_L2 = "evm_l2"
+    STABLECOIN_RAIL = "stablecoin_rail"
+    CBDC = "cbdc"
+    BOOK = "book"
+
+
+class OwnerKind(StrEnum):
+    COMPANY = "company"
+    MERCHANT = "merchant"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    id: str
+    kind: ChannelKind
+    assets: tuple[str, ...]
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerConfig:
+    id: str
+    kind: OwnerKind
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    id: str
+    name: str
+    reporting_currency: str
+    channels: tuple[str, ...]
+    rates_path: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class FundpoolConfig:
+    assets: tuple[Asset, ...]
+    channels: tuple[ChannelConfig, ...]
+    owners: tuple[OwnerConfig, ...]
+    pools: tuple[PoolConfig, ...]
+    source: str
+
+    def asset(self, code: str) -> Asset:
+        for asset in self.assets:
+            if asset.code == code:
+                return asset
+        raise InvalidConfig("no such asset in the configuration", source=self.source, asset=code)
+
+    def channel(self, channel_id: str) -> ChannelConfig:
+        for channel in self.channels:
+            if channel.id == channel_id:
+                return channel
+        raise InvalidConfig(
+            "no such channel in the configuration", source=self.source, channel=channel_id
+        )
+
+    def pool(self, pool_id: str | None = None) -> PoolConfig:
+        """The pool named `pool_id`, or the only one when None."""
+        if pool_id is None:
+            if len(self.pools) != 1:
+                raise InvalidConfig(
+                    "the configuration has several pools: name one",
+                    source=self.source,
+                    pools=[p.id for p in self.pools],
+                )
+            return self.pools[0]
+        for pool in self.pools:
+            if pool.id == pool_id:
+                return pool
+        raise InvalidConfig("no such pool in the configuration", source=self.source, pool=pool_id)
+
+    def rates_for(self, pool: PoolConfig) -> StaticRates:
+        return StaticRates() if pool.rates_path is None else StaticRates.load(pool.rates_path)
+
+
+def load_config(path: str | Path) -> FundpoolConfig:
+    file = Path(path)
+    try:
+        if file.stat().st_size > CONFIG_FILE_BYTES_MAX:
+            raise InvalidConfig("the configuration file is too large", source=str(file))
+        document = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise InvalidConfig(str(error), source=str(file)) from error
+    return parse_config(document, source=str(file), base_dir=file.parent)
+
+
+def parse_config(
+    document: Mapping[str, Any], *, source: str = "config", base_dir: Path | None = None
+) -> FundpoolConfig:
+    parser = _Parser(source)
+    assets = tuple(parser.asset(i, e) for i, e in enumerate(parser.tables(document, "assets")))
+    parser.unique("assets", [a.code for a in assets])
+    codes = {a.code for a in assets}
+    channels = tuple(
+        parser.channel(i, e, codes) for i, e in enumerate(parser.tables(document, "channels"))
+    )
+    parser.unique("channels", [c.id for c in channels])
+    owners = tuple(parser.owner(i, e) for i, e in enumerate(parser.tables(document, "owners", 0)))
+    parser.unique("owners", [o.id for o in owners])
+    channel_ids = {c.id for c in channels}
+    pools = tuple(
+        parser.pool(i, e, codes, channel_ids, base_dir)
+        for i, e in enumerate(parser.tables(document, "pools"))
+    )
+    parser.unique("pools", [p.id for p in pools])
+    unknown = set(document) - {"assets", "channels", "owners", "pools"}
+    if unknown:
+        raise InvalidConfig("unknown top-level keys", source=source, keys=sorted(unknown))
+    return FundpoolConfig(assets, channels, owners, pools, source)
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, detail: str) -> InvalidConfig:
+        return InvalidConfig(detail, source=self.source, at=where)
+
+    def tables(
+        self, document: Mapping[str, Any], name: str, minimum: int = 1
+    ) -> list[Mapping[str, Any]]:
+        entries = document.get(name, [])
+        if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+            raise self.fail(name, f"[[{name}]] must be an array of tables")
+        if len(entries) < minimum:
+            raise self.fail(name, f"at least {minimum} [[{name}]] entry is needed")
+        return entries
+
+    def unique(self, name: str, ids: Sequence[str]) -> None:
+        seen: set[str] = set()
+        for value in ids:
+            if value in seen:
+                raise self.fail(name, f"{value!r} is declared twice")
+            seen.add(value)
+
+    def field(
+        self, entry: Mapping[str, Any], where: str, name: str, kind: type, default: Any = ...
+    ) -> Any:
+        if name not in entry:
+            if default is ...:
+                raise self.fail(where, f"{name} is required")
+            return default
+        value = entry[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(f"{where}.{name}", f"{name} must be a {kind.__name__}")
+        return value
+
+    def known(self, entry: Mapping[str, Any], where: str, names: set[str]) -> None:
+        extra = set(entry) - names
+        if extra:
+            raise self.fail(where, f"unknown keys {sorted(extra)}")
+
+    def ident(self, entry: Mapping[str, Any], where: str) -> str:
+        value: str = self.field(entry, where, "id", str)
+        if not ID_PATTERN.match(value):
+            raise self.fail(
+                f"{where}.id", "ids are 1-64 lower-case letters, digits, '_' or '-'"
+            )
+        return value
+
+    def asset(self, index: int, entry: Mapping[str, Any]) -> Asset:
+        where = f"assets[{index}]"
+        self.known(entry, where, {"code", "scale", "kind"})
+        try:
+            return Asset(
+                self.field(entry, where, "code", str),
+                self.field(entry, where, "scale", int),
+                AssetKind(self.field(entry, where, "kind", str)),
+            )
+        except ValueError:
+            raise self.fail(
+                f"{where}.kind", f"kind is one of {[k.value for k in AssetKind]}"
+            ) from None
+        except FundpoolError as error:
+            raise self.fail(where, str(error)) from error
+
+    def channel(self, index: int, entry: Mapping[str, Any], codes: set[str]) -> ChannelConfig:
+        where = f"channels[{index}]"
+        self.known(entry, where, {"id", "kind", "assets", "name"})
+        channel_id = self.ident(entry, where)
+        try:
+            kind = ChannelKind(self.field(entry, where, "kind", str))
+        except ValueError:
+            raise self.fail(
+                f"{where}.kind", f"kind is one of {[k.value for k in ChannelKind]}"
+            ) from None
+        assets = self.field(entry, where, "assets", list)
+        if not assets or not all(isinstance(a, str) for a in assets):
+            raise self.fail(f"{where}.assets", "assets is a non-empty list of asset codes")
+        for code in assets:
+            if code not in codes:
+                raise self.fail(f"{where}.assets", f"asset {code!r} is not declared")
+        self.unique(f"{where}.assets", assets)
+        name = self.field(entry, where, "name", str, channel_id)
+        return ChannelConfig(channel_id, kind, tuple(assets), name)
+
+    def owner(self, index: int, entry: Mapping[str, Any]) -> OwnerConfig:
+        where = f"owners[{index}]"
+        self.known(entry, where, {"id", "kind", "name"})
+        owner_id = self.ident(entry, where)
+        try:
+            kind = OwnerKind(self.field(entry, where, "kind", str))
+        except ValueError:
+            raise self.fail(
+                f"{where}.kind", f"kind is one of {[k.value for k in OwnerKind]}"
+            ) from None
+        return OwnerConfig(owner_id, kind, self.field(entry, where, "name", str, owner_id))
+
+    def pool(
+        self,
+        index: int,
+        entry: Mapping[str, Any],
+        codes: set[str],
+        channel_ids: set[str],
+        base_dir: Path | None,
+    ) -> PoolConfig:
+        where = f"pools[{index}]"
+        self.known(entry, where, {"id", "name", "reporting_currency", "channels", "rates"})
+        pool_id = self.ident(entry, where)
+        reporting = self.field(entry, where, "reporting_currency", str)
+        if reporting not in codes:
+            raise self.fail(
+                f"{where}.reporting_currency", f"asset {reporting!r} is not declared"
+            )
+        channels = self.field(entry, where, "channels", list)
+        if not channels or not all(isinstance(c, str) for c in channels):
+            raise self.fail(f"{where}.channels", "channels is a non-empty list of channel ids")
+        for channel_id in channels:
+            if channel_id not in channel_ids:
+                raise self.fail(f"{where}.channels", f"channel {channel_id!r} is not declared")
+        self.unique(f"{where}.channels", channels)
+        rates = self.field(entry, where, "rates", str, None)
+        rates_path = None
+        if rates is not None:
+            rates_path = Path(rates) if base_dir is None else base_dir / rates
+        return PoolConfig(
+            pool_id,
+            self.field(entry, where, "name", str, pool_id),
+            reporting,
+            tuple(channels),
+            rates_path,
+        )

@@ -1,0 +1,94 @@
+"""`fundpool pool init`: make the ledger hold what the configuration declares.
+
+Defining an asset or opening an account that already exists as declared changes nothing, so
+init can run again after the configuration grows: only what is new is added. A declaration that
+contradicts the ledger (an asset with another scale) is rejected, and nothing of that batch is
+applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from fundpool.core.errors import LinkedBatchFailed
+from fundpool.core.ledger.model import (
+    Account,
+    DefineAsset,
+    Linked,
+    OpenAccount,
+    SimpleCommand,
+)
+from fundpool.ledger.service import BATCH_COMMANDS_MAX, Ledger
+from fundpool.pool.accounts import (
+    PoolState,
+    merchant_payable,
+    pool_account,
+    world_account,
+)
+from fundpool.pool.config import FundpoolConfig, OwnerKind
+
+
+@dataclass(frozen=True, slots=True)
+class InitReport:
+    added: int
+    unchanged: int
+
+
+def setup_commands(config: FundpoolConfig) -> Iterator[DefineAsset | OpenAccount]:
+    """Every asset and account the configuration implies, assets first."""
+    for asset in config.assets:
+        yield DefineAsset(asset)
+    channels = {c.id: c for c in config.channels}
+    opened: set[str] = set()
+    for pool in config.pools:
+        for channel_id in pool.channels:
+            channel = channels[channel_id]
+            world = world_account(channel.id)
+            if world not in opened:
+                opened.add(world)
+                yield OpenAccount(
+                    Account(world, metadata={"channel": channel.id, "kind": channel.kind.value})
+                )
+            for code in channel.assets:
+                for state in PoolState:
+                    yield OpenAccount(
+                        Account(
+                            pool_account(pool.id, code, channel.id, state),
+                            asset=code,
+                            metadata={"pool": pool.id, "channel": channel.id,
+                                      "state": state.value},
+                        )
+                    )
+    pool_assets = sorted(
+        {code for pool in config.pools for cid in pool.channels for code in channels[cid].assets}
+    )
+    for owner in config.owners:
+        if owner.kind is OwnerKind.MERCHANT:
+            for code in pool_assets:
+                yield OpenAccount(
+                    Account(
+                        merchant_payable(owner.id, code),
+                        asset=code,
+                        metadata={"owner": owner.id, "name": owner.name},
+                    )
+                )
+
+
+def init_pool(ledger: Ledger, config: FundpoolConfig) -> InitReport:
+    """Apply the configuration: each batch is one linked group, all of it or none."""
+    added = unchanged = 0
+    commands: list[SimpleCommand] = list(setup_commands(config))
+    for start in range(0, len(commands), BATCH_COMMANDS_MAX):
+        (result,) = ledger.submit([Linked(tuple(commands[start : start + BATCH_COMMANDS_MAX]))])
+        if result.error is not None:
+            cause = result.error.__cause__
+            if isinstance(result.error, LinkedBatchFailed) and cause is not None:
+                raise cause
+            raise result.error
+        for member in result.members:
+            if member.status == "applied":
+                added += 1
+            else:
+                unchanged += 1
+    return InitReport(added, unchanged)

@@ -1,0 +1,151 @@
+"""PoolView: the pool by state, per asset and channel, and in the reporting currency.
+
+Every figure is a sum of ledger balances of the pool's state accounts; nothing is stored twice.
+
+- available = posted - pending out of the `available` accounts: what can be spent now;
+- locked = posted of the `locked` accounts + what pending transfers reserve on any state
+  account (their pending out): money promised but not yet moved;
+- in transit, pending settlement = posted - pending out of those accounts;
+- TOTAL = available + locked + in transit + pending settlement, which is the sum of the four
+  accounts' posted balances;
+- fee income = posted of the `fees` accounts, beside TOTAL, not in it.
+
+Amounts are minor units of each asset. The reporting currency figures convert each asset's
+figures with the pool's rate source, rounded half to even once per (asset, figure); an asset
+with no rate is listed in `missing_rates` and left out of the reporting totals, never counted
+as zero silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from fundpool.core.ledger.model import Balance
+from fundpool.core.money import Asset
+from fundpool.ledger.ports import LedgerStore
+from fundpool.pool.accounts import PoolState, asset_segment, parse_pool_account
+from fundpool.pool.config import FundpoolConfig, PoolConfig
+from fundpool.pool.rates import RateSource, convert_minor
+
+FIGURES = ("available", "locked", "in_transit", "pending_settlement", "fees")
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """One slice of the pool, in minor units of one asset (or of the reporting currency)."""
+
+    available: int = 0
+    locked: int = 0
+    in_transit: int = 0
+    pending_settlement: int = 0
+    fees: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.available + self.locked + self.in_transit + self.pending_settlement
+
+    def __add__(self, other: Figures) -> Figures:
+        return Figures(*(getattr(self, f) + getattr(other, f) for f in FIGURES))
+
+    def as_dict(self) -> dict[str, int]:
+        return {**{f: getattr(self, f) for f in FIGURES}, "total": self.total}
+
+
+def figures_of(balances: Mapping[PoolState, Balance]) -> Figures:
+    """The figures of one pool x asset x channel from its five accounts' balances."""
+
+    def get(state: PoolState) -> Balance:
+        return balances.get(state, Balance())
+
+    reserved = sum(get(s).pending_out for s in PoolState if s is not PoolState.FEES)
+    return Figures(
+        available=get(PoolState.AVAILABLE).available,
+        locked=get(PoolState.LOCKED).posted - get(PoolState.LOCKED).pending_out + reserved,
+        in_transit=get(PoolState.IN_TRANSIT).available,
+        pending_settlement=get(PoolState.PENDING_SETTLEMENT).available,
+        fees=get(PoolState.FEES).posted,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AssetView:
+    asset: Asset
+    by_channel: dict[str, Figures]
+    total: Figures
+    reporting: Figures | None  # None when no rate to the reporting currency is known
+
+
+@dataclass(frozen=True, slots=True)
+class PoolView:
+    pool: str
+    reporting_currency: Asset
+    assets: tuple[AssetView, ...]
+    reporting_total: Figures
+    missing_rates: tuple[str, ...] = field(default=())
+    as_of_seq: int = 0
+
+    def asset(self, code: str) -> AssetView:
+        for view in self.assets:
+            if view.asset.code == code:
+                return view
+        raise KeyError(code)
+
+
+def pool_view(
+    store: LedgerStore,
+    config: FundpoolConfig,
+    pool: PoolConfig,
+    rates: RateSource,
+    *,
+    balances: Mapping[tuple[str, str], Balance] | None = None,
+    as_of_seq: int | None = None,
+) -> PoolView:
+    """The pool now, from the store's balances (or from `balances`, e.g. a replay)."""
+    if balances is None:
+        as_of_seq = store.head().seq if as_of_seq is None else as_of_seq
+        balances = store.balances(f"pool:{pool.id}:")
+    by_key = _group(balances.items(), pool.id)
+    reporting = config.asset(pool.reporting_currency)
+    channels = {c.id: c for c in config.channels}
+    asset_codes: list[str] = []
+    for channel_id in pool.channels:
+        for code in channels[channel_id].assets:
+            if code not in asset_codes:
+                asset_codes.append(code)
+    views: list[AssetView] = []
+    reporting_total = Figures()
+    missing: list[str] = []
+    for code in asset_codes:
+        asset = config.asset(code)
+        by_channel = {
+            channel_id: figures_of(by_key.get((asset_segment(code), channel_id), {}))
+            for channel_id in pool.channels
+            if code in channels[channel_id].assets
+        }
+        total = sum(by_channel.values(), Figures())
+        rate = rates.rate(code, reporting.code)
+        converted = None
+        if rate is None:
+            missing.append(code)
+        else:
+            converted = Figures(
+                *(convert_minor(getattr(total, f), asset, reporting, rate) for f in FIGURES)
+            )
+            reporting_total = reporting_total + converted
+        views.append(AssetView(asset, by_channel, total, converted))
+    return PoolView(
+        pool.id, reporting, tuple(views), reporting_total, tuple(missing), as_of_seq or 0
+    )
+
+
+def _group(
+    balances: Iterable[tuple[tuple[str, str], Balance]], pool_id: str
+) -> dict[tuple[str, str], dict[PoolState, Balance]]:
+    grouped: dict[tuple[str, str], dict[PoolState, Balance]] = {}
+    for (address, _asset), balance in balances:
+        parsed = parse_pool_account(address)
+        if parsed is None or parsed.pool != pool_id:
+            continue
+        grouped.setdefault((parsed.asset_segment, parsed.channel), {})[parsed.state] = balance
+    return grouped

@@ -1,8 +1,9 @@
 """The ledger service: the unit of work around the pure engine.
 
-`submit` takes a batch of commands and, in one store write transaction: expires due pending
-transfers, loads what the commands touch, lets the engine apply them, and saves the journal,
-legs, balances and the rest together. A batch is one commit, so throughput comes from batching
+`transaction()` is one store write transaction: it expires due pending transfers, then loads
+what each step's commands touch, lets the engine apply them, and at the end saves the journal,
+legs, balances and the rest together; other services write their own tables in it too.
+`submit` is a transaction of one step. A batch is one commit, so throughput comes from batching
 (docs/adr/0005), and the chain is extended by the one writer the store lets in at a time.
 
 Between batches the service keeps accounts and balances it has seen. The cache is used only when
@@ -12,7 +13,8 @@ another process (or a failed batch) drops it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fundpool.core.clock import Clock, IdSource
@@ -80,85 +82,61 @@ class Ledger:
     def submit(self, commands: Sequence[Command]) -> list[CommandResult]:
         """Apply a batch: each command (a `Linked` group counts as one) all or none, in order,
         committed together. Rejected commands change nothing and say why in their result."""
-        results, _ = self._submit(commands)
-        return results
+        with self.transaction() as transaction:
+            return transaction.apply(commands)
 
     def expire_due(self) -> int:
         """Expire every pending transfer whose timeout has passed; returns how many."""
         expired = 0
         while True:
-            _, done = self._submit([])
+            with self.transaction() as transaction:
+                done = transaction.expired
             expired += done
             if done < EXPIRIES_PER_BATCH_MAX:
                 return expired
 
-    def _submit(self, commands: Sequence[Command]) -> tuple[list[CommandResult], int]:
-        """`submit`, also saying how many pending transfers the batch expired."""
-        if len(commands) > BATCH_COMMANDS_MAX:
-            raise BatchTooLarge(commands=len(commands), commands_max=BATCH_COMMANDS_MAX)
+    @contextmanager
+    def transaction(self) -> Iterator[LedgerTransaction]:
+        """One store write transaction, the only writer of the ledger while it lasts.
+
+        Inside it, `apply` commands in as many steps as needed (each step sees the one before),
+        and other services read and write their own tables through `session` under the same
+        lock; everything commits together when the block ends, or nothing does if it raises.
+        Pending transfers that are due expire first, as entries of their own."""
         try:
             with self.store.write() as session:
-                results, head, expired = self._run(session, commands)
+                transaction = self._begin(session)
+                yield transaction
+                outcome = transaction.engine.finish()
+                session.save(outcome)
         except BaseException:
-            self._drop_cache()
+            self._drop_cache()  # the engine changed the cached working set in place
             raise
-        self._cache_head = head
+        self._cache_head = outcome.head
         if len(self._cache.balances) > CACHE_BALANCES_MAX:
             self._drop_cache()
-        return results, expired
 
-    def _run(
-        self, session: WriteSession, commands: Sequence[Command]
-    ) -> tuple[list[CommandResult], ChainHead, int]:
+    def _begin(self, session: WriteSession) -> LedgerTransaction:
         head = session.head
         if head != self._cache_head:
             self._drop_cache()
         working = self._cache
         if not working.assets:
             working.assets = session.load_assets()
-        # Per-batch lookups never outlive the batch: they are cheap to load and unbounded to keep.
+        # Per-transaction lookups never outlive it: cheap to load, unbounded to keep.
         working.pendings = {}
         working.idempotency = {}
         working.transactions = {}
         working.reversed_by = {}
         at_us = max(self._clock.now_us(), head.at_us)
-
-        needs = _Needs.of(commands)
         due = session.due_pendings(at_us, EXPIRIES_PER_BATCH_MAX)
         working.pendings.update({p.id: p for p in due})
-        missing_pendings = needs.pending_ids - working.pendings.keys()
-        if missing_pendings:
-            working.pendings.update(session.load_pendings(missing_pendings))
-        if needs.transaction_ids:
-            working.transactions.update(session.load_transactions(needs.transaction_ids))
-            working.reversed_by.update(session.load_reversed(needs.transaction_ids))
-        if needs.idempotency_keys:
-            working.idempotency.update(session.load_idempotency(needs.idempotency_keys))
-
-        addresses = set(needs.addresses)
-        keys = set(needs.balance_keys)
-        for pending in working.pendings.values():
-            addresses.update((pending.source, pending.destination))
-            keys.update(((pending.source, pending.asset), (pending.destination, pending.asset)))
-        for transaction in working.transactions.values():
-            for source, destination, asset, _ in transaction.postings:
-                addresses.update((source, destination))
-                keys.update(((source, asset), (destination, asset)))
-        missing_accounts = addresses - working.accounts.keys()
-        if missing_accounts:
-            working.accounts.update(session.load_accounts(missing_accounts))
-        missing_balances = keys - working.balances.keys()
-        if missing_balances:
-            working.balances.update(session.load_balances(missing_balances))
-
+        _load(session, working, _Needs.of(()))
         engine = BatchEngine(working, head, at_us, self._ids)
         # Stores may collate text differently; the order of expiry entries must not depend on it.
         for pending in sorted(due, key=lambda p: (p.expires_at_us, p.id)):
             engine.expire(pending)
-        results = [engine.apply(command) for command in commands]
-        outcome = engine.finish()
-        session.save(outcome)
-        return results, outcome.head, len(due)
+        return LedgerTransaction(session, engine, working, at_us, len(due))
 
     def _drop_cache(self) -> None:
         self._cache = WorkingSet()
@@ -313,6 +291,65 @@ class Ledger:
 
     def pending(self, pending_id: str) -> PendingTransfer | None:
         return self.store.pending(pending_id)
+
+
+class LedgerTransaction:
+    """What `Ledger.transaction()` yields: apply commands; reach the store through `session`."""
+
+    def __init__(
+        self,
+        session: WriteSession,
+        engine: BatchEngine,
+        working: WorkingSet,
+        at_us: int,
+        expired: int,
+    ) -> None:
+        self.session = session
+        self.engine = engine
+        self.at_us = at_us  # the time every entry of this transaction carries
+        self.expired = expired  # pending transfers expired when it began
+        self._working = working
+        self._commands = 0
+
+    def apply(self, commands: Sequence[Command]) -> list[CommandResult]:
+        self._commands += len(commands)
+        if self._commands > BATCH_COMMANDS_MAX:
+            raise BatchTooLarge(commands=self._commands, commands_max=BATCH_COMMANDS_MAX)
+        _load(self.session, self._working, _Needs.of(commands))
+        return [self.engine.apply(command) for command in commands]
+
+
+def _load(session: WriteSession, working: WorkingSet, needs: _Needs) -> None:
+    """Bring into `working` what `needs` names and it does not hold yet. What this transaction
+    already changed is never overwritten by the stored state."""
+    missing_pendings = needs.pending_ids - working.pendings.keys()
+    if missing_pendings:
+        working.pendings.update(session.load_pendings(missing_pendings))
+    missing_transactions = needs.transaction_ids - working.transactions.keys()
+    if missing_transactions:
+        working.transactions.update(session.load_transactions(missing_transactions))
+    unreversed = needs.transaction_ids - working.reversed_by.keys()
+    if unreversed:
+        working.reversed_by.update(session.load_reversed(unreversed))
+    missing_keys = needs.idempotency_keys - working.idempotency.keys()
+    if missing_keys:
+        working.idempotency.update(session.load_idempotency(missing_keys))
+
+    addresses = set(needs.addresses)
+    keys = set(needs.balance_keys)
+    for pending in working.pendings.values():
+        addresses.update((pending.source, pending.destination))
+        keys.update(((pending.source, pending.asset), (pending.destination, pending.asset)))
+    for transaction in working.transactions.values():
+        for source, destination, asset, _ in transaction.postings:
+            addresses.update((source, destination))
+            keys.update(((source, asset), (destination, asset)))
+    missing_accounts = addresses - working.accounts.keys()
+    if missing_accounts:
+        working.accounts.update(session.load_accounts(missing_accounts))
+    missing_balances = keys - working.balances.keys()
+    if missing_balances:
+        working.balances.update(session.load_balances(missing_balances))
 
 
 @dataclass(frozen=True, slots=True)

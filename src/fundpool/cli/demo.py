@@ -1,16 +1,27 @@
 """`fundpool demo`: a sample fund pool, simulated through one day, in the embedded store.
 
-`build_demo_ledger` makes the ledger (assets, accounts, then thousands of deposit, payout and
-rebalancing flows submitted in batches through `Ledger.submit`) from a seeded random generator
-and a `ManualClock`, so the same seed gives the same journal byte for byte. `pool_rows` and
-`asset_sums` read the result back; `print_demo_report` prints it. Nothing here uses a float for
-an amount: amounts are drawn as integers of minor units.
+The pool is the one a configuration file declares (`examples/pool.toml` by default, `--config`
+to choose another): `fundpool.pool.setup.init_pool` defines its assets and opens its accounts,
+named by `fundpool.pool.accounts` (`pool:<pool>:<asset>:<channel>:<state>` and
+`world:<channel>`). `build_demo_ledger` then submits thousands of deposit, payout and
+rebalancing flows in batches through `Ledger.submit`, from a seeded random generator and a
+`ManualClock`, so the same seed and configuration give the same journal byte for byte.
+`print_demo_report` prints the pool as `fundpool.pool.view.pool_view` sees it, in each asset and
+in the pool's reporting currency. Nothing here uses a float for an amount: amounts are drawn as
+integers of minor units.
 
-Accounts, for each asset and each of its channels:
-`pool:main:<asset>:<channel>:available|locked|in_transit|pending_settlement|fees`, plus
-`world:<channel>` (the outside world on that rail: it may go negative).
+Flow parameters: the configuration says what the pool holds, not how money moves through it, so
+the simulation's own parameters live here: `DEMO_FLOWS` (per asset code: amount range, opening
+float per channel, weight among assets) and `DEMO_FEES` (per asset code and channel id: payout
+fee, fixed + basis points). The demo does not fail on an asset or channel it has no parameters
+for: an asset the configuration names but `DEMO_FLOWS` does not know is simulated with defaults
+derived from its scale (`DEFAULT_FLOWS`: 1 to 10,000 whole units a flow, i.e. 10**scale to
+10**(scale + 4) minor units, a float of 1,000,000 units per channel, weight 10), and an asset
+on a channel missing from `DEMO_FEES` pays `DEFAULT_FEE` (10 basis points, nothing fixed). The
+report names what used defaults ("flow defaults"), so a typo in the configuration shows rather
+than hides. Parameters for assets or channels the configuration does not name are unused.
 
-Flows:
+Flows, on each channel of each of the pool's assets:
 - deposit: world -> pending_settlement, later pending_settlement -> available; some webhooks are
   delivered twice (same idempotency key: replayed) and some deposits are returned (reversed).
 - payout: available -> locked (a pending transfer, posted later, sometimes in part or voided; or
@@ -26,7 +37,7 @@ import heapq
 import random
 import time
 from collections import Counter
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,15 +50,12 @@ from rich.text import Text
 
 from fundpool.cli.ledger import iso, report_error, stdout_console
 from fundpool.core.clock import ManualClock, Uuid7Ids
-from fundpool.core.errors import FundpoolError, InvalidAsset, invariant
+from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.engine import CommandResult
 from fundpool.core.ledger.model import (
-    Account,
     Balance,
     Command,
     CreatePending,
-    DefineAsset,
-    OpenAccount,
     PendingState,
     Posting,
     PostPending,
@@ -55,12 +63,19 @@ from fundpool.core.ledger.model import (
     Transfer,
     VoidPending,
 )
-from fundpool.core.money import Asset, AssetKind
+from fundpool.core.money import Asset
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
 from fundpool.ledger.verify import VerifyReport, verify
+from fundpool.pool.accounts import PoolState, pool_account, world_account
+from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
+from fundpool.pool.rates import RateSource, StaticRates
+from fundpool.pool.setup import init_pool
+from fundpool.pool.view import PoolView, pool_view
 from fundpool.stores.sqlite import SqliteStore
 
+# The sample pool, shipped at the repository root; `--config` names another file.
+DEMO_CONFIG = Path(__file__).resolve().parents[3] / "examples" / "pool.toml"
 DEMO_DATA_DIR = Path("data/demo")
 DEMO_MARKER = ".fundpool-demo"
 DEMO_TRANSACTIONS = 5_000
@@ -69,100 +84,122 @@ DEMO_START_US = (datetime(2026, 11, 24, tzinfo=UTC) - datetime(1970, 1, 1, tzinf
     timedelta(microseconds=1)
 )
 DAY_S = 86_400
-POOL = "main"
-STATES = ("available", "locked", "in_transit", "pending_settlement")
-FEES = "fees"
 BATCHES_PER_DAY_MAX = 144  # one batch every ten simulated minutes
 PAYOUT_TIMEOUT_S = 6 * 3600
 
 
-def _cbdc_code() -> str:
-    # The e-CNY is written E-CNY; fall back to ECNY while the asset code grammar has no '-'.
-    try:
-        Asset("E-CNY", 2, AssetKind.CBDC)
-    except InvalidAsset:
-        return "ECNY"
-    return "E-CNY"
+# --- flow parameters: what the configuration does not say ------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class DemoChannel:
-    """A payment rail for one asset, with its payout fee: fixed + basis points."""
+class AssetFlows:
+    """How the simulation moves one asset; amounts are decimal text in the asset's units."""
 
-    name: str
-    fee_fixed: str
-    fee_bps: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class DemoAsset:
-    asset: Asset
-    channels: tuple[DemoChannel, ...]
     amount_min: str
     amount_max: str
-    opening_float: str
+    opening_float: str  # credited to each of the asset's channels at the start of the day
+    weight: int  # how often the asset is picked for a flow, relative to the pool's others
+
+
+@dataclass(frozen=True, slots=True)
+class Fee:
+    """A payout fee on one channel: fixed (decimal text in the asset's units) + basis points."""
+
+    fixed: str = "0"
+    bps: int = 0
+
+
+DEMO_FLOWS: Mapping[str, AssetFlows] = {
+    "USD": AssetFlows("5.00", "25000.00", "2500000.00", 35),
+    "EUR": AssetFlows("5.00", "20000.00", "1500000.00", 20),
+    "USDT": AssetFlows("1.000000", "150000.000000", "3000000.000000", 25),
+    "ETH": AssetFlows("0.001", "40", "1500", 10),
+    "E-CNY": AssetFlows("1.00", "50000.00", "8000000.00", 10),
+}
+
+DEMO_FEES: Mapping[tuple[str, str], Fee] = {
+    ("USD", "bank-a"): Fee("0.25", 5),
+    ("USD", "card-acq"): Fee("0.30", 25),
+    ("EUR", "sepa"): Fee("0.20"),
+    ("USDT", "tron"): Fee("1.000000"),
+    ("USDT", "eth-l1"): Fee("4.500000"),
+    ("ETH", "eth-l1"): Fee("0.000420"),
+    ("ETH", "arb-l2"): Fee("0.000012"),
+    ("E-CNY", "ecny-rail"): Fee("0.01", 2),
+}
+
+DEFAULT_FEE = Fee("0", 10)
+
+
+# For an asset `DEMO_FLOWS` does not know: whole units, which its scale makes 10**scale minor
+# units each (1 to 10,000 units a flow, a float of 1,000,000 units per channel).
+DEFAULT_FLOWS = AssetFlows("1", "10000", "1000000", 10)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPlan:
+    """One channel of one asset, with its payout fee in the asset's minor units."""
+
+    channel: str
+    fee_fixed: int
+    fee_bps: int
+
+    def fee(self, amount_minor: int) -> int:
+        return self.fee_fixed + amount_minor * self.fee_bps // 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class AssetPlan:
+    """One asset of the pool as the simulation moves it, amounts in minor units."""
+
+    asset: Asset
+    channels: tuple[ChannelPlan, ...]
+    amount_min: int
+    amount_max: int
+    opening_float: int
     weight: int
 
-    def fee(self, channel: DemoChannel, amount_minor: int) -> int:
-        return self.asset.parse(channel.fee_fixed) + amount_minor * channel.fee_bps // 10_000
+
+@dataclass(frozen=True, slots=True)
+class DemoPlan:
+    assets: tuple[AssetPlan, ...]
+    defaulted: tuple[str, ...]  # what used default parameters: "GBP", "GBP on fps"
 
 
-DEMO_ASSETS: tuple[DemoAsset, ...] = (
-    DemoAsset(
-        Asset("USD", 2, AssetKind.FIAT),
-        (DemoChannel("bank-a", "0.25", 5), DemoChannel("card-acq", "0.30", 25)),
-        "5.00", "25000.00", "2500000.00", 35,
-    ),
-    DemoAsset(
-        Asset("EUR", 2, AssetKind.FIAT),
-        (DemoChannel("sepa", "0.20"),),
-        "5.00", "20000.00", "1500000.00", 20,
-    ),
-    DemoAsset(
-        Asset("USDT", 6, AssetKind.STABLECOIN),
-        (DemoChannel("tron", "1.000000"), DemoChannel("eth-l1", "4.500000")),
-        "1.000000", "150000.000000", "3000000.000000", 25,
-    ),
-    DemoAsset(
-        Asset("ETH", 18, AssetKind.CRYPTO),
-        (DemoChannel("eth-l1", "0.000420"), DemoChannel("arb-l2", "0.000012")),
-        "0.001", "40", "1500", 10,
-    ),
-    DemoAsset(
-        Asset(_cbdc_code(), 2, AssetKind.CBDC),
-        (DemoChannel("ecny-rail", "0.01", 2),),
-        "1.00", "50000.00", "8000000.00", 10,
-    ),
-)
+def demo_plan(config: FundpoolConfig, pool: PoolConfig) -> DemoPlan:
+    """The pool's assets, each with the pool's channels that carry it, in the configuration's
+    order (the order `pool_view` lists them in), with their flow parameters."""
+    channels = {c.id: c for c in config.channels}
+    carried: dict[str, list[str]] = {}
+    for channel_id in pool.channels:
+        for code in channels[channel_id].assets:
+            carried.setdefault(code, []).append(channel_id)
+    plans: list[AssetPlan] = []
+    defaulted: list[str] = []
+    for code, channel_ids in carried.items():
+        asset = config.asset(code)
+        flows = DEMO_FLOWS.get(code)
+        if flows is None:
+            flows = DEFAULT_FLOWS
+            defaulted.append(code)
+        channel_plans: list[ChannelPlan] = []
+        for channel_id in channel_ids:
+            fee = DEMO_FEES.get((code, channel_id))
+            if fee is None:
+                fee = DEFAULT_FEE
+                defaulted.append(f"{code} on {channel_id}")
+            channel_plans.append(ChannelPlan(channel_id, asset.parse(fee.fixed), fee.bps))
+        low, high = asset.parse(flows.amount_min), asset.parse(flows.amount_max)
+        if not 0 < low <= high or flows.weight < 1:
+            raise ValueError(f"the demo's flow parameters for {code} are not usable: {flows}")
+        plans.append(AssetPlan(asset, tuple(channel_plans), low, high,
+                               asset.parse(flows.opening_float), flows.weight))
+    return DemoPlan(tuple(plans), tuple(defaulted))
 
 
-def segment(asset: Asset) -> str:
-    """The asset as an address segment: USD -> usd, E-CNY -> e-cny, USDT.TRON -> usdt-tron."""
-    return asset.code.lower().replace(".", "-")
-
-
-def pool_address(asset: Asset, channel: str, state: str, pool: str = POOL) -> str:
-    return f"pool:{pool}:{segment(asset)}:{channel}:{state}"
-
-
-def world_address(channel: str) -> str:
-    return f"world:{channel}"
-
-
-def demo_setup_commands(pool: str = POOL) -> list[Command]:
-    """Define the demo's assets and open its accounts."""
-    commands: list[Command] = [DefineAsset(demo.asset) for demo in DEMO_ASSETS]
-    worlds: list[str] = []
-    for demo in DEMO_ASSETS:
-        for channel in demo.channels:
-            for state in (*STATES, FEES):
-                address = pool_address(demo.asset, channel.name, state, pool)
-                commands.append(OpenAccount(Account(address, asset=demo.asset.code)))
-            if world_address(channel.name) not in worlds:
-                worlds.append(world_address(channel.name))
-    # A rail's world account carries every asset that moves on it (eth-l1: ETH and USDT).
-    commands.extend(OpenAccount(Account(w, allow_negative=True)) for w in worlds)
-    return commands
+def load_demo_config(path: Path | None = None) -> FundpoolConfig:
+    """The demo's configuration: `path`, or the sample pool shipped with the repository."""
+    return load_config(DEMO_CONFIG if path is None else path)
 
 
 # --- the simulation --------------------------------------------------------------------------
@@ -182,11 +219,13 @@ Flow = Generator[Step, CommandResult, None]
 class DemoRun:
     """What `build_demo_ledger` did."""
 
+    pool: str = ""
     commands: int = 0
     batches: int = 0
     replayed: int = 0
     flows: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
+    defaulted: tuple[str, ...] = ()
     started_us: int = 0
     ended_us: int = 0
 
@@ -201,38 +240,43 @@ class _Simulation:
     def __init__(
         self,
         ledger: Ledger,
+        config: FundpoolConfig,
+        pool: PoolConfig,
         rng: random.Random,
         clock: ManualClock,
         transactions: int,
-        pool: str,
     ) -> None:
         self.ledger = ledger
+        self.config = config
+        self.pool = pool
+        self.plan = demo_plan(config, pool)
         self.rng = rng
         self.clock = clock
         self.transactions = transactions
-        self.pool = pool
         self.batches = max(1, min(BATCHES_PER_DAY_MAX, transactions // 8))
         self.per_batch = -(-transactions // self.batches)
         self.step_s = DAY_S // self.batches
-        self.run = DemoRun(batches=0)
+        self.run = DemoRun(pool=pool.id, batches=0, defaulted=self.plan.defaulted)
         # What each pool account can spend: read from the store before each batch, then kept
         # up to date (conservatively) as commands are placed in it.
         self.available: dict[str, int] = {}
         self._queue: list[tuple[int, int, Flow, Step]] = []
         self._order = 0
         self._refs = 0
-        self._asset_weights = [demo.weight for demo in DEMO_ASSETS]
+        self._asset_weights = [plan.weight for plan in self.plan.assets]
+
+    def _account(self, plan: AssetPlan, channel: ChannelPlan | str, state: PoolState) -> str:
+        name = channel if isinstance(channel, str) else channel.channel
+        return pool_account(self.pool.id, plan.asset.code, name, state)
 
     # --- the loop -----------------------------------------------------------------------
 
     def simulate(self) -> DemoRun:
-        results = self.ledger.submit(demo_setup_commands(self.pool))
-        failed = [r.error for r in results if r.error is not None]
-        invariant(not failed, f"the demo's assets and accounts open: {failed[:1]}")
+        init_pool(self.ledger, self.config)
         self.run.started_us = self.clock.now_us()
-        for demo in DEMO_ASSETS:
-            for channel in demo.channels:
-                self._start(self._opening_float(demo, channel), due=0)
+        for plan in self.plan.assets:
+            for channel in plan.channels:
+                self._start(self._opening_float(plan, channel), due=0)
         batch = 0
         while self.run.commands < self.transactions:
             if batch:
@@ -289,7 +333,7 @@ class _Simulation:
         heapq.heappush(self._queue, (due, self._order, flow, step))
 
     def _refresh_available(self) -> None:
-        balances = self.ledger.store.balances(f"pool:{self.pool}:")
+        balances = self.ledger.store.balances(f"pool:{self.pool.id}:")
         self.available = {address: b.available for (address, _), b in balances.items()}
 
     def _place(self, command: Command) -> Command:
@@ -311,53 +355,55 @@ class _Simulation:
 
     def _new_flow(self) -> tuple[str, Flow]:
         rng = self.rng
-        demo = rng.choices(DEMO_ASSETS, weights=self._asset_weights)[0]
-        channel = rng.choice(demo.channels)
+        plan = rng.choices(self.plan.assets, weights=self._asset_weights)[0]
+        channel = rng.choice(plan.channels)
         roll = rng.randrange(100)
         if roll < 40:
-            return "deposit", self._deposit(demo, channel)
+            return "deposit", self._deposit(plan, channel)
         if roll < 86:
-            return "payout", self._payout(demo, channel)
-        if roll < 94 and len(demo.channels) > 1:
-            return "rebalance", self._rebalance(demo)
+            return "payout", self._payout(plan, channel)
+        if roll < 94 and len(plan.channels) > 1:
+            return "rebalance", self._rebalance(plan)
         if roll < 97:
-            return "review_hold_expiring", self._hold(demo, channel, expiring=True)
-        return "review_hold_open", self._hold(demo, channel, expiring=False)
+            return "review_hold_expiring", self._hold(plan, channel, expiring=True)
+        return "review_hold_open", self._hold(plan, channel, expiring=False)
 
-    def _amount(self, demo: DemoAsset, cap: int | None = None) -> int:
-        low, high = demo.asset.parse(demo.amount_min), demo.asset.parse(demo.amount_max)
+    def _amount(self, plan: AssetPlan, cap: int | None = None) -> int:
+        low, high = plan.amount_min, plan.amount_max
         if cap is not None:
             high = min(high, cap)
         return 0 if high < low else draw_amount(self.rng, low, high)
 
-    def _posting(self, source: str, destination: str, demo: DemoAsset, amount: int) -> Posting:
-        return Posting(source, destination, demo.asset.code, amount)
+    @staticmethod
+    def _posting(source: str, destination: str, plan: AssetPlan, amount: int) -> Posting:
+        return Posting(source, destination, plan.asset.code, amount)
 
     # --- flows --------------------------------------------------------------------------
 
-    def _opening_float(self, demo: DemoAsset, channel: DemoChannel) -> Flow:
-        asset = demo.asset
-        amount = asset.parse(demo.opening_float)
-        settling = pool_address(asset, channel.name, "pending_settlement", self.pool)
+    def _opening_float(self, plan: AssetPlan, channel: ChannelPlan) -> Flow:
+        if plan.opening_float <= 0:
+            return
+        settling = self._account(plan, channel, PoolState.PENDING_SETTLEMENT)
+        world = world_account(channel.channel)
         ref = self._ref("float")
-        meta = {"flow": "opening_float", "ref": ref, "channel": channel.name}
+        meta = {"flow": "opening_float", "ref": ref, "channel": channel.channel}
         yield Step(0, Transfer(
-            (self._posting(world_address(channel.name), settling, demo, amount),), meta, ref
+            (self._posting(world, settling, plan, plan.opening_float),), meta, ref
         ))
         yield Step(1, Transfer(
-            (self._posting(settling, pool_address(asset, channel.name, "available", self.pool),
-                           demo, amount),),
+            (self._posting(settling, self._account(plan, channel, PoolState.AVAILABLE),
+                           plan, plan.opening_float),),
             {**meta, "flow": "opening_float_settled"},
         ))
 
-    def _deposit(self, demo: DemoAsset, channel: DemoChannel) -> Flow:
-        rng, asset = self.rng, demo.asset
-        amount = self._amount(demo)
-        settling = pool_address(asset, channel.name, "pending_settlement", self.pool)
+    def _deposit(self, plan: AssetPlan, channel: ChannelPlan) -> Flow:
+        rng = self.rng
+        amount = self._amount(plan)
+        settling = self._account(plan, channel, PoolState.PENDING_SETTLEMENT)
         ref = self._ref("dep")
-        meta = {"flow": "deposit", "ref": ref, "channel": channel.name}
+        meta = {"flow": "deposit", "ref": ref, "channel": channel.channel}
         deposit = Transfer(
-            (self._posting(world_address(channel.name), settling, demo, amount),), meta, ref
+            (self._posting(world_account(channel.channel), settling, plan, amount),), meta, ref
         )
         received = yield Step(0, deposit)
         if rng.randrange(100) < 3:  # the rail delivers the same notification again
@@ -369,27 +415,27 @@ class _Simulation:
             ))
             return
         yield Step(rng.randint(600, 4 * 3600), Transfer(
-            (self._posting(settling, pool_address(asset, channel.name, "available", self.pool),
-                           demo, amount),),
+            (self._posting(settling, self._account(plan, channel, PoolState.AVAILABLE),
+                           plan, amount),),
             {"flow": "deposit_settled", "ref": ref},
         ))
 
-    def _payout(self, demo: DemoAsset, channel: DemoChannel) -> Flow:
-        rng, asset = self.rng, demo.asset
-        available = pool_address(asset, channel.name, "available", self.pool)
-        locked = pool_address(asset, channel.name, "locked", self.pool)
-        in_transit = pool_address(asset, channel.name, "in_transit", self.pool)
+    def _payout(self, plan: AssetPlan, channel: ChannelPlan) -> Flow:
+        rng = self.rng
+        available = self._account(plan, channel, PoolState.AVAILABLE)
+        locked = self._account(plan, channel, PoolState.LOCKED)
+        in_transit = self._account(plan, channel, PoolState.IN_TRANSIT)
         room = self.available.get(available, 0) // 2
-        amount = self._amount(demo, cap=room - demo.fee(channel, room))
+        amount = self._amount(plan, cap=room - channel.fee(room))
         if amount <= 0:
             return
-        fee = demo.fee(channel, amount)
+        fee = channel.fee(amount)
         total = amount + fee
         ref = self._ref("po")
-        meta = {"flow": "payout", "ref": ref, "channel": channel.name}
+        meta = {"flow": "payout", "ref": ref, "channel": channel.channel}
         if rng.randrange(100) < 70:
             reserved = yield Step(0, CreatePending(
-                self._posting(available, locked, demo, total), PAYOUT_TIMEOUT_S, meta, ref
+                self._posting(available, locked, plan, total), PAYOUT_TIMEOUT_S, meta, ref
             ))
             assert reserved.entry is not None
             pending_id = reserved.entry.id
@@ -410,125 +456,77 @@ class _Simulation:
                     pending_id, None, {"flow": "payout_approved", "ref": ref}
                 ))
         else:
-            yield Step(0, Transfer((self._posting(available, locked, demo, total),), meta, ref))
+            yield Step(0, Transfer((self._posting(available, locked, plan, total),), meta, ref))
         yield Step(rng.randint(60, 900), Transfer(
-            (self._posting(locked, in_transit, demo, total),), {"flow": "payout_sent", "ref": ref}
+            (self._posting(locked, in_transit, plan, total),), {"flow": "payout_sent", "ref": ref}
         ))
         if rng.randrange(100) < 5:  # the rail rejects it: the funds come back
             yield Step(rng.randint(600, 6 * 3600), Transfer(
-                (self._posting(in_transit, available, demo, total),),
+                (self._posting(in_transit, available, plan, total),),
                 {"flow": "payout_returned", "ref": ref},
             ))
             return
-        postings = [self._posting(in_transit, world_address(channel.name), demo, amount)]
+        postings = [self._posting(in_transit, world_account(channel.channel), plan, amount)]
         if fee:
-            postings.append(
-                self._posting(in_transit, pool_address(asset, channel.name, FEES, self.pool),
-                              demo, fee)
-            )
+            postings.append(self._posting(
+                in_transit, self._account(plan, channel, PoolState.FEES), plan, fee
+            ))
         yield Step(rng.randint(300, 3 * 3600), Transfer(
             tuple(postings), {"flow": "payout_settled", "ref": ref}
         ))
 
-    def _rebalance(self, demo: DemoAsset) -> Flow:
-        source, destination = self.rng.sample(demo.channels, 2)
-        asset = demo.asset
-        available = pool_address(asset, source.name, "available", self.pool)
-        in_transit = pool_address(asset, source.name, "in_transit", self.pool)
-        amount = self._amount(demo, cap=self.available.get(available, 0) // 4)
+    def _rebalance(self, plan: AssetPlan) -> Flow:
+        source, destination = self.rng.sample(plan.channels, 2)
+        available = self._account(plan, source, PoolState.AVAILABLE)
+        in_transit = self._account(plan, source, PoolState.IN_TRANSIT)
+        amount = self._amount(plan, cap=self.available.get(available, 0) // 4)
         if amount <= 0:
             return
         ref = self._ref("rb")
-        meta = {"flow": "rebalance", "ref": ref, "channel": f"{source.name}>{destination.name}"}
-        yield Step(0, Transfer((self._posting(available, in_transit, demo, amount),), meta, ref))
+        meta = {"flow": "rebalance", "ref": ref,
+                "channel": f"{source.channel}>{destination.channel}"}
+        yield Step(0, Transfer((self._posting(available, in_transit, plan, amount),), meta, ref))
         yield Step(self.rng.randint(300, 3600), Transfer(
-            (self._posting(in_transit,
-                           pool_address(asset, destination.name, "available", self.pool),
-                           demo, amount),),
+            (self._posting(in_transit, self._account(plan, destination, PoolState.AVAILABLE),
+                           plan, amount),),
             {**meta, "flow": "rebalance_arrived"},
         ))
 
-    def _hold(self, demo: DemoAsset, channel: DemoChannel, *, expiring: bool) -> Flow:
-        asset = demo.asset
-        available = pool_address(asset, channel.name, "available", self.pool)
-        amount = self._amount(demo, cap=self.available.get(available, 0) // 4)
+    def _hold(self, plan: AssetPlan, channel: ChannelPlan, *, expiring: bool) -> Flow:
+        available = self._account(plan, channel, PoolState.AVAILABLE)
+        amount = self._amount(plan, cap=self.available.get(available, 0) // 4)
         if amount <= 0:
             return
         timeout_s = self.rng.randint(600, 1800) if expiring else self.rng.randint(2, 3) * DAY_S
         ref = self._ref("hold")
         yield Step(0, CreatePending(
-            self._posting(available, pool_address(asset, channel.name, "locked", self.pool),
-                          demo, amount),
+            self._posting(available, self._account(plan, channel, PoolState.LOCKED),
+                          plan, amount),
             timeout_s,
-            {"flow": "review_hold", "ref": ref, "channel": channel.name},
+            {"flow": "review_hold", "ref": ref, "channel": channel.channel},
             ref,
         ))
 
 
 def build_demo_ledger(
     ledger: Ledger,
+    config: FundpoolConfig,
     rng: random.Random,
     clock: ManualClock,
     transactions: int = DEMO_TRANSACTIONS,
     *,
-    pool: str = POOL,
+    pool: str | None = None,
 ) -> DemoRun:
-    """Fill an empty, initialised ledger with the demo pool: its assets and accounts, then
-    `transactions` commands of simulated flows over one day of `clock`, in batches."""
+    """Fill an empty, initialised ledger with the pool `pool` of `config` (its only pool when
+    None): `init_pool`, then `transactions` commands of simulated flows over one day of
+    `clock`, in batches."""
     if transactions < 1:
         raise ValueError("the demo needs at least one transaction")
-    return _Simulation(ledger, rng, clock, transactions, pool).simulate()
+    pool_config = config.pool(pool)
+    return _Simulation(ledger, config, pool_config, rng, clock, transactions).simulate()
 
 
 # --- reading it back -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PoolRow:
-    """Posted balances by state for one asset on one channel (`channel` None: all channels)."""
-
-    asset: Asset
-    channel: str | None
-    available: int = 0
-    locked: int = 0
-    in_transit: int = 0
-    pending_settlement: int = 0
-    fees: int = 0
-    held: int = 0  # reserved out of available by open pending transfers
-
-    @property
-    def total(self) -> int:
-        return self.available + self.locked + self.in_transit + self.pending_settlement
-
-
-def _asset_order(assets: Iterable[Asset]) -> list[Asset]:
-    rank = {demo.asset.code: index for index, demo in enumerate(DEMO_ASSETS)}
-    return sorted(assets, key=lambda a: (rank.get(a.code, len(rank)), a.code))
-
-
-def pool_rows(store: LedgerStore, pool: str = POOL) -> list[PoolRow]:
-    """Per asset: a row per channel, then the asset's total row (channel None)."""
-    assets = {asset.code: asset for asset in store.assets()}
-    sums: dict[tuple[str, str], dict[str, int]] = {}
-    for (address, code), balance in store.balances(f"pool:{pool}:").items():
-        parts = address.split(":")
-        if len(parts) != 5 or parts[4] not in (*STATES, FEES):
-            continue
-        cell = sums.setdefault((code, parts[3]), {})
-        cell[parts[4]] = cell.get(parts[4], 0) + balance.posted
-        if parts[4] == "available":
-            cell["held"] = cell.get("held", 0) + balance.pending_out
-    rows: list[PoolRow] = []
-    for asset in _asset_order(assets[code] for code in {code for code, _ in sums}):
-        channels = sorted(channel for code, channel in sums if code == asset.code)
-        total: dict[str, int] = {}
-        for channel in channels:
-            cell = sums[asset.code, channel]
-            rows.append(PoolRow(asset, channel, **cell))
-            for name, value in cell.items():
-                total[name] = total.get(name, 0) + value
-        rows.append(PoolRow(asset, None, **total))
-    return rows
 
 
 def asset_sums(store: LedgerStore) -> dict[str, Balance]:
@@ -548,32 +546,53 @@ def print_demo_report(
     run: DemoRun,
     report: VerifyReport,
     *,
-    pool: str = POOL,
-) -> None:
+    config: FundpoolConfig,
+    pool: PoolConfig,
+    rates: RateSource,
+) -> PoolView:
+    """Print the pool as `pool_view` sees it and the ledger's summary; return the view."""
+    view = pool_view(store, config, pool, rates)
+    reporting = view.reporting_currency
     table = Table(
-        title=f"pool {pool}: balances by state (TOTAL = available + locked + in transit + "
-        "pending settlement)",
+        title=f"pool {pool.id} ({pool.name}): balances by state (TOTAL = available + locked + "
+        "in transit + pending settlement; locked includes what pending transfers reserve)",
         title_justify="left",
     )
     table.add_column("asset", no_wrap=True)
     table.add_column("channel", no_wrap=True)
     for name in ("available", "locked", "in transit", "pending settlement", "TOTAL",
-                 "fee income", "held by pending"):
+                 "fee income", f"TOTAL in {reporting.code}"):
         table.add_column(name, justify="right", overflow="fold")
-    rows = pool_rows(store, pool)
-    for row in rows:
-        fmt = row.asset.format
-        cells = (
-            row.asset.code,
-            row.channel or "all channels",
-            fmt(row.available), fmt(row.locked), fmt(row.in_transit),
-            fmt(row.pending_settlement), fmt(row.total), fmt(row.fees), fmt(row.held),
+    for index, asset_view in enumerate(view.assets):
+        fmt = asset_view.asset.format
+        code = asset_view.asset.code
+        for channel, figures in asset_view.by_channel.items():
+            table.add_row(
+                code, channel, fmt(figures.available), fmt(figures.locked),
+                fmt(figures.in_transit), fmt(figures.pending_settlement), fmt(figures.total),
+                fmt(figures.fees), "",
+            )
+        total = asset_view.total
+        converted = asset_view.reporting
+        table.add_row(
+            code, "all channels", fmt(total.available), fmt(total.locked),
+            fmt(total.in_transit), fmt(total.pending_settlement), fmt(total.total),
+            fmt(total.fees), "no rate" if converted is None else reporting.format(converted.total),
+            style="bold", end_section=index < len(view.assets) - 1,
         )
-        if row.channel is None:
-            table.add_row(*cells, style="bold", end_section=row is not rows[-1])
-        else:
-            table.add_row(*cells)
     console.print(table)
+    as_of = rates.as_of if isinstance(rates, StaticRates) else None
+    console.print(Text.assemble(
+        (f"TOTAL in {reporting.code}: {reporting.format(view.reporting_total.total)}", "bold"),
+        f" (fee income {reporting.format(view.reporting_total.fees)} {reporting.code}): the "
+        f"assets' TOTAL in {reporting.code} added up"
+        + (f", at rates as of {as_of}" if as_of else ""),
+    ))
+    if view.missing_rates:
+        console.print(Text(
+            f"missing rates: {', '.join(view.missing_rates)} (no rate to {reporting.code}: "
+            f"left out of the {reporting.code} figures)", style="bold yellow",
+        ))
 
     head = store.head()
     pendings = Counter(p.state for p in store.pendings())
@@ -582,6 +601,10 @@ def print_demo_report(
     summary = Table(show_header=False, box=None, title="ledger", title_justify="left")
     summary.add_column(style="bold")
     summary.add_column()
+    summary.add_row("configuration", f"{config.source}, pool {pool.id}")
+    if run.defaulted:
+        summary.add_row("flow defaults", "demo defaults (no parameters in DEMO_FLOWS/DEMO_FEES) "
+                                         f"for {', '.join(run.defaulted)}")
     summary.add_row("simulated", f"{iso(run.started_us)} .. {iso(run.ended_us)} "
                                  f"in {run.batches} batches")
     summary.add_row("commands", f"{run.commands} submitted, {run.replayed} replayed "
@@ -601,6 +624,7 @@ def print_demo_report(
     else:
         summary.add_row("verify", Text(f"FAILED: {report.problem}", style="bold red"))
     console.print(summary)
+    return view
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -634,6 +658,15 @@ def demo(
     data_dir: Annotated[
         Path, typer.Option("--data-dir", help="Where to build the demo's SQLite ledger.")
     ] = DEMO_DATA_DIR,
+    config_path: Annotated[
+        Path | None,
+        typer.Option("--config", help="The pool configuration (default: the repository's "
+                                      "examples/pool.toml)."),
+    ] = None,
+    pool_id: Annotated[
+        str | None,
+        typer.Option("--pool", help="Which pool of the configuration (default: its only one)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulation.")] = DEMO_SEED,
     transactions: Annotated[
         int,
@@ -647,21 +680,33 @@ def demo(
     """Build a sample pool ledger (a simulated day of flows) and print its balances."""
     started = time.perf_counter()
     console = stdout_console()
+    try:
+        # The configuration is read before the store is touched: a bad file deletes nothing.
+        config = load_demo_config(config_path)
+        pool = config.pool(pool_id)
+        rates = config.rates_for(pool)
+        plan = demo_plan(config, pool)  # a fee the asset's scale cannot hold fails here
+    except FundpoolError as error:
+        report_error(error, as_json=False)
+        raise typer.Exit(2) from None
     store, state = _fresh_store(data_dir, force)
     try:
         console.print(Text(f"demo ledger: {Path(store.path).resolve()} ({state})"))
         clock = ManualClock(DEMO_START_US)
         ledger = Ledger(store, clock, Uuid7Ids(random.Random(f"fundpool-demo-ids-{seed}")))
-        run = build_demo_ledger(ledger, random.Random(seed), clock, transactions)
+        run = build_demo_ledger(ledger, config, random.Random(seed), clock, transactions,
+                                pool=pool.id)
         report = verify(store)
-        print_demo_report(console, store, run, report)
+        print_demo_report(console, store, run, report, config=config, pool=pool, rates=rates)
     except FundpoolError as error:
         report_error(error, as_json=False)
         raise typer.Exit(2) from None
     finally:
         store.close()
+    first = plan.assets[0]
+    example = pool_account(pool.id, first.asset.code, first.channels[0].channel,
+                           PoolState.AVAILABLE)
     console.print(Text(f"done in {time.perf_counter() - started:.2f} s; try: fundpool ledger "
-                       f"balance {pool_address(DEMO_ASSETS[0].asset, 'bank-a', 'available')} "
-                       f"--data-dir {data_dir}"))
+                       f"balance {example} --data-dir {data_dir}"))
     if not report.ok:
         raise typer.Exit(1)

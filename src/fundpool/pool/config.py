@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -67,11 +67,42 @@ class OwnerKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class FeeSchedule:
+    """What a channel charges per payment in one asset: fixed + basis points of the amount
+    (outbound), and basis points of a deposit (inbound)."""
+
+    fixed_minor: int = 0
+    bps: int = 0
+    inbound_bps: int = 0
+
+    def outbound_fee(self, amount_minor: int) -> int:
+        return self.fixed_minor + _bps_of(amount_minor, self.bps)
+
+    def inbound_fee(self, amount_minor: int) -> int:
+        return _bps_of(amount_minor, self.inbound_bps)
+
+
+def _bps_of(amount_minor: int, bps: int) -> int:
+    """amount x bps / 10,000, rounded half to even (docs/adr/0006)."""
+    quotient, remainder = divmod(amount_minor * bps, 10_000)
+    if 2 * remainder > 10_000 or (2 * remainder == 10_000 and quotient % 2 == 1):
+        quotient += 1
+    return quotient
+
+
+BPS_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelConfig:
     id: str
     kind: ChannelKind
     assets: tuple[str, ...]
     name: str
+    fees: Mapping[str, FeeSchedule] = field(default_factory=dict)
+
+    def fee_schedule(self, asset: str) -> FeeSchedule:
+        return self.fees.get(asset, FeeSchedule())
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +119,12 @@ class PoolConfig:
     reporting_currency: str
     channels: tuple[str, ...]
     rates_path: Path | None
+    # A payout of at least this amount (minor units, per asset) needs an approver.
+    approval_thresholds: Mapping[str, int] = field(default_factory=dict)
+
+    def approval_required(self, asset: str, amount_minor: int) -> bool:
+        threshold = self.approval_thresholds.get(asset)
+        return threshold is not None and amount_minor >= threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,16 +185,16 @@ def parse_config(
     parser = _Parser(source)
     assets = tuple(parser.asset(i, e) for i, e in enumerate(parser.tables(document, "assets")))
     parser.unique("assets", [a.code for a in assets])
-    codes = {a.code for a in assets}
+    by_code = {a.code: a for a in assets}
     channels = tuple(
-        parser.channel(i, e, codes) for i, e in enumerate(parser.tables(document, "channels"))
+        parser.channel(i, e, by_code) for i, e in enumerate(parser.tables(document, "channels"))
     )
     parser.unique("channels", [c.id for c in channels])
     owners = tuple(parser.owner(i, e) for i, e in enumerate(parser.tables(document, "owners", 0)))
     parser.unique("owners", [o.id for o in owners])
     channel_ids = {c.id for c in channels}
     pools = tuple(
-        parser.pool(i, e, codes, channel_ids, base_dir)
+        parser.pool(i, e, by_code, channel_ids, base_dir)
         for i, e in enumerate(parser.tables(document, "pools"))
     )
     parser.unique("pools", [p.id for p in pools])
@@ -232,9 +269,12 @@ class _Parser:
         except FundpoolError as error:
             raise self.fail(where, str(error)) from error
 
-    def channel(self, index: int, entry: Mapping[str, Any], codes: set[str]) -> ChannelConfig:
+    def channel(
+        self, index: int, entry: Mapping[str, Any], assets_by_code: Mapping[str, Asset]
+    ) -> ChannelConfig:
+        codes = set(assets_by_code)
         where = f"channels[{index}]"
-        self.known(entry, where, {"id", "kind", "assets", "name"})
+        self.known(entry, where, {"id", "kind", "assets", "name", "fees"})
         channel_id = self.ident(entry, where)
         try:
             kind = ChannelKind(self.field(entry, where, "kind", str))
@@ -250,7 +290,35 @@ class _Parser:
                 raise self.fail(f"{where}.assets", f"asset {code!r} is not declared")
         self.unique(f"{where}.assets", assets)
         name = self.field(entry, where, "name", str, channel_id)
-        return ChannelConfig(channel_id, kind, tuple(assets), name)
+        fees = self.fees(entry, where, assets, assets_by_code)
+        return ChannelConfig(channel_id, kind, tuple(assets), name, fees)
+
+    def fees(
+        self,
+        entry: Mapping[str, Any],
+        where: str,
+        assets: list[str],
+        assets_by_code: Mapping[str, Asset],
+    ) -> dict[str, FeeSchedule]:
+        table = self.field(entry, where, "fees", dict, {})
+        schedules: dict[str, FeeSchedule] = {}
+        for code, spec in table.items():
+            at = f"{where}.fees.{code}"
+            if code not in assets:
+                raise self.fail(at, f"the channel does not carry {code!r}")
+            if not isinstance(spec, Mapping):
+                raise self.fail(at, "a fee schedule is a table: { fixed, bps, inbound_bps }")
+            self.known(spec, at, {"fixed", "bps", "inbound_bps"})
+            try:
+                fixed = assets_by_code[code].parse(self.field(spec, at, "fixed", str, "0"))
+            except FundpoolError as error:
+                raise self.fail(f"{at}.fixed", str(error)) from error
+            bps = self.field(spec, at, "bps", int, 0)
+            inbound = self.field(spec, at, "inbound_bps", int, 0)
+            if not (0 <= bps <= BPS_MAX and 0 <= inbound <= BPS_MAX):
+                raise self.fail(at, f"basis points are 0 to {BPS_MAX}")
+            schedules[code] = FeeSchedule(fixed, bps, inbound)
+        return schedules
 
     def owner(self, index: int, entry: Mapping[str, Any]) -> OwnerConfig:
         where = f"owners[{index}]"
@@ -268,12 +336,17 @@ class _Parser:
         self,
         index: int,
         entry: Mapping[str, Any],
-        codes: set[str],
+        assets_by_code: Mapping[str, Asset],
         channel_ids: set[str],
         base_dir: Path | None,
     ) -> PoolConfig:
         where = f"pools[{index}]"
-        self.known(entry, where, {"id", "name", "reporting_currency", "channels", "rates"})
+        codes = set(assets_by_code)
+        self.known(
+            entry,
+            where,
+            {"id", "name", "reporting_currency", "channels", "rates", "approval_thresholds"},
+        )
         pool_id = self.ident(entry, where)
         reporting = self.field(entry, where, "reporting_currency", str)
         if reporting not in codes:
@@ -291,10 +364,20 @@ class _Parser:
         rates_path = None
         if rates is not None:
             rates_path = Path(rates) if base_dir is None else base_dir / rates
+        thresholds: dict[str, int] = {}
+        for code, text in self.field(entry, where, "approval_thresholds", dict, {}).items():
+            at = f"{where}.approval_thresholds.{code}"
+            if code not in assets_by_code or not isinstance(text, str):
+                raise self.fail(at, "thresholds are decimal text per declared asset code")
+            try:
+                thresholds[code] = assets_by_code[code].parse(text)
+            except FundpoolError as error:
+                raise self.fail(at, str(error)) from error
         return PoolConfig(
             pool_id,
             self.field(entry, where, "name", str, pool_id),
             reporting,
             tuple(channels),
             rates_path,
+            thresholds,
         )

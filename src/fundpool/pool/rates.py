@@ -1,8 +1,9 @@
 """Exchange rates for reporting, and exact conversion between assets.
 
 A rate is an exact `Fraction`: units of the quote asset for one unit of the base asset, parsed
-from decimal text (`"1.0843"`), never a float. Converting an amount of minor units goes through
-integers and rounds once, half to even, to the target's minor unit (docs/adr/0006).
+from decimal text (`"1.0843"`), never a float. Converting an amount of minor units is exact
+until it rounds once, half to even, to the target's minor unit; a total made of parts is
+converted once and shared out to its parts by largest remainder (docs/adr/0006).
 
 The default source is a static TOML file:
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -103,12 +104,35 @@ class StaticRates:
 
 def convert_minor(amount_minor: int, source: Asset, target: Asset, rate: Fraction) -> int:
     """`amount_minor` of `source` in minor units of `target`, rounded half to even."""
-    target_unit: int = 10**target.scale
-    source_unit: int = 10**source.scale
-    numerator = amount_minor * rate.numerator * target_unit
-    denominator = rate.denominator * source_unit
-    quotient, remainder = divmod(numerator, denominator)
+    return round_half_even(_exact(amount_minor, source, target, rate))
+
+
+def convert_parts(
+    parts: Sequence[int], source: Asset, target: Asset, rate: Fraction
+) -> tuple[list[int], int]:
+    """Convert a total made of non-negative `parts`: the total once, rounded half to even, then
+    shared out to the parts by largest remainder, so the converted parts add up to exactly the
+    converted total (docs/adr/0006)."""
+    exact = [_exact(part, source, target, rate) for part in parts]
+    total = round_half_even(sum(exact, Fraction(0)))
+    floors = [value.numerator // value.denominator for value in exact]
+    leftover = total - sum(floors)
+    # Largest fractional part first; ties go to the earlier part, so the result is stable.
+    order = sorted(range(len(parts)), key=lambda i: (-(exact[i] - floors[i]), i))
+    for index in order[:leftover]:
+        floors[index] += 1
+    return floors, total
+
+
+def round_half_even(value: Fraction) -> int:
+    quotient, remainder = divmod(value.numerator, value.denominator)
     twice = 2 * remainder
-    if twice > denominator or (twice == denominator and quotient % 2 == 1):
+    if twice > value.denominator or (twice == value.denominator and quotient % 2 == 1):
         quotient += 1
     return quotient
+
+
+def _exact(amount_minor: int, source: Asset, target: Asset, rate: Fraction) -> Fraction:
+    target_unit: int = 10**target.scale
+    source_unit: int = 10**source.scale
+    return Fraction(amount_minor * target_unit, source_unit) * rate

@@ -10,10 +10,11 @@ Every figure is a sum of ledger balances of the pool's state accounts; nothing i
   accounts' posted balances;
 - fee income = posted of the `fees` accounts, beside TOTAL, not in it.
 
-Amounts are minor units of each asset. The reporting currency figures convert each asset's
-figures with the pool's rate source, rounded half to even once per (asset, figure); an asset
-with no rate is listed in `missing_rates` and left out of the reporting totals, never counted
-as zero silently.
+Amounts are minor units of each asset. In the reporting currency, each asset's TOTAL is
+converted once (rounded half to even) and shared out to its four states by largest remainder,
+so the converted states add up to the converted TOTAL, which is TOTAL x rate; fee income is
+converted on its own. An asset with no rate is listed in `missing_rates` and left out of the
+reporting totals, never counted as zero silently.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from fundpool.core.money import Asset
 from fundpool.ledger.ports import LedgerStore
 from fundpool.pool.accounts import PoolState, asset_segment, parse_pool_account
 from fundpool.pool.config import FundpoolConfig, PoolConfig
-from fundpool.pool.rates import RateSource, convert_minor
+from fundpool.pool.rates import RateSource, convert_minor, convert_parts
 
 FIGURES = ("available", "locked", "in_transit", "pending_settlement", "fees")
 
@@ -129,9 +130,12 @@ def pool_view(
         if rate is None:
             missing.append(code)
         else:
-            converted = Figures(
-                *(convert_minor(getattr(total, f), asset, reporting, rate) for f in FIGURES)
+            states, _ = convert_parts(
+                [getattr(total, f) for f in FIGURES[:4]], asset, reporting, rate
             )
+            fees = convert_minor(total.fees, asset, reporting, rate)
+            available, locked, in_transit, pending_settlement = states
+            converted = Figures(available, locked, in_transit, pending_settlement, fees)
             reporting_total = reporting_total + converted
         views.append(AssetView(asset, by_channel, total, converted))
     return PoolView(

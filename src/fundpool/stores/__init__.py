@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fundpool.ledger.ports import LedgerStore
+from fundpool.payments.ports import PaymentStore
 
 DEFAULT_DATA_DIR = "data"
 DATA_DIR_ENV = "FUNDPOOL_DATA_DIR"
@@ -36,6 +37,23 @@ def open_store(*, data_dir: str | Path | None = None, db_url: str | None = None)
 
     directory = data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
     return SqliteStore.in_data_dir(directory)
+
+
+def payment_store(store: LedgerStore) -> PaymentStore:
+    """The payments kept in the same database as `store`'s ledger."""
+    from fundpool.stores.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from fundpool.stores.sqlite_payments import SqlitePaymentStore
+
+        return SqlitePaymentStore(store)
+    from fundpool.stores.postgres import PostgresStore
+
+    if isinstance(store, PostgresStore):
+        from fundpool.stores.postgres_payments import PostgresPaymentStore
+
+        return PostgresPaymentStore(store)
+    raise TypeError(f"no payment store for {type(store).__name__}")
 
 
 def split_schema(url: str) -> tuple[str, str]:

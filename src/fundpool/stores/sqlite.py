@@ -31,6 +31,7 @@ from fundpool.core.ledger.model import (
 )
 from fundpool.core.money import Asset
 from fundpool.ledger.ports import LOOKUP_CHUNK, HistoryRow, StoredEntry, StoredLeg
+from fundpool.stores.sqlite_payments import PAYMENTS_SCHEMA
 from fundpool.stores.rows import (
     PENDING_COLUMNS,
     account_from_row,
@@ -170,6 +171,7 @@ class SqliteStore:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 self._connection = _connect(self.path)
             self._connection.executescript(SCHEMA)
+            self._connection.executescript(PAYMENTS_SCHEMA)
             self._execute(
                 "INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -188,6 +190,11 @@ class SqliteStore:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of a read, for the other services' tables in this file."""
+        with self._lock:
+            return self._execute(sql, params).fetchall()
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         """Run a read; a store without its tables says so with a domain error."""

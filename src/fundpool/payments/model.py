@@ -1,0 +1,229 @@
+"""A payment's life: kinds, states, the legal transitions and what each one posts.
+
+Outbound (payout to a payee, internal transfer between the pool's channels, bridge transfer
+from one chain to another):
+
+    initiated -> screened -> routed -> [pending_approval] -> approved -> submitted
+              -> [cleared] -> settled
+    exits: held (review; released back to screened), rejected, cancelled, failed (funds
+    released to available), returned (a settled payout comes back)
+
+Inbound (deposit):
+
+    initiated -> screened -> cleared -> settled
+    exits: held, rejected, failed (never arrived), returned (sent back before settlement),
+    reversed (a settled deposit undone: its ledger entries are reversed)
+
+Routing comes before approval, not after as ../shared/DESIGN.md first drew it: approval locks
+funds on one channel's `available` account, so the channel has to be known, and the approver
+should approve the rail and fee the payment will really use (docs/adr/0007).
+
+Postings (A = amount, F = fee; accounts of the payment's pool, asset and channel):
+- approve: available -> locked, A + F
+- submit: locked -> in_transit, A + F
+- settle a payout: in_transit -> world:channel A; in_transit -> fees F
+- settle an internal or bridge transfer: in_transit -> destination channel's available A;
+  in_transit -> fees F
+- fail after approve: locked -> available; after submit: in_transit -> available (A + F)
+- cancel after approve: locked -> available
+- return a settled payout: world:channel -> available A (the fee stays earned)
+- clear a deposit: world:channel -> pending_settlement A
+- settle a deposit: pending_settlement -> available A - F; pending_settlement -> fees F
+- return a cleared deposit: pending_settlement -> world:channel A
+- reverse a settled deposit: the ledger reverses its settle and clear entries
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from fundpool.core.errors import FundpoolError
+
+
+class PaymentKind(StrEnum):
+    DEPOSIT = "deposit"
+    PAYOUT = "payout"
+    INTERNAL = "internal"
+    BRIDGE = "bridge"
+
+    @property
+    def inbound(self) -> bool:
+        return self is PaymentKind.DEPOSIT
+
+    @property
+    def between_channels(self) -> bool:
+        return self in (PaymentKind.INTERNAL, PaymentKind.BRIDGE)
+
+
+class PaymentState(StrEnum):
+    INITIATED = "initiated"
+    SCREENED = "screened"
+    HELD = "held"
+    ROUTED = "routed"
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    SUBMITTED = "submitted"
+    CLEARED = "cleared"
+    SETTLED = "settled"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    RETURNED = "returned"
+    REVERSED = "reversed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset(
+    {
+        PaymentState.REJECTED,
+        PaymentState.CANCELLED,
+        PaymentState.FAILED,
+        PaymentState.RETURNED,
+        PaymentState.REVERSED,
+    }
+)
+
+
+class Action(StrEnum):
+    CREATE = "create"  # the first event of every payment: it appears in `initiated`
+    SCREEN = "screen"
+    HOLD = "hold"
+    RELEASE = "release"
+    REJECT = "reject"
+    ROUTE = "route"
+    REQUEST_APPROVAL = "request_approval"
+    APPROVE = "approve"
+    SUBMIT = "submit"
+    CLEAR = "clear"
+    SETTLE = "settle"
+    FAIL = "fail"
+    CANCEL = "cancel"
+    RETURN = "return"
+    REVERSE = "reverse"
+
+
+S = PaymentState
+_BEFORE_FUNDS = (S.INITIATED, S.SCREENED, S.HELD, S.ROUTED, S.PENDING_APPROVAL)
+
+# (action, from state) -> to state, per direction. Anything not listed is illegal.
+OUTBOUND: Mapping[tuple[Action, PaymentState], PaymentState] = {
+    (Action.SCREEN, S.INITIATED): S.SCREENED,
+    (Action.HOLD, S.INITIATED): S.HELD,
+    (Action.HOLD, S.SCREENED): S.HELD,
+    (Action.RELEASE, S.HELD): S.SCREENED,
+    **{(Action.REJECT, state): S.REJECTED for state in _BEFORE_FUNDS},
+    (Action.ROUTE, S.SCREENED): S.ROUTED,
+    (Action.REQUEST_APPROVAL, S.ROUTED): S.PENDING_APPROVAL,
+    (Action.APPROVE, S.ROUTED): S.APPROVED,  # only when no approval is required
+    (Action.APPROVE, S.PENDING_APPROVAL): S.APPROVED,
+    (Action.SUBMIT, S.APPROVED): S.SUBMITTED,
+    (Action.CLEAR, S.SUBMITTED): S.CLEARED,
+    (Action.SETTLE, S.SUBMITTED): S.SETTLED,
+    (Action.SETTLE, S.CLEARED): S.SETTLED,
+    (Action.FAIL, S.APPROVED): S.FAILED,
+    (Action.FAIL, S.SUBMITTED): S.FAILED,
+    (Action.FAIL, S.CLEARED): S.FAILED,
+    **{(Action.CANCEL, state): S.CANCELLED for state in (*_BEFORE_FUNDS, S.APPROVED)},
+    (Action.RETURN, S.SETTLED): S.RETURNED,
+}
+
+INBOUND: Mapping[tuple[Action, PaymentState], PaymentState] = {
+    (Action.SCREEN, S.INITIATED): S.SCREENED,
+    (Action.HOLD, S.INITIATED): S.HELD,
+    (Action.HOLD, S.SCREENED): S.HELD,
+    (Action.RELEASE, S.HELD): S.SCREENED,
+    (Action.REJECT, S.INITIATED): S.REJECTED,
+    (Action.REJECT, S.SCREENED): S.REJECTED,
+    (Action.REJECT, S.HELD): S.REJECTED,
+    (Action.CLEAR, S.SCREENED): S.CLEARED,
+    (Action.SETTLE, S.CLEARED): S.SETTLED,
+    (Action.FAIL, S.INITIATED): S.FAILED,
+    (Action.FAIL, S.SCREENED): S.FAILED,
+    (Action.RETURN, S.CLEARED): S.RETURNED,
+    (Action.REVERSE, S.SETTLED): S.REVERSED,
+}
+
+
+def next_state(kind: PaymentKind, state: PaymentState, action: Action) -> PaymentState | None:
+    return (INBOUND if kind.inbound else OUTBOUND).get((action, state))
+
+
+class IllegalTransition(FundpoolError):
+    code = "illegal_transition"
+    title = "the payment's state does not allow this action"
+
+
+class UnknownPayment(FundpoolError):
+    code = "unknown_payment"
+    title = "no such payment"
+
+
+class InvalidPayment(FundpoolError):
+    code = "invalid_payment"
+    title = "the payment request is not valid"
+
+
+class PaymentIdempotencyConflict(FundpoolError):
+    code = "idempotency_conflict"
+    title = "the idempotency key was already used with a different payment request"
+
+
+class ApprovalRequired(FundpoolError):
+    code = "approval_required"
+    title = "this payment needs an approval before it can be approved"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    """What a caller asks for. `channel` is the rail (for internal and bridge transfers, the
+    source); it may be left to routing for outbound payments."""
+
+    kind: PaymentKind
+    asset: str
+    amount_minor: int
+    channel: str | None = None
+    destination_channel: str | None = None
+    counterparty: str | None = None
+    reference: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    id: str
+    pool: str
+    kind: PaymentKind
+    asset: str
+    amount_minor: int
+    fee_minor: int
+    channel: str | None
+    destination_channel: str | None
+    counterparty: str | None
+    reference: str | None
+    state: PaymentState
+    approval_required: bool
+    created_at_us: int
+    updated_at_us: int
+    idempotency_key: str | None = None
+    request_hash: bytes = b""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    version: int = 1  # how many events it has; the next event's seq is version + 1
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentEvent:
+    """One transition, with the ledger entries it posted (none for most)."""
+
+    payment_id: str
+    seq: int
+    action: Action
+    from_state: PaymentState | None  # None for creation
+    to_state: PaymentState
+    at_us: int
+    entry_ids: tuple[str, ...] = ()
+    reason: str | None = None

@@ -1,0 +1,112 @@
+"""The ledger commands each transition of a payment posts (see model.py's table). Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fundpool.core.ledger.model import Posting, Reverse, SimpleCommand, Transfer
+from fundpool.payments.model import Action, Payment, PaymentEvent, PaymentState
+from fundpool.pool.accounts import PoolState, pool_account, world_account
+
+S = PoolState
+
+
+def _account(payment: Payment, state: PoolState, channel: str | None = None) -> str:
+    rail = channel or payment.channel
+    assert rail is not None, "a payment that moves money has a channel"
+    return pool_account(payment.pool, payment.asset, rail, state)
+
+
+def _transfer(payment: Payment, action: Action, *moves: tuple[str, str, int]) -> Transfer:
+    postings = tuple(
+        Posting(source, destination, payment.asset, amount)
+        for source, destination, amount in moves
+        if amount > 0
+    )
+    return Transfer(postings, {"payment": payment.id, "action": action.value})
+
+
+def commands_for(
+    payment: Payment, action: Action, events: Sequence[PaymentEvent] = ()
+) -> tuple[SimpleCommand, ...]:
+    """What `action` posts for `payment` in its current state; () for a state-only change."""
+    gross = payment.amount_minor + payment.fee_minor
+    state = payment.state
+    if payment.kind.inbound:
+        world = world_account(payment.channel or "")
+        settling = _account(payment, S.PENDING_SETTLEMENT) if payment.channel else ""
+        if action is Action.CLEAR:
+            return (_transfer(payment, action, (world, settling, payment.amount_minor)),)
+        if action is Action.SETTLE:
+            return (
+                _transfer(
+                    payment,
+                    action,
+                    (settling, _account(payment, S.AVAILABLE),
+                     payment.amount_minor - payment.fee_minor),
+                    (settling, _account(payment, S.FEES), payment.fee_minor),
+                ),
+            )
+        if action is Action.RETURN:
+            return (_transfer(payment, action, (settling, world, payment.amount_minor)),)
+        if action is Action.REVERSE:
+            posted = {e.action: e.entry_ids for e in events if e.entry_ids}
+            return tuple(
+                Reverse(entry_id, {"payment": payment.id, "action": action.value})
+                for step in (Action.SETTLE, Action.CLEAR)
+                for entry_id in posted.get(step, ())
+            )
+        return ()
+    if action is Action.APPROVE:
+        return (
+            _transfer(
+                payment, action, (_account(payment, S.AVAILABLE), _account(payment, S.LOCKED),
+                                  gross)
+            ),
+        )
+    if action is Action.SUBMIT:
+        return (
+            _transfer(
+                payment, action, (_account(payment, S.LOCKED), _account(payment, S.IN_TRANSIT),
+                                  gross)
+            ),
+        )
+    if action is Action.SETTLE:
+        in_transit = _account(payment, S.IN_TRANSIT)
+        if payment.kind.between_channels:
+            arrival = _account(payment, S.AVAILABLE, payment.destination_channel)
+        else:
+            arrival = world_account(payment.channel or "")
+        return (
+            _transfer(
+                payment,
+                action,
+                (in_transit, arrival, payment.amount_minor),
+                (in_transit, _account(payment, S.FEES), payment.fee_minor),
+            ),
+        )
+    if action in (Action.FAIL, Action.CANCEL) and state is PaymentState.APPROVED:
+        return (
+            _transfer(
+                payment, action, (_account(payment, S.LOCKED), _account(payment, S.AVAILABLE),
+                                  gross)
+            ),
+        )
+    if action is Action.FAIL and state in (PaymentState.SUBMITTED, PaymentState.CLEARED):
+        return (
+            _transfer(
+                payment,
+                action,
+                (_account(payment, S.IN_TRANSIT), _account(payment, S.AVAILABLE), gross),
+            ),
+        )
+    if action is Action.RETURN:
+        return (
+            _transfer(
+                payment,
+                action,
+                (world_account(payment.channel or ""), _account(payment, S.AVAILABLE),
+                 payment.amount_minor),
+            ),
+        )
+    return ()

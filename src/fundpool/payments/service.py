@@ -1,0 +1,356 @@
+"""The payment service: create payments and move them through their life (model.py).
+
+Every call is one ledger transaction: the payments it touches are read under the ledger's
+writer lock, each transition's ledger commands are applied as one linked group, and the
+payments and their events are written in the same commit as the entries. A transition the
+ledger refuses (insufficient funds on approve, say) leaves that payment as it was and is
+reported as its error; the other items of the call go on. Nothing is ever half done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from fundpool.core.clock import IdSource
+from fundpool.core.errors import FundpoolError, LinkedBatchFailed
+from fundpool.core.ledger.engine import CommandResult
+from fundpool.core.ledger.model import Linked, check_idempotency_key, check_metadata
+from fundpool.core.money import check_amount
+from fundpool.ledger.service import Ledger, LedgerTransaction
+from fundpool.payments.model import (
+    Action,
+    ApprovalRequired,
+    IllegalTransition,
+    InvalidPayment,
+    Payment,
+    PaymentEvent,
+    PaymentIdempotencyConflict,
+    PaymentKind,
+    PaymentRequest,
+    PaymentState,
+    UnknownPayment,
+    next_state,
+)
+from fundpool.payments.ports import LIST_LIMIT_MAX, PaymentFilter, PaymentStore
+from fundpool.payments.postings import commands_for
+from fundpool.pool.config import FundpoolConfig, PoolConfig
+
+TEXT_FIELD_LENGTH_MAX = 256
+CALL_ITEMS_MAX = 4_096  # bounded so one call stays one ledger batch (several commands each)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One action on one payment. `channel` (and `destination_channel`) choose the rail when
+    routing; `reason` is kept with the event."""
+
+    payment_id: str
+    action: Action
+    channel: str | None = None
+    destination_channel: str | None = None
+    reason: str | None = None
+
+
+Outcome = Payment | FundpoolError
+
+
+class PaymentService:
+    def __init__(
+        self,
+        ledger: Ledger,
+        store: PaymentStore,
+        config: FundpoolConfig,
+        pool: PoolConfig,
+        ids: IdSource,
+    ) -> None:
+        self._ledger = ledger
+        self._store = store
+        self._config = config
+        self._pool = pool
+        self._ids = ids
+        self._channels = {c.id: c for c in config.channels if c.id in pool.channels}
+
+    # --- creation -------------------------------------------------------------------------
+
+    def create(self, request: PaymentRequest, *, idempotency_key: str | None = None) -> Payment:
+        (outcome,) = self.create_many([(request, idempotency_key)])
+        if isinstance(outcome, FundpoolError):
+            raise outcome
+        return outcome
+
+    def create_many(
+        self, requests: Sequence[tuple[PaymentRequest, str | None]]
+    ) -> list[Outcome]:
+        """Create payments in state `initiated`. A key seen before with the same request
+        returns that payment; with another request it is `idempotency_conflict`."""
+        _bound(len(requests))
+        with self._ledger.transaction() as transaction:
+            writes = self._store.writes(transaction.session)
+            keys = [key for _, key in requests if key is not None]
+            known = writes.by_idempotency_key(self._pool.id, keys) if keys else {}
+            created: list[Payment] = []
+            events: list[PaymentEvent] = []
+            outcomes: list[Outcome] = []
+            for request, key in requests:
+                try:
+                    payment = self._new(request, key, transaction.at_us)
+                    earlier = known.get(key) if key is not None else None
+                    if earlier is not None:
+                        if earlier.request_hash != payment.request_hash:
+                            raise PaymentIdempotencyConflict(
+                                idempotency_key=key, payment_id=earlier.id
+                            )
+                        outcomes.append(earlier)
+                        continue
+                    if key is not None:
+                        known[key] = payment
+                    created.append(payment)
+                    events.append(
+                        PaymentEvent(payment.id, 1, Action.CREATE, None,
+                                     PaymentState.INITIATED, transaction.at_us)
+                    )
+                    outcomes.append(payment)
+                except FundpoolError as error:
+                    outcomes.append(error)
+            writes.save(created, (), events)
+        return outcomes
+
+    def _new(self, request: PaymentRequest, key: str | None, at_us: int) -> Payment:
+        self._check_request(request)
+        check_idempotency_key(key)
+        fee = self._fee(request.kind, request.channel, request.asset, request.amount_minor)
+        return Payment(
+            id=self._ids.new_id(at_us),
+            pool=self._pool.id,
+            kind=request.kind,
+            asset=request.asset,
+            amount_minor=request.amount_minor,
+            fee_minor=fee,
+            channel=request.channel,
+            destination_channel=request.destination_channel,
+            counterparty=request.counterparty,
+            reference=request.reference,
+            state=PaymentState.INITIATED,
+            approval_required=not request.kind.inbound
+            and self._pool.approval_required(request.asset, request.amount_minor),
+            created_at_us=at_us,
+            updated_at_us=at_us,
+            idempotency_key=key,
+            request_hash=_request_hash(request),
+            metadata=dict(request.metadata),
+            version=1,
+        )
+
+    def _check_request(self, request: PaymentRequest) -> None:
+        if not isinstance(request.kind, PaymentKind):
+            raise InvalidPayment("kind is deposit, payout, internal or bridge")
+        check_amount(request.amount_minor, asset=request.asset)
+        if request.amount_minor == 0:
+            raise InvalidPayment("a payment moves a positive amount", asset=request.asset)
+        check_metadata(request.metadata)
+        for name in ("counterparty", "reference"):
+            value = getattr(request, name)
+            if value is not None and (
+                not isinstance(value, str) or not value or len(value) > TEXT_FIELD_LENGTH_MAX
+            ):
+                raise InvalidPayment(f"{name} is 1 to {TEXT_FIELD_LENGTH_MAX} characters")
+        if not any(request.asset in c.assets for c in self._channels.values()):
+            raise InvalidPayment(
+                "no channel of this pool carries the asset", asset=request.asset,
+                pool=self._pool.id,
+            )
+        if request.kind.inbound and request.channel is None:
+            raise InvalidPayment("a deposit names the channel it arrives on")
+        if request.channel is not None:
+            self._channel_for(request.channel, request.asset)
+        if request.kind.between_channels:
+            if request.destination_channel is None:
+                raise InvalidPayment("an internal or bridge transfer names its destination")
+            self._channel_for(request.destination_channel, request.asset)
+            if request.destination_channel == request.channel:
+                raise InvalidPayment("source and destination channel are the same")
+        elif request.destination_channel is not None:
+            raise InvalidPayment("only internal and bridge transfers have a destination channel")
+
+    def _channel_for(self, channel_id: str, asset: str) -> None:
+        channel = self._channels.get(channel_id)
+        if channel is None:
+            raise InvalidPayment("no such channel in this pool", channel=channel_id,
+                                 pool=self._pool.id)
+        if asset not in channel.assets:
+            raise InvalidPayment("the channel does not carry the asset", channel=channel_id,
+                                 asset=asset)
+
+    def _fee(self, kind: PaymentKind, channel_id: str | None, asset: str, amount: int) -> int:
+        if channel_id is None:
+            return 0  # quoted when the payment is routed
+        schedule = self._channels[channel_id].fee_schedule(asset)
+        return schedule.inbound_fee(amount) if kind.inbound else schedule.outbound_fee(amount)
+
+    # --- transitions ----------------------------------------------------------------------
+
+    def act(self, step: Step) -> Payment:
+        (outcome,) = self.act_many([step])
+        if isinstance(outcome, FundpoolError):
+            raise outcome
+        return outcome
+
+    def act_many(self, steps: Sequence[Step]) -> list[Outcome]:
+        """Apply steps in order, in one ledger transaction; later steps see earlier ones."""
+        _bound(len(steps))
+        with self._ledger.transaction() as transaction:
+            writes = self._store.writes(transaction.session)
+            current = writes.load({step.payment_id for step in steps})
+            reversing = {s.payment_id for s in steps if s.action is Action.REVERSE}
+            history = writes.events(reversing) if reversing else {}
+            changed: dict[str, Payment] = {}
+            events: list[PaymentEvent] = []
+            outcomes: list[Outcome] = []
+            for step in steps:
+                try:
+                    payment = current.get(step.payment_id)
+                    if payment is None:
+                        raise UnknownPayment(payment_id=step.payment_id)
+                    after, event = self._step(
+                        transaction, payment, step, history.get(payment.id, [])
+                    )
+                    current[payment.id] = changed[payment.id] = after
+                    history.setdefault(payment.id, []).append(event)
+                    events.append(event)
+                    outcomes.append(after)
+                except FundpoolError as error:
+                    outcomes.append(error)
+            writes.save((), list(changed.values()), events)
+        return outcomes
+
+    def _step(
+        self,
+        transaction: LedgerTransaction,
+        payment: Payment,
+        step: Step,
+        history: Sequence[PaymentEvent],
+    ) -> tuple[Payment, PaymentEvent]:
+        target = next_state(payment.kind, payment.state, step.action)
+        if target is None or (
+            step.action is Action.RETURN and payment.kind.between_channels
+        ):
+            raise IllegalTransition(
+                payment_id=payment.id, state=payment.state.value, action=step.action.value
+            )
+        if step.action is Action.ROUTE:
+            payment = self._route(payment, step)
+        elif step.channel is not None or step.destination_channel is not None:
+            raise InvalidPayment("only routing chooses a channel", action=step.action.value)
+        if (
+            step.action is Action.APPROVE
+            and payment.state is PaymentState.ROUTED
+            and payment.approval_required
+        ):
+            raise ApprovalRequired(payment_id=payment.id)
+        entry_ids = self._post(transaction, payment, step.action, history)
+        after = replace(
+            payment, state=target, updated_at_us=transaction.at_us, version=payment.version + 1
+        )
+        event = PaymentEvent(
+            payment.id,
+            after.version,
+            step.action,
+            payment.state,
+            target,
+            transaction.at_us,
+            entry_ids,
+            step.reason,
+        )
+        return after, event
+
+    def _route(self, payment: Payment, step: Step) -> Payment:
+        channel = step.channel or payment.channel
+        if channel is None:
+            raise InvalidPayment("routing needs a channel", payment_id=payment.id)
+        self._channel_for(channel, payment.asset)
+        destination = step.destination_channel or payment.destination_channel
+        if payment.kind.between_channels:
+            if destination is None or destination == channel:
+                raise InvalidPayment("a transfer between channels needs two channels")
+            self._channel_for(destination, payment.asset)
+        fee = self._fee(payment.kind, channel, payment.asset, payment.amount_minor)
+        return replace(payment, channel=channel, destination_channel=destination, fee_minor=fee)
+
+    def _post(
+        self,
+        transaction: LedgerTransaction,
+        payment: Payment,
+        action: Action,
+        history: Sequence[PaymentEvent],
+    ) -> tuple[str, ...]:
+        commands = commands_for(payment, action, history)
+        if not commands:
+            return ()
+        (result,) = transaction.apply(
+            [commands[0] if len(commands) == 1 else Linked(commands)]
+        )
+        if result.error is not None:
+            cause = result.error.__cause__
+            if isinstance(result.error, LinkedBatchFailed) and isinstance(cause, FundpoolError):
+                raise cause
+            raise result.error
+        return _entry_ids(result)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def get(self, payment_id: str) -> Payment:
+        payment = self._store.payment(payment_id)
+        if payment is None or payment.pool != self._pool.id:
+            raise UnknownPayment(payment_id=payment_id)
+        return payment
+
+    def events(self, payment_id: str) -> list[PaymentEvent]:
+        self.get(payment_id)
+        return self._store.events(payment_id)
+
+    def list(
+        self,
+        *,
+        state: PaymentState | None = None,
+        kind: PaymentKind | None = None,
+        asset: str | None = None,
+        channel: str | None = None,
+        limit: int = 100,
+        after_id: str | None = None,
+    ) -> list[Payment]:
+        where = PaymentFilter(self._pool.id, state, kind, asset, channel)
+        return self._store.payments(
+            where, limit=max(1, min(limit, LIST_LIMIT_MAX)), after_id=after_id
+        )
+
+
+def _bound(count: int) -> None:
+    if count > CALL_ITEMS_MAX:
+        raise InvalidPayment("too many items in one call", items=count,
+                             items_max=CALL_ITEMS_MAX)
+
+
+def _entry_ids(result: CommandResult) -> tuple[str, ...]:
+    if result.entry is not None:
+        return (result.entry.id,)
+    return tuple(member.entry.id for member in result.members if member.entry is not None)
+
+
+def _request_hash(request: PaymentRequest) -> bytes:
+    body: Mapping[str, object] = {
+        "kind": request.kind.value,
+        "asset": request.asset,
+        "amount_minor": request.amount_minor,
+        "channel": request.channel,
+        "destination_channel": request.destination_channel,
+        "counterparty": request.counterparty,
+        "reference": request.reference,
+        "metadata": dict(request.metadata),
+    }
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).digest()
+

@@ -1,0 +1,258 @@
+"""Payments in the SQLite file, beside the ledger: written on the ledger transaction's own
+connection, so a payment's change commits with the entries it posted, or not at all."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+from fundpool.core.errors import invariant
+from fundpool.ledger.ports import LOOKUP_CHUNK, WriteSession
+from fundpool.payments.model import (
+    Action,
+    Payment,
+    PaymentEvent,
+    PaymentKind,
+    PaymentState,
+)
+from fundpool.payments.ports import PaymentFilter
+from fundpool.stores.rows import chunks
+
+PAYMENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS payments (
+    id TEXT PRIMARY KEY,
+    pool TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    amount_minor TEXT NOT NULL,
+    fee_minor TEXT NOT NULL,
+    channel TEXT,
+    destination_channel TEXT,
+    counterparty TEXT,
+    reference TEXT,
+    state TEXT NOT NULL,
+    approval_required INTEGER NOT NULL,
+    created_at_us INTEGER NOT NULL,
+    updated_at_us INTEGER NOT NULL,
+    idempotency_key TEXT,
+    request_hash BLOB NOT NULL,
+    metadata TEXT NOT NULL,
+    version INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS payments_by_key ON payments (pool, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS payments_by_state ON payments (pool, state, id);
+CREATE TABLE IF NOT EXISTS payment_events (
+    payment_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    at_us INTEGER NOT NULL,
+    entry_ids TEXT NOT NULL,
+    reason TEXT,
+    PRIMARY KEY (payment_id, seq)
+) STRICT, WITHOUT ROWID;
+"""
+
+PAYMENT_COLUMNS = (
+    "id, pool, kind, asset, amount_minor, fee_minor, channel, destination_channel, "
+    "counterparty, reference, state, approval_required, created_at_us, updated_at_us, "
+    "idempotency_key, request_hash, metadata, version"
+)
+EVENT_COLUMNS = "payment_id, seq, action, from_state, to_state, at_us, entry_ids, reason"
+
+
+def payment_to_row(payment: Payment) -> tuple[Any, ...]:
+    return (
+        payment.id,
+        payment.pool,
+        payment.kind.value,
+        payment.asset,
+        str(payment.amount_minor),
+        str(payment.fee_minor),
+        payment.channel,
+        payment.destination_channel,
+        payment.counterparty,
+        payment.reference,
+        payment.state.value,
+        int(payment.approval_required),
+        payment.created_at_us,
+        payment.updated_at_us,
+        payment.idempotency_key,
+        payment.request_hash,
+        json.dumps(dict(payment.metadata), sort_keys=True, separators=(",", ":")),
+        payment.version,
+    )
+
+
+def payment_from_row(row: Sequence[Any]) -> Payment:
+    (pid, pool, kind, asset, amount, fee, channel, destination, counterparty, reference, state,
+     approval, created, updated, key, request_hash, metadata, version) = row
+    return Payment(
+        id=pid,
+        pool=pool,
+        kind=PaymentKind(kind),
+        asset=asset,
+        amount_minor=int(amount),
+        fee_minor=int(fee),
+        channel=channel,
+        destination_channel=destination,
+        counterparty=counterparty,
+        reference=reference,
+        state=PaymentState(state),
+        approval_required=bool(approval),
+        created_at_us=int(created),
+        updated_at_us=int(updated),
+        idempotency_key=key,
+        request_hash=bytes(request_hash),
+        metadata=json.loads(metadata) if isinstance(metadata, str | bytes) else dict(metadata),
+        version=int(version),
+    )
+
+
+def event_to_row(event: PaymentEvent) -> tuple[Any, ...]:
+    return (
+        event.payment_id,
+        event.seq,
+        event.action.value,
+        None if event.from_state is None else event.from_state.value,
+        event.to_state.value,
+        event.at_us,
+        json.dumps(list(event.entry_ids)),
+        event.reason,
+    )
+
+
+def event_from_row(row: Sequence[Any]) -> PaymentEvent:
+    payment_id, seq, action, from_state, to_state, at_us, entry_ids, reason = row
+    return PaymentEvent(
+        payment_id=payment_id,
+        seq=int(seq),
+        action=Action(action),
+        from_state=None if from_state is None else PaymentState(from_state),
+        to_state=PaymentState(to_state),
+        at_us=int(at_us),
+        entry_ids=tuple(json.loads(entry_ids)),
+        reason=reason,
+    )
+
+
+class SqlitePaymentWrites:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def _select_in(self, sql: str, values: Iterable[Any], *first: Any) -> list[Any]:
+        rows: list[Any] = []
+        for chunk in chunks(values, LOOKUP_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            rows.extend(
+                self._connection.execute(sql.format(marks=marks), (*first, *chunk)).fetchall()
+            )
+        return rows
+
+    def load(self, ids: Iterable[str]) -> dict[str, Payment]:
+        rows = self._select_in(f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id IN ({{marks}})",
+                               ids)
+        return {row[0]: payment_from_row(row) for row in rows}
+
+    def by_idempotency_key(self, pool: str, keys: Iterable[str]) -> dict[str, Payment]:
+        rows = self._select_in(
+            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE pool = ? "
+            "AND idempotency_key IN ({marks})",
+            keys,
+            pool,
+        )
+        return {row[14]: payment_from_row(row) for row in rows}
+
+    def events(self, ids: Iterable[str]) -> dict[str, list[PaymentEvent]]:
+        rows = self._select_in(
+            f"SELECT {EVENT_COLUMNS} FROM payment_events WHERE payment_id IN ({{marks}}) "
+            "ORDER BY payment_id, seq",
+            ids,
+        )
+        events: dict[str, list[PaymentEvent]] = {}
+        for row in rows:
+            events.setdefault(row[0], []).append(event_from_row(row))
+        return events
+
+    def save(
+        self,
+        created: Sequence[Payment],
+        changed: Sequence[Payment],
+        events: Sequence[PaymentEvent],
+    ) -> None:
+        connection = self._connection
+        if created:
+            marks = ", ".join("?" * 18)
+            connection.executemany(
+                f"INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ({marks})",
+                [payment_to_row(p) for p in created],
+            )
+        if changed:
+            cursor = connection.executemany(
+                "UPDATE payments SET state = ?, fee_minor = ?, channel = ?, "
+                "destination_channel = ?, updated_at_us = ?, version = ? "
+                "WHERE id = ? AND version < ?",
+                [
+                    (p.state.value, str(p.fee_minor), p.channel, p.destination_channel,
+                     p.updated_at_us, p.version, p.id, p.version)
+                    for p in changed
+                ],
+            )
+            invariant(cursor.rowcount == len(changed), "every changed payment was stored")
+        if events:
+            connection.executemany(
+                f"INSERT INTO payment_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [event_to_row(e) for e in events],
+            )
+
+
+class SqlitePaymentStore:
+    """Payments of the ledger in `store` (a `SqliteStore`)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def writes(self, session: WriteSession) -> SqlitePaymentWrites:
+        return SqlitePaymentWrites(cast(Any, session).connection)
+
+    def payment(self, payment_id: str) -> Payment | None:
+        rows = self._store.query(
+            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?", (payment_id,)
+        )
+        return payment_from_row(rows[0]) if rows else None
+
+    def events(self, payment_id: str) -> list[PaymentEvent]:
+        rows = self._store.query(
+            f"SELECT {EVENT_COLUMNS} FROM payment_events WHERE payment_id = ? ORDER BY seq",
+            (payment_id,),
+        )
+        return [event_from_row(row) for row in rows]
+
+    def payments(
+        self, where: PaymentFilter, *, limit: int, after_id: str | None = None
+    ) -> list[Payment]:
+        clauses = ["pool = ?"]
+        params: list[Any] = [where.pool]
+        for column, value in (
+            ("state", where.state),
+            ("kind", where.kind),
+            ("asset", where.asset),
+            ("channel", where.channel),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(str(value))
+        if after_id is not None:
+            clauses.append("id < ?")
+            params.append(after_id)
+        params.append(limit)
+        rows = self._store.query(
+            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE {' AND '.join(clauses)} "
+            "ORDER BY id DESC LIMIT ?",
+            params,
+        )
+        return [payment_from_row(row) for row in rows]

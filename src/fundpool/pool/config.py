@@ -183,6 +183,10 @@ def parse_config(
     document: Mapping[str, Any], *, source: str = "config", base_dir: Path | None = None
 ) -> FundpoolConfig:
     parser = _Parser(source)
+    # Unknown keys first: `[[asset]]` for `[[assets]]` is a typo to name, not a missing table.
+    unknown = set(document) - {"assets", "channels", "owners", "pools"}
+    if unknown:
+        raise InvalidConfig("unknown top-level keys", source=source, keys=sorted(unknown))
     assets = tuple(parser.asset(i, e) for i, e in enumerate(parser.tables(document, "assets")))
     parser.unique("assets", [a.code for a in assets])
     by_code = {a.code: a for a in assets}
@@ -198,10 +202,16 @@ def parse_config(
         for i, e in enumerate(parser.tables(document, "pools"))
     )
     parser.unique("pools", [p.id for p in pools])
-    unknown = set(document) - {"assets", "channels", "owners", "pools"}
-    if unknown:
-        raise InvalidConfig("unknown top-level keys", source=source, keys=sorted(unknown))
     return FundpoolConfig(assets, channels, owners, pools, source)
+
+
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    list: "a list",
+    dict: "a table",
+    bool: "true or false",
+}
 
 
 class _Parser:
@@ -237,7 +247,7 @@ class _Parser:
             return default
         value = entry[name]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.fail(f"{where}.{name}", f"{name} must be a {kind.__name__}")
+            raise self.fail(f"{where}.{name}", f"{name} must be {_TYPE_NAMES[kind]}")
         return value
 
     def known(self, entry: Mapping[str, Any], where: str, names: set[str]) -> None:
@@ -256,18 +266,18 @@ class _Parser:
     def asset(self, index: int, entry: Mapping[str, Any]) -> Asset:
         where = f"assets[{index}]"
         self.known(entry, where, {"code", "scale", "kind"})
+        code = self.field(entry, where, "code", str)
+        scale = self.field(entry, where, "scale", int)
         try:
-            return Asset(
-                self.field(entry, where, "code", str),
-                self.field(entry, where, "scale", int),
-                AssetKind(self.field(entry, where, "kind", str)),
-            )
+            kind = AssetKind(self.field(entry, where, "kind", str))
         except ValueError:
             raise self.fail(
                 f"{where}.kind", f"kind is one of {[k.value for k in AssetKind]}"
             ) from None
+        try:
+            return Asset(code, scale, kind)
         except FundpoolError as error:
-            raise self.fail(where, str(error)) from error
+            raise self.fail(where, error.detail) from error
 
     def channel(
         self, index: int, entry: Mapping[str, Any], assets_by_code: Mapping[str, Asset]

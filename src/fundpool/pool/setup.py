@@ -3,7 +3,8 @@
 Defining an asset or opening an account that already exists as declared changes nothing, so
 init can run again after the configuration grows: only what is new is added. A declaration that
 contradicts the ledger (an asset with another scale) is rejected, and nothing of that batch is
-applied.
+applied. Accounts carry only structural metadata (pool, channel, state, owner id): names and
+channel kinds live in the configuration, so renaming a merchant never clashes with its account.
 """
 
 from __future__ import annotations
@@ -47,9 +48,7 @@ def setup_commands(config: FundpoolConfig) -> Iterator[DefineAsset | OpenAccount
             world = world_account(channel.id)
             if world not in opened:
                 opened.add(world)
-                yield OpenAccount(
-                    Account(world, metadata={"channel": channel.id, "kind": channel.kind.value})
-                )
+                yield OpenAccount(Account(world, metadata={"channel": channel.id}))
             for code in channel.assets:
                 for state in PoolState:
                     yield OpenAccount(
@@ -70,7 +69,7 @@ def setup_commands(config: FundpoolConfig) -> Iterator[DefineAsset | OpenAccount
                     Account(
                         merchant_payable(owner.id, code),
                         asset=code,
-                        metadata={"owner": owner.id, "name": owner.name},
+                        metadata={"owner": owner.id},
                     )
                 )
 

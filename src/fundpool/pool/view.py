@@ -3,8 +3,9 @@
 Every figure is a sum of ledger balances of the pool's state accounts; nothing is stored twice.
 
 - available = posted - pending out of the `available` accounts: what can be spent now;
-- locked = posted of the `locked` accounts + what pending transfers reserve on any state
-  account (their pending out): money promised but not yet moved;
+- locked = posted - pending out of the `locked` accounts, plus what pending transfers reserve
+  on the `available`, `in_transit` and `pending_settlement` accounts (their pending out):
+  money promised but not yet moved; each reservation is counted once;
 - in transit, pending settlement = posted - pending out of those accounts;
 - TOTAL = available + locked + in transit + pending settlement, which is the sum of the four
   accounts' posted balances;

@@ -17,7 +17,12 @@ from dataclasses import dataclass, replace
 from fundpool.core.clock import IdSource
 from fundpool.core.errors import FundpoolError, LinkedBatchFailed
 from fundpool.core.ledger.engine import CommandResult
-from fundpool.core.ledger.model import Linked, check_idempotency_key, check_metadata
+from fundpool.core.ledger.model import (
+    Linked,
+    check_idempotency_key,
+    check_metadata,
+    is_storable_text,
+)
 from fundpool.core.money import check_amount
 from fundpool.ledger.service import Ledger, LedgerTransaction
 from fundpool.payments.model import (
@@ -89,7 +94,8 @@ class PaymentService:
         _bound(len(requests))
         with self._ledger.transaction() as transaction:
             writes = self._store.writes(transaction.session)
-            keys = [key for _, key in requests if key is not None]
+            # Only well-formed keys are looked up; a bad one is that item's error below.
+            keys = [key for _, key in requests if key is not None and _valid_key(key)]
             known = writes.by_idempotency_key(self._pool.id, keys) if keys else {}
             created: list[Payment] = []
             events: list[PaymentEvent] = []
@@ -154,9 +160,15 @@ class PaymentService:
         for name in ("counterparty", "reference"):
             value = getattr(request, name)
             if value is not None and (
-                not isinstance(value, str) or not value or len(value) > TEXT_FIELD_LENGTH_MAX
+                not isinstance(value, str)
+                or not value
+                or len(value) > TEXT_FIELD_LENGTH_MAX
+                or not is_storable_text(value)
             ):
-                raise InvalidPayment(f"{name} is 1 to {TEXT_FIELD_LENGTH_MAX} characters")
+                raise InvalidPayment(
+                    f"{name} is 1 to {TEXT_FIELD_LENGTH_MAX} characters of text without NUL "
+                    "characters or unpaired surrogates"
+                )
         if not any(request.asset in c.assets for c in self._channels.values()):
             raise InvalidPayment(
                 "no channel of this pool carries the asset", asset=request.asset,
@@ -325,6 +337,14 @@ class PaymentService:
         return self._store.payments(
             where, limit=max(1, min(limit, LIST_LIMIT_MAX)), after_id=after_id
         )
+
+
+def _valid_key(key: object) -> bool:
+    try:
+        check_idempotency_key(key)
+    except FundpoolError:
+        return False
+    return True
 
 
 def _bound(count: int) -> None:

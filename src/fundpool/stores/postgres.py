@@ -43,6 +43,7 @@ from fundpool.core.ledger.model import (
 )
 from fundpool.core.money import Asset
 from fundpool.ledger.ports import HistoryRow, StoredEntry, StoredLeg
+from fundpool.stores.postgres_payments import PAYMENTS_SCHEMA
 from fundpool.stores.rows import (
     PENDING_COLUMNS,
     account_from_row,
@@ -239,6 +240,7 @@ class PostgresStore:
                     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
                 )
                 connection.execute(TABLES)
+                connection.execute(PAYMENTS_SCHEMA)
                 connection.execute(
                     "INSERT INTO ledger_meta (key, value) VALUES ('schema_version', %s) "
                     "ON CONFLICT (key) DO NOTHING",
@@ -324,6 +326,10 @@ class PostgresStore:
                     if attempt == 2 or not connection.broken:
                         raise
             raise AssertionError("unreachable")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read, for the other services' tables in this schema."""
+        return self._all(sql, params)
 
     def _one(self, query: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = self._all(query, params)

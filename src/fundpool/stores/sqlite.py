@@ -31,7 +31,6 @@ from fundpool.core.ledger.model import (
 )
 from fundpool.core.money import Asset
 from fundpool.ledger.ports import LOOKUP_CHUNK, HistoryRow, StoredEntry, StoredLeg
-from fundpool.stores.sqlite_payments import PAYMENTS_SCHEMA
 from fundpool.stores.rows import (
     PENDING_COLUMNS,
     account_from_row,
@@ -45,6 +44,7 @@ from fundpool.stores.rows import (
     text_amounts,
     transaction_from_canonical,
 )
+from fundpool.stores.sqlite_payments import PAYMENTS_SCHEMA
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0

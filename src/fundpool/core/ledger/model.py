@@ -77,7 +77,24 @@ def check_metadata(metadata: object) -> Mapping[str, str]:
                 f"metadata values are strings of at most {METADATA_VALUE_LENGTH_MAX} characters",
                 key=key,
             )
+        if not is_storable_text(value):
+            raise InvalidMetadata(
+                "metadata values are text without NUL characters or unpaired surrogates",
+                key=key,
+            )
     return metadata
+
+
+def is_storable_text(value: str) -> bool:
+    """Text every store keeps and the canonical form can encode: valid UTF-8, no NUL (which
+    PostgreSQL text refuses)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_idempotency_key(key: object) -> str | None:

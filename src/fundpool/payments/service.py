@@ -15,16 +15,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from fundpool.core.clock import IdSource
-from fundpool.core.errors import FundpoolError, LinkedBatchFailed
+from fundpool.core.errors import FundpoolError, LinkedBatchFailed, invariant
 from fundpool.core.ledger.engine import CommandResult
 from fundpool.core.ledger.model import (
+    Command,
     Linked,
     check_idempotency_key,
     check_metadata,
     is_storable_text,
 )
 from fundpool.core.money import check_amount
-from fundpool.ledger.service import Ledger, LedgerTransaction
+from fundpool.ledger.service import Ledger
 from fundpool.payments.model import (
     Action,
     ApprovalRequired,
@@ -60,6 +61,32 @@ class Step:
 
 
 Outcome = Payment | FundpoolError
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A checked step waiting for its ledger command's result."""
+
+    index: int
+    before: Payment
+    routed: Payment  # `before` with the channel and fee routing chose (else the same)
+    step: Step
+    target: PaymentState
+    command: Command | None
+
+    def done(self, at_us: int, entry_ids: tuple[str, ...]) -> tuple[Payment, PaymentEvent]:
+        p = self.routed
+        after = Payment(
+            p.id, p.pool, p.kind, p.asset, p.amount_minor, p.fee_minor, p.channel,
+            p.destination_channel, p.counterparty, p.reference, self.target,
+            p.approval_required, p.created_at_us, at_us, p.idempotency_key, p.request_hash,
+            p.metadata, p.version + 1,
+        )
+        event = PaymentEvent(
+            p.id, after.version, self.step.action, self.before.state, self.target, at_us,
+            entry_ids, self.step.reason,
+        )
+        return after, event
 
 
 class PaymentService:
@@ -220,31 +247,53 @@ class PaymentService:
             history = writes.events(reversing) if reversing else {}
             changed: dict[str, Payment] = {}
             events: list[PaymentEvent] = []
-            outcomes: list[Outcome] = []
-            for step in steps:
+            outcomes: list[Outcome | None] = [None] * len(steps)
+            # Steps are planned in waves in which each payment appears once; a wave's ledger
+            # commands go to the engine in one call, in step order, so the result is the same
+            # as one call per step, without a load pass per step.
+            wave: list[_Planned] = []
+            in_wave: set[str] = set()
+
+            def flush() -> None:
+                commands = [planned.command for planned in wave if planned.command is not None]
+                results = iter(transaction.apply(commands) if commands else ())
+                for planned in wave:
+                    entry_ids: tuple[str, ...] = ()
+                    if planned.command is not None:
+                        result = next(results)
+                        if result.error is not None:
+                            outcomes[planned.index] = _cause(result.error)
+                            continue
+                        entry_ids = _entry_ids(result)
+                    after, event = planned.done(transaction.at_us, entry_ids)
+                    current[after.id] = changed[after.id] = after
+                    history.setdefault(after.id, []).append(event)
+                    events.append(event)
+                    outcomes[planned.index] = after
+                wave.clear()
+                in_wave.clear()
+
+            for index, step in enumerate(steps):
+                if step.payment_id in in_wave:
+                    flush()
                 try:
                     payment = current.get(step.payment_id)
                     if payment is None:
                         raise UnknownPayment(payment_id=step.payment_id)
-                    after, event = self._step(
-                        transaction, payment, step, history.get(payment.id, [])
-                    )
-                    current[payment.id] = changed[payment.id] = after
-                    history.setdefault(payment.id, []).append(event)
-                    events.append(event)
-                    outcomes.append(after)
+                    wave.append(self._plan(index, payment, step, history.get(payment.id, [])))
+                    in_wave.add(payment.id)
                 except FundpoolError as error:
-                    outcomes.append(error)
+                    outcomes[index] = error
+            flush()
             writes.save((), list(changed.values()), events)
-        return outcomes
+        done = [outcome for outcome in outcomes if outcome is not None]
+        invariant(len(done) == len(steps), "every step has an outcome, in step order")
+        return done
 
-    def _step(
-        self,
-        transaction: LedgerTransaction,
-        payment: Payment,
-        step: Step,
-        history: Sequence[PaymentEvent],
-    ) -> tuple[Payment, PaymentEvent]:
+    def _plan(
+        self, index: int, payment: Payment, step: Step, history: Sequence[PaymentEvent]
+    ) -> _Planned:
+        """Check a step and work out what it posts; nothing is applied yet."""
         target = next_state(payment.kind, payment.state, step.action)
         if target is None or (
             step.action is Action.RETURN and payment.kind.between_channels
@@ -252,6 +301,7 @@ class PaymentService:
             raise IllegalTransition(
                 payment_id=payment.id, state=payment.state.value, action=step.action.value
             )
+        before = payment
         if step.action is Action.ROUTE:
             payment = self._route(payment, step)
         elif step.channel is not None or step.destination_channel is not None:
@@ -262,21 +312,11 @@ class PaymentService:
             and payment.approval_required
         ):
             raise ApprovalRequired(payment_id=payment.id)
-        entry_ids = self._post(transaction, payment, step.action, history)
-        after = replace(
-            payment, state=target, updated_at_us=transaction.at_us, version=payment.version + 1
-        )
-        event = PaymentEvent(
-            payment.id,
-            after.version,
-            step.action,
-            payment.state,
-            target,
-            transaction.at_us,
-            entry_ids,
-            step.reason,
-        )
-        return after, event
+        commands = commands_for(payment, step.action, history)
+        command: Command | None = None
+        if commands:
+            command = commands[0] if len(commands) == 1 else Linked(commands)
+        return _Planned(index, before, payment, step, target, command)
 
     def _route(self, payment: Payment, step: Step) -> Payment:
         channel = step.channel or payment.channel
@@ -290,26 +330,6 @@ class PaymentService:
             self._channel_for(destination, payment.asset)
         fee = self._fee(payment.kind, channel, payment.asset, payment.amount_minor)
         return replace(payment, channel=channel, destination_channel=destination, fee_minor=fee)
-
-    def _post(
-        self,
-        transaction: LedgerTransaction,
-        payment: Payment,
-        action: Action,
-        history: Sequence[PaymentEvent],
-    ) -> tuple[str, ...]:
-        commands = commands_for(payment, action, history)
-        if not commands:
-            return ()
-        (result,) = transaction.apply(
-            [commands[0] if len(commands) == 1 else Linked(commands)]
-        )
-        if result.error is not None:
-            cause = result.error.__cause__
-            if isinstance(result.error, LinkedBatchFailed) and isinstance(cause, FundpoolError):
-                raise cause
-            raise result.error
-        return _entry_ids(result)
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -351,6 +371,14 @@ def _bound(count: int) -> None:
     if count > CALL_ITEMS_MAX:
         raise InvalidPayment("too many items in one call", items=count,
                              items_max=CALL_ITEMS_MAX)
+
+
+def _cause(error: FundpoolError) -> FundpoolError:
+    """The member's own error for a refused linked group: what the caller can act on."""
+    cause = error.__cause__
+    if isinstance(error, LinkedBatchFailed) and isinstance(cause, FundpoolError):
+        return cause
+    return error
 
 
 def _entry_ids(result: CommandResult) -> tuple[str, ...]:

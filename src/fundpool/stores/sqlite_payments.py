@@ -121,7 +121,7 @@ def event_to_row(event: PaymentEvent) -> tuple[Any, ...]:
         None if event.from_state is None else event.from_state.value,
         event.to_state.value,
         event.at_us,
-        json.dumps(list(event.entry_ids)),
+        " ".join(event.entry_ids),  # ids are UUIDs: no spaces, no JSON needed
         event.reason,
     )
 
@@ -135,7 +135,7 @@ def event_from_row(row: Sequence[Any]) -> PaymentEvent:
         from_state=None if from_state is None else PaymentState(from_state),
         to_state=PaymentState(to_state),
         at_us=int(at_us),
-        entry_ids=tuple(json.loads(entry_ids)),
+        entry_ids=tuple(entry_ids.split()),
         reason=reason,
     )
 

@@ -323,6 +323,11 @@ class PaymentService:
         if channel is None:
             raise InvalidPayment("routing needs a channel", payment_id=payment.id)
         self._channel_for(channel, payment.asset)
+        if step.destination_channel is not None and not payment.kind.between_channels:
+            raise InvalidPayment(
+                "only internal and bridge transfers have a destination channel",
+                payment_id=payment.id,
+            )
         destination = step.destination_channel or payment.destination_channel
         if payment.kind.between_channels:
             if destination is None or destination == channel:

@@ -24,7 +24,11 @@ from fundpool.core.money import AMOUNT_MAX_MINOR, Asset, AssetKind
 
 ADDRESSES = ["world:bank-a", "pool:main:usd:bank-a:available", "merchant:m_1:usd:payable"]
 metadata_keys = st.from_regex(METADATA_KEY_PATTERN, fullmatch=True)
-metadata_values = st.text(max_size=40)  # any Unicode, control characters and quotes included
+# Any storable Unicode: control characters and quotes included; NUL and unpaired surrogates
+# are refused before any entry is made (tests/payments/test_hostile_text.py).
+metadata_values = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+)
 idempotency_keys = st.none() | st.from_regex(r"[\x21-\x7e]{1,40}", fullmatch=True)
 
 

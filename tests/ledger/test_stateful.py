@@ -105,7 +105,9 @@ eth_amounts = st.one_of(
     st.integers(MAX // 2, MAX),
 )
 metadata = st.dictionaries(
-    st.sampled_from(["ref", "note", "batch"]), st.text(max_size=8), max_size=2
+    st.sampled_from(["ref", "note", "batch"]),
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=8),
+    max_size=2,
 )
 
 

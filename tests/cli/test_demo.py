@@ -12,7 +12,6 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from fundpool.cli.demo import (
-    DEFAULT_FEE,
     DEFAULT_FLOWS,
     DEMO_CONFIG,
     DEMO_START_US,
@@ -297,13 +296,18 @@ def test_demo_plan_falls_back_to_defaults_from_the_scale(small_config: Path) -> 
     assert [(p.asset.code, [c.channel for c in p.channels]) for p in plan.assets] == [
         ("USD", ["bank-a", "fps"]), ("GBP", ["fps"]), ("SOL", ["sol"]),
     ]
-    # USD on bank-a has demo parameters; USD on fps, GBP and SOL do not.
-    assert plan.defaulted == ("USD on fps", "GBP", "GBP on fps", "SOL", "SOL on sol")
+    # USD has demo flow parameters; GBP and SOL do not.
+    assert plan.defaulted == ("GBP", "SOL")
     sol = plan.assets[2]
     assert (sol.amount_min, sol.amount_max) == (10**9, 10_000 * 10**9)
     assert sol.opening_float == 1_000_000 * 10**9
     assert sol.weight == DEFAULT_FLOWS.weight
-    assert (sol.channels[0].fee_fixed, sol.channels[0].fee_bps) == (0, DEFAULT_FEE.bps)
+    # fees are the configuration's: a channel without a schedule charges nothing
+    assert sol.channels[0].fee(10**12) == 0
+    usd_bank = plan.assets[0].channels[0]
+    assert usd_bank.fee(100_000) == config.channel("bank-a").fee_schedule("USD").outbound_fee(
+        100_000
+    )
 
 
 def test_demo_with_another_config(tmp_path: Path, small_config: Path) -> None:
@@ -315,7 +319,7 @@ def test_demo_with_another_config(tmp_path: Path, small_config: Path) -> None:
     output = run_demo(data_dir, "--config", str(small_config), "--pool", "alpha")
     assert "0 rejected" in output
     assert "flow defaults" in output
-    assert "SOL on sol" in output
+    assert "SOL" in output.split("flow defaults", 1)[1].splitlines()[0]
     assert "missing rates: SOL" in output
     store = SqliteStore.in_data_dir(data_dir)
     try:

@@ -12,14 +12,13 @@ integers of minor units.
 
 Flow parameters: the configuration says what the pool holds, not how money moves through it, so
 the simulation's own parameters live here: `DEMO_FLOWS` (per asset code: amount range, opening
-float per channel, weight among assets) and `DEMO_FEES` (per asset code and channel id: payout
-fee, fixed + basis points). The demo does not fail on an asset or channel it has no parameters
-for: an asset the configuration names but `DEMO_FLOWS` does not know is simulated with defaults
-derived from its scale (`DEFAULT_FLOWS`: 1 to 10,000 whole units a flow, i.e. 10**scale to
-10**(scale + 4) minor units, a float of 1,000,000 units per channel, weight 10), and an asset
-on a channel missing from `DEMO_FEES` pays `DEFAULT_FEE` (10 basis points, nothing fixed). The
-report names what used defaults ("flow defaults"), so a typo in the configuration shows rather
-than hides. Parameters for assets or channels the configuration does not name are unused.
+float per channel, weight among assets). Payout fees are the configuration's own channel fee
+schedules (a channel with none charges nothing). The demo does not fail on an asset it has no
+parameters for: an asset the configuration names but `DEMO_FLOWS` does not know is simulated
+with defaults derived from its scale (`DEFAULT_FLOWS`: 1 to 10,000 whole units a flow, i.e.
+10**scale to 10**(scale + 4) minor units, a float of 1,000,000 units per channel, weight 10).
+The report names what used defaults ("flow defaults"), so a typo in the configuration shows
+rather than hides. Parameters for assets the configuration does not name are unused.
 
 Flows, on each channel of each of the pool's assets:
 - deposit: world -> pending_settlement, later pending_settlement -> available; some webhooks are
@@ -68,7 +67,7 @@ from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
 from fundpool.ledger.verify import VerifyReport, verify
 from fundpool.pool.accounts import PoolState, pool_account, world_account
-from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
+from fundpool.pool.config import FeeSchedule, FundpoolConfig, PoolConfig, load_config
 from fundpool.pool.rates import RateSource, StaticRates
 from fundpool.pool.setup import init_pool
 from fundpool.pool.view import PoolView, pool_view
@@ -101,14 +100,6 @@ class AssetFlows:
     weight: int  # how often the asset is picked for a flow, relative to the pool's others
 
 
-@dataclass(frozen=True, slots=True)
-class Fee:
-    """A payout fee on one channel: fixed (decimal text in the asset's units) + basis points."""
-
-    fixed: str = "0"
-    bps: int = 0
-
-
 DEMO_FLOWS: Mapping[str, AssetFlows] = {
     "USD": AssetFlows("5.00", "25000.00", "2500000.00", 35),
     "EUR": AssetFlows("5.00", "20000.00", "1500000.00", 20),
@@ -117,20 +108,6 @@ DEMO_FLOWS: Mapping[str, AssetFlows] = {
     "E-CNY": AssetFlows("1.00", "50000.00", "8000000.00", 10),
 }
 
-DEMO_FEES: Mapping[tuple[str, str], Fee] = {
-    ("USD", "bank-a"): Fee("0.25", 5),
-    ("USD", "card-acq"): Fee("0.30", 25),
-    ("EUR", "sepa"): Fee("0.20"),
-    ("USDT", "tron"): Fee("1.000000"),
-    ("USDT", "eth-l1"): Fee("4.500000"),
-    ("ETH", "eth-l1"): Fee("0.000420"),
-    ("ETH", "arb-l2"): Fee("0.000012"),
-    ("E-CNY", "ecny-rail"): Fee("0.01", 2),
-}
-
-DEFAULT_FEE = Fee("0", 10)
-
-
 # For an asset `DEMO_FLOWS` does not know: whole units, which its scale makes 10**scale minor
 # units each (1 to 10,000 units a flow, a float of 1,000,000 units per channel).
 DEFAULT_FLOWS = AssetFlows("1", "10000", "1000000", 10)
@@ -138,14 +115,13 @@ DEFAULT_FLOWS = AssetFlows("1", "10000", "1000000", 10)
 
 @dataclass(frozen=True, slots=True)
 class ChannelPlan:
-    """One channel of one asset, with its payout fee in the asset's minor units."""
+    """One channel of one asset, with the configuration's payout fee schedule for it."""
 
     channel: str
-    fee_fixed: int
-    fee_bps: int
+    fees: FeeSchedule
 
     def fee(self, amount_minor: int) -> int:
-        return self.fee_fixed + amount_minor * self.fee_bps // 10_000
+        return self.fees.outbound_fee(amount_minor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +139,7 @@ class AssetPlan:
 @dataclass(frozen=True, slots=True)
 class DemoPlan:
     assets: tuple[AssetPlan, ...]
-    defaulted: tuple[str, ...]  # what used default parameters: "GBP", "GBP on fps"
+    defaulted: tuple[str, ...]  # assets that used default flow parameters: "GBP"
 
 
 def demo_plan(config: FundpoolConfig, pool: PoolConfig) -> DemoPlan:
@@ -184,11 +160,9 @@ def demo_plan(config: FundpoolConfig, pool: PoolConfig) -> DemoPlan:
             defaulted.append(code)
         channel_plans: list[ChannelPlan] = []
         for channel_id in channel_ids:
-            fee = DEMO_FEES.get((code, channel_id))
-            if fee is None:
-                fee = DEFAULT_FEE
-                defaulted.append(f"{code} on {channel_id}")
-            channel_plans.append(ChannelPlan(channel_id, asset.parse(fee.fixed), fee.bps))
+            channel_plans.append(
+                ChannelPlan(channel_id, channels[channel_id].fee_schedule(code))
+            )
         low, high = asset.parse(flows.amount_min), asset.parse(flows.amount_max)
         if not 0 < low <= high or flows.weight < 1:
             raise ValueError(f"the demo's flow parameters for {code} are not usable: {flows}")
@@ -603,7 +577,7 @@ def print_demo_report(
     summary.add_column()
     summary.add_row("configuration", f"{config.source}, pool {pool.id}")
     if run.defaulted:
-        summary.add_row("flow defaults", "demo defaults (no parameters in DEMO_FLOWS/DEMO_FEES) "
+        summary.add_row("flow defaults", "demo defaults (no parameters in DEMO_FLOWS) "
                                          f"for {', '.join(run.defaulted)}")
     summary.add_row("simulated", f"{iso(run.started_us)} .. {iso(run.ended_us)} "
                                  f"in {run.batches} batches")

@@ -17,11 +17,15 @@ import psycopg
 from fundpool.core.errors import invariant
 from fundpool.ledger.ports import WriteSession
 from fundpool.payments.model import Action, Payment, PaymentEvent, PaymentState
-from fundpool.payments.ports import PaymentFilter
-from fundpool.stores.sqlite_payments import EVENT_COLUMNS, PAYMENT_COLUMNS, payment_from_row
+from fundpool.stores.sqlite_payments import (
+    EVENT_COLUMNS,
+    PAYMENT_COLUMNS,
+    SqlPaymentReads,
+    payment_from_row,
+)
 
 if TYPE_CHECKING:
-    from fundpool.stores.postgres import PostgresStore
+    pass
 
 # Run by PostgresStore.initialise() in its transaction, after the ledger tables.
 PAYMENTS_SCHEMA = """
@@ -186,49 +190,13 @@ class PostgresPaymentWrites:
                 )
 
 
-class PostgresPaymentStore:
+class PostgresPaymentStore(SqlPaymentReads):
     """Payments of the ledger in `store`'s schema."""
 
-    def __init__(self, store: PostgresStore) -> None:
-        self._store = store
+    MARK = "%s"
+
+    def event(self, row: Sequence[Any]) -> PaymentEvent:
+        return event_from_row(row)
 
     def writes(self, session: WriteSession) -> PostgresPaymentWrites:
         return PostgresPaymentWrites(cast(Any, session).connection)
-
-    def payment(self, payment_id: str) -> Payment | None:
-        rows = self._store.query(
-            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = %s", (payment_id,)
-        )
-        return payment_from_row(rows[0]) if rows else None
-
-    def events(self, payment_id: str) -> list[PaymentEvent]:
-        rows = self._store.query(
-            f"SELECT {EVENT_COLUMNS} FROM payment_events WHERE payment_id = %s ORDER BY seq",
-            (payment_id,),
-        )
-        return [event_from_row(row) for row in rows]
-
-    def payments(
-        self, where: PaymentFilter, *, limit: int, after_id: str | None = None
-    ) -> list[Payment]:
-        clauses = ["pool = %s"]
-        params: list[Any] = [where.pool]
-        for column, value in (
-            ("state", where.state),
-            ("kind", where.kind),
-            ("asset", where.asset),
-            ("channel", where.channel),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = %s")
-                params.append(str(value))
-        if after_id is not None:
-            clauses.append("id < %s")
-            params.append(after_id)
-        params.append(limit)
-        rows = self._store.query(
-            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE {' AND '.join(clauses)} "
-            "ORDER BY id DESC LIMIT %s",
-            params,
-        )
-        return [payment_from_row(row) for row in rows]

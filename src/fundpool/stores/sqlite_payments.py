@@ -210,32 +210,38 @@ class SqlitePaymentWrites:
             )
 
 
-class SqlitePaymentStore:
-    """Payments of the ledger in `store` (a `SqliteStore`)."""
+class SqlPaymentReads:
+    """The read side of a SQL payment store, shared by both: the stores differ only in their
+    placeholder (`MARK`) and in how an event row's entry ids are kept (`event`)."""
+
+    MARK = "?"
 
     def __init__(self, store: Any) -> None:
-        self._store = store
+        self._store = store  # any store with query(sql, params) -> rows
 
-    def writes(self, session: WriteSession) -> SqlitePaymentWrites:
-        return SqlitePaymentWrites(cast(Any, session).connection)
+    def event(self, row: Sequence[Any]) -> PaymentEvent:
+        return event_from_row(row)
 
     def payment(self, payment_id: str) -> Payment | None:
+        mark = self.MARK
         rows = self._store.query(
-            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?", (payment_id,)
+            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = {mark}", (payment_id,)
         )
         return payment_from_row(rows[0]) if rows else None
 
     def events(self, payment_id: str) -> list[PaymentEvent]:
+        mark = self.MARK
         rows = self._store.query(
-            f"SELECT {EVENT_COLUMNS} FROM payment_events WHERE payment_id = ? ORDER BY seq",
+            f"SELECT {EVENT_COLUMNS} FROM payment_events WHERE payment_id = {mark} ORDER BY seq",
             (payment_id,),
         )
-        return [event_from_row(row) for row in rows]
+        return [self.event(row) for row in rows]
 
     def payments(
         self, where: PaymentFilter, *, limit: int, after_id: str | None = None
     ) -> list[Payment]:
-        clauses = ["pool = ?"]
+        mark = self.MARK
+        clauses = [f"pool = {mark}"]
         params: list[Any] = [where.pool]
         for column, value in (
             ("state", where.state),
@@ -244,15 +250,22 @@ class SqlitePaymentStore:
             ("channel", where.channel),
         ):
             if value is not None:
-                clauses.append(f"{column} = ?")
+                clauses.append(f"{column} = {mark}")
                 params.append(str(value))
         if after_id is not None:
-            clauses.append("id < ?")
+            clauses.append(f"id < {mark}")
             params.append(after_id)
         params.append(limit)
         rows = self._store.query(
             f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE {' AND '.join(clauses)} "
-            "ORDER BY id DESC LIMIT ?",
+            f"ORDER BY id DESC LIMIT {mark}",
             params,
         )
         return [payment_from_row(row) for row in rows]
+
+
+class SqlitePaymentStore(SqlPaymentReads):
+    """Payments of the ledger in `store` (a `SqliteStore`)."""
+
+    def writes(self, session: WriteSession) -> SqlitePaymentWrites:
+        return SqlitePaymentWrites(cast(Any, session).connection)

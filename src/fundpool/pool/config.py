@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fundpool.core.errors import FundpoolError
 from fundpool.core.money import Asset, AssetKind
@@ -205,6 +205,8 @@ def parse_config(
     return FundpoolConfig(assets, channels, owners, pools, source)
 
 
+E = TypeVar("E", bound=StrEnum)
+
 _TYPE_NAMES = {
     str: "a string",
     int: "an integer",
@@ -255,6 +257,34 @@ class _Parser:
         if extra:
             raise self.fail(where, f"unknown keys {sorted(extra)}")
 
+    def choice(self, entry: Mapping[str, Any], where: str, name: str, kind: type[E]) -> E:
+        """A field whose value is one of the enumeration `kind`'s values."""
+        value = self.field(entry, where, name, str)
+        try:
+            return kind(value)
+        except ValueError:
+            raise self.fail(
+                f"{where}.{name}", f"{name} is one of {[k.value for k in kind]}"
+            ) from None
+
+    def declared_list(
+        self,
+        entry: Mapping[str, Any],
+        where: str,
+        name: str,
+        declared: Collection[str],
+        what: str,
+    ) -> list[str]:
+        """A non-empty list of distinct `what`s, each one `declared` in the file."""
+        values: list[str] = self.field(entry, where, name, list)
+        if not values or not all(isinstance(v, str) for v in values):
+            raise self.fail(f"{where}.{name}", f"{name} is a non-empty list of {what}s")
+        for value in values:
+            if value not in declared:
+                raise self.fail(f"{where}.{name}", f"{what} {value!r} is not declared")
+        self.unique(f"{where}.{name}", values)
+        return values
+
     def ident(self, entry: Mapping[str, Any], where: str) -> str:
         value: str = self.field(entry, where, "id", str)
         if not ID_PATTERN.match(value):
@@ -268,12 +298,7 @@ class _Parser:
         self.known(entry, where, {"code", "scale", "kind"})
         code = self.field(entry, where, "code", str)
         scale = self.field(entry, where, "scale", int)
-        try:
-            kind = AssetKind(self.field(entry, where, "kind", str))
-        except ValueError:
-            raise self.fail(
-                f"{where}.kind", f"kind is one of {[k.value for k in AssetKind]}"
-            ) from None
+        kind = self.choice(entry, where, "kind", AssetKind)
         try:
             return Asset(code, scale, kind)
         except FundpoolError as error:
@@ -282,23 +307,11 @@ class _Parser:
     def channel(
         self, index: int, entry: Mapping[str, Any], assets_by_code: Mapping[str, Asset]
     ) -> ChannelConfig:
-        codes = set(assets_by_code)
         where = f"channels[{index}]"
         self.known(entry, where, {"id", "kind", "assets", "name", "fees"})
         channel_id = self.ident(entry, where)
-        try:
-            kind = ChannelKind(self.field(entry, where, "kind", str))
-        except ValueError:
-            raise self.fail(
-                f"{where}.kind", f"kind is one of {[k.value for k in ChannelKind]}"
-            ) from None
-        assets = self.field(entry, where, "assets", list)
-        if not assets or not all(isinstance(a, str) for a in assets):
-            raise self.fail(f"{where}.assets", "assets is a non-empty list of asset codes")
-        for code in assets:
-            if code not in codes:
-                raise self.fail(f"{where}.assets", f"asset {code!r} is not declared")
-        self.unique(f"{where}.assets", assets)
+        kind = self.choice(entry, where, "kind", ChannelKind)
+        assets = self.declared_list(entry, where, "assets", assets_by_code, "asset")
         name = self.field(entry, where, "name", str, channel_id)
         fees = self.fees(entry, where, assets, assets_by_code)
         return ChannelConfig(channel_id, kind, tuple(assets), name, fees)
@@ -334,12 +347,7 @@ class _Parser:
         where = f"owners[{index}]"
         self.known(entry, where, {"id", "kind", "name"})
         owner_id = self.ident(entry, where)
-        try:
-            kind = OwnerKind(self.field(entry, where, "kind", str))
-        except ValueError:
-            raise self.fail(
-                f"{where}.kind", f"kind is one of {[k.value for k in OwnerKind]}"
-            ) from None
+        kind = self.choice(entry, where, "kind", OwnerKind)
         return OwnerConfig(owner_id, kind, self.field(entry, where, "name", str, owner_id))
 
     def pool(
@@ -351,7 +359,6 @@ class _Parser:
         base_dir: Path | None,
     ) -> PoolConfig:
         where = f"pools[{index}]"
-        codes = set(assets_by_code)
         self.known(
             entry,
             where,
@@ -359,17 +366,11 @@ class _Parser:
         )
         pool_id = self.ident(entry, where)
         reporting = self.field(entry, where, "reporting_currency", str)
-        if reporting not in codes:
+        if reporting not in assets_by_code:
             raise self.fail(
                 f"{where}.reporting_currency", f"asset {reporting!r} is not declared"
             )
-        channels = self.field(entry, where, "channels", list)
-        if not channels or not all(isinstance(c, str) for c in channels):
-            raise self.fail(f"{where}.channels", "channels is a non-empty list of channel ids")
-        for channel_id in channels:
-            if channel_id not in channel_ids:
-                raise self.fail(f"{where}.channels", f"channel {channel_id!r} is not declared")
-        self.unique(f"{where}.channels", channels)
+        channels = self.declared_list(entry, where, "channels", channel_ids, "channel")
         rates = self.field(entry, where, "rates", str, None)
         rates_path = None
         if rates is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -13,8 +12,6 @@ from fundpool.payments.ports import PaymentStore
 DEFAULT_DATA_DIR = "data"
 DATA_DIR_ENV = "FUNDPOOL_DATA_DIR"
 DB_URL_ENV = "FUNDPOOL_DB_URL"
-DEFAULT_PG_SCHEMA = "fundpool"
-SCHEMA_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 
 
 def open_store(*, data_dir: str | Path | None = None, db_url: str | None = None) -> LedgerStore:
@@ -27,7 +24,9 @@ def open_store(*, data_dir: str | Path | None = None, db_url: str | None = None)
             from fundpool.stores.postgres import PostgresStore
 
             connect_url, schema = split_schema(url)
-            return PostgresStore(connect_url, schema=schema)
+            if schema is None:
+                return PostgresStore(connect_url)
+            return PostgresStore(connect_url, schema)
         if url.startswith("sqlite:///"):
             from fundpool.stores.sqlite import SqliteStore
 
@@ -56,13 +55,12 @@ def payment_store(store: LedgerStore) -> PaymentStore:
     raise TypeError(f"no payment store for {type(store).__name__}")
 
 
-def split_schema(url: str) -> tuple[str, str]:
-    """Take the `schema` query parameter out of a PostgreSQL URL (libpq would refuse it)."""
+def split_schema(url: str) -> tuple[str, str | None]:
+    """Take the `schema` query parameter out of a PostgreSQL URL (libpq would refuse it).
+    `PostgresStore` checks the name."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     schemas = [value for key, value in query if key == "schema"]
     rest = [(key, value) for key, value in query if key != "schema"]
-    schema = schemas[-1] if schemas else DEFAULT_PG_SCHEMA
-    if not SCHEMA_NAME_PATTERN.match(schema):
-        raise ValueError(f"schema {schema!r} must match {SCHEMA_NAME_PATTERN.pattern}")
+    schema = schemas[-1] if schemas else None
     return urlunsplit(parts._replace(query=urlencode(rest))), schema

@@ -62,7 +62,7 @@ LOCK_TIMEOUT = "30s"  # as long as the SQLite store waits for its write lock
 CONNECT_TIMEOUT_S = 10
 STREAM_CHUNK = 2_000
 # A schema name is an identifier we also quote; keeping it plain keeps it easy to type in psql.
-SCHEMA_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+SCHEMA_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS ledger_meta (

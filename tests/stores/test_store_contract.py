@@ -148,15 +148,15 @@ def test_seq_at_and_balance_at(ledger: Ledger, store: LedgerStore, clock: Manual
     fourth = ledger.transfer([Posting(BOB, ALICE, "USD", 50)])  # seq 8 at t0+30s
     assert (first.seq, second.seq, third.seq, fourth.seq) == (5, 6, 7, 8)
 
-    assert store.seq_at(0) == 0
-    assert store.seq_at(t0 - 1) == 0
-    assert store.seq_at(t0) == 4
-    assert store.seq_at(t0 + 10 * US - 1) == 4
-    assert store.seq_at(t0 + 10 * US) == 5
-    assert store.seq_at(t0 + 20 * US) == 7  # the last entry at that instant
-    assert store.seq_at(t0 + 30 * US - 1) == 7
-    assert store.seq_at(t0 + 30 * US) == 8
-    assert store.seq_at(t0 + 10**12) == 8
+    assert ledger.seq_at(0) == 0
+    assert ledger.seq_at(t0 - 1) == 0
+    assert ledger.seq_at(t0) == 4
+    assert ledger.seq_at(t0 + 10 * US - 1) == 4
+    assert ledger.seq_at(t0 + 10 * US) == 5
+    assert ledger.seq_at(t0 + 20 * US) == 7  # the last entry at that instant
+    assert ledger.seq_at(t0 + 30 * US - 1) == 7
+    assert ledger.seq_at(t0 + 30 * US) == 8
+    assert ledger.seq_at(t0 + 10**12) == 8
 
     assert store.balance_at(ALICE, "USD", 0) == Balance()
     assert store.balance_at(ALICE, "USD", 4) == Balance()
@@ -176,8 +176,8 @@ def test_seq_at_and_balance_at(ledger: Ledger, store: LedgerStore, clock: Manual
     assert ledger.balance(ALICE, "USD") == Balance(550)
 
 
-def test_seq_at_on_an_empty_ledger(store: LedgerStore) -> None:
-    assert store.seq_at(2**62) == 0
+def test_seq_at_on_an_empty_ledger(ledger: Ledger, store: LedgerStore) -> None:
+    assert ledger.seq_at(2**62) == 0
     assert store.head().seq == 0
 
 

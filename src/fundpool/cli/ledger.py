@@ -639,10 +639,10 @@ def balance(
             codes = [account.asset]
         else:
             codes = sorted(code for addr, code in s.store.balances(address) if addr == address)
-        as_of_seq = ledger.head().seq if at_us is None else s.store.seq_at(at_us)
+        as_of_seq = ledger.head().seq if at_us is None else ledger.seq_at(at_us)
         rows = []
         for code in codes:
-            amounts = ledger.balance(address, code, at_us=at_us)
+            amounts = s.store.balance_at(address, code, as_of_seq)
             rows.append({"asset": code, **balance_fields(amounts, s.assets().get(code))})
         doc = {
             "address": address,

@@ -123,10 +123,6 @@ class LedgerStore(Protocol):
 
     def pending(self, pending_id: str) -> PendingTransfer | None: ...
 
-    def seq_at(self, at_us: int) -> int:
-        """The last seq committed at or before `at_us` (0 before the first entry)."""
-        ...
-
     def balance_at(self, address: str, asset: str, seq: int) -> Balance:
         """The balance as it stood right after entry `seq`."""
         ...

@@ -238,7 +238,23 @@ class Ledger:
         self._check_asset(asset)
         if at_us is None:
             return self.store.balances(address).get((address, asset), Balance())
-        return self.store.balance_at(address, asset, self.store.seq_at(at_us))
+        return self.store.balance_at(address, asset, self.seq_at(at_us))
+
+    def seq_at(self, at_us: int) -> int:
+        """The last seq committed at or before `at_us` (0 before the first entry).
+
+        `at_us` never decreases along seq (a batch's time is at least the head's), so a binary
+        search over seq finds the instant in about log2(entries) lookups, without an index on
+        time that every insert would have to maintain."""
+        low, high = 0, self.store.head().seq
+        while low < high:
+            middle = (low + high + 1) // 2
+            stored = self.store.entry(middle)
+            if stored is not None and stored.at_us <= at_us:
+                low = middle
+            else:
+                high = middle - 1
+        return low
 
     def balances(self, address: str) -> dict[str, Balance]:
         self._check_account(address)

@@ -415,20 +415,6 @@ class PostgresStore:
         row = self._one(f"SELECT {PENDING_COLUMNS} FROM pendings WHERE id = %s", (pending_id,))
         return None if row is None else pending_from_row(row)
 
-    def seq_at(self, at_us: int) -> int:
-        # at_us never decreases along seq, so a binary search over the primary key finds the
-        # instant without an index on at_us that every insert would have to maintain.
-        with self._lock:
-            low, high = 0, self.head().seq
-            while low < high:
-                middle = (low + high + 1) // 2
-                row = self._one("SELECT at_us FROM journal WHERE seq = %s", (middle,))
-                if row is not None and row[0] <= at_us:
-                    low = middle
-                else:
-                    high = middle - 1
-        return low
-
     def balance_at(self, address: str, asset: str, seq: int) -> Balance:
         row = self._one(
             "SELECT posted, pending_out, pending_in FROM legs "

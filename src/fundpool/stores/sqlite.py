@@ -331,22 +331,6 @@ class SqliteStore:
             ).fetchone()
         return None if row is None else pending_from_row(row)
 
-    def seq_at(self, at_us: int) -> int:
-        # at_us never decreases along seq, so a binary search over the primary key finds the
-        # instant without an index on at_us that every insert would have to maintain.
-        with self._lock:
-            low, high = 0, self._head().seq
-            while low < high:
-                middle = (low + high + 1) // 2
-                row = self._execute(
-                    "SELECT at_us FROM journal WHERE seq = ?", (middle,)
-                ).fetchone()
-                if row is not None and row[0] <= at_us:
-                    low = middle
-                else:
-                    high = middle - 1
-        return low
-
     def balance_at(self, address: str, asset: str, seq: int) -> Balance:
         with self._lock:
             row = self._execute(

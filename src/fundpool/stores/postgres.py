@@ -26,7 +26,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from fundpool.core.errors import StoreError, StoreNotInitialised
+from fundpool.core.errors import StoreError, StoreNotInitialised, invariant
 from fundpool.core.ledger.engine import (
     BalanceKey,
     BatchOutcome,
@@ -595,7 +595,8 @@ class _PostgresWrite:
                 "posted = excluded.posted, pending_out = excluded.pending_out, "
                 "pending_in = excluded.pending_in"
             )
-        execute_many = self.connection.cursor().executemany
+        cursor = self.connection.cursor()
+        execute_many = cursor.executemany
         if outcome.assets:
             execute_many(
                 "INSERT INTO assets (code, scale, kind) VALUES (%s, %s, %s)",
@@ -620,6 +621,11 @@ class _PostgresWrite:
                     (p.state.value, str(p.posted_amount_minor), p.finished_seq, p.id)
                     for p in outcome.pendings_changed
                 ],
+            )
+            # psycopg adds up the row counts of executemany's statements
+            invariant(
+                cursor.rowcount == len(outcome.pendings_changed),
+                "every finished pending transfer was pending in the store",
             )
         if outcome.idempotency:
             execute_many(

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fundpool.core.errors import StoreError, StoreNotInitialised
+from fundpool.core.errors import StoreError, StoreNotInitialised, invariant
 from fundpool.core.ledger.engine import (
     BalanceKey,
     BatchOutcome,
@@ -511,13 +511,17 @@ class _SqliteWrite:
                 [pending_to_row(p) for p in outcome.pendings_new],
             )
         if outcome.pendings_changed:
-            execute_many(
+            cursor = execute_many(
                 "UPDATE pendings SET state = ?, posted_amount_minor = ?, finished_seq = ? "
                 "WHERE id = ? AND state = 'pending'",
                 [
                     (p.state.value, str(p.posted_amount_minor), p.finished_seq, p.id)
                     for p in outcome.pendings_changed
                 ],
+            )
+            invariant(
+                cursor.rowcount == len(outcome.pendings_changed),
+                "every finished pending transfer was pending in the store",
             )
         if outcome.idempotency:
             execute_many(

@@ -196,8 +196,11 @@ class BatchEngine:
         for pending_id in sorted(self._pendings_touched):
             pending = pendings.get(pending_id)
             if pending is None:
-                continue
-            (new if pending_id in self._pendings_created else changed).append(pending)
+                continue  # created by a command that was rolled back
+            if pending_id in self._pendings_created:
+                new.append(pending)
+            elif pending.state is not PendingState.PENDING:
+                changed.append(pending)  # still pending: only a rolled-back command touched it
         balances = self._w.balances
         return BatchOutcome(
             head=self._head,

@@ -351,15 +351,14 @@ def _load(session: WriteSession, working: WorkingSet, needs: _Needs) -> None:
     if missing_keys:
         working.idempotency.update(session.load_idempotency(missing_keys))
 
-    addresses = set(needs.addresses)
     keys = set(needs.balance_keys)
     for pending in working.pendings.values():
-        addresses.update((pending.source, pending.destination))
         keys.update(((pending.source, pending.asset), (pending.destination, pending.asset)))
     for transaction in working.transactions.values():
         for source, destination, asset, _ in transaction.postings:
-            addresses.update((source, destination))
             keys.update(((source, asset), (destination, asset)))
+    addresses = {address for address, _ in keys}
+    addresses.update(needs.opened)
     missing_accounts = addresses - working.accounts.keys()
     if missing_accounts:
         working.accounts.update(session.load_accounts(missing_accounts))
@@ -370,9 +369,10 @@ def _load(session: WriteSession, working: WorkingSet, needs: _Needs) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Needs:
-    """Which stored state a batch's commands read."""
+    """Which stored state a batch's commands read. The accounts they touch are those of
+    `balance_keys`, plus the ones being opened (`opened`)."""
 
-    addresses: frozenset[str]
+    opened: frozenset[str]
     balance_keys: frozenset[tuple[str, str]]
     pending_ids: frozenset[str]
     transaction_ids: frozenset[str]
@@ -380,7 +380,7 @@ class _Needs:
 
     @classmethod
     def of(cls, commands: Sequence[Command]) -> _Needs:
-        addresses: set[str] = set()
+        opened: set[str] = set()
         keys: set[tuple[str, str]] = set()
         pending_ids: set[str] = set()
         transaction_ids: set[str] = set()
@@ -394,25 +394,22 @@ class _Needs:
         for command in flat:
             if isinstance(command, Transfer):
                 for posting in command.postings:
-                    addresses.add(posting.source)
-                    addresses.add(posting.destination)
                     keys.add((posting.source, posting.asset))
                     keys.add((posting.destination, posting.asset))
             elif isinstance(command, CreatePending):
                 posting = command.posting
-                addresses.update((posting.source, posting.destination))
                 keys.update(((posting.source, posting.asset), (posting.destination, posting.asset)))
             elif isinstance(command, PostPending | VoidPending):
                 pending_ids.add(command.pending_id)
             elif isinstance(command, Reverse):
                 transaction_ids.add(command.transaction_id)
             elif isinstance(command, OpenAccount):
-                addresses.add(command.account.address)
+                opened.add(command.account.address)
             key = getattr(command, "idempotency_key", None)
             if key is not None:
                 idempotency_keys.add(key)
         return cls(
-            frozenset(addresses),
+            frozenset(opened),
             frozenset(keys),
             frozenset(pending_ids),
             frozenset(transaction_ids),

@@ -38,11 +38,6 @@ class InvalidRates(FundpoolError):
     title = "the rates file is not valid"
 
 
-class MissingRate(FundpoolError):
-    code = "missing_rate"
-    title = "no rate is known for this pair of assets"
-
-
 class RateSource(Protocol):
     def rate(self, base: str, quote: str) -> Fraction | None:
         """Units of `quote` for one unit of `base`, or None when the pair is unknown."""

@@ -58,7 +58,7 @@ def check_address(address: object) -> str:
 
 
 def is_world(address: str) -> bool:
-    return address.startswith("world:")
+    return address.startswith(f"{WORLD_NAMESPACE}:")
 
 
 def check_metadata(metadata: object) -> Mapping[str, str]:

@@ -64,6 +64,8 @@ SCHEDULES: dict[tuple[str, str], tuple[int, int, int]] = {
     ("eth-l1", "ETH"): (840_000_000_000_000, 0, 0),
     ("arb-l2", "ETH"): (24_000_000_000_000, 0, 0),
     ("ecny-rail", "E-CNY"): (0, 1, 0),
+    ("rtp", "USD"): (45, 0, 0),
+    **{("book", asset): (0, 0, 0) for asset in ("USD", "EUR", "USDT", "ETH", "E-CNY")},
 }
 THRESHOLDS = {
     "USD": 1_000_000,

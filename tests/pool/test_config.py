@@ -80,7 +80,7 @@ def test_the_example_file_loads_as_written() -> None:
     assert pool.name == "Main pool"
     assert pool.reporting_currency == "USD"
     assert pool.channels == (
-        "bank-a", "card-acq", "sepa", "tron", "eth-l1", "arb-l2", "ecny-rail",
+        "bank-a", "rtp", "card-acq", "sepa", "tron", "eth-l1", "arb-l2", "ecny-rail", "book",
     )
     assert config.source == str(EXAMPLE)
 
@@ -485,7 +485,8 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
 
 def test_a_file_with_a_reference_error_names_its_location(tmp_path: Path) -> None:
     path = tmp_path / "pool.toml"
-    path.write_text(example_text().replace('"ecny-rail"]', '"ecny"]'), encoding="utf-8")
+    text = example_text().replace('"ecny-rail", "book"]', '"ecny", "book"]')
+    path.write_text(text, encoding="utf-8")
     error = load_refused(path)
     assert error.facts["at"] == "pools[0].channels"
 

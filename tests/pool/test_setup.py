@@ -60,9 +60,10 @@ def ledger_accounts(ledger: Ledger) -> dict[str, Account]:
 def test_the_expected_set_is_what_the_example_says() -> None:
     """A hand count of examples/pool.toml, so the independent computation is itself checked."""
     expected = expected_accounts(example_document())
-    channel_assets = 1 + 1 + 1 + 1 + 2 + 1 + 1  # bank-a card-acq sepa tron eth-l1 arb-l2 ecny
-    assert len([a for a in expected if a.startswith("pool:")]) == 5 * channel_assets == 40
-    assert len([a for a in expected if a.startswith("world:")]) == 7
+    # bank-a rtp card-acq sepa tron eth-l1 arb-l2 ecny book
+    channel_assets = 1 + 1 + 1 + 1 + 1 + 2 + 1 + 1 + 5
+    assert len([a for a in expected if a.startswith("pool:")]) == 5 * channel_assets == 70
+    assert len([a for a in expected if a.startswith("world:")]) == 9
     assert len([a for a in expected if a.startswith("merchant:")]) == 2 * 5
     assert "pool:main:e-cny:ecny-rail:pending_settlement" in expected
     assert "merchant:m77:eth:payable" in expected
@@ -76,7 +77,7 @@ def test_init_opens_exactly_the_accounts_the_example_implies(ledger: Ledger) -> 
 
     expected = expected_accounts(document)
     assert report == InitReport(added=len(expected) + len(document["assets"]), unchanged=0)
-    assert report == InitReport(added=62, unchanged=0)
+    assert report == InitReport(added=94, unchanged=0)
     assert set(ledger.store.assets()) == expected_assets(document)
 
     accounts = ledger_accounts(ledger)
@@ -156,7 +157,7 @@ def test_a_contradiction_raises_and_applies_nothing(ledger: Ledger) -> None:
     assert "world:faster" not in ledger_accounts(ledger)
 
     # The ledger still works and the unchanged configuration is still in force.
-    assert init_pool(ledger, load_config(EXAMPLE)) == InitReport(0, 62)
+    assert init_pool(ledger, load_config(EXAMPLE)) == InitReport(0, 94)
 
 
 def test_a_contradiction_on_a_fresh_ledger_applies_nothing(ledger: Ledger) -> None:
@@ -206,7 +207,7 @@ def test_a_new_channel_adds_only_its_accounts(ledger: Ledger) -> None:
     assert added == {"world:bank-b"} | {
         f"pool:main:{code}:bank-b:{state}" for code in ("usd", "eur") for state in STATES
     }
-    assert report == InitReport(added=11, unchanged=62)
+    assert report == InitReport(added=11, unchanged=94)
     assert ledger.store.head().seq == head.seq + 11
     assert all(after[a] == before[a] for a in before)
 
@@ -228,7 +229,7 @@ def test_a_new_channel_with_a_new_asset_adds_merchant_payables(ledger: Ledger) -
         {"world:tron2", "merchant:m42:usdt_tron:payable", "merchant:m77:usdt_tron:payable"}
         | {f"pool:main:usdt_tron:tron2:{state}" for state in STATES}
     )
-    assert report == InitReport(added=1 + len(added), unchanged=62)
+    assert report == InitReport(added=1 + len(added), unchanged=94)
     assert Asset("USDT.TRON", 6, AssetKind.STABLECOIN) in ledger.store.assets()
 
 

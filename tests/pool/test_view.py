@@ -365,11 +365,11 @@ def test_a_fresh_pool_is_all_zero(example_ledger: Ledger) -> None:
     assert [a.asset.code for a in view.assets] == ["USD", "EUR", "USDT", "ETH", "E-CNY"]
     assert all(f == Figures() for a in view.assets for f in a.by_channel.values())
     assert {a.asset.code: sorted(a.by_channel) for a in view.assets} == {
-        "USD": ["bank-a", "card-acq"],
-        "EUR": ["sepa"],
-        "USDT": ["eth-l1", "tron"],
-        "ETH": ["arb-l2", "eth-l1"],
-        "E-CNY": ["ecny-rail"],
+        "USD": ["bank-a", "book", "card-acq", "rtp"],
+        "EUR": ["book", "sepa"],
+        "USDT": ["book", "eth-l1", "tron"],
+        "ETH": ["arb-l2", "book", "eth-l1"],
+        "E-CNY": ["book", "ecny-rail"],
     }
     assert view.reporting_total == Figures()
     assert view.missing_rates == ()

@@ -91,6 +91,69 @@ def _bps_of(amount_minor: int, bps: int) -> int:
 
 
 BPS_MAX = 10_000
+BATCH_SIZE_MAX = 10_000
+
+
+def _minute(text: str) -> int | None:
+    match = re.fullmatch(r"([0-2][0-9]):([0-5][0-9])", text)
+    if match is None:
+        return None
+    minute = int(match[1]) * 60 + int(match[2])
+    return minute if minute <= MINUTES_PER_DAY else None
+
+
+def _days(text: str) -> frozenset[int] | None:
+    names = [part.strip() for part in text.lower().split(",")]
+    days: set[int] = set()
+    for name in names:
+        first, _, last = name.partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            return None
+        start = WEEKDAYS.index(first)
+        end = WEEKDAYS.index(last) if last else start
+        if end < start:
+            return None
+        days.update(range(start, end + 1))
+    return frozenset(days)
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MINUTES_PER_DAY = 1_440
+_US_PER_MINUTE = 60_000_000
+_US_PER_DAY = 86_400_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class CutOffWindow:
+    """When a rail takes work: on `days` (0 = Monday), from `open_minute` up to, not
+    including, `close_minute` (minutes of the day, UTC)."""
+
+    days: frozenset[int]
+    open_minute: int
+    close_minute: int
+
+    def contains(self, at_us: int) -> bool:
+        day = at_us // _US_PER_DAY
+        weekday = (day + 3) % 7  # 1970-01-01 was a Thursday
+        minute = (at_us // _US_PER_MINUTE) % MINUTES_PER_DAY
+        return weekday in self.days and self.open_minute <= minute < self.close_minute
+
+    def next_open_us(self, at_us: int) -> int:
+        """The first instant at or after `at_us` inside this window."""
+        if self.contains(at_us):
+            return at_us
+        day = at_us // _US_PER_DAY
+        for ahead in range(8):
+            start = (day + ahead) * _US_PER_DAY + self.open_minute * _US_PER_MINUTE
+            if start >= at_us and (day + ahead + 3) % 7 in self.days:
+                return start
+        raise AssertionError("a window with at least one day opens within a week")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    min_minor: int = 1
+    max_minor: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +163,17 @@ class ChannelConfig:
     assets: tuple[str, ...]
     name: str
     fees: Mapping[str, FeeSchedule] = field(default_factory=dict)
+    limits: Mapping[str, Limits] = field(default_factory=dict)
+    batch_size: int = 1  # the most instructions the rail takes in one submission
+    cutoff: tuple[CutOffWindow, ...] = ()  # empty: the rail is always open
+    # Overrides of the simulated rail's profile (channels/profiles.py checks them).
+    simulation: Mapping[str, Any] = field(default_factory=dict)
 
     def fee_schedule(self, asset: str) -> FeeSchedule:
         return self.fees.get(asset, FeeSchedule())
+
+    def limits_for(self, asset: str) -> Limits:
+        return self.limits.get(asset, Limits())
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +181,15 @@ class OwnerConfig:
     id: str
     kind: OwnerKind
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class InstantSettlement:
+    """How much the pool may advance to merchants before their deposits settle, per asset:
+    in all (`pool_cap_minor`) and per merchant (`merchant_cap_minor`)."""
+
+    pool_cap_minor: int
+    merchant_cap_minor: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +201,8 @@ class PoolConfig:
     rates_path: Path | None
     # A payout of at least this amount (minor units, per asset) needs an approver.
     approval_thresholds: Mapping[str, int] = field(default_factory=dict)
+    # Per asset; an asset without an entry has no instant settlement for merchants.
+    instant_settlement: Mapping[str, InstantSettlement] = field(default_factory=dict)
 
     def approval_required(self, asset: str, amount_minor: int) -> bool:
         threshold = self.approval_thresholds.get(asset)
@@ -308,13 +390,75 @@ class _Parser:
         self, index: int, entry: Mapping[str, Any], assets_by_code: Mapping[str, Asset]
     ) -> ChannelConfig:
         where = f"channels[{index}]"
-        self.known(entry, where, {"id", "kind", "assets", "name", "fees"})
+        self.known(
+            entry,
+            where,
+            {"id", "kind", "assets", "name", "fees", "limits", "batch_size", "cutoff",
+             "simulation"},
+        )
         channel_id = self.ident(entry, where)
         kind = self.choice(entry, where, "kind", ChannelKind)
         assets = self.declared_list(entry, where, "assets", assets_by_code, "asset")
         name = self.field(entry, where, "name", str, channel_id)
         fees = self.fees(entry, where, assets, assets_by_code)
-        return ChannelConfig(channel_id, kind, tuple(assets), name, fees)
+        limits = self.limits(entry, where, assets, assets_by_code)
+        batch_size = self.field(entry, where, "batch_size", int, 1)
+        if not 1 <= batch_size <= BATCH_SIZE_MAX:
+            raise self.fail(f"{where}.batch_size", f"batch_size is 1 to {BATCH_SIZE_MAX}")
+        cutoff = tuple(
+            self.window(f"{where}.cutoff[{i}]", w)
+            for i, w in enumerate(self.field(entry, where, "cutoff", list, []))
+        )
+        simulation = self.field(entry, where, "simulation", dict, {})
+        return ChannelConfig(
+            channel_id, kind, tuple(assets), name, fees, limits, batch_size, cutoff, simulation
+        )
+
+    def amount(self, spec: Mapping[str, Any], at: str, name: str, asset: Asset) -> int | None:
+        text = self.field(spec, at, name, str, None)
+        if text is None:
+            return None
+        try:
+            return asset.parse(text)
+        except FundpoolError as error:
+            raise self.fail(f"{at}.{name}", str(error)) from error
+
+    def limits(
+        self,
+        entry: Mapping[str, Any],
+        where: str,
+        assets: list[str],
+        assets_by_code: Mapping[str, Asset],
+    ) -> dict[str, Limits]:
+        limits: dict[str, Limits] = {}
+        for code, spec in self.field(entry, where, "limits", dict, {}).items():
+            at = f"{where}.limits.{code}"
+            if code not in assets:
+                raise self.fail(at, f"the channel does not carry {code!r}")
+            if not isinstance(spec, Mapping):
+                raise self.fail(at, "limits are a table: { min, max } as decimal text")
+            self.known(spec, at, {"min", "max"})
+            low = self.amount(spec, at, "min", assets_by_code[code])
+            high = self.amount(spec, at, "max", assets_by_code[code])
+            low = 1 if low is None or low == 0 else low
+            if high is not None and high < low:
+                raise self.fail(at, "max is below min")
+            limits[code] = Limits(low, high)
+        return limits
+
+    def window(self, at: str, spec: object) -> CutOffWindow:
+        if not isinstance(spec, Mapping):
+            raise self.fail(at, 'a cut-off window is { days = "mon-fri", open = "08:00", '
+                            'close = "17:30" } (UTC)')
+        self.known(spec, at, {"days", "open", "close"})
+        days = _days(self.field(spec, at, "days", str, "mon-sun"))
+        opens = _minute(self.field(spec, at, "open", str, "00:00"))
+        closes = _minute(self.field(spec, at, "close", str, "24:00"))
+        if days is None:
+            raise self.fail(f"{at}.days", 'days are a range "mon-fri" or a list "mon,wed,fri"')
+        if opens is None or closes is None or opens >= closes:
+            raise self.fail(at, "open and close are HH:MM (UTC), open before close")
+        return CutOffWindow(days, opens, closes)
 
     def fees(
         self,
@@ -362,7 +506,8 @@ class _Parser:
         self.known(
             entry,
             where,
-            {"id", "name", "reporting_currency", "channels", "rates", "approval_thresholds"},
+            {"id", "name", "reporting_currency", "channels", "rates", "approval_thresholds",
+             "instant_settlement"},
         )
         pool_id = self.ident(entry, where)
         reporting = self.field(entry, where, "reporting_currency", str)
@@ -384,6 +529,19 @@ class _Parser:
                 thresholds[code] = assets_by_code[code].parse(text)
             except FundpoolError as error:
                 raise self.fail(at, str(error)) from error
+        instant: dict[str, InstantSettlement] = {}
+        for code, spec in self.field(entry, where, "instant_settlement", dict, {}).items():
+            at = f"{where}.instant_settlement.{code}"
+            if code not in assets_by_code or not isinstance(spec, Mapping):
+                raise self.fail(
+                    at, "instant settlement is { pool_cap, merchant_cap } per declared asset"
+                )
+            self.known(spec, at, {"pool_cap", "merchant_cap"})
+            pool_cap = self.amount(spec, at, "pool_cap", assets_by_code[code])
+            merchant_cap = self.amount(spec, at, "merchant_cap", assets_by_code[code])
+            if pool_cap is None or merchant_cap is None:
+                raise self.fail(at, "pool_cap and merchant_cap are both required")
+            instant[code] = InstantSettlement(pool_cap, min(merchant_cap, pool_cap))
         return PoolConfig(
             pool_id,
             self.field(entry, where, "name", str, pool_id),
@@ -391,4 +549,5 @@ class _Parser:
             tuple(channels),
             rates_path,
             thresholds,
+            instant,
         )

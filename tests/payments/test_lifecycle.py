@@ -114,6 +114,7 @@ OUT_TABLE: dict[Action, dict[PaymentState, PaymentState]] = {
     A.SETTLE: {S.SUBMITTED: S.SETTLED, S.CLEARED: S.SETTLED},
     A.FAIL: {S.APPROVED: S.FAILED, S.SUBMITTED: S.FAILED, S.CLEARED: S.FAILED},
     A.CANCEL: dict.fromkeys((*BEFORE_FUNDS, S.APPROVED), S.CANCELLED),
+    A.RETRY: {S.APPROVED: S.SCREENED, S.SUBMITTED: S.SCREENED, S.CLEARED: S.SCREENED},
     A.RETURN: {S.SETTLED: S.RETURNED},  # payouts only: a transfer between channels never returns
 }
 IN_TABLE: dict[Action, dict[PaymentState, PaymentState]] = {
@@ -263,9 +264,9 @@ def moves_for(p: Tracked, action: Action) -> list[Move]:
             (in_transit, arrival, p.amount),
             (in_transit, acct(channel, p.asset, "fees"), p.fee),
         ]
-    elif action in (A.FAIL, A.CANCEL) and p.state is S.APPROVED:
+    elif action in (A.FAIL, A.CANCEL, A.RETRY) and p.state is S.APPROVED:
         moves = [(locked, available, p.gross)]
-    elif action is A.FAIL and p.state in (S.SUBMITTED, S.CLEARED):
+    elif action in (A.FAIL, A.RETRY) and p.state in (S.SUBMITTED, S.CLEARED):
         moves = [(in_transit, available, p.gross)]
     elif action is A.RETURN:
         moves = [(world(channel), available, p.amount)]

@@ -7,6 +7,8 @@ from one chain to another):
               -> [cleared] -> settled
     exits: held (review; released back to screened), rejected, cancelled, failed (funds
     released to available), returned (a settled payout comes back)
+    retry: a rail that fails an approved, submitted or cleared payment releases its funds and
+    sends it back to screened, to be routed again (failover, payments/dispatch.py)
 
 Inbound (deposit):
 
@@ -25,6 +27,7 @@ Postings (A = amount, F = fee; accounts of the payment's pool, asset and channel
 - settle an internal or bridge transfer: in_transit -> destination channel's available A;
   in_transit -> fees F
 - fail after approve: locked -> available; after submit: in_transit -> available (A + F)
+- retry: as fail, but the payment goes back to screened instead of ending
 - cancel after approve: locked -> available
 - return a settled payout: world:channel -> available A (the fee stays earned)
 - clear a deposit: world:channel -> pending_settlement A
@@ -105,6 +108,7 @@ class Action(StrEnum):
     CANCEL = "cancel"
     RETURN = "return"
     REVERSE = "reverse"
+    RETRY = "retry"  # a rail failed it: release the funds and route it again
 
 
 S = PaymentState
@@ -128,6 +132,9 @@ OUTBOUND: Mapping[tuple[Action, PaymentState], PaymentState] = {
     (Action.FAIL, S.APPROVED): S.FAILED,
     (Action.FAIL, S.SUBMITTED): S.FAILED,
     (Action.FAIL, S.CLEARED): S.FAILED,
+    (Action.RETRY, S.APPROVED): S.SCREENED,
+    (Action.RETRY, S.SUBMITTED): S.SCREENED,
+    (Action.RETRY, S.CLEARED): S.SCREENED,
     **{(Action.CANCEL, state): S.CANCELLED for state in (*_BEFORE_FUNDS, S.APPROVED)},
     (Action.RETURN, S.SETTLED): S.RETURNED,
 }

@@ -85,14 +85,16 @@ def commands_for(
                 (in_transit, _account(payment, S.FEES), payment.fee_minor),
             ),
         )
-    if action in (Action.FAIL, Action.CANCEL) and state is PaymentState.APPROVED:
+    if action in (Action.FAIL, Action.CANCEL, Action.RETRY) and state is PaymentState.APPROVED:
         return (
             _transfer(
                 payment, action, (_account(payment, S.LOCKED), _account(payment, S.AVAILABLE),
                                   gross)
             ),
         )
-    if action is Action.FAIL and state in (PaymentState.SUBMITTED, PaymentState.CLEARED):
+    if action in (Action.FAIL, Action.RETRY) and state in (
+        PaymentState.SUBMITTED, PaymentState.CLEARED
+    ):
         return (
             _transfer(
                 payment,

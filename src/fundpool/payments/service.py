@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from fundpool.core.clock import IdSource
@@ -25,7 +26,8 @@ from fundpool.core.ledger.model import (
     is_storable_text,
 )
 from fundpool.core.money import check_amount
-from fundpool.ledger.service import Ledger
+from fundpool.ledger.ports import WriteSession
+from fundpool.ledger.service import Ledger, LedgerTransaction
 from fundpool.payments.model import (
     Action,
     ApprovalRequired,
@@ -40,12 +42,13 @@ from fundpool.payments.model import (
     UnknownPayment,
     next_state,
 )
-from fundpool.payments.ports import LIST_LIMIT_MAX, PaymentFilter, PaymentStore
+from fundpool.payments.ports import LIST_LIMIT_MAX, PaymentFilter, PaymentStore, PaymentWrites
 from fundpool.payments.postings import commands_for
 from fundpool.pool.config import FundpoolConfig, PoolConfig
 
 TEXT_FIELD_LENGTH_MAX = 256
 CALL_ITEMS_MAX = 4_096  # bounded so one call stays one ledger batch (several commands each)
+PLAN_STEPS_MAX = 16  # steps per new payment in create_and_act: each wave is still one batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,35 +124,44 @@ class PaymentService:
         _bound(len(requests))
         with self._ledger.transaction() as transaction:
             writes = self._store.writes(transaction.session)
-            # Only well-formed keys are looked up; a bad one is that item's error below.
-            keys = [key for _, key in requests if key is not None and _valid_key(key)]
-            known = writes.by_idempotency_key(self._pool.id, keys) if keys else {}
-            created: list[Payment] = []
-            events: list[PaymentEvent] = []
-            outcomes: list[Outcome] = []
-            for request, key in requests:
-                try:
-                    payment = self._new(request, key, transaction.at_us)
-                    earlier = known.get(key) if key is not None else None
-                    if earlier is not None:
-                        if earlier.request_hash != payment.request_hash:
-                            raise PaymentIdempotencyConflict(
-                                idempotency_key=key, payment_id=earlier.id
-                            )
-                        outcomes.append(earlier)
-                        continue
-                    if key is not None:
-                        known[key] = payment
-                    created.append(payment)
-                    events.append(
-                        PaymentEvent(payment.id, 1, Action.CREATE, None,
-                                     PaymentState.INITIATED, transaction.at_us)
-                    )
-                    outcomes.append(payment)
-                except FundpoolError as error:
-                    outcomes.append(error)
+            outcomes, created, events = self._create_in(writes, requests, transaction.at_us)
             writes.save(created, (), events)
         return outcomes
+
+    def _create_in(
+        self,
+        writes: PaymentWrites,
+        requests: Sequence[tuple[PaymentRequest, str | None]],
+        at_us: int,
+    ) -> tuple[list[Outcome], list[Payment], list[PaymentEvent]]:
+        # Only well-formed keys are looked up; a bad one is that item's error below.
+        keys = [key for _, key in requests if key is not None and _valid_key(key)]
+        known = writes.by_idempotency_key(self._pool.id, keys) if keys else {}
+        created: list[Payment] = []
+        events: list[PaymentEvent] = []
+        outcomes: list[Outcome] = []
+        for request, key in requests:
+            try:
+                payment = self._new(request, key, at_us)
+                earlier = known.get(key) if key is not None else None
+                if earlier is not None:
+                    if earlier.request_hash != payment.request_hash:
+                        raise PaymentIdempotencyConflict(
+                            idempotency_key=key, payment_id=earlier.id
+                        )
+                    outcomes.append(earlier)
+                    continue
+                if key is not None:
+                    known[key] = payment
+                created.append(payment)
+                events.append(
+                    PaymentEvent(payment.id, 1, Action.CREATE, None, PaymentState.INITIATED,
+                                 at_us)
+                )
+                outcomes.append(payment)
+            except FundpoolError as error:
+                outcomes.append(error)
+        return outcomes, created, events
 
     def _new(self, request: PaymentRequest, key: str | None, at_us: int) -> Payment:
         self._check_request(request)
@@ -240,55 +252,31 @@ class PaymentService:
     def act_many(self, steps: Sequence[Step]) -> list[Outcome]:
         """Apply steps in order, in one ledger transaction; later steps see earlier ones."""
         _bound(len(steps))
+        with self.session() as session:
+            return session.act(steps)
+
+    def create_and_act(
+        self,
+        requests: Sequence[tuple[PaymentRequest, str | None]],
+        plan: Callable[[Payment], Sequence[Step]],
+    ) -> list[tuple[Outcome, list[Outcome]]]:
+        """Create payments and take each new one through the steps `plan` gives for it, in
+        one ledger transaction (see PaymentSession.create_and_act)."""
+        with self.session() as session:
+            return session.create_and_act(requests, plan)
+
+    @contextmanager
+    def session(self) -> Iterator[PaymentSession]:
+        """One ledger transaction for several calls: what they change is written once, when
+        the block ends without an exception, with the entries they posted. Others (the
+        dispatcher's routes and outcomes) write their rows on `session.write_session`."""
         with self._ledger.transaction() as transaction:
-            writes = self._store.writes(transaction.session)
-            current = writes.load({step.payment_id for step in steps})
-            reversing = {s.payment_id for s in steps if s.action is Action.REVERSE}
-            history = writes.events(reversing) if reversing else {}
-            changed: dict[str, Payment] = {}
-            events: list[PaymentEvent] = []
-            outcomes: list[Outcome | None] = [None] * len(steps)
-            # Steps are planned in waves in which each payment appears once; a wave's ledger
-            # commands go to the engine in one call, in step order, so the result is the same
-            # as one call per step, without a load pass per step.
-            wave: list[_Planned] = []
-            in_wave: set[str] = set()
+            session = PaymentSession(self, transaction, self._store.writes(transaction.session))
+            yield session
+            session.save()
 
-            def flush() -> None:
-                commands = [planned.command for planned in wave if planned.command is not None]
-                results = iter(transaction.apply(commands) if commands else ())
-                for planned in wave:
-                    entry_ids: tuple[str, ...] = ()
-                    if planned.command is not None:
-                        result = next(results)
-                        if result.error is not None:
-                            outcomes[planned.index] = _cause(result.error)
-                            continue
-                        entry_ids = _entry_ids(result)
-                    after, event = planned.done(transaction.at_us, entry_ids)
-                    current[after.id] = changed[after.id] = after
-                    history.setdefault(after.id, []).append(event)
-                    events.append(event)
-                    outcomes[planned.index] = after
-                wave.clear()
-                in_wave.clear()
-
-            for index, step in enumerate(steps):
-                if step.payment_id in in_wave:
-                    flush()
-                try:
-                    payment = current.get(step.payment_id)
-                    if payment is None:
-                        raise UnknownPayment(payment_id=step.payment_id)
-                    wave.append(self._plan(index, payment, step, history.get(payment.id, [])))
-                    in_wave.add(payment.id)
-                except FundpoolError as error:
-                    outcomes[index] = error
-            flush()
-            writes.save((), list(changed.values()), events)
-        done = [outcome for outcome in outcomes if outcome is not None]
-        invariant(len(done) == len(steps), "every step has an outcome, in step order")
-        return done
+    def _may_have_advance(self, payment: Payment | None) -> bool:
+        return False
 
     def _plan(
         self, index: int, payment: Payment, step: Step, history: Sequence[PaymentEvent]
@@ -407,3 +395,154 @@ def _request_hash(request: PaymentRequest) -> bytes:
         json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     ).digest()
 
+
+class PaymentSession:
+    """Payment calls sharing one ledger transaction (PaymentService.session)."""
+
+    def __init__(
+        self, service: PaymentService, transaction: LedgerTransaction, writes: PaymentWrites
+    ) -> None:
+        self._service = service
+        self.transaction = transaction
+        self._writes = writes
+        self.current: dict[str, Payment] = {}
+        self.created: dict[str, Payment] = {}
+        self.changed: dict[str, Payment] = {}
+        self.events: list[PaymentEvent] = []
+        self.history: dict[str, list[PaymentEvent]] = {}
+
+    @property
+    def write_session(self) -> WriteSession:
+        return self.transaction.session
+
+    @property
+    def at_us(self) -> int:
+        return self.transaction.at_us
+
+    def _load(self, ids: set[str]) -> None:
+        missing = ids - self.current.keys()
+        if missing:
+            self.current.update(self._writes.load(missing))
+
+    def payments(self, ids: Iterable[str]) -> dict[str, Payment]:
+        """The payments as they stand in this session (unknown ids left out)."""
+        wanted = set(ids)
+        self._load(wanted)
+        return {pid: self.current[pid] for pid in wanted if pid in self.current}
+
+    def create(self, requests: Sequence[tuple[PaymentRequest, str | None]]) -> list[Outcome]:
+        _bound(len(requests))
+        outcomes, created, events = self._service._create_in(
+            self._writes, requests, self.transaction.at_us
+        )
+        for payment in created:
+            self.created[payment.id] = self.current[payment.id] = payment
+        self.events.extend(events)
+        return outcomes
+
+    def create_and_act(
+        self,
+        requests: Sequence[tuple[PaymentRequest, str | None]],
+        plan: Callable[[Payment], Sequence[Step]],
+    ) -> list[tuple[Outcome, list[Outcome]]]:
+        """Create payments and take each new one through the steps `plan` gives for it: what
+        a dispatcher does with fresh payments (screen, route, approve) without a store round
+        trip per step. A replayed creation (same key, same request) takes no steps. Returns,
+        per request, the creation's outcome and the outcomes of its steps."""
+        before = set(self.created)
+        created_outcomes = self.create(requests)
+        plans: list[tuple[int, Sequence[Step]]] = []
+        for index, outcome in enumerate(created_outcomes):
+            if isinstance(outcome, Payment) and outcome.id in self.created and (
+                outcome.id not in before
+            ):
+                planned = plan(outcome)
+                if len(planned) > PLAN_STEPS_MAX or any(
+                    step.payment_id != outcome.id for step in planned
+                ):
+                    raise InvalidPayment(
+                        "a plan is at most PLAN_STEPS_MAX steps, all for its own payment",
+                        steps_max=PLAN_STEPS_MAX,
+                    )
+                plans.append((index, planned))
+        # Round by round (every payment's first step, then every second step...): each
+        # round is one wave, one engine call, instead of a wave per step.
+        steps: list[Step] = []
+        owners: list[int] = []
+        for round_ in range(max((len(p) for _, p in plans), default=0)):
+            for index, planned in plans:
+                if round_ < len(planned):
+                    steps.append(planned[round_])
+                    owners.append(index)
+        step_outcomes = self.act(steps) if steps else []
+        results: list[tuple[Outcome, list[Outcome]]] = [(o, []) for o in created_outcomes]
+        for owner, outcome in zip(owners, step_outcomes, strict=True):
+            results[owner][1].append(outcome)
+        return results
+
+    def act(self, steps: Sequence[Step]) -> list[Outcome]:
+        """Apply steps in order; later steps see earlier ones (also those of earlier calls
+        in this session). A wave holds each payment once, so the ledger sees at most one
+        command per payment of the session at a time."""
+        transaction = self.transaction
+        self._load({step.payment_id for step in steps})
+        current = self.current
+        service = self._service
+        needs_history = {
+            s.payment_id
+            for s in steps
+            if s.action is Action.REVERSE
+            or (s.action in (Action.SETTLE, Action.RETURN) and service._may_have_advance(
+                current.get(s.payment_id)))
+        }
+        history = self.history
+        missing = needs_history - history.keys()
+        if missing:
+            history.update(self._writes.events(missing))
+        outcomes: list[Outcome | None] = [None] * len(steps)
+        # Steps are planned in waves in which each payment appears once; a wave's ledger
+        # commands go to the engine in one call, in step order, so the result is the same
+        # as one call per step, without a load pass per step.
+        wave: list[_Planned] = []
+        in_wave: set[str] = set()
+
+        def flush() -> None:
+            commands = [planned.command for planned in wave if planned.command is not None]
+            results = iter(transaction.apply(commands) if commands else ())
+            for planned in wave:
+                entry_ids: tuple[str, ...] = ()
+                if planned.command is not None:
+                    result = next(results)
+                    if result.error is not None:
+                        outcomes[planned.index] = _cause(result.error)
+                        continue
+                    entry_ids = _entry_ids(result)
+                after, event = planned.done(transaction.at_us, entry_ids)
+                current[after.id] = self.changed[after.id] = after
+                history.setdefault(after.id, []).append(event)
+                self.events.append(event)
+                outcomes[planned.index] = after
+            wave.clear()
+            in_wave.clear()
+
+        for index, step in enumerate(steps):
+            if step.payment_id in in_wave:
+                flush()
+            try:
+                payment = current.get(step.payment_id)
+                if payment is None:
+                    raise UnknownPayment(payment_id=step.payment_id)
+                wave.append(service._plan(index, payment, step, history.get(payment.id, [])))
+                in_wave.add(payment.id)
+            except FundpoolError as error:
+                outcomes[index] = error
+        flush()
+        done = [outcome for outcome in outcomes if outcome is not None]
+        invariant(len(done) == len(steps), "every step has an outcome, in step order")
+        return done
+
+    def save(self) -> None:
+        # A payment created and changed in the same session is inserted in its final state.
+        created = [self.current[pid] for pid in self.created]
+        changed = [p for pid, p in self.changed.items() if pid not in self.created]
+        self._writes.save(created, changed, self.events)

@@ -26,6 +26,7 @@ from fundpool.core.ledger.engine import (
     WorkingSet,
 )
 from fundpool.core.ledger.model import (
+    ZERO_BALANCE,
     Account,
     Balance,
     ChainHead,
@@ -333,6 +334,15 @@ class LedgerTransaction:
             raise BatchTooLarge(commands=self._commands, commands_max=BATCH_COMMANDS_MAX)
         _load(self.session, self._working, _Needs.of(commands))
         return [self.engine.apply(command) for command in commands]
+
+    def balances(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Balance]:
+        """(address, asset) balances as they stand in this transaction, its own changes
+        included. An account or asset pair never posted to reads as zero."""
+        wanted = frozenset(keys)
+        _load(self.session, self._working, _Needs(frozenset(), wanted, frozenset(),
+                                                  frozenset(), frozenset()))
+        balances = self._working.balances
+        return {key: balances.get(key, ZERO_BALANCE) for key in wanted}
 
 
 def _load(session: WriteSession, working: WorkingSet, needs: _Needs) -> None:

@@ -61,6 +61,7 @@ class Step:
     channel: str | None = None
     destination_channel: str | None = None
     reason: str | None = None
+    fee_minor: int | None = None  # on ROUTE: the chosen rail's quoted fee (else the schedule's)
 
 
 Outcome = Payment | FundpoolError
@@ -107,6 +108,14 @@ class PaymentService:
         self._pool = pool
         self._ids = ids
         self._channels = {c.id: c for c in config.channels if c.id in pool.channels}
+
+    @property
+    def pool_id(self) -> str:
+        return self._pool.id
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger
 
     # --- creation -------------------------------------------------------------------------
 
@@ -292,8 +301,13 @@ class PaymentService:
         before = payment
         if step.action is Action.ROUTE:
             payment = self._route(payment, step)
-        elif step.channel is not None or step.destination_channel is not None:
-            raise InvalidPayment("only routing chooses a channel", action=step.action.value)
+        elif (
+            step.channel is not None
+            or step.destination_channel is not None
+            or step.fee_minor is not None
+        ):
+            raise InvalidPayment("only routing chooses a channel and its fee",
+                                 action=step.action.value)
         if (
             step.action is Action.APPROVE
             and payment.state is PaymentState.ROUTED
@@ -321,7 +335,11 @@ class PaymentService:
             if destination is None or destination == channel:
                 raise InvalidPayment("a transfer between channels needs two channels")
             self._channel_for(destination, payment.asset)
-        fee = self._fee(payment.kind, channel, payment.asset, payment.amount_minor)
+        fee = step.fee_minor
+        if fee is None:
+            fee = self._fee(payment.kind, channel, payment.asset, payment.amount_minor)
+        else:
+            check_amount(fee, asset=payment.asset)
         return replace(payment, channel=channel, destination_channel=destination, fee_minor=fee)
 
     # --- reads ----------------------------------------------------------------------------

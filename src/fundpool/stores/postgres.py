@@ -43,6 +43,7 @@ from fundpool.core.ledger.model import (
 )
 from fundpool.core.money import Asset
 from fundpool.ledger.ports import HistoryRow, StoredEntry, StoredLeg
+from fundpool.stores.dispatch_sql import POSTGRES_DISPATCH_SCHEMA
 from fundpool.stores.postgres_payments import PAYMENTS_SCHEMA
 from fundpool.stores.rows import (
     PENDING_COLUMNS,
@@ -241,6 +242,7 @@ class PostgresStore:
                 )
                 connection.execute(TABLES)
                 connection.execute(PAYMENTS_SCHEMA)
+                connection.execute(POSTGRES_DISPATCH_SCHEMA)
                 connection.execute(
                     "INSERT INTO ledger_meta (key, value) VALUES ('schema_version', %s) "
                     "ON CONFLICT (key) DO NOTHING",

@@ -31,6 +31,7 @@ from fundpool.core.ledger.model import (
 )
 from fundpool.core.money import Asset
 from fundpool.ledger.ports import LOOKUP_CHUNK, HistoryRow, StoredEntry, StoredLeg
+from fundpool.stores.dispatch_sql import SQLITE_DISPATCH_SCHEMA
 from fundpool.stores.rows import (
     PENDING_COLUMNS,
     account_from_row,
@@ -172,6 +173,7 @@ class SqliteStore:
                 self._connection = _connect(self.path)
             self._connection.executescript(SCHEMA)
             self._connection.executescript(PAYMENTS_SCHEMA)
+            self._connection.executescript(SQLITE_DISPATCH_SCHEMA)
             self._execute(
                 "INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),

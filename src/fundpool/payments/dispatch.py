@@ -1,0 +1,708 @@
+"""The dispatcher: payments meet the rails. It routes new payouts, queues approved ones into
+batches per rail, sends them, and turns what the rails report into payment steps.
+
+A payout's run:
+
+    intake:  create -> screen -> route (the router picks the rail) -> approve (funds locked),
+             or request_approval when the amount needs an approver; all in one transaction
+    tick:    queued payouts whose batch is full or old enough -> submit (locked -> in transit),
+             committed; THEN the batch goes to the rail (see "commit first" below)
+    tick:    outcomes polled from the rails -> clear / settle / return, or on failure either a
+             failover (retry: funds released, route again without the rails already tried,
+             approve, queue) or, when attempts are used up or no rail is left, fail
+
+A deposit is created and screened at intake, and its rail is told to expect it; the rail's
+reports clear and settle it (or return it).
+
+Rails are not tidy, and the dispatcher is what makes them safe:
+- **Duplicates.** Every outcome is recorded by (channel, outcome id) in the same transaction as
+  the steps it caused; one seen before is recorded as `duplicate` and does nothing.
+- **Stale attempts.** An outcome from a rail that is not the payment's current route (an
+  attempt that was failed over) is `stale` and does nothing: the attempt's funds were already
+  released, so acting on it could release or settle them twice.
+- **Late and out of order.** An outcome the payment is already past (a `cleared` after
+  `settled`) is `late`. One that skips ahead implies what it skips: `settled` for a deposit
+  still screened clears it first; `returned` for a payout still in transit settles it first.
+  A contradiction (`failed` after `settled`) is an `anomaly`: recorded, nothing posted, for a
+  person to look at.
+
+So every payment ends in exactly one terminal state, and its funds are never both released
+and settled. Property tests drive any sequence of deliveries through this (tests/payments).
+
+**Commit first, then send.** A batch is marked submitted (its funds moved to in transit) and
+committed before the rail is called. If the process dies in between, the books say "in
+transit" for payments the rail never got: visible, and safe, since no money moved. The other
+order (send, then commit) could leave money sent that the books do not show, and a retry
+would send it again. A rail that refuses a batch (closed, too large) is turned into a
+`failed` outcome per payment, handled at the next tick like any other failure. The rail's
+receipt (its reference and the fee it charged, kept with the batch's savings) is written at
+the next tick, in that tick's transaction.
+
+**Timeouts do not fail payments.** A payment in transit longer than its rail's timeout is
+reported as stuck (`TickReport.stuck`), not failed: failing it and routing it again while
+the first rail may still deliver would risk paying twice. Resolving it is a person's call
+(or a rail status query, when a rail has one).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fundpool.channels.ports import (
+    ChannelAdapter,
+    ChannelOutcome,
+    Direction,
+    Instruction,
+    OutcomeKind,
+)
+from fundpool.core.clock import Clock, IdSource
+from fundpool.core.errors import FundpoolError
+from fundpool.ledger.service import LedgerTransaction
+from fundpool.payments.model import (
+    Action,
+    Payment,
+    PaymentKind,
+    PaymentRequest,
+    PaymentState,
+)
+from fundpool.payments.service import Outcome, PaymentService, PaymentSession, Step
+from fundpool.pool.accounts import PoolState, pool_account
+from fundpool.pool.config import ChannelKind
+from fundpool.stores.dispatch_sql import (
+    BatchRecord,
+    DispatchReads,
+    DispatchWrites,
+    OutcomeRecord,
+    RouteRecord,
+    dispatch_records,
+)
+
+S = PaymentState
+A = Action
+K = OutcomeKind
+
+NO_ELIGIBLE_CHANNEL = "no_eligible_channel"
+# Rails that only move money inside the pool never carry a payout to the outside world.
+NOT_FOR_PAYOUTS = frozenset({ChannelKind.BOOK})
+
+
+class RoutingStrategy(Protocol):
+    """What the dispatcher asks of a router (routing/router.py: Router, FixedPriorityRouter)."""
+
+    @property
+    def policy(self) -> Any: ...
+
+    def decide(
+        self,
+        payment_id: str,
+        asset: str,
+        amount_minor: int,
+        at_us: int,
+        *,
+        liquidity: Mapping[str, int],
+        exclude: Sequence[str] | frozenset[str] = (),
+    ) -> Any: ...
+
+    def record(self, channel: str, asset: str, success: bool, at_us: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchPolicy:
+    batch_age_us: int = 2_000_000  # a batch goes out when its oldest payment waited this long
+    stuck_after_us: int = 3 * 86_400_000_000  # in transit longer is reported as stuck
+    rescan_us: int = 5_000_000  # how often approved payments are looked for (human approvals)
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    payment_id: str
+    attempt: int
+    instruction: Instruction
+    queued_at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A batch the rail has taken (or refused), to be recorded at the next tick."""
+
+    batch: BatchRecord
+    members: tuple[tuple[str, int], ...]  # (payment id, attempt)
+
+
+@dataclass(slots=True)
+class TickReport:
+    at_us: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)  # by disposition
+    steps: dict[str, int] = field(default_factory=dict)  # by action applied
+    batches: int = 0
+    submitted: int = 0
+    refused: int = 0
+    failovers: int = 0
+    stuck: int = 0
+    queued: int = 0
+
+    def count(self, table: dict[str, int], key: str, n: int = 1) -> None:
+        table[key] = table.get(key, 0) + n
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What became of one request at intake: the payment as it now stands (or the error), and
+    the route chosen for it, if any."""
+
+    outcome: Outcome
+    route: RouteRecord | None = None
+    errors: tuple[FundpoolError, ...] = ()
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        service: PaymentService,
+        rails: Mapping[str, ChannelAdapter],
+        router: RoutingStrategy,
+        clock: Clock,
+        ids: IdSource,
+        *,
+        policy: DispatchPolicy = DispatchPolicy(),
+    ) -> None:
+        self._service = service
+        self._rails = dict(rails)
+        self._router = router
+        self._clock = clock
+        self._ids = ids
+        self._policy = policy
+        self._pool = service.pool_id
+        self._dialect, self.records = dispatch_records(service.ledger.store)
+        self._capabilities = {cid: rail.capabilities() for cid, rail in self._rails.items()}
+        self._queues: dict[tuple[str, str], deque[_Queued]] = {}
+        self._queued_ids: set[str] = set()
+        self._in_transit: dict[str, tuple[str, int]] = {}  # payment -> (channel, since)
+        self._to_record: list[_Sent] = []
+        self._refusals: list[ChannelOutcome] = []
+        self._inbound: list[tuple[str, Instruction]] = []
+        self._last_scan_us: int | None = None
+        self._new_routes: dict[str, RouteRecord] = {}  # failovers of the current tick
+
+    @property
+    def reads(self) -> DispatchReads:
+        return self.records
+
+    # --- intake ---------------------------------------------------------------------------
+
+    def intake(self, requests: Sequence[tuple[PaymentRequest, str | None]]) -> list[Intake]:
+        """Create payments and take each as far as it goes without a rail: deposits are
+        screened (their rail is then told to expect them); payouts and transfers are screened,
+        routed and approved (or left pending approval) and queued for their rail."""
+        routes: dict[str, RouteRecord] = {}
+        with self._service.session() as session:
+            liquidity = _Liquidity(session.transaction, self._pool, self._capabilities)
+
+            def plan(payment: Payment) -> list[Step]:
+                steps = [Step(payment.id, A.SCREEN)]
+                if payment.kind.inbound:
+                    return steps
+                route = self._route(payment, 1, session.at_us, liquidity, ())
+                routes[payment.id] = route
+                return steps + self._after_route(payment, route)
+
+            results = session.create_and_act(requests, plan)
+            DispatchWrites(session.write_session, self._dialect).add_routes(list(routes.values()))
+            final = session.payments(
+                p.id for p, _ in results if isinstance(p, Payment)
+            )
+            intakes: list[Intake] = []
+            for created, step_outcomes in results:
+                if not isinstance(created, Payment):
+                    intakes.append(Intake(created))
+                    continue
+                payment = final.get(created.id, created)
+                errors = tuple(o for o in step_outcomes if isinstance(o, FundpoolError))
+                intakes.append(Intake(payment, routes.get(payment.id), errors))
+                self._follow(payment, routes.get(payment.id), session.at_us)
+        self._send_inbound()
+        return intakes
+
+    def _route(
+        self,
+        payment: Payment,
+        attempt: int,
+        at_us: int,
+        liquidity: _Liquidity,
+        tried: Sequence[str],
+    ) -> RouteRecord:
+        """Choose the rail for an outbound payment's attempt (or take the one it names)."""
+        if payment.channel is not None and attempt == 1:
+            # The caller named the rail: it is used as named, priced by its quote, and not
+            # failed over to another (the caller may have reasons the router cannot see).
+            rail = self._rails.get(payment.channel)
+            fee = payment.fee_minor
+            if rail is not None:
+                fee = rail.quote(payment.asset, payment.amount_minor, at_us).fee_minor
+            decision: dict[str, Any] = {"strategy": "given", "channel": payment.channel,
+                                        "fee_minor": fee}
+            liquidity.take(payment.asset, payment.channel, payment.amount_minor + fee)
+            return RouteRecord(payment.id, attempt, at_us, payment.channel, "given", decision)
+        if payment.kind.between_channels:
+            # A transfer between the pool's own channels is not re-routed: its rail is its
+            # source channel. After a failure it fails.
+            return RouteRecord(payment.id, attempt, at_us, None, "given",
+                               {"strategy": "given", "reason": "transfers are not re-routed"})
+        available = liquidity.for_asset(payment.asset)
+        excluded = frozenset(tried) | frozenset(
+            cid for cid, caps in self._capabilities.items() if caps.kind in NOT_FOR_PAYOUTS
+        )
+        routed = self._router.decide(
+            payment.id, payment.asset, payment.amount_minor, at_us,
+            liquidity=available, exclude=excluded,
+        )
+        record = RouteRecord(payment.id, attempt, at_us, routed.channel, str(routed.strategy),
+                             routed.to_dict())
+        if routed.channel is not None:
+            fee = routed.candidate(routed.channel).fee_minor
+            liquidity.take(payment.asset, routed.channel, payment.amount_minor + fee)
+        return record
+
+    def _after_route(self, payment: Payment, route: RouteRecord) -> list[Step]:
+        if route.channel is None:
+            reason = str(route.decision.get("reason") or NO_ELIGIBLE_CHANNEL)
+            return [Step(payment.id, A.REJECT, reason=reason)]
+        fee = _chosen_fee(route)
+        steps = [Step(payment.id, A.ROUTE, route.channel, fee_minor=fee)]
+        steps.append(
+            Step(payment.id, A.REQUEST_APPROVAL if payment.approval_required else A.APPROVE)
+        )
+        return steps
+
+    def _follow(self, payment: Payment, route: RouteRecord | None, at_us: int) -> None:
+        """After a commit: queue what is approved, remember deposits to announce."""
+        if payment.kind.inbound and payment.state is S.SCREENED and payment.channel:
+            self._inbound.append(
+                (payment.channel, _instruction(payment, Direction.INBOUND))
+            )
+        elif payment.state is S.APPROVED and payment.channel is not None:
+            self._enqueue(payment, route.attempt if route else 1, at_us)
+
+    def _enqueue(self, payment: Payment, attempt: int, at_us: int) -> None:
+        if payment.id in self._queued_ids or payment.channel is None:
+            return
+        key = (payment.channel, payment.asset)
+        self._queues.setdefault(key, deque()).append(
+            _Queued(payment.id, attempt, _instruction(payment, Direction.OUTBOUND), at_us)
+        )
+        self._queued_ids.add(payment.id)
+
+    def _send_inbound(self) -> None:
+        by_channel: dict[str, list[Instruction]] = {}
+        for channel, instruction in self._inbound:
+            by_channel.setdefault(channel, []).append(instruction)
+        self._inbound.clear()
+        now = self._clock.now_us()
+        for channel, instructions in by_channel.items():
+            rail = self._rails.get(channel)
+            if rail is None:
+                continue
+            size = max(1, self._capabilities[channel].batch_size_max)
+            for start in range(0, len(instructions), size):
+                part = instructions[start : start + size]
+                try:
+                    rail.submit(part, now)
+                except FundpoolError as error:
+                    self._refuse(channel, part, f"{error.code}: {error.detail}", now)
+
+    # --- approvals made elsewhere (CLI, API, console) -------------------------------------
+
+    def approve(self, payment_ids: Sequence[str]) -> list[Outcome]:
+        """An approver's decision: approve and queue."""
+        with self._service.session() as session:
+            outcomes = session.act([Step(pid, A.APPROVE) for pid in payment_ids])
+            routes = DispatchWrites(session.write_session, self._dialect).routes(payment_ids)
+            for outcome in outcomes:
+                if isinstance(outcome, Payment):
+                    attempts = routes.get(outcome.id, [])
+                    self._follow(outcome, attempts[-1] if attempts else None, session.at_us)
+        return outcomes
+
+    def _rescan(self, now_us: int) -> None:
+        """Queue approved payments this process did not approve itself (an approver's call
+        through another process, or a restart), at most every `rescan_us`."""
+        if self._last_scan_us is not None and now_us - self._last_scan_us < self._policy.rescan_us:
+            return
+        self._last_scan_us = now_us
+        after: str | None = None
+        while True:
+            page = self._service.list(state=S.APPROVED, limit=1_000, after_id=after)
+            if not page:
+                break
+            routes = self.records_routes([p.id for p in page if p.id not in self._queued_ids])
+            for payment in page:
+                attempts = routes.get(payment.id, [])
+                self._enqueue(payment, attempts[-1].attempt if attempts else 1, now_us)
+            after = page[-1].id
+
+    def records_routes(self, ids: Sequence[str]) -> dict[str, list[RouteRecord]]:
+        return {pid: self.records.routes(pid) for pid in ids}
+
+    # --- the tick -------------------------------------------------------------------------
+
+    def tick(self) -> TickReport:
+        """Poll every rail, apply what it reported, fail over what failed, and send what is
+        due. One ledger transaction, then the sends."""
+        now = self._clock.now_us()
+        report = TickReport(at_us=now)
+        self._rescan(now)
+        delivered = self._refusals + [o for rail in self._rails.values() for o in rail.poll(now)]
+        self._refusals = []
+        due: list[tuple[str, str, list[_Queued]]] = []
+        with self._service.session() as session:
+            writes = DispatchWrites(session.write_session, self._dialect)
+            self._record_sent(writes)
+            if delivered:
+                self._apply_outcomes(session, writes, delivered, report)
+            due = self._submit_due(session, report)
+        self._send(due, report)
+        self._send_inbound()
+        report.queued = len(self._queued_ids)
+        report.stuck = self._stuck(now)
+        return report
+
+    def _record_sent(self, writes: DispatchWrites) -> None:
+        if not self._to_record:
+            return
+        writes.add_batches([sent.batch for sent in self._to_record])
+        writes.mark_sent(
+            [
+                (pid, attempt, sent.batch.id, sent.batch.rail_ref)
+                for sent in self._to_record
+                for pid, attempt in sent.members
+            ]
+        )
+        self._to_record = []
+
+    def _apply_outcomes(
+        self,
+        session: PaymentSession,
+        writes: DispatchWrites,
+        delivered: Sequence[ChannelOutcome],
+        report: TickReport,
+    ) -> None:
+        now = session.at_us
+        seen = writes.seen_outcomes((o.channel, o.outcome_id) for o in delivered)
+        payments = session.payments({o.payment_id for o in delivered})
+        projected: dict[str, PaymentState] = {pid: p.state for pid, p in payments.items()}
+        records: list[OutcomeRecord] = []
+        steps: list[Step] = []
+        owners: list[int] = []  # index into records, per step
+        failed: dict[str, int] = {}  # payment -> index of the failure's record
+        for outcome in delivered:
+            key = (outcome.channel, outcome.outcome_id)
+            payment = payments.get(outcome.payment_id)
+            disposition: str = "applied"
+            actions: tuple[Action, ...] = ()
+            detail: str | None = None
+            if key in seen:
+                disposition = "duplicate"
+            elif payment is None or payment.pool != self._pool:
+                disposition, detail = "anomaly", "no such payment in this pool"
+            elif payment.channel != outcome.channel:
+                disposition = "stale"
+            else:
+                disposition, actions, detail = _reading(payment.kind, projected[payment.id],
+                                                        outcome.kind)
+            seen.add(key)
+            records.append(
+                OutcomeRecord(outcome.outcome_id, outcome.channel, outcome.payment_id,
+                              outcome.kind.value, outcome.at_us, now, disposition,
+                              detail or outcome.reason)
+            )
+            report.count(report.outcomes, disposition)
+            if payment is None or disposition != "applied":
+                continue
+            if outcome.kind is K.SETTLED and not payment.kind.inbound:
+                self._router.record(outcome.channel, payment.asset, True, outcome.at_us)
+            if actions == (A.FAIL,) and not payment.kind.inbound:
+                self._router.record(outcome.channel, payment.asset, False, outcome.at_us)
+                failed[payment.id] = len(records) - 1
+                projected[payment.id] = S.FAILED  # provisional: failover may retry instead
+                continue
+            for action in actions:
+                steps.append(Step(payment.id, action, reason=outcome.reason))
+                owners.append(len(records) - 1)
+                target = _target(payment.kind, projected[payment.id], action)
+                if target is not None:
+                    projected[payment.id] = target
+        if failed:
+            self._fail_over(session, writes, payments, failed, steps, owners, report)
+        results = session.act(steps) if steps else []
+        for step, owner, result in zip(steps, owners, results, strict=True):
+            if isinstance(result, FundpoolError):
+                record = records[owner]
+                records[owner] = OutcomeRecord(
+                    record.outcome_id, record.channel, record.payment_id, record.kind,
+                    record.at_us, record.received_at_us, "anomaly",
+                    f"{step.action.value} refused: {result.code}",
+                )
+                report.count(report.outcomes, "anomaly")
+            else:
+                report.count(report.steps, step.action.value)
+                self._after_step(result, step, now)
+        writes.add_outcomes(records)
+
+    def _fail_over(
+        self,
+        session: PaymentSession,
+        writes: DispatchWrites,
+        payments: Mapping[str, Payment],
+        failed: Mapping[str, int],
+        steps: list[Step],
+        owners: list[int],
+        report: TickReport,
+    ) -> None:
+        """A rail failed these payments: route each again without the rails it tried (retry,
+        route, approve), or fail it when its attempts are used up or no rail is left."""
+        routes = writes.routes(failed)
+        liquidity = _Liquidity(session.transaction, self._pool, self._capabilities)
+        max_attempts = int(self._router.policy.max_attempts)
+        new_routes: list[RouteRecord] = []
+        for pid, owner in failed.items():
+            payment = payments[pid]
+            attempts = routes.get(pid, [])
+            tried = [r.channel for r in attempts if r.channel is not None]
+            if payment.channel is not None and payment.channel not in tried:
+                tried.append(payment.channel)
+            attempt = (attempts[-1].attempt if attempts else 1) + 1
+            given = bool(attempts) and attempts[0].strategy == "given"
+            route: RouteRecord | None = None
+            if attempt <= max_attempts and not given and not payment.kind.between_channels:
+                route = self._route(payment, attempt, session.at_us, liquidity, tried)
+            if route is None or route.channel is None:
+                if route is not None:
+                    new_routes.append(route)
+                steps.append(Step(pid, A.FAIL, reason="failed on every rail tried"
+                                  if attempt > 1 else None))
+                owners.append(owner)
+                continue
+            new_routes.append(route)
+            report.failovers += 1
+            retried = Step(pid, A.RETRY, reason=f"failover to {route.channel}")
+            for step in (retried, *self._after_route(payment, route)):
+                steps.append(step)
+                owners.append(owner)
+        writes.add_routes(new_routes)
+        self._new_routes = {r.payment_id: r for r in new_routes}
+
+    def _after_step(self, payment: Outcome, step: Step, now: int) -> None:
+        if not isinstance(payment, Payment):
+            return
+        if payment.state.terminal or payment.state is S.SETTLED:
+            self._in_transit.pop(payment.id, None)
+        if step.action in (A.APPROVE,) and payment.state is S.APPROVED:
+            route = self._new_routes.get(payment.id)
+            self._in_transit.pop(payment.id, None)
+            self._enqueue(payment, route.attempt if route else 1, now)
+
+    def _submit_due(
+        self, session: PaymentSession, report: TickReport
+    ) -> list[tuple[str, str, list[_Queued]]]:
+        """Take due batches off the queues and mark their payments submitted."""
+        now = session.at_us
+        due: list[tuple[str, str, list[_Queued]]] = []
+        for (channel, asset), queue in self._queues.items():
+            caps = self._capabilities.get(channel)
+            if caps is None or not queue or not caps.open_at(now):
+                continue
+            size = max(1, caps.batch_size_max)
+            while queue and (
+                len(queue) >= size or now - queue[0].queued_at_us >= self._policy.batch_age_us
+                or size == 1
+            ):
+                taken = [queue.popleft() for _ in range(min(size, len(queue)))]
+                for item in taken:
+                    self._queued_ids.discard(item.payment_id)
+                due.append((channel, asset, taken))
+        if not due:
+            return []
+        steps = [Step(item.payment_id, A.SUBMIT) for _, _, items in due for item in items]
+        results = iter(session.act(steps))
+        sendable: list[tuple[str, str, list[_Queued]]] = []
+        for channel, asset, items in due:
+            kept: list[_Queued] = []
+            for item in items:
+                result = next(results)
+                if isinstance(result, Payment):
+                    kept.append(item)
+                    self._in_transit[item.payment_id] = (channel, now)
+                # else: cancelled or changed meanwhile; it is no longer ours to send
+            if kept:
+                sendable.append((channel, asset, kept))
+                report.count(report.steps, A.SUBMIT.value, len(kept))
+        return sendable
+
+    def _send(self, due: Sequence[tuple[str, str, list[_Queued]]], report: TickReport) -> None:
+        """After the commit: hand each batch to its rail."""
+        now = self._clock.now_us()
+        for channel, asset, items in due:
+            rail = self._rails[channel]
+            instructions = [item.instruction for item in items]
+            members = tuple((item.payment_id, item.attempt) for item in items)
+            amount = sum(i.amount_minor for i in instructions)
+            batch_id = self._ids.new_id(now)
+            try:
+                sent = rail.submit(instructions, now)
+            except FundpoolError as error:
+                report.refused += len(items)
+                self._refuse(channel, instructions, f"{error.code}: {error.detail}", now)
+                self._to_record.append(_Sent(
+                    BatchRecord(batch_id, channel, asset, None, len(items), amount, 0, 0, 0,
+                                min(i.queued_at_us for i in items), now, "refused"),
+                    members,
+                ))
+                continue
+            report.batches += 1
+            report.submitted += len(items)
+            savings = max(0, sent.single_fee_minor - sent.fee_minor)
+            self._to_record.append(_Sent(
+                BatchRecord(batch_id, channel, asset, sent.rail_ref, len(items), amount,
+                            sent.fee_minor, sent.single_fee_minor, savings,
+                            min(i.queued_at_us for i in items), now, "sent"),
+                members,
+            ))
+
+    def _refuse(
+        self, channel: str, instructions: Sequence[Instruction], reason: str, now: int
+    ) -> None:
+        for instruction in instructions:
+            self._refusals.append(
+                ChannelOutcome(
+                    f"refused-{instruction.payment_id}-{now}", channel, instruction.payment_id,
+                    "", K.FAILED, now, reason,
+                )
+            )
+
+    def _stuck(self, now: int) -> int:
+        limit = self._policy.stuck_after_us
+        return sum(1 for _, since in self._in_transit.values() if now - since > limit)
+
+    def queued(self) -> int:
+        return len(self._queued_ids)
+
+    def flush_records(self) -> None:
+        """Write what the last sends returned, without waiting for the next tick."""
+        if self._to_record:
+            with self._service.session() as session:
+                self._record_sent(DispatchWrites(session.write_session, self._dialect))
+
+
+class _Liquidity:
+    """Available balance per (asset, channel) as this transaction sees it, less what this
+    call has already routed there."""
+
+    def __init__(self, transaction: LedgerTransaction, pool: str,
+                 capabilities: Mapping[str, Any]) -> None:
+        self._transaction = transaction
+        self._pool = pool
+        self._channels = {
+            asset: [cid for cid, caps in capabilities.items() if asset in caps.assets]
+            for asset in {a for caps in capabilities.values() for a in caps.assets}
+        }
+        self._by_asset: dict[str, dict[str, int]] = {}
+
+    def for_asset(self, asset: str) -> dict[str, int]:
+        known = self._by_asset.get(asset)
+        if known is None:
+            channels = self._channels.get(asset, [])
+            keys = {cid: (pool_account(self._pool, asset, cid, PoolState.AVAILABLE), asset)
+                    for cid in channels}
+            balances = self._transaction.balances(keys.values())
+            known = {cid: balances[key].available for cid, key in keys.items()}
+            self._by_asset[asset] = known
+        return known
+
+    def take(self, asset: str, channel: str, amount: int) -> None:
+        available = self.for_asset(asset)
+        if channel in available:
+            available[channel] -= amount
+
+
+def _instruction(payment: Payment, direction: Direction) -> Instruction:
+    amount = payment.amount_minor
+    return Instruction(payment.id, direction, payment.asset, amount, payment.counterparty,
+                       payment.reference)
+
+
+def _chosen_fee(route: RouteRecord) -> int | None:
+    given = route.decision.get("fee_minor")
+    if isinstance(given, int):
+        return given
+    for candidate in route.decision.get("candidates", ()):
+        if candidate.get("channel") == route.channel:
+            fee = candidate.get("fee_minor")
+            return fee if isinstance(fee, int) else None
+    return None
+
+
+def _target(kind: PaymentKind, state: PaymentState, action: Action) -> PaymentState | None:
+    from fundpool.payments.model import next_state
+
+    return next_state(kind, state, action)
+
+
+# What an outcome means for a payment in a given state: (disposition, steps, detail).
+_OUT: dict[tuple[OutcomeKind, PaymentState], tuple[str, tuple[Action, ...]]] = {
+    (K.CLEARED, S.SUBMITTED): ("applied", (A.CLEAR,)),
+    (K.SETTLED, S.SUBMITTED): ("applied", (A.SETTLE,)),
+    (K.SETTLED, S.CLEARED): ("applied", (A.SETTLE,)),
+    (K.FAILED, S.SUBMITTED): ("applied", (A.FAIL,)),
+    (K.FAILED, S.CLEARED): ("applied", (A.FAIL,)),
+    (K.RETURNED, S.SETTLED): ("applied", (A.RETURN,)),
+    # Skipping ahead implies what was skipped.
+    (K.RETURNED, S.SUBMITTED): ("applied", (A.SETTLE, A.RETURN)),
+    (K.RETURNED, S.CLEARED): ("applied", (A.SETTLE, A.RETURN)),
+    # Already past it.
+    (K.CLEARED, S.CLEARED): ("late", ()),
+    (K.CLEARED, S.SETTLED): ("late", ()),
+    (K.CLEARED, S.RETURNED): ("late", ()),
+    (K.CLEARED, S.FAILED): ("late", ()),
+    (K.SETTLED, S.SETTLED): ("late", ()),
+    (K.SETTLED, S.RETURNED): ("late", ()),
+    (K.FAILED, S.FAILED): ("late", ()),
+    (K.RETURNED, S.RETURNED): ("late", ()),
+}
+_IN: dict[tuple[OutcomeKind, PaymentState], tuple[str, tuple[Action, ...]]] = {
+    (K.CLEARED, S.SCREENED): ("applied", (A.CLEAR,)),
+    (K.SETTLED, S.CLEARED): ("applied", (A.SETTLE,)),
+    (K.SETTLED, S.SCREENED): ("applied", (A.CLEAR, A.SETTLE)),
+    (K.FAILED, S.SCREENED): ("applied", (A.FAIL,)),
+    (K.FAILED, S.INITIATED): ("applied", (A.FAIL,)),
+    (K.FAILED, S.CLEARED): ("applied", (A.RETURN,)),
+    (K.RETURNED, S.CLEARED): ("applied", (A.RETURN,)),
+    (K.RETURNED, S.SCREENED): ("applied", (A.CLEAR, A.RETURN)),
+    (K.RETURNED, S.SETTLED): ("applied", (A.REVERSE,)),
+    (K.CLEARED, S.CLEARED): ("late", ()),
+    (K.CLEARED, S.SETTLED): ("late", ()),
+    (K.CLEARED, S.RETURNED): ("late", ()),
+    (K.CLEARED, S.REVERSED): ("late", ()),
+    (K.CLEARED, S.FAILED): ("late", ()),
+    (K.SETTLED, S.SETTLED): ("late", ()),
+    (K.SETTLED, S.REVERSED): ("late", ()),
+    (K.FAILED, S.FAILED): ("late", ()),
+    (K.FAILED, S.RETURNED): ("late", ()),
+    (K.RETURNED, S.RETURNED): ("late", ()),
+    (K.RETURNED, S.REVERSED): ("late", ()),
+}
+
+
+def _reading(
+    kind: PaymentKind, state: PaymentState, outcome: OutcomeKind
+) -> tuple[str, tuple[Action, ...], str | None]:
+    table = _IN if kind.inbound else _OUT
+    found = table.get((outcome, state))
+    if found is None:
+        return "anomaly", (), f"{outcome.value} while {state.value}"
+    if kind.between_channels and found[1] and A.RETURN in found[1]:
+        return "anomaly", (), "a transfer between the pool's channels does not come back"
+    disposition, actions = found
+    return disposition, actions, None

@@ -1,0 +1,342 @@
+"""The dispatcher's records, beside the payments, in both stores: each payment's routes (one
+per attempt, with the routing decision that chose it), the batches sent to rails with their
+fees and savings, and every outcome a rail reported with what was done about it.
+
+Written on the ledger transaction's own connection, so a route, an outcome's disposition and
+the payment steps they caused commit together or not at all. One SQL text serves both
+stores: they differ in the placeholder and in how an amount is bound (SQLite keeps it as
+text, since its integers stop at 2^63; PostgreSQL as NUMERIC(39,0)).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fundpool.ledger.ports import LOOKUP_CHUNK, WriteSession
+from fundpool.stores.rows import chunks
+
+SQLITE_DISPATCH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS payment_routes (
+    payment_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    at_us INTEGER NOT NULL,
+    channel TEXT,
+    strategy TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    batch_id TEXT,
+    rail_ref TEXT,
+    PRIMARY KEY (payment_id, attempt)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS channel_batches (
+    id TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    rail_ref TEXT,
+    items INTEGER NOT NULL,
+    amount_minor TEXT NOT NULL,
+    fee_minor TEXT NOT NULL,
+    single_fee_minor TEXT NOT NULL,
+    savings_minor TEXT NOT NULL,
+    opened_at_us INTEGER NOT NULL,
+    submitted_at_us INTEGER NOT NULL,
+    status TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS channel_outcomes (
+    outcome_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    payment_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at_us INTEGER NOT NULL,
+    received_at_us INTEGER NOT NULL,
+    disposition TEXT NOT NULL,
+    detail TEXT,
+    PRIMARY KEY (channel, outcome_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS channel_outcomes_by_payment ON channel_outcomes (payment_id);
+"""
+
+POSTGRES_DISPATCH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS payment_routes (
+    payment_id TEXT COLLATE "C" NOT NULL,
+    attempt INTEGER NOT NULL,
+    at_us BIGINT NOT NULL,
+    channel TEXT COLLATE "C",
+    strategy TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    batch_id TEXT COLLATE "C",
+    rail_ref TEXT,
+    PRIMARY KEY (payment_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS channel_batches (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    channel TEXT COLLATE "C" NOT NULL,
+    asset TEXT COLLATE "C" NOT NULL,
+    rail_ref TEXT,
+    items INTEGER NOT NULL,
+    amount_minor NUMERIC(39, 0) NOT NULL,
+    fee_minor NUMERIC(39, 0) NOT NULL,
+    single_fee_minor NUMERIC(39, 0) NOT NULL,
+    savings_minor NUMERIC(39, 0) NOT NULL,
+    opened_at_us BIGINT NOT NULL,
+    submitted_at_us BIGINT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS channel_outcomes (
+    outcome_id TEXT COLLATE "C" NOT NULL,
+    channel TEXT COLLATE "C" NOT NULL,
+    payment_id TEXT COLLATE "C" NOT NULL,
+    kind TEXT NOT NULL,
+    at_us BIGINT NOT NULL,
+    received_at_us BIGINT NOT NULL,
+    disposition TEXT NOT NULL,
+    detail TEXT,
+    PRIMARY KEY (channel, outcome_id)
+);
+CREATE INDEX IF NOT EXISTS channel_outcomes_by_payment ON channel_outcomes (payment_id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRecord:
+    """Attempt `attempt` of a payment: the channel chosen (None: no route) and why."""
+
+    payment_id: str
+    attempt: int
+    at_us: int
+    channel: str | None
+    strategy: str  # learned | fixed | given (the caller named the channel)
+    decision: dict[str, Any]  # the routing decision as stored (RoutingDecision.to_dict())
+    batch_id: str | None = None
+    rail_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    id: str
+    channel: str
+    asset: str
+    rail_ref: str | None
+    items: int
+    amount_minor: int
+    fee_minor: int  # what the rail charged for the batch
+    single_fee_minor: int  # what the same payments would have cost one by one
+    savings_minor: int
+    opened_at_us: int  # when its oldest payment was queued
+    submitted_at_us: int
+    status: str  # sent | refused
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRecord:
+    outcome_id: str
+    channel: str
+    payment_id: str
+    kind: str
+    at_us: int
+    received_at_us: int
+    disposition: str  # applied | duplicate | late | stale | anomaly | refused
+    detail: str | None = None
+
+
+ROUTE_COLUMNS = "payment_id, attempt, at_us, channel, strategy, decision, batch_id, rail_ref"
+BATCH_COLUMNS = (
+    "id, channel, asset, rail_ref, items, amount_minor, fee_minor, single_fee_minor, "
+    "savings_minor, opened_at_us, submitted_at_us, status"
+)
+OUTCOME_COLUMNS = (
+    "outcome_id, channel, payment_id, kind, at_us, received_at_us, disposition, detail"
+)
+
+
+class _Dialect:
+    def __init__(self, mark: str, text_amounts: bool) -> None:
+        self.mark = mark
+        self.text_amounts = text_amounts
+
+    def marks(self, count: int) -> str:
+        return ", ".join([self.mark] * count)
+
+    def amount(self, value: int) -> Any:
+        return str(value) if self.text_amounts else value
+
+
+SQLITE = _Dialect("?", text_amounts=True)
+POSTGRES = _Dialect("%s", text_amounts=False)
+
+
+def _route_from_row(row: Sequence[Any]) -> RouteRecord:
+    pid, attempt, at_us, channel, strategy, decision, batch_id, rail_ref = row
+    return RouteRecord(pid, int(attempt), int(at_us), channel, strategy, json.loads(decision),
+                       batch_id, rail_ref)
+
+
+def _batch_from_row(row: Sequence[Any]) -> BatchRecord:
+    (bid, channel, asset, rail_ref, items, amount, fee, single, savings, opened, submitted,
+     status) = row
+    return BatchRecord(bid, channel, asset, rail_ref, int(items), int(amount), int(fee),
+                       int(single), int(savings), int(opened), int(submitted), status)
+
+
+def _outcome_from_row(row: Sequence[Any]) -> OutcomeRecord:
+    oid, channel, pid, kind, at_us, received, disposition, detail = row
+    return OutcomeRecord(oid, channel, pid, kind, int(at_us), int(received), disposition,
+                         detail)
+
+
+class DispatchWrites:
+    """The dispatcher's tables inside a ledger write transaction."""
+
+    def __init__(self, session: WriteSession, dialect: _Dialect) -> None:
+        self._connection: Any = getattr(session, "connection")  # noqa: B009 - both stores have it
+        self._dialect = dialect
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return list(self._connection.execute(sql, params).fetchall())
+
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            cursor = self._connection.cursor()
+            try:
+                cursor.executemany(sql, rows)
+            finally:
+                cursor.close()
+
+    def _in(self, sql: str, values: Iterable[str]) -> list[Any]:
+        """Rows of `sql` whose `{marks}` is filled with the values, in chunks."""
+        rows: list[Any] = []
+        for chunk in chunks(values, LOOKUP_CHUNK):
+            rows.extend(self._rows(sql.format(marks=self._dialect.marks(len(chunk))), chunk))
+        return rows
+
+    def routes(self, payment_ids: Iterable[str]) -> dict[str, list[RouteRecord]]:
+        """Every route of these payments, by payment, in attempt order."""
+        rows = self._in(
+            f"SELECT {ROUTE_COLUMNS} FROM payment_routes WHERE payment_id IN ({{marks}})",
+            payment_ids,
+        )
+        routes: dict[str, list[RouteRecord]] = {}
+        for row in rows:
+            routes.setdefault(row[0], []).append(_route_from_row(row))
+        for attempts in routes.values():
+            attempts.sort(key=lambda r: r.attempt)
+        return routes
+
+    def add_routes(self, routes: Sequence[RouteRecord]) -> None:
+        self._many(
+            f"INSERT INTO payment_routes ({ROUTE_COLUMNS}) VALUES ({self._dialect.marks(8)})",
+            [
+                (r.payment_id, r.attempt, r.at_us, r.channel, r.strategy,
+                 json.dumps(r.decision, separators=(",", ":")), r.batch_id, r.rail_ref)
+                for r in routes
+            ],
+        )
+
+    def mark_sent(self, sent: Sequence[tuple[str, int, str, str | None]]) -> None:
+        """(payment id, attempt, batch id, rail ref) for routes whose payment went out."""
+        mark = self._dialect.mark
+        self._many(
+            f"UPDATE payment_routes SET batch_id = {mark}, rail_ref = {mark} "
+            f"WHERE payment_id = {mark} AND attempt = {mark}",
+            [(batch_id, rail_ref, pid, attempt) for pid, attempt, batch_id, rail_ref in sent],
+        )
+
+    def add_batches(self, batches: Sequence[BatchRecord]) -> None:
+        amount = self._dialect.amount
+        self._many(
+            f"INSERT INTO channel_batches ({BATCH_COLUMNS}) VALUES ({self._dialect.marks(12)})",
+            [
+                (b.id, b.channel, b.asset, b.rail_ref, b.items, amount(b.amount_minor),
+                 amount(b.fee_minor), amount(b.single_fee_minor), amount(b.savings_minor),
+                 b.opened_at_us, b.submitted_at_us, b.status)
+                for b in batches
+            ],
+        )
+
+    def seen_outcomes(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (channel, outcome id) pairs were recorded before."""
+        by_channel: dict[str, list[str]] = {}
+        for channel, outcome_id in keys:
+            by_channel.setdefault(channel, []).append(outcome_id)
+        seen: set[tuple[str, str]] = set()
+        mark = self._dialect.mark
+        for channel, ids in by_channel.items():
+            for chunk in chunks(ids, LOOKUP_CHUNK):
+                rows = self._rows(
+                    f"SELECT outcome_id FROM channel_outcomes WHERE channel = {mark} "
+                    f"AND outcome_id IN ({self._dialect.marks(len(chunk))})",
+                    (channel, *chunk),
+                )
+                seen.update((channel, row[0]) for row in rows)
+        return seen
+
+    def add_outcomes(self, outcomes: Sequence[OutcomeRecord]) -> None:
+        self._many(
+            f"INSERT INTO channel_outcomes ({OUTCOME_COLUMNS}) "
+            f"VALUES ({self._dialect.marks(8)})",
+            [
+                (o.outcome_id, o.channel, o.payment_id, o.kind, o.at_us, o.received_at_us,
+                 o.disposition, o.detail)
+                for o in outcomes
+            ],
+        )
+
+
+class DispatchReads:
+    """The dispatcher's records as committed, for the CLI, the API and the console."""
+
+    def __init__(self, store: Any, dialect: _Dialect) -> None:
+        self._store = store  # any store with query(sql, params) -> rows
+        self._dialect = dialect
+
+    def routes(self, payment_id: str) -> list[RouteRecord]:
+        rows = self._store.query(
+            f"SELECT {ROUTE_COLUMNS} FROM payment_routes WHERE payment_id = "
+            f"{self._dialect.mark} ORDER BY attempt",
+            (payment_id,),
+        )
+        return [_route_from_row(row) for row in rows]
+
+    def outcomes(self, payment_id: str) -> list[OutcomeRecord]:
+        rows = self._store.query(
+            f"SELECT {OUTCOME_COLUMNS} FROM channel_outcomes WHERE payment_id = "
+            f"{self._dialect.mark} ORDER BY received_at_us, at_us, outcome_id",
+            (payment_id,),
+        )
+        return [_outcome_from_row(row) for row in rows]
+
+    def batches(self, *, channel: str | None = None, limit: int = 100) -> list[BatchRecord]:
+        mark = self._dialect.mark
+        where = "" if channel is None else f"WHERE channel = {mark} "
+        params: tuple[Any, ...] = (limit,) if channel is None else (channel, limit)
+        rows = self._store.query(
+            f"SELECT {BATCH_COLUMNS} FROM channel_batches {where}"
+            f"ORDER BY submitted_at_us DESC, id DESC LIMIT {mark}",
+            params,
+        )
+        return [_batch_from_row(row) for row in rows]
+
+    def savings(self) -> dict[tuple[str, str], tuple[int, int, int]]:
+        """Per (channel, asset): batches sent, fees paid and fees saved by batching."""
+        rows = self._store.query(
+            "SELECT channel, asset, count(*), sum(fee_minor), sum(savings_minor) "
+            "FROM channel_batches WHERE status = 'sent' GROUP BY channel, asset",
+            (),
+        )
+        return {(r[0], r[1]): (int(r[2]), int(r[3]), int(r[4])) for r in rows}
+
+    def disposition_counts(self) -> dict[str, int]:
+        rows = self._store.query(
+            "SELECT disposition, count(*) FROM channel_outcomes GROUP BY disposition", ()
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+
+def dispatch_records(store: Any) -> tuple[_Dialect, DispatchReads]:
+    """The dialect and read side for a ledger store (SQLite or PostgreSQL)."""
+    from fundpool.stores.sqlite import SqliteStore
+
+    dialect = SQLITE if isinstance(store, SqliteStore) else POSTGRES
+    return dialect, DispatchReads(store, dialect)

@@ -28,11 +28,11 @@ def run(*args: str, code: int = 0) -> str:
 def test_init_is_idempotent_and_view_matches_the_pool_view(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     first = json.loads(run("pool", "init", "--config", str(EXAMPLE), "--data-dir", data, "--json"))
-    assert first["added"] == 94
+    assert first["added"] == 98
     assert first["unchanged"] == 0
     again = json.loads(run("pool", "init", "--config", str(EXAMPLE), "--data-dir", data, "--json"))
     assert again["added"] == 0
-    assert again["unchanged"] == 94
+    assert again["unchanged"] == 98
 
     store = SqliteStore(Path(data) / "ledger.sqlite3")
     ledger = Ledger(store, ManualClock(), Uuid7Ids.seeded(3))

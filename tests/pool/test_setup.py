@@ -42,10 +42,17 @@ def expected_accounts(document: dict[str, Any]) -> dict[str, str | None]:
                 pool_assets.add(code)
                 for state in STATES:
                     expected[f"pool:{pool['id']}:{segment(code)}:{channel}:{state}"] = code
-    for owner in document.get("owners", []):
-        if owner["kind"] == "merchant":
-            for code in pool_assets:
-                expected[f"merchant:{owner['id']}:{segment(code)}:payable"] = code
+    merchants = [o["id"] for o in document.get("owners", []) if o["kind"] == "merchant"]
+    for owner in merchants:
+        for code in pool_assets:
+            expected[f"merchant:{owner}:{segment(code)}:payable"] = code
+    for pool in document["pools"]:
+        for code in pool.get("instant_settlement", {}):
+            base = f"exposure:{pool['id']}:{segment(code)}"
+            expected[f"{base}:source"] = code
+            expected[f"{base}:total"] = code
+            for owner in merchants:
+                expected[f"{base}:merchant:{owner}"] = code
     return expected
 
 
@@ -77,7 +84,7 @@ def test_init_opens_exactly_the_accounts_the_example_implies(ledger: Ledger) -> 
 
     expected = expected_accounts(document)
     assert report == InitReport(added=len(expected) + len(document["assets"]), unchanged=0)
-    assert report == InitReport(added=94, unchanged=0)
+    assert report == InitReport(added=98, unchanged=0)
     assert set(ledger.store.assets()) == expected_assets(document)
 
     accounts = ledger_accounts(ledger)
@@ -85,12 +92,21 @@ def test_init_opens_exactly_the_accounts_the_example_implies(ledger: Ledger) -> 
     for address, code in expected.items():
         account = accounts[address]
         assert account.asset == code, address
-        if address.startswith("world:"):
+        if address.startswith("world:") or address.endswith(":source"):
             assert account.allow_negative is True, address
         else:
             assert account.allow_negative is False, address
-        assert account.min_balance_minor is None
-        assert account.max_balance_minor is None
+        # The example's instant settlement: USD, pool cap 250,000.00, merchant cap 100,000.00.
+        if address.startswith("merchant:") and code == "USD":
+            assert account.min_balance_minor == -10_000_000, address  # the merchant cap
+        else:
+            assert account.min_balance_minor is None, address
+        if address == "exposure:main:usd:total":
+            assert account.max_balance_minor == 25_000_000
+        elif address.startswith("exposure:main:usd:merchant:"):
+            assert account.max_balance_minor == 10_000_000, address
+        else:
+            assert account.max_balance_minor is None, address
 
     # Metadata says what each account is.
     # structural metadata only: names and kinds live in the configuration
@@ -157,7 +173,7 @@ def test_a_contradiction_raises_and_applies_nothing(ledger: Ledger) -> None:
     assert "world:faster" not in ledger_accounts(ledger)
 
     # The ledger still works and the unchanged configuration is still in force.
-    assert init_pool(ledger, load_config(EXAMPLE)) == InitReport(0, 94)
+    assert init_pool(ledger, load_config(EXAMPLE)) == InitReport(0, 98)
 
 
 def test_a_contradiction_on_a_fresh_ledger_applies_nothing(ledger: Ledger) -> None:
@@ -207,7 +223,7 @@ def test_a_new_channel_adds_only_its_accounts(ledger: Ledger) -> None:
     assert added == {"world:bank-b"} | {
         f"pool:main:{code}:bank-b:{state}" for code in ("usd", "eur") for state in STATES
     }
-    assert report == InitReport(added=11, unchanged=94)
+    assert report == InitReport(added=11, unchanged=98)
     assert ledger.store.head().seq == head.seq + 11
     assert all(after[a] == before[a] for a in before)
 
@@ -229,7 +245,7 @@ def test_a_new_channel_with_a_new_asset_adds_merchant_payables(ledger: Ledger) -
         {"world:tron2", "merchant:m42:usdt_tron:payable", "merchant:m77:usdt_tron:payable"}
         | {f"pool:main:usdt_tron:tron2:{state}" for state in STATES}
     )
-    assert report == InitReport(added=1 + len(added), unchanged=94)
+    assert report == InitReport(added=1 + len(added), unchanged=98)
     assert Asset("USDT.TRON", 6, AssetKind.STABLECOIN) in ledger.store.assets()
 
 

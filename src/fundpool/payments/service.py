@@ -28,6 +28,7 @@ from fundpool.core.ledger.model import (
 from fundpool.core.money import check_amount
 from fundpool.ledger.ports import WriteSession
 from fundpool.ledger.service import Ledger, LedgerTransaction
+from fundpool.payments.instant import MERCHANT_KEY, advance, merchant_commands, merchant_of
 from fundpool.payments.model import (
     Action,
     ApprovalRequired,
@@ -44,7 +45,7 @@ from fundpool.payments.model import (
 )
 from fundpool.payments.ports import LIST_LIMIT_MAX, PaymentFilter, PaymentStore, PaymentWrites
 from fundpool.payments.postings import commands_for
-from fundpool.pool.config import FundpoolConfig, PoolConfig
+from fundpool.pool.config import FundpoolConfig, OwnerKind, PoolConfig
 
 TEXT_FIELD_LENGTH_MAX = 256
 CALL_ITEMS_MAX = 4_096  # bounded so one call stays one ledger batch (several commands each)
@@ -77,6 +78,7 @@ class _Planned:
     step: Step
     target: PaymentState
     command: Command | None
+    fallback: Command | None = None  # applied instead when `command` is refused
 
     def done(self, at_us: int, entry_ids: tuple[str, ...]) -> tuple[Payment, PaymentEvent]:
         p = self.routed
@@ -108,6 +110,7 @@ class PaymentService:
         self._pool = pool
         self._ids = ids
         self._channels = {c.id: c for c in config.channels if c.id in pool.channels}
+        self._merchants = {o.id for o in config.owners if o.kind is OwnerKind.MERCHANT}
 
     @property
     def pool_id(self) -> str:
@@ -222,6 +225,12 @@ class PaymentService:
                 "no channel of this pool carries the asset", asset=request.asset,
                 pool=self._pool.id,
             )
+        merchant = request.metadata.get(MERCHANT_KEY)
+        if merchant is not None:
+            if not request.kind.inbound:
+                raise InvalidPayment("only a deposit is paid to a merchant")
+            if merchant not in self._merchants:
+                raise InvalidPayment("no such merchant", merchant=merchant)
         if request.kind.inbound and request.channel is None:
             raise InvalidPayment("a deposit names the channel it arrives on")
         if request.channel is not None:
@@ -285,7 +294,14 @@ class PaymentService:
             session.save()
 
     def _may_have_advance(self, payment: Payment | None) -> bool:
-        return False
+        return payment is not None and self._instant_owner(payment) is not None
+
+    def _instant_owner(self, payment: Payment) -> str | None:
+        """The merchant of a deposit whose asset has instant settlement in this pool."""
+        owner = merchant_of(payment)
+        if owner is None or payment.asset not in self._pool.instant_settlement:
+            return None
+        return owner
 
     def _plan(
         self, index: int, payment: Payment, step: Step, history: Sequence[PaymentEvent]
@@ -315,10 +331,23 @@ class PaymentService:
         ):
             raise ApprovalRequired(payment_id=payment.id)
         commands = commands_for(payment, step.action, history)
+        fallback: Command | None = None
+        owner = self._instant_owner(payment)
+        if owner is not None:
+            special = merchant_commands(payment, owner, step.action, history)
+            if special is not None:
+                commands = special
+            elif step.action is Action.CLEAR:
+                credit = advance(payment, owner)
+                if credit is not None:
+                    # With the advance if the caps and the rail's liquidity allow it, else
+                    # a plain clear (the merchant is then credited at settlement).
+                    fallback = commands[0]
+                    commands = (*commands, credit)
         command: Command | None = None
         if commands:
             command = commands[0] if len(commands) == 1 else Linked(commands)
-        return _Planned(index, before, payment, step, target, command)
+        return _Planned(index, before, payment, step, target, command, fallback)
 
     def _route(self, payment: Payment, step: Step) -> Payment:
         channel = step.channel or payment.channel
@@ -428,6 +457,7 @@ class PaymentSession:
         self.changed: dict[str, Payment] = {}
         self.events: list[PaymentEvent] = []
         self.history: dict[str, list[PaymentEvent]] = {}
+        self._history_read: set[str] = set()
 
     @property
     def write_session(self) -> WriteSession:
@@ -514,9 +544,14 @@ class PaymentSession:
                 current.get(s.payment_id)))
         }
         history = self.history
-        missing = needs_history - history.keys()
+        # Stored events come before this session's: a payment's history is read once, then
+        # the session's own events are appended to it as they happen.
+        missing = needs_history - self._history_read - self.created.keys()
         if missing:
-            history.update(self._writes.events(missing))
+            stored = self._writes.events(missing)
+            for pid in missing:
+                history[pid] = stored.get(pid, []) + history.get(pid, [])
+        self._history_read |= needs_history
         outcomes: list[Outcome | None] = [None] * len(steps)
         # Steps are planned in waves in which each payment appears once; a wave's ledger
         # commands go to the engine in one call, in step order, so the result is the same
@@ -527,10 +562,24 @@ class PaymentSession:
         def flush() -> None:
             commands = [planned.command for planned in wave if planned.command is not None]
             results = iter(transaction.apply(commands) if commands else ())
-            for planned in wave:
+            posted: list[tuple[_Planned, CommandResult | None]] = [
+                (planned, None if planned.command is None else next(results))
+                for planned in wave
+            ]
+            # A refused command with a fallback (a clear whose merchant advance did not fit)
+            # is applied again as its fallback, after the wave, in the wave's order.
+            retry = [
+                (i, planned.fallback) for i, (planned, result) in enumerate(posted)
+                if result is not None and result.error is not None
+                and planned.fallback is not None
+            ]
+            if retry:
+                second = transaction.apply([fallback for _, fallback in retry])
+                for (i, _), again in zip(retry, second, strict=True):
+                    posted[i] = (posted[i][0], again)
+            for planned, result in posted:
                 entry_ids: tuple[str, ...] = ()
-                if planned.command is not None:
-                    result = next(results)
+                if result is not None:
                     if result.error is not None:
                         outcomes[planned.index] = _cause(result.error)
                         continue

@@ -5,6 +5,11 @@ For each pool x asset x channel the pool holds five accounts, one per state of i
 channel has its outside world, `world:<channel>` (multi-asset, may go negative). A merchant's
 claim on the pool is `merchant:<owner>:<asset>:payable`.
 
+Merchant instant settlement (payments/instant.py) counts what the pool has advanced to
+merchants on memo accounts `exposure:<pool>:<asset>:total` and
+`exposure:<pool>:<asset>:merchant:<owner>`, whose maximum balances are the caps, so the ledger
+itself refuses an advance beyond them; both are counted from `exposure:<pool>:<asset>:source`.
+
 An asset code becomes an address segment in lower case with '.' as '_' (`USDT.TRON` ->
 `usdt_tron`), since the address grammar has no '.'.
 """
@@ -46,6 +51,21 @@ def world_account(channel: str) -> str:
 
 def merchant_payable(owner: str, asset_code: str) -> str:
     return f"merchant:{owner}:{asset_segment(asset_code)}:payable"
+
+
+def exposure_source(pool: str, asset_code: str) -> str:
+    """The memo account merchant advances are counted from (may go negative)."""
+    return f"exposure:{pool}:{asset_segment(asset_code)}:source"
+
+
+def exposure_total(pool: str, asset_code: str) -> str:
+    """Advances outstanding in the pool; its maximum balance is the pool's cap."""
+    return f"exposure:{pool}:{asset_segment(asset_code)}:total"
+
+
+def exposure_merchant(pool: str, asset_code: str, owner: str) -> str:
+    """Advances outstanding to one merchant; its maximum balance is the merchant cap."""
+    return f"exposure:{pool}:{asset_segment(asset_code)}:merchant:{owner}"
 
 
 class PoolAccount(NamedTuple):

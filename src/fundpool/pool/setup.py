@@ -23,6 +23,9 @@ from fundpool.core.ledger.model import (
 from fundpool.ledger.service import BATCH_COMMANDS_MAX, Ledger
 from fundpool.pool.accounts import (
     PoolState,
+    exposure_merchant,
+    exposure_source,
+    exposure_total,
     merchant_payable,
     pool_account,
     world_account,
@@ -62,15 +65,43 @@ def setup_commands(config: FundpoolConfig) -> Iterator[DefineAsset | OpenAccount
     pool_assets = sorted(
         {code for pool in config.pools for cid in pool.channels for code in channels[cid].assets}
     )
-    for owner in config.owners:
-        if owner.kind is OwnerKind.MERCHANT:
-            for code in pool_assets:
+    merchants = [owner for owner in config.owners if owner.kind is OwnerKind.MERCHANT]
+    # A merchant's payable may go as far below zero as the largest advance it can be given:
+    # an advance taken back (the deposit behind it came back) must always be postable, even
+    # when the merchant already used the money. Below zero, the merchant owes the pool.
+    credit: dict[str, int] = {}
+    for pool in config.pools:
+        for code, caps in pool.instant_settlement.items():
+            credit[code] = max(credit.get(code, 0), caps.merchant_cap_minor)
+    for owner in merchants:
+        for code in pool_assets:
+            line = credit.get(code)
+            yield OpenAccount(
+                Account(
+                    merchant_payable(owner.id, code),
+                    asset=code,
+                    min_balance_minor=None if line is None else -line,
+                    metadata={"owner": owner.id},
+                )
+            )
+    for pool in config.pools:
+        for code, caps in pool.instant_settlement.items():
+            if code not in pool_assets:
+                continue
+            meta = {"pool": pool.id}
+            yield OpenAccount(
+                Account(exposure_source(pool.id, code), asset=code, allow_negative=True,
+                        metadata=meta)
+            )
+            yield OpenAccount(
+                Account(exposure_total(pool.id, code), asset=code,
+                        max_balance_minor=caps.pool_cap_minor, metadata=meta)
+            )
+            for owner in merchants:
                 yield OpenAccount(
-                    Account(
-                        merchant_payable(owner.id, code),
-                        asset=code,
-                        metadata={"owner": owner.id},
-                    )
+                    Account(exposure_merchant(pool.id, code, owner.id), asset=code,
+                            max_balance_minor=caps.merchant_cap_minor,
+                            metadata={"pool": pool.id, "owner": owner.id})
                 )
 
 

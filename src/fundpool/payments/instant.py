@@ -1,0 +1,108 @@
+"""Merchant instant settlement: a deposit paid to a merchant is credited to the merchant at
+once, from the pool's own liquidity, while the rail settles it later (a card acquirer at
+T+2, say). The pool then carries the risk that the deposit comes back before it settles; that
+exposure is counted and capped.
+
+A merchant deposit names its merchant in its metadata (`merchant = <owner id>`). What each
+step posts (A = amount, F = inbound fee, N = A - F, the merchant's net):
+
+- clear, with an advance: world -> pending_settlement A (as any deposit), and in the same
+  linked group the advance: available -> merchant payable N, and on the exposure memo
+  accounts source -> total N and source -> merchant N. The memo accounts' maximum balances
+  are the pool's and the merchant's caps, so the ledger itself refuses an advance beyond
+  either, atomically with everything else. An advance refused (a cap reached, or too little
+  available on the rail's account) leaves a plain clear: the merchant is credited when the
+  deposit settles instead.
+- settle, after an advance: pending_settlement -> available N and -> fees F (the pool is
+  repaid), and the exposure memo goes back (total -> source, merchant -> source, N each).
+- settle, without an advance: pending_settlement -> merchant payable N and -> fees F.
+- return before settlement, after an advance: pending_settlement -> world A, the advance
+  taken back (merchant payable -> available N; the payable may go below zero, up to the
+  merchant cap, when the merchant already used it), and the exposure memo goes back.
+- reverse (a settled deposit undone): its settle and clear entries, advance included, are
+  reversed, as for any deposit.
+
+Whether a deposit was advanced is read from its clear event: the advance is its own entry in
+the clear's linked group, so an advanced clear lists two entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fundpool.core.ledger.model import Posting, SimpleCommand, Transfer
+from fundpool.payments.model import Action, Payment, PaymentEvent
+from fundpool.pool.accounts import (
+    PoolState,
+    exposure_merchant,
+    exposure_source,
+    exposure_total,
+    merchant_payable,
+    pool_account,
+    world_account,
+)
+
+MERCHANT_KEY = "merchant"
+
+
+def merchant_of(payment: Payment) -> str | None:
+    return payment.metadata.get(MERCHANT_KEY) if payment.kind.inbound else None
+
+
+def advanced(events: Sequence[PaymentEvent]) -> bool:
+    """Did this deposit's clear carry an advance?"""
+    return any(e.action is Action.CLEAR and len(e.entry_ids) == 2 for e in events)
+
+
+def _transfer(payment: Payment, action: str, moves: list[tuple[str, str, int]]) -> Transfer:
+    return Transfer(
+        tuple(Posting(s, d, payment.asset, n) for s, d, n in moves if n > 0),
+        {"payment": payment.id, "action": action},
+    )
+
+
+def _exposure(payment: Payment, owner: str, net: int, back: bool) -> list[tuple[str, str, int]]:
+    source = exposure_source(payment.pool, payment.asset)
+    moves = [
+        (source, exposure_total(payment.pool, payment.asset), net),
+        (source, exposure_merchant(payment.pool, payment.asset, owner), net),
+    ]
+    return [(d, s, n) for s, d, n in moves] if back else moves
+
+
+def advance(payment: Payment, owner: str) -> Transfer | None:
+    """The advance posted with a merchant deposit's clear (None when there is nothing to
+    advance: the fee takes the whole amount)."""
+    net = payment.amount_minor - payment.fee_minor
+    if net <= 0:
+        return None
+    channel = payment.channel or ""
+    available = pool_account(payment.pool, payment.asset, channel, PoolState.AVAILABLE)
+    moves = [(available, merchant_payable(owner, payment.asset), net)]
+    return _transfer(payment, "advance", moves + _exposure(payment, owner, net, back=False))
+
+
+def merchant_commands(
+    payment: Payment, owner: str, action: Action, events: Sequence[PaymentEvent]
+) -> tuple[SimpleCommand, ...] | None:
+    """What settle and return post for a merchant deposit; None for the other actions (they
+    post as for any deposit)."""
+    channel = payment.channel or ""
+    pending = pool_account(payment.pool, payment.asset, channel, PoolState.PENDING_SETTLEMENT)
+    available = pool_account(payment.pool, payment.asset, channel, PoolState.AVAILABLE)
+    fees = pool_account(payment.pool, payment.asset, channel, PoolState.FEES)
+    payable = merchant_payable(owner, payment.asset)
+    net = payment.amount_minor - payment.fee_minor
+    was_advanced = advanced(events)
+    if action is Action.SETTLE:
+        if was_advanced:
+            moves = [(pending, available, net), (pending, fees, payment.fee_minor)]
+            moves += _exposure(payment, owner, net, back=True)
+        else:
+            moves = [(pending, payable, net), (pending, fees, payment.fee_minor)]
+        return (_transfer(payment, action.value, moves),)
+    if action is Action.RETURN and was_advanced:
+        moves = [(pending, world_account(channel), payment.amount_minor), (payable, available, net)]
+        moves += _exposure(payment, owner, net, back=True)
+        return (_transfer(payment, action.value, moves),)
+    return None

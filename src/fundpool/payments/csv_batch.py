@@ -30,8 +30,11 @@ skipped and do not count as rows.
 Line numbers are 1-based physical lines of the file (the header is line 1 when the file
 starts with it); a row whose quoted cell spans lines has the number of its first line.
 
-Each row's idempotency key is derived from the file's SHA-256 and the row's line, so uploading
-the same bytes again creates nothing new; a file changed in any byte is a new file.
+A valid row's idempotency key is derived from its reference (unique within the file): a
+file uploaded again creates nothing new, and a corrected file re-uploaded creates only the
+rows that were not created before, while a row changed after its payout was created is an
+`idempotency_conflict` for that row, never a second payout. (Keying on the file's bytes would
+pay every row again when one cell is corrected.)
 """
 
 from __future__ import annotations
@@ -204,6 +207,14 @@ class PayoutFile:
 
 
 # --- parsing -----------------------------------------------------------------------------------
+
+
+def reference_key(reference: str) -> str:
+    """The idempotency key of a payout file row with this reference (per pool)."""
+    digest = hashlib.sha256(reference.encode("utf-8")).hexdigest()[:40]
+    key = f"{IDEMPOTENCY_KEY_PREFIX}:ref:{digest}"
+    invariant(check_idempotency_key(key) == key, "a payout row's key is a valid key")
+    return key
 
 
 def parse_payout_csv(
@@ -413,7 +424,7 @@ class _RowChecker:
         self.assets = {a.code: a for a in self.config.assets if a.code in carried}
 
     def row(self, line: int, cells: Sequence[str]) -> PayoutRow:
-        key = f"{IDEMPOTENCY_KEY_PREFIX}:{self.digest}:{line}"
+        key = f"{IDEMPOTENCY_KEY_PREFIX}:{self.digest}:{line}"  # for rows with errors only
         invariant(check_idempotency_key(key) == key, "a payout row's key is a valid key")
         if len(cells) != len(self.columns):
             error = RowError(
@@ -457,7 +468,7 @@ class _RowChecker:
             reference=reference,
             metadata={"account": account, "payee": payee},
         )
-        return PayoutRow(line, (), request, key)
+        return PayoutRow(line, (), request, reference_key(reference))
 
     def _length_ok(self, column: str, value: str, errors: list[RowError]) -> bool:
         if len(value) <= CELL_LENGTH_MAX:

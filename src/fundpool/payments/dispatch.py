@@ -68,7 +68,13 @@ from fundpool.payments.model import (
     PaymentRequest,
     PaymentState,
 )
-from fundpool.payments.service import Outcome, PaymentService, PaymentSession, Step
+from fundpool.payments.service import (
+    CALL_ITEMS_MAX,
+    Outcome,
+    PaymentService,
+    PaymentSession,
+    Step,
+)
 from fundpool.pool.accounts import PoolState, pool_account
 from fundpool.pool.config import ChannelKind
 from fundpool.stores.dispatch_sql import (
@@ -116,6 +122,9 @@ class DispatchPolicy:
     rescan_us: int = 5_000_000  # how often approved payments are looked for (human approvals)
 
 
+DEFAULT_DISPATCH_POLICY = DispatchPolicy()
+
+
 @dataclass(frozen=True, slots=True)
 class _Queued:
     payment_id: str
@@ -158,6 +167,21 @@ class Intake:
     errors: tuple[FundpoolError, ...] = ()
 
 
+class IntakeRefused(FundpoolError):
+    code = "intake_refused"
+    title = "an all-or-nothing intake was refused: one item could not go through"
+
+
+def _refusal(intake: Intake) -> str | None:
+    if isinstance(intake.outcome, FundpoolError):
+        return intake.outcome.code
+    if intake.errors:
+        return intake.errors[0].code
+    if intake.outcome.state is S.REJECTED:
+        return NO_ELIGIBLE_CHANNEL
+    return None
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -167,7 +191,7 @@ class Dispatcher:
         clock: Clock,
         ids: IdSource,
         *,
-        policy: DispatchPolicy = DispatchPolicy(),
+        policy: DispatchPolicy = DEFAULT_DISPATCH_POLICY,
     ) -> None:
         self._service = service
         self._rails = dict(rails)
@@ -193,10 +217,18 @@ class Dispatcher:
 
     # --- intake ---------------------------------------------------------------------------
 
-    def intake(self, requests: Sequence[tuple[PaymentRequest, str | None]]) -> list[Intake]:
+    def intake(
+        self,
+        requests: Sequence[tuple[PaymentRequest, str | None]],
+        *,
+        atomic: bool = False,
+    ) -> list[Intake]:
         """Create payments and take each as far as it goes without a rail: deposits are
         screened (their rail is then told to expect them); payouts and transfers are screened,
-        routed and approved (or left pending approval) and queued for their rail."""
+        routed and approved (or left pending approval) and queued for their rail. One
+        transaction. With `atomic`, any request refused, or any payment that cannot be routed
+        or approved, refuses them all (`IntakeRefused`, naming the first) and nothing is
+        created."""
         routes: dict[str, RouteRecord] = {}
         with self._service.session() as session:
             liquidity = _Liquidity(session.transaction, self._pool, self._capabilities)
@@ -209,11 +241,11 @@ class Dispatcher:
                 routes[payment.id] = route
                 return steps + self._after_route(payment, route)
 
-            results = session.create_and_act(requests, plan)
-            DispatchWrites(session.write_session, self._dialect).add_routes(list(routes.values()))
-            final = session.payments(
-                p.id for p, _ in results if isinstance(p, Payment)
-            )
+            results: list[tuple[Outcome, list[Outcome]]] = []
+            for start in range(0, len(requests), CALL_ITEMS_MAX):
+                results += session.create_and_act(requests[start : start + CALL_ITEMS_MAX],
+                                                  plan)
+            final = session.payments(p.id for p, _ in results if isinstance(p, Payment))
             intakes: list[Intake] = []
             for created, step_outcomes in results:
                 if not isinstance(created, Payment):
@@ -222,7 +254,16 @@ class Dispatcher:
                 payment = final.get(created.id, created)
                 errors = tuple(o for o in step_outcomes if isinstance(o, FundpoolError))
                 intakes.append(Intake(payment, routes.get(payment.id), errors))
-                self._follow(payment, routes.get(payment.id), session.at_us)
+            if atomic:
+                for index, intake in enumerate(intakes):
+                    problem = _refusal(intake)
+                    if problem is not None:
+                        self._inbound.clear()
+                        raise IntakeRefused(item=index, reason=problem)  # rolls back
+            DispatchWrites(session.write_session, self._dialect).add_routes(list(routes.values()))
+            for intake in intakes:
+                if isinstance(intake.outcome, Payment):
+                    self._follow(intake.outcome, intake.route, session.at_us)
         self._send_inbound()
         return intakes
 

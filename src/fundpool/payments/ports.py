@@ -48,6 +48,8 @@ class PaymentStore(Protocol):
 
     def events(self, payment_id: str) -> list[PaymentEvent]: ...
 
+    def states(self, ids: Sequence[str]) -> dict[str, PaymentState]: ...
+
     def payments(
         self, where: PaymentFilter, *, limit: int, after_id: str | None = None
     ) -> list[Payment]:

@@ -379,6 +379,10 @@ class PaymentService:
             raise UnknownPayment(payment_id=payment_id)
         return payment
 
+    def states(self, payment_ids: Sequence[str]) -> dict[str, PaymentState]:
+        """Current states, read in bulk (for a batch's progress)."""
+        return self._store.states(payment_ids)
+
     def events(self, payment_id: str) -> list[PaymentEvent]:
         self.get(payment_id)
         return self._store.events(payment_id)

@@ -237,6 +237,17 @@ class SqlPaymentReads:
         )
         return [self.event(row) for row in rows]
 
+    def states(self, ids: Sequence[str]) -> dict[str, PaymentState]:
+        """The current state of each of these payments (unknown ids left out)."""
+        found: dict[str, PaymentState] = {}
+        for chunk in chunks(ids, LOOKUP_CHUNK):
+            marks = ", ".join([self.MARK] * len(chunk))
+            rows = self._store.query(
+                f"SELECT id, state FROM payments WHERE id IN ({marks})", list(chunk)
+            )
+            found.update((row[0], PaymentState(row[1])) for row in rows)
+        return found
+
     def payments(
         self, where: PaymentFilter, *, limit: int, after_id: str | None = None
     ) -> list[Payment]:

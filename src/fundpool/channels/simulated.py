@@ -206,6 +206,10 @@ class SimulatedRail:
         self._failure_reasons = _FAILURE_REASONS[channel.kind]
         self._return_reasons = _RETURN_REASONS[channel.kind]
         self._latency_cap_us = self._profile.latency_median_us * LATENCY_CAP_FACTOR
+        # What every quote repeats, worked out once (the router asks for a quote per payment).
+        self._schedules = {code: channel.fee_schedule(code) for code in channel.assets}
+        self._expected_latency_us = self._profile.expected_latency_us()
+        self._quoted_success_probability = self._profile.quoted_success_probability
 
     # --- what the rail is ----------------------------------------------------------------------
 
@@ -242,12 +246,12 @@ class SimulatedRail:
         if asset not in self._capabilities.assets:
             raise self._refused(RefusalReason.UNKNOWN_ASSET, asset=asset)
         return Quote(
-            channel=self.id,
-            asset=asset,
-            amount_minor=amount_minor,
-            fee_minor=self._channel.fee_schedule(asset).outbound_fee(amount_minor),
-            latency_us=self._wait_until_open_us(at_us) + self._profile.expected_latency_us(),
-            success_probability=self._profile.quoted_success_probability,
+            self._channel.id,
+            asset,
+            amount_minor,
+            self._schedules[asset].outbound_fee(amount_minor),
+            self._wait_until_open_us(at_us) + self._expected_latency_us,
+            self._quoted_success_probability,
         )
 
     def _wait_until_open_us(self, at_us: int) -> int:

@@ -8,6 +8,7 @@ from fundpool.cli.demo import demo
 from fundpool.cli.ledger import app as ledger_app
 from fundpool.cli.payments import app as payment_app
 from fundpool.cli.pool import app as pool_app
+from fundpool.cli.simulate import simulate
 from fundpool.runtime import tune_gc
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ def main() -> None:
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(pool_app, name="pool")
 app.add_typer(payment_app, name="payment")
+app.command("simulate")(simulate)
 app.command("demo")(demo)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,13 +19,16 @@ from fundpool.core.clock import IdSource
 from fundpool.core.errors import FundpoolError, LinkedBatchFailed, invariant
 from fundpool.core.ledger.engine import CommandResult
 from fundpool.core.ledger.model import (
+    POSTINGS_PER_TRANSACTION_MAX,
     Command,
     Linked,
+    Posting,
+    Transfer,
     check_idempotency_key,
     check_metadata,
     is_storable_text,
 )
-from fundpool.core.money import check_amount
+from fundpool.core.money import AMOUNT_MAX_MINOR, check_amount
 from fundpool.ledger.ports import WriteSession
 from fundpool.ledger.service import Ledger, LedgerTransaction
 from fundpool.payments.instant import MERCHANT_KEY, advance, merchant_commands, merchant_of
@@ -196,7 +199,8 @@ class PaymentService:
             created_at_us=at_us,
             updated_at_us=at_us,
             idempotency_key=key,
-            request_hash=_request_hash(request),
+            # Only a keyed request can be replayed, so only its body needs a fingerprint.
+            request_hash=b"" if key is None else _request_hash(request),
             metadata=dict(request.metadata),
             version=1,
         )
@@ -403,6 +407,55 @@ class PaymentService:
         )
 
 
+AGGREGATE_MIN = 2  # fewer steps of a kind in a wave are booked one entry each
+_AGGREGATED = frozenset({Action.APPROVE, Action.SUBMIT, Action.SETTLE})
+
+
+def _aggregable(planned: _Planned) -> bool:
+    """Approve, submit and settle of outbound payments: plain transfers that are never
+    reversed by entry (a deposit's entries may be, so deposits keep one entry per step)."""
+    return (
+        planned.step.action in _AGGREGATED
+        and not planned.routed.kind.inbound
+        and planned.fallback is None
+        and type(planned.command) is Transfer
+        and planned.command.idempotency_key is None
+    )
+
+
+def _aggregate_chunks(
+    action: Action, planned: Sequence[_Planned], indices: Sequence[int]
+) -> list[tuple[Transfer, list[int]]]:
+    """One transfer per group of steps, its postings summed per (source, destination,
+    asset), split where a transfer would exceed the ledger's postings bound."""
+    chunks: list[tuple[Transfer, list[int]]] = []
+    sums: dict[tuple[str, str, str], int] = {}
+    members: list[int] = []
+
+    def close() -> None:
+        if members:
+            postings = tuple(Posting(s, d, a, n) for (s, d, a), n in sums.items())
+            metadata = {"action": action.value, "payments": str(len(members))}
+            chunks.append((Transfer(postings, metadata), list(members)))
+            sums.clear()
+            members.clear()
+
+    for item, index in zip(planned, indices, strict=True):
+        command = item.command
+        assert isinstance(command, Transfer)
+        keys = [(p.source, p.destination, p.asset) for p in command.postings]
+        if len(sums.keys() | set(keys)) > POSTINGS_PER_TRANSACTION_MAX or any(
+            sums.get(key, 0) + p.amount_minor > AMOUNT_MAX_MINOR
+            for key, p in zip(keys, command.postings, strict=True)
+        ):
+            close()
+        for key, posting in zip(keys, command.postings, strict=True):
+            sums[key] = sums.get(key, 0) + posting.amount_minor
+        members.append(index)
+    close()
+    return chunks
+
+
 def _valid_key(key: object) -> bool:
     try:
         check_idempotency_key(key)
@@ -564,12 +617,39 @@ class PaymentSession:
         in_wave: set[str] = set()
 
         def flush() -> None:
-            commands = [planned.command for planned in wave if planned.command is not None]
-            results = iter(transaction.apply(commands) if commands else ())
             posted: list[tuple[_Planned, CommandResult | None]] = [
-                (planned, None if planned.command is None else next(results))
-                for planned in wave
+                (planned, None) for planned in wave
             ]
+            # Outbound steps of one kind in one wave are booked as one entry: their postings
+            # summed per (source, destination, asset), as a bank books a payment file (ADR
+            # 0008). If that entry is refused, its steps are applied one by one below, so a
+            # step that fits still goes through and one that does not gets its own error.
+            single: list[int] = []
+            groups: dict[Action, list[int]] = {}
+            for i, planned in enumerate(wave):
+                if planned.command is None:
+                    continue
+                if _aggregable(planned):
+                    groups.setdefault(planned.step.action, []).append(i)
+                else:
+                    single.append(i)
+            for action, members in groups.items():
+                if len(members) < AGGREGATE_MIN:
+                    single.extend(members)
+                    continue
+                for chunk in _aggregate_chunks(action, [wave[i] for i in members], members):
+                    command, indices = chunk
+                    (result,) = transaction.apply([command])
+                    if result.error is not None:
+                        single.extend(indices)
+                        continue
+                    for i in indices:
+                        posted[i] = (wave[i], result)
+            single.sort()
+            commands = [wave[i].command for i in single]
+            results = transaction.apply([c for c in commands if c is not None]) if single else []
+            for i, result in zip(single, results, strict=True):
+                posted[i] = (wave[i], result)
             # A refused command with a fallback (a clear whose merchant advance did not fit)
             # is applied again as its fallback, after the wave, in the wave's order.
             retry = [
@@ -581,13 +661,13 @@ class PaymentSession:
                 second = transaction.apply([fallback for _, fallback in retry])
                 for (i, _), again in zip(retry, second, strict=True):
                     posted[i] = (posted[i][0], again)
-            for planned, result in posted:
+            for planned, outcome in posted:
                 entry_ids: tuple[str, ...] = ()
-                if result is not None:
-                    if result.error is not None:
-                        outcomes[planned.index] = _cause(result.error)
+                if outcome is not None:
+                    if outcome.error is not None:
+                        outcomes[planned.index] = _cause(outcome.error)
                         continue
-                    entry_ids = _entry_ids(result)
+                    entry_ids = _entry_ids(outcome)
                 after, event = planned.done(transaction.at_us, entry_ids)
                 current[after.id] = self.changed[after.id] = after
                 history.setdefault(after.id, []).append(event)

@@ -66,19 +66,23 @@ class CandidateScore:
     expected_cost_minor: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "channel": self.channel,
-            "eligible": self.eligible,
-            "reason": self.reason,
-            "fee_minor": self.fee_minor,
-            "latency_us": self.latency_us,
-            "quoted_success_probability": self.quoted_success_probability,
-            "posterior_mean": self.posterior_mean,
-            "sampled_success_probability": self.sampled_success_probability,
-            "time_cost_minor": self.time_cost_minor,
-            "retry_cost_minor": self.retry_cost_minor,
-            "expected_cost_minor": self.expected_cost_minor,
-        }
+        """Fields that are None are left out (a decision is stored for every payment, and most
+        candidates of a multi-asset pool are simply `asset_not_carried`)."""
+        if (
+            self.fee_minor, self.latency_us, self.quoted_success_probability,
+            self.posterior_mean, self.sampled_success_probability, self.time_cost_minor,
+            self.retry_cost_minor, self.expected_cost_minor,
+        ) == _NONE8:
+            data: dict[str, Any] = {"channel": self.channel, "eligible": self.eligible}
+            if self.reason is not None:
+                data["reason"] = self.reason
+            return data
+        data = {"channel": self.channel, "eligible": self.eligible}
+        for name in _OPTIONAL_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CandidateScore:
@@ -101,6 +105,13 @@ class CandidateScore:
             retry_cost_minor=read.optional_number("retry_cost_minor"),
             expected_cost_minor=read.optional_number("expected_cost_minor"),
         )
+
+
+_NONE8 = (None,) * 8
+_OPTIONAL_FIELDS = (
+    "reason", "fee_minor", "latency_us", "quoted_success_probability", "posterior_mean",
+    "sampled_success_probability", "time_cost_minor", "retry_cost_minor", "expected_cost_minor",
+)
 
 
 @dataclass(frozen=True, slots=True)

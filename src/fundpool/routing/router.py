@@ -277,7 +277,7 @@ class _RouterBase:
                     )
                 )
             elif quote is None:
-                candidates.append(CandidateScore(rail.channel, False, reason))
+                candidates.append(_unquoted(rail.channel, reason))
             else:
                 candidates.append(
                     CandidateScore(
@@ -290,6 +290,21 @@ class _RouterBase:
                     )
                 )
         return candidates, eligible
+
+
+_UNQUOTED: dict[tuple[str, str], CandidateScore] = {}
+
+
+def _unquoted(channel: str, reason: Exclusion) -> CandidateScore:
+    """The candidate of a rail left out before any quote: the same value every time, so it
+    is made once (most rails of a multi-asset pool do not carry a payment's asset)."""
+    key = (channel, reason)
+    score = _UNQUOTED.get(key)
+    if score is None:
+        if len(_UNQUOTED) > 4_096:
+            _UNQUOTED.clear()
+        score = _UNQUOTED[key] = CandidateScore(channel, False, reason)
+    return score
 
 
 def _next_attempt_costs(costs: list[float]) -> list[float]:

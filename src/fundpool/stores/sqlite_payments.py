@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from fundpool.core.errors import invariant
@@ -65,6 +65,12 @@ PAYMENT_COLUMNS = (
 EVENT_COLUMNS = "payment_id, seq, action, from_state, to_state, at_us, entry_ids, reason"
 
 
+def _metadata_json(metadata: Mapping[str, str]) -> str:
+    if not metadata:
+        return "{}"
+    return json.dumps(dict(metadata), sort_keys=True, separators=(",", ":"))
+
+
 def payment_to_row(payment: Payment) -> tuple[Any, ...]:
     return (
         payment.id,
@@ -83,7 +89,7 @@ def payment_to_row(payment: Payment) -> tuple[Any, ...]:
         payment.updated_at_us,
         payment.idempotency_key,
         payment.request_hash,
-        json.dumps(dict(payment.metadata), sort_keys=True, separators=(",", ":")),
+        _metadata_json(payment.metadata),
         payment.version,
     )
 
@@ -108,9 +114,17 @@ def payment_from_row(row: Sequence[Any]) -> Payment:
         updated_at_us=int(updated),
         idempotency_key=key,
         request_hash=bytes(request_hash),
-        metadata=json.loads(metadata) if isinstance(metadata, str | bytes) else dict(metadata),
+        metadata=_metadata_from(metadata),
         version=int(version),
     )
+
+
+def _metadata_from(value: Any) -> dict[str, str]:
+    if value == "{}" or not value:
+        return {}
+    if isinstance(value, str | bytes):
+        return cast(dict[str, str], json.loads(value))
+    return dict(value)
 
 
 def event_to_row(event: PaymentEvent) -> tuple[Any, ...]:

@@ -6,6 +6,9 @@
     fundpool payment act <id> approve
     fundpool payment show <id>
     fundpool payment list --state routed
+    fundpool payment batch payouts.csv --wait 30s     # check, create, dispatch a payout file
+    fundpool payment routes <id>                      # each attempt's rail and candidates
+    fundpool payment batches --channel bank-a         # batches sent, fees and savings
 
 Each command takes the pool configuration (`--config`, `--pool`) and the store options of
 `fundpool ledger`; amounts are decimal text at the asset's scale.
@@ -13,12 +16,22 @@ Each command takes the pool configuration (`--config`, `--pool`) and the store o
 
 from __future__ import annotations
 
+import contextlib
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
+from fundpool.channels.simulated import SimulatedRail
 from fundpool.cli.ledger import (
     DataDirOption,
     DbUrlOption,
@@ -27,12 +40,32 @@ from fundpool.cli.ledger import (
     MetaOption,
     Session,
     amount_fields,
+    emit_json,
+    format_minor,
     iso,
     parse_meta,
+    report_error,
     session,
+    stdout_console,
 )
 from fundpool.cli.pool import ConfigOption, PoolOption, config_path
+from fundpool.cli.simulate import parse_duration
+from fundpool.core.money import Asset
 from fundpool.ledger.service import Ledger
+from fundpool.payments.batch_payouts import (
+    PayoutFileHasErrors,
+    PayoutFileResult,
+    Progress,
+    progress,
+    submit_payout_file,
+)
+from fundpool.payments.csv_batch import (
+    PAYOUT_CSV_BYTES_MAX,
+    CsvTooLarge,
+    PayoutFile,
+    parse_payout_csv,
+)
+from fundpool.payments.dispatch import Dispatcher, IntakeRefused
 from fundpool.payments.model import (
     Action,
     InvalidPayment,
@@ -41,11 +74,15 @@ from fundpool.payments.model import (
     PaymentKind,
     PaymentRequest,
     PaymentState,
+    UnknownPayment,
 )
 from fundpool.payments.service import PaymentService, Step
-from fundpool.pool.config import load_config
+from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
+from fundpool.routing.decision import CandidateScore, InvalidDecision, RoutingDecision, Strategy
+from fundpool.routing.router import Router
 from fundpool.runtime import SystemClock, system_ids
 from fundpool.stores import payment_store
+from fundpool.stores.dispatch_sql import RouteRecord, dispatch_records
 
 app = typer.Typer(
     name="payment",
@@ -234,3 +271,386 @@ def list_payments(
                              "counterparty")))
         next_after = docs[-1]["id"] if len(docs) == limit else None
         s.emit({"payments": docs, "next_after": next_after}, table)
+
+
+# --- batch payouts from a CSV file ----------------------------------------------------------------
+
+REPORT_ROWS_SHOWN_MAX = 50  # a larger file's report lists only its rows with errors
+RESULT_ROWS_SHOWN_MAX = 50  # created payouts listed by line; --json lists every one
+WAIT_TICK_S = 0.25  # how often a waiting batch ticks the dispatcher and reads its progress
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatching:
+    """The pool, its payment service and a dispatcher on the wall clock, with one simulated
+    rail per channel of the pool and the learning router (as in sim/traffic.py). The rails
+    live in this process: what they have not reported when it ends, they never will."""
+
+    config: FundpoolConfig
+    pool: PoolConfig
+    payments: PaymentService
+    dispatcher: Dispatcher
+
+
+def dispatching(s: Session, config: ConfigOption, pool: PoolOption) -> Dispatching:
+    declared = load_config(config_path(config))
+    chosen = declared.pool(pool)
+    clock, ids = SystemClock(), system_ids()
+    payments = PaymentService(Ledger(s.store, clock, ids), payment_store(s.store), declared,
+                              chosen, ids)
+    seed = secrets.randbits(32)
+    rails = {cid: SimulatedRail(declared.channel(cid), declared.assets, seed=seed)
+             for cid in chosen.channels}
+    router = Router(list(rails.values()), seed=seed)
+    return Dispatching(declared, chosen, payments,
+                       Dispatcher(payments, rails, router, clock, ids))
+
+
+def read_payout_file(path: Path) -> bytes:
+    """The file's bytes, refusing one larger than a payout file may be before reading it."""
+    size = path.stat().st_size
+    if size > PAYOUT_CSV_BYTES_MAX:
+        raise CsvTooLarge(
+            f"the file is {size} bytes; at most {PAYOUT_CSV_BYTES_MAX} are accepted",
+            bytes=size,
+            limit=PAYOUT_CSV_BYTES_MAX,
+        )
+    with path.open("rb") as file:
+        return file.read(PAYOUT_CSV_BYTES_MAX + 1)  # a file that grew is refused by the parser
+
+
+def validation_table(payouts: PayoutFile) -> list[Table | Text]:
+    """Every row of a small file, else only the rows with errors: line, ok, and each error."""
+    listed = [row for row in payouts.rows
+              if not row.ok or len(payouts.rows) <= REPORT_ROWS_SHOWN_MAX]
+    heading = Text(f"validation: {len(payouts.rows)} rows, {payouts.valid_count} valid, "
+                   f"{payouts.invalid_count} with errors", style="bold")
+    table = Table()
+    for name in ("line", "ok", "column", "code", "message"):
+        table.add_column(name, justify="right" if name == "line" else "left")
+    for row in listed:
+        if row.ok:
+            table.add_row(str(row.line), "yes", "", "", "")
+        for index, error in enumerate(row.errors):
+            table.add_row(str(row.line) if index == 0 else "", "no" if index == 0 else "",
+                          error.column or "(row)", error.code.value, error.message,
+                          end_section=index == len(row.errors) - 1)
+    shown: list[Table | Text] = [heading, table]
+    if len(listed) < len(payouts.rows):
+        shown.append(Text(f"{len(payouts.rows) - len(listed)} valid rows not listed "
+                          "(--json lists every row)"))
+    return shown
+
+
+def result_table(result: PayoutFileResult) -> list[Table | Text]:
+    created = [row for row in result.rows if row.payment_id is not None]
+    states = Counter(row.state for row in created if row.state is not None)
+    refused = Counter(row.error for row in result.rows if row.payment_id is None and row.error)
+    heading = Text(f"created {len(created)} of {len(result.rows)} valid rows: "
+                   + (", ".join(f"{s} {n}" for s, n in states.items()) or "none"), style="bold")
+    table = Table()
+    for name in ("line", "payment", "state", "error"):
+        table.add_column(name, justify="right" if name == "line" else "left")
+    for row in result.rows[:RESULT_ROWS_SHOWN_MAX]:
+        table.add_row(str(row.line), row.payment_id or "", row.state or "", row.error or "")
+    shown: list[Table | Text] = [heading, table]
+    if len(result.rows) > RESULT_ROWS_SHOWN_MAX:
+        shown.append(Text(f"{len(result.rows) - RESULT_ROWS_SHOWN_MAX} more rows "
+                          "(--json lists every row)"))
+    if refused:
+        shown.append(Text("not created: " + ", ".join(f"{c} {n}" for c, n in refused.items()),
+                          style="yellow"))
+    if states.get(PaymentState.REJECTED.value):
+        shown.append(Text("rejected: no rail could take the payout (limits, cut-off, "
+                          "liquidity); `fundpool payment routes <id>` says why", style="yellow"))
+    return shown
+
+
+def progress_doc(done: Progress) -> dict[str, object]:
+    return {"total": done.total, "finished": done.finished, "done": done.done,
+            "by_state": dict(sorted(done.by_state.items()))}
+
+
+def progress_text(done: Progress) -> str:
+    return (f"{done.finished} of {done.total} settled or final; "
+            + ", ".join(f"{s} {n}" for s, n in sorted(done.by_state.items())))
+
+
+def _bar(console: Console, description: str) -> RichProgress | None:
+    """A progress bar on a terminal; elsewhere (a file, a pipe) only the end is printed."""
+    if not console.is_terminal:
+        return None
+    return RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                        console=console, transient=False)
+
+
+def create_payouts(
+    dispatcher: Dispatcher, payouts: PayoutFile, all_or_nothing: bool, console: Console | None
+) -> PayoutFileResult:
+    bar = None if console is None else _bar(console, "creating")
+    if bar is None:
+        return submit_payout_file(dispatcher, payouts, all_or_nothing=all_or_nothing)
+    with bar:
+        task = bar.add_task("creating payouts", total=payouts.valid_count, detail="")
+
+        def on_chunk(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return submit_payout_file(dispatcher, payouts, all_or_nothing=all_or_nothing,
+                                  on_chunk=on_chunk)
+
+
+def wait_for_payouts(
+    payments: PaymentService,
+    dispatcher: Dispatcher,
+    ids: list[str],
+    wait_s: float,
+    console: Console | None,
+) -> Progress:
+    """Tick the dispatcher until every payout is settled or final, or `wait_s` has passed."""
+    deadline = time.monotonic() + wait_s
+    bar = None if console is None else _bar(console, "dispatching")
+    with bar or contextlib.nullcontext():
+        task = None if bar is None else bar.add_task("dispatching", total=len(ids), detail="")
+        while True:
+            dispatcher.tick()
+            done = progress(payments, ids)
+            if bar is not None and task is not None:
+                bar.update(task, completed=done.finished, detail=progress_text(done))
+            if done.done or time.monotonic() >= deadline:
+                break
+            time.sleep(WAIT_TICK_S)
+    dispatcher.flush_records()
+    return done
+
+
+@app.command()
+def batch(
+    file: Annotated[
+        Path,
+        typer.Argument(help="The payout file: CSV with payee, account, amount, asset, "
+                            "reference and optionally channel.",
+                       exists=True, dir_okay=False, readable=True),
+    ],
+    all_or_nothing: Annotated[
+        bool, typer.Option("--all-or-nothing",
+                           help="Create nothing unless every row is valid and goes through.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check the file and print the report only.")
+    ] = False,
+    wait: Annotated[
+        str | None,
+        typer.Option("--wait", help="Then dispatch for up to this long (30s, 5m), showing "
+                                    "progress until every payout is settled or final.",
+                     show_default=False),
+    ] = None,
+    config: ConfigOption = None,
+    pool: PoolOption = None,
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Batch payouts from a CSV file: check every row, create the valid ones, and dispatch."""
+    wait_s = None if wait is None else parse_duration(wait, option="--wait")
+    console = None if as_json else stdout_console()
+    with session(data_dir, db_url, as_json) as s:
+        run = dispatching(s, config, pool)
+        payouts = parse_payout_csv(read_payout_file(file), run.config, run.pool)
+        doc: dict[str, object] = {"file": str(file), **payouts.report(), "dry_run": dry_run,
+                                  "all_or_nothing": all_or_nothing}
+        if console is not None:
+            for renderable in validation_table(payouts):
+                console.print(renderable)
+        try:
+            if all_or_nothing and payouts.invalid_count:
+                raise PayoutFileHasErrors(
+                    invalid_rows=payouts.invalid_count,
+                    first_line=next(row.line for row in payouts.rows if not row.ok),
+                )
+            if dry_run:
+                s.emit(doc, Text(f"dry run: nothing created ({payouts.valid_count} rows would "
+                                 "be)"))
+                return
+            result = create_payouts(run.dispatcher, payouts, all_or_nothing, console)
+        except (PayoutFileHasErrors, IntakeRefused) as error:
+            if as_json:
+                emit_json({**error.to_dict(), "report": payouts.report()})
+            else:
+                report_error(error, as_json=False)
+            raise typer.Exit(2) from None
+        doc["created"] = [
+            {"line": r.line, "payment_id": r.payment_id, "state": r.state, "error": r.error}
+            for r in result.rows
+        ]
+        human: list[Table | Text] = result_table(result)
+        done: Progress | None = None
+        if wait_s is not None:
+            done = wait_for_payouts(run.payments, run.dispatcher, result.payment_ids, wait_s,
+                                    console)
+            human.append(Text(("all settled or final: " if done.done else
+                               f"after {wait_s:g} s: ") + progress_text(done)))
+        else:
+            human.append(Text("approved payouts wait for a dispatcher to send them "
+                              "(--wait runs one here)"))
+        doc["progress"] = None if done is None else progress_doc(done)
+        s.emit(doc, human)
+
+
+# --- what the dispatcher recorded ---------------------------------------------------------------
+
+
+def _units(minor: float | None, asset: Asset | None) -> str:
+    """A score in minor units (a float) shown in the asset's units."""
+    if minor is None:
+        return ""
+    if asset is None:
+        return f"{minor:.2f}"
+    return f"{minor / 10**asset.scale:.{min(asset.scale, 6)}f}"
+
+
+def candidate_doc(candidate: CandidateScore, asset: Asset | None) -> dict[str, object]:
+    doc = candidate.to_dict()
+    if candidate.fee_minor is not None:
+        doc.update(amount_fields("fee", candidate.fee_minor, asset))
+    return doc
+
+
+def route_doc(route: RouteRecord, asset: Asset | None) -> dict[str, object]:
+    doc: dict[str, object] = {
+        "attempt": route.attempt,
+        "at": iso(route.at_us),
+        "channel": route.channel,
+        "strategy": route.strategy,
+        "batch_id": route.batch_id,
+        "rail_ref": route.rail_ref,
+    }
+    decision = _decision(route)
+    if isinstance(decision, RoutingDecision):
+        doc["summary"] = decision.summary()
+        doc["hedged"] = decision.hedged
+        doc["candidates"] = [candidate_doc(c, asset) for c in decision.candidates]
+    else:
+        doc["summary"] = decision
+        doc["decision"] = route.decision
+    return doc
+
+
+def _decision(route: RouteRecord) -> RoutingDecision | str:
+    """The router's decision, or what a person should read instead (a rail the request named,
+    a transfer, or a decision that cannot be read back)."""
+    if route.strategy not in (Strategy.LEARNED, Strategy.FIXED):
+        reason = route.decision.get("reason")
+        return (f"{route.strategy}: " + (str(reason) if reason else
+                                         f"the request named {route.channel}"))
+    try:
+        return RoutingDecision.from_dict(route.decision)
+    except InvalidDecision as error:
+        return f"the stored decision cannot be read: {error.detail}"
+
+
+def _duration(us: int) -> str:
+    """A latency for a person: 850 ms, 2.3 s, 45 min, 3.0 h, 2.0 d."""
+    seconds = us / 1_000_000
+    if seconds < 1:
+        return f"{us / 1_000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 2 * 3_600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86_400:
+        return f"{seconds / 3_600:.1f} h"
+    return f"{seconds / 86_400:.1f} d"
+
+
+def candidates_table(
+    route: RouteRecord, decision: RoutingDecision, asset: Asset | None
+) -> list[Table | Text]:
+    unit = "" if asset is None else f" ({asset.code})"
+    heading = Text(f"attempt {route.attempt}, {iso(route.at_us)}: "
+                   + (f"{decision.channel}" if decision.channel else "no eligible channel")
+                   + (" (hedged)" if decision.hedged else ""), style="bold")
+    table = Table()
+    for name in ("channel", "eligible", f"fee{unit}", "latency", "p quoted", "p used",
+                 f"expected cost{unit}"):
+        table.add_column(name, justify="left" if name in ("channel", "eligible") else "right")
+    for c in decision.candidates:
+        used = c.sampled_success_probability
+        table.add_row(
+            c.channel + (" *" if c.channel == decision.channel else ""),
+            "yes" if c.eligible else f"no: {c.reason}",
+            "" if c.fee_minor is None else format_minor(c.fee_minor, asset),
+            "" if c.latency_us is None else _duration(c.latency_us),
+            "" if c.quoted_success_probability is None else f"{c.quoted_success_probability:.3f}",
+            "" if used is None else f"{used:.3f}",
+            _units(c.expected_cost_minor, asset),
+        )
+    return [heading, table, Text(f"router ({decision.strategy}, scores in minor units): "
+                                 f"{decision.summary()}")]
+
+
+@app.command()
+def routes(
+    payment_id: Annotated[str, typer.Argument(help="The payment's id.")],
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """How a payment was routed: each attempt's rail, and every candidate with its scores."""
+    with session(data_dir, db_url, as_json) as s:
+        payment = payment_store(s.store).payment(payment_id)
+        if payment is None:
+            raise UnknownPayment(payment_id=payment_id)
+        asset = s.assets().get(payment.asset)
+        found = dispatch_records(s.store)[1].routes(payment_id)
+        docs = [route_doc(route, asset) for route in found]
+        amount = format_minor(payment.amount_minor, asset)
+        human: list[Table | Text] = [Text(
+            f"payment {payment.id}: {payment.kind.value} of {amount} {payment.asset}, now "
+            f"{payment.state.value}; {len(found)} routes"
+        )]
+        for route in found:
+            decision = _decision(route)
+            if isinstance(decision, RoutingDecision):
+                human += candidates_table(route, decision, asset)
+            else:
+                human.append(Text(f"attempt {route.attempt}: {route.channel or '-'} ({decision})"))
+        s.emit({"payment_id": payment.id, "asset": payment.asset, "routes": docs}, human)
+
+
+@app.command()
+def batches(
+    channel: Annotated[str | None, typer.Option("--channel", help="Only this channel's.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Batches sent to the rails, newest first, with their fees and what batching saved."""
+    with session(data_dir, db_url, as_json) as s:
+        found = dispatch_records(s.store)[1].batches(channel=channel, limit=limit)
+        assets = s.assets()
+        docs = []
+        table = Table(title=f"{len(found)} batches, newest first", title_justify="left")
+        for name in ("batch", "channel", "asset", "status", "items", "amount", "fee",
+                     "single fee", "savings", "submitted", "rail ref"):
+            table.add_column(name, justify="right" if name in (
+                "items", "amount", "fee", "single fee", "savings") else "left")
+        for b in found:
+            asset = assets.get(b.asset)
+            docs.append({
+                "id": b.id, "channel": b.channel, "asset": b.asset, "status": b.status,
+                "items": b.items, "rail_ref": b.rail_ref,
+                **amount_fields("amount", b.amount_minor, asset),
+                **amount_fields("fee", b.fee_minor, asset),
+                **amount_fields("single_fee", b.single_fee_minor, asset),
+                **amount_fields("savings", b.savings_minor, asset),
+                "opened_at": iso(b.opened_at_us), "submitted_at": iso(b.submitted_at_us),
+            })
+            table.add_row(b.id, b.channel, b.asset, b.status, str(b.items),
+                          *(format_minor(v, asset) for v in (b.amount_minor, b.fee_minor,
+                                                             b.single_fee_minor,
+                                                             b.savings_minor)),
+                          iso(b.submitted_at_us), b.rail_ref or "")
+        s.emit({"batches": docs}, table)

@@ -26,6 +26,41 @@ def _transfer(payment: Payment, action: Action, *moves: tuple[str, str, int]) ->
     return Transfer(postings, {"payment": payment.id, "action": action.value})
 
 
+Move = tuple[str, str, int]  # source, destination, amount in the payment's asset
+
+
+def outbound_moves(payment: Payment, action: Action) -> tuple[Move, ...] | None:
+    """What approve, submit and settle of an outbound payment move (zero amounts left out),
+    as plain tuples: the payment service sums them over a wave into one entry (ADR 0008).
+    None for any other action or kind."""
+    if payment.kind.inbound or payment.channel is None:
+        return None
+    gross = payment.amount_minor + payment.fee_minor
+    if action is Action.APPROVE:
+        moves: tuple[Move, ...] = (
+            (_account(payment, S.AVAILABLE), _account(payment, S.LOCKED), gross),
+        )
+    elif action is Action.SUBMIT:
+        moves = ((_account(payment, S.LOCKED), _account(payment, S.IN_TRANSIT), gross),)
+    elif action is Action.SETTLE:
+        in_transit = _account(payment, S.IN_TRANSIT)
+        if payment.kind.between_channels:
+            arrival = _account(payment, S.AVAILABLE, payment.destination_channel)
+        else:
+            arrival = world_account(payment.channel)
+        moves = (
+            (in_transit, arrival, payment.amount_minor),
+            (in_transit, _account(payment, S.FEES), payment.fee_minor),
+        )
+    else:
+        return None
+    return tuple(move for move in moves if move[2] > 0)
+
+
+def transfer_of(payment: Payment, action: Action, moves: tuple[Move, ...]) -> Transfer:
+    return _transfer(payment, action, *moves)
+
+
 def commands_for(
     payment: Payment, action: Action, events: Sequence[PaymentEvent] = ()
 ) -> tuple[SimpleCommand, ...]:

@@ -47,7 +47,7 @@ from fundpool.payments.model import (
     next_state,
 )
 from fundpool.payments.ports import LIST_LIMIT_MAX, PaymentFilter, PaymentStore, PaymentWrites
-from fundpool.payments.postings import commands_for
+from fundpool.payments.postings import Move, commands_for, outbound_moves, transfer_of
 from fundpool.pool.config import FundpoolConfig, OwnerKind, PoolConfig
 
 TEXT_FIELD_LENGTH_MAX = 256
@@ -82,6 +82,18 @@ class _Planned:
     target: PaymentState
     command: Command | None
     fallback: Command | None = None  # applied instead when `command` is refused
+    # For outbound approve/submit/settle: the moves, summed with the wave's others into one
+    # entry; `command` (one entry for this step alone) is then built only if that is refused.
+    moves: tuple[Move, ...] | None = None
+
+    def single(self) -> Command | None:
+        if self.command is None and self.moves:
+            return transfer_of(self.routed, self.step.action, self.moves)
+        return self.command
+
+    @property
+    def posts(self) -> bool:
+        return self.command is not None or bool(self.moves)
 
     def done(self, at_us: int, entry_ids: tuple[str, ...]) -> tuple[Payment, PaymentEvent]:
         p = self.routed
@@ -334,9 +346,13 @@ class PaymentService:
             and payment.approval_required
         ):
             raise ApprovalRequired(payment_id=payment.id)
+        owner = self._instant_owner(payment)
+        if owner is None and step.action in _AGGREGATED:
+            moves = outbound_moves(payment, step.action)
+            if moves is not None:
+                return _Planned(index, before, payment, step, target, None, None, moves)
         commands = commands_for(payment, step.action, history)
         fallback: Command | None = None
-        owner = self._instant_owner(payment)
         if owner is not None:
             special = merchant_commands(payment, owner, step.action, history)
             if special is not None:
@@ -412,15 +428,9 @@ _AGGREGATED = frozenset({Action.APPROVE, Action.SUBMIT, Action.SETTLE})
 
 
 def _aggregable(planned: _Planned) -> bool:
-    """Approve, submit and settle of outbound payments: plain transfers that are never
-    reversed by entry (a deposit's entries may be, so deposits keep one entry per step)."""
-    return (
-        planned.step.action in _AGGREGATED
-        and not planned.routed.kind.inbound
-        and planned.fallback is None
-        and type(planned.command) is Transfer
-        and planned.command.idempotency_key is None
-    )
+    """Approve, submit and settle of outbound payments: plain moves, never reversed by entry
+    (a deposit's entries may be, so deposits keep one entry per step)."""
+    return bool(planned.moves)
 
 
 def _aggregate_chunks(
@@ -441,16 +451,17 @@ def _aggregate_chunks(
             members.clear()
 
     for item, index in zip(planned, indices, strict=True):
-        command = item.command
-        assert isinstance(command, Transfer)
-        keys = [(p.source, p.destination, p.asset) for p in command.postings]
-        if len(sums.keys() | set(keys)) > POSTINGS_PER_TRANSACTION_MAX or any(
-            sums.get(key, 0) + p.amount_minor > AMOUNT_MAX_MINOR
-            for key, p in zip(keys, command.postings, strict=True)
+        asset = item.routed.asset
+        moves = item.moves or ()
+        keys = [(source, destination, asset) for source, destination, _ in moves]
+        if (len(sums) + len(keys) > POSTINGS_PER_TRANSACTION_MAX
+                and len(sums.keys() | set(keys)) > POSTINGS_PER_TRANSACTION_MAX) or any(
+            sums.get(key, 0) + move[2] > AMOUNT_MAX_MINOR
+            for key, move in zip(keys, moves, strict=True)
         ):
             close()
-        for key, posting in zip(keys, command.postings, strict=True):
-            sums[key] = sums.get(key, 0) + posting.amount_minor
+        for key, move in zip(keys, moves, strict=True):
+            sums[key] = sums.get(key, 0) + move[2]
         members.append(index)
     close()
     return chunks
@@ -627,7 +638,7 @@ class PaymentSession:
             single: list[int] = []
             groups: dict[Action, list[int]] = {}
             for i, planned in enumerate(wave):
-                if planned.command is None:
+                if not planned.posts:
                     continue
                 if _aggregable(planned):
                     groups.setdefault(planned.step.action, []).append(i)
@@ -646,7 +657,7 @@ class PaymentSession:
                     for i in indices:
                         posted[i] = (wave[i], result)
             single.sort()
-            commands = [wave[i].command for i in single]
+            commands = [wave[i].single() for i in single]
             results = transaction.apply([c for c in commands if c is not None]) if single else []
             for i, result in zip(single, results, strict=True):
                 posted[i] = (wave[i], result)

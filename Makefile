@@ -28,6 +28,7 @@ test: lint
 bench: install
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/payments.py
+	$(BIN)/python bench/routing.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -175,6 +175,11 @@ class InvalidPayment(FundpoolError):
     title = "the payment request is not valid"
 
 
+class AmountOutsideLimits(InvalidPayment):
+    code = "amount_outside_limits"
+    title = "the amount is outside the channel's limits"
+
+
 class PaymentIdempotencyConflict(FundpoolError):
     code = "idempotency_conflict"
     title = "the idempotency key was already used with a different payment request"

@@ -34,6 +34,7 @@ from fundpool.ledger.service import Ledger, LedgerTransaction
 from fundpool.payments.instant import MERCHANT_KEY, advance, merchant_commands, merchant_of
 from fundpool.payments.model import (
     Action,
+    AmountOutsideLimits,
     ApprovalRequired,
     IllegalTransition,
     InvalidPayment,
@@ -250,17 +251,17 @@ class PaymentService:
         if request.kind.inbound and request.channel is None:
             raise InvalidPayment("a deposit names the channel it arrives on")
         if request.channel is not None:
-            self._channel_for(request.channel, request.asset)
+            self._channel_for(request.channel, request.asset, request.amount_minor)
         if request.kind.between_channels:
             if request.destination_channel is None:
                 raise InvalidPayment("an internal or bridge transfer names its destination")
-            self._channel_for(request.destination_channel, request.asset)
+            self._channel_for(request.destination_channel, request.asset, request.amount_minor)
             if request.destination_channel == request.channel:
                 raise InvalidPayment("source and destination channel are the same")
         elif request.destination_channel is not None:
             raise InvalidPayment("only internal and bridge transfers have a destination channel")
 
-    def _channel_for(self, channel_id: str, asset: str) -> None:
+    def _channel_for(self, channel_id: str, asset: str, amount_minor: int | None = None) -> None:
         channel = self._channels.get(channel_id)
         if channel is None:
             raise InvalidPayment("no such channel in this pool", channel=channel_id,
@@ -268,6 +269,15 @@ class PaymentService:
         if asset not in channel.assets:
             raise InvalidPayment("the channel does not carry the asset", channel=channel_id,
                                  asset=asset)
+        if amount_minor is not None:
+            limits = channel.limits_for(asset)
+            if amount_minor < limits.min_minor or (
+                limits.max_minor is not None and amount_minor > limits.max_minor
+            ):
+                raise AmountOutsideLimits(
+                    channel=channel_id, asset=asset, amount_minor=amount_minor,
+                    min_minor=limits.min_minor, max_minor=limits.max_minor,
+                )
 
     def _fee(self, kind: PaymentKind, channel_id: str | None, asset: str, amount: int) -> int:
         if channel_id is None:
@@ -373,7 +383,7 @@ class PaymentService:
         channel = step.channel or payment.channel
         if channel is None:
             raise InvalidPayment("routing needs a channel", payment_id=payment.id)
-        self._channel_for(channel, payment.asset)
+        self._channel_for(channel, payment.asset, payment.amount_minor)
         if step.destination_channel is not None and not payment.kind.between_channels:
             raise InvalidPayment(
                 "only internal and bridge transfers have a destination channel",
@@ -383,7 +393,7 @@ class PaymentService:
         if payment.kind.between_channels:
             if destination is None or destination == channel:
                 raise InvalidPayment("a transfer between channels needs two channels")
-            self._channel_for(destination, payment.asset)
+            self._channel_for(destination, payment.asset, payment.amount_minor)
         fee = step.fee_minor
         if fee is None:
             fee = self._fee(payment.kind, channel, payment.asset, payment.amount_minor)

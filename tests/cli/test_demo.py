@@ -1,224 +1,80 @@
-"""`fundpool demo` and the reusable `build_demo_ledger`."""
+"""`fundpool demo`: the traffic simulator on a fresh sample pool (run --fast here)."""
 
 from __future__ import annotations
 
-import io
-import random
-from collections.abc import Iterator
+import re
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
-from fundpool.cli.demo import (
-    DEFAULT_FLOWS,
-    DEMO_CONFIG,
-    DEMO_START_US,
-    DemoRun,
-    asset_sums,
-    build_demo_ledger,
-    demo_plan,
-    load_demo_config,
-    print_demo_report,
-)
+from fundpool.cli.demo import DEMO_CONFIG
 from fundpool.cli.main import app
-from fundpool.core.clock import ManualClock, Uuid7Ids
-from fundpool.core.ledger.model import Balance, PendingState
-from fundpool.core.money import Asset
-from fundpool.ledger.service import Ledger
 from fundpool.ledger.verify import verify
-from fundpool.pool.accounts import TOTAL_STATES, PoolState, pool_account
-from fundpool.pool.config import FundpoolConfig, load_config
-from fundpool.pool.view import Figures, PoolView, pool_view
+from fundpool.pool.config import load_config
+from fundpool.pool.view import pool_view
 from fundpool.stores.sqlite import SqliteStore
 
-runner = CliRunner(env={"FUNDPOOL_DB_URL": None, "FUNDPOOL_DATA_DIR": None})
-
-CONFIG = load_demo_config()
-POOL = CONFIG.pool()
+runner = CliRunner(env={"FUNDPOOL_DB_URL": None, "FUNDPOOL_DATA_DIR": None,
+                        "FUNDPOOL_CONFIG": None})
+QUICK = ("--fast", "--rate", "50/s", "--duration", "8s", "--seed", "3")
 
 
 def run_demo(data_dir: Path, *extra: str, code: int = 0) -> str:
-    result = runner.invoke(
-        app, ["demo", "--data-dir", str(data_dir), "--transactions", "400", "--seed", "3", *extra]
-    )
+    result = runner.invoke(app, ["demo", "--data-dir", str(data_dir), *QUICK, *extra])
     assert result.exit_code == code, (result.stdout, result.stderr)
     assert "Traceback" not in result.output
     return result.stdout if code == 0 else result.output
 
 
-@pytest.fixture
-def demo_store(tmp_path: Path) -> Iterator[tuple[SqliteStore, str]]:
-    output = run_demo(tmp_path / "demo")
-    store = SqliteStore.in_data_dir(tmp_path / "demo")
-    yield store, output
-    store.close()
+def head_hash(output: str) -> str:
+    (found,) = re.findall(r"verify: ok \([\d,]+ entries: .*head ([0-9a-f]{64})\)", output)
+    return found
 
 
-def build(
-    seed: int, transactions: int, config: FundpoolConfig = CONFIG, pool: str | None = None
-) -> tuple[SqliteStore, DemoRun]:
-    store = SqliteStore(":memory:")
-    store.initialise()
-    clock = ManualClock(DEMO_START_US)
-    ledger = Ledger(store, clock, Uuid7Ids.seeded(seed))
-    run = build_demo_ledger(ledger, config, random.Random(seed), clock, transactions, pool=pool)
-    return store, run
-
-
-def view_of(
-    store: SqliteStore, config: FundpoolConfig = CONFIG, pool: str | None = None
-) -> PoolView:
-    pool_config = config.pool(pool)
-    return pool_view(store, config, pool_config, config.rates_for(pool_config))
-
-
-def table_rows(output: str) -> dict[tuple[str, str], list[str]]:
-    """The printed pool table: (asset, channel) -> the figure cells, in column order."""
-    rows: dict[tuple[str, str], list[str]] = {}
-    for line in output.splitlines():
-        if not line.startswith("│"):
-            continue
-        cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
-        assert (cells[0], cells[1]) not in rows, line
-        rows[cells[0], cells[1]] = cells[2:]
-    return rows
-
-
-def reporting_line(output: str, code: str) -> str:
-    (line,) = [line for line in output.splitlines() if line.startswith(f"TOTAL in {code}: ")]
-    return line.removeprefix(f"TOTAL in {code}: ").split(" ")[0]
-
-
-def figure_cells(figures: Figures, asset: Asset) -> list[str]:
-    """available, locked, in transit, pending settlement, TOTAL, fee income, as printed."""
-    return [asset.format(figures.available), asset.format(figures.locked),
-            asset.format(figures.in_transit), asset.format(figures.pending_settlement),
-            asset.format(figures.total), asset.format(figures.fees)]
-
-
-def assert_output_is_the_view(output: str, view: PoolView) -> None:
-    """Every figure printed is the view's, formatted at its asset's scale; nothing else."""
-    rows = table_rows(output)
-    reporting = view.reporting_currency
-    expected: dict[tuple[str, str], list[str]] = {}
-    for asset_view in view.assets:
-        asset, code = asset_view.asset, asset_view.asset.code
-        for channel, figures in asset_view.by_channel.items():
-            expected[code, channel] = [*figure_cells(figures, asset), ""]
-        converted = asset_view.reporting
-        expected[code, "all channels"] = [
-            *figure_cells(asset_view.total, asset),
-            "no rate" if converted is None else reporting.format(converted.total),
-        ]
-    assert rows == expected
-    assert reporting_line(output, reporting.code) == reporting.format(view.reporting_total.total)
-    if view.missing_rates:
-        assert f"missing rates: {', '.join(view.missing_rates)}" in output
-    else:
-        assert "missing rates" not in output
-
-
-def assert_view_adds_up(view: PoolView) -> None:
-    converted_total = Figures()
-    for asset_view in view.assets:
-        for figures in (*asset_view.by_channel.values(), asset_view.total):
-            # TOTAL is the four states, fee income beside it.
-            assert figures.total == (figures.available + figures.locked + figures.in_transit
-                                     + figures.pending_settlement)
-        assert asset_view.total == sum(asset_view.by_channel.values(), Figures())
-        if asset_view.reporting is not None:
-            converted_total = converted_total + asset_view.reporting
-        else:
-            assert asset_view.asset.code in view.missing_rates
-    # The reporting currency total is the converted per-asset totals added up.
-    assert view.reporting_total == converted_total
-    assert view.reporting_total.total == sum(
-        a.reporting.total for a in view.assets if a.reporting is not None
-    )
-
-
-def test_demo_prints_the_pool_view_and_verifies(demo_store: tuple[SqliteStore, str]) -> None:
-    store, output = demo_store
-    assert "demo ledger:" in output
-    assert "(new)" in output
-    for heading in ("available", "locked", "in transit", "pending settlement", "TOTAL",
-                    "fee income", "TOTAL in USD", "journal entries", "head hash", "verify"):
-        assert heading in output
-    assert "held by pending" not in output
-    assert str(DEMO_CONFIG) in output
-    head = store.head()
-    assert head.hash.hex() in output
-    assert f"journal entries    {head.seq}" in output
-    assert "ok:" in output
-    assert "400 submitted" in output
-    assert "0 rejected" in output
-    assert "flow defaults" not in output  # the sample pool has parameters for all it holds
-    assert "try: fundpool ledger balance pool:main:usd:bank-a:available" in output
-    view = view_of(store)
-    assert [a.asset.code for a in view.assets] == ["USD", "EUR", "USDT", "ETH", "E-CNY"]
-    assert not view.missing_rates
-    assert_output_is_the_view(output, view)
-    assert_view_adds_up(view)
-    assert verify(store).ok
-
-
-def test_demo_balances_add_up(demo_store: tuple[SqliteStore, str]) -> None:
-    store, _ = demo_store
-    sums = asset_sums(store)
-    assert set(sums) == {asset.code for asset in CONFIG.assets}
-    for code, total in sums.items():
-        # Double entry: every asset's balances over all accounts (world included) add up to 0.
-        assert total.posted == 0, code
-        assert total.pending_out == total.pending_in, code
-
-    view = view_of(store)
-    balances = store.balances()
-    for asset_view in view.assets:
-        code = asset_view.asset.code
-        assert asset_view.total.total > 0
-        assert asset_view.total.fees > 0
-        for channel, figures in asset_view.by_channel.items():
-            account = {
-                state: balances.get((pool_account(POOL.id, code, channel, state), code), Balance())
-                for state in PoolState
-            }
-            assert figures.total > 0
-            assert figures.total == sum(account[s].posted for s in TOTAL_STATES)
-            assert figures.available == account[PoolState.AVAILABLE].available
-            assert figures.fees == account[PoolState.FEES].posted
-
-
-def test_print_demo_report_returns_the_pool_view() -> None:
-    store, run = build(4, 300)
+def test_demo_runs_the_simulator_and_shows_what_it_left(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    output = run_demo(data_dir)
+    assert f"demo data directory: {data_dir.resolve()} (new)" in output
+    for heading in (
+        "fundpool simulate: pool main, fast",  # the panel's last frame
+        "traffic ",
+        "pool main by state (TOTAL = available + locked + in transit + pending settlement)",
+        "routing share: the router's choices",
+        "batches sent and fees saved by batching",
+        "merchant advances (instant settlement)",
+        "done in",
+    ):
+        assert heading in output, heading
+    pool_rows = {tuple(cell.strip() for cell in line.strip("│ ").split("│")[:2])
+                 for line in output.splitlines() if line.startswith("│ ")}
+    assert {("USD", "bank-a"), ("USD", "card-acq"), ("EUR", "sepa"), ("USDT", "tron"),
+            ("ETH", "arb-l2"), ("E-CNY", "book"), ("ETH", "all channels"),
+            ("in USD", "all assets")} <= pool_rows
+    store = SqliteStore.in_data_dir(data_dir)
     try:
-        buffer = io.StringIO()
-        console = Console(file=buffer, width=1_000, highlight=False, markup=False, emoji=False)
-        rates = CONFIG.rates_for(POOL)
-        returned = print_demo_report(console, store, run, verify(store), config=CONFIG,
-                                     pool=POOL, rates=rates)
-        view = view_of(store)
-        assert returned == view
-        assert_output_is_the_view(buffer.getvalue(), view)
-        assert_view_adds_up(view)
+        assert head_hash(output) == store.head().hash.hex()
+        assert verify(store).ok
+        config = load_config(DEMO_CONFIG)
+        pool = config.pool()
+        view = pool_view(store, config, pool, config.rates_for(pool))
     finally:
         store.close()
+    # The pool table's last row is the pool in the reporting currency, as the view adds it up.
+    (in_usd,) = [line for line in output.splitlines() if "│ in USD" in line]
+    assert view.reporting_currency.format(view.reporting_total.total) in in_usd
+    assert "all merchants" in output  # instant settlement's exposure, with its cap
+    assert "250000.00" in output
 
 
-def test_demo_is_rerunnable_and_starts_fresh(tmp_path: Path) -> None:
+def test_demo_starts_fresh_and_is_deterministic_when_fast(tmp_path: Path) -> None:
     first = run_demo(tmp_path / "demo")
     second = run_demo(tmp_path / "demo")
-    assert "previous demo ledger was deleted" in second
-    store = SqliteStore.in_data_dir(tmp_path / "demo")
-    try:
-        head = store.head()
-        # Same seed, fresh file: the same journal, not a second day appended to the first.
-        assert head.hash.hex() in first
-        assert head.hash.hex() in second
-        assert verify(store).ok
-    finally:
-        store.close()
+    assert "(wiped: the previous demo ledger was deleted)" in second
+    # Same seed, wiped store: the same journal, not a second run appended to the first.
+    assert head_hash(second) == head_hash(first)
+    other = run_demo(tmp_path / "other", "--seed", "4")
+    assert head_hash(other) != head_hash(first)
 
 
 def test_demo_refuses_to_delete_a_ledger_it_did_not_make(tmp_path: Path) -> None:
@@ -227,13 +83,14 @@ def test_demo_refuses_to_delete_a_ledger_it_did_not_make(tmp_path: Path) -> None
     result = runner.invoke(app, ["ledger", "asset", "USD", "--scale", "2", "--kind", "fiat",
                                  "--data-dir", str(data_dir)])
     assert result.exit_code == 0
-    run_demo(data_dir, code=2)
+    refused = run_demo(data_dir, code=2)
+    assert "refusing to delete it" in " ".join(refused.replace("│", " ").split())
     store = SqliteStore.in_data_dir(data_dir)
     try:
         assert store.head().seq == 1  # untouched
     finally:
         store.close()
-    assert "previous demo ledger was deleted" in run_demo(data_dir, "--force")
+    assert "(wiped: the previous demo ledger was deleted)" in run_demo(data_dir, "--force")
 
 
 SMALL_POOLS = """
@@ -290,26 +147,6 @@ def small_config(tmp_path: Path) -> Path:
     return path
 
 
-def test_demo_plan_falls_back_to_defaults_from_the_scale(small_config: Path) -> None:
-    config = load_config(small_config)
-    plan = demo_plan(config, config.pool("alpha"))
-    assert [(p.asset.code, [c.channel for c in p.channels]) for p in plan.assets] == [
-        ("USD", ["bank-a", "fps"]), ("GBP", ["fps"]), ("SOL", ["sol"]),
-    ]
-    # USD has demo flow parameters; GBP and SOL do not.
-    assert plan.defaulted == ("GBP", "SOL")
-    sol = plan.assets[2]
-    assert (sol.amount_min, sol.amount_max) == (10**9, 10_000 * 10**9)
-    assert sol.opening_float == 1_000_000 * 10**9
-    assert sol.weight == DEFAULT_FLOWS.weight
-    # fees are the configuration's: a channel without a schedule charges nothing
-    assert sol.channels[0].fee(10**12) == 0
-    usd_bank = plan.assets[0].channels[0]
-    assert usd_bank.fee(100_000) == config.channel("bank-a").fee_schedule("USD").outbound_fee(
-        100_000
-    )
-
-
 def test_demo_with_another_config(tmp_path: Path, small_config: Path) -> None:
     data_dir = tmp_path / "demo"
     several = run_demo(data_dir, "--config", str(small_config), code=2)
@@ -317,21 +154,13 @@ def test_demo_with_another_config(tmp_path: Path, small_config: Path) -> None:
     assert not (data_dir / "ledger.sqlite3").exists()
 
     output = run_demo(data_dir, "--config", str(small_config), "--pool", "alpha")
-    assert "0 rejected" in output
-    assert "flow defaults" in output
-    assert "SOL" in output.split("flow defaults", 1)[1].splitlines()[0]
-    assert "missing rates: SOL" in output
+    assert "fundpool simulate: pool alpha" in output
+    assert "no rate to USD for SOL: left out of the USD row" in output
+    assert "verify: ok" in output
     store = SqliteStore.in_data_dir(data_dir)
     try:
-        view = view_of(store, load_config(small_config), "alpha")
-        assert view.missing_rates == ("SOL",)
-        assert view.asset("SOL").reporting is None
-        assert view.asset("SOL").total.total > 0
-        assert_output_is_the_view(output, view)
-        assert_view_adds_up(view)
-        assert table_rows(output)["SOL", "all channels"][-1] == "no rate"
-        assert verify(store).ok
         head = store.head()
+        assert head_hash(output) == head.hash.hex()
     finally:
         store.close()
 
@@ -345,43 +174,10 @@ def test_demo_with_another_config(tmp_path: Path, small_config: Path) -> None:
         store.close()
 
 
-def test_build_demo_ledger_is_deterministic_and_rejects_nothing() -> None:
-    store, run = build(11, 1_500)
-    try:
-        assert run.commands == 1_500
-        assert run.pool == "main"
-        assert not run.rejected
-        assert not run.defaulted
-        assert run.replayed > 0
-        assert {"deposit", "payout", "rebalance", "review_hold_expiring",
-                "review_hold_open"} <= set(run.flows)
-        assert DEMO_START_US <= run.started_us < run.ended_us <= DEMO_START_US + 86_400_000_000
-        states = {p.state for p in store.pendings()}
-        assert states == set(PendingState)
-        assert any(e.kind == "transfer" and b'"reverses"' in e.canonical for e in store.entries())
-        assert verify(store).ok
-        assert_view_adds_up(view_of(store))
-        head = store.head()
-    finally:
-        store.close()
-    again, _ = build(11, 1_500)
-    other, _ = build(12, 1_500)
-    try:
-        assert again.head() == head
-        assert other.head() != head
-    finally:
-        again.close()
-        other.close()
-
-
-def test_build_demo_ledger_with_few_transactions() -> None:
-    for transactions in (1, 7, 30):
-        store, run = build(5, transactions)
-        try:
-            assert run.commands == transactions
-            assert not run.rejected
-            assert verify(store).ok
-        finally:
-            store.close()
-    with pytest.raises(ValueError, match="at least one"):
-        build(5, 0)
+def test_demo_options_are_checked_before_anything_is_deleted(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    run_demo(data_dir)
+    before = (data_dir / "ledger.sqlite3").stat().st_mtime_ns
+    out = run_demo(data_dir, "--duration", "forever", code=2)
+    assert "Invalid value for '--duration'" in " ".join(out.replace("│", " ").split())
+    assert (data_dir / "ledger.sqlite3").stat().st_mtime_ns == before

@@ -4,8 +4,8 @@ The demo deletes the ledger in its data directory (`./data/demo` by default; it 
 the pool a configuration declares (`examples/pool.toml` unless `--config`), and runs the
 simulator (`fundpool simulate`, cli/simulate.py) live for fifteen seconds at a hundred
 payments a second, the rails living sixty times faster, with the live panel. Then it prints
-what the run left: the pool by state per asset and channel (`fundpool pool view`), where the
-router sent payouts, what batching saved, the merchant advances outstanding (instant
+what the run left: the pool by state per asset and channel (as `fundpool pool view` adds it
+up), where the router sent payouts, what batching saved, the merchant advances outstanding (instant
 settlement), and `verify: ok`. `--fast` runs the same traffic on a simulated clock,
 deterministically and in a few seconds.
 
@@ -24,7 +24,6 @@ from rich.table import Table
 from rich.text import Text
 
 from fundpool.cli.ledger import report_error, stdout_console
-from fundpool.cli.pool import view_tables
 from fundpool.cli.simulate import (
     DISPOSITION_ORDER,
     KIND_ORDER,
@@ -43,9 +42,10 @@ from fundpool.cli.simulate import (
     verify_text,
 )
 from fundpool.core.errors import FundpoolError
+from fundpool.core.money import Asset
 from fundpool.ledger.ports import LedgerStore
 from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
-from fundpool.pool.view import pool_view
+from fundpool.pool.view import FIGURES, Figures, PoolView, pool_view
 from fundpool.stores.sqlite import SqliteStore
 
 # The sample pool, shipped at the repository root; `--config` names another file.
@@ -58,6 +58,9 @@ DEMO_RATE = "100/s"
 DEMO_DURATION = "15s"
 DEMO_SPEED = 60.0
 DEMO_SEED = 7
+FIGURE_LABELS = {"available": "available", "locked": "locked", "in_transit": "in transit",
+                 "pending_settlement": "pending settlement", "total": "TOTAL",
+                 "fees": "fee income"}
 
 
 def _fresh_store(data_dir: Path, force: bool) -> tuple[SqliteStore, str]:
@@ -82,6 +85,36 @@ def _fresh_store(data_dir: Path, force: bool) -> tuple[SqliteStore, str]:
     store.initialise()
     marker.write_text("created by `fundpool demo`, which deletes and rebuilds it\n")
     return store, "wiped: the previous demo ledger was deleted"
+
+
+def pool_table(view: PoolView) -> list[RenderableType]:
+    """The pool by state per asset and channel, then per asset, then in the reporting
+    currency. Figures fold rather than being cut short on a narrow terminal: a digit hidden
+    behind an ellipsis is a wrong amount."""
+    table = Table(title=f"pool {view.pool} by state (TOTAL = available + locked + in transit + "
+                        "pending settlement)", title_justify="left")
+    table.add_column("asset", no_wrap=True)
+    table.add_column("channel", no_wrap=True)
+    for name in (*FIGURES[:4], "total", "fees"):
+        table.add_column(FIGURE_LABELS[name], justify="right", overflow="fold")
+
+    def cells(figures: Figures, asset: Asset) -> list[str]:
+        return [asset.format(getattr(figures, name)) for name in (*FIGURES[:4], "total", "fees")]
+
+    for shown in view.assets:
+        code = shown.asset.code
+        for channel, figures in shown.by_channel.items():
+            table.add_row(code, channel, *cells(figures, shown.asset))
+        table.add_row(code, "all channels", *cells(shown.total, shown.asset), style="bold",
+                      end_section=True)
+    currency = view.reporting_currency
+    table.add_row(f"in {currency.code}", "all assets", *cells(view.reporting_total, currency),
+                  style="bold")
+    notes: list[RenderableType] = [table]
+    if view.missing_rates:
+        notes.append(Text(f"no rate to {currency.code} for {', '.join(view.missing_rates)}: "
+                          f"left out of the {currency.code} row", style="yellow"))
+    return notes
 
 
 def routing_table(store: LedgerStore) -> Table:
@@ -119,7 +152,7 @@ def demo_report(store: LedgerStore, run: SimulationRun) -> list[RenderableType]:
     )
     return [
         traffic,
-        *view_tables(shown, config),
+        *pool_table(shown),
         routing_table(store),
         savings_table(run),
         exposure_table(store, config, pool),

@@ -31,8 +31,8 @@ def main() -> None:
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(pool_app, name="pool")
 app.add_typer(payment_app, name="payment")
-app.command("simulate")(simulate)
 app.command("demo")(demo)
+app.command("simulate")(simulate)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -376,7 +376,7 @@ def progress_text(done: Progress) -> str:
             + ", ".join(f"{s} {n}" for s, n in sorted(done.by_state.items())))
 
 
-def _bar(console: Console, description: str) -> RichProgress | None:
+def _bar(console: Console) -> RichProgress | None:
     """A progress bar on a terminal; elsewhere (a file, a pipe) only the end is printed."""
     if not console.is_terminal:
         return None
@@ -388,7 +388,7 @@ def _bar(console: Console, description: str) -> RichProgress | None:
 def create_payouts(
     dispatcher: Dispatcher, payouts: PayoutFile, all_or_nothing: bool, console: Console | None
 ) -> PayoutFileResult:
-    bar = None if console is None else _bar(console, "creating")
+    bar = None if console is None else _bar(console)
     if bar is None:
         return submit_payout_file(dispatcher, payouts, all_or_nothing=all_or_nothing)
     with bar:
@@ -410,7 +410,7 @@ def wait_for_payouts(
 ) -> Progress:
     """Tick the dispatcher until every payout is settled or final, or `wait_s` has passed."""
     deadline = time.monotonic() + wait_s
-    bar = None if console is None else _bar(console, "dispatching")
+    bar = None if console is None else _bar(console)
     with bar or contextlib.nullcontext():
         task = None if bar is None else bar.add_task("dispatching", total=len(ids), detail="")
         while True:
@@ -491,6 +491,9 @@ def batch(
                                     console)
             human.append(Text(("all settled or final: " if done.done else
                                f"after {wait_s:g} s: ") + progress_text(done)))
+            if not done.done:
+                human.append(Text("the simulated rails report only while this command runs: "
+                                  "what they had not settled stays in transit", style="yellow"))
         else:
             human.append(Text("approved payouts wait for a dispatcher to send them "
                               "(--wait runs one here)"))

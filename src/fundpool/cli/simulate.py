@@ -7,9 +7,10 @@
 A live run keeps pace with the wall clock (`--rate` payments a wall second, for `--duration`
 wall seconds) while the rails live `--speed` times faster (`ScaledClock`): a card acquirer's
 T+2 or a wire's hours pass in minutes. `--fast` runs the very same traffic on a `ManualClock`
-the simulator moves itself, as fast as the machine goes: the same seed, configuration and
-store give the same journal, byte for byte (compare the head hash). Either clock starts at the
-ledger head's time or later, never before what the journal already holds.
+the simulator moves itself, as fast as the machine goes (`--speed` still says how much rail
+time a wall second is): the same seed and configuration on an empty store give the same
+journal, byte for byte, in SQLite or PostgreSQL (compare the head hash). Either clock starts
+at the ledger head's time or later, never before what the journal already holds.
 
 While it runs, a panel shows what the simulator created, where the payments stand, what the
 rails reported, the batches and their savings, and the pool by state in the reporting
@@ -76,6 +77,14 @@ PANEL_REFRESH_S = 0.5  # about twice a second
 SIM_START_US = int(datetime(2026, 11, 24, 9, tzinfo=UTC).timestamp()) * 1_000_000
 AFTER_HEAD_US = 1_000  # a new run starts a millisecond after the ledger's last entry
 ROUTE_GIVEN = "given"  # a route the caller named, not one the router chose
+# Each run's idempotency keys (sim/traffic.py) and each simulated rail's references
+# (channels/simulated.py) start again from 1, so a second run on one store collides with the
+# first: its payments are refused as conflicts, and its rails' reports taken for duplicates.
+EARLIER_RUN_WARNING = (
+    "warning: this store already holds {count} payments of pool {pool} from an earlier run; "
+    "a run's idempotency keys and rail references start again from 1, so some payments of "
+    "this run will be refused or left unsettled. Use an empty --data-dir for clean figures."
+)
 
 _NUMBER = r"(?P<number>\d+(?:\.\d*)?|\.\d+)"
 _RATE = re.compile(rf"{_NUMBER}\s*(?:/\s*(?P<unit>[a-z]+))?")
@@ -162,32 +171,31 @@ class Settings:
 
 # --- reads the stores do not offer yet ------------------------------------------------------------
 #
-# The payment store can list payments but not count them by state, and the dispatcher's reads
-# give routes one payment at a time. Until they offer counts, these two read the tables
-# (payments/ports.py, stores/dispatch_sql.py) with the store's read-only `query`.
+# The payment store lists payments but does not count them, and the dispatcher's reads give
+# routes one payment at a time. Until both offer counts, these read their tables
+# (stores/sqlite_payments.py, stores/dispatch_sql.py) through the `query` both stores have for
+# the other services' tables, which only reads.
+
+
+def _rows(store: LedgerStore, sql: str, params: Sequence[Any]) -> list[Any]:
+    rows: list[Any] = getattr(store, "query")(sql, params)  # noqa: B009 - both stores have it
+    return rows
 
 
 def payment_state_counts(store: LedgerStore, pool: str) -> dict[str, int]:
     """The pool's payments by state, in the order of `PaymentState`."""
     mark = dispatch_records(store)[0].mark
-    rows = _query(store)(
-        f"SELECT state, count(*) FROM payments WHERE pool = {mark} GROUP BY state", (pool,)
-    )
+    rows = _rows(store, f"SELECT state, count(*) FROM payments WHERE pool = {mark} "
+                        "GROUP BY state", (pool,))
     counts = {str(state): int(n) for state, n in rows}
     return {s.value: counts[s.value] for s in PaymentState if s.value in counts}
 
 
 def route_counts(store: LedgerStore) -> dict[tuple[str | None, str], int]:
     """Routes (one per attempt) by (channel, strategy); channel None: no eligible channel."""
-    rows = _query(store)(
-        "SELECT channel, strategy, count(*) FROM payment_routes GROUP BY channel, strategy", ()
-    )
+    rows = _rows(store, "SELECT channel, strategy, count(*) FROM payment_routes "
+                        "GROUP BY channel, strategy", ())
     return {(channel, str(strategy)): int(n) for channel, strategy, n in rows}
-
-
-def _query(store: LedgerStore) -> Callable[[str, Sequence[Any]], list[Any]]:
-    query: Callable[[str, Sequence[Any]], list[Any]] = getattr(store, "query")  # noqa: B009
-    return query
 
 
 # --- a run ----------------------------------------------------------------------------------------
@@ -202,6 +210,7 @@ class SimulationRun:
     config: FundpoolConfig
     pool: PoolConfig
     started_us: int
+    earlier_payments: int = 0  # the pool's payments in the store before the run
     ended_us: int = 0
     wall_s: float = 0.0
     interrupted: bool = False
@@ -265,13 +274,17 @@ def run_simulation(
 ) -> SimulationRun:
     """Open the pool (accounts and opening floats, once), run the traffic, verify the journal.
     With a console, a panel shows the run as it goes."""
+    earlier = sum(payment_state_counts(store, pool.id).values())
+    if earlier and console is not None:
+        console.print(Text(EARLIER_RUN_WARNING.format(count=earlier, pool=pool.id),
+                           style="yellow"))
     clock, advance = start_clock(store, settings)
     ids = Uuid7Ids.seeded(settings.seed)
     simulation = Simulation(Ledger(store, clock, ids), config, pool, seed=settings.seed,
                             clock=clock, ids=ids)
     simulation.open_pool()
     run = SimulationRun(settings, describe_store(store), config, pool, clock.now_us(),
-                        report=simulation.report)
+                        earlier_payments=earlier, report=simulation.report)
     rates = config.rates_for(pool)
     wall0 = time.perf_counter()
 
@@ -279,6 +292,10 @@ def run_simulation(
         return live_panel(run, simulation, clock.now_us(), time.perf_counter() - wall0,
                           pool_view(store, config, pool, rates))
 
+    if console is not None and not settings.fast:
+        console.print(Text(f"running for {settings.duration_s:g} s at {settings.rate_per_s:g} "
+                           f"payments a second, the rails {settings.speed:g} times faster; "
+                           "Ctrl-C stops after the current step"))
     # On a terminal the panel is redrawn in place; elsewhere only its last frame is printed.
     animated = console is not None and console.is_terminal
     live = (Live(frame(), console=console, auto_refresh=False, transient=False) if animated
@@ -475,6 +492,7 @@ def summary_doc(run: SimulationRun) -> dict[str, object]:
         "ended_at": iso(run.ended_us),
         "wall_s": round(run.wall_s, 3),
         "interrupted": run.interrupted,
+        "earlier_payments": run.earlier_payments,
         "created": dict(sorted(report.created.items())),
         "refused": dict(sorted(report.refused.items())),
         "patterns": dict(sorted(report.patterns.items())),

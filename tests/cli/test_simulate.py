@@ -229,3 +229,21 @@ def test_ctrl_c_stops_a_live_run_between_steps_and_still_verifies(tmp_path: Path
     assert doc["verify"]["ok"] is True
     # What was sent before the stop is recorded with its batch.
     assert sum(row["batches"] for row in doc["savings"]) == doc["batches"]
+
+
+def test_a_second_run_on_the_same_store_neither_collides_nor_replays(tmp_path: Path) -> None:
+    """A run names its idempotency keys and rail references after its start, so a second run
+    (even with the same seed) creates its own payments and its rails' reports are its own:
+    nothing refused as a conflict, nothing taken for a duplicate."""
+    data = tmp_path / "data"
+    first = summary(data, 7)
+    second = summary(data, 7)
+    assert second["earlier_payments"] == sum(
+        int(n) for n in dict(first["states"]).values()  # type: ignore[call-overload]
+    )
+    assert second["refused"] == {}
+    assert "duplicate" not in dict(second["outcomes"])  # type: ignore[call-overload]
+    assert second["created"] == first["created"]
+    verified = second["verify"]
+    assert isinstance(verified, dict)
+    assert verified["ok"] is True

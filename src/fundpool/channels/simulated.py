@@ -178,8 +178,14 @@ class SimulatedRail:
         *,
         seed: int,
         profile: RailProfile | None = None,
+        instance: str | None = None,
     ) -> None:
+        """`instance` names this rail object among others of the same channel over time (a
+        process that starts later, a second run on the same store): it goes into every rail
+        reference and so into every outcome id, which must never repeat on a channel. Give
+        one whenever earlier runs' outcomes may already be recorded."""
         by_code = assets_by_code(assets)
+        self._ref_prefix = channel.id if instance is None else f"{channel.id}-{instance}"
         missing = [code for code in channel.assets if code not in by_code]
         if missing:
             raise InvalidConfig(
@@ -266,7 +272,7 @@ class SimulatedRail:
         batch = tuple(instructions)
         asset = self._check(batch, at_us)
         self._submissions += 1
-        rail_ref = f"{self.id}-{self._submissions}"
+        rail_ref = f"{self._ref_prefix}-{self._submissions}"
         if self._profile.is_chain:
             self._schedule_on_chain(batch, at_us, rail_ref)
         else:

@@ -299,7 +299,9 @@ def dispatching(s: Session, config: ConfigOption, pool: PoolOption) -> Dispatchi
     payments = PaymentService(Ledger(s.store, clock, ids), payment_store(s.store), declared,
                               chosen, ids)
     seed = secrets.randbits(32)
-    rails = {cid: SimulatedRail(declared.channel(cid), declared.assets, seed=seed)
+    instance = format(clock.now_us(), "x")  # this process's rail references are its own
+    rails = {cid: SimulatedRail(declared.channel(cid), declared.assets, seed=seed,
+                                instance=instance)
              for cid in chosen.channels}
     router = Router(list(rails.values()), seed=seed)
     return Dispatching(declared, chosen, payments,

@@ -150,7 +150,8 @@ def view_tables(shown: PoolView, declared: FundpoolConfig) -> list[Table | Text]
     table.add_column("asset")
     table.add_column("channel")
     for name in (*FIGURES[:4], "total", "fees"):
-        table.add_column("TOTAL" if name == "total" else LABELS[name], justify="right")
+        table.add_column("TOTAL" if name == "total" else LABELS[name], justify="right",
+                         overflow="fold")
 
     def row(asset: str, channel: str, figures: Figures, scaled: Asset) -> list[str]:
         cells = [scaled.format(getattr(figures, n)) for n in (*FIGURES[:4], "total", "fees")]

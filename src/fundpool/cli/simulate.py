@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console, Group, RenderableType
@@ -60,6 +60,7 @@ from fundpool.pool.config import FundpoolConfig, OwnerKind, PoolConfig, load_con
 from fundpool.pool.view import PoolView, pool_view
 from fundpool.runtime import SystemClock
 from fundpool.sim.traffic import ScaledClock, Simulation, SimulationReport
+from fundpool.stores import payment_store
 from fundpool.stores.dispatch_sql import dispatch_records
 
 # Bounds on what a command line may ask for.
@@ -77,14 +78,6 @@ PANEL_REFRESH_S = 0.5  # about twice a second
 SIM_START_US = int(datetime(2026, 11, 24, 9, tzinfo=UTC).timestamp()) * 1_000_000
 AFTER_HEAD_US = 1_000  # a new run starts a millisecond after the ledger's last entry
 ROUTE_GIVEN = "given"  # a route the caller named, not one the router chose
-# Each run's idempotency keys (sim/traffic.py) and each simulated rail's references
-# (channels/simulated.py) start again from 1, so a second run on one store collides with the
-# first: its payments are refused as conflicts, and its rails' reports taken for duplicates.
-EARLIER_RUN_WARNING = (
-    "warning: this store already holds {count} payments of pool {pool} from an earlier run; "
-    "a run's idempotency keys and rail references start again from 1, so some payments of "
-    "this run will be refused or left unsettled. Use an empty --data-dir for clean figures."
-)
 
 _NUMBER = r"(?P<number>\d+(?:\.\d*)?|\.\d+)"
 _RATE = re.compile(rf"{_NUMBER}\s*(?:/\s*(?P<unit>[a-z]+))?")
@@ -169,33 +162,15 @@ class Settings:
         return "fast" if self.fast else "live"
 
 
-# --- reads the stores do not offer yet ------------------------------------------------------------
-#
-# The payment store lists payments but does not count them, and the dispatcher's reads give
-# routes one payment at a time. Until both offer counts, these read their tables
-# (stores/sqlite_payments.py, stores/dispatch_sql.py) through the `query` both stores have for
-# the other services' tables, which only reads.
-
-
-def _rows(store: LedgerStore, sql: str, params: Sequence[Any]) -> list[Any]:
-    rows: list[Any] = getattr(store, "query")(sql, params)  # noqa: B009 - both stores have it
-    return rows
-
-
 def payment_state_counts(store: LedgerStore, pool: str) -> dict[str, int]:
     """The pool's payments by state, in the order of `PaymentState`."""
-    mark = dispatch_records(store)[0].mark
-    rows = _rows(store, f"SELECT state, count(*) FROM payments WHERE pool = {mark} "
-                        "GROUP BY state", (pool,))
-    counts = {str(state): int(n) for state, n in rows}
-    return {s.value: counts[s.value] for s in PaymentState if s.value in counts}
+    counts = payment_store(store).state_counts(pool)
+    return {s.value: counts[s] for s in PaymentState if s in counts}
 
 
 def route_counts(store: LedgerStore) -> dict[tuple[str | None, str], int]:
     """Routes (one per attempt) by (channel, strategy); channel None: no eligible channel."""
-    rows = _rows(store, "SELECT channel, strategy, count(*) FROM payment_routes "
-                        "GROUP BY channel, strategy", ())
-    return {(channel, str(strategy)): int(n) for channel, strategy, n in rows}
+    return dispatch_records(store)[1].route_counts()
 
 
 # --- a run ----------------------------------------------------------------------------------------
@@ -274,10 +249,9 @@ def run_simulation(
 ) -> SimulationRun:
     """Open the pool (accounts and opening floats, once), run the traffic, verify the journal.
     With a console, a panel shows the run as it goes."""
+    # A run's keys and rail references carry its start time (sim/traffic.py), so a run on a
+    # store that holds earlier runs adds to them without meeting them.
     earlier = sum(payment_state_counts(store, pool.id).values())
-    if earlier and console is not None:
-        console.print(Text(EARLIER_RUN_WARNING.format(count=earlier, pool=pool.id),
-                           style="yellow"))
     clock, advance = start_clock(store, settings)
     ids = Uuid7Ids.seeded(settings.seed)
     simulation = Simulation(Ledger(store, clock, ids), config, pool, seed=settings.seed,

@@ -50,6 +50,8 @@ class PaymentStore(Protocol):
 
     def states(self, ids: Sequence[str]) -> dict[str, PaymentState]: ...
 
+    def state_counts(self, pool: str) -> dict[PaymentState, int]: ...
+
     def payments(
         self, where: PaymentFilter, *, limit: int, after_id: str | None = None
     ) -> list[Payment]:

@@ -124,7 +124,13 @@ class Simulation:
         ids = ids or Uuid7Ids.seeded(seed)
         self.service = PaymentService(ledger, payment_store(ledger.store), config, pool, ids)
         channels = [config.channel(cid) for cid in pool.channels]
-        self.rails = {c.id: SimulatedRail(c, config.assets, seed=seed) for c in channels}
+        # A run is named by the clock's time at its start: its rail references, outcome ids and
+        # idempotency keys then never meet an earlier run's on the same store.
+        self.run_id = format(clock.now_us(), "x")
+        self.rails = {
+            c.id: SimulatedRail(c, config.assets, seed=seed, instance=self.run_id)
+            for c in channels
+        }
         self.router = Router(list(self.rails.values()), seed=seed)
         self.dispatcher = Dispatcher(self.service, self.rails, self.router, clock, ids,
                                      policy=policy)
@@ -230,9 +236,19 @@ class Simulation:
         low = 10 ** max(power, 0)
         return self._rng.randint(low, 10 * low - 1)
 
+    def _fit(self, amount: int, asset: str, *channels: str) -> int:
+        """The amount moved into every named channel's limits for the asset (a real payer
+        would not send what the rail refuses)."""
+        for cid in channels:
+            limits = self.config.channel(cid).limits_for(asset)
+            amount = max(amount, limits.min_minor)
+            if limits.max_minor is not None:
+                amount = min(amount, limits.max_minor)
+        return amount
+
     def _key(self, prefix: str) -> str:
         self._serial += 1
-        return f"sim-{prefix}-{self._serial}"
+        return f"sim-{self.run_id}-{prefix}-{self._serial}"
 
     def _draw(self) -> tuple[PaymentRequest, str | None]:
         roll = self._rng.random()
@@ -245,7 +261,8 @@ class Simulation:
             return self._sweep()
         if roll < DEPOSIT_SHARE + SWEEP_SHARE + BRIDGE_SHARE and self._bridges:
             source, destination, asset = self._rng.choice(self._bridges)
-            request = PaymentRequest(PaymentKind.BRIDGE, asset, self._amount(asset), source,
+            amount = self._fit(self._amount(asset), asset, source, destination)
+            request = PaymentRequest(PaymentKind.BRIDGE, asset, amount, source,
                                      destination, reference=self._key("bridge"))
             return request, request.reference
         return self._payout()
@@ -258,7 +275,7 @@ class Simulation:
             meta[MERCHANT_KEY] = self._rng.choice(self._merchants)
         key = self._key("deposit")
         request = PaymentRequest(
-            PaymentKind.DEPOSIT, asset, self._amount(asset), channel,
+            PaymentKind.DEPOSIT, asset, self._fit(self._amount(asset), asset, channel), channel,
             counterparty=f"customer-{self._rng.randrange(PAYEES * 5)}", reference=key,
             metadata=meta,
         )
@@ -285,7 +302,8 @@ class Simulation:
         asset = self._rng.choice(assets)
         source, destination = self._rng.sample(self._pairs[asset], 2)
         key = self._key("sweep")
-        return PaymentRequest(PaymentKind.INTERNAL, asset, self._amount(asset), source,
+        amount = self._fit(self._amount(asset), asset, source, destination)
+        return PaymentRequest(PaymentKind.INTERNAL, asset, amount, source,
                               destination, reference=key), key
 
     def _fraud(self) -> tuple[PaymentRequest, str]:

@@ -327,6 +327,14 @@ class DispatchReads:
         )
         return {(r[0], r[1]): (int(r[2]), int(r[3]), int(r[4])) for r in rows}
 
+    def route_counts(self) -> dict[tuple[str | None, str], int]:
+        """Routes (one per attempt) by (channel, strategy); channel None: no eligible rail."""
+        rows = self._store.query(
+            "SELECT channel, strategy, count(*) FROM payment_routes GROUP BY channel, strategy",
+            (),
+        )
+        return {(channel, str(strategy)): int(n) for channel, strategy, n in rows}
+
     def disposition_counts(self) -> dict[str, int]:
         rows = self._store.query(
             "SELECT disposition, count(*) FROM channel_outcomes GROUP BY disposition", ()

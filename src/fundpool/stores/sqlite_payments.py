@@ -262,6 +262,14 @@ class SqlPaymentReads:
             found.update((row[0], PaymentState(row[1])) for row in rows)
         return found
 
+    def state_counts(self, pool: str) -> dict[PaymentState, int]:
+        """The pool's payments by state (states with none left out)."""
+        rows = self._store.query(
+            f"SELECT state, count(*) FROM payments WHERE pool = {self.MARK} GROUP BY state",
+            (pool,),
+        )
+        return {PaymentState(state): int(n) for state, n in rows}
+
     def payments(
         self, where: PaymentFilter, *, limit: int, after_id: str | None = None
     ) -> list[Payment]:

@@ -8,14 +8,15 @@ Prints one JSON line per figure:
 
 Method. The pool of examples/pool.toml is set up and funded (not timed), with its USD rails
 (RTP, the wire, the card acquirer) made instant: latency 1 ms, no clearing notice, no
-failures or returns, no cut-off, batches of up to 4,096. The payouts name no rail, so every one
-is routed by the learning router among them. The timed loop is what a service does: `Dispatcher.intake` of 4,096 payout requests
-(create, screen, route, approve: one transaction), a tick that submits them to the rail (one
-transaction, then the rail call), the clock moved past the rail's latency, and a tick that
-applies the rail's settlements (one transaction). So each payout goes through create, screen,
-route, approve, submit and settle, posting three ledger entries (approve, submit, settle: four
-postings), with its routing decision, route row, batch row and outcome row stored. The
-payment count is divided by the wall time of the whole loop.
+failures or returns, no cut-off, batches of up to 4,096. The payouts name no rail, so every
+one is routed by the learning router among them. The timed loop is what a service does:
+`Dispatcher.intake` of 4,096 payout requests (create, screen, route, approve: one
+transaction), a tick that submits them to the rail (one transaction, then the rail call), the
+clock moved past the rail's latency, and a tick that applies the rail's settlements (one
+transaction). So each payout goes through create, screen, route, approve, submit and settle,
+with its routing decision, route row, batch row and outcome row stored. Approve, submit and
+settle post their ledger entries summed per wave (ADR 0008). The payment count is divided by
+the wall time of the whole loop.
 
 The baseline, in the same run and on the same kind of store, is the ledger alone accepting
 single-posting transfers in batches of 4,096: a payout costs at least three of them, so a ratio

@@ -65,7 +65,7 @@ from fundpool.payments.csv_batch import (
     PayoutFile,
     parse_payout_csv,
 )
-from fundpool.payments.dispatch import Dispatcher, IntakeRefused
+from fundpool.payments.dispatch import NOT_FOR_PAYOUTS, Dispatcher, IntakeRefused
 from fundpool.payments.model import (
     Action,
     InvalidPayment,
@@ -303,7 +303,8 @@ def dispatching(s: Session, config: ConfigOption, pool: PoolOption) -> Dispatchi
     rails = {cid: SimulatedRail(declared.channel(cid), declared.assets, seed=seed,
                                 instance=instance)
              for cid in chosen.channels}
-    router = Router(list(rails.values()), seed=seed)
+    router = Router([rail for cid, rail in rails.items()
+                     if declared.channel(cid).kind not in NOT_FOR_PAYOUTS], seed=seed)
     return Dispatching(declared, chosen, payments,
                        Dispatcher(payments, rails, router, clock, ids))
 

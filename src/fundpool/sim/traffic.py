@@ -131,7 +131,12 @@ class Simulation:
             c.id: SimulatedRail(c, config.assets, seed=seed, instance=self.run_id)
             for c in channels
         }
-        self.router = Router(list(self.rails.values()), seed=seed)
+        # The router weighs the rails a payout can take (a book rail never carries one).
+        self.router = Router(
+            [r for c, r in zip(channels, self.rails.values(), strict=True)
+             if c.kind not in NOT_FOR_PAYOUTS],
+            seed=seed,
+        )
         self.dispatcher = Dispatcher(self.service, self.rails, self.router, clock, ids,
                                      policy=policy)
         self.report = SimulationReport()

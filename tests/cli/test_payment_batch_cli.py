@@ -237,7 +237,7 @@ def test_routes_show_every_candidate_of_a_simulated_payout(simulated: Cli) -> No
     assert chosen["eligible"] is True
     assert {"fee", "fee_minor", "latency_us", "quoted_success_probability",
             "expected_cost_minor"} <= set(chosen)
-    assert candidates["book"]["eligible"] is False  # never for a payout
+    assert "book" not in candidates  # a book rail never carries a payout: not even weighed
     assert all(c["reason"] for c in candidates.values() if not c["eligible"])
 
     human = simulated.run("payment", "routes", str(payout["id"]))

@@ -1,1 +1,1 @@
-"""The `fundpool` command line: `fundpool ledger ...` and `fundpool demo`."""
+"""The `fundpool` command line: `ledger`, `pool`, `payment`, `simulate` and `demo`."""

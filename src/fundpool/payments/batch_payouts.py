@@ -94,8 +94,10 @@ def submit_payout_file(
     for row, intake in zip(rows, intakes, strict=True):
         outcome = intake.outcome
         if isinstance(outcome, Payment):
-            error = intake.errors[0].code if intake.errors else None
-            submitted.append(SubmittedRow(row.line, outcome.id, outcome.state.value, error))
+            # A row whose payout was rejected (no rail could take it) stopped there: say why.
+            submitted.append(
+                SubmittedRow(row.line, outcome.id, outcome.state.value, intake.refusal)
+            )
         else:
             submitted.append(SubmittedRow(row.line, None, None, outcome.code))
     return PayoutFileResult(payouts.sha256, tuple(submitted))

@@ -11,12 +11,20 @@ A payout's run:
              failover (retry: funds released, route again without the rails already tried,
              approve, queue) or, when attempts are used up or no rail is left, fail
 
-A deposit is created and screened at intake, and its rail is told to expect it; the rail's
-reports clear and settle it (or return it).
+A deposit is created and screened at intake, and its rail is told to expect it (when the
+rail is open); the rail's reports clear and settle it (or return it).
+
+A payment that names its rail is checked against that rail at intake as a routed one is by
+the router: the dispatcher has the rail, the amount is within the rail's own limits, a book
+rail is not asked to pay out, and the rail holds the amount and its fee. If not, intake
+rejects it with the reason (`no_rail`, `below_minimum`, `above_maximum`, `not_for_payouts`,
+`insufficient_liquidity`) rather than lock funds it cannot have or send it to a rail that
+would refuse it, and the whole batch it went out in.
 
 Rails are not tidy, and the dispatcher is what makes them safe:
 - **Duplicates.** Every outcome is recorded by (channel, outcome id) in the same transaction as
-  the steps it caused; one seen before is recorded as `duplicate` and does nothing.
+  the steps it caused; one seen before is a `duplicate`: counted in the tick's report, not
+  stored again (the table keeps what its first delivery did), and it does nothing.
 - **Stale attempts.** An outcome from a rail that is not the payment's current route (an
   attempt that was failed over) is `stale` and does nothing: the attempt's funds were already
   released, so acting on it could release or settle them twice.
@@ -28,6 +36,10 @@ Rails are not tidy, and the dispatcher is what makes them safe:
 
 So every payment ends in exactly one terminal state, and its funds are never both released
 and settled. Property tests drive any sequence of deliveries through this (tests/payments).
+
+Outcomes polled from the rails are kept until the transaction that applies them commits: a
+rail does not report a thing twice because a commit failed. What a failed transaction changed
+in memory (the queues) is dropped, and the next rescan rebuilds it from the store.
 
 **Commit first, then send.** A batch is marked submitted (its funds moved to in transit) and
 committed before the rail is called. If the process dies in between, the books say "in
@@ -48,7 +60,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from fundpool.channels.ports import (
@@ -77,6 +89,7 @@ from fundpool.payments.service import (
 )
 from fundpool.pool.accounts import PoolState, pool_account
 from fundpool.pool.config import ChannelKind
+from fundpool.routing.decision import Exclusion
 from fundpool.stores.dispatch_sql import (
     BatchRecord,
     DispatchReads,
@@ -91,6 +104,9 @@ A = Action
 K = OutcomeKind
 
 NO_ELIGIBLE_CHANNEL = "no_eligible_channel"
+# Why intake rejects a payment that names its rail, beside the router's `Exclusion` codes:
+NO_RAIL = "no_rail"  # the pool has the channel, but this dispatcher has no adapter for it
+NOT_FOR_PAYOUTS_REASON = "not_for_payouts"  # a book rail named for a payout
 # Rails that only move money inside the pool never carry a payout to the outside world.
 NOT_FOR_PAYOUTS = frozenset({ChannelKind.BOOK})
 
@@ -154,32 +170,38 @@ class TickReport:
     queued: int = 0
 
     def count(self, table: dict[str, int], key: str, n: int = 1) -> None:
-        table[key] = table.get(key, 0) + n
+        total = table.get(key, 0) + n
+        if total:
+            table[key] = total
+        else:
+            table.pop(key, None)
 
 
 @dataclass(frozen=True, slots=True)
 class Intake:
-    """What became of one request at intake: the payment as it now stands (or the error), and
-    the route chosen for it, if any."""
+    """What became of one request at intake: the payment as it now stands (or the error), the
+    route chosen for it, if any, and why intake rejected it, when it did."""
 
     outcome: Outcome
     route: RouteRecord | None = None
     errors: tuple[FundpoolError, ...] = ()
+    reason: str | None = None  # no_eligible_channel, or why the rail it named cannot carry it
+
+    @property
+    def refusal(self) -> str | None:
+        """Why this item did not go through, as a stable code; None when it did."""
+        if isinstance(self.outcome, FundpoolError):
+            return self.outcome.code
+        if self.errors:
+            return self.errors[0].code
+        if self.outcome.state is S.REJECTED:
+            return self.reason or NO_ELIGIBLE_CHANNEL
+        return None
 
 
 class IntakeRefused(FundpoolError):
     code = "intake_refused"
     title = "an all-or-nothing intake was refused: one item could not go through"
-
-
-def _refusal(intake: Intake) -> str | None:
-    if isinstance(intake.outcome, FundpoolError):
-        return intake.outcome.code
-    if intake.errors:
-        return intake.errors[0].code
-    if intake.outcome.state is S.REJECTED:
-        return NO_ELIGIBLE_CHANNEL
-    return None
 
 
 class Dispatcher:
@@ -205,8 +227,11 @@ class Dispatcher:
         self._queues: dict[tuple[str, str], deque[_Queued]] = {}
         self._queued_ids: set[str] = set()
         self._in_transit: dict[str, tuple[str, int]] = {}  # payment -> (channel, since)
-        self._to_record: list[_Sent] = []
-        self._refusals: list[ChannelOutcome] = []
+        self._to_record: list[_Sent] = []  # until the transaction that writes them commits
+        # Outcomes to apply (refusals, then what the rails reported), kept until the
+        # transaction that applies them commits: a rail does not report a thing again because
+        # a commit failed.
+        self._inbox: list[ChannelOutcome] = []
         self._inbound: list[tuple[str, Instruction]] = []
         self._last_scan_us: int | None = None
         self._new_routes: dict[str, RouteRecord] = {}  # failovers of the current tick
@@ -230,15 +255,30 @@ class Dispatcher:
         or approved, refuses them all (`IntakeRefused`, naming the first) and nothing is
         created."""
         routes: dict[str, RouteRecord] = {}
+        rejected: dict[str, str] = {}
+        planned: set[str] = set()
         with self._service.session() as session:
+            at_us = session.at_us
             liquidity = _Liquidity(session.transaction, self._pool, self._capabilities)
 
             def plan(payment: Payment) -> list[Step]:
+                if payment.id in planned:
+                    # The same key twice in one call: the second is a replay of the first,
+                    # which is already planned (routing it again would take its liquidity
+                    # twice and store a decision that is not the one applied).
+                    return []
+                planned.add(payment.id)
                 steps = [Step(payment.id, A.SCREEN)]
                 if payment.kind.inbound:
+                    problem, _ = self._named_rail_problem(payment, at_us, liquidity)
+                    if problem is not None:
+                        rejected[payment.id] = problem
+                        steps.append(Step(payment.id, A.REJECT, reason=problem))
                     return steps
-                route = self._route(payment, 1, session.at_us, liquidity, ())
+                route = self._route(payment, 1, at_us, liquidity, ())
                 routes[payment.id] = route
+                if route.channel is None:
+                    rejected[payment.id] = _route_reason(route)
                 return steps + self._after_route(payment, route)
 
             results: list[tuple[Outcome, list[Outcome]]] = []
@@ -253,17 +293,21 @@ class Dispatcher:
                     continue
                 payment = final.get(created.id, created)
                 errors = tuple(o for o in step_outcomes if isinstance(o, FundpoolError))
-                intakes.append(Intake(payment, routes.get(payment.id), errors))
+                intakes.append(Intake(payment, routes.get(payment.id), errors,
+                                      rejected.get(payment.id)))
             if atomic:
                 for index, intake in enumerate(intakes):
-                    problem = _refusal(intake)
+                    problem = intake.refusal
                     if problem is not None:
-                        self._inbound.clear()
                         raise IntakeRefused(item=index, reason=problem)  # rolls back
             DispatchWrites(session.write_session, self._dialect).add_routes(list(routes.values()))
-            for intake in intakes:
-                if isinstance(intake.outcome, Payment):
-                    self._follow(intake.outcome, intake.route, session.at_us)
+        # Once committed, and only what this call created: a replayed request (the same key)
+        # is already with its rail or in a queue, and announcing a deposit twice would have
+        # the rail refuse it as a duplicate, which fails it.
+        for intake in intakes:
+            if isinstance(intake.outcome, Payment) and intake.outcome.id in planned:
+                planned.discard(intake.outcome.id)  # once, however often its key came
+                self._follow(intake.outcome, intake.route, at_us)
         self._send_inbound()
         return intakes
 
@@ -279,19 +323,24 @@ class Dispatcher:
         if payment.channel is not None and attempt == 1:
             # The caller named the rail: it is used as named, priced by its quote, and not
             # failed over to another (the caller may have reasons the router cannot see).
-            rail = self._rails.get(payment.channel)
-            fee = payment.fee_minor
-            if rail is not None:
-                fee = rail.quote(payment.asset, payment.amount_minor, at_us).fee_minor
-            decision: dict[str, Any] = {"strategy": "given", "channel": payment.channel,
-                                        "fee_minor": fee}
+            # It must still be able to carry the payment now, as a routed rail must: else
+            # the payment would lock funds it cannot have, or go to a rail that refuses it
+            # (and with it the whole batch it went in).
+            problem, fee = self._named_rail_problem(payment, at_us, liquidity)
+            decision: dict[str, Any] = {"strategy": "given", "channel": payment.channel}
+            if problem is not None:
+                decision["reason"] = problem
+                return RouteRecord(payment.id, attempt, at_us, None, "given", decision)
+            decision["fee_minor"] = fee
             liquidity.take(payment.asset, payment.channel, payment.amount_minor + fee)
             return RouteRecord(payment.id, attempt, at_us, payment.channel, "given", decision)
         if payment.kind.between_channels:
             # A transfer between the pool's own channels is not re-routed: its rail is its
             # source channel. After a failure it fails.
+            reason = ("a transfer names its source channel" if attempt == 1
+                      else "transfers are not re-routed")
             return RouteRecord(payment.id, attempt, at_us, None, "given",
-                               {"strategy": "given", "reason": "transfers are not re-routed"})
+                               {"strategy": "given", "reason": reason})
         available = liquidity.for_asset(payment.asset)
         excluded = frozenset(tried) | frozenset(
             cid for cid, caps in self._capabilities.items() if caps.kind in NOT_FOR_PAYOUTS
@@ -307,10 +356,39 @@ class Dispatcher:
             liquidity.take(payment.asset, routed.channel, payment.amount_minor + fee)
         return record
 
+    def _named_rail_problem(
+        self, payment: Payment, at_us: int, liquidity: _Liquidity
+    ) -> tuple[str | None, int]:
+        """Why the rail a payment names cannot carry it now (None: it can), and the fee it
+        quotes (a deposit's is the channel's schedule, as created). The router's own
+        constraints, in its order, where they apply to a named rail; a closed rail is no
+        problem here: the payment waits in its queue until it opens."""
+        channel = payment.channel or ""
+        caps = self._capabilities.get(channel)
+        rail = self._rails.get(channel)
+        fee = payment.fee_minor
+        if caps is None or rail is None:
+            return NO_RAIL, fee
+        asset, amount = payment.asset, payment.amount_minor
+        if asset not in caps.assets:
+            return Exclusion.ASSET_NOT_CARRIED.value, fee
+        if amount < caps.min_minor.get(asset, 1):
+            return Exclusion.BELOW_MINIMUM.value, fee
+        upper = caps.max_minor.get(asset)
+        if upper is not None and amount > upper:
+            return Exclusion.ABOVE_MAXIMUM.value, fee
+        if payment.kind.inbound:
+            return None, fee
+        if payment.kind is PaymentKind.PAYOUT and caps.kind in NOT_FOR_PAYOUTS:
+            return NOT_FOR_PAYOUTS_REASON, fee
+        fee = rail.quote(asset, amount, at_us).fee_minor
+        if liquidity.for_asset(asset).get(channel, 0) < amount + fee:
+            return Exclusion.INSUFFICIENT_LIQUIDITY.value, fee
+        return None, fee
+
     def _after_route(self, payment: Payment, route: RouteRecord) -> list[Step]:
         if route.channel is None:
-            reason = str(route.decision.get("reason") or NO_ELIGIBLE_CHANNEL)
-            return [Step(payment.id, A.REJECT, reason=reason)]
+            return [Step(payment.id, A.REJECT, reason=_route_reason(route))]
         fee = _chosen_fee(route)
         steps = [Step(payment.id, A.ROUTE, route.channel, fee_minor=fee)]
         steps.append(
@@ -337,11 +415,19 @@ class Dispatcher:
         self._queued_ids.add(payment.id)
 
     def _send_inbound(self) -> None:
-        by_channel: dict[str, list[Instruction]] = {}
-        for channel, instruction in self._inbound:
-            by_channel.setdefault(channel, []).append(instruction)
-        self._inbound.clear()
+        """Tell rails which deposits to expect. A rail outside its cut-off window is told
+        when it opens, as its payouts are sent then: it would refuse the announcement, and a
+        refused announcement fails the deposit."""
         now = self._clock.now_us()
+        by_channel: dict[str, list[Instruction]] = {}
+        waiting: list[tuple[str, Instruction]] = []
+        for channel, instruction in self._inbound:
+            caps = self._capabilities.get(channel)
+            if caps is not None and not caps.open_at(now):
+                waiting.append((channel, instruction))
+            else:
+                by_channel.setdefault(channel, []).append(instruction)
+        self._inbound = waiting
         for channel, instructions in by_channel.items():
             rail = self._rails.get(channel)
             if rail is None:
@@ -357,14 +443,15 @@ class Dispatcher:
     # --- approvals made elsewhere (CLI, API, console) -------------------------------------
 
     def approve(self, payment_ids: Sequence[str]) -> list[Outcome]:
-        """An approver's decision: approve and queue."""
+        """An approver's decision: approve, and queue once committed."""
         with self._service.session() as session:
+            at_us = session.at_us
             outcomes = session.act([Step(pid, A.APPROVE) for pid in payment_ids])
             routes = DispatchWrites(session.write_session, self._dialect).routes(payment_ids)
-            for outcome in outcomes:
-                if isinstance(outcome, Payment):
-                    attempts = routes.get(outcome.id, [])
-                    self._follow(outcome, attempts[-1] if attempts else None, session.at_us)
+        for outcome in outcomes:
+            if isinstance(outcome, Payment):
+                attempts = routes.get(outcome.id, [])
+                self._follow(outcome, attempts[-1] if attempts else None, at_us)
         return outcomes
 
     def _rescan(self, now_us: int) -> None:
@@ -395,22 +482,38 @@ class Dispatcher:
         now = self._clock.now_us()
         report = TickReport(at_us=now)
         self._rescan(now)
-        delivered = self._refusals + [o for rail in self._rails.values() for o in rail.poll(now)]
-        self._refusals = []
+        for rail in self._rails.values():
+            self._inbox.extend(rail.poll(now))
+        delivered = list(self._inbox)
         due: list[tuple[str, str, list[_Queued]]] = []
-        with self._service.session() as session:
-            writes = DispatchWrites(session.write_session, self._dialect)
-            self._record_sent(writes)
-            if delivered:
-                self._apply_outcomes(session, writes, delivered, report)
-            due = self._submit_due(session, report)
+        try:
+            with self._service.session() as session:
+                writes = DispatchWrites(session.write_session, self._dialect)
+                self._record_sent(writes)
+                if delivered:
+                    self._apply_outcomes(session, writes, delivered, report)
+                due = self._submit_due(session, report)
+        except BaseException:
+            # Nothing of this tick was written, but its queues changed in memory (payments
+            # taken off to be sent, failovers queued): the store is the truth, and the next
+            # tick's rescan rebuilds the queues from it. The outcomes stay in the inbox.
+            self._forget_queues()
+            raise
+        self._inbox = []
+        self._to_record = []
         self._send(due, report)
         self._send_inbound()
         report.queued = len(self._queued_ids)
         report.stuck = self._stuck(now)
         return report
 
+    def _forget_queues(self) -> None:
+        self._queues.clear()
+        self._queued_ids.clear()
+        self._last_scan_us = None
+
     def _record_sent(self, writes: DispatchWrites) -> None:
+        """Write the receipts of earlier sends (cleared by the caller once committed)."""
         if not self._to_record:
             return
         writes.add_batches([sent.batch for sent in self._to_record])
@@ -421,7 +524,6 @@ class Dispatcher:
                 for pid, attempt in sent.members
             ]
         )
-        self._to_record = []
 
     def _apply_outcomes(
         self,
@@ -475,22 +577,42 @@ class Dispatcher:
                 target = _target(payment.kind, projected[payment.id], action)
                 if target is not None:
                     projected[payment.id] = target
+        if steps:
+            self._take(steps, owners, session.act(steps), records, report, now)
         if failed:
-            self._fail_over(session, writes, payments, failed, steps, owners, report)
-        results = session.act(steps) if steps else []
+            # After the other steps, so that the liquidity failover routes by is what this
+            # transaction holds now (a merchant's advance at clear, a reversed deposit, have
+            # taken from a rail's available).
+            steps, owners = self._fail_over(session, writes, payments, failed, report)
+            if steps:
+                self._take(steps, owners, session.act(steps), records, report, now)
+        # A duplicate is counted, not stored again: the table keeps each outcome once, by
+        # (channel, outcome id), with what its first delivery did.
+        writes.add_outcomes([r for r in records if r.disposition != "duplicate"])
+
+    def _take(
+        self,
+        steps: Sequence[Step],
+        owners: Sequence[int],
+        results: Sequence[Outcome],
+        records: list[OutcomeRecord],
+        report: TickReport,
+        now: int,
+    ) -> None:
+        """What the steps an outcome caused came to: a refused step makes the outcome an
+        anomaly (its first refusal is kept, the cause a person needs)."""
         for step, owner, result in zip(steps, owners, results, strict=True):
             if isinstance(result, FundpoolError):
                 record = records[owner]
-                records[owner] = OutcomeRecord(
-                    record.outcome_id, record.channel, record.payment_id, record.kind,
-                    record.at_us, record.received_at_us, "anomaly",
-                    f"{step.action.value} refused: {result.code}",
-                )
+                if record.disposition == "anomaly":
+                    continue
+                report.count(report.outcomes, record.disposition, -1)
+                records[owner] = replace(record, disposition="anomaly",
+                                         detail=f"{step.action.value} refused: {result.code}")
                 report.count(report.outcomes, "anomaly")
             else:
                 report.count(report.steps, step.action.value)
                 self._after_step(result, step, now)
-        writes.add_outcomes(records)
 
     def _fail_over(
         self,
@@ -498,12 +620,13 @@ class Dispatcher:
         writes: DispatchWrites,
         payments: Mapping[str, Payment],
         failed: Mapping[str, int],
-        steps: list[Step],
-        owners: list[int],
         report: TickReport,
-    ) -> None:
+    ) -> tuple[list[Step], list[int]]:
         """A rail failed these payments: route each again without the rails it tried (retry,
-        route, approve), or fail it when its attempts are used up or no rail is left."""
+        route, approve), or fail it when its attempts are used up or no rail is left. Returns
+        the steps, each with the index of the failure's record."""
+        steps: list[Step] = []
+        owners: list[int] = []
         routes = writes.routes(failed)
         liquidity = _Liquidity(session.transaction, self._pool, self._capabilities)
         max_attempts = int(self._router.policy.max_attempts)
@@ -534,6 +657,7 @@ class Dispatcher:
                 owners.append(owner)
         writes.add_routes(new_routes)
         self._new_routes = {r.payment_id: r for r in new_routes}
+        return steps, owners
 
     def _after_step(self, payment: Outcome, step: Step, now: int) -> None:
         if not isinstance(payment, Payment):
@@ -616,7 +740,7 @@ class Dispatcher:
         self, channel: str, instructions: Sequence[Instruction], reason: str, now: int
     ) -> None:
         for instruction in instructions:
-            self._refusals.append(
+            self._inbox.append(
                 ChannelOutcome(
                     f"refused-{instruction.payment_id}-{now}", channel, instruction.payment_id,
                     "", K.FAILED, now, reason,
@@ -635,6 +759,7 @@ class Dispatcher:
         if self._to_record:
             with self._service.session() as session:
                 self._record_sent(DispatchWrites(session.write_session, self._dialect))
+            self._to_record = []
 
 
 class _Liquidity:
@@ -672,6 +797,10 @@ def _instruction(payment: Payment, direction: Direction) -> Instruction:
     amount = payment.amount_minor
     return Instruction(payment.id, direction, payment.asset, amount, payment.counterparty,
                        payment.reference)
+
+
+def _route_reason(route: RouteRecord) -> str:
+    return str(route.decision.get("reason") or NO_ELIGIBLE_CHANNEL)
 
 
 def _chosen_fee(route: RouteRecord) -> int | None:

@@ -19,8 +19,14 @@ step posts (A = amount, F = inbound fee, N = A - F, the merchant's net):
 - return before settlement, after an advance: pending_settlement -> world A, the advance
   taken back (merchant payable -> available N; the payable may go below zero, up to the
   merchant cap, when the merchant already used it), and the exposure memo goes back.
-- reverse (a settled deposit undone): its settle and clear entries, advance included, are
+- reverse (a settled deposit undone), without an advance: its settle and clear entries are
   reversed, as for any deposit.
+- reverse, after an advance: one entry with the net effect of undoing the clear, the advance
+  and the settlement: merchant payable -> world N and fees -> world F (the payable may go
+  below zero, as for a return). Reversing those entries one by one would, on the way, count
+  the advance against the caps again and take N from the rail's available (both given back
+  by the next reversal), so a pool near its cap, or a rail whose available was paid out, would
+  refuse a reversal that in the end moves neither.
 
 Whether a deposit was advanced is read from its clear event: the advance is its own entry in
 the clear's linked group, so an advanced clear lists two entries.
@@ -85,8 +91,8 @@ def advance(payment: Payment, owner: str) -> Transfer | None:
 def merchant_commands(
     payment: Payment, owner: str, action: Action, events: Sequence[PaymentEvent]
 ) -> tuple[SimpleCommand, ...] | None:
-    """What settle and return post for a merchant deposit; None for the other actions (they
-    post as for any deposit)."""
+    """What settle and return (and reverse, after an advance) post for a merchant deposit;
+    None for the other actions (they post as for any deposit)."""
     channel = payment.channel or ""
     pending = pool_account(payment.pool, payment.asset, channel, PoolState.PENDING_SETTLEMENT)
     available = pool_account(payment.pool, payment.asset, channel, PoolState.AVAILABLE)
@@ -105,4 +111,8 @@ def merchant_commands(
         moves = [(pending, world_account(channel), payment.amount_minor), (payable, available, net)]
         moves += _exposure(payment, owner, net, back=True)
         return (_transfer(payment, action.value, moves),)
+    if action is Action.REVERSE and was_advanced:
+        world = world_account(channel)
+        return (_transfer(payment, action.value, [(payable, world, net),
+                                                  (fees, world, payment.fee_minor)]),)
     return None

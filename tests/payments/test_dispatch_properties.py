@@ -674,7 +674,9 @@ class DispatchMachine(RuleBasedStateMachine):
                 dispositions.append((key, "anomaly"))
                 continue
             if outcome.channel != before[pid][1]:
-                dispositions.append((key, "stale"))
+                # Money moving on a rail the payment is not routed to is flagged, not ignored.
+                moved = outcome.kind in (OutcomeKind.SETTLED, OutcomeKind.RETURNED)
+                dispositions.append((key, "anomaly" if moved else "stale"))
                 continue
             disposition, actions = reading(t.kind, states[pid], outcome.kind)
             dispositions.append((key, disposition))

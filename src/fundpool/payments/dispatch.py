@@ -27,7 +27,9 @@ Rails are not tidy, and the dispatcher is what makes them safe:
   stored again (the table keeps what its first delivery did), and it does nothing.
 - **Stale attempts.** An outcome from a rail that is not the payment's current route (an
   attempt that was failed over) is `stale` and does nothing: the attempt's funds were already
-  released, so acting on it could release or settle them twice.
+  released, so acting on it could release or settle them twice. A `settled` or `returned`
+  from such a rail is an `anomaly` instead: money may have left twice, which a person must
+  see.
 - **Late and out of order.** An outcome the payment is already past (a `cleared` after
   `settled`) is `late`. One that skips ahead implies what it skips: `settled` for a deposit
   still screened clears it first; `returned` for a payout still in transit settles it first.
@@ -551,7 +553,13 @@ class Dispatcher:
             elif payment is None or payment.pool != self._pool:
                 disposition, detail = "anomaly", "no such payment in this pool"
             elif payment.channel != outcome.channel:
-                disposition = "stale"
+                if outcome.kind in (K.SETTLED, K.RETURNED):
+                    # Money moved on a rail the payment is no longer routed to: after a
+                    # failover it may have left twice. Nothing is posted; a person decides.
+                    disposition = "anomaly"
+                    detail = f"{outcome.kind.value} on a rail the payment is not routed to"
+                else:
+                    disposition = "stale"
             else:
                 disposition, actions, detail = _reading(payment.kind, projected[payment.id],
                                                         outcome.kind)

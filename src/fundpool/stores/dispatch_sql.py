@@ -137,7 +137,7 @@ class OutcomeRecord:
     kind: str
     at_us: int
     received_at_us: int
-    disposition: str  # applied | duplicate | late | stale | anomaly | refused
+    disposition: str  # applied | late | stale | anomaly (a duplicate is counted, not stored)
     detail: str | None = None
 
 

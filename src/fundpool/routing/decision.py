@@ -73,11 +73,10 @@ class CandidateScore:
             self.posterior_mean, self.sampled_success_probability, self.time_cost_minor,
             self.retry_cost_minor, self.expected_cost_minor,
         ) == _NONE8:
-            data: dict[str, Any] = {"channel": self.channel, "eligible": self.eligible}
-            if self.reason is not None:
-                data["reason"] = self.reason
-            return data
-        data = {"channel": self.channel, "eligible": self.eligible}
+            if self.reason is None:
+                return {"channel": self.channel, "eligible": self.eligible}
+            return {"channel": self.channel, "eligible": self.eligible, "reason": self.reason}
+        data: dict[str, Any] = {"channel": self.channel, "eligible": self.eligible}
         for name in _OPTIONAL_FIELDS:
             value = getattr(self, name)
             if value is not None:

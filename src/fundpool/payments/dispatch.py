@@ -81,6 +81,7 @@ from fundpool.payments.model import (
     PaymentKind,
     PaymentRequest,
     PaymentState,
+    next_state,
 )
 from fundpool.payments.service import (
     CALL_ITEMS_MAX,
@@ -106,6 +107,11 @@ A = Action
 K = OutcomeKind
 
 NO_ELIGIBLE_CHANNEL = "no_eligible_channel"
+# A tick's work per ledger transaction. An outcome costs at most three ledger commands (a
+# failover's retry and approve; a reversal's entries), a submit one: 2,000 of each stays under
+# the ledger's BATCH_COMMANDS_MAX (8,192) even when every summed entry falls back to singles.
+OUTCOMES_PER_TRANSACTION = 2_000
+SUBMITS_PER_TRANSACTION = 2_000
 # Why intake rejects a payment that names its rail, beside the router's `Exclusion` codes:
 NO_RAIL = "no_rail"  # the pool has the channel, but this dispatcher has no adapter for it
 NOT_FOR_PAYOUTS_REASON = "not_for_payouts"  # a book rail named for a payout
@@ -168,6 +174,7 @@ class TickReport:
     submitted: int = 0
     refused: int = 0
     failovers: int = 0
+    unknown: int = 0  # payments in batches whose send failed without the rail's answer
     stuck: int = 0
     queued: int = 0
 
@@ -467,43 +474,68 @@ class Dispatcher:
             page = self._service.list(state=S.APPROVED, limit=1_000, after_id=after)
             if not page:
                 break
-            routes = self.records_routes([p.id for p in page if p.id not in self._queued_ids])
+            routes = self.records.routes_of([p.id for p in page if p.id not in self._queued_ids])
             for payment in page:
                 attempts = routes.get(payment.id, [])
                 self._enqueue(payment, attempts[-1].attempt if attempts else 1, now_us)
             after = page[-1].id
-
-    def records_routes(self, ids: Sequence[str]) -> dict[str, list[RouteRecord]]:
-        return {pid: self.records.routes(pid) for pid in ids}
+        # What is in transit, as the store has it: after a restart too, a payment a rail
+        # never answered for shows as stuck.
+        for state in (S.SUBMITTED, S.CLEARED):
+            after = None
+            while True:
+                page = self._service.list(state=state, limit=1_000, after_id=after)
+                if not page:
+                    break
+                for payment in page:
+                    if not payment.kind.inbound and payment.channel is not None:
+                        self._in_transit.setdefault(
+                            payment.id, (payment.channel, payment.updated_at_us)
+                        )
+                after = page[-1].id
 
     # --- the tick -------------------------------------------------------------------------
 
     def tick(self) -> TickReport:
         """Poll every rail, apply what it reported, fail over what failed, and send what is
-        due. One ledger transaction, then the sends."""
+        due. Work goes in bounded slices, each one ledger transaction followed by its sends:
+        the ledger takes at most BATCH_COMMANDS_MAX commands in one transaction, and a tick
+        too large for one must not stop the dispatcher (it would fail the same way on every
+        later tick while its inbox grew)."""
         now = self._clock.now_us()
         report = TickReport(at_us=now)
         self._rescan(now)
         for rail in self._rails.values():
             self._inbox.extend(rail.poll(now))
-        delivered = list(self._inbox)
-        due: list[tuple[str, str, list[_Queued]]] = []
-        try:
-            with self._service.session() as session:
-                writes = DispatchWrites(session.write_session, self._dialect)
-                self._record_sent(writes)
-                if delivered:
-                    self._apply_outcomes(session, writes, delivered, report)
-                due = self._submit_due(session, report)
-        except BaseException:
-            # Nothing of this tick was written, but its queues changed in memory (payments
-            # taken off to be sent, failovers queued): the store is the truth, and the next
-            # tick's rescan rebuilds the queues from it. The outcomes stay in the inbox.
-            self._forget_queues()
-            raise
-        self._inbox = []
-        self._to_record = []
-        self._send(due, report)
+        # This tick's outcomes; refusals of its own sends join the inbox behind them and wait
+        # for the next tick, as any report arriving now would.
+        budget = len(self._inbox)
+        while True:
+            delivered = self._inbox[: min(OUTCOMES_PER_TRANSACTION, budget)]
+            due: list[tuple[str, str, list[_Queued]]] = []
+            try:
+                with self._service.session() as session:
+                    writes = DispatchWrites(session.write_session, self._dialect)
+                    self._record_sent(writes)
+                    if delivered:
+                        self._apply_outcomes(session, writes, delivered, report)
+                    due = self._submit_due(session, report, SUBMITS_PER_TRANSACTION)
+            except BaseException:
+                # Nothing of this slice was written, but its queues changed in memory
+                # (payments taken off to be sent, failovers queued): the store is the truth,
+                # and the next tick's rescan rebuilds the queues from it. The outcomes stay
+                # in the inbox.
+                self._forget_queues()
+                raise
+            del self._inbox[: len(delivered)]
+            budget -= len(delivered)
+            self._to_record = []
+            self._send(due, report)
+            submitted = sum(len(items) for _, _, items in due)
+            if budget == 0 and submitted < SUBMITS_PER_TRANSACTION:
+                break
+            if not delivered and not submitted:
+                break  # nothing moved in this slice: what is left waits for the next tick
         self._send_inbound()
         report.queued = len(self._queued_ids)
         report.stuck = self._stuck(now)
@@ -678,21 +710,24 @@ class Dispatcher:
             self._enqueue(payment, route.attempt if route else 1, now)
 
     def _submit_due(
-        self, session: PaymentSession, report: TickReport
+        self, session: PaymentSession, report: TickReport, limit: int
     ) -> list[tuple[str, str, list[_Queued]]]:
-        """Take due batches off the queues and mark their payments submitted."""
+        """Take due batches off the queues, at most `limit` payments, and mark their
+        payments submitted."""
         now = session.at_us
         due: list[tuple[str, str, list[_Queued]]] = []
+        room = limit
         for (channel, asset), queue in self._queues.items():
             caps = self._capabilities.get(channel)
             if caps is None or not queue or not caps.open_at(now):
                 continue
             size = max(1, caps.batch_size_max)
-            while queue and (
+            while room > 0 and queue and (
                 len(queue) >= size or now - queue[0].queued_at_us >= self._policy.batch_age_us
                 or size == 1
             ):
-                taken = [queue.popleft() for _ in range(min(size, len(queue)))]
+                taken = [queue.popleft() for _ in range(min(size, len(queue), room))]
+                room -= len(taken)
                 for item in taken:
                     self._queued_ids.discard(item.payment_id)
                 due.append((channel, asset, taken))
@@ -731,6 +766,19 @@ class Dispatcher:
                 self._to_record.append(_Sent(
                     BatchRecord(batch_id, channel, asset, None, len(items), amount, 0, 0, 0,
                                 min(i.queued_at_us for i in items), now, "refused"),
+                    members,
+                ))
+                continue
+            except Exception:  # any adapter failure: this batch only
+                # Not a refusal: the rail may or may not have taken the batch (a timeout, a
+                # dropped connection). Failing the payments could pay them twice, so they
+                # stay in transit, the batch is recorded as `unknown`, and they show as
+                # stuck until the rail reports or a person resolves them. The other rails'
+                # batches still go.
+                report.unknown += len(items)
+                self._to_record.append(_Sent(
+                    BatchRecord(batch_id, channel, asset, None, len(items), amount, 0, 0, 0,
+                                min(i.queued_at_us for i in items), now, "unknown"),
                     members,
                 ))
                 continue
@@ -823,8 +871,6 @@ def _chosen_fee(route: RouteRecord) -> int | None:
 
 
 def _target(kind: PaymentKind, state: PaymentState, action: Action) -> PaymentState | None:
-    from fundpool.payments.model import next_state
-
     return next_state(kind, state, action)
 
 

@@ -31,7 +31,13 @@ from fundpool.core.ledger.model import (
 from fundpool.core.money import AMOUNT_MAX_MINOR, check_amount
 from fundpool.ledger.ports import WriteSession
 from fundpool.ledger.service import Ledger, LedgerTransaction
-from fundpool.payments.instant import MERCHANT_KEY, advance, merchant_commands, merchant_of
+from fundpool.payments.instant import (
+    MERCHANT_KEY,
+    advance,
+    advanced,
+    merchant_commands,
+    merchant_of,
+)
 from fundpool.payments.model import (
     Action,
     AmountOutsideLimits,
@@ -161,10 +167,16 @@ class PaymentService:
         writes: PaymentWrites,
         requests: Sequence[tuple[PaymentRequest, str | None]],
         at_us: int,
+        pending: dict[str, Payment] | None = None,
     ) -> tuple[list[Outcome], list[Payment], list[PaymentEvent]]:
+        """`pending` holds the keys created earlier in the same transaction and not yet
+        written; it is updated with this call's."""
         # Only well-formed keys are looked up; a bad one is that item's error below.
-        keys = [key for _, key in requests if key is not None and _valid_key(key)]
-        known = writes.by_idempotency_key(self._pool.id, keys) if keys else {}
+        known = {} if pending is None else pending
+        keys = [key for _, key in requests
+                if key is not None and key not in known and _valid_key(key)]
+        if keys:
+            known.update(writes.by_idempotency_key(self._pool.id, keys))
         created: list[Payment] = []
         events: list[PaymentEvent] = []
         outcomes: list[Outcome] = []
@@ -320,7 +332,9 @@ class PaymentService:
             session.save()
 
     def _may_have_advance(self, payment: Payment | None) -> bool:
-        return payment is not None and self._instant_owner(payment) is not None
+        """A merchant deposit's settle, return and reverse depend on whether its clear
+        carried an advance, which its history says (whatever the configuration says now)."""
+        return payment is not None and merchant_of(payment) is not None
 
     def _instant_owner(self, payment: Payment) -> str | None:
         """The merchant of a deposit whose asset has instant settlement in this pool."""
@@ -356,18 +370,22 @@ class PaymentService:
             and payment.approval_required
         ):
             raise ApprovalRequired(payment_id=payment.id)
-        owner = self._instant_owner(payment)
-        if owner is None and step.action in _AGGREGATED:
+        if step.action in _AGGREGATED and not payment.kind.inbound:
+            _check_gross(payment)
             moves = outbound_moves(payment, step.action)
             if moves is not None:
                 return _Planned(index, before, payment, step, target, None, None, moves)
         commands = commands_for(payment, step.action, history)
         fallback: Command | None = None
-        if owner is not None:
+        owner = merchant_of(payment)
+        instant = self._instant_owner(payment) is not None
+        if owner is not None and (instant or advanced(history)):
+            # An advanced deposit is settled, returned or reversed as one, even if instant
+            # settlement was switched off since its clear.
             special = merchant_commands(payment, owner, step.action, history)
             if special is not None:
                 commands = special
-            elif step.action is Action.CLEAR:
+            elif step.action is Action.CLEAR and instant:
                 credit = advance(payment, owner)
                 if credit is not None:
                     # With the advance if the caps and the rail's liquidity allow it, else
@@ -399,6 +417,7 @@ class PaymentService:
             fee = self._fee(payment.kind, channel, payment.asset, payment.amount_minor)
         else:
             check_amount(fee, asset=payment.asset)
+        check_amount(payment.amount_minor + fee, asset=payment.asset)
         return replace(payment, channel=channel, destination_channel=destination, fee_minor=fee)
 
     # --- reads ----------------------------------------------------------------------------
@@ -477,6 +496,11 @@ def _aggregate_chunks(
     return chunks
 
 
+def _check_gross(payment: Payment) -> None:
+    """Amount and fee together must be an amount: what approve locks and submit moves."""
+    check_amount(payment.amount_minor + payment.fee_minor, asset=payment.asset)
+
+
 def _valid_key(key: object) -> bool:
     try:
         check_idempotency_key(key)
@@ -536,6 +560,7 @@ class PaymentSession:
         self.events: list[PaymentEvent] = []
         self.history: dict[str, list[PaymentEvent]] = {}
         self._history_read: set[str] = set()
+        self._keys: dict[str, Payment] = {}  # idempotency keys seen in this session
 
     @property
     def write_session(self) -> WriteSession:
@@ -559,7 +584,7 @@ class PaymentSession:
     def create(self, requests: Sequence[tuple[PaymentRequest, str | None]]) -> list[Outcome]:
         _bound(len(requests))
         outcomes, created, events = self._service._create_in(
-            self._writes, requests, self.transaction.at_us
+            self._writes, requests, self.transaction.at_us, self._keys
         )
         for payment in created:
             self.created[payment.id] = self.current[payment.id] = payment
@@ -578,10 +603,12 @@ class PaymentSession:
         before = set(self.created)
         created_outcomes = self.create(requests)
         plans: list[tuple[int, Sequence[Step]]] = []
+        planned_ids: set[str] = set()
         for index, outcome in enumerate(created_outcomes):
             if isinstance(outcome, Payment) and outcome.id in self.created and (
-                outcome.id not in before
+                outcome.id not in before and outcome.id not in planned_ids
             ):
+                planned_ids.add(outcome.id)  # a key repeated in this call: planned once
                 planned = plan(outcome)
                 if len(planned) > PLAN_STEPS_MAX or any(
                     step.payment_id != outcome.id for step in planned
@@ -645,6 +672,8 @@ class PaymentSession:
             # summed per (source, destination, asset), as a bank books a payment file (ADR
             # 0008). If that entry is refused, its steps are applied one by one below, so a
             # step that fits still goes through and one that does not gets its own error.
+            # Summed entries go first, then the wave's other steps: when a rail's funds are
+            # short, which steps of one wave get them may differ from strict step order.
             single: list[int] = []
             groups: dict[Action, list[int]] = {}
             for i, planned in enumerate(wave):

@@ -126,7 +126,7 @@ class BatchRecord:
     savings_minor: int
     opened_at_us: int  # when its oldest payment was queued
     submitted_at_us: int
-    status: str  # sent | refused
+    status: str  # sent | refused | unknown (the send failed without the rail's answer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +299,20 @@ class DispatchReads:
         )
         return [_route_from_row(row) for row in rows]
 
+    def routes_of(self, payment_ids: Sequence[str]) -> dict[str, list[RouteRecord]]:
+        """Every route of these payments, by payment, in attempt order (in chunks)."""
+        routes: dict[str, list[RouteRecord]] = {}
+        for chunk in chunks(payment_ids, LOOKUP_CHUNK):
+            marks = self._dialect.marks(len(chunk))
+            rows = self._store.query(
+                f"SELECT {ROUTE_COLUMNS} FROM payment_routes WHERE payment_id IN ({marks}) "
+                "ORDER BY payment_id, attempt",
+                list(chunk),
+            )
+            for row in rows:
+                routes.setdefault(row[0], []).append(_route_from_row(row))
+        return routes
+
     def outcomes(self, payment_id: str) -> list[OutcomeRecord]:
         rows = self._store.query(
             f"SELECT {OUTCOME_COLUMNS} FROM channel_outcomes WHERE payment_id = "
@@ -319,13 +333,19 @@ class DispatchReads:
         return [_batch_from_row(row) for row in rows]
 
     def savings(self) -> dict[tuple[str, str], tuple[int, int, int]]:
-        """Per (channel, asset): batches sent, fees paid and fees saved by batching."""
+        """Per (channel, asset): batches sent, fees paid and fees saved by batching. Summed
+        here, exactly: SQLite's sum() of amounts above 2^63 overflows or turns to a float
+        (18-decimal assets reach that at about 9.2 units)."""
         rows = self._store.query(
-            "SELECT channel, asset, count(*), sum(fee_minor), sum(savings_minor) "
-            "FROM channel_batches WHERE status = 'sent' GROUP BY channel, asset",
+            "SELECT channel, asset, fee_minor, savings_minor FROM channel_batches "
+            "WHERE status = 'sent'",
             (),
         )
-        return {(r[0], r[1]): (int(r[2]), int(r[3]), int(r[4])) for r in rows}
+        totals: dict[tuple[str, str], tuple[int, int, int]] = {}
+        for channel, asset, fee, saved in rows:
+            count, fees, savings = totals.get((channel, asset), (0, 0, 0))
+            totals[(channel, asset)] = (count + 1, fees + int(fee), savings + int(saved))
+        return totals
 
     def route_counts(self) -> dict[tuple[str | None, str], int]:
         """Routes (one per attempt) by (channel, strategy); channel None: no eligible rail."""

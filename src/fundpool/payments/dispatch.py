@@ -63,7 +63,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 from fundpool.channels.ports import (
     ChannelAdapter,
@@ -73,7 +73,7 @@ from fundpool.channels.ports import (
     OutcomeKind,
 )
 from fundpool.core.clock import Clock, IdSource
-from fundpool.core.errors import FundpoolError
+from fundpool.core.errors import FundpoolError, invariant
 from fundpool.ledger.service import LedgerTransaction
 from fundpool.payments.model import (
     Action,
@@ -93,6 +93,7 @@ from fundpool.payments.service import (
 from fundpool.pool.accounts import PoolState, pool_account
 from fundpool.pool.config import ChannelKind
 from fundpool.routing.decision import Exclusion
+from fundpool.routing.router import RoutingStrategy
 from fundpool.stores.dispatch_sql import (
     BatchRecord,
     DispatchReads,
@@ -117,26 +118,6 @@ NO_RAIL = "no_rail"  # the pool has the channel, but this dispatcher has no adap
 NOT_FOR_PAYOUTS_REASON = "not_for_payouts"  # a book rail named for a payout
 # Rails that only move money inside the pool never carry a payout to the outside world.
 NOT_FOR_PAYOUTS = frozenset({ChannelKind.BOOK})
-
-
-class RoutingStrategy(Protocol):
-    """What the dispatcher asks of a router (routing/router.py: Router, FixedPriorityRouter)."""
-
-    @property
-    def policy(self) -> Any: ...
-
-    def decide(
-        self,
-        payment_id: str,
-        asset: str,
-        amount_minor: int,
-        at_us: int,
-        *,
-        liquidity: Mapping[str, int],
-        exclude: Sequence[str] | frozenset[str] = (),
-    ) -> Any: ...
-
-    def record(self, channel: str, asset: str, success: bool, at_us: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,8 +342,9 @@ class Dispatcher:
         record = RouteRecord(payment.id, attempt, at_us, routed.channel, str(routed.strategy),
                              routed.to_dict())
         if routed.channel is not None:
-            fee = routed.candidate(routed.channel).fee_minor
-            liquidity.take(payment.asset, routed.channel, payment.amount_minor + fee)
+            quoted = routed.candidate(routed.channel).fee_minor
+            invariant(quoted is not None, "a chosen rail was quoted")
+            liquidity.take(payment.asset, routed.channel, payment.amount_minor + (quoted or 0))
         return record
 
     def _named_rail_problem(

@@ -29,6 +29,7 @@ from tests.payments.test_dispatch import (
     US,
     funded_three,
     payout,
+    scripted,
     wire,
 )
 from tests.payments.test_dispatch import O as Kind
@@ -177,3 +178,20 @@ def test_batch_savings_are_summed_exactly_beyond_64_bits(
             for i in range(2)
         ])
     assert w.dispatcher.reads.savings()[("eth-l1", "ETH")] == (2, 2 * fee, 2 * fee)
+
+
+def test_deposits_of_two_assets_on_one_rail_are_announced_one_submission_per_asset(
+    store: LedgerStore, ledger: Ledger, clock: ManualClock
+) -> None:
+    """eth-l1 carries USDT and ETH; a rail takes a submission in one asset only (the real
+    simulated rail refuses a mixed one whole, which failed every deposit in it)."""
+    rails = scripted(CONFIG, ["rtp", "eth-l1"])
+    w = wire(store, ledger, clock, rails=rails, priority=["rtp"], dispatch=NOW)
+    intakes = w.intake(  # one call: both deposits are announced together
+        PaymentRequest(PaymentKind.DEPOSIT, "USDT", 5_000_000, "eth-l1"),
+        PaymentRequest(PaymentKind.DEPOSIT, "ETH", 10**17, "eth-l1"),
+    )
+    ids = sorted(i.outcome.id for i in intakes if not isinstance(i.outcome, FundpoolError))
+    taken = w.rail("eth-l1").taken
+    assert sorted(len({i.asset for i in batch}) for _, batch in taken) == [1, 1]
+    assert sorted(i.payment_id for _, batch in taken for i in batch) == ids

@@ -224,6 +224,7 @@ class Dispatcher:
         self._inbox: list[ChannelOutcome] = []
         self._inbound: list[tuple[str, Instruction]] = []
         self._last_scan_us: int | None = None
+        self._in_transit_read = False
         self._new_routes: dict[str, RouteRecord] = {}  # failovers of the current tick
 
     @property
@@ -410,16 +411,18 @@ class Dispatcher:
         when it opens, as its payouts are sent then: it would refuse the announcement, and a
         refused announcement fails the deposit."""
         now = self._clock.now_us()
-        by_channel: dict[str, list[Instruction]] = {}
+        # One submission per rail and asset: a submission is in one asset (a bank file, a
+        # batch contract call), and a rail refuses a mixed one whole.
+        by_rail: dict[tuple[str, str], list[Instruction]] = {}
         waiting: list[tuple[str, Instruction]] = []
         for channel, instruction in self._inbound:
             caps = self._capabilities.get(channel)
             if caps is not None and not caps.open_at(now):
                 waiting.append((channel, instruction))
             else:
-                by_channel.setdefault(channel, []).append(instruction)
+                by_rail.setdefault((channel, instruction.asset), []).append(instruction)
         self._inbound = waiting
-        for channel, instructions in by_channel.items():
+        for (channel, _), instructions in by_rail.items():
             rail = self._rails.get(channel)
             if rail is None:
                 continue
@@ -461,8 +464,12 @@ class Dispatcher:
                 attempts = routes.get(payment.id, [])
                 self._enqueue(payment, attempts[-1].attempt if attempts else 1, now_us)
             after = page[-1].id
-        # What is in transit, as the store has it: after a restart too, a payment a rail
-        # never answered for shows as stuck.
+        # What is in transit, as the store has it, read once when this dispatcher starts (or
+        # after a failed tick): after a restart too, a payment a rail never answered for shows
+        # as stuck. From then on this dispatcher tracks what it sends itself.
+        if self._in_transit_read:
+            return
+        self._in_transit_read = True
         for state in (S.SUBMITTED, S.CLEARED):
             after = None
             while True:
@@ -527,6 +534,7 @@ class Dispatcher:
         self._queues.clear()
         self._queued_ids.clear()
         self._last_scan_us = None
+        self._in_transit_read = False
 
     def _record_sent(self, writes: DispatchWrites) -> None:
         """Write the receipts of earlier sends (cleared by the caller once committed)."""

@@ -711,3 +711,13 @@ def test_arbitrary_cells_under_a_good_header_are_read_or_refused(
     rows: list[list[str]],
 ) -> None:
     _read_or_refuse(make(*rows))
+
+
+def test_the_example_payout_file_is_valid_for_the_example_pool() -> None:
+    """examples/payouts.csv, which the README uses, parses without a single row error."""
+    data = (Path(__file__).resolve().parents[2] / "examples" / "payouts.csv").read_bytes()
+    parsed = parse(data)
+    assert (parsed.valid_count, parsed.invalid_count) == (5, 0)
+    assert {r.request.asset for r in parsed.rows if r.request is not None} == {
+        "USD", "EUR", "USDT", "ETH", "E-CNY"
+    }

@@ -247,3 +247,25 @@ def test_a_second_run_on_the_same_store_neither_collides_nor_replays(tmp_path: P
     verified = second["verify"]
     assert isinstance(verified, dict)
     assert verified["ok"] is True
+
+
+def test_an_asset_carried_only_by_the_book_rail_is_simulated_without_a_crash(
+    tmp_path: Path,
+) -> None:
+    """A book rail carries no deposit and no payout: its only asset is left out of the draws
+    (it used to crash the simulator choosing from an empty list of rails)."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    text = text.replace("[[owners]]", '[[assets]]\ncode = "GBP"\nscale = 2\nkind = "fiat"\n\n'
+                        "[[owners]]", 1)
+    text = text.replace('assets = ["USD", "EUR", "USDT", "ETH", "E-CNY"]',
+                        'assets = ["USD", "EUR", "USDT", "ETH", "E-CNY", "GBP"]')
+    text = text.replace('rates = "rates.toml"',
+                        f'rates = "{(EXAMPLE.parent / "rates.toml").as_posix()}"')
+    config = tmp_path / "gbp.toml"
+    config.write_text(text, encoding="utf-8")
+    result = runner.invoke(app, ["simulate", "--fast", *SMALL, "--config", str(config),
+                                 "--data-dir", str(tmp_path / "data"), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["verify"]["ok"] is True
+    assert doc["refused"] == {}

@@ -35,7 +35,7 @@ from fundpool.payments.csv_batch import (
     parse_payout_csv,
 )
 from fundpool.payments.model import PaymentKind, PaymentRequest
-from fundpool.pool.config import PoolConfig, load_config
+from fundpool.pool.config import ChannelKind, PoolConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 config = load_config(ROOT / "examples" / "pool.toml")
@@ -369,8 +369,12 @@ def test_without_a_channel_the_amount_must_fit_one_of_the_pools_channels() -> No
     assert "card-acq" in row.errors[0].message
     assert only_row(make(cells(amount="5000000.00")), no_book).ok  # bank-a takes it
     assert only_row(make(cells(amount="0.01")), no_book).ok  # rtp takes it
-    # The example's book channel carries every asset without limits.
-    assert only_row(make(cells(amount="5000000.01"))).ok
+    # The example's book channel carries every asset without limits, but never a payout: it
+    # is no way round the payout rails' limits.
+    assert codes(only_row(make(cells(amount="5000000.01")))) == [
+        ("amount", "amount_outside_limits")
+    ]
+    assert codes(only_row(make(cells(channel="book")))) == [("channel", "unknown_channel")]
 
 
 def test_a_reference_used_again_is_a_duplicate_on_the_later_rows() -> None:
@@ -611,8 +615,9 @@ def test_export_neutralises_after_spaces_and_what_it_exports_is_accepted_back() 
 
 # --- properties --------------------------------------------------------------------------------
 
-_CARRIERS = {
-    code: [c for c in config.channels if c.id in pool.channels and code in c.assets]
+_CARRIERS = {  # the payout rails of each asset (a book rail carries no payout)
+    code: [c for c in config.channels
+           if c.id in pool.channels and code in c.assets and c.kind is not ChannelKind.BOOK]
     for code in {a.code for a in config.assets}
 }
 _SAFE_TEXT = st.text(
@@ -628,12 +633,12 @@ _SAFE_TEXT = st.text(
 @st.composite
 def _payout(draw: st.DrawFn) -> tuple[list[str], str, int, str | None, str, str]:
     asset = draw(st.sampled_from(config.assets))
-    channel = draw(st.none() | st.sampled_from(_CARRIERS[asset.code]))
-    if channel is None:
-        low, high = 1, AMOUNT_MAX_MINOR  # the book channel carries every asset without limit
-    else:
-        limits = channel.limits_for(asset.code)
-        low, high = limits.min_minor, limits.max_minor or AMOUNT_MAX_MINOR
+    # Within the limits of one payout rail carrying the asset, named in the row or not (a
+    # row that names none must fit at least one).
+    carrier = draw(st.sampled_from(_CARRIERS[asset.code]))
+    limits = carrier.limits_for(asset.code)
+    low, high = limits.min_minor, limits.max_minor or AMOUNT_MAX_MINOR
+    channel = draw(st.none() | st.just(carrier))
     amount = draw(st.integers(low, high) | st.sampled_from([low, high]))
     text = format_amount(amount, asset.scale)
     if "." in text and draw(st.booleans()):

@@ -14,6 +14,7 @@ It only ever deletes a ledger it created (marked by a file beside it), unless `-
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Annotated
@@ -41,7 +42,7 @@ from fundpool.cli.simulate import (
     savings_table,
     verify_text,
 )
-from fundpool.core.errors import FundpoolError
+from fundpool.core.errors import FundpoolError, StoreError
 from fundpool.core.money import Asset
 from fundpool.ledger.ports import LedgerStore
 from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
@@ -63,27 +64,43 @@ FIGURE_LABELS = {"available": "available", "locked": "locked", "in_transit": "in
                  "fees": "fee income"}
 
 
+def _marker_text(store: SqliteStore) -> str:
+    head = store.head()
+    return ("created by `fundpool demo`, which deletes and rebuilds it\n"
+            f"head {head.seq} {head.hash.hex()}\n")
+
+
 def _fresh_store(data_dir: Path, force: bool) -> tuple[SqliteStore, str]:
-    """An empty, initialised store in `data_dir`; a previous demo ledger there is deleted."""
+    """An empty, initialised store in `data_dir`; a previous demo ledger there is deleted, but
+    only if it is as the demo left it: the marker file records the ledger's head at the end
+    of the demo, so a ledger someone wrote to since is never deleted without --force."""
     store = SqliteStore.in_data_dir(data_dir)
     path = Path(store.path)
     marker = data_dir / DEMO_MARKER
     if not store.is_initialised():
         store.initialise()
-        marker.write_text("created by `fundpool demo`, which deletes and rebuilds it\n")
+        marker.write_text(_marker_text(store))
         return store, "new"
+    left = _marker_text(store)
     store.close()
-    if not marker.exists() and not force:
-        raise typer.BadParameter(
-            f"{path} holds a ledger the demo did not create; refusing to delete it "
-            "(choose another --data-dir, or pass --force)",
-            param_hint="'--data-dir'",
-        )
+    if not force:
+        if not marker.exists():
+            raise typer.BadParameter(
+                f"{path} holds a ledger the demo did not create; refusing to delete it "
+                "(choose another --data-dir, or pass --force)",
+                param_hint="'--data-dir'",
+            )
+        if marker.read_text(encoding="utf-8", errors="replace") != left:
+            raise typer.BadParameter(
+                f"{path} has changed since the demo left it (its head is not the one the demo "
+                "recorded); refusing to delete it (choose another --data-dir, or pass --force)",
+                param_hint="'--data-dir'",
+            )
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     store = SqliteStore(path)
     store.initialise()
-    marker.write_text("created by `fundpool demo`, which deletes and rebuilds it\n")
+    marker.write_text(_marker_text(store))
     return store, "wiped: the previous demo ledger was deleted"
 
 
@@ -196,12 +213,18 @@ def demo(
     except FundpoolError as error:
         report_error(error, as_json=False)
         raise typer.Exit(2) from None
-    store, state = _fresh_store(data_dir, force)
+    try:
+        store, state = _fresh_store(data_dir, force)
+    except (OSError, sqlite3.Error) as error:
+        report_error(StoreError(f"cannot use {data_dir} for the demo: {error}"), as_json=False)
+        raise typer.Exit(2) from None
     try:
         console.print(Text(f"demo data directory: {data_dir.resolve()} ({state})"))
         run = run_simulation(store, config, pool, settings, console=console)
         for renderable in demo_report(store, run):
             console.print(renderable)
+        # What the demo left: the next demo deletes this ledger only if it is still so.
+        (data_dir / DEMO_MARKER).write_text(_marker_text(store))
     except FundpoolError as error:
         report_error(error, as_json=False)
         raise typer.Exit(2) from None

@@ -10,8 +10,9 @@
     fundpool payment routes <id>                      # each attempt's rail and candidates
     fundpool payment batches --channel bank-a         # batches sent, fees and savings
 
-Each command takes the pool configuration (`--config`, `--pool`) and the store options of
-`fundpool ledger`; amounts are decimal text at the asset's scale.
+Each command takes the store options of `fundpool ledger`; those that create or move
+payments also take the pool configuration (`--config`, `--pool`). Amounts are decimal text
+at the asset's scale.
 """
 
 from __future__ import annotations

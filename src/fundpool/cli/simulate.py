@@ -304,7 +304,7 @@ def run_simulation(
     run.ended_us = clock.now_us()
     run.wall_s = time.perf_counter() - wall0
     run.states = payment_state_counts(store, pool.id)
-    run.savings = simulation.dispatcher.reads.savings()
+    run.savings = simulation.dispatcher.reads.savings(since_us=run.started_us)
     run.verified = verify(store)
     return run
 
@@ -369,7 +369,7 @@ def live_panel(
     grid.add_row("states", counts_text(payment_state_counts(simulation.ledger.store,
                                                             run.pool.id), STATE_ORDER))
     grid.add_row("outcomes", counts_text(report.outcomes, DISPOSITION_ORDER))
-    savings = simulation.dispatcher.reads.savings()
+    savings = simulation.dispatcher.reads.savings(since_us=run.started_us)
     grid.add_row("batches", f"{report.batches:,} sent; saved by batching: "
                             + _amounts_text(savings_by_asset(savings), assets))
     grid.add_row("failovers", f"{report.failovers:,}; approvals {report.approvals:,}; "

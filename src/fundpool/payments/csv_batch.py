@@ -52,6 +52,7 @@ from enum import StrEnum
 from fundpool.core.errors import AmountOverflow, FundpoolError, InvariantViolation, invariant
 from fundpool.core.ledger.model import check_idempotency_key, is_storable_text
 from fundpool.core.money import SCALE_MAX, Asset, parse_amount
+from fundpool.payments.dispatch import NOT_FOR_PAYOUTS
 from fundpool.payments.model import PaymentKind, PaymentRequest
 from fundpool.payments.service import TEXT_FIELD_LENGTH_MAX
 from fundpool.pool.config import ChannelConfig, FundpoolConfig, Limits, PoolConfig
@@ -419,7 +420,11 @@ class _RowChecker:
     first_line_of: dict[str, int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.channels = {c.id: c for c in self.config.channels if c.id in self.pool.channels}
+        # Only rails that can carry a payout: a book rail moves money inside the pool.
+        self.channels = {
+            c.id: c for c in self.config.channels
+            if c.id in self.pool.channels and c.kind not in NOT_FOR_PAYOUTS
+        }
         carried = {code for c in self.channels.values() for code in c.assets}
         self.assets = {a.code: a for a in self.config.assets if a.code in carried}
 
@@ -543,8 +548,8 @@ class _RowChecker:
             errors.append(RowError(
                 "channel",
                 RowErrorCode.UNKNOWN_CHANNEL,
-                f"pool {self.pool.id} has no channel {channel_id[:64]!r} "
-                f"(channels: {', '.join(self.channels)})",
+                f"pool {self.pool.id} has no payout channel {channel_id[:64]!r} "
+                f"(payout channels: {', '.join(self.channels)})",
             ))
             return _INVALID
         if asset is not None and asset.code not in channel.assets:

@@ -5,14 +5,15 @@
 channel once with an opening float, and then, step by step, creates what a wallet or payments
 company sees in a day and lets the dispatcher carry it:
 
+- fraud-like patterns (5 % of all traffic, see below); of the rest:
 - deposits (40 %): customers paying in on every inbound rail; half the card deposits are paid
   to a merchant, who is credited at once (instant settlement) up to the configured caps;
-- payouts (45 %): to a few thousand payees, routed by the router across the rails that
+- payouts (50 %): to a few thousand payees, routed by the router across the rails that
   carry the asset; large ones wait for an approver, and the simulator approves them a few
   seconds later, as a cashier would;
 - internal transfers (7 %): sweeps between the pool's own channels of one asset;
 - bridge transfers (3 %): ETH from the L1 to the L2 and back;
-- fraud-like patterns (5 %), labelled in the payment's metadata (`pattern`) so that the risk
+- the fraud-like patterns are labelled in the payment's metadata (`pattern`) so that the risk
   work can measure what it catches: velocity bursts (one payee, many small payouts within a
   few seconds), structuring (payouts just under the approval threshold), round amounts to
   never-seen payees, and mule flows (a deposit then at once a payout of nearly all of it).
@@ -49,7 +50,13 @@ from fundpool.payments.instant import MERCHANT_KEY
 from fundpool.payments.model import Payment, PaymentKind, PaymentRequest, PaymentState
 from fundpool.payments.service import PaymentService
 from fundpool.pool.accounts import PoolState, pool_account, world_account
-from fundpool.pool.config import ChannelKind, FundpoolConfig, OwnerKind, PoolConfig
+from fundpool.pool.config import (
+    ChannelKind,
+    FundpoolConfig,
+    InvalidConfig,
+    OwnerKind,
+    PoolConfig,
+)
 from fundpool.pool.setup import init_pool
 from fundpool.routing.router import Router
 from fundpool.stores import payment_store
@@ -152,6 +159,13 @@ class Simulation:
             a for a in self._assets
             if any(a in c.assets and c.kind not in NOT_FOR_PAYOUTS for c in channels)
         ]
+        # Assets a customer can pay in (a rail other than the pool's own books carries them).
+        self._deposit_assets = [a for a in self._assets if self._inbound[a]]
+        if not self._deposit_assets and not self._payout_assets:
+            raise InvalidConfig(
+                "the pool has no rail that carries a deposit or a payout: nothing to simulate",
+                source=config.source, pool=pool.id,
+            )
         self._pairs = {
             asset: [c.id for c in channels if asset in c.assets and c.kind is not ChannelKind.BOOK]
             for asset in self._assets
@@ -273,7 +287,9 @@ class Simulation:
         return self._payout()
 
     def _deposit(self, metadata: dict[str, str] | None = None) -> tuple[PaymentRequest, str]:
-        asset = self._rng.choice(self._assets)
+        if not self._deposit_assets:
+            return self._payout()
+        asset = self._rng.choice(self._deposit_assets)
         channel = self._rng.choice(self._inbound[asset])
         meta = dict(metadata or {})
         if channel in self._card and self._merchants and self._rng.random() < 0.5:
@@ -287,6 +303,8 @@ class Simulation:
         return request, key
 
     def _payout(self, **overrides: object) -> tuple[PaymentRequest, str]:
+        if not self._payout_assets:
+            return self._deposit()
         asset = str(overrides.get("asset") or self._rng.choice(self._payout_assets))
         amount = overrides.get("amount")
         key = self._key("payout")
@@ -314,6 +332,8 @@ class Simulation:
     def _fraud(self) -> tuple[PaymentRequest, str]:
         pattern = self._rng.choice(("velocity_burst", "structuring", "round_amount_new_payee",
                                     "mule"))
+        if not self._payout_assets or not self._deposit_assets:
+            return self._deposit() if self._deposit_assets else self._payout()
         asset = self._rng.choice(self._payout_assets)
         if pattern == "velocity_burst":
             payee = f"payee-burst-{self._rng.randrange(20)}"

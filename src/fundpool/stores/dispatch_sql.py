@@ -332,14 +332,17 @@ class DispatchReads:
         )
         return [_batch_from_row(row) for row in rows]
 
-    def savings(self) -> dict[tuple[str, str], tuple[int, int, int]]:
-        """Per (channel, asset): batches sent, fees paid and fees saved by batching. Summed
-        here, exactly: SQLite's sum() of amounts above 2^63 overflows or turns to a float
-        (18-decimal assets reach that at about 9.2 units)."""
+    def savings(
+        self, *, since_us: int | None = None
+    ) -> dict[tuple[str, str], tuple[int, int, int]]:
+        """Per (channel, asset): batches sent (from `since_us` on, if given), fees paid and
+        fees saved by batching. Summed here, exactly: SQLite's sum() of amounts above 2^63
+        overflows or turns to a float (18-decimal assets reach that at about 9.2 units)."""
+        mark = self._dialect.mark
         rows = self._store.query(
             "SELECT channel, asset, fee_minor, savings_minor FROM channel_batches "
-            "WHERE status = 'sent'",
-            (),
+            f"WHERE status = 'sent' AND submitted_at_us >= {mark}",
+            (since_us if since_us is not None else -(2**62),),
         )
         totals: dict[tuple[str, str], tuple[int, int, int]] = {}
         for channel, asset, fee, saved in rows:
@@ -348,9 +351,12 @@ class DispatchReads:
         return totals
 
     def route_counts(self) -> dict[tuple[str | None, str], int]:
-        """Routes (one per attempt) by (channel, strategy); channel None: no eligible rail."""
+        """Payouts' routes (one per attempt) by (channel, strategy); channel None: no eligible
+        rail. Transfers between the pool's own channels are left out: they are not routed."""
         rows = self._store.query(
-            "SELECT channel, strategy, count(*) FROM payment_routes GROUP BY channel, strategy",
+            "SELECT r.channel, r.strategy, count(*) FROM payment_routes r "
+            "JOIN payments p ON p.id = r.payment_id WHERE p.kind = 'payout' "
+            "GROUP BY r.channel, r.strategy",
             (),
         )
         return {(channel, str(strategy)): int(n) for channel, strategy, n in rows}

@@ -1,10 +1,12 @@
 """The payment service: create payments and move them through their life (model.py).
 
-Every call is one ledger transaction: the payments it touches are read under the ledger's
-writer lock, each transition's ledger commands are applied as one linked group, and the
-payments and their events are written in the same commit as the entries. A transition the
-ledger refuses (insufficient funds on approve, say) leaves that payment as it was and is
-reported as its error; the other items of the call go on. Nothing is ever half done.
+Every call is one ledger transaction (or several calls, in a `session()`): the payments it
+touches are read under the ledger's writer lock, each transition's ledger commands are applied
+as one linked group, and the payments and their events are written in the same commit as the
+entries. Outbound approve, submit and settle steps of one wave are booked as one summed entry
+per kind (ADR 0008). A transition the ledger refuses (insufficient funds on approve, say)
+leaves that payment as it was and is reported as its error; the other items of the call go
+on. Nothing is ever half done.
 """
 
 from __future__ import annotations
@@ -456,12 +458,6 @@ AGGREGATE_MIN = 2  # fewer steps of a kind in a wave are booked one entry each
 _AGGREGATED = frozenset({Action.APPROVE, Action.SUBMIT, Action.SETTLE})
 
 
-def _aggregable(planned: _Planned) -> bool:
-    """Approve, submit and settle of outbound payments: plain moves, never reversed by entry
-    (a deposit's entries may be, so deposits keep one entry per step)."""
-    return bool(planned.moves)
-
-
 def _aggregate_chunks(
     action: Action, planned: Sequence[_Planned], indices: Sequence[int]
 ) -> list[tuple[Transfer, list[int]]]:
@@ -679,7 +675,9 @@ class PaymentSession:
             for i, planned in enumerate(wave):
                 if not planned.posts:
                     continue
-                if _aggregable(planned):
+                # Outbound approve/submit/settle: plain moves, never reversed by entry (a
+                # deposit's entries may be, so deposits keep one entry per step).
+                if planned.moves:
                     groups.setdefault(planned.step.action, []).append(i)
                 else:
                     single.append(i)

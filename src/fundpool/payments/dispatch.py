@@ -212,7 +212,7 @@ class Dispatcher:
         self._ids = ids
         self._policy = policy
         self._pool = service.pool_id
-        self._dialect, self.records = dispatch_records(service.ledger.store)
+        self._dialect, self._reads = dispatch_records(service.ledger.store)
         self._capabilities = {cid: rail.capabilities() for cid, rail in self._rails.items()}
         self._queues: dict[tuple[str, str], deque[_Queued]] = {}
         self._queued_ids: set[str] = set()
@@ -229,7 +229,8 @@ class Dispatcher:
 
     @property
     def reads(self) -> DispatchReads:
-        return self.records
+        """The dispatcher's records as committed: routes, batches, outcomes."""
+        return self._reads
 
     # --- intake ---------------------------------------------------------------------------
 
@@ -459,7 +460,7 @@ class Dispatcher:
             page = self._service.list(state=S.APPROVED, limit=1_000, after_id=after)
             if not page:
                 break
-            routes = self.records.routes_of([p.id for p in page if p.id not in self._queued_ids])
+            routes = self._reads.routes_of([p.id for p in page if p.id not in self._queued_ids])
             for payment in page:
                 attempts = routes.get(payment.id, [])
                 self._enqueue(payment, attempts[-1].attempt if attempts else 1, now_us)

@@ -11,7 +11,7 @@ text, since its integers stop at 2^63; PostgreSQL as NUMERIC(39,0)).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,6 +186,23 @@ def _outcome_from_row(row: Sequence[Any]) -> OutcomeRecord:
                          detail)
 
 
+def _routes_in(
+    query: Callable[[str, list[str]], list[Any]], dialect: _Dialect, payment_ids: Iterable[str]
+) -> dict[str, list[RouteRecord]]:
+    """Every route of these payments, by payment, in attempt order: `query` runs the SQL
+    on a write session's connection or on a store's read connection."""
+    routes: dict[str, list[RouteRecord]] = {}
+    for chunk in chunks(payment_ids, LOOKUP_CHUNK):
+        rows = query(
+            f"SELECT {ROUTE_COLUMNS} FROM payment_routes "
+            f"WHERE payment_id IN ({dialect.marks(len(chunk))}) ORDER BY payment_id, attempt",
+            list(chunk),
+        )
+        for row in rows:
+            routes.setdefault(row[0], []).append(_route_from_row(row))
+    return routes
+
+
 class DispatchWrites:
     """The dispatcher's tables inside a ledger write transaction."""
 
@@ -204,25 +221,9 @@ class DispatchWrites:
             finally:
                 cursor.close()
 
-    def _in(self, sql: str, values: Iterable[str]) -> list[Any]:
-        """Rows of `sql` whose `{marks}` is filled with the values, in chunks."""
-        rows: list[Any] = []
-        for chunk in chunks(values, LOOKUP_CHUNK):
-            rows.extend(self._rows(sql.format(marks=self._dialect.marks(len(chunk))), chunk))
-        return rows
-
     def routes(self, payment_ids: Iterable[str]) -> dict[str, list[RouteRecord]]:
         """Every route of these payments, by payment, in attempt order."""
-        rows = self._in(
-            f"SELECT {ROUTE_COLUMNS} FROM payment_routes WHERE payment_id IN ({{marks}})",
-            payment_ids,
-        )
-        routes: dict[str, list[RouteRecord]] = {}
-        for row in rows:
-            routes.setdefault(row[0], []).append(_route_from_row(row))
-        for attempts in routes.values():
-            attempts.sort(key=lambda r: r.attempt)
-        return routes
+        return _routes_in(self._rows, self._dialect, payment_ids)
 
     def add_routes(self, routes: Sequence[RouteRecord]) -> None:
         self._many(
@@ -292,26 +293,11 @@ class DispatchReads:
         self._dialect = dialect
 
     def routes(self, payment_id: str) -> list[RouteRecord]:
-        rows = self._store.query(
-            f"SELECT {ROUTE_COLUMNS} FROM payment_routes WHERE payment_id = "
-            f"{self._dialect.mark} ORDER BY attempt",
-            (payment_id,),
-        )
-        return [_route_from_row(row) for row in rows]
+        return self.routes_of([payment_id]).get(payment_id, [])
 
     def routes_of(self, payment_ids: Sequence[str]) -> dict[str, list[RouteRecord]]:
-        """Every route of these payments, by payment, in attempt order (in chunks)."""
-        routes: dict[str, list[RouteRecord]] = {}
-        for chunk in chunks(payment_ids, LOOKUP_CHUNK):
-            marks = self._dialect.marks(len(chunk))
-            rows = self._store.query(
-                f"SELECT {ROUTE_COLUMNS} FROM payment_routes WHERE payment_id IN ({marks}) "
-                "ORDER BY payment_id, attempt",
-                list(chunk),
-            )
-            for row in rows:
-                routes.setdefault(row[0], []).append(_route_from_row(row))
-        return routes
+        """Every route of these payments, by payment, in attempt order."""
+        return _routes_in(self._store.query, self._dialect, payment_ids)
 
     def outcomes(self, payment_id: str) -> list[OutcomeRecord]:
         rows = self._store.query(
@@ -361,7 +347,9 @@ class DispatchReads:
         )
         return {(channel, str(strategy)): int(n) for channel, strategy, n in rows}
 
+
     def disposition_counts(self) -> dict[str, int]:
+        """Recorded outcomes by disposition (duplicates are counted by ticks, not stored)."""
         rows = self._store.query(
             "SELECT disposition, count(*) FROM channel_outcomes GROUP BY disposition", ()
         )

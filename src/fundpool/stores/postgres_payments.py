@@ -8,8 +8,7 @@ same (byte) order in both stores; an event's entry ids are a TEXT[] in posting o
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
@@ -21,6 +20,7 @@ from fundpool.stores.sqlite_payments import (
     EVENT_COLUMNS,
     PAYMENT_COLUMNS,
     SqlPaymentReads,
+    metadata_json,
     payment_from_row,
 )
 
@@ -69,12 +69,6 @@ PAYMENT_MARKS = ", ".join(["%s"] * 18)
 EVENT_MARKS = ", ".join(["%s"] * 8)
 
 
-def _metadata_json(metadata: Mapping[str, str]) -> str:
-    if not metadata:
-        return "{}"
-    return json.dumps(dict(metadata), sort_keys=True, separators=(",", ":"))
-
-
 def payment_to_row(payment: Payment) -> tuple[Any, ...]:
     # Amounts go as Python ints (sent exactly, as NUMERIC when they outgrow BIGINT); the
     # metadata as JSON text, which the JSONB column parses.
@@ -95,7 +89,7 @@ def payment_to_row(payment: Payment) -> tuple[Any, ...]:
         payment.updated_at_us,
         payment.idempotency_key,
         bytes(payment.request_hash),
-        _metadata_json(payment.metadata),
+        metadata_json(payment.metadata),
         payment.version,
     )
 

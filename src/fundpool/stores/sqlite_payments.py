@@ -65,7 +65,7 @@ PAYMENT_COLUMNS = (
 EVENT_COLUMNS = "payment_id, seq, action, from_state, to_state, at_us, entry_ids, reason"
 
 
-def _metadata_json(metadata: Mapping[str, str]) -> str:
+def metadata_json(metadata: Mapping[str, str]) -> str:
     if not metadata:
         return "{}"
     return json.dumps(dict(metadata), sort_keys=True, separators=(",", ":"))
@@ -89,7 +89,7 @@ def payment_to_row(payment: Payment) -> tuple[Any, ...]:
         payment.updated_at_us,
         payment.idempotency_key,
         payment.request_hash,
-        _metadata_json(payment.metadata),
+        metadata_json(payment.metadata),
         payment.version,
     )
 

@@ -254,11 +254,8 @@ class Dispatcher:
             liquidity = _Liquidity(session.transaction, self._pool, self._capabilities)
 
             def plan(payment: Payment) -> list[Step]:
-                if payment.id in planned:
-                    # The same key twice in one call: the second is a replay of the first,
-                    # which is already planned (routing it again would take its liquidity
-                    # twice and store a decision that is not the one applied).
-                    return []
+                # Called once per payment this call creates (a key repeated in the call is a
+                # replay, and is not planned again: PaymentSession.create_and_act).
                 planned.add(payment.id)
                 steps = [Step(payment.id, A.SCREEN)]
                 if payment.kind.inbound:
@@ -267,11 +264,11 @@ class Dispatcher:
                         rejected[payment.id] = problem
                         steps.append(Step(payment.id, A.REJECT, reason=problem))
                     return steps
-                route = self._route(payment, 1, at_us, liquidity, ())
+                route, fee = self._route(payment, 1, at_us, liquidity, ())
                 routes[payment.id] = route
                 if route.channel is None:
                     rejected[payment.id] = _route_reason(route)
-                return steps + self._after_route(payment, route)
+                return steps + self._after_route(payment, route, fee)
 
             results: list[tuple[Outcome, list[Outcome]]] = []
             for start in range(0, len(requests), CALL_ITEMS_MAX):
@@ -310,8 +307,9 @@ class Dispatcher:
         at_us: int,
         liquidity: _Liquidity,
         tried: Sequence[str],
-    ) -> RouteRecord:
-        """Choose the rail for an outbound payment's attempt (or take the one it names)."""
+    ) -> tuple[RouteRecord, int | None]:
+        """Choose the rail for an outbound payment's attempt (or take the one it names): the
+        route to store, and the chosen rail's quoted fee (None when there is no rail)."""
         if payment.channel is not None and attempt == 1:
             # The caller named the rail: it is used as named, priced by its quote, and not
             # failed over to another (the caller may have reasons the router cannot see).
@@ -322,17 +320,18 @@ class Dispatcher:
             decision: dict[str, Any] = {"strategy": "given", "channel": payment.channel}
             if problem is not None:
                 decision["reason"] = problem
-                return RouteRecord(payment.id, attempt, at_us, None, "given", decision)
+                return RouteRecord(payment.id, attempt, at_us, None, "given", decision), None
             decision["fee_minor"] = fee
             liquidity.take(payment.asset, payment.channel, payment.amount_minor + fee)
-            return RouteRecord(payment.id, attempt, at_us, payment.channel, "given", decision)
+            return (RouteRecord(payment.id, attempt, at_us, payment.channel, "given", decision),
+                    fee)
         if payment.kind.between_channels:
             # A transfer between the pool's own channels is not re-routed: its rail is its
             # source channel. After a failure it fails.
             reason = ("a transfer names its source channel" if attempt == 1
                       else "transfers are not re-routed")
             return RouteRecord(payment.id, attempt, at_us, None, "given",
-                               {"strategy": "given", "reason": reason})
+                               {"strategy": "given", "reason": reason}), None
         available = liquidity.for_asset(payment.asset)
         excluded = frozenset(tried) | frozenset(
             cid for cid, caps in self._capabilities.items() if caps.kind in NOT_FOR_PAYOUTS
@@ -343,11 +342,12 @@ class Dispatcher:
         )
         record = RouteRecord(payment.id, attempt, at_us, routed.channel, str(routed.strategy),
                              routed.to_dict())
-        if routed.channel is not None:
-            quoted = routed.candidate(routed.channel).fee_minor
-            invariant(quoted is not None, "a chosen rail was quoted")
-            liquidity.take(payment.asset, routed.channel, payment.amount_minor + (quoted or 0))
-        return record
+        if routed.channel is None:
+            return record, None
+        quoted = routed.candidate(routed.channel).fee_minor
+        invariant(quoted is not None, "a chosen rail was quoted")
+        liquidity.take(payment.asset, routed.channel, payment.amount_minor + (quoted or 0))
+        return record, quoted
 
     def _named_rail_problem(
         self, payment: Payment, at_us: int, liquidity: _Liquidity
@@ -379,10 +379,9 @@ class Dispatcher:
             return Exclusion.INSUFFICIENT_LIQUIDITY.value, fee
         return None, fee
 
-    def _after_route(self, payment: Payment, route: RouteRecord) -> list[Step]:
+    def _after_route(self, payment: Payment, route: RouteRecord, fee: int | None) -> list[Step]:
         if route.channel is None:
             return [Step(payment.id, A.REJECT, reason=_route_reason(route))]
-        fee = _chosen_fee(route)
         steps = [Step(payment.id, A.ROUTE, route.channel, fee_minor=fee)]
         steps.append(
             Step(payment.id, A.REQUEST_APPROVAL if payment.approval_required else A.APPROVE)
@@ -671,8 +670,9 @@ class Dispatcher:
             attempt = (attempts[-1].attempt if attempts else 1) + 1
             given = bool(attempts) and attempts[0].strategy == "given"
             route: RouteRecord | None = None
+            fee: int | None = None
             if attempt <= max_attempts and not given and not payment.kind.between_channels:
-                route = self._route(payment, attempt, session.at_us, liquidity, tried)
+                route, fee = self._route(payment, attempt, session.at_us, liquidity, tried)
             if route is None or route.channel is None:
                 if route is not None:
                     new_routes.append(route)
@@ -683,7 +683,7 @@ class Dispatcher:
             new_routes.append(route)
             report.failovers += 1
             retried = Step(pid, A.RETRY, reason=f"failover to {route.channel}")
-            for step in (retried, *self._after_route(payment, route)):
+            for step in (retried, *self._after_route(payment, route, fee)):
                 steps.append(step)
                 owners.append(owner)
         writes.add_routes(new_routes)
@@ -848,17 +848,6 @@ def _instruction(payment: Payment, direction: Direction) -> Instruction:
 
 def _route_reason(route: RouteRecord) -> str:
     return str(route.decision.get("reason") or NO_ELIGIBLE_CHANNEL)
-
-
-def _chosen_fee(route: RouteRecord) -> int | None:
-    given = route.decision.get("fee_minor")
-    if isinstance(given, int):
-        return given
-    for candidate in route.decision.get("candidates", ()):
-        if candidate.get("channel") == route.channel:
-            fee = candidate.get("fee_minor")
-            return fee if isinstance(fee, int) else None
-    return None
 
 
 def _target(kind: PaymentKind, state: PaymentState, action: Action) -> PaymentState | None:

@@ -41,18 +41,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from fundpool.channels.simulated import SimulatedRail
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.core.ledger.model import Posting, Transfer
 from fundpool.ledger.service import Ledger
-from fundpool.payments.dispatch import NOT_FOR_PAYOUTS, Dispatcher, DispatchPolicy
+from fundpool.payments.dispatch import Dispatcher, DispatchPolicy
 from fundpool.payments.model import Action, Payment, PaymentKind, PaymentRequest, PaymentState
 from fundpool.payments.service import PaymentService, Step
 from fundpool.pool.accounts import PoolState, pool_account, world_account
 from fundpool.pool.config import FundpoolConfig, load_config
 from fundpool.pool.setup import init_pool
-from fundpool.routing.router import Router
 from fundpool.runtime import tune_gc
+from fundpool.sim.rails import payout_router, simulated_rails
 from fundpool.stores import payment_store
 from fundpool.stores.sqlite import SqliteStore
 
@@ -92,10 +91,8 @@ def dispatched(root: Path, config: FundpoolConfig, total: int) -> float:
     pool = config.pool("main")
     ids = Uuid7Ids.seeded(2)
     service = PaymentService(ledger, payment_store(store), config, pool, ids)
-    channels = [config.channel(cid) for cid in pool.channels]
-    rails = {c.id: SimulatedRail(c, config.assets, seed=3) for c in channels}
-    router = Router([r for c, r in zip(channels, rails.values(), strict=True)
-                     if c.kind not in NOT_FOR_PAYOUTS], seed=4)  # as the simulator builds it
+    rails = simulated_rails(config, pool, seed=3)
+    router = payout_router(config, rails, seed=4)  # as the simulator builds it
     dispatcher = Dispatcher(service, rails, router, clock, ids,
                             policy=DispatchPolicy(batch_age_us=0))
     request = PaymentRequest(PaymentKind.PAYOUT, "USD", 10_000, counterparty="payee")

@@ -32,7 +32,6 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
-from fundpool.channels.simulated import SimulatedRail
 from fundpool.cli.ledger import (
     DataDirOption,
     DbUrlOption,
@@ -66,7 +65,7 @@ from fundpool.payments.csv_batch import (
     PayoutFile,
     parse_payout_csv,
 )
-from fundpool.payments.dispatch import NOT_FOR_PAYOUTS, Dispatcher, IntakeRefused
+from fundpool.payments.dispatch import Dispatcher, IntakeRefused
 from fundpool.payments.model import (
     Action,
     InvalidPayment,
@@ -80,8 +79,8 @@ from fundpool.payments.model import (
 from fundpool.payments.service import PaymentService, Step
 from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
 from fundpool.routing.decision import CandidateScore, InvalidDecision, RoutingDecision, Strategy
-from fundpool.routing.router import Router
 from fundpool.runtime import SystemClock, system_ids
+from fundpool.sim.rails import payout_router, simulated_rails
 from fundpool.stores import payment_store
 from fundpool.stores.dispatch_sql import RouteRecord, dispatch_records
 
@@ -301,11 +300,8 @@ def dispatching(s: Session, config: ConfigOption, pool: PoolOption) -> Dispatchi
                               chosen, ids)
     seed = secrets.randbits(32)
     instance = format(clock.now_us(), "x")  # this process's rail references are its own
-    rails = {cid: SimulatedRail(declared.channel(cid), declared.assets, seed=seed,
-                                instance=instance)
-             for cid in chosen.channels}
-    router = Router([rail for cid, rail in rails.items()
-                     if declared.channel(cid).kind not in NOT_FOR_PAYOUTS], seed=seed)
+    rails = simulated_rails(declared, chosen, seed=seed, instance=instance)
+    router = payout_router(declared, rails, seed=seed)
     return Dispatching(declared, chosen, payments,
                        Dispatcher(payments, rails, router, clock, ids))
 

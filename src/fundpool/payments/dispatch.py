@@ -604,7 +604,7 @@ class Dispatcher:
             for action in actions:
                 steps.append(Step(payment.id, action, reason=outcome.reason))
                 owners.append(len(records) - 1)
-                target = _target(payment.kind, projected[payment.id], action)
+                target = next_state(payment.kind, projected[payment.id], action)
                 if target is not None:
                     projected[payment.id] = target
         if steps:
@@ -848,10 +848,6 @@ def _instruction(payment: Payment, direction: Direction) -> Instruction:
 
 def _route_reason(route: RouteRecord) -> str:
     return str(route.decision.get("reason") or NO_ELIGIBLE_CHANNEL)
-
-
-def _target(kind: PaymentKind, state: PaymentState, action: Action) -> PaymentState | None:
-    return next_state(kind, state, action)
 
 
 # What an outcome means for a payment in a given state: (disposition, steps, detail).

@@ -34,7 +34,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from fundpool.channels.simulated import SimulatedRail
 from fundpool.core.clock import Clock, IdSource, Uuid7Ids
 from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.model import Posting, Transfer
@@ -58,7 +57,7 @@ from fundpool.pool.config import (
     PoolConfig,
 )
 from fundpool.pool.setup import init_pool
-from fundpool.routing.router import Router
+from fundpool.sim.rails import payout_router, simulated_rails
 from fundpool.stores import payment_store
 
 PAYEES = 2_000
@@ -134,16 +133,8 @@ class Simulation:
         # A run is named by the clock's time at its start: its rail references, outcome ids and
         # idempotency keys then never meet an earlier run's on the same store.
         self.run_id = format(clock.now_us(), "x")
-        self.rails = {
-            c.id: SimulatedRail(c, config.assets, seed=seed, instance=self.run_id)
-            for c in channels
-        }
-        # The router weighs the rails a payout can take (a book rail never carries one).
-        self.router = Router(
-            [r for c, r in zip(channels, self.rails.values(), strict=True)
-             if c.kind not in NOT_FOR_PAYOUTS],
-            seed=seed,
-        )
+        self.rails = simulated_rails(config, pool, seed=seed, instance=self.run_id)
+        self.router = payout_router(config, self.rails, seed=seed)
         self.dispatcher = Dispatcher(self.service, self.rails, self.router, clock, ids,
                                      policy=policy)
         self.report = SimulationReport()

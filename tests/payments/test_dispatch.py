@@ -1140,6 +1140,21 @@ def test_an_amount_outside_the_named_channels_limits_is_refused_whole(
     nothing_created(w, head)
 
 
+def test_a_payout_naming_the_book_rail_is_refused_and_nothing_is_created(
+    store: LedgerStore, ledger: Ledger, clock: ManualClock
+) -> None:
+    """The pool's own books never pay the outside world: the payment service refuses it at
+    creation, before the dispatcher sees it."""
+    w = wire(store, ledger, clock, dispatch=NOW)
+    w.fund("book", "USD", 100_000)
+    head = w.ledger.head()
+    (intake,) = w.intake(payout(1_000, channel="book"))
+    assert isinstance(intake.outcome, FundpoolError)
+    assert intake.outcome.code == "invalid_payment"
+    assert intake.refusal == "invalid_payment"
+    nothing_created(w, head)
+
+
 class NarrowRail(ScriptedRail):
     """A rail whose own limits are narrower than the configuration's: 1.00 to 100.00."""
 
@@ -1157,8 +1172,6 @@ class NarrowRail(ScriptedRail):
         (deposit(10_001, channel="rtp"), "above_maximum"),
         # A named rail that does not hold enough.
         (payout(9_956, channel="rtp"), "insufficient_liquidity"),
-        # The pool's own books never pay the outside world.
-        (payout(1_000, channel="book"), "not_for_payouts"),
     ],
 )
 def test_a_named_rail_that_cannot_carry_it_rejects_it_at_intake(

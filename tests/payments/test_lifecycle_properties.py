@@ -91,7 +91,9 @@ def requests(draw: st.DrawFn) -> PaymentRequest:
         channel, asset = draw(st.sampled_from(CHANNEL_ASSETS))
         destination = None
         if kind is K.PAYOUT:
-            channel = draw(st.sampled_from([channel, None]))
+            # A payout naming the book rail is refused at creation (test_limits.py tests
+            # that); here it is left to routing, where the model refuses it.
+            channel = draw(st.sampled_from([None if channel == "book" else channel, None]))
     amount = draw(
         st.one_of(
             st.integers(1, 5 * SCALE[asset]),
@@ -147,6 +149,8 @@ class PaymentLifecycle(RuleBasedStateMachine):
             channel = step.channel or t.channel
             destination = step.destination_channel or t.destination
             if channel is None:
+                return Expected("invalid_payment"), None, []
+            if t.kind is K.PAYOUT and channel == "book":  # the pool's books pay no one
                 return Expected("invalid_payment"), None, []
             if t.kind.between_channels and (destination is None or destination == channel):
                 return Expected("invalid_payment"), None, []

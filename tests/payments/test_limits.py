@@ -75,3 +75,21 @@ def test_a_transfer_destination_outside_its_limits_is_refused(service: PaymentSe
         service.create(request)
     assert caught.value.code == "amount_outside_limits"
     assert caught.value.facts["channel"] == "bank-a"
+
+
+def test_a_payout_never_goes_on_the_book_rail(service: PaymentService) -> None:
+    """The pool's own books move money between its accounts; they pay no one outside it."""
+    with pytest.raises(FundpoolError) as caught:
+        service.create(PaymentRequest(PaymentKind.PAYOUT, "USD", 1_000, channel="book"))
+    assert caught.value.code == "invalid_payment"
+    assert service.list() == []
+    payment = service.create(PaymentRequest(PaymentKind.PAYOUT, "USD", 1_000))
+    service.act(Step(payment.id, Action.SCREEN))
+    with pytest.raises(FundpoolError) as caught:
+        service.act(Step(payment.id, Action.ROUTE, "book"))
+    assert caught.value.code == "invalid_payment"
+    assert service.get(payment.id).state is PaymentState.SCREENED
+    # An internal transfer is what the book rail is for.
+    transfer = service.create(PaymentRequest(PaymentKind.INTERNAL, "USD", 1_000, channel="book",
+                                             destination_channel="rtp"))
+    assert transfer.channel == "book"

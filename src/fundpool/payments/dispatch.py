@@ -15,11 +15,11 @@ A deposit is created and screened at intake, and its rail is told to expect it (
 rail is open); the rail's reports clear and settle it (or return it).
 
 A payment that names its rail is checked against that rail at intake as a routed one is by
-the router: the dispatcher has the rail, the amount is within the rail's own limits, a book
-rail is not asked to pay out, and the rail holds the amount and its fee. If not, intake
-rejects it with the reason (`no_rail`, `below_minimum`, `above_maximum`, `not_for_payouts`,
-`insufficient_liquidity`) rather than lock funds it cannot have or send it to a rail that
-would refuse it, and the whole batch it went out in.
+the router: the dispatcher has the rail, the amount is within the rail's own limits, and the
+rail holds the amount and its fee. If not, intake rejects it with the reason (`no_rail`,
+`below_minimum`, `above_maximum`, `insufficient_liquidity`) rather than lock funds it cannot
+have or send it to a rail that would refuse it, and the whole batch it went out in. (A payout
+naming a book rail never gets this far: the payment service refuses it at creation.)
 
 Rails are not tidy, and the dispatcher is what makes them safe:
 - **Duplicates.** Every outcome is recorded by (channel, outcome id) in the same transaction as
@@ -85,13 +85,13 @@ from fundpool.payments.model import (
 )
 from fundpool.payments.service import (
     CALL_ITEMS_MAX,
+    NOT_FOR_PAYOUTS,
     Outcome,
     PaymentService,
     PaymentSession,
     Step,
 )
 from fundpool.pool.accounts import PoolState, pool_account
-from fundpool.pool.config import ChannelKind
 from fundpool.routing.decision import Exclusion
 from fundpool.routing.router import RoutingStrategy
 from fundpool.stores.dispatch_sql import (
@@ -115,9 +115,6 @@ OUTCOMES_PER_TRANSACTION = 2_000
 SUBMITS_PER_TRANSACTION = 2_000
 # Why intake rejects a payment that names its rail, beside the router's `Exclusion` codes:
 NO_RAIL = "no_rail"  # the pool has the channel, but this dispatcher has no adapter for it
-NOT_FOR_PAYOUTS_REASON = "not_for_payouts"  # a book rail named for a payout
-# Rails that only move money inside the pool never carry a payout to the outside world.
-NOT_FOR_PAYOUTS = frozenset({ChannelKind.BOOK})
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,8 +369,6 @@ class Dispatcher:
             return Exclusion.ABOVE_MAXIMUM.value, fee
         if payment.kind.inbound:
             return None, fee
-        if payment.kind is PaymentKind.PAYOUT and caps.kind in NOT_FOR_PAYOUTS:
-            return NOT_FOR_PAYOUTS_REASON, fee
         fee = rail.quote(asset, amount, at_us).fee_minor
         if liquidity.for_asset(asset).get(channel, 0) < amount + fee:
             return Exclusion.INSUFFICIENT_LIQUIDITY.value, fee

@@ -57,9 +57,11 @@ from fundpool.payments.model import (
 )
 from fundpool.payments.ports import LIST_LIMIT_MAX, PaymentFilter, PaymentStore, PaymentWrites
 from fundpool.payments.postings import Move, commands_for, outbound_moves, transfer_of
-from fundpool.pool.config import FundpoolConfig, OwnerKind, PoolConfig
+from fundpool.pool.config import ChannelKind, FundpoolConfig, OwnerKind, PoolConfig
 
 TEXT_FIELD_LENGTH_MAX = 256
+# Rails that only move money inside the pool never carry a payout to the outside world.
+NOT_FOR_PAYOUTS = frozenset({ChannelKind.BOOK})
 CALL_ITEMS_MAX = 4_096  # bounded so one call stays one ledger batch (several commands each)
 PLAN_STEPS_MAX = 16  # steps per new payment in create_and_act: each wave is still one batch
 
@@ -266,6 +268,7 @@ class PaymentService:
             raise InvalidPayment("a deposit names the channel it arrives on")
         if request.channel is not None:
             self._channel_for(request.channel, request.asset, request.amount_minor)
+            self._carries(request.kind, request.channel)
         if request.kind.between_channels:
             if request.destination_channel is None:
                 raise InvalidPayment("an internal or bridge transfer names its destination")
@@ -292,6 +295,12 @@ class PaymentService:
                     channel=channel_id, asset=asset, amount_minor=amount_minor,
                     min_minor=limits.min_minor, max_minor=limits.max_minor,
                 )
+
+    def _carries(self, kind: PaymentKind, channel_id: str) -> None:
+        """A book rail moves money between the pool's own accounts: it never pays out to the
+        outside world (the dispatcher, the router and payout files rely on this)."""
+        if kind is PaymentKind.PAYOUT and self._channels[channel_id].kind in NOT_FOR_PAYOUTS:
+            raise InvalidPayment("a book rail carries no payout", channel=channel_id)
 
     def _fee(self, kind: PaymentKind, channel_id: str | None, asset: str, amount: int) -> int:
         if channel_id is None:
@@ -404,6 +413,7 @@ class PaymentService:
         if channel is None:
             raise InvalidPayment("routing needs a channel", payment_id=payment.id)
         self._channel_for(channel, payment.asset, payment.amount_minor)
+        self._carries(payment.kind, channel)
         if step.destination_channel is not None and not payment.kind.between_channels:
             raise InvalidPayment(
                 "only internal and bridge transfers have a destination channel",

@@ -40,14 +40,13 @@ from fundpool.core.ledger.model import Posting, Transfer
 from fundpool.ledger.service import Ledger
 from fundpool.payments.dispatch import (
     DEFAULT_DISPATCH_POLICY,
-    NOT_FOR_PAYOUTS,
     Dispatcher,
     DispatchPolicy,
     TickReport,
 )
 from fundpool.payments.instant import MERCHANT_KEY
 from fundpool.payments.model import Payment, PaymentKind, PaymentRequest, PaymentState
-from fundpool.payments.service import PaymentService
+from fundpool.payments.service import NOT_FOR_PAYOUTS, PaymentService
 from fundpool.pool.accounts import PoolState, pool_account, world_account
 from fundpool.pool.config import (
     ChannelKind,

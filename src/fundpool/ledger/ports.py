@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,6 +22,7 @@ from fundpool.core.ledger.model import (
     PendingTransfer,
 )
 from fundpool.core.money import Asset
+from fundpool.events.model import Event
 
 # Bound on ids or keys sent in one `IN (...)` query: below SQLite's variable limit.
 LOOKUP_CHUNK = 500
@@ -84,6 +85,11 @@ class WriteSession(Protocol):
     def load_reversed(self, ids: Iterable[str]) -> dict[str, str]: ...
 
     def save(self, outcome: BatchOutcome) -> None: ...
+
+    def append_events(self, events: Sequence[Event]) -> list[Event]:
+        """Write events to the outbox, numbered per pool in commit order; returns them with
+        their `seq` (fundpool.stores.events_sql)."""
+        ...
 
 
 class LedgerStore(Protocol):

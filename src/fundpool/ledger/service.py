@@ -46,6 +46,8 @@ from fundpool.core.ledger.model import (
     check_address,
 )
 from fundpool.core.money import Asset
+from fundpool.events.ledger import entry_events
+from fundpool.events.model import Event
 from fundpool.ledger.ports import HistoryRow, LedgerStore, StoredEntry, WriteSession
 
 BATCH_COMMANDS_MAX = 8_192
@@ -110,6 +112,8 @@ class Ledger:
                 yield transaction
                 outcome = transaction.engine.finish()
                 session.save(outcome)
+                # The outbox is written in the same transaction as what its events report.
+                session.append_events([*entry_events(outcome.entries), *transaction.emitted])
         except BaseException:
             self._drop_cache()  # the engine changed the cached working set in place
             raise
@@ -327,6 +331,12 @@ class LedgerTransaction:
         self.expired = expired  # pending transfers expired when it began
         self._working = working
         self._commands = 0
+        self.emitted: list[Event] = []
+
+    def emit(self, events: Iterable[Event]) -> None:
+        """Write these events to the outbox when the transaction commits (after the ledger's
+        own entry events); they are dropped with everything else if it rolls back."""
+        self.emitted.extend(events)
 
     def apply(self, commands: Sequence[Command]) -> list[CommandResult]:
         self._commands += len(commands)

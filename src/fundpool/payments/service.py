@@ -31,6 +31,7 @@ from fundpool.core.ledger.model import (
     is_storable_text,
 )
 from fundpool.core.money import AMOUNT_MAX_MINOR, check_amount
+from fundpool.events.model import Event, PaymentTransitioned
 from fundpool.ledger.ports import WriteSession
 from fundpool.ledger.service import Ledger, LedgerTransaction
 from fundpool.payments.instant import (
@@ -164,6 +165,7 @@ class PaymentService:
             writes = self._store.writes(transaction.session)
             outcomes, created, events = self._create_in(writes, requests, transaction.at_us)
             writes.save(created, (), events)
+            transaction.emit(created_event(p) for p in created)
         return outcomes
 
     def _create_in(
@@ -595,6 +597,7 @@ class PaymentSession:
         for payment in created:
             self.created[payment.id] = self.current[payment.id] = payment
         self.events.extend(events)
+        self.transaction.emit(created_event(p) for p in created)
         return outcomes
 
     def create_and_act(
@@ -655,6 +658,7 @@ class PaymentSession:
                 current.get(s.payment_id)))
         }
         history = self.history
+        emitted: list[Event] = []
         # Stored events come before this session's: a payment's history is read once, then
         # the session's own events are appended to it as they happen.
         missing = needs_history - self._history_read - self.created.keys()
@@ -730,6 +734,7 @@ class PaymentSession:
                 current[after.id] = self.changed[after.id] = after
                 history.setdefault(after.id, []).append(event)
                 self.events.append(event)
+                emitted.append(transitioned_event(after, event, planned.before.updated_at_us))
                 outcomes[planned.index] = after
             wave.clear()
             in_wave.clear()
@@ -746,6 +751,7 @@ class PaymentSession:
             except FundpoolError as error:
                 outcomes[index] = error
         flush()
+        transaction.emit(emitted)
         done = [outcome for outcome in outcomes if outcome is not None]
         invariant(len(done) == len(steps), "every step has an outcome, in step order")
         return done
@@ -755,3 +761,27 @@ class PaymentSession:
         created = [self.current[pid] for pid in self.created]
         changed = [p for pid, p in self.changed.items() if pid not in self.created]
         self._writes.save(created, changed, self.events)
+
+
+def transitioned_event(after: Payment, event: PaymentEvent, since_us: int | None) -> Event:
+    """The outbox event of one transition: the payment as it stands after it."""
+    return Event(
+        f"{after.id}:{event.seq}",
+        PaymentTransitioned.TYPE,
+        after.pool,
+        event.at_us,
+        PaymentTransitioned(
+            after.id, after.kind.value, after.asset, after.amount_minor, after.fee_minor,
+            after.channel, after.destination_channel, event.action.value,
+            None if event.from_state is None else event.from_state.value,
+            event.to_state.value, event.seq, since_us, after.created_at_us, event.reason,
+        ),
+    )
+
+
+def created_event(payment: Payment) -> Event:
+    return transitioned_event(
+        payment,
+        PaymentEvent(payment.id, 1, Action.CREATE, None, payment.state, payment.created_at_us),
+        None,
+    )

@@ -42,8 +42,10 @@ from fundpool.core.ledger.model import (
     PendingTransfer,
 )
 from fundpool.core.money import Asset
+from fundpool.events.model import Event
 from fundpool.ledger.ports import HistoryRow, StoredEntry, StoredLeg
 from fundpool.stores.dispatch_sql import POSTGRES_DISPATCH_SCHEMA
+from fundpool.stores.events_sql import POSTGRES_EVENTS_SCHEMA, append_events
 from fundpool.stores.postgres_payments import PAYMENTS_SCHEMA
 from fundpool.stores.rows import (
     PENDING_COLUMNS,
@@ -243,6 +245,7 @@ class PostgresStore:
                 connection.execute(TABLES)
                 connection.execute(PAYMENTS_SCHEMA)
                 connection.execute(POSTGRES_DISPATCH_SCHEMA)
+                connection.execute(POSTGRES_EVENTS_SCHEMA)
                 connection.execute(
                     "INSERT INTO ledger_meta (key, value) VALUES ('schema_version', %s) "
                     "ON CONFLICT (key) DO NOTHING",
@@ -499,6 +502,9 @@ class _PostgresWrite:
     @property
     def head(self) -> ChainHead:
         return self._head
+
+    def append_events(self, events: Sequence[Event]) -> list[Event]:
+        return append_events(self.connection, "%s", events)
 
     def _any(self, query: str, values: Iterable[Any]) -> list[tuple[Any, ...]]:
         """Rows of `query`, whose one parameter is `= ANY(%s)` of the values as an array.

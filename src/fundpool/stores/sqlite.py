@@ -30,8 +30,10 @@ from fundpool.core.ledger.model import (
     PendingTransfer,
 )
 from fundpool.core.money import Asset
+from fundpool.events.model import Event
 from fundpool.ledger.ports import LOOKUP_CHUNK, HistoryRow, StoredEntry, StoredLeg
 from fundpool.stores.dispatch_sql import SQLITE_DISPATCH_SCHEMA
+from fundpool.stores.events_sql import SQLITE_EVENTS_SCHEMA, append_events
 from fundpool.stores.rows import (
     PENDING_COLUMNS,
     account_from_row,
@@ -174,6 +176,7 @@ class SqliteStore:
             self._connection.executescript(SCHEMA)
             self._connection.executescript(PAYMENTS_SCHEMA)
             self._connection.executescript(SQLITE_DISPATCH_SCHEMA)
+            self._connection.executescript(SQLITE_EVENTS_SCHEMA)
             self._execute(
                 "INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -406,6 +409,9 @@ class _SqliteWrite:
     @property
     def head(self) -> ChainHead:
         return self._head
+
+    def append_events(self, events: Sequence[Event]) -> list[Event]:
+        return append_events(self.connection, "?", events)
 
     def _select_in(self, sql: str, values: Iterable[Any]) -> list[Any]:
         rows: list[Any] = []

@@ -1,0 +1,325 @@
+"""Typed, versioned events: one for every state change, written to the outbox in the same
+store transaction as the change (docs/adr/0011-events-and-outbox.md).
+
+An event on the wire is one JSON object:
+
+    {"id": "<uuid7>", "type": "payment.transitioned", "v": 1, "pool": "main", "seq": 42,
+     "at_us": 1767225600000000, "data": {...}}
+
+- `pool` names the stream it belongs to (`fundpool.<pool>.<type>` on NATS); events that touch
+  no pool (asset definitions, accounts outside pools) go to the reserved stream `_ledger`.
+- `seq` numbers a pool's events 1, 2, 3 … with no gap, in commit order: a consumer applies
+  event `seq` only right after `seq - 1`, so a duplicate or a gap is seen, never guessed.
+- Amounts are decimal strings of minor units (a 128-bit amount does not fit every JSON
+  number); counts and times are JSON integers.
+- A new field or meaning is a new version `v` of the type; a reader refuses a version it does
+  not know (`unknown_event_version`) rather than misread it, and skips a type it does not know
+  (`unknown_event_type`) since new kinds of events must not stop old consumers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Union
+
+from fundpool.core.errors import FundpoolError
+
+SYSTEM_POOL = "_ledger"  # pool names start with [a-z0-9], so this one never clashes
+EVENT_BYTES_MAX = 1 << 20  # a larger message is refused by the decoder
+
+
+class InvalidEvent(FundpoolError):
+    code = "invalid_event"
+    title = "the event is malformed"
+
+
+class UnknownEventType(FundpoolError):
+    code = "unknown_event_type"
+    title = "the event's type is not one this reader knows"
+
+
+class UnknownEventVersion(FundpoolError):
+    code = "unknown_event_version"
+    title = "the event's version of its type is not one this reader knows"
+
+
+# --- payloads ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LegAfter:
+    """An account's balance in one asset right after the entry."""
+
+    address: str
+    asset: str
+    posted: int
+    pending_out: int
+    pending_in: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntryCommitted:
+    TYPE: ClassVar[str] = "ledger.entry_committed"
+    VERSION: ClassVar[int] = 1
+
+    entry_id: str
+    entry_seq: int
+    kind: str
+    legs: tuple[LegAfter, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentTransitioned:
+    """A payment moved from `from_state` (None when created) to `to_state` by `action`.
+    `since_us` is when it entered `from_state`, so a consumer measures each stage alone."""
+
+    TYPE: ClassVar[str] = "payment.transitioned"
+    VERSION: ClassVar[int] = 1
+
+    payment_id: str
+    kind: str
+    asset: str
+    amount_minor: int
+    fee_minor: int
+    channel: str | None
+    destination_channel: str | None
+    action: str
+    from_state: str | None
+    to_state: str
+    payment_version: int
+    since_us: int | None
+    created_at_us: int
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChanged:
+    """A step in an alert's life. The type says which: fired, acknowledged or resolved."""
+
+    TYPES: ClassVar[tuple[str, ...]] = ("alert.fired", "alert.acknowledged", "alert.resolved")
+    VERSION: ClassVar[int] = 1
+
+    alert_id: str
+    rule: str
+    severity: str
+    subject: str  # what the alert is about: "pool", "channel:bank-a", "asset:usd" …
+    summary: str
+    value: str | None = None  # the figure that crossed the threshold, as decimal text
+    actor: str | None = None  # who acknowledged it
+
+
+Payload = Union[LedgerEntryCommitted, PaymentTransitioned, AlertChanged]  # noqa: UP007
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    type: str
+    pool: str
+    at_us: int
+    data: Payload
+    seq: int = 0  # assigned by the outbox when the event is written
+    version: int = 1
+
+    @property
+    def subject(self) -> str:
+        return f"fundpool.{self.pool}.{self.type}"
+
+
+# --- encoding -------------------------------------------------------------------------------
+
+
+def _data_of(payload: Payload) -> dict[str, Any]:
+    if isinstance(payload, LedgerEntryCommitted):
+        return {
+            "entry_id": payload.entry_id,
+            "entry_seq": payload.entry_seq,
+            "kind": payload.kind,
+            "legs": [
+                [leg.address, leg.asset, str(leg.posted), str(leg.pending_out),
+                 str(leg.pending_in)]
+                for leg in payload.legs
+            ],
+        }
+    if isinstance(payload, PaymentTransitioned):
+        return {
+            "payment_id": payload.payment_id,
+            "kind": payload.kind,
+            "asset": payload.asset,
+            "amount_minor": str(payload.amount_minor),
+            "fee_minor": str(payload.fee_minor),
+            "channel": payload.channel,
+            "destination_channel": payload.destination_channel,
+            "action": payload.action,
+            "from_state": payload.from_state,
+            "to_state": payload.to_state,
+            "payment_version": payload.payment_version,
+            "since_us": payload.since_us,
+            "created_at_us": payload.created_at_us,
+            "reason": payload.reason,
+        }
+    return {
+        "alert_id": payload.alert_id,
+        "rule": payload.rule,
+        "severity": payload.severity,
+        "subject": payload.subject,
+        "summary": payload.summary,
+        "value": payload.value,
+        "actor": payload.actor,
+    }
+
+
+def encode(event: Event) -> bytes:
+    """The event's wire form: compact JSON, keys in a fixed order."""
+    return json.dumps(
+        {
+            "id": event.id,
+            "type": event.type,
+            "v": event.version,
+            "pool": event.pool,
+            "seq": event.seq,
+            "at_us": event.at_us,
+            "data": _data_of(event.data),
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+def encode_data(event: Event) -> str:
+    """The payload alone, as the outbox stores it beside the envelope's columns."""
+    return json.dumps(_data_of(event.data), separators=(",", ":"), ensure_ascii=False)
+
+
+def decode(raw: bytes | str) -> Event:
+    """An event from its wire form. Raises `invalid_event`, `unknown_event_type` or
+    `unknown_event_version`; never returns a half-read event."""
+    if len(raw) > EVENT_BYTES_MAX:
+        raise InvalidEvent("the event is larger than allowed", bytes=len(raw),
+                           bytes_max=EVENT_BYTES_MAX)
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidEvent("the event is not JSON", reason=str(error)) from error
+    if not isinstance(body, dict):
+        raise InvalidEvent("an event is a JSON object")
+    event_id = _text(body, "id")
+    kind = _text(body, "type")
+    version = _int(body, "v")
+    pool = _text(body, "pool")
+    seq = _int(body, "seq")
+    at_us = _int(body, "at_us")
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise InvalidEvent("the event's data is not an object", event_id=event_id)
+    return event_from_parts(event_id, kind, version, pool, seq, at_us, data)
+
+
+def event_from_parts(
+    event_id: str, kind: str, version: int, pool: str, seq: int, at_us: int,
+    data: Mapping[str, Any],
+) -> Event:
+    """An event from its envelope fields and decoded data (the outbox's columns)."""
+    reader = _READERS.get(kind)
+    if reader is None:
+        raise UnknownEventType(event_id=event_id, type=kind, version=version)
+    if version not in reader[0]:
+        raise UnknownEventVersion(event_id=event_id, type=kind, version=version,
+                                  versions=sorted(reader[0]))
+    if seq < 0 or at_us < 0:
+        raise InvalidEvent("seq and at_us are never negative", event_id=event_id)
+    try:
+        payload = reader[1](kind, data)
+    except InvalidEvent as error:
+        raise InvalidEvent(error.detail, event_id=event_id, type=kind, **error.facts) from None
+    return Event(event_id, kind, pool, at_us, payload, seq, version)
+
+
+def _text(body: Mapping[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise InvalidEvent(f"'{key}' must be a non-empty string", field=key)
+    return value
+
+
+def _opt_text(body: Mapping[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidEvent(f"'{key}' must be a string or null", field=key)
+    return value
+
+
+def _int(body: Mapping[str, Any], key: str) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidEvent(f"'{key}' must be an integer", field=key)
+    return value
+
+
+def _opt_int(body: Mapping[str, Any], key: str) -> int | None:
+    return None if body.get(key) is None else _int(body, key)
+
+
+def _amount(value: Any, key: str, *, signed: bool = False) -> int:
+    if not isinstance(value, str) or not value.lstrip("-" if signed else "").isdigit() \
+            or len(value) > 40:
+        raise InvalidEvent(f"'{key}' must be an integer amount as decimal text", field=key)
+    return int(value)
+
+
+def _ledger_entry(_kind: str, data: Mapping[str, Any]) -> LedgerEntryCommitted:
+    legs = data.get("legs")
+    if not isinstance(legs, list):
+        raise InvalidEvent("'legs' must be a list", field="legs")
+    read: list[LegAfter] = []
+    for leg in legs:
+        if not (isinstance(leg, list) and len(leg) == 5
+                and isinstance(leg[0], str) and isinstance(leg[1], str)):
+            raise InvalidEvent("a leg is [address, asset, posted, pending_out, pending_in]",
+                               field="legs")
+        read.append(LegAfter(leg[0], leg[1], _amount(leg[2], "posted", signed=True),
+                             _amount(leg[3], "pending_out"), _amount(leg[4], "pending_in")))
+    return LedgerEntryCommitted(_text(data, "entry_id"), _int(data, "entry_seq"),
+                                _text(data, "kind"), tuple(read))
+
+
+def _payment(_kind: str, data: Mapping[str, Any]) -> PaymentTransitioned:
+    return PaymentTransitioned(
+        payment_id=_text(data, "payment_id"),
+        kind=_text(data, "kind"),
+        asset=_text(data, "asset"),
+        amount_minor=_amount(data.get("amount_minor"), "amount_minor"),
+        fee_minor=_amount(data.get("fee_minor"), "fee_minor"),
+        channel=_opt_text(data, "channel"),
+        destination_channel=_opt_text(data, "destination_channel"),
+        action=_text(data, "action"),
+        from_state=_opt_text(data, "from_state"),
+        to_state=_text(data, "to_state"),
+        payment_version=_int(data, "payment_version"),
+        since_us=_opt_int(data, "since_us"),
+        created_at_us=_int(data, "created_at_us"),
+        reason=_opt_text(data, "reason"),
+    )
+
+
+def _alert(_kind: str, data: Mapping[str, Any]) -> AlertChanged:
+    return AlertChanged(
+        alert_id=_text(data, "alert_id"),
+        rule=_text(data, "rule"),
+        severity=_text(data, "severity"),
+        subject=_text(data, "subject"),
+        summary=_text(data, "summary"),
+        value=_opt_text(data, "value"),
+        actor=_opt_text(data, "actor"),
+    )
+
+
+_Reader = tuple[frozenset[int], Callable[[str, Mapping[str, Any]], Payload]]
+_READERS: dict[str, _Reader] = {
+    LedgerEntryCommitted.TYPE: (frozenset({1}), _ledger_entry),
+    PaymentTransitioned.TYPE: (frozenset({1}), _payment),
+    **{kind: (frozenset({1}), _alert) for kind in AlertChanged.TYPES},
+}
+EVENT_TYPES = tuple(sorted(_READERS))

@@ -1,0 +1,99 @@
+"""The in-process bus: the outbox read in order and applied to the projections.
+
+It is the default when no NATS server is configured: one process both writes the ledger and
+keeps its projections. `Follower` runs a feed in a background thread, waking every
+`interval_s` (the console's "within a second" needs far less than that).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+
+from fundpool.core.errors import FundpoolError
+from fundpool.events.model import InvalidEvent
+from fundpool.monitoring.projector import FEED_CURSOR, ApplyReport, Item, Projector, Skipped
+from fundpool.stores.events_sql import OUTBOX_READ_MAX, OutboxReader, event_from_row
+
+log = structlog.get_logger(__name__)
+
+
+def item_from_row(row: Sequence[Any]) -> Item:
+    try:
+        return event_from_row(row)
+    except FundpoolError as error:
+        return Skipped(row[1], int(row[2]), row[3], error)
+    except ValueError as error:  # the stored data is not JSON
+        return Skipped(row[1], int(row[2]), row[3], InvalidEvent(reason=str(error)))
+
+
+class OutboxFeed:
+    def __init__(self, outbox: OutboxReader, projector: Projector,
+                 *, batch: int = OUTBOX_READ_MAX) -> None:
+        self.outbox = outbox
+        self.projector = projector
+        self.batch = batch
+
+    def run_once(self) -> ApplyReport:
+        """Apply the next batch of the outbox; an empty report when there is none."""
+        pos = self.projector.store.cursor(FEED_CURSOR).pos
+        rows = self.outbox.raw_after(pos, self.batch)
+        if not rows:
+            return ApplyReport()
+        items = [item_from_row(row) for row in rows]
+        position = {id(item): int(row[0]) for item, row in zip(items, rows, strict=True)}
+        reached = int(rows[-1][0])
+        # Held events (a pool ahead of its projection, or blocked) are read again next time.
+        report = self.projector.apply(items, pos=reached)
+        if report.held:
+            first_held = min(position[id(item)] for item in report.held)
+            self.projector.apply([], pos=first_held - 1)
+        return report
+
+    def catch_up(self, *, max_batches: int | None = None) -> ApplyReport:
+        """Apply until the outbox has nothing more (or `max_batches`), or until every event
+        left is held."""
+        total = ApplyReport()
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            report = self.run_once()
+            batches += 1
+            total.merge(report)
+            if report.applied + report.duplicates + report.ignored + report.rejected == 0:
+                return total
+        return total
+
+
+class Follower:
+    """Runs `step` every `interval_s` in a daemon thread until `stop()`; errors are logged and
+    the loop goes on (a database restart must not end monitoring)."""
+
+    def __init__(self, step: Callable[[], object], *, interval_s: float = 0.05,
+                 name: str = "fundpool-follower") -> None:
+        self._step = step
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.errors = 0
+
+    def start(self) -> Follower:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self._step()
+            except Exception:  # a follower outlives a failed step; the next one tries again
+                self.errors += 1
+                log.exception("follower_step_failed")
+            self._stop.wait(max(0.0, self._interval_s - (time.monotonic() - started)))

@@ -1,0 +1,243 @@
+"""A pool's live figures, folded from its events one at a time (docs/monitoring.md).
+
+The projection is two maps of exact integers, so that two consumers fed the same events hold
+the same figures bit for bit, and a replay is the same fold from the start:
+
+- `cells`: (name, key) -> int — balances of the pool's state accounts, payments per state and
+  per channel, latency histograms per channel and stage, event counts;
+- `series`: (metric, resolution, bucket start) -> int — time series at second, minute and hour
+  resolution, written together (the rollup is exact: a minute is the sum, or the last value, of
+  its seconds), pruned by event time after a bounded retention.
+
+Everything is driven by the events' own times (`at_us`), never by the consumer's clock. Ratios,
+percentiles and turnover are computed when read (monitoring/figures.py), not stored.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from fundpool.events.model import Event, LedgerEntryCommitted, PaymentTransitioned
+from fundpool.pool.accounts import PoolState, parse_pool_account
+
+Cell = tuple[str, str]
+SeriesKey = tuple[str, str, int]  # (metric, resolution, bucket start µs)
+
+SECOND_US = 1_000_000
+RESOLUTIONS: dict[str, int] = {"s": SECOND_US, "m": 60 * SECOND_US, "h": 3_600 * SECOND_US}
+# How long each resolution is kept, measured back from the newest event: 2 hours of seconds,
+# 3 days of minutes, 90 days of hours.
+RETENTION_US: dict[str, int] = {
+    "s": 2 * 3_600 * SECOND_US,
+    "m": 3 * 86_400 * SECOND_US,
+    "h": 90 * 86_400 * SECOND_US,
+}
+# Gauges keep the last value of a bucket; every other metric is a counter summed per bucket.
+GAUGES = ("total", "available")
+
+# Latency histogram bucket upper bounds in µs: 1 ms … 7 days (a card acquirer settles T+2).
+LATENCY_BOUNDS_US: tuple[int, ...] = tuple(
+    ms * 1_000 for ms in (
+        1, 2, 5, 10, 20, 50, 100, 200, 500,
+        1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000, 600_000,
+        1_800_000, 3_600_000, 7_200_000, 21_600_000, 86_400_000, 172_800_000,
+        259_200_000, 604_800_000,
+    )
+)
+
+PENDING_STATES = frozenset(
+    {"initiated", "screened", "held", "routed", "pending_approval"}
+)
+IN_FLIGHT_STATES = frozenset({"approved", "submitted", "cleared"})
+NO_CHANNEL = "-"
+
+
+def latency_bucket(latency_us: int) -> int:
+    """The index of the histogram bucket `latency_us` falls in (the last one is +Inf)."""
+    return bisect_left(LATENCY_BOUNDS_US, latency_us)
+
+
+@dataclass(slots=True)
+class Projection:
+    """One pool's figures. `apply` folds the next event; the caller guarantees the order
+    (Projector checks `seq`). `changed_*` collect what to write since the last `clear()`."""
+
+    pool: str
+    cells: dict[Cell, int] = field(default_factory=dict)
+    series: dict[SeriesKey, int] = field(default_factory=dict)
+    applied_seq: int = 0
+    last_at_us: int = 0
+    changed_cells: set[Cell] = field(default_factory=set)
+    changed_series: set[SeriesKey] = field(default_factory=set)
+    # Per (asset segment, channel), the five state balances as figures, to update totals by
+    # difference; rebuilt from `cells` on load.
+    _figures: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    _assets: dict[str, str] = field(default_factory=dict)  # address segment -> asset code
+
+    # --- folding ------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        data = event.data
+        if isinstance(data, LedgerEntryCommitted):
+            self._entry(event.at_us, data)
+        elif isinstance(data, PaymentTransitioned):
+            self._payment(event.at_us, data)
+        self._add(("events", event.type), 1)
+        self.applied_seq = event.seq
+        self.last_at_us = max(self.last_at_us, event.at_us)
+
+    def _add(self, cell: Cell, delta: int) -> None:
+        if delta:
+            self.cells[cell] = self.cells.get(cell, 0) + delta
+            self.changed_cells.add(cell)
+
+    def _set(self, cell: Cell, value: int) -> None:
+        if self.cells.get(cell, 0) != value:
+            self.cells[cell] = value
+            self.changed_cells.add(cell)
+
+    def _count(self, metric: str, at_us: int, delta: int) -> None:
+        if not delta:
+            return
+        for res, width in RESOLUTIONS.items():
+            key = (metric, res, at_us - at_us % width)
+            self.series[key] = self.series.get(key, 0) + delta
+            self.changed_series.add(key)
+
+    def _gauge(self, metric: str, at_us: int, value: int) -> None:
+        for res, width in RESOLUTIONS.items():
+            key = (metric, res, at_us - at_us % width)
+            self.series[key] = value
+            self.changed_series.add(key)
+
+    def _entry(self, at_us: int, data: LedgerEntryCommitted) -> None:
+        touched: set[tuple[str, str]] = set()
+        for leg in data.legs:
+            parsed = parse_pool_account(leg.address)
+            if parsed is None or parsed.pool != self.pool:
+                continue
+            key = f"{leg.address}|{leg.asset}"
+            before = self.cells.get(("posted", key), 0)
+            self._set(("posted", key), leg.posted)
+            self._set(("pending_out", key), leg.pending_out)
+            self._set(("pending_in", key), leg.pending_in)
+            change = leg.posted - before
+            if parsed.state is PoolState.FEES:
+                self._count(f"fee|{leg.asset}", at_us, change)
+            else:
+                self._count(f"flow|{parsed.channel}|{leg.asset}", at_us, abs(change))
+            touched.add((parsed.asset_segment, parsed.channel))
+            self._asset_of_segment(parsed.asset_segment, leg.asset)
+        assets: set[str] = set()
+        for segment, channel in touched:
+            total, available = self._channel_figures(segment, channel)
+            old_total, old_available = self._figures.get((segment, channel), (0, 0))
+            self._figures[(segment, channel)] = (total, available)
+            asset = self._segment_asset(segment)
+            self._add(("total", asset), total - old_total)
+            self._add(("available", asset), available - old_available)
+            assets.add(asset)
+        for asset in sorted(assets):
+            self._gauge(f"total|{asset}", at_us, self.cells.get(("total", asset), 0))
+            self._gauge(f"available|{asset}", at_us, self.cells.get(("available", asset), 0))
+
+    def _asset_of_segment(self, segment: str, asset: str) -> None:
+        if segment not in self._assets:
+            self._assets[segment] = asset
+            self._set(("asset_of", f"{segment}|{asset}"), 1)
+
+    def _segment_asset(self, segment: str) -> str:
+        return self._assets.get(segment, segment)
+
+    def _balance(self, address: str, asset: str) -> tuple[int, int]:
+        key = f"{address}|{asset}"
+        return self.cells.get(("posted", key), 0), self.cells.get(("pending_out", key), 0)
+
+    def _channel_figures(self, segment: str, channel: str) -> tuple[int, int]:
+        """(TOTAL, available) of one asset x channel, as PoolView counts them."""
+        asset = self._segment_asset(segment)
+        prefix = f"pool:{self.pool}:{segment}:{channel}:"
+        total = 0
+        for state in (PoolState.AVAILABLE, PoolState.LOCKED, PoolState.IN_TRANSIT,
+                      PoolState.PENDING_SETTLEMENT):
+            total += self._balance(prefix + state.value, asset)[0]
+        posted, pending_out = self._balance(prefix + PoolState.AVAILABLE.value, asset)
+        return total, posted - pending_out
+
+    def _payment(self, at_us: int, data: PaymentTransitioned) -> None:
+        channel = data.channel or NO_CHANNEL
+        gross = data.amount_minor
+        if data.from_state is not None:
+            self._add(("payments", data.from_state), -1)
+            self._add(("payments_amount", f"{data.from_state}|{data.asset}"), -gross)
+            self._add(("payments_channel", f"{data.from_state}|{channel}"), -1)
+        self._add(("payments", data.to_state), 1)
+        self._add(("payments_amount", f"{data.to_state}|{data.asset}"), gross)
+        self._add(("payments_channel", f"{data.to_state}|{channel}"), 1)
+        self._count(f"payments|{data.kind}|{data.to_state}", at_us, 1)
+        if data.to_state == "settled":
+            flow = "inflow" if data.kind == "deposit" else "outflow"
+            self._count(f"{flow}|{data.asset}", at_us, gross)
+            self._observe(channel, "end_to_end", at_us - data.created_at_us)
+        if data.since_us is not None:
+            self._observe(channel, data.action, at_us - data.since_us)
+
+    def _observe(self, channel: str, stage: str, latency_us: int) -> None:
+        latency_us = max(latency_us, 0)
+        key = f"{channel}|{stage}"
+        self._add(("latency_bucket", f"{key}|{latency_bucket(latency_us)}"), 1)
+        self._add(("latency_count", key), 1)
+        self._add(("latency_sum_us", key), latency_us)
+
+    # --- housekeeping ---------------------------------------------------------------------
+
+    def prune_bounds(self) -> dict[str, int]:
+        """Per resolution, the first bucket start still kept (older ones are dropped)."""
+        return {res: self.last_at_us - RETENTION_US[res] for res in RESOLUTIONS}
+
+    def prune(self) -> None:
+        bounds = self.prune_bounds()
+        for key in [k for k in self.series if k[2] < bounds[k[1]]]:
+            del self.series[key]
+            self.changed_series.discard(key)
+
+    def clear_changes(self) -> None:
+        self.changed_cells.clear()
+        self.changed_series.clear()
+
+    def rebuild_index(self) -> None:
+        """Recompute what is derived from `cells` (after loading them from a store)."""
+        self._figures = {}
+        self._assets = {
+            key.split("|")[0]: key.split("|")[1] for name, key in self.cells if name == "asset_of"
+        }
+        segments = set(self._assets)
+        channels: set[tuple[str, str]] = set()
+        for name, key in self.cells:
+            if name == "posted":
+                parsed = parse_pool_account(key.split("|")[0])
+                if parsed is not None and parsed.asset_segment in segments:
+                    channels.add((parsed.asset_segment, parsed.channel))
+        for segment, channel in channels:
+            self._figures[(segment, channel)] = self._channel_figures(segment, channel)
+
+    @classmethod
+    def loaded(
+        cls, pool: str, cells: Mapping[Cell, int], series: Iterable[tuple[SeriesKey, int]],
+        applied_seq: int, last_at_us: int,
+    ) -> Projection:
+        projection = cls(pool, dict(cells), dict(series), applied_seq, last_at_us)
+        projection.rebuild_index()
+        return projection
+
+
+def fold(pool: str, events: Iterable[Event]) -> Projection:
+    """The projection of `events` (one pool's, in seq order) from nothing: what a replay is."""
+    projection = Projection(pool)
+    for event in events:
+        projection.apply(event)
+    projection.prune()
+    projection.clear_changes()
+    return projection

@@ -167,11 +167,10 @@ class ProjectionStore:
         path = self.url.removeprefix("sqlite:///")
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                                     timeout=30.0)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")
-        return connection
+        lite = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        lite.execute("PRAGMA journal_mode=WAL")
+        lite.execute("PRAGMA synchronous=FULL")
+        return lite
 
     def initialise(self) -> None:
         if self._pg:

@@ -95,7 +95,7 @@ class PoolView:
 
 
 def pool_view(
-    store: LedgerStore,
+    store: LedgerStore | None,
     config: FundpoolConfig,
     pool: PoolConfig,
     rates: RateSource,
@@ -105,6 +105,8 @@ def pool_view(
 ) -> PoolView:
     """The pool now, from the store's balances (or from `balances`, e.g. a replay)."""
     if balances is None:
+        if store is None:
+            raise ValueError("pool_view needs a store or the balances")
         as_of_seq = store.head().seq if as_of_seq is None else as_of_seq
         balances = store.balances(f"pool:{pool.id}:")
     by_key = _group(balances.items(), pool.id)

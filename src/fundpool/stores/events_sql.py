@@ -161,6 +161,13 @@ class OutboxReader:
             for pool, seq in self._store.query("SELECT pool, max(seq) FROM outbox GROUP BY pool")
         }
 
+    def head(self, pool: str) -> int:
+        """The last seq of one pool (0 when it has none): one index probe."""
+        rows = self._store.query(
+            f"SELECT coalesce(max(seq), 0) FROM outbox WHERE pool = {self._mark}", (pool,)
+        )
+        return int(rows[0][0])
+
     def last_pos(self) -> int:
         row = self._store.query("SELECT coalesce(max(pos), 0) FROM outbox")
         return int(row[0][0])

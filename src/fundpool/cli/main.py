@@ -6,6 +6,8 @@ import typer
 
 from fundpool.cli.demo import demo
 from fundpool.cli.ledger import app as ledger_app
+from fundpool.cli.monitor import app as monitor_app
+from fundpool.cli.monitor import replay
 from fundpool.cli.payments import app as payment_app
 from fundpool.cli.pool import app as pool_app
 from fundpool.cli.simulate import simulate
@@ -33,6 +35,8 @@ app.add_typer(pool_app, name="pool")
 app.add_typer(payment_app, name="payment")
 app.command("demo")(demo)
 app.command("simulate")(simulate)
+app.add_typer(monitor_app, name="monitor")
+app.command("replay")(replay)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -16,16 +16,29 @@ def pool_of(address: str) -> str | None:
     return None
 
 
+_POOLS: dict[str, str | None] = {}  # address -> its pool, for the addresses seen most
+_POOLS_MAX = 100_000
+
+
 def entry_events(entries: Iterable[JournalEntry]) -> list[Event]:
     """An event per entry, in the stream of the pool it touches; an entry touching several
     pools has one event in each (`<entry id>:<pool>`), one touching none goes to `_ledger`."""
     events: list[Event] = []
+    make = LegAfter._make
+    pool_by_address = _POOLS
     for entry in entries:
-        legs = tuple(
-            LegAfter(leg.address, leg.asset, leg.posted, leg.pending_out, leg.pending_in)
-            for leg in entry.legs
-        )
-        pools = sorted({p for leg in legs if (p := pool_of(leg.address)) is not None})
+        legs = tuple(make(leg[1:]) for leg in entry.legs)
+        touched: set[str] = set()
+        for leg in legs:
+            address = leg[0]
+            pool = pool_by_address.get(address, "")
+            if pool == "":
+                pool = pool_of(address)
+                if len(pool_by_address) < _POOLS_MAX:
+                    pool_by_address[address] = pool
+            if pool is not None:
+                touched.add(pool)
+        pools = sorted(touched)
         data = LedgerEntryCommitted(entry.id, entry.seq, entry.kind.value, legs)
         if len(pools) <= 1:
             pool = pools[0] if pools else SYSTEM_POOL

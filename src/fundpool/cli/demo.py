@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fundpool.cli.ledger import report_error, stdout_console
+from fundpool.cli.monitor import summary_text
 from fundpool.cli.simulate import (
     DISPOSITION_ORDER,
     KIND_ORDER,
@@ -45,8 +46,10 @@ from fundpool.cli.simulate import (
 from fundpool.core.errors import FundpoolError, StoreError
 from fundpool.core.money import Asset
 from fundpool.ledger.ports import LedgerStore
+from fundpool.monitoring.service import Monitor
 from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
 from fundpool.pool.view import FIGURES, Figures, PoolView, pool_view
+from fundpool.runtime import SystemClock
 from fundpool.stores.sqlite import SqliteStore
 
 # The sample pool, shipped at the repository root; `--config` names another file.
@@ -173,7 +176,35 @@ def demo_report(store: LedgerStore, run: SimulationRun) -> list[RenderableType]:
         routing_table(store),
         savings_table(run),
         exposure_table(store, config, pool),
+        *monitor_report(store, run),
         verify_text(run),
+    ]
+
+
+def monitor_report(store: LedgerStore, run: SimulationRun) -> list[RenderableType]:
+    """The live figures, folded from the run's events (what `fundpool monitor show` prints),
+    and whether they agree with the ledger's own pool view."""
+    monitor = Monitor(store, run.config, SystemClock())
+    try:
+        monitor.step()
+        figures = monitor.figures(run.pool.id)
+    finally:
+        monitor.projections.close()
+    shown = pool_view(store, run.config, run.pool, run.config.rates_for(run.pool))
+    agrees = figures.view.reporting_total == shown.reporting_total
+    table = Table(title="time to settle (ms), from the events",
+                  title_justify="left")
+    for column in ("channel", "settled", "p50", "p90", "p99"):
+        table.add_column(column, justify="left" if column == "channel" else "right")
+    for f in figures.latency:
+        if f.stage == "end_to_end":
+            table.add_row(f.channel, f"{f.count:,}", f"{f.p50_us / 1000:,.0f}",
+                          f"{f.p90_us / 1000:,.0f}", f"{f.p99_us / 1000:,.0f}")
+    return [
+        Text.assemble(("monitoring ", "bold"), summary_text(figures).plain,
+                      "; projections " + ("agree" if agrees else "DISAGREE")
+                      + " with the ledger"),
+        table,
     ]
 
 
@@ -232,7 +263,8 @@ def demo(
         store.close()
     console.print(Text(
         f"done in {time.perf_counter() - started:.1f} s; try: fundpool payment batches "
-        f"--data-dir {data_dir}, or fundpool pool view --config {config.source} "
+        f"--data-dir {data_dir}, fundpool pool view --config {config.source} "
+        f"--data-dir {data_dir}, or fundpool monitor show --config {config.source} "
         f"--data-dir {data_dir}"
     ))
     if not run.ok:

@@ -10,6 +10,7 @@ from fundpool.cli.monitor import app as monitor_app
 from fundpool.cli.monitor import replay
 from fundpool.cli.payments import app as payment_app
 from fundpool.cli.pool import app as pool_app
+from fundpool.cli.serve import serve
 from fundpool.cli.simulate import simulate
 from fundpool.runtime import tune_gc
 
@@ -37,6 +38,7 @@ app.command("demo")(demo)
 app.command("simulate")(simulate)
 app.add_typer(monitor_app, name="monitor")
 app.command("replay")(replay)
+app.command("serve")(serve)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -18,7 +18,7 @@ from fundpool.monitoring.projection import Projection
 from fundpool.monitoring.projector import ApplyReport, Projector
 from fundpool.pool.config import FundpoolConfig, PoolConfig
 from fundpool.stores.events_sql import OutboxReader
-from fundpool.stores.projection_sql import ProjectionStore
+from fundpool.stores.projection_sql import Cursor, ProjectionStore
 
 
 def outbox_reader(store: LedgerStore) -> OutboxReader:
@@ -55,12 +55,18 @@ class Monitor:
     # --- keeping up -----------------------------------------------------------------------
 
     def step(self) -> ApplyReport:
-        """Apply what the outbox has that the projections have not (in-process bus)."""
-        with self._lock:
-            report = self.feed.catch_up()
+        """Apply what the outbox has that the projections have not (in-process bus), a
+        batch at a time: readers wait for one batch at most, never for a whole catch-up."""
+        total = ApplyReport()
+        while True:
+            with self._lock:
+                report = self.feed.run_once()
+            total.merge(report)
+            if report.applied + report.duplicates + report.ignored + report.rejected == 0:
+                break
         for listener in self.listeners:
-            listener(report)
-        return report
+            listener(total)
+        return total
 
     def refresh(self) -> None:
         """Read the projections again from the store (when NATS consumers keep them)."""
@@ -83,10 +89,15 @@ class Monitor:
 
     def snapshot(self, pool_id: str) -> Projection:
         """A copy of a pool's projection, safe to read while the feed goes on."""
+        return self.read(pool_id)[0]
+
+    def read(self, pool_id: str) -> tuple[Projection, Cursor]:
+        """A copy of a pool's projection and its cursor, read together."""
         with self._lock:
             live = self.projector.projection(pool_id)
-            return Projection(pool_id, dict(live.cells), dict(live.series), live.applied_seq,
+            copy = Projection(pool_id, dict(live.cells), dict(live.series), live.applied_seq,
                               live.last_at_us)
+            return copy, self.projector.cursor(pool_id)
 
     def figures(self, pool_id: str | None = None, *, at_us: int | None = None) -> PoolFigures:
         pool = self.pool(pool_id)

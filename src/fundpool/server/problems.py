@@ -1,0 +1,158 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`).
+
+Every error the server returns has one shape:
+
+    {"type": "/problems/insufficient_funds", "title": "...", "status": 409,
+     "detail": "...", "code": "insufficient_funds", "facts": {...}}
+
+`code` is the domain error's stable code (core/errors.py), the same the CLI prints; `facts` are
+its keyword facts, kept in an object of their own so that a fact named `type` or `status` (an
+event's type, say) can never shadow a member the RFC defines. The `type` URI is relative to the
+server; it identifies the problem and is not meant to be fetched.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from http import HTTPStatus
+from typing import ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fundpool.core.errors import FundpoolError, StoreError
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "/problems/"
+
+# The HTTP status of a domain error, by code; a code not listed is a request the domain refused
+# (400). The API work adds its codes here; the status never changes the code.
+STATUS_BY_CODE: dict[str, int] = {
+    "invariant_violation": 500,
+    "store_error": 503,
+    "store_not_initialised": 503,
+    "projection_lagging": 503,
+    "unknown_asset": 404,
+    "unknown_account": 404,
+    "unknown_transaction": 404,
+    "unknown_pending": 404,
+    "insufficient_funds": 409,
+    "balance_above_maximum": 409,
+    "idempotency_conflict": 409,
+    "already_reversed": 409,
+    "pending_not_pending": 409,
+    "pending_expired": 409,
+    "account_already_open": 409,
+    "asset_already_defined": 409,
+}
+# Codes of the errors the HTTP layer itself raises (no domain error behind them).
+HTTP_CODES: dict[int, str] = {
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "too_many_requests",
+}
+
+
+class ProjectionLagging(FundpoolError):
+    """The projections are further behind the outbox than the server accepts to be ready."""
+
+    code: ClassVar[str] = "projection_lagging"
+    title: ClassVar[str] = "the live figures are too far behind the ledger's events"
+
+
+def problem(
+    status: int, code: str, title: str, detail: str | None = None,
+    facts: Mapping[str, object] | None = None,
+) -> JSONResponse:
+    body: dict[str, object] = {
+        "type": PROBLEM_TYPE_PREFIX + code,
+        "title": title,
+        "status": status,
+        "detail": detail or title,
+        "code": code,
+    }
+    if facts:
+        body["facts"] = dict(facts)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def error_problem(error: FundpoolError) -> JSONResponse:
+    return problem(STATUS_BY_CODE.get(error.code, 400), error.code, error.title, error.detail,
+                   error.facts)
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sqlite3.Error]
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a declared dependency
+        pass
+    else:
+        errors.append(psycopg.Error)
+    return tuple(errors)
+
+
+DRIVER_ERRORS = _driver_errors()
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn a database driver's error into `store_error` (503), an answer rather than an
+    unexpected failure: a route that reads the store says so when the store is down."""
+    try:
+        yield
+    except DRIVER_ERRORS as error:
+        raise StoreError(reason=f"{type(error).__name__}: {error}") from error
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Make every error the app returns a problem document with a code."""
+
+    async def on_domain_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, FundpoolError)
+        return error_problem(error)
+
+    async def on_http_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        status = error.status_code
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "error"
+        code = HTTP_CODES.get(status, phrase.lower().replace(" ", "_").replace("-", "_"))
+        detail = error.detail if isinstance(error.detail, str) else phrase
+        response = problem(status, code, phrase, detail)
+        if error.headers:
+            response.headers.update(error.headers)
+        return response
+
+    async def on_invalid_request(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        errors = [
+            {"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")),
+             "type": str(e.get("type", ""))}
+            for e in error.errors()
+        ]
+        return problem(422, "invalid_request", "the request is not valid",
+                       facts={"errors": errors})
+
+    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        if isinstance(error, DRIVER_ERRORS):
+            return error_problem(StoreError(reason=f"{type(error).__name__}: {error}"))
+        # The detail of an unexpected failure stays in the server's log: it may name a store
+        # URL. (`fundpool serve` renders tracebacks without local variables.)
+        log.error("unexpected_error", path=request.url.path, error=type(error).__name__,
+                  exc_info=error)
+        return problem(500, "internal_error", "the server failed unexpectedly")
+
+    app.add_exception_handler(FundpoolError, on_domain_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_invalid_request)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -11,6 +11,8 @@ through NATS (docs/monitoring.md, "Scale-out").
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 import structlog
@@ -18,10 +20,13 @@ import typer
 
 from fundpool.cli.ledger import DataDirOption, DbUrlOption, describe_store, session
 from fundpool.cli.pool import ConfigOption, config_path
+from fundpool.ledger.service import Ledger
+from fundpool.monitoring.alerts import AlertEngine, AlertRules
 from fundpool.monitoring.service import Monitor
 from fundpool.pool.config import load_config
-from fundpool.runtime import SystemClock
+from fundpool.runtime import SystemClock, system_ids
 
+RULES_ENV = "FUNDPOOL_ALERT_RULES"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
@@ -39,6 +44,12 @@ def serve(
     )] = None,
     log_level: Annotated[str, typer.Option(
         "--log-level", help=f"uvicorn's log level: {', '.join(LOG_LEVELS)}.")] = "info",
+    rules: Annotated[Path | None, typer.Option(
+        "--rules", help=f"Alert rules and SLOs (YAML, reloaded when it changes; default: "
+                        f"${RULES_ENV} if set). Without it, every KPI is exported with its "
+                        "defaults and no alert is evaluated.", show_default=False)] = None,
+    evaluate_every: Annotated[float, typer.Option(
+        "--evaluate-every", min=1.0, help="Seconds between alert evaluations.")] = 15.0,
 ) -> None:
     """Serve the pool's metrics (Prometheus) and health over HTTP, keeping its live figures."""
     if log_level not in LOG_LEVELS:
@@ -48,19 +59,37 @@ def serve(
     # second to import, which every other command would pay.
     import uvicorn
 
+    from fundpool.server.alerting import alert_source, kpi_source
     from fundpool.server.app import READY_LAG_MAX_EVENTS, create_app
+    from fundpool.server.metrics import MetricSource
 
     plain_tracebacks()
+    rules_path = rules or (Path(os.environ[RULES_ENV]) if os.environ.get(RULES_ENV) else None)
     with session(data_dir, db_url, False, initialise=True) as s:
         s.store.initialise()
         declared = load_config(config_path(config))
         monitor = Monitor(s.store, declared, SystemClock())
+        sources: list[MetricSource] = []
+        engine: AlertEngine | None = None
+        if rules_path is None:
+            sources.append(kpi_source(None))
+        else:
+            held = AlertRules(rules_path)  # a bad file at start is an error (exit 2)
+            engine = AlertEngine(Ledger(s.store, SystemClock(), system_ids()), monitor, held)
+            sources += [kpi_source(held), alert_source(engine)]
         bound = READY_LAG_MAX_EVENTS if ready_lag_max_events is None else ready_lag_max_events
-        app = create_app(monitor, ready_lag_max_events=bound)
+        app = create_app(monitor, ready_lag_max_events=bound, metric_sources=sources)
         typer.echo(f"fundpool serve: {describe_store(s.store)}, pools "
-                   f"{', '.join(p.id for p in declared.pools)}, on http://{host}:{port}", err=True)
-        uvicorn.run(app, host=host, port=port, workers=1, log_level=log_level,
-                    access_log=log_level == "debug", lifespan="on")
+                   f"{', '.join(p.id for p in declared.pools)}, alert rules "
+                   f"{rules_path or 'none'}, on http://{host}:{port}", err=True)
+        if engine is not None:
+            engine.follow(interval_s=evaluate_every)
+        try:
+            uvicorn.run(app, host=host, port=port, workers=1, log_level=log_level,
+                        access_log=log_level == "debug", lifespan="on")
+        finally:
+            if engine is not None:
+                engine.stop()
 
 
 def plain_tracebacks() -> None:

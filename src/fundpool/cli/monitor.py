@@ -181,7 +181,7 @@ def replay(
         if at is not None:
             result = replay_at(s.store, outbox, declared, chosen, parse_instant(at))
             doc = figures_doc(result.figures, declared)
-            doc.update({"journal_seq": result.journal_seq, "events": result.events,
+            doc.update({"journal_seq": result.journal_seq, "events_applied": result.events,
                         "agrees_with_journal": result.agrees,
                         "journal_view": view_doc(result.journal_view)})
             verdict = Text(

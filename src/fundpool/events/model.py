@@ -20,6 +20,7 @@ An event on the wire is one JSON object:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Union
@@ -27,6 +28,8 @@ from typing import Any, ClassVar, NamedTuple, Union
 from fundpool.core.errors import FundpoolError
 
 SYSTEM_POOL = "_ledger"  # pool names start with [a-z0-9], so this one never clashes
+# A pool's name as an address segment, or the reserved stream: safe as a NATS subject token.
+POOL_PATTERN = re.compile(r"(?:[a-z0-9][a-z0-9_-]{0,63}|_ledger)")
 EVENT_BYTES_MAX = 1 << 20  # a larger message is refused by the decoder
 
 
@@ -92,6 +95,7 @@ class PaymentTransitioned:
     since_us: int | None
     created_at_us: int
     reason: str | None = None
+    previous_channel: str | None = None  # the channel before this step (routing, failover)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +175,7 @@ def _data_of(payload: Payload) -> dict[str, Any]:
             "since_us": payload.since_us,
             "created_at_us": payload.created_at_us,
             "reason": payload.reason,
+            "previous_channel": payload.previous_channel,
         }
     return {
         "alert_id": payload.alert_id,
@@ -210,15 +215,24 @@ def encode_data(event: Event) -> str:
 def decode(raw: bytes | str) -> Event:
     """An event from its wire form. Raises `invalid_event`, `unknown_event_type` or
     `unknown_event_version`; never returns a half-read event."""
-    if len(raw) > EVENT_BYTES_MAX:
-        raise InvalidEvent("the event is larger than allowed", bytes=len(raw),
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > EVENT_BYTES_MAX:
+        raise InvalidEvent("the event is larger than allowed", bytes=size,
                            bytes_max=EVENT_BYTES_MAX)
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidEvent("the event is not JSON", reason=str(error)) from error
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        raise InvalidEvent("the event is not JSON", reason=str(error)[:200]) from None
     if not isinstance(body, dict):
         raise InvalidEvent("an event is a JSON object")
+    # A \uD800-style escape can smuggle a lone surrogate in, which no store or bus can hold
+    # again; only a message with escapes is checked, the common one costs nothing.
+    if ("\\u" in raw if isinstance(raw, str) else b"\\u" in raw):
+        try:
+            json.dumps(body, ensure_ascii=False).encode()
+        except UnicodeEncodeError as error:
+            raise InvalidEvent("the event holds text that is not valid Unicode",
+                               reason=str(error)[:200]) from None
     event_id = _text(body, "id")
     kind = _text(body, "type")
     version = _int(body, "v")
@@ -244,6 +258,8 @@ def event_from_parts(
                                   versions=sorted(reader[0]))
     if seq < 0 or at_us < 0:
         raise InvalidEvent("seq and at_us are never negative", event_id=event_id)
+    if POOL_PATTERN.fullmatch(pool) is None:
+        raise InvalidEvent("'pool' is not a pool name", event_id=event_id, field="pool")
     try:
         payload = reader[1](kind, data)
     except InvalidEvent as error:
@@ -276,9 +292,13 @@ def _opt_int(body: Mapping[str, Any], key: str) -> int | None:
     return None if body.get(key) is None else _int(body, key)
 
 
+_SIGNED = re.compile(r"-?[0-9]{1,40}")  # [0-9]: ASCII digits only, unlike str.isdigit
+_UNSIGNED = re.compile(r"[0-9]{1,40}")
+
+
 def _amount(value: Any, key: str, *, signed: bool = False) -> int:
-    if not isinstance(value, str) or not value.lstrip("-" if signed else "").isdigit() \
-            or len(value) > 40:
+    pattern = _SIGNED if signed else _UNSIGNED
+    if not isinstance(value, str) or len(value) > 40 or pattern.fullmatch(value) is None:
         raise InvalidEvent(f"'{key}' must be an integer amount as decimal text", field=key)
     return int(value)
 
@@ -315,6 +335,7 @@ def _payment(_kind: str, data: Mapping[str, Any]) -> PaymentTransitioned:
         since_us=_opt_int(data, "since_us"),
         created_at_us=_int(data, "created_at_us"),
         reason=_opt_text(data, "reason"),
+        previous_channel=_opt_text(data, "previous_channel"),
     )
 
 

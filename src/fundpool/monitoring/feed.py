@@ -54,16 +54,20 @@ class OutboxFeed:
             self.projector.apply([], pos=first_held - 1)
         return report
 
+    def position(self) -> int:
+        return self.projector.store.cursor(FEED_CURSOR).pos
+
     def catch_up(self, *, max_batches: int | None = None) -> ApplyReport:
-        """Apply until the outbox has nothing more (or `max_batches`), or until every event
-        left is held."""
+        """Apply until the outbox has nothing more (or `max_batches`), or until a batch moves
+        nothing forward (every event left is held: after a gap, or in a blocked pool)."""
         total = ApplyReport()
         batches = 0
         while max_batches is None or batches < max_batches:
+            before = self.position()
             report = self.run_once()
             batches += 1
             total.merge(report)
-            if report.applied + report.duplicates + report.ignored + report.rejected == 0:
+            if self.position() == before and report.applied == 0:
                 return total
         return total
 

@@ -170,9 +170,10 @@ class Projection:
         channel = data.channel or NO_CHANNEL
         gross = data.amount_minor
         if data.from_state is not None:
+            before = data.previous_channel or NO_CHANNEL
             self._add(("payments", data.from_state), -1)
             self._add(("payments_amount", f"{data.from_state}|{data.asset}"), -gross)
-            self._add(("payments_channel", f"{data.from_state}|{channel}"), -1)
+            self._add(("payments_channel", f"{data.from_state}|{before}"), -1)
         self._add(("payments", data.to_state), 1)
         self._add(("payments_amount", f"{data.to_state}|{data.asset}"), gross)
         self._add(("payments_channel", f"{data.to_state}|{channel}"), 1)
@@ -216,7 +217,7 @@ class Projection:
         segments = set(self._assets)
         channels: set[tuple[str, str]] = set()
         for name, key in self.cells:
-            if name == "posted":
+            if name in ("posted", "pending_out", "pending_in"):
                 parsed = parse_pool_account(key.split("|")[0])
                 if parsed is not None and parsed.asset_segment in segments:
                     channels.add((parsed.asset_segment, parsed.channel))

@@ -26,6 +26,7 @@ from typing import Any
 
 from fundpool.core.errors import FundpoolError
 from fundpool.events.model import (
+    POOL_PATTERN,
     Event,
     InvalidEvent,
     UnknownEventType,
@@ -79,15 +80,26 @@ def read_message(raw: bytes | str) -> Item | str:
     except (InvalidEvent, UnknownEventType, UnknownEventVersion) as error:
         try:
             body: Any = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return str(error)
         if not isinstance(body, dict):
             return str(error)
         pool, seq, event_id = body.get("pool"), body.get("seq"), body.get("id")
-        if not isinstance(pool, str) or not pool or not isinstance(seq, int) \
-                or isinstance(seq, bool) or seq < 1:
+        if not isinstance(pool, str) or POOL_PATTERN.fullmatch(pool) is None \
+                or not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
             return str(error)
-        return Skipped(pool, seq, event_id if isinstance(event_id, str) else None, error)
+        if not isinstance(event_id, str) or not event_id.isprintable() or len(event_id) > 200 \
+                or not _encodable(event_id):
+            event_id = None
+        return Skipped(pool, seq, event_id, error)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Projector:
@@ -142,10 +154,10 @@ class Projector:
         writes: list[ProjectionWrite] = []
         for pool in sorted(by_pool):
             writes.append(self._apply_pool(pool, by_pool[pool], report))
-        if pos is not None:
-            feed = self.store.cursor(FEED_CURSOR)
-            writes.append(ProjectionWrite(replace(feed, pos=pos), (), (), {}))
         try:
+            if pos is not None:
+                feed = self.store.cursor(FEED_CURSOR)
+                writes.append(ProjectionWrite(replace(feed, pos=pos), (), (), {}))
             self.store.commit(writes)
         except BaseException:
             self.forget()  # memory ran ahead of the store: read it again

@@ -60,9 +60,11 @@ class Monitor:
         total = ApplyReport()
         while True:
             with self._lock:
+                before = self.feed.position()
                 report = self.feed.run_once()
+                moved = self.feed.position() != before or report.applied > 0
             total.merge(report)
-            if report.applied + report.duplicates + report.ignored + report.rejected == 0:
+            if not moved:
                 break
         for listener in self.listeners:
             listener(total)

@@ -734,7 +734,8 @@ class PaymentSession:
                 current[after.id] = self.changed[after.id] = after
                 history.setdefault(after.id, []).append(event)
                 self.events.append(event)
-                emitted.append(transitioned_event(after, event, planned.before.updated_at_us))
+                emitted.append(transitioned_event(after, event, planned.before.updated_at_us,
+                                                  planned.before.channel))
                 outcomes[planned.index] = after
             wave.clear()
             in_wave.clear()
@@ -763,7 +764,9 @@ class PaymentSession:
         self._writes.save(created, changed, self.events)
 
 
-def transitioned_event(after: Payment, event: PaymentEvent, since_us: int | None) -> Event:
+def transitioned_event(
+    after: Payment, event: PaymentEvent, since_us: int | None, previous_channel: str | None
+) -> Event:
     """The outbox event of one transition: the payment as it stands after it."""
     return Event(
         f"{after.id}:{event.seq}",
@@ -775,6 +778,7 @@ def transitioned_event(after: Payment, event: PaymentEvent, since_us: int | None
             after.channel, after.destination_channel, event.action.value,
             None if event.from_state is None else event.from_state.value,
             event.to_state.value, event.seq, since_us, after.created_at_us, event.reason,
+            previous_channel,
         ),
     )
 
@@ -783,5 +787,6 @@ def created_event(payment: Payment) -> Event:
     return transitioned_event(
         payment,
         PaymentEvent(payment.id, 1, Action.CREATE, None, payment.state, payment.created_at_us),
+        None,
         None,
     )

@@ -26,7 +26,7 @@ from fundpool.monitoring.service import Monitor
 from fundpool.pool.config import load_config
 from fundpool.runtime import SystemClock, system_ids
 
-RULES_ENV = "FUNDPOOL_ALERT_RULES"
+RULES_ENV = "FUNDPOOL_ALERTS"  # the same as `fundpool alerts`
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 

@@ -29,6 +29,7 @@ bench: install
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/payments.py
 	$(BIN)/python bench/routing.py
+	$(BIN)/python bench/events.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from fundpool.cli.alerts import app as alerts_app
 from fundpool.cli.demo import demo
+from fundpool.cli.events import app as events_app
 from fundpool.cli.ledger import app as ledger_app
 from fundpool.cli.monitor import app as monitor_app
 from fundpool.cli.monitor import replay
@@ -37,6 +39,8 @@ app.add_typer(payment_app, name="payment")
 app.command("demo")(demo)
 app.command("simulate")(simulate)
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(events_app, name="events")
+app.add_typer(alerts_app, name="alerts")
 app.command("replay")(replay)
 app.command("serve")(serve)
 

@@ -1,0 +1,489 @@
+"""The outbox through NATS JetStream into projections, on the real NATS server (never a mock).
+
+Every test uses a subject prefix of its own (so streams `T<hex>_main`, `T<hex>__ledger`) and
+deletes its streams afterwards. Without a NATS server with JetStream the tests skip with a
+message saying so; in CI (CI=true) they fail instead.
+
+The reference everywhere is the in-process feed (`OutboxFeed`) folding the same outbox: the
+path through NATS must give exactly its cells, series and cursors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fundpool.core.clock import ManualClock, Uuid7Ids
+from fundpool.events.model import encode
+from fundpool.events.nats import (
+    NatsConsumer,
+    NatsUnavailable,
+    connect_nats,
+    durable_name,
+    ensure_stream,
+    event_subject,
+    lease_key,
+    run_consumer,
+    run_relay,
+    stream_name,
+    wire_message,
+)
+from fundpool.ledger.service import Ledger
+from fundpool.monitoring.feed import OutboxFeed, item_from_row
+from fundpool.monitoring.projector import Projector, Skipped, read_message
+from fundpool.pool.config import load_config
+from fundpool.sim.traffic import Simulation
+from fundpool.stores.events_sql import OutboxReader, save_cursor
+from fundpool.stores.projection_sql import ProjectionStore
+from fundpool.stores.sqlite import SqliteStore
+from tests.conftest import IN_CI, PG_URL, new_pg_schema, require_postgres
+
+NATS_URL = os.environ.get("FUNDPOOL_TEST_NATS_URL", "nats://127.0.0.1:4222")
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pool.toml"
+POOLS = ("_ledger", "main")
+
+_nats_why: list[str | None] = []
+
+
+def nats_reachable() -> str | None:
+    """None when a NATS server with JetStream answers, else why not (asked once)."""
+    if not _nats_why:
+
+        async def probe() -> None:
+            nc = await connect_nats(NATS_URL, name="fundpool-test-probe", wait_s=3)
+            try:
+                await nc.jetstream().account_info()
+            finally:
+                await nc.close()
+
+        try:
+            asyncio.run(probe())
+            _nats_why.append(None)
+        except Exception as error:  # any failure means: not here
+            _nats_why.append(f"{type(error).__name__}: {error}")
+    return _nats_why[0]
+
+
+def require_nats() -> None:
+    why = nats_reachable()
+    if why is None:
+        return
+    message = f"NATS with JetStream is not reachable at {NATS_URL} ({why})"
+    if IN_CI:
+        pytest.fail(message + "; CI must provide it (.ci/run starts it)")
+    pytest.skip(message + "; start nats-server -js or set FUNDPOOL_TEST_NATS_URL")
+
+
+# --- the outbox of a simulated run, and its in-process projection --------------------------
+
+
+@dataclass(frozen=True)
+class Reference:
+    path: Path  # a ledger whose outbox holds the run's events (copy it before writing)
+    heads: dict[str, int]
+    last_pos: int
+    cells: dict[str, dict[tuple[str, str], int]]
+    series: dict[str, list[tuple[tuple[str, str, int], int]]]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    root = tmp_path_factory.mktemp("nats-reference")
+    store = SqliteStore(root / "ledger.sqlite3")
+    store.initialise()
+    clock = ManualClock()
+    config = load_config(EXAMPLE)
+    simulation = Simulation(Ledger(store, clock, Uuid7Ids.seeded(5)), config, config.pools[0],
+                            seed=5, clock=clock)
+    simulation.open_pool()
+    simulation.run(rate_per_s=100, duration_s=20, advance=lambda s: clock.advance(seconds=s))
+    outbox = OutboxReader(store, "?")
+    projections = ProjectionStore(f"sqlite:///{root / 'reference.sqlite3'}")
+    OutboxFeed(outbox, Projector(projections)).catch_up()
+    heads = outbox.heads()
+    assert sorted(heads) == list(POOLS)
+    assert heads["main"] > 5_000  # thousands of real events
+    reference = Reference(
+        root / "ledger.sqlite3", heads, outbox.last_pos(),
+        {pool: projections.cells(pool) for pool in heads},
+        {pool: projections.series(pool) for pool in heads},
+    )
+    assert all(projections.cursor(pool).seq == seq for pool, seq in heads.items())
+    projections.close()
+    store.close()
+    return reference
+
+
+@pytest.fixture
+def ledger(reference: Reference, tmp_path: Path) -> Iterator[SqliteStore]:
+    """A copy of the reference ledger, for a relay to write its cursor into."""
+    shutil.copy(reference.path, tmp_path / "ledger.sqlite3")
+    store = SqliteStore(tmp_path / "ledger.sqlite3")
+    yield store
+    store.close()
+
+
+async def _delete_streams(prefix: str) -> None:
+    nc = await connect_nats(NATS_URL, name="fundpool-test-cleanup")
+    js = nc.jetstream()
+    for pool in POOLS:
+        with contextlib.suppress(Exception):  # absent: nothing to delete
+            await js.delete_stream(stream_name(pool, prefix))
+    await nc.close()
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A subject prefix (and so streams) of the test's own."""
+    require_nats()
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    asyncio.run(_delete_streams(name))
+
+
+@pytest.fixture
+def pg_projections() -> Iterator[str]:
+    require_postgres()
+    schema = new_pg_schema()
+    yield f"{PG_URL}?schema={schema}"
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def assert_same_projection(url: str, reference: Reference) -> None:
+    store = ProjectionStore(url)
+    try:
+        for pool, head in reference.heads.items():
+            cursor = store.cursor(pool)
+            assert cursor.seq == head, pool
+            assert cursor.rejected == 0
+            assert store.cells(pool) == reference.cells[pool], pool
+            assert store.series(pool) == reference.series[pool], pool
+    finally:
+        store.close()
+
+
+async def _stream_messages(prefix: str) -> dict[str, int]:
+    nc = await connect_nats(NATS_URL, name="fundpool-test")
+    js = nc.jetstream()
+    try:
+        return {pool: (await js.stream_info(stream_name(pool, prefix))).state.messages or 0
+                for pool in POOLS}
+    finally:
+        await nc.close()
+
+
+# --- names and the wire form (no server needed) ---------------------------------------------
+
+
+def test_names() -> None:
+    assert stream_name("main") == "FUNDPOOL_main"
+    assert stream_name("_ledger") == "FUNDPOOL__ledger"
+    assert stream_name("a.b c") == "FUNDPOOL_a_b_c"
+    assert event_subject("main", "payment.transitioned") == "fundpool.main.payment.transitioned"
+    assert lease_key("fundpool", "main") != lease_key("fundpool", "other")
+    assert lease_key("fundpool", "main") != lease_key("other", "main")
+    assert -(2**63) <= lease_key("fundpool", "main") < 2**63
+    # Every process of one projection store shares a durable; another store gets its own.
+    assert durable_name("sqlite:///a/p.db") == durable_name(f"sqlite:///{Path.cwd()}/a/p.db")
+    assert durable_name("postgresql://u:secret@h/db?schema=x") \
+        == durable_name("postgresql://u:other@h/db?schema=x")
+    assert durable_name("postgresql://h/db?schema=x") != durable_name("postgresql://h/db?schema=y")
+    assert durable_name("postgresql://h/db?schema=x").startswith("projector_")
+
+
+def test_wire_message_is_the_encoded_event(reference: Reference) -> None:
+    store = SqliteStore(reference.path)
+    try:
+        rows = OutboxReader(store, "?").raw_after(0, 10_000)
+    finally:
+        store.close()
+    assert rows
+    for row in rows:
+        assert wire_message(row) == encode(item_from_row(row))  # type: ignore[arg-type]
+
+
+def test_outbox_data_that_is_not_json_is_rejected_in_its_place() -> None:
+    row = (7, "main", 3, "e-3", "payment.transitioned", 1, 10, "{not json")
+    read = read_message(wire_message(row))
+    assert isinstance(read, Skipped)
+    assert (read.pool, read.seq, read.event_id) == ("main", 3, "e-3")
+    assert isinstance(item_from_row(row), Skipped)  # as the in-process feed has it
+
+
+def test_an_unreachable_server_is_a_domain_error() -> None:
+    with pytest.raises(NatsUnavailable):
+        asyncio.run(connect_nats("nats://127.0.0.1:9", name="fundpool-test", wait_s=1.0))
+
+
+# --- relay → NATS → consumer ----------------------------------------------------------------
+
+
+def test_relay_and_consumer_give_the_in_process_projection(
+    reference: Reference, ledger: SqliteStore, prefix: str, tmp_path: Path
+) -> None:
+    report = run_relay(ledger, NATS_URL, once=True, prefix=prefix)
+    assert report.published == reference.last_pos
+    assert report.duplicates == 0
+    assert OutboxReader(ledger, "?").cursor("nats") == reference.last_pos
+    assert asyncio.run(_stream_messages(prefix)) == reference.heads
+
+    url = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
+    consumed = run_consumer(url, NATS_URL, prefix=prefix, until_seq=reference.heads,
+                            stop_after_s=30)
+    assert consumed.applied == reference.last_pos
+    assert (consumed.duplicates, consumed.rejected, consumed.terminated) == (0, 0, 0)
+    assert sorted(consumed.pools) == list(POOLS)  # found by their streams
+    assert_same_projection(url, reference)
+
+
+def test_publishing_everything_twice_changes_no_figure(
+    reference: Reference, ledger: SqliteStore, prefix: str, tmp_path: Path
+) -> None:
+    run_relay(ledger, NATS_URL, once=True, prefix=prefix)
+    url = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
+    run_consumer(url, NATS_URL, prefix=prefix, pools=POOLS, until_seq=reference.heads,
+                 stop_after_s=30)
+
+    # A relay that lost its cursor publishes it all again: JetStream drops every message
+    # (same Nats-Msg-Id within the duplicate window).
+    with ledger.write() as session:
+        save_cursor(session.connection, "?", "nats", 0)
+    again = run_relay(ledger, NATS_URL, once=True, prefix=prefix)
+    assert again.published == reference.last_pos
+    assert again.duplicates == reference.last_pos
+    assert asyncio.run(_stream_messages(prefix)) == reference.heads
+
+    # Past the duplicate window (here: no message id), the messages reach the consumer again,
+    # which counts them as duplicates by their seq and changes nothing.
+    rows = OutboxReader(ledger, "?").raw_after(0, 10_000)
+
+    async def republish() -> None:
+        nc = await connect_nats(NATS_URL, name="fundpool-test")
+        js = nc.jetstream()
+        for row in rows:
+            await js.publish_async(event_subject(row[1], row[4], prefix), wire_message(row))
+        await js.publish_async_completed()
+        await nc.close()
+
+    asyncio.run(republish())
+    consumed = run_consumer(url, NATS_URL, prefix=prefix, pools=POOLS, until_idle_s=1.0,
+                            stop_after_s=30)
+    assert consumed.duplicates == len(rows)
+    assert consumed.applied == 0
+    assert_same_projection(url, reference)
+    store = ProjectionStore(url)
+    assert sum(store.cursor(pool).duplicates for pool in POOLS) == len(rows)
+    store.close()
+
+
+def test_out_of_order_duplicate_and_unreadable_messages(
+    reference: Reference, prefix: str, tmp_path: Path
+) -> None:
+    """Messages published shuffled, some twice, one withheld until later, two unreadable:
+    those after the gap are set aside (50 at most) or given back (nak) to come again, and
+    applied when their turn comes; the unreadable ones are dropped (term)."""
+    store = SqliteStore(reference.path)
+    rows = [row for row in OutboxReader(store, "?").raw_after(0, 10_000) if row[1] == "main"]
+    store.close()
+    rows = rows[:600]
+    withheld, rest = rows[4], rows[:4] + rows[5:]
+    shuffled = rest + random.Random(3).sample(rest, 60)
+    random.Random(4).shuffle(shuffled)
+
+    expected = Projector(ProjectionStore("sqlite:///:memory:"))
+    expected.apply([item_from_row(row) for row in rows])
+
+    async def publish(batch: list[Any], garbage: bool = False) -> None:
+        nc = await connect_nats(NATS_URL, name="fundpool-test")
+        js = nc.jetstream()
+        await ensure_stream(js, "main", prefix)
+        for row in batch:  # no message id: duplicates must reach the consumer
+            await js.publish(event_subject("main", row[4], prefix), wire_message(row))
+        if garbage:
+            await js.publish(f"{prefix}.main.junk", b"\xff not an event")
+            await js.publish(event_subject("main", "payment.transitioned", prefix),
+                             json.dumps({"pool": "other", "seq": 1}).encode())
+        await nc.close()
+
+    asyncio.run(publish(shuffled, garbage=True))
+    url = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
+
+    async def consume() -> Any:
+        consumer = NatsConsumer(url, NATS_URL, pools=["main"], prefix=prefix,
+                                nak_delay_s=0.2, batch=100, max_parked=50)
+        first = asyncio.ensure_future(consumer.run(until_seq={"main": 600}, stop_after_s=20))
+        await asyncio.sleep(1.0)
+        assert consumer.projector.store.cursor("main").seq == 4  # stuck before the gap
+        await publish([withheld])
+        return await first
+
+    report = asyncio.run(consume())
+    assert report.applied == 600
+    assert report.parked > 0  # set aside after the gap, applied once it closed
+    assert report.redelivered > 0  # beyond 50 set aside: given back, applied later
+    assert report.duplicates >= 60
+    assert report.terminated == 2  # unreadable, and an event of another pool
+    stored = ProjectionStore(url)
+    assert stored.cursor("main").seq == 600
+    assert stored.cells("main") == expected.projection("main").cells
+    assert dict(stored.series("main")) == expected.projection("main").series
+    stored.close()
+
+
+@pytest.mark.postgres
+def test_consumers_share_pools_by_lease_and_take_over(
+    prefix: str, pg_projections: str
+) -> None:
+    async def scenario() -> None:
+        first = NatsConsumer(pg_projections, NATS_URL, pools=POOLS, prefix=prefix)
+        second = NatsConsumer(pg_projections, NATS_URL, pools=POOLS, prefix=prefix)
+        await first.start()
+        await second.start()
+        try:
+            await first.rebalance()
+            assert first.leased == list(POOLS)  # alone: every pool
+            await second.rebalance()  # two members now: one pool each, but both are taken
+            assert second.leased == []
+            await first.rebalance()  # gives one back …
+            assert len(first.leased) == 1
+            await second.rebalance()  # … which the other takes
+            assert sorted(first.leased + second.leased) == list(POOLS)
+            # The first dies: its connection closes, its locks go with it.
+            first.projector.store.close()
+            await second.rebalance()
+            assert second.leased == list(POOLS)
+        finally:
+            await second.close()
+            await first.close()
+
+    asyncio.run(scenario())
+
+
+# --- real consumer processes ----------------------------------------------------------------
+
+
+def consume_command(projections: str, prefix: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "fundpool.cli.main", "events", "consume", "--nats", NATS_URL,
+            "--projections", projections, "--prefix", prefix, "--pool", "main",
+            "--pool", "_ledger", "--json", *extra]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_consumer_processes_into_one_postgres_schema(
+    reference: Reference, ledger: SqliteStore, prefix: str, pg_projections: str
+) -> None:
+    run_relay(ledger, NATS_URL, once=True, prefix=prefix)
+    processes = [subprocess.Popen(consume_command(pg_projections, prefix, "--until-idle", "3"),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for _ in range(2)]
+    outputs = [process.communicate(timeout=60) for process in processes]
+    for process, (_out, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, (_out + err).decode()
+    reports = [json.loads(out) for out, _err in outputs]
+    # Between them, each event applied once; any overlap is a duplicate, never a second apply.
+    assert sum(r["applied"] for r in reports) == reference.last_pos
+    assert reports[0]["durable"] == reports[1]["durable"]
+    assert_same_projection(pg_projections, reference)
+
+
+@pytest.mark.slow
+def test_a_consumer_killed_mid_stream_resumes_without_loss_or_double_count(
+    reference: Reference, ledger: SqliteStore, prefix: str, tmp_path: Path
+) -> None:
+    run_relay(ledger, NATS_URL, once=True, prefix=prefix)
+    url = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
+    options = ("--ack-wait", "2", "--batch", "20")
+    with open(tmp_path / "victim.log", "wb") as log:
+        victim = subprocess.Popen(consume_command(url, prefix, *options),
+                                  stdout=subprocess.DEVNULL, stderr=log)
+    store = ProjectionStore(url)
+    try:
+        deadline = time.monotonic() + 30
+        while store.cursor("main").seq < 1_000 and time.monotonic() < deadline:
+            assert victim.poll() is None, (tmp_path / "victim.log").read_text()
+            time.sleep(0.005)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        at_kill = {pool: store.cursor(pool).seq for pool in POOLS}  # all it ever committed
+        assert 1_000 <= at_kill["main"] < reference.heads["main"], "not killed mid-stream"
+
+        restarted = subprocess.run(consume_command(url, prefix, *options, "--until-idle", "4"),
+                                   capture_output=True, timeout=60, check=False)
+        assert restarted.returncode == 0, restarted.stderr.decode()
+        report = json.loads(restarted.stdout)
+    finally:
+        store.close()
+        if victim.poll() is None:
+            victim.kill()
+    # What the first process committed is not applied again, and nothing is lost.
+    assert report["applied"] == sum(reference.heads[p] - at_kill[p] for p in POOLS)
+    assert_same_projection(url, reference)
+    after = ProjectionStore(url)
+    kind = ("events", "payment.transitioned")
+    assert after.cells("main")[kind] == reference.cells["main"][kind]
+    after.close()
+
+
+def test_cli_relay_consume_and_status(
+    reference: Reference, ledger: SqliteStore, prefix: str, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from fundpool.cli.main import app
+
+    runner = CliRunner()
+    db = ["--db-url", f"sqlite:///{ledger.path}"]
+    nats_options = ["--nats", NATS_URL, "--prefix", prefix]
+    relayed = runner.invoke(app, ["events", "relay", "--once", "--json", *nats_options, *db])
+    assert relayed.exit_code == 0, relayed.output
+    assert json.loads(relayed.stdout)["lag"] == 0
+
+    projections = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
+    status_command = ["events", "status", "--json", "--projections", projections,
+                      *nats_options, *db]
+    before = json.loads(runner.invoke(app, status_command).stdout)
+    assert before["relay"] == {"name": "nats", "pos": reference.last_pos,
+                               "outbox_last_pos": reference.last_pos, "lag": 0}
+    assert {p["pool"]: p["lag"] for p in before["pools"]} == reference.heads
+    assert {p["pool"]: p["nats"]["messages"] for p in before["pools"]} == reference.heads
+
+    consumed = runner.invoke(app, ["events", "consume", "--json", "--until-idle", "1",
+                                   "--projections", projections, *nats_options])
+    assert consumed.exit_code == 0, consumed.output
+    assert json.loads(consumed.stdout)["applied"] == reference.last_pos
+
+    after = json.loads(runner.invoke(app, status_command).stdout)
+    assert {p["pool"]: p["lag"] for p in after["pools"]} == {pool: 0 for pool in POOLS}
+    assert all(p["nats"]["pending"] == 0 for p in after["pools"])
+    assert_same_projection(projections, reference)
+
+
+def test_cli_says_when_nats_is_unreachable(ledger: SqliteStore) -> None:
+    from typer.testing import CliRunner
+
+    from fundpool.cli.main import app
+
+    result = CliRunner().invoke(app, ["events", "relay", "--once", "--json", "--nats",
+                                      "nats://127.0.0.1:9", "--db-url",
+                                      f"sqlite:///{ledger.path}"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["code"] == "nats_unavailable"

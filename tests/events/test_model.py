@@ -465,7 +465,7 @@ def test_an_unknown_type_is_skippable_whatever_its_data() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(BODIES))
-@pytest.mark.parametrize("version", [0, 2, 99, -1, 2**70])
+@pytest.mark.parametrize("version", [0, 2, 99, -1, 2**63 - 1])
 def test_an_unknown_version_is_unknown_event_version(name: str, version: int) -> None:
     body = BODIES[name]()
     body["v"] = version
@@ -475,6 +475,14 @@ def test_an_unknown_version_is_unknown_event_version(name: str, version: int) ->
     assert caught.value.code == "unknown_event_version"
     assert str(caught.value.facts["version"]) == str(version)
     assert caught.value.facts["versions"] == [1]
+
+
+@pytest.mark.parametrize("version", [2**63, 2**70, -(2**63) - 1])
+def test_a_version_beyond_64_bits_is_invalid(version: int) -> None:
+    body = BODIES["payment"]()
+    body["v"] = version
+    with pytest.raises(InvalidEvent):
+        decode(raw(body))
 
 
 def test_an_unknown_version_is_refused_before_its_data_is_read() -> None:

@@ -84,7 +84,12 @@ from nats.js.errors import NotFoundError
 from fundpool.core.errors import FundpoolError
 from fundpool.ledger.ports import LedgerStore
 from fundpool.monitoring.projector import ApplyReport, Item, Projector, read_message
-from fundpool.stores.events_sql import OUTBOX_READ_MAX, OutboxReader, save_cursor
+from fundpool.stores.events_sql import (
+    OUTBOX_READ_MAX,
+    CursorWriter,
+    OutboxReader,
+    save_cursor,
+)
 from fundpool.stores.projection_sql import ProjectionStore
 
 log = structlog.get_logger(__name__)
@@ -389,6 +394,7 @@ class NatsRelay:
         self._page_number = 0
         self._wanted = self._saved = 0  # cursor positions: to save, saved
         self._saving: asyncio.Future[None] | None = None
+        self._writer: CursorWriter | None = None
 
     async def connect(self) -> None:
         if self._nc is None:
@@ -401,6 +407,9 @@ class NatsRelay:
                 await self._nc.drain()
             self._nc = self._js = None
             self._inbox = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     async def __aenter__(self) -> NatsRelay:
         await self.connect()
@@ -413,8 +422,15 @@ class NatsRelay:
         return self.outbox.cursor(self.name)
 
     def save_cursor(self, pos: int) -> None:
+        """Set the cursor to `pos`, back or forth (`events relay --from`)."""
         with self.store.write() as session:
             save_cursor(session.connection, self._mark, self.name, pos)  # type: ignore[attr-defined]
+
+    def _record(self, pos: int) -> None:
+        """Record progress to `pos` (forward only), off the ledger's connection."""
+        if self._writer is None:
+            self._writer = CursorWriter(self.store)
+        self._writer.save(self.name, pos)
 
     async def publish(self, rows: Sequence[Sequence[Any]]) -> int:
         """Publish outbox rows (in `pos` order), wait for their acknowledgements, and move the
@@ -489,7 +505,7 @@ class NatsRelay:
         while self._wanted > self._saved:
             wanted = self._wanted
             try:
-                await asyncio.to_thread(self.save_cursor, wanted)
+                await asyncio.to_thread(self._record, wanted)
             except Exception as error:  # the next page tries again; flush() reports it
                 log.warning("nats_relay_cursor_not_saved", pos=wanted, error=str(error))
                 return
@@ -500,7 +516,7 @@ class NatsRelay:
         if self._saving is not None:
             await _quietly(self._saving)
         if self._wanted > self._saved:
-            await asyncio.to_thread(self.save_cursor, self._wanted)
+            await asyncio.to_thread(self._record, self._wanted)
             self._saved = self._wanted
 
     async def _on_ack(self, msg: Msg) -> None:

@@ -19,7 +19,6 @@ consumer killed at any moment resumes with neither a lost nor a double-counted e
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,6 +31,7 @@ from fundpool.events.model import (
     UnknownEventType,
     UnknownEventVersion,
     decode,
+    loads,
 )
 from fundpool.monitoring.projection import Projection
 from fundpool.stores.projection_sql import Cursor, ProjectionStore, ProjectionWrite, Reject
@@ -79,8 +79,8 @@ def read_message(raw: bytes | str) -> Item | str:
         return decode(raw)
     except (InvalidEvent, UnknownEventType, UnknownEventVersion) as error:
         try:
-            body: Any = json.loads(raw)
-        except (ValueError, RecursionError):
+            body: Any = loads(raw)
+        except InvalidEvent:
             return str(error)
         if not isinstance(body, dict):
             return str(error)

@@ -9,11 +9,10 @@ kept, and replays read it. `event_cursors` holds how far each relay has publishe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from fundpool.events.model import Event, encode_data, event_from_parts
+from fundpool.events.model import Event, encode_data, event_from_parts, loads
 
 SQLITE_EVENTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -97,7 +96,7 @@ class Queryable(Protocol):
 def event_from_row(row: Sequence[Any]) -> Event:
     _pos, pool, seq, event_id, kind, version, at_us, data = row
     return event_from_parts(event_id, kind, int(version), pool, int(seq), int(at_us),
-                            json.loads(data))
+                            loads(data))
 
 
 class OutboxReader:
@@ -186,3 +185,40 @@ def save_cursor(connection: Any, mark: str, name: str, pos: int) -> None:
         "ON CONFLICT (name) DO UPDATE SET pos = excluded.pos",
         (name, pos),
     )
+
+
+class CursorWriter:
+    """Records a relay's progress on a connection of its own: not the ledger's, so saving
+    never waits for the ledger's writer lock while the relay reads the outbox, and never
+    holds up a ledger transaction. A position only moves forward here (`save_cursor` on a
+    write session sets it back, to publish again)."""
+
+    def __init__(self, store: Any) -> None:
+        from fundpool.stores.postgres import PostgresStore
+        from fundpool.stores.sqlite import SqliteStore
+
+        if isinstance(store, SqliteStore):
+            import sqlite3
+
+            self._connection: Any = sqlite3.connect(
+                store.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+            self._sql = ("INSERT INTO event_cursors (name, pos) VALUES (?, ?) "
+                         "ON CONFLICT (name) DO UPDATE SET pos = max(pos, excluded.pos)")
+        elif isinstance(store, PostgresStore):
+            import psycopg
+            from psycopg import sql
+
+            self._connection = psycopg.connect(store.url, autocommit=True, connect_timeout=10)
+            self._connection.execute(
+                sql.SQL("SET search_path TO {}").format(sql.Identifier(store.schema)))
+            self._sql = ("INSERT INTO event_cursors (name, pos) VALUES (%s, %s) "
+                         "ON CONFLICT (name) DO UPDATE SET pos = "
+                         "GREATEST(event_cursors.pos, excluded.pos)")
+        else:
+            raise TypeError(f"no cursor writer for {type(store).__name__}")
+
+    def save(self, name: str, pos: int) -> None:
+        self._connection.execute(self._sql, (name, pos))
+
+    def close(self) -> None:
+        self._connection.close()

@@ -10,12 +10,10 @@ else $FUNDPOOL_ALERTS, else ./alerts.yaml (docs/monitoring-alerts.md).
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-import structlog
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -27,6 +25,7 @@ from fundpool.cli.ledger import (
     JsonOption,
     emit_json,
     iso,
+    log_to_stderr,
     session,
     stdout_console,
 )
@@ -72,22 +71,13 @@ RulesOption = Annotated[
 ]
 
 
-class _Stderr:
-    """sys.stderr as it is when a line is logged (a test runner swaps it per command)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
 
 @app.callback()
 def main() -> None:
     """KPI templates, alert rules and SLOs, and the alerts they raise."""
     # Log lines (an alert fired, rules reloaded) go to stderr, so that --json stays one
     # document on stdout; only where lines go is set, the rest of structlog's settings stay.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(_Stderr()))  # type: ignore[arg-type]
+    log_to_stderr()
 
 
 def rules_path(option: Path | None) -> Path:

@@ -20,14 +20,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Annotated, Any
 
-import structlog
 import typer
 from rich.table import Table
 from rich.text import Text
@@ -37,6 +35,7 @@ from fundpool.cli.ledger import (
     DbUrlOption,
     JsonOption,
     emit_json,
+    log_to_stderr,
     report_error,
     session,
     stdout_console,
@@ -86,21 +85,12 @@ ProjectionsOption = Annotated[
 NameOption = Annotated[str, typer.Option("--name", help="The relay's cursor name.")]
 
 
-class _Stderr:
-    """sys.stderr as it is when a line is logged (a test runner swaps it per command)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
 
 @app.callback()
 def main() -> None:
     """The outbox on NATS JetStream: relay it, consume it into projections, show the lag."""
     # Log lines go to stderr so that --json stays one document on stdout.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(_Stderr()))  # type: ignore[arg-type]
+    log_to_stderr()
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import structlog
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -119,6 +121,22 @@ class Session:
         for renderable in human if isinstance(human, list) else [human]:
             if renderable is not None:
                 console.print(renderable)
+
+
+class _Stderr:
+    """sys.stderr as it is when a line is logged (a test runner swaps it per command)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def log_to_stderr() -> None:
+    """Send structlog's lines to stderr, so that `--json` stays one document on stdout; only
+    where lines go is set, the rest of structlog's settings stay."""
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(_Stderr()))  # type: ignore[arg-type]
 
 
 def stdout_console() -> Console:

@@ -9,6 +9,7 @@ sums of amounts may pass 2^63.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -89,6 +90,12 @@ CREATE TABLE IF NOT EXISTS projection_rejects (
 """
 
 
+def _schema_lock_key(name: str) -> int:
+    """A signed 64-bit advisory lock key for creating projection tables under `name`."""
+    digest = hashlib.sha256(f"fundpool.projections:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """How far a pool's projection has got, with what it counted but did not apply."""
@@ -160,8 +167,13 @@ class ProjectionStore:
             except psycopg.OperationalError as error:
                 raise StoreError("could not connect to PostgreSQL", reason=str(error)) from error
             schema = schema or "fundpool"
-            connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                sql.Identifier(schema)))
+            with connection.transaction():
+                # Processes starting together would race on CREATE SCHEMA (a unique
+                # violation): they take turns, as the ledger's initialisers do.
+                connection.execute("SELECT pg_advisory_xact_lock(%s)",
+                                   (_schema_lock_key(schema),))
+                connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    sql.Identifier(schema)))
             connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
             return connection
         path = self.url.removeprefix("sqlite:///")
@@ -174,7 +186,10 @@ class ProjectionStore:
 
     def initialise(self) -> None:
         if self._pg:
-            self._connection.execute(POSTGRES_PROJECTION_SCHEMA)
+            with self._connection.transaction():
+                self._connection.execute("SELECT pg_advisory_xact_lock(%s)",
+                                         (_schema_lock_key(self.url),))
+                self._connection.execute(POSTGRES_PROJECTION_SCHEMA)
         else:
             self._connection.executescript(SQLITE_PROJECTION_SCHEMA)
 

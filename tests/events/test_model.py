@@ -35,7 +35,7 @@ from fundpool.events.model import (
     UnknownEventType,
     UnknownEventVersion,
     _data_of,
-    _ledger_data_text,
+    ledger_data_text,
     decode,
     encode,
     encode_data,
@@ -145,13 +145,13 @@ def test_the_outbox_payload_reads_back_through_event_from_parts(event: Event) ->
 def test_the_hand_assembled_ledger_payload_is_the_json_of_its_data(
     payload: LedgerEntryCommitted, seq: int, at_us: int
 ) -> None:
-    """`_ledger_data_text` skips json.dumps: for every id, kind, address and asset code the
+    """`ledger_data_text` skips json.dumps: for every id, kind, address and asset code the
     ledger's grammars admit it must be byte for byte the same JSON."""
     for leg in payload.legs:
         assert check_address(leg.address) == leg.address
         assert Asset(leg.asset, 2, AssetKind.FIAT).code == leg.asset
     expected = json.dumps(_data_of(payload), separators=(",", ":"), ensure_ascii=False)
-    assert _ledger_data_text(payload) == expected
+    assert ledger_data_text(payload) == expected
     event = Event(payload.entry_id, LedgerEntryCommitted.TYPE, "main", at_us, payload, seq)
     assert encode_data(event) == expected
     assert event_from_parts(

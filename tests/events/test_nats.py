@@ -392,7 +392,7 @@ def test_two_consumer_processes_into_one_postgres_schema(
     reference: Reference, ledger: SqliteStore, prefix: str, pg_projections: str
 ) -> None:
     run_relay(ledger, NATS_URL, once=True, prefix=prefix)
-    processes = [subprocess.Popen(consume_command(pg_projections, prefix, "--until-idle", "3"),
+    processes = [subprocess.Popen(consume_command(pg_projections, prefix, "--until-idle", "6"),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                  for _ in range(2)]
     outputs = [process.communicate(timeout=60) for process in processes]

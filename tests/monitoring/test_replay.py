@@ -192,12 +192,9 @@ def test_a_tampered_event_log_disagrees(tmp_path: Path) -> None:
         ledger.transfer([Posting("world:bank-a", available, "USD", amount)])
     second = T0 + 20_000_000
     assert replay_at(store, outbox_reader(store), CONFIG, POOL, clock.now_us()).agrees
-    with store.write() as session:
-        (data,) = session.connection.execute(
-            "SELECT data FROM outbox WHERE pool = 'main' AND at_us = ?", (second,)).fetchone()
+    with store.write() as session:  # the event log loses the second transfer's event
         session.connection.execute(
-            "UPDATE outbox SET data = ? WHERE pool = 'main' AND at_us = ?",
-            (data.replace('"3000"', '"3001"'), second))
+            "DELETE FROM outbox WHERE pool = 'main' AND at_us = ?", (second,))
     assert replay_at(store, outbox_reader(store), CONFIG, POOL, second - 1).agrees
     assert not replay_at(store, outbox_reader(store), CONFIG, POOL, second).agrees
     # the next entry's event carries the true balance again

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from fundpool.core.ledger.model import JournalEntry
-from fundpool.events.model import SYSTEM_POOL, Event, LedgerEntryCommitted, LegAfter
+from fundpool.events.model import SYSTEM_POOL, Event, LedgerEntryCommitted
 
 
 def pool_of(address: str) -> str | None:
@@ -22,15 +22,17 @@ _POOLS_MAX = 100_000
 
 def entry_events(entries: Iterable[JournalEntry]) -> list[Event]:
     """An event per entry, in the stream of the pool it touches; an entry touching several
-    pools has one event in each (`<entry id>:<pool>`), one touching none goes to `_ledger`."""
+    pools has one event in each (`<entry id>:<pool>`), one touching none goes to `_ledger`.
+
+    The events are written without their legs: the legs table holds exactly those balances,
+    in the same transaction, and the outbox's readers put them back (stores/events_sql.py).
+    Writing them twice cost the ledger about a third of its throughput (docs/benchmarks.md)."""
     events: list[Event] = []
-    make = LegAfter._make
     pool_by_address = _POOLS
     for entry in entries:
-        legs = tuple(make(leg[1:]) for leg in entry.legs)
         touched: set[str] = set()
-        for leg in legs:
-            address = leg[0]
+        for leg in entry.legs:
+            address = leg[1]
             pool = pool_by_address.get(address, "")
             if pool == "":
                 pool = pool_of(address)
@@ -38,14 +40,13 @@ def entry_events(entries: Iterable[JournalEntry]) -> list[Event]:
                     pool_by_address[address] = pool
             if pool is not None:
                 touched.add(pool)
-        pools = sorted(touched)
-        data = LedgerEntryCommitted(entry.id, entry.seq, entry.kind.value, legs)
-        if len(pools) <= 1:
-            pool = pools[0] if pools else SYSTEM_POOL
+        data = LedgerEntryCommitted(entry.id, entry.seq, entry.kind.value, ())
+        if len(touched) <= 1:
+            pool = touched.pop() if touched else SYSTEM_POOL
             events.append(Event(entry.id, LedgerEntryCommitted.TYPE, pool, entry.at_us, data))
         else:
             events.extend(
                 Event(f"{entry.id}:{pool}", LedgerEntryCommitted.TYPE, pool, entry.at_us, data)
-                for pool in pools
+                for pool in sorted(touched)
             )
     return events

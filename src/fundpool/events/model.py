@@ -140,7 +140,7 @@ class Event(NamedTuple):
 # --- encoding -------------------------------------------------------------------------------
 
 
-def _ledger_data_text(payload: LedgerEntryCommitted) -> str:
+def ledger_data_text(payload: LedgerEntryCommitted) -> str:
     """The same JSON as json.dumps of `_data_of`, assembled directly: every string in it is
     an entry id, an entry kind, an address or an asset code, whose grammars admit no
     character JSON would escape (checked by tests/test_events_model.py)."""
@@ -208,7 +208,7 @@ def encode(event: Event) -> bytes:
 def encode_data(event: Event) -> str:
     """The payload alone, as the outbox stores it beside the envelope's columns."""
     if isinstance(event.data, LedgerEntryCommitted):
-        return _ledger_data_text(event.data)
+        return ledger_data_text(event.data)
     return orjson.dumps(_data_of(event.data)).decode()
 
 

@@ -86,9 +86,9 @@ class WriteSession(Protocol):
 
     def save(self, outcome: BatchOutcome) -> None: ...
 
-    def append_events(self, events: Sequence[Event]) -> list[Event]:
+    def append_events(self, events: Sequence[Event], *, numbered: bool = False) -> list[Event]:
         """Write events to the outbox, numbered per pool in commit order; returns them with
-        their `seq` (fundpool.stores.events_sql)."""
+        their `seq` when `numbered` (fundpool.stores.events_sql)."""
         ...
 
 

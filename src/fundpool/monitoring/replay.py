@@ -1,10 +1,10 @@
 """Replay: the pool and its projections as they stood at any past instant, and a past window
 of events played again at a chosen speed.
 
-`replay_at` rebuilds twice from two independent sources and compares them: the pool view from
-the journal (every balance as of the last entry at or before the instant) and the projection
-folded from the event log (the outbox) up to the same instant. They must agree; if they do not,
-the event log or the journal is wrong and `agrees` says so.
+`replay_at` rebuilds twice and compares: the pool view from the journal (every balance as of
+the last entry at or before the instant) and the projection folded from the event log (the
+outbox) up to the same instant. They must agree; if they do not, the event log is incomplete
+or out of order, or the fold is wrong, and `agrees` says so.
 """
 
 from __future__ import annotations

@@ -12,7 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from fundpool.events.model import Event, encode_data, event_from_parts, loads
+from fundpool.events.model import (
+    Event,
+    InvalidEvent,
+    LedgerEntryCommitted,
+    LegAfter,
+    encode_data,
+    event_from_parts,
+    ledger_data_text,
+    loads,
+)
 
 SQLITE_EVENTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -56,9 +65,12 @@ COLUMNS = "pos, pool, seq, id, type, version, at_us, data"
 OUTBOX_READ_MAX = 10_000
 
 
-def append_events(connection: Any, mark: str, events: Sequence[Event]) -> list[Event]:
+def append_events(
+    connection: Any, mark: str, events: Sequence[Event], *, numbered: bool = False
+) -> list[Event]:
     """Write `events` to the outbox on a write transaction's `connection`, numbering them;
-    returns them with their `seq`. Call only under the ledger's writer lock."""
+    returns them with their `seq` when `numbered` (the ledger does not ask: it costs a tuple
+    per event). Call only under the ledger's writer lock."""
     if not events:
         return []
     pools = sorted({e.pool for e in events})
@@ -71,14 +83,11 @@ def append_events(connection: Any, mark: str, events: Sequence[Event]) -> list[E
         ).fetchone()
         heads[pool] = int(row[0])
     rows = []
-    numbered: list[Event] = []
     for event in events:
         pos += 1
         heads[event.pool] = seq = heads[event.pool] + 1
         rows.append((pos, event.pool, seq, event.id, event.type, event.version, event.at_us,
                      encode_data(event)))
-        numbered.append(Event(event.id, event.type, event.pool, event.at_us, event.data, seq,
-                              event.version))
     cursor = connection.cursor()
     try:
         cursor.executemany(
@@ -86,7 +95,8 @@ def append_events(connection: Any, mark: str, events: Sequence[Event]) -> list[E
         )
     finally:
         cursor.close()
-    return numbered
+    return [event._replace(seq=row[2]) for event, row in zip(events, rows, strict=True)] \
+        if numbered else []
 
 
 class Queryable(Protocol):
@@ -108,22 +118,54 @@ class OutboxReader:
 
     def after(self, pos: int, limit: int = OUTBOX_READ_MAX) -> list[tuple[int, Event]]:
         """Events with a position above `pos`, in order, at most `limit`."""
-        m = self._mark
-        rows = self._store.query(
-            f"SELECT {COLUMNS} FROM outbox WHERE pos > {m} ORDER BY pos LIMIT {m}",
-            (pos, min(limit, OUTBOX_READ_MAX)),
-        )
-        return [(int(row[0]), event_from_row(row)) for row in rows]
+        return [(int(row[0]), event_from_row(row)) for row in self.raw_after(pos, limit)]
 
     def raw_after(self, pos: int, limit: int = OUTBOX_READ_MAX) -> list[tuple[Any, ...]]:
-        """Rows as stored (for a relay that forwards them without decoding)."""
+        """Rows in the outbox's column order, ledger events with their legs (for a relay that
+        forwards them without decoding)."""
         m = self._mark
-        return [
-            tuple(row) for row in self._store.query(
-                f"SELECT {COLUMNS} FROM outbox WHERE pos > {m} ORDER BY pos LIMIT {m}",
-                (pos, min(limit, OUTBOX_READ_MAX)),
-            )
-        ]
+        return self._with_legs(self._store.query(
+            f"SELECT {COLUMNS} FROM outbox WHERE pos > {m} ORDER BY pos LIMIT {m}",
+            (pos, min(limit, OUTBOX_READ_MAX)),
+        ))
+
+    def _with_legs(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """The rows, each ledger event's data completed with its entry's legs, read from the
+        legs table that the same transaction wrote (events/ledger.py)."""
+        out = [tuple(row) for row in rows]
+        wanted: dict[int, list[int]] = {}  # entry seq -> indexes of its rows
+        bodies: dict[int, Any] = {}
+        for index, row in enumerate(out):
+            if row[4] == LedgerEntryCommitted.TYPE:
+                try:
+                    body = loads(row[7])
+                    entry_seq = int(body["entry_seq"])
+                except (InvalidEvent, KeyError, TypeError, ValueError):
+                    continue  # left as stored: the reader reports it as malformed
+                if body.get("legs"):
+                    continue  # written with its legs (before they were left out)
+                wanted.setdefault(entry_seq, []).append(index)
+                bodies[index] = body
+        if not wanted:
+            return out
+        legs: dict[int, list[LegAfter]] = {}
+        m = self._mark
+        for seq, address, asset, posted, pending_out, pending_in in self._store.query(
+            f"SELECT seq, address, asset, posted, pending_out, pending_in FROM legs "
+            f"WHERE seq >= {m} AND seq <= {m} ORDER BY seq, address, asset",
+            (min(wanted), max(wanted)),
+        ):
+            if int(seq) in wanted:
+                legs.setdefault(int(seq), []).append(
+                    LegAfter(address, asset, int(posted), int(pending_out), int(pending_in)))
+        for entry_seq, indexes in wanted.items():
+            for index in indexes:
+                body = bodies[index]
+                text = ledger_data_text(LedgerEntryCommitted(
+                    str(body.get("entry_id")), entry_seq, str(body.get("kind")),
+                    tuple(legs.get(entry_seq, ()))))
+                out[index] = (*out[index][:7], text)
+        return out
 
     def pool_events(
         self, pool: str, *, after_seq: int = 0, until_us: int | None = None,
@@ -142,11 +184,11 @@ class OutboxReader:
             if since_us is not None:
                 where.append(f"at_us >= {m}")
                 params.append(since_us)
-            rows = self._store.query(
+            rows = self._with_legs(self._store.query(
                 f"SELECT {COLUMNS} FROM outbox WHERE {' AND '.join(where)} "
                 f"ORDER BY seq LIMIT {OUTBOX_READ_MAX}",
                 params,
-            )
+            ))
             for row in rows:
                 yield event_from_row(row)
             if len(rows) < OUTBOX_READ_MAX:

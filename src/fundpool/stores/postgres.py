@@ -503,8 +503,8 @@ class _PostgresWrite:
     def head(self) -> ChainHead:
         return self._head
 
-    def append_events(self, events: Sequence[Event]) -> list[Event]:
-        return append_events(self.connection, "%s", events)
+    def append_events(self, events: Sequence[Event], *, numbered: bool = False) -> list[Event]:
+        return append_events(self.connection, "%s", events, numbered=numbered)
 
     def _any(self, query: str, values: Iterable[Any]) -> list[tuple[Any, ...]]:
         """Rows of `query`, whose one parameter is `= ANY(%s)` of the values as an array.

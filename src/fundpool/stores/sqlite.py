@@ -410,8 +410,8 @@ class _SqliteWrite:
     def head(self) -> ChainHead:
         return self._head
 
-    def append_events(self, events: Sequence[Event]) -> list[Event]:
-        return append_events(self.connection, "?", events)
+    def append_events(self, events: Sequence[Event], *, numbered: bool = False) -> list[Event]:
+        return append_events(self.connection, "?", events, numbered=numbered)
 
     def _select_in(self, sql: str, values: Iterable[Any]) -> list[Any]:
         rows: list[Any] = []

@@ -35,11 +35,11 @@ from fundpool.events.model import (
     UnknownEventType,
     UnknownEventVersion,
     _data_of,
-    ledger_data_text,
     decode,
     encode,
     encode_data,
     event_from_parts,
+    ledger_data_text,
 )
 
 AMOUNT_MAX = 2**128 - 1

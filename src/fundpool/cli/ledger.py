@@ -14,7 +14,6 @@ error's `to_dict()` on stdout) and exits with 2, as typer does for bad usage. `v
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -45,7 +44,7 @@ from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger, Recorded
 from fundpool.ledger.verify import BalanceDifference, VerifyReport, rebuild, verify
 from fundpool.runtime import SystemClock, system_ids
-from fundpool.stores import open_store
+from fundpool.stores import driver_errors, open_store
 
 app = typer.Typer(
     name="ledger",
@@ -161,17 +160,6 @@ def report_error(error: FundpoolError, as_json: bool) -> None:
         console.print(f"  {name}: {shown}")
 
 
-def _driver_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [sqlite3.Error]
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a declared dependency
-        pass
-    else:
-        errors.append(psycopg.Error)
-    return tuple(errors)
-
-
 @contextmanager
 def session(
     data_dir: Path | None, db_url: str | None, as_json: bool, *, initialise: bool = False
@@ -194,7 +182,7 @@ def session(
         report_error(error, as_json)
         raise typer.Exit(2) from None
     except Exception as error:
-        if not isinstance(error, _driver_errors()):
+        if not isinstance(error, driver_errors()):
             raise
         report_error(StoreError(reason=f"{type(error).__name__}: {error}"), as_json)
         raise typer.Exit(2) from None

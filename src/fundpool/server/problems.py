@@ -13,7 +13,6 @@ server; it identifies the problem and is not meant to be fetched.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http import HTTPStatus
@@ -26,6 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fundpool.core.errors import FundpoolError, StoreError
+from fundpool.stores import driver_errors
 
 log = structlog.get_logger(__name__)
 
@@ -91,18 +91,7 @@ def error_problem(error: FundpoolError) -> JSONResponse:
                    error.facts)
 
 
-def _driver_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [sqlite3.Error]
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a declared dependency
-        pass
-    else:
-        errors.append(psycopg.Error)
-    return tuple(errors)
-
-
-DRIVER_ERRORS = _driver_errors()
+DRIVER_ERRORS = driver_errors()
 
 
 @contextmanager

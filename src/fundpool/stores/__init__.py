@@ -64,3 +64,18 @@ def split_schema(url: str) -> tuple[str, str | None]:
     rest = [(key, value) for key, value in query if key != "schema"]
     schema = schemas[-1] if schemas else None
     return urlunsplit(parts._replace(query=urlencode(rest))), schema
+
+
+def driver_errors() -> tuple[type[BaseException], ...]:
+    """The database drivers' own exception bases (what a store raises when the database itself
+    fails), for entry points that turn them into `store_error`."""
+    import sqlite3
+
+    errors: list[type[BaseException]] = [sqlite3.Error]
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a declared dependency
+        pass
+    else:
+        errors.append(psycopg.Error)
+    return tuple(errors)

@@ -176,21 +176,21 @@ def demo_report(store: LedgerStore, run: SimulationRun) -> list[RenderableType]:
         routing_table(store),
         savings_table(run),
         exposure_table(store, config, pool),
-        *monitor_report(store, run),
+        *monitor_report(store, run, shown),
         verify_text(run),
     ]
 
 
-def monitor_report(store: LedgerStore, run: SimulationRun) -> list[RenderableType]:
+def monitor_report(store: LedgerStore, run: SimulationRun, shown: PoolView
+                   ) -> list[RenderableType]:
     """The live figures, folded from the run's events (what `fundpool monitor show` prints),
-    and whether they agree with the ledger's own pool view."""
+    and whether they agree with the ledger's own pool view `shown`."""
     monitor = Monitor(store, run.config, SystemClock())
     try:
         monitor.step()
         figures = monitor.figures(run.pool.id)
     finally:
         monitor.projections.close()
-    shown = pool_view(store, run.config, run.pool, run.config.rates_for(run.pool))
     agrees = figures.view.reporting_total == shown.reporting_total
     table = Table(title="time to settle (ms), from the events",
                   title_justify="left")

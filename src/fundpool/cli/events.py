@@ -54,12 +54,11 @@ from fundpool.events.nats import (
     connect_nats,
     durable_name,
     open_projections,
-    outbox_mark,
     projection_url,
     stream_name,
 )
 from fundpool.ledger.ports import LedgerStore
-from fundpool.stores.events_sql import OutboxReader
+from fundpool.stores.events_sql import outbox_reader
 
 app = typer.Typer(
     name="events",
@@ -281,7 +280,7 @@ def status(
 ) -> None:
     """The relay's cursor against the outbox, and each pool's projection against its head."""
     with session(data_dir, db_url, as_json) as s:
-        outbox = OutboxReader(s.store, outbox_mark(s.store))  # type: ignore[arg-type]
+        outbox = outbox_reader(s.store)
         last, relayed, heads = outbox.last_pos(), outbox.cursor(name), outbox.heads()
         url = projections_of(s.store, projections)
         store = open_projections(url)

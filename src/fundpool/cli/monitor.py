@@ -9,7 +9,6 @@ again, N times faster than they happened, as JSON lines.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Annotated
 
 import typer
@@ -20,26 +19,18 @@ from fundpool.cli.ledger import DataDirOption, DbUrlOption, JsonOption, session
 from fundpool.cli.pool import ConfigOption, PoolOption, config_path, view_doc, view_tables
 from fundpool.events.model import encode
 from fundpool.monitoring.figures import PoolFigures, heatmap, turnover
+from fundpool.monitoring.kpis import decimal_text
 from fundpool.monitoring.replay import parse_instant, replay_at, replay_window
-from fundpool.monitoring.service import Monitor, outbox_reader
+from fundpool.monitoring.service import Monitor
 from fundpool.pool.config import FundpoolConfig, load_config
 from fundpool.runtime import SystemClock
+from fundpool.stores.events_sql import outbox_reader
 
 app = typer.Typer(
     name="monitor",
     help="Live figures of the pool, kept from its events.",
     no_args_is_help=True,
 )
-
-
-def decimal_text(value: Fraction | None, places: int = 6) -> str | None:
-    """A ratio as decimal text rounded half to even at `places` (None stays None)."""
-    if value is None:
-        return None
-    scaled = round(value * 10**places)
-    sign = "-" if scaled < 0 else ""
-    digits = str(abs(scaled)).rjust(places + 1, "0")
-    return f"{sign}{digits[:-places]}.{digits[-places:]}"
 
 
 def figures_doc(figures: PoolFigures, config: FundpoolConfig) -> dict[str, object]:
@@ -149,9 +140,7 @@ def rebuild(
     with session(data_dir, db_url, as_json) as s:
         declared = load_config(config_path(config))
         monitor = Monitor(s.store, declared, SystemClock())
-        monitor.projections.reset()
-        monitor.projector.forget()
-        report = monitor.step()
+        report = monitor.rebuild()
         s.emit({"applied": report.applied, "rejected": report.rejected,
                 "ignored": report.ignored},
                Text(f"projections rebuilt from {report.applied} events"))

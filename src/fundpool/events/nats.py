@@ -87,7 +87,8 @@ from fundpool.monitoring.projector import ApplyReport, Item, Projector, read_mes
 from fundpool.stores.events_sql import (
     OUTBOX_READ_MAX,
     CursorWriter,
-    OutboxReader,
+    outbox_mark,
+    outbox_reader,
     save_cursor,
 )
 from fundpool.stores.projection_sql import ProjectionStore
@@ -303,12 +304,6 @@ def message_id(event_id: str) -> str:
     return event_id if _PLAIN.match(event_id) else hashlib.sha256(event_id.encode()).hexdigest()
 
 
-def outbox_mark(store: LedgerStore) -> str:
-    from fundpool.stores.postgres import PostgresStore
-
-    return "%s" if isinstance(store, PostgresStore) else "?"
-
-
 @dataclass(slots=True)
 class RelayReport:
     published: int = 0  # events acknowledged by JetStream
@@ -383,7 +378,7 @@ class NatsRelay:
         self.poll_s = poll_s
         self.pages_in_flight = max(1, pages_in_flight)
         self._mark = outbox_mark(ledger_store)
-        self.outbox = OutboxReader(ledger_store, self._mark)  # type: ignore[arg-type]
+        self.outbox = outbox_reader(ledger_store)
         self.report = RelayReport()
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None

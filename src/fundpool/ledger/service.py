@@ -246,20 +246,8 @@ class Ledger:
         return self.store.balance_at(address, asset, self.seq_at(at_us))
 
     def seq_at(self, at_us: int) -> int:
-        """The last seq committed at or before `at_us` (0 before the first entry).
-
-        `at_us` never decreases along seq (a batch's time is at least the head's), so a binary
-        search over seq finds the instant in about log2(entries) lookups, without an index on
-        time that every insert would have to maintain."""
-        low, high = 0, self.store.head().seq
-        while low < high:
-            middle = (low + high + 1) // 2
-            stored = self.store.entry(middle)
-            if stored is not None and stored.at_us <= at_us:
-                low = middle
-            else:
-                high = middle - 1
-        return low
+        """The last seq committed at or before `at_us` (0 before the first entry)."""
+        return seq_at(self.store, at_us)
 
     def balances(self, address: str) -> dict[str, Balance]:
         self._check_account(address)
@@ -312,6 +300,23 @@ class Ledger:
 
     def pending(self, pending_id: str) -> PendingTransfer | None:
         return self.store.pending(pending_id)
+
+
+def seq_at(store: LedgerStore, at_us: int) -> int:
+    """The last seq of `store` committed at or before `at_us` (0 before the first entry).
+
+    `at_us` never decreases along seq (a batch's time is at least the head's), so a binary
+    search over seq finds the instant in about log2(entries) lookups, without an index on
+    time that every insert would have to maintain."""
+    low, high = 0, store.head().seq
+    while low < high:
+        middle = (low + high + 1) // 2
+        stored = store.entry(middle)
+        if stored is not None and stored.at_us <= at_us:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 class LedgerTransaction:

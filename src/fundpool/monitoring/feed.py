@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import structlog
@@ -37,37 +38,54 @@ class OutboxFeed:
         self.outbox = outbox
         self.projector = projector
         self.batch = batch
+        self._pos: int | None = None  # the stored position, read once, then kept
+
+    def position(self) -> int:
+        """The outbox position the projections have reached (committed with them)."""
+        if self._pos is None:
+            self._pos = self.projector.store.cursor(FEED_CURSOR).pos
+        return self._pos
+
+    def forget(self) -> None:
+        """Read the position from the store again next time (after a reset)."""
+        self._pos = None
 
     def run_once(self) -> ApplyReport:
         """Apply the next batch of the outbox; an empty report when there is none."""
-        pos = self.projector.store.cursor(FEED_CURSOR).pos
-        rows = self.outbox.raw_after(pos, self.batch)
+        rows = self.outbox.raw_after(self.position(), self.batch)
         if not rows:
             return ApplyReport()
         items = [item_from_row(row) for row in rows]
         position = {id(item): int(row[0]) for item, row in zip(items, rows, strict=True)}
         reached = int(rows[-1][0])
-        # Held events (a pool ahead of its projection, or blocked) are read again next time.
-        report = self.projector.apply(items, pos=reached)
-        if report.held:
-            first_held = min(position[id(item)] for item in report.held)
-            self.projector.apply([], pos=first_held - 1)
+        try:
+            report = self.projector.apply(items, pos=reached)
+            self._pos = reached
+            # Held events (a pool ahead of its projection, or blocked) are read again next.
+            if report.held:
+                first_held = min(position[id(item)] for item in report.held)
+                self.projector.apply([], pos=first_held - 1)
+                self._pos = first_held - 1
+        except BaseException:
+            self._pos = None  # whatever the store holds now is the truth
+            raise
         return report
 
-    def position(self) -> int:
-        return self.projector.store.cursor(FEED_CURSOR).pos
-
-    def catch_up(self, *, max_batches: int | None = None) -> ApplyReport:
+    def catch_up(self, *, max_batches: int | None = None,
+                 lock: AbstractContextManager[object] | None = None) -> ApplyReport:
         """Apply until the outbox has nothing more (or `max_batches`), or until a batch moves
-        nothing forward (every event left is held: after a gap, or in a blocked pool)."""
+        nothing forward (every event left is held: after a gap, or in a blocked pool). With
+        `lock`, each batch runs under it, so readers wait for one batch at most."""
         total = ApplyReport()
         batches = 0
         while max_batches is None or batches < max_batches:
-            before = self.position()
-            report = self.run_once()
+            with lock or nullcontext():
+                before = self.position()
+                report = self.run_once()
+                moved = self.position() != before or report.applied > 0
             batches += 1
             total.merge(report)
-            if self.position() == before and report.applied == 0:
+            if not moved:
                 return total
         return total
 

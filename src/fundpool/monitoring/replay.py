@@ -18,6 +18,7 @@ from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.model import Balance
 from fundpool.events.model import Event
 from fundpool.ledger.ports import LedgerStore
+from fundpool.ledger.service import seq_at
 from fundpool.monitoring.figures import PoolFigures, pool_figures
 from fundpool.monitoring.projection import Projection, fold
 from fundpool.pool.config import FundpoolConfig, PoolConfig
@@ -64,18 +65,6 @@ class Replay:
         )
 
 
-def journal_seq_at(store: LedgerStore, at_us: int) -> int:
-    """The last seq committed at or before `at_us` (a binary search: `at_us` never decreases
-    along seq)."""
-    low, high = 0, store.head().seq
-    while low < high:
-        middle = (low + high + 1) // 2
-        stored = store.entry(middle)
-        if stored is not None and stored.at_us <= at_us:
-            low = middle
-        else:
-            high = middle - 1
-    return low
 
 
 def balances_at(store: LedgerStore, pool: str, seq: int) -> dict[tuple[str, str], Balance]:
@@ -94,7 +83,7 @@ def replay_at(
     store: LedgerStore, outbox: OutboxReader, config: FundpoolConfig, pool: PoolConfig,
     at_us: int,
 ) -> Replay:
-    seq = journal_seq_at(store, at_us)
+    seq = seq_at(store, at_us)
     rates = config.rates_for(pool)
     journal_view = pool_view(store, config, pool, rates,
                              balances=balances_at(store, pool.id, seq), as_of_seq=seq)

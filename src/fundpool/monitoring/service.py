@@ -17,14 +17,8 @@ from fundpool.monitoring.figures import PoolFigures, pool_figures
 from fundpool.monitoring.projection import Projection
 from fundpool.monitoring.projector import ApplyReport, Projector
 from fundpool.pool.config import FundpoolConfig, PoolConfig
-from fundpool.stores.events_sql import OutboxReader
+from fundpool.stores.events_sql import outbox_reader
 from fundpool.stores.projection_sql import Cursor, ProjectionStore
-
-
-def outbox_reader(store: LedgerStore) -> OutboxReader:
-    from fundpool.stores.postgres import PostgresStore
-
-    return OutboxReader(store, "%s" if isinstance(store, PostgresStore) else "?")  # type: ignore[arg-type]
 
 
 class Monitor:
@@ -57,15 +51,7 @@ class Monitor:
     def step(self) -> ApplyReport:
         """Apply what the outbox has that the projections have not (in-process bus), a
         batch at a time: readers wait for one batch at most, never for a whole catch-up."""
-        total = ApplyReport()
-        while True:
-            with self._lock:
-                before = self.feed.position()
-                report = self.feed.run_once()
-                moved = self.feed.position() != before or report.applied > 0
-            total.merge(report)
-            if not moved:
-                break
+        total = self.feed.catch_up(lock=self._lock)
         for listener in self.listeners:
             listener(total)
         return total
@@ -74,6 +60,15 @@ class Monitor:
         """Read the projections again from the store (when NATS consumers keep them)."""
         with self._lock:
             self.projector.forget()
+            self.feed.forget()
+
+    def rebuild(self) -> ApplyReport:
+        """Forget the stored projections and fold the whole event log again."""
+        with self._lock:
+            self.projections.reset()
+            self.projector.forget()
+            self.feed.forget()
+        return self.step()
 
     def follow(self, *, interval_s: float = 0.05, in_process: bool = True) -> Monitor:
         """Keep the projections current in a background thread: apply the outbox

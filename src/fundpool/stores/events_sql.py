@@ -220,6 +220,18 @@ class OutboxReader:
         return int(rows[0][0]) if rows else 0
 
 
+def outbox_mark(store: Any) -> str:
+    """The placeholder of the store's driver: `%s` for PostgreSQL, `?` for SQLite."""
+    from fundpool.stores.postgres import PostgresStore
+
+    return "%s" if isinstance(store, PostgresStore) else "?"
+
+
+def outbox_reader(store: Any) -> OutboxReader:
+    """The outbox of a ledger store, read through the store's own read connection."""
+    return OutboxReader(store, outbox_mark(store))
+
+
 def save_cursor(connection: Any, mark: str, name: str, pos: int) -> None:
     """Record on a write transaction that relay `name` has published up to `pos`."""
     connection.execute(

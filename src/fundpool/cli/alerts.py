@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -30,17 +30,6 @@ from fundpool.cli.ledger import (
     stdout_console,
 )
 from fundpool.cli.pool import ConfigOption, config_path
-from fundpool.monitoring.alerts import (
-    AlertEngine,
-    AlertRecord,
-    AlertRules,
-    AlertStore,
-    EvaluationReport,
-    InvalidAlertRules,
-    acknowledge,
-    load_rules_file,
-    templates_doc,
-)
 from fundpool.monitoring.kpis import (
     TEMPLATES,
     KpiValue,
@@ -51,6 +40,12 @@ from fundpool.monitoring.kpis import (
 from fundpool.monitoring.service import Monitor
 from fundpool.pool.config import load_config
 from fundpool.runtime import SystemClock
+
+if TYPE_CHECKING:
+    from fundpool.monitoring.alerts import AlertRecord, EvaluationReport, InvalidAlertRules
+
+# fundpool.monitoring.alerts (pydantic models) is imported by the commands that need it: every
+# other `fundpool` command would pay a third of a second to start otherwise.
 
 ALERTS_ENV = "FUNDPOOL_ALERTS"
 DEFAULT_RULES = "alerts.yaml"
@@ -102,6 +97,8 @@ def check(
     as_json: JsonOption = False,
 ) -> None:
     """Validate a rules file: exit 2 with every problem found, each naming its rule."""
+    from fundpool.monitoring.alerts import InvalidAlertRules, load_rules_file
+
     try:
         rules = load_rules_file(file)
     except InvalidAlertRules as error:
@@ -207,6 +204,8 @@ def evaluate(
 ) -> None:
     """Apply the events not yet applied, evaluate the rules once, print what fired and what
     resolved (with the KPIs and SLOs as they stand)."""
+    from fundpool.monitoring.alerts import AlertEngine, AlertRules
+
     with session(data_dir, db_url, as_json) as s:
         declared = load_config(config_path(config))
         holder = AlertRules(rules_path(rules))
@@ -231,6 +230,8 @@ def list_alerts(
     as_json: JsonOption = False,
 ) -> None:
     """The active alerts (firing or acknowledged); `--all` for the history."""
+    from fundpool.monitoring.alerts import AlertStore
+
     with session(data_dir, db_url, as_json) as s:
         table = AlertStore(s.store)
         table.ensure_now(s.ledger())
@@ -249,6 +250,8 @@ def ack(
     as_json: JsonOption = False,
 ) -> None:
     """Acknowledge a firing alert (an `alert.acknowledged` event with who did it)."""
+    from fundpool.monitoring.alerts import AlertStore, acknowledge
+
     with session(data_dir, db_url, as_json) as s:
         record = acknowledge(s.ledger(), AlertStore(s.store), alert_id, by,
                              at_us=SystemClock().now_us())
@@ -259,6 +262,8 @@ def ack(
 @app.command()
 def kpis(as_json: JsonOption = False) -> None:
     """The KPI library: formula, unit, parameters, default alert and panel of each."""
+    from fundpool.monitoring.alerts import templates_doc
+
     if as_json:
         emit_json({"kpis": templates_doc()})
         return

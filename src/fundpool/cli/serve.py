@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import structlog
 import typer
@@ -21,10 +21,12 @@ import typer
 from fundpool.cli.ledger import DataDirOption, DbUrlOption, describe_store, session
 from fundpool.cli.pool import ConfigOption, config_path
 from fundpool.ledger.service import Ledger
-from fundpool.monitoring.alerts import AlertEngine, AlertRules
 from fundpool.monitoring.service import Monitor
 from fundpool.pool.config import load_config
 from fundpool.runtime import SystemClock, system_ids
+
+if TYPE_CHECKING:
+    from fundpool.monitoring.alerts import AlertEngine
 
 RULES_ENV = "FUNDPOOL_ALERTS"  # the same as `fundpool alerts`
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -59,6 +61,7 @@ def serve(
     # second to import, which every other command would pay.
     import uvicorn
 
+    from fundpool.monitoring.alerts import AlertEngine, AlertRules
     from fundpool.server.alerting import alert_source, kpi_source
     from fundpool.server.app import READY_LAG_MAX_EVENTS, create_app
     from fundpool.server.metrics import MetricSource

@@ -24,12 +24,12 @@ from fundpool.cli.ledger import (
     DbUrlOption,
     JsonOption,
     emit_json,
-    iso,
     log_to_stderr,
     session,
     stdout_console,
 )
 from fundpool.cli.pool import ConfigOption, config_path
+from fundpool.ledger.docs import iso
 from fundpool.monitoring.kpis import (
     TEMPLATES,
     KpiValue,

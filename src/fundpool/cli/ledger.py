@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -38,10 +38,17 @@ from fundpool.core.errors import (
     UnknownAsset,
     UnknownPending,
 )
-from fundpool.core.ledger.model import Account, Balance, Posting, check_address
+from fundpool.core.ledger.model import Account, Posting, check_address
 from fundpool.core.money import Asset, AssetKind
+from fundpool.ledger.docs import (
+    EPOCH,
+    amount_fields,
+    balance_fields,
+    entry_doc,
+    iso,
+)
 from fundpool.ledger.ports import LedgerStore
-from fundpool.ledger.service import Ledger, Recorded
+from fundpool.ledger.service import Ledger
 from fundpool.ledger.verify import BalanceDifference, VerifyReport, rebuild, verify
 from fundpool.runtime import SystemClock, system_ids
 from fundpool.stores import driver_errors, open_store
@@ -52,7 +59,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WIDE_OUTPUT = 1_000  # columns when stdout is not a terminal: no folding of ids or wei amounts
 
 # --- options every command takes -------------------------------------------------------------
@@ -208,11 +214,6 @@ def describe_store(store: LedgerStore) -> str:
 # --- values at the edges ---------------------------------------------------------------------
 
 
-def iso(at_us: int) -> str:
-    """Microseconds since the epoch as ISO-8601 UTC: 2026-11-24T10:00:00.000000Z."""
-    return (EPOCH + timedelta(microseconds=at_us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def parse_instant(text: str) -> int:
     """ISO-8601 with an offset (or Z) to microseconds since the epoch, exactly."""
     try:
@@ -244,75 +245,6 @@ def parse_meta(items: Sequence[str] | None) -> dict[str, str]:
             raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="'--meta'")
         metadata[key] = value
     return metadata
-
-
-def amount_fields(name: str, minor: int, asset: Asset | None) -> dict[str, str]:
-    """`{name: "12.34", name_minor: "1234"}`: exact text both ways, safe in any JSON reader."""
-    return {name: format_minor(minor, asset), f"{name}_minor": str(minor)}
-
-
-def format_minor(minor: int, asset: Asset | None) -> str:
-    return str(minor) if asset is None else asset.format(minor)
-
-
-def balance_fields(balance: Balance, asset: Asset | None) -> dict[str, str]:
-    return {
-        **amount_fields("posted", balance.posted, asset),
-        **amount_fields("pending_out", balance.pending_out, asset),
-        **amount_fields("pending_in", balance.pending_in, asset),
-        **amount_fields("available", balance.available, asset),
-    }
-
-
-def posting_doc(posting: Mapping[str, Any], assets: Mapping[str, Asset]) -> dict[str, object]:
-    asset_code = str(posting["asset"])
-    return {
-        "source": posting["source"],
-        "destination": posting["destination"],
-        "asset": asset_code,
-        **amount_fields("amount", int(posting["amount_minor"]), assets.get(asset_code)),
-    }
-
-
-def entry_doc(recorded: Recorded, assets: Mapping[str, Asset]) -> dict[str, object]:
-    """A recorded entry for output: what it did, amounts at their asset's scale."""
-    body: Mapping[str, Any] = recorded.body
-    doc: dict[str, object] = {
-        "status": "replayed" if recorded.replayed else "applied",
-        "seq": recorded.seq,
-        "id": recorded.id,
-        "kind": recorded.kind,
-        "at": iso(recorded.at_us),
-        "at_us": recorded.at_us,
-        "hash": recorded.hash.hex(),
-    }
-    # `postings` are what moved (posted balances); a pending transfer's `reservation` is what
-    # it holds, moves only when posted, and then perhaps only in part.
-    if isinstance(body.get("postings"), list):
-        doc["postings"] = [posting_doc(p, assets) for p in body["postings"]]
-    if "reverses" in body:
-        doc["reverses"] = body["reverses"]
-    if isinstance(body.get("posting"), Mapping):
-        reservation = posting_doc(body["posting"], assets)
-        doc["reservation"] = reservation
-        doc["postings"] = []
-        if recorded.kind == "pending_created":
-            doc["pending_id"] = recorded.id
-            doc["timeout_s"] = body.get("timeout_s")
-            doc["expires_at"] = iso(int(body["expires_at_us"]))
-        else:
-            doc["pending_id"] = body["pending_id"]
-            asset = assets.get(str(body["posting"]["asset"]))
-            posted_minor = int(body["posted_minor"])
-            doc.update(amount_fields("posted", posted_minor, asset))
-            doc.update(amount_fields("released", int(body["released_minor"]), asset))
-            if posted_minor:
-                doc["postings"] = [{**reservation, **amount_fields("amount", posted_minor, asset)}]
-    if "metadata" in body:
-        doc["metadata"] = body["metadata"]
-    if "idempotency_key" in body:
-        doc["idempotency_key"] = body["idempotency_key"]
-    return doc
 
 
 def entry_tables(doc: Mapping[str, Any], title: str) -> list[Table]:

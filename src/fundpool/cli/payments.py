@@ -39,10 +39,7 @@ from fundpool.cli.ledger import (
     KeyOption,
     MetaOption,
     Session,
-    amount_fields,
     emit_json,
-    format_minor,
-    iso,
     parse_meta,
     report_error,
     session,
@@ -51,6 +48,7 @@ from fundpool.cli.ledger import (
 from fundpool.cli.pool import ConfigOption, PoolOption, config_path
 from fundpool.cli.simulate import parse_duration
 from fundpool.core.money import Asset
+from fundpool.ledger.docs import amount_fields, format_minor, iso
 from fundpool.ledger.service import Ledger
 from fundpool.payments.batch_payouts import (
     PayoutFileHasErrors,

@@ -20,11 +20,11 @@ from fundpool.cli.ledger import (
     DataDirOption,
     DbUrlOption,
     JsonOption,
-    amount_fields,
     describe_store,
     session,
 )
 from fundpool.core.money import Asset
+from fundpool.ledger.docs import amount_fields
 from fundpool.ledger.service import Ledger
 from fundpool.pool.config import CONFIG_ENV, DEFAULT_CONFIG, FundpoolConfig, load_config
 from fundpool.pool.setup import init_pool

@@ -1,109 +1,115 @@
-"""`fundpool serve`: the HTTP server (server/app.py) on a store, with the live figures kept.
+"""`fundpool serve`: the HTTP server, the API `/v1` and the operational routes, on a store.
 
     fundpool serve --config examples/pool.toml --data-dir ./data --port 8000
+    FUNDPOOL_DB_URL=postgresql://... fundpool serve --workers 4
+    fundpool serve --settings deploy/server.toml
 
-It opens the store (creating the ledger tables if it has none), loads the configuration, builds
-the monitor with the system clock and runs one uvicorn worker: the monitor's follower applies
-the outbox in the background while the server answers `/metrics`, `/healthz` and `/readyz`.
-One worker because the in-process bus is one per process; more processes share the work
-through NATS (docs/monitoring.md, "Scale-out").
+Settings come from the file named by `--settings` (or $FUNDPOOL_SETTINGS), the environment
+(`FUNDPOOL_*`) and these flags, the flags winning (server/settings.py, docs/configuration.md).
+The command checks them, creates the ledger tables if the store has none, then runs uvicorn
+with `--workers` processes on the app factory `fundpool.server.main:build_app`: each worker
+opens its own connections. Several workers need PostgreSQL; SQLite serves from one.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
-import structlog
 import typer
 
-from fundpool.cli.ledger import DataDirOption, DbUrlOption, describe_store, session
-from fundpool.cli.pool import ConfigOption, config_path
-from fundpool.ledger.service import Ledger
-from fundpool.monitoring.service import Monitor
-from fundpool.pool.config import load_config
-from fundpool.runtime import SystemClock, system_ids
+from fundpool.cli.ledger import describe_store, report_error
+from fundpool.core.errors import FundpoolError
+from fundpool.stores import open_store
 
-if TYPE_CHECKING:
-    from fundpool.monitoring.alerts import AlertEngine
-
-RULES_ENV = "FUNDPOOL_ALERTS"  # the same as `fundpool alerts`
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65_535,
-                                      help="Port to listen on.")] = 8000,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    db_url: DbUrlOption = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on "
+                                             "[default: 127.0.0.1].", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65_535, show_default=False,
+                                             help="Port to listen on [default: 8000].")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, max=64, show_default=False,
+        help="Worker processes [default: 1]; more than one needs PostgreSQL.")] = None,
+    settings_file: Annotated[Path | None, typer.Option(
+        "--settings", show_default=False,
+        help="Server settings (TOML; default: $FUNDPOOL_SETTINGS if set).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", show_default=False,
+        help="Pool configuration (TOML; default: $FUNDPOOL_CONFIG, then ./fundpool.toml).")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        "--data-dir", show_default=False,
+        help="Directory of the embedded SQLite store (default: $FUNDPOOL_DATA_DIR, ./data).")
+    ] = None,
+    db_url: Annotated[str | None, typer.Option(
+        "--db-url", show_default=False,
+        help="Store URL: sqlite:///PATH or postgresql://... (default: $FUNDPOOL_DB_URL).")
+    ] = None,
     ready_lag_max_events: Annotated[int | None, typer.Option(
         "--ready-lag-max-events", min=0, show_default=False,
         help="/readyz answers 503 while a pool's figures are more events than this behind "
-             "(default: the server's, 1000).",
-    )] = None,
-    log_level: Annotated[str, typer.Option(
-        "--log-level", help=f"uvicorn's log level: {', '.join(LOG_LEVELS)}.")] = "info",
+             "[default: 1000].")] = None,
+    log_level: Annotated[str | None, typer.Option(
+        "--log-level", show_default=False,
+        help=f"Least severe level logged: {', '.join(LOG_LEVELS)} [default: info].")] = None,
+    log_json: Annotated[bool | None, typer.Option(
+        "--log-json/--log-text", show_default=False,
+        help="Log one JSON object per line [default: text].")] = None,
     rules: Annotated[Path | None, typer.Option(
-        "--rules", help=f"Alert rules and SLOs (YAML, reloaded when it changes; default: "
-                        f"${RULES_ENV} if set). Without it, every KPI is exported with its "
-                        "defaults and no alert is evaluated.", show_default=False)] = None,
-    evaluate_every: Annotated[float, typer.Option(
-        "--evaluate-every", min=1.0, help="Seconds between alert evaluations.")] = 15.0,
+        "--rules", show_default=False,
+        help="Alert rules and SLOs (YAML, reloaded when it changes; default: $FUNDPOOL_ALERTS "
+             "if set). Without it, every KPI is exported with its defaults and no alert is "
+             "evaluated.")] = None,
+    evaluate_every: Annotated[float | None, typer.Option(
+        "--evaluate-every", min=1.0, show_default=False,
+        help="Seconds between alert evaluations [default: 15].")] = None,
 ) -> None:
-    """Serve the pool's metrics (Prometheus) and health over HTTP, keeping its live figures."""
-    if log_level not in LOG_LEVELS:
+    """Serve the API (/v1), the pool's metrics (Prometheus) and health over HTTP."""
+    if log_level is not None and log_level not in LOG_LEVELS:
         raise typer.BadParameter(f"{log_level!r} is not one of {', '.join(LOG_LEVELS)}",
                                  param_hint="'--log-level'")
     # The server's modules load here, not with the CLI: fastapi and uvicorn take a third of a
     # second to import, which every other command would pay.
     import uvicorn
+    from pydantic import ValidationError
 
-    from fundpool.monitoring.alerts import AlertEngine, AlertRules
-    from fundpool.server.alerting import alert_source, kpi_source
-    from fundpool.server.app import READY_LAG_MAX_EVENTS, create_app
-    from fundpool.server.metrics import MetricSource
+    from fundpool.monitoring.alerts import AlertRules
+    from fundpool.pool.config import load_config
+    from fundpool.server.settings import as_environment, load_settings
 
-    plain_tracebacks()
-    rules_path = rules or (Path(os.environ[RULES_ENV]) if os.environ.get(RULES_ENV) else None)
-    with session(data_dir, db_url, False, initialise=True) as s:
-        s.store.initialise()
-        declared = load_config(config_path(config))
-        monitor = Monitor(s.store, declared, SystemClock())
-        sources: list[MetricSource] = []
-        engine: AlertEngine | None = None
-        if rules_path is None:
-            sources.append(kpi_source(None))
-        else:
-            held = AlertRules(rules_path)  # a bad file at start is an error (exit 2)
-            engine = AlertEngine(Ledger(s.store, SystemClock(), system_ids()), monitor, held)
-            sources += [kpi_source(held), alert_source(engine)]
-        bound = READY_LAG_MAX_EVENTS if ready_lag_max_events is None else ready_lag_max_events
-        app = create_app(monitor, ready_lag_max_events=bound, metric_sources=sources)
-        typer.echo(f"fundpool serve: {describe_store(s.store)}, pools "
-                   f"{', '.join(p.id for p in declared.pools)}, alert rules "
-                   f"{rules_path or 'none'}, on http://{host}:{port}", err=True)
-        if engine is not None:
-            engine.follow(interval_s=evaluate_every)
+    try:
+        settings = load_settings(
+            settings_file, host=host, port=port, workers=workers, config=config,
+            data_dir=data_dir, db_url=db_url, ready_lag_max_events=ready_lag_max_events,
+            log_level=log_level, log_json=log_json, alerts=rules,
+            evaluate_every_s=evaluate_every)
+    except (ValidationError, ValueError) as error:
+        typer.echo(f"error[invalid_settings]: {error}", err=True)
+        raise typer.Exit(2) from None
+    # Check what every worker will open before starting any: a bad file is one clear error
+    # here rather than N tracebacks.
+    try:
+        declared = load_config(settings.config)
+        if settings.alerts is not None:
+            AlertRules(settings.alerts)
+        store = open_store(data_dir=settings.data_dir, db_url=settings.db_url)
         try:
-            uvicorn.run(app, host=host, port=port, workers=1, log_level=log_level,
-                        access_log=log_level == "debug", lifespan="on")
+            store.initialise()
+            where = describe_store(store)
         finally:
-            if engine is not None:
-                engine.stop()
-
-
-def plain_tracebacks() -> None:
-    """Log as structlog does by default, but print a traceback without its local variables:
-    a long-running server logs the failures it survives, and a frame's locals may hold a store
-    URL with its password."""
-    structlog.configure(processors=[
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.StackInfoRenderer(),
-        structlog.dev.set_exc_info,
-        structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=True),
-        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
-    ])
+            store.close()
+    except FundpoolError as error:
+        report_error(error, False)
+        raise typer.Exit(2) from None
+    os.environ.update(as_environment(settings))
+    typer.echo(f"fundpool serve: {where}, pools {', '.join(p.id for p in declared.pools)}, "
+               f"{settings.workers} worker(s), alert rules {settings.alerts or 'none'}, on "
+               f"http://{settings.host}:{settings.port} (API docs at /docs)", err=True)
+    uvicorn.run("fundpool.server.main:build_app", factory=True, host=settings.host,
+                port=settings.port, workers=settings.workers, log_level=settings.log_level,
+                access_log=False, lifespan="on", loop="uvloop", http="httptools",
+                ws="websockets", timeout_graceful_shutdown=10)

@@ -41,9 +41,7 @@ from fundpool.cli.ledger import (
     DataDirOption,
     DbUrlOption,
     JsonOption,
-    amount_fields,
     describe_store,
-    iso,
     session,
     stdout_console,
 )
@@ -51,6 +49,7 @@ from fundpool.cli.pool import ConfigOption, PoolOption, config_path
 from fundpool.core.clock import Clock, ManualClock, Uuid7Ids
 from fundpool.core.ledger.model import Balance
 from fundpool.core.money import Asset
+from fundpool.ledger.docs import amount_fields, iso
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
 from fundpool.ledger.verify import VerifyReport, verify

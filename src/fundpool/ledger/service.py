@@ -153,9 +153,9 @@ class Ledger:
         """Submit one command alone. Returns its entry (None when an asset or account was
         already as asked, or the last member's entry for a linked batch), or raises its error."""
         (result,) = self.submit([command])
-        return self._recorded(result)
+        return self.recorded(result)
 
-    def _recorded(self, result: CommandResult) -> Recorded | None:
+    def recorded(self, result: CommandResult) -> Recorded | None:
         if result.error is not None:
             raise result.error
         if result.entry is not None:
@@ -166,7 +166,7 @@ class Ledger:
             assert stored is not None
             return recorded_from_stored(stored, replayed=True)
         if result.members:
-            return self._recorded(result.members[-1])
+            return self.recorded(result.members[-1])
         return None
 
     def _execute_entry(self, command: SimpleCommand) -> Recorded:

@@ -17,14 +17,34 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Protocol
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from fundpool import __version__
 from fundpool.monitoring.service import Monitor
 from fundpool.server.metrics import FundpoolCollector, MetricSource
 from fundpool.server.problems import ProjectionLagging, install_problem_handlers, store_errors
+
+if TYPE_CHECKING:
+    from fundpool.server.v1.context import Api
+
+
+class Service(Protocol):
+    """Something that runs beside the app, from its start-up to its shut-down."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+API_DESCRIPTION = """The fundpool API: the ledger, the pool, payments, channels and routing, live
+monitoring and an event stream. Every `/v1` route needs `Authorization: Bearer <API key or
+session token>` (or the console's session cookie) and names the one permission it needs
+(`x-permission`). Errors are RFC 9457 problem documents with a stable `code`. Every POST takes
+an `Idempotency-Key`. See docs/api.md."""
 
 # Ready while every pool's projection is at most this many events behind the outbox: a feed
 # applies thousands of events a second, so more than this is a server still catching up (after
@@ -40,12 +60,15 @@ def create_app(
     follow_interval_s: float = FOLLOW_INTERVAL_S,
     ready_lag_max_events: int = READY_LAG_MAX_EVENTS,
     metric_sources: Sequence[MetricSource] = (),
+    api: Api | None = None,
+    services: Sequence[Service] = (),
 ) -> FastAPI:
     """The server of `monitor`'s store and pools.
 
     With `follow`, the app's lifespan runs the monitor's follower (the in-process bus) from
     start-up to shut-down. `metric_sources` are extra Prometheus metric sources, run at each
-    scrape after the core families (server/metrics.py, `MetricSource`)."""
+    scrape after the core families (server/metrics.py, `MetricSource`). With `api` (the
+    credentials, settings and kept responses of the `/v1` routes), the API is mounted too."""
     if ready_lag_max_events < 0:
         raise ValueError("ready_lag_max_events is never negative")
 
@@ -53,18 +76,27 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if follow:
             monitor.follow(interval_s=follow_interval_s)
+        for service in services:
+            service.start()
         try:
             yield
         finally:
+            for service in reversed(services):
+                service.stop()
             if follow:
                 monitor.stop()
+            if api is not None:
+                api.close()
 
     app = FastAPI(
         title="fundpool",
         summary="Treasury fund-pool engine",
+        version=__version__,
+        description=API_DESCRIPTION,
         lifespan=lifespan,
-        docs_url=None,
+        docs_url="/docs" if api is not None else None,
         redoc_url=None,
+        openapi_url="/openapi.json" if api is not None else None,
     )
     registry = CollectorRegistry(auto_describe=False)
     collector = FundpoolCollector(monitor, metric_sources)
@@ -73,6 +105,10 @@ def create_app(
     app.state.registry = registry
     app.state.ready_lag_max_events = ready_lag_max_events
     install_problem_handlers(app)
+    if api is not None:
+        from fundpool.server.v1 import install_v1
+
+        install_v1(app, api)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -47,10 +47,29 @@ STATUS_BY_CODE: dict[str, int] = {
     "balance_above_maximum": 409,
     "idempotency_conflict": 409,
     "already_reversed": 409,
-    "pending_not_pending": 409,
+    "pending_already_finished": 409,
     "pending_expired": 409,
     "account_already_open": 409,
     "asset_already_defined": 409,
+    # the API's own
+    "authentication_failed": 401,
+    "unauthenticated": 401,
+    "invalid_credentials": 401,
+    "key_expired": 401,
+    "key_revoked": 401,
+    "session_expired": 401,
+    "user_disabled": 401,
+    "forbidden": 403,
+    "csrf_failed": 403,
+    "unknown_pool": 404,
+    "unknown_payment": 404,
+    "unknown_key": 404,
+    "unknown_user": 404,
+    "user_exists": 409,
+    "illegal_transition": 409,
+    "idempotency_in_progress": 409,
+    "payload_too_large": 413,
+    "too_many_requests": 429,
 }
 # Codes of the errors the HTTP layer itself raises (no domain error behind them).
 HTTP_CODES: dict[int, str] = {
@@ -129,6 +148,9 @@ def install_problem_handlers(app: FastAPI) -> None:
              "type": str(e.get("type", ""))}
             for e in error.errors()
         ]
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem(400, "malformed_json", "the body is not valid JSON",
+                           facts={"errors": errors})
         return problem(422, "invalid_request", "the request is not valid",
                        facts={"errors": errors})
 

@@ -96,6 +96,30 @@ def _schema_lock_key(name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def connect_postgres(url: str) -> Any:
+    """An autocommit connection to `url` (`?schema=NAME`, default `fundpool`), with the schema
+    created if needed and on the search path."""
+    import psycopg
+    from psycopg import sql
+
+    from fundpool.stores import split_schema
+
+    connect_url, schema = split_schema(url)
+    try:
+        connection = psycopg.connect(connect_url, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as error:
+        raise StoreError("could not connect to PostgreSQL", reason=str(error)) from error
+    schema = schema or "fundpool"
+    with connection.transaction():
+        # Processes starting together would race on CREATE SCHEMA (a unique violation): they
+        # take turns, as the ledger's initialisers do.
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_schema_lock_key(schema),))
+        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+            sql.Identifier(schema)))
+    connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+    return connection
+
+
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """How far a pool's projection has got, with what it counted but did not apply."""
@@ -142,40 +166,28 @@ class ProjectionStore:
     @classmethod
     def beside(cls, ledger_store: Any) -> ProjectionStore:
         """Projections in the same database (and schema) as a ledger store."""
+        return cls(cls.url_beside(ledger_store))
+
+    @staticmethod
+    def url_beside(ledger_store: Any) -> str:
+        """The URL of a connection of one's own to a ledger store's database (and schema):
+        for the tables that live beside the ledger's (projections, credentials, kept
+        responses)."""
         from fundpool.stores.postgres import PostgresStore
         from fundpool.stores.sqlite import SqliteStore
 
         if isinstance(ledger_store, SqliteStore):
             if ledger_store.path == ":memory:":
-                return cls("sqlite:///:memory:")
-            return cls(f"sqlite:///{ledger_store.path}")
+                return "sqlite:///:memory:"
+            return f"sqlite:///{ledger_store.path}"
         if isinstance(ledger_store, PostgresStore):
             separator = "&" if "?" in ledger_store.url else "?"
-            return cls(f"{ledger_store.url}{separator}schema={ledger_store.schema}")
-        raise TypeError(f"no projection store beside {type(ledger_store).__name__}")
+            return f"{ledger_store.url}{separator}schema={ledger_store.schema}"
+        raise TypeError(f"no store beside {type(ledger_store).__name__}")
 
     def _connect(self) -> Any:
         if self._pg:
-            import psycopg
-            from psycopg import sql
-
-            from fundpool.stores import split_schema
-
-            url, schema = split_schema(self.url)
-            try:
-                connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
-            except psycopg.OperationalError as error:
-                raise StoreError("could not connect to PostgreSQL", reason=str(error)) from error
-            schema = schema or "fundpool"
-            with connection.transaction():
-                # Processes starting together would race on CREATE SCHEMA (a unique
-                # violation): they take turns, as the ledger's initialisers do.
-                connection.execute("SELECT pg_advisory_xact_lock(%s)",
-                                   (_schema_lock_key(schema),))
-                connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                    sql.Identifier(schema)))
-            connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-            return connection
+            return connect_postgres(self.url)
         path = self.url.removeprefix("sqlite:///")
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,151 @@
+"""The server as uvicorn runs it: `build_app()` makes one worker's app from the settings in the
+environment (`fundpool serve` puts them there, then starts N workers on this factory).
+
+    uvicorn --factory fundpool.server.main:build_app      # what `fundpool serve` runs
+
+Each worker opens its own connections. With several workers on PostgreSQL, one of them leads:
+it holds a session advisory lock, applies the outbox to the projections and evaluates the alert
+rules; the others re-read the projections the leader writes. When the leader dies, its
+connection closes, the lock is free, and another worker takes over within a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+
+from fundpool.auth.store import AuthStore
+from fundpool.ledger.service import Ledger
+from fundpool.monitoring.service import Monitor
+from fundpool.pool.config import load_config
+from fundpool.runtime import SystemClock, system_ids, tune_gc
+from fundpool.server.app import create_app
+from fundpool.server.metrics import MetricSource
+from fundpool.server.settings import Settings
+from fundpool.server.v1.context import Api
+from fundpool.server.v1.idempotency import IdempotencyStore
+from fundpool.stores import open_store
+
+LEADER_POLL_S = 1.0
+REFRESH_S = 1.0
+
+
+def configure_logging(settings: Settings) -> None:
+    """structlog for the server: JSON lines or text, request ids bound per request, and
+    tracebacks without local variables (a frame may hold a store URL with its password)."""
+    level = getattr(logging, settings.log_level.upper())
+    renderer: Any = structlog.processors.JSONRenderer() if settings.log_json else \
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if settings.log_json:
+        processors.append(structlog.processors.dict_tracebacks)
+    structlog.configure(
+        processors=[*processors, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+class Leadership:
+    """Who keeps the live figures: the worker holding `lease_key` (PostgreSQL), or this one
+    alone (SQLite: one worker)."""
+
+    def __init__(self, monitor: Monitor, settings: Settings, engine: Any = None) -> None:
+        self.monitor = monitor
+        self.settings = settings
+        self.engine = engine
+        self.leading = False
+        self._connection: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if not self.settings.postgres:
+            self._lead()
+            return
+        self._thread = threading.Thread(target=self._run, name="fundpool-leadership",
+                                        daemon=True)
+        self._thread.start()
+
+    def _lead(self) -> None:
+        self.leading = True
+        self.monitor.follow()
+        if self.engine is not None:
+            self.engine.follow(interval_s=self.settings.evaluate_every_s)
+
+    def _run(self) -> None:
+        import psycopg
+
+        from fundpool.stores import split_schema
+        from fundpool.stores.postgres import lock_key
+
+        url, schema = split_schema(self.settings.db_url or "")
+        key = lock_key(f"leader:{schema or 'fundpool'}")
+        log = structlog.get_logger("fundpool.leadership")
+        while not self._stop.is_set():
+            try:
+                if self._connection is None:
+                    self._connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
+                row = self._connection.execute("SELECT pg_try_advisory_lock(%s)",
+                                               (key,)).fetchone()
+                if row is not None and row[0]:
+                    log.info("leading", pid=threading.get_native_id())
+                    self._lead()
+                    return  # held until this worker's connection closes
+                self.monitor.refresh()
+            except Exception as error:
+                log.warning("leadership_check_failed", error=str(error))
+                self._connection = None
+            self._stop.wait(LEADER_POLL_S)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.leading:
+            self.monitor.stop()
+            if self.engine is not None:
+                self.engine.stop()
+        if self._connection is not None:
+            self._connection.close()
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    """One worker's app (its own store connections), from `settings` or the environment."""
+    settings = settings or Settings()
+    configure_logging(settings)
+    tune_gc()
+    store = open_store(data_dir=settings.data_dir, db_url=settings.db_url)
+    store.initialise()
+    declared = load_config(settings.config)
+    monitor = Monitor(store, declared, SystemClock())
+    auth = AuthStore.beside(store)
+    auth.initialise()
+    api = Api(monitor=monitor, auth=auth, settings=settings,
+              idempotency=IdempotencyStore.beside(store))
+    sources: list[MetricSource] = []
+    engine = None
+    from fundpool.server.alerting import alert_source, kpi_source
+
+    if settings.alerts is None:
+        sources.append(kpi_source(None))
+    else:
+        from fundpool.monitoring.alerts import AlertEngine, AlertRules
+
+        held = AlertRules(settings.alerts)
+        engine = AlertEngine(Ledger(store, SystemClock(), system_ids()), monitor, held)
+        sources += [kpi_source(held), alert_source(engine)]
+    leadership = Leadership(monitor, settings, engine)
+    app = create_app(monitor, follow=False, ready_lag_max_events=settings.ready_lag_max_events,
+                     metric_sources=sources, api=api, services=[leadership])
+    app.state.leadership = leadership
+    app.state.alerts = engine
+    return app

@@ -1,0 +1,294 @@
+"""`/v1/sessions`, `/v1/me`, `/v1/keys`, `/v1/users`: logging in, and managing credentials.
+
+A console user logs in with `POST /v1/sessions` (the one route open to anonymous callers): the
+answer sets the `fundpool_session` cookie (HttpOnly, SameSite=Strict) and returns the session
+token and a CSRF token; a script may send the token as `Authorization: Bearer` instead of the
+cookie. An API key's secret is shown once, when it is created or rotated; the store keeps only
+its hash.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Header, Path, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from fundpool.auth.roles import P, Role
+from fundpool.ledger.docs import iso
+from fundpool.server.problems import store_errors
+from fundpool.server.v1.context import api_of
+from fundpool.server.v1.idempotency import HEADER, request_hash, run_idempotent
+from fundpool.server.v1.models import Strict
+from fundpool.server.v1.problems import PROBLEMS, parse_instant
+from fundpool.server.v1.security import (
+    AUTHENTICATED,
+    PUBLIC,
+    SESSION_COOKIE,
+    SecuredRouter,
+    needs,
+    principal_of,
+)
+
+router = SecuredRouter(tags=["auth"])
+
+IdempotencyHeader = Annotated[str | None, Header(alias=HEADER, max_length=255)]
+KeyPath = Annotated[str, Path(max_length=64)]
+UserPath = Annotated[str, Path(max_length=64)]
+
+
+class LoginIn(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SessionOut(BaseModel):
+    token: str
+    csrf_token: str
+    expires_at: str
+    username: str
+    roles: list[str]
+    permissions: list[str]
+
+
+class MeOut(BaseModel):
+    kind: str
+    id: str
+    name: str
+    roles: list[str]
+    permissions: list[str]
+    expires_at: str | None
+
+
+class KeyIn(Strict):
+    name: str = Field(min_length=1, max_length=128)
+    roles: list[Role] = Field(min_length=1, max_length=6)
+    scopes: list[P] | None = Field(None, description="Narrow the roles' permissions.")
+    expires_at: str | None = Field(None, max_length=64, description="ISO-8601 with a zone.")
+
+
+class KeyOut(BaseModel):
+    id: str
+    name: str
+    roles: list[str]
+    scopes: list[str] | None
+    state: str
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+    replaced_by: str | None
+    created_by: str
+
+
+class NewKeyOut(BaseModel):
+    key: KeyOut
+    token: str = Field(description="The secret: shown this once, never again.")
+
+
+class RotateIn(Strict):
+    grace_s: int = Field(0, ge=0, le=30 * 86_400,
+                         description="How long the old secret keeps working.")
+
+
+class UserIn(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=12, max_length=1024)
+    roles: list[Role] = Field(min_length=1, max_length=6)
+
+
+class UserOut(BaseModel):
+    id: str
+    username: str
+    roles: list[str]
+    disabled: bool
+    created_at: str
+
+
+def _key_doc(info: Any, now_us: int) -> dict[str, object]:
+    return {"id": info.id, "name": info.name, "roles": list(info.roles),
+            "scopes": None if info.scopes is None else list(info.scopes),
+            "state": info.state(now_us), "created_at": iso(info.created_at_us),
+            "expires_at": None if info.expires_at_us is None else iso(info.expires_at_us),
+            "revoked_at": None if info.revoked_at_us is None else iso(info.revoked_at_us),
+            "replaced_by": info.replaced_by, "created_by": info.created_by}
+
+
+def _user_doc(info: Any) -> dict[str, object]:
+    return {"id": info.id, "username": info.username, "roles": list(info.roles),
+            "disabled": bool(info.disabled), "created_at": iso(info.created_at_us)}
+
+
+def _caller(request: Request) -> str:
+    principal = request.scope.get("state", {}).get("principal")
+    return "anonymous" if principal is None else f"{principal.kind}:{principal.id}"
+
+
+def _idempotent(request: Request, key: str | None, body: object, run: Any,
+                status: int = 200) -> JSONResponse:
+    api = api_of(request)
+
+    def respond() -> JSONResponse:
+        return JSONResponse(run(), status_code=status)
+
+    with store_errors():
+        return run_idempotent(api.idempotency, _caller(request), key,
+                              request_hash("POST", request.url.path, body),
+                              api.clock.now_us(), respond)
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+
+@router.post("/sessions", status_code=201, response_model=SessionOut, openapi_extra=needs(PUBLIC),
+             responses=PROBLEMS)
+def login(body: LoginIn, request: Request) -> JSONResponse:
+    """Log in: a session for the console (cookie) or a script (bearer token)."""
+    api = api_of(request)
+    with store_errors():
+        principal, token, csrf = api.auth.login(body.username, body.password,
+                                                now_us=api.clock.now_us(),
+                                                ttl_s=api.settings.session_ttl_s)
+    expires = principal.expires_at_us or 0
+    response = JSONResponse({
+        "token": token, "csrf_token": csrf, "expires_at": iso(expires),
+        "username": principal.name, "roles": sorted(str(r) for r in principal.roles),
+        "permissions": sorted(str(p) for p in principal.permissions)}, status_code=201)
+    response.set_cookie(SESSION_COOKIE, token, max_age=api.settings.session_ttl_s,
+                        httponly=True, samesite="strict", secure=api.settings.cookie_secure,
+                        path="/")
+    return response
+
+
+@router.delete("/sessions/current", status_code=204, openapi_extra=needs(AUTHENTICATED),
+               responses=PROBLEMS)
+def logout(request: Request) -> Response:
+    """End the caller's session (an API key has none: 204 all the same)."""
+    api = api_of(request)
+    principal = principal_of(request)
+    if principal.session_id is not None:
+        with store_errors():
+            api.auth.logout(principal.session_id, now_us=api.clock.now_us())
+        token = request.scope.get("state", {}).get("token")
+        if token:
+            api.authenticator.forget(token)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/me", response_model=MeOut, openapi_extra=needs(AUTHENTICATED), responses=PROBLEMS)
+def me(request: Request) -> dict[str, object]:
+    """Who the credentials belong to, and what they may do."""
+    principal = principal_of(request)
+    return {"kind": principal.kind, "id": principal.id, "name": principal.name,
+            "roles": sorted(str(r) for r in principal.roles),
+            "permissions": sorted(str(p) for p in principal.permissions),
+            "expires_at": None if principal.expires_at_us is None
+            else iso(principal.expires_at_us)}
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+@router.get("/keys", response_model=list[KeyOut], openapi_extra=needs(P.KEYS_READ),
+            responses=PROBLEMS)
+def list_keys(request: Request) -> list[dict[str, object]]:
+    """Every API key, without its secret."""
+    api = api_of(request)
+    now_us = api.clock.now_us()
+    with store_errors():
+        return [_key_doc(info, now_us) for info in api.auth.keys()]  # noqa: SIM118
+
+
+@router.post("/keys", status_code=201, response_model=NewKeyOut,
+             openapi_extra=needs(P.KEYS_MANAGE), responses=PROBLEMS)
+def create_key(body: KeyIn, request: Request,
+               idempotency_key: IdempotencyHeader = None) -> JSONResponse:
+    """A new API key; its secret is in this answer only."""
+    api = api_of(request)
+    principal = principal_of(request)
+
+    def run() -> dict[str, object]:
+        now_us = api.clock.now_us()
+        expires = None if body.expires_at is None else parse_instant(body.expires_at)
+        info, token = api.auth.create_key(
+            body.name, [Role(r) for r in body.roles],
+            scopes=None if body.scopes is None else [P(s) for s in body.scopes],
+            expires_at_us=expires, now_us=now_us, created_by=f"{principal.kind}:{principal.name}")
+        return {"key": _key_doc(info, now_us), "token": token}
+
+    return _idempotent(request, idempotency_key, body.model_dump(mode="json"), run, 201)
+
+
+@router.post("/keys/{key_id}/rotate", status_code=201, response_model=NewKeyOut,
+             openapi_extra=needs(P.KEYS_MANAGE), responses=PROBLEMS)
+def rotate_key(key_id: KeyPath, request: Request, body: RotateIn | None = None,
+               idempotency_key: IdempotencyHeader = None) -> JSONResponse:
+    """Replace a key's secret: a new key with the same roles; the old one keeps working for
+    `grace_s` seconds, then expires."""
+    api = api_of(request)
+    grace = 0 if body is None else body.grace_s
+
+    def run() -> dict[str, object]:
+        now_us = api.clock.now_us()
+        info, token = api.auth.rotate_key(key_id, now_us=now_us, grace_s=grace)
+        return {"key": _key_doc(info, now_us), "token": token}
+
+    return _idempotent(request, idempotency_key, {"grace_s": grace}, run, 201)
+
+
+@router.post("/keys/{key_id}/revoke", response_model=KeyOut,
+             openapi_extra=needs(P.KEYS_MANAGE), responses=PROBLEMS)
+def revoke_key(key_id: KeyPath, request: Request,
+               idempotency_key: IdempotencyHeader = None) -> JSONResponse:
+    """Revoke a key at once (every worker stops trusting it within `auth_cache_s`)."""
+    api = api_of(request)
+
+    def run() -> dict[str, object]:
+        now_us = api.clock.now_us()
+        return _key_doc(api.auth.revoke_key(key_id, now_us=now_us), now_us)
+
+    return _idempotent(request, idempotency_key, {}, run)
+
+
+# --- users -----------------------------------------------------------------------------------
+
+
+@router.get("/users", response_model=list[UserOut], openapi_extra=needs(P.KEYS_READ),
+            responses=PROBLEMS)
+def list_users(request: Request) -> list[dict[str, object]]:
+    with store_errors():
+        return [_user_doc(info) for info in api_of(request).auth.users()]
+
+
+@router.post("/users", status_code=201, response_model=UserOut,
+             openapi_extra=needs(P.USERS_MANAGE), responses=PROBLEMS)
+def create_user(body: UserIn, request: Request,
+                idempotency_key: IdempotencyHeader = None) -> JSONResponse:
+    """A console user (argon2id password hash)."""
+    api = api_of(request)
+
+    def run() -> dict[str, object]:
+        info = api.auth.add_user(body.username, body.password, [Role(r) for r in body.roles],
+                                 now_us=api.clock.now_us())
+        return _user_doc(info)
+
+    digest_body = {**body.model_dump(mode="json"), "password": None}
+    return _idempotent(request, idempotency_key, digest_body, run, 201)
+
+
+@router.post("/users/{username}/disable", response_model=UserOut,
+             openapi_extra=needs(P.USERS_MANAGE), responses=PROBLEMS)
+def disable_user(username: UserPath, request: Request,
+                 idempotency_key: IdempotencyHeader = None) -> JSONResponse:
+    """Disable a user and end their sessions."""
+    api = api_of(request)
+
+    def run() -> dict[str, object]:
+        return _user_doc(api.auth.disable_user(username, now_us=api.clock.now_us()))
+
+    return _idempotent(request, idempotency_key, {}, run)
+
+
+

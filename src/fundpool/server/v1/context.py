@@ -1,0 +1,106 @@
+"""What the `/v1` routes work with: one `Api` object per worker process, on `app.state.api`."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from fastapi import Request
+
+from fundpool.auth.store import AuthStore
+from fundpool.core.errors import FundpoolError
+from fundpool.core.money import Asset
+from fundpool.ledger.ports import LedgerStore
+from fundpool.ledger.service import Ledger
+from fundpool.monitoring.service import Monitor
+from fundpool.payments.service import PaymentService
+from fundpool.pool.config import FundpoolConfig, PoolConfig
+from fundpool.runtime import SystemClock, system_ids
+from fundpool.server.problems import store_errors
+from fundpool.server.settings import Settings
+from fundpool.server.v1.idempotency import IdempotencyStore
+from fundpool.server.v1.security import Authenticator, RateLimiter
+from fundpool.server.v1.writer import LedgerWriter
+from fundpool.stores import payment_store
+
+
+class UnknownPool(FundpoolError):
+    code = "unknown_pool"
+    title = "no such pool in the configuration"
+
+
+@dataclass
+class Api:
+    monitor: Monitor
+    auth: AuthStore
+    settings: Settings
+    idempotency: IdempotencyStore
+    clock: SystemClock = field(default_factory=SystemClock)
+    _payments: dict[str, PaymentService] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def store(self) -> LedgerStore:
+        return self.monitor.store
+
+    @property
+    def config(self) -> FundpoolConfig:
+        return self.monitor.config
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The reads' ledger (its writes go through `writer`)."""
+        return Ledger(self.monitor.store, self.clock, system_ids())
+
+    @cached_property
+    def writer(self) -> LedgerWriter:
+        """Group commit of the ledger routes' commands, on a ledger of its own."""
+        return LedgerWriter(Ledger(self.monitor.store, self.clock, system_ids()),
+                            batch_max=max(self.settings.batch_size_max, 1_024)).start()
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        return Authenticator(self.auth, cache_s=self.settings.auth_cache_s)
+
+    @cached_property
+    def limiter(self) -> RateLimiter:
+        share = self.settings.workers
+        return RateLimiter(self.settings.rate_limit_per_s / share,
+                           max(1, self.settings.rate_limit_burst // share))
+
+    def assets(self, *, fresh: bool = False) -> dict[str, Asset]:
+        """The ledger's assets, kept: they change rarely (a route that meets an unknown code
+        asks again with `fresh`, since another worker may have defined it)."""
+        cached = self.__dict__.get("_assets")
+        if cached is None or fresh:
+            with store_errors():
+                cached = {asset.code: asset for asset in self.monitor.store.assets()}
+            self.__dict__["_assets"] = cached
+        return cached
+
+    def pool(self, pool_id: str | None) -> PoolConfig:
+        for pool in self.config.pools:
+            if pool.id == pool_id or (pool_id is None and len(self.config.pools) == 1):
+                return pool
+        raise UnknownPool(pool=pool_id)
+
+    def payments(self, pool_id: str | None = None) -> PaymentService:
+        pool = self.pool(pool_id)
+        with self._lock:
+            service = self._payments.get(pool.id)
+            if service is None:
+                service = PaymentService(Ledger(self.monitor.store, self.clock, system_ids()),
+                                         payment_store(self.monitor.store), self.config, pool,
+                                         system_ids())
+                self._payments[pool.id] = service
+            return service
+
+    def close(self) -> None:
+        if "writer" in self.__dict__:
+            self.writer.stop()
+
+
+def api_of(request: Request) -> Api:
+    api: Api = request.app.state.api
+    return api

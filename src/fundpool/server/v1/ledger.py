@@ -1,0 +1,525 @@
+"""`/v1/ledger`: assets, accounts, transactions (transfers, pending, reversals), balances at any
+point in time, history and verification.
+
+Writes go through the worker's `LedgerWriter` (group commit) and answer 201 with the entry, or
+200 with `Idempotent-Replayed: true` and the original entry when the `Idempotency-Key` was
+used before with the same request (the ledger's own keys: kept in the same transaction as the
+entry). Reads are plain functions, run in the thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from fastapi import Header, Path, Query, Request, Response
+
+from fundpool.auth.roles import P
+from fundpool.core.errors import (
+    FundpoolError,
+    InvalidAccount,
+    UnknownAccount,
+    UnknownAsset,
+    UnknownPending,
+    UnknownTransaction,
+)
+from fundpool.core.ledger.engine import CommandResult
+from fundpool.core.ledger.model import (
+    Account,
+    Command,
+    CreatePending,
+    DefineAsset,
+    OpenAccount,
+    PendingState,
+    Posting,
+    PostPending,
+    Reverse,
+    Transfer,
+    VoidPending,
+    check_address,
+)
+from fundpool.core.money import Asset, AssetKind
+from fundpool.ledger.docs import amount_fields, balance_fields, entry_doc, iso
+from fundpool.ledger.service import recorded_from_stored, seq_at
+from fundpool.ledger.verify import verify
+from fundpool.server.problems import store_errors
+from fundpool.server.v1.context import Api, api_of
+from fundpool.server.v1.idempotency import HEADER, check_key
+from fundpool.server.v1.models import (
+    AccountIn,
+    AccountOut,
+    AccountResult,
+    AssetIn,
+    AssetOut,
+    AssetResult,
+    BalancesOut,
+    BatchOut,
+    EntryOut,
+    HistoryRowOut,
+    NoteIn,
+    PendingIn,
+    PendingOut,
+    PostingIn,
+    PostPendingIn,
+    TransferBatchIn,
+    TransferIn,
+    VerifyOut,
+)
+from fundpool.server.v1.pagination import CursorQuery, LimitQuery, Page, make_cursor, read_cursor
+from fundpool.server.v1.problems import PROBLEMS, parse_instant
+from fundpool.server.v1.security import SecuredRouter, needs
+
+router = SecuredRouter(prefix="/ledger", tags=["ledger"])
+
+IdempotencyHeader = Annotated[str | None, Header(
+    alias=HEADER, max_length=255,
+    description="Retry-safe: the same key with the same request returns the original result.")]
+AtQuery = Annotated[str | None, Query(
+    max_length=64, description="ISO-8601 with a zone, e.g. 2026-11-24T10:00:00Z: the state "
+    "as it stood then (every entry made at or before it).")]
+AddressPath = Annotated[str, Path(max_length=256)]
+IdPath = Annotated[str, Path(max_length=64)]
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _asset(api: Api, code: str) -> Asset:
+    asset = api.assets().get(code) or api.assets(fresh=True).get(code)
+    if asset is None:
+        raise UnknownAsset(asset=code)
+    return asset
+
+
+def _posting(body: PostingIn, api: Api) -> Posting:
+    asset = _asset(api, body.asset)
+    return Posting(body.source, body.destination, asset.code, asset.parse(body.amount))
+
+
+def _signed(asset: Asset, text: str) -> int:
+    return -asset.parse(text[1:]) if text.startswith("-") else asset.parse(text)
+
+
+async def _write(api: Api, commands: list[Command]) -> list[CommandResult]:
+    return await asyncio.wrap_future(api.writer.submit(commands))
+
+
+def _entry_response(api: Api, result: CommandResult, response: Response,
+                    assets: Mapping[str, Asset]) -> dict[str, object]:
+    recorded = api.ledger.recorded(result)
+    if recorded is None:  # pragma: no cover - money commands always record an entry
+        raise FundpoolError("the command recorded no entry")
+    if recorded.replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return entry_doc(recorded, assets)
+
+
+async def _one(api: Api, command: Command, response: Response) -> dict[str, object]:
+    (result,) = await _write(api, [command])
+    if result.error is not None:
+        raise result.error
+    return _entry_response(api, result, response, api.assets())
+
+
+def _account_doc(account: Account, assets: Mapping[str, Asset]) -> dict[str, object]:
+    held = assets.get(account.asset) if account.asset else None
+    doc: dict[str, object] = {"address": account.address, "asset": account.asset,
+                              "allow_negative": bool(account.allow_negative)}
+    for name, bound in (("min", account.min_balance_minor), ("max", account.max_balance_minor)):
+        doc.update({name: None, f"{name}_minor": None} if bound is None
+                   else amount_fields(name, bound, held))
+    doc["metadata"] = dict(account.metadata)
+    return doc
+
+
+def _find_account(api: Api, address: str) -> Account:
+    check_address(address)
+    for account in api.store.accounts(address):
+        if account.address == address:
+            return account
+    raise UnknownAccount(address=address)
+
+
+def _pending_doc(pending: Any, assets: Mapping[str, Asset]) -> dict[str, object]:
+    asset = assets.get(pending.asset)
+    return {"id": pending.id, "state": str(pending.state), "source": pending.source,
+            "destination": pending.destination, "asset": pending.asset,
+            **amount_fields("amount", pending.amount_minor, asset),
+            **amount_fields("posted", pending.posted_amount_minor, asset),
+            "expires_at": iso(pending.expires_at_us), "created_seq": pending.created_seq,
+            "finished_seq": pending.finished_seq}
+
+
+# --- assets and accounts ---------------------------------------------------------------------
+
+
+@router.get("/assets", response_model=list[AssetOut], openapi_extra=needs(P.LEDGER_READ),
+            responses=PROBLEMS)
+def list_assets(request: Request) -> list[dict[str, object]]:
+    """Every asset the ledger holds, by code."""
+    with store_errors():
+        assets = api_of(request).store.assets()
+    return [{"code": a.code, "scale": a.scale, "kind": str(a.kind)}
+            for a in sorted(assets, key=lambda a: a.code)]
+
+
+@router.post("/assets", status_code=201, response_model=AssetResult,
+             openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
+async def define_asset(body: AssetIn, request: Request, response: Response,
+                       idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+    """Define an asset. Defining it again with the same scale and kind changes nothing (200);
+    with another, 409 `asset_already_defined`."""
+    check_key(idempotency_key)
+    api = api_of(request)
+    asset = Asset(body.code, body.scale, AssetKind(body.kind))
+    (result,) = await _write(api, [DefineAsset(asset)])
+    if result.error is not None:
+        raise result.error
+    if result.entry is None:
+        response.status_code = 200
+    api.assets(fresh=True)
+    return {"status": "applied" if result.entry is not None else "unchanged",
+            "asset": {"code": asset.code, "scale": asset.scale, "kind": str(asset.kind)}}
+
+
+@router.get("/accounts", response_model=Page[AccountOut], openapi_extra=needs(P.LEDGER_READ),
+            responses=PROBLEMS)
+def list_accounts(
+    request: Request,
+    prefix: Annotated[str | None, Query(max_length=256,
+                                        description="Only addresses starting so.")] = None,
+    asset: Annotated[str | None, Query(max_length=32, description="Only accounts of this "
+                                       "asset.")] = None,
+    sort: Annotated[Literal["address", "-address"], Query()] = "address",
+    limit: LimitQuery = 100,
+    cursor: CursorQuery = None,
+) -> dict[str, object]:
+    """Accounts by address (`-address`: descending), a page at a time."""
+    api = api_of(request)
+    filters = {"prefix": prefix, "asset": asset, "sort": sort}
+    after = read_cursor(cursor, "accounts", filters)
+    if after is not None and not isinstance(after, str):
+        raise_bad_cursor()
+    with store_errors():
+        accounts = [a for a in api.store.accounts(prefix)
+                    if asset is None or a.asset == asset]
+        assets = api.assets()
+    descending = sort.startswith("-")
+    accounts.sort(key=lambda a: a.address, reverse=descending)
+    if after is not None:
+        accounts = [a for a in accounts if (a.address < after if descending
+                                            else a.address > after)]
+    page = accounts[:limit]
+    more = len(accounts) > limit
+    return {"data": [_account_doc(a, assets) for a in page],
+            "next_cursor": make_cursor("accounts", filters, page[-1].address) if more else None}
+
+
+def raise_bad_cursor() -> None:
+    from fundpool.server.v1.pagination import InvalidCursor
+
+    raise InvalidCursor("the cursor is not valid")
+
+
+@router.post("/accounts", status_code=201, response_model=AccountResult,
+             openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
+async def open_account(body: AccountIn, request: Request, response: Response,
+                       idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+    """Open an account. Opening it again with the same flags changes nothing (200)."""
+    check_key(idempotency_key)
+    api = api_of(request)
+    assets = api.assets()
+    held = None if body.asset is None else _asset(api, body.asset)
+    if held is None and (body.min_balance is not None or body.max_balance is not None):
+        raise InvalidAccount("min_balance and max_balance need the account's asset")
+    account = Account(
+        address=body.address,
+        asset=None if held is None else held.code,
+        allow_negative=body.allow_negative,
+        min_balance_minor=None if body.min_balance is None or held is None
+        else _signed(held, body.min_balance),
+        max_balance_minor=None if body.max_balance is None or held is None
+        else _signed(held, body.max_balance),
+        metadata=body.metadata,
+    )
+    (result,) = await _write(api, [OpenAccount(account)])
+    if result.error is not None:
+        raise result.error
+    if result.entry is None:
+        response.status_code = 200
+    opened = _find_account(api, account.address)
+    return {"status": "applied" if result.entry is not None else "unchanged",
+            "account": _account_doc(opened, assets)}
+
+
+@router.get("/accounts/{address}", response_model=AccountOut,
+            openapi_extra=needs(P.LEDGER_READ), responses=PROBLEMS)
+def get_account(address: AddressPath, request: Request) -> dict[str, object]:
+    api = api_of(request)
+    with store_errors():
+        return _account_doc(_find_account(api, address), api.assets())
+
+
+@router.get("/accounts/{address}/balances", response_model=BalancesOut,
+            openapi_extra=needs(P.LEDGER_READ), responses=PROBLEMS)
+def get_balances(address: AddressPath, request: Request, at: AtQuery = None
+                 ) -> dict[str, object]:
+    """The account's balance in each asset it holds, now or at `at`."""
+    api = api_of(request)
+    with store_errors():
+        _find_account(api, address)
+        assets = api.assets()
+        head = api.store.head()
+        if at is None:
+            balances = api.ledger.balances(address)
+            as_of = head.seq
+        else:
+            at_us = parse_instant(at)
+            as_of = seq_at(api.store, at_us)
+            balances = {code: api.store.balance_at(address, code, as_of)
+                        for code in sorted(api.ledger.balances(address))}
+    rows = [{"asset": code, **balance_fields(balance, assets.get(code))}
+            for code, balance in sorted(balances.items())]
+    return {"address": address, "at": at, "as_of_seq": as_of, "balances": rows}
+
+
+@router.get("/accounts/{address}/history", response_model=Page[HistoryRowOut],
+            openapi_extra=needs(P.LEDGER_READ), responses=PROBLEMS)
+def get_history(
+    address: AddressPath, request: Request,
+    asset: Annotated[str | None, Query(max_length=32)] = None,
+    limit: LimitQuery = 100, cursor: CursorQuery = None,
+) -> dict[str, object]:
+    """The account's balance changes, newest first; a page holds whole entries."""
+    api = api_of(request)
+    filters = {"address": address, "asset": asset}
+    before = read_cursor(cursor, "history", filters)
+    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
+        raise_bad_cursor()
+    with store_errors():
+        rows = api.ledger.history(address, asset=asset, limit=limit, before_seq=before)
+        assets = api.assets()
+    docs = []
+    for code, row in rows:
+        held = assets.get(code)
+        docs.append({
+            "seq": row.seq, "entry_id": row.entry_id, "kind": row.kind.value,
+            "at": iso(row.at_us), "asset": code,
+            **amount_fields("posted_change", row.posted_change_minor, held),
+            **amount_fields("pending_out_change", row.pending_out_change_minor, held),
+            **amount_fields("pending_in_change", row.pending_in_change_minor, held),
+            **balance_fields(row.balance, held),
+        })
+    entries = {row.seq for _, row in rows}
+    more = len(entries) >= limit and bool(rows)
+    return {"data": docs,
+            "next_cursor": make_cursor("history", filters, rows[-1][1].seq) if more else None}
+
+
+# --- transactions ----------------------------------------------------------------------------
+
+
+@router.get("/transactions", response_model=Page[EntryOut], openapi_extra=needs(P.LEDGER_READ),
+            responses=PROBLEMS)
+def list_transactions(
+    request: Request,
+    sort: Annotated[Literal["seq", "-seq"], Query(description="`-seq`: newest first.")] = "-seq",
+    limit: LimitQuery = 100,
+    cursor: CursorQuery = None,
+) -> dict[str, object]:
+    """The journal, a page at a time: every entry (transfers, pending, reversals, accounts)."""
+    api = api_of(request)
+    filters = {"sort": sort}
+    after = read_cursor(cursor, "transactions", filters)
+    if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
+        raise_bad_cursor()
+    with store_errors():
+        head = api.store.head().seq
+        if sort == "seq":
+            start = 1 if after is None else after + 1
+            stored = list(api.store.entries(start, min(head, start + limit - 1)))
+        else:
+            end = head if after is None else after - 1
+            stored = list(api.store.entries(max(1, end - limit + 1), end))[::-1]
+        assets = api.assets()
+    docs = [entry_doc(recorded_from_stored(s), assets) for s in stored]
+    for doc in docs:
+        doc["status"] = "applied"
+    last = stored[-1].seq if stored else None
+    more = last is not None and (last < head if sort == "seq" else last > 1)
+    return {"data": docs,
+            "next_cursor": make_cursor("transactions", filters, last) if more else None}
+
+
+@router.post("/transactions", status_code=201, response_model=EntryOut,
+             openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
+async def create_transfer(body: TransferIn, request: Request, response: Response,
+                          idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+    """Move funds now: every posting applies, or none does."""
+    api = api_of(request)
+    postings = tuple(_posting(p, api) for p in body.postings)
+    return await _one(api, Transfer(postings, body.metadata, check_key(idempotency_key)),
+                      response)
+
+
+@router.post("/transactions/batch", status_code=200, response_model=BatchOut,
+             openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
+async def create_transfers(body: TransferBatchIn, request: Request,
+                           idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+    """Many transfers in one request and one ledger batch. Each applies or fails on its own
+    (its result says which); with the header, transfer `i` without a key of its own gets
+    `<key>:<i>`, so retrying the whole request replays what was applied and nothing twice."""
+    api = api_of(request)
+    key = check_key(idempotency_key)
+    if len(body.transfers) > api.settings.batch_size_max:
+        from fundpool.core.errors import BatchTooLarge
+
+        raise BatchTooLarge(count=len(body.transfers), limit=api.settings.batch_size_max)
+    assets = api.assets()
+    commands: list[Command] = []
+    for index, item in enumerate(body.transfers):
+        item_key = item.idempotency_key or (None if key is None else f"{key}:{index}")
+        commands.append(Transfer(tuple(_posting(p, api) for p in item.postings),
+                                 item.metadata, item_key))
+    results = await _write(api, commands)
+    from fundpool.server.problems import PROBLEM_TYPE_PREFIX, STATUS_BY_CODE
+
+    items: list[dict[str, object]] = []
+    counts = {"applied": 0, "replayed": 0, "rejected": 0}
+    for index, result in enumerate(results):
+        counts[str(result.status)] = counts.get(str(result.status), 0) + 1
+        if result.error is not None:
+            error = result.error
+            items.append({"index": index, "ok": False, "error": {
+                "type": PROBLEM_TYPE_PREFIX + error.code, "title": error.title,
+                "status": STATUS_BY_CODE.get(error.code, 400), "detail": error.detail,
+                "code": error.code, "facts": error.facts or None}})
+            continue
+        recorded = api.ledger.recorded(result)
+        items.append({"index": index, "ok": True,
+                      "entry": None if recorded is None else entry_doc(recorded, assets)})
+    return {"applied": counts["applied"], "replayed": counts["replayed"],
+            "rejected": counts["rejected"], "results": items}
+
+
+@router.get("/transactions/{entry_id}", response_model=EntryOut,
+            openapi_extra=needs(P.LEDGER_READ), responses=PROBLEMS)
+def get_transaction(entry_id: IdPath, request: Request) -> dict[str, object]:
+    api = api_of(request)
+    with store_errors():
+        recorded = api.ledger.entry(entry_id)
+        if recorded is None:
+            raise UnknownTransaction(transaction_id=entry_id)
+        doc = entry_doc(recorded, api.assets())
+    doc["status"] = "applied"
+    return doc
+
+
+@router.post("/transactions/{entry_id}/reversal", status_code=201, response_model=EntryOut,
+             openapi_extra=needs(P.LEDGER_REVERSE), responses=PROBLEMS)
+async def reverse_transaction(entry_id: IdPath, request: Request, response: Response,
+                              body: NoteIn | None = None,
+                              idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+    """Undo a posted transfer with an entry that moves every posting back."""
+    api = api_of(request)
+    metadata = {} if body is None else body.metadata
+    return await _one(api, Reverse(entry_id, metadata, check_key(idempotency_key)), response)
+
+
+# --- two-phase transfers ---------------------------------------------------------------------
+
+
+@router.get("/pendings", response_model=Page[PendingOut], openapi_extra=needs(P.LEDGER_READ),
+            responses=PROBLEMS)
+def list_pendings(
+    request: Request,
+    state: Annotated[PendingState | None, Query()] = None,
+    limit: LimitQuery = 100, cursor: CursorQuery = None,
+) -> dict[str, object]:
+    """Reservations by id, newest first."""
+    api = api_of(request)
+    filters = {"state": None if state is None else str(state)}
+    after = read_cursor(cursor, "pendings", filters)
+    if after is not None and not isinstance(after, str):
+        raise_bad_cursor()
+    with store_errors():
+        pendings = sorted(api.store.pendings(state), key=lambda p: p.id, reverse=True)
+        assets = api.assets()
+    if after is not None:
+        pendings = [p for p in pendings if p.id < after]
+    page = pendings[:limit]
+    more = len(pendings) > limit
+    return {"data": [_pending_doc(p, assets) for p in page],
+            "next_cursor": make_cursor("pendings", filters, page[-1].id) if more else None}
+
+
+@router.post("/pendings", status_code=201, response_model=EntryOut,
+             openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
+async def create_pending(body: PendingIn, request: Request, response: Response,
+                         idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+    """Reserve funds: post or void them later, or let the reservation expire."""
+    api = api_of(request)
+    posting = _posting(body.posting, api)
+    return await _one(api, CreatePending(posting, body.timeout_s, body.metadata,
+                                         check_key(idempotency_key)), response)
+
+
+@router.get("/pendings/{pending_id}", response_model=PendingOut,
+            openapi_extra=needs(P.LEDGER_READ), responses=PROBLEMS)
+def get_pending(pending_id: IdPath, request: Request) -> dict[str, object]:
+    api = api_of(request)
+    with store_errors():
+        pending = api.ledger.pending(pending_id)
+        if pending is None:
+            raise UnknownPending(pending_id=pending_id)
+        return _pending_doc(pending, api.assets())
+
+
+@router.post("/pendings/{pending_id}/post", status_code=201, response_model=EntryOut,
+             openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
+async def post_pending(pending_id: IdPath, request: Request, response: Response,
+                       body: PostPendingIn | None = None,
+                       idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+    """Post a reservation, all of it or `amount` of it (the rest is released)."""
+    api = api_of(request)
+    amount_minor = None
+    metadata: dict[str, str] = {}
+    if body is not None:
+        metadata = body.metadata
+        if body.amount is not None:
+            pending = api.ledger.pending(pending_id)
+            if pending is None:
+                raise UnknownPending(pending_id=pending_id)
+            amount_minor = _asset(api, pending.asset).parse(body.amount)
+    return await _one(api, PostPending(pending_id, amount_minor, metadata,
+                                       check_key(idempotency_key)), response)
+
+
+@router.post("/pendings/{pending_id}/void", status_code=201, response_model=EntryOut,
+             openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
+async def void_pending(pending_id: IdPath, request: Request, response: Response,
+                       body: NoteIn | None = None,
+                       idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+    """Release a reservation without moving anything."""
+    api = api_of(request)
+    metadata = {} if body is None else body.metadata
+    return await _one(api, VoidPending(pending_id, metadata, check_key(idempotency_key)),
+                      response)
+
+
+# --- the chain -------------------------------------------------------------------------------
+
+
+@router.get("/verify", response_model=VerifyOut, openapi_extra=needs(P.LEDGER_VERIFY),
+            responses=PROBLEMS)
+def verify_ledger(request: Request) -> dict[str, object]:
+    """Re-check the whole hash chain and every balance against the journal (reads it all)."""
+    with store_errors():
+        report = verify(api_of(request).store)
+    problem = None if report.problem is None else {
+        "seq": report.problem.seq, "entry_id": report.problem.entry_id,
+        "reason": report.problem.reason}
+    return {"ok": report.ok, "entries": report.entries, "head_seq": report.head_seq,
+            "head_hash": report.head_hash, "problem": problem}

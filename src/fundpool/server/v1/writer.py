@@ -1,0 +1,107 @@
+"""Group commit for the API: the ledger commands of concurrent requests, written together.
+
+Each request hands its command to the `LedgerWriter` and waits for its result. One thread
+takes every command waiting, up to `batch_max`, and submits them to the ledger as one batch:
+one store transaction, one commit, one fsync for all of them (docs/adr/0012-api.md). A
+command's result is its own: a rejected transfer fails alone, as it would have on its own,
+and a response is only sent once the batch holding its command has committed.
+
+Under no load a batch is one command and costs what a single submit costs; under load the
+batches grow by themselves, and with them the throughput.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+
+import structlog
+
+from fundpool.core.errors import FundpoolError, StoreError
+from fundpool.core.ledger.engine import CommandResult
+from fundpool.core.ledger.model import Command
+from fundpool.ledger.service import Ledger
+from fundpool.stores import driver_errors
+
+log = structlog.get_logger(__name__)
+
+BATCH_MAX = 1_024
+_STOP = object()
+DRIVER_ERRORS = driver_errors()
+
+
+class LedgerWriter:
+    def __init__(self, ledger: Ledger, *, batch_max: int = BATCH_MAX) -> None:
+        self.ledger = ledger
+        self.batch_max = batch_max
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="fundpool-ledger-writer",
+                                        daemon=True)
+        self._started = False
+        self._lock = threading.Lock()
+
+    def start(self) -> LedgerWriter:
+        with self._lock:
+            if not self._started:
+                self._thread.start()
+                self._started = True
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        with self._lock:
+            if not self._started:
+                return
+            self._started = False
+        self._queue.put(_STOP)
+        self._thread.join(timeout_s)
+
+    def submit(self, commands: Sequence[Command]) -> Future[list[CommandResult]]:
+        """Queue `commands` (applied in order, in one batch); the future holds their results."""
+        future: Future[list[CommandResult]] = Future()
+        if not self._started:
+            self.start()
+        self._queue.put((list(commands), future))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            waiting: list[tuple[list[Command], Future[list[CommandResult]]]] = [first]  # type: ignore[list-item]
+            count = len(waiting[0][0])
+            stop = False
+            while count < self.batch_max:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                waiting.append(item)  # type: ignore[arg-type]
+                count += len(item[0])  # type: ignore[index]
+            self._write(waiting)
+            if stop:
+                return
+
+    def _write(self, waiting: list[tuple[list[Command], Future[list[CommandResult]]]]) -> None:
+        commands = [command for part, _ in waiting for command in part]
+        try:
+            results = self.ledger.submit(commands)
+        except BaseException as error:
+            failure: BaseException = error
+            if isinstance(error, DRIVER_ERRORS):
+                failure = StoreError(reason=f"{type(error).__name__}: {error}")
+            elif not isinstance(error, FundpoolError):
+                log.error("ledger_batch_failed", error=type(error).__name__, exc_info=error)
+            for _, future in waiting:
+                if not future.cancelled():
+                    future.set_exception(failure)
+            return
+        start = 0
+        for part, future in waiting:
+            future.set_result(results[start:start + len(part)])
+            start += len(part)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from fundpool.cli.alerts import app as alerts_app
+from fundpool.cli.auth import keys_app, users_app
 from fundpool.cli.demo import demo
 from fundpool.cli.events import app as events_app
 from fundpool.cli.ledger import app as ledger_app
@@ -43,6 +44,8 @@ app.add_typer(events_app, name="events")
 app.add_typer(alerts_app, name="alerts")
 app.command("replay")(replay)
 app.command("serve")(serve)
+app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

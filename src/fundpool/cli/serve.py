@@ -112,4 +112,4 @@ def serve(
     uvicorn.run("fundpool.server.main:build_app", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, log_level=settings.log_level,
                 access_log=False, lifespan="on", loop="uvloop", http="httptools",
-                ws="websockets", timeout_graceful_shutdown=10)
+                ws="websockets-sansio", timeout_graceful_shutdown=10)

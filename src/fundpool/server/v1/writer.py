@@ -37,14 +37,17 @@ class LedgerWriter:
         self.ledger = ledger
         self.batch_max = batch_max
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="fundpool-ledger-writer",
-                                        daemon=True)
+        self._thread: threading.Thread | None = None
         self._started = False
         self._lock = threading.Lock()
 
     def start(self) -> LedgerWriter:
         with self._lock:
             if not self._started:
+                # A new thread each time: an app may be started again after a shut-down (a
+                # test client's lifespan), and a thread runs only once.
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="fundpool-ledger-writer")
                 self._thread.start()
                 self._started = True
         return self
@@ -54,8 +57,10 @@ class LedgerWriter:
             if not self._started:
                 return
             self._started = False
+            thread = self._thread
         self._queue.put(_STOP)
-        self._thread.join(timeout_s)
+        if thread is not None:
+            thread.join(timeout_s)
 
     def submit(self, commands: Sequence[Command]) -> Future[list[CommandResult]]:
         """Queue `commands` (applied in order, in one batch); the future holds their results."""

@@ -1,0 +1,1 @@
+"""Who is calling: API keys, users, sessions, and what their roles allow."""

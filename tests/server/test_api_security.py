@@ -1,0 +1,262 @@
+"""Every route of the OpenAPI document, called by every role and by nobody: each role gets
+exactly the permissions the roles table gives it, and an anonymous caller gets 401.
+
+Then the bad input every route must refuse with a 4xx problem and no change: malformed JSON,
+wrong types, unknown fields, bodies beyond the bound, bad cursors, expired or revoked keys,
+a role calling what it may not."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fundpool.auth.roles import ROLE_PERMISSIONS, Permission, Role
+from fundpool.server.v1.security import AUTHENTICATED, PERMISSION_KEY, PUBLIC
+from tests.server.api_app import ApiApp, api_app
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> ApiApp:
+    return api_app(tmp_path_factory.mktemp("api") / "data")
+
+
+@pytest.fixture(scope="module")
+def client(served: ApiApp) -> Any:
+    with TestClient(served.app) as c:
+        yield c
+
+
+def operations(app: Any) -> list[tuple[str, str, str]]:
+    found = []
+    for path, item in app.openapi()["paths"].items():
+        for method, operation in item.items():
+            if path.startswith("/v1"):
+                found.append((method.upper(), path, operation[PERMISSION_KEY]))
+    return found
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "nothing-here", path)
+
+
+def call(client: Any, method: str, path: str, headers: dict[str, str]) -> Any:
+    kwargs: dict[str, Any] = {"headers": headers}
+    if method in ("POST", "PUT", "PATCH"):
+        kwargs["json"] = {}
+    return client.request(method, concrete(path), **kwargs)
+
+
+def test_every_v1_route_declares_one_known_permission(served: ApiApp) -> None:
+    found = operations(served.app)
+    assert len(found) >= 25
+    known = {str(p) for p in Permission} | {PUBLIC, AUTHENTICATED}
+    for method, path, permission in found:
+        assert permission in known, (method, path, permission)
+    # Every permission guards at least one route: none is dead weight in the table.
+    used = {permission for _, _, permission in found}
+    assert {str(p) for p in Permission} <= used, {str(p) for p in Permission} - used
+
+
+def test_anonymous_callers_get_401_everywhere_but_log_in(served: ApiApp, client: Any) -> None:
+    for method, path, permission in operations(served.app):
+        response = call(client, method, path, {})
+        if permission == PUBLIC:
+            assert response.status_code != 401, (method, path)
+            continue
+        assert response.status_code == 401, (method, path, response.text)
+        assert response.headers["content-type"].startswith(PROBLEM)
+        assert response.json()["code"] == "unauthenticated"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("role", [str(r) for r in Role])
+def test_each_role_gets_exactly_its_permissions(served: ApiApp, client: Any, role: str) -> None:
+    granted = {str(p) for p in ROLE_PERMISSIONS[Role(role)]} | {PUBLIC, AUTHENTICATED}
+    for method, path, permission in operations(served.app):
+        if method == "DELETE" and path == "/v1/sessions/current":
+            continue  # ends nothing for a key, and is allowed to all: checked below
+        response = call(client, method, path, served.headers(role))
+        if permission in granted:
+            assert response.status_code not in (401, 403), (role, method, path, response.text)
+            assert response.status_code < 500, (role, method, path, response.text)
+        else:
+            assert response.status_code == 403, (role, method, path, response.text)
+            body = response.json()
+            assert body["code"] == "forbidden"
+            assert body["facts"]["permission"] == permission
+
+
+def test_a_role_table_that_separates_duties() -> None:
+    cashier, approver = ROLE_PERMISSIONS[Role.CASHIER], ROLE_PERMISSIONS[Role.APPROVER]
+    assert Permission.PAYMENTS_APPROVE not in cashier
+    assert Permission.PAYMENTS_CREATE not in approver
+    auditor = ROLE_PERMISSIONS[Role.AUDITOR]
+    assert not any(p in auditor for p in (Permission.LEDGER_WRITE, Permission.PAYMENTS_CREATE,
+                                          Permission.KEYS_MANAGE))
+    assert ROLE_PERMISSIONS[Role.ADMIN] == frozenset(Permission)
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+def head(client: Any, served: ApiApp) -> tuple[int, dict[str, Any]]:
+    entries = client.get("/v1/ledger/transactions?limit=1", headers=served.headers()).json()
+    seq = entries["data"][0]["seq"] if entries["data"] else 0
+    balances = client.get("/v1/ledger/accounts/pool:main:usd:bank-a:available/balances",
+                          headers=served.headers()).json()
+    return seq, balances
+
+
+def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code
+    assert body["status"] == status
+    assert body["type"].endswith(code)
+    return body
+
+
+DEPOSIT = {"postings": [{"source": "world:bank-a", "destination":
+                         "pool:main:usd:bank-a:available", "asset": "USD", "amount": "5.00"}]}
+
+
+def test_bad_bodies_are_4xx_problems_and_change_nothing(served: ApiApp, client: Any) -> None:
+    before = head(client, served)
+    url = "/v1/ledger/transactions"
+    h = {**served.headers("cashier"), "content-type": "application/json"}
+    assert_problem(client.post(url, headers=h, content=b'{"postings": ['), 400, "malformed_json")
+    wrong_type = {"postings": [{**DEPOSIT["postings"][0], "amount": 5}]}
+    assert_problem(client.post(url, headers=h, json=wrong_type), 422, "invalid_request")
+    unknown_field = {**DEPOSIT, "memo": "x"}
+    body = assert_problem(client.post(url, headers=h, json=unknown_field), 422,
+                          "invalid_request")
+    assert any(e["type"] == "extra_forbidden" for e in body["facts"]["errors"])
+    too_precise = {"postings": [{**DEPOSIT["postings"][0], "amount": "5.001"}]}
+    assert_problem(client.post(url, headers=h, json=too_precise), 400, "too_many_decimals")
+    # One good posting and one bad one: the transfer applies whole or not at all.
+    half = {"postings": [DEPOSIT["postings"][0],
+                         {"source": "pool:main:usd:bank-a:fees", "destination": "world:bank-a",
+                          "asset": "USD", "amount": "999999.00"}]}
+    assert_problem(client.post(url, headers=h, json=half), 409, "insufficient_funds")
+    huge = b'{"postings": [], "metadata": {"k": "' + b"x" * 2_000_000 + b'"}}'
+    assert_problem(client.post(url, headers=h, content=huge), 413, "payload_too_large")
+    assert_problem(client.post(url, headers={**h, "Idempotency-Key": "bad key"},
+                               json=DEPOSIT), 400, "invalid_idempotency_key")
+    assert head(client, served) == before
+
+
+def test_bad_cursors_are_400(served: ApiApp, client: Any) -> None:
+    h = served.headers("viewer")
+    for cursor in ("not-a-cursor", "eyJ9", "e30"):
+        assert_problem(client.get(f"/v1/ledger/accounts?cursor={cursor}", headers=h), 400,
+                       "invalid_cursor")
+    page = client.get("/v1/ledger/accounts?limit=2", headers=h).json()
+    assert page["next_cursor"]
+    # A cursor is only good for the list and filters that made it.
+    assert_problem(client.get(f"/v1/ledger/accounts?limit=2&prefix=world&cursor="
+                              f"{page['next_cursor']}", headers=h), 400, "invalid_cursor")
+    assert_problem(client.get(f"/v1/ledger/transactions?cursor={page['next_cursor']}",
+                              headers=h), 400, "invalid_cursor")
+
+
+def test_expired_revoked_and_rotated_keys(served: ApiApp, client: Any) -> None:
+    api = served.app.state.api
+    now = api.clock.now_us()
+    _, expired = api.auth.create_key("expired", [Role.VIEWER], now_us=now - 10_000_000,
+                                     expires_at_us=now - 1)
+    assert_problem(client.get("/v1/me", headers={"Authorization": f"Bearer {expired}"}), 401,
+                   "key_expired")
+    info, revoked = api.auth.create_key("revoked", [Role.VIEWER], now_us=now)
+    api.auth.revoke_key(info.id, now_us=now)
+    assert_problem(client.get("/v1/me", headers={"Authorization": f"Bearer {revoked}"}), 401,
+                   "key_revoked")
+    forged = "fpk_" + "0" * 16 + "_" + "x" * 43
+    assert_problem(client.get("/v1/me", headers={"Authorization": f"Bearer {forged}"}), 401,
+                   "invalid_credentials")
+    assert_problem(client.get("/v1/me", headers={"Authorization": "Bearer fpk_00_nope"}), 401,
+                   "unauthenticated")
+    assert_problem(client.get("/v1/me", headers={"Authorization": "Basic abc"}), 401,
+                   "unauthenticated")
+    # Rotation over the API: the new secret works at once, the old one no more (no grace).
+    created = client.post("/v1/keys", headers=served.headers("admin"),
+                          json={"name": "rotating", "roles": ["viewer"]})
+    assert created.status_code == 201, created.text
+    old = created.json()["token"]
+    rotated = client.post(f"/v1/keys/{created.json()['key']['id']}/rotate",
+                          headers=served.headers("admin"), json={"grace_s": 0})
+    assert rotated.status_code == 201, rotated.text
+    new = rotated.json()["token"]
+    assert client.get("/v1/me", headers={"Authorization": f"Bearer {new}"}).status_code == 200
+    assert_problem(client.get("/v1/me", headers={"Authorization": f"Bearer {old}"}), 401,
+                   "key_expired")
+
+
+def test_keys_are_only_shown_once_and_stored_hashed(served: ApiApp, client: Any) -> None:
+    created = client.post("/v1/keys", headers=served.headers("admin"),
+                          json={"name": "shown-once", "roles": ["cashier"],
+                                "scopes": ["ledger:read"]})
+    token = created.json()["token"]
+    listed = client.get("/v1/keys", headers=served.headers("auditor"))
+    assert listed.status_code == 200
+    assert token not in listed.text
+    assert token.split("_")[-1] not in Path(served.app.state.api.store.path).read_bytes().decode(
+        "latin-1")
+    # Scopes narrow the roles: this cashier key may read the ledger and nothing more.
+    h = {"Authorization": f"Bearer {token}"}
+    assert client.get("/v1/ledger/assets", headers=h).status_code == 200
+    assert_problem(client.post("/v1/ledger/transactions", headers=h, json=DEPOSIT), 403,
+                   "forbidden")
+
+
+def test_sessions_cookie_and_csrf(served: ApiApp, client: Any) -> None:
+    api = served.app.state.api
+    api.auth.add_user("cashier.li", "correct horse battery", [Role.CASHIER],
+                      now_us=api.clock.now_us())
+    assert_problem(client.post("/v1/sessions", json={"username": "cashier.li",
+                                                     "password": "wrong password!!"}),
+                   401, "invalid_credentials")
+    with TestClient(served.app) as browser:
+        login = browser.post("/v1/sessions", json={"username": "cashier.li",
+                                                   "password": "correct horse battery"})
+        assert login.status_code == 201, login.text
+        assert "httponly" in login.headers["set-cookie"].lower()
+        csrf = login.json()["csrf_token"]
+        assert browser.get("/v1/me").json()["name"] == "cashier.li"
+        # A cookie alone does not move money: the CSRF token must come with it.
+        assert_problem(browser.post("/v1/ledger/transactions", json=DEPOSIT), 403,
+                       "csrf_failed")
+        done = browser.post("/v1/ledger/transactions", json=DEPOSIT,
+                            headers={"X-CSRF-Token": csrf})
+        assert done.status_code == 201, done.text
+        assert browser.delete("/v1/sessions/current", headers={"X-CSRF-Token": csrf}
+                              ).status_code == 204
+        browser.cookies.set("fundpool_session", login.json()["token"])
+        assert_problem(browser.get("/v1/me"), 401, "invalid_credentials")
+
+
+def test_rate_limit_per_key(tmp_path: Path) -> None:
+    limited = api_app(tmp_path / "data", rate_limit_per_s=1.0, rate_limit_burst=3)
+    with TestClient(limited.app) as c:
+        answers = [c.get("/v1/me", headers=limited.headers("viewer")).status_code
+                   for _ in range(5)]
+        assert answers[:3] == [200, 200, 200]
+        refused = c.get("/v1/me", headers=limited.headers("viewer"))
+        body = assert_problem(refused, 429, "too_many_requests")
+        assert int(refused.headers["retry-after"]) >= 1
+        assert body["facts"]["retry_after_s"] >= 1
+        # Another key has a bucket of its own.
+        assert c.get("/v1/me", headers=limited.headers("auditor")).status_code == 200
+
+
+def test_request_ids_are_kept_or_made(served: ApiApp, client: Any) -> None:
+    given = client.get("/healthz", headers={"X-Request-Id": "trace-42"})
+    assert given.headers["x-request-id"] == "trace-42"
+    made = client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"})
+    assert re.fullmatch(r"[0-9a-f]{16}", made.headers["x-request-id"])

@@ -55,12 +55,11 @@ class Settings(BaseSettings):
                                     "or session, across all workers.")
     rate_limit_burst: int = Field(2_000, ge=1, description="Requests a key may make at once "
                                   "before the rate applies.")
-    page_size_max: int = Field(500, ge=1, le=1_000, description="Largest page of a list.")
     batch_size_max: int = Field(1_000, ge=1, le=8_192,
                                 description="Most commands in one batch request.")
 
     # --- credentials ---
-    session_ttl_s: int = Field(8 * 3600, ge=60, description="Console session lifetime.")
+    session_ttl_s: int = Field(8 * 3600, ge=60, le=30 * 86_400, description="Console session lifetime.")
     auth_cache_s: float = Field(5.0, ge=0, le=60, description="How long a worker trusts a key "
                                 "it checked: a revocation takes effect within this.")
     cookie_secure: bool = Field(False, description="Session cookie only over HTTPS (set it "
@@ -94,23 +93,28 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = os.environ.get(SETTINGS_ENV)
+        path = settings_cls.model_config.get("toml_file") or os.environ.get(SETTINGS_ENV)
         if path:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(str(path))))
         return tuple(sources)
 
 
 def load_settings(file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from `file` (or $FUNDPOOL_SETTINGS), the environment and `overrides` (flags;
     None means "not given"). A missing file is an error, not a silent default."""
-    if file is not None:
-        if not file.is_file():
-            raise ValueError(f"settings file {file} does not exist")
-        os.environ[SETTINGS_ENV] = str(file)
-    elif (named := os.environ.get(SETTINGS_ENV)) and not Path(named).is_file():
-        raise ValueError(f"settings file {named} (${SETTINGS_ENV}) does not exist")
     given = {name: value for name, value in overrides.items() if value is not None}
-    return Settings(**given)
+    if file is None:
+        named = os.environ.get(SETTINGS_ENV)
+        if named and not Path(named).is_file():
+            raise ValueError(f"settings file {named} (${SETTINGS_ENV}) does not exist")
+        return Settings(**given)
+    if not file.is_file():
+        raise ValueError(f"settings file {file} does not exist")
+
+    class FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=file)
+
+    return Settings.model_validate(FromFile(**given).model_dump())
 
 
 def as_environment(settings: Settings) -> dict[str, str]:

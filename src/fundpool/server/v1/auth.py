@@ -38,6 +38,11 @@ KeyPath = Annotated[str, Path(max_length=64)]
 UserPath = Annotated[str, Path(max_length=64)]
 
 
+class KeyNotRotatable(FundpoolError):
+    code = "key_not_rotatable"
+    title = "the key is revoked, expired or already rotated"
+
+
 class LoginIn(Strict):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
@@ -232,7 +237,12 @@ def rotate_key(key_id: KeyPath, request: Request, body: RotateIn | None = None,
 
     def run() -> dict[str, object]:
         now_us = api.clock.now_us()
-        info, token = api.auth.rotate_key(key_id, now_us=now_us, grace_s=grace)
+        try:
+            info, token = api.auth.rotate_key(key_id, now_us=now_us, grace_s=grace)
+        except (AuthenticationFailed, KeyAlreadyRotated) as error:
+            # The key to rotate is revoked or expired: the caller's own credentials are fine,
+            # so this is a conflict with the key's state, not a 401.
+            raise KeyNotRotatable(error.detail, key_id=key_id, reason=error.code) from error
         return {"key": _key_doc(info, now_us), "token": token}
 
     return _idempotent(request, idempotency_key, {"grace_s": grace}, run, 201)

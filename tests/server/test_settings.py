@@ -67,4 +67,5 @@ def test_settings_travel_to_workers_through_the_environment(monkeypatch: pytest.
 def test_every_setting_is_documented() -> None:
     text = (ROOT / "docs" / "configuration.md").read_text()
     for name in Settings.model_fields:
-        assert f"`{name}`" in text and f"`FUNDPOOL_{name.upper()}`" in text, name
+        assert f"`{name}`" in text, name
+        assert f"`FUNDPOOL_{name.upper()}`" in text, name

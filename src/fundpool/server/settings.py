@@ -59,7 +59,8 @@ class Settings(BaseSettings):
                                 description="Most commands in one batch request.")
 
     # --- credentials ---
-    session_ttl_s: int = Field(8 * 3600, ge=60, le=30 * 86_400, description="Console session lifetime.")
+    session_ttl_s: int = Field(8 * 3600, ge=60, le=30 * 86_400,
+                               description="Console session lifetime.")
     auth_cache_s: float = Field(5.0, ge=0, le=60, description="How long a worker trusts a key "
                                 "it checked: a revocation takes effect within this.")
     cookie_secure: bool = Field(False, description="Session cookie only over HTTPS (set it "

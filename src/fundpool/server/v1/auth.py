@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from fundpool.auth.roles import P, Role
+from fundpool.auth.store import AuthenticationFailed, KeyAlreadyRotated
+from fundpool.core.errors import FundpoolError
 from fundpool.ledger.docs import iso
 from fundpool.server.problems import store_errors
 from fundpool.server.v1.context import api_of

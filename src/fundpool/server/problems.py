@@ -66,10 +66,22 @@ STATUS_BY_CODE: dict[str, int] = {
     "unknown_key": 404,
     "unknown_user": 404,
     "user_exists": 409,
+    "key_not_rotatable": 409,
     "illegal_transition": 409,
     "idempotency_in_progress": 409,
     "payload_too_large": 413,
     "too_many_requests": 429,
+    # payments, payout files and channels
+    "approval_required": 409,
+    "intake_refused": 409,
+    "csv_too_large": 413,
+    "unknown_payout_batch": 404,
+    "unknown_channel": 404,
+    # monitoring
+    "unknown_alert": 404,
+    "alert_not_firing": 409,
+    "unknown_metric": 404,
+    "replay_busy": 429,
 }
 # Codes of the errors the HTTP layer itself raises (no domain error behind them).
 HTTP_CODES: dict[int, str] = {

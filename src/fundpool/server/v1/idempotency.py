@@ -150,6 +150,24 @@ class IdempotencyStore:
             (caller, key, digest, now_us)).rowcount
         return None if inserted == 1 else _Found(digest, "running", None, None, now_us)
 
+    def find(self, caller: str, key: str) -> _Found | None:
+        with self._lock:
+            row = self._connection.execute(self._sql(
+                "SELECT request_hash, state, status, body, started_at_us FROM api_idempotency "
+                "WHERE caller = ? AND key = ?"), (caller, key)).fetchone()
+        return None if row is None else _Found(*row)
+
+    def keep(self, caller: str, key: str, status: int, body: bytes, now_us: int) -> None:
+        """Keep a record under (caller, key) whatever was there: for the API's own small
+        records (a payout file's payments), never for a caller's idempotency key."""
+        with self._lock:
+            self._connection.execute(self._sql(
+                "INSERT INTO api_idempotency (caller, key, request_hash, state, status, body, "
+                "started_at_us) VALUES (?, ?, '', 'done', ?, ?, ?) ON CONFLICT (caller, key) "
+                "DO UPDATE SET state = 'done', status = excluded.status, body = excluded.body, "
+                "started_at_us = excluded.started_at_us"),
+                (caller, key, status, body.decode(), now_us))
+
     def finish(self, caller: str, key: str, status: int, body: bytes) -> None:
         with self._lock:
             self._connection.execute(self._sql(

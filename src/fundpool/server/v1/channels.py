@@ -1,0 +1,358 @@
+"""`/v1/channels`: the configured rails (kinds, assets, fee schedules, limits, cut-off windows,
+batch sizes), the routing decisions the dispatcher recorded with every candidate's scores, and
+the batches it sent with what batching saved.
+
+Amounts are decimal text at the asset's scale with the minor units beside them as strings.
+Routing scores (success probabilities, costs in minor units) are floats: they only rank rails,
+and no posted amount is derived from them (routing/decision.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
+
+from fastapi import Path, Query, Request
+from pydantic import BaseModel, Field
+
+from fundpool.auth.roles import P
+from fundpool.core.errors import FundpoolError
+from fundpool.core.money import Asset
+from fundpool.ledger.docs import amount_fields, iso
+from fundpool.payments.docs import candidate_doc, route_decision
+from fundpool.pool.config import WEEKDAYS as WEEKDAY_NAMES
+from fundpool.pool.config import ChannelConfig, ChannelKind, CutOffWindow, InvalidConfig
+from fundpool.routing.decision import RoutingDecision
+from fundpool.server.problems import store_errors
+from fundpool.server.v1.context import Api, api_of
+from fundpool.server.v1.pagination import (
+    CursorQuery,
+    InvalidCursor,
+    LimitQuery,
+    Page,
+    make_cursor,
+    read_cursor,
+)
+from fundpool.server.v1.problems import PROBLEMS
+from fundpool.server.v1.security import SecuredRouter, needs
+from fundpool.stores.dispatch_sql import BATCH_COLUMNS, RouteRecord, dispatch_records
+
+router = SecuredRouter(prefix="/channels", tags=["channels"])
+
+CONFIG_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # pool and channel ids (pool/config.py)
+ChannelPath = Annotated[str, Path(pattern=CONFIG_ID_PATTERN, description="The channel's id.")]
+ChannelQuery = Annotated[str | None, Query(pattern=CONFIG_ID_PATTERN,
+                                           description="Only this channel's.")]
+PoolQuery = Annotated[str | None, Query(pattern=CONFIG_ID_PATTERN,
+                                        description="Only the channels of this pool.")]
+PaymentQuery = Annotated[str | None, Query(pattern=r"^[!-~]{1,64}$",
+                                           description="Only this payment's attempts.")]
+
+
+class UnknownChannel(FundpoolError):
+    code = "unknown_channel"
+    title = "no such channel in the configuration"
+
+
+# --- wire models -----------------------------------------------------------------------------
+
+
+class FeeOut(BaseModel):
+    asset: str
+    fixed: str
+    fixed_minor: str
+    bps: int = Field(description="Basis points of a payout's amount, on top of `fixed`.")
+    inbound_bps: int = Field(description="Basis points of a deposit's amount.")
+
+
+class LimitOut(BaseModel):
+    asset: str
+    min: str
+    min_minor: str
+    max: str | None = Field(description="Null: no maximum.")
+    max_minor: str | None
+
+
+class CutOffOut(BaseModel):
+    days: list[str] = Field(description="mon ... sun.")
+    open: str = Field(description="HH:MM UTC, included.")
+    close: str = Field(description="HH:MM UTC, excluded (24:00: the end of the day).")
+
+
+class ChannelOut(BaseModel):
+    id: str
+    name: str
+    kind: ChannelKind
+    assets: list[str]
+    pools: list[str] = Field(description="The pools that use the channel.")
+    carries_payouts: bool = Field(description="False for a book rail: it only moves money "
+                                  "between the pool's own accounts.")
+    fees: list[FeeOut]
+    limits: list[LimitOut]
+    cutoff: list[CutOffOut] = Field(description="When the rail takes work; empty: always.")
+    batch_size: int = Field(description="The most payments the rail takes in one submission.")
+
+
+class CandidateOut(BaseModel):
+    """One rail's part in a decision; the scores are null when it was not eligible."""
+
+    channel: str
+    eligible: bool
+    reason: str | None = Field(None, description="Why it was not eligible (a stable code).")
+    fee: str | None = None
+    fee_minor: str | None = None
+    latency_us: int | None = None
+    quoted_success_probability: float | None = None
+    posterior_mean: float | None = None
+    sampled_success_probability: float | None = None
+    time_cost_minor: float | None = None
+    retry_cost_minor: float | None = None
+    expected_cost_minor: float | None = Field(None, description="What the router minimised.")
+
+
+class RouteDecisionOut(BaseModel):
+    payment_id: str
+    attempt: int = Field(description="1, then one more per failover.")
+    at: str
+    at_us: int
+    asset: str | None
+    amount: str | None
+    amount_minor: str | None
+    channel: str | None = Field(description="The rail chosen; null: none could take it.")
+    strategy: str = Field(description="learned, fixed, or given (the request named the rail).")
+    reason: str | None = Field(description="Why no rail was chosen.")
+    hedged: bool | None = Field(description="Chosen to keep learning rather than because it "
+                                "scored best; null when the router did not decide.")
+    summary: str
+    fee: str | None = Field(description="The chosen rail's quoted fee.")
+    fee_minor: str | None
+    batch_id: str | None = Field(description="The rail batch it was sent in.")
+    rail_ref: str | None
+    candidates: list[CandidateOut] = Field(description="Every rail the router weighed.")
+
+
+class ChannelBatchOut(BaseModel):
+    id: str
+    channel: str
+    asset: str
+    status: str = Field(description="sent, refused, or unknown (no answer from the rail).")
+    items: int
+    rail_ref: str | None
+    amount: str
+    amount_minor: str
+    fee: str = Field(description="What the rail charged for the batch.")
+    fee_minor: str
+    single_fee: str = Field(description="What the same payments would have cost one by one.")
+    single_fee_minor: str
+    savings: str
+    savings_minor: str
+    opened_at: str
+    submitted_at: str
+
+
+# --- the configured channels -----------------------------------------------------------------
+
+
+def _hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def _window_doc(window: CutOffWindow) -> dict[str, object]:
+    return {"days": [WEEKDAY_NAMES[d] for d in sorted(window.days)],
+            "open": _hhmm(window.open_minute), "close": _hhmm(window.close_minute)}
+
+
+def _channel_doc(api: Api, channel: ChannelConfig) -> dict[str, object]:
+    config = api.config
+    fees: list[dict[str, object]] = []
+    limits: list[dict[str, object]] = []
+    for code in channel.assets:
+        asset = config.asset(code)
+        schedule, bound = channel.fee_schedule(code), channel.limits_for(code)
+        fees.append({"asset": code, **amount_fields("fixed", schedule.fixed_minor, asset),
+                     "bps": schedule.bps, "inbound_bps": schedule.inbound_bps})
+        limits.append({"asset": code, **amount_fields("min", bound.min_minor, asset),
+                       **({"max": None, "max_minor": None} if bound.max_minor is None
+                          else amount_fields("max", bound.max_minor, asset))})
+    return {
+        "id": channel.id, "name": channel.name, "kind": channel.kind,
+        "assets": list(channel.assets),
+        "pools": [pool.id for pool in config.pools if channel.id in pool.channels],
+        "carries_payouts": channel.kind is not ChannelKind.BOOK,
+        "fees": fees, "limits": limits,
+        "cutoff": [_window_doc(w) for w in channel.cutoff], "batch_size": channel.batch_size,
+    }
+
+
+@router.get("", response_model=list[ChannelOut], openapi_extra=needs(P.CHANNELS_READ),
+            responses=PROBLEMS)
+def list_channels(request: Request, pool: PoolQuery = None) -> list[dict[str, object]]:
+    """Every configured channel (or a pool's), in configuration order."""
+    api = api_of(request)
+    wanted = None if pool is None else set(api.pool(pool).channels)
+    return [_channel_doc(api, c) for c in api.config.channels
+            if wanted is None or c.id in wanted]
+
+
+# --- what the dispatcher recorded ------------------------------------------------------------
+# Declared before `/{channel_id}`: `decisions` and `batches` are not channel ids.
+
+
+def _decision_doc(route: RouteRecord, asset: Asset | None,
+                  amount_minor: int | None) -> dict[str, object]:
+    decision = route_decision(route)
+    doc: dict[str, object] = {
+        "payment_id": route.payment_id, "attempt": route.attempt, "at": iso(route.at_us),
+        "at_us": route.at_us, "asset": None if asset is None else asset.code,
+        **({"amount": None, "amount_minor": None} if amount_minor is None
+           else amount_fields("amount", amount_minor, asset)),
+        "channel": route.channel, "strategy": route.strategy,
+        "batch_id": route.batch_id, "rail_ref": route.rail_ref,
+    }
+    fee_minor: object = None
+    if isinstance(decision, RoutingDecision):
+        doc.update(summary=decision.summary(), reason=decision.reason, hedged=decision.hedged,
+                   candidates=[candidate_doc(c, asset) for c in decision.candidates])
+        if decision.channel is not None:
+            fee_minor = decision.candidate(decision.channel).fee_minor
+    else:
+        # A rail the request named (or a transfer): no candidates were weighed.
+        reason = route.decision.get("reason")
+        doc.update(summary=decision, reason=None if reason is None else str(reason),
+                   hedged=None, candidates=[])
+        fee_minor = route.decision.get("fee_minor")
+    doc.update({"fee": None, "fee_minor": None} if not isinstance(fee_minor, int)
+               else amount_fields("fee", fee_minor, asset))
+    return doc
+
+
+def _query(api: Api) -> Any:
+    """The store's SQL reads (both stores have `query(sql, params) -> rows`)."""
+    store: Any = api.store
+    return store.query
+
+
+def _after(cursor: str | None, list_name: str, filters: Mapping[str, object],
+           kinds: tuple[type, type]) -> list[Any] | None:
+    """The (text, integer) position a cursor holds, or None for the first page."""
+    after = read_cursor(cursor, list_name, filters)
+    if after is None:
+        return None
+    if not (isinstance(after, list) and len(after) == 2 and isinstance(after[0], kinds[0])
+            and isinstance(after[1], kinds[1]) and not isinstance(after[1], bool)):
+        raise InvalidCursor("the cursor is not valid")
+    return after
+
+
+@router.get("/decisions", response_model=Page[RouteDecisionOut],
+            openapi_extra=needs(P.CHANNELS_READ), responses=PROBLEMS)
+def list_decisions(
+    request: Request,
+    payment_id: PaymentQuery = None,
+    channel: ChannelQuery = None,
+    limit: LimitQuery = 100,
+    cursor: CursorQuery = None,
+) -> dict[str, object]:
+    """Routing decisions, one per attempt, newest payment first: the rail chosen (or why
+    none), and every candidate rail with its quote and scores."""
+    api = api_of(request)
+    filters = {"payment_id": payment_id, "channel": channel}
+    after = _after(cursor, "decisions", filters, (str, int))
+    dialect, reads = dispatch_records(api.store)
+    mark = dialect.mark
+    clauses: list[str] = []
+    params: list[Any] = []
+    if payment_id is not None:
+        clauses.append(f"r.payment_id = {mark}")
+        params.append(payment_id)
+    if channel is not None:
+        clauses.append(f"r.channel = {mark}")
+        params.append(channel)
+    if after is not None:
+        clauses.append(f"(r.payment_id < {mark} OR (r.payment_id = {mark} AND r.attempt < "
+                       f"{mark}))")
+        params += [after[0], after[0], after[1]]
+    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+    # By payment id (time-ordered), then attempt: the routes table's own key, so a page is
+    # an index range however many routes there are. The rows are read whole by that key.
+    with store_errors():
+        keys = _query(api)(
+            "SELECT r.payment_id, r.attempt, p.asset, p.amount_minor FROM payment_routes r "
+            f"LEFT JOIN payments p ON p.id = r.payment_id {where}"
+            f"ORDER BY r.payment_id DESC, r.attempt DESC LIMIT {mark}",
+            [*params, limit + 1])
+        page = keys[:limit]
+        routes = reads.routes_of(sorted({str(k[0]) for k in page}))
+        assets = api.assets()
+    by_key = {(r.payment_id, r.attempt): r for found in routes.values() for r in found}
+    docs = []
+    for pid, attempt, code, amount in page:
+        asset = None if code is None else assets.get(str(code))
+        docs.append(_decision_doc(by_key[(str(pid), int(attempt))], asset,
+                                  None if amount is None or asset is None else int(amount)))
+    more = len(keys) > limit
+    last = page[-1] if page else None
+    return {"data": docs,
+            "next_cursor": make_cursor("decisions", filters, [str(last[0]), int(last[1])])
+            if more and last is not None else None}
+
+
+def _batch_doc(row: Sequence[Any], assets: Mapping[str, Asset]) -> dict[str, object]:
+    (batch_id, channel, code, rail_ref, items, amount, fee, single, savings, opened,
+     submitted, status) = row
+    asset = assets.get(str(code))
+    return {
+        "id": batch_id, "channel": channel, "asset": code, "status": status,
+        "items": int(items), "rail_ref": rail_ref,
+        **amount_fields("amount", int(amount), asset), **amount_fields("fee", int(fee), asset),
+        **amount_fields("single_fee", int(single), asset),
+        **amount_fields("savings", int(savings), asset),
+        "opened_at": iso(int(opened)), "submitted_at": iso(int(submitted)),
+    }
+
+
+@router.get("/batches", response_model=Page[ChannelBatchOut],
+            openapi_extra=needs(P.CHANNELS_READ), responses=PROBLEMS)
+def list_batches(
+    request: Request,
+    channel: ChannelQuery = None,
+    limit: LimitQuery = 100,
+    cursor: CursorQuery = None,
+) -> dict[str, object]:
+    """Batches sent to the rails, newest first, with their fees and what batching saved."""
+    api = api_of(request)
+    filters = {"channel": channel}
+    after = _after(cursor, "batches", filters, (str, int))
+    dialect, _ = dispatch_records(api.store)
+    mark = dialect.mark
+    clauses: list[str] = []
+    params: list[Any] = []
+    if channel is not None:
+        clauses.append(f"channel = {mark}")
+        params.append(channel)
+    if after is not None:
+        clauses.append(f"(submitted_at_us < {mark} OR (submitted_at_us = {mark} AND "
+                       f"id < {mark}))")
+        params += [after[1], after[1], after[0]]
+    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+    with store_errors():
+        rows = _query(api)(
+            f"SELECT {BATCH_COLUMNS} FROM channel_batches {where}"
+            f"ORDER BY submitted_at_us DESC, id DESC LIMIT {mark}", [*params, limit + 1])
+        assets = api.assets()
+    page = rows[:limit]
+    last = page[-1] if page else None
+    return {"data": [_batch_doc(row, assets) for row in page],
+            "next_cursor": make_cursor("batches", filters, [str(last[0]), int(last[10])])
+            if len(rows) > limit and last is not None else None}
+
+
+@router.get("/{channel_id}", response_model=ChannelOut, openapi_extra=needs(P.CHANNELS_READ),
+            responses=PROBLEMS)
+def get_channel(channel_id: ChannelPath, request: Request) -> dict[str, object]:
+    api = api_of(request)
+    try:
+        channel = api.config.channel(channel_id)
+    except InvalidConfig:
+        raise UnknownChannel(channel=channel_id) from None
+    return _channel_doc(api, channel)

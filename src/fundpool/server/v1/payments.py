@@ -1,0 +1,523 @@
+"""`/v1/payments`: create payments, read them with their timelines, move them through review,
+approval and cancellation, and take payout files (CSV) in.
+
+Creation hands the `Idempotency-Key` to the payment service, which keeps it with the payment
+in the same transaction: a retry with the same request answers 200, `Idempotent-Replayed:
+true` and the payment as it stands; with another request, 409 `idempotency_conflict`. The
+actions (cancel, approve, reject, hold, release) have no key in the domain and go through the
+API's kept responses (idempotency.py), per caller.
+
+A payout file (`POST /payments/batches`) is taken in as `fundpool payment batch` takes it:
+the same row checks and codes (payments/csv_batch.py), the same intake (screen, route,
+approve). Its `batch_id` is the first 16 hex digits of the file's SHA-256. Its rows are keyed
+by reference, not by file, so which payments a file made cannot be found again from its
+digest: the upload keeps that list (the file's manifest) in the API's response store, and
+`GET /payments/batches/{batch_id}` reads the payments' states through it.
+
+A payment is read from the store whatever its pool; an action runs on the service of the
+payment's own pool. Routes that touch the store are plain `def`s, run in the thread pool.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Header, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from fundpool.auth.roles import P
+from fundpool.core.errors import FundpoolError, UnknownAsset
+from fundpool.core.ledger.model import is_storable_text
+from fundpool.core.money import Asset
+from fundpool.payments.batch_payouts import PayoutFileHasErrors, progress, submit_payout_file
+from fundpool.payments.csv_batch import PayoutFile, parse_payout_csv
+from fundpool.payments.dispatch import Dispatcher, IntakeRefused
+from fundpool.payments.docs import event_doc, payment_doc, progress_doc
+from fundpool.payments.model import (
+    Action,
+    Payment,
+    PaymentKind,
+    PaymentRequest,
+    PaymentState,
+    UnknownPayment,
+)
+from fundpool.payments.ports import LIST_LIMIT_MAX
+from fundpool.payments.service import TEXT_FIELD_LENGTH_MAX, PaymentService, Step
+from fundpool.pool.config import PoolConfig
+from fundpool.runtime import system_ids
+from fundpool.server.problems import PROBLEM_JSON, store_errors
+from fundpool.server.v1.context import Api, api_of
+from fundpool.server.v1.idempotency import HEADER, check_key, request_hash, run_idempotent
+from fundpool.server.v1.models import Amount, AssetCode, Metadata, Problem, Strict
+from fundpool.server.v1.pagination import (
+    CursorQuery,
+    InvalidCursor,
+    LimitQuery,
+    Page,
+    make_cursor,
+    read_cursor,
+)
+from fundpool.server.v1.problems import PROBLEMS
+from fundpool.server.v1.security import SecuredRouter, needs, principal_of
+from fundpool.sim.rails import payout_router, simulated_rails
+from fundpool.stores import payment_store
+
+router = SecuredRouter(prefix="/payments", tags=["payments"])
+
+CSV_MEDIA_TYPE = "text/csv"
+BATCH_ID_HEX_CHARS = 16  # of the file's SHA-256: 64 bits, unique enough among one pool's files
+# The kept manifests of payout files (which payments a file's rows are) live in the API's
+# response store under this caller, per pool: no principal's caller id has this form.
+BATCH_CALLER_PREFIX = "payout-file:"
+ROW_ERRORS_IN_PROBLEM_MAX = 100  # rows with errors listed in an all-or-nothing refusal
+ID_PATTERN = r"^[!-~]{1,64}$"  # printable ASCII: ids are UUIDs, config ids and codes
+CONFIG_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # pool and channel ids (pool/config.py)
+
+IdempotencyHeader = Annotated[str | None, Header(
+    alias=HEADER, max_length=255,
+    description="Retry-safe: the same key with the same request returns the original result.")]
+PaymentPath = Annotated[str, Path(pattern=ID_PATTERN, description="The payment's id.")]
+BatchPath = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$",
+                                description="The `batch_id` the upload answered.")]
+PoolQuery = Annotated[str | None, Query(pattern=CONFIG_ID_PATTERN,
+                                        description="The pool; optional when there is one.")]
+ChannelQuery = Annotated[str | None, Query(pattern=CONFIG_ID_PATTERN)]
+AssetQuery = Annotated[str | None, Query(pattern=ID_PATTERN)]
+ConfigId = Annotated[str, Field(pattern=CONFIG_ID_PATTERN)]
+
+
+class UnknownPayoutBatch(FundpoolError):
+    code = "unknown_payout_batch"
+    title = "no payout file with this batch id was taken in for the pool"
+
+
+# --- wire models -----------------------------------------------------------------------------
+
+
+def _storable(value: str) -> str:
+    if not is_storable_text(value):
+        raise ValueError("text without NUL characters or unpaired surrogates")
+    return value
+
+
+Text = Annotated[str, Field(min_length=1, max_length=TEXT_FIELD_LENGTH_MAX),
+                 AfterValidator(_storable)]
+
+
+class PaymentIn(Strict):
+    pool: ConfigId | None = Field(None, description="The pool; optional when there is one.")
+    kind: PaymentKind
+    asset: AssetCode
+    amount: Amount = Field(description="Decimal text at the asset's scale.")
+    channel: ConfigId | None = Field(None, description="The rail (a transfer's source); a "
+                                     "payout may leave it to routing.")
+    destination_channel: ConfigId | None = Field(None, description="Internal and bridge "
+                                                 "transfers only.")
+    counterparty: Text | None = None
+    reference: Text | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class ActionIn(Strict):
+    reason: Text | None = Field(None, description="Kept with the payment's event.")
+
+
+class PaymentOut(BaseModel):
+    id: str
+    pool: str
+    kind: PaymentKind
+    state: PaymentState
+    asset: str
+    amount: str
+    amount_minor: str
+    fee: str
+    fee_minor: str
+    channel: str | None
+    destination_channel: str | None
+    counterparty: str | None
+    reference: str | None
+    approval_required: bool
+    idempotency_key: str | None
+    metadata: dict[str, str]
+    created_at: str
+    updated_at: str
+    version: int = Field(description="How many events the payment has.")
+
+
+class PaymentEventOut(BaseModel):
+    seq: int
+    action: Action
+    from_: PaymentState | None = Field(alias="from", description="Null for the creation.")
+    to: PaymentState
+    at: str
+    entries: list[str] = Field(description="Ids of the ledger entries the step posted.")
+    reason: str | None
+
+
+class PaymentDetailOut(PaymentOut):
+    events: list[PaymentEventOut]
+
+
+class RowErrorOut(BaseModel):
+    column: str | None = Field(description="Null: the row as a whole.")
+    code: str
+    message: str
+    cause: str | None = Field(description="The domain error under it, e.g. "
+                              "`too_many_decimals` under `bad_amount`.")
+
+
+class PayoutRowOut(BaseModel):
+    line: int = Field(description="1-based line of the file (the header is line 1).")
+    ok: bool
+    errors: list[RowErrorOut]
+    payment_id: str | None = Field(description="The row's payout (made now or by an earlier "
+                                   "upload of the same reference).")
+    state: PaymentState | None
+    error: str | None = Field(description="Why a valid row's payout was not made, or stopped "
+                              "(e.g. `no_eligible_channel`, `insufficient_liquidity`).")
+
+
+class BatchProgressOut(BaseModel):
+    batch_id: str
+    pool: str
+    total: int
+    finished: int = Field(description="Settled, or in a final state.")
+    done: bool
+    by_state: dict[str, int]
+
+
+class PayoutBatchOut(BaseModel):
+    batch_id: str = Field(description="The first 16 hex digits of the file's SHA-256.")
+    pool: str
+    sha256: str
+    dry_run: bool
+    all_or_nothing: bool
+    row_count: int
+    valid_count: int
+    invalid_count: int
+    rows: list[PayoutRowOut]
+    payment_ids: list[str]
+    progress: BatchProgressOut | None = Field(description="Null on a dry run.")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _asset(api: Api, code: str) -> Asset:
+    asset = api.assets().get(code) or api.assets(fresh=True).get(code)
+    if asset is None:
+        raise UnknownAsset(asset=code)
+    return asset
+
+
+def _doc(api: Api, payment: Payment) -> dict[str, object]:
+    return payment_doc(payment, api.assets().get(payment.asset))
+
+
+def _find(api: Api, payment_id: str) -> Payment:
+    with store_errors():
+        payment = payment_store(api.store).payment(payment_id)
+    if payment is None:
+        raise UnknownPayment(payment_id=payment_id)
+    return payment
+
+
+def _idempotent(request: Request, key: str | None, body: object,
+                run: Callable[[], dict[str, object]]) -> JSONResponse:
+    """`run` once per (caller, key): the API's kept responses (idempotency.py)."""
+    api = api_of(request)
+    principal = principal_of(request)
+
+    def respond() -> JSONResponse:
+        return JSONResponse(run())
+
+    with store_errors():
+        return run_idempotent(api.idempotency, f"{principal.kind}:{principal.id}", key,
+                              request_hash("POST", request.url.path, body),
+                              api.clock.now_us(), respond)
+
+
+def _act(request: Request, payment_id: str, action: Action, body: ActionIn | None,
+         key: str | None) -> JSONResponse:
+    api = api_of(request)
+    reason = None if body is None else body.reason
+
+    def run() -> dict[str, object]:
+        service = api.payments(_find(api, payment_id).pool)
+        with store_errors():
+            return _doc(api, service.act(Step(payment_id, action, reason=reason)))
+
+    return _idempotent(request, key, {"reason": reason}, run)
+
+
+# --- payout files ----------------------------------------------------------------------------
+# Declared before `/{payment_id}`: `batches` is not a payment id.
+
+
+def _dispatcher(api: Api, pool: PoolConfig) -> Dispatcher:
+    """Intake as `fundpool payment batch` does it: the pool's rails (simulated; this process
+    never sends on them) and the learning router over them. Approved payouts wait for a
+    dispatcher to send them, as after the CLI's `batch` without `--wait`."""
+    seed = secrets.randbits(32)
+    rails = simulated_rails(api.config, pool, seed=seed, instance=format(api.clock.now_us(), "x"))
+    return Dispatcher(api.payments(pool.id), rails, payout_router(api.config, rails, seed=seed),
+                      api.clock, system_ids())
+
+
+def _keep_manifest(api: Api, pool: str, batch_id: str, payment_ids: list[str]) -> None:
+    """Which payments the file's rows are, kept as the file's response in the API's response
+    store (no table of its own): its rows are keyed by reference only, so the payments cannot
+    be found again from the file's digest. A later upload of the same file replaces it."""
+    caller = BATCH_CALLER_PREFIX + pool
+    body = orjson.dumps({"payment_ids": payment_ids})
+    with store_errors():
+        api.idempotency.keep(caller, batch_id, 201, body, api.clock.now_us())
+
+
+def _find_manifest(api: Api, pool: str, batch_id: str) -> list[str]:
+    caller = BATCH_CALLER_PREFIX + pool
+    with store_errors():
+        found = api.idempotency.find(caller, batch_id)
+    if found is None or found.state != "done" or found.body is None:
+        raise UnknownPayoutBatch(batch_id=batch_id, pool=pool)
+    ids: list[str] = orjson.loads(found.body)["payment_ids"]
+    return ids
+
+
+def _progress(api: Api, pool: str, batch_id: str, ids: list[str]) -> dict[str, object]:
+    with store_errors():
+        done = progress(api.payments(pool), ids)
+    return {"batch_id": batch_id, "pool": pool, **progress_doc(done)}
+
+
+def _refuse_file(payouts: PayoutFile) -> PayoutFileHasErrors:
+    bad = [row for row in payouts.rows if not row.ok]
+    return PayoutFileHasErrors(
+        f"{len(bad)} rows have errors; nothing was created",
+        invalid_rows=len(bad), first_line=bad[0].line,
+        rows=[row.to_dict() for row in bad[:ROW_ERRORS_IN_PROBLEM_MAX]])
+
+
+def _take_in(api: Api, data: bytes, pool_id: str | None, dry_run: bool,
+             all_or_nothing: bool) -> tuple[dict[str, object], int]:
+    pool = api.pool(pool_id)
+    payouts = parse_payout_csv(data, api.config, pool, bytes_max=api.settings.upload_max_bytes)
+    batch_id = payouts.sha256[:BATCH_ID_HEX_CHARS]
+    if all_or_nothing and payouts.invalid_count:
+        raise _refuse_file(payouts)
+    results: dict[int, dict[str, object]] = {}
+    payment_ids: list[str] = []
+    if not dry_run:
+        valid = [row for row in payouts.rows if row.ok]
+        try:
+            with store_errors():
+                result = submit_payout_file(_dispatcher(api, pool), payouts,
+                                            all_or_nothing=all_or_nothing)
+        except IntakeRefused as error:
+            item = error.facts.get("item")
+            line = valid[item].line if isinstance(item, int) and item < len(valid) else None
+            raise IntakeRefused(error.detail, **error.facts, line=line) from None
+        results = {row.line: {"payment_id": row.payment_id, "state": row.state,
+                              "error": row.error} for row in result.rows}
+        payment_ids = result.payment_ids
+        _keep_manifest(api, pool.id, batch_id, payment_ids)
+    empty: dict[str, object] = {"payment_id": None, "state": None, "error": None}
+    rows = [{**row.to_dict(), **results.get(row.line, empty)} for row in payouts.rows]
+    report = payouts.report()
+    doc: dict[str, object] = {
+        "batch_id": batch_id, "pool": pool.id, "sha256": payouts.sha256, "dry_run": dry_run,
+        "all_or_nothing": all_or_nothing, "row_count": report["row_count"],
+        "valid_count": report["valid_count"], "invalid_count": report["invalid_count"],
+        "rows": rows, "payment_ids": payment_ids,
+        "progress": None if dry_run else _progress(api, pool.id, batch_id, payment_ids),
+    }
+    return doc, 200 if dry_run else 201
+
+
+_CSV_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    CSV_MEDIA_TYPE: {"schema": {"type": "string", "description": (
+        "A header row naming `payee`, `account` (or `address`), `amount`, `asset`, "
+        "`reference` and optionally `channel`, then one payout per row. UTF-8 (or UTF-16 "
+        "with a byte order mark); at most `upload_max_bytes` bytes and 10,000 rows.")}}}}}
+_UPLOAD_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    **PROBLEMS,
+    415: {"description": "The body is not `text/csv`.", "model": Problem,
+          "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+}
+
+
+@router.post("/batches", status_code=201, response_model=PayoutBatchOut,
+             openapi_extra={**needs(P.PAYMENTS_CREATE), **_CSV_BODY},
+             responses=_UPLOAD_PROBLEMS)
+async def upload_payouts(
+    request: Request, response: Response,
+    pool: PoolQuery = None,
+    dry_run: Annotated[bool, Query(description="Check the file and report; create "
+                                   "nothing (200).")] = False,
+    all_or_nothing: Annotated[bool, Query(description="Create nothing unless every row is "
+                                          "valid and every payout can be routed and "
+                                          "approved.")] = False,
+    idempotency_key: IdempotencyHeader = None,
+) -> dict[str, object]:
+    """Batch payouts from a CSV file (the raw body), as `fundpool payment batch` takes them in:
+    every row is checked (each error with its column and a stable code), and the valid rows'
+    payouts are created, screened, routed and approved (or left pending approval) in one
+    go. Rows with errors are reported and skipped, unless `all_or_nothing`.
+
+    Retrying is safe without a key: each row is keyed by its reference in the domain, so an
+    upload of the same file (or of a corrected one) never creates a row's payout twice, and
+    a row changed after its payout was made is that row's `idempotency_conflict`. The
+    `Idempotency-Key` header is checked for form only.
+
+    `batch_id` is the first 16 hex digits of the file's SHA-256: the same file gives the same
+    id. `GET /payments/batches/{batch_id}` follows its payouts."""
+    check_key(idempotency_key)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != CSV_MEDIA_TYPE:
+        raise HTTPException(415, f"send the payout file as {CSV_MEDIA_TYPE}")
+    data = await request.body()
+    doc, status = await run_in_threadpool(_take_in, api_of(request), data, pool, dry_run,
+                                          all_or_nothing)
+    response.status_code = status
+    return doc
+
+
+@router.get("/batches/{batch_id}", response_model=BatchProgressOut,
+            openapi_extra=needs(P.PAYMENTS_READ), responses=PROBLEMS)
+def get_payout_batch(batch_id: BatchPath, request: Request,
+                     pool: PoolQuery = None) -> dict[str, object]:
+    """How far an uploaded file's payouts are: counts by state of the payments its rows made
+    (at its last upload), and how many are settled or final."""
+    api = api_of(request)
+    pool_id = api.pool(pool).id
+    return _progress(api, pool_id, batch_id, _find_manifest(api, pool_id, batch_id))
+
+
+# --- payments --------------------------------------------------------------------------------
+
+
+@router.post("", status_code=201, response_model=PaymentOut,
+             openapi_extra=needs(P.PAYMENTS_CREATE), responses=PROBLEMS)
+def create_payment(body: PaymentIn, request: Request, response: Response,
+                   idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+    """Create a payment (state `initiated`). With `Idempotency-Key`, a retry of the same
+    request answers 200 with the payment as it now stands."""
+    api = api_of(request)
+    key = check_key(idempotency_key)
+    service: PaymentService = api.payments(body.pool)
+    asset = _asset(api, body.asset)
+    payment_request = PaymentRequest(
+        kind=body.kind, asset=asset.code, amount_minor=asset.parse(body.amount),
+        channel=body.channel, destination_channel=body.destination_channel,
+        counterparty=body.counterparty, reference=body.reference, metadata=body.metadata)
+    # Created in a session of its own, so that whether the key was seen before is known
+    # inside the same transaction that created (or found) the payment.
+    with store_errors(), service.session() as session:
+        (outcome,) = session.create([(payment_request, key)])
+        if isinstance(outcome, FundpoolError):
+            raise outcome
+        replayed = outcome.id not in session.created
+    if replayed:
+        # The payment as it stands now (read in that transaction), not as it was created.
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return _doc(api, outcome)
+
+
+@router.get("", response_model=Page[PaymentOut], openapi_extra=needs(P.PAYMENTS_READ),
+            responses=PROBLEMS)
+def list_payments(
+    request: Request,
+    pool: PoolQuery = None,
+    state: Annotated[PaymentState | None, Query()] = None,
+    kind: Annotated[PaymentKind | None, Query()] = None,
+    asset: AssetQuery = None,
+    channel: ChannelQuery = None,
+    limit: LimitQuery = 100,
+    cursor: CursorQuery = None,
+) -> dict[str, object]:
+    """A pool's payments, newest first, a page at a time."""
+    api = api_of(request)
+    service = api.payments(pool)
+    filters = {"pool": service.pool_id, "state": None if state is None else str(state),
+               "kind": None if kind is None else str(kind), "asset": asset, "channel": channel}
+    after = read_cursor(cursor, "payments", filters)
+    if after is not None and not isinstance(after, str):
+        raise InvalidCursor("the cursor is not valid")
+    with store_errors():
+        # One more than the page, to know whether another follows (the store reads at most
+        # LIST_LIMIT_MAX: a full read of that many may be followed by an empty last page).
+        found = service.list(state=state, kind=kind, asset=asset, channel=channel,
+                             limit=limit + 1, after_id=after)
+    page = found[:limit]
+    more = len(found) > limit or len(found) >= LIST_LIMIT_MAX
+    return {"data": [_doc(api, p) for p in page],
+            "next_cursor": make_cursor("payments", filters, page[-1].id) if more and page
+            else None}
+
+
+@router.get("/{payment_id}", response_model=PaymentDetailOut,
+            openapi_extra=needs(P.PAYMENTS_READ), responses=PROBLEMS)
+def get_payment(payment_id: PaymentPath, request: Request) -> dict[str, object]:
+    """A payment and its timeline, with the ledger entries each step posted."""
+    api = api_of(request)
+    payment = _find(api, payment_id)
+    with store_errors():
+        events = payment_store(api.store).events(payment_id)
+    return {**_doc(api, payment), "events": [event_doc(e) for e in events]}
+
+
+@router.get("/{payment_id}/events", response_model=list[PaymentEventOut],
+            openapi_extra=needs(P.PAYMENTS_READ), responses=PROBLEMS)
+def get_payment_events(payment_id: PaymentPath, request: Request) -> list[dict[str, object]]:
+    """The payment's timeline, oldest first."""
+    api = api_of(request)
+    _find(api, payment_id)
+    with store_errors():
+        return [event_doc(e) for e in payment_store(api.store).events(payment_id)]
+
+
+@router.post("/{payment_id}/cancel", response_model=PaymentOut,
+             openapi_extra=needs(P.PAYMENTS_CANCEL), responses=PROBLEMS)
+def cancel_payment(payment_id: PaymentPath, request: Request, body: ActionIn | None = None,
+                   idempotency_key: IdempotencyHeader = None) -> JSONResponse:
+    """Cancel a payment before it is submitted (an approved one's funds are released)."""
+    return _act(request, payment_id, Action.CANCEL, body, idempotency_key)
+
+
+@router.post("/{payment_id}/approve", response_model=PaymentOut,
+             openapi_extra=needs(P.PAYMENTS_APPROVE), responses=PROBLEMS)
+def approve_payment(payment_id: PaymentPath, request: Request, body: ActionIn | None = None,
+                    idempotency_key: IdempotencyHeader = None) -> JSONResponse:
+    """Approve a routed payment: its amount and fee are locked on its rail's account, and a
+    dispatcher sends it."""
+    return _act(request, payment_id, Action.APPROVE, body, idempotency_key)
+
+
+@router.post("/{payment_id}/reject", response_model=PaymentOut,
+             openapi_extra=needs(P.PAYMENTS_REVIEW), responses=PROBLEMS)
+def reject_payment(payment_id: PaymentPath, request: Request, body: ActionIn | None = None,
+                   idempotency_key: IdempotencyHeader = None) -> JSONResponse:
+    """Reject a payment before any funds are locked for it."""
+    return _act(request, payment_id, Action.REJECT, body, idempotency_key)
+
+
+@router.post("/{payment_id}/hold", response_model=PaymentOut,
+             openapi_extra=needs(P.PAYMENTS_REVIEW), responses=PROBLEMS)
+def hold_payment(payment_id: PaymentPath, request: Request, body: ActionIn | None = None,
+                 idempotency_key: IdempotencyHeader = None) -> JSONResponse:
+    """Hold a new or screened payment for review."""
+    return _act(request, payment_id, Action.HOLD, body, idempotency_key)
+
+
+@router.post("/{payment_id}/release", response_model=PaymentOut,
+             openapi_extra=needs(P.PAYMENTS_REVIEW), responses=PROBLEMS)
+def release_payment(payment_id: PaymentPath, request: Request, body: ActionIn | None = None,
+                    idempotency_key: IdempotencyHeader = None) -> JSONResponse:
+    """Release a held payment back to `screened`."""
+    return _act(request, payment_id, Action.RELEASE, body, idempotency_key)

@@ -1,0 +1,359 @@
+"""`/v1/payments` through the app `fundpool serve` runs: creation with idempotency, lists and
+their cursors, the review and approval actions with their permissions, and payout files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fundpool.auth.roles import Role
+from tests.server.api_helpers import Server, assert_problem, running_server
+
+PAYOUT = {"kind": "payout", "asset": "USD", "amount": "12.50", "counterparty": "Bob"}
+CSV = {"Content-Type": "text/csv"}
+# Line 5 needs an approver (USD 10,000 and up); line 6 has a formula and too many decimals.
+PAYOUTS = b"""payee,account,amount,asset,reference,channel
+Alice,DE89370400440532013000,120.50,EUR,inv-1,
+Bob,GB29NWBK60161331926819,99.00,EUR,inv-2,sepa
+Carol,US-ACCT-1,250.00,USD,inv-3,rtp
+Dora,US-ACCT-2,25000.00,USD,inv-4,
+=HYPERLINK("x"),ACC,1.005,USD,inv-5,
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    with running_server(tmp_path / "data", upload_max_bytes=4_096) as running:
+        for channel, asset in (("sepa", "EUR"), ("rtp", "USD"), ("bank-a", "USD")):
+            running.fund(channel, asset, "50000.00")
+        yield running
+
+
+def create(server: Server, body: dict[str, Any] | None = None, key: str | None = None,
+           status: int = 201) -> dict[str, Any]:
+    headers = dict(server.admin) if key is None else {**server.admin, "Idempotency-Key": key}
+    response = server.client.post("/v1/payments", headers=headers, json=body or PAYOUT)
+    assert response.status_code == status, response.text
+    doc: dict[str, Any] = response.json()
+    return doc
+
+
+def upload(server: Server, data: bytes, status: int = 201, **params: Any) -> dict[str, Any]:
+    response = server.client.post("/v1/payments/batches", headers={**server.admin, **CSV},
+                                  content=data, params=params)
+    assert response.status_code == status, response.text
+    doc: dict[str, Any] = response.json()
+    return doc
+
+
+# --- creation --------------------------------------------------------------------------------
+
+
+def test_a_payment_is_created_with_amounts_as_decimal_text(server: Server) -> None:
+    doc = create(server, {**PAYOUT, "reference": "inv-9", "metadata": {"order": "42"}})
+    assert doc["state"] == "initiated"
+    assert doc["pool"] == "main"
+    assert (doc["amount"], doc["amount_minor"]) == ("12.50", "1250")
+    assert (doc["fee"], doc["fee_minor"]) == ("0.00", "0")
+    assert doc["metadata"] == {"order": "42"}
+    assert doc["version"] == 1
+
+
+def test_a_retry_with_the_key_replays_and_another_body_conflicts(server: Server) -> None:
+    first = create(server, key="pay-1")
+    headers = {**server.admin, "Idempotency-Key": "pay-1"}
+    again = server.client.post("/v1/payments", headers=headers, json=PAYOUT)
+    assert again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first
+    other = server.client.post("/v1/payments", headers=headers, json={**PAYOUT, "amount": "13"})
+    problem = assert_problem(other, 409, "idempotency_conflict")
+    assert problem["facts"]["payment_id"] == first["id"]
+    listed = server.get("/v1/payments")["data"]
+    assert [p["id"] for p in listed] == [first["id"]]
+
+
+def test_a_replay_answers_the_payment_as_it_stands(server: Server) -> None:
+    first = create(server, key="pay-2")
+    server.client.post(f"/v1/payments/{first['id']}/cancel", headers=server.admin)
+    again = create(server, key="pay-2", status=200)
+    assert (again["id"], again["state"]) == (first["id"], "cancelled")
+
+
+def test_a_bad_request_body_is_refused_with_its_code(server: Server) -> None:
+    post = server.client.post
+    assert_problem(post("/v1/payments", headers=server.admin, json={**PAYOUT, "colour": "red"}),
+                   422, "invalid_request")
+    assert_problem(post("/v1/payments", headers=server.admin, json={**PAYOUT, "amount": 12.5}),
+                   422, "invalid_request")
+    assert_problem(post("/v1/payments", headers=server.admin,
+                        json={**PAYOUT, "counterparty": "a\x00b"}), 422, "invalid_request")
+    assert_problem(post("/v1/payments", headers=server.admin, json={**PAYOUT, "amount": "1.005"}),
+                   400, "too_many_decimals")
+    assert_problem(post("/v1/payments", headers=server.admin, json={**PAYOUT, "asset": "XYZ"}),
+                   404, "unknown_asset")
+    assert_problem(post("/v1/payments", headers=server.admin, json={**PAYOUT, "pool": "other"}),
+                   404, "unknown_pool")
+    assert_problem(post("/v1/payments", headers=server.admin,
+                        json={**PAYOUT, "channel": "book"}), 400, "invalid_payment")
+    assert_problem(post("/v1/payments", headers={**server.admin, "Idempotency-Key": "a b"},
+                        json=PAYOUT), 400, "invalid_idempotency_key")
+    assert server.get("/v1/payments")["data"] == []
+
+
+def test_creating_needs_the_permission(server: Server) -> None:
+    viewer = server.as_role(Role.VIEWER)
+    assert_problem(server.client.post("/v1/payments", headers=viewer, json=PAYOUT),
+                   403, "forbidden")
+    cashier = server.as_role(Role.CASHIER)
+    assert server.client.post("/v1/payments", headers=cashier, json=PAYOUT).status_code == 201
+    assert_problem(server.client.post("/v1/payments", json=PAYOUT), 401, "unauthenticated")
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+def test_a_payment_reads_with_its_timeline(server: Server) -> None:
+    payment = create(server)
+    server.client.post(f"/v1/payments/{payment['id']}/hold", headers=server.admin,
+                       json={"reason": "check the payee"})
+    doc = server.get(f"/v1/payments/{payment['id']}")
+    assert doc["state"] == "held"
+    assert [(e["action"], e["from"], e["to"]) for e in doc["events"]] == [
+        ("create", None, "initiated"), ("hold", "initiated", "held")]
+    assert doc["events"][1]["reason"] == "check the payee"
+    assert server.get(f"/v1/payments/{payment['id']}/events") == doc["events"]
+
+
+def test_an_unknown_payment_is_a_404_problem(server: Server) -> None:
+    for path in ("/v1/payments/nope", "/v1/payments/nope/events"):
+        problem = assert_problem(server.client.get(path, headers=server.admin), 404,
+                                 "unknown_payment")
+        assert problem["facts"] == {"payment_id": "nope"}
+    assert_problem(server.client.post("/v1/payments/nope/cancel", headers=server.admin),
+                   404, "unknown_payment")
+
+
+def test_lists_filter_and_page_without_gaps_or_duplicates(server: Server) -> None:
+    made = [create(server, {**PAYOUT, "amount": f"{n}.00"})["id"] for n in range(1, 8)]
+    made.append(create(server, {"kind": "deposit", "asset": "USD", "amount": "5.00",
+                                "channel": "card-acq"})["id"])
+    made.append(create(server, {"kind": "payout", "asset": "EUR", "amount": "5.00"})["id"])
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 4, **({} if cursor is None else {"cursor": cursor})}
+        page = server.get("/v1/payments", **params)
+        seen += [p["id"] for p in page["data"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert seen == sorted(made, reverse=True)  # newest first: ids are time-ordered
+    assert [p["id"] for p in server.get("/v1/payments", kind="deposit")["data"]] == [made[7]]
+    assert [p["id"] for p in server.get("/v1/payments", asset="EUR")["data"]] == [made[8]]
+    assert [p["id"] for p in server.get("/v1/payments", channel="card-acq")["data"]] == [
+        made[7]]
+    server.client.post(f"/v1/payments/{made[0]}/cancel", headers=server.admin)
+    assert [p["id"] for p in server.get("/v1/payments", state="cancelled")["data"]] == [made[0]]
+    filtered = server.get("/v1/payments", kind="payout", asset="USD", limit=5)
+    rest = server.get("/v1/payments", kind="payout", asset="USD", limit=5,
+                      cursor=filtered["next_cursor"])
+    assert [p["id"] for p in filtered["data"] + rest["data"]] == sorted(made[:7], reverse=True)
+    assert rest["next_cursor"] is None
+
+
+def test_a_bad_cursor_is_refused(server: Server) -> None:
+    for _ in range(3):
+        create(server)
+    page = server.get("/v1/payments", limit=2)
+    get = server.client.get
+    assert_problem(get("/v1/payments", headers=server.admin, params={"cursor": "not-a-cursor"}),
+                   400, "invalid_cursor")
+    # A cursor is good only for the list and filters it was made for.
+    assert_problem(get("/v1/payments", headers=server.admin,
+                       params={"cursor": page["next_cursor"], "kind": "deposit"}),
+                   400, "invalid_cursor")
+    assert_problem(get("/v1/channels/decisions", headers=server.admin,
+                       params={"cursor": page["next_cursor"]}), 400, "invalid_cursor")
+    assert_problem(get("/v1/payments", headers=server.admin, params={"state": "lost"}),
+                   422, "invalid_request")
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+def test_cancel_and_an_illegal_transition(server: Server) -> None:
+    payment = create(server)
+    path = f"/v1/payments/{payment['id']}/cancel"
+    cancelled = server.client.post(path, headers=server.admin, json={"reason": "duplicate"})
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["state"] == "cancelled"
+    again = assert_problem(server.client.post(path, headers=server.admin), 409,
+                           "illegal_transition")
+    assert again["facts"]["state"] == "cancelled"
+    assert_problem(server.client.post(path, headers=server.admin, json={"note": "x"}),
+                   422, "invalid_request")
+
+
+def test_actions_are_idempotent_per_caller_with_a_key(server: Server) -> None:
+    payment = create(server)
+    headers = {**server.admin, "Idempotency-Key": "hold-1"}
+    path = f"/v1/payments/{payment['id']}"
+    first = server.client.post(f"{path}/hold", headers=headers, json={"reason": "look"})
+    assert first.status_code == 200
+    again = server.client.post(f"{path}/hold", headers=headers, json={"reason": "look"})
+    assert again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert_problem(server.client.post(f"{path}/release", headers=headers), 409,
+                   "idempotency_conflict")
+    assert len(server.get(f"{path}/events")) == 2  # the replay did nothing
+
+
+def test_review_moves_hold_release_and_reject(server: Server) -> None:
+    risk = server.as_role(Role.RISK)
+    payment = create(server)
+    path = f"/v1/payments/{payment['id']}"
+    for action, state in (("hold", "held"), ("release", "screened"), ("reject", "rejected")):
+        response = server.client.post(f"{path}/{action}", headers=risk)
+        assert response.status_code == 200, response.text
+        assert response.json()["state"] == state
+    cashier = server.as_role(Role.CASHIER)
+    assert_problem(server.client.post(f"{path}/hold", headers=cashier), 403, "forbidden")
+
+
+def test_approving_needs_the_approver_permission(server: Server) -> None:
+    doc = upload(server, PAYOUTS)
+    waiting = next(row for row in doc["rows"] if row["line"] == 5)
+    assert waiting["state"] == "pending_approval"
+    path = f"/v1/payments/{waiting['payment_id']}/approve"
+    for role in (Role.VIEWER, Role.CASHIER, Role.RISK):
+        problem = assert_problem(server.client.post(path, headers=server.as_role(role)),
+                                 403, "forbidden")
+        assert problem["facts"]["permission"] == "payments:approve"
+    approved = server.client.post(path, headers=server.as_role(Role.APPROVER))
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["state"] == "approved"
+    events = server.get(f"/v1/payments/{waiting['payment_id']}/events")
+    assert events[-1]["action"] == "approve"
+    assert events[-1]["entries"]  # the funds were locked by a ledger entry
+    assert_problem(server.client.post(path, headers=server.as_role(Role.APPROVER)),
+                   409, "illegal_transition")
+    fresh = create(server)
+    assert_problem(server.client.post(f"/v1/payments/{fresh['id']}/approve",
+                                      headers=server.admin), 409, "illegal_transition")
+
+
+# --- payout files ----------------------------------------------------------------------------
+
+
+def test_a_payout_file_creates_its_valid_rows_once(server: Server) -> None:
+    doc = upload(server, PAYOUTS)
+    assert (doc["row_count"], doc["valid_count"], doc["invalid_count"]) == (5, 4, 1)
+    assert doc["dry_run"] is False
+    assert len(doc["batch_id"]) == 16
+    assert doc["sha256"].startswith(doc["batch_id"])
+    rows = {row["line"]: row for row in doc["rows"]}
+    assert [rows[line]["state"] for line in (2, 3, 4, 5)] == [
+        "approved", "approved", "approved", "pending_approval"]
+    assert [(e["column"], e["code"]) for e in rows[6]["errors"]] == [
+        ("payee", "formula_injection"), ("amount", "bad_amount")]
+    assert rows[6]["payment_id"] is None
+    assert doc["payment_ids"] == [rows[line]["payment_id"] for line in (2, 3, 4, 5)]
+    assert doc["progress"]["by_state"] == {"approved": 3, "pending_approval": 1}
+    payout = server.get(f"/v1/payments/{rows[4]['payment_id']}")
+    assert (payout["channel"], payout["reference"], payout["amount"]) == ("rtp", "inv-3",
+                                                                          "250.00")
+    # The rows are keyed by reference: the same file again creates nothing new.
+    again = upload(server, PAYOUTS)
+    assert again["payment_ids"] == doc["payment_ids"]
+    assert again["batch_id"] == doc["batch_id"]
+    assert len(server.get("/v1/payments")["data"]) == 4
+
+
+def test_a_payout_file_reports_its_progress(server: Server) -> None:
+    doc = upload(server, PAYOUTS)
+    progress = server.get(f"/v1/payments/batches/{doc['batch_id']}")
+    assert progress == {"batch_id": doc["batch_id"], "pool": "main", "total": 4,
+                        "finished": 0, "done": False,
+                        "by_state": {"approved": 3, "pending_approval": 1}}
+    waiting = doc["payment_ids"][3]
+    server.client.post(f"/v1/payments/{waiting}/cancel", headers=server.admin)
+    progress = server.get(f"/v1/payments/batches/{doc['batch_id']}")
+    assert (progress["finished"], progress["by_state"]) == (1, {"approved": 3, "cancelled": 1})
+    assert_problem(server.client.get("/v1/payments/batches/0123456789abcdef",
+                                     headers=server.admin), 404, "unknown_payout_batch")
+
+
+def test_a_dry_run_checks_and_creates_nothing(server: Server) -> None:
+    doc = upload(server, PAYOUTS, status=200, dry_run="true")
+    assert doc["dry_run"] is True
+    assert (doc["valid_count"], doc["invalid_count"]) == (4, 1)
+    assert doc["payment_ids"] == []
+    assert doc["progress"] is None
+    assert all(row["payment_id"] is None for row in doc["rows"])
+    assert server.get("/v1/payments")["data"] == []
+    assert_problem(server.client.get(f"/v1/payments/batches/{doc['batch_id']}",
+                                     headers=server.admin), 404, "unknown_payout_batch")
+
+
+def test_all_or_nothing_refuses_a_file_with_a_bad_row(server: Server) -> None:
+    response = server.client.post("/v1/payments/batches", headers={**server.admin, **CSV},
+                                  content=PAYOUTS, params={"all_or_nothing": "true"})
+    problem = assert_problem(response, 400, "payout_file_has_errors")
+    assert problem["facts"]["first_line"] == 6
+    assert [row["line"] for row in problem["facts"]["rows"]] == [6]
+    assert server.get("/v1/payments")["data"] == []
+    good = b"\n".join(PAYOUTS.splitlines()[:5]) + b"\n"
+    doc = upload(server, good, all_or_nothing="true")
+    assert len(doc["payment_ids"]) == 4
+
+
+def test_a_file_that_cannot_be_read_is_refused(server: Server) -> None:
+    post = server.client.post
+    too_large = PAYOUTS + b"Eve,ACC,1.00,USD,inv-x,\n" * 200
+    assert len(too_large) > 4_096
+    assert_problem(post("/v1/payments/batches", headers={**server.admin, **CSV},
+                        content=too_large), 413, "payload_too_large")
+    assert_problem(post("/v1/payments/batches", headers={**server.admin, **CSV},
+                        content=b"name,amount\nx,1\n"), 400, "csv_bad_header")
+    assert_problem(post("/v1/payments/batches", headers={**server.admin, **CSV},
+                        content=b"payee,account\x00"), 400, "csv_nul_byte")
+    assert_problem(post("/v1/payments/batches", headers={**server.admin,
+                                                          "Content-Type": "application/json"},
+                        content=PAYOUTS), 415, "unsupported_media_type")
+    assert_problem(post("/v1/payments/batches",
+                        headers={**server.admin, **CSV, "Idempotency-Key": "a b"},
+                        content=PAYOUTS), 400, "invalid_idempotency_key")
+    assert_problem(post("/v1/payments/batches", headers={**server.as_role(Role.APPROVER), **CSV},
+                        content=PAYOUTS), 403, "forbidden")
+    assert server.get("/v1/payments")["data"] == []
+
+
+def test_the_openapi_document_declares_each_route(server: Server) -> None:
+    spec = server.client.get("/openapi.json").json()
+    permissions = {
+        ("post", "/v1/payments"): "payments:create",
+        ("get", "/v1/payments"): "payments:read",
+        ("get", "/v1/payments/{payment_id}"): "payments:read",
+        ("get", "/v1/payments/{payment_id}/events"): "payments:read",
+        ("post", "/v1/payments/{payment_id}/cancel"): "payments:cancel",
+        ("post", "/v1/payments/{payment_id}/approve"): "payments:approve",
+        ("post", "/v1/payments/{payment_id}/reject"): "payments:review",
+        ("post", "/v1/payments/{payment_id}/hold"): "payments:review",
+        ("post", "/v1/payments/{payment_id}/release"): "payments:review",
+        ("post", "/v1/payments/batches"): "payments:create",
+        ("get", "/v1/payments/batches/{batch_id}"): "payments:read",
+    }
+    for (method, path), permission in permissions.items():
+        assert spec["paths"][path][method]["x-permission"] == permission, (method, path)
+    upload_body = spec["paths"]["/v1/payments/batches"]["post"]["requestBody"]
+    assert list(upload_body["content"]) == ["text/csv"]
+    event = spec["components"]["schemas"]["PaymentEventOut"]
+    assert "from" in event["properties"]

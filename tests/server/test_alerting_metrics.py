@@ -18,8 +18,8 @@ from fundpool.monitoring.alerts import AlertEngine, AlertRules
 from fundpool.monitoring.kpis import KpiContext, compute_kpis
 from fundpool.monitoring.service import Monitor
 from fundpool.pool.config import load_config
-from fundpool.server import create_app
 from fundpool.server.alerting import alert_source, kpi_source
+from fundpool.server.app import create_app
 from fundpool.sim.traffic import Simulation
 from fundpool.stores.sqlite import SqliteStore
 

@@ -35,7 +35,8 @@ from fundpool.monitoring.service import Monitor
 from fundpool.payments.model import PaymentState
 from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
 from fundpool.pool.view import PoolView, pool_view
-from fundpool.server import Scrape, create_app
+from fundpool.server.app import create_app
+from fundpool.server.metrics import Scrape
 from fundpool.sim.traffic import Simulation
 from fundpool.stores import payment_store
 from fundpool.stores.projection_sql import ProjectionStore

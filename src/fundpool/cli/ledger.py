@@ -9,6 +9,10 @@ any JSON reader.
 A domain error prints `error[<code>]: <detail>` and its facts on stderr (with `--json`: the
 error's `to_dict()` on stdout) and exits with 2, as typer does for bad usage. `verify` and
 `rebuild` exit with 1 when they find a problem.
+
+With `--url` (or $FUNDPOOL_URL) and `--api-key`, the money-moving and reading commands
+(transfer, pending, post, void, reverse, balance, history, verify) act on a fundpool server
+through its API instead of a store, and print the same (cli/remote.py).
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import structlog
@@ -52,6 +56,9 @@ from fundpool.ledger.service import Ledger
 from fundpool.ledger.verify import BalanceDifference, VerifyReport, rebuild, verify
 from fundpool.runtime import SystemClock, system_ids
 from fundpool.stores import driver_errors, open_store
+
+if TYPE_CHECKING:
+    from fundpool.cli.remote import Remote
 
 app = typer.Typer(
     name="ledger",
@@ -90,6 +97,24 @@ MetaOption = Annotated[
     list[str] | None,
     typer.Option("--meta", help="Metadata as KEY=VALUE; repeat for several.", show_default=False),
 ]
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="FUNDPOOL_URL",
+        help="Act on the fundpool server at this URL (its API) instead of a store.",
+        show_default=False,
+    ),
+]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="FUNDPOOL_API_KEY",
+        help="API key (fpk_...) or session token for --url.",
+        show_default=False,
+    ),
+]
 
 
 # --- the store, errors and output ------------------------------------------------------------
@@ -118,14 +143,18 @@ class Session:
         return asset
 
     def emit(self, document: Mapping[str, object], human: Any = None) -> None:
-        """Print `document` as JSON with --json, else the rich renderable(s) `human`."""
-        if self.json:
-            emit_json(document)
-            return
-        console = stdout_console()
-        for renderable in human if isinstance(human, list) else [human]:
-            if renderable is not None:
-                console.print(renderable)
+        emit(document, human, self.json)
+
+
+def emit(document: Mapping[str, object], human: Any, as_json: bool) -> None:
+    """Print `document` as JSON with --json, else the rich renderable(s) `human`."""
+    if as_json:
+        emit_json(document)
+        return
+    console = stdout_console()
+    for renderable in human if isinstance(human, list) else [human]:
+        if renderable is not None:
+            console.print(renderable)
 
 
 class _Stderr:
@@ -192,6 +221,15 @@ def session(
             raise
         report_error(StoreError(reason=f"{type(error).__name__}: {error}"), as_json)
         raise typer.Exit(2) from None
+
+
+def remote_session(
+    url: str, api_key: str | None, as_json: bool, data_dir: Path | None, db_url: str | None
+) -> AbstractContextManager[Remote]:
+    """The API client for one command given `--url` (imported only then)."""
+    from fundpool.cli.remote import open_remote
+
+    return open_remote(url, api_key, as_json, data_dir=data_dir, db_url=db_url)
 
 
 def describe_store(store: LedgerStore) -> str:
@@ -437,6 +475,8 @@ def transfer(
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Move funds now: one posting (--from/--to/--asset/--amount) and/or --posting ones."""
     metadata = parse_meta(meta)
@@ -455,6 +495,11 @@ def transfer(
         texts.append((parts[0], parts[1], parts[2], parts[3]))
     if not texts:
         raise typer.BadParameter("give --from/--to/--asset/--amount or at least one --posting")
+    if url is not None:
+        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
+            doc = r.transfer(texts, metadata, key)
+            r.emit(doc, entry_tables(doc, "transfer"))
+        return
     with session(data_dir, db_url, as_json) as s:
         postings = [posting_from_text(s, *text) for text in texts]
         recorded = s.ledger().transfer(postings, metadata=metadata, idempotency_key=key)
@@ -476,9 +521,16 @@ def pending(
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Reserve funds (two-phase transfer): post, void or let it expire later."""
     metadata = parse_meta(meta)
+    if url is not None:
+        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
+            doc = r.pending((source, destination, asset, amount), timeout, metadata, key)
+            r.emit(doc, entry_tables(doc, "pending transfer"))
+        return
     with session(data_dir, db_url, as_json) as s:
         reserved = posting_from_text(s, source, destination, asset, amount)
         recorded = s.ledger().create_pending(
@@ -499,9 +551,16 @@ def post(
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Post a pending transfer, in full or in part."""
     metadata = parse_meta(meta)
+    if url is not None:
+        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
+            doc = r.post(pending_id, amount, metadata, key)
+            r.emit(doc, entry_tables(doc, "pending transfer posted"))
+        return
     with session(data_dir, db_url, as_json) as s:
         ledger = s.ledger()
         reservation = ledger.pending(pending_id)
@@ -523,9 +582,16 @@ def void(
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Void a pending transfer: its reservation is released, nothing moves."""
     metadata = parse_meta(meta)
+    if url is not None:
+        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
+            doc = r.void(pending_id, metadata, key)
+            r.emit(doc, entry_tables(doc, "pending transfer voided"))
+        return
     with session(data_dir, db_url, as_json) as s:
         recorded = s.ledger().void_pending(pending_id, metadata=metadata, idempotency_key=key)
         doc = entry_doc(recorded, s.assets())
@@ -540,9 +606,16 @@ def reverse(
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Undo a posted transfer with a new transfer that points at it (once)."""
     metadata = parse_meta(meta)
+    if url is not None:
+        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
+            doc = r.reverse(transaction_id, metadata, key)
+            r.emit(doc, entry_tables(doc, "reversal"))
+        return
     with session(data_dir, db_url, as_json) as s:
         recorded = s.ledger().reverse(transaction_id, metadata=metadata, idempotency_key=key)
         doc = entry_doc(recorded, s.assets())
@@ -560,9 +633,16 @@ def balance(
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """An account's balances: posted, pending out, pending in and available."""
     at_us = None if at is None else parse_instant(at)
+    if url is not None:
+        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
+            doc = r.balance(address, asset, at_us)
+            r.emit(doc, balance_human(doc))
+        return
     with session(data_dir, db_url, as_json) as s:
         ledger = s.ledger()
         account = find_account(s.store, address)
@@ -588,18 +668,23 @@ def balance(
             "as_of_seq": as_of_seq,
             "balances": rows,
         }
-        when = "now" if at_us is None else f"at {iso(at_us)}"
-        heading = Text(f"{address} {when} (as of entry {as_of_seq})", style="bold")
-        table = Table()
-        table.add_column("asset")
-        for name in ("posted", "pending out", "pending in", "available"):
-            table.add_column(name, justify="right", overflow="fold")
-        for row in rows:
-            table.add_row(
-                row["asset"], row["posted"], row["pending_out"], row["pending_in"],
-                row["available"],
-            )
-        s.emit(doc, [heading, table] if rows else Text(f"{address} holds no balance {when}"))
+        s.emit(doc, balance_human(doc))
+
+
+def balance_human(doc: Mapping[str, Any]) -> list[Any] | Text:
+    """`balance`'s document as a heading and a table."""
+    address, rows = doc["address"], doc["balances"]
+    when = "now" if doc["at"] is None else f"at {doc['at']}"
+    heading = Text(f"{address} {when} (as of entry {doc['as_of_seq']})", style="bold")
+    table = Table()
+    table.add_column("asset")
+    for name in ("posted", "pending out", "pending in", "available"):
+        table.add_column(name, justify="right", overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["asset"], row["posted"], row["pending_out"], row["pending_in"], row["available"]
+        )
+    return [heading, table] if rows else Text(f"{address} holds no balance {when}")
 
 
 @app.command()
@@ -613,8 +698,15 @@ def history(
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """An account's balance changes, newest first."""
+    if url is not None:
+        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
+            doc = r.history(address, asset, limit, before)
+            r.emit(doc, history_human(doc))
+        return
     with session(data_dir, db_url, as_json) as s:
         find_account(s.store, address)
         rows = s.ledger().history(address, asset=asset, limit=limit, before_seq=before)
@@ -640,25 +732,31 @@ def history(
             "rows": docs,
             "next_before": rows[-1][1].seq if len(rows) == limit else None,
         }
-        table = Table(title=f"history of {address}", title_justify="left")
-        table.add_column("seq", justify="right")
-        table.add_column("at", no_wrap=True)
-        table.add_column("kind")
-        table.add_column("asset")
-        for name in ("posted Δ", "pending out Δ", "pending in Δ", "posted", "available"):
-            table.add_column(name, justify="right", overflow="fold")
-        table.add_column("entry", no_wrap=True)
-        for d in docs:
-            table.add_row(
-                str(d["seq"]), str(d["at"]), str(d["kind"]), str(d["asset"]),
-                _signed(str(d["posted_change"])), _signed(str(d["pending_out_change"])),
-                _signed(str(d["pending_in_change"])), str(d["posted"]), str(d["available"]),
-                str(d["entry_id"]),
-            )
-        human: list[Any] = [table if docs else Text(f"no history for {address}")]
-        if doc["next_before"] is not None:
-            human.append(Text(f"more: --before {doc['next_before']}"))
-        s.emit(doc, human)
+        s.emit(doc, history_human(doc))
+
+
+def history_human(doc: Mapping[str, Any]) -> list[Any]:
+    """`history`'s document as a table, and how to see more."""
+    address, docs = doc["address"], doc["rows"]
+    table = Table(title=f"history of {address}", title_justify="left")
+    table.add_column("seq", justify="right")
+    table.add_column("at", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("asset")
+    for name in ("posted Δ", "pending out Δ", "pending in Δ", "posted", "available"):
+        table.add_column(name, justify="right", overflow="fold")
+    table.add_column("entry", no_wrap=True)
+    for d in docs:
+        table.add_row(
+            str(d["seq"]), str(d["at"]), str(d["kind"]), str(d["asset"]),
+            _signed(str(d["posted_change"])), _signed(str(d["pending_out_change"])),
+            _signed(str(d["pending_in_change"])), str(d["posted"]), str(d["available"]),
+            str(d["entry_id"]),
+        )
+    human: list[Any] = [table if docs else Text(f"no history for {address}")]
+    if doc["next_before"] is not None:
+        human.append(Text(f"more: --before {doc['next_before']}"))
+    return human
 
 
 def _signed(text: str) -> str:
@@ -685,11 +783,22 @@ def verify_lines(report: VerifyReport) -> list[Text]:
 
 @app.command("verify")
 def verify_command(
-    data_dir: DataDirOption = None, db_url: DbUrlOption = None, as_json: JsonOption = False
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Check the hash chain, every entry's legs, and the balance and pending tables.
 
     Exit code 0 when everything agrees, 1 at the first problem (printed with its entry)."""
+    if url is not None:
+        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
+            report = r.verify()
+            r.emit(report.to_dict(), list(verify_lines(report)))
+        if not report.ok:
+            raise typer.Exit(1)
+        return
     with session(data_dir, db_url, as_json) as s:
         report = verify(s.store)
         s.emit(report.to_dict(), list(verify_lines(report)))

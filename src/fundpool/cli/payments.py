@@ -12,7 +12,8 @@
 
 Each command takes the store options of `fundpool ledger`; those that create or move
 payments also take the pool configuration (`--config`, `--pool`). Amounts are decimal text
-at the asset's scale.
+at the asset's scale. `create`, `show` and `list` also act on a server with `--url` and
+`--api-key` (cli/remote.py).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import contextlib
 import secrets
 import time
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -33,14 +35,17 @@ from rich.table import Table
 from rich.text import Text
 
 from fundpool.cli.ledger import (
+    ApiKeyOption,
     DataDirOption,
     DbUrlOption,
     JsonOption,
     KeyOption,
     MetaOption,
     Session,
+    UrlOption,
     emit_json,
     parse_meta,
+    remote_session,
     report_error,
     session,
     stdout_console,
@@ -50,6 +55,7 @@ from fundpool.cli.simulate import parse_duration
 from fundpool.core.money import Asset
 from fundpool.ledger.docs import amount_fields, format_minor, iso
 from fundpool.ledger.service import Ledger
+from fundpool.payments import docs as payment_docs
 from fundpool.payments.batch_payouts import (
     PayoutFileHasErrors,
     PayoutFileResult,
@@ -64,11 +70,16 @@ from fundpool.payments.csv_batch import (
     parse_payout_csv,
 )
 from fundpool.payments.dispatch import Dispatcher, IntakeRefused
+from fundpool.payments.docs import (
+    event_doc,
+    progress_doc,
+    route_decision,
+    route_doc,
+)
 from fundpool.payments.model import (
     Action,
     InvalidPayment,
     Payment,
-    PaymentEvent,
     PaymentKind,
     PaymentRequest,
     PaymentState,
@@ -76,7 +87,7 @@ from fundpool.payments.model import (
 )
 from fundpool.payments.service import PaymentService, Step
 from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
-from fundpool.routing.decision import CandidateScore, InvalidDecision, RoutingDecision, Strategy
+from fundpool.routing.decision import RoutingDecision
 from fundpool.runtime import SystemClock, system_ids
 from fundpool.sim.rails import payout_router, simulated_rails
 from fundpool.stores import payment_store
@@ -105,38 +116,7 @@ def service(s: Session, config: ConfigOption, pool: PoolOption) -> PaymentServic
 
 
 def payment_doc(payment: Payment, s: Session) -> dict[str, object]:
-    asset = s.assets().get(payment.asset)
-    return {
-        "id": payment.id,
-        "pool": payment.pool,
-        "kind": payment.kind.value,
-        "state": payment.state.value,
-        "asset": payment.asset,
-        **amount_fields("amount", payment.amount_minor, asset),
-        **amount_fields("fee", payment.fee_minor, asset),
-        "channel": payment.channel,
-        "destination_channel": payment.destination_channel,
-        "counterparty": payment.counterparty,
-        "reference": payment.reference,
-        "approval_required": payment.approval_required,
-        "idempotency_key": payment.idempotency_key,
-        "metadata": dict(payment.metadata),
-        "created_at": iso(payment.created_at_us),
-        "updated_at": iso(payment.updated_at_us),
-        "version": payment.version,
-    }
-
-
-def event_doc(event: PaymentEvent) -> dict[str, object]:
-    return {
-        "seq": event.seq,
-        "action": event.action.value,
-        "from": None if event.from_state is None else event.from_state.value,
-        "to": event.to_state.value,
-        "at": iso(event.at_us),
-        "entries": list(event.entry_ids),
-        "reason": event.reason,
-    }
+    return payment_docs.payment_doc(payment, s.assets().get(payment.asset))
 
 
 def payment_table(doc: dict[str, object]) -> Table:
@@ -167,9 +147,20 @@ def create(
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Create a payment (state `initiated`). With --key, a retry returns the same payment."""
     metadata = parse_meta(meta)
+    if url is not None:
+        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
+            doc = r.create_payment(
+                kind=kind.value, asset=asset, amount=amount, pool=pool, channel=channel,
+                destination_channel=to_channel, counterparty=counterparty,
+                reference=reference, metadata=metadata, key=key,
+            )
+            r.emit(doc, payment_table(doc))
+        return
     with session(data_dir, db_url, as_json) as s:
         payments = service(s, config, pool)
         request = PaymentRequest(
@@ -217,26 +208,33 @@ def show(
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """A payment and its timeline, with the ledger entries each step posted."""
+    if url is not None:
+        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
+            doc = r.payment(payment_id)
+            r.emit(doc, [payment_table(doc), timeline_table(doc["events"])])
+        return
     with session(data_dir, db_url, as_json) as s:
         payments = service(s, config, pool)
         payment = payments.get(payment_id)
         history = payments.events(payment_id)
-        doc = {**payment_doc(payment, s), "events": [event_doc(e) for e in history]}
-        timeline = Table(title="timeline", title_justify="left")
-        for column in ("seq", "action", "from", "to", "at", "entries"):
-            timeline.add_column(column)
-        for event in history:
-            timeline.add_row(
-                str(event.seq),
-                event.action.value,
-                "" if event.from_state is None else event.from_state.value,
-                event.to_state.value,
-                iso(event.at_us),
-                "\n".join(event.entry_ids),
-            )
-        s.emit(doc, [payment_table(doc), timeline])
+        events = [event_doc(e) for e in history]
+        doc = {**payment_doc(payment, s), "events": events}
+        s.emit(doc, [payment_table(doc), timeline_table(events)])
+
+
+def timeline_table(events: Iterable[Mapping[str, Any]]) -> Table:
+    """A payment's events (`event_doc`s), oldest first."""
+    timeline = Table(title="timeline", title_justify="left")
+    for column in ("seq", "action", "from", "to", "at", "entries"):
+        timeline.add_column(column)
+    for event in events:
+        timeline.add_row(str(event["seq"]), event["action"], event["from"] or "", event["to"],
+                         event["at"], "\n".join(event["entries"]))
+    return timeline
 
 
 @app.command("list")
@@ -252,23 +250,37 @@ def list_payments(
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Payments, newest first, filtered; `--after <last id>` pages on."""
+    if url is not None:
+        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
+            docs = r.payments(pool=pool, state=None if state is None else state.value,
+                              kind=None if kind is None else kind.value, asset=asset,
+                              channel=channel, limit=limit, after=after)
+            next_after = docs[-1]["id"] if len(docs) == limit else None
+            r.emit({"payments": docs, "next_after": next_after}, payments_table(docs))
+        return
     with session(data_dir, db_url, as_json) as s:
         payments = service(s, config, pool)
         found = payments.list(
             state=state, kind=kind, asset=asset, channel=channel, limit=limit, after_id=after
         )
         docs = [payment_doc(p, s) for p in found]
-        table = Table(title=f"{len(docs)} payments, newest first", title_justify="left")
-        for column in ("id", "kind", "state", "asset", "amount", "fee", "channel", "counterparty"):
-            table.add_column(column, justify="right" if column in ("amount", "fee") else "left")
-        for doc in docs:
-            table.add_row(*(str(doc.get(c) or "") for c in
-                            ("id", "kind", "state", "asset", "amount", "fee", "channel",
-                             "counterparty")))
         next_after = docs[-1]["id"] if len(docs) == limit else None
-        s.emit({"payments": docs, "next_after": next_after}, table)
+        s.emit({"payments": docs, "next_after": next_after}, payments_table(docs))
+
+
+def payments_table(docs: list[dict[str, object]]) -> Table:
+    table = Table(title=f"{len(docs)} payments, newest first", title_justify="left")
+    for column in ("id", "kind", "state", "asset", "amount", "fee", "channel", "counterparty"):
+        table.add_column(column, justify="right" if column in ("amount", "fee") else "left")
+    for doc in docs:
+        table.add_row(*(str(doc.get(c) or "") for c in
+                        ("id", "kind", "state", "asset", "amount", "fee", "channel",
+                         "counterparty")))
+    return table
 
 
 # --- batch payouts from a CSV file ----------------------------------------------------------------
@@ -362,11 +374,6 @@ def result_table(result: PayoutFileResult) -> list[Table | Text]:
         shown.append(Text("rejected: no rail could take the payout (limits, cut-off, "
                           "liquidity); `fundpool payment routes <id>` says why", style="yellow"))
     return shown
-
-
-def progress_doc(done: Progress) -> dict[str, object]:
-    return {"total": done.total, "finished": done.finished, "done": done.done,
-            "by_state": dict(sorted(done.by_state.items()))}
 
 
 def progress_text(done: Progress) -> str:
@@ -511,46 +518,6 @@ def _units(minor: float | None, asset: Asset | None) -> str:
     return f"{minor / 10**asset.scale:.{min(asset.scale, 6)}f}"
 
 
-def candidate_doc(candidate: CandidateScore, asset: Asset | None) -> dict[str, object]:
-    doc = candidate.to_dict()
-    if candidate.fee_minor is not None:
-        doc.update(amount_fields("fee", candidate.fee_minor, asset))
-    return doc
-
-
-def route_doc(route: RouteRecord, asset: Asset | None) -> dict[str, object]:
-    doc: dict[str, object] = {
-        "attempt": route.attempt,
-        "at": iso(route.at_us),
-        "channel": route.channel,
-        "strategy": route.strategy,
-        "batch_id": route.batch_id,
-        "rail_ref": route.rail_ref,
-    }
-    decision = _decision(route)
-    if isinstance(decision, RoutingDecision):
-        doc["summary"] = decision.summary()
-        doc["hedged"] = decision.hedged
-        doc["candidates"] = [candidate_doc(c, asset) for c in decision.candidates]
-    else:
-        doc["summary"] = decision
-        doc["decision"] = route.decision
-    return doc
-
-
-def _decision(route: RouteRecord) -> RoutingDecision | str:
-    """The router's decision, or what a person should read instead (a rail the request named,
-    a transfer, or a decision that cannot be read back)."""
-    if route.strategy not in (Strategy.LEARNED, Strategy.FIXED):
-        reason = route.decision.get("reason")
-        return (f"{route.strategy}: " + (str(reason) if reason else
-                                         f"the request named {route.channel}"))
-    try:
-        return RoutingDecision.from_dict(route.decision)
-    except InvalidDecision as error:
-        return f"the stored decision cannot be read: {error.detail}"
-
-
 def _duration(us: int) -> str:
     """A latency for a person: 850 ms, 2.3 s, 45 min, 3.0 h, 2.0 d."""
     seconds = us / 1_000_000
@@ -612,7 +579,7 @@ def routes(
             f"{payment.state.value}; {len(found)} routes"
         )]
         for route in found:
-            decision = _decision(route)
+            decision = route_decision(route)
             if isinstance(decision, RoutingDecision):
                 human += candidates_table(route, decision, asset)
             else:

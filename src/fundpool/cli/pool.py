@@ -3,24 +3,28 @@
 `init` makes the ledger hold the configured assets and accounts (safe to run again; only what
 is new is added). `view` shows the pool by state per asset and channel, with TOTAL in the
 reporting currency. The configuration is `--config PATH`, else $FUNDPOOL_CONFIG, else
-./fundpool.toml.
+./fundpool.toml. `view --url URL --api-key KEY` shows a server's pool (its API) instead.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from fundpool.cli.ledger import (
+    ApiKeyOption,
     DataDirOption,
     DbUrlOption,
     JsonOption,
+    UrlOption,
     describe_store,
+    remote_session,
     session,
 )
 from fundpool.core.money import Asset
@@ -99,8 +103,15 @@ def view(
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """The pool by state: per asset and channel, per asset, and in the reporting currency."""
+    if url is not None:
+        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
+            doc = r.pool_view(pool)
+            r.emit(doc, doc_tables(doc, r.channel_names()))
+        return
     with session(data_dir, db_url, as_json) as s:
         declared = load_config(config_path(config))
         chosen = declared.pool(pool)
@@ -142,9 +153,16 @@ def view_doc(shown: PoolView) -> dict[str, object]:
 
 
 def view_tables(shown: PoolView, declared: FundpoolConfig) -> list[Table | Text]:
+    return doc_tables(view_doc(shown), lambda channel: declared.channel(channel).name)
+
+
+def doc_tables(
+    doc: Mapping[str, Any], channel_name: Callable[[str], str]
+) -> list[Table | Text]:
+    """The view's document (`view_doc`, or the API's answer) as a table by state."""
     table = Table(
-        title=f"pool {shown.pool}: by state (TOTAL = available + locked + in transit + "
-        f"pending settlement), as of entry {shown.as_of_seq}",
+        title=f"pool {doc['pool']}: by state (TOTAL = available + locked + in transit + "
+        f"pending settlement), as of entry {doc['as_of_seq']}",
         title_justify="left",
     )
     table.add_column("asset")
@@ -153,26 +171,20 @@ def view_tables(shown: PoolView, declared: FundpoolConfig) -> list[Table | Text]
         table.add_column("TOTAL" if name == "total" else LABELS[name], justify="right",
                          overflow="fold")
 
-    def row(asset: str, channel: str, figures: Figures, scaled: Asset) -> list[str]:
-        cells = [scaled.format(getattr(figures, n)) for n in (*FIGURES[:4], "total", "fees")]
-        return [asset, channel, *cells]
+    def row(asset: str, channel: str, figures: Mapping[str, str]) -> list[str]:
+        return [asset, channel, *(figures[n] for n in (*FIGURES[:4], "total", "fees"))]
 
-    for view in shown.assets:
-        for channel, figures in view.by_channel.items():
-            table.add_row(*row(view.asset.code, declared.channel(channel).name, figures,
-                               view.asset))
-        table.add_row(*row(view.asset.code, "all channels", view.total, view.asset),
-                      end_section=True)
-    reporting = shown.reporting_currency
-    table.add_row(
-        *row(f"in {reporting.code}", "all assets", shown.reporting_total, reporting),
-        style="bold",
-    )
+    for view in doc["assets"]:
+        for channel, figures in view["channels"].items():
+            table.add_row(*row(view["asset"], channel_name(channel), figures))
+        table.add_row(*row(view["asset"], "all channels", view["total"]), end_section=True)
+    reporting = doc["reporting_currency"]
+    table.add_row(*row(f"in {reporting}", "all assets", doc["reporting_total"]), style="bold")
     notes: list[Table | Text] = [table]
-    if shown.missing_rates:
+    if doc["missing_rates"]:
         notes.append(
             Text(
-                "no rate to " + reporting.code + " for " + ", ".join(shown.missing_rates)
+                "no rate to " + reporting + " for " + ", ".join(doc["missing_rates"])
                 + ": left out of the reporting total",
                 style="yellow",
             )

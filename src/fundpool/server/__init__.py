@@ -1,8 +1,6 @@
-"""The fundpool HTTP server (FastAPI): operations routes now, the `/v1` API next."""
+"""The fundpool HTTP server (FastAPI): the `/v1` API and the operational routes.
 
-from __future__ import annotations
-
-from fundpool.server.app import create_app
-from fundpool.server.metrics import FundpoolCollector, MetricSource, Scrape
-
-__all__ = ["FundpoolCollector", "MetricSource", "Scrape", "create_app"]
+Nothing is imported here: `fundpool.server.v1.models` (the wire models the Python client
+shares) must load without FastAPI. Import `fundpool.server.app.create_app` and
+`fundpool.server.metrics` by their modules.
+"""

@@ -1,0 +1,630 @@
+"""The API's methods, written once for both clients: each builds the `Call` of one route.
+
+A method decorated `@endpoint` is, on `Client`, a method that sends the call and returns its
+typed answer; on `AsyncClient`, a coroutine method (`_core.py`). `@pages` makes the iterator
+over every item of a list, page after page.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import TypeAdapter
+
+from fundpool.client._core import (
+    Call,
+    Page,
+    Runner,
+    adapter,
+    amount_text,
+    endpoint,
+    instant_text,
+    pages,
+    query,
+    segment,
+)
+from fundpool.server.v1.auth import KeyOut, MeOut, NewKeyOut, SessionOut, UserOut
+from fundpool.server.v1.models import (
+    AccountOut,
+    AccountResult,
+    AssetOut,
+    AssetResult,
+    BalancesOut,
+    BatchOut,
+    EntryOut,
+    HistoryRowOut,
+    PendingOut,
+    VerifyOut,
+)
+
+# The models of the routes that import the CLI's renderers are imported when first used.
+if TYPE_CHECKING:
+    from fundpool.server.v1.channels import ChannelBatchOut, ChannelOut, RouteDecisionOut
+    from fundpool.server.v1.monitoring import (
+        AlertOut,
+        FiguresOut,
+        KpisOut,
+        KpiTemplateOut,
+        MetricOut,
+        ReplayOut,
+        SeriesOut,
+        SlosOut,
+    )
+    from fundpool.server.v1.payments import (
+        BatchProgressOut,
+        PaymentDetailOut,
+        PaymentEventOut,
+        PaymentOut,
+        PayoutBatchOut,
+    )
+    from fundpool.server.v1.pool import PoolOut, PoolViewOut
+
+LEDGER = "/v1/ledger"
+PAYMENTS = "/v1/payments"
+MONITORING = "/v1/monitoring"
+CSV_MEDIA_TYPE = "text/csv"
+PENDING_TIMEOUT_S_DEFAULT = 3600
+PAGE_SIZE_DEFAULT = 100
+
+_ASSET_RESULT = TypeAdapter(AssetResult)
+_ASSETS = TypeAdapter(list[AssetOut])
+_ACCOUNT_RESULT = TypeAdapter(AccountResult)
+_ACCOUNT = TypeAdapter(AccountOut)
+_ACCOUNTS = TypeAdapter(Page[AccountOut])
+_BALANCES = TypeAdapter(BalancesOut)
+_HISTORY = TypeAdapter(Page[HistoryRowOut])
+_ENTRY = TypeAdapter(EntryOut)
+_ENTRIES = TypeAdapter(Page[EntryOut])
+_BATCH = TypeAdapter(BatchOut)
+_PENDING = TypeAdapter(PendingOut)
+_PENDINGS = TypeAdapter(Page[PendingOut])
+_VERIFY = TypeAdapter(VerifyOut)
+_SESSION = TypeAdapter(SessionOut)
+_ME = TypeAdapter(MeOut)
+_KEYS = TypeAdapter(list[KeyOut])
+_KEY = TypeAdapter(KeyOut)
+_NEW_KEY = TypeAdapter(NewKeyOut)
+_USERS = TypeAdapter(list[UserOut])
+_USER = TypeAdapter(UserOut)
+_NOTHING = TypeAdapter(type(None))
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One leg of a transfer. `amount` is decimal text at the asset's scale or a Decimal;
+    never a float (TypeError)."""
+
+    source: str
+    destination: str
+    asset: str
+    amount: str | Decimal
+
+    def __post_init__(self) -> None:
+        amount_text(self.amount)
+
+
+PostingLike = Posting | Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchTransfer:
+    """One transfer of `transfer_batch`, with its own metadata and idempotency key."""
+
+    postings: Sequence[PostingLike]
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    idempotency_key: str | None = None
+
+
+def new_key() -> str:
+    """A fresh idempotency key: one per logical call, kept by its retries."""
+    return str(uuid.uuid4())
+
+
+def posting_body(posting: PostingLike) -> dict[str, str]:
+    if isinstance(posting, Posting):
+        source, destination, asset, amount = (posting.source, posting.destination,
+                                              posting.asset, posting.amount)
+    elif isinstance(posting, Mapping):
+        missing = {"source", "destination", "asset", "amount"} - posting.keys()
+        if missing:
+            raise ValueError(f"a posting needs {', '.join(sorted(missing))}")
+        source, destination, asset, amount = (posting["source"], posting["destination"],
+                                              posting["asset"], posting["amount"])
+    else:
+        raise TypeError(f"a posting is a Posting or a mapping, not {type(posting).__name__}")
+    return {"source": str(source), "destination": str(destination), "asset": str(asset),
+            "amount": amount_text(amount, f"the amount of {source} -> {destination}")}
+
+
+def _metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    return dict(metadata or {})
+
+
+class Endpoints(Runner):
+    """Every route of `/v1`, as methods of `Client` and `AsyncClient`."""
+
+    def _post(self, path: str, body: object, result: TypeAdapter[Any],
+              idempotency_key: str | None) -> Call[Any]:
+        return Call("POST", path, result, body=body,
+                    idempotency_key=idempotency_key or new_key())
+
+    # --- assets and accounts -----------------------------------------------------------------
+
+    @endpoint
+    def define_asset(self, code: str, scale: int,
+                     kind: Literal["fiat", "stablecoin", "crypto", "cbdc"], *,
+                     idempotency_key: str | None = None) -> Call[AssetResult]:
+        """Define an asset (again with the same scale and kind: `status` "unchanged")."""
+        return self._post(f"{LEDGER}/assets", {"code": code, "scale": scale, "kind": kind},
+                          _ASSET_RESULT, idempotency_key)
+
+    @endpoint
+    def assets(self) -> Call[list[AssetOut]]:
+        """Every asset, by code."""
+        return Call("GET", f"{LEDGER}/assets", _ASSETS)
+
+    @endpoint
+    def open_account(self, address: str, asset: str | None = None, *,
+                     allow_negative: bool | None = None,
+                     min_balance: str | Decimal | None = None,
+                     max_balance: str | Decimal | None = None,
+                     metadata: Mapping[str, str] | None = None,
+                     idempotency_key: str | None = None) -> Call[AccountResult]:
+        """Open an account (again with the same flags: `status` "unchanged")."""
+        body: dict[str, object] = {"address": address, "asset": asset,
+                                   "allow_negative": allow_negative,
+                                   "metadata": _metadata(metadata)}
+        for name, bound in (("min_balance", min_balance), ("max_balance", max_balance)):
+            if bound is not None:
+                text = amount_text(bound, name)
+                body[name] = text
+        return self._post(f"{LEDGER}/accounts", body, _ACCOUNT_RESULT, idempotency_key)
+
+    @endpoint
+    def account(self, address: str) -> Call[AccountOut]:
+        return Call("GET", f"{LEDGER}/accounts/{segment(address)}", _ACCOUNT)
+
+    def _accounts(self, prefix: str | None = None, asset: str | None = None, *,
+                  sort: Literal["address", "-address"] = "address",
+                  limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None
+                  ) -> Call[Page[AccountOut]]:
+        """Accounts by address (`prefix`: only addresses starting so)."""
+        return Call("GET", f"{LEDGER}/accounts", _ACCOUNTS,
+                    query(prefix=prefix, asset=asset, sort=sort, limit=limit, cursor=cursor))
+
+    accounts = endpoint(_accounts)
+    iter_accounts = pages(_accounts)
+
+    @endpoint
+    def balances(self, address: str, at: str | datetime | None = None) -> Call[BalancesOut]:
+        """The account's balances now, or as they stood at `at` (ISO-8601 with a zone, or an
+        aware datetime)."""
+        return Call("GET", f"{LEDGER}/accounts/{segment(address)}/balances", _BALANCES,
+                    query(at=None if at is None else instant_text(at)))
+
+    def _history(self, address: str, asset: str | None = None, *,
+                 limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None
+                 ) -> Call[Page[HistoryRowOut]]:
+        """The account's balance changes, newest first (a page holds `limit` whole entries)."""
+        return Call("GET", f"{LEDGER}/accounts/{segment(address)}/history", _HISTORY,
+                    query(asset=asset, limit=limit, cursor=cursor))
+
+    history = endpoint(_history)
+    iter_history = pages(_history)
+
+    # --- transactions ------------------------------------------------------------------------
+
+    @endpoint
+    def transfer(self, postings: Sequence[PostingLike],
+                 metadata: Mapping[str, str] | None = None,
+                 idempotency_key: str | None = None) -> Call[EntryOut]:
+        """Move funds now: every posting applies, or none does. A retry with the same key
+        answers with the original entry (`status` "replayed")."""
+        if isinstance(postings, Posting | Mapping):
+            raise TypeError("postings is a sequence of postings: wrap the one in a list")
+        body = {"postings": [posting_body(p) for p in postings],
+                "metadata": _metadata(metadata)}
+        return self._post(f"{LEDGER}/transactions", body, _ENTRY, idempotency_key)
+
+    @endpoint
+    def transfer_batch(self, transfers: Sequence[BatchTransfer | Sequence[PostingLike]],
+                       idempotency_key: str | None = None) -> Call[BatchOut]:
+        """Many transfers in one request; each applies or fails on its own (its result says
+        which: `errors.error_from_problem(item.error.model_dump())` makes it an exception).
+        Transfer `i` without a key of its own is keyed `<idempotency_key>:<i>`."""
+        items: list[dict[str, object]] = []
+        for transfer in transfers:
+            if not isinstance(transfer, BatchTransfer):
+                transfer = BatchTransfer(list(transfer))
+            item: dict[str, object] = {
+                "postings": [posting_body(p) for p in transfer.postings],
+                "metadata": _metadata(transfer.metadata)}
+            if transfer.idempotency_key is not None:
+                item["idempotency_key"] = transfer.idempotency_key
+            items.append(item)
+        return self._post(f"{LEDGER}/transactions/batch", {"transfers": items}, _BATCH,
+                          idempotency_key)
+
+    @endpoint
+    def transaction(self, entry_id: str) -> Call[EntryOut]:
+        return Call("GET", f"{LEDGER}/transactions/{segment(entry_id)}", _ENTRY)
+
+    def _transactions(self, *, sort: Literal["seq", "-seq"] = "-seq",
+                      limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None
+                      ) -> Call[Page[EntryOut]]:
+        """The journal (`-seq`: newest first)."""
+        return Call("GET", f"{LEDGER}/transactions", _ENTRIES,
+                    query(sort=sort, limit=limit, cursor=cursor))
+
+    transactions = endpoint(_transactions)
+    iter_transactions = pages(_transactions)
+
+    @endpoint
+    def reverse(self, entry_id: str, metadata: Mapping[str, str] | None = None,
+                idempotency_key: str | None = None) -> Call[EntryOut]:
+        """Undo a posted transfer with an entry that moves every posting back."""
+        return self._post(f"{LEDGER}/transactions/{segment(entry_id)}/reversal",
+                          {"metadata": _metadata(metadata)}, _ENTRY, idempotency_key)
+
+    # --- two-phase transfers -----------------------------------------------------------------
+
+    @endpoint
+    def create_pending(self, posting: PostingLike, timeout_s: int = PENDING_TIMEOUT_S_DEFAULT,
+                       metadata: Mapping[str, str] | None = None,
+                       idempotency_key: str | None = None) -> Call[EntryOut]:
+        """Reserve funds; post or void them later, or let the reservation expire."""
+        body = {"posting": posting_body(posting), "timeout_s": timeout_s,
+                "metadata": _metadata(metadata)}
+        return self._post(f"{LEDGER}/pendings", body, _ENTRY, idempotency_key)
+
+    @endpoint
+    def post_pending(self, pending_id: str, amount: str | Decimal | None = None,
+                     metadata: Mapping[str, str] | None = None,
+                     idempotency_key: str | None = None) -> Call[EntryOut]:
+        """Post a reservation, all of it or `amount` of it (the rest is released)."""
+        body = {"amount": None if amount is None else amount_text(amount),
+                "metadata": _metadata(metadata)}
+        return self._post(f"{LEDGER}/pendings/{segment(pending_id)}/post", body, _ENTRY,
+                          idempotency_key)
+
+    @endpoint
+    def void_pending(self, pending_id: str, metadata: Mapping[str, str] | None = None,
+                     idempotency_key: str | None = None) -> Call[EntryOut]:
+        """Release a reservation without moving anything."""
+        return self._post(f"{LEDGER}/pendings/{segment(pending_id)}/void",
+                          {"metadata": _metadata(metadata)}, _ENTRY, idempotency_key)
+
+    @endpoint
+    def pending(self, pending_id: str) -> Call[PendingOut]:
+        return Call("GET", f"{LEDGER}/pendings/{segment(pending_id)}", _PENDING)
+
+    def _pendings(self, state: str | None = None, *, limit: int = PAGE_SIZE_DEFAULT,
+                  cursor: str | None = None) -> Call[Page[PendingOut]]:
+        """Reservations, newest first (`state`: pending, posted, voided, expired)."""
+        return Call("GET", f"{LEDGER}/pendings", _PENDINGS,
+                    query(state=state, limit=limit, cursor=cursor))
+
+    pendings = endpoint(_pendings)
+    iter_pendings = pages(_pendings)
+
+    @endpoint
+    def verify(self) -> Call[VerifyOut]:
+        """Re-check the hash chain and every balance against the journal (reads it all)."""
+        return Call("GET", f"{LEDGER}/verify", _VERIFY)
+
+    # --- pools -------------------------------------------------------------------------------
+
+    @endpoint
+    def pools(self) -> Call[list[PoolOut]]:
+        """The pools of the server's configuration."""
+        from fundpool.server.v1.pool import PoolOut
+
+        return Call("GET", "/v1/pools", adapter(list[PoolOut]))
+
+    @endpoint
+    def pool_view(self, pool_id: str) -> Call[PoolViewOut]:
+        """The pool by state per asset and channel, per asset, and in the reporting currency
+        (the document `fundpool pool view --json` prints)."""
+        from fundpool.server.v1.pool import PoolViewOut
+
+        return Call("GET", f"/v1/pools/{segment(pool_id)}/view", adapter(PoolViewOut))
+
+    # --- who is calling, and credentials -----------------------------------------------------
+
+    @endpoint
+    def me(self) -> Call[MeOut]:
+        """Who the credentials belong to, and what they may do."""
+        return Call("GET", "/v1/me", _ME)
+
+    @endpoint
+    def login(self, username: str, password: str) -> Call[SessionOut]:
+        """Log in as a console user; the client sends the session's token from then on."""
+        return Call("POST", "/v1/sessions", _SESSION,
+                    body={"username": username, "password": password},
+                    then=lambda session: self.use_token(session.token))
+
+    @endpoint
+    def logout(self) -> Call[None]:
+        """End the session; the client goes back to the key it was made with."""
+        return Call("DELETE", "/v1/sessions/current", _NOTHING,
+                    then=lambda _: self.use_token(self.key))
+
+    @endpoint
+    def keys(self) -> Call[list[KeyOut]]:
+        """Every API key, without its secret."""
+        return Call("GET", "/v1/keys", _KEYS)
+
+    @endpoint
+    def create_key(self, name: str, roles: Sequence[str], *,
+                   scopes: Sequence[str] | None = None, expires_at: str | datetime | None = None,
+                   idempotency_key: str | None = None) -> Call[NewKeyOut]:
+        """A new API key; its secret (`token`) is in this answer only."""
+        body = {"name": name, "roles": list(roles),
+                "scopes": None if scopes is None else list(scopes),
+                "expires_at": None if expires_at is None else instant_text(expires_at)}
+        return self._post("/v1/keys", body, _NEW_KEY, idempotency_key)
+
+    @endpoint
+    def rotate_key(self, key_id: str, grace_s: int = 0, *,
+                   idempotency_key: str | None = None) -> Call[NewKeyOut]:
+        """A new secret for the key's roles; the old one works `grace_s` seconds more."""
+        return self._post(f"/v1/keys/{segment(key_id)}/rotate", {"grace_s": grace_s},
+                          _NEW_KEY, idempotency_key)
+
+    @endpoint
+    def revoke_key(self, key_id: str, *, idempotency_key: str | None = None) -> Call[KeyOut]:
+        """Revoke a key at once (every worker stops trusting it within `auth_cache_s`)."""
+        return self._post(f"/v1/keys/{segment(key_id)}/revoke", None, _KEY, idempotency_key)
+
+    @endpoint
+    def users(self) -> Call[list[UserOut]]:
+        return Call("GET", "/v1/users", _USERS)
+
+    @endpoint
+    def create_user(self, username: str, password: str, roles: Sequence[str], *,
+                    idempotency_key: str | None = None) -> Call[UserOut]:
+        """A console user (the password: at least 12 characters)."""
+        body = {"username": username, "password": password, "roles": list(roles)}
+        return self._post("/v1/users", body, _USER, idempotency_key)
+
+    @endpoint
+    def disable_user(self, username: str, *, idempotency_key: str | None = None
+                     ) -> Call[UserOut]:
+        """Disable a user and end their sessions."""
+        return self._post(f"/v1/users/{segment(username)}/disable", None, _USER,
+                          idempotency_key)
+
+    # --- payments ----------------------------------------------------------------------------
+
+    @endpoint
+    def create_payment(self, kind: Literal["deposit", "payout", "internal", "bridge"],
+                       asset: str, amount: str | Decimal, *, pool: str | None = None,
+                       channel: str | None = None, destination_channel: str | None = None,
+                       counterparty: str | None = None, reference: str | None = None,
+                       metadata: Mapping[str, str] | None = None,
+                       idempotency_key: str | None = None) -> Call[PaymentOut]:
+        """Create a payment (state `initiated`); a retry with the same key answers with the
+        payment as it now stands."""
+        from fundpool.server.v1.payments import PaymentOut
+
+        body = {"pool": pool, "kind": kind, "asset": asset, "amount": amount_text(amount),
+                "channel": channel, "destination_channel": destination_channel,
+                "counterparty": counterparty, "reference": reference,
+                "metadata": _metadata(metadata)}
+        return self._post(PAYMENTS, body, adapter(PaymentOut), idempotency_key)
+
+    @endpoint
+    def payment(self, payment_id: str) -> Call[PaymentDetailOut]:
+        """A payment and its timeline, with the ledger entries each step posted."""
+        from fundpool.server.v1.payments import PaymentDetailOut
+
+        return Call("GET", f"{PAYMENTS}/{segment(payment_id)}", adapter(PaymentDetailOut))
+
+    @endpoint
+    def payment_events(self, payment_id: str) -> Call[list[PaymentEventOut]]:
+        from fundpool.server.v1.payments import PaymentEventOut
+
+        return Call("GET", f"{PAYMENTS}/{segment(payment_id)}/events",
+                    adapter(list[PaymentEventOut]))
+
+    def _payments(self, pool: str | None = None, *, state: str | None = None,
+                  kind: str | None = None, asset: str | None = None,
+                  channel: str | None = None, limit: int = PAGE_SIZE_DEFAULT,
+                  cursor: str | None = None) -> Call[Page[PaymentOut]]:
+        """A pool's payments, newest first."""
+        from fundpool.server.v1.payments import PaymentOut
+
+        return Call("GET", PAYMENTS, adapter(Page[PaymentOut]),
+                    query(pool=pool, state=state, kind=kind, asset=asset, channel=channel,
+                          limit=limit, cursor=cursor))
+
+    payments = endpoint(_payments)
+    iter_payments = pages(_payments)
+
+    def _act(self, payment_id: str, action: str, reason: str | None,
+             idempotency_key: str | None) -> Call[PaymentOut]:
+        from fundpool.server.v1.payments import PaymentOut
+
+        return self._post(f"{PAYMENTS}/{segment(payment_id)}/{action}", {"reason": reason},
+                          adapter(PaymentOut), idempotency_key)
+
+    @endpoint
+    def cancel_payment(self, payment_id: str, reason: str | None = None, *,
+                       idempotency_key: str | None = None) -> Call[PaymentOut]:
+        """Cancel a payment before it is submitted."""
+        return self._act(payment_id, "cancel", reason, idempotency_key)
+
+    @endpoint
+    def approve_payment(self, payment_id: str, reason: str | None = None, *,
+                        idempotency_key: str | None = None) -> Call[PaymentOut]:
+        """Approve a routed payment: its amount and fee are locked for its rail."""
+        return self._act(payment_id, "approve", reason, idempotency_key)
+
+    @endpoint
+    def reject_payment(self, payment_id: str, reason: str | None = None, *,
+                       idempotency_key: str | None = None) -> Call[PaymentOut]:
+        return self._act(payment_id, "reject", reason, idempotency_key)
+
+    @endpoint
+    def hold_payment(self, payment_id: str, reason: str | None = None, *,
+                     idempotency_key: str | None = None) -> Call[PaymentOut]:
+        return self._act(payment_id, "hold", reason, idempotency_key)
+
+    @endpoint
+    def release_payment(self, payment_id: str, reason: str | None = None, *,
+                        idempotency_key: str | None = None) -> Call[PaymentOut]:
+        return self._act(payment_id, "release", reason, idempotency_key)
+
+    @endpoint
+    def upload_payouts(self, payouts: bytes | str | Path, *, pool: str | None = None,
+                       dry_run: bool = False, all_or_nothing: bool = False,
+                       idempotency_key: str | None = None) -> Call[PayoutBatchOut]:
+        """Batch payouts from a CSV file (its bytes, its text, or its path): every row
+        checked, the valid ones created, routed and approved. Sending it again never pays a
+        row twice (each row is keyed by its reference)."""
+        from fundpool.server.v1.payments import PayoutBatchOut
+
+        if isinstance(payouts, Path):
+            payouts = payouts.read_bytes()
+        data = payouts.encode() if isinstance(payouts, str) else payouts
+        return Call("POST", f"{PAYMENTS}/batches", adapter(PayoutBatchOut),
+                    query(pool=pool, dry_run=str(dry_run).lower(),
+                          all_or_nothing=str(all_or_nothing).lower()),
+                    content=(data, CSV_MEDIA_TYPE), idempotency_key=idempotency_key or new_key())
+
+    @endpoint
+    def payout_batch(self, batch_id: str, pool: str | None = None) -> Call[BatchProgressOut]:
+        """How far an uploaded file's payouts are."""
+        from fundpool.server.v1.payments import BatchProgressOut
+
+        return Call("GET", f"{PAYMENTS}/batches/{segment(batch_id)}",
+                    adapter(BatchProgressOut), query(pool=pool))
+
+    # --- channels ----------------------------------------------------------------------------
+
+    @endpoint
+    def channels(self, pool: str | None = None) -> Call[list[ChannelOut]]:
+        """The configured rails (or a pool's): fees, limits, cut-off windows."""
+        from fundpool.server.v1.channels import ChannelOut
+
+        return Call("GET", "/v1/channels", adapter(list[ChannelOut]), query(pool=pool))
+
+    @endpoint
+    def channel(self, channel_id: str) -> Call[ChannelOut]:
+        from fundpool.server.v1.channels import ChannelOut
+
+        return Call("GET", f"/v1/channels/{segment(channel_id)}", adapter(ChannelOut))
+
+    def _route_decisions(self, payment_id: str | None = None, channel: str | None = None, *,
+                         limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None
+                         ) -> Call[Page[RouteDecisionOut]]:
+        """Routing decisions, one per attempt, with every candidate's scores."""
+        from fundpool.server.v1.channels import RouteDecisionOut
+
+        return Call("GET", "/v1/channels/decisions", adapter(Page[RouteDecisionOut]),
+                    query(payment_id=payment_id, channel=channel, limit=limit, cursor=cursor))
+
+    route_decisions = endpoint(_route_decisions)
+    iter_route_decisions = pages(_route_decisions)
+
+    def _channel_batches(self, channel: str | None = None, *, limit: int = PAGE_SIZE_DEFAULT,
+                         cursor: str | None = None) -> Call[Page[ChannelBatchOut]]:
+        """Batches sent to the rails, with their fees and what batching saved."""
+        from fundpool.server.v1.channels import ChannelBatchOut
+
+        return Call("GET", "/v1/channels/batches", adapter(Page[ChannelBatchOut]),
+                    query(channel=channel, limit=limit, cursor=cursor))
+
+    channel_batches = endpoint(_channel_batches)
+    iter_channel_batches = pages(_channel_batches)
+
+    # --- monitoring --------------------------------------------------------------------------
+
+    @endpoint
+    def figures(self, pool: str, hours: int = 24) -> Call[FiguresOut]:
+        """The pool's live figures (`fundpool monitor show --json`)."""
+        from fundpool.server.v1.monitoring import FiguresOut
+
+        return Call("GET", f"{MONITORING}/pools/{segment(pool)}/figures", adapter(FiguresOut),
+                    query(hours=hours))
+
+    @endpoint
+    def series_metrics(self, pool: str) -> Call[list[MetricOut]]:
+        from fundpool.server.v1.monitoring import MetricOut
+
+        return Call("GET", f"{MONITORING}/pools/{segment(pool)}/series",
+                    adapter(list[MetricOut]))
+
+    @endpoint
+    def series(self, pool: str, metric: str, *,
+               resolution: Literal["second", "minute", "hour"] = "minute",
+               since: str | datetime | None = None, until: str | datetime | None = None
+               ) -> Call[SeriesOut]:
+        """One metric as a time series (`metric` such as `total|USD`)."""
+        from fundpool.server.v1.monitoring import SeriesOut
+
+        bounds = {"from": None if since is None else instant_text(since),
+                  "to": None if until is None else instant_text(until)}
+        return Call("GET", f"{MONITORING}/pools/{segment(pool)}/series/{segment(metric)}",
+                    adapter(SeriesOut), query(resolution=resolution, **bounds))
+
+    @endpoint
+    def kpis(self, pool: str) -> Call[KpisOut]:
+        from fundpool.server.v1.monitoring import KpisOut
+
+        return Call("GET", f"{MONITORING}/pools/{segment(pool)}/kpis", adapter(KpisOut))
+
+    @endpoint
+    def kpi_templates(self) -> Call[list[KpiTemplateOut]]:
+        from fundpool.server.v1.monitoring import KpiTemplateOut
+
+        return Call("GET", f"{MONITORING}/kpis", adapter(list[KpiTemplateOut]))
+
+    def _alerts(self, state: Literal["firing", "acknowledged", "resolved", "active"] | None
+                = None, *, severity: str | None = None, pool: str | None = None,
+                limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None
+                ) -> Call[Page[AlertOut]]:
+        """Alerts, newest first (`active`: firing or acknowledged)."""
+        from fundpool.server.v1.monitoring import AlertOut
+
+        return Call("GET", f"{MONITORING}/alerts", adapter(Page[AlertOut]),
+                    query(state=state, severity=severity, pool=pool, limit=limit,
+                          cursor=cursor))
+
+    alerts = endpoint(_alerts)
+    iter_alerts = pages(_alerts)
+
+    @endpoint
+    def alert(self, alert_id: str) -> Call[AlertOut]:
+        from fundpool.server.v1.monitoring import AlertOut
+
+        return Call("GET", f"{MONITORING}/alerts/{segment(alert_id)}", adapter(AlertOut))
+
+    @endpoint
+    def acknowledge_alert(self, alert_id: str, note: str | None = None, *,
+                          idempotency_key: str | None = None) -> Call[AlertOut]:
+        """Acknowledge a firing alert in the caller's name."""
+        from fundpool.server.v1.monitoring import AlertOut
+
+        return self._post(f"{MONITORING}/alerts/{segment(alert_id)}/acknowledge",
+                          {"note": note}, adapter(AlertOut), idempotency_key)
+
+    @endpoint
+    def slos(self) -> Call[SlosOut]:
+        from fundpool.server.v1.monitoring import SlosOut
+
+        return Call("GET", f"{MONITORING}/slos", adapter(SlosOut))
+
+    @endpoint
+    def replay(self, at: str | datetime, pool: str | None = None) -> Call[ReplayOut]:
+        """The pool as it stood at `at`, from the journal and from the event log."""
+        from fundpool.server.v1.monitoring import ReplayOut
+
+        return Call("GET", f"{MONITORING}/replay", adapter(ReplayOut),
+                    query(at=instant_text(at), pool=pool))

@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python bench/payments.py
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/events.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .hypothesis

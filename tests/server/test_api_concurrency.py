@@ -40,7 +40,6 @@ from fundpool.auth.store import AuthStore
 from fundpool.core.ledger.canonical import decode_body
 from fundpool.core.money import format_amount
 from fundpool.runtime import SystemClock
-from fundpool.server.v1.idempotency import IdempotencyStore
 from fundpool.stores.postgres import PostgresStore
 from tests.conftest import PG_URL, new_pg_schema, require_postgres
 
@@ -448,10 +447,6 @@ def new_case() -> Case:
     try:
         _, token = AuthStore.beside(store).create_key(
             "concurrency-test", ["admin"], now_us=SystemClock().now_us())
-        # Workers starting together race to create this table (CREATE TABLE IF NOT EXISTS
-        # without a lock: a UniqueViolation kills some of them at start, and uvicorn starts
-        # them again). Made here, once, until the server serialises it as it does its others.
-        IdempotencyStore.beside(store).close()
     finally:
         store.close()
     separator = "&" if "?" in PG_URL else "?"

@@ -16,7 +16,7 @@ from fundpool.ledger.service import Ledger
 from fundpool.monitoring.service import Monitor
 from fundpool.payments.service import PaymentService
 from fundpool.pool.config import FundpoolConfig, PoolConfig
-from fundpool.runtime import SystemClock, system_ids
+from fundpool.runtime import SystemClock, process_ids
 from fundpool.server.problems import store_errors
 from fundpool.server.settings import Settings
 from fundpool.server.v1.idempotency import IdempotencyStore
@@ -51,12 +51,12 @@ class Api:
     @cached_property
     def ledger(self) -> Ledger:
         """The reads' ledger (its writes go through `writer`)."""
-        return Ledger(self.monitor.store, self.clock, system_ids())
+        return Ledger(self.monitor.store, self.clock, process_ids())
 
     @cached_property
     def writer(self) -> LedgerWriter:
         """Group commit of the ledger routes' commands, on a ledger of its own."""
-        return LedgerWriter(Ledger(self.monitor.store, self.clock, system_ids()),
+        return LedgerWriter(Ledger(self.monitor.store, self.clock, process_ids()),
                             batch_max=max(self.settings.batch_size_max, 1_024)).start()
 
     @cached_property
@@ -90,9 +90,9 @@ class Api:
         with self._lock:
             service = self._payments.get(pool.id)
             if service is None:
-                service = PaymentService(Ledger(self.monitor.store, self.clock, system_ids()),
+                service = PaymentService(Ledger(self.monitor.store, self.clock, process_ids()),
                                          payment_store(self.monitor.store), self.config, pool,
-                                         system_ids())
+                                         process_ids())
                 self._payments[pool.id] = service
             return service
 

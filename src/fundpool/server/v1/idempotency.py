@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS api_idempotency (
 """
 
 
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
 class IdempotencyInProgress(FundpoolError):
     code = "idempotency_in_progress"
     title = "a request with this idempotency key is still running; retry later"
@@ -91,7 +95,15 @@ class IdempotencyStore:
         self._lock = threading.Lock()
         self._mark = "%s" if self._pg else "?"
         self._connection: Any = self._connect()
-        self._connection.execute(_SCHEMA)
+        if self._pg:
+            # Workers starting together would race on CREATE TABLE (a unique violation in
+            # PostgreSQL's catalogue): they take turns.
+            with self._connection.transaction():
+                self._connection.execute("SELECT pg_advisory_xact_lock(%s)",
+                                         (_lock_key("fundpool.api_idempotency"),))
+                self._connection.execute(_SCHEMA)
+        else:
+            self._connection.execute(_SCHEMA)
 
     @classmethod
     def beside(cls, ledger_store: Any) -> IdempotencyStore:

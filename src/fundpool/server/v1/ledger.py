@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import Header, Path, Query, Request, Response
+from fastapi.responses import ORJSONResponse
 
 from fundpool.auth.roles import P
 from fundpool.core.errors import (
@@ -105,22 +106,21 @@ async def _write(api: Api, commands: list[Command]) -> list[CommandResult]:
     return await asyncio.wrap_future(api.writer.submit(commands))
 
 
-def _entry_response(api: Api, result: CommandResult, response: Response,
-                    assets: Mapping[str, Asset]) -> dict[str, object]:
-    recorded = api.ledger.recorded(result)
-    if recorded is None:  # pragma: no cover - money commands always record an entry
-        raise FundpoolError("the command recorded no entry")
-    if recorded.replayed:
-        response.status_code = 200
-        response.headers["Idempotent-Replayed"] = "true"
-    return entry_doc(recorded, assets)
+async def _one(api: Api, command: Command) -> ORJSONResponse:
+    """Write one command; 201 with its entry, or 200 with the original entry on a replay.
 
-
-async def _one(api: Api, command: Command, response: Response) -> dict[str, object]:
+    The answer is rendered here (orjson) rather than validated again against `EntryOut` by
+    FastAPI: the hot path of the API, and `entry_doc` is what the schema describes."""
     (result,) = await _write(api, [command])
     if result.error is not None:
         raise result.error
-    return _entry_response(api, result, response, api.assets())
+    recorded = api.ledger.recorded(result)
+    if recorded is None:  # pragma: no cover - money commands always record an entry
+        raise FundpoolError("the command recorded no entry")
+    doc = entry_doc(recorded, api.assets())
+    if recorded.replayed:
+        return ORJSONResponse(doc, status_code=200, headers={"Idempotent-Replayed": "true"})
+    return ORJSONResponse(doc, status_code=201)
 
 
 def _account_doc(account: Account, assets: Mapping[str, Asset]) -> dict[str, object]:
@@ -355,19 +355,20 @@ def list_transactions(
 
 @router.post("/transactions", status_code=201, response_model=EntryOut,
              openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
-async def create_transfer(body: TransferIn, request: Request, response: Response,
-                          idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+async def create_transfer(
+        body: TransferIn, request: Request, idempotency_key: IdempotencyHeader = None
+) -> ORJSONResponse:
     """Move funds now: every posting applies, or none does."""
     api = api_of(request)
     postings = tuple(_posting(p, api) for p in body.postings)
-    return await _one(api, Transfer(postings, body.metadata, check_key(idempotency_key)),
-                      response)
+    return await _one(api, Transfer(postings, body.metadata, check_key(idempotency_key)))
 
 
 @router.post("/transactions/batch", status_code=200, response_model=BatchOut,
              openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
-async def create_transfers(body: TransferBatchIn, request: Request,
-                           idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+async def create_transfers(
+        body: TransferBatchIn, request: Request, idempotency_key: IdempotencyHeader = None
+) -> ORJSONResponse:
     """Many transfers in one request and one ledger batch. Each applies or fails on its own
     (its result says which); with the header, transfer `i` without a key of its own gets
     `<key>:<i>`, so retrying the whole request replays what was applied and nothing twice."""
@@ -400,8 +401,8 @@ async def create_transfers(body: TransferBatchIn, request: Request,
         recorded = api.ledger.recorded(result)
         items.append({"index": index, "ok": True,
                       "entry": None if recorded is None else entry_doc(recorded, assets)})
-    return {"applied": counts["applied"], "replayed": counts["replayed"],
-            "rejected": counts["rejected"], "results": items}
+    return ORJSONResponse({"applied": counts["applied"], "replayed": counts["replayed"],
+                           "rejected": counts["rejected"], "results": items})
 
 
 @router.get("/transactions/{entry_id}", response_model=EntryOut,
@@ -419,13 +420,14 @@ def get_transaction(entry_id: IdPath, request: Request) -> dict[str, object]:
 
 @router.post("/transactions/{entry_id}/reversal", status_code=201, response_model=EntryOut,
              openapi_extra=needs(P.LEDGER_REVERSE), responses=PROBLEMS)
-async def reverse_transaction(entry_id: IdPath, request: Request, response: Response,
-                              body: NoteIn | None = None,
-                              idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+async def reverse_transaction(
+        entry_id: IdPath, request: Request, body: NoteIn | None = None,
+        idempotency_key: IdempotencyHeader = None,
+) -> ORJSONResponse:
     """Undo a posted transfer with an entry that moves every posting back."""
     api = api_of(request)
     metadata = {} if body is None else body.metadata
-    return await _one(api, Reverse(entry_id, metadata, check_key(idempotency_key)), response)
+    return await _one(api, Reverse(entry_id, metadata, check_key(idempotency_key)))
 
 
 # --- two-phase transfers ---------------------------------------------------------------------
@@ -457,13 +459,14 @@ def list_pendings(
 
 @router.post("/pendings", status_code=201, response_model=EntryOut,
              openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
-async def create_pending(body: PendingIn, request: Request, response: Response,
-                         idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+async def create_pending(
+        body: PendingIn, request: Request, idempotency_key: IdempotencyHeader = None
+) -> ORJSONResponse:
     """Reserve funds: post or void them later, or let the reservation expire."""
     api = api_of(request)
     posting = _posting(body.posting, api)
     return await _one(api, CreatePending(posting, body.timeout_s, body.metadata,
-                                         check_key(idempotency_key)), response)
+                                         check_key(idempotency_key)))
 
 
 @router.get("/pendings/{pending_id}", response_model=PendingOut,
@@ -479,9 +482,10 @@ def get_pending(pending_id: IdPath, request: Request) -> dict[str, object]:
 
 @router.post("/pendings/{pending_id}/post", status_code=201, response_model=EntryOut,
              openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
-async def post_pending(pending_id: IdPath, request: Request, response: Response,
-                       body: PostPendingIn | None = None,
-                       idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+async def post_pending(
+        pending_id: IdPath, request: Request, body: PostPendingIn | None = None,
+        idempotency_key: IdempotencyHeader = None,
+) -> ORJSONResponse:
     """Post a reservation, all of it or `amount` of it (the rest is released)."""
     api = api_of(request)
     amount_minor = None
@@ -494,19 +498,19 @@ async def post_pending(pending_id: IdPath, request: Request, response: Response,
                 raise UnknownPending(pending_id=pending_id)
             amount_minor = _asset(api, pending.asset).parse(body.amount)
     return await _one(api, PostPending(pending_id, amount_minor, metadata,
-                                       check_key(idempotency_key)), response)
+                                       check_key(idempotency_key)))
 
 
 @router.post("/pendings/{pending_id}/void", status_code=201, response_model=EntryOut,
              openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
-async def void_pending(pending_id: IdPath, request: Request, response: Response,
-                       body: NoteIn | None = None,
-                       idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+async def void_pending(
+        pending_id: IdPath, request: Request, body: NoteIn | None = None,
+        idempotency_key: IdempotencyHeader = None,
+) -> ORJSONResponse:
     """Release a reservation without moving anything."""
     api = api_of(request)
     metadata = {} if body is None else body.metadata
-    return await _one(api, VoidPending(pending_id, metadata, check_key(idempotency_key)),
-                      response)
+    return await _one(api, VoidPending(pending_id, metadata, check_key(idempotency_key)))
 
 
 # --- the chain -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import hashlib
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
@@ -68,8 +68,9 @@ def principal_of(request: Request) -> Principal:
     return principal
 
 
-def _checker(permission: str) -> Callable[[Request], None]:
-    def check(request: Request) -> None:
+def _checker(permission: str) -> Callable[[Request], Awaitable[None]]:
+    # async: it does no I/O, and a plain function would be run in the thread pool.
+    async def check(request: Request) -> None:
         if permission == PUBLIC:
             return
         principal = principal_of(request)

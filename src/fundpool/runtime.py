@@ -30,7 +30,7 @@ def process_ids() -> Uuid7Ids:
     """UUIDv7 ids from a generator seeded once from the operating system's: as unique as
     `system_ids()` without a system call per id, for a server writing under load. Make one per
     process, after it forks (each API worker does, in its app factory)."""
-    return Uuid7Ids(random.Random(os.urandom(32)))  # noqa: S311 - ids are unique, not secret
+    return Uuid7Ids(random.Random(os.urandom(32)))
 
 
 # A batch of 8,192 transfers allocates some 100,000 small objects; with CPython's default

@@ -128,6 +128,7 @@ def payment_events(served: Served) -> list[tuple[int, PaymentTransitioned]]:
 
 
 def test_figures_agree_with_the_pool_view_and_the_payments(served: Served) -> None:
+    caught_up(served.app)
     figures = served.get("/monitoring/pools/main/figures")
     view = served.get("/pools/main/view")
     assert figures["view"]["assets"] == view["assets"]

@@ -26,7 +26,7 @@ def install_v1(app: FastAPI, api: Api) -> None:
     app.state.api = api
     for module in (ledger, pool, payments, channels, monitoring, stream, auth):
         app.include_router(module.router, prefix="/v1")
-    app.add_middleware(Gate, authenticator=api.authenticator, limiter=api.limiter)
+    app.add_middleware(Gate, authenticator=api.authenticator, limiter=api.limiter, api=api)
     app.add_middleware(RequestContext, body_max_bytes=api.settings.body_max_bytes,
                        upload_max_bytes=api.settings.upload_max_bytes,
                        upload_paths=UPLOAD_PATHS, access_log=api.settings.access_log)

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import Header, Path, Query, Request, Response
-from fastapi.responses import ORJSONResponse
 
 from fundpool.auth.roles import P
 from fundpool.core.errors import (
@@ -68,7 +67,7 @@ from fundpool.server.v1.models import (
     VerifyOut,
 )
 from fundpool.server.v1.pagination import CursorQuery, LimitQuery, Page, make_cursor, read_cursor
-from fundpool.server.v1.problems import PROBLEMS, parse_instant
+from fundpool.server.v1.problems import PROBLEMS, json_answer, parse_instant
 from fundpool.server.v1.security import SecuredRouter, needs
 
 router = SecuredRouter(prefix="/ledger", tags=["ledger"])
@@ -106,7 +105,7 @@ async def _write(api: Api, commands: list[Command]) -> list[CommandResult]:
     return await asyncio.wrap_future(api.writer.submit(commands))
 
 
-async def _one(api: Api, command: Command) -> ORJSONResponse:
+async def _one(api: Api, command: Command) -> Response:
     """Write one command; 201 with its entry, or 200 with the original entry on a replay.
 
     The answer is rendered here (orjson) rather than validated again against `EntryOut` by
@@ -119,8 +118,8 @@ async def _one(api: Api, command: Command) -> ORJSONResponse:
         raise FundpoolError("the command recorded no entry")
     doc = entry_doc(recorded, api.assets())
     if recorded.replayed:
-        return ORJSONResponse(doc, status_code=200, headers={"Idempotent-Replayed": "true"})
-    return ORJSONResponse(doc, status_code=201)
+        return json_answer(doc, 200, headers={"Idempotent-Replayed": "true"})
+    return json_answer(doc, 201)
 
 
 def _account_doc(account: Account, assets: Mapping[str, Asset]) -> dict[str, object]:
@@ -357,7 +356,7 @@ def list_transactions(
              openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
 async def create_transfer(
         body: TransferIn, request: Request, idempotency_key: IdempotencyHeader = None
-) -> ORJSONResponse:
+) -> Response:
     """Move funds now: every posting applies, or none does."""
     api = api_of(request)
     postings = tuple(_posting(p, api) for p in body.postings)
@@ -368,7 +367,7 @@ async def create_transfer(
              openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
 async def create_transfers(
         body: TransferBatchIn, request: Request, idempotency_key: IdempotencyHeader = None
-) -> ORJSONResponse:
+) -> Response:
     """Many transfers in one request and one ledger batch. Each applies or fails on its own
     (its result says which); with the header, transfer `i` without a key of its own gets
     `<key>:<i>`, so retrying the whole request replays what was applied and nothing twice."""
@@ -401,7 +400,7 @@ async def create_transfers(
         recorded = api.ledger.recorded(result)
         items.append({"index": index, "ok": True,
                       "entry": None if recorded is None else entry_doc(recorded, assets)})
-    return ORJSONResponse({"applied": counts["applied"], "replayed": counts["replayed"],
+    return json_answer({"applied": counts["applied"], "replayed": counts["replayed"],
                            "rejected": counts["rejected"], "results": items})
 
 
@@ -423,7 +422,7 @@ def get_transaction(entry_id: IdPath, request: Request) -> dict[str, object]:
 async def reverse_transaction(
         entry_id: IdPath, request: Request, body: NoteIn | None = None,
         idempotency_key: IdempotencyHeader = None,
-) -> ORJSONResponse:
+) -> Response:
     """Undo a posted transfer with an entry that moves every posting back."""
     api = api_of(request)
     metadata = {} if body is None else body.metadata
@@ -461,7 +460,7 @@ def list_pendings(
              openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
 async def create_pending(
         body: PendingIn, request: Request, idempotency_key: IdempotencyHeader = None
-) -> ORJSONResponse:
+) -> Response:
     """Reserve funds: post or void them later, or let the reservation expire."""
     api = api_of(request)
     posting = _posting(body.posting, api)
@@ -485,7 +484,7 @@ def get_pending(pending_id: IdPath, request: Request) -> dict[str, object]:
 async def post_pending(
         pending_id: IdPath, request: Request, body: PostPendingIn | None = None,
         idempotency_key: IdempotencyHeader = None,
-) -> ORJSONResponse:
+) -> Response:
     """Post a reservation, all of it or `amount` of it (the rest is released)."""
     api = api_of(request)
     amount_minor = None
@@ -506,7 +505,7 @@ async def post_pending(
 async def void_pending(
         pending_id: IdPath, request: Request, body: NoteIn | None = None,
         idempotency_key: IdempotencyHeader = None,
-) -> ORJSONResponse:
+) -> Response:
     """Release a reservation without moving anything."""
     api = api_of(request)
     metadata = {} if body is None else body.metadata

@@ -6,6 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+from fastapi import Response
+
 from fundpool.core.errors import FundpoolError
 from fundpool.ledger.docs import EPOCH
 from fundpool.server.problems import PROBLEM_JSON
@@ -26,6 +29,14 @@ def parse_instant(text: str) -> int:
     if instant.tzinfo is None:
         raise InvalidTime("give the time zone, e.g. 2026-11-24T10:00:00Z", value=text)
     return (instant - EPOCH) // timedelta(microseconds=1)
+
+
+def json_answer(doc: object, status: int = 200,
+                headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer rendered with orjson, as is: for the hot routes, whose document is what
+    their response model describes, so FastAPI need not validate it again."""
+    return Response(orjson.dumps(doc), status_code=status, headers=headers,
+                    media_type="application/json")
 
 
 def _problem(description: str) -> dict[str, Any]:

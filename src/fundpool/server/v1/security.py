@@ -37,6 +37,7 @@ from fundpool.auth.store import AuthenticationFailed, AuthStore, Principal, Unau
 from fundpool.core.errors import FundpoolError
 from fundpool.runtime import SystemClock
 from fundpool.server.problems import error_problem, problem, store_errors
+from fundpool.server.v1 import fastpath
 
 PERMISSION_KEY = "x-permission"
 PUBLIC = "public"  # the permission of a route anonymous callers may use (log in)
@@ -221,10 +222,12 @@ class Gate:
     """ASGI middleware: authenticate `/v1` requests and apply the rate limit before the route
     reads a byte of the body."""
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator, limiter: RateLimiter) -> None:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, limiter: RateLimiter,
+                 api: Any = None) -> None:
         self.app = app
         self.authenticator = authenticator
         self.limiter = limiter
+        self.api = api  # with it, single transfers take the hot path (fastpath.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or _is_public(scope):
@@ -255,6 +258,11 @@ class Gate:
             return
         scope.setdefault("state", {})["principal"] = principal
         scope["state"]["token"] = token
+        if self.api is not None and fastpath.takes(scope):
+            replay = await fastpath.transfer(self.api, principal, scope, receive, send)
+            if replay is None:
+                return
+            receive = replay
         await self.app(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send,

@@ -1,0 +1,117 @@
+"""The hot path: a well-formed single transfer, answered without FastAPI's routing.
+
+`POST /v1/ledger/transactions` is the call integrators make most, and FastAPI's generic
+machinery (matching every route in turn, solving dependencies, wrapping the handler) costs more
+CPU than the transfer itself (docs/benchmarks.md, "API"). The gate hands such a request here
+after authenticating it. If the request is exactly the ordinary case — JSON body valid against
+`TransferIn`, a valid `Idempotency-Key` or none, the caller holding `ledger:write`, known assets
+and well-formed amounts — it is parsed with the same pydantic model, written through the same
+group-commit writer and answered with the same document as the route in ledger.py.
+
+Anything else goes to FastAPI with the body untouched, so every refusal (422, 403, 400, ...) is
+made by the one route and reads the same whichever way the request came. The OpenAPI document
+describes the route in ledger.py; tests compare both paths' answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import structlog
+from pydantic import ValidationError
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from fundpool.auth.roles import Permission
+from fundpool.core.errors import FundpoolError, StoreError
+from fundpool.core.ledger.engine import CommandResult
+from fundpool.core.ledger.model import Transfer
+from fundpool.ledger.docs import entry_doc
+from fundpool.server.problems import DRIVER_ERRORS, error_problem, problem
+from fundpool.server.v1.idempotency import check_key
+from fundpool.server.v1.models import TransferIn
+from fundpool.server.v1.problems import json_answer
+
+if TYPE_CHECKING:
+
+    from fundpool.auth.store import Principal
+    from fundpool.server.v1.context import Api
+
+log = structlog.get_logger(__name__)
+PATH = "/v1/ledger/transactions"
+
+
+def takes(scope: Scope) -> bool:
+    return bool(scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def transfer(api: Api, principal: Principal, scope: Scope, receive: Receive,
+                   send: Send) -> Receive | None:
+    """Answer the request and return None, or return a `receive` that gives FastAPI the body
+    again (the request is not the ordinary case)."""
+    received: list[Message] = []
+    while True:
+        message = await receive()
+        received.append(message)
+        if message["type"] != "http.request":
+            return _replay(received, receive)
+        if not message.get("more_body", False):
+            break
+    body = b"".join(m.get("body", b"") for m in received)
+    again = _replay(received, receive)
+    content_type = _header(scope, b"content-type") or ""
+    if Permission.LEDGER_WRITE not in principal.permissions or \
+            not content_type.startswith("application/json"):
+        return again
+    try:
+        request = TransferIn.model_validate_json(body)
+        key = check_key(_header(scope, b"idempotency-key"))
+        from fundpool.server.v1.ledger import _posting
+
+        postings = tuple(_posting(p, api) for p in request.postings)
+    except (ValidationError, FundpoolError):
+        return again
+    response: Response
+    try:
+        (result,) = await _write(api, Transfer(postings, request.metadata, key))
+        if result.error is not None:
+            response = error_problem(result.error)
+        else:
+            recorded = api.ledger.recorded(result)
+            if recorded is None:  # pragma: no cover - a transfer always records an entry
+                raise FundpoolError("the transfer recorded no entry")
+            doc = entry_doc(recorded, api.assets())
+            response = json_answer(doc, 200, headers={
+                "Idempotent-Replayed": "true"}) if recorded.replayed \
+                else json_answer(doc, 201)
+    except FundpoolError as error:
+        response = error_problem(error)
+    except DRIVER_ERRORS as error:
+        response = error_problem(StoreError(reason=f"{type(error).__name__}: {error}"))
+    except Exception as error:
+        log.error("unexpected_error", path=PATH, error=type(error).__name__, exc_info=error)
+        response = problem(500, "internal_error", "the server failed unexpectedly")
+    await response(scope, receive, send)
+    return None
+
+
+async def _write(api: Api, command: Transfer) -> list[CommandResult]:
+    return await asyncio.wrap_future(api.writer.submit([command]))
+
+
+def _replay(received: list[Message], receive: Receive) -> Receive:
+    """A `receive` that gives again what was read, then what comes next."""
+    queue = list(received)
+
+    async def again() -> Message:
+        return queue.pop(0) if queue else await receive()
+
+    return again

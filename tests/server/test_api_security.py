@@ -260,3 +260,9 @@ def test_request_ids_are_kept_or_made(served: ApiApp, client: Any) -> None:
     assert given.headers["x-request-id"] == "trace-42"
     made = client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"})
     assert re.fullmatch(r"[0-9a-f]{16}", made.headers["x-request-id"])
+
+
+def test_docs_list_every_route(served: ApiApp) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    for method, path, permission in operations(served.app):
+        assert f"| {method} | `{path}` | `{permission}` |" in text, (method, path)

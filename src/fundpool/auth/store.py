@@ -18,7 +18,6 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from fundpool.auth.roles import Permission, Role, permissions_of
@@ -40,7 +39,7 @@ from fundpool.auth.secrets import (
 )
 from fundpool.core.errors import FundpoolError, StoreError
 from fundpool.stores import split_schema
-from fundpool.stores.projection_sql import ProjectionStore, connect_postgres
+from fundpool.stores.projection_sql import ProjectionStore, connect_postgres, connect_sqlite
 
 US_PER_S = 1_000_000
 PASSWORD_CHARS_MIN = 12
@@ -397,12 +396,7 @@ class AuthStore:
     def _connect(self) -> Any:
         if self._pg:
             return connect_postgres(self.url)
-        path = self.url.removeprefix("sqlite:///")
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        lite = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        lite.execute("PRAGMA journal_mode=WAL")
-        lite.execute("PRAGMA synchronous=FULL")
+        lite = connect_sqlite(self.url)
         lite.execute("PRAGMA foreign_keys=ON")
         return lite
 

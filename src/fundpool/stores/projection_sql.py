@@ -96,6 +96,18 @@ def _schema_lock_key(name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def connect_sqlite(url: str) -> sqlite3.Connection:
+    """An autocommit connection to `sqlite:///PATH` (WAL, durable commits), shared between
+    threads under the caller's lock, waiting up to 30 s for the file's write lock."""
+    path = url.removeprefix("sqlite:///")
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    lite = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    lite.execute("PRAGMA journal_mode=WAL")
+    lite.execute("PRAGMA synchronous=FULL")
+    return lite
+
+
 def connect_postgres(url: str) -> Any:
     """An autocommit connection to `url` (`?schema=NAME`, default `fundpool`), with the schema
     created if needed and on the search path."""
@@ -188,13 +200,7 @@ class ProjectionStore:
     def _connect(self) -> Any:
         if self._pg:
             return connect_postgres(self.url)
-        path = self.url.removeprefix("sqlite:///")
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        lite = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        lite.execute("PRAGMA journal_mode=WAL")
-        lite.execute("PRAGMA synchronous=FULL")
-        return lite
+        return connect_sqlite(self.url)
 
     def initialise(self) -> None:
         if self._pg:

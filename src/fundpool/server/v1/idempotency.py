@@ -20,11 +20,9 @@ Keys are per caller: two API keys may use the same idempotency key for different
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -116,12 +114,9 @@ class IdempotencyStore:
             from fundpool.stores.projection_sql import connect_postgres
 
             return connect_postgres(self.url)
-        path = self.url.removeprefix("sqlite:///")
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        lite = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        lite.execute("PRAGMA journal_mode=WAL")
-        return lite
+        from fundpool.stores.projection_sql import connect_sqlite
+
+        return connect_sqlite(self.url)
 
     def close(self) -> None:
         self._connection.close()

@@ -198,9 +198,7 @@ def list_accounts(
     """Accounts by address (`-address`: descending), a page at a time."""
     api = api_of(request)
     filters = {"prefix": prefix, "asset": asset, "sort": sort}
-    after = read_cursor(cursor, "accounts", filters)
-    if after is not None and not isinstance(after, str):
-        raise_bad_cursor()
+    after = read_cursor(cursor, "accounts", filters, str)
     with store_errors():
         accounts = [a for a in api.store.accounts(prefix)
                     if asset is None or a.asset == asset]
@@ -214,12 +212,6 @@ def list_accounts(
     more = len(accounts) > limit
     return {"data": [_account_doc(a, assets) for a in page],
             "next_cursor": make_cursor("accounts", filters, page[-1].address) if more else None}
-
-
-def raise_bad_cursor() -> None:
-    from fundpool.server.v1.pagination import InvalidCursor
-
-    raise InvalidCursor("the cursor is not valid")
 
 
 @router.post("/accounts", status_code=201, response_model=AccountResult,
@@ -294,9 +286,7 @@ def get_history(
     """The account's balance changes, newest first; a page holds whole entries."""
     api = api_of(request)
     filters = {"address": address, "asset": asset}
-    before = read_cursor(cursor, "history", filters)
-    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
-        raise_bad_cursor()
+    before = read_cursor(cursor, "history", filters, int)
     with store_errors():
         rows = api.ledger.history(address, asset=asset, limit=limit, before_seq=before)
         assets = api.assets()
@@ -331,9 +321,7 @@ def list_transactions(
     """The journal, a page at a time: every entry (transfers, pending, reversals, accounts)."""
     api = api_of(request)
     filters = {"sort": sort}
-    after = read_cursor(cursor, "transactions", filters)
-    if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
-        raise_bad_cursor()
+    after = read_cursor(cursor, "transactions", filters, int)
     with store_errors():
         head = api.store.head().seq
         if sort == "seq":
@@ -442,9 +430,7 @@ def list_pendings(
     """Reservations by id, newest first."""
     api = api_of(request)
     filters = {"state": None if state is None else str(state)}
-    after = read_cursor(cursor, "pendings", filters)
-    if after is not None and not isinstance(after, str):
-        raise_bad_cursor()
+    after = read_cursor(cursor, "pendings", filters, str)
     with store_errors():
         pendings = sorted(api.store.pendings(state), key=lambda p: p.id, reverse=True)
         assets = api.assets()

@@ -52,8 +52,10 @@ def make_cursor(list_name: str, filters: Mapping[str, object], after: Any) -> st
     return base64.urlsafe_b64encode(body).decode().rstrip("=")
 
 
-def read_cursor(cursor: str | None, list_name: str, filters: Mapping[str, object]) -> Any:
-    """Where the page after `cursor` starts, or None for the first page."""
+def read_cursor(cursor: str | None, list_name: str, filters: Mapping[str, object],
+                kind: type | None = None) -> Any:
+    """Where the page after `cursor` starts, or None for the first page; with `kind`, the
+    position must be of that type (an int is never a bool)."""
     if cursor is None:
         return None
     try:
@@ -65,4 +67,7 @@ def read_cursor(cursor: str | None, list_name: str, filters: Mapping[str, object
         raise InvalidCursor("the cursor is not valid")
     if body["f"] != _digest(list_name, filters):
         raise InvalidCursor("the cursor was made for other filters or another sort")
-    return body["a"]
+    after = body["a"]
+    if kind is not None and (not isinstance(after, kind) or isinstance(after, bool)):
+        raise InvalidCursor("the cursor is not valid")
+    return after

@@ -206,8 +206,10 @@ def test_keys_are_only_shown_once_and_stored_hashed(served: ApiApp, client: Any)
     listed = client.get("/v1/keys", headers=served.headers("auditor"))
     assert listed.status_code == 200
     assert token not in listed.text
-    assert token.split("_")[-1] not in Path(served.app.state.api.store.path).read_bytes().decode(
-        "latin-1")
+    database = Path(served.app.state.api.store.path)
+    stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    assert created.json()["key"]["id"].encode() in stored
+    assert token.split("_")[-1].encode() not in stored
     # Scopes narrow the roles: this cashier key may read the ledger and nothing more.
     h = {"Authorization": f"Bearer {token}"}
     assert client.get("/v1/ledger/assets", headers=h).status_code == 200
@@ -266,3 +268,37 @@ def test_docs_list_every_route(served: ApiApp) -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
     for method, path, permission in operations(served.app):
         assert f"| {method} | `{path}` | `{permission}` |" in text, (method, path)
+
+
+def test_every_post_keeps_the_idempotency_semantics(served: ApiApp, client: Any) -> None:
+    h = {**served.headers("admin"), "Idempotency-Key": "asset-xau"}
+    first = client.post("/v1/ledger/assets", headers=h,
+                        json={"code": "XAU", "scale": 3, "kind": "crypto"})
+    assert first.status_code == 201, first.text
+    again = client.post("/v1/ledger/assets", headers=h,
+                        json={"code": "XAU", "scale": 3, "kind": "crypto"})
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    other = client.post("/v1/ledger/assets", headers=h,
+                        json={"code": "XAG", "scale": 3, "kind": "crypto"})
+    assert_problem(other, 409, "idempotency_conflict")
+    codes = [a["code"] for a in client.get("/v1/ledger/assets", headers=h).json()]
+    assert "XAU" in codes
+    assert "XAG" not in codes
+
+
+def test_a_new_keys_secret_is_never_kept_for_replays(served: ApiApp, client: Any) -> None:
+    h = {**served.headers("admin"), "Idempotency-Key": "new-key-1"}
+    body = {"name": "replayed", "roles": ["viewer"]}
+    first = client.post("/v1/keys", headers=h, json=body)
+    assert first.status_code == 201
+    token = first.json()["token"]
+    again = client.post("/v1/keys", headers=h, json=body)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["token"] is None
+    assert again.json()["key"]["id"] == first.json()["key"]["id"]
+    database = Path(served.app.state.api.store.path)
+    stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    assert first.json()["key"]["id"].encode() in stored  # the key is there, its secret not
+    assert token.split("_")[-1].encode() not in stored

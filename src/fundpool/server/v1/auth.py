@@ -90,7 +90,12 @@ class KeyOut(BaseModel):
 
 class NewKeyOut(BaseModel):
     key: KeyOut
-    token: str = Field(description="The secret: shown this once, never again.")
+    token: str | None = Field(description="The secret: shown this once, never again (a replay "
+                              "of the request, by its Idempotency-Key, answers null).")
+
+
+def _without_token(doc: dict[str, object]) -> dict[str, object]:
+    return {**doc, "token": None}
 
 
 class RotateIn(Strict):
@@ -132,7 +137,7 @@ def _caller(request: Request) -> str:
 
 
 def _idempotent(request: Request, key: str | None, body: object, run: Any,
-                status: int = 200) -> JSONResponse:
+                status: int = 200, kept: Any = None) -> JSONResponse:
     api = api_of(request)
 
     def respond() -> JSONResponse:
@@ -141,7 +146,7 @@ def _idempotent(request: Request, key: str | None, body: object, run: Any,
     with store_errors():
         return run_idempotent(api.idempotency, _caller(request), key,
                               request_hash("POST", request.url.path, body),
-                              api.clock.now_us(), respond)
+                              api.clock.now_us(), respond, kept=kept)
 
 
 # --- sessions --------------------------------------------------------------------------------
@@ -150,7 +155,8 @@ def _idempotent(request: Request, key: str | None, body: object, run: Any,
 @router.post("/sessions", status_code=201, response_model=SessionOut, openapi_extra=needs(PUBLIC),
              responses=PROBLEMS)
 def login(body: LoginIn, request: Request) -> JSONResponse:
-    """Log in: a session for the console (cookie) or a script (bearer token)."""
+    """Log in: a session for the console (cookie) or a script (bearer token). The one POST
+    without `Idempotency-Key`: each log-in is a new session, and its secret is never kept."""
     api = api_of(request)
     with store_errors():
         principal, token, csrf = api.auth.login(body.username, body.password,
@@ -225,7 +231,8 @@ def create_key(body: KeyIn, request: Request,
             expires_at_us=expires, now_us=now_us, created_by=f"{principal.kind}:{principal.name}")
         return {"key": _key_doc(info, now_us), "token": token}
 
-    return _idempotent(request, idempotency_key, body.model_dump(mode="json"), run, 201)
+    return _idempotent(request, idempotency_key, body.model_dump(mode="json"), run, 201,
+                       kept=_without_token)
 
 
 @router.post("/keys/{key_id}/rotate", status_code=201, response_model=NewKeyOut,
@@ -247,7 +254,8 @@ def rotate_key(key_id: KeyPath, request: Request, body: RotateIn | None = None,
             raise KeyNotRotatable(error.detail, key_id=key_id, reason=error.code) from error
         return {"key": _key_doc(info, now_us), "token": token}
 
-    return _idempotent(request, idempotency_key, {"grace_s": grace}, run, 201)
+    return _idempotent(request, idempotency_key, {"grace_s": grace}, run, 201,
+                       kept=_without_token)
 
 
 @router.post("/keys/{key_id}/revoke", response_model=KeyOut,

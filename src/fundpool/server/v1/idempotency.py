@@ -190,9 +190,11 @@ class IdempotencyStore:
 
 def run_idempotent(
     store: IdempotencyStore, caller: str, key: str | None, digest: str, now_us: int,
-    run: Callable[[], JSONResponse],
+    run: Callable[[], JSONResponse], *, kept: Callable[[Any], Any] | None = None,
 ) -> JSONResponse:
-    """Run `run` once per (caller, key); see the module's docstring."""
+    """Run `run` once per (caller, key); see the module's docstring. `kept` turns a
+    successful answer's document into what is kept for replays: a secret shown once (a new
+    API key's) is never written to this table."""
     key = check_key(key)
     if key is None:
         return run()
@@ -218,5 +220,8 @@ def run_idempotent(
     except BaseException:
         store.release(caller, key)
         raise
-    store.finish(caller, key, response.status_code, bytes(response.body))
+    body = bytes(response.body)
+    if kept is not None and response.status_code < 400:
+        body = orjson.dumps(kept(orjson.loads(body)))
+    store.finish(caller, key, response.status_code, body)
     return response

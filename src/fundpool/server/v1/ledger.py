@@ -10,10 +10,11 @@ entry). Reads are plain functions, run in the thread pool.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from fundpool.auth.roles import P
 from fundpool.core.errors import (
@@ -29,8 +30,6 @@ from fundpool.core.ledger.model import (
     Account,
     Command,
     CreatePending,
-    DefineAsset,
-    OpenAccount,
     PendingState,
     Posting,
     PostPending,
@@ -45,7 +44,7 @@ from fundpool.ledger.service import recorded_from_stored, seq_at
 from fundpool.ledger.verify import verify
 from fundpool.server.problems import store_errors
 from fundpool.server.v1.context import Api, api_of
-from fundpool.server.v1.idempotency import HEADER, check_key
+from fundpool.server.v1.idempotency import HEADER, check_key, request_hash, run_idempotent
 from fundpool.server.v1.models import (
     AccountIn,
     AccountOut,
@@ -68,7 +67,7 @@ from fundpool.server.v1.models import (
 )
 from fundpool.server.v1.pagination import CursorQuery, LimitQuery, Page, make_cursor, read_cursor
 from fundpool.server.v1.problems import PROBLEMS, json_answer, parse_instant
-from fundpool.server.v1.security import SecuredRouter, needs
+from fundpool.server.v1.security import SecuredRouter, needs, principal_of
 
 router = SecuredRouter(prefix="/ledger", tags=["ledger"])
 
@@ -166,21 +165,34 @@ def list_assets(request: Request) -> list[dict[str, object]]:
 
 @router.post("/assets", status_code=201, response_model=AssetResult,
              openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
-async def define_asset(body: AssetIn, request: Request, response: Response,
-                       idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+def define_asset(body: AssetIn, request: Request,
+                 idempotency_key: IdempotencyHeader = None) -> JSONResponse:
     """Define an asset. Defining it again with the same scale and kind changes nothing (200);
     with another, 409 `asset_already_defined`."""
-    check_key(idempotency_key)
     api = api_of(request)
     asset = Asset(body.code, body.scale, AssetKind(body.kind))
-    (result,) = await _write(api, [DefineAsset(asset)])
-    if result.error is not None:
-        raise result.error
-    if result.entry is None:
-        response.status_code = 200
-    api.assets(fresh=True)
-    return {"status": "applied" if result.entry is not None else "unchanged",
-            "asset": {"code": asset.code, "scale": asset.scale, "kind": str(asset.kind)}}
+
+    def run() -> JSONResponse:
+        recorded = api.ledger.define_asset(asset)
+        api.assets(fresh=True)
+        return json_answer({"status": "applied" if recorded is not None else "unchanged",
+                            "asset": {"code": asset.code, "scale": asset.scale,
+                                      "kind": str(asset.kind)}},
+                           201 if recorded is not None else 200)
+
+    return _kept(request, idempotency_key, body.model_dump(mode="json"), run)
+
+
+def _kept(request: Request, key: str | None, body: object,
+          run: Callable[[], JSONResponse]) -> JSONResponse:
+    """A POST whose effect has no idempotency key in the ledger (an asset, an account): the
+    answer is kept by (caller, key) instead (idempotency.py)."""
+    api = api_of(request)
+    caller = principal_of(request)
+    with store_errors():
+        return run_idempotent(api.idempotency, f"{caller.kind}:{caller.id}", key,
+                              request_hash("POST", request.url.path, body),
+                              api.clock.now_us(), run)
 
 
 @router.get("/accounts", response_model=Page[AccountOut], openapi_extra=needs(P.LEDGER_READ),
@@ -216,12 +228,10 @@ def list_accounts(
 
 @router.post("/accounts", status_code=201, response_model=AccountResult,
              openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
-async def open_account(body: AccountIn, request: Request, response: Response,
-                       idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
+def open_account(body: AccountIn, request: Request,
+                 idempotency_key: IdempotencyHeader = None) -> JSONResponse:
     """Open an account. Opening it again with the same flags changes nothing (200)."""
-    check_key(idempotency_key)
     api = api_of(request)
-    assets = api.assets()
     held = None if body.asset is None else _asset(api, body.asset)
     if held is None and (body.min_balance is not None or body.max_balance is not None):
         raise InvalidAccount("min_balance and max_balance need the account's asset")
@@ -235,14 +245,15 @@ async def open_account(body: AccountIn, request: Request, response: Response,
         else _signed(held, body.max_balance),
         metadata=body.metadata,
     )
-    (result,) = await _write(api, [OpenAccount(account)])
-    if result.error is not None:
-        raise result.error
-    if result.entry is None:
-        response.status_code = 200
-    opened = _find_account(api, account.address)
-    return {"status": "applied" if result.entry is not None else "unchanged",
-            "account": _account_doc(opened, assets)}
+
+    def run() -> JSONResponse:
+        recorded = api.ledger.open_account(account)
+        opened = _find_account(api, account.address)
+        return json_answer({"status": "applied" if recorded is not None else "unchanged",
+                            "account": _account_doc(opened, api.assets())},
+                           201 if recorded is not None else 200)
+
+    return _kept(request, idempotency_key, body.model_dump(mode="json"), run)
 
 
 @router.get("/accounts/{address}", response_model=AccountOut,

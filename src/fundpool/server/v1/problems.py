@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from fastapi import Response
+from fastapi.responses import JSONResponse
 
 from fundpool.core.errors import FundpoolError
 from fundpool.ledger.docs import EPOCH
@@ -31,12 +31,16 @@ def parse_instant(text: str) -> int:
     return (instant - EPOCH) // timedelta(microseconds=1)
 
 
+class _OrjsonAnswer(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def json_answer(doc: object, status: int = 200,
-                headers: dict[str, str] | None = None) -> Response:
+                headers: dict[str, str] | None = None) -> JSONResponse:
     """A JSON answer rendered with orjson, as is: for the hot routes, whose document is what
     their response model describes, so FastAPI need not validate it again."""
-    return Response(orjson.dumps(doc), status_code=status, headers=headers,
-                    media_type="application/json")
+    return _OrjsonAnswer(doc, status_code=status, headers=headers)
 
 
 def _problem(description: str) -> dict[str, Any]:

@@ -87,6 +87,7 @@ from fundpool.sim.traffic import (
     Simulation,
 )
 from fundpool.stores.sqlite import SqliteStore
+from tests.conftest import DEEP_PROPERTIES
 from tests.payments.test_dispatch import ScriptedRail, config_with, example_document
 from tests.payments.test_lifecycle import TERMINAL, acct, ledger_balances, legal_target, world
 
@@ -814,7 +815,7 @@ class DispatchMachine(RuleBasedStateMachine):
 
 
 DispatchMachine.TestCase.settings = settings(
-    max_examples=150,
+    max_examples=150 if DEEP_PROPERTIES else 100,
     stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,

@@ -47,6 +47,7 @@ from fundpool.payments.model import Action, Payment, PaymentKind, PaymentRequest
 from fundpool.payments.service import Step
 from fundpool.pool.setup import init_pool
 from fundpool.stores.sqlite import SqliteStore
+from tests.conftest import DEEP_PROPERTIES
 from tests.payments.test_lifecycle import (
     CHANNEL_ASSETS,
     CONFIG,
@@ -425,7 +426,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
 
 
 PaymentLifecycle.TestCase.settings = settings(
-    max_examples=200,
+    max_examples=200 if DEEP_PROPERTIES else 110,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

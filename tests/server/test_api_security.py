@@ -302,3 +302,18 @@ def test_a_new_keys_secret_is_never_kept_for_replays(served: ApiApp, client: Any
     stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
     assert first.json()["key"]["id"].encode() in stored  # the key is there, its secret not
     assert token.split("_")[-1].encode() not in stored
+
+
+def test_old_kept_answers_are_pruned_but_payout_files_stay(tmp_path: Path) -> None:
+    from fundpool.server.v1.idempotency import IdempotencyStore
+
+    kept = IdempotencyStore(f"sqlite:///{tmp_path / 'kept.sqlite3'}")
+    for caller, at in (("key:a", 1_000), ("key:a-late", 5_000), ("payout-file:main", 1_000)):
+        assert kept.claim(caller, "k", "h", at) is None
+        kept.finish(caller, "k", 200, b"{}")
+    assert kept.claim("key:running", "k", "h", 1_000) is None  # still running: never pruned
+    assert kept.prune(2_000) == 1
+    assert kept.find("key:a", "k") is None
+    assert kept.find("key:a-late", "k") is not None
+    assert kept.find("payout-file:main", "k") is not None
+    assert kept.find("key:running", "k") is not None

@@ -4,9 +4,10 @@ environment (`fundpool serve` puts them there, then starts N workers on this fac
     uvicorn --factory fundpool.server.main:build_app      # what `fundpool serve` runs
 
 Each worker opens its own connections. With several workers on PostgreSQL, one of them leads:
-it holds a session advisory lock, applies the outbox to the projections and evaluates the alert
-rules; the others re-read the projections the leader writes. When the leader dies, its
-connection closes, the lock is free, and another worker takes over within a second.
+it holds a session advisory lock, applies the outbox to the projections, evaluates the alert
+rules and prunes old kept answers; the others re-read the projections the leader writes. When
+the leader dies, its connection closes, the lock is free, and another worker takes over within
+a second.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi import FastAPI
 
 from fundpool.auth.store import AuthStore
 from fundpool.ledger.service import Ledger
+from fundpool.monitoring.feed import Follower
 from fundpool.monitoring.service import Monitor
 from fundpool.pool.config import load_config
 from fundpool.runtime import SystemClock, system_ids, tune_gc
@@ -32,6 +34,7 @@ from fundpool.server.v1.idempotency import IdempotencyStore
 from fundpool.stores import open_store
 
 LEADER_POLL_S = 1.0
+PRUNE_EVERY_S = 3_600.0
 REFRESH_S = 1.0
 
 
@@ -60,10 +63,13 @@ class Leadership:
     """Who keeps the live figures: the worker holding `lease_key` (PostgreSQL), or this one
     alone (SQLite: one worker)."""
 
-    def __init__(self, monitor: Monitor, settings: Settings, engine: Any = None) -> None:
+    def __init__(self, monitor: Monitor, settings: Settings, engine: Any = None,
+                 idempotency: IdempotencyStore | None = None) -> None:
         self.monitor = monitor
         self.settings = settings
         self.engine = engine
+        self.idempotency = idempotency  # the leader prunes its old answers, hourly
+        self._pruner: Follower | None = None
         self.leading = False
         self._connection: Any = None
         self._stop = threading.Event()
@@ -80,6 +86,13 @@ class Leadership:
     def _lead(self) -> None:
         self.leading = True
         self.monitor.follow()
+        if self.idempotency is not None:
+            retention_us = self.settings.idempotency_retention_s * 1_000_000
+            clock = SystemClock()
+            kept = self.idempotency
+            self._pruner = Follower(lambda: kept.prune(clock.now_us() - retention_us),
+                                    interval_s=PRUNE_EVERY_S,
+                                    name="fundpool-idempotency-prune").start()
         if self.engine is not None:
             self.engine.follow(interval_s=self.settings.evaluate_every_s)
 
@@ -110,6 +123,8 @@ class Leadership:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._pruner is not None:
+            self._pruner.stop()
         if self.leading:
             self.monitor.stop()
             if self.engine is not None:
@@ -143,7 +158,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         held = AlertRules(settings.alerts)
         engine = AlertEngine(Ledger(store, SystemClock(), system_ids()), monitor, held)
         sources += [kpi_source(held), alert_source(engine)]
-    leadership = Leadership(monitor, settings, engine)
+    leadership = Leadership(monitor, settings, engine, api.idempotency)
     app = create_app(monitor, follow=False, ready_lag_max_events=settings.ready_lag_max_events,
                      metric_sources=sources, api=api, services=[leadership])
     app.state.leadership = leadership

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
                                 description="Most commands in one batch request.")
 
     # --- credentials ---
+    idempotency_retention_s: int = Field(86_400, ge=3_600, description="How long an "
+                                         "answer is kept for a retry with its Idempotency-Key "
+                                         "(POSTs without a key in the domain).")
     session_ttl_s: int = Field(8 * 3600, ge=60, le=30 * 86_400,
                                description="Console session lifetime.")
     auth_cache_s: float = Field(5.0, ge=0, le=60, description="How long a worker trusts a key "

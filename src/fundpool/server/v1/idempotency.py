@@ -175,6 +175,14 @@ class IdempotencyStore:
                 "started_at_us = excluded.started_at_us"),
                 (caller, key, status, body.decode(), now_us))
 
+    def prune(self, before_us: int, *, keep_prefix: str = "payout-file:") -> int:
+        """Forget the answers kept for requests made before `before_us` (a retry that late
+        is a new request); the API's own records under `keep_prefix` stay."""
+        with self._lock:
+            return int(self._connection.execute(self._sql(
+                "DELETE FROM api_idempotency WHERE state = 'done' AND started_at_us < ? "
+                "AND caller NOT LIKE ?"), (before_us, keep_prefix + "%")).rowcount)
+
     def finish(self, caller: str, key: str, status: int, body: bytes) -> None:
         with self._lock:
             self._connection.execute(self._sql(

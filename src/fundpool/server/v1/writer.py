@@ -28,7 +28,7 @@ from fundpool.stores import driver_errors
 log = structlog.get_logger(__name__)
 
 BATCH_MAX = 1_024
-_STOP = object()
+_Waiting = tuple[list[Command], "Future[list[CommandResult]]"]
 DRIVER_ERRORS = driver_errors()
 
 
@@ -36,7 +36,7 @@ class LedgerWriter:
     def __init__(self, ledger: Ledger, *, batch_max: int = BATCH_MAX) -> None:
         self.ledger = ledger
         self.batch_max = batch_max
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()  # None: stop
         self._thread: threading.Thread | None = None
         self._started = False
         self._lock = threading.Lock()
@@ -58,7 +58,7 @@ class LedgerWriter:
                 return
             self._started = False
             thread = self._thread
-        self._queue.put(_STOP)
+        self._queue.put(None)
         if thread is not None:
             thread.join(timeout_s)
 
@@ -73,26 +73,26 @@ class LedgerWriter:
     def _run(self) -> None:
         while True:
             first = self._queue.get()
-            if first is _STOP:
+            if first is None:
                 return
-            waiting: list[tuple[list[Command], Future[list[CommandResult]]]] = [first]  # type: ignore[list-item]
-            count = len(waiting[0][0])
+            waiting: list[_Waiting] = [first]
+            count = len(first[0])
             stop = False
             while count < self.batch_max:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is _STOP:
+                if item is None:
                     stop = True
                     break
-                waiting.append(item)  # type: ignore[arg-type]
-                count += len(item[0])  # type: ignore[index]
+                waiting.append(item)
+                count += len(item[0])
             self._write(waiting)
             if stop:
                 return
 
-    def _write(self, waiting: list[tuple[list[Command], Future[list[CommandResult]]]]) -> None:
+    def _write(self, waiting: list[_Waiting]) -> None:
         commands = [command for part, _ in waiting for command in part]
         try:
             results = self.ledger.submit(commands)

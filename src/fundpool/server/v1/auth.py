@@ -21,7 +21,7 @@ from fundpool.core.errors import FundpoolError
 from fundpool.ledger.docs import iso
 from fundpool.server.problems import store_errors
 from fundpool.server.v1.context import api_of
-from fundpool.server.v1.idempotency import HEADER, request_hash, run_idempotent
+from fundpool.server.v1.idempotency import HEADER, idempotent_post
 from fundpool.server.v1.models import Strict
 from fundpool.server.v1.problems import PROBLEMS, parse_instant
 from fundpool.server.v1.security import (
@@ -131,24 +131,6 @@ def _user_doc(info: Any) -> dict[str, object]:
             "disabled": bool(info.disabled), "created_at": iso(info.created_at_us)}
 
 
-def _caller(request: Request) -> str:
-    principal = request.scope.get("state", {}).get("principal")
-    return "anonymous" if principal is None else f"{principal.kind}:{principal.id}"
-
-
-def _idempotent(request: Request, key: str | None, body: object, run: Any,
-                status: int = 200, kept: Any = None) -> JSONResponse:
-    api = api_of(request)
-
-    def respond() -> JSONResponse:
-        return JSONResponse(run(), status_code=status)
-
-    with store_errors():
-        return run_idempotent(api.idempotency, _caller(request), key,
-                              request_hash("POST", request.url.path, body),
-                              api.clock.now_us(), respond, kept=kept)
-
-
 # --- sessions --------------------------------------------------------------------------------
 
 
@@ -231,8 +213,8 @@ def create_key(body: KeyIn, request: Request,
             expires_at_us=expires, now_us=now_us, created_by=f"{principal.kind}:{principal.name}")
         return {"key": _key_doc(info, now_us), "token": token}
 
-    return _idempotent(request, idempotency_key, body.model_dump(mode="json"), run, 201,
-                       kept=_without_token)
+    return idempotent_post(request, idempotency_key, body.model_dump(mode="json"), run, status=201,
+                           kept=_without_token)
 
 
 @router.post("/keys/{key_id}/rotate", status_code=201, response_model=NewKeyOut,
@@ -254,8 +236,8 @@ def rotate_key(key_id: KeyPath, request: Request, body: RotateIn | None = None,
             raise KeyNotRotatable(error.detail, key_id=key_id, reason=error.code) from error
         return {"key": _key_doc(info, now_us), "token": token}
 
-    return _idempotent(request, idempotency_key, {"grace_s": grace}, run, 201,
-                       kept=_without_token)
+    return idempotent_post(request, idempotency_key, {"grace_s": grace}, run, status=201,
+                           kept=_without_token)
 
 
 @router.post("/keys/{key_id}/revoke", response_model=KeyOut,
@@ -269,7 +251,7 @@ def revoke_key(key_id: KeyPath, request: Request,
         now_us = api.clock.now_us()
         return _key_doc(api.auth.revoke_key(key_id, now_us=now_us), now_us)
 
-    return _idempotent(request, idempotency_key, {}, run)
+    return idempotent_post(request, idempotency_key, {}, run)
 
 
 # --- users -----------------------------------------------------------------------------------
@@ -295,7 +277,7 @@ def create_user(body: UserIn, request: Request,
         return _user_doc(info)
 
     digest_body = {**body.model_dump(mode="json"), "password": None}
-    return _idempotent(request, idempotency_key, digest_body, run, 201)
+    return idempotent_post(request, idempotency_key, digest_body, run, status=201)
 
 
 @router.post("/users/{username}/disable", response_model=UserOut,
@@ -308,7 +290,7 @@ def disable_user(username: UserPath, request: Request,
     def run() -> dict[str, object]:
         return _user_doc(api.auth.disable_user(username, now_us=api.clock.now_us()))
 
-    return _idempotent(request, idempotency_key, {}, run)
+    return idempotent_post(request, idempotency_key, {}, run)
 
 
 

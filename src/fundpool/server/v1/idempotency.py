@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from fundpool.core.errors import FundpoolError, IdempotencyConflict, InvalidIdempotencyKey
-from fundpool.server.problems import STATUS_BY_CODE, error_problem
+from fundpool.server.problems import STATUS_BY_CODE, error_problem, store_errors
 
 IN_PROGRESS_S = 60
 KEY_MAX_CHARS = 255
@@ -233,3 +234,25 @@ def run_idempotent(
         body = orjson.dumps(kept(orjson.loads(body)))
     store.finish(caller, key, response.status_code, body)
     return response
+
+
+def idempotent_post(
+    request: Request, key: str | None, body: object,
+    run: Callable[[], JSONResponse | dict[str, object]], *, status: int = 200,
+    kept: Callable[[Any], Any] | None = None,
+) -> JSONResponse:
+    """A route's POST run once per (caller, `Idempotency-Key`), `body` being what identifies
+    the request beside its path: the one way routes use the kept answers. `run` answers a
+    response, or a document sent with `status`."""
+    api = request.app.state.api
+    principal = request.scope.get("state", {}).get("principal")
+    caller = "anonymous" if principal is None else f"{principal.kind}:{principal.id}"
+
+    def respond() -> JSONResponse:
+        answer = run()
+        return answer if isinstance(answer, JSONResponse) else JSONResponse(answer, status)
+
+    with store_errors():
+        return run_idempotent(api.idempotency, caller, key,
+                              request_hash("POST", request.url.path, body),
+                              api.clock.now_us(), respond, kept=kept)

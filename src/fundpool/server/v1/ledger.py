@@ -10,7 +10,7 @@ entry). Reads are plain functions, run in the thread pool.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import Header, Path, Query, Request, Response
@@ -44,7 +44,7 @@ from fundpool.ledger.service import recorded_from_stored, seq_at
 from fundpool.ledger.verify import verify
 from fundpool.server.problems import store_errors
 from fundpool.server.v1.context import Api, api_of
-from fundpool.server.v1.idempotency import HEADER, check_key, request_hash, run_idempotent
+from fundpool.server.v1.idempotency import HEADER, check_key, idempotent_post
 from fundpool.server.v1.models import (
     AccountIn,
     AccountOut,
@@ -67,7 +67,7 @@ from fundpool.server.v1.models import (
 )
 from fundpool.server.v1.pagination import CursorQuery, LimitQuery, Page, make_cursor, read_cursor
 from fundpool.server.v1.problems import PROBLEMS, json_answer, parse_instant
-from fundpool.server.v1.security import SecuredRouter, needs, principal_of
+from fundpool.server.v1.security import SecuredRouter, needs
 
 router = SecuredRouter(prefix="/ledger", tags=["ledger"])
 
@@ -180,19 +180,7 @@ def define_asset(body: AssetIn, request: Request,
                                       "kind": str(asset.kind)}},
                            201 if recorded is not None else 200)
 
-    return _kept(request, idempotency_key, body.model_dump(mode="json"), run)
-
-
-def _kept(request: Request, key: str | None, body: object,
-          run: Callable[[], JSONResponse]) -> JSONResponse:
-    """A POST whose effect has no idempotency key in the ledger (an asset, an account): the
-    answer is kept by (caller, key) instead (idempotency.py)."""
-    api = api_of(request)
-    caller = principal_of(request)
-    with store_errors():
-        return run_idempotent(api.idempotency, f"{caller.kind}:{caller.id}", key,
-                              request_hash("POST", request.url.path, body),
-                              api.clock.now_us(), run)
+    return idempotent_post(request, idempotency_key, body.model_dump(mode="json"), run)
 
 
 @router.get("/accounts", response_model=Page[AccountOut], openapi_extra=needs(P.LEDGER_READ),
@@ -253,7 +241,7 @@ def open_account(body: AccountIn, request: Request,
                             "account": _account_doc(opened, api.assets())},
                            201 if recorded is not None else 200)
 
-    return _kept(request, idempotency_key, body.model_dump(mode="json"), run)
+    return idempotent_post(request, idempotency_key, body.model_dump(mode="json"), run)
 
 
 @router.get("/accounts/{address}", response_model=AccountOut,

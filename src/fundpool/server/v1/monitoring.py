@@ -56,7 +56,7 @@ from fundpool.pool.config import PoolConfig
 from fundpool.runtime import system_ids
 from fundpool.server.problems import store_errors
 from fundpool.server.v1.context import Api, api_of
-from fundpool.server.v1.idempotency import HEADER, request_hash, run_idempotent
+from fundpool.server.v1.idempotency import HEADER, idempotent_post
 from fundpool.server.v1.models import Strict
 from fundpool.server.v1.pagination import (
     CursorQuery,
@@ -574,11 +574,7 @@ def acknowledge_alert(alert_id: AlertPath, request: Request, body: AcknowledgeIn
                  caller=f"{principal.kind}:{principal.name}", note=note)
         return JSONResponse(_alert_doc(record))
 
-    with store_errors():
-        return run_idempotent(api.idempotency, f"{principal.kind}:{principal.id}",
-                              idempotency_key,
-                              request_hash("POST", request.url.path, {"note": note}),
-                              api.clock.now_us(), run)
+    return idempotent_post(request, idempotency_key, {"note": note}, run)
 
 
 @router.get("/slos", response_model=SlosOut, openapi_extra=needs(P.MONITORING_READ),

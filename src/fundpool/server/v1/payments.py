@@ -21,7 +21,6 @@ payment's own pool. Routes that touch the store are plain `def`s, run in the thr
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
@@ -52,7 +51,7 @@ from fundpool.pool.config import PoolConfig
 from fundpool.runtime import system_ids
 from fundpool.server.problems import PROBLEM_JSON, store_errors
 from fundpool.server.v1.context import Api, api_of
-from fundpool.server.v1.idempotency import HEADER, check_key, request_hash, run_idempotent
+from fundpool.server.v1.idempotency import HEADER, check_key, idempotent_post
 from fundpool.server.v1.models import Amount, AssetCode, Metadata, Problem, Strict
 from fundpool.server.v1.pagination import (
     CursorQuery,
@@ -63,7 +62,7 @@ from fundpool.server.v1.pagination import (
     read_cursor,
 )
 from fundpool.server.v1.problems import PROBLEMS
-from fundpool.server.v1.security import SecuredRouter, needs, principal_of
+from fundpool.server.v1.security import SecuredRouter, needs
 from fundpool.sim.rails import payout_router, simulated_rails
 from fundpool.stores import payment_store
 
@@ -227,21 +226,6 @@ def _find(api: Api, payment_id: str) -> Payment:
     return payment
 
 
-def _idempotent(request: Request, key: str | None, body: object,
-                run: Callable[[], dict[str, object]]) -> JSONResponse:
-    """`run` once per (caller, key): the API's kept responses (idempotency.py)."""
-    api = api_of(request)
-    principal = principal_of(request)
-
-    def respond() -> JSONResponse:
-        return JSONResponse(run())
-
-    with store_errors():
-        return run_idempotent(api.idempotency, f"{principal.kind}:{principal.id}", key,
-                              request_hash("POST", request.url.path, body),
-                              api.clock.now_us(), respond)
-
-
 def _act(request: Request, payment_id: str, action: Action, body: ActionIn | None,
          key: str | None) -> JSONResponse:
     api = api_of(request)
@@ -252,7 +236,7 @@ def _act(request: Request, payment_id: str, action: Action, body: ActionIn | Non
         with store_errors():
             return _doc(api, service.act(Step(payment_id, action, reason=reason)))
 
-    return _idempotent(request, key, {"reason": reason}, run)
+    return idempotent_post(request, key, {"reason": reason}, run)
 
 
 # --- payout files ----------------------------------------------------------------------------

@@ -16,13 +16,15 @@ from rich.table import Table
 from rich.text import Text
 
 from fundpool.cli.ledger import DataDirOption, DbUrlOption, JsonOption, session
-from fundpool.cli.pool import ConfigOption, PoolOption, config_path, view_doc, view_tables
+from fundpool.cli.pool import ConfigOption, PoolOption, config_path, view_tables
 from fundpool.events.model import encode
+from fundpool.monitoring.docs import figures_doc
 from fundpool.monitoring.figures import PoolFigures, heatmap, turnover
 from fundpool.monitoring.kpis import decimal_text
 from fundpool.monitoring.replay import parse_instant, replay_at, replay_window
 from fundpool.monitoring.service import Monitor
-from fundpool.pool.config import FundpoolConfig, load_config
+from fundpool.pool.config import load_config
+from fundpool.pool.docs import view_doc
 from fundpool.runtime import SystemClock
 from fundpool.stores.events_sql import outbox_reader
 
@@ -31,43 +33,6 @@ app = typer.Typer(
     help="Live figures of the pool, kept from its events.",
     no_args_is_help=True,
 )
-
-
-def figures_doc(figures: PoolFigures, config: FundpoolConfig) -> dict[str, object]:
-    assets = {a.code: a for a in config.assets}
-
-    def amount(asset: str, value: int) -> str:
-        known = assets.get(asset)
-        return str(value) if known is None else known.format(value)
-
-    return {
-        "pool": figures.pool,
-        "at_us": figures.at_us,
-        "view": view_doc(figures.view),
-        "available_ratio": {k: decimal_text(v) for k, v in figures.available_ratio.items()},
-        "payments_by_state": figures.payments_by_state,
-        "pending": figures.pending_count,
-        "failed": figures.failed_count,
-        "returned": figures.returned_count,
-        "in_flight": {
-            "count": figures.in_flight_count,
-            "amount": {a: amount(a, v) for a, v in figures.in_flight_amount.items()},
-        },
-        "depth": [
-            {"asset": a, "channel": c, "available": amount(a, v)}
-            for (a, c), v in figures.depth.items()
-        ],
-        "latency": [
-            {"channel": f.channel, "stage": f.stage, "count": f.count,
-             "p50_ms": f.p50_us / 1000, "p90_ms": f.p90_us / 1000, "p99_ms": f.p99_us / 1000}
-            for f in figures.latency
-        ],
-        "fee_income_hourly": {
-            a: [{"hour_us": h, "amount": amount(a, v)} for h, v in points]
-            for a, points in figures.fee_income.items()
-        },
-        "events": figures.events,
-    }
 
 
 def latency_table(figures: PoolFigures) -> Table:

@@ -27,12 +27,11 @@ from fundpool.cli.ledger import (
     remote_session,
     session,
 )
-from fundpool.core.money import Asset
-from fundpool.ledger.docs import amount_fields
 from fundpool.ledger.service import Ledger
 from fundpool.pool.config import CONFIG_ENV, DEFAULT_CONFIG, FundpoolConfig, load_config
+from fundpool.pool.docs import view_doc
 from fundpool.pool.setup import init_pool
-from fundpool.pool.view import FIGURES, Figures, PoolView, pool_view
+from fundpool.pool.view import FIGURES, PoolView, pool_view
 from fundpool.runtime import SystemClock, system_ids
 
 app = typer.Typer(
@@ -117,39 +116,6 @@ def view(
         chosen = declared.pool(pool)
         shown = pool_view(s.store, declared, chosen, declared.rates_for(chosen))
         s.emit(view_doc(shown), view_tables(shown, declared))
-
-
-def figures_doc(figures: Figures, asset: Asset) -> dict[str, str]:
-    doc: dict[str, str] = {}
-    for name in (*FIGURES, "total"):
-        doc.update(amount_fields(name, getattr(figures, name), asset))
-    return doc
-
-
-def view_doc(shown: PoolView) -> dict[str, object]:
-    reporting = shown.reporting_currency
-    return {
-        "pool": shown.pool,
-        "as_of_seq": shown.as_of_seq,
-        "reporting_currency": reporting.code,
-        "assets": [
-            {
-                "asset": view.asset.code,
-                "scale": view.asset.scale,
-                "channels": {
-                    channel: figures_doc(figures, view.asset)
-                    for channel, figures in view.by_channel.items()
-                },
-                "total": figures_doc(view.total, view.asset),
-                "reporting": None
-                if view.reporting is None
-                else figures_doc(view.reporting, reporting),
-            }
-            for view in shown.assets
-        ],
-        "reporting_total": figures_doc(shown.reporting_total, reporting),
-        "missing_rates": list(shown.missing_rates),
-    }
 
 
 def view_tables(shown: PoolView, declared: FundpoolConfig) -> list[Table | Text]:

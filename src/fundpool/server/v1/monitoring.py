@@ -28,8 +28,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from fundpool.auth.roles import P
-from fundpool.cli.monitor import figures_doc
-from fundpool.cli.pool import view_doc
 from fundpool.core.errors import FundpoolError
 from fundpool.ledger.docs import iso
 from fundpool.ledger.service import Ledger
@@ -42,6 +40,7 @@ from fundpool.monitoring.alerts import (
     acknowledge,
     templates_doc,
 )
+from fundpool.monitoring.docs import figures_doc
 from fundpool.monitoring.figures import (
     counter_series,
     gauge_series,
@@ -53,6 +52,7 @@ from fundpool.monitoring.kpis import TEMPLATES, KpiContext, compute_kpis, decima
 from fundpool.monitoring.projection import GAUGES, RESOLUTIONS, RETENTION_US, Projection
 from fundpool.monitoring.replay import replay_at
 from fundpool.pool.config import PoolConfig
+from fundpool.pool.docs import view_doc
 from fundpool.runtime import system_ids
 from fundpool.server.problems import store_errors
 from fundpool.server.v1.context import Api, api_of

@@ -9,7 +9,7 @@ from fastapi import Path, Request
 from pydantic import BaseModel
 
 from fundpool.auth.roles import P
-from fundpool.cli.pool import view_doc
+from fundpool.pool.docs import view_doc
 from fundpool.pool.view import pool_view
 from fundpool.server.problems import store_errors
 from fundpool.server.v1.context import api_of

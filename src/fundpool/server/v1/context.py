@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from fastapi import Request
 
 from fundpool.auth.store import AuthStore
-from fundpool.core.errors import FundpoolError
+from fundpool.core.errors import FundpoolError, UnknownAsset
+from fundpool.core.ledger.engine import CommandResult
+from fundpool.core.ledger.model import Command, Posting
 from fundpool.core.money import Asset
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
@@ -20,6 +24,7 @@ from fundpool.runtime import SystemClock, process_ids
 from fundpool.server.problems import store_errors
 from fundpool.server.settings import Settings
 from fundpool.server.v1.idempotency import IdempotencyStore
+from fundpool.server.v1.models import PostingIn
 from fundpool.server.v1.security import Authenticator, RateLimiter
 from fundpool.server.v1.writer import LedgerWriter
 from fundpool.stores import payment_store
@@ -39,6 +44,7 @@ class Api:
     clock: SystemClock = field(default_factory=SystemClock)
     _payments: dict[str, PaymentService] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _assets: dict[str, Asset] | None = None
 
     @property
     def store(self) -> LedgerStore:
@@ -59,6 +65,11 @@ class Api:
         return LedgerWriter(Ledger(self.monitor.store, self.clock, process_ids()),
                             batch_max=max(self.settings.batch_size_max, 1_024)).start()
 
+    async def write(self, commands: Sequence[Command]) -> list[CommandResult]:
+        """Commands through the group-commit writer; their results once their batch has
+        committed."""
+        return await asyncio.wrap_future(self.writer.submit(commands))
+
     @cached_property
     def authenticator(self) -> Authenticator:
         return Authenticator(self.auth, cache_s=self.settings.auth_cache_s)
@@ -70,14 +81,23 @@ class Api:
                            max(1, self.settings.rate_limit_burst // share))
 
     def assets(self, *, fresh: bool = False) -> dict[str, Asset]:
-        """The ledger's assets, kept: they change rarely (a route that meets an unknown code
-        asks again with `fresh`, since another worker may have defined it)."""
-        cached = self.__dict__.get("_assets")
-        if cached is None or fresh:
+        """The ledger's assets, kept: they change rarely (`asset` asks again for a code it
+        does not know, since another worker may have defined it)."""
+        if self._assets is None or fresh:
             with store_errors():
-                cached = {asset.code: asset for asset in self.monitor.store.assets()}
-            self.__dict__["_assets"] = cached
-        return cached
+                self._assets = {asset.code: asset for asset in self.monitor.store.assets()}
+        return self._assets
+
+    def asset(self, code: str) -> Asset:
+        asset = self.assets().get(code) or self.assets(fresh=True).get(code)
+        if asset is None:
+            raise UnknownAsset(asset=code)
+        return asset
+
+    def posting(self, body: PostingIn) -> Posting:
+        """A posting of the wire to the ledger's, its amount parsed exactly at the scale."""
+        asset = self.asset(body.asset)
+        return Posting(body.source, body.destination, asset.code, asset.parse(body.amount))
 
     def pool(self, pool_id: str | None) -> PoolConfig:
         for pool in self.config.pools:

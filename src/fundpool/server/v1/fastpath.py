@@ -15,7 +15,6 @@ describes the route in ledger.py; tests compare both paths' answers.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import structlog
@@ -25,7 +24,6 @@ from starlette.types import Message, Receive, Scope, Send
 
 from fundpool.auth.roles import Permission
 from fundpool.core.errors import FundpoolError, StoreError
-from fundpool.core.ledger.engine import CommandResult
 from fundpool.core.ledger.model import Transfer
 from fundpool.ledger.docs import entry_doc
 from fundpool.server.problems import DRIVER_ERRORS, error_problem, problem
@@ -74,14 +72,12 @@ async def transfer(api: Api, principal: Principal, scope: Scope, receive: Receiv
     try:
         request = TransferIn.model_validate_json(body)
         key = check_key(_header(scope, b"idempotency-key"))
-        from fundpool.server.v1.ledger import _posting
-
-        postings = tuple(_posting(p, api) for p in request.postings)
+        postings = tuple(api.posting(p) for p in request.postings)
     except (ValidationError, FundpoolError):
         return again
     response: Response
     try:
-        (result,) = await _write(api, Transfer(postings, request.metadata, key))
+        (result,) = await api.write([Transfer(postings, request.metadata, key)])
         if result.error is not None:
             response = error_problem(result.error)
         else:
@@ -101,10 +97,6 @@ async def transfer(api: Api, principal: Principal, scope: Scope, receive: Receiv
         response = problem(500, "internal_error", "the server failed unexpectedly")
     await response(scope, receive, send)
     return None
-
-
-async def _write(api: Api, command: Transfer) -> list[CommandResult]:
-    return await asyncio.wrap_future(api.writer.submit([command]))
 
 
 def _replay(received: list[Message], receive: Receive) -> Receive:

@@ -9,7 +9,6 @@ entry). Reads are plain functions, run in the thread pool.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -21,17 +20,14 @@ from fundpool.core.errors import (
     FundpoolError,
     InvalidAccount,
     UnknownAccount,
-    UnknownAsset,
     UnknownPending,
     UnknownTransaction,
 )
-from fundpool.core.ledger.engine import CommandResult
 from fundpool.core.ledger.model import (
     Account,
     Command,
     CreatePending,
     PendingState,
-    Posting,
     PostPending,
     Reverse,
     Transfer,
@@ -59,7 +55,6 @@ from fundpool.server.v1.models import (
     NoteIn,
     PendingIn,
     PendingOut,
-    PostingIn,
     PostPendingIn,
     TransferBatchIn,
     TransferIn,
@@ -84,24 +79,8 @@ IdPath = Annotated[str, Path(max_length=64)]
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _asset(api: Api, code: str) -> Asset:
-    asset = api.assets().get(code) or api.assets(fresh=True).get(code)
-    if asset is None:
-        raise UnknownAsset(asset=code)
-    return asset
-
-
-def _posting(body: PostingIn, api: Api) -> Posting:
-    asset = _asset(api, body.asset)
-    return Posting(body.source, body.destination, asset.code, asset.parse(body.amount))
-
-
 def _signed(asset: Asset, text: str) -> int:
     return -asset.parse(text[1:]) if text.startswith("-") else asset.parse(text)
-
-
-async def _write(api: Api, commands: list[Command]) -> list[CommandResult]:
-    return await asyncio.wrap_future(api.writer.submit(commands))
 
 
 async def _one(api: Api, command: Command) -> Response:
@@ -109,7 +88,7 @@ async def _one(api: Api, command: Command) -> Response:
 
     The answer is rendered here (orjson) rather than validated again against `EntryOut` by
     FastAPI: the hot path of the API, and `entry_doc` is what the schema describes."""
-    (result,) = await _write(api, [command])
+    (result,) = await api.write([command])
     if result.error is not None:
         raise result.error
     recorded = api.ledger.recorded(result)
@@ -220,7 +199,7 @@ def open_account(body: AccountIn, request: Request,
                  idempotency_key: IdempotencyHeader = None) -> JSONResponse:
     """Open an account. Opening it again with the same flags changes nothing (200)."""
     api = api_of(request)
-    held = None if body.asset is None else _asset(api, body.asset)
+    held = None if body.asset is None else api.asset(body.asset)
     if held is None and (body.min_balance is not None or body.max_balance is not None):
         raise InvalidAccount("min_balance and max_balance need the account's asset")
     account = Account(
@@ -346,7 +325,7 @@ async def create_transfer(
 ) -> Response:
     """Move funds now: every posting applies, or none does."""
     api = api_of(request)
-    postings = tuple(_posting(p, api) for p in body.postings)
+    postings = tuple(api.posting(p) for p in body.postings)
     return await _one(api, Transfer(postings, body.metadata, check_key(idempotency_key)))
 
 
@@ -368,9 +347,9 @@ async def create_transfers(
     commands: list[Command] = []
     for index, item in enumerate(body.transfers):
         item_key = item.idempotency_key or (None if key is None else f"{key}:{index}")
-        commands.append(Transfer(tuple(_posting(p, api) for p in item.postings),
+        commands.append(Transfer(tuple(api.posting(p) for p in item.postings),
                                  item.metadata, item_key))
-    results = await _write(api, commands)
+    results = await api.write(commands)
     from fundpool.server.problems import PROBLEM_TYPE_PREFIX, STATUS_BY_CODE
 
     items: list[dict[str, object]] = []
@@ -448,7 +427,7 @@ async def create_pending(
 ) -> Response:
     """Reserve funds: post or void them later, or let the reservation expire."""
     api = api_of(request)
-    posting = _posting(body.posting, api)
+    posting = api.posting(body.posting)
     return await _one(api, CreatePending(posting, body.timeout_s, body.metadata,
                                          check_key(idempotency_key)))
 
@@ -480,7 +459,7 @@ async def post_pending(
             pending = api.ledger.pending(pending_id)
             if pending is None:
                 raise UnknownPending(pending_id=pending_id)
-            amount_minor = _asset(api, pending.asset).parse(body.amount)
+            amount_minor = api.asset(pending.asset).parse(body.amount)
     return await _one(api, PostPending(pending_id, amount_minor, metadata,
                                        check_key(idempotency_key)))
 

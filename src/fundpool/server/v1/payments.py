@@ -30,9 +30,8 @@ from pydantic import AfterValidator, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from fundpool.auth.roles import P
-from fundpool.core.errors import FundpoolError, UnknownAsset
+from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.model import is_storable_text
-from fundpool.core.money import Asset
 from fundpool.payments.batch_payouts import PayoutFileHasErrors, progress, submit_payout_file
 from fundpool.payments.csv_batch import PayoutFile, parse_payout_csv
 from fundpool.payments.dispatch import Dispatcher, IntakeRefused
@@ -205,13 +204,6 @@ class PayoutBatchOut(BaseModel):
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def _asset(api: Api, code: str) -> Asset:
-    asset = api.assets().get(code) or api.assets(fresh=True).get(code)
-    if asset is None:
-        raise UnknownAsset(asset=code)
-    return asset
 
 
 def _doc(api: Api, payment: Payment) -> dict[str, object]:
@@ -394,7 +386,7 @@ def create_payment(body: PaymentIn, request: Request, response: Response,
     api = api_of(request)
     key = check_key(idempotency_key)
     service: PaymentService = api.payments(body.pool)
-    asset = _asset(api, body.asset)
+    asset = api.asset(body.asset)
     payment_request = PaymentRequest(
         kind=body.kind, asset=asset.code, amount_minor=asset.parse(body.amount),
         channel=body.channel, destination_channel=body.destination_channel,

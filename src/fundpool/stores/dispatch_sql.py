@@ -307,16 +307,60 @@ class DispatchReads:
         )
         return [_outcome_from_row(row) for row in rows]
 
-    def batches(self, *, channel: str | None = None, limit: int = 100) -> list[BatchRecord]:
+    def batches(self, *, channel: str | None = None, limit: int = 100,
+                before: tuple[int, str] | None = None) -> list[BatchRecord]:
+        """Batches newest first (by submission, then id); with `before` = (submitted_at_us,
+        id) of the last one seen, the ones after it: a page is an index range."""
         mark = self._dialect.mark
-        where = "" if channel is None else f"WHERE channel = {mark} "
-        params: tuple[Any, ...] = (limit,) if channel is None else (channel, limit)
+        clauses: list[str] = []
+        params: list[Any] = []
+        if channel is not None:
+            clauses.append(f"channel = {mark}")
+            params.append(channel)
+        if before is not None:
+            clauses.append(f"(submitted_at_us < {mark} OR (submitted_at_us = {mark} AND "
+                           f"id < {mark}))")
+            params += [before[0], before[0], before[1]]
+        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
         rows = self._store.query(
             f"SELECT {BATCH_COLUMNS} FROM channel_batches {where}"
             f"ORDER BY submitted_at_us DESC, id DESC LIMIT {mark}",
-            params,
+            (*params, limit),
         )
         return [_batch_from_row(row) for row in rows]
+
+    def decisions(
+        self, *, payment_id: str | None = None, channel: str | None = None, limit: int = 100,
+        before: tuple[str, int] | None = None,
+    ) -> list[tuple[RouteRecord, str | None, int | None]]:
+        """Routing decisions newest payment first, then newest attempt (the routes table's
+        own key, so a page is an index range), each with its payment's asset and amount;
+        `before` = (payment_id, attempt) of the last one seen."""
+        mark = self._dialect.mark
+        clauses: list[str] = []
+        params: list[Any] = []
+        if payment_id is not None:
+            clauses.append(f"r.payment_id = {mark}")
+            params.append(payment_id)
+        if channel is not None:
+            clauses.append(f"r.channel = {mark}")
+            params.append(channel)
+        if before is not None:
+            clauses.append(f"(r.payment_id < {mark} OR (r.payment_id = {mark} AND "
+                           f"r.attempt < {mark}))")
+            params += [before[0], before[0], before[1]]
+        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        keys = self._store.query(
+            "SELECT r.payment_id, r.attempt, p.asset, p.amount_minor FROM payment_routes r "
+            f"LEFT JOIN payments p ON p.id = r.payment_id {where}"
+            f"ORDER BY r.payment_id DESC, r.attempt DESC LIMIT {mark}",
+            (*params, limit),
+        )
+        routes = self.routes_of(sorted({str(k[0]) for k in keys}))
+        by_key = {(r.payment_id, r.attempt): r for found in routes.values() for r in found}
+        return [(by_key[(str(pid), int(attempt))], None if asset is None else str(asset),
+                 None if amount is None else int(amount))
+                for pid, attempt, asset, amount in keys]
 
     def savings(
         self, *, since_us: int | None = None

@@ -9,7 +9,7 @@ and no posted amount is derived from them (routing/decision.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
@@ -35,7 +35,7 @@ from fundpool.server.v1.pagination import (
 )
 from fundpool.server.v1.problems import PROBLEMS
 from fundpool.server.v1.security import SecuredRouter, needs
-from fundpool.stores.dispatch_sql import BATCH_COLUMNS, RouteRecord, dispatch_records
+from fundpool.stores.dispatch_sql import BatchRecord, RouteRecord, dispatch_records
 
 router = SecuredRouter(prefix="/channels", tags=["channels"])
 
@@ -226,12 +226,6 @@ def _decision_doc(route: RouteRecord, asset: Asset | None,
     return doc
 
 
-def _query(api: Api) -> Any:
-    """The store's SQL reads (both stores have `query(sql, params) -> rows`)."""
-    store: Any = api.store
-    return store.query
-
-
 def _after(cursor: str | None, list_name: str, filters: Mapping[str, object],
            kinds: tuple[type, type]) -> list[Any] | None:
     """The (text, integer) position a cursor holds, or None for the first page."""
@@ -258,56 +252,32 @@ def list_decisions(
     api = api_of(request)
     filters = {"payment_id": payment_id, "channel": channel}
     after = _after(cursor, "decisions", filters, (str, int))
-    dialect, reads = dispatch_records(api.store)
-    mark = dialect.mark
-    clauses: list[str] = []
-    params: list[Any] = []
-    if payment_id is not None:
-        clauses.append(f"r.payment_id = {mark}")
-        params.append(payment_id)
-    if channel is not None:
-        clauses.append(f"r.channel = {mark}")
-        params.append(channel)
-    if after is not None:
-        clauses.append(f"(r.payment_id < {mark} OR (r.payment_id = {mark} AND r.attempt < "
-                       f"{mark}))")
-        params += [after[0], after[0], after[1]]
-    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-    # By payment id (time-ordered), then attempt: the routes table's own key, so a page is
-    # an index range however many routes there are. The rows are read whole by that key.
     with store_errors():
-        keys = _query(api)(
-            "SELECT r.payment_id, r.attempt, p.asset, p.amount_minor FROM payment_routes r "
-            f"LEFT JOIN payments p ON p.id = r.payment_id {where}"
-            f"ORDER BY r.payment_id DESC, r.attempt DESC LIMIT {mark}",
-            [*params, limit + 1])
-        page = keys[:limit]
-        routes = reads.routes_of(sorted({str(k[0]) for k in page}))
+        found = dispatch_records(api.store)[1].decisions(
+            payment_id=payment_id, channel=channel, limit=limit + 1,
+            before=None if after is None else (after[0], after[1]))
         assets = api.assets()
-    by_key = {(r.payment_id, r.attempt): r for found in routes.values() for r in found}
+    page = found[:limit]
     docs = []
-    for pid, attempt, code, amount in page:
-        asset = None if code is None else assets.get(str(code))
-        docs.append(_decision_doc(by_key[(str(pid), int(attempt))], asset,
-                                  None if amount is None or asset is None else int(amount)))
-    more = len(keys) > limit
-    last = page[-1] if page else None
+    for route, code, amount in page:
+        asset = None if code is None else assets.get(code)
+        docs.append(_decision_doc(route, asset, None if asset is None else amount))
+    last = page[-1][0] if page else None
     return {"data": docs,
-            "next_cursor": make_cursor("decisions", filters, [str(last[0]), int(last[1])])
-            if more and last is not None else None}
+            "next_cursor": make_cursor("decisions", filters, [last.payment_id, last.attempt])
+            if len(found) > limit and last is not None else None}
 
 
-def _batch_doc(row: Sequence[Any], assets: Mapping[str, Asset]) -> dict[str, object]:
-    (batch_id, channel, code, rail_ref, items, amount, fee, single, savings, opened,
-     submitted, status) = row
-    asset = assets.get(str(code))
+def _batch_doc(batch: BatchRecord, assets: Mapping[str, Asset]) -> dict[str, object]:
+    asset = assets.get(batch.asset)
     return {
-        "id": batch_id, "channel": channel, "asset": code, "status": status,
-        "items": int(items), "rail_ref": rail_ref,
-        **amount_fields("amount", int(amount), asset), **amount_fields("fee", int(fee), asset),
-        **amount_fields("single_fee", int(single), asset),
-        **amount_fields("savings", int(savings), asset),
-        "opened_at": iso(int(opened)), "submitted_at": iso(int(submitted)),
+        "id": batch.id, "channel": batch.channel, "asset": batch.asset, "status": batch.status,
+        "items": batch.items, "rail_ref": batch.rail_ref,
+        **amount_fields("amount", batch.amount_minor, asset),
+        **amount_fields("fee", batch.fee_minor, asset),
+        **amount_fields("single_fee", batch.single_fee_minor, asset),
+        **amount_fields("savings", batch.savings_minor, asset),
+        "opened_at": iso(batch.opened_at_us), "submitted_at": iso(batch.submitted_at_us),
     }
 
 
@@ -323,28 +293,16 @@ def list_batches(
     api = api_of(request)
     filters = {"channel": channel}
     after = _after(cursor, "batches", filters, (str, int))
-    dialect, _ = dispatch_records(api.store)
-    mark = dialect.mark
-    clauses: list[str] = []
-    params: list[Any] = []
-    if channel is not None:
-        clauses.append(f"channel = {mark}")
-        params.append(channel)
-    if after is not None:
-        clauses.append(f"(submitted_at_us < {mark} OR (submitted_at_us = {mark} AND "
-                       f"id < {mark}))")
-        params += [after[1], after[1], after[0]]
-    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
     with store_errors():
-        rows = _query(api)(
-            f"SELECT {BATCH_COLUMNS} FROM channel_batches {where}"
-            f"ORDER BY submitted_at_us DESC, id DESC LIMIT {mark}", [*params, limit + 1])
+        found = dispatch_records(api.store)[1].batches(
+            channel=channel, limit=limit + 1,
+            before=None if after is None else (after[1], after[0]))
         assets = api.assets()
-    page = rows[:limit]
+    page = found[:limit]
     last = page[-1] if page else None
-    return {"data": [_batch_doc(row, assets) for row in page],
-            "next_cursor": make_cursor("batches", filters, [str(last[0]), int(last[10])])
-            if len(rows) > limit and last is not None else None}
+    return {"data": [_batch_doc(batch, assets) for batch in page],
+            "next_cursor": make_cursor("batches", filters, [last.id, last.submitted_at_us])
+            if len(found) > limit and last is not None else None}
 
 
 @router.get("/{channel_id}", response_model=ChannelOut, openapi_extra=needs(P.CHANNELS_READ),

@@ -895,21 +895,42 @@ class AlertStore:
     # --- reads (committed state) ---
 
     def active(self, pool: str | None = None) -> list[AlertRecord]:
-        m = self.mark
-        where = "state <> 'resolved'" + ("" if pool is None else f" AND pool = {m}")
-        rows = self._query(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE {where} "
-            "ORDER BY fired_at_us DESC, id DESC", () if pool is None else (pool,))
-        return [_record(r) for r in rows]
+        return self.records(state="active", pool=pool)
 
     def history(self, limit: int = 100, pool: str | None = None) -> list[AlertRecord]:
+        return self.records(pool=pool, limit=max(1, min(limit, HISTORY_LIMIT_MAX)))
+
+    def records(
+        self, *, state: str | None = None, severity: str | None = None,
+        pool: str | None = None, limit: int | None = None,
+        before: tuple[int, str] | None = None,
+    ) -> list[AlertRecord]:
+        """Alerts newest first (by when they fired, then id). `state` "active" is firing or
+        acknowledged; `before` = (fired_at_us, id) of the last one seen, for the next page."""
         m = self.mark
-        limit = max(1, min(limit, HISTORY_LIMIT_MAX))
-        where = "" if pool is None else f"WHERE pool = {m} "
-        params: tuple[Any, ...] = (limit,) if pool is None else (pool, limit)
-        rows = self._query(
-            f"SELECT {ALERT_COLUMNS} FROM alerts {where}"
-            f"ORDER BY fired_at_us DESC, id DESC LIMIT {m}", params)
+        where: list[str] = []
+        params: list[Any] = []
+        if state == "active":
+            where.append("state <> 'resolved'")
+        elif state is not None:
+            where.append(f"state = {m}")
+            params.append(state)
+        if severity is not None:
+            where.append(f"severity = {m}")
+            params.append(severity)
+        if pool is not None:
+            where.append(f"pool = {m}")
+            params.append(pool)
+        if before is not None:
+            where.append(f"(fired_at_us < {m} OR (fired_at_us = {m} AND id < {m}))")
+            params += [before[0], before[0], before[1]]
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        bound = ""
+        if limit is not None:
+            bound = f" LIMIT {m}"
+            params.append(limit)
+        rows = self._query(f"SELECT {ALERT_COLUMNS} FROM alerts {clause}"
+                           f"ORDER BY fired_at_us DESC, id DESC{bound}", tuple(params))
         return [_record(r) for r in rows]
 
     def get(self, alert_id: str) -> AlertRecord | None:

@@ -32,7 +32,6 @@ from fundpool.core.errors import FundpoolError
 from fundpool.ledger.docs import iso
 from fundpool.ledger.service import Ledger
 from fundpool.monitoring.alerts import (
-    ALERT_COLUMNS,
     AlertEngine,
     AlertRecord,
     AlertStore,
@@ -505,37 +504,16 @@ def list_alerts(
     cursor: CursorQuery = None,
 ) -> dict[str, object]:
     """Alerts, newest first (by when they fired), a page at a time."""
-    api = api_of(request)
     filters = {"state": state, "severity": severity, "pool": pool}
     after = read_cursor(cursor, "alerts", filters)
     if after is not None and not (isinstance(after, list) and len(after) == 2
                                   and type(after[0]) is int and isinstance(after[1], str)):
         raise InvalidCursor("the cursor is not valid")
     ledger, table = _alerts(request)
-    m = table.mark
-    where: list[str] = []
-    params: list[object] = []
-    if state == "active":
-        where.append("state <> 'resolved'")
-    elif state is not None:
-        where.append(f"state = {m}")
-        params.append(state)
-    if severity is not None:
-        where.append(f"severity = {m}")
-        params.append(severity)
-    if pool is not None:
-        where.append(f"pool = {m}")
-        params.append(pool)
-    if after is not None:
-        where.append(f"(fired_at_us < {m} OR (fired_at_us = {m} AND id < {m}))")
-        params += [after[0], after[0], after[1]]
-    clause = f"WHERE {' AND '.join(where)} " if where else ""
     with store_errors():
         table.ensure_now(ledger)
-        rows = cast(Queryable, api.store).query(
-            f"SELECT {ALERT_COLUMNS} FROM alerts {clause}"
-            f"ORDER BY fired_at_us DESC, id DESC LIMIT {m}", [*params, limit + 1])
-    records = [AlertRecord(*row) for row in rows]
+        records = table.records(state=state, severity=severity, pool=pool, limit=limit + 1,
+                                before=None if after is None else (after[0], after[1]))
     page = records[:limit]
     more = len(records) > limit
     return {"data": [_alert_doc(r) for r in page],

@@ -55,7 +55,9 @@ def configure_logging(settings: Settings) -> None:
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+        # Not cached: a process that builds an app (a test, an embedding) keeps the right to
+        # configure structlog again, and its loggers follow.
+        cache_logger_on_first_use=False,
     )
 
 

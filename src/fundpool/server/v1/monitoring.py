@@ -130,12 +130,14 @@ class CursorOut(BaseModel):
                      "pools: read after the figures, it may be ahead of `seq`).")
 
 
-class FiguresOut(BaseModel):
+class _FiguresDoc(BaseModel):
+    """What `fundpool.monitoring.docs.figures_doc` holds: the live figures and a replay's."""
+
     pool: str
     at: str
     at_us: int
     view: dict[str, Any] = Field(description="The pool by state, as `GET /v1/pools/{pool}/view`"
-                                 " (here from the projection).")
+                                 " (here from the projection or the event log).")
     available_ratio: dict[str, str | None] = Field(description="Per asset; `*`: the pool in "
                                                    "its reporting currency.")
     payments_by_state: dict[str, int]
@@ -147,6 +149,9 @@ class FiguresOut(BaseModel):
     latency: list[dict[str, Any]]
     fee_income_hourly: dict[str, list[dict[str, Any]]]
     events: dict[str, int]
+
+
+class FiguresOut(_FiguresDoc):
     heatmap: dict[str, Any]
     turnover: list[dict[str, Any]]
     lag: int = Field(description="The pool's events in the outbox not applied yet.")
@@ -269,25 +274,11 @@ class SlosOut(BaseModel):
     slos: list[SloOut]
 
 
-class ReplayOut(BaseModel):
-    pool: str
-    at: str
-    at_us: int
+class ReplayOut(_FiguresDoc):
     journal_seq: int = Field(description="The last journal entry at or before `at`.")
     events_applied: int
     agrees_with_journal: bool
-    view: dict[str, Any] = Field(description="The pool by state, folded from the event log.")
     journal_view: dict[str, Any] = Field(description="The pool by state, from the journal.")
-    available_ratio: dict[str, str | None]
-    payments_by_state: dict[str, int]
-    pending: int
-    failed: int
-    returned: int
-    in_flight: dict[str, Any]
-    depth: list[dict[str, str]]
-    latency: list[dict[str, Any]]
-    fee_income_hourly: dict[str, list[dict[str, Any]]]
-    events: dict[str, int]
 
 
 # --- helpers ---------------------------------------------------------------------------------

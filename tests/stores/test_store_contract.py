@@ -376,6 +376,43 @@ def test_prefix_reads(ledger: Ledger, store: LedgerStore) -> None:
     )
 
 
+def test_account_pages(ledger: Ledger, store: LedgerStore) -> None:
+    setup_usd(ledger, "user:a", "user:b", "user:c", "user:d")
+    ledger.open_account(Account("user:e", asset="USD"))
+    ledger.open_account(Account("user:f", asset="USD"))
+    users = ["user:a", "user:b", "user:c", "user:d", "user:e", "user:f"]
+
+    def walk(descending: bool, **filters: str) -> list[str]:
+        seen: list[str] = []
+        after = None
+        while True:
+            page = store.accounts("user:", after=after, descending=descending, limit=2,
+                                  **filters)
+            seen += [a.address for a in page]
+            if len(page) < 2:
+                return seen
+            after = page[-1].address
+
+    assert walk(False) == users
+    assert walk(True) == users[::-1]
+    assert walk(False, asset="USD") == ["user:e", "user:f"]
+    assert [a.address for a in store.accounts(limit=1)] == [min([*users, WORLD_USD])]
+
+
+def test_pending_pages(ledger: Ledger, store: LedgerStore) -> None:
+    setup_usd(ledger, ALICE, BOB)
+    ledger.transfer([Posting(WORLD_USD, ALICE, "USD", 1_000)])
+    made = [ledger.create_pending(Posting(ALICE, BOB, "USD", 10), timeout_s=60).id
+            for _ in range(5)]
+    ledger.void_pending(made[1])
+    newest_first = sorted(made, reverse=True)
+    first = store.pendings_page(None, before=None, limit=3)
+    rest = store.pendings_page(None, before=first[-1].id, limit=3)
+    assert [p.id for p in first + rest] == newest_first
+    voided = store.pendings_page(PendingState.VOIDED, before=None, limit=10)
+    assert [p.id for p in voided] == [made[1]]
+
+
 # --- transactions and reopening -----------------------------------------------------------
 
 

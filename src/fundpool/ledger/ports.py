@@ -121,11 +121,24 @@ class LedgerStore(Protocol):
 
     def assets(self) -> list[Asset]: ...
 
-    def accounts(self, prefix: str | None = None) -> list[Account]: ...
+    def accounts(
+        self, prefix: str | None = None, *, asset: str | None = None,
+        after: str | None = None, descending: bool = False, limit: int | None = None,
+    ) -> list[Account]:
+        """Accounts by address (`descending`: the other way), those under `prefix` and of
+        `asset` if given, after the address `after` in that order, at most `limit`."""
+        ...
 
     def balances(self, prefix: str | None = None) -> dict[BalanceKey, Balance]: ...
 
-    def pendings(self, state: PendingState | None = None) -> list[PendingTransfer]: ...
+    def pendings(self, state: PendingState | None = None) -> list[PendingTransfer]:
+        """In creation order."""
+        ...
+
+    def pendings_page(self, state: PendingState | None, *, before: str | None,
+                      limit: int) -> list[PendingTransfer]:
+        """Newest first by id (ids are time-ordered), those before the id `before`."""
+        ...
 
     def pending(self, pending_id: str) -> PendingTransfer | None: ...
 

@@ -51,11 +51,13 @@ from fundpool.stores.rows import (
     PENDING_COLUMNS,
     account_from_row,
     account_to_row,
+    accounts_query,
     asset_from_row,
     history_rows,
     outcome_rows,
     pending_from_row,
     pending_to_row,
+    pendings_page_query,
     transaction_from_canonical,
 )
 
@@ -389,14 +391,14 @@ class PostgresStore:
         rows = self._all("SELECT code, scale, kind FROM assets ORDER BY code")
         return [asset_from_row(*row) for row in rows]
 
-    def accounts(self, prefix: str | None = None) -> list[Account]:
-        query = f"SELECT {ACCOUNT_COLUMNS} FROM accounts"
-        params: tuple[Any, ...] = ()
-        if prefix:
-            query += " WHERE address >= %s AND address < %s"
-            params = _prefix_range(prefix)
-        rows = self._all(query + " ORDER BY address", params)
-        return [account_from_row(row) for row in rows]
+    def accounts(
+        self, prefix: str | None = None, *, asset: str | None = None,
+        after: str | None = None, descending: bool = False, limit: int | None = None,
+    ) -> list[Account]:
+        query, params = accounts_query(
+            f"SELECT {ACCOUNT_COLUMNS} FROM accounts", "%s",
+            _prefix_range(prefix) if prefix else None, asset, after, descending, limit)
+        return [account_from_row(row) for row in self._all(query, params)]
 
     def balances(self, prefix: str | None = None) -> dict[BalanceKey, Balance]:
         query = f"SELECT {BALANCE_COLUMNS} FROM balances"
@@ -415,6 +417,11 @@ class PostgresStore:
             params = (state.value,)
         rows = self._all(query + " ORDER BY created_seq", params)
         return [pending_from_row(row) for row in rows]
+
+    def pendings_page(self, state: PendingState | None, *, before: str | None,
+                      limit: int) -> list[PendingTransfer]:
+        query, params = pendings_page_query(PENDING_COLUMNS, "%s", state, before, limit)
+        return [pending_from_row(row) for row in self._all(query, params)]
 
     def pending(self, pending_id: str) -> PendingTransfer | None:
         row = self._one(f"SELECT {PENDING_COLUMNS} FROM pendings WHERE id = %s", (pending_id,))

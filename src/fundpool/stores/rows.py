@@ -147,3 +147,42 @@ def history_rows(rows: Iterable[Sequence[Any]]) -> list[tuple[str, HistoryRow]]:
         )
     return result
 
+
+
+def accounts_query(
+    select: str, mark: str, prefix_range: tuple[str, str] | None, asset: str | None,
+    after: str | None, descending: bool, limit: int | None,
+) -> tuple[str, tuple[Any, ...]]:
+    """The SQL of `LedgerStore.accounts` for both stores (`mark`: their placeholder)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if prefix_range is not None:
+        where.append(f"address >= {mark} AND address < {mark}")
+        params += prefix_range
+    if asset is not None:
+        where.append(f"asset = {mark}")
+        params.append(asset)
+    if after is not None:
+        where.append(f"address {'<' if descending else '>'} {mark}")
+        params.append(after)
+    sql = select + (f" WHERE {' AND '.join(where)}" if where else "")
+    sql += " ORDER BY address" + (" DESC" if descending else "")
+    if limit is not None:
+        sql += f" LIMIT {mark}"
+        params.append(limit)
+    return sql, tuple(params)
+
+
+def pendings_page_query(columns: str, mark: str, state: Any, before: str | None,
+                        limit: int) -> tuple[str, tuple[Any, ...]]:
+    """The SQL of `LedgerStore.pendings_page` for both stores."""
+    where: list[str] = []
+    params: list[Any] = []
+    if state is not None:
+        where.append(f"state = {mark}")
+        params.append(state.value)
+    if before is not None:
+        where.append(f"id < {mark}")
+        params.append(before)
+    sql = f"SELECT {columns} FROM pendings" + (f" WHERE {' AND '.join(where)}" if where else "")
+    return sql + f" ORDER BY id DESC LIMIT {mark}", (*params, limit)

@@ -38,12 +38,14 @@ from fundpool.stores.rows import (
     PENDING_COLUMNS,
     account_from_row,
     account_to_row,
+    accounts_query,
     asset_from_row,
     chunks,
     history_rows,
     outcome_rows,
     pending_from_row,
     pending_to_row,
+    pendings_page_query,
     text_amounts,
     transaction_from_canonical,
 )
@@ -296,17 +298,16 @@ class SqliteStore:
             ).fetchall()
         return [asset_from_row(*row) for row in rows]
 
-    def accounts(self, prefix: str | None = None) -> list[Account]:
-        sql = (
+    def accounts(
+        self, prefix: str | None = None, *, asset: str | None = None,
+        after: str | None = None, descending: bool = False, limit: int | None = None,
+    ) -> list[Account]:
+        sql, params = accounts_query(
             "SELECT address, asset, allow_negative, min_balance_minor, max_balance_minor, "
-            "metadata FROM accounts"
-        )
-        params: tuple[Any, ...] = ()
-        if prefix:
-            sql += " WHERE address >= ? AND address < ?"
-            params = (prefix, prefix + "\U0010ffff")
+            "metadata FROM accounts", "?", (prefix, prefix + "\U0010ffff") if prefix else None,
+            asset, after, descending, limit)
         with self._lock:
-            rows = self._execute(sql + " ORDER BY address", params).fetchall()
+            rows = self._execute(sql, params).fetchall()
         return [account_from_row(row) for row in rows]
 
     def balances(self, prefix: str | None = None) -> dict[BalanceKey, Balance]:
@@ -327,6 +328,13 @@ class SqliteStore:
             params = (state.value,)
         with self._lock:
             rows = self._execute(sql + " ORDER BY created_seq", params).fetchall()
+        return [pending_from_row(row) for row in rows]
+
+    def pendings_page(self, state: PendingState | None, *, before: str | None,
+                      limit: int) -> list[PendingTransfer]:
+        sql, params = pendings_page_query(PENDING_COLUMNS, "?", state, before, limit)
+        with self._lock:
+            rows = self._execute(sql, params).fetchall()
         return [pending_from_row(row) for row in rows]
 
     def pending(self, pending_id: str) -> PendingTransfer | None:

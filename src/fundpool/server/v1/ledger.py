@@ -179,16 +179,11 @@ def list_accounts(
     filters = {"prefix": prefix, "asset": asset, "sort": sort}
     after = read_cursor(cursor, "accounts", filters, str)
     with store_errors():
-        accounts = [a for a in api.store.accounts(prefix)
-                    if asset is None or a.asset == asset]
+        found = api.store.accounts(prefix, asset=asset, after=after,
+                                   descending=sort.startswith("-"), limit=limit + 1)
         assets = api.assets()
-    descending = sort.startswith("-")
-    accounts.sort(key=lambda a: a.address, reverse=descending)
-    if after is not None:
-        accounts = [a for a in accounts if (a.address < after if descending
-                                            else a.address > after)]
-    page = accounts[:limit]
-    more = len(accounts) > limit
+    page = found[:limit]
+    more = len(found) > limit
     return {"data": [_account_doc(a, assets) for a in page],
             "next_cursor": make_cursor("accounts", filters, page[-1].address) if more else None}
 
@@ -410,12 +405,10 @@ def list_pendings(
     filters = {"state": None if state is None else str(state)}
     after = read_cursor(cursor, "pendings", filters, str)
     with store_errors():
-        pendings = sorted(api.store.pendings(state), key=lambda p: p.id, reverse=True)
+        found = api.store.pendings_page(state, before=after, limit=limit + 1)
         assets = api.assets()
-    if after is not None:
-        pendings = [p for p in pendings if p.id < after]
-    page = pendings[:limit]
-    more = len(pendings) > limit
+    page = found[:limit]
+    more = len(found) > limit
     return {"data": [_pending_doc(p, assets) for p in page],
             "next_cursor": make_cursor("pendings", filters, page[-1].id) if more else None}
 

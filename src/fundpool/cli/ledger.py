@@ -38,11 +38,10 @@ from fundpool.core.errors import (
     FundpoolError,
     InvalidAccount,
     StoreError,
-    UnknownAccount,
     UnknownAsset,
     UnknownPending,
 )
-from fundpool.core.ledger.model import Account, Posting, check_address
+from fundpool.core.ledger.model import Account, Posting
 from fundpool.core.money import Asset, AssetKind
 from fundpool.ledger.docs import (
     EPOCH,
@@ -52,7 +51,7 @@ from fundpool.ledger.docs import (
     iso,
 )
 from fundpool.ledger.ports import LedgerStore
-from fundpool.ledger.service import Ledger
+from fundpool.ledger.service import Ledger, find_account
 from fundpool.ledger.verify import BalanceDifference, VerifyReport, rebuild, verify
 from fundpool.runtime import SystemClock, system_ids
 from fundpool.stores import driver_errors, open_store
@@ -329,14 +328,6 @@ def posting_from_text(
 ) -> Posting:
     asset = s.asset(asset_code.strip())
     return Posting(source.strip(), destination.strip(), asset.code, asset.parse(amount))
-
-
-def find_account(store: LedgerStore, address: str) -> Account:
-    check_address(address)
-    for account in store.accounts(address):
-        if account.address == address:
-            return account
-    raise UnknownAccount(address=address)
 
 
 # --- commands --------------------------------------------------------------------------------

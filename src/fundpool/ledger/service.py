@@ -286,9 +286,7 @@ class Ledger:
         )
 
     def _check_account(self, address: str) -> None:
-        check_address(address)
-        if not any(a.address == address for a in self.store.accounts(address)):
-            raise UnknownAccount(address=address)
+        find_account(self.store, address)
 
     def _check_asset(self, code: str) -> None:
         if code not in {a.code for a in self.store.assets()}:
@@ -300,6 +298,16 @@ class Ledger:
 
     def pending(self, pending_id: str) -> PendingTransfer | None:
         return self.store.pending(pending_id)
+
+
+def find_account(store: LedgerStore, address: str) -> Account:
+    """The open account at `address`; `unknown_account` if there is none. One index probe:
+    an address sorts first among those it prefixes."""
+    check_address(address)
+    found = store.accounts(address, limit=1)
+    if not found or found[0].address != address:
+        raise UnknownAccount(address=address)
+    return found[0]
 
 
 def seq_at(store: LedgerStore, at_us: int) -> int:

@@ -19,7 +19,6 @@ from fundpool.auth.roles import P
 from fundpool.core.errors import (
     FundpoolError,
     InvalidAccount,
-    UnknownAccount,
     UnknownPending,
     UnknownTransaction,
 )
@@ -32,11 +31,10 @@ from fundpool.core.ledger.model import (
     Reverse,
     Transfer,
     VoidPending,
-    check_address,
 )
 from fundpool.core.money import Asset, AssetKind
 from fundpool.ledger.docs import amount_fields, balance_fields, entry_doc, iso
-from fundpool.ledger.service import recorded_from_stored, seq_at
+from fundpool.ledger.service import find_account, recorded_from_stored, seq_at
 from fundpool.ledger.verify import verify
 from fundpool.server.problems import store_errors
 from fundpool.server.v1.context import Api, api_of
@@ -109,14 +107,6 @@ def _account_doc(account: Account, assets: Mapping[str, Asset]) -> dict[str, obj
                    else amount_fields(name, bound, held))
     doc["metadata"] = dict(account.metadata)
     return doc
-
-
-def _find_account(api: Api, address: str) -> Account:
-    check_address(address)
-    for account in api.store.accounts(address):
-        if account.address == address:
-            return account
-    raise UnknownAccount(address=address)
 
 
 def _pending_doc(pending: Any, assets: Mapping[str, Asset]) -> dict[str, object]:
@@ -210,7 +200,7 @@ def open_account(body: AccountIn, request: Request,
 
     def run() -> JSONResponse:
         recorded = api.ledger.open_account(account)
-        opened = _find_account(api, account.address)
+        opened = find_account(api.store, account.address)
         return json_answer({"status": "applied" if recorded is not None else "unchanged",
                             "account": _account_doc(opened, api.assets())},
                            201 if recorded is not None else 200)
@@ -223,7 +213,7 @@ def open_account(body: AccountIn, request: Request,
 def get_account(address: AddressPath, request: Request) -> dict[str, object]:
     api = api_of(request)
     with store_errors():
-        return _account_doc(_find_account(api, address), api.assets())
+        return _account_doc(find_account(api.store, address), api.assets())
 
 
 @router.get("/accounts/{address}/balances", response_model=BalancesOut,
@@ -233,7 +223,6 @@ def get_balances(address: AddressPath, request: Request, at: AtQuery = None
     """The account's balance in each asset it holds, now or at `at`."""
     api = api_of(request)
     with store_errors():
-        _find_account(api, address)
         assets = api.assets()
         head = api.store.head()
         if at is None:

@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fundpool.auth.roles import Permission
-from fundpool.auth.store import AuthenticationFailed, AuthStore, Principal, Unauthenticated
+from fundpool.auth.store import AuthStore, Principal, Unauthenticated
 from fundpool.core.errors import FundpoolError
 from fundpool.runtime import SystemClock
 from fundpool.server.problems import error_problem, problem, store_errors
@@ -280,9 +280,3 @@ class Gate:
             await send({"type": "websocket.close", "code": close_code})
             return
         await response(scope, receive, send)
-
-
-def refuse_authentication(error: AuthenticationFailed) -> JSONResponse:
-    response = error_problem(error)
-    response.headers["WWW-Authenticate"] = 'Bearer realm="fundpool"'
-    return response

@@ -26,7 +26,7 @@ from fundpool.monitoring.feed import Follower
 from fundpool.monitoring.service import Monitor
 from fundpool.pool.config import load_config
 from fundpool.runtime import SystemClock, system_ids, tune_gc
-from fundpool.server.app import create_app
+from fundpool.server.app import Service, create_app
 from fundpool.server.metrics import MetricSource
 from fundpool.server.settings import Settings
 from fundpool.server.v1.context import Api
@@ -161,8 +161,20 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         engine = AlertEngine(Ledger(store, SystemClock(), system_ids()), monitor, held)
         sources += [kpi_source(held), alert_source(engine)]
     leadership = Leadership(monitor, settings, engine, api.idempotency)
+    services: list[Service] = [leadership]
+    if settings.simulate is not None:
+        from fundpool.cli.simulate import parse_rate
+        from fundpool.sim.service import TrafficService
+
+        services.append(TrafficService(store, declared, declared.pool(None),
+                                       rate_per_s=parse_rate(settings.simulate,
+                                                             option="simulate")))
     app = create_app(monitor, follow=False, ready_lag_max_events=settings.ready_lag_max_events,
-                     metric_sources=sources, api=api, services=[leadership])
+                     metric_sources=sources, api=api, services=services)
     app.state.leadership = leadership
     app.state.alerts = engine
+    if settings.console:
+        from fundpool.console import mount
+
+        mount(app, api, storage_secret=settings.console_secret)
     return app

@@ -75,6 +75,22 @@ class Settings(BaseSettings):
     evaluate_every_s: float = Field(15.0, ge=1.0, description="Seconds between alert "
                                     "evaluations (with `alerts`).")
 
+    console: bool = Field(False, description="Serve the web console at /console (one worker "
+                          "only: NiceGUI keeps each page's state in its process).")
+    console_secret: str | None = Field(None, description="Signs the console's browser cookie; "
+                                       "unset: a new one at each start (everyone signs in "
+                                       "again after a restart).")
+    simulate: str | None = Field(None, description="Run the traffic simulator in the server "
+                                 "at this rate (`50/s`): a live demo pool. SQLite or "
+                                 "PostgreSQL, one worker.")
+
+    @model_validator(mode="after")
+    def _one_console_worker(self) -> Settings:
+        if self.workers > 1 and (self.console or self.simulate):
+            raise ValueError("the console and the simulator run in one worker: serve them "
+                             "with workers=1 beside the API's other workers")
+        return self
+
     @model_validator(mode="after")
     def _one_sqlite_worker(self) -> Settings:
         if self.workers > 1 and not (self.db_url or "").startswith(("postgresql://",

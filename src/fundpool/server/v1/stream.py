@@ -231,12 +231,17 @@ class Hub:
                     break
 
 
-def hub_of(websocket: WebSocket, api: Api) -> Hub:
-    hub: Hub | None = getattr(websocket.app.state, "stream_hub", None)
+def shared_hub(state: Any, api: Api) -> Hub:
+    """The app's one hub (`state` is `app.state`): the WebSocket stream's and the console's."""
+    hub: Hub | None = getattr(state, "stream_hub", None)
     if hub is None:
         hub = Hub(api.monitor.outbox)
-        websocket.app.state.stream_hub = hub
+        state.stream_hub = hub
     return hub
+
+
+def hub_of(websocket: WebSocket, api: Api) -> Hub:
+    return shared_hub(websocket.app.state, api)
 
 
 # --- one connection --------------------------------------------------------------------------

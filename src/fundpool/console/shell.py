@@ -1,0 +1,292 @@
+"""The frame every console page shares: the header with navigation, language and user, the
+risk alert bar, and `Page`, one visit's context (who, which language, the API client).
+
+Pages are built as
+
+    @ui.page("/console/…")
+    async def some_page(request: Request) -> None:
+        page = await Page.open(request, needs=P.PAYMENTS_READ)
+        if page is None:
+            return                       # sent to sign in, or told what is missing
+        page.frame("nav.…")
+        …
+
+and call the API with `await page.call(page.client.something(...))`, which turns the API's
+refusals into a message on screen (and an expired session into the sign-in page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import Request
+from nicegui import app, ui
+
+from fundpool.auth.roles import P
+from fundpool.client import AsyncClient
+from fundpool.client.errors import ApiError, PermissionDenied, Unauthorized, Unreachable
+from fundpool.console.context import CONSOLE_PATH, Console, Signed, current
+from fundpool.console.format import Locale, amount_text
+from fundpool.console.i18n import t
+
+T = TypeVar("T")
+
+ALERTS_REFRESH_S = 2.0
+ALERTS_SHOWN_MAX = 6
+SEVERITY_COLOURS = {"critical": "negative", "warning": "warning", "info": "info"}
+NAVIGATION = (  # path, label key, permission needed to see it
+    ("/", "nav.overview", P.POOL_READ),
+    ("/stream", "nav.stream", P.PAYMENTS_READ),
+    ("/operations", "nav.operations", P.PAYMENTS_READ),
+)
+
+
+def url(path: str, query: dict[str, str] | None = None) -> str:
+    """A console page's address for a link (`<a href>`): under the mount path."""
+    full = CONSOLE_PATH + path
+    return f"{full}?{urlencode(query)}" if query else full
+
+
+def route(path: str, query: dict[str, str] | None = None) -> str:
+    """A console page's address for `ui.navigate.to`, which adds the mount path itself."""
+    return f"{path}?{urlencode(query)}" if query else path
+
+
+def here(request: Request) -> str:
+    """The page's own address for `ui.navigate.to` (NiceGUI strips the mount path from the
+    scope's path)."""
+    path = str(request.scope["path"])
+    if path.startswith(CONSOLE_PATH + "/"):
+        path = path[len(CONSOLE_PATH):]
+    return path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def testid(element: T, name: str) -> T:
+    """Mark an element for the browser tests (`data-testid`)."""
+    element.props(f'data-testid="{name}"')  # type: ignore[attr-defined]
+    return element
+
+
+@dataclass
+class Page:
+    console: Console
+    request: Request
+    browser: str
+    signed: Signed
+    locale: Locale
+    client: AsyncClient
+    wall: bool = False
+
+    @classmethod
+    async def open(cls, request: Request, *, needs: str | None = None) -> Page | None:
+        """This visit's context, or None after sending the browser to sign in (no session,
+        or one the API no longer accepts) or showing what permission is missing."""
+        console = current()
+        browser = str(app.storage.browser["id"])
+        signed = console.signed(browser)
+        if signed is None:
+            ui.navigate.to(route("/login", {"next": here(request), "why": "required"}))
+            return None
+        client = console.client(signed)
+        try:
+            me = await client.me()
+        except Unauthorized:
+            console.sign_out(browser)
+            ui.navigate.to(route("/login", {"next": here(request), "why": "expired"}))
+            return None
+        signed = Signed(signed.token, signed.username, tuple(me.roles), frozenset(me.permissions))
+        page = cls(console, request, browser, signed, console.locale(browser), client,
+                   wall=request.query_params.get("wall") == "1")
+        if needs is not None and not signed.may(needs):
+            page.frame(None)
+            testid(ui.label(page.t("error.forbidden", permission=needs)), "forbidden") \
+                .classes("text-negative text-lg")
+            return None
+        return page
+
+    def t(self, key: str, **values: object) -> str:
+        return t(key, self.locale, **values)
+
+    def amount(self, minor: int, asset: str, *, compact: bool = False,
+               signed: bool = False) -> str:
+        scale = self.console.scales().get(asset, 0)
+        return amount_text(minor, scale, self.locale, compact=compact, signed=signed)
+
+    def roles_text(self) -> str:
+        return ", ".join(self.t(f"role.{r}") for r in self.signed.roles)
+
+    async def call(self, awaitable: Awaitable[T]) -> T | None:
+        """The API's answer, or None after saying on screen why there is none."""
+        try:
+            return await awaitable
+        except Unauthorized:
+            self.console.sign_out(self.browser)
+            ui.navigate.to(route("/login", {"why": "expired"}))
+        except PermissionDenied as error:
+            ui.notify(self.t("error.forbidden",
+                             permission=error.facts.get("permission", "?")), type="negative")
+        except Unreachable:
+            ui.notify(self.t("error.unreachable"), type="warning")
+        except ApiError as error:
+            ui.notify(self.t("error.generic", title=str(error), code=error.code),
+                      type="negative", multi_line=True)
+        return None
+
+    # --- the frame --------------------------------------------------------------------------
+
+    def frame(self, title_key: str | None) -> None:
+        """The header, navigation and alert bar; `title_key` names the page."""
+        ui.page_title(f"{self.t(title_key) if title_key else ''} · {self.t('app.title')}")
+        ui.add_head_html(STYLE)
+        if self.wall:
+            ui.query("body").classes("fp-wall")
+        with ui.header().classes("items-center gap-4 px-4 py-2 bg-slate-900"):
+            ui.label("fundpool").classes("text-lg font-bold tracking-wide")
+            for path, key, permission in NAVIGATION:
+                if self.signed.may(permission):
+                    link = ui.link(self.t(key), url(path)).classes("text-white no-underline")
+                    testid(link, f"nav-{key.split('.')[1]}")
+            ui.space()
+            pools = self.console.pool_ids
+            ui.label(self.t("shell.pool", pool=", ".join(pools))).classes("opacity-80")
+            wall = ui.button(self.t("shell.wall"), on_click=self._toggle_wall) \
+                .props("flat dense no-caps color=white")
+            testid(wall, "wall")
+            language = ui.button(self.t("shell.language"), on_click=self._switch_language) \
+                .props("flat dense no-caps color=white")
+            testid(language, "language")
+            who = ui.label(self.t("shell.signed_in_as", user=self.signed.username,
+                                  roles=self.roles_text())).classes("opacity-80")
+            testid(who, "who")
+            out = ui.button(self.t("shell.sign_out"), on_click=self._sign_out) \
+                .props("flat dense no-caps color=white")
+            testid(out, "sign-out")
+        if self.signed.may(P.MONITORING_READ):
+            AlertBar(self)
+
+    def here(self, **changes: str | None) -> str:
+        """This page's address for `ui.navigate.to`, with query parameters changed."""
+        query = dict(self.request.query_params)
+        for key, value in changes.items():
+            query.pop(key, None)
+            if value is not None:
+                query[key] = value
+        return route(here(self.request).split("?")[0], query or None)
+
+    def _switch_language(self) -> None:
+        self.console.set_locale(self.browser, "zh-CN" if self.locale == "en" else "en")
+        ui.navigate.to(self.here())
+
+    def _toggle_wall(self) -> None:
+        ui.navigate.to(self.here(wall=None if self.wall else "1"))
+
+    async def _sign_out(self) -> None:
+        signed = self.console.sign_out(self.browser)
+        if signed is not None:
+            try:
+                await self.client.logout()
+            except ApiError:
+                pass  # gone already: signed out all the same
+        ui.navigate.to(route("/login", {"why": "signed_out"}))
+
+    def every(self, seconds: float, refresh: Callable[[], Awaitable[Any]]) -> ui.timer:
+        """Call `refresh` now and every `seconds` while the page is open."""
+        return ui.timer(seconds, refresh, immediate=True)
+
+
+class AlertBar:
+    """The risk alert bar: active alerts, worst first, coloured by severity; acknowledge
+    (with `alerts:acknowledge`) and a link to the channel, asset or payment concerned."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.shown: tuple[tuple[str, str], ...] | None = None
+        self.bar = testid(ui.row().classes("w-full items-center gap-2 px-4 py-1 fp-alertbar"),
+                          "alert-bar")
+        page.every(ALERTS_REFRESH_S, self.refresh)
+
+    async def refresh(self) -> None:
+        try:
+            found = await self.page.client.alerts(state="active", limit=50)
+        except Unauthorized:
+            await self.page.call(self.page.client.me())  # sends to sign in
+            return
+        except ApiError:
+            return  # the next tick tries again; the bar keeps what it showed
+        order = {"critical": 0, "warning": 1, "info": 2}
+        alerts = sorted(found.data, key=lambda a: (order.get(a.severity, 3), -a.fired_at_us))
+        key = tuple((a.id, a.state) for a in alerts)
+        if key == self.shown:
+            return
+        self.shown = key
+        self.bar.clear()
+        with self.bar:
+            if not alerts:
+                testid(ui.label(self.page.t("alerts.none")).classes("opacity-70"), "alerts-none")
+                return
+            ui.label(self.page.t("alerts.count", count=len(alerts))).classes("font-medium")
+            for alert in alerts[:ALERTS_SHOWN_MAX]:
+                self._chip(alert)
+
+    def _chip(self, alert: Any) -> None:
+        page = self.page
+        colour = SEVERITY_COLOURS.get(alert.severity, "grey")
+        with testid(ui.card().classes(f"fp-alert fp-alert-{alert.severity} px-2 py-1"),
+                    f"alert-{alert.id}").props(f'data-severity="{alert.severity}"'):
+            with ui.row().classes("items-center gap-2 no-wrap"):
+                ui.badge(page.t(f"severity.{alert.severity}")
+                         if alert.severity in SEVERITY_COLOURS else alert.severity,
+                         color=colour)
+                ui.label(alert.summary).classes("text-sm")
+                target = _subject_link(alert.subject)
+                if target is not None:
+                    testid(ui.link(page.t("alerts.go"), target).classes("text-sm"),
+                           "alert-go")
+                if alert.state == "acknowledged":
+                    ui.label(page.t("alerts.acked", actor=alert.acknowledged_by or "?")) \
+                        .classes("text-xs opacity-70")
+                elif page.signed.may(P.ALERTS_ACKNOWLEDGE):
+                    testid(ui.button(page.t("alerts.ack"),
+                                     on_click=lambda a=alert: self._acknowledge(a.id))
+                           .props("dense flat no-caps size=sm"), "alert-ack")
+
+    async def _acknowledge(self, alert_id: str) -> None:
+        done = await self.page.call(self.page.client.acknowledge_alert(alert_id))
+        if done is not None:
+            self.shown = None
+            await self.refresh()
+
+
+def _subject_link(subject: str) -> str | None:
+    kind, _, name = subject.partition(":")
+    if kind == "channel" and name:
+        return url("/drill", {"channel": name})
+    if kind == "asset" and name:
+        return url("/drill", {"asset": name.upper()})
+    if kind == "payment" and name:
+        return url("/stream", {"payment": name})
+    if subject == "pool":
+        return url("/")
+    return None
+
+
+STYLE = """
+<style>
+  .fp-card-value { font-variant-numeric: tabular-nums; }
+  .fp-alertbar { background: #f8fafc; border-bottom: 1px solid #e2e8f0; min-height: 2.5rem; }
+  .fp-alert-critical { border-left: 4px solid #dc2626; }
+  .fp-alert-warning { border-left: 4px solid #d97706; }
+  .fp-alert-info { border-left: 4px solid #2563eb; }
+  .fp-tone-neutral { color: #475569; }
+  .fp-tone-attention { color: #b45309; font-weight: 600; }
+  .fp-tone-progress { color: #1d4ed8; }
+  .fp-tone-done { color: #15803d; font-weight: 600; }
+  .fp-tone-bad { color: #b91c1c; font-weight: 600; }
+  .fp-tone-muted { color: #6b7280; }
+  body.fp-wall { font-size: 1.25rem; }
+  body.fp-wall .fp-card-value { font-size: 2.6rem; }
+</style>
+"""

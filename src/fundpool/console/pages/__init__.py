@@ -4,4 +4,4 @@ from __future__ import annotations
 
 
 def register() -> None:
-    from fundpool.console.pages import login, overview, stream  # noqa: F401
+    from fundpool.console.pages import drill, login, operations, overview, stream  # noqa: F401

@@ -4,17 +4,23 @@ its retry policy against mock transports."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
+import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import httpx
 import pytest
+from openpyxl import load_workbook
 
 from fundpool.auth.store import InvalidCredentials
 from fundpool.client import (
     ApiError,
     AsyncClient,
+    BadRequest,
     BatchTransfer,
     Client,
     Conflict,
@@ -398,6 +404,32 @@ def test_verify_pools_and_the_pool_view(api: Client) -> None:
     assert view.reporting_currency == "USD"
 
 
+def test_the_pool_view_at_a_past_seq_or_instant(api: Client) -> None:
+    fund(api, "40.00")
+    then = api.pool_view("main")
+    then_at = api.transactions(limit=1).data[0].at
+    assert api.pool_view("main", seq=then.as_of_seq) == then
+    time.sleep(0.01)  # later entries carry a later instant
+    fund(api, "2.50")
+    api.transfer([Posting(USD, USD_LOCKED, "USD", "1.25")])
+    now = api.pool_view("main")
+    assert now.as_of_seq == then.as_of_seq + 2
+    assert now.assets != then.assets
+    assert api.pool_view("main", seq=then.as_of_seq) == then
+    assert api.pool_view("main", at=then_at) == then
+    moment = datetime.fromisoformat(then_at.replace("Z", "+00:00"))
+    assert api.pool_view("main", at=moment.astimezone(timezone(timedelta(hours=8)))) == then
+    with pytest.raises(BadRequest) as caught:
+        api.pool_view("main", at=then_at, seq=1)
+    assert caught.value.code == "conflicting_parameters"
+    with pytest.raises(BadRequest) as caught:
+        api.pool_view("main", seq=now.as_of_seq + 1_000)
+    assert (caught.value.code, caught.value.facts["head_seq"]) == ("seq_beyond_head",
+                                                                   now.as_of_seq)
+    with pytest.raises(ValueError, match="aware"):
+        api.pool_view("main", at=datetime(2026, 1, 1))  # naive: refused
+
+
 def test_keys_and_sessions(server: LiveServer, api: Client) -> None:
     created = api.create_key("client-test", ["viewer"])
     assert created.token.startswith("fpk_")
@@ -472,6 +504,44 @@ def test_payments_are_created_read_listed_and_moved(api: Client) -> None:
     assert api.upload_payouts(PAYOUTS.decode()).payment_ids == batch.payment_ids
     dry = api.upload_payouts(PAYOUTS, dry_run=True)
     assert (dry.dry_run, dry.payment_ids, dry.progress) == (True, [], None)
+
+
+def test_the_reconciliation_export_as_csv_and_xlsx(server: LiveServer, api: Client) -> None:
+    first = api.create_payment("payout", "USD", "3.30", counterparty="=2+5",
+                               reference="export-1")
+    second = api.create_payment("payout", "USD", Decimal("0.07"), counterparty="Eve")
+    since = datetime.fromisoformat(first.created_at.replace("Z", "+00:00"))
+    until = datetime.fromisoformat(second.created_at.replace("Z", "+00:00")) \
+        + timedelta(microseconds=1)
+    data = api.export_payments(since, until, "csv")
+    assert isinstance(data, bytes)
+    table = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    assert table[0][:3] == ["payment_id", "created_at", "kind"]
+    rows = {row[0]: row for row in table[1:]}
+    assert [row[0] for row in table[1:]] == [first.id, second.id]
+    assert rows[first.id][5:10] == ["3.30", "0.00", "", "'=2+5", "export-1"]
+    # `to` is excluded: ending at the second payment's creation leaves it out.
+    before_second = api.export_payments(first.created_at, second.created_at, "csv")
+    assert second.id.encode() not in before_second
+    assert first.id.encode() in before_second
+
+    workbook = load_workbook(io.BytesIO(api.export_payments(since, until, "xlsx", pool="main")))
+    values = [[cell.value or "" for cell in row] for row in workbook.active.iter_rows()]
+    assert values == table
+    with pytest.raises(BadRequest) as caught:
+        api.export_payments(until, since, "csv")
+    assert caught.value.code == "invalid_period"
+    with pytest.raises(BadRequest) as caught:
+        api.export_payments(since, since + timedelta(days=32), "csv")
+    assert caught.value.code == "invalid_period"
+    with pytest.raises(NotFound):
+        api.export_payments(since, until, "csv", pool="nope")
+
+    async def run() -> bytes:
+        async with AsyncClient(server.url, server.viewer_key) as aio:
+            return await aio.export_payments(first.created_at, until, "csv")
+
+    assert asyncio.run(run()) == data
 
 
 def test_channels_and_monitoring(api: Client) -> None:

@@ -35,6 +35,7 @@ from fundpool.events.model import (
     UnknownEventType,
     UnknownEventVersion,
     _data_of,
+    _payment_checked,
     decode,
     encode,
     encode_data,
@@ -68,7 +69,7 @@ PAYMENT_PAYLOADS = st.builds(
     fee_minor=AMOUNTS, channel=OPT_TEXT, destination_channel=OPT_TEXT, action=NON_EMPTY,
     from_state=OPT_TEXT, to_state=NON_EMPTY, payment_version=JSON_INTS,
     since_us=st.none() | JSON_INTS, created_at_us=JSON_INTS, reason=OPT_TEXT,
-    previous_channel=OPT_TEXT,
+    previous_channel=OPT_TEXT, counterparty=OPT_TEXT,
 )
 ALERT_PAYLOADS = st.builds(
     AlertChanged, NON_EMPTY, NON_EMPTY, NON_EMPTY, NON_EMPTY, NON_EMPTY, OPT_TEXT, OPT_TEXT,
@@ -223,7 +224,7 @@ def payment_body() -> dict[str, Any]:
             "action": "screen", "from_state": "initiated", "to_state": "screened",
             "payment_version": 2, "since_us": 1_767_225_600_000_000,
             "created_at_us": 1_767_225_600_000_000, "reason": None,
-            "previous_channel": None,
+            "previous_channel": None, "counterparty": "Zoë \"=cmd\" 资金",
         },
     }
 
@@ -331,7 +332,8 @@ FIELDS: dict[str, dict[str, str]] = {
                 "fee_minor": "amount", "channel": "opt_text", "destination_channel": "opt_text",
                 "action": "text", "from_state": "opt_text", "to_state": "text",
                 "payment_version": "int", "since_us": "opt_int", "created_at_us": "int",
-                "reason": "opt_text", "previous_channel": "opt_text"},
+                "reason": "opt_text", "previous_channel": "opt_text",
+                "counterparty": "opt_text"},
     "alert": {"alert_id": "text", "rule": "text", "severity": "text", "subject": "text",
               "summary": "text", "value": "opt_text", "actor": "opt_text"},
 }
@@ -492,6 +494,26 @@ def test_an_unknown_version_is_refused_before_its_data_is_read() -> None:
     body["data"] = {"amount_minor": 10_000}  # would be invalid as v1
     with pytest.raises(UnknownEventVersion):
         decode(raw(body))
+
+
+def test_an_event_stored_before_counterparty_was_added_still_reads() -> None:
+    """`counterparty` joined v1 as an optional field: an old event without it reads with None
+    on both paths (the checked one too), and one with it round-trips."""
+    old = payment_body()
+    del old["data"]["counterparty"]
+    event = decode(raw(old))
+    assert isinstance(event.data, PaymentTransitioned)
+    assert event.data.counterparty is None
+    assert event.version == 1
+    checked = _payment_checked(PaymentTransitioned.TYPE, old["data"])
+    assert checked == event.data
+    assert json.loads(encode(event))["data"]["counterparty"] is None
+    new = decode(raw(payment_body()))
+    assert isinstance(new.data, PaymentTransitioned)
+    assert new.data.counterparty == 'Zoë "=cmd" 资金'
+    assert decode(encode(new)) == new
+    assert event_from_parts(new.id, new.type, 1, new.pool, new.seq, new.at_us,
+                            json.loads(encode_data(new))) == new
 
 
 def test_an_unknown_field_of_a_known_version_is_ignored() -> None:

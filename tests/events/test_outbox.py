@@ -499,6 +499,8 @@ def check_chain(store: LedgerStore, service: PaymentService, payment_id: str) ->
             last.amount_minor, last.asset, last.kind) == (
         payment.state.value, payment.version, payment.channel, payment.fee_minor,
         payment.amount_minor, payment.asset, payment.kind.value)
+    # every event names the payment's counterparty, from its creation on
+    assert all(e.data.counterparty == payment.counterparty for e in events)
     return events
 
 
@@ -527,6 +529,7 @@ def test_a_payouts_transitions_chain(
     assert [e.data.since_us is None or e.at_us - e.data.since_us for e in events] == [
         True, *[1_500_000] * 6]
     assert events[-1].data.reason == "done ✓"
+    assert {e.data.counterparty for e in events} == {"payee"}
     assert events[0].data.channel is None
     assert events[-1].data.channel == "bank-a"
     check_streams(store)

@@ -16,7 +16,7 @@ from fundpool.core.clock import ManualClock
 from fundpool.core.errors import InvariantViolation, StoreNotInitialised
 from fundpool.core.ledger.model import DefineAsset
 from fundpool.core.money import AMOUNT_MAX_MINOR, Asset, AssetKind
-from fundpool.ledger.ports import LedgerStore
+from fundpool.ledger.ports import LOOKUP_CHUNK, LedgerStore
 from fundpool.ledger.service import Ledger
 from fundpool.payments.model import Action, Payment, PaymentEvent, PaymentKind, PaymentState
 from fundpool.payments.ports import PaymentFilter, PaymentStore, PaymentWrites
@@ -349,6 +349,52 @@ def test_after_id_pages_through_every_match(ledger: Ledger, payments: PaymentSto
         assert payments.payments(where, limit=1_000, after_id=cut) == [
             p for p in expected if p.id < cut
         ]
+
+
+def test_created_between_is_a_half_open_period_oldest_first(
+    ledger: Ledger, payments: PaymentStore
+) -> None:
+    # Creation times out of id order, with ties: the order is (created_at_us, id).
+    made = [payment(f"p-{n:02d}", created_at_us=T0 + (n * 7) % 5,
+                    pool=OTHER_POOL if n == 3 else POOL) for n in range(12)]
+    save(ledger, payments, made)
+
+    def expected(since: int, until: int) -> list[Payment]:
+        return sorted((p for p in made if p.pool == POOL and since <= p.created_at_us < until),
+                      key=lambda p: (p.created_at_us, p.id))
+
+    for since, until in ((T0, T0 + 5), (T0 + 1, T0 + 3), (T0 + 2, T0 + 3), (T0 + 4, T0 + 4),
+                         (T0 - 10, T0), (T0 + 5, T0 + 99)):
+        assert payments.created_between(POOL, since, until, limit=100) == expected(
+            since, until), (since, until)
+    # `since` is in, `until` is out.
+    at_two = [p for p in made if p.pool == POOL and p.created_at_us == T0 + 2]
+    assert at_two
+    assert payments.created_between(POOL, T0 + 2, T0 + 3, limit=100) == at_two
+    assert payments.created_between(POOL, T0 + 1, T0 + 2, limit=100) == expected(T0 + 1, T0 + 2)
+    assert all(p.created_at_us == T0 + 1
+               for p in payments.created_between(POOL, T0 + 1, T0 + 2, limit=100))
+    assert payments.created_between(POOL, T0, T0 + 5, limit=4) == expected(T0, T0 + 5)[:4]
+    assert payments.created_between(OTHER_POOL, T0, T0 + 5, limit=100) == [made[3]]
+    assert payments.created_between("no-such-pool", T0, T0 + 5, limit=100) == []
+
+
+def test_events_of_many_payments_come_per_payment_in_seq_order(
+    ledger: Ledger, payments: PaymentStore
+) -> None:
+    made = [payment(f"p-{n:04d}") for n in range(LOOKUP_CHUNK + 3)]  # more than one chunk
+    events = [created_event(p) for p in made]
+    events += [PaymentEvent(p.id, 2, Action.SCREEN, PaymentState.INITIATED,
+                            PaymentState.SCREENED, T0 + 1, entry_ids=(f"e-{p.id}", "e-2"))
+               for p in made[::2]]
+    save(ledger, payments, made, (), events[::-1])
+    wanted = [p.id for p in made] + ["no-such-payment"]
+    found = payments.events_of(wanted)
+    assert set(found) == {p.id for p in made}
+    for p in made:
+        assert found[p.id] == payments.events(p.id)
+    assert found[made[0].id][1].entry_ids == (f"e-{made[0].id}", "e-2")
+    assert payments.events_of([]) == {}
 
 
 def test_ids_order_by_their_bytes(

@@ -43,7 +43,7 @@ from fundpool.ledger.service import Ledger
 from fundpool.pool.config import FundpoolConfig, parse_config
 from fundpool.pool.rates import StaticRates
 from fundpool.pool.setup import init_pool
-from fundpool.pool.view import Figures, PoolView, pool_view
+from fundpool.pool.view import Figures, PoolView, SeqBeyondHead, pool_view, pool_view_at
 from fundpool.stores.sqlite import SqliteStore
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -556,6 +556,67 @@ def test_another_pool_never_leaks_into_this_one(ledger: Ledger) -> None:
         assert everything.as_of_seq == 0
 
 
+# --- the pool at a past seq ----------------------------------------------------------------------
+
+
+def view_at(ledger: Ledger, document: dict[str, Any], seq: int,
+            pool_id: str = "main") -> PoolView:
+    config = config_of(document)
+    pool = config.pool(pool_id)
+    return pool_view_at(ledger.store, config, pool, config.rates_for(pool), seq)
+
+
+def test_the_view_at_the_head_is_the_live_view(example_ledger: Ledger) -> None:
+    drive_example(example_ledger)
+    document = example_document()
+    live = view_of(example_ledger, document)
+    head = example_ledger.store.head().seq
+    assert view_at(example_ledger, document, head) == live
+    assert live.as_of_seq == head
+
+
+def test_the_view_at_an_earlier_seq_is_the_view_as_it_was_then(
+    example_ledger: Ledger, clock: ManualClock
+) -> None:
+    document = example_document()
+    pool = Pool(example_ledger)
+    pool.deposit("USD", "bank-a", 1_000_00)
+    pool.clear("USD", "bank-a", 600_00)
+    reserved = pool.reserve("USD", "bank-a", "available", "locked", 100_00)
+    then = view_of(example_ledger, document)
+    # Everything after the snapshot: moves, a partial post, fees, another asset, an expiry.
+    example_ledger.post_pending(reserved, 30_00)
+    pool.approve("USD", "bank-a", 200_00)
+    pool.submit("USD", "bank-a", 150_00)
+    pool.settle("USD", "bank-a", 100_00, 2_00)
+    pool.deposit("ETH", "eth-l1", 3 * ETH)
+    pool.reserve("USD", "bank-a", "available", "world", 1_00)
+    clock.advance(seconds=TIMEOUT_S + 1)
+    assert example_ledger.expire_due() == 1
+    now = view_of(example_ledger, document)
+    assert now != then
+
+    past = view_at(example_ledger, document, then.as_of_seq)
+    assert past == then
+    assert past.as_of_seq == then.as_of_seq < now.as_of_seq
+    assert past.asset("USD").by_channel["bank-a"] == Figures(
+        available=500_00, locked=100_00, pending_settlement=400_00)
+    # Before the first entry the pool held nothing.
+    empty = view_at(example_ledger, document, 0)
+    assert all(f == Figures() for a in empty.assets for f in a.by_channel.values())
+    assert (empty.reporting_total, empty.as_of_seq) == (Figures(), 0)
+
+
+def test_a_seq_beyond_the_head_is_refused(example_ledger: Ledger) -> None:
+    head = example_ledger.store.head().seq
+    with pytest.raises(SeqBeyondHead) as caught:
+        view_at(example_ledger, example_document(), head + 1)
+    assert caught.value.code == "seq_beyond_head"
+    assert caught.value.facts == {"seq": head + 1, "head_seq": head}
+    with pytest.raises(SeqBeyondHead):
+        view_at(example_ledger, example_document(), -1)
+
+
 # --- random days, SQLite -------------------------------------------------------------------------
 
 
@@ -632,12 +693,16 @@ def check_everything(ledger: Ledger, document: dict[str, Any], texts: dict[str, 
     assert dict(out) == dict(into)
 
 
-def run_steps(steps: list[tuple[str, int, str, int, bool]]) -> Counter[str]:
+def run_steps(steps: list[tuple[str, int, str, int, bool]], *,
+              past_views: bool = False) -> Counter[str]:
     """Drive a fresh SQLite pool through `steps`, checking everything after each; returns how
-    many of each kind of move actually ran (a move with nothing to move is skipped)."""
+    many of each kind of move actually ran (a move with nothing to move is skipped). With
+    `past_views`, the view of every pool after each step is kept, and at the end each must be
+    what the view at that step's seq gives."""
     document = RANDOM_DOCUMENT
     texts = rate_texts()
     ran: Counter[str] = Counter()
+    seen: list[PoolView] = []
     with sqlite_pool(document) as (ledger, clock):
         store = ledger.store
         for kind, pair, state, seed, partial in steps:
@@ -693,6 +758,11 @@ def run_steps(steps: list[tuple[str, int, str, int, bool]]) -> Counter[str]:
                 assert store.pendings(PendingState.PENDING) == []
             ran[kind] += 1
             check_everything(ledger, document, texts)
+            if past_views:
+                config = config_of(document)
+                seen += [pool_view(store, config, p, config.rates_for(p)) for p in config.pools]
+        for then in seen:
+            assert view_at(ledger, document, then.as_of_seq, then.pool) == then
     return ran
 
 
@@ -717,6 +787,22 @@ def test_random_days_keep_the_view_exact_and_the_ledger_balanced(
             ("approve", pair, "available", 10**30 // 7, False),
         ]
     run_steps(opening + [(k, focus[i % len(focus)], s, n, b) for k, i, s, n, b in steps])
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(pair=st.integers(0, len(PAIRS) - 1), steps=moves)
+def test_every_past_view_is_what_the_view_at_its_seq_gives(
+    pair: int, steps: list[tuple[str, int, str, int, bool]]
+) -> None:
+    """Whatever happened since (moves, reservations posted in part, voids, expiries), the view
+    at a past seq is exactly the live view as it was recorded at that seq, in every pool."""
+    opening = [("deposit", pair, "available", 10**30 - 1, False),
+               ("clear", pair, "available", 10**30 // 3, False)]
+    run_steps(opening + [(k, pair, s, n, b) for k, _, s, n, b in steps], past_views=True)
 
 
 def test_the_random_moves_run_every_kind_of_move() -> None:

@@ -3,11 +3,15 @@ their cursors, the review and approval actions with their permissions, and payou
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from openpyxl import load_workbook
 
 from fundpool.auth.roles import Role
 from tests.server.api_helpers import Server, assert_problem, running_server
@@ -336,6 +340,133 @@ def test_a_file_that_cannot_be_read_is_refused(server: Server) -> None:
     assert server.get("/v1/payments")["data"] == []
 
 
+# --- the reconciliation export ---------------------------------------------------------------
+
+EXPORT = "/v1/payments/export"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def export(server: Server, since: str, until: str, form: str = "csv",
+           headers: dict[str, str] | None = None, **params: Any) -> Any:
+    return server.client.get(EXPORT, headers=headers or server.admin,
+                             params={"from": since, "to": until, "format": form, **params})
+
+
+def stamp(at: str) -> str:
+    """2026-11-01T00:00:00.000000Z as the file name writes it: 20261101T000000Z."""
+    return at[:19].replace("-", "").replace(":", "") + "Z"
+
+
+def test_the_export_lists_the_periods_payments_as_csv(server: Server) -> None:
+    first = create(server, {**PAYOUT, "reference": "inv-1"})
+    hostile = create(server, {**PAYOUT, "amount": "0.01", "counterparty": "=cmd|' /C calc'!A0",
+                              "reference": "+1, \"two\""})
+    last = create(server, {"kind": "deposit", "asset": "EUR", "amount": "99.90",
+                           "channel": "sepa", "counterparty": "@Carol"})
+    since, until = first["created_at"], _days_after(first["created_at"], 31)
+    response = export(server, since, until)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"] == (
+        f'attachment; filename="fundpool-main-{stamp(since)}-{stamp(until)}.csv"')
+    table = list(csv.reader(io.StringIO(response.content.decode("utf-8"), newline="")))
+    assert table[0] == ["payment_id", "created_at", "kind", "state", "asset", "amount", "fee",
+                        "channel", "counterparty", "reference", "updated_at", "entry_ids"]
+    assert [row[0] for row in table[1:]] == [first["id"], hostile["id"], last["id"]]
+    assert table[1][1:10] == [first["created_at"], "payout", "initiated", "USD", "12.50",
+                              "0.00", "", "Bob", "inv-1"]
+    assert table[2][8:10] == ["'=cmd|' /C calc'!A0", "'+1, \"two\""]
+    assert table[3][4:9] == ["EUR", "99.90", "0.00", "sepa", "'@Carol"]
+    for row in table[1:]:
+        assert not any(cell.startswith(FORMULA_PREFIXES) for cell in row), row
+
+
+def _days_after(at: str, days: int) -> str:
+    moment = datetime.fromisoformat(at.replace("Z", "+00:00")) + timedelta(days=days)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_the_period_includes_from_and_excludes_to(server: Server) -> None:
+    one, two = create(server), create(server, {**PAYOUT, "amount": "1.00"})
+    assert one["created_at"] < two["created_at"]
+
+    def ids(since: str, until: str) -> list[str]:
+        response = export(server, since, until)
+        assert response.status_code == 200, response.text
+        return [line.split(",")[0] for line in response.text.splitlines()[1:]]
+
+    assert ids(one["created_at"], two["created_at"]) == [one["id"]]
+    assert ids(two["created_at"], _days_after(two["created_at"], 1)) == [two["id"]]
+    assert ids(one["created_at"], _days_after(two["created_at"], 1)) == [one["id"], two["id"]]
+    assert ids(_days_after(one["created_at"], -1), one["created_at"]) == []
+
+
+def test_the_export_as_xlsx_reads_back_as_text(server: Server) -> None:
+    payment = create(server, {**PAYOUT, "amount": "1234567.89", "counterparty": "-2+3"})
+    since = payment["created_at"]
+    until = _days_after(since, 1)
+    response = export(server, since, until, "xlsx")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == XLSX
+    assert response.headers["content-disposition"].endswith(
+        f'{stamp(since)}-{stamp(until)}.xlsx"')
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    assert sheet.title == f"{stamp(since)[:-3]}Z-{stamp(until)[:-3]}Z"
+    header, row = list(sheet.iter_rows())
+    assert [c.value for c in header][:6] == ["payment_id", "created_at", "kind", "state",
+                                             "asset", "amount"]
+    assert all(c.font.bold for c in header)
+    assert (row[0].value, row[5].value, row[8].value) == (payment["id"], "1234567.89", "'-2+3")
+    assert all(c.data_type == "s" for c in row if c.value is not None)
+
+
+def test_a_bad_export_request_is_a_4xx_problem(server: Server) -> None:
+    create(server)
+    at = "2026-11-01T00:00:00Z"
+    assert_problem(export(server, at, at), 400, "invalid_period")
+    assert_problem(export(server, "2026-11-02T00:00:00Z", at), 400, "invalid_period")
+    problem = assert_problem(export(server, at, "2026-12-02T00:00:00.000001Z"), 400,
+                             "invalid_period")
+    assert problem["facts"]["days_max"] == 31
+    assert export(server, at, "2026-12-02T00:00:00Z").status_code == 200  # 31 days: fine
+    assert_problem(export(server, "2026-11-01", "2026-11-02T00:00:00Z"), 400, "invalid_time")
+    assert_problem(export(server, "nope", at), 400, "invalid_time")
+    assert_problem(export(server, at, "2026-11-02T00:00:00Z", "pdf"), 422, "invalid_request")
+    assert_problem(server.client.get(EXPORT, headers=server.admin, params={"from": at}), 422,
+                   "invalid_request")
+    assert_problem(export(server, at, "2026-11-02T00:00:00Z", pool="other"), 404,
+                   "unknown_pool")
+
+
+def test_too_many_payments_is_export_too_large(server: Server,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from fundpool.payments import export as module
+
+    for _ in range(3):
+        create(server)
+    monkeypatch.setattr(module, "EXPORT_ROWS_MAX", 2)
+    since = server.get("/v1/payments", limit=3)["data"][-1]["created_at"]
+    problem = assert_problem(export(server, since, _days_after(since, 1)), 400,
+                             "export_too_large")
+    assert problem["facts"]["rows_max"] == 2
+
+
+def test_exporting_needs_payments_read(server: Server) -> None:
+    at = "2026-11-01T00:00:00Z"
+    _, scoped = server.api.auth.create_key("pool-only", [Role.VIEWER], scopes=["pool:read"],
+                                           now_us=server.api.clock.now_us())
+    problem = assert_problem(export(server, at, "2026-11-02T00:00:00Z",
+                                    headers={"Authorization": f"Bearer {scoped}"}),
+                             403, "forbidden")
+    assert problem["facts"]["permission"] == "payments:read"
+    assert_problem(server.client.get(EXPORT, params={"from": at, "to": at}), 401,
+                   "unauthenticated")
+    for role in Role:  # every role reads payments
+        assert export(server, at, "2026-11-02T00:00:00Z",
+                      headers=server.as_role(role)).status_code == 200, role
+
+
 def test_the_openapi_document_declares_each_route(server: Server) -> None:
     spec = server.client.get("/openapi.json").json()
     permissions = {
@@ -350,6 +481,7 @@ def test_the_openapi_document_declares_each_route(server: Server) -> None:
         ("post", "/v1/payments/{payment_id}/release"): "payments:review",
         ("post", "/v1/payments/batches"): "payments:create",
         ("get", "/v1/payments/batches/{batch_id}"): "payments:read",
+        ("get", "/v1/payments/export"): "payments:read",
     }
     for (method, path), permission in permissions.items():
         assert spec["paths"][path][method]["x-permission"] == permission, (method, path)
@@ -357,3 +489,5 @@ def test_the_openapi_document_declares_each_route(server: Server) -> None:
     assert list(upload_body["content"]) == ["text/csv"]
     event = spec["components"]["schemas"]["PaymentEventOut"]
     assert "from" in event["properties"]
+    exported = spec["paths"]["/v1/payments/export"]["get"]["responses"]["200"]["content"]
+    assert list(exported) == ["text/csv", XLSX]

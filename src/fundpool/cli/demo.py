@@ -1,8 +1,14 @@
-"""`fundpool demo` (what `make demo` runs): the traffic simulator on a fresh sample pool.
+"""`fundpool demo` (what `make demo` runs): a live sample pool in the web console, or the
+traffic simulator's report in the terminal.
 
-The demo deletes the ledger in its data directory (`./data/demo` by default; it says so), opens
-the pool a configuration declares (`examples/pool.toml` unless `--config`), and runs the
-simulator (`fundpool simulate`, cli/simulate.py) live for fifteen seconds at a hundred
+By default the demo serves the console (`/console`) and the API on http://127.0.0.1:8000
+with the traffic simulator running in the server at 50 payments a second on the wall clock,
+a fresh sample pool, demo alert rules (examples/demo-alerts.yaml) and one console user per
+role, whose sign-ins it prints. It runs until Ctrl-C (or `--duration`).
+
+With `--report` (or `--fast`), the demo deletes the ledger in its data directory
+(`./data/demo` by default; it says so), opens the pool a configuration declares
+(`examples/pool.toml` unless `--config`), and runs the simulator (`fundpool simulate`, cli/simulate.py) live for fifteen seconds at a hundred
 payments a second, the rails living sixty times faster, with the live panel. Then it prints
 what the run left: the pool by state per asset and channel (as `fundpool pool view` adds it
 up), where the router sent payouts, what batching saved, the merchant advances outstanding (instant
@@ -14,6 +20,7 @@ It only ever deletes a ledger it created (marked by a file beside it), unless `-
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -29,9 +36,7 @@ from fundpool.cli.monitor import summary_text
 from fundpool.cli.simulate import (
     DISPOSITION_ORDER,
     KIND_ORDER,
-    DurationOption,
     FastOption,
-    RateOption,
     SeedOption,
     Settings,
     SimulationRun,
@@ -62,6 +67,16 @@ DEMO_RATE = "100/s"
 DEMO_DURATION = "15s"
 DEMO_SPEED = 60.0
 DEMO_SEED = 7
+DEMO_CONSOLE_RATE = "50/s"
+DEMO_ALERTS = DEMO_CONFIG.parent / "demo-alerts.yaml"
+DEMO_HOST = "127.0.0.1"
+DEMO_PORT = 8000
+# One console user per role; a demo on loopback, so its passwords are printed and simple.
+DEMO_ROLES = ("viewer", "cashier", "approver", "risk", "auditor", "admin")
+
+
+def demo_password(role: str) -> str:
+    return f"{role}-demo-pass"
 FIGURE_LABELS = {"available": "available", "locked": "locked", "in_transit": "in transit",
                  "pending_settlement": "pending settlement", "total": "TOTAL",
                  "fees": "fee income"}
@@ -222,8 +237,12 @@ def demo(
         str | None,
         typer.Option("--pool", help="Which pool of the configuration (default: its only one)."),
     ] = None,
-    rate: RateOption = DEMO_RATE,
-    duration: DurationOption = DEMO_DURATION,
+    rate: Annotated[str | None, typer.Option(
+        "--rate", help="Payments a wall second [default: 50/s live, 100/s with --report].")
+    ] = None,
+    duration: Annotated[str | None, typer.Option(
+        "--duration", help="How long [default: until Ctrl-C live, 15s with --report].")
+    ] = None,
     speed: SpeedOption = DEMO_SPEED,
     seed: SeedOption = DEMO_SEED,
     fast: FastOption = False,
@@ -231,10 +250,22 @@ def demo(
         bool, typer.Option("--force", help="Delete a ledger there even if the demo did not "
                                            "create it.")
     ] = False,
+    report: Annotated[bool, typer.Option(
+        "--report", help="Run the simulator in the terminal for --duration and print what it "
+                         "left, instead of serving the console.")] = False,
+    host: Annotated[str, typer.Option("--host", help="Address the console listens on.")]
+    = DEMO_HOST,
+    port: Annotated[int, typer.Option("--port", min=0, max=65_535,
+                                      help="Port the console listens on.")] = DEMO_PORT,
 ) -> None:
-    """Run the traffic simulator on a fresh sample pool, live, and show what it left."""
+    """Serve a live sample pool in the web console (default), or run the traffic simulator
+    in the terminal and show what it left (--report, --fast)."""
+    if not (report or fast):
+        console_demo(data_dir, config_path, rate or DEMO_CONSOLE_RATE, duration, host, port,
+                     force)
+        return
     started = time.perf_counter()
-    settings = Settings.parse(rate, duration, speed, seed, fast)
+    settings = Settings.parse(rate or DEMO_RATE, duration or DEMO_DURATION, speed, seed, fast)
     console = stdout_console()
     try:
         # The configuration is read before the store is touched: a bad file deletes nothing.
@@ -269,3 +300,74 @@ def demo(
     ))
     if not run.ok:
         raise typer.Exit(1)
+
+
+def console_demo(data_dir: Path, config_path: Path | None, rate: str, duration: str | None,
+                 host: str, port: int, force: bool) -> None:
+    """The sample pool served live: console, API, simulator and alert rules in one server."""
+    import threading
+
+    import uvicorn
+
+    from fundpool.auth.store import AuthStore, UserExists
+    from fundpool.cli.simulate import parse_duration, parse_rate
+    from fundpool.server.main import build_app
+    from fundpool.server.settings import Settings as ServerSettings
+
+    console = stdout_console()
+    parse_rate(rate)
+    stop_after_s = None if duration is None else parse_duration(duration)
+    config_file = DEMO_CONFIG if config_path is None else config_path
+    try:
+        config = load_config(config_file)
+        config.rates_for(config.pool(None))
+    except FundpoolError as error:
+        report_error(error, as_json=False)
+        raise typer.Exit(2) from None
+    try:
+        store, state = _fresh_store(data_dir, force)
+    except (OSError, sqlite3.Error) as error:
+        report_error(StoreError(f"cannot use {data_dir} for the demo: {error}"), as_json=False)
+        raise typer.Exit(2) from None
+    try:
+        auth = AuthStore.beside(store)
+        auth.initialise()
+        now_us = SystemClock().now_us()
+        for role in DEMO_ROLES:
+            with contextlib.suppress(UserExists):  # a demo ledger kept with --force
+                auth.add_user(role, demo_password(role), [role], now_us=now_us)
+        auth.close()
+    finally:
+        store.close()
+    settings = ServerSettings(data_dir=data_dir, config=config_file, alerts=DEMO_ALERTS,
+                              console=True, simulate=rate, host=host, port=port,
+                              log_level="warning", access_log=False, evaluate_every_s=2.0)
+    app = build_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           lifespan="on", access_log=False))
+    address = f"http://{host}:{port}"
+    console.print(Text(f"demo data directory: {data_dir.resolve()} ({state})"))
+    sign_ins = Table(title="sign in with any of these (one user per role)",
+                     title_justify="left")
+    for column in ("username", "password", "may"):
+        sign_ins.add_column(column)
+    what = {"viewer": "look", "cashier": "pay out, upload CSV batches",
+            "approver": "approve", "risk": "hold, release, acknowledge alerts",
+            "auditor": "look and verify", "admin": "everything"}
+    for role in DEMO_ROLES:
+        sign_ins.add_row(role, demo_password(role), what[role])
+    console.print(sign_ins)
+    console.print(Text.assemble(("console ", "bold"), f"{address}/console/",
+                                ("   API ", "bold"), f"{address}/docs",
+                                f"   simulator {rate}; Ctrl-C stops"))
+    if stop_after_s is not None:
+        threading.Timer(stop_after_s, lambda: setattr(server, "should_exit", True)).start()
+    try:
+        server.run()
+    finally:
+        reopened = SqliteStore.in_data_dir(data_dir)
+        try:
+            # What the demo left: the next demo deletes this ledger only if it is still so.
+            (data_dir / DEMO_MARKER).write_text(_marker_text(reopened))
+        finally:
+            reopened.close()

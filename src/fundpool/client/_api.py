@@ -93,6 +93,9 @@ _NEW_KEY = TypeAdapter(NewKeyOut)
 _USERS = TypeAdapter(list[UserOut])
 _USER = TypeAdapter(UserOut)
 _NOTHING = TypeAdapter(type(None))
+_BYTES = TypeAdapter(bytes)
+EXPORT_MEDIA_TYPES = ("text/csv, "
+                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,12 +331,16 @@ class Endpoints(Runner):
         return Call("GET", "/v1/pools", adapter(list[PoolOut]))
 
     @endpoint
-    def pool_view(self, pool_id: str) -> Call[PoolViewOut]:
+    def pool_view(self, pool_id: str, at: str | datetime | None = None,
+                  seq: int | None = None) -> Call[PoolViewOut]:
         """The pool by state per asset and channel, per asset, and in the reporting currency
-        (the document `fundpool pool view --json` prints)."""
+        (the document `fundpool pool view --json` prints): now, or as it stood at `at`
+        (ISO-8601 with a zone, or an aware datetime) or right after journal entry `seq`.
+        Give at most one of them."""
         from fundpool.server.v1.pool import PoolViewOut
 
-        return Call("GET", f"/v1/pools/{segment(pool_id)}/view", adapter(PoolViewOut))
+        return Call("GET", f"/v1/pools/{segment(pool_id)}/view", adapter(PoolViewOut),
+                    query(at=None if at is None else instant_text(at), seq=seq))
 
     # --- who is calling, and credentials -----------------------------------------------------
 
@@ -505,6 +512,18 @@ class Endpoints(Runner):
 
         return Call("GET", f"{PAYMENTS}/batches/{segment(batch_id)}",
                     adapter(BatchProgressOut), query(pool=pool))
+
+    @endpoint
+    def export_payments(self, from_: str | datetime, to: str | datetime,
+                        format: Literal["csv", "xlsx"], pool: str | None = None
+                        ) -> Call[bytes]:
+        """The reconciliation export of the payments the pool created in [`from_`, `to`)
+        (ISO-8601 with a zone, or aware datetimes; at most 31 days): the file's bytes, CSV
+        or XLSX, one row per payment, oldest first."""
+        return Call("GET", f"{PAYMENTS}/export", _BYTES,
+                    query(**{"from": instant_text(from_), "to": instant_text(to)},
+                          format=format, pool=pool),
+                    accept=EXPORT_MEDIA_TYPES)
 
     # --- channels ----------------------------------------------------------------------------
 

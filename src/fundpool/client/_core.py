@@ -74,6 +74,7 @@ class Call(Generic[T]):
     content: tuple[bytes, str] | None = None  # sent as is: (bytes, media type), e.g. a CSV file
     idempotency_key: str | None = None
     then: Callable[[T], None] | None = None  # runs on the result (log in: use the session)
+    accept: str | None = None  # a file of these media types: its bytes are the answer, not JSON
 
     def with_params(self, **params: str | int) -> Call[T]:
         return replace(self, params={**self.params, **params})
@@ -150,8 +151,12 @@ def read(call: Call[T], response: httpx.Response) -> T:
     request_id = response.headers.get(REQUEST_ID_HEADER)
     if response.is_success:
         try:
-            payload = None if response.status_code == 204 or not response.content \
-                else response.json()
+            if call.accept is not None:
+                payload: object = response.content
+            elif response.status_code == 204 or not response.content:
+                payload = None
+            else:
+                payload = response.json()
             result = call.result.validate_python(payload)
         except (ValueError, ValidationError) as error:
             raise InvalidResponse(
@@ -226,7 +231,8 @@ class Runner:
         self._token = key
 
     def _headers(self, call: Call[Any]) -> dict[str, str]:
-        headers = {"Accept": "application/json, application/problem+json"}
+        accepted = call.accept or "application/json"
+        headers = {"Accept": f"{accepted}, application/problem+json"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         if call.idempotency_key is not None:

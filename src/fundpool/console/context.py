@@ -84,7 +84,7 @@ class Console:
             with self._lock:
                 if len(self.locales) >= SESSIONS_MAX:
                     self.locales.pop(next(iter(self.locales)))
-                self.locales[browser] = locale  # type: ignore[assignment]
+                self.locales[browser] = "zh-CN" if locale == "zh-CN" else "en"
 
     @property
     def pool_ids(self) -> list[str]:

@@ -194,7 +194,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "ops.errors": ("Errors", "错误"),
     "ops.ok": ("ok", "有效"),
     "ops.submit_valid": ("Submit {count} valid rows", "提交 {count} 行有效数据"),
-    "ops.submitted": ("Batch {id}: {created} payouts created", "批次 {id}：已创建 {created} 笔出金"),
+    "ops.submitted": ("Batch {id}: {created} payouts created",
+                      "批次 {id}：已创建 {created} 笔出金"),
     "ops.progress": ("{done} of {count} finished ({settled} settled, {failed} failed)",
                      "{count} 笔中 {done} 笔已完成（{settled} 笔已结算，{failed} 笔失败）"),
     "ops.file_refused": ("The file was refused: {reason}", "文件被拒绝：{reason}"),
@@ -222,7 +223,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "ops.invalid_form": ("Fill in every field.", "请填写所有字段。"),
     # errors
     "error.generic": ("{title} ({code})", "{title}（{code}）"),
-    "error.forbidden": ("Your roles may not do this ({permission}).", "您的角色无权执行此操作（{permission}）。"),
+    "error.forbidden": ("Your roles may not do this ({permission}).",
+                        "您的角色无权执行此操作（{permission}）。"),
     "error.unreachable": ("The server did not answer: try again.", "服务器无响应，请重试。"),
 }
 

@@ -17,6 +17,7 @@ refusals into a message on screen (and an expired session into the sign-in page)
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -186,10 +187,8 @@ class Page:
     async def _sign_out(self) -> None:
         signed = self.console.sign_out(self.browser)
         if signed is not None:
-            try:
+            with contextlib.suppress(ApiError):  # gone already: signed out all the same
                 await self.client.logout()
-            except ApiError:
-                pass  # gone already: signed out all the same
         ui.navigate.to(route("/login", {"why": "signed_out"}))
 
     def every(self, seconds: float, refresh: Callable[[], Awaitable[Any]]) -> ui.timer:
@@ -234,24 +233,24 @@ class AlertBar:
     def _chip(self, alert: Any) -> None:
         page = self.page
         colour = SEVERITY_COLOURS.get(alert.severity, "grey")
-        with testid(ui.card().classes(f"fp-alert fp-alert-{alert.severity} px-2 py-1"),
-                    f"alert-{alert.id}").props(f'data-severity="{alert.severity}"'):
-            with ui.row().classes("items-center gap-2 no-wrap"):
-                ui.badge(page.t(f"severity.{alert.severity}")
-                         if alert.severity in SEVERITY_COLOURS else alert.severity,
-                         color=colour)
-                ui.label(alert.summary).classes("text-sm")
-                target = _subject_link(alert.subject)
-                if target is not None:
-                    testid(ui.link(page.t("alerts.go"), target).classes("text-sm"),
-                           "alert-go")
-                if alert.state == "acknowledged":
-                    ui.label(page.t("alerts.acked", actor=alert.acknowledged_by or "?")) \
-                        .classes("text-xs opacity-70")
-                elif page.signed.may(P.ALERTS_ACKNOWLEDGE):
-                    testid(ui.button(page.t("alerts.ack"),
-                                     on_click=lambda a=alert: self._acknowledge(a.id))
-                           .props("dense flat no-caps size=sm"), "alert-ack")
+        card = testid(ui.card().classes(f"fp-alert fp-alert-{alert.severity} px-2 py-1"),
+                      f"alert-{alert.id}").props(f'data-severity="{alert.severity}"')
+        with card, ui.row().classes("items-center gap-2 no-wrap"):
+            ui.badge(page.t(f"severity.{alert.severity}")
+                     if alert.severity in SEVERITY_COLOURS else alert.severity,
+                     color=colour)
+            ui.label(alert.summary).classes("text-sm")
+            target = _subject_link(alert.subject)
+            if target is not None:
+                testid(ui.link(page.t("alerts.go"), target).classes("text-sm"),
+                       "alert-go")
+            if alert.state == "acknowledged":
+                ui.label(page.t("alerts.acked", actor=alert.acknowledged_by or "?")) \
+                    .classes("text-xs opacity-70")
+            elif page.signed.may(P.ALERTS_ACKNOWLEDGE):
+                testid(ui.button(page.t("alerts.ack"),
+                                 on_click=lambda a=alert: self._acknowledge(a.id))
+                       .props("dense flat no-caps size=sm"), "alert-ack")
 
     async def _acknowledge(self, alert_id: str) -> None:
         done = await self.page.call(self.page.client.acknowledge_alert(alert_id))

@@ -12,9 +12,11 @@ An event on the wire is one JSON object:
   event `seq` only right after `seq - 1`, so a duplicate or a gap is seen, never guessed.
 - Amounts are decimal strings of minor units (a 128-bit amount does not fit every JSON
   number); counts and times are JSON integers.
-- A new field or meaning is a new version `v` of the type; a reader refuses a version it does
-  not know (`unknown_event_version`) rather than misread it, and skips a type it does not know
-  (`unknown_event_type`) since new kinds of events must not stop old consumers.
+- A new meaning is a new version `v` of the type; a reader refuses a version it does not know
+  (`unknown_event_version`) rather than misread it, and skips a type it does not know
+  (`unknown_event_type`) since new kinds of events must not stop old consumers. A new field
+  that is optional (absent reads as null) keeps the version: old readers ignore it, and new
+  readers read old events without it. So did `payment.transitioned` v1 gain `counterparty`.
 """
 
 from __future__ import annotations
@@ -80,7 +82,10 @@ class LedgerEntryCommitted:
 @dataclass(slots=True)
 class PaymentTransitioned:
     """A payment moved from `from_state` (None when created) to `to_state` by `action`.
-    `since_us` is when it entered `from_state`, so a consumer measures each stage alone."""
+    `since_us` is when it entered `from_state`, so a consumer measures each stage alone.
+
+    `counterparty` (the payee or payer the payment names) was added to version 1 as an
+    optional field: events stored before it read with None."""
 
     TYPE: ClassVar[str] = "payment.transitioned"
     VERSION: ClassVar[int] = 1
@@ -100,6 +105,7 @@ class PaymentTransitioned:
     created_at_us: int
     reason: str | None = None
     previous_channel: str | None = None  # the channel before this step (routing, failover)
+    counterparty: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +186,7 @@ def _data_of(payload: Payload) -> dict[str, Any]:
             "created_at_us": payload.created_at_us,
             "reason": payload.reason,
             "previous_channel": payload.previous_channel,
+            "counterparty": payload.counterparty,
         }
     return {
         "alert_id": payload.alert_id,
@@ -353,12 +360,13 @@ def _payment(kind: str, data: Mapping[str, Any]) -> PaymentTransitioned:
             and _is_text(g("action")) and _is_opt_text(g("from_state"))
             and _is_text(g("to_state")) and _is_int(g("payment_version"))
             and (since is None or _is_int(since)) and _is_int(g("created_at_us"))
-            and _is_opt_text(g("reason")) and _is_opt_text(g("previous_channel"))):
+            and _is_opt_text(g("reason")) and _is_opt_text(g("previous_channel"))
+            and _is_opt_text(g("counterparty"))):
         return PaymentTransitioned(
             g("payment_id"), g("kind"), g("asset"), int(g("amount_minor")),
             int(g("fee_minor")), g("channel"), g("destination_channel"), g("action"),
             g("from_state"), g("to_state"), g("payment_version"), since,
-            g("created_at_us"), g("reason"), g("previous_channel"),
+            g("created_at_us"), g("reason"), g("previous_channel"), g("counterparty"),
         )
     return _payment_checked(kind, data)
 
@@ -380,6 +388,7 @@ def _payment_checked(_kind: str, data: Mapping[str, Any]) -> PaymentTransitioned
         created_at_us=_int(data, "created_at_us"),
         reason=_opt_text(data, "reason"),
         previous_channel=_opt_text(data, "previous_channel"),
+        counterparty=_opt_text(data, "counterparty"),
     )
 
 

@@ -25,6 +25,10 @@ def figures_doc(figures: PoolFigures, config: FundpoolConfig) -> dict[str, objec
         "pending": figures.pending_count,
         "failed": figures.failed_count,
         "returned": figures.returned_count,
+        "by_channel_state": [
+            {"channel": channel, "state": state, "count": count}
+            for (channel, state), count in sorted(figures.by_channel_state.items())
+        ],
         "in_flight": {
             "count": figures.in_flight_count,
             "amount": {a: amount(a, v) for a, v in figures.in_flight_amount.items()},

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fundpool.core.errors import FundpoolError
-from fundpool.core.ledger.model import Balance
 from fundpool.events.model import Event
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import seq_at
 from fundpool.monitoring.figures import PoolFigures, pool_figures
 from fundpool.monitoring.projection import Projection, fold
 from fundpool.pool.config import FundpoolConfig, PoolConfig
-from fundpool.pool.view import PoolView, pool_view
+from fundpool.pool.view import PoolView, pool_view_at
 from fundpool.stores.events_sql import OutboxReader
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -65,28 +64,13 @@ class Replay:
         )
 
 
-
-
-def balances_at(store: LedgerStore, pool: str, seq: int) -> dict[tuple[str, str], Balance]:
-    balances: dict[tuple[str, str], Balance] = {}
-    if seq == 0:
-        return balances
-    current = store.balances(f"pool:{pool}:")
-    for address, asset in current:
-        balance = store.balance_at(address, asset, seq)
-        if balance != Balance():
-            balances[(address, asset)] = balance
-    return balances
-
-
 def replay_at(
     store: LedgerStore, outbox: OutboxReader, config: FundpoolConfig, pool: PoolConfig,
     at_us: int,
 ) -> Replay:
     seq = seq_at(store, at_us)
     rates = config.rates_for(pool)
-    journal_view = pool_view(store, config, pool, rates,
-                             balances=balances_at(store, pool.id, seq), as_of_seq=seq)
+    journal_view = pool_view_at(store, config, pool, rates, seq)
     projection = fold(pool.id, outbox.pool_events(pool.id, until_us=at_us))
     figures = pool_figures(config, pool, rates, projection.cells, projection.series,
                            at_us=at_us)

@@ -57,3 +57,13 @@ class PaymentStore(Protocol):
     ) -> list[Payment]:
         """Newest first (ids are time-ordered), at most `limit`, after `after_id` if given."""
         ...
+
+    def created_between(
+        self, pool: str, since_us: int, until_us: int, *, limit: int
+    ) -> list[Payment]:
+        """Created in [since_us, until_us), oldest first (ties by id), at most `limit`."""
+        ...
+
+    def events_of(self, ids: Sequence[str]) -> dict[str, list[PaymentEvent]]:
+        """Each payment's timeline, oldest first; unknown ids are left out."""
+        ...

@@ -778,7 +778,7 @@ def transitioned_event(
             after.channel, after.destination_channel, event.action.value,
             None if event.from_state is None else event.from_state.value,
             event.to_state.value, event.seq, since_us, after.created_at_us, event.reason,
-            previous_channel,
+            previous_channel, after.counterparty,
         ),
     )
 

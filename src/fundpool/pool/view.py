@@ -16,6 +16,10 @@ converted once (rounded half to even) and shared out to its four states by large
 so the converted states add up to the converted TOTAL, which is TOTAL x rate; fee income is
 converted on its own. An asset with no rate is listed in `missing_rates` and left out of the
 reporting totals, never counted as zero silently.
+
+The pool at a past journal seq (`pool_view_at`) is the same function over every pool
+account's balance as of that seq (its last leg at or before it): what the live view showed
+when that entry was the head.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.model import Balance
 from fundpool.core.money import Asset
 from fundpool.ledger.ports import LedgerStore
@@ -31,6 +36,11 @@ from fundpool.pool.config import FundpoolConfig, PoolConfig
 from fundpool.pool.rates import RateSource, convert_minor, convert_parts
 
 FIGURES = ("available", "locked", "in_transit", "pending_settlement", "fees")
+
+
+class SeqBeyondHead(FundpoolError):
+    code = "seq_beyond_head"
+    title = "the journal has no entry with this seq yet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +154,31 @@ def pool_view(
     return PoolView(
         pool.id, reporting, tuple(views), reporting_total, tuple(missing), as_of_seq or 0
     )
+
+
+def pool_view_at(
+    store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, rates: RateSource, seq: int
+) -> PoolView:
+    """The pool as it stood right after journal entry `seq` (0: before the first entry), the
+    same figures the live view showed then; `as_of_seq` is `seq`."""
+    head_seq = store.head().seq
+    if not 0 <= seq <= head_seq:
+        raise SeqBeyondHead(seq=seq, head_seq=head_seq)
+    return pool_view(store, config, pool, rates, balances=balances_at(store, pool.id, seq),
+                     as_of_seq=seq)
+
+
+def balances_at(store: LedgerStore, pool: str, seq: int) -> dict[tuple[str, str], Balance]:
+    """Every non-zero balance of the pool's accounts as of journal `seq`. The accounts are
+    today's (an account is never deleted, so every account of the past is among them)."""
+    balances: dict[tuple[str, str], Balance] = {}
+    if seq == 0:
+        return balances
+    for address, asset in store.balances(f"pool:{pool}:"):
+        balance = store.balance_at(address, asset, seq)
+        if balance != Balance():
+            balances[(address, asset)] = balance
+    return balances
 
 
 def _group(

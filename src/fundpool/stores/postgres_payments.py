@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS payments (
 CREATE UNIQUE INDEX IF NOT EXISTS payments_by_key ON payments (pool, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS payments_by_state ON payments (pool, state, id);
+-- The payments a period created (the reconciliation export, payments/export.py).
+CREATE INDEX IF NOT EXISTS payments_by_created ON payments (pool, created_at_us, id);
 CREATE TABLE IF NOT EXISTS payment_events (
     payment_id TEXT COLLATE "C" NOT NULL,
     seq INTEGER NOT NULL,

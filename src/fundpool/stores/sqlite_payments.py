@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS payments (
 CREATE UNIQUE INDEX IF NOT EXISTS payments_by_key ON payments (pool, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS payments_by_state ON payments (pool, state, id);
+-- The payments a period created (the reconciliation export, payments/export.py).
+CREATE INDEX IF NOT EXISTS payments_by_created ON payments (pool, created_at_us, id);
 CREATE TABLE IF NOT EXISTS payment_events (
     payment_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -295,6 +297,34 @@ class SqlPaymentReads:
             params,
         )
         return [payment_from_row(row) for row in rows]
+
+    def created_between(
+        self, pool: str, since_us: int, until_us: int, *, limit: int
+    ) -> list[Payment]:
+        """The pool's payments created at or after `since_us` and before `until_us`, oldest
+        first (ties by id), at most `limit`."""
+        mark = self.MARK
+        rows = self._store.query(
+            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE pool = {mark} "
+            f"AND created_at_us >= {mark} AND created_at_us < {mark} "
+            f"ORDER BY created_at_us, id LIMIT {mark}",
+            (pool, since_us, until_us, limit),
+        )
+        return [payment_from_row(row) for row in rows]
+
+    def events_of(self, ids: Sequence[str]) -> dict[str, list[PaymentEvent]]:
+        """The timelines of these payments, each oldest first (unknown ids left out)."""
+        found: dict[str, list[PaymentEvent]] = {}
+        for chunk in chunks(ids, LOOKUP_CHUNK):
+            marks = ", ".join([self.MARK] * len(chunk))
+            rows = self._store.query(
+                f"SELECT {EVENT_COLUMNS} FROM payment_events WHERE payment_id IN ({marks}) "
+                "ORDER BY payment_id, seq",
+                list(chunk),
+            )
+            for row in rows:
+                found.setdefault(row[0], []).append(self.event(row))
+        return found
 
 
 class SqlitePaymentStore(SqlPaymentReads):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Request
 from nicegui import events, ui
@@ -250,7 +250,7 @@ class Operations:
         end = testid(ui.input(t("ops.export_to"), value=_iso(today + timedelta(days=1)))
                      .props("dense outlined").classes("w-72"), "export-to")
 
-        async def export(fmt: str) -> None:
+        async def export(fmt: Literal["csv", "xlsx"]) -> None:
             page = self.page
             data = await page.call(page.client.export_payments(
                 start.value.strip(), end.value.strip(), fmt, pool=self.pool.id))

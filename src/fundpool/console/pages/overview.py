@@ -61,8 +61,8 @@ class Overview:
         self.reporting: Asset = config.asset(pool.reporting_currency)
         self.rates = config.rates_for(pool)
         query = page.request.query_params
-        self.period = query.get("period") if query.get("period") in PERIODS else "1h"
-        self.range = query.get("range") if query.get("range") in RANGES else "1h"
+        self.period: str = query.get("period", "1h") if query.get("period") in PERIODS else "1h"
+        self.range: str = query.get("range", "1h") if query.get("range") in RANGES else "1h"
         self.baseline: dict[str, int] | None = None
         self.values: dict[str, int] = {}
         self._busy: set[str] = set()
@@ -260,9 +260,12 @@ class Overview:
         self.ratio.options.update(self._gauge(figures.available_ratio.get("*") or "0"))
         self.ratio.update()
         amounts = figures.in_flight.get("amount", {})
-        self.in_flight.set_text(page.t("overview.in_flight", count=f"{figures.in_flight['count']:,}")
-                                + (" · " + " · ".join(f"{v} {k}" for k, v in amounts.items())
-                                   if amounts else ""))
+        flying = " · ".join(
+            f"{page.amount(decimal_to_minor(v, self.config.asset(k).scale), k)} {k}"
+            for k, v in amounts.items())
+        self.in_flight.set_text(page.t("overview.in_flight",
+                                       count=f"{figures.in_flight['count']:,}")
+                                + (f" · {flying}" if flying else ""))
         heat = figures.heatmap
         hours = [datetime.fromtimestamp(h // 1_000_000, UTC).strftime("%H:00")
                  for h in heat["hours_us"]]
@@ -361,7 +364,8 @@ class Overview:
                 "grid": {"left": 80, "right": 10, "top": 10, "bottom": 60},
                 "xAxis": {"type": "category", "data": channels},
                 "yAxis": {"type": "category", "data": hours},
-                "visualMap": {"min": 0, "max": str(high), "calculable": True, "orient": "horizontal",
+                "visualMap": {"min": 0, "max": str(high), "calculable": True,
+                              "orient": "horizontal",
                               "left": "center", "bottom": 0},
                 "series": [{"type": "heatmap", "data": cells}]}
 

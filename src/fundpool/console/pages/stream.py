@@ -91,7 +91,8 @@ class Stream:
             "columnDefs": self._columns(),
             "rowData": [],
             ":getRowId": "(params) => params.data.id",
-            "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
+            "rowSelection": {"mode": "singleRow", "checkboxes": False,
+                             "enableClickSelection": True},
             "animateRows": False,
             "suppressCellFocus": True,
         }, theme="balham").classes("w-full px-4").style("height: 520px"), "stream-grid")

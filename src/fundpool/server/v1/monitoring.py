@@ -141,6 +141,9 @@ class _FiguresDoc(BaseModel):
     available_ratio: dict[str, str | None] = Field(description="Per asset; `*`: the pool in "
                                                    "its reporting currency.")
     payments_by_state: dict[str, int]
+    by_channel_state: list[dict[str, Any]] = Field(
+        default_factory=list, description="Payments now in each state, per channel: "
+        "`{channel, state, count}`.")
     pending: int
     failed: int
     returned: int

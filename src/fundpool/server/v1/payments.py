@@ -32,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from fundpool.auth.roles import P
 from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.model import is_storable_text
+from fundpool.payments import export
 from fundpool.payments.batch_payouts import PayoutFileHasErrors, progress, submit_payout_file
 from fundpool.payments.csv_batch import PayoutFile, parse_payout_csv
 from fundpool.payments.dispatch import Dispatcher, IntakeRefused
@@ -60,7 +61,7 @@ from fundpool.server.v1.pagination import (
     make_cursor,
     read_cursor,
 )
-from fundpool.server.v1.problems import PROBLEMS
+from fundpool.server.v1.problems import PROBLEMS, parse_instant
 from fundpool.server.v1.security import SecuredRouter, needs
 from fundpool.sim.rails import payout_router, simulated_rails
 from fundpool.stores import payment_store
@@ -372,6 +373,49 @@ def get_payout_batch(batch_id: BatchPath, request: Request,
     api = api_of(request)
     pool_id = api.pool(pool).id
     return _progress(api, pool_id, batch_id, _find_manifest(api, pool_id, batch_id))
+
+
+# --- the reconciliation export ---------------------------------------------------------------
+# Declared before `/{payment_id}`: `export` is not a payment id.
+
+_EXPORT_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file, as an attachment (`Content-Disposition`).", "content": {
+        export.CSV_MEDIA_TYPE: {"schema": {"type": "string"}},
+        export.XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
+    **PROBLEMS,
+}
+
+
+@router.get("/export", response_class=Response, openapi_extra=needs(P.PAYMENTS_READ),
+            responses=_EXPORT_ANSWER)
+def export_payments(
+    request: Request,
+    since: Annotated[str, Query(alias="from", max_length=64, description=(
+        "ISO-8601 with a zone, e.g. 2026-11-01T00:00:00Z: the first instant of the period "
+        "(included)."))],
+    until: Annotated[str, Query(alias="to", max_length=64, description=(
+        "ISO-8601 with a zone: the end of the period (excluded); at most 31 days after "
+        "`from`."))],
+    form: Annotated[export.ExportFormat, Query(alias="format")] = export.ExportFormat.CSV,
+    pool: PoolQuery = None,
+) -> Response:
+    """The reconciliation export: one row per payment the pool created in [`from`, `to`),
+    oldest first, as CSV (UTF-8, RFC 4180) or XLSX. Columns: payment_id, created_at, kind,
+    state, asset, amount, fee, channel, counterparty, reference, updated_at, entry_ids (the
+    ledger entries its steps posted). Every cell is text: amounts exact at the asset's
+    scale; a cell a spreadsheet could read as a formula starts with `'`. At most 100,000
+    payments (`export_too_large`) and 31 days (`invalid_period`)."""
+    api = api_of(request)
+    chosen = api.pool(pool)
+    period = export.Period(parse_instant(since), parse_instant(until))
+    with store_errors():
+        # Fresh: another worker may have defined an asset since this one last read them.
+        assets = api.assets(fresh=True)
+        content = export.export_payments(payment_store(api.store), chosen.id, period, form,
+                                         assets)
+    name = export.file_name(chosen.id, period, form)
+    return Response(content, media_type=form.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 # --- payments --------------------------------------------------------------------------------

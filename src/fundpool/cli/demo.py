@@ -8,8 +8,9 @@ role, whose sign-ins it prints. It runs until Ctrl-C (or `--duration`).
 
 With `--report` (or `--fast`), the demo deletes the ledger in its data directory
 (`./data/demo` by default; it says so), opens the pool a configuration declares
-(`examples/pool.toml` unless `--config`), and runs the simulator (`fundpool simulate`, cli/simulate.py) live for fifteen seconds at a hundred
-payments a second, the rails living sixty times faster, with the live panel. Then it prints
+(`examples/pool.toml` unless `--config`), and runs the simulator (`fundpool simulate`,
+cli/simulate.py) live for fifteen seconds at a hundred payments a second, the rails living
+sixty times faster, with the live panel. Then it prints
 what the run left: the pool by state per asset and channel (as `fundpool pool view` adds it
 up), where the router sent payouts, what batching saved, the merchant advances outstanding (instant
 settlement), and `verify: ok`. `--fast` runs the same traffic on a simulated clock,

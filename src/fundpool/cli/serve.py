@@ -67,6 +67,13 @@ def serve(
     evaluate_every: Annotated[float | None, typer.Option(
         "--evaluate-every", min=1.0, show_default=False,
         help="Seconds between alert evaluations [default: 15].")] = None,
+    console: Annotated[bool | None, typer.Option(
+        "--console/--no-console", show_default=False,
+        help="Serve the web console at /console (one worker) [default: no].")] = None,
+    simulate: Annotated[str | None, typer.Option(
+        "--simulate", show_default=False,
+        help="Run the traffic simulator in the server at this rate (50/s): a live demo pool "
+             "(one worker).")] = None,
 ) -> None:
     """Serve the API (/v1), the pool's metrics (Prometheus) and health over HTTP."""
     if log_level is not None and log_level not in LOG_LEVELS:
@@ -86,7 +93,7 @@ def serve(
             settings_file, host=host, port=port, workers=workers, config=config,
             data_dir=data_dir, db_url=db_url, ready_lag_max_events=ready_lag_max_events,
             log_level=log_level, log_json=log_json, alerts=rules,
-            evaluate_every_s=evaluate_every)
+            evaluate_every_s=evaluate_every, console=console, simulate=simulate)
     except (ValidationError, ValueError) as error:
         typer.echo(f"error[invalid_settings]: {error}", err=True)
         raise typer.Exit(2) from None
@@ -105,10 +112,15 @@ def serve(
     except FundpoolError as error:
         report_error(error, False)
         raise typer.Exit(2) from None
+    if settings.simulate is not None:
+        from fundpool.cli.simulate import parse_rate
+
+        parse_rate(settings.simulate, option="--simulate")
     os.environ.update(as_environment(settings))
     typer.echo(f"fundpool serve: {where}, pools {', '.join(p.id for p in declared.pools)}, "
                f"{settings.workers} worker(s), alert rules {settings.alerts or 'none'}, on "
-               f"http://{settings.host}:{settings.port} (API docs at /docs)", err=True)
+               f"http://{settings.host}:{settings.port} (API docs at /docs"
+               + (", console at /console/" if settings.console else "") + ")", err=True)
     uvicorn.run("fundpool.server.main:build_app", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, log_level=settings.log_level,
                 access_log=False, lifespan="on", loop="uvloop", http="httptools",

@@ -15,6 +15,9 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
 from typing import Literal
 
+from fundpool.core.errors import FundpoolError
+from fundpool.core.money import parse_amount
+
 Locale = Literal["en", "zh-CN"]
 LOCALES: tuple[Locale, ...] = ("en", "zh-CN")
 
@@ -61,11 +64,13 @@ def _round(value: Fraction, decimals: int) -> str:
 
 def decimal_to_minor(text: str, scale: int) -> int:
     """The API's exact decimal text (`"-12.30"`) as minor units at `scale`."""
-    value = Decimal(text)
-    minor = value.scaleb(scale)
-    if minor != minor.to_integral_value():
-        raise ValueError(f"{text!r} has more than {scale} decimals")
-    return int(minor)
+    negative = text.strip().startswith("-")
+    try:
+        magnitude = parse_amount(text.strip().removeprefix("-"), scale)
+    except FundpoolError as error:
+        raise ValueError(f"{text!r} is not an amount with at most {scale} decimals: "
+                         f"{error.code}") from None
+    return -magnitude if negative else magnitude
 
 
 def percent_text(part: int, whole: int, decimals: int = 1) -> str:

@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .hypothesis

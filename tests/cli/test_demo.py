@@ -181,3 +181,53 @@ def test_demo_options_are_checked_before_anything_is_deleted(tmp_path: Path) -> 
     out = run_demo(data_dir, "--duration", "forever", code=2)
     assert "Invalid value for '--duration'" in " ".join(out.replace("│", " ").split())
     assert (data_dir / "ledger.sqlite3").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_demo_serves_the_console_on_a_live_pool_and_prints_the_sign_ins(tmp_path: Path) -> None:
+    """`make demo`'s default: the server with the console and the simulator; it prints the URL
+    and a sign-in per role, the pool is alive, and a second demo may wipe what it left."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data_dir = tmp_path / "demo"
+    fundpool = str(Path(sys.executable).parent / "fundpool")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FUNDPOOL_DB_URL", "FUNDPOOL_DATA_DIR", "FUNDPOOL_CONFIG")}
+    command = [fundpool, "demo", "--data-dir", str(data_dir), "--port", str(port),
+               "--duration", "12s"]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as demo:
+        base = f"http://127.0.0.1:{port}"
+        token = None
+        for _ in range(100):
+            try:
+                answer = httpx.post(f"{base}/v1/sessions", timeout=2,
+                                    json={"username": "cashier",
+                                          "password": "cashier-demo-pass"})
+                token = answer.json()["token"]
+                break
+            except (httpx.HTTPError, KeyError):
+                time.sleep(0.1)
+        assert token is not None, "the demo's cashier could not sign in"
+        headers = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{base}/console/login", timeout=5).status_code == 200
+        first = httpx.get(f"{base}/v1/pools/main/view", headers=headers, timeout=5).json()
+        time.sleep(3)
+        later = httpx.get(f"{base}/v1/pools/main/view", headers=headers, timeout=5).json()
+        assert later["as_of_seq"] > first["as_of_seq"]  # the simulator is running
+        output, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 0, output
+    assert f"console http://127.0.0.1:{port}/console/" in output
+    for role in ("viewer", "cashier", "approver", "risk", "auditor", "admin"):
+        assert f"{role}-demo-pass" in output
+    # What it left is marked as the demo's: the report mode may wipe it without --force.
+    assert "(wiped: the previous demo ledger was deleted)" in run_demo(data_dir)

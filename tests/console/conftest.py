@@ -1,0 +1,171 @@
+"""The console's browser tests: one `fundpool serve` with the console and the traffic simulator
+(20 payments/s) for the whole session, one headless Chromium (Debian's, never a downloaded
+build), and a new browser context per test, so that each test signs in afresh.
+
+Without /usr/bin/chromium the browser tests skip with a message saying what to install; in CI
+(CI=true), where .ci/run installs it, they fail instead. Screenshots for the docs are written
+to docs/img, or to $FUNDPOOL_CONSOLE_SCREENSHOTS (empty: none); see harness.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.console.harness import REPO, Server
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1440, "height": 900}
+IN_CI = os.environ.get("CI") == "true"
+ROLES = ("viewer", "cashier", "approver", "risk", "auditor", "admin")
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+# A rule added to examples/alerts.yaml that is always firing, so that the alert bar has an
+# alert to show (or not to offer to acknowledge) from the first seconds on.
+ALWAYS_FIRING = {"id": "console-test-always", "figure": "in_flight_count", "subject": "pool",
+                 "op": ">=", "value": 0, "severity": "info",
+                 "summary": "Demo pool: simulated traffic is running"}
+
+
+def _unavailable(message: str) -> None:
+    if IN_CI:
+        pytest.fail(message + " (CI=true: .ci/run must provide it)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    if not CHROMIUM.is_file():
+        _unavailable(f"{CHROMIUM} is missing: install the Debian chromium package "
+                     "(apt-get install chromium fonts-noto-cjk)")
+    return CHROMIUM
+
+
+def _fundpool_command() -> list[str]:
+    script = shutil.which("fundpool", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "fundpool.cli.main"]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _run(command: list[str], *, stdin: str | None = None) -> None:
+    done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120,
+                          cwd=REPO, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:4])}… failed ({done.returncode}):\n"
+                           f"{done.stdout}\n{done.stderr}")
+
+
+@pytest.fixture(scope="session")
+def console_server(chromium: Path) -> Iterator[Server]:
+    fundpool = _fundpool_command()
+    with tempfile.TemporaryDirectory(prefix="fundpool-console-") as temp:
+        data = Path(temp) / "data"
+        data.mkdir()
+        _run([*fundpool, "pool", "init", "--config", str(REPO / "examples" / "pool.toml"),
+              "--data-dir", str(data)])
+        users = {role: (f"console-{role}", f"console-{role}-password") for role in ROLES}
+        for role, (username, password) in users.items():
+            _run([*fundpool, "users", "add", username, "--role", role, "--password-stdin",
+                  "--data-dir", str(data)], stdin=password + "\n")
+        rules = yaml.safe_load((REPO / "examples" / "alerts.yaml").read_text())
+        rules.setdefault("rules", []).append(ALWAYS_FIRING)
+        alerts = Path(temp) / "alerts.yaml"
+        alerts.write_text(yaml.safe_dump(rules, sort_keys=False))
+        port = _free_port()
+        env = {**os.environ,
+               "FUNDPOOL_CONSOLE": "true", "FUNDPOOL_SIMULATE": "20/s",
+               "FUNDPOOL_DATA_DIR": str(data),
+               "FUNDPOOL_CONFIG": str(REPO / "examples" / "pool.toml"),
+               "FUNDPOOL_ALERTS": str(alerts), "FUNDPOOL_EVALUATE_EVERY_S": "1",
+               "FUNDPOOL_HOST": "127.0.0.1", "FUNDPOOL_PORT": str(port),
+               "FUNDPOOL_LOG_LEVEL": "warning"}
+        env.pop("FUNDPOOL_DB_URL", None)
+        env.pop("FUNDPOOL_SETTINGS", None)
+        log = Path(temp) / "serve.log"
+        server = Server(f"http://127.0.0.1:{port}", data, log, users)
+        with log.open("wb") as out:
+            process = subprocess.Popen([*fundpool, "serve"], env=env, cwd=REPO,
+                                       stdout=out, stderr=subprocess.STDOUT)
+        try:
+            _wait_healthy(server, process)
+            yield server
+        finally:
+            process.terminate()
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(STOP_TIMEOUT_S)
+
+
+def _wait_healthy(server: Server, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"fundpool serve exited ({process.returncode}):\n"
+                               f"{server.log_tail()}")
+        try:
+            if httpx.get(server.url("/healthz"), timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"fundpool serve did not answer /healthz in {START_TIMEOUT_S:.0f} s:\n"
+                       f"{server.log_tail()}")
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: Path) -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is missing: pip install -e '.[dev]'")
+    playwright = sync_playwright().start()
+    try:
+        launched = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+    finally:
+        playwright.stop()
+
+
+@pytest.fixture
+def new_page(browser: Any, console_server: Server) -> Iterator[Callable[[], Any]]:
+    """Pages, each in a browser context of its own (its own cookies: its own sign-in)."""
+    contexts: list[Any] = []
+
+    def make() -> Any:
+        context = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="UTC")
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page: Callable[[], Any]) -> Any:
+    return new_page()

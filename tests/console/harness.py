@@ -1,0 +1,61 @@
+"""What the console's browser tests share besides fixtures: the running server, and where
+screenshots for the docs go."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _screenshot_dir() -> Path | None:
+    named = os.environ.get("FUNDPOOL_CONSOLE_SCREENSHOTS")
+    if named is None:
+        return REPO / "docs" / "img"
+    return Path(named) if named else None
+
+
+def save_screenshot(page: Any, name: str) -> None:
+    """The page's viewport as `name` in docs/img, or in $FUNDPOOL_CONSOLE_SCREENSHOTS (set
+    empty: no screenshots)."""
+    folder = _screenshot_dir()
+    if folder is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / name))
+
+
+@dataclass(frozen=True)
+class Server:
+    base: str
+    data_dir: Path
+    log: Path
+    users: dict[str, tuple[str, str]]  # role -> (username, password)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def token(self, role: str = "admin") -> str:
+        username, password = self.users[role]
+        return self.sign_in(username, password)
+
+    def sign_in(self, username: str, password: str) -> str:
+        answer = httpx.post(self.url("/v1/sessions"),
+                            json={"username": username, "password": password}, timeout=30)
+        answer.raise_for_status()
+        return str(answer.json()["token"])
+
+    def api(self, role: str = "admin") -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=30,
+                            headers={"Authorization": f"Bearer {self.token(role)}"})
+
+    def log_tail(self, chars: int = 4_000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"

@@ -123,6 +123,26 @@ def _fresh_store(data_dir: Path, force: bool) -> tuple[SqliteStore, str]:
     return store, "wiped: the previous demo ledger was deleted"
 
 
+def _open_demo(data_dir: Path, config_path: Path | None, pool_id: str | None, force: bool
+               ) -> tuple[FundpoolConfig, PoolConfig, SqliteStore, str]:
+    """The demo's configuration and pool, then its fresh store; a clear error and exit 2 on
+    either. The configuration is read before the store is touched: a bad file deletes
+    nothing."""
+    try:
+        config = load_config(DEMO_CONFIG if config_path is None else config_path)
+        pool = config.pool(pool_id)
+        config.rates_for(pool)
+    except FundpoolError as error:
+        report_error(error, as_json=False)
+        raise typer.Exit(2) from None
+    try:
+        store, state = _fresh_store(data_dir, force)
+    except (OSError, sqlite3.Error) as error:
+        report_error(StoreError(f"cannot use {data_dir} for the demo: {error}"), as_json=False)
+        raise typer.Exit(2) from None
+    return config, pool, store, state
+
+
 def pool_table(view: PoolView) -> list[RenderableType]:
     """The pool by state per asset and channel, then per asset, then in the reporting
     currency. Figures fold rather than being cut short on a narrow terminal: a digit hidden
@@ -268,19 +288,7 @@ def demo(
     started = time.perf_counter()
     settings = Settings.parse(rate or DEMO_RATE, duration or DEMO_DURATION, speed, seed, fast)
     console = stdout_console()
-    try:
-        # The configuration is read before the store is touched: a bad file deletes nothing.
-        config = load_config(DEMO_CONFIG if config_path is None else config_path)
-        pool = config.pool(pool_id)
-        config.rates_for(pool)
-    except FundpoolError as error:
-        report_error(error, as_json=False)
-        raise typer.Exit(2) from None
-    try:
-        store, state = _fresh_store(data_dir, force)
-    except (OSError, sqlite3.Error) as error:
-        report_error(StoreError(f"cannot use {data_dir} for the demo: {error}"), as_json=False)
-        raise typer.Exit(2) from None
+    config, pool, store, state = _open_demo(data_dir, config_path, pool_id, force)
     try:
         console.print(Text(f"demo data directory: {data_dir.resolve()} ({state})"))
         run = run_simulation(store, config, pool, settings, console=console)
@@ -318,18 +326,7 @@ def console_demo(data_dir: Path, config_path: Path | None, rate: str, duration: 
     console = stdout_console()
     parse_rate(rate)
     stop_after_s = None if duration is None else parse_duration(duration)
-    config_file = DEMO_CONFIG if config_path is None else config_path
-    try:
-        config = load_config(config_file)
-        config.rates_for(config.pool(None))
-    except FundpoolError as error:
-        report_error(error, as_json=False)
-        raise typer.Exit(2) from None
-    try:
-        store, state = _fresh_store(data_dir, force)
-    except (OSError, sqlite3.Error) as error:
-        report_error(StoreError(f"cannot use {data_dir} for the demo: {error}"), as_json=False)
-        raise typer.Exit(2) from None
+    config, _, store, state = _open_demo(data_dir, config_path, None, force)
     try:
         auth = AuthStore.beside(store)
         auth.initialise()
@@ -340,7 +337,7 @@ def console_demo(data_dir: Path, config_path: Path | None, rate: str, duration: 
         auth.close()
     finally:
         store.close()
-    settings = ServerSettings(data_dir=data_dir, config=config_file, alerts=DEMO_ALERTS,
+    settings = ServerSettings(data_dir=data_dir, config=config.source, alerts=DEMO_ALERTS,
                               console=True, simulate=rate, host=host, port=port,
                               log_level="warning", access_log=False, evaluate_every_s=2.0)
     app = build_app(settings)

@@ -4,7 +4,7 @@ build), and a new browser context per test, so that each test signs in afresh.
 
 Without /usr/bin/chromium the browser tests skip with a message saying what to install; in CI
 (CI=true), where .ci/run installs it, they fail instead. Screenshots for the docs are written
-to docs/img, or to $FUNDPOOL_CONSOLE_SCREENSHOTS (empty: none); see harness.py.
+to $FUNDPOOL_CONSOLE_SCREENSHOTS when set (docs/img for the README's); see harness.py.
 """
 
 from __future__ import annotations

@@ -14,15 +14,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _screenshot_dir() -> Path | None:
+    # Off by default: a test run leaves the working tree as it found it. The README's
+    # pictures are made with FUNDPOOL_CONSOLE_SCREENSHOTS=docs/img.
     named = os.environ.get("FUNDPOOL_CONSOLE_SCREENSHOTS")
-    if named is None:
-        return REPO / "docs" / "img"
-    return Path(named) if named else None
+    return (REPO / named if not Path(named).is_absolute() else Path(named)) if named else None
 
 
 def save_screenshot(page: Any, name: str) -> None:
-    """The page's viewport as `name` in docs/img, or in $FUNDPOOL_CONSOLE_SCREENSHOTS (set
-    empty: no screenshots)."""
+    """The page's viewport as `name` in $FUNDPOOL_CONSOLE_SCREENSHOTS (a folder, relative to
+    the repository or absolute), when it is set."""
     folder = _screenshot_dir()
     if folder is None:
         return

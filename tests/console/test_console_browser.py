@@ -245,6 +245,21 @@ def test_stream_expands_a_settled_payout(console_server: Server, page: Any) -> N
     candidates = {c["channel"] for d in decisions["data"] for c in d["candidates"]}
     assert {text.removesuffix(" ✓") for text in shown_channels} == candidates
 
+    # Each posting row says how many payments its entry covers, as the entry's metadata does
+    # (a payout's approve, submit and settle are booked with their wave: ADR 0008).
+    with server.api("admin") as api:
+        covers = {}
+        for event in payment["events"]:
+            for entry_id in event["entries"]:
+                entry = api.get(f"/v1/ledger/transactions/{entry_id}").json()
+                covers[entry_id[-12:]] = int((entry.get("metadata") or {}).get("payments", "1"))
+    postings = page.get_by_test_id("detail-postings").locator("tbody tr")
+    for index in range(postings.count()):
+        cells = postings.nth(index).locator("td").all_inner_texts()
+        assert int(cells[1].replace(",", "")) == covers[cells[0]], (cells, covers)
+    expect(page.get_by_test_id("detail-shared")).to_have_count(
+        1 if any(count > 1 for count in covers.values()) else 0)
+
     page.evaluate("""() => {
       const detail = document.querySelector('[data-testid="detail"]');
       window.scrollTo(0, detail.getBoundingClientRect().top + window.scrollY - 320);
@@ -393,12 +408,19 @@ def test_disabled_user_is_sent_to_sign_in(console_server: Server, page: Any) -> 
     expect(page.get_by_test_id("login-notice")).to_have_text(
         "Your session has expired: sign in again.")
 
-    # The browser is signed out of the console: reloading the overview asks to sign in.
+    # The browser is signed out of the console: reloading the overview asks to sign in, and
+    # still says why (the page's timers noticing the end first must not turn it into a bare
+    # "sign in"); once said, a later visit just asks to sign in.
+    page.goto(server.url("/console/"))
+    page.wait_for_url(re.compile(r"/console/login\?"))
+    assert query_of(page) == {"next": ["/"], "why": ["expired"]}
+    expect(page.get_by_test_id("login-notice")).to_have_text(
+        "Your session has expired: sign in again.")
+    expect(page.get_by_test_id("who")).to_have_count(0)
     page.goto(server.url("/console/"))
     page.wait_for_url(re.compile(r"/console/login\?"))
     assert query_of(page) == {"next": ["/"], "why": ["required"]}
     expect(page.get_by_test_id("login-notice")).to_have_text("Sign in to continue.")
-    expect(page.get_by_test_id("who")).to_have_count(0)
 
     page.wait_for_function("() => window.did_handshake === true")
     page.get_by_test_id("username").fill(username)

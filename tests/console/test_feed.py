@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +15,7 @@ from fundpool.console.feed import (
     StreamRow,
     Window,
     fold,
-    row_of,
+    row_of_frame,
 )
 
 SCALES = {"USD": 2, "ETH": 18, "USDT": 6}
@@ -28,16 +29,23 @@ def row(pid: str, state: str = "settled", *, asset: str = "USD", amount: int = 1
                      at_us, at_us)
 
 
-def test_row_of_an_event_and_of_garbage() -> None:
+def test_row_of_a_stream_frame_and_of_garbage() -> None:
     data = {"payment_id": "p1", "kind": "payout", "asset": "USD", "amount_minor": "12345",
             "fee_minor": "45", "channel": "rtp", "destination_channel": None,
             "counterparty": "Bob", "action": "settle", "from_state": "submitted",
-            "to_state": "settled", "created_at_us": 5}
-    made = row_of(data, 7)
+            "to_state": "settled", "payment_version": 5, "since_us": 3, "created_at_us": 2}
+    frame = {"id": "e1", "type": "payment.transitioned", "v": 1, "pool": "main", "seq": 9,
+             "at": "…", "at_us": 7, "data": data}
+    made = row_of_frame(orjson.dumps(frame).decode())
     assert made == StreamRow("p1", "payout", "USD", 12_345, 45, "rtp", "Bob", "settled",
-                             "settle", 7, 5)
-    assert row_of({"kind": "payout"}, 7) is None
-    assert row_of({**data, "amount_minor": "x"}, 7) is None
+                             "settle", 7, 2)
+    # What the events' decoder refuses, or another type of event, is not a row.
+    for broken in ({**frame, "data": {**data, "amount_minor": "x"}},
+                   {**frame, "data": {"kind": "payout"}}, {**frame, "data": None},
+                   {**frame, "v": 99}, {**frame, "type": "alert.fired"}):
+        assert row_of_frame(orjson.dumps(broken).decode()) is None
+    assert row_of_frame("not json") is None
+    assert row_of_frame('{"heartbeat": "2026-12-06T13:00:00Z"}') is None
 
 
 def test_fold_keeps_the_latest_row_per_payment() -> None:

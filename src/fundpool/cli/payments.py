@@ -52,6 +52,7 @@ from fundpool.cli.ledger import (
 )
 from fundpool.cli.pool import ConfigOption, PoolOption, config_path
 from fundpool.cli.simulate import parse_duration
+from fundpool.console.format import duration_text
 from fundpool.core.money import Asset
 from fundpool.ledger.docs import amount_fields, format_minor, iso
 from fundpool.ledger.service import Ledger
@@ -518,20 +519,6 @@ def _units(minor: float | None, asset: Asset | None) -> str:
     return f"{minor / 10**asset.scale:.{min(asset.scale, 6)}f}"
 
 
-def _duration(us: int) -> str:
-    """A latency for a person: 850 ms, 2.3 s, 45 min, 3.0 h, 2.0 d."""
-    seconds = us / 1_000_000
-    if seconds < 1:
-        return f"{us / 1_000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 2 * 3_600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86_400:
-        return f"{seconds / 3_600:.1f} h"
-    return f"{seconds / 86_400:.1f} d"
-
-
 def candidates_table(
     route: RouteRecord, decision: RoutingDecision, asset: Asset | None
 ) -> list[Table | Text]:
@@ -549,7 +536,7 @@ def candidates_table(
             c.channel + (" *" if c.channel == decision.channel else ""),
             "yes" if c.eligible else f"no: {c.reason}",
             "" if c.fee_minor is None else format_minor(c.fee_minor, asset),
-            "" if c.latency_us is None else _duration(c.latency_us),
+            "" if c.latency_us is None else duration_text(c.latency_us),
             "" if c.quoted_success_probability is None else f"{c.quoted_success_probability:.3f}",
             "" if used is None else f"{used:.3f}",
             _units(c.expected_cost_minor, asset),

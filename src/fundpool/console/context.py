@@ -52,6 +52,7 @@ class Console:
     app: FastAPI
     api: Api
     sessions: dict[str, Signed] = field(default_factory=dict)
+    ended: dict[str, str] = field(default_factory=dict)  # browser -> why its session ended
     locales: dict[str, Locale] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -68,13 +69,31 @@ class Console:
     def sign_in(self, browser: str, signed: Signed) -> None:
         with self._lock:
             self.sessions.pop(browser, None)
+            self.ended.pop(browser, None)
             if len(self.sessions) >= SESSIONS_MAX:
                 self.sessions.pop(next(iter(self.sessions)))
             self.sessions[browser] = signed
 
     def sign_out(self, browser: str) -> Signed | None:
         with self._lock:
+            self.ended.pop(browser, None)
             return self.sessions.pop(browser, None)
+
+    def end(self, browser: str, token: str) -> None:
+        """The API no longer accepts `token` (expired, revoked, user disabled): forget it, and
+        remember why for the browser's next page. A newer session of the browser stays."""
+        with self._lock:
+            signed = self.sessions.get(browser)
+            if signed is not None and signed.token == token:
+                del self.sessions[browser]
+                if len(self.ended) >= SESSIONS_MAX:
+                    self.ended.pop(next(iter(self.ended)))
+                self.ended[browser] = "expired"
+
+    def why_signed_out(self, browser: str) -> str:
+        """Why the browser has no session: `expired` once after `end`, else `required`."""
+        with self._lock:
+            return self.ended.pop(browser, "required")
 
     def locale(self, browser: str) -> Locale:
         return self.locales.get(browser, "en")

@@ -19,25 +19,30 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Any
+
+import orjson
+
+from fundpool.core.errors import FundpoolError
+from fundpool.events.model import Event, PaymentTransitioned, event_from_parts
+from fundpool.payments.model import PaymentKind, PaymentState
 
 ROWS_MAX = 500  # rows the browser keeps: older ones leave the grid
 QUEUE_EVENTS_MAX = 5_000  # events a page may fall behind by before it skips (slow browser)
 DRAIN_EVENTS_MAX = 5_000  # events folded per tick at most
 SINCE_WINDOWS_S = {"5m": 300, "1h": 3_600, "24h": 86_400}
 COUNTERPARTY_CHARS_MAX = 64
-KINDS = ("deposit", "payout", "internal", "bridge")
-STATES = ("initiated", "screened", "pending_approval", "approved", "routed", "submitted",
-          "cleared", "settled", "rejected", "held", "failed", "returned", "cancelled",
-          "reversed")
+KINDS = tuple(kind.value for kind in PaymentKind)
+STATES = tuple(state.value for state in PaymentState)
 # The colour family of each state in the grid and the timeline.
-STATE_TONES = {
-    "initiated": "neutral", "screened": "neutral", "routed": "neutral",
-    "pending_approval": "attention", "held": "attention",
-    "approved": "progress", "submitted": "progress", "cleared": "progress",
-    "settled": "done",
-    "rejected": "bad", "failed": "bad", "returned": "bad", "cancelled": "muted",
-    "reversed": "muted",
+STATE_TONES: dict[str, str] = {
+    PaymentState.INITIATED: "neutral", PaymentState.SCREENED: "neutral",
+    PaymentState.ROUTED: "neutral",
+    PaymentState.PENDING_APPROVAL: "attention", PaymentState.HELD: "attention",
+    PaymentState.APPROVED: "progress", PaymentState.SUBMITTED: "progress",
+    PaymentState.CLEARED: "progress",
+    PaymentState.SETTLED: "done",
+    PaymentState.REJECTED: "bad", PaymentState.FAILED: "bad", PaymentState.RETURNED: "bad",
+    PaymentState.CANCELLED: "muted", PaymentState.REVERSED: "muted",
 }
 
 
@@ -56,20 +61,30 @@ class StreamRow:
     created_at_us: int
 
 
-def row_of(data: Mapping[str, Any], at_us: int) -> StreamRow | None:
-    """A `payment.transitioned` event's data (its wire form: amounts are decimal strings of
-    minor units) as a row; None for data that is not one."""
-    try:
-        return StreamRow(
-            payment_id=str(data["payment_id"]), kind=str(data["kind"]),
-            asset=str(data["asset"]), amount_minor=int(data["amount_minor"]),
-            fee_minor=int(data.get("fee_minor") or 0),
-            channel=data.get("channel") or data.get("destination_channel"),
-            counterparty=data.get("counterparty"), state=str(data["to_state"]),
-            action=str(data.get("action") or ""), at_us=at_us,
-            created_at_us=int(data.get("created_at_us") or at_us))
-    except (KeyError, TypeError, ValueError):
+def row_of(event: Event) -> StreamRow | None:
+    """A `payment.transitioned` event as a row; None for any other event."""
+    payment = event.data
+    if not isinstance(payment, PaymentTransitioned):
         return None
+    return StreamRow(
+        payment_id=payment.payment_id, kind=payment.kind, asset=payment.asset,
+        amount_minor=payment.amount_minor, fee_minor=payment.fee_minor,
+        channel=payment.channel or payment.destination_channel,
+        counterparty=payment.counterparty, state=payment.to_state, action=payment.action,
+        at_us=event.at_us, created_at_us=payment.created_at_us)
+
+
+def row_of_frame(text: str) -> StreamRow | None:
+    """A frame of the event stream (`/v1/stream`'s JSON, server/v1/stream.py `frame_of`) as a
+    row, read by the events' own decoder; None for another event or one that does not read."""
+    try:
+        body = orjson.loads(text)
+        event = event_from_parts(body["id"], body["type"], int(body["v"]), body["pool"],
+                                 int(body["seq"]), int(body["at_us"]), body["data"])
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError,
+            FundpoolError):
+        return None
+    return row_of(event)
 
 
 def fold(rows: Iterable[StreamRow]) -> list[StreamRow]:

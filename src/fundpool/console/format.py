@@ -97,6 +97,25 @@ def ratio_text(text: str | None, decimals: int = 1) -> str:
     return f"{_round(value * 100, decimals)} %"
 
 
+def instant_input(moment: datetime) -> str:
+    """An instant as a person types it in a form: `2026-12-06T13:00:00Z` (UTC, to the second)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def duration_text(us: float) -> str:
+    """A latency for a person: 850 ms, 2.3 s, 45 min, 3.0 h, 2.0 d."""
+    seconds = us / 1_000_000
+    if seconds < 1:
+        return f"{us / 1_000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 2 * 3_600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86_400:
+        return f"{seconds / 3_600:.1f} h"
+    return f"{seconds / 86_400:.1f} d"
+
+
 def time_text(at_us: int, *, with_date: bool = False) -> str:
     """A UTC instant as `HH:MM:SS.mmm` (or with its date): the console keeps time in UTC."""
     moment = datetime.fromtimestamp(at_us // 1_000_000, tz=UTC)

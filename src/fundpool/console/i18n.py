@@ -135,6 +135,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col.state": ("Status", "状态"),
     "col.step": ("Step", "步骤"),
     "col.entries": ("Ledger entries", "账本分录"),
+    "col.covers": ("Payments in entry", "分录含支付笔数"),
     "col.reason": ("Reason", "原因"),
     "kind.deposit": ("deposit", "入金"),
     "kind.payout": ("payout", "出金"),
@@ -158,6 +159,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "detail.title": ("Payment {id}", "支付 {id}"),
     "detail.timeline": ("Timeline", "时间线"),
     "detail.postings": ("Ledger postings", "账本过账"),
+    "detail.shared": ("An entry that covers several payments holds their sum: steps of one "
+                      "wave are booked as one entry (ADR 0008).",
+                      "涵盖多笔支付的分录记录其合计：同一批次的步骤记为一条分录（ADR 0008）。"),
     "detail.routing": ("Routing decision", "路由决策"),
     "detail.no_routing": ("No routing decision (not a payout, or not routed yet).",
                           "无路由决策（非出金，或尚未路由）。"),
@@ -174,7 +178,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "detail.no": ("no: {why}", "否：{why}"),
     # alerts
     "alerts.none": ("No active alerts", "无活动告警"),
-    "alerts.count": ("{count} active alerts", "{count} 条活动告警"),
+    "alerts.count": ("Active alerts: {count}", "活动告警：{count} 条"),
     "alerts.ack": ("Acknowledge", "确认"),
     "alerts.acked": ("Acknowledged by {actor}", "已由 {actor} 确认"),
     "alerts.go": ("Open", "查看"),

@@ -1,17 +1,13 @@
 """The frame every console page shares: the header with navigation, language and user, the
 risk alert bar, and `Page`, one visit's context (who, which language, the API client).
 
-Pages are built as
+A page is a function of its `Page`, registered with the permission it needs and its title:
 
-    @ui.page("/console/…")
-    async def some_page(request: Request) -> None:
-        page = await Page.open(request, needs=P.PAYMENTS_READ)
-        if page is None:
-            return                       # sent to sign in, or told what is missing
-        page.frame("nav.…")
-        …
+    @console_page("/stream", needs=P.PAYMENTS_READ, title="nav.stream")
+    async def stream_page(page: Page) -> None:
+        …                                # signed in, allowed, inside the frame
 
-and call the API with `await page.call(page.client.something(...))`, which turns the API's
+Its parts call the API with `await page.call(page.client.something(...))`, which turns the API's
 refusals into a message on screen (and an expired session into the sign-in page).
 """
 
@@ -89,18 +85,18 @@ class Page:
         browser = str(app.storage.browser["id"])
         signed = console.signed(browser)
         if signed is None:
-            ui.navigate.to(route("/login", {"next": here(request), "why": "required"}))
+            ui.navigate.to(route("/login", {"next": here(request),
+                                            "why": console.why_signed_out(browser)}))
             return None
         client = console.client(signed)
-        try:
-            me = await client.me()
-        except Unauthorized:
-            console.sign_out(browser)
-            ui.navigate.to(route("/login", {"next": here(request), "why": "expired"}))
-            return None
-        signed = Signed(signed.token, signed.username, tuple(me.roles), frozenset(me.permissions))
+        ui.context.client.on_delete(client.aclose)
         page = cls(console, request, browser, signed, console.locale(browser), client,
                    wall=request.query_params.get("wall") == "1")
+        me = await page.call(client.me())  # the session still holds, with today's roles
+        if me is None:
+            return None
+        page.signed = signed = Signed(signed.token, signed.username, tuple(me.roles),
+                                      frozenset(me.permissions))
         if needs is not None and not signed.may(needs):
             page.frame(None)
             testid(ui.label(page.t("error.forbidden", permission=needs)), "forbidden") \
@@ -119,22 +115,31 @@ class Page:
     def roles_text(self) -> str:
         return ", ".join(self.t(f"role.{r}") for r in self.signed.roles)
 
-    async def call(self, awaitable: Awaitable[T]) -> T | None:
-        """The API's answer, or None after saying on screen why there is none."""
+    async def call(self, awaitable: Awaitable[T], *, quiet: bool = False) -> T | None:
+        """The API's answer, or None after saying on screen why there is none (`quiet`: a
+        background refresh says nothing and tries again on its next tick; a session the API
+        no longer accepts still ends, whoever notices it)."""
         try:
             return await awaitable
-        except Unauthorized:
-            self.console.sign_out(self.browser)
-            ui.navigate.to(route("/login", {"why": "expired"}))
-        except PermissionDenied as error:
+        except ApiError as error:
+            if not quiet or isinstance(error, Unauthorized):
+                self.report(error)
+        return None
+
+    def report(self, error: ApiError) -> None:
+        """Say on screen why the API refused; an ended session sends the browser to sign in
+        (and back here after)."""
+        if isinstance(error, Unauthorized):
+            self.console.end(self.browser, self.signed.token)
+            ui.navigate.to(route("/login", {"next": here(self.request), "why": "expired"}))
+        elif isinstance(error, PermissionDenied):
             ui.notify(self.t("error.forbidden",
                              permission=error.facts.get("permission", "?")), type="negative")
-        except Unreachable:
+        elif isinstance(error, Unreachable):
             ui.notify(self.t("error.unreachable"), type="warning")
-        except ApiError as error:
+        else:
             ui.notify(self.t("error.generic", title=str(error), code=error.code),
                       type="negative", multi_line=True)
-        return None
 
     # --- the frame --------------------------------------------------------------------------
 
@@ -196,6 +201,26 @@ class Page:
         return ui.timer(seconds, refresh, immediate=True)
 
 
+Build = Callable[["Page"], Awaitable[None]]
+
+
+def console_page(path: str, *, needs: str, title: str) -> Callable[[Build], Build]:
+    """Register `build` as the console page at `path` (under the mount path): it runs for a
+    browser signed in with `needs`, inside the shared frame titled `title` (an i18n key). A
+    browser without a session is sent to sign in; one without the permission is told so."""
+    def register(build: Build) -> Build:
+        async def handler(request: Request) -> None:
+            page = await Page.open(request, needs=needs)
+            if page is not None:
+                page.frame(title)
+                await build(page)
+
+        handler.__name__ = handler.__qualname__ = build.__name__
+        ui.page(path)(handler)
+        return build
+    return register
+
+
 class AlertBar:
     """The risk alert bar: active alerts, worst first, coloured by severity; acknowledge
     (with `alerts:acknowledge`) and a link to the channel, asset or payment concerned."""
@@ -208,13 +233,10 @@ class AlertBar:
         page.every(ALERTS_REFRESH_S, self.refresh)
 
     async def refresh(self) -> None:
-        try:
-            found = await self.page.client.alerts(state="active", limit=50)
-        except Unauthorized:
-            await self.page.call(self.page.client.me())  # sends to sign in
-            return
-        except ApiError:
-            return  # the next tick tries again; the bar keeps what it showed
+        found = await self.page.call(self.page.client.alerts(state="active", limit=50),
+                                     quiet=True)
+        if found is None:
+            return  # the bar keeps what it showed
         order = {"critical": 0, "warning": 1, "info": 2}
         alerts = sorted(found.data, key=lambda a: (order.get(a.severity, 3), -a.fired_at_us))
         key = tuple((a.id, a.state) for a in alerts)

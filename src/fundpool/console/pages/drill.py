@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request
 from nicegui import ui
 
 from fundpool.auth.roles import P
 from fundpool.console.feed import STATE_TONES
-from fundpool.console.shell import Page, testid, url
+from fundpool.console.shell import Page, console_page, testid, url
 from fundpool.pool.accounts import PoolState, pool_account
 
 FIGURE_STATES = {  # a card -> the pool account states that make it up
@@ -109,10 +108,6 @@ async def _payments(page: Page, pool: str, figure: str | None, channel: str | No
         <q-td :props="props" :class="'fp-tone-' + props.row.tone">{{ props.value }}</q-td>""")
 
 
-@ui.page("/drill")
-async def drill_page(request: Request) -> None:
-    page = await Page.open(request, needs=P.POOL_READ)
-    if page is None:
-        return
-    page.frame("nav.drill")
+@console_page("/drill", needs=P.POOL_READ, title="nav.drill")
+async def drill_page(page: Page) -> None:
     await drill(page)

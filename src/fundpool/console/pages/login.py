@@ -7,6 +7,7 @@ from nicegui import app, ui
 
 from fundpool.client.errors import ApiError
 from fundpool.console.context import Signed, current
+from fundpool.console.i18n import t
 from fundpool.console.shell import STYLE, here, testid
 
 NOTICES = {"expired": "login.expired", "signed_out": "login.signed_out",
@@ -28,8 +29,6 @@ async def login_page(request: Request) -> None:
     locale = console.locale(browser)
 
     def tr(key: str) -> str:
-        from fundpool.console.i18n import t
-
         return t(key, locale)
 
     ui.page_title(tr("login.title"))

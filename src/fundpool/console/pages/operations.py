@@ -17,25 +17,17 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import Request
 from nicegui import events, ui
 
 from fundpool.auth.roles import P
 from fundpool.client.errors import ApiError
 from fundpool.console.feed import STATE_TONES
-from fundpool.console.shell import Page, testid
+from fundpool.console.format import instant_input
+from fundpool.console.shell import Page, console_page, testid
 from fundpool.payments.csv_batch import PAYOUT_CSV_BYTES_MAX, PAYOUT_CSV_ROWS_MAX
 
 PROGRESS_REFRESH_S = 1.0
 PREVIEW_ROWS_MAX = 1_000  # rows listed in the preview; the counts cover the whole file
-
-
-def _day_start(moment: datetime) -> datetime:
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 class Operations:
@@ -46,7 +38,6 @@ class Operations:
         self.channels = list(self.pool.channels)
         self.assets = sorted({a for c in self.channels for a in config.channel(c).assets})
         self.file: bytes | None = None
-        self.file_name = ""
         self.batch_id: str | None = None
         self.progress_timer: ui.timer | None = None
 
@@ -102,27 +93,36 @@ class Operations:
                                "batch-progress")
         self.progress.set_visibility(False)
 
+    def _clear_batch(self) -> None:
+        """Forget the previous file and batch: a new upload starts from nothing on screen."""
+        if self.progress_timer is not None:
+            self.progress_timer.cancel()
+            self.progress_timer = None
+        self.file, self.batch_id = None, None
+        for label in (self.batch_message, self.preview_summary, self.progress_label):
+            label.set_text("")
+        for element in (self.submit, self.preview, self.progress):
+            element.set_visibility(False)
+        self.progress.set_value(0)
+
     def _rejected(self) -> None:
+        self._clear_batch()
         self.batch_message.set_text(self.page.t(
             "ops.file_refused", reason=f"> {PAYOUT_CSV_BYTES_MAX // (1024 * 1024)} MiB"))
 
     async def _uploaded(self, event: events.UploadEventArguments) -> None:
         page, t = self.page, self.page.t
         self.upload.reset()
-        self.batch_message.set_text("")
-        self.submit.set_visibility(False)
-        self.preview.set_visibility(False)
-        self.preview_summary.set_text("")
+        self._clear_batch()
         data = await event.file.read()
-        self.file, self.file_name = None, event.file.name
         try:
             report = await page.client.upload_payouts(data, pool=self.pool.id, dry_run=True)
         except ApiError as error:
             if error.status is not None and error.status < 500 and error.status not in (401, 403):
                 self.batch_message.set_text(t("ops.file_refused",
                                               reason=f"{error} ({error.code})"))
-                return
-            await page.call(_raise(error))
+            else:
+                page.report(error)
             return
         self.file = data
         self.preview_summary.set_text(t("ops.preview", valid=f"{report.valid_count:,}",
@@ -158,8 +158,6 @@ class Operations:
         self.preview_summary.set_text(t("ops.submitted", id=report.batch_id,
                                         created=f"{len(report.payment_ids):,}"))
         self.progress.set_visibility(True)
-        if self.progress_timer is not None:
-            self.progress_timer.cancel()
         self.progress_timer = ui.timer(PROGRESS_REFRESH_S, self._progress, immediate=True)
 
     async def _progress(self) -> None:
@@ -244,10 +242,10 @@ class Operations:
     def _export(self) -> None:
         t = self.page.t
         ui.label(t("ops.export")).classes("text-lg font-medium")
-        today = _day_start(datetime.now(UTC))
-        start = testid(ui.input(t("ops.export_from"), value=_iso(today))
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = testid(ui.input(t("ops.export_from"), value=instant_input(today))
                        .props("dense outlined").classes("w-72"), "export-from")
-        end = testid(ui.input(t("ops.export_to"), value=_iso(today + timedelta(days=1)))
+        end = testid(ui.input(t("ops.export_to"), value=instant_input(today + timedelta(days=1)))
                      .props("dense outlined").classes("w-72"), "export-to")
 
         async def export(fmt: Literal["csv", "xlsx"]) -> None:
@@ -267,14 +265,6 @@ class Operations:
                    .props("outline no-caps"), "export-xlsx")
 
 
-async def _raise(error: ApiError) -> None:
-    raise error
-
-
-@ui.page("/operations")
-async def operations_page(request: Request) -> None:
-    page = await Page.open(request, needs=P.PAYMENTS_READ)
-    if page is None:
-        return
-    page.frame("nav.operations")
+@console_page("/operations", needs=P.PAYMENTS_READ, title="nav.operations")
+async def operations_page(page: Page) -> None:
     Operations(page).build()

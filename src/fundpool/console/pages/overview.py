@@ -13,13 +13,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from fastapi import Request
 from nicegui import ui
 
 from fundpool.auth.roles import P
@@ -27,10 +25,11 @@ from fundpool.console.format import (
     amount_text,
     change_percent,
     decimal_to_minor,
+    duration_text,
     percent_text,
     ratio_text,
 )
-from fundpool.console.shell import Page, route, testid, url
+from fundpool.console.shell import Page, console_page, route, testid, url
 from fundpool.core.money import Asset
 from fundpool.pool.config import PoolConfig
 from fundpool.pool.rates import convert_minor
@@ -46,10 +45,6 @@ FIGURES_REFRESH_S = 3.0
 SLOW_REFRESH_S = 15.0  # the period's baseline and the trend curve
 FAILED_STATES = ("failed", "returned")
 FINISHED_STATES = ("settled", "failed", "returned")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class Overview:
@@ -217,7 +212,7 @@ class Overview:
     async def refresh_slow(self) -> None:
         now = datetime.now(UTC)
         start = now - PERIODS[self.period]
-        before = await self.page.call(self.page.client.pool_view(self.pool.id, at=_iso(start)))
+        before = await self.page.call(self.page.client.pool_view(self.pool.id, at=start))
         if before is not None:
             total = before.reporting_total
             self.baseline = {name: int(total[f"{name}_minor"]) for name in CARDS}
@@ -237,7 +232,7 @@ class Overview:
             for metric, into in (("total", totals), ("available", available)):
                 series = await self.page.call(self.page.client.series(
                     self.pool.id, f"{metric}|{code}", resolution=resolution,  # type: ignore[arg-type]
-                    since=_iso(now - span), until=_iso(now)))
+                    since=now - span, until=now))
                 if series is None:
                     return
                 for point in series.points:
@@ -309,7 +304,7 @@ class Overview:
                 "key": f"{channel}|{code}", "channel": channel, "asset": code,
                 "link": url("/drill", {"channel": channel}),
                 "depth": amount_text(depth, scale, self.page.locale),
-                "latency": "–" if channel not in p99 else _duration_text(p99[channel]),
+                "latency": "–" if channel not in p99 else duration_text(p99[channel] * 1_000),
                 "failure": percent_text(failed, finished),
                 "status": t("health.failing") if failing else t("health.ok"),
                 "colour": "negative" if failing else "positive",
@@ -370,25 +365,6 @@ class Overview:
                 "series": [{"type": "heatmap", "data": cells}]}
 
 
-def _duration_text(ms: float) -> str:
-    seconds = ms / 1000
-    if seconds < 1:
-        return f"{ms:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7_200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172_800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86_400:.1f} d"
-
-
-@ui.page("/")
-async def overview_page(request: Request) -> None:
-    page = await Page.open(request, needs=P.POOL_READ)
-    if page is None:
-        return
-    page.frame("nav.overview")
-    pool = page.console.api.pool(request.query_params.get("pool"))
-    Overview(page, pool).build()
-    await asyncio.sleep(0)
+@console_page("/", needs=P.POOL_READ, title="nav.overview")
+async def overview_page(page: Page) -> None:
+    Overview(page, page.console.api.pool(page.request.query_params.get("pool"))).build()

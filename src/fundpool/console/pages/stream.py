@@ -20,8 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
-import orjson
-from fastapi import Request
 from nicegui import ui
 
 from fundpool.auth.roles import P
@@ -37,11 +35,12 @@ from fundpool.console.feed import (
     StreamRow,
     Window,
     row_of,
+    row_of_frame,
 )
-from fundpool.console.format import time_text
-from fundpool.console.shell import Page, testid
-from fundpool.events.model import encode_data
+from fundpool.console.format import instant_input, time_text
+from fundpool.console.shell import Page, console_page, testid
 from fundpool.monitoring.replay import InvalidInstant, parse_instant, replay_window
+from fundpool.runtime import SystemClock
 from fundpool.server.v1.stream import Subscriber, Wanted, shared_hub
 
 TICK_S = 0.25
@@ -153,15 +152,15 @@ class Stream:
 
     def _replay_controls(self) -> None:
         t = self.page.t
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = datetime.now(UTC)
         with ui.expansion(t("stream.replay"), icon="history").classes("w-full px-4") as box:
             testid(box, "replay")
             with ui.row().classes("items-end gap-2"):
                 self.replay_from = testid(ui.input(t("stream.replay_from"),
-                                                   value=_iso(now - timedelta(minutes=5)))
+                                                   value=instant_input(now - timedelta(minutes=5)))
                                           .props("dense outlined").classes("w-64"),
                                           "replay-from")
-                self.replay_to = testid(ui.input(t("stream.replay_to"), value=_iso(now))
+                self.replay_to = testid(ui.input(t("stream.replay_to"), value=instant_input(now))
                                         .props("dense outlined").classes("w-64"), "replay-to")
                 self.replay_speed = testid(ui.select({s: f"{s}×" for s in REPLAY_SPEEDS},
                                                      value=60, label=t("stream.replay_speed"))
@@ -216,8 +215,7 @@ class Stream:
                 frame = queue.get_nowait()
             except asyncio.QueueEmpty:
                 break
-            body = orjson.loads(frame.text)
-            row = row_of(body.get("data") or {}, int(body["at_us"]))
+            row = row_of_frame(frame.text)
             if row is not None:
                 rows.append(row)
         self._count_rate(len(rows))
@@ -229,7 +227,7 @@ class Stream:
         self._show(rows)
 
     def _show(self, rows: list[StreamRow]) -> None:
-        now_us = _now_us()
+        now_us = SystemClock().now_us()
         changes = self.window.apply(rows, self.filter, self.scales, now_us)
         expired = self.window.expire(self.filter, now_us)
         if changes or expired:
@@ -329,12 +327,21 @@ class Stream:
                                 title=t(f"state.{event.to}"), subtitle=event.at)
                 with ui.column().classes("flex-1"):
                     ui.label(t("detail.postings")).classes("font-medium")
-                    rows = [{"entry": entry_id[-12:], "source": p.source,
-                             "destination": p.destination,
+                    # An outbound step booked with others of its wave shares one entry, whose
+                    # postings are their sum (ADR 0008): the entry says how many it covers.
+                    covers = {entry_id: int((entry.metadata or {}).get("payments", "1"))
+                              for entry_id, entry in entries.items()}
+                    rows = [{"entry": entry_id[-12:], "covers": f"{covers[entry_id]:,}",
+                             "source": p.source, "destination": p.destination,
                              "amount": f"{page.amount(int(p.amount_minor), p.asset)} {p.asset}"}
                             for entry_id, entry in entries.items() for p in entry.postings]
+                    if any(count > 1 for count in covers.values()):
+                        testid(ui.label(t("detail.shared")).classes("text-xs opacity-70"),
+                               "detail-shared")
                     testid(ui.table(columns=[
                         {"name": "entry", "label": t("col.entries"), "field": "entry"},
+                        {"name": "covers", "label": t("col.covers"), "field": "covers",
+                         "align": "right"},
                         {"name": "source", "label": t("detail.source"), "field": "source",
                          "align": "left"},
                         {"name": "destination", "label": t("detail.destination"),
@@ -392,7 +399,7 @@ class Stream:
             return
         span_us = until_us - since_us
         if not 0 < span_us <= REPLAY_SPAN_MAX // timedelta(microseconds=1) \
-                or until_us > _now_us():
+                or until_us > SystemClock().now_us():
             ui.notify(t("stream.replay_bad"), type="warning")
             return
         if not self.page.signed.may(P.EVENTS_READ):
@@ -422,10 +429,9 @@ class Stream:
                 if self.replaying is None:
                     return
                 done += 1
-                if event.type == "payment.transitioned":
-                    row = row_of(orjson.loads(encode_data(event)), event.at_us)
-                    if row is not None:
-                        loop.call_soon_threadsafe(pending.append, row)
+                row = row_of(event)
+                if row is not None:
+                    loop.call_soon_threadsafe(pending.append, row)
 
         reader = asyncio.ensure_future(anyio.to_thread.run_sync(read, abandon_on_cancel=True))
         label = (f"{time_text(since_us, with_date=True)}", f"{time_text(until_us)}")
@@ -457,15 +463,6 @@ class Stream:
                         self.subscriber.queue.get_nowait()
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def _now_us() -> int:
-    delta = datetime.now(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def _row_of_payment(payment: Any) -> StreamRow:
     updated = parse_instant(payment.updated_at)
     return StreamRow(payment_id=payment.id, kind=str(payment.kind), asset=payment.asset,
@@ -475,12 +472,8 @@ def _row_of_payment(payment: Any) -> StreamRow:
                      action="", at_us=updated, created_at_us=parse_instant(payment.created_at))
 
 
-@ui.page("/stream")
-async def stream_page(request: Request) -> None:
-    page = await Page.open(request, needs=P.PAYMENTS_READ)
-    if page is None:
-        return
-    page.frame("nav.stream")
+@console_page("/stream", needs=P.PAYMENTS_READ, title="nav.stream")
+async def stream_page(page: Page) -> None:
     if not page.signed.may(P.EVENTS_READ):
         testid(ui.label(page.t("stream.no_events_read")).classes("p-4 text-warning"),
                "forbidden")

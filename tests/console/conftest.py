@@ -74,7 +74,7 @@ def _run(command: list[str], *, stdin: str | None = None) -> None:
                            f"{done.stdout}\n{done.stderr}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console_server(chromium: Path) -> Iterator[Server]:
     fundpool = _fundpool_command()
     with tempfile.TemporaryDirectory(prefix="fundpool-console-") as temp:
@@ -133,8 +133,11 @@ def _wait_healthy(server: Server, process: subprocess.Popen[bytes]) -> None:
                        f"{server.log_tail()}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: Path) -> Iterator[Any]:
+    # Module scope, not session: Playwright's sync API holds an asyncio loop running in this
+    # thread while it is started, and every later test that calls asyncio.run (the NATS
+    # tests, the async client) would fail.
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -200,7 +200,7 @@ def main() -> None:
         baseline.join(timeout=5)
         elapsed_s = result["elapsed"] / 1000
         arrivals = result["arrivals"]
-        line("simulated payments created per second (server)",
+        line("simulated payments created per second (projections)",
              (payments_after - payments_before) / args.duration, "payments/s")
         line(f"rows shown per second in the stream at {args.rate}", len(arrivals) / elapsed_s,
              "rows/s")

@@ -426,3 +426,137 @@ def test_edited_pending_row(tampered: tuple[LedgerStore, Tamperer]) -> None:
     assert report.problem is not None
     assert report.problem.entry_id == voided.id
     assert report.problem.seq == voided.finished_seq
+
+
+# The last good head a failed verify reports is one entry: the seq of the last entry that passed
+# every check and that entry's own hash. An edited leg once gave seq N with entry N-1's hash (the
+# replay had moved on to N before its legs were compared), while an edited journal record gave
+# N-1 with N-1's hash.
+
+
+def verify_cli(store: LedgerStore, *options: str) -> str:
+    """What `fundpool ledger verify` prints for this store (exit code 1: it fails)."""
+    from typer.testing import CliRunner
+
+    from fundpool.cli.main import app
+
+    if isinstance(store, SqliteStore):
+        url = f"sqlite:///{store.path}"
+    else:
+        url = f"{PG_URL}?schema={store.schema}"  # type: ignore[attr-defined]
+    runner = CliRunner(env={"FUNDPOOL_DB_URL": None, "FUNDPOOL_DATA_DIR": None})
+    result = runner.invoke(app, ["ledger", "verify", *options, "--db-url", url])
+    assert result.exit_code == 1, (result.exit_code, result.stdout, result.stderr)
+    return result.stdout
+
+
+def assert_last_good_head(store: LedgerStore, seq: int) -> None:
+    """verify, in Python and through the CLI's JSON, fails at entry `seq` and reports entry
+    `seq - 1` (seq and hash) as the last good head."""
+    good = store.entry(seq - 1)
+    assert good is not None
+    report = verify(store)
+    assert report.problem is not None
+    assert report.problem.seq == seq, report.problem
+    assert (report.entries, report.head_seq, report.head_hash) == (
+        good.seq,
+        good.seq,
+        good.hash.hex(),
+    )
+    doc = json.loads(verify_cli(store, "--json"))
+    assert doc["problem"]["seq"] == seq
+    assert (doc["entries"], doc["head_seq"], doc["head_hash"]) == (
+        good.seq,
+        good.seq,
+        good.hash.hex(),
+    )
+    text = " ".join(verify_cli(store).split())  # rich may wrap the long line
+    assert f"last good head seq {good.seq}, hash {good.hash.hex()}" in text
+
+
+def test_last_good_head_after_an_edited_leg(tampered: tuple[LedgerStore, Tamperer]) -> None:
+    store, tamper = tampered
+    target = middle_transfer(store)
+    tamper.run(
+        "UPDATE legs SET posted = ? WHERE seq = ? AND address = ?", 123, target.seq, MERCHANT
+    )
+    assert_last_good_head(store, target.seq)
+
+
+def test_last_good_head_after_an_edited_journal_record(
+    tampered: tuple[LedgerStore, Tamperer],
+) -> None:
+    store, tamper = tampered
+    target = middle_transfer(store)
+    body = json.loads(target.canonical)
+    body["postings"][0]["amount_minor"] += 1
+    tamper.run(
+        "UPDATE journal SET canonical = CAST(? AS BLOB) WHERE seq = ?",
+        canonical_bytes(body),
+        target.seq,
+    )
+    assert_last_good_head(store, target.seq)
+
+
+def _rehash_from(
+    store: LedgerStore, seq: int, canonical: bytes
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """Statements that put `canonical` at `seq` and recompute every hash from there on."""
+    previous = store.entry(seq - 1)
+    assert previous is not None
+    prev_hash = previous.hash
+    statements: list[tuple[str, tuple[Any, ...]]] = []
+    for entry in list(store.entries())[seq - 1 :]:
+        bytes_ = canonical if entry.seq == seq else entry.canonical
+        prev_hash = chain_hash(prev_hash, bytes_)
+        statements.append(
+            (
+                "UPDATE journal SET canonical = CAST(? AS BLOB), hash = CAST(? AS BLOB) "
+                "WHERE seq = ?",
+                (bytes_, prev_hash, entry.seq),
+            )
+        )
+    return statements
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["deleted leg", "edited hash", "edited kind column", "deleted row", "rehashed chain",
+     "unreplayable entry"],
+)
+def test_last_good_head_is_one_entry_for_every_kind_of_tampering(
+    tampered: tuple[LedgerStore, Tamperer], kind: str
+) -> None:
+    store, tamper = tampered
+    target = middle_transfer(store)
+    body = json.loads(target.canonical)
+    if kind == "deleted leg":
+        tamper.run("DELETE FROM legs WHERE seq = ? AND address = ?", target.seq, MERCHANT)
+    elif kind == "edited hash":
+        tamper.run(
+            "UPDATE journal SET hash = CAST(? AS BLOB) WHERE seq = ?", bytes(32), target.seq
+        )
+    elif kind == "edited kind column":
+        tamper.run("UPDATE journal SET kind = ? WHERE seq = ?", "pending_created", target.seq)
+    elif kind == "deleted row":
+        tamper.run("DELETE FROM journal WHERE seq = ?", target.seq)
+    elif kind == "rehashed chain":  # found by the legs
+        body["postings"][0]["amount_minor"] += 1
+        tamper.run_all(_rehash_from(store, target.seq, canonical_bytes(body)))
+    else:  # a chain rehashed over a posting to an account never opened: the replay refuses it
+        body["postings"][0]["destination"] = "pool:ghost:usd"
+        tamper.run_all(_rehash_from(store, target.seq, canonical_bytes(body)))
+        assert "replayed" in assert_names(store, target.seq, target.id)
+    assert_last_good_head(store, target.seq)
+
+
+def test_last_good_head_after_a_balance_edit_is_the_journal_head(
+    tampered: tuple[LedgerStore, Tamperer],
+) -> None:
+    # The journal verifies to its end; the problem is in a table derived from it.
+    store, tamper = tampered
+    tamper.run("UPDATE balances SET posted = ? WHERE address = ?", 1, MERCHANT)
+    head = store.head()
+    report = verify(store)
+    assert not report.ok
+    assert (report.head_seq, report.head_hash) == (head.seq, head.hash.hex())

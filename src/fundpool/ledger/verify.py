@@ -80,7 +80,10 @@ def replay_journal(
     """Fold the whole journal, checking the chain and the legs on the way. `last_touch`, when
     given, receives the last entry (seq, id) that changed each balance."""
     state = ReplayState()
-    prev_hash = GENESIS_HASH
+    # The last entry that passed every check: its seq and hash move together, never apart.
+    # state.seq is not it: the replay has already moved on to an entry whose legs disagree or
+    # that cannot be replayed.
+    head_seq, prev_hash = 0, GENESIS_HASH
     count = 0
     legs = _legs_by_seq(store.legs())
     pending_legs: tuple[int, list[StoredLeg]] | None = next(legs, None)
@@ -89,7 +92,7 @@ def replay_journal(
         return state, VerifyReport(
             ok=problem is None,
             entries=count,
-            head_seq=state.seq,
+            head_seq=head_seq,
             head_hash=prev_hash.hex(),
             problem=problem,
         )
@@ -117,7 +120,7 @@ def replay_journal(
         if last_touch is not None:
             for key in changed:
                 last_touch[key] = (stored.seq, stored.id)
-        prev_hash = stored.hash
+        head_seq, prev_hash = stored.seq, stored.hash
         count += 1
     if pending_legs is not None:
         return report(Problem(pending_legs[0], None, "legs exist past the end of the journal"))

@@ -54,9 +54,7 @@ import nats
 import structlog
 from nats.js.api import StorageType
 
-from fundpool.core.clock import Clock, ManualClock, Uuid7Ids
-from fundpool.events.model import Event
-from fundpool.events.nats import (
+from fundpool.bus.consumer import (
     NatsConsumer,
     NatsRelay,
     ensure_stream,
@@ -64,6 +62,8 @@ from fundpool.events.nats import (
     stream_name,
     wire_message,
 )
+from fundpool.core.clock import Clock, ManualClock, Uuid7Ids
+from fundpool.events.model import Event
 from fundpool.ledger.service import Ledger
 from fundpool.monitoring.feed import Follower, OutboxFeed
 from fundpool.monitoring.projector import ApplyReport, Item, Projector

@@ -30,18 +30,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from fundpool.cli.ledger import (
-    DataDirOption,
-    DbUrlOption,
-    JsonOption,
-    emit_json,
-    log_to_stderr,
-    report_error,
-    session,
-    stdout_console,
-)
-from fundpool.core.errors import FundpoolError, StoreError
-from fundpool.events.nats import (
+from fundpool.bus.consumer import (
     ACK_WAIT_S,
     DEFAULT_NATS_URL,
     DEFAULT_PREFIX,
@@ -57,6 +46,17 @@ from fundpool.events.nats import (
     projection_url,
     stream_name,
 )
+from fundpool.cli.ledger import (
+    DataDirOption,
+    DbUrlOption,
+    JsonOption,
+    emit_json,
+    log_to_stderr,
+    report_error,
+    session,
+    stdout_console,
+)
+from fundpool.core.errors import FundpoolError, StoreError
 from fundpool.ledger.ports import LedgerStore
 from fundpool.stores.events_sql import outbox_reader
 

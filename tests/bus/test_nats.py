@@ -28,9 +28,7 @@ from typing import Any
 
 import pytest
 
-from fundpool.core.clock import ManualClock, Uuid7Ids
-from fundpool.events.model import encode
-from fundpool.events.nats import (
+from fundpool.bus.consumer import (
     NatsConsumer,
     NatsUnavailable,
     connect_nats,
@@ -43,6 +41,8 @@ from fundpool.events.nats import (
     stream_name,
     wire_message,
 )
+from fundpool.core.clock import ManualClock, Uuid7Ids
+from fundpool.events.model import encode
 from fundpool.ledger.service import Ledger
 from fundpool.monitoring.feed import OutboxFeed, item_from_row
 from fundpool.monitoring.projector import Projector, Skipped, read_message

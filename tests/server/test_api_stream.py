@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
+from websockets.exceptions import ConnectionClosedError
+from websockets.sync.client import connect as ws_connect
 
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.core.ledger.model import Account, OpenAccount, Posting, Transfer
@@ -27,6 +29,7 @@ from fundpool.server.settings import Settings
 from fundpool.server.v1 import stream
 from fundpool.sim.traffic import Simulation
 from fundpool.stores.events_sql import OutboxReader
+from tests.client import LiveServer, live_server
 
 ROOT = Path(__file__).resolve().parents[2]
 RECEIVE_S = 20.0
@@ -259,12 +262,12 @@ def test_a_bad_subscription_gets_an_error_frame_and_4400(served: Served, query: 
     assert closed.value.code == 4400
 
 
-@pytest.mark.parametrize(("who", "close"), [
-    ("anonymous", 4401),
-    ("bad token", 4401),
-    ("no events:read", 4403),
+@pytest.mark.parametrize(("who", "close", "reason"), [
+    ("anonymous", 4401, "unauthenticated: "),
+    ("bad token", 4401, "unauthenticated: "),
+    ("no events:read", 4403, "forbidden: "),
 ])
-def test_refused_callers(served: Served, who: str, close: int) -> None:
+def test_refused_callers(served: Served, who: str, close: int, reason: str) -> None:
     headers = {
         "anonymous": {},
         "bad token": {"Authorization": "Bearer fpk_0000000000000000_nope"},
@@ -274,6 +277,53 @@ def test_refused_callers(served: Served, who: str, close: int) -> None:
             served.connect("", headers=headers) as ws:
         ws.receive_json()
     assert refused.value.code == close
+    assert refused.value.reason.startswith(reason), refused.value.reason
+
+
+# The test client above cannot tell a close after the handshake from an upgrade refused before
+# it (both raise WebSocketDisconnect with the code). A real server can: a close sent before the
+# accept reaches the client as a bare HTTP 403, which is how these refusals once went out.
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with live_server(tmp_path_factory.mktemp("stream-live") / "d") as server:
+        yield server
+
+
+def _forged(token: str) -> str:
+    """The token with the last character of its secret changed: well formed, not valid."""
+    return token[:-1] + ("A" if token[-1] != "A" else "B")
+
+
+@pytest.mark.parametrize(("who", "close", "code"), [
+    ("no credentials", 4401, "unauthenticated"),
+    ("malformed key", 4401, "unauthenticated"),
+    ("forged key", 4401, "invalid_credentials"),
+    ("forged session cookie", 4401, "invalid_credentials"),
+    ("no events:read", 4403, "forbidden"),
+])
+def test_refusals_are_close_codes_after_the_handshake_on_a_real_server(
+        live: LiveServer, who: str, close: int, code: str) -> None:
+    api = live.app.state.api
+    _, ledger_reader = api.auth.create_key("ledger-reader", ["viewer"], scopes=["ledger:read"],
+                                           now_us=api.clock.now_us())
+    session_like = "fps_" + live.admin_key.removeprefix("fpk_")
+    headers = {
+        "no credentials": {},
+        "malformed key": {"Authorization": "Bearer fpk_0000000000000000_nope"},
+        "forged key": {"Authorization": f"Bearer {_forged(live.admin_key)}"},
+        "forged session cookie": {"Cookie": f"fundpool_session={_forged(session_like)}"},
+        "no events:read": {"Authorization": f"Bearer {ledger_reader}"},
+    }[who]
+    url = live.url.replace("http://", "ws://", 1) + "/v1/stream"
+    # InvalidStatus (an HTTP answer to the upgrade) would fail the test; a timeout too.
+    with ws_connect(url, additional_headers=headers, open_timeout=RECEIVE_S) as ws, \
+            pytest.raises(ConnectionClosedError) as closed:
+        ws.recv(timeout=RECEIVE_S)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == close
+    assert closed.value.rcvd.reason.startswith(f"{code}: "), closed.value.rcvd.reason
 
 
 def test_the_protocol_is_in_the_openapi_document(served: Served) -> None:

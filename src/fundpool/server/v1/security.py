@@ -2,7 +2,8 @@
 
 - **Authentication** happens before anything else reads the request (the `Gate` middleware):
   `Authorization: Bearer fpk_…` (an API key) or `Bearer fps_…` / the `fundpool_session`
-  cookie (a console session). No credentials, or bad ones: 401, whatever the body holds. The
+  cookie (a console session). No credentials, or bad ones: 401, whatever the body holds (a
+  WebSocket is accepted, then closed with 4401 and the problem's code as the reason). The
   only route open to anonymous callers is `POST /v1/sessions` (log in).
 - **Authorization**: every route is declared on a `SecuredRouter` with exactly one permission
   (`openapi_extra=needs(Permission.X)`); the router refuses a route without one, adds the check
@@ -28,7 +29,8 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Request
+import orjson
+from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -270,13 +272,28 @@ class Gate:
         response = error_problem(error)
         if response.status_code == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="fundpool"'
+        status = response.status_code
         await self._respond(scope, receive, send, response,
-                            close_code=4401 if response.status_code == 401 else 4403)
+                            close_code=4401 if status == 401 else 1011 if status >= 500 else 4403)
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send,
                        response: JSONResponse, *, close_code: int) -> None:
         if scope["type"] == "websocket":
-            # Refused before the handshake completes: the client sees the upgrade denied.
-            await send({"type": "websocket.close", "code": close_code})
+            # The handshake completes, then the socket closes with the code docs/api.md names
+            # and the problem's code as the reason. A close before the accept is no close at
+            # all: the server denies the upgrade with a bare HTTP 403, whatever the cause.
+            refused = orjson.loads(response.body)
+            websocket = WebSocket(scope, receive, send)
+            await websocket.accept()
+            await websocket.close(close_code, close_reason(refused["code"], refused["detail"]))
             return
         await response(scope, receive, send)
+
+
+CLOSE_REASON_BYTES_MAX = 123  # RFC 6455 5.5: a control frame's payload, less the 2-byte code
+
+
+def close_reason(code: str, detail: str) -> str:
+    """A WebSocket close reason: `code: detail`, cut to what a close frame can carry."""
+    reason = f"{code}: {detail}".encode()
+    return reason[:CLOSE_REASON_BYTES_MAX].decode(errors="ignore")

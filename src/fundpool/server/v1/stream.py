@@ -13,8 +13,10 @@
   the outbox, then the live feed, with no gap and no duplicate. An id the outbox does not hold:
   `{"error": {"code": "unknown_event", ...}}`, then close 4400 (a bad filter: `invalid_request`,
   4400). Without `after`, the stream starts at the moment of connecting.
-- **Refusals**: no or bad credentials, 4401 (the gate, before the handshake); credentials
-  without `events:read`, 4403.
+- **Refusals**: no or bad credentials, 4401 (the gate); credentials without `events:read`,
+  4403; over the rate limit, 4429. The handshake completes first, then the socket closes with
+  that code and `<problem code>: <detail>` as the reason: a close before the handshake would
+  reach the client as a bare HTTP 403.
 - **Slow consumers**: every connection has a queue of at most 10,000 events. One that falls
   that far behind is sent `{"error": {"code": "slow_consumer", ...}}` and closed with 4008, so
   that it never holds up the others; it resumes with `after` = the last id it processed.
@@ -47,7 +49,7 @@ from fundpool.events.model import EVENT_TYPES, SYSTEM_POOL, InvalidEvent, loads
 from fundpool.ledger.docs import iso
 from fundpool.server.v1.context import Api
 from fundpool.server.v1.problems import PROBLEMS
-from fundpool.server.v1.security import SecuredRouter, needs
+from fundpool.server.v1.security import Forbidden, SecuredRouter, close_reason, needs
 from fundpool.stores.events_sql import OutboxReader, Queryable, outbox_mark
 
 log = structlog.get_logger(__name__)
@@ -323,7 +325,7 @@ async def _until_disconnect(websocket: WebSocket) -> None:
 async def _refuse(websocket: WebSocket, refusal: StreamRefused) -> None:
     await websocket.accept()
     await websocket.send_text(error_frame(refusal.code, refusal.detail, **refusal.facts))
-    await websocket.close(CLOSE_BAD_REQUEST)
+    await websocket.close(CLOSE_BAD_REQUEST, close_reason(refusal.code, refusal.detail))
 
 
 @router.websocket("")
@@ -332,7 +334,10 @@ async def stream(websocket: WebSocket) -> None:
     # route, so it checks its own (the gate has authenticated the caller already).
     principal = websocket.scope.get("state", {}).get("principal")
     if principal is None or P.EVENTS_READ not in principal.permissions:
-        await websocket.close(CLOSE_FORBIDDEN)
+        # Accepted first: a close before the accept is an HTTP 403 handshake, not a 4403.
+        await websocket.accept()
+        await websocket.close(CLOSE_FORBIDDEN, close_reason(
+            Forbidden.code, f"the credentials lack the permission {P.EVENTS_READ.value}"))
         return
     api: Api = websocket.app.state.api
     query = websocket.query_params
@@ -427,6 +432,7 @@ def stream_info(request: Request) -> dict[str, object]:
             "4400": "unknown_event (after) or invalid_request (filters)",
             "4401": "no credentials, or bad ones",
             "4403": "the credentials lack events:read",
+            "4429": "too_many_requests: over the rate limit for this key or session",
             "4008": "slow_consumer: fell more than queue_max_events behind",
             "1011": "the server could not go on (store unavailable): resume with after",
         },

@@ -53,6 +53,7 @@ from fundpool.pool.setup import init_pool
 from fundpool.runtime import tune_gc
 from fundpool.sim.rails import payout_router, simulated_rails
 from fundpool.stores import payment_store
+from fundpool.stores.dispatch_sql import SqlDispatchRecords
 from fundpool.stores.sqlite import SqliteStore
 
 CONFIG = Path(__file__).resolve().parents[1] / "examples" / "pool.toml"
@@ -94,6 +95,7 @@ def dispatched(root: Path, config: FundpoolConfig, total: int) -> float:
     rails = simulated_rails(config, pool, seed=3)
     router = payout_router(config, rails, seed=4)  # as the simulator builds it
     dispatcher = Dispatcher(service, rails, router, clock, ids,
+                            records=SqlDispatchRecords(store),
                             policy=DispatchPolicy(batch_age_us=0))
     request = PaymentRequest(PaymentKind.PAYOUT, "USD", 10_000, counterparty="payee")
     started = time.perf_counter()

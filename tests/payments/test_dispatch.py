@@ -60,13 +60,14 @@ from fundpool.payments.model import (
     PaymentRequest,
     PaymentState,
 )
+from fundpool.payments.records import OutcomeRecord, RouteRecord
 from fundpool.payments.service import PaymentService
 from fundpool.pool.config import ChannelConfig, FundpoolConfig, PoolConfig, parse_config
 from fundpool.pool.setup import init_pool
 from fundpool.routing.decision import RoutingDecision
 from fundpool.routing.policy import RoutingPolicy
 from fundpool.routing.router import FixedPriorityRouter, Router
-from fundpool.stores.dispatch_sql import OutcomeRecord, RouteRecord
+from fundpool.stores.dispatch_sql import SqlDispatchRecords
 from tests.payments.test_lifecycle import acct, ledger_balances, world
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pool.toml"
@@ -284,7 +285,8 @@ class Wired:
         self.rails = dict(rails or self.rails)
         self.router = FixedPriorityRouter(list(self.rails.values()), list(self.rails))
         self.service = service
-        self.dispatcher = Dispatcher(service, self.rails, self.router, self.clock, ids)
+        self.dispatcher = Dispatcher(service, self.rails, self.router, self.clock, ids,
+                                     records=SqlDispatchRecords(self.store))
         return self.dispatcher
 
 
@@ -319,7 +321,7 @@ def wire(
         router = FixedPriorityRouter(list(rails.values()), list(priority or rails),
                                      policy=policy)
     dispatcher = Dispatcher(service, rails, router, clock, ids,
-                            policy=dispatch or DispatchPolicy())
+                            records=SqlDispatchRecords(store), policy=dispatch or DispatchPolicy())
     return Wired(store, ledger, clock, config, pool, service, rails, router, dispatcher, ids)
 
 

@@ -10,7 +10,7 @@ that were failed over, outcomes for payments that do not exist; they refuse subm
 some outcomes never come (timeouts). The dispatcher restarts now and then, losing what it kept
 in memory.
 
-The test's own model, written from the docstrings of payments/dispatch.py and
+The test's own model, written from the docstrings of payments/dispatch/ and
 payments/model.py, says what each delivery must be (applied, duplicate, stale, late, anomaly)
 and what state each payment must reach. After every step:
 
@@ -86,6 +86,7 @@ from fundpool.sim.traffic import (
     OPENING_FLOAT_UNITS,
     Simulation,
 )
+from fundpool.stores.dispatch_sql import SqlDispatchRecords
 from fundpool.stores.sqlite import SqliteStore
 from tests.conftest import DEEP_PROPERTIES
 from tests.payments.test_dispatch import ScriptedRail, config_with, example_document
@@ -120,7 +121,7 @@ def final(state: PaymentState) -> bool:
     return state in TERMINAL or state is S.SETTLED
 
 
-# --- the test's reading of what an outcome means (payments/dispatch.py's docstring) -----------
+# --- the test's reading of what an outcome means (payments/dispatch/outcomes.py's docstring) -
 
 
 def reading(kind: PaymentKind, state: PaymentState,
@@ -355,6 +356,7 @@ class DispatchMachine(RuleBasedStateMachine):
         self.router = Router(list(self.rails.values()), policy=RoutingPolicy(),
                              seed=self.restarts)
         self.dispatcher = Dispatcher(self.service, self.rails, self.router, self.clock, ids,
+                                     records=SqlDispatchRecords(self.store),
                                      policy=DispatchPolicy(batch_age_us=0))
 
     # --- what the test does to the world ------------------------------------------------------

@@ -20,9 +20,9 @@ from fundpool.ledger.service import Ledger
 from fundpool.ledger.verify import verify
 from fundpool.payments.dispatch import OUTCOMES_PER_TRANSACTION, DispatchPolicy
 from fundpool.payments.model import Action, PaymentKind, PaymentRequest, PaymentState
+from fundpool.payments.records import BatchRecord
 from fundpool.payments.service import Step
 from fundpool.pool.accounts import exposure_total, merchant_payable
-from fundpool.stores.dispatch_sql import BatchRecord, DispatchWrites
 from tests.payments.test_dispatch import (
     CONFIG,
     NOW,
@@ -171,7 +171,7 @@ def test_batch_savings_are_summed_exactly_beyond_64_bits(
 ) -> None:
     w = wire(store, ledger, clock, priority=["rtp"], dispatch=NOW)
     with w.service.session() as session:
-        writes = DispatchWrites(session.write_session, w.dispatcher._dialect)
+        writes = w.dispatcher.records.writes(session.write_session)
         writes.add_batches([
             BatchRecord(f"b{i}", "eth-l1", "ETH", f"ref{i}", 1, 10**18, fee, 2 * fee, fee, 0, 0,
                         "sent")

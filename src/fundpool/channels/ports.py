@@ -10,7 +10,7 @@ success probability is a float, since it is an estimate used for ranking, never 
 
 Outcomes are what a real rail sends, so they are not tidy: the same outcome may come twice
 (same `outcome_id`), late, or out of order (a settlement before its clearing notice). The
-payment side is what makes them safe (payments/dispatch.py); an adapter only reports.
+payment side is what makes them safe (payments/dispatch/outcomes.py); an adapter only reports.
 """
 
 from __future__ import annotations

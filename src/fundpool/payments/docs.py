@@ -11,8 +11,8 @@ from fundpool.core.money import Asset
 from fundpool.ledger.docs import amount_fields, iso
 from fundpool.payments.batch_payouts import Progress
 from fundpool.payments.model import Payment, PaymentEvent
+from fundpool.payments.records import RouteRecord
 from fundpool.routing.decision import CandidateScore, InvalidDecision, RoutingDecision, Strategy
-from fundpool.stores.dispatch_sql import RouteRecord
 
 
 def payment_doc(payment: Payment, asset: Asset | None) -> dict[str, object]:

@@ -8,7 +8,7 @@ from one chain to another):
     exits: held (review; released back to screened), rejected, cancelled, failed (funds
     released to available), returned (a settled payout comes back)
     retry: a rail that fails an approved, submitted or cleared payment releases its funds and
-    sends it back to screened, to be routed again (failover, payments/dispatch.py)
+    sends it back to screened, to be routed again (failover, payments/dispatch/failover.py)
 
 Inbound (deposit):
 

@@ -1,5 +1,11 @@
-"""What the payment service needs of a store. Payments live in the ledger's database, and
-every change to one is written in the same transaction as the ledger entries it posts."""
+"""What the payment service and the dispatcher need of a store. Payments and the dispatcher's
+records live in the ledger's database, and every change to one is written in the same
+transaction as the ledger entries it posts.
+
+The stores implement these protocols (`stores/sqlite_payments.py`, `stores/postgres_payments.py`,
+`stores/dispatch_sql.py`); whoever builds a service or a dispatcher hands it the
+implementation, so nothing in `payments` imports a store.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from typing import Protocol
 
 from fundpool.ledger.ports import WriteSession
 from fundpool.payments.model import Payment, PaymentEvent, PaymentKind, PaymentState
+from fundpool.payments.records import BatchRecord, OutcomeRecord, RouteRecord
 
 LIST_LIMIT_MAX = 1_000
 
@@ -66,4 +73,84 @@ class PaymentStore(Protocol):
 
     def events_of(self, ids: Sequence[str]) -> dict[str, list[PaymentEvent]]:
         """Each payment's timeline, oldest first; unknown ids are left out."""
+        ...
+
+
+# --- the dispatcher's records (payments/dispatch, ADR 0009) ----------------------------------
+
+
+class DispatchRecordWrites(Protocol):
+    """The dispatcher's records inside a ledger write transaction: a route, an outcome's
+    disposition and the payment steps they caused commit together or not at all."""
+
+    def routes(self, payment_ids: Iterable[str]) -> dict[str, list[RouteRecord]]:
+        """Every route of these payments, by payment, in attempt order."""
+        ...
+
+    def add_routes(self, routes: Sequence[RouteRecord]) -> None: ...
+
+    def mark_sent(self, sent: Sequence[tuple[str, int, str, str | None]]) -> None:
+        """(payment id, attempt, batch id, rail ref) for routes whose payment went out."""
+        ...
+
+    def add_batches(self, batches: Sequence[BatchRecord]) -> None: ...
+
+    def seen_outcomes(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (channel, outcome id) pairs were recorded before."""
+        ...
+
+    def add_outcomes(self, outcomes: Sequence[OutcomeRecord]) -> None: ...
+
+
+class DispatchRecordReads(Protocol):
+    """The dispatcher's records as committed, for the dispatcher's rescan, the CLI, the API
+    and the console."""
+
+    def routes(self, payment_id: str) -> list[RouteRecord]: ...
+
+    def routes_of(self, payment_ids: Sequence[str]) -> dict[str, list[RouteRecord]]:
+        """Every route of these payments, by payment, in attempt order."""
+        ...
+
+    def outcomes(self, payment_id: str) -> list[OutcomeRecord]: ...
+
+    def batches(self, *, channel: str | None = None, limit: int = 100,
+                before: tuple[int, str] | None = None) -> list[BatchRecord]:
+        """Batches newest first (by submission, then id); with `before` = (submitted_at_us,
+        id) of the last one seen, the ones after it."""
+        ...
+
+    def decisions(
+        self, *, payment_id: str | None = None, channel: str | None = None, limit: int = 100,
+        before: tuple[str, int] | None = None,
+    ) -> list[tuple[RouteRecord, str | None, int | None]]:
+        """Routing decisions newest payment first, then newest attempt, each with its
+        payment's asset and amount; `before` = (payment_id, attempt) of the last one seen."""
+        ...
+
+    def savings(
+        self, *, since_us: int | None = None
+    ) -> dict[tuple[str, str], tuple[int, int, int]]:
+        """Per (channel, asset): batches sent (from `since_us` on, if given), fees paid and
+        fees saved by batching."""
+        ...
+
+    def route_counts(self) -> dict[tuple[str | None, str], int]:
+        """Payouts' routes (one per attempt) by (channel, strategy); channel None: no
+        eligible rail."""
+        ...
+
+    def disposition_counts(self) -> dict[str, int]:
+        """Recorded outcomes by disposition (duplicates are counted by ticks, not stored)."""
+        ...
+
+
+class DispatchRecords(Protocol):
+    """Where a dispatcher records what it does: the port its builder hands it."""
+
+    @property
+    def reads(self) -> DispatchRecordReads: ...
+
+    def writes(self, session: WriteSession) -> DispatchRecordWrites:
+        """The dispatcher's tables in the transaction `session` belongs to."""
         ...

@@ -58,6 +58,7 @@ from fundpool.pool.config import (
 from fundpool.pool.setup import init_pool
 from fundpool.sim.rails import payout_router, simulated_rails
 from fundpool.stores import payment_store
+from fundpool.stores.dispatch_sql import SqlDispatchRecords
 
 PAYEES = 2_000
 APPROVAL_DELAY_US = 3_000_000  # a cashier approves large payouts after a few seconds
@@ -135,7 +136,7 @@ class Simulation:
         self.rails = simulated_rails(config, pool, seed=seed, instance=self.run_id)
         self.router = payout_router(config, self.rails, seed=seed)
         self.dispatcher = Dispatcher(self.service, self.rails, self.router, clock, ids,
-                                     policy=policy)
+                                     records=SqlDispatchRecords(ledger.store), policy=policy)
         self.report = SimulationReport()
         self._serial = 0
         self._followups: list[tuple[PaymentRequest, str]] = []

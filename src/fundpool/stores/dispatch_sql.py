@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from fundpool.ledger.ports import LOOKUP_CHUNK, WriteSession
+from fundpool.payments.ports import DispatchRecordReads, DispatchRecords, DispatchRecordWrites
+from fundpool.payments.records import BatchRecord, OutcomeRecord, RouteRecord
 from fundpool.stores.rows import chunks
 
 SQLITE_DISPATCH_SCHEMA = """
@@ -99,48 +100,6 @@ CREATE INDEX IF NOT EXISTS channel_outcomes_by_payment ON channel_outcomes (paym
 """
 
 
-@dataclass(frozen=True, slots=True)
-class RouteRecord:
-    """Attempt `attempt` of a payment: the channel chosen (None: no route) and why."""
-
-    payment_id: str
-    attempt: int
-    at_us: int
-    channel: str | None
-    strategy: str  # learned | fixed | given (the caller named the channel)
-    decision: dict[str, Any]  # the routing decision as stored (RoutingDecision.to_dict())
-    batch_id: str | None = None
-    rail_ref: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BatchRecord:
-    id: str
-    channel: str
-    asset: str
-    rail_ref: str | None
-    items: int
-    amount_minor: int
-    fee_minor: int  # what the rail charged for the batch
-    single_fee_minor: int  # what the same payments would have cost one by one
-    savings_minor: int
-    opened_at_us: int  # when its oldest payment was queued
-    submitted_at_us: int
-    status: str  # sent | refused | unknown (the send failed without the rail's answer)
-
-
-@dataclass(frozen=True, slots=True)
-class OutcomeRecord:
-    outcome_id: str
-    channel: str
-    payment_id: str
-    kind: str
-    at_us: int
-    received_at_us: int
-    disposition: str  # applied | late | stale | anomaly (a duplicate is counted, not stored)
-    detail: str | None = None
-
-
 ROUTE_COLUMNS = "payment_id, attempt, at_us, channel, strategy, decision, batch_id, rail_ref"
 BATCH_COLUMNS = (
     "id, channel, asset, rail_ref, items, amount_minor, fee_minor, single_fee_minor, "
@@ -203,7 +162,7 @@ def _routes_in(
     return routes
 
 
-class DispatchWrites:
+class DispatchWrites(DispatchRecordWrites):
     """The dispatcher's tables inside a ledger write transaction."""
 
     def __init__(self, session: WriteSession, dialect: _Dialect) -> None:
@@ -285,7 +244,7 @@ class DispatchWrites:
         )
 
 
-class DispatchReads:
+class DispatchReads(DispatchRecordReads):
     """The dispatcher's records as committed, for the CLI, the API and the console."""
 
     def __init__(self, store: Any, dialect: _Dialect) -> None:
@@ -406,3 +365,18 @@ def dispatch_records(store: Any) -> tuple[_Dialect, DispatchReads]:
 
     dialect = SQLITE if isinstance(store, SqliteStore) else POSTGRES
     return dialect, DispatchReads(store, dialect)
+
+
+class SqlDispatchRecords(DispatchRecords):
+    """The dispatcher's port (`payments.ports.DispatchRecords`) on a ledger store: what the
+    builders of a dispatcher hand it."""
+
+    def __init__(self, store: Any) -> None:
+        self._dialect, self._reads = dispatch_records(store)
+
+    @property
+    def reads(self) -> DispatchReads:
+        return self._reads
+
+    def writes(self, session: WriteSession) -> DispatchWrites:
+        return DispatchWrites(session, self._dialect)

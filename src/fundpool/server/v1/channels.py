@@ -20,6 +20,7 @@ from fundpool.core.errors import FundpoolError
 from fundpool.core.money import Asset
 from fundpool.ledger.docs import amount_fields, iso
 from fundpool.payments.docs import candidate_doc, route_decision
+from fundpool.payments.records import BatchRecord, RouteRecord
 from fundpool.pool.config import WEEKDAYS as WEEKDAY_NAMES
 from fundpool.pool.config import ChannelConfig, ChannelKind, CutOffWindow, InvalidConfig
 from fundpool.routing.decision import RoutingDecision
@@ -35,7 +36,7 @@ from fundpool.server.v1.pagination import (
 )
 from fundpool.server.v1.problems import PROBLEMS
 from fundpool.server.v1.security import SecuredRouter, needs
-from fundpool.stores.dispatch_sql import BatchRecord, RouteRecord, dispatch_records
+from fundpool.stores.dispatch_sql import dispatch_records
 
 router = SecuredRouter(prefix="/channels", tags=["channels"])
 

@@ -65,6 +65,7 @@ from fundpool.server.v1.problems import PROBLEMS, parse_instant
 from fundpool.server.v1.security import SecuredRouter, needs
 from fundpool.sim.rails import payout_router, simulated_rails
 from fundpool.stores import payment_store
+from fundpool.stores.dispatch_sql import SqlDispatchRecords
 
 router = SecuredRouter(prefix="/payments", tags=["payments"])
 
@@ -243,7 +244,7 @@ def _dispatcher(api: Api, pool: PoolConfig) -> Dispatcher:
     seed = secrets.randbits(32)
     rails = simulated_rails(api.config, pool, seed=seed, instance=format(api.clock.now_us(), "x"))
     return Dispatcher(api.payments(pool.id), rails, payout_router(api.config, rails, seed=seed),
-                      api.clock, system_ids())
+                      api.clock, system_ids(), records=SqlDispatchRecords(api.store))
 
 
 def _keep_manifest(api: Api, pool: str, batch_id: str, payment_ids: list[str]) -> None:

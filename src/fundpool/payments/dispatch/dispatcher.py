@@ -1,0 +1,239 @@
+"""The `Dispatcher`: intake, approvals and the tick, over the parts of this package.
+
+It owns what lives between transactions (the queues, the inbox, the deposits to announce) and
+opens the payment sessions: intake in one, an approver's decision in one, a tick in bounded
+slices (at most OUTCOMES_PER_TRANSACTION outcomes and SUBMITS_PER_TRANSACTION submits per
+ledger transaction, each slice followed by its sends), so a backlog never grows past what one
+transaction can take and stops the dispatcher.
+
+What a failed transaction changed in memory (the queues) is dropped, and the next rescan
+rebuilds it from the store: approved payments not in a queue are found again (an approver's
+call through another process, or a restart), and what is in transit is read back once, so
+stuck payments show after a restart too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from fundpool.channels.ports import ChannelAdapter
+from fundpool.core.clock import Clock, IdSource
+from fundpool.payments.dispatch.announcements import Announcements
+from fundpool.payments.dispatch.batching import Batches, Due
+from fundpool.payments.dispatch.inbox import Inbox
+from fundpool.payments.dispatch.intake import Intake, take_in
+from fundpool.payments.dispatch.liquidity import Liquidity
+from fundpool.payments.dispatch.outcomes import OutcomeHandler
+from fundpool.payments.dispatch.policy import (
+    DEFAULT_DISPATCH_POLICY,
+    OUTCOMES_PER_TRANSACTION,
+    SUBMITS_PER_TRANSACTION,
+    DispatchPolicy,
+)
+from fundpool.payments.dispatch.report import TickReport
+from fundpool.payments.dispatch.routes import RouteChooser
+from fundpool.payments.model import Action, Payment, PaymentRequest, PaymentState
+from fundpool.payments.ports import DispatchRecordReads, DispatchRecords
+from fundpool.payments.records import RouteRecord
+from fundpool.payments.service import Outcome, PaymentService, Step
+from fundpool.routing.router import RoutingStrategy
+
+S = PaymentState
+
+RESCAN_PAGE = 1_000  # payments read per page when looking for approved or in-transit ones
+
+
+class Dispatcher:
+    """Routes new payouts, queues approved ones into batches per rail, sends them, and turns
+    what the rails report into payment steps. `records` is where it keeps its routes,
+    batches and outcomes (a store's implementation of `payments.ports.DispatchRecords`, on
+    the same database as `service`'s ledger)."""
+
+    def __init__(
+        self,
+        service: PaymentService,
+        rails: Mapping[str, ChannelAdapter],
+        router: RoutingStrategy,
+        clock: Clock,
+        ids: IdSource,
+        *,
+        records: DispatchRecords,
+        policy: DispatchPolicy = DEFAULT_DISPATCH_POLICY,
+    ) -> None:
+        self._service = service
+        self._records = records
+        self._clock = clock
+        self._policy = policy
+        self._pool = service.pool_id
+        # One mapping shared by the parts below, so a rail swapped in it (a test's failing
+        # adapter) is the one every part uses.
+        self._rails = dict(rails)
+        self._capabilities = {cid: rail.capabilities() for cid, rail in self._rails.items()}
+        # Outcomes to apply (refusals, then what the rails reported), kept until the
+        # transaction that applies them commits.
+        self._inbox = Inbox()
+        self._routes = RouteChooser(self._rails, self._capabilities, router)
+        self._batches = Batches(self._rails, self._capabilities, clock, ids, policy, self._inbox)
+        self._announcements = Announcements(self._rails, self._capabilities, clock, self._inbox)
+        self._outcomes = OutcomeHandler(self._pool, router, self._routes, self._capabilities,
+                                        self._batches)
+        self._last_scan_us: int | None = None
+        self._in_transit_read = False
+
+    @property
+    def reads(self) -> DispatchRecordReads:
+        """The dispatcher's records as committed: routes, batches, outcomes."""
+        return self._records.reads
+
+    @property
+    def records(self) -> DispatchRecords:
+        return self._records
+
+    def queued(self) -> int:
+        return self._batches.queued()
+
+    # --- intake -----------------------------------------------------------------------------
+
+    def intake(
+        self,
+        requests: Sequence[tuple[PaymentRequest, str | None]],
+        *,
+        atomic: bool = False,
+    ) -> list[Intake]:
+        """Create payments and take each as far as it goes without a rail: deposits are
+        screened (their rail is then told to expect them); payouts and transfers are screened,
+        routed and approved (or left pending approval) and queued for their rail. One
+        transaction. With `atomic`, any request refused, or any payment that cannot be routed
+        or approved, refuses them all (`IntakeRefused`, naming the first) and nothing is
+        created."""
+        with self._service.session() as session:
+            at_us = session.at_us
+            liquidity = Liquidity(session.transaction, self._pool, self._capabilities)
+            intakes, planned = take_in(
+                session, self._records.writes(session.write_session), self._routes, liquidity,
+                requests, atomic=atomic,
+            )
+        # Once committed, and only what this call created: a replayed request (the same key)
+        # is already with its rail or in a queue, and announcing a deposit twice would have
+        # the rail refuse it as a duplicate, which fails it.
+        for intake in intakes:
+            if isinstance(intake.outcome, Payment) and intake.outcome.id in planned:
+                planned.discard(intake.outcome.id)  # once, however often its key came
+                self._follow(intake.outcome, intake.route, at_us)
+        self._announcements.send()
+        return intakes
+
+    def _follow(self, payment: Payment, route: RouteRecord | None, at_us: int) -> None:
+        """After a commit: queue what is approved, remember deposits to announce."""
+        if payment.kind.inbound and payment.state is S.SCREENED and payment.channel:
+            self._announcements.expect(payment.channel, payment)
+        elif payment.state is S.APPROVED and payment.channel is not None:
+            self._batches.enqueue(payment, route.attempt if route else 1, at_us)
+
+    # --- approvals made elsewhere (CLI, API, console) ---------------------------------------
+
+    def approve(self, payment_ids: Sequence[str]) -> list[Outcome]:
+        """An approver's decision: approve, and queue once committed."""
+        with self._service.session() as session:
+            at_us = session.at_us
+            outcomes = session.act([Step(pid, Action.APPROVE) for pid in payment_ids])
+            routes = self._records.writes(session.write_session).routes(payment_ids)
+        for outcome in outcomes:
+            if isinstance(outcome, Payment):
+                attempts = routes.get(outcome.id, [])
+                self._follow(outcome, attempts[-1] if attempts else None, at_us)
+        return outcomes
+
+    def _rescan(self, now_us: int) -> None:
+        """Queue approved payments this process did not approve itself (an approver's call
+        through another process, or a restart), at most every `rescan_us`."""
+        if self._last_scan_us is not None and now_us - self._last_scan_us < self._policy.rescan_us:
+            return
+        self._last_scan_us = now_us
+        after: str | None = None
+        while True:
+            page = self._service.list(state=S.APPROVED, limit=RESCAN_PAGE, after_id=after)
+            if not page:
+                break
+            routes = self._records.reads.routes_of(
+                [p.id for p in page if not self._batches.is_queued(p.id)]
+            )
+            for payment in page:
+                attempts = routes.get(payment.id, [])
+                self._batches.enqueue(payment, attempts[-1].attempt if attempts else 1, now_us)
+            after = page[-1].id
+        # What is in transit, as the store has it, read once when this dispatcher starts (or
+        # after a failed tick): after a restart too, a payment a rail never answered for shows
+        # as stuck. From then on this dispatcher tracks what it sends itself.
+        if self._in_transit_read:
+            return
+        self._in_transit_read = True
+        for state in (S.SUBMITTED, S.CLEARED):
+            after = None
+            while True:
+                page = self._service.list(state=state, limit=RESCAN_PAGE, after_id=after)
+                if not page:
+                    break
+                for payment in page:
+                    if not payment.kind.inbound:
+                        self._batches.in_transit(payment)
+                after = page[-1].id
+
+    # --- the tick ---------------------------------------------------------------------------
+
+    def tick(self) -> TickReport:
+        """Poll every rail, apply what it reported, fail over what failed, and send what is
+        due. Work goes in bounded slices, each one ledger transaction followed by its sends:
+        the ledger takes at most BATCH_COMMANDS_MAX commands in one transaction, and a tick
+        too large for one must not stop the dispatcher (it would fail the same way on every
+        later tick while its inbox grew)."""
+        now = self._clock.now_us()
+        report = TickReport(at_us=now)
+        self._rescan(now)
+        for rail in self._rails.values():
+            self._inbox.deliver(rail.poll(now))
+        # This tick's outcomes; refusals of its own sends join the inbox behind them and wait
+        # for the next tick, as any report arriving now would.
+        budget = len(self._inbox)
+        while True:
+            delivered = self._inbox.first(min(OUTCOMES_PER_TRANSACTION, budget))
+            due: list[Due] = []
+            try:
+                with self._service.session() as session:
+                    writes = self._records.writes(session.write_session)
+                    self._batches.write_receipts(writes)
+                    if delivered:
+                        self._outcomes.apply(session, writes, delivered, report)
+                    due = self._batches.submit_due(session, report, SUBMITS_PER_TRANSACTION)
+            except BaseException:
+                # Nothing of this slice was written, but its queues changed in memory
+                # (payments taken off to be sent, failovers queued): the store is the truth,
+                # and the next tick's rescan rebuilds the queues from it. The outcomes stay
+                # in the inbox.
+                self._forget_queues()
+                raise
+            self._inbox.applied(len(delivered))
+            budget -= len(delivered)
+            self._batches.receipts_written()
+            self._batches.send(due, report)
+            submitted = sum(len(items) for _, _, items in due)
+            if budget == 0 and submitted < SUBMITS_PER_TRANSACTION:
+                break
+            if not delivered and not submitted:
+                break  # nothing moved in this slice: what is left waits for the next tick
+        self._announcements.send()
+        report.queued = self._batches.queued()
+        report.stuck = self._batches.stuck(now)
+        return report
+
+    def _forget_queues(self) -> None:
+        self._batches.forget()
+        self._last_scan_us = None
+        self._in_transit_read = False
+
+    def flush_records(self) -> None:
+        """Write what the last sends returned, without waiting for the next tick."""
+        if self._batches.has_receipts():
+            with self._service.session() as session:
+                self._batches.write_receipts(self._records.writes(session.write_session))
+            self._batches.receipts_written()

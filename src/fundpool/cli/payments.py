@@ -86,13 +86,14 @@ from fundpool.payments.model import (
     PaymentState,
     UnknownPayment,
 )
+from fundpool.payments.records import RouteRecord
 from fundpool.payments.service import PaymentService, Step
 from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
 from fundpool.routing.decision import RoutingDecision
 from fundpool.runtime import SystemClock, system_ids
 from fundpool.sim.rails import payout_router, simulated_rails
 from fundpool.stores import payment_store
-from fundpool.stores.dispatch_sql import RouteRecord, dispatch_records
+from fundpool.stores.dispatch_sql import SqlDispatchRecords, dispatch_records
 
 app = typer.Typer(
     name="payment",
@@ -314,7 +315,8 @@ def dispatching(s: Session, config: ConfigOption, pool: PoolOption) -> Dispatchi
     rails = simulated_rails(declared, chosen, seed=seed, instance=instance)
     router = payout_router(declared, rails, seed=seed)
     return Dispatching(declared, chosen, payments,
-                       Dispatcher(payments, rails, router, clock, ids))
+                       Dispatcher(payments, rails, router, clock, ids,
+                                  records=SqlDispatchRecords(s.store)))
 
 
 def read_payout_file(path: Path) -> bytes:

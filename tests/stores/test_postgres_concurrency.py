@@ -236,7 +236,7 @@ def test_a_writer_waits_for_the_lock_and_gives_up_with_a_store_error() -> None:
         # Another process holds the ledger's lock (it is in the middle of a batch).
         with psycopg.connect(PG_URL) as other:
             other.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(store.schema),))
-            store._connection.execute("SET lock_timeout = '200ms'")
+            store.db.connection().execute("SET lock_timeout = '200ms'")
             with pytest.raises(StoreError, match="could not begin a write"), store.write():
                 pass
             assert store.head().seq == 0  # reads do not wait for writers
@@ -258,7 +258,7 @@ def test_a_connection_the_server_dropped_is_opened_again() -> None:
 
     def kill_backend() -> None:
         with psycopg.connect(PG_URL, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (store._connection.info.backend_pid,))
+            admin.execute("SELECT pg_terminate_backend(%s)", (store.db.connection().info.backend_pid,))
 
     try:
         store.initialise()

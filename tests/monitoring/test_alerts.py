@@ -1,4 +1,5 @@
-"""Alert rules and SLOs from YAML, and the alert life (src/fundpool/monitoring/alerts.py).
+"""Alert rules and SLOs from YAML, and the alert life (src/fundpool/monitoring/alerting/,
+src/fundpool/stores/alerts_sql.py).
 
 - the rules file: the shipped example validates; bad YAML, an unknown KPI, a bad severity, a
   negative window … each give a clear error naming the rule at fault;
@@ -13,10 +14,11 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,21 +34,20 @@ from fundpool.core.ledger.model import Posting
 from fundpool.events.model import AlertChanged, Event, PaymentTransitioned
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
-from fundpool.monitoring.alerts import (
+from fundpool.monitoring.alerting.engine import (
     AlertEngine,
     AlertNotFiring,
-    AlertRules,
     InvalidActor,
-    InvalidAlertRules,
     UnknownAlert,
-    burn_rate,
-    load_rules,
-    load_rules_file,
 )
+from fundpool.monitoring.alerting.reload import AlertRules
+from fundpool.monitoring.alerting.rules import InvalidAlertRules, load_rules, load_rules_file
+from fundpool.monitoring.alerting.slo import burn_rate, counts_since
 from fundpool.monitoring.kpis import HOUR_US, KPIS, MINUTE_US
 from fundpool.monitoring.service import Monitor, outbox_reader
 from fundpool.pool.config import load_config
 from fundpool.pool.setup import init_pool
+from fundpool.stores.alerts_sql import SqlAlertStore
 from fundpool.stores.sqlite import SqliteStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +57,7 @@ CONFIG = load_config(EXAMPLE_POOL)
 SECOND = 1_000_000
 T0 = 1_767_225_600_000_000  # ManualClock's start, on every bucket boundary
 BANK_A = "pool:main:usd:bank-a:available"
+WAIT_S = 30  # the bound on waiting for a background thread, however busy the machine
 
 DEPTH_RULE = """
 rules:
@@ -263,12 +265,23 @@ def alert_events(store: LedgerStore) -> list[Event]:
 
 def engine_on(ledger: Ledger, clock: ManualClock, rules: AlertRules) -> AlertEngine:
     monitor = Monitor(ledger.store, CONFIG, clock)
-    return AlertEngine(ledger, monitor, rules, ids=Uuid7Ids.seeded(11))
+    return AlertEngine(ledger, monitor, rules, table=SqlAlertStore(ledger.store),
+                       ids=Uuid7Ids.seeded(11))
 
 
 def step(engine: AlertEngine, clock: ManualClock, seconds: float = 60) -> None:
     clock.advance(seconds=seconds)
     engine.monitor.step()
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = WAIT_S) -> bool:
+    """Poll `condition` until it holds (True) or `timeout_s` has passed (False)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 @pytest.fixture
@@ -444,9 +457,8 @@ def test_an_engine_can_evaluate_in_the_background(
     engine = engine_on(pool_ledger, clock, AlertRules(text=DEPTH_RULE.format(extra="")))
     engine.follow(interval_s=0.01)
     try:
-        deadline = time.monotonic() + 10
-        while not engine.active() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # The thread commits the alert before it keeps its report: wait for both.
+        assert wait_until(lambda: bool(engine.active()) and engine.last_report is not None)
     finally:
         engine.stop()
     assert [a.rule for a in engine.active()] == ["bank-a-usd-low"]
@@ -594,6 +606,32 @@ def test_burn_rate_is_the_error_rate_over_the_error_budget(
     # burning at exactly 1 spends exactly the budget: the SLI is then the objective
     assert (burn == 1) == (Fraction(good, good + bad) == objective)
     assert (burn > 1) == (Fraction(good, good + bad) < objective)
+
+
+def test_window_counts_from_cumulative_samples() -> None:
+    assert counts_since((150, 200), None) == (0, 0)  # no sample yet: no data
+    assert counts_since((150, 200), (100, 120)) == (50, 80)
+    # fewer events now than in the sample: the projection was rebuilt, counting starts again
+    assert counts_since((7, 9), (100, 120)) == (7, 9)
+
+
+def test_the_alerting_package_reaches_its_store_only_through_its_port() -> None:
+    """No module of `fundpool.monitoring.alerting` imports an adapter or an entry point: the
+    SQL store (`fundpool.stores.alerts_sql`) is handed to the engine as an `AlertStore`."""
+    package = ROOT / "src" / "fundpool" / "monitoring" / "alerting"
+    above = ("fundpool.stores", "fundpool.server", "fundpool.cli", "fundpool.console",
+             "fundpool.bus", "fundpool.events.nats")
+    found: list[str] = []
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [f"{path.name}: {n}" for n in names if n.startswith(above)]
+    assert found == []
 
 
 # --- the CLI -----------------------------------------------------------------------------------

@@ -14,13 +14,15 @@ from prometheus_client.samples import Sample
 
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.ledger.service import Ledger
-from fundpool.monitoring.alerts import AlertEngine, AlertRules
+from fundpool.monitoring.alerting.engine import AlertEngine
+from fundpool.monitoring.alerting.reload import AlertRules
 from fundpool.monitoring.kpis import KpiContext, compute_kpis
 from fundpool.monitoring.service import Monitor
 from fundpool.pool.config import load_config
 from fundpool.server.alerting import alert_source, kpi_source
 from fundpool.server.app import create_app
 from fundpool.sim.traffic import Simulation
+from fundpool.stores.alerts_sql import SqlAlertStore
 from fundpool.stores.sqlite import SqliteStore
 
 with warnings.catch_warnings():
@@ -61,7 +63,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Monitor, A
     sim.run(rate_per_s=50, duration_s=5, speed=60, advance=lambda s: clock.advance(seconds=s))
     monitor = Monitor(store, config, clock)
     monitor.step()
-    engine = AlertEngine(ledger, monitor, AlertRules(text=RULES), ids=Uuid7Ids.seeded(6))
+    engine = AlertEngine(ledger, monitor, AlertRules(text=RULES), table=SqlAlertStore(store),
+                         ids=Uuid7Ids.seeded(6))
     engine.evaluate()
     yield monitor, engine
     store.close()
@@ -138,7 +141,8 @@ def test_a_broken_rules_file_shows_on_metrics(tmp_path: Path,
     path = tmp_path / "alerts.yaml"
     path.write_text(RULES)
     rules = AlertRules(path)
-    broken = AlertEngine(engine.ledger, monitor, rules, ids=Uuid7Ids.seeded(8))
+    broken = AlertEngine(engine.ledger, monitor, rules,
+                         table=SqlAlertStore(engine.ledger.store), ids=Uuid7Ids.seeded(8))
     path.write_text("rules: [ {id: x, kpi: nope} ]\n")
     rules.check()
     assert rules.last_error is not None

@@ -20,7 +20,8 @@ from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.events.model import PaymentTransitioned
 from fundpool.ledger.docs import iso
 from fundpool.ledger.service import Ledger
-from fundpool.monitoring.alerts import AlertEngine, AlertRules
+from fundpool.monitoring.alerting.engine import AlertEngine
+from fundpool.monitoring.alerting.reload import AlertRules
 from fundpool.monitoring.kpis import KPIS
 from fundpool.runtime import SystemClock
 from fundpool.server.main import build_app

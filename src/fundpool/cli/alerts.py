@@ -42,9 +42,11 @@ from fundpool.pool.config import load_config
 from fundpool.runtime import SystemClock
 
 if TYPE_CHECKING:
-    from fundpool.monitoring.alerts import AlertRecord, EvaluationReport, InvalidAlertRules
+    from fundpool.monitoring.alerting.engine import EvaluationReport
+    from fundpool.monitoring.alerting.ports import AlertRecord
+    from fundpool.monitoring.alerting.rules import InvalidAlertRules
 
-# fundpool.monitoring.alerts (pydantic models) is imported by the commands that need it: every
+# fundpool.monitoring.alerting (pydantic models) is imported by the commands that need it: every
 # other `fundpool` command would pay a third of a second to start otherwise.
 
 ALERTS_ENV = "FUNDPOOL_ALERTS"
@@ -97,7 +99,7 @@ def check(
     as_json: JsonOption = False,
 ) -> None:
     """Validate a rules file: exit 2 with every problem found, each naming its rule."""
-    from fundpool.monitoring.alerts import InvalidAlertRules, load_rules_file
+    from fundpool.monitoring.alerting.rules import InvalidAlertRules, load_rules_file
 
     try:
         rules = load_rules_file(file)
@@ -204,14 +206,16 @@ def evaluate(
 ) -> None:
     """Apply the events not yet applied, evaluate the rules once, print what fired and what
     resolved (with the KPIs and SLOs as they stand)."""
-    from fundpool.monitoring.alerts import AlertEngine, AlertRules
+    from fundpool.monitoring.alerting.engine import AlertEngine
+    from fundpool.monitoring.alerting.reload import AlertRules
+    from fundpool.stores.alerts_sql import SqlAlertStore
 
     with session(data_dir, db_url, as_json) as s:
         declared = load_config(config_path(config))
         holder = AlertRules(rules_path(rules))
         monitor = Monitor(s.store, declared, SystemClock())
         monitor.step()
-        engine = AlertEngine(s.ledger(), monitor, holder)
+        engine = AlertEngine(s.ledger(), monitor, holder, table=SqlAlertStore(s.store))
         report = engine.evaluate()
         active = engine.active()
         doc = {**report.to_dict(), "active": [a.to_dict() for a in active]}
@@ -230,10 +234,10 @@ def list_alerts(
     as_json: JsonOption = False,
 ) -> None:
     """The active alerts (firing or acknowledged); `--all` for the history."""
-    from fundpool.monitoring.alerts import AlertStore
+    from fundpool.stores.alerts_sql import SqlAlertStore
 
     with session(data_dir, db_url, as_json) as s:
-        table = AlertStore(s.store)
+        table = SqlAlertStore(s.store)
         table.ensure_now(s.ledger())
         records = table.history(limit, pool) if show_all else table.active(pool)
         s.emit({"alerts": [r.to_dict() for r in records]},
@@ -250,10 +254,11 @@ def ack(
     as_json: JsonOption = False,
 ) -> None:
     """Acknowledge a firing alert (an `alert.acknowledged` event with who did it)."""
-    from fundpool.monitoring.alerts import AlertStore, acknowledge
+    from fundpool.monitoring.alerting.engine import acknowledge
+    from fundpool.stores.alerts_sql import SqlAlertStore
 
     with session(data_dir, db_url, as_json) as s:
-        record = acknowledge(s.ledger(), AlertStore(s.store), alert_id, by,
+        record = acknowledge(s.ledger(), SqlAlertStore(s.store), alert_id, by,
                              at_us=SystemClock().now_us())
         s.emit(record.to_dict(), Text(f"alert {record.id} ({record.rule}, {record.subject}) "
                                       f"acknowledged by {record.acknowledged_by}"))
@@ -262,7 +267,7 @@ def ack(
 @app.command()
 def kpis(as_json: JsonOption = False) -> None:
     """The KPI library: formula, unit, parameters, default alert and panel of each."""
-    from fundpool.monitoring.alerts import templates_doc
+    from fundpool.monitoring.alerting.docs import templates_doc
 
     if as_json:
         emit_json({"kpis": templates_doc()})

@@ -84,7 +84,7 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
-    from fundpool.monitoring.alerts import AlertRules
+    from fundpool.monitoring.alerting.reload import AlertRules
     from fundpool.pool.config import load_config
     from fundpool.server.settings import as_environment, load_settings
 

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from fundpool.monitoring.alerts import AlertEngine, AlertRules
+from fundpool.monitoring.alerting.engine import AlertEngine
+from fundpool.monitoring.alerting.reload import AlertRules
 from fundpool.monitoring.kpis import KpiContext, compute_kpis, format_duration
 from fundpool.server.metrics import MetricSource, Scrape
 

@@ -155,10 +155,13 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     if settings.alerts is None:
         sources.append(kpi_source(None))
     else:
-        from fundpool.monitoring.alerts import AlertEngine, AlertRules
+        from fundpool.monitoring.alerting.engine import AlertEngine
+        from fundpool.monitoring.alerting.reload import AlertRules
+        from fundpool.stores.alerts_sql import SqlAlertStore
 
         held = AlertRules(settings.alerts)
-        engine = AlertEngine(Ledger(store, SystemClock(), system_ids()), monitor, held)
+        engine = AlertEngine(Ledger(store, SystemClock(), system_ids()), monitor, held,
+                             table=SqlAlertStore(store))
         sources += [kpi_source(held), alert_source(engine)]
     leadership = Leadership(monitor, settings, engine, api.idempotency)
     services: list[Service] = [leadership]

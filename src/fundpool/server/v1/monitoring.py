@@ -10,7 +10,7 @@ Amounts are exact decimal text at the asset's scale, with the minor units beside
 are decimal text too (monitoring/kpis.py `decimal_text`). Only latency percentiles in
 milliseconds are JSON numbers: they are durations, never money.
 
-Alerts live in the ledger's `alerts` table (monitoring/alerts.py); acknowledging one writes the
+Alerts live in the ledger's `alerts` table (stores/alerts_sql.py); acknowledging one writes the
 row and its `alert.acknowledged` event in one ledger transaction, and goes through the API's
 idempotency store (`Idempotency-Key`). SLOs are those of the last evaluation of the alert rules
 (`Settings.alerts`), which the leading worker runs every `evaluate_every_s`.
@@ -31,14 +31,9 @@ from fundpool.auth.roles import P
 from fundpool.core.errors import FundpoolError
 from fundpool.ledger.docs import iso
 from fundpool.ledger.service import Ledger
-from fundpool.monitoring.alerts import (
-    AlertEngine,
-    AlertRecord,
-    AlertStore,
-    UnknownAlert,
-    acknowledge,
-    templates_doc,
-)
+from fundpool.monitoring.alerting.docs import templates_doc
+from fundpool.monitoring.alerting.engine import AlertEngine, UnknownAlert, acknowledge
+from fundpool.monitoring.alerting.ports import AlertRecord, AlertStore
 from fundpool.monitoring.docs import figures_doc
 from fundpool.monitoring.figures import (
     counter_series,
@@ -67,6 +62,7 @@ from fundpool.server.v1.pagination import (
 )
 from fundpool.server.v1.problems import PROBLEMS, parse_instant
 from fundpool.server.v1.security import SecuredRouter, needs, principal_of
+from fundpool.stores.alerts_sql import SqlAlertStore
 from fundpool.stores.events_sql import Queryable, outbox_mark
 from fundpool.stores.projection_sql import Cursor
 
@@ -301,7 +297,7 @@ def _alerts(request: Request) -> tuple[Ledger, AlertStore]:
     kept: tuple[Ledger, AlertStore] | None = getattr(request.app.state, "alert_table", None)
     if kept is None:
         api = api_of(request)
-        kept = (Ledger(api.store, api.clock, system_ids()), AlertStore(api.store))
+        kept = (Ledger(api.store, api.clock, system_ids()), SqlAlertStore(api.store))
         request.app.state.alert_table = kept
     return kept
 

@@ -54,14 +54,9 @@ import nats
 import structlog
 from nats.js.api import StorageType
 
-from fundpool.bus.consumer import (
-    NatsConsumer,
-    NatsRelay,
-    ensure_stream,
-    message_id,
-    stream_name,
-    wire_message,
-)
+from fundpool.bus.consumer import NatsConsumer
+from fundpool.bus.relay import NatsRelay, message_id, wire_message
+from fundpool.bus.subjects import ensure_stream, stream_name
 from fundpool.core.clock import Clock, ManualClock, Uuid7Ids
 from fundpool.events.model import Event
 from fundpool.ledger.service import Ledger
@@ -210,8 +205,9 @@ def consumer_process(projection_path: str, nats_url: str, prefix: str, pools: li
                          and (item.pool, item.seq) not in held)
 
     async def main() -> None:
-        consumer = NatsConsumer(f"sqlite:///{projection_path}", nats_url, pools=pools,
-                                prefix=prefix, on_commit=record if stop is not None else None)
+        consumer = NatsConsumer(f"sqlite:///{projection_path}", nats_url, applier=Projector,
+                                pools=pools, prefix=prefix,
+                                on_commit=record if stop is not None else None)
         await consumer.start()
         await consumer.rebalance()
         ready.set()

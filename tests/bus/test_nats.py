@@ -28,19 +28,11 @@ from typing import Any
 
 import pytest
 
-from fundpool.bus.consumer import (
-    NatsConsumer,
-    NatsUnavailable,
-    connect_nats,
-    durable_name,
-    ensure_stream,
-    event_subject,
-    lease_key,
-    run_consumer,
-    run_relay,
-    stream_name,
-    wire_message,
-)
+from fundpool.bus.connection import NatsUnavailable, connect_nats
+from fundpool.bus.consumer import NatsConsumer, run_consumer
+from fundpool.bus.leases import lease_key
+from fundpool.bus.relay import run_relay, wire_message
+from fundpool.bus.subjects import durable_name, ensure_stream, event_subject, stream_name
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.events.model import encode
 from fundpool.ledger.service import Ledger
@@ -246,8 +238,8 @@ def test_relay_and_consumer_give_the_in_process_projection(
     assert asyncio.run(_stream_messages(prefix)) == reference.heads
 
     url = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
-    consumed = run_consumer(url, NATS_URL, prefix=prefix, until_seq=reference.heads,
-                            stop_after_s=30)
+    consumed = run_consumer(url, NATS_URL, applier=Projector, prefix=prefix,
+                            until_seq=reference.heads, stop_after_s=30)
     assert consumed.applied == reference.last_pos
     assert (consumed.duplicates, consumed.rejected, consumed.terminated) == (0, 0, 0)
     assert sorted(consumed.pools) == list(POOLS)  # found by their streams
@@ -259,8 +251,8 @@ def test_publishing_everything_twice_changes_no_figure(
 ) -> None:
     run_relay(ledger, NATS_URL, once=True, prefix=prefix)
     url = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
-    run_consumer(url, NATS_URL, prefix=prefix, pools=POOLS, until_seq=reference.heads,
-                 stop_after_s=30)
+    run_consumer(url, NATS_URL, applier=Projector, prefix=prefix, pools=POOLS,
+                 until_seq=reference.heads, stop_after_s=30)
 
     # A relay that lost its cursor publishes it all again: JetStream drops every message
     # (same Nats-Msg-Id within the duplicate window).
@@ -284,8 +276,8 @@ def test_publishing_everything_twice_changes_no_figure(
         await nc.close()
 
     asyncio.run(republish())
-    consumed = run_consumer(url, NATS_URL, prefix=prefix, pools=POOLS, until_idle_s=1.0,
-                            stop_after_s=30)
+    consumed = run_consumer(url, NATS_URL, applier=Projector, prefix=prefix, pools=POOLS,
+                            until_idle_s=1.0, stop_after_s=30)
     assert consumed.duplicates == len(rows)
     assert consumed.applied == 0
     assert_same_projection(url, reference)
@@ -327,11 +319,11 @@ def test_out_of_order_duplicate_and_unreadable_messages(
     url = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
 
     async def consume() -> Any:
-        consumer = NatsConsumer(url, NATS_URL, pools=["main"], prefix=prefix,
-                                nak_delay_s=0.2, batch=100, max_parked=50)
+        consumer = NatsConsumer(url, NATS_URL, applier=Projector, pools=["main"],
+                                prefix=prefix, nak_delay_s=0.2, batch=100, max_parked=50)
         first = asyncio.ensure_future(consumer.run(until_seq={"main": 600}, stop_after_s=20))
         await asyncio.sleep(1.0)
-        assert consumer.projector.store.cursor("main").seq == 4  # stuck before the gap
+        assert consumer.store.cursor("main").seq == 4  # stuck before the gap
         await publish([withheld])
         return await first
 
@@ -353,8 +345,10 @@ def test_consumers_share_pools_by_lease_and_take_over(
     prefix: str, pg_projections: str
 ) -> None:
     async def scenario() -> None:
-        first = NatsConsumer(pg_projections, NATS_URL, pools=POOLS, prefix=prefix)
-        second = NatsConsumer(pg_projections, NATS_URL, pools=POOLS, prefix=prefix)
+        first = NatsConsumer(pg_projections, NATS_URL, applier=Projector, pools=POOLS,
+                             prefix=prefix)
+        second = NatsConsumer(pg_projections, NATS_URL, applier=Projector, pools=POOLS,
+                              prefix=prefix)
         await first.start()
         await second.start()
         try:
@@ -367,7 +361,7 @@ def test_consumers_share_pools_by_lease_and_take_over(
             await second.rebalance()  # … which the other takes
             assert sorted(first.leased + second.leased) == list(POOLS)
             # The first dies: its connection closes, its locks go with it.
-            first.projector.store.close()
+            first.store.close()
             await second.rebalance()
             assert second.leased == list(POOLS)
         finally:

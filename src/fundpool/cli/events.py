@@ -30,22 +30,16 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from fundpool.bus.connection import DEFAULT_NATS_URL, connect_nats
 from fundpool.bus.consumer import (
     ACK_WAIT_S,
-    DEFAULT_NATS_URL,
-    DEFAULT_PREFIX,
-    DURABLE_PREFIX,
     PULL_BATCH,
-    RELAY_CURSOR,
     NatsConsumer,
-    NatsRelay,
-    RelayReport,
-    connect_nats,
-    durable_name,
     open_projections,
     projection_url,
-    stream_name,
 )
+from fundpool.bus.relay import RELAY_CURSOR, NatsRelay, RelayReport
+from fundpool.bus.subjects import DEFAULT_PREFIX, DURABLE_PREFIX, durable_name, stream_name
 from fundpool.cli.ledger import (
     DataDirOption,
     DbUrlOption,
@@ -58,6 +52,7 @@ from fundpool.cli.ledger import (
 )
 from fundpool.core.errors import FundpoolError, StoreError
 from fundpool.ledger.ports import LedgerStore
+from fundpool.monitoring.projector import Projector
 from fundpool.stores.events_sql import outbox_reader
 
 app = typer.Typer(
@@ -220,7 +215,7 @@ def consume(
         with session(data_dir, db_url, as_json) as s:
             url = projections_of(s.store, None)
     with reported(as_json), stop_on_signals() as stop:
-        consumer = NatsConsumer(url, nats_url, pools=pool or None,
+        consumer = NatsConsumer(url, nats_url, applier=Projector, pools=pool or None,
                                 durable_prefix=durable_prefix, prefix=prefix,
                                 ack_wait_s=ack_wait, batch=batch)
         report = asyncio.run(consumer.run(until_idle_s=until_idle, stop=stop))

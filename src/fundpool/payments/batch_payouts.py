@@ -21,7 +21,8 @@ from fundpool.core.errors import FundpoolError
 from fundpool.payments.csv_batch import PayoutFile
 from fundpool.payments.dispatch import Dispatcher, Intake
 from fundpool.payments.model import Payment, PaymentState
-from fundpool.payments.service import CALL_ITEMS_MAX, PaymentService
+from fundpool.payments.service import PaymentService
+from fundpool.payments.session import CALL_ITEMS_MAX
 
 
 class PayoutFileHasErrors(FundpoolError):

@@ -53,7 +53,7 @@ from fundpool.core.errors import AmountOverflow, FundpoolError, InvariantViolati
 from fundpool.core.ledger.model import check_idempotency_key, is_storable_text
 from fundpool.core.money import SCALE_MAX, Asset, parse_amount
 from fundpool.payments.model import PaymentKind, PaymentRequest
-from fundpool.payments.service import NOT_FOR_PAYOUTS, TEXT_FIELD_LENGTH_MAX
+from fundpool.payments.rules import NOT_FOR_PAYOUTS, TEXT_FIELD_LENGTH_MAX
 from fundpool.pool.config import ChannelConfig, FundpoolConfig, Limits, PoolConfig
 
 PAYOUT_CSV_BYTES_MAX = 5 * 1024 * 1024

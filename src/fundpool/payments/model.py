@@ -239,3 +239,20 @@ class PaymentEvent:
     at_us: int
     entry_ids: tuple[str, ...] = ()
     reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One action on one payment. `channel` (and `destination_channel`) choose the rail when
+    routing; `reason` is kept with the event."""
+
+    payment_id: str
+    action: Action
+    channel: str | None = None
+    destination_channel: str | None = None
+    reason: str | None = None
+    fee_minor: int | None = None  # on ROUTE: the chosen rail's quoted fee (else the schedule's)
+
+
+# What one item of a call came to: the payment as it now stands, or why not.
+Outcome = Payment | FundpoolError

@@ -32,10 +32,10 @@ from fundpool.core.errors import FundpoolError
 from fundpool.payments.dispatch.inbox import Inbox
 from fundpool.payments.dispatch.policy import DispatchPolicy
 from fundpool.payments.dispatch.report import TickReport
-from fundpool.payments.model import Action, Payment
+from fundpool.payments.model import Action, Payment, Step
 from fundpool.payments.ports import DispatchRecordWrites
 from fundpool.payments.records import BatchRecord
-from fundpool.payments.service import PaymentSession, Step
+from fundpool.payments.session import PaymentSession
 
 
 @dataclass(frozen=True, slots=True)

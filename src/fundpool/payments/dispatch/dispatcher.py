@@ -32,10 +32,10 @@ from fundpool.payments.dispatch.policy import (
 )
 from fundpool.payments.dispatch.report import TickReport
 from fundpool.payments.dispatch.routes import RouteChooser
-from fundpool.payments.model import Action, Payment, PaymentRequest, PaymentState
+from fundpool.payments.model import Action, Outcome, Payment, PaymentRequest, PaymentState, Step
 from fundpool.payments.ports import DispatchRecordReads, DispatchRecords
 from fundpool.payments.records import RouteRecord
-from fundpool.payments.service import Outcome, PaymentService, Step
+from fundpool.payments.service import PaymentService
 from fundpool.routing.router import RoutingStrategy
 
 S = PaymentState

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from fundpool.payments.dispatch.liquidity import Liquidity
 from fundpool.payments.dispatch.report import TickReport
 from fundpool.payments.dispatch.routes import RouteChooser, steps_after_route
-from fundpool.payments.model import Action, Payment
+from fundpool.payments.model import Action, Payment, Step
 from fundpool.payments.ports import DispatchRecordWrites
 from fundpool.payments.records import RouteRecord
-from fundpool.payments.service import PaymentSession, Step
+from fundpool.payments.session import PaymentSession
 
 
 def fail_over(

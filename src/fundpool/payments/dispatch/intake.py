@@ -20,10 +20,10 @@ from fundpool.payments.dispatch.routes import (
     route_reason,
     steps_after_route,
 )
-from fundpool.payments.model import Action, Payment, PaymentRequest, PaymentState
+from fundpool.payments.model import Action, Outcome, Payment, PaymentRequest, PaymentState, Step
 from fundpool.payments.ports import DispatchRecordWrites
 from fundpool.payments.records import RouteRecord
-from fundpool.payments.service import CALL_ITEMS_MAX, Outcome, PaymentSession, Step
+from fundpool.payments.session import CALL_ITEMS_MAX, PaymentSession
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,10 +32,18 @@ from fundpool.payments.dispatch.failover import fail_over
 from fundpool.payments.dispatch.liquidity import Liquidity
 from fundpool.payments.dispatch.report import TickReport
 from fundpool.payments.dispatch.routes import RouteChooser
-from fundpool.payments.model import Action, Payment, PaymentKind, PaymentState, next_state
+from fundpool.payments.model import (
+    Action,
+    Outcome,
+    Payment,
+    PaymentKind,
+    PaymentState,
+    Step,
+    next_state,
+)
 from fundpool.payments.ports import DispatchRecordWrites
 from fundpool.payments.records import OutcomeRecord, RouteRecord
-from fundpool.payments.service import Outcome, PaymentSession, Step
+from fundpool.payments.session import PaymentSession
 from fundpool.routing.router import RoutingStrategy
 
 S = PaymentState

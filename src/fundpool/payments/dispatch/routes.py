@@ -22,9 +22,9 @@ from typing import Any
 from fundpool.channels.ports import Capabilities, ChannelAdapter
 from fundpool.core.errors import invariant
 from fundpool.payments.dispatch.liquidity import Liquidity
-from fundpool.payments.model import Action, Payment
+from fundpool.payments.model import Action, Payment, Step
 from fundpool.payments.records import RouteRecord
-from fundpool.payments.service import NOT_FOR_PAYOUTS, Step
+from fundpool.payments.rules import NOT_FOR_PAYOUTS
 from fundpool.routing.decision import Exclusion
 from fundpool.routing.router import RoutingStrategy
 

@@ -1,0 +1,332 @@
+"""What a payment request and a step mean in a pool, before anything is written: the request
+checks, a new payment with its fee, and each step checked and turned into what it posts.
+
+`PaymentRules` reads only the pool's configuration (channels, their limits and fee schedules,
+merchants, approval thresholds, instant settlement): no store, no transaction. The unit of
+work (session.py) applies what it plans.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from fundpool.core.clock import IdSource
+from fundpool.core.ledger.model import (
+    Command,
+    Linked,
+    check_idempotency_key,
+    check_metadata,
+    is_storable_text,
+)
+from fundpool.core.money import check_amount
+from fundpool.payments.instant import (
+    MERCHANT_KEY,
+    advance,
+    advanced,
+    merchant_commands,
+    merchant_of,
+)
+from fundpool.payments.model import (
+    Action,
+    AmountOutsideLimits,
+    ApprovalRequired,
+    IllegalTransition,
+    InvalidPayment,
+    Payment,
+    PaymentEvent,
+    PaymentKind,
+    PaymentRequest,
+    PaymentState,
+    Step,
+    next_state,
+)
+from fundpool.payments.postings import Move, commands_for, outbound_moves, transfer_of
+from fundpool.pool.config import ChannelKind, FundpoolConfig, OwnerKind, PoolConfig
+
+TEXT_FIELD_LENGTH_MAX = 256
+# Rails that only move money inside the pool never carry a payout to the outside world.
+NOT_FOR_PAYOUTS = frozenset({ChannelKind.BOOK})
+# Outbound steps whose moves are summed per wave into one entry per kind (ADR 0008).
+AGGREGATED_ACTIONS = frozenset({Action.APPROVE, Action.SUBMIT, Action.SETTLE})
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStep:
+    """A checked step waiting for its ledger command's result (`index`: its place in the
+    call)."""
+
+    index: int
+    before: Payment
+    routed: Payment  # `before` with the channel and fee routing chose (else the same)
+    step: Step
+    target: PaymentState
+    command: Command | None
+    fallback: Command | None = None  # applied instead when `command` is refused
+    # For outbound approve/submit/settle: the moves, summed with the wave's others into one
+    # entry; `command` (one entry for this step alone) is then built only if that is refused.
+    moves: tuple[Move, ...] | None = None
+
+    def single(self) -> Command | None:
+        if self.command is None and self.moves:
+            return transfer_of(self.routed, self.step.action, self.moves)
+        return self.command
+
+    @property
+    def posts(self) -> bool:
+        return self.command is not None or bool(self.moves)
+
+    def done(self, at_us: int, entry_ids: tuple[str, ...]) -> tuple[Payment, PaymentEvent]:
+        p = self.routed
+        after = Payment(
+            p.id, p.pool, p.kind, p.asset, p.amount_minor, p.fee_minor, p.channel,
+            p.destination_channel, p.counterparty, p.reference, self.target,
+            p.approval_required, p.created_at_us, at_us, p.idempotency_key, p.request_hash,
+            p.metadata, p.version + 1,
+        )
+        event = PaymentEvent(
+            p.id, after.version, self.step.action, self.before.state, self.target, at_us,
+            entry_ids, self.step.reason,
+        )
+        return after, event
+
+
+class PaymentRules:
+    """The pool's rules for its payments (see the module's docstring)."""
+
+    def __init__(self, config: FundpoolConfig, pool: PoolConfig, ids: IdSource) -> None:
+        self._config = config
+        self._pool = pool
+        self._ids = ids
+        self._channels = {c.id: c for c in config.channels if c.id in pool.channels}
+        self._merchants = {o.id for o in config.owners if o.kind is OwnerKind.MERCHANT}
+
+    @property
+    def pool_id(self) -> str:
+        return self._pool.id
+
+    # --- creation -------------------------------------------------------------------------
+
+    def new_payment(self, request: PaymentRequest, key: str | None, at_us: int) -> Payment:
+        """A new payment in state `initiated`, checked (its request, its key, the channel's
+        limits and fee schedule); raises the first problem found."""
+        self._check_request(request)
+        check_idempotency_key(key)
+        fee = self._fee(request.kind, request.channel, request.asset, request.amount_minor)
+        return Payment(
+            id=self._ids.new_id(at_us),
+            pool=self._pool.id,
+            kind=request.kind,
+            asset=request.asset,
+            amount_minor=request.amount_minor,
+            fee_minor=fee,
+            channel=request.channel,
+            destination_channel=request.destination_channel,
+            counterparty=request.counterparty,
+            reference=request.reference,
+            state=PaymentState.INITIATED,
+            approval_required=not request.kind.inbound
+            and self._pool.approval_required(request.asset, request.amount_minor),
+            created_at_us=at_us,
+            updated_at_us=at_us,
+            idempotency_key=key,
+            # Only a keyed request can be replayed, so only its body needs a fingerprint.
+            request_hash=b"" if key is None else _request_hash(request),
+            metadata=dict(request.metadata),
+            version=1,
+        )
+
+    def _check_request(self, request: PaymentRequest) -> None:
+        if not isinstance(request.kind, PaymentKind):
+            raise InvalidPayment("kind is deposit, payout, internal or bridge")
+        check_amount(request.amount_minor, asset=request.asset)
+        if request.amount_minor == 0:
+            raise InvalidPayment("a payment moves a positive amount", asset=request.asset)
+        check_metadata(request.metadata)
+        for name in ("counterparty", "reference"):
+            value = getattr(request, name)
+            if value is not None and (
+                not isinstance(value, str)
+                or not value
+                or len(value) > TEXT_FIELD_LENGTH_MAX
+                or not is_storable_text(value)
+            ):
+                raise InvalidPayment(
+                    f"{name} is 1 to {TEXT_FIELD_LENGTH_MAX} characters of text without NUL "
+                    "characters or unpaired surrogates"
+                )
+        if not any(request.asset in c.assets for c in self._channels.values()):
+            raise InvalidPayment(
+                "no channel of this pool carries the asset", asset=request.asset,
+                pool=self._pool.id,
+            )
+        merchant = request.metadata.get(MERCHANT_KEY)
+        if merchant is not None:
+            if not request.kind.inbound:
+                raise InvalidPayment("only a deposit is paid to a merchant")
+            if merchant not in self._merchants:
+                raise InvalidPayment("no such merchant", merchant=merchant)
+        if request.kind.inbound and request.channel is None:
+            raise InvalidPayment("a deposit names the channel it arrives on")
+        if request.channel is not None:
+            self._channel_for(request.channel, request.asset, request.amount_minor)
+            self._carries(request.kind, request.channel)
+        if request.kind.between_channels:
+            if request.destination_channel is None:
+                raise InvalidPayment("an internal or bridge transfer names its destination")
+            self._channel_for(request.destination_channel, request.asset, request.amount_minor)
+            if request.destination_channel == request.channel:
+                raise InvalidPayment("source and destination channel are the same")
+        elif request.destination_channel is not None:
+            raise InvalidPayment("only internal and bridge transfers have a destination channel")
+
+    def _channel_for(self, channel_id: str, asset: str, amount_minor: int | None = None) -> None:
+        channel = self._channels.get(channel_id)
+        if channel is None:
+            raise InvalidPayment("no such channel in this pool", channel=channel_id,
+                                 pool=self._pool.id)
+        if asset not in channel.assets:
+            raise InvalidPayment("the channel does not carry the asset", channel=channel_id,
+                                 asset=asset)
+        if amount_minor is not None:
+            limits = channel.limits_for(asset)
+            if amount_minor < limits.min_minor or (
+                limits.max_minor is not None and amount_minor > limits.max_minor
+            ):
+                raise AmountOutsideLimits(
+                    channel=channel_id, asset=asset, amount_minor=amount_minor,
+                    min_minor=limits.min_minor, max_minor=limits.max_minor,
+                )
+
+    def _carries(self, kind: PaymentKind, channel_id: str) -> None:
+        """A book rail moves money between the pool's own accounts: it never pays out to the
+        outside world (the dispatcher, the router and payout files rely on this)."""
+        if kind is PaymentKind.PAYOUT and self._channels[channel_id].kind in NOT_FOR_PAYOUTS:
+            raise InvalidPayment("a book rail carries no payout", channel=channel_id)
+
+    def _fee(self, kind: PaymentKind, channel_id: str | None, asset: str, amount: int) -> int:
+        if channel_id is None:
+            return 0  # quoted when the payment is routed
+        schedule = self._channels[channel_id].fee_schedule(asset)
+        return schedule.inbound_fee(amount) if kind.inbound else schedule.outbound_fee(amount)
+
+    # --- steps ----------------------------------------------------------------------------
+
+    def _instant_owner(self, payment: Payment) -> str | None:
+        """The merchant of a deposit whose asset has instant settlement in this pool."""
+        owner = merchant_of(payment)
+        if owner is None or payment.asset not in self._pool.instant_settlement:
+            return None
+        return owner
+
+    def plan(
+        self, index: int, payment: Payment, step: Step, history: Sequence[PaymentEvent]
+    ) -> PlannedStep:
+        """Check a step on `payment` (as it stands, with its `history` where the step needs
+        it: `needs_history`) and work out what it posts; nothing is applied yet."""
+        target = next_state(payment.kind, payment.state, step.action)
+        if target is None or (
+            step.action is Action.RETURN and payment.kind.between_channels
+        ):
+            raise IllegalTransition(
+                payment_id=payment.id, state=payment.state.value, action=step.action.value
+            )
+        before = payment
+        if step.action is Action.ROUTE:
+            payment = self._route(payment, step)
+        elif (
+            step.channel is not None
+            or step.destination_channel is not None
+            or step.fee_minor is not None
+        ):
+            raise InvalidPayment("only routing chooses a channel and its fee",
+                                 action=step.action.value)
+        if (
+            step.action is Action.APPROVE
+            and payment.state is PaymentState.ROUTED
+            and payment.approval_required
+        ):
+            raise ApprovalRequired(payment_id=payment.id)
+        if step.action in AGGREGATED_ACTIONS and not payment.kind.inbound:
+            _check_gross(payment)
+            moves = outbound_moves(payment, step.action)
+            if moves is not None:
+                return PlannedStep(index, before, payment, step, target, None, None, moves)
+        commands = commands_for(payment, step.action, history)
+        fallback: Command | None = None
+        owner = merchant_of(payment)
+        instant = self._instant_owner(payment) is not None
+        if owner is not None and (instant or advanced(history)):
+            # An advanced deposit is settled, returned or reversed as one, even if instant
+            # settlement was switched off since its clear.
+            special = merchant_commands(payment, owner, step.action, history)
+            if special is not None:
+                commands = special
+            elif step.action is Action.CLEAR and instant:
+                credit = advance(payment, owner)
+                if credit is not None:
+                    # With the advance if the caps and the rail's liquidity allow it, else
+                    # a plain clear (the merchant is then credited at settlement).
+                    fallback = commands[0]
+                    commands = (*commands, credit)
+        command: Command | None = None
+        if commands:
+            command = commands[0] if len(commands) == 1 else Linked(commands)
+        return PlannedStep(index, before, payment, step, target, command, fallback)
+
+    def _route(self, payment: Payment, step: Step) -> Payment:
+        channel = step.channel or payment.channel
+        if channel is None:
+            raise InvalidPayment("routing needs a channel", payment_id=payment.id)
+        self._channel_for(channel, payment.asset, payment.amount_minor)
+        self._carries(payment.kind, channel)
+        if step.destination_channel is not None and not payment.kind.between_channels:
+            raise InvalidPayment(
+                "only internal and bridge transfers have a destination channel",
+                payment_id=payment.id,
+            )
+        destination = step.destination_channel or payment.destination_channel
+        if payment.kind.between_channels:
+            if destination is None or destination == channel:
+                raise InvalidPayment("a transfer between channels needs two channels")
+            self._channel_for(destination, payment.asset, payment.amount_minor)
+        fee = step.fee_minor
+        if fee is None:
+            fee = self._fee(payment.kind, channel, payment.asset, payment.amount_minor)
+        else:
+            check_amount(fee, asset=payment.asset)
+        check_amount(payment.amount_minor + fee, asset=payment.asset)
+        return replace(payment, channel=channel, destination_channel=destination, fee_minor=fee)
+
+
+def needs_history(step: Step, payment: Payment | None) -> bool:
+    """Whether planning `step` needs the payment's history: a reversal does, and a merchant
+    deposit's settle and return depend on whether its clear carried an advance, which its
+    history says (whatever the configuration says now)."""
+    return step.action is Action.REVERSE or (
+        step.action in (Action.SETTLE, Action.RETURN)
+        and payment is not None and merchant_of(payment) is not None
+    )
+
+
+def _check_gross(payment: Payment) -> None:
+    """Amount and fee together must be an amount: what approve locks and submit moves."""
+    check_amount(payment.amount_minor + payment.fee_minor, asset=payment.asset)
+
+
+def _request_hash(request: PaymentRequest) -> bytes:
+    body: Mapping[str, object] = {
+        "kind": request.kind.value,
+        "asset": request.asset,
+        "amount_minor": request.amount_minor,
+        "channel": request.channel,
+        "destination_channel": request.destination_channel,
+        "counterparty": request.counterparty,
+        "reference": request.reference,
+        "metadata": dict(request.metadata),
+    }
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).digest()

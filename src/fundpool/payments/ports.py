@@ -2,7 +2,7 @@
 records live in the ledger's database, and every change to one is written in the same
 transaction as the ledger entries it posts.
 
-The stores implement these protocols (`stores/sqlite_payments.py`, `stores/postgres_payments.py`,
+The stores implement these protocols (`stores/payments_sql.py`,
 `stores/dispatch_sql.py`); whoever builds a service or a dispatcher hands it the
 implementation, so nothing in `payments` imports a store.
 """

@@ -1,13 +1,18 @@
-"""Stores: where a ledger's state lives. SQLite (embedded default) and PostgreSQL."""
+"""Stores: where a ledger's state lives. SQLite (embedded default) and PostgreSQL, both on the
+one SQL layer (fundpool.sql)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fundpool.ledger.ports import LedgerStore
 from fundpool.payments.ports import PaymentStore
+from fundpool.sql.dialect import driver_errors
+from fundpool.sql.url import parse_url, split_schema
+
+__all__ = ["DATA_DIR_ENV", "DB_URL_ENV", "DEFAULT_DATA_DIR", "driver_errors", "open_store",
+           "payment_store", "split_schema"]
 
 DEFAULT_DATA_DIR = "data"
 DATA_DIR_ENV = "FUNDPOOL_DATA_DIR"
@@ -17,21 +22,20 @@ DB_URL_ENV = "FUNDPOOL_DB_URL"
 def open_store(*, data_dir: str | Path | None = None, db_url: str | None = None) -> LedgerStore:
     """Open the store named by `db_url` (`sqlite:///path`, or `postgresql://...` with an
     optional `?schema=NAME`, default `fundpool`), else the SQLite file in `data_dir` (default:
-    $FUNDPOOL_DATA_DIR, then ./data). Does not create the schema: `initialise()` does."""
+    $FUNDPOOL_DATA_DIR, then ./data). Does not create the schema: `initialise()` does. A URL
+    of another kind is `unsupported_database_url`."""
     url = db_url or os.environ.get(DB_URL_ENV)
     if url:
-        if url.startswith(("postgresql://", "postgres://")):
+        location = parse_url(url)
+        if location.kind == "postgresql":
             from fundpool.stores.postgres import PostgresStore
 
-            connect_url, schema = split_schema(url)
-            if schema is None:
-                return PostgresStore(connect_url)
-            return PostgresStore(connect_url, schema)
-        if url.startswith("sqlite:///"):
-            from fundpool.stores.sqlite import SqliteStore
+            if location.schema is None:
+                return PostgresStore(location.target)
+            return PostgresStore(location.target, location.schema)
+        from fundpool.stores.sqlite import SqliteStore
 
-            return SqliteStore(url.removeprefix("sqlite:///"))
-        raise ValueError(f"unsupported store URL {url!r}: use sqlite:///PATH or postgresql://...")
+        return SqliteStore(location.target)
     from fundpool.stores.sqlite import SqliteStore
 
     directory = data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
@@ -40,42 +44,6 @@ def open_store(*, data_dir: str | Path | None = None, db_url: str | None = None)
 
 def payment_store(store: LedgerStore) -> PaymentStore:
     """The payments kept in the same database as `store`'s ledger."""
-    from fundpool.stores.sqlite import SqliteStore
+    from fundpool.stores.payments_sql import SqlPaymentStore
 
-    if isinstance(store, SqliteStore):
-        from fundpool.stores.sqlite_payments import SqlitePaymentStore
-
-        return SqlitePaymentStore(store)
-    from fundpool.stores.postgres import PostgresStore
-
-    if isinstance(store, PostgresStore):
-        from fundpool.stores.postgres_payments import PostgresPaymentStore
-
-        return PostgresPaymentStore(store)
-    raise TypeError(f"no payment store for {type(store).__name__}")
-
-
-def split_schema(url: str) -> tuple[str, str | None]:
-    """Take the `schema` query parameter out of a PostgreSQL URL (libpq would refuse it).
-    `PostgresStore` checks the name."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schemas = [value for key, value in query if key == "schema"]
-    rest = [(key, value) for key, value in query if key != "schema"]
-    schema = schemas[-1] if schemas else None
-    return urlunsplit(parts._replace(query=urlencode(rest))), schema
-
-
-def driver_errors() -> tuple[type[BaseException], ...]:
-    """The database drivers' own exception bases (what a store raises when the database itself
-    fails), for entry points that turn them into `store_error`."""
-    import sqlite3
-
-    errors: list[type[BaseException]] = [sqlite3.Error]
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a declared dependency
-        pass
-    else:
-        errors.append(psycopg.Error)
-    return tuple(errors)
+    return SqlPaymentStore(store)

@@ -1,0 +1,289 @@
+"""Payments beside the ledger, in either database: written on the ledger transaction's own
+connection, so a payment's change commits with the entries it posted, or not at all.
+
+One text per statement for both databases (fundpool.sql). Amounts are decimal text on SQLite
+and NUMERIC(39,0) on PostgreSQL, exact up to 2^128 - 1 either way; text keys sort by their bytes
+in both (PostgreSQL's "C" collation); an event's entry ids are a TEXT[] on PostgreSQL and
+space-separated text on SQLite (`_entry_ids`). The tables are the ledger component's migrations.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+from fundpool.core.errors import invariant
+from fundpool.ledger.ports import LOOKUP_CHUNK, WriteSession
+from fundpool.payments.model import (
+    Action,
+    Payment,
+    PaymentEvent,
+    PaymentKind,
+    PaymentState,
+)
+from fundpool.payments.ports import PaymentFilter
+from fundpool.sql.database import Database, Transaction
+from fundpool.sql.dialect import Dialect
+from fundpool.sql.query import Where
+from fundpool.stores.rows import chunks
+
+PAYMENT_COLUMNS = (
+    "id, pool, kind, asset, amount_minor, fee_minor, channel, destination_channel, "
+    "counterparty, reference, state, approval_required, created_at_us, updated_at_us, "
+    "idempotency_key, request_hash, metadata, version"
+)
+EVENT_COLUMNS = "payment_id, seq, action, from_state, to_state, at_us, entry_ids, reason"
+
+
+def metadata_json(metadata: Mapping[str, str]) -> str:
+    if not metadata:
+        return "{}"
+    return json.dumps(dict(metadata), sort_keys=True, separators=(",", ":"))
+
+
+def payment_to_row(payment: Payment, dialect: Dialect) -> tuple[Any, ...]:
+    # Amounts go as the dialect binds them (decimal text on SQLite, exact NUMERIC on
+    # PostgreSQL); the metadata as JSON text, which PostgreSQL's JSONB column parses.
+    return (
+        payment.id,
+        payment.pool,
+        payment.kind.value,
+        payment.asset,
+        dialect.amount(payment.amount_minor),
+        dialect.amount(payment.fee_minor),
+        payment.channel,
+        payment.destination_channel,
+        payment.counterparty,
+        payment.reference,
+        payment.state.value,
+        bool(payment.approval_required),
+        payment.created_at_us,
+        payment.updated_at_us,
+        payment.idempotency_key,
+        bytes(payment.request_hash),
+        metadata_json(payment.metadata),
+        payment.version,
+    )
+
+
+def payment_from_row(row: Sequence[Any]) -> Payment:
+    (pid, pool, kind, asset, amount, fee, channel, destination, counterparty, reference, state,
+     approval, created, updated, key, request_hash, metadata, version) = row
+    return Payment(
+        id=pid,
+        pool=pool,
+        kind=PaymentKind(kind),
+        asset=asset,
+        amount_minor=int(amount),
+        fee_minor=int(fee),
+        channel=channel,
+        destination_channel=destination,
+        counterparty=counterparty,
+        reference=reference,
+        state=PaymentState(state),
+        approval_required=bool(approval),
+        created_at_us=int(created),
+        updated_at_us=int(updated),
+        idempotency_key=key,
+        request_hash=bytes(request_hash),
+        metadata=_metadata_from(metadata),
+        version=int(version),
+    )
+
+
+def _metadata_from(value: Any) -> dict[str, str]:
+    if value == "{}" or not value:
+        return {}
+    if isinstance(value, str | bytes):
+        return cast(dict[str, str], json.loads(value))
+    return dict(value)
+
+
+def event_to_row(event: PaymentEvent, dialect: Dialect) -> tuple[Any, ...]:
+    return (
+        event.payment_id,
+        event.seq,
+        event.action.value,
+        None if event.from_state is None else event.from_state.value,
+        event.to_state.value,
+        event.at_us,
+        _entry_ids(event.entry_ids, dialect),
+        event.reason,
+    )
+
+
+def event_from_row(row: Sequence[Any]) -> PaymentEvent:
+    payment_id, seq, action, from_state, to_state, at_us, entry_ids, reason = row
+    return PaymentEvent(
+        payment_id=payment_id,
+        seq=int(seq),
+        action=Action(action),
+        from_state=None if from_state is None else PaymentState(from_state),
+        to_state=PaymentState(to_state),
+        at_us=int(at_us),
+        entry_ids=tuple(entry_ids.split() if isinstance(entry_ids, str) else entry_ids),
+        reason=reason,
+    )
+
+
+def _entry_ids(ids: Sequence[str], dialect: Dialect) -> Any:
+    """An event's entry ids in posting order: a TEXT[] on PostgreSQL, space-separated text on
+    SQLite (ids are UUIDs: no spaces, no JSON needed)."""
+    return list(ids) if dialect.is_postgres else " ".join(ids)
+
+
+PAYMENT_MARKS = ", ".join("?" * 18)
+EVENT_MARKS = ", ".join("?" * 8)
+
+
+class SqlPaymentWrites:
+    """The payments' side of one ledger write transaction."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+        self._dialect = tx.dialect
+
+    def _select_in(self, query: str, column: str, values: Iterable[str], *first: Any
+                   ) -> list[Any]:
+        """Rows of `query` with `{match}` where `column` is matched against `values` (after
+        the parameters `first`): one statement with an array on PostgreSQL, not prepared (as
+        in the ledger's session), chunks of marks on SQLite."""
+        wanted = list(values)
+        if not wanted:
+            return []
+        dialect = self._dialect
+        size = len(wanted) if dialect.is_postgres else LOOKUP_CHUNK
+        rows: list[Any] = []
+        for chunk in chunks(wanted, size):
+            match, params = dialect.in_values(column, chunk)
+            text = dialect.sql(query.format(match=match))
+            if dialect.is_postgres:
+                rows.extend(self._tx.connection.execute(
+                    text, (*first, *params), prepare=False).fetchall())
+            else:
+                rows.extend(self._tx.connection.execute(text, (*first, *params)).fetchall())
+        return rows
+
+    def load(self, ids: Iterable[str]) -> dict[str, Payment]:
+        rows = self._select_in(f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE {{match}}",
+                               "id", ids)
+        return {row[0]: payment_from_row(row) for row in rows}
+
+    def by_idempotency_key(self, pool: str, keys: Iterable[str]) -> dict[str, Payment]:
+        rows = self._select_in(
+            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE pool = ? AND {{match}}",
+            "idempotency_key", keys, pool,
+        )
+        return {row[14]: payment_from_row(row) for row in rows}
+
+    def events(self, ids: Iterable[str]) -> dict[str, list[PaymentEvent]]:
+        rows = self._select_in(
+            f"SELECT {EVENT_COLUMNS} FROM payment_events WHERE {{match}} "
+            "ORDER BY payment_id, seq",
+            "payment_id", ids,
+        )
+        events: dict[str, list[PaymentEvent]] = {}
+        for row in rows:
+            events.setdefault(row[0], []).append(event_from_row(row))
+        return events
+
+    def save(
+        self,
+        created: Sequence[Payment],
+        changed: Sequence[Payment],
+        events: Sequence[PaymentEvent],
+    ) -> None:
+        tx, dialect = self._tx, self._dialect
+        if created:
+            tx.many(f"INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ({PAYMENT_MARKS})",
+                    [payment_to_row(p, dialect) for p in created])
+        if changed:
+            stored = tx.many(
+                "UPDATE payments SET state = ?, fee_minor = ?, channel = ?, "
+                "destination_channel = ?, updated_at_us = ?, version = ? "
+                "WHERE id = ? AND version < ?",
+                [(p.state.value, dialect.amount(p.fee_minor), p.channel, p.destination_channel,
+                  p.updated_at_us, p.version, p.id, p.version) for p in changed],
+            )
+            invariant(stored == len(changed), "every changed payment was stored")
+        if events:
+            tx.many(f"INSERT INTO payment_events ({EVENT_COLUMNS}) VALUES ({EVENT_MARKS})",
+                    [event_to_row(e, dialect) for e in events])
+
+
+class SqlPaymentStore:
+    """The payments of the ledger in `store` (any `SqlLedgerStore`): reads on its database,
+    writes on its write sessions."""
+
+    def __init__(self, store: Any) -> None:
+        self._db: Database = store.db
+
+    def writes(self, session: WriteSession) -> SqlPaymentWrites:
+        return SqlPaymentWrites(cast(Any, session).tx)
+
+    def payment(self, payment_id: str) -> Payment | None:
+        row = self._db.one(f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?", (payment_id,))
+        return None if row is None else payment_from_row(row)
+
+    def events(self, payment_id: str) -> list[PaymentEvent]:
+        rows = self._db.rows(
+            f"SELECT {EVENT_COLUMNS} FROM payment_events WHERE payment_id = ? ORDER BY seq",
+            (payment_id,),
+        )
+        return [event_from_row(row) for row in rows]
+
+    def states(self, ids: Sequence[str]) -> dict[str, PaymentState]:
+        """The current state of each of these payments (unknown ids left out)."""
+        found: dict[str, PaymentState] = {}
+        for chunk in chunks(ids, LOOKUP_CHUNK):
+            where = Where().within("id", chunk)
+            rows = self._db.rows(f"SELECT id, state FROM payments{where}", where.params)
+            found.update((row[0], PaymentState(row[1])) for row in rows)
+        return found
+
+    def state_counts(self, pool: str) -> dict[PaymentState, int]:
+        """The pool's payments by state (states with none left out)."""
+        rows = self._db.rows(
+            "SELECT state, count(*) FROM payments WHERE pool = ? GROUP BY state", (pool,)
+        )
+        return {PaymentState(state): int(n) for state, n in rows}
+
+    def payments(
+        self, where: PaymentFilter, *, limit: int, after_id: str | None = None
+    ) -> list[Payment]:
+        clauses = Where().eq("pool", where.pool)
+        for column, value in (("state", where.state), ("kind", where.kind),
+                              ("asset", where.asset), ("channel", where.channel)):
+            clauses.eq(column, None if value is None else str(value))
+        clauses.before("id", after_id)
+        rows = self._db.rows(
+            f"SELECT {PAYMENT_COLUMNS} FROM payments{clauses} ORDER BY id DESC LIMIT ?",
+            (*clauses.params, limit),
+        )
+        return [payment_from_row(row) for row in rows]
+
+    def created_between(
+        self, pool: str, since_us: int, until_us: int, *, limit: int
+    ) -> list[Payment]:
+        """The pool's payments created at or after `since_us` and before `until_us`, oldest
+        first (ties by id), at most `limit`."""
+        rows = self._db.rows(
+            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE pool = ? "
+            "AND created_at_us >= ? AND created_at_us < ? ORDER BY created_at_us, id LIMIT ?",
+            (pool, since_us, until_us, limit),
+        )
+        return [payment_from_row(row) for row in rows]
+
+    def events_of(self, ids: Sequence[str]) -> dict[str, list[PaymentEvent]]:
+        """The timelines of these payments, each oldest first (unknown ids left out)."""
+        found: dict[str, list[PaymentEvent]] = {}
+        for chunk in chunks(ids, LOOKUP_CHUNK):
+            where = Where().within("payment_id", chunk)
+            rows = self._db.rows(
+                f"SELECT {EVENT_COLUMNS} FROM payment_events{where} ORDER BY payment_id, seq",
+                where.params,
+            )
+            for row in rows:
+                found.setdefault(row[0], []).append(event_from_row(row))
+        return found

@@ -6,6 +6,7 @@ import typer
 
 from fundpool.cli.alerts import app as alerts_app
 from fundpool.cli.auth import keys_app, users_app
+from fundpool.cli.db import app as db_app
 from fundpool.cli.demo import demo
 from fundpool.cli.events import app as events_app
 from fundpool.cli.ledger import app as ledger_app
@@ -46,6 +47,7 @@ app.command("replay")(replay)
 app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.add_typer(db_app, name="db")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -103,7 +103,7 @@ def generate(path: Path, events: int) -> tuple[dict[str, int], int]:
     """A ledger whose outbox holds at least `events` events; its pool heads and last pos."""
     clock = ManualClock()
     store, simulation = new_simulation(path, clock, Uuid7Ids.seeded(11))
-    outbox = OutboxReader(store, "?")
+    outbox = OutboxReader(store)
     while outbox.last_pos() < events:
         simulation.run(rate_per_s=200, duration_s=20,
                        advance=lambda s: clock.advance(seconds=s))
@@ -249,7 +249,7 @@ def throughput(root: Path, nats_url: str, events: int) -> None:
     heads, last = generate(ledger_path, events)
     store = SqliteStore(ledger_path)
     rows: list[tuple[Any, ...]] = []
-    outbox = OutboxReader(store, "?")
+    outbox = OutboxReader(store)
     while len(rows) < last:
         rows.extend(outbox.raw_after(len(rows), PAGE))
     store.close()
@@ -305,7 +305,7 @@ def latency_nats(root: Path, nats_url: str, rate: float, duration: float
     projection_path = root / "latency-nats-projections.sqlite3"
     store, simulation = live_simulation(ledger_path)
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    pools = sorted(OutboxReader(store, "?").heads())
+    pools = sorted(OutboxReader(store).heads())
     asyncio.run(create_streams(nats_url, prefix, pools))
     context = multiprocessing.get_context("spawn")
     ready_relay, ready_consumer, go, stop = (context.Event() for _ in range(4))
@@ -321,7 +321,7 @@ def latency_nats(root: Path, nats_url: str, rate: float, duration: float
         go.set()
         time.sleep(max(0.0, since_us / 1e6 - time.time()))
         created = run_live(simulation, rate, duration)
-        heads = OutboxReader(store, "?").heads()
+        heads = OutboxReader(store).heads()
         projections = ProjectionStore(f"sqlite:///{projection_path}")
         deadline = time.monotonic() + 60
         while any(projections.cursor(p).seq < s for p, s in heads.items()) \
@@ -355,7 +355,7 @@ def run_live(simulation: Simulation, rate: float, duration: float) -> int:
 def latency_in_process(root: Path, rate: float, duration: float) -> tuple[list[int], float]:
     store, simulation = live_simulation(root / "latency-feed.sqlite3")
     projector = Projector(ProjectionStore(f"sqlite:///{root / 'latency-feed-projections.db'}"))
-    feed = OutboxFeed(OutboxReader(store, "?"), projector)
+    feed = OutboxFeed(OutboxReader(store), projector)
     feed.catch_up()  # the setup events
     since_us = time.time_ns() // 1000
     latencies: list[int] = []
@@ -375,7 +375,7 @@ def latency_in_process(root: Path, rate: float, duration: float) -> tuple[list[i
     follower = Follower(feed.catch_up, interval_s=0.05).start()
     try:
         created = run_live(simulation, rate, duration)
-        outbox = OutboxReader(store, "?")
+        outbox = OutboxReader(store)
         heads = outbox.heads()
         deadline = time.monotonic() + 60
         while any(projector.store.cursor(p).seq < s for p, s in heads.items()) \

@@ -258,7 +258,8 @@ def test_a_connection_the_server_dropped_is_opened_again() -> None:
 
     def kill_backend() -> None:
         with psycopg.connect(PG_URL, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (store.db.connection().info.backend_pid,))
+            admin.execute("SELECT pg_terminate_backend(%s)",
+                          (store.db.connection().info.backend_pid,))
 
     try:
         store.initialise()

@@ -38,7 +38,6 @@ from fundpool.ledger.ports import LedgerStore
 from fundpool.stores.events_sql import (
     OUTBOX_READ_MAX,
     CursorWriter,
-    outbox_mark,
     outbox_reader,
     save_cursor,
 )
@@ -153,7 +152,6 @@ class NatsRelay:
         self.ack_timeout_s = ack_timeout_s
         self.poll_s = poll_s
         self.pages_in_flight = max(1, pages_in_flight)
-        self._mark = outbox_mark(ledger_store)
         self.outbox = outbox_reader(ledger_store)
         self.report = RelayReport()
         self._nc: NatsClient | None = None
@@ -195,7 +193,7 @@ class NatsRelay:
     def save_cursor(self, pos: int) -> None:
         """Set the cursor to `pos`, back or forth (`events relay --from`)."""
         with self.store.write() as session:
-            save_cursor(session.connection, self._mark, self.name, pos)  # type: ignore[attr-defined]
+            save_cursor(session.tx, self.name, pos)  # type: ignore[attr-defined]
 
     def _record(self, pos: int) -> None:
         """Record progress to `pos` (forward only), off the ledger's connection."""

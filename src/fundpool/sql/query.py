@@ -31,6 +31,10 @@ class Where:
         self.params.extend(params)
         return self
 
+    def add_if(self, value: Any, clause: str) -> Where:
+        """`clause` (with one mark) for `value`, unless it is None."""
+        return self if value is None else self.add(clause, value)
+
     def eq(self, column: str, value: Any) -> Where:
         return self if value is None else self.add(f"{column} = ?", value)
 

@@ -10,7 +10,7 @@ kept, and replays read it. `event_cursors` holds how far each relay has publishe
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from fundpool.events.model import (
     Event,
@@ -22,85 +22,35 @@ from fundpool.events.model import (
     ledger_data_text,
     loads,
 )
-
-SQLITE_EVENTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    pos INTEGER PRIMARY KEY,
-    pool TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    id TEXT NOT NULL UNIQUE,
-    type TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    at_us INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    UNIQUE (pool, seq)
-) STRICT;
-CREATE INDEX IF NOT EXISTS outbox_by_pool_time ON outbox (pool, at_us);
-CREATE TABLE IF NOT EXISTS event_cursors (
-    name TEXT PRIMARY KEY,
-    pos INTEGER NOT NULL
-) STRICT, WITHOUT ROWID;
-"""
-
-POSTGRES_EVENTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    pos BIGINT PRIMARY KEY,
-    pool TEXT COLLATE "C" NOT NULL,
-    seq BIGINT NOT NULL,
-    id TEXT COLLATE "C" NOT NULL UNIQUE,
-    type TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    at_us BIGINT NOT NULL,
-    data TEXT NOT NULL,
-    UNIQUE (pool, seq)
-);
-CREATE INDEX IF NOT EXISTS outbox_by_pool_time ON outbox (pool, at_us);
-CREATE TABLE IF NOT EXISTS event_cursors (
-    name TEXT COLLATE "C" PRIMARY KEY,
-    pos BIGINT NOT NULL
-);
-"""
+from fundpool.sql.database import Database, Transaction
+from fundpool.sql.query import Where
 
 COLUMNS = "pos, pool, seq, id, type, version, at_us, data"
 OUTBOX_READ_MAX = 10_000
 
 
-def append_events(
-    connection: Any, mark: str, events: Sequence[Event], *, numbered: bool = False
-) -> list[Event]:
-    """Write `events` to the outbox on a write transaction's `connection`, numbering them;
-    returns them with their `seq` when `numbered` (the ledger does not ask: it costs a tuple
-    per event). Call only under the ledger's writer lock."""
+def append_events(tx: Transaction, events: Sequence[Event], *, numbered: bool = False
+                  ) -> list[Event]:
+    """Write `events` to the outbox in the write transaction `tx`, numbering them; returns
+    them with their `seq` when `numbered` (the ledger does not ask: it costs a tuple per
+    event). Call only under the ledger's writer lock."""
     if not events:
         return []
     pools = sorted({e.pool for e in events})
-    row = connection.execute("SELECT coalesce(max(pos), 0) FROM outbox").fetchone()
-    pos = int(row[0])
+    pos = int(tx.one("SELECT coalesce(max(pos), 0) FROM outbox")[0])
     heads: dict[str, int] = {}
     for pool in pools:  # one index probe each: max() over (pool, seq)
-        row = connection.execute(
-            f"SELECT coalesce(max(seq), 0) FROM outbox WHERE pool = {mark}", (pool,)
-        ).fetchone()
-        heads[pool] = int(row[0])
+        heads[pool] = int(tx.one("SELECT coalesce(max(seq), 0) FROM outbox WHERE pool = ?",
+                                 (pool,))[0])
     rows = []
     for event in events:
         pos += 1
         heads[event.pool] = seq = heads[event.pool] + 1
         rows.append((pos, event.pool, seq, event.id, event.type, event.version, event.at_us,
                      encode_data(event)))
-    cursor = connection.cursor()
-    try:
-        cursor.executemany(
-            f"INSERT INTO outbox ({COLUMNS}) VALUES ({', '.join([mark] * 8)})", rows
-        )
-    finally:
-        cursor.close()
+    tx.many(f"INSERT INTO outbox ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     return [event._replace(seq=row[2]) for event, row in zip(events, rows, strict=True)] \
         if numbered else []
-
-
-class Queryable(Protocol):
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
 
 
 def event_from_row(row: Sequence[Any]) -> Event:
@@ -110,11 +60,10 @@ def event_from_row(row: Sequence[Any]) -> Event:
 
 
 class OutboxReader:
-    """Reads of the outbox through a store's read connection (`query`)."""
+    """Reads of the outbox through a ledger store's read connection."""
 
-    def __init__(self, store: Queryable, mark: str) -> None:
-        self._store = store
-        self._mark = mark
+    def __init__(self, store: Any) -> None:
+        self._db: Database = store if isinstance(store, Database) else store.db
 
     def after(self, pos: int, limit: int = OUTBOX_READ_MAX) -> list[tuple[int, Event]]:
         """Events with a position above `pos`, in order, at most `limit`."""
@@ -123,9 +72,8 @@ class OutboxReader:
     def raw_after(self, pos: int, limit: int = OUTBOX_READ_MAX) -> list[tuple[Any, ...]]:
         """Rows in the outbox's column order, ledger events with their legs (for a relay that
         forwards them without decoding)."""
-        m = self._mark
-        return self._with_legs(self._store.query(
-            f"SELECT {COLUMNS} FROM outbox WHERE pos > {m} ORDER BY pos LIMIT {m}",
+        return self._with_legs(self._db.rows(
+            f"SELECT {COLUMNS} FROM outbox WHERE pos > ? ORDER BY pos LIMIT ?",
             (pos, min(limit, OUTBOX_READ_MAX)),
         ))
 
@@ -149,10 +97,9 @@ class OutboxReader:
         if not wanted:
             return out
         legs: dict[int, list[LegAfter]] = {}
-        m = self._mark
-        for seq, address, asset, posted, pending_out, pending_in in self._store.query(
-            f"SELECT seq, address, asset, posted, pending_out, pending_in FROM legs "
-            f"WHERE seq >= {m} AND seq <= {m} ORDER BY seq, address, asset",
+        for seq, address, asset, posted, pending_out, pending_in in self._db.rows(
+            "SELECT seq, address, asset, posted, pending_out, pending_in FROM legs "
+            "WHERE seq >= ? AND seq <= ? ORDER BY seq, address, asset",
             (min(wanted), max(wanted)),
         ):
             if int(seq) in wanted:
@@ -173,21 +120,13 @@ class OutboxReader:
     ) -> Iterator[Event]:
         """A pool's events in seq order, streamed in pages: those after `after_seq`, at or
         before `until_us` and at or after `since_us` when given."""
-        m = self._mark
         last = after_seq
         while True:
-            where = [f"pool = {m}", f"seq > {m}"]
-            params: list[Any] = [pool, last]
-            if until_us is not None:
-                where.append(f"at_us <= {m}")
-                params.append(until_us)
-            if since_us is not None:
-                where.append(f"at_us >= {m}")
-                params.append(since_us)
-            rows = self._with_legs(self._store.query(
-                f"SELECT {COLUMNS} FROM outbox WHERE {' AND '.join(where)} "
-                f"ORDER BY seq LIMIT {OUTBOX_READ_MAX}",
-                params,
+            where = (Where().eq("pool", pool).add("seq > ?", last)
+                     .add_if(until_us, "at_us <= ?").at_least("at_us", since_us))
+            rows = self._with_legs(self._db.rows(
+                f"SELECT {COLUMNS} FROM outbox{where} ORDER BY seq LIMIT {OUTBOX_READ_MAX}",
+                where.params,
             ))
             for row in rows:
                 yield event_from_row(row)
@@ -199,80 +138,65 @@ class OutboxReader:
         """The last seq of every pool that has events."""
         return {
             pool: int(seq)
-            for pool, seq in self._store.query("SELECT pool, max(seq) FROM outbox GROUP BY pool")
+            for pool, seq in self._db.rows("SELECT pool, max(seq) FROM outbox GROUP BY pool")
         }
 
     def head(self, pool: str) -> int:
         """The last seq of one pool (0 when it has none): one index probe."""
-        rows = self._store.query(
-            f"SELECT coalesce(max(seq), 0) FROM outbox WHERE pool = {self._mark}", (pool,)
-        )
+        rows = self._db.rows("SELECT coalesce(max(seq), 0) FROM outbox WHERE pool = ?", (pool,))
         return int(rows[0][0])
 
     def last_pos(self) -> int:
-        row = self._store.query("SELECT coalesce(max(pos), 0) FROM outbox")
+        row = self._db.rows("SELECT coalesce(max(pos), 0) FROM outbox")
         return int(row[0][0])
 
     def cursor(self, name: str) -> int:
-        rows = self._store.query(
-            f"SELECT pos FROM event_cursors WHERE name = {self._mark}", (name,)
-        )
+        rows = self._db.rows("SELECT pos FROM event_cursors WHERE name = ?", (name,))
         return int(rows[0][0]) if rows else 0
 
 
-def outbox_mark(store: Any) -> str:
-    """The placeholder of the store's driver: `%s` for PostgreSQL, `?` for SQLite."""
-    from fundpool.stores.postgres import PostgresStore
+    def count_until(self, pool: str, until_us: int) -> int:
+        """How many of the pool's events happened at or before `until_us`."""
+        rows = self._db.rows("SELECT count(*) FROM outbox WHERE pool = ? AND at_us <= ?",
+                             (pool, until_us))
+        return int(rows[0][0])
 
-    return "%s" if isinstance(store, PostgresStore) else "?"
+    def position_of(self, event_id: str) -> int | None:
+        """The outbox position of the event `event_id`, or None."""
+        rows = self._db.rows("SELECT pos FROM outbox WHERE id = ?", (event_id,))
+        return int(rows[0][0]) if rows else None
 
 
 def outbox_reader(store: Any) -> OutboxReader:
     """The outbox of a ledger store, read through the store's own read connection."""
-    return OutboxReader(store, outbox_mark(store))
+    return OutboxReader(store)
 
 
-def save_cursor(connection: Any, mark: str, name: str, pos: int) -> None:
-    """Record on a write transaction that relay `name` has published up to `pos`."""
-    connection.execute(
-        f"INSERT INTO event_cursors (name, pos) VALUES ({mark}, {mark}) "
-        "ON CONFLICT (name) DO UPDATE SET pos = excluded.pos",
-        (name, pos),
-    )
+# A position only moves forward through the cursor writer; one text for both databases.
+_SAVE_CURSOR = ("INSERT INTO event_cursors (name, pos) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
+                "SET pos = excluded.pos")
+_ADVANCE_CURSOR = ("INSERT INTO event_cursors (name, pos) VALUES (?, ?) ON CONFLICT (name) "
+                   "DO UPDATE SET pos = CASE WHEN excluded.pos > event_cursors.pos "
+                   "THEN excluded.pos ELSE event_cursors.pos END")
+
+
+def save_cursor(tx: Transaction, name: str, pos: int) -> None:
+    """Record in a write transaction that relay `name` has published up to `pos` (it may set
+    it back, to publish again)."""
+    tx.execute(_SAVE_CURSOR, (name, pos))
 
 
 class CursorWriter:
     """Records a relay's progress on a connection of its own: not the ledger's, so saving
     never waits for the ledger's writer lock while the relay reads the outbox, and never
-    holds up a ledger transaction. A position only moves forward here (`save_cursor` on a
-    write session sets it back, to publish again)."""
+    holds up a ledger transaction. A position only moves forward here."""
 
     def __init__(self, store: Any) -> None:
-        from fundpool.stores.postgres import PostgresStore
-        from fundpool.stores.sqlite import SqliteStore
-
-        if isinstance(store, SqliteStore):
-            import sqlite3
-
-            self._connection: Any = sqlite3.connect(
-                store.path, isolation_level=None, timeout=30.0, check_same_thread=False)
-            self._sql = ("INSERT INTO event_cursors (name, pos) VALUES (?, ?) "
-                         "ON CONFLICT (name) DO UPDATE SET pos = max(pos, excluded.pos)")
-        elif isinstance(store, PostgresStore):
-            import psycopg
-            from psycopg import sql
-
-            self._connection = psycopg.connect(store.url, autocommit=True, connect_timeout=10)
-            self._connection.execute(
-                sql.SQL("SET search_path TO {}").format(sql.Identifier(store.schema)))
-            self._sql = ("INSERT INTO event_cursors (name, pos) VALUES (%s, %s) "
-                         "ON CONFLICT (name) DO UPDATE SET pos = "
-                         "GREATEST(event_cursors.pos, excluded.pos)")
-        else:
-            raise TypeError(f"no cursor writer for {type(store).__name__}")
+        self._db = Database(store.db.url)
 
     def save(self, name: str, pos: int) -> None:
-        self._connection.execute(self._sql, (name, pos))
+        with self._db.lock:
+            self._db.connection().execute(self._db.dialect.sql(_ADVANCE_CURSOR), (name, pos))
 
     def close(self) -> None:
-        self._connection.close()
+        self._db.close()

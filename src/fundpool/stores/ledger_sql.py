@@ -294,7 +294,7 @@ class SqlWrite:
         return self.tx.dialect
 
     def append_events(self, events: Sequence[Event], *, numbered: bool = False) -> list[Event]:
-        return append_events(self.tx.connection, self.tx.dialect.mark, events, numbered=numbered)
+        return append_events(self.tx, events, numbered=numbered)
 
     def _select_in(self, query: str, column: str, values: Iterable[Any]) -> list[Any]:
         """Rows of `query` (with `{match}` where `column` is matched against `values`): one

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import Header, Path, Query, Request
@@ -63,7 +63,6 @@ from fundpool.server.v1.pagination import (
 from fundpool.server.v1.problems import PROBLEMS, parse_instant
 from fundpool.server.v1.security import SecuredRouter, needs, principal_of
 from fundpool.stores.alerts_sql import SqlAlertStore
-from fundpool.stores.events_sql import Queryable, outbox_mark
 from fundpool.stores.projection_sql import Cursor
 
 log = structlog.get_logger(__name__)
@@ -580,11 +579,7 @@ def get_replay(
         raise ReplayBusy(replays_max=REPLAY_CONCURRENT_MAX)
     try:
         with store_errors():
-            m = outbox_mark(api.store)
-            rows = cast(Queryable, api.store).query(
-                f"SELECT count(*) FROM outbox WHERE pool = {m} AND at_us <= {m}",
-                (chosen.id, at_us))
-            events = int(rows[0][0])
+            events = api.monitor.outbox.count_until(chosen.id, at_us)
             if events > REPLAY_EVENTS_MAX:
                 raise ReplayTooLarge(events=events, events_max=REPLAY_EVENTS_MAX)
             result = replay_at(api.store, api.monitor.outbox, api.config, chosen, at_us)

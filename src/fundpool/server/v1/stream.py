@@ -33,7 +33,7 @@ import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -50,7 +50,7 @@ from fundpool.ledger.docs import iso
 from fundpool.server.v1.context import Api
 from fundpool.server.v1.problems import PROBLEMS
 from fundpool.server.v1.security import Forbidden, SecuredRouter, close_reason, needs
-from fundpool.stores.events_sql import OutboxReader, Queryable, outbox_mark
+from fundpool.stores.events_sql import OutboxReader
 
 log = structlog.get_logger(__name__)
 
@@ -250,9 +250,7 @@ def hub_of(websocket: WebSocket, api: Api) -> Hub:
 
 
 def _position_of(api: Api, event_id: str) -> int | None:
-    m = outbox_mark(api.store)
-    rows = cast(Queryable, api.store).query(f"SELECT pos FROM outbox WHERE id = {m}", (event_id,))
-    return int(rows[0][0]) if rows else None
+    return api.monitor.outbox.position_of(event_id)
 
 
 async def _catch_up(websocket: WebSocket, outbox: OutboxReader, wanted: Wanted, after_pos: int,

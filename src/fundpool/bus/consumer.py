@@ -233,7 +233,7 @@ class NatsConsumer:
         self._pg = url.startswith(("postgresql://", "postgres://"))
         # The projection store's own connection: the lease and the commits share it, so a
         # lost connection takes both (a stale holder can never commit).
-        self._leases = leases_for(url, lambda: self.store._connection)
+        self._leases = leases_for(url, lambda: self.store.db.current)
 
     # --- life ------------------------------------------------------------------------------
 

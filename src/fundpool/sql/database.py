@@ -249,6 +249,12 @@ class Database:
             self._connection = self._connect()
         return self._connection
 
+    @property
+    def current(self) -> Connection | None:
+        """The connection as it is, never opened again: for what must end with it (a session
+        advisory lock is lost with its connection, and must not silently come back)."""
+        return self._connection
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from fundpool.cli.ledger import describe_store
 from fundpool.cli.main import app
+from fundpool.cli.session import describe_store
 from fundpool.runtime import SystemClock, system_ids
 
 try:  # rootdir on sys.path (python -m pytest)

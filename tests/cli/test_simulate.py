@@ -14,16 +14,11 @@ import typer
 from typer.testing import CliRunner
 
 from fundpool.cli.main import app
-from fundpool.cli.simulate import (
-    AFTER_HEAD_US,
-    SIM_START_US,
-    Settings,
-    parse_duration,
-    parse_rate,
-    start_clock,
-)
+from fundpool.cli.options import parse_duration, parse_rate
+from fundpool.cli.simulate import AFTER_HEAD_US, SIM_START_US, Settings, start_clock
 from fundpool.ledger.verify import verify
 from fundpool.payments.model import PaymentKind
+from fundpool.sim import pace
 from fundpool.stores.sqlite import SqliteStore
 from tests.conftest import PG_URL, new_pg_schema, require_postgres
 
@@ -167,6 +162,19 @@ def test_rates_and_durations_parse_exactly() -> None:
     with pytest.raises(typer.BadParameter, match="not a duration") as refused:
         parse_duration("later", option="--wait")
     assert refused.value.param_hint == "'--wait'"
+
+
+def test_the_server_reads_rates_without_the_cli() -> None:
+    """`serve --simulate` (settings.simulate) reads its rate with sim/pace.py: a bad one is a
+    ValueError saying how to write it, the CLI's usage error only wraps it."""
+    assert pace.parse_rate("50/s") == 50
+    with pytest.raises(ValueError, match="not a rate; write payments a second as 200/s"):
+        pace.parse_rate("fast")
+    with pytest.raises(ValueError, match="at most 20000/s"):
+        pace.parse_rate("20001/s")
+    with pytest.raises(typer.BadParameter, match="not a rate") as refused:
+        parse_rate("fast", option="--simulate")
+    assert refused.value.param_hint == "'--simulate'"
 
 
 def test_the_clock_starts_after_the_ledger_head(tmp_path: Path) -> None:

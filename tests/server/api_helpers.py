@@ -12,10 +12,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from fundpool.auth.roles import Role
+from fundpool.compose import build_app
 from fundpool.ledger.service import Ledger
 from fundpool.pool.setup import init_pool
 from fundpool.runtime import SystemClock, system_ids
-from fundpool.server.main import build_app
 from fundpool.server.settings import Settings
 from fundpool.server.v1.context import Api
 

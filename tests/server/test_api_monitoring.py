@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from fundpool.compose import build_app
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.events.model import PaymentTransitioned
 from fundpool.ledger.docs import iso
@@ -24,7 +25,6 @@ from fundpool.monitoring.alerting.engine import AlertEngine
 from fundpool.monitoring.alerting.reload import AlertRules
 from fundpool.monitoring.kpis import KPIS
 from fundpool.runtime import SystemClock
-from fundpool.server.main import build_app
 from fundpool.server.settings import Settings
 from fundpool.sim.traffic import Simulation
 from fundpool.stores import payment_store

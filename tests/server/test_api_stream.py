@@ -20,11 +20,11 @@ from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import connect as ws_connect
 
+from fundpool.compose import build_app
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.core.ledger.model import Account, OpenAccount, Posting, Transfer
 from fundpool.ledger.service import Ledger
 from fundpool.runtime import SystemClock, system_ids
-from fundpool.server.main import build_app
 from fundpool.server.settings import Settings
 from fundpool.server.v1 import stream
 from fundpool.sim.traffic import Simulation

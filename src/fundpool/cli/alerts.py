@@ -19,16 +19,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from fundpool.cli.ledger import (
-    DataDirOption,
-    DbUrlOption,
-    JsonOption,
-    emit_json,
-    log_to_stderr,
-    session,
-    stdout_console,
-)
-from fundpool.cli.pool import ConfigOption, config_path
+from fundpool import compose
+from fundpool.cli.options import ConfigOption, DataDirOption, DbUrlOption, JsonOption, config_path
+from fundpool.cli.output import emit_json, log_to_stderr, stdout_console
+from fundpool.cli.session import session
 from fundpool.ledger.docs import iso
 from fundpool.monitoring.kpis import (
     TEMPLATES,
@@ -37,7 +31,6 @@ from fundpool.monitoring.kpis import (
     format_duration,
     trimmed_text,
 )
-from fundpool.monitoring.service import Monitor
 from fundpool.pool.config import load_config
 from fundpool.runtime import SystemClock
 
@@ -206,16 +199,14 @@ def evaluate(
 ) -> None:
     """Apply the events not yet applied, evaluate the rules once, print what fired and what
     resolved (with the KPIs and SLOs as they stand)."""
-    from fundpool.monitoring.alerting.engine import AlertEngine
     from fundpool.monitoring.alerting.reload import AlertRules
-    from fundpool.stores.alerts_sql import SqlAlertStore
 
     with session(data_dir, db_url, as_json) as s:
         declared = load_config(config_path(config))
         holder = AlertRules(rules_path(rules))
-        monitor = Monitor(s.store, declared, SystemClock())
+        monitor = compose.monitor(s.store, declared)
         monitor.step()
-        engine = AlertEngine(s.ledger(), monitor, holder, table=SqlAlertStore(s.store))
+        engine = compose.alert_engine(s.store, monitor, holder)
         report = engine.evaluate()
         active = engine.active()
         doc = {**report.to_dict(), "active": [a.to_dict() for a in active]}
@@ -234,10 +225,8 @@ def list_alerts(
     as_json: JsonOption = False,
 ) -> None:
     """The active alerts (firing or acknowledged); `--all` for the history."""
-    from fundpool.stores.alerts_sql import SqlAlertStore
-
     with session(data_dir, db_url, as_json) as s:
-        table = SqlAlertStore(s.store)
+        table = compose.alert_store(s.store)
         table.ensure_now(s.ledger())
         records = table.history(limit, pool) if show_all else table.active(pool)
         s.emit({"alerts": [r.to_dict() for r in records]},
@@ -255,10 +244,9 @@ def ack(
 ) -> None:
     """Acknowledge a firing alert (an `alert.acknowledged` event with who did it)."""
     from fundpool.monitoring.alerting.engine import acknowledge
-    from fundpool.stores.alerts_sql import SqlAlertStore
 
     with session(data_dir, db_url, as_json) as s:
-        record = acknowledge(s.ledger(), SqlAlertStore(s.store), alert_id, by,
+        record = acknowledge(s.ledger(), compose.alert_store(s.store), alert_id, by,
                              at_us=SystemClock().now_us())
         s.emit(record.to_dict(), Text(f"alert {record.id} ({record.rule}, {record.subject}) "
                                       f"acknowledged by {record.acknowledged_by}"))

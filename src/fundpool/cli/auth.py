@@ -19,14 +19,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from fundpool.cli.ledger import (
-    DataDirOption,
-    DbUrlOption,
-    JsonOption,
-    Session,
-    parse_instant,
-    session,
-)
+from fundpool import compose
+from fundpool.cli.options import DataDirOption, DbUrlOption, JsonOption, parse_instant
+from fundpool.cli.session import Session, session
 from fundpool.ledger.docs import iso
 from fundpool.runtime import SystemClock
 
@@ -90,9 +85,7 @@ def read_password(from_stdin: bool) -> str:
 def auth_session(data_dir: Path | None, db_url: str | None, as_json: bool
                  ) -> Iterator[tuple[Session, AuthStore, int]]:
     """The ledger session, the auth store beside it (tables created if missing) and now."""
-    from fundpool.auth.store import AuthStore
-
-    with session(data_dir, db_url, as_json) as s, closing(AuthStore.beside(s.store)) as auth:
+    with session(data_dir, db_url, as_json) as s, closing(compose.auth_store(s.store)) as auth:
         yield s, auth, SystemClock().now_us()
 
 

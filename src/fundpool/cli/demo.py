@@ -25,15 +25,17 @@ import contextlib
 import sqlite3
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from fundpool.cli.ledger import report_error, stdout_console
+from fundpool import compose
 from fundpool.cli.monitor import summary_text
+from fundpool.cli.options import parse_duration, parse_rate
+from fundpool.cli.output import report_error, stdout_console
 from fundpool.cli.simulate import (
     DISPOSITION_ORDER,
     KIND_ORDER,
@@ -52,11 +54,12 @@ from fundpool.cli.simulate import (
 from fundpool.core.errors import FundpoolError, StoreError
 from fundpool.core.money import Asset
 from fundpool.ledger.ports import LedgerStore
-from fundpool.monitoring.service import Monitor
 from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
 from fundpool.pool.view import FIGURES, Figures, PoolView, pool_view
 from fundpool.runtime import SystemClock
-from fundpool.stores.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from fundpool.stores.sqlite import SqliteStore
 
 # The sample pool, shipped at the repository root; `--config` names another file.
 DEMO_CONFIG = Path(__file__).resolve().parents[3] / "examples" / "pool.toml"
@@ -93,7 +96,7 @@ def _fresh_store(data_dir: Path, force: bool) -> tuple[SqliteStore, str]:
     """An empty, initialised store in `data_dir`; a previous demo ledger there is deleted, but
     only if it is as the demo left it: the marker file records the ledger's head at the end
     of the demo, so a ledger someone wrote to since is never deleted without --force."""
-    store = SqliteStore.in_data_dir(data_dir)
+    store = compose.sqlite_ledger(data_dir)
     path = Path(store.path)
     marker = data_dir / DEMO_MARKER
     if not store.is_initialised():
@@ -117,7 +120,7 @@ def _fresh_store(data_dir: Path, force: bool) -> tuple[SqliteStore, str]:
             )
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    store = SqliteStore(path)
+    store = compose.sqlite_ledger(data_dir)
     store.initialise()
     marker.write_text(_marker_text(store))
     return store, "wiped: the previous demo ledger was deleted"
@@ -221,7 +224,7 @@ def monitor_report(store: LedgerStore, run: SimulationRun, shown: PoolView
                    ) -> list[RenderableType]:
     """The live figures, folded from the run's events (what `fundpool monitor show` prints),
     and whether they agree with the ledger's own pool view `shown`."""
-    monitor = Monitor(store, run.config, SystemClock())
+    monitor = compose.monitor(store, run.config)
     try:
         monitor.step()
         figures = monitor.figures(run.pool.id)
@@ -318,9 +321,7 @@ def console_demo(data_dir: Path, config_path: Path | None, rate: str, duration: 
 
     import uvicorn
 
-    from fundpool.auth.store import AuthStore, UserExists
-    from fundpool.cli.simulate import parse_duration, parse_rate
-    from fundpool.server.main import build_app
+    from fundpool.auth.errors import UserExists
     from fundpool.server.settings import Settings as ServerSettings
 
     console = stdout_console()
@@ -328,7 +329,7 @@ def console_demo(data_dir: Path, config_path: Path | None, rate: str, duration: 
     stop_after_s = None if duration is None else parse_duration(duration)
     config, _, store, state = _open_demo(data_dir, config_path, None, force)
     try:
-        auth = AuthStore.beside(store)
+        auth = compose.auth_store(store)
         auth.initialise()
         now_us = SystemClock().now_us()
         for role in DEMO_ROLES:
@@ -340,7 +341,7 @@ def console_demo(data_dir: Path, config_path: Path | None, rate: str, duration: 
     settings = ServerSettings(data_dir=data_dir, config=config.source, alerts=DEMO_ALERTS,
                               console=True, simulate=rate, host=host, port=port,
                               log_level="warning", access_log=False, evaluate_every_s=2.0)
-    app = build_app(settings)
+    app = compose.build_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                            lifespan="on", access_log=False))
     address = f"http://{host}:{port}"
@@ -363,7 +364,7 @@ def console_demo(data_dir: Path, config_path: Path | None, rate: str, duration: 
     try:
         server.run()
     finally:
-        reopened = SqliteStore.in_data_dir(data_dir)
+        reopened = compose.sqlite_ledger(data_dir)
         try:
             # What the demo left: the next demo deletes this ledger only if it is still so.
             (data_dir / DEMO_MARKER).write_text(_marker_text(reopened))

@@ -12,52 +12,40 @@ error's `to_dict()` on stdout) and exits with 2, as typer does for bad usage. `v
 
 With `--url` (or $FUNDPOOL_URL) and `--api-key`, the money-moving and reading commands
 (transfer, pending, post, void, reverse, balance, history, verify) act on a fundpool server
-through its API instead of a store, and print the same (cli/remote.py).
+through its API instead of a store, and print the same: each asks a `Backend` (cli/backend.py)
+for its document, the store's services or the server's API, and renders it.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Mapping
+from typing import Annotated, Any
 
-import structlog
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from fundpool.core.errors import (
-    AssetMismatch,
-    FundpoolError,
-    InvalidAccount,
-    StoreError,
-    UnknownAsset,
-    UnknownPending,
+from fundpool.cli.backend import PostingText
+from fundpool.cli.options import (
+    ApiKeyOption,
+    DataDirOption,
+    DbUrlOption,
+    JsonOption,
+    KeyOption,
+    MetaOption,
+    UrlOption,
+    parse_instant,
+    parse_meta,
+    parse_signed,
 )
-from fundpool.core.ledger.model import Account, Posting
+from fundpool.cli.output import Output
+from fundpool.cli.session import describe_store, session
+from fundpool.cli.target import Where, open_backend
+from fundpool.core.errors import InvalidAccount
+from fundpool.core.ledger.model import Account
 from fundpool.core.money import Asset, AssetKind
-from fundpool.ledger.docs import (
-    EPOCH,
-    amount_fields,
-    balance_fields,
-    entry_doc,
-    iso,
-)
-from fundpool.ledger.ports import LedgerStore
-from fundpool.ledger.service import Ledger, find_account
-from fundpool.ledger.verify import BalanceDifference, VerifyReport, rebuild, verify
-from fundpool.runtime import SystemClock, system_ids
-from fundpool.stores import driver_errors, open_store
-
-if TYPE_CHECKING:
-    from fundpool.cli.remote import Remote
+from fundpool.ledger.docs import amount_fields, balance_fields, entry_doc
+from fundpool.ledger.verify import BalanceDifference, VerifyReport, rebuild
 
 app = typer.Typer(
     name="ledger",
@@ -65,223 +53,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-WIDE_OUTPUT = 1_000  # columns when stdout is not a terminal: no folding of ids or wei amounts
 
-# --- options every command takes -------------------------------------------------------------
-
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Directory of the embedded SQLite ledger (default: $FUNDPOOL_DATA_DIR, then ./data).",
-        show_default=False,
-    ),
-]
-DbUrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db-url",
-        help="Store URL: sqlite:///PATH or postgresql://... (default: $FUNDPOOL_DB_URL).",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")
-]
-KeyOption = Annotated[
-    str | None,
-    typer.Option("--key", help="Idempotency key: a retry with the same body returns the original."),
-]
-MetaOption = Annotated[
-    list[str] | None,
-    typer.Option("--meta", help="Metadata as KEY=VALUE; repeat for several.", show_default=False),
-]
-UrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--url",
-        envvar="FUNDPOOL_URL",
-        help="Act on the fundpool server at this URL (its API) instead of a store.",
-        show_default=False,
-    ),
-]
-ApiKeyOption = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        envvar="FUNDPOOL_API_KEY",
-        help="API key (fpk_...) or session token for --url.",
-        show_default=False,
-    ),
-]
-
-
-# --- the store, errors and output ------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Session:
-    """One command's view of the store, and where it prints."""
-
-    store: LedgerStore
-    json: bool
-    _assets: dict[str, Asset] | None = None
-
-    def ledger(self) -> Ledger:
-        return Ledger(self.store, SystemClock(), system_ids())
-
-    def assets(self) -> dict[str, Asset]:
-        if self._assets is None:
-            self._assets = {asset.code: asset for asset in self.store.assets()}
-        return self._assets
-
-    def asset(self, code: str) -> Asset:
-        asset = self.assets().get(code)
-        if asset is None:
-            raise UnknownAsset(asset=code)
-        return asset
-
-    def emit(self, document: Mapping[str, object], human: Any = None) -> None:
-        emit(document, human, self.json)
-
-
-def emit(document: Mapping[str, object], human: Any, as_json: bool) -> None:
-    """Print `document` as JSON with --json, else the rich renderable(s) `human`."""
-    if as_json:
-        emit_json(document)
-        return
-    console = stdout_console()
-    for renderable in human if isinstance(human, list) else [human]:
-        if renderable is not None:
-            console.print(renderable)
-
-
-class _Stderr:
-    """sys.stderr as it is when a line is logged (a test runner swaps it per command)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-
-def log_to_stderr() -> None:
-    """Send structlog's lines to stderr, so that `--json` stays one document on stdout; only
-    where lines go is set, the rest of structlog's settings stay."""
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(_Stderr()))  # type: ignore[arg-type]
-
-
-def stdout_console() -> Console:
-    console = Console(highlight=False, markup=False, emoji=False, soft_wrap=False)
-    if not console.is_terminal:
-        console = Console(highlight=False, markup=False, emoji=False, width=WIDE_OUTPUT)
-    return console
-
-
-def emit_json(document: Mapping[str, object]) -> None:
-    typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
-
-
-def report_error(error: FundpoolError, as_json: bool) -> None:
-    if as_json:
-        emit_json(error.to_dict())
-        return
-    console = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
-    console.print(Text.assemble(("error", "bold red"), f"[{error.code}]: {error.detail}"))
-    for name, value in error.facts.items():
-        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        console.print(f"  {name}: {shown}")
-
-
-@contextmanager
-def session(
-    data_dir: Path | None, db_url: str | None, as_json: bool, *, initialise: bool = False
-) -> Iterator[Session]:
-    """Open the store for one command; turn domain and driver errors into exit code 2.
-
-    Unless `initialise`, the store must already hold a ledger (`store_not_initialised`)."""
-    try:
-        try:
-            store = open_store(data_dir=data_dir, db_url=db_url)
-        except ValueError as error:
-            raise typer.BadParameter(str(error), param_hint="'--db-url'") from None
-        try:
-            if not initialise:
-                store.head()  # raises store_not_initialised on an empty store
-            yield Session(store, as_json)
-        finally:
-            store.close()
-    except FundpoolError as error:
-        report_error(error, as_json)
-        raise typer.Exit(2) from None
-    except Exception as error:
-        if not isinstance(error, driver_errors()):
-            raise
-        report_error(StoreError(reason=f"{type(error).__name__}: {error}"), as_json)
-        raise typer.Exit(2) from None
-
-
-def remote_session(
-    url: str, api_key: str | None, as_json: bool, data_dir: Path | None, db_url: str | None
-) -> AbstractContextManager[Remote]:
-    """The API client for one command given `--url` (imported only then)."""
-    from fundpool.cli.remote import open_remote
-
-    return open_remote(url, api_key, as_json, data_dir=data_dir, db_url=db_url)
-
-
-def describe_store(store: LedgerStore) -> str:
-    """The store's URL without any password in it."""
-    url = getattr(store, "url", None)
-    if not isinstance(url, str):
-        return type(store).__name__
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host += f":{parts.port}"
-    except ValueError:
-        return f"{url.partition(':')[0]}://?"
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
-
-
-# --- values at the edges ---------------------------------------------------------------------
-
-
-def parse_instant(text: str) -> int:
-    """ISO-8601 with an offset (or Z) to microseconds since the epoch, exactly."""
-    try:
-        instant = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not an ISO-8601 time such as 2026-11-24T10:00:00Z", param_hint="'--at'"
-        ) from None
-    if instant.tzinfo is None:
-        raise typer.BadParameter(
-            "give the time zone, e.g. 2026-11-24T10:00:00Z", param_hint="'--at'"
-        )
-    return (instant - EPOCH) // timedelta(microseconds=1)
-
-
-def parse_signed(asset: Asset, text: str) -> int:
-    """Decimal text that may be negative (a credit line's minimum), exactly at the scale."""
-    stripped = text.strip()
-    if stripped.startswith("-"):
-        return -asset.parse(stripped[1:])
-    return asset.parse(stripped)
-
-
-def parse_meta(items: Sequence[str] | None) -> dict[str, str]:
-    metadata: dict[str, str] = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="'--meta'")
-        metadata[key] = value
-    return metadata
+# --- what the commands print -------------------------------------------------------------------
 
 
 def entry_tables(doc: Mapping[str, Any], title: str) -> list[Table]:
@@ -321,13 +94,6 @@ def entry_tables(doc: Mapping[str, Any], title: str) -> list[Table]:
             )
         tables.append(table)
     return tables
-
-
-def posting_from_text(
-    s: Session, source: str, destination: str, asset_code: str, amount: str
-) -> Posting:
-    asset = s.asset(asset_code.strip())
-    return Posting(source.strip(), destination.strip(), asset.code, asset.parse(amount))
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -474,7 +240,7 @@ def transfer(
     single = (source, destination, asset, amount)
     if any(v is not None for v in single) and not all(v is not None for v in single):
         raise typer.BadParameter("--from, --to, --asset and --amount go together")
-    texts: list[tuple[str, str, str, str]] = []
+    texts: list[PostingText] = []
     if source is not None and destination is not None and asset is not None and amount is not None:
         texts.append((source, destination, asset, amount))
     for item in posting or ():
@@ -486,16 +252,10 @@ def transfer(
         texts.append((parts[0], parts[1], parts[2], parts[3]))
     if not texts:
         raise typer.BadParameter("give --from/--to/--asset/--amount or at least one --posting")
-    if url is not None:
-        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
-            doc = r.transfer(texts, metadata, key)
-            r.emit(doc, entry_tables(doc, "transfer"))
-        return
-    with session(data_dir, db_url, as_json) as s:
-        postings = [posting_from_text(s, *text) for text in texts]
-        recorded = s.ledger().transfer(postings, metadata=metadata, idempotency_key=key)
-        doc = entry_doc(recorded, s.assets())
-        s.emit(doc, entry_tables(doc, "transfer"))
+    out = Output(as_json)
+    with open_backend(Where(data_dir, db_url, url, api_key), out) as backend:
+        doc = backend.transfer(texts, metadata, key)
+        out.emit(doc, entry_tables(doc, "transfer"))
 
 
 @app.command()
@@ -517,18 +277,10 @@ def pending(
 ) -> None:
     """Reserve funds (two-phase transfer): post, void or let it expire later."""
     metadata = parse_meta(meta)
-    if url is not None:
-        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
-            doc = r.pending((source, destination, asset, amount), timeout, metadata, key)
-            r.emit(doc, entry_tables(doc, "pending transfer"))
-        return
-    with session(data_dir, db_url, as_json) as s:
-        reserved = posting_from_text(s, source, destination, asset, amount)
-        recorded = s.ledger().create_pending(
-            reserved, timeout_s=timeout, metadata=metadata, idempotency_key=key
-        )
-        doc = entry_doc(recorded, s.assets())
-        s.emit(doc, entry_tables(doc, "pending transfer"))
+    out = Output(as_json)
+    with open_backend(Where(data_dir, db_url, url, api_key), out) as backend:
+        doc = backend.pending((source, destination, asset, amount), timeout, metadata, key)
+        out.emit(doc, entry_tables(doc, "pending transfer"))
 
 
 @app.command()
@@ -547,22 +299,10 @@ def post(
 ) -> None:
     """Post a pending transfer, in full or in part."""
     metadata = parse_meta(meta)
-    if url is not None:
-        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
-            doc = r.post(pending_id, amount, metadata, key)
-            r.emit(doc, entry_tables(doc, "pending transfer posted"))
-        return
-    with session(data_dir, db_url, as_json) as s:
-        ledger = s.ledger()
-        reservation = ledger.pending(pending_id)
-        if reservation is None:
-            raise UnknownPending(pending_id=pending_id)
-        amount_minor = None if amount is None else s.asset(reservation.asset).parse(amount)
-        recorded = ledger.post_pending(
-            pending_id, amount_minor, metadata=metadata, idempotency_key=key
-        )
-        doc = entry_doc(recorded, s.assets())
-        s.emit(doc, entry_tables(doc, "pending transfer posted"))
+    out = Output(as_json)
+    with open_backend(Where(data_dir, db_url, url, api_key), out) as backend:
+        doc = backend.post(pending_id, amount, metadata, key)
+        out.emit(doc, entry_tables(doc, "pending transfer posted"))
 
 
 @app.command()
@@ -578,15 +318,10 @@ def void(
 ) -> None:
     """Void a pending transfer: its reservation is released, nothing moves."""
     metadata = parse_meta(meta)
-    if url is not None:
-        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
-            doc = r.void(pending_id, metadata, key)
-            r.emit(doc, entry_tables(doc, "pending transfer voided"))
-        return
-    with session(data_dir, db_url, as_json) as s:
-        recorded = s.ledger().void_pending(pending_id, metadata=metadata, idempotency_key=key)
-        doc = entry_doc(recorded, s.assets())
-        s.emit(doc, entry_tables(doc, "pending transfer voided"))
+    out = Output(as_json)
+    with open_backend(Where(data_dir, db_url, url, api_key), out) as backend:
+        doc = backend.void(pending_id, metadata, key)
+        out.emit(doc, entry_tables(doc, "pending transfer voided"))
 
 
 @app.command()
@@ -602,15 +337,10 @@ def reverse(
 ) -> None:
     """Undo a posted transfer with a new transfer that points at it (once)."""
     metadata = parse_meta(meta)
-    if url is not None:
-        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
-            doc = r.reverse(transaction_id, metadata, key)
-            r.emit(doc, entry_tables(doc, "reversal"))
-        return
-    with session(data_dir, db_url, as_json) as s:
-        recorded = s.ledger().reverse(transaction_id, metadata=metadata, idempotency_key=key)
-        doc = entry_doc(recorded, s.assets())
-        s.emit(doc, entry_tables(doc, "reversal"))
+    out = Output(as_json)
+    with open_backend(Where(data_dir, db_url, url, api_key), out) as backend:
+        doc = backend.reverse(transaction_id, metadata, key)
+        out.emit(doc, entry_tables(doc, "reversal"))
 
 
 @app.command()
@@ -629,37 +359,10 @@ def balance(
 ) -> None:
     """An account's balances: posted, pending out, pending in and available."""
     at_us = None if at is None else parse_instant(at)
-    if url is not None:
-        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
-            doc = r.balance(address, asset, at_us)
-            r.emit(doc, balance_human(doc))
-        return
-    with session(data_dir, db_url, as_json) as s:
-        ledger = s.ledger()
-        account = find_account(s.store, address)
-        if asset is not None:
-            held = s.asset(asset)
-            if account.asset is not None and account.asset != held.code:
-                raise AssetMismatch(
-                    address=address, account_asset=account.asset, asset=held.code
-                )
-            codes = [held.code]
-        elif account.asset is not None:
-            codes = [account.asset]
-        else:
-            codes = sorted(code for addr, code in s.store.balances(address) if addr == address)
-        as_of_seq = ledger.head().seq if at_us is None else ledger.seq_at(at_us)
-        rows = []
-        for code in codes:
-            amounts = s.store.balance_at(address, code, as_of_seq)
-            rows.append({"asset": code, **balance_fields(amounts, s.assets().get(code))})
-        doc = {
-            "address": address,
-            "at": None if at_us is None else iso(at_us),
-            "as_of_seq": as_of_seq,
-            "balances": rows,
-        }
-        s.emit(doc, balance_human(doc))
+    out = Output(as_json)
+    with open_backend(Where(data_dir, db_url, url, api_key), out) as backend:
+        doc = backend.balance(address, asset, at_us)
+        out.emit(doc, balance_human(doc))
 
 
 def balance_human(doc: Mapping[str, Any]) -> list[Any] | Text:
@@ -693,37 +396,10 @@ def history(
     api_key: ApiKeyOption = None,
 ) -> None:
     """An account's balance changes, newest first."""
-    if url is not None:
-        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
-            doc = r.history(address, asset, limit, before)
-            r.emit(doc, history_human(doc))
-        return
-    with session(data_dir, db_url, as_json) as s:
-        find_account(s.store, address)
-        rows = s.ledger().history(address, asset=asset, limit=limit, before_seq=before)
-        assets = s.assets()
-        docs: list[dict[str, object]] = []
-        for code, row in rows:
-            held = assets.get(code)
-            docs.append(
-                {
-                    "seq": row.seq,
-                    "entry_id": row.entry_id,
-                    "kind": row.kind.value,
-                    "at": iso(row.at_us),
-                    "asset": code,
-                    **amount_fields("posted_change", row.posted_change_minor, held),
-                    **amount_fields("pending_out_change", row.pending_out_change_minor, held),
-                    **amount_fields("pending_in_change", row.pending_in_change_minor, held),
-                    **balance_fields(row.balance, held),
-                }
-            )
-        doc = {
-            "address": address,
-            "rows": docs,
-            "next_before": rows[-1][1].seq if len(rows) == limit else None,
-        }
-        s.emit(doc, history_human(doc))
+    out = Output(as_json)
+    with open_backend(Where(data_dir, db_url, url, api_key), out) as backend:
+        doc = backend.history(address, asset, limit, before)
+        out.emit(doc, history_human(doc))
 
 
 def history_human(doc: Mapping[str, Any]) -> list[Any]:
@@ -783,16 +459,10 @@ def verify_command(
     """Check the hash chain, every entry's legs, and the balance and pending tables.
 
     Exit code 0 when everything agrees, 1 at the first problem (printed with its entry)."""
-    if url is not None:
-        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
-            report = r.verify()
-            r.emit(report.to_dict(), list(verify_lines(report)))
-        if not report.ok:
-            raise typer.Exit(1)
-        return
-    with session(data_dir, db_url, as_json) as s:
-        report = verify(s.store)
-        s.emit(report.to_dict(), list(verify_lines(report)))
+    out = Output(as_json)
+    with open_backend(Where(data_dir, db_url, url, api_key), out) as backend:
+        report = backend.verify()
+        out.emit(report.to_dict(), list(verify_lines(report)))
     if not report.ok:
         raise typer.Exit(1)
 

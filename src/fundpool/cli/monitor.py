@@ -15,18 +15,24 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from fundpool.cli.ledger import DataDirOption, DbUrlOption, JsonOption, session
-from fundpool.cli.pool import ConfigOption, PoolOption, config_path, view_tables
+from fundpool import compose
+from fundpool.cli.options import (
+    ConfigOption,
+    DataDirOption,
+    DbUrlOption,
+    JsonOption,
+    PoolOption,
+    config_path,
+)
+from fundpool.cli.pool import view_tables
+from fundpool.cli.session import session
 from fundpool.events.model import encode
 from fundpool.monitoring.docs import figures_doc
 from fundpool.monitoring.figures import PoolFigures, heatmap, turnover
 from fundpool.monitoring.kpis import decimal_text
 from fundpool.monitoring.replay import parse_instant, replay_at, replay_window
-from fundpool.monitoring.service import Monitor
 from fundpool.pool.config import load_config
 from fundpool.pool.docs import view_doc
-from fundpool.runtime import SystemClock
-from fundpool.stores.events_sql import outbox_reader
 
 app = typer.Typer(
     name="monitor",
@@ -68,7 +74,7 @@ def show(
     with session(data_dir, db_url, as_json) as s:
         declared = load_config(config_path(config))
         chosen = declared.pool(pool)
-        monitor = Monitor(s.store, declared, SystemClock())
+        monitor = compose.monitor(s.store, declared)
         monitor.step()
         figures = monitor.figures(chosen.id)
         projection = monitor.snapshot(chosen.id)
@@ -104,7 +110,7 @@ def rebuild(
     """Forget the projections and fold the whole event log again."""
     with session(data_dir, db_url, as_json) as s:
         declared = load_config(config_path(config))
-        monitor = Monitor(s.store, declared, SystemClock())
+        monitor = compose.monitor(s.store, declared)
         report = monitor.rebuild()
         s.emit({"applied": report.applied, "rejected": report.rejected,
                 "ignored": report.ignored},
@@ -131,7 +137,7 @@ def replay(
     with session(data_dir, db_url, as_json) as s:
         declared = load_config(config_path(config))
         chosen = declared.pool(pool)
-        outbox = outbox_reader(s.store)
+        outbox = compose.outbox(s.store)
         if at is not None:
             result = replay_at(s.store, outbox, declared, chosen, parse_instant(at))
             doc = figures_doc(result.figures, declared)

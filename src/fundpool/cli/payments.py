@@ -13,17 +13,15 @@
 Each command takes the store options of `fundpool ledger`; those that create or move
 payments also take the pool configuration (`--config`, `--pool`). Amounts are decimal text
 at the asset's scale. `create`, `show` and `list` also act on a server with `--url` and
-`--api-key` (cli/remote.py).
+`--api-key` (cli/backend.py, cli/remote.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import secrets
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,28 +32,27 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
-from fundpool.cli.ledger import (
+from fundpool import compose
+from fundpool.cli.options import (
     ApiKeyOption,
+    ConfigOption,
     DataDirOption,
     DbUrlOption,
     JsonOption,
     KeyOption,
     MetaOption,
-    Session,
+    PoolOption,
     UrlOption,
-    emit_json,
+    config_path,
+    parse_duration,
     parse_meta,
-    remote_session,
-    report_error,
-    session,
-    stdout_console,
 )
-from fundpool.cli.pool import ConfigOption, PoolOption, config_path
-from fundpool.cli.simulate import parse_duration
+from fundpool.cli.output import Output, emit_json, report_error, stdout_console
+from fundpool.cli.session import Session, session
+from fundpool.cli.target import Where, open_backend
 from fundpool.console.format import duration_text
 from fundpool.core.money import Asset
 from fundpool.ledger.docs import amount_fields, format_minor, iso
-from fundpool.ledger.service import Ledger
 from fundpool.payments import docs as payment_docs
 from fundpool.payments.batch_payouts import (
     PayoutFileHasErrors,
@@ -71,29 +68,19 @@ from fundpool.payments.csv_batch import (
     parse_payout_csv,
 )
 from fundpool.payments.dispatch import Dispatcher, IntakeRefused
-from fundpool.payments.docs import (
-    event_doc,
-    progress_doc,
-    route_decision,
-    route_doc,
-)
+from fundpool.payments.docs import progress_doc, route_decision, route_doc
 from fundpool.payments.model import (
     Action,
     InvalidPayment,
     Payment,
     PaymentKind,
-    PaymentRequest,
     PaymentState,
     UnknownPayment,
 )
 from fundpool.payments.records import RouteRecord
 from fundpool.payments.service import PaymentService, Step
-from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
+from fundpool.pool.config import load_config
 from fundpool.routing.decision import RoutingDecision
-from fundpool.runtime import SystemClock, system_ids
-from fundpool.sim.rails import payout_router, simulated_rails
-from fundpool.stores import payment_store
-from fundpool.stores.dispatch_sql import SqlDispatchRecords, dispatch_records
 
 app = typer.Typer(
     name="payment",
@@ -112,16 +99,14 @@ DestinationOption = Annotated[
 
 def service(s: Session, config: ConfigOption, pool: PoolOption) -> PaymentService:
     declared = load_config(config_path(config))
-    chosen = declared.pool(pool)
-    ledger = Ledger(s.store, SystemClock(), system_ids())
-    return PaymentService(ledger, payment_store(s.store), declared, chosen, system_ids())
+    return compose.payment_service(s.store, declared, declared.pool(pool))
 
 
 def payment_doc(payment: Payment, s: Session) -> dict[str, object]:
     return payment_docs.payment_doc(payment, s.assets().get(payment.asset))
 
 
-def payment_table(doc: dict[str, object]) -> Table:
+def payment_table(doc: Mapping[str, Any]) -> Table:
     table = Table(title=f"payment {doc['id']}", title_justify="left", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
@@ -154,29 +139,14 @@ def create(
 ) -> None:
     """Create a payment (state `initiated`). With --key, a retry returns the same payment."""
     metadata = parse_meta(meta)
-    if url is not None:
-        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
-            doc = r.create_payment(
-                kind=kind.value, asset=asset, amount=amount, pool=pool, channel=channel,
-                destination_channel=to_channel, counterparty=counterparty,
-                reference=reference, metadata=metadata, key=key,
-            )
-            r.emit(doc, payment_table(doc))
-        return
-    with session(data_dir, db_url, as_json) as s:
-        payments = service(s, config, pool)
-        request = PaymentRequest(
-            kind=kind,
-            asset=asset,
-            amount_minor=s.asset(asset).parse(amount),
-            channel=channel,
-            destination_channel=to_channel,
-            counterparty=counterparty,
-            reference=reference,
-            metadata=metadata,
+    out = Output(as_json)
+    with open_backend(Where(data_dir, db_url, url, api_key, config), out) as backend:
+        doc = backend.create_payment(
+            kind=kind, asset=asset, amount=amount, pool=pool, channel=channel,
+            destination_channel=to_channel, counterparty=counterparty, reference=reference,
+            metadata=metadata, key=key,
         )
-        doc = payment_doc(payments.create(request, idempotency_key=key), s)
-        s.emit(doc, payment_table(doc))
+        out.emit(doc, payment_table(doc))
 
 
 @app.command()
@@ -214,18 +184,10 @@ def show(
     api_key: ApiKeyOption = None,
 ) -> None:
     """A payment and its timeline, with the ledger entries each step posted."""
-    if url is not None:
-        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
-            doc = r.payment(payment_id)
-            r.emit(doc, [payment_table(doc), timeline_table(doc["events"])])
-        return
-    with session(data_dir, db_url, as_json) as s:
-        payments = service(s, config, pool)
-        payment = payments.get(payment_id)
-        history = payments.events(payment_id)
-        events = [event_doc(e) for e in history]
-        doc = {**payment_doc(payment, s), "events": events}
-        s.emit(doc, [payment_table(doc), timeline_table(events)])
+    out = Output(as_json)
+    with open_backend(Where(data_dir, db_url, url, api_key, config), out) as backend:
+        doc = backend.payment(payment_id, pool)
+        out.emit(doc, [payment_table(doc), timeline_table(doc["events"])])
 
 
 def timeline_table(events: Iterable[Mapping[str, Any]]) -> Table:
@@ -256,25 +218,15 @@ def list_payments(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Payments, newest first, filtered; `--after <last id>` pages on."""
-    if url is not None:
-        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
-            docs = r.payments(pool=pool, state=None if state is None else state.value,
-                              kind=None if kind is None else kind.value, asset=asset,
-                              channel=channel, limit=limit, after=after)
-            next_after = docs[-1]["id"] if len(docs) == limit else None
-            r.emit({"payments": docs, "next_after": next_after}, payments_table(docs))
-        return
-    with session(data_dir, db_url, as_json) as s:
-        payments = service(s, config, pool)
-        found = payments.list(
-            state=state, kind=kind, asset=asset, channel=channel, limit=limit, after_id=after
-        )
-        docs = [payment_doc(p, s) for p in found]
+    out = Output(as_json)
+    with open_backend(Where(data_dir, db_url, url, api_key, config), out) as backend:
+        docs = backend.payments(pool=pool, state=state, kind=kind, asset=asset,
+                                channel=channel, limit=limit, after=after)
         next_after = docs[-1]["id"] if len(docs) == limit else None
-        s.emit({"payments": docs, "next_after": next_after}, payments_table(docs))
+        out.emit({"payments": docs, "next_after": next_after}, payments_table(docs))
 
 
-def payments_table(docs: list[dict[str, object]]) -> Table:
+def payments_table(docs: list[dict[str, Any]]) -> Table:
     table = Table(title=f"{len(docs)} payments, newest first", title_justify="left")
     for column in ("id", "kind", "state", "asset", "amount", "fee", "channel", "counterparty"):
         table.add_column(column, justify="right" if column in ("amount", "fee") else "left")
@@ -290,33 +242,6 @@ def payments_table(docs: list[dict[str, object]]) -> Table:
 REPORT_ROWS_SHOWN_MAX = 50  # a larger file's report lists only its rows with errors
 RESULT_ROWS_SHOWN_MAX = 50  # created payouts listed by line; --json lists every one
 WAIT_TICK_S = 0.25  # how often a waiting batch ticks the dispatcher and reads its progress
-
-
-@dataclass(frozen=True, slots=True)
-class Dispatching:
-    """The pool, its payment service and a dispatcher on the wall clock, with one simulated
-    rail per channel of the pool and the learning router (as in sim/traffic.py). The rails
-    live in this process: what they have not reported when it ends, they never will."""
-
-    config: FundpoolConfig
-    pool: PoolConfig
-    payments: PaymentService
-    dispatcher: Dispatcher
-
-
-def dispatching(s: Session, config: ConfigOption, pool: PoolOption) -> Dispatching:
-    declared = load_config(config_path(config))
-    chosen = declared.pool(pool)
-    clock, ids = SystemClock(), system_ids()
-    payments = PaymentService(Ledger(s.store, clock, ids), payment_store(s.store), declared,
-                              chosen, ids)
-    seed = secrets.randbits(32)
-    instance = format(clock.now_us(), "x")  # this process's rail references are its own
-    rails = simulated_rails(declared, chosen, seed=seed, instance=instance)
-    router = payout_router(declared, rails, seed=seed)
-    return Dispatching(declared, chosen, payments,
-                       Dispatcher(payments, rails, router, clock, ids,
-                                  records=SqlDispatchRecords(s.store)))
 
 
 def read_payout_file(path: Path) -> bytes:
@@ -464,7 +389,8 @@ def batch(
     wait_s = None if wait is None else parse_duration(wait, option="--wait")
     console = None if as_json else stdout_console()
     with session(data_dir, db_url, as_json) as s:
-        run = dispatching(s, config, pool)
+        declared = load_config(config_path(config))
+        run = compose.dispatching(s.store, declared, declared.pool(pool))
         payouts = parse_payout_csv(read_payout_file(file), run.config, run.pool)
         doc: dict[str, object] = {"file": str(file), **payouts.report(), "dry_run": dry_run,
                                   "all_or_nothing": all_or_nothing}
@@ -556,11 +482,11 @@ def routes(
 ) -> None:
     """How a payment was routed: each attempt's rail, and every candidate with its scores."""
     with session(data_dir, db_url, as_json) as s:
-        payment = payment_store(s.store).payment(payment_id)
+        payment = compose.payment_records(s.store).payment(payment_id)
         if payment is None:
             raise UnknownPayment(payment_id=payment_id)
         asset = s.assets().get(payment.asset)
-        found = dispatch_records(s.store)[1].routes(payment_id)
+        found = compose.dispatch_reads(s.store).routes(payment_id)
         docs = [route_doc(route, asset) for route in found]
         amount = format_minor(payment.amount_minor, asset)
         human: list[Table | Text] = [Text(
@@ -586,7 +512,7 @@ def batches(
 ) -> None:
     """Batches sent to the rails, newest first, with their fees and what batching saved."""
     with session(data_dir, db_url, as_json) as s:
-        found = dispatch_records(s.store)[1].batches(channel=channel, limit=limit)
+        found = compose.dispatch_reads(s.store).batches(channel=channel, limit=limit)
         assets = s.assets()
         docs = []
         table = Table(title=f"{len(found)} batches, newest first", title_justify="left")

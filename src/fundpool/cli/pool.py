@@ -8,31 +8,30 @@ reporting currency. The configuration is `--config PATH`, else $FUNDPOOL_CONFIG,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from fundpool.cli.ledger import (
+from fundpool.cli.options import (
     ApiKeyOption,
+    ConfigOption,
     DataDirOption,
     DbUrlOption,
     JsonOption,
+    PoolOption,
     UrlOption,
-    describe_store,
-    remote_session,
-    session,
+    config_path,
 )
-from fundpool.ledger.service import Ledger
-from fundpool.pool.config import CONFIG_ENV, DEFAULT_CONFIG, FundpoolConfig, load_config
+from fundpool.cli.output import Output
+from fundpool.cli.session import describe_store, session
+from fundpool.cli.target import Where, open_backend
+from fundpool.pool.config import FundpoolConfig, load_config
 from fundpool.pool.docs import view_doc
 from fundpool.pool.setup import init_pool
-from fundpool.pool.view import FIGURES, PoolView, pool_view
-from fundpool.runtime import SystemClock, system_ids
+from fundpool.pool.view import FIGURES, PoolView
 
 app = typer.Typer(
     name="pool",
@@ -40,18 +39,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help=f"Pool configuration (TOML; default: ${CONFIG_ENV}, then ./{DEFAULT_CONFIG}).",
-        show_default=False,
-    ),
-]
-PoolOption = Annotated[
-    str | None,
-    typer.Option("--pool", help="Pool id (needed when the configuration has several)."),
-]
 LABELS = {
     "available": "available",
     "locked": "locked",
@@ -59,10 +46,6 @@ LABELS = {
     "pending_settlement": "pending settlement",
     "fees": "fee income",
 }
-
-
-def config_path(option: Path | None) -> Path:
-    return option or Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
 @app.command()
@@ -76,7 +59,7 @@ def init(
     with session(data_dir, db_url, as_json, initialise=True) as s:
         declared = load_config(config_path(config))
         s.store.initialise()
-        report = init_pool(Ledger(s.store, SystemClock(), system_ids()), declared)
+        report = init_pool(s.ledger(), declared)
         pools = [p.id for p in declared.pools]
         where = describe_store(s.store)
         doc = {
@@ -106,16 +89,10 @@ def view(
     api_key: ApiKeyOption = None,
 ) -> None:
     """The pool by state: per asset and channel, per asset, and in the reporting currency."""
-    if url is not None:
-        with remote_session(url, api_key, as_json, data_dir, db_url) as r:
-            doc = r.pool_view(pool)
-            r.emit(doc, doc_tables(doc, r.channel_names()))
-        return
-    with session(data_dir, db_url, as_json) as s:
-        declared = load_config(config_path(config))
-        chosen = declared.pool(pool)
-        shown = pool_view(s.store, declared, chosen, declared.rates_for(chosen))
-        s.emit(view_doc(shown), view_tables(shown, declared))
+    out = Output(as_json)
+    with open_backend(Where(data_dir, db_url, url, api_key, config), out) as backend:
+        doc = backend.pool_view(pool)
+        out.emit(doc, doc_tables(doc, backend.channel_names()))
 
 
 def view_tables(shown: PoolView, declared: FundpoolConfig) -> list[Table | Text]:

@@ -5,11 +5,11 @@
 
 The commands that take it: `ledger transfer | pending | post | void | reverse | balance |
 history | verify`, `pool view`, `payment create | show | list`. Given `--url`, a command does
-what it does on a store through the API client instead (`fundpool.client`), and prints the
-same: the API answers with the documents the local commands build (ledger/docs.py,
-payments/docs.py), rendered by the same functions. An API error is the domain's error
-(client/errors.py), so it prints as a local one: `error[<code>]: <detail>` and its facts on
-stderr, exit code 2.
+what it does on a store through the API client instead (`RemoteBackend`, the `Backend` of
+cli/backend.py, on `fundpool.client`), and prints the same: the API answers with the documents
+the local commands build (ledger/docs.py, payments/docs.py), rendered by the same functions.
+An API error is the domain's error (client/errors.py), so it prints as a local one:
+`error[<code>]: <detail>` and its facts on stderr, exit code 2.
 
 Where the API's shape differs from the command's, this module makes up the difference:
 - `balance` asks for the account and the assets as well, to filter by `--asset` and to show a
@@ -24,21 +24,23 @@ Where the API's shape differs from the command's, this module makes up the diffe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import typer
 
-from fundpool.cli.ledger import emit, report_error
+from fundpool.cli.backend import PostingText
+from fundpool.cli.output import report_error
 from fundpool.client import Client, Posting
 from fundpool.core.errors import AssetMismatch, FundpoolError, UnknownAsset
 from fundpool.core.ledger.model import ZERO_BALANCE
 from fundpool.core.money import Asset, AssetKind
 from fundpool.ledger.docs import balance_fields, iso
 from fundpool.ledger.verify import Problem, VerifyReport
+from fundpool.payments.model import PaymentKind, PaymentState
 from fundpool.pool.config import InvalidConfig
 from fundpool.server.v1.models import EntryOut
 
@@ -48,42 +50,38 @@ HISTORY_PAGE_MAX = 500  # entries per page when walking the history to `--before
 
 
 @dataclass(slots=True)
-class Remote:
-    """One command's client of the server, and where it prints."""
+class RemoteBackend:
+    """The commands' `Backend` on a server: one command's client of its API."""
 
     client: Client
-    json: bool
-
-    def emit(self, document: Mapping[str, object], human: Any = None) -> None:
-        emit(document, human, self.json)
 
     # --- the ledger --------------------------------------------------------------------------
 
-    def transfer(self, texts: Sequence[tuple[str, str, str, str]], metadata: dict[str, str],
-                 key: str | None) -> dict[str, object]:
-        postings = [posting(*text) for text in texts]
-        return entry(self.client.transfer(postings, metadata, idempotency_key=key))
+    def transfer(self, postings: Sequence[PostingText], metadata: dict[str, str],
+                 key: str | None) -> dict[str, Any]:
+        sent = [_posting(*text) for text in postings]
+        return entry(self.client.transfer(sent, metadata, idempotency_key=key))
 
-    def pending(self, text: tuple[str, str, str, str], timeout_s: int,
-                metadata: dict[str, str], key: str | None) -> dict[str, object]:
-        return entry(self.client.create_pending(posting(*text), timeout_s, metadata,
+    def pending(self, posting: PostingText, timeout_s: int, metadata: dict[str, str],
+                key: str | None) -> dict[str, Any]:
+        return entry(self.client.create_pending(_posting(*posting), timeout_s, metadata,
                                                 idempotency_key=key))
 
     def post(self, pending_id: str, amount: str | None, metadata: dict[str, str],
-             key: str | None) -> dict[str, object]:
+             key: str | None) -> dict[str, Any]:
         return entry(self.client.post_pending(pending_id, amount, metadata,
                                               idempotency_key=key))
 
     def void(self, pending_id: str, metadata: dict[str, str], key: str | None
-             ) -> dict[str, object]:
+             ) -> dict[str, Any]:
         return entry(self.client.void_pending(pending_id, metadata, idempotency_key=key))
 
     def reverse(self, entry_id: str, metadata: dict[str, str], key: str | None
-                ) -> dict[str, object]:
+                ) -> dict[str, Any]:
         return entry(self.client.reverse(entry_id, metadata, idempotency_key=key))
 
     def balance(self, address: str, asset: str | None, at_us: int | None
-                ) -> dict[str, object]:
+                ) -> dict[str, Any]:
         """The document of `fundpool ledger balance`: every asset the account holds (a
         single-asset account: its asset, zero when never posted), or `asset` only."""
         account = self.client.account(address)
@@ -111,7 +109,7 @@ class Remote:
                 "balances": listed}
 
     def history(self, address: str, asset: str | None, limit: int, before: int | None
-                ) -> dict[str, object]:
+                ) -> dict[str, Any]:
         """The document of `fundpool ledger history`: the `limit` newest entries (before
         `before`), one row per asset each changed."""
         if before is None:
@@ -143,7 +141,7 @@ class Remote:
 
     # --- the pool ----------------------------------------------------------------------------
 
-    def pool_view(self, pool: str | None) -> dict[str, object]:
+    def pool_view(self, pool: str | None) -> dict[str, Any]:
         """The view of `pool`, or of the server's only pool (as `--pool` locally)."""
         if pool is None:
             pools = [p.id for p in self.client.pools()]
@@ -160,29 +158,31 @@ class Remote:
 
     # --- payments ----------------------------------------------------------------------------
 
-    def create_payment(self, *, kind: Literal["deposit", "payout", "internal", "bridge"],
-                       asset: str, amount: str, pool: str | None, channel: str | None,
-                       destination_channel: str | None, counterparty: str | None,
-                       reference: str | None, metadata: dict[str, str], key: str | None
-                       ) -> dict[str, Any]:
+    def create_payment(self, *, kind: PaymentKind, asset: str, amount: str, pool: str | None,
+                       channel: str | None, destination_channel: str | None,
+                       counterparty: str | None, reference: str | None,
+                       metadata: dict[str, str], key: str | None) -> dict[str, Any]:
         created = self.client.create_payment(
-            kind, asset, amount, pool=pool, channel=channel,
+            kind.value, asset, amount, pool=pool, channel=channel,
             destination_channel=destination_channel, counterparty=counterparty,
             reference=reference, metadata=metadata, idempotency_key=key)
         return created.model_dump(mode="json")
 
-    def payment(self, payment_id: str) -> dict[str, Any]:
-        """The document of `fundpool payment show`: the payment and its events."""
+    def payment(self, payment_id: str, pool: str | None) -> dict[str, Any]:
+        """The document of `fundpool payment show`: the payment and its events (`pool` is
+        the server's business: a payment id names one payment across its pools)."""
         return self.client.payment(payment_id).model_dump(mode="json", by_alias=True)
 
-    def payments(self, *, pool: str | None, state: str | None, kind: str | None,
-                 asset: str | None, channel: str | None, limit: int, after: str | None
-                 ) -> list[dict[str, Any]]:
+    def payments(self, *, pool: str | None, state: PaymentState | None,
+                 kind: PaymentKind | None, asset: str | None, channel: str | None, limit: int,
+                 after: str | None) -> list[dict[str, Any]]:
         """`limit` payments, newest first, after the payment `after` (ids grow with time:
         the pages are walked past it)."""
         found: list[dict[str, Any]] = []
-        for payment in self.client.iter_payments(pool, state=state, kind=kind, asset=asset,
-                                                 channel=channel, limit=limit):
+        for payment in self.client.iter_payments(
+                pool, state=None if state is None else state.value,
+                kind=None if kind is None else kind.value, asset=asset, channel=channel,
+                limit=limit):
             if after is not None and payment.id >= after:
                 continue
             found.append(payment.model_dump(mode="json"))
@@ -191,11 +191,11 @@ class Remote:
         return found
 
 
-def posting(source: str, destination: str, asset: str, amount: str) -> Posting:
+def _posting(source: str, destination: str, asset: str, amount: str) -> Posting:
     return Posting(source.strip(), destination.strip(), asset.strip(), amount.strip())
 
 
-def entry(found: EntryOut) -> dict[str, object]:
+def entry(found: EntryOut) -> dict[str, Any]:
     """An entry as the local commands print it: the members the entry has (the API's model
     lists every member, null when the entry has none)."""
     return found.model_dump(mode="json", exclude_none=True)
@@ -203,7 +203,8 @@ def entry(found: EntryOut) -> dict[str, object]:
 
 @contextmanager
 def open_remote(url: str, api_key: str | None, as_json: bool, *,
-                data_dir: Path | None = None, db_url: str | None = None) -> Iterator[Remote]:
+                data_dir: Path | None = None, db_url: str | None = None
+                ) -> Iterator[RemoteBackend]:
     """The client of the server at `url` for one command; an API error (or none answering)
     prints as a local error and exits with 2."""
     if data_dir is not None or db_url is not None:
@@ -215,7 +216,7 @@ def open_remote(url: str, api_key: str | None, as_json: bool, *,
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="'--url'") from None
         with client:
-            yield Remote(client, as_json)
+            yield RemoteBackend(client)
     except FundpoolError as error:
         report_error(error, as_json)
         raise typer.Exit(2) from None

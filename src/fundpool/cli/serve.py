@@ -7,8 +7,9 @@
 Settings come from the file named by `--settings` (or $FUNDPOOL_SETTINGS), the environment
 (`FUNDPOOL_*`) and these flags, the flags winning (server/settings.py, docs/configuration.md).
 The command checks them, creates the ledger tables if the store has none, then runs uvicorn
-with `--workers` processes on the app factory `fundpool.server.main:build_app`: each worker
-opens its own connections. Several workers need PostgreSQL; SQLite serves from one.
+with `--workers` processes on the app factory `fundpool.compose:build_app` (the composition
+root: the server, and the console when asked for): each worker opens its own connections.
+Several workers need PostgreSQL; SQLite serves from one.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import Annotated
 
 import typer
 
-from fundpool.cli.ledger import describe_store, report_error
+from fundpool import compose
+from fundpool.cli.options import parse_rate
+from fundpool.cli.output import report_error
+from fundpool.cli.session import describe_store
 from fundpool.core.errors import FundpoolError
-from fundpool.stores import open_store
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -103,7 +106,7 @@ def serve(
         declared = load_config(settings.config)
         if settings.alerts is not None:
             AlertRules(settings.alerts)
-        store = open_store(data_dir=settings.data_dir, db_url=settings.db_url)
+        store = compose.open_ledger_store(data_dir=settings.data_dir, db_url=settings.db_url)
         try:
             store.initialise()
             where = describe_store(store)
@@ -113,15 +116,13 @@ def serve(
         report_error(error, False)
         raise typer.Exit(2) from None
     if settings.simulate is not None:
-        from fundpool.cli.simulate import parse_rate
-
         parse_rate(settings.simulate, option="--simulate")
     os.environ.update(as_environment(settings))
     typer.echo(f"fundpool serve: {where}, pools {', '.join(p.id for p in declared.pools)}, "
                f"{settings.workers} worker(s), alert rules {settings.alerts or 'none'}, on "
                f"http://{settings.host}:{settings.port} (API docs at /docs"
                + (", console at /console/" if settings.console else "") + ")", err=True)
-    uvicorn.run("fundpool.server.main:build_app", factory=True, host=settings.host,
+    uvicorn.run("fundpool.compose:build_app", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, log_level=settings.log_level,
                 access_log=False, lifespan="on", loop="uvloop", http="httptools",
                 ws="websockets-sansio", timeout_graceful_shutdown=10)

@@ -21,7 +21,6 @@ or exit 1 with the first bad entry.
 from __future__ import annotations
 
 import contextlib
-import re
 import signal
 import threading
 import time
@@ -37,21 +36,24 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fundpool.cli.ledger import (
+from fundpool import compose
+from fundpool.cli.options import (
+    ConfigOption,
     DataDirOption,
     DbUrlOption,
     JsonOption,
-    describe_store,
-    session,
-    stdout_console,
+    PoolOption,
+    config_path,
+    parse_duration,
+    parse_rate,
 )
-from fundpool.cli.pool import ConfigOption, PoolOption, config_path
+from fundpool.cli.output import stdout_console
+from fundpool.cli.session import describe_store, session
 from fundpool.core.clock import Clock, ManualClock, Uuid7Ids
 from fundpool.core.ledger.model import Balance
 from fundpool.core.money import Asset
 from fundpool.ledger.docs import amount_fields, iso
 from fundpool.ledger.ports import LedgerStore
-from fundpool.ledger.service import Ledger
 from fundpool.ledger.verify import VerifyReport, verify
 from fundpool.payments.model import PaymentKind, PaymentState
 from fundpool.pool.accounts import exposure_merchant, exposure_total
@@ -59,16 +61,11 @@ from fundpool.pool.config import FundpoolConfig, OwnerKind, PoolConfig, load_con
 from fundpool.pool.view import PoolView, pool_view
 from fundpool.runtime import SystemClock
 from fundpool.sim.traffic import ScaledClock, Simulation, SimulationReport
-from fundpool.stores import payment_store
-from fundpool.stores.dispatch_sql import dispatch_records
 
-# Bounds on what a command line may ask for.
-RATE_PER_S_MAX = 20_000.0
-DURATION_S_MAX = 86_400.0  # one day of wall time
+# Bounds on what a command line may ask for (the rate's and the duration's: sim/pace.py).
 SPEED_MAX = 100_000.0
 SPEED_DEFAULT = 60.0
 SEED_DEFAULT = 7
-UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3_600}
 # A step every tenth of a wall second; a fast run moves its clock by the same span of rail
 # time (STEP_S x speed), so it runs exactly the traffic a live run would.
 STEP_S = 0.1
@@ -78,52 +75,8 @@ SIM_START_US = int(datetime(2026, 11, 24, 9, tzinfo=UTC).timestamp()) * 1_000_00
 AFTER_HEAD_US = 1_000  # a new run starts a millisecond after the ledger's last entry
 ROUTE_GIVEN = "given"  # a route the caller named, not one the router chose
 
-_NUMBER = r"(?P<number>\d+(?:\.\d*)?|\.\d+)"
-_RATE = re.compile(rf"{_NUMBER}\s*(?:/\s*(?P<unit>[a-z]+))?")
-_DURATION = re.compile(rf"{_NUMBER}\s*(?P<unit>[a-z]+)?")
-
 
 # --- options ------------------------------------------------------------------------------------
-
-
-def parse_rate(text: str, *, option: str = "--rate") -> float:
-    """Payments a second from `200/s`, `200` (a second), `6000/m` or `90000/h`."""
-    match = _RATE.fullmatch(text.strip().lower())
-    unit_s = UNIT_S.get(match["unit"] or "s") if match else None
-    if match is None or unit_s is None:
-        raise typer.BadParameter(
-            f"{text!r} is not a rate; write payments a second as 200/s or 200, or a minute or "
-            "an hour as 6000/m, 90000/h",
-            param_hint=f"'{option}'",
-        )
-    rate = float(match["number"]) / unit_s
-    if not 0 < rate <= RATE_PER_S_MAX:
-        raise typer.BadParameter(
-            f"{text!r} is {rate:g} payments a second; the rate must be above 0 and at most "
-            f"{RATE_PER_S_MAX:g}/s",
-            param_hint=f"'{option}'",
-        )
-    return rate
-
-
-def parse_duration(text: str, *, option: str = "--duration") -> float:
-    """Seconds from `30s`, `5m`, `1h` or `90` (seconds)."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    unit_s = UNIT_S.get(match["unit"] or "s") if match else None
-    if match is None or unit_s is None:
-        raise typer.BadParameter(
-            f"{text!r} is not a duration; write it as 30s, 5m, 1h or 90 (seconds)",
-            param_hint=f"'{option}'",
-        )
-    seconds = float(match["number"]) * unit_s
-    if not 0 < seconds <= DURATION_S_MAX:
-        raise typer.BadParameter(
-            f"{text!r} is {seconds:g} s; a duration must be above 0 and at most "
-            f"{DURATION_S_MAX:g} s (24h)",
-            param_hint=f"'{option}'",
-        )
-    return seconds
-
 
 RateOption = Annotated[
     str, typer.Option("--rate", help="Payments a wall second: 200/s, 200, 6000/m, 90000/h.")
@@ -163,13 +116,13 @@ class Settings:
 
 def payment_state_counts(store: LedgerStore, pool: str) -> dict[str, int]:
     """The pool's payments by state, in the order of `PaymentState`."""
-    counts = payment_store(store).state_counts(pool)
+    counts = compose.payment_records(store).state_counts(pool)
     return {s.value: counts[s] for s in PaymentState if s in counts}
 
 
 def route_counts(store: LedgerStore) -> dict[tuple[str | None, str], int]:
     """Routes (one per attempt) by (channel, strategy); channel None: no eligible channel."""
-    return dispatch_records(store)[1].route_counts()
+    return compose.dispatch_reads(store).route_counts()
 
 
 # --- a run ----------------------------------------------------------------------------------------
@@ -253,8 +206,8 @@ def run_simulation(
     earlier = sum(payment_state_counts(store, pool.id).values())
     clock, advance = start_clock(store, settings)
     ids = Uuid7Ids.seeded(settings.seed)
-    simulation = Simulation(Ledger(store, clock, ids), config, pool, seed=settings.seed,
-                            clock=clock, ids=ids)
+    simulation = compose.simulation(store, config, pool, seed=settings.seed, clock=clock,
+                                    ids=ids)
     simulation.open_pool()
     run = SimulationRun(settings, describe_store(store), config, pool, clock.now_us(),
                         earlier_payments=earlier, report=simulation.report)

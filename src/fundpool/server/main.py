@@ -1,7 +1,8 @@
-"""The server as uvicorn runs it: `build_app()` makes one worker's app from the settings in the
-environment (`fundpool serve` puts them there, then starts N workers on this factory).
+"""One worker's server: `worker_app()` puts together the app from what the composition root
+built (`fundpool.compose.build_app`, the uvicorn factory `fundpool serve` runs in each worker),
+with the process's logging and its share of the live figures.
 
-    uvicorn --factory fundpool.server.main:build_app      # what `fundpool serve` runs
+    uvicorn --factory fundpool.compose:build_app      # what `fundpool serve` runs
 
 Each worker opens its own connections. With several workers on PostgreSQL, one of them leads:
 it holds a session advisory lock, applies the outbox to the projections, evaluates the alert
@@ -15,23 +16,25 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from fastapi import FastAPI
 
-from fundpool.auth.store import AuthStore
-from fundpool.ledger.service import Ledger
 from fundpool.monitoring.feed import Follower
 from fundpool.monitoring.service import Monitor
-from fundpool.pool.config import load_config
-from fundpool.runtime import SystemClock, system_ids, tune_gc
+from fundpool.runtime import SystemClock
+from fundpool.server.alerting import alert_source, kpi_source
 from fundpool.server.app import Service, create_app
 from fundpool.server.metrics import MetricSource
 from fundpool.server.settings import Settings
 from fundpool.server.v1.context import Api
 from fundpool.server.v1.idempotency import IdempotencyStore
-from fundpool.stores import open_store
+
+if TYPE_CHECKING:
+    from fundpool.monitoring.alerting.engine import AlertEngine
+    from fundpool.monitoring.alerting.reload import AlertRules
 
 LEADER_POLL_S = 1.0
 PRUNE_EVERY_S = 3_600.0
@@ -135,49 +138,24 @@ class Leadership:
             self._connection.close()
 
 
-def build_app(settings: Settings | None = None) -> FastAPI:
-    """One worker's app (its own store connections), from `settings` or the environment."""
-    settings = settings or Settings()
-    configure_logging(settings)
-    tune_gc()
-    store = open_store(data_dir=settings.data_dir, db_url=settings.db_url)
-    store.initialise()
-    declared = load_config(settings.config)
-    monitor = Monitor(store, declared, SystemClock())
-    auth = AuthStore.beside(store)
-    auth.initialise()
-    api = Api(monitor=monitor, auth=auth, settings=settings,
-              idempotency=IdempotencyStore.beside(store))
-    sources: list[MetricSource] = []
-    engine = None
-    from fundpool.server.alerting import alert_source, kpi_source
-
-    if settings.alerts is None:
-        sources.append(kpi_source(None))
-    else:
-        from fundpool.monitoring.alerting.engine import AlertEngine
-        from fundpool.monitoring.alerting.reload import AlertRules
-        from fundpool.stores.alerts_sql import SqlAlertStore
-
-        held = AlertRules(settings.alerts)
-        engine = AlertEngine(Ledger(store, SystemClock(), system_ids()), monitor, held,
-                             table=SqlAlertStore(store))
-        sources += [kpi_source(held), alert_source(engine)]
+def worker_app(
+    settings: Settings,
+    monitor: Monitor,
+    api: Api,
+    *,
+    rules: AlertRules | None = None,
+    engine: AlertEngine | None = None,
+    services: Sequence[Service] = (),
+) -> FastAPI:
+    """One worker's app around `monitor` and `api`: the KPI families (and, with the alert
+    `engine` on its `rules`, the alert families), the leadership of the live figures, and
+    `services` run beside the app from its start-up to its shut-down."""
+    sources: list[MetricSource] = [kpi_source(rules)]
+    if engine is not None:
+        sources.append(alert_source(engine))
     leadership = Leadership(monitor, settings, engine, api.idempotency)
-    services: list[Service] = [leadership]
-    if settings.simulate is not None:
-        from fundpool.cli.simulate import parse_rate
-        from fundpool.sim.service import TrafficService
-
-        services.append(TrafficService(store, declared, declared.pool(None),
-                                       rate_per_s=parse_rate(settings.simulate,
-                                                             option="simulate")))
     app = create_app(monitor, follow=False, ready_lag_max_events=settings.ready_lag_max_events,
-                     metric_sources=sources, api=api, services=services)
+                     metric_sources=sources, api=api, services=[leadership, *services])
     app.state.leadership = leadership
     app.state.alerts = engine
-    if settings.console:
-        from fundpool.console import mount
-
-        mount(app, api, storage_secret=settings.console_secret)
     return app

@@ -5,21 +5,18 @@ It runs `Simulation` (sim/traffic.py) in a thread of its own on the server's sto
 wall clock (rails live at their real speed: instant credit and chains settle in seconds, a
 wire in hours, a card at T+2), until the server stops. Its payments go through the same
 ledger and payment services as the API's, so everything it does shows in the API and the
-console like any other traffic.
+console like any other traffic. The composition root builds it (`compose.traffic_service`):
+it hands over how to start a run, this service runs it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import structlog
 
-from fundpool.core.clock import Uuid7Ids
-from fundpool.ledger.ports import LedgerStore
-from fundpool.ledger.service import Ledger
-from fundpool.pool.config import FundpoolConfig, PoolConfig
-from fundpool.runtime import SystemClock
 from fundpool.sim.traffic import Simulation
 
 STEP_S = 0.1
@@ -34,13 +31,12 @@ class _Stop(Exception):
 
 
 class TrafficService:
-    def __init__(self, store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
-                 rate_per_s: float, seed: int = SEED_DEFAULT) -> None:
-        self.store = store
-        self.config = config
-        self.pool = pool
+    """Runs the simulation `open_simulation()` makes (in the service's thread, when it starts)
+    at `rate_per_s` payments a wall second, until stopped."""
+
+    def __init__(self, open_simulation: Callable[[], Simulation], *, rate_per_s: float) -> None:
+        self._open_simulation = open_simulation
         self.rate_per_s = rate_per_s
-        self.seed = seed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.created = 0
@@ -56,13 +52,9 @@ class TrafficService:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        clock = SystemClock()
-        # A seed per start: a restarted server's payments never meet the previous run's keys.
-        ids = Uuid7Ids.seeded(self.seed + clock.now_us())
-        simulation = Simulation(Ledger(self.store, clock, ids), self.config, self.pool,
-                                seed=self.seed, clock=clock, ids=ids)
+        simulation = self._open_simulation()
         simulation.open_pool()
-        log.info("simulator_started", pool=self.pool.id, rate_per_s=self.rate_per_s)
+        log.info("simulator_started", pool=simulation.pool.id, rate_per_s=self.rate_per_s)
 
         def on_step(_: object) -> None:
             if self._stop.is_set():
@@ -78,4 +70,4 @@ class TrafficService:
                 log.exception("simulator_step_failed")
                 time.sleep(RESTART_AFTER_S)
         simulation.dispatcher.flush_records()
-        log.info("simulator_stopped", pool=self.pool.id)
+        log.info("simulator_stopped", pool=simulation.pool.id)

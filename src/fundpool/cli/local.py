@@ -1,0 +1,203 @@
+"""The commands' `Backend` on a store of this machine: the services the composition root builds
+on it, and the documents the commands print (ledger/docs.py, pool/docs.py, payments/docs.py).
+
+Amounts come in as decimal text and are read at the asset's scale as the store defines it; the
+pool and payment operations read the pool configuration (`--config`) when they first need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fundpool import compose
+from fundpool.cli.backend import PostingText
+from fundpool.cli.options import config_path
+from fundpool.cli.session import Session, session
+from fundpool.core.errors import AssetMismatch, UnknownPending
+from fundpool.core.ledger.model import Posting
+from fundpool.ledger.docs import amount_fields, balance_fields, entry_doc, iso
+from fundpool.ledger.service import Recorded, find_account
+from fundpool.ledger.verify import VerifyReport, verify
+from fundpool.payments import docs as payment_docs
+from fundpool.payments.model import Payment, PaymentKind, PaymentRequest, PaymentState
+from fundpool.payments.service import PaymentService
+from fundpool.pool.config import FundpoolConfig, load_config
+from fundpool.pool.docs import view_doc
+from fundpool.pool.view import pool_view
+
+
+@dataclass(slots=True)
+class LocalBackend:
+    session: Session
+    config_option: Path | None = None
+    _config: FundpoolConfig | None = None
+
+    def config(self) -> FundpoolConfig:
+        if self._config is None:
+            self._config = load_config(config_path(self.config_option))
+        return self._config
+
+    # --- the ledger ----------------------------------------------------------------------------
+
+    def _posting(self, text: PostingText) -> Posting:
+        source, destination, asset_code, amount = text
+        asset = self.session.asset(asset_code.strip())
+        return Posting(source.strip(), destination.strip(), asset.code, asset.parse(amount))
+
+    def _entry(self, recorded: Recorded) -> dict[str, Any]:
+        return entry_doc(recorded, self.session.assets())
+
+    def transfer(self, postings: Sequence[PostingText], metadata: dict[str, str],
+                 key: str | None) -> dict[str, Any]:
+        read = [self._posting(text) for text in postings]
+        return self._entry(self.session.ledger().transfer(read, metadata=metadata,
+                                                          idempotency_key=key))
+
+    def pending(self, posting: PostingText, timeout_s: int, metadata: dict[str, str],
+                key: str | None) -> dict[str, Any]:
+        reserved = self._posting(posting)
+        return self._entry(self.session.ledger().create_pending(
+            reserved, timeout_s=timeout_s, metadata=metadata, idempotency_key=key))
+
+    def post(self, pending_id: str, amount: str | None, metadata: dict[str, str],
+             key: str | None) -> dict[str, Any]:
+        ledger = self.session.ledger()
+        reservation = ledger.pending(pending_id)
+        if reservation is None:
+            raise UnknownPending(pending_id=pending_id)
+        amount_minor = None if amount is None else self.session.asset(reservation.asset
+                                                                      ).parse(amount)
+        return self._entry(ledger.post_pending(pending_id, amount_minor, metadata=metadata,
+                                               idempotency_key=key))
+
+    def void(self, pending_id: str, metadata: dict[str, str], key: str | None
+             ) -> dict[str, Any]:
+        return self._entry(self.session.ledger().void_pending(
+            pending_id, metadata=metadata, idempotency_key=key))
+
+    def reverse(self, entry_id: str, metadata: dict[str, str], key: str | None
+                ) -> dict[str, Any]:
+        return self._entry(self.session.ledger().reverse(entry_id, metadata=metadata,
+                                                         idempotency_key=key))
+
+    def balance(self, address: str, asset: str | None, at_us: int | None) -> dict[str, Any]:
+        s = self.session
+        ledger = s.ledger()
+        account = find_account(s.store, address)
+        if asset is not None:
+            held = s.asset(asset)
+            if account.asset is not None and account.asset != held.code:
+                raise AssetMismatch(
+                    address=address, account_asset=account.asset, asset=held.code
+                )
+            codes = [held.code]
+        elif account.asset is not None:
+            codes = [account.asset]
+        else:
+            codes = sorted(code for addr, code in s.store.balances(address) if addr == address)
+        as_of_seq = ledger.head().seq if at_us is None else ledger.seq_at(at_us)
+        rows = []
+        for code in codes:
+            amounts = s.store.balance_at(address, code, as_of_seq)
+            rows.append({"asset": code, **balance_fields(amounts, s.assets().get(code))})
+        return {
+            "address": address,
+            "at": None if at_us is None else iso(at_us),
+            "as_of_seq": as_of_seq,
+            "balances": rows,
+        }
+
+    def history(self, address: str, asset: str | None, limit: int, before: int | None
+                ) -> dict[str, Any]:
+        s = self.session
+        find_account(s.store, address)
+        rows = s.ledger().history(address, asset=asset, limit=limit, before_seq=before)
+        assets = s.assets()
+        docs: list[dict[str, object]] = []
+        for code, row in rows:
+            held = assets.get(code)
+            docs.append(
+                {
+                    "seq": row.seq,
+                    "entry_id": row.entry_id,
+                    "kind": row.kind.value,
+                    "at": iso(row.at_us),
+                    "asset": code,
+                    **amount_fields("posted_change", row.posted_change_minor, held),
+                    **amount_fields("pending_out_change", row.pending_out_change_minor, held),
+                    **amount_fields("pending_in_change", row.pending_in_change_minor, held),
+                    **balance_fields(row.balance, held),
+                }
+            )
+        return {
+            "address": address,
+            "rows": docs,
+            "next_before": rows[-1][1].seq if len(rows) == limit else None,
+        }
+
+    def verify(self) -> VerifyReport:
+        return verify(self.session.store)
+
+    # --- the pool ------------------------------------------------------------------------------
+
+    def pool_view(self, pool: str | None) -> dict[str, Any]:
+        declared = self.config()
+        chosen = declared.pool(pool)
+        return view_doc(pool_view(self.session.store, declared, chosen,
+                                  declared.rates_for(chosen)))
+
+    def channel_names(self) -> Callable[[str], str]:
+        declared = self.config()
+        return lambda channel: declared.channel(channel).name
+
+    # --- payments ------------------------------------------------------------------------------
+
+    def payment_service(self, pool: str | None) -> PaymentService:
+        declared = self.config()
+        return compose.payment_service(self.session.store, declared, declared.pool(pool))
+
+    def payment_doc(self, payment: Payment) -> dict[str, Any]:
+        return payment_docs.payment_doc(payment, self.session.assets().get(payment.asset))
+
+    def create_payment(self, *, kind: PaymentKind, asset: str, amount: str, pool: str | None,
+                       channel: str | None, destination_channel: str | None,
+                       counterparty: str | None, reference: str | None,
+                       metadata: dict[str, str], key: str | None) -> dict[str, Any]:
+        payments = self.payment_service(pool)
+        request = PaymentRequest(
+            kind=kind,
+            asset=asset,
+            amount_minor=self.session.asset(asset).parse(amount),
+            channel=channel,
+            destination_channel=destination_channel,
+            counterparty=counterparty,
+            reference=reference,
+            metadata=metadata,
+        )
+        return self.payment_doc(payments.create(request, idempotency_key=key))
+
+    def payment(self, payment_id: str, pool: str | None) -> dict[str, Any]:
+        payments = self.payment_service(pool)
+        payment = payments.get(payment_id)
+        events = [payment_docs.event_doc(e) for e in payments.events(payment_id)]
+        return {**self.payment_doc(payment), "events": events}
+
+    def payments(self, *, pool: str | None, state: PaymentState | None,
+                 kind: PaymentKind | None, asset: str | None, channel: str | None, limit: int,
+                 after: str | None) -> list[dict[str, Any]]:
+        found = self.payment_service(pool).list(
+            state=state, kind=kind, asset=asset, channel=channel, limit=limit, after_id=after
+        )
+        return [self.payment_doc(p) for p in found]
+
+
+@contextmanager
+def open_local(data_dir: Path | None, db_url: str | None, as_json: bool, *,
+               config: Path | None = None) -> Iterator[LocalBackend]:
+    """The store for one command (cli/session.py: errors exit with 2), as a backend."""
+    with session(data_dir, db_url, as_json) as s:
+        yield LocalBackend(s, config)

@@ -40,16 +40,9 @@ from fundpool.bus.consumer import (
 )
 from fundpool.bus.relay import RELAY_CURSOR, NatsRelay, RelayReport
 from fundpool.bus.subjects import DEFAULT_PREFIX, DURABLE_PREFIX, durable_name, stream_name
-from fundpool.cli.ledger import (
-    DataDirOption,
-    DbUrlOption,
-    JsonOption,
-    emit_json,
-    log_to_stderr,
-    report_error,
-    session,
-    stdout_console,
-)
+from fundpool.cli.options import DataDirOption, DbUrlOption, JsonOption
+from fundpool.cli.output import emit_json, log_to_stderr, report_error, stdout_console
+from fundpool.cli.session import session
 from fundpool.core.errors import FundpoolError, StoreError
 from fundpool.ledger.ports import LedgerStore
 from fundpool.monitoring.projector import Projector

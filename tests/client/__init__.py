@@ -14,11 +14,11 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from fundpool.compose import build_app
 from fundpool.ledger.service import Ledger
 from fundpool.pool.config import load_config
 from fundpool.pool.setup import init_pool
 from fundpool.runtime import SystemClock, system_ids
-from fundpool.server.main import build_app
 from fundpool.server.settings import Settings
 from fundpool.stores import open_store
 

@@ -254,7 +254,7 @@ def list_decisions(
     filters = {"payment_id": payment_id, "channel": channel}
     after = _after(cursor, "decisions", filters, (str, int))
     with store_errors():
-        found = dispatch_records(api.store)[1].decisions(
+        found = dispatch_records(api.store).decisions(
             payment_id=payment_id, channel=channel, limit=limit + 1,
             before=None if after is None else (after[0], after[1]))
         assets = api.assets()
@@ -295,7 +295,7 @@ def list_batches(
     filters = {"channel": channel}
     after = _after(cursor, "batches", filters, (str, int))
     with store_errors():
-        found = dispatch_records(api.store)[1].batches(
+        found = dispatch_records(api.store).batches(
             channel=channel, limit=limit + 1,
             before=None if after is None else (after[1], after[0]))
         assets = api.assets()

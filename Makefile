@@ -27,6 +27,7 @@ test: lint
 
 bench: install
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/sql_bulk.py
 	$(BIN)/python bench/payments.py
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/events.py

@@ -7,6 +7,9 @@ each command, and writes what `BatchEngine.finish()` returns in one store transa
 Each top-level command is applied all or none: its changes go to the working set through an undo
 log, and a rejected command (or any member of a rejected linked batch) is rolled back before the
 next command runs, so a rejection changes nothing.
+
+The engine is the batch's mechanics (dispatch, undo log, idempotency, the chain) and the posted
+transfers and reversals; the rules of pending transfers are in `two_phase.py`.
 """
 
 from __future__ import annotations
@@ -29,15 +32,12 @@ from fundpool.core.errors import (
     InsufficientFunds,
     LinkedBatchFailed,
     NotReversible,
-    PendingExpired,
-    PendingNotPending,
-    PostExceedsPending,
     UnknownAccount,
     UnknownAsset,
-    UnknownPending,
     UnknownTransaction,
     invariant,
 )
+from fundpool.core.ledger import two_phase
 from fundpool.core.ledger.canonical import (
     canonical_bytes,
     canonical_text,
@@ -45,7 +45,6 @@ from fundpool.core.ledger.canonical import (
     request_hash,
 )
 from fundpool.core.ledger.model import (
-    US_PER_S,
     ZERO_BALANCE,
     Account,
     Balance,
@@ -183,8 +182,7 @@ class BatchEngine:
 
     def expire(self, pending: PendingTransfer) -> JournalEntry:
         """Expire a due pending transfer: its reservation is released, in an entry of its own."""
-        invariant(pending.state is PendingState.PENDING, "only a pending transfer expires")
-        invariant(pending.expires_at_us <= self._at_us, "a pending transfer expires when due")
+        two_phase.check_due(pending, self._at_us)
         self._undo.clear()
         self._w.pendings[pending.id] = pending
         return self._finish_pending(pending, PendingState.EXPIRED, 0, {}, None)
@@ -440,68 +438,24 @@ class BatchEngine:
         if account.asset is not None and account.asset != asset:
             raise AssetMismatch(address=address, account_asset=account.asset, asset=asset)
 
-    # --- two-phase ------------------------------------------------------------------------
+    # --- two-phase transfers (the rules: two_phase.py) -------------------------------------
 
     def _create_pending(self, command: CreatePending) -> CommandResult:
         key = command.idempotency_key
-        posting = command.posting
         fingerprint = b""
         if key is not None:
-            fingerprint = request_hash(
-                {
-                    "kind": "pending",
-                    "posting": posting.body(),
-                    "timeout_s": command.timeout_s,
-                    "metadata": dict(command.metadata),
-                }
-            )
+            fingerprint = two_phase.request_hash_of(command)
             replay = self._replay(key, fingerprint)
             if replay is not None:
                 return replay
-        source, destination, asset = posting.source, posting.destination, posting.asset
-        amount = posting.amount_minor
-        self._check_leg(source, asset)
-        self._check_leg(destination, asset)
-        balances = self._w.balances
-        source_key, destination_key = (source, asset), (destination, asset)
-        source_old = balances.get(source_key, ZERO_BALANCE)
-        destination_old = balances.get(destination_key, ZERO_BALANCE)
-        source_new = source_old._replace(pending_out=source_old.pending_out + amount)
-        destination_new = destination_old._replace(
-            pending_in=destination_old.pending_in + amount
-        )
-        check_bounds(self._w.accounts[source], asset, source_old, source_new, -amount)
-        check_bounds(
-            self._w.accounts[destination], asset, destination_old, destination_new, amount
-        )
-        self._set_balance(source_key, source_new)
-        self._set_balance(destination_key, destination_new)
-        expires_at_us = self._at_us + command.timeout_s * US_PER_S
-        body: dict[str, object] = {
-            "posting": posting.body(),
-            "timeout_s": command.timeout_s,
-            "expires_at_us": expires_at_us,
-            "metadata": dict(command.metadata),
-            "idempotency_key": key,
-        }
-        seq = self._head.seq + 1
-        legs = (
-            Leg(seq, source, asset, *source_new),
-            Leg(seq, destination, asset, *destination_new),
-        )
+        posting = command.posting
+        self._check_leg(posting.source, posting.asset)
+        self._check_leg(posting.destination, posting.asset)
+        legs = self._apply_step(two_phase.reserve(self._w.balances, posting))
+        expires_at_us = two_phase.expires_at_us(self._at_us, command.timeout_s)
+        body = two_phase.created_body(command, expires_at_us)
         entry = self._append(EntryKind.PENDING_CREATED, body, legs)
-        pending = PendingTransfer(
-            id=entry.id,
-            source=source,
-            destination=destination,
-            asset=asset,
-            amount_minor=amount,
-            expires_at_us=expires_at_us,
-            created_seq=entry.seq,
-        )
-        self._set(self._w.pendings, pending.id, pending)
-        self._pendings_touched.add(pending.id)
-        self._pendings_created.add(pending.id)
+        self._set_pending(two_phase.created(entry, posting, expires_at_us), created=True)
         self._remember(key, fingerprint, entry)
         return _applied(entry)
 
@@ -509,68 +463,30 @@ class BatchEngine:
         key = command.idempotency_key
         fingerprint = b""
         if key is not None:
-            fingerprint = request_hash(
-                {
-                    "kind": "post",
-                    "pending_id": command.pending_id,
-                    "amount_minor": command.amount_minor,
-                    "metadata": dict(command.metadata),
-                }
-            )
+            fingerprint = two_phase.request_hash_of(command)
             replay = self._replay(key, fingerprint)
             if replay is not None:
                 return replay
-        pending = self._live_pending(command.pending_id)
-        amount = pending.amount_minor if command.amount_minor is None else command.amount_minor
-        if amount > pending.amount_minor:
-            raise PostExceedsPending(
-                pending_id=pending.id,
-                pending_amount_minor=pending.amount_minor,
-                requested_minor=amount,
-            )
+        pending = two_phase.live_pending(self._w.pendings, command.pending_id, self._at_us)
+        posted_minor = two_phase.amount_to_post(pending, command.amount_minor)
         entry = self._finish_pending(
-            pending, PendingState.POSTED, amount, command.metadata, key, fingerprint
+            pending, PendingState.POSTED, posted_minor, command.metadata, key
         )
+        self._remember(key, fingerprint, entry)
         return _applied(entry)
 
     def _void_pending(self, command: VoidPending) -> CommandResult:
         key = command.idempotency_key
         fingerprint = b""
         if key is not None:
-            fingerprint = request_hash(
-                {
-                    "kind": "void",
-                    "pending_id": command.pending_id,
-                    "metadata": dict(command.metadata),
-                }
-            )
+            fingerprint = two_phase.request_hash_of(command)
             replay = self._replay(key, fingerprint)
             if replay is not None:
                 return replay
-        pending = self._live_pending(command.pending_id)
-        entry = self._finish_pending(
-            pending, PendingState.VOIDED, 0, command.metadata, key, fingerprint
-        )
+        pending = two_phase.live_pending(self._w.pendings, command.pending_id, self._at_us)
+        entry = self._finish_pending(pending, PendingState.VOIDED, 0, command.metadata, key)
+        self._remember(key, fingerprint, entry)
         return _applied(entry)
-
-    def _live_pending(self, pending_id: str) -> PendingTransfer:
-        pending = self._w.pendings.get(pending_id)
-        if pending is None:
-            raise UnknownPending(pending_id=pending_id)
-        if pending.state is PendingState.EXPIRED:
-            raise PendingExpired(
-                pending_id=pending_id,
-                expires_at_us=pending.expires_at_us,
-                finished_seq=pending.finished_seq,
-            )
-        if pending.state is not PendingState.PENDING:
-            raise PendingNotPending(
-                pending_id=pending_id, state=pending.state.value, finished_seq=pending.finished_seq
-            )
-        if pending.expires_at_us <= self._at_us:
-            # The service expires due transfers before a batch's commands; this is the backstop.
-            raise PendingExpired(pending_id=pending_id, expires_at_us=pending.expires_at_us)
-        return pending
 
     def _finish_pending(
         self,
@@ -579,73 +495,36 @@ class BatchEngine:
         posted_minor: int,
         metadata: Mapping[str, str],
         key: str | None,
-        fingerprint: bytes = b"",
     ) -> JournalEntry:
-        """Release the reservation and move `posted_minor` of it (zero for void and expiry)."""
-        asset, amount = pending.asset, pending.amount_minor
-        source_key, destination_key = (pending.source, asset), (pending.destination, asset)
-        balances = self._w.balances
-        source_old = balances.get(source_key, ZERO_BALANCE)
-        destination_old = balances.get(destination_key, ZERO_BALANCE)
-        invariant(
-            source_old.pending_out >= amount and destination_old.pending_in >= amount,
-            f"pending transfer {pending.id} is reserved on both sides",
-        )
-        source_new = Balance(
-            source_old.posted - posted_minor, source_old.pending_out - amount,
-            source_old.pending_in,
-        )
-        destination_new = Balance(
-            destination_old.posted + posted_minor, destination_old.pending_out,
-            destination_old.pending_in - amount,
-        )
-        # Releasing a reservation only loosens bounds, but the destination's maximum and the
-        # representable range are still checked: the posted balance there does grow.
-        accounts = self._w.accounts
-        check_bounds(accounts[pending.source], asset, source_old, source_new, 0)
-        check_bounds(accounts[pending.destination], asset, destination_old, destination_new, 0)
-        self._set_balance(source_key, source_new)
-        self._set_balance(destination_key, destination_new)
-        kind = {
-            PendingState.POSTED: EntryKind.PENDING_POSTED,
-            PendingState.VOIDED: EntryKind.PENDING_VOIDED,
-            PendingState.EXPIRED: EntryKind.PENDING_EXPIRED,
-        }[state]
-        body: dict[str, object] = {
-            "pending_id": pending.id,
-            "posting": {
-                "source": pending.source,
-                "destination": pending.destination,
-                "asset": asset,
-                "amount_minor": amount,
-            },
-            "posted_minor": posted_minor,
-            "released_minor": amount - posted_minor,
-            "metadata": dict(metadata),
-            "idempotency_key": key,
-        }
-        seq = self._head.seq + 1
-        legs = (
-            Leg(seq, pending.source, asset, *source_new),
-            Leg(seq, pending.destination, asset, *destination_new),
-        )
-        entry = self._append(kind, body, legs)
-        finished = PendingTransfer(
-            id=pending.id,
-            source=pending.source,
-            destination=pending.destination,
-            asset=asset,
-            amount_minor=amount,
-            expires_at_us=pending.expires_at_us,
-            created_seq=pending.created_seq,
-            state=state,
-            posted_amount_minor=posted_minor,
-            finished_seq=entry.seq,
-        )
-        self._set(self._w.pendings, pending.id, finished)
-        self._pendings_touched.add(pending.id)
-        self._remember(key, fingerprint, entry)
+        legs = self._apply_step(two_phase.release(self._w.balances, pending, posted_minor))
+        body = two_phase.finished_body(pending, posted_minor, metadata, key)
+        entry = self._append(two_phase.FINISHED_KINDS[state], body, legs)
+        self._set_pending(two_phase.finished(pending, state, posted_minor, entry.seq))
         return entry
+
+    def _apply_step(self, step: two_phase.Step) -> tuple[Leg, Leg]:
+        """Check a two-phase step against both accounts' bounds and set its balances; return
+        the legs of the entry appended next."""
+        source, destination, asset = step.source, step.destination, step.asset
+        accounts = self._w.accounts
+        requested = step.requested_minor
+        check_bounds(accounts[source], asset, step.source_old, step.source_new, -requested)
+        check_bounds(
+            accounts[destination], asset, step.destination_old, step.destination_new, requested
+        )
+        self._set_balance((source, asset), step.source_new)
+        self._set_balance((destination, asset), step.destination_new)
+        seq = self._head.seq + 1
+        return (
+            Leg(seq, source, asset, *step.source_new),
+            Leg(seq, destination, asset, *step.destination_new),
+        )
+
+    def _set_pending(self, pending: PendingTransfer, *, created: bool = False) -> None:
+        self._set(self._w.pendings, pending.id, pending)
+        self._pendings_touched.add(pending.id)
+        if created:
+            self._pendings_created.add(pending.id)
 
     # --- idempotency ----------------------------------------------------------------------
 

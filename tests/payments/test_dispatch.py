@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 import fundpool.stores
+from fundpool.channels.limits import declared_limits
 from fundpool.channels.ports import (
     Capabilities,
     ChannelOutcome,
@@ -145,8 +146,7 @@ class ScriptedRail:
             channel.id,
             channel.kind,
             frozenset(channel.assets),
-            {a: channel.limits_for(a).min_minor for a in channel.assets},
-            {a: channel.limits_for(a).max_minor for a in channel.assets},
+            *declared_limits(channel),  # the configured limits, as every rail declares them
             channel.batch_size,
             channel.cutoff,
         )

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from fundpool.channels.limits import Limits, limit_breach
 from fundpool.pool.config import ChannelKind, CutOffWindow
 
 
@@ -46,11 +47,12 @@ class Capabilities:
     cutoff: tuple[CutOffWindow, ...] = ()  # when the rail accepts work; empty means always
     callbacks: bool = True  # whether it pushes outcomes, or must be polled
 
+    def limits_for(self, asset: str) -> Limits:
+        """The rail's limits for `asset` (channels/limits.py: the configured ones)."""
+        return Limits(self.min_minor.get(asset, 1), self.max_minor.get(asset))
+
     def accepts(self, asset: str, amount_minor: int) -> bool:
-        if asset not in self.assets or amount_minor < self.min_minor.get(asset, 1):
-            return False
-        upper = self.max_minor.get(asset)
-        return upper is None or amount_minor <= upper
+        return asset in self.assets and limit_breach(self.limits_for(asset), amount_minor) is None
 
     def open_at(self, at_us: int) -> bool:
         return not self.cutoff or any(window.contains(at_us) for window in self.cutoff)

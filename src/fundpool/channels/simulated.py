@@ -52,6 +52,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from fundpool.channels.fees import FeeModel
+from fundpool.channels.limits import declared_limits
 from fundpool.channels.ports import (
     Capabilities,
     ChannelAdapter,
@@ -232,12 +233,13 @@ class SimulatedRail:
 
     def _make_capabilities(self) -> Capabilities:
         channel = self._channel
+        minimum, maximum = declared_limits(channel)
         return Capabilities(
             channel=channel.id,
             kind=channel.kind,
             assets=frozenset(channel.assets),
-            min_minor={code: channel.limits_for(code).min_minor for code in channel.assets},
-            max_minor={code: channel.limits_for(code).max_minor for code in channel.assets},
+            min_minor=minimum,
+            max_minor=maximum,
             batch_size_max=channel.batch_size,
             cutoff=channel.cutoff,
             callbacks=True,
@@ -347,8 +349,8 @@ class SimulatedRail:
                     payment_id=payment_id,
                     asset=asset,
                     amount_minor=instruction.amount_minor,
-                    min_minor=capabilities.min_minor.get(asset, 1),
-                    max_minor=capabilities.max_minor.get(asset),
+                    min_minor=capabilities.limits_for(asset).min_minor,
+                    max_minor=capabilities.limits_for(asset).max_minor,
                 )
             if payment_id in seen or payment_id in self._in_flight:
                 raise self._refused(

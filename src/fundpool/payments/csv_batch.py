@@ -49,6 +49,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from fundpool.channels.limits import within_limits
 from fundpool.core.errors import AmountOverflow, FundpoolError, InvariantViolation, invariant
 from fundpool.core.ledger.model import check_idempotency_key, is_storable_text
 from fundpool.core.money import SCALE_MAX, Asset, parse_amount
@@ -395,10 +396,6 @@ def _range(asset: Asset, limits: Limits) -> str:
     return f"{asset.format(limits.min_minor)} to {high}"
 
 
-def _fits(limits: Limits, amount_minor: int) -> bool:
-    return limits.min_minor <= amount_minor and (
-        limits.max_minor is None or amount_minor <= limits.max_minor
-    )
 
 
 class _Invalid:
@@ -591,7 +588,7 @@ class _RowChecker:
     ) -> None:
         if channel is not None:
             limits = channel.limits_for(asset.code)
-            if not _fits(limits, amount_minor):
+            if not within_limits(limits, amount_minor):
                 errors.append(RowError(
                     "amount",
                     RowErrorCode.AMOUNT_OUTSIDE_LIMITS,
@@ -600,7 +597,7 @@ class _RowChecker:
                 ))
             return
         carriers = [c for c in self.channels.values() if asset.code in c.assets]
-        if any(_fits(c.limits_for(asset.code), amount_minor) for c in carriers):
+        if any(within_limits(c.limits_for(asset.code), amount_minor) for c in carriers):
             return
         ranges = "; ".join(f"{c.id} {_range(asset, c.limits_for(asset.code))}" for c in carriers)
         errors.append(RowError(

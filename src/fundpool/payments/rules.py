@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from fundpool.channels.limits import limit_breach
 from fundpool.core.clock import IdSource
 from fundpool.core.ledger.model import (
     Command,
@@ -192,9 +193,7 @@ class PaymentRules:
                                  asset=asset)
         if amount_minor is not None:
             limits = channel.limits_for(asset)
-            if amount_minor < limits.min_minor or (
-                limits.max_minor is not None and amount_minor > limits.max_minor
-            ):
+            if limit_breach(limits, amount_minor) is not None:
                 raise AmountOutsideLimits(
                     channel=channel_id, asset=asset, amount_minor=amount_minor,
                     min_minor=limits.min_minor, max_minor=limits.max_minor,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from fundpool.channels.limits import LimitBreach
 from fundpool.core.errors import FundpoolError
 
 
@@ -25,8 +26,8 @@ class Exclusion(StrEnum):
     candidate reports the first that applies."""
 
     ASSET_NOT_CARRIED = "asset_not_carried"
-    BELOW_MINIMUM = "below_minimum"
-    ABOVE_MAXIMUM = "above_maximum"
+    BELOW_MINIMUM = LimitBreach.BELOW_MINIMUM.value  # channels/limits.py: the one check
+    ABOVE_MAXIMUM = LimitBreach.ABOVE_MAXIMUM.value
     CLOSED = "closed"  # outside every cut-off window at the decision's instant
     COOLING_DOWN = "cooling_down"  # too many recent failures (leaky bucket)
     EXCLUDED = "excluded"  # the caller already tried it for this payment (failover)

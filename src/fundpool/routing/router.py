@@ -50,6 +50,7 @@ import random
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import ClassVar, Protocol
 
+from fundpool.channels.limits import LimitBreach, Limits, limit_breach
 from fundpool.channels.ports import Capabilities, ChannelAdapter, Quote
 from fundpool.core.errors import FundpoolError
 from fundpool.routing.decision import (
@@ -101,7 +102,7 @@ class RoutingStrategy(Protocol):
 class _Rail:
     """An adapter's static facts, read once."""
 
-    __slots__ = ("assets", "capabilities", "channel", "max_minor", "min_minor", "quote", "timed")
+    __slots__ = ("assets", "capabilities", "channel", "limits", "quote", "timed")
 
     def __init__(self, adapter: ChannelAdapter) -> None:
         capabilities: Capabilities = adapter.capabilities()
@@ -115,8 +116,10 @@ class _Rail:
         self.capabilities = capabilities
         self.quote: Callable[[str, int, int], Quote] = adapter.quote
         self.assets = capabilities.assets
-        self.min_minor = capabilities.min_minor
-        self.max_minor = capabilities.max_minor
+        # Per asset carried, read once: the one check (channels/limits.py) runs on these.
+        self.limits: dict[str, Limits] = {
+            asset: capabilities.limits_for(asset) for asset in capabilities.assets
+        }
         self.timed = bool(capabilities.cutoff)
 
 
@@ -198,10 +201,8 @@ class _RouterBase:
             reason: Exclusion | None = None
             if asset not in rail.assets:
                 reason = Exclusion.ASSET_NOT_CARRIED
-            elif amount_minor < rail.min_minor.get(asset, 1):
-                reason = Exclusion.BELOW_MINIMUM
-            elif (upper := rail.max_minor.get(asset)) is not None and amount_minor > upper:
-                reason = Exclusion.ABOVE_MAXIMUM
+            elif (breach := limit_breach(rail.limits[asset], amount_minor)) is not None:
+                reason = _EXCLUSION_OF[breach]
             elif rail.timed and not rail.capabilities.open_at(at_us):
                 reason = Exclusion.CLOSED
             elif channel in cooldowns and cooldowns[channel].is_out(at_us, self._policy):
@@ -292,6 +293,10 @@ class _RouterBase:
         return candidates, eligible
 
 
+_EXCLUSION_OF = {
+    LimitBreach.BELOW_MINIMUM: Exclusion.BELOW_MINIMUM,
+    LimitBreach.ABOVE_MAXIMUM: Exclusion.ABOVE_MAXIMUM,
+}
 _UNQUOTED: dict[tuple[str, str], CandidateScore] = {}
 
 

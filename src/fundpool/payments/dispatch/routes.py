@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from fundpool.channels.limits import limit_breach
 from fundpool.channels.ports import Capabilities, ChannelAdapter
 from fundpool.core.errors import invariant
 from fundpool.payments.dispatch.liquidity import Liquidity
@@ -112,11 +113,9 @@ class RouteChooser:
         asset, amount = payment.asset, payment.amount_minor
         if asset not in caps.assets:
             return Exclusion.ASSET_NOT_CARRIED.value, fee
-        if amount < caps.min_minor.get(asset, 1):
-            return Exclusion.BELOW_MINIMUM.value, fee
-        upper = caps.max_minor.get(asset)
-        if upper is not None and amount > upper:
-            return Exclusion.ABOVE_MAXIMUM.value, fee
+        breach = limit_breach(caps.limits_for(asset), amount)
+        if breach is not None:
+            return breach.value, fee  # below_minimum, above_maximum: as the router says
         if payment.kind.inbound:
             return None, fee
         fee = rail.quote(asset, amount, at_us).fee_minor

@@ -121,7 +121,8 @@ def test_db_url_and_environment_select_the_store(tmp_path: Path) -> None:
 def test_unsupported_db_url_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["ledger", "init", "--db-url", "mysql://x/y"])
     assert result.exit_code == 2
-    assert "unsupported store URL" in result.output
+    assert "error[unsupported_database_url]" in result.output
+    assert "use sqlite:///PATH or postgresql://" in result.output
     assert "Traceback" not in result.output
 
 

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+from fundpool.auth.errors import KeyExpired, KeyRevoked
 from fundpool.auth.secrets import parse_token
-from fundpool.auth.store import AuthStore, KeyExpired, KeyRevoked
+from fundpool.auth.store import AuthStore
 from fundpool.cli.auth import parse_duration_s
 from fundpool.cli.main import app
 from fundpool.runtime import SystemClock

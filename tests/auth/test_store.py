@@ -14,16 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fundpool.auth import store as store_module
-from fundpool.auth.roles import ROLE_PERMISSIONS, Permission, Role
-from fundpool.auth.secrets import (
-    hash_secret,
-    parse_token,
-    password_needs_rehash,
-    verify_dummy_password,
-)
-from fundpool.auth.store import (
+from fundpool.auth.errors import (
     AuthenticationFailed,
-    AuthStore,
     InvalidCredentials,
     InvalidKeyExpiry,
     InvalidKeyName,
@@ -32,7 +24,6 @@ from fundpool.auth.store import (
     KeyAlreadyRotated,
     KeyExpired,
     KeyRevoked,
-    Principal,
     SessionExpired,
     Unauthenticated,
     UnknownKey,
@@ -41,6 +32,14 @@ from fundpool.auth.store import (
     UserExists,
     WeakPassword,
 )
+from fundpool.auth.roles import ROLE_PERMISSIONS, Permission, Role
+from fundpool.auth.secrets import (
+    hash_secret,
+    parse_token,
+    password_needs_rehash,
+    verify_dummy_password,
+)
+from fundpool.auth.store import AuthStore, Principal
 from fundpool.core.errors import FundpoolError, StoreError
 from fundpool.ledger.ports import LedgerStore
 

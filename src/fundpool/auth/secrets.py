@@ -17,6 +17,8 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from fundpool.auth.errors import Unauthenticated
+
 KEY_PREFIX = "fpk"
 SESSION_PREFIX = "fps"
 ID_BYTES = 8  # 16 hex characters: rows are found by id, guessing one gains nothing
@@ -52,9 +54,6 @@ def format_token(prefix: str, token_id: str, secret: str) -> str:
 def parse_token(text: str, prefix: str) -> tuple[str, str]:
     """(id, secret) of a token with `prefix` ("fpk" or "fps", with or without the trailing
     `_`). Anything else is `Unauthenticated`: malformed credentials are no credentials."""
-    # Imported here: the store, where the errors are defined, imports this module.
-    from fundpool.auth.store import Unauthenticated
-
     stem = prefix.removesuffix("_") + "_"
     if len(text) > TOKEN_TEXT_MAX or not text.startswith(stem):
         raise Unauthenticated("the credentials are not a token of the expected kind",

@@ -5,8 +5,8 @@ their own, as the projections do. The HTTP server calls the store from a thread 
 guards the connection; argon2 runs outside it, so a login does not hold up other requests.
 
 The store reads no clock: every time is integer microseconds since the epoch (UTC), passed in as
-`now_us`. Authentication fails with a subclass of `AuthenticationFailed`; a detail never tells
-an unknown key or user from a wrong secret or password.
+`now_us`. Authentication fails with a subclass of `AuthenticationFailed` (errors.py); a detail
+never tells an unknown key or user from a wrong secret or password.
 """
 
 from __future__ import annotations
@@ -20,6 +20,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from fundpool.auth.errors import (
+    KEY_NAME_CHARS_MAX,
+    PASSWORD_CHARS_MAX,
+    PASSWORD_CHARS_MIN,
+    InvalidCredentials,
+    InvalidKeyExpiry,
+    InvalidKeyName,
+    InvalidRoles,
+    InvalidUsername,
+    KeyAlreadyRotated,
+    KeyExpired,
+    KeyRevoked,
+    SessionExpired,
+    UnknownKey,
+    UnknownUser,
+    UserDisabled,
+    UserExists,
+    WeakPassword,
+)
 from fundpool.auth.roles import Permission, Role, permissions_of
 from fundpool.auth.secrets import (
     KEY_PREFIX,
@@ -37,105 +56,17 @@ from fundpool.auth.secrets import (
     secret_matches,
     verify_dummy_password,
 )
-from fundpool.core.errors import FundpoolError, StoreError
+from fundpool.core.errors import StoreError
 from fundpool.stores import split_schema
 from fundpool.stores.projection_sql import ProjectionStore, connect_postgres, connect_sqlite
 
 US_PER_S = 1_000_000
-PASSWORD_CHARS_MIN = 12
-PASSWORD_CHARS_MAX = 1024  # argon2 prehashes any length; the bound keeps a login's work bounded
-KEY_NAME_CHARS_MAX = 64
 SESSION_TTL_S_DEFAULT = 8 * 3600
 SESSION_TTL_S_MAX = 30 * 24 * 3600
 ROTATION_GRACE_S_MAX = 30 * 24 * 3600
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 # A dummy hash to compare with when no row has the id, so both paths do the same work.
 _NO_SECRET_HASH = "0" * 64
-
-# --- errors ----------------------------------------------------------------------------------
-
-
-class AuthenticationFailed(FundpoolError):
-    """Base of every failure to establish who is calling (the API answers 401)."""
-
-    code = "authentication_failed"
-    title = "authentication failed"
-
-
-class Unauthenticated(AuthenticationFailed):
-    code = "unauthenticated"
-    title = "no credentials, or credentials that are not a token or a login"
-
-
-class InvalidCredentials(AuthenticationFailed):
-    code = "invalid_credentials"
-    title = "the key, token, username or password is not valid"
-
-
-class KeyExpired(AuthenticationFailed):
-    code = "key_expired"
-    title = "the API key has expired"
-
-
-class KeyRevoked(AuthenticationFailed):
-    code = "key_revoked"
-    title = "the API key has been revoked"
-
-
-class SessionExpired(AuthenticationFailed):
-    code = "session_expired"
-    title = "the session has expired; log in again"
-
-
-class UserDisabled(AuthenticationFailed):
-    code = "user_disabled"
-    title = "the user is disabled"
-
-
-class UnknownKey(FundpoolError):
-    code = "unknown_key"
-    title = "no such API key"
-
-
-class KeyAlreadyRotated(FundpoolError):
-    code = "key_already_rotated"
-    title = "the API key has already been rotated; rotate its replacement"
-
-
-class UnknownUser(FundpoolError):
-    code = "unknown_user"
-    title = "no such user"
-
-
-class UserExists(FundpoolError):
-    code = "user_exists"
-    title = "a user with this username already exists"
-
-
-class InvalidRoles(FundpoolError):
-    code = "invalid_roles"
-    title = "give one or more known roles, and only known scopes"
-
-
-class InvalidKeyExpiry(FundpoolError):
-    code = "invalid_expiry"
-    title = "an expiry must lie in the future, and a grace period within its bounds"
-
-
-class InvalidKeyName(FundpoolError):
-    code = "invalid_key_name"
-    title = f"a key's name is 1 to {KEY_NAME_CHARS_MAX} printable characters"
-
-
-class InvalidUsername(FundpoolError):
-    code = "invalid_username"
-    title = "a username is 1 to 64 characters of letters, digits and _ . @ -"
-
-
-class WeakPassword(FundpoolError):
-    code = "weak_password"
-    title = f"a password has {PASSWORD_CHARS_MIN} to {PASSWORD_CHARS_MAX} characters"
-
 
 # --- values ----------------------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ from fundpool.core.errors import FundpoolError
 # has not written yet is skipped.
 ERROR_MODULES = (
     "fundpool.core.errors",
-    "fundpool.auth.store",
+    "fundpool.auth.errors",
     "fundpool.payments.model",
     "fundpool.payments.csv_batch",
     "fundpool.payments.batch_payouts",

@@ -15,8 +15,8 @@ from fastapi import Header, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from fundpool.auth.errors import AuthenticationFailed, KeyAlreadyRotated
 from fundpool.auth.roles import P, Role
-from fundpool.auth.store import AuthenticationFailed, KeyAlreadyRotated
 from fundpool.core.errors import FundpoolError
 from fundpool.ledger.docs import iso
 from fundpool.server.problems import store_errors

@@ -15,7 +15,8 @@ describes the route in ledger.py; tests compare both paths' answers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 from pydantic import ValidationError
@@ -32,12 +33,29 @@ from fundpool.server.v1.models import TransferIn
 from fundpool.server.v1.problems import json_answer
 
 if TYPE_CHECKING:
-
     from fundpool.auth.store import Principal
-    from fundpool.server.v1.context import Api
+    from fundpool.core.ledger.engine import CommandResult
+    from fundpool.core.ledger.model import Command, Posting
+    from fundpool.core.money import Asset
+    from fundpool.ledger.service import Ledger
+    from fundpool.server.v1.models import PostingIn
 
 log = structlog.get_logger(__name__)
 PATH = "/v1/ledger/transactions"
+
+
+class TransferApi(Protocol):
+    """What the hot path uses of the worker's `Api` (context.py). Declared here because the
+    gate that calls this module is built by context.py, which must not be imported back."""
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    def assets(self, *, fresh: bool = False) -> dict[str, Asset]: ...
+
+    def posting(self, body: PostingIn) -> Posting: ...
+
+    async def write(self, commands: Sequence[Command]) -> list[CommandResult]: ...
 
 
 def takes(scope: Scope) -> bool:
@@ -51,7 +69,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def transfer(api: Api, principal: Principal, scope: Scope, receive: Receive,
+async def transfer(api: TransferApi, principal: Principal, scope: Scope, receive: Receive,
                    send: Send) -> Receive | None:
     """Answer the request and return None, or return a `receive` that gives FastAPI the body
     again (the request is not the ordinary case)."""

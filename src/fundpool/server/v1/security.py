@@ -34,8 +34,9 @@ from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fundpool.auth.errors import Unauthenticated
 from fundpool.auth.roles import Permission
-from fundpool.auth.store import AuthStore, Principal, Unauthenticated
+from fundpool.auth.store import AuthStore, Principal
 from fundpool.core.errors import FundpoolError
 from fundpool.runtime import SystemClock
 from fundpool.server.problems import error_problem, problem, store_errors
@@ -225,7 +226,7 @@ class Gate:
     reads a byte of the body."""
 
     def __init__(self, app: ASGIApp, authenticator: Authenticator, limiter: RateLimiter,
-                 api: Any = None) -> None:
+                 api: fastpath.TransferApi | None = None) -> None:
         self.app = app
         self.authenticator = authenticator
         self.limiter = limiter

@@ -74,10 +74,6 @@ class PaymentService:
     def ledger(self) -> Ledger:
         return self._ledger
 
-    @property
-    def rules(self) -> PaymentRules:
-        return self._rules
-
     # --- units of work --------------------------------------------------------------------
 
     @contextmanager

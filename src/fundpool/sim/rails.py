@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fundpool.channels.simulated import SimulatedRail
-from fundpool.payments.service import NOT_FOR_PAYOUTS
+from fundpool.payments.rules import NOT_FOR_PAYOUTS
 from fundpool.pool.config import FundpoolConfig, PoolConfig
 from fundpool.routing.router import Router
 

@@ -46,7 +46,8 @@ from fundpool.payments.dispatch import (
 )
 from fundpool.payments.instant import MERCHANT_KEY
 from fundpool.payments.model import Payment, PaymentKind, PaymentRequest, PaymentState
-from fundpool.payments.service import NOT_FOR_PAYOUTS, PaymentService
+from fundpool.payments.rules import NOT_FOR_PAYOUTS
+from fundpool.payments.service import PaymentService
 from fundpool.pool.accounts import PoolState, pool_account, world_account
 from fundpool.pool.config import (
     ChannelKind,

@@ -43,10 +43,12 @@ from fundpool.payments.model import (
     PaymentKind,
     PaymentRequest,
     PaymentState,
+    Step,
     UnknownPayment,
 )
 from fundpool.payments.ports import LIST_LIMIT_MAX
-from fundpool.payments.service import TEXT_FIELD_LENGTH_MAX, PaymentService, Step
+from fundpool.payments.rules import TEXT_FIELD_LENGTH_MAX
+from fundpool.payments.service import PaymentService
 from fundpool.pool.config import PoolConfig
 from fundpool.runtime import system_ids
 from fundpool.server.problems import PROBLEM_JSON, store_errors

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from fundpool.cli.options import DataDirOption, DbUrlOption, JsonOption
 from fundpool.cli.output import emit, report_error
-from fundpool.core.errors import FundpoolError
+from fundpool.core.errors import FundpoolError, StoreError
 from fundpool.sql import migrate
 from fundpool.sql.database import Database
 from fundpool.sql.dialect import driver_errors
@@ -26,8 +27,11 @@ def _database(data_dir: Path | None, db_url: str | None) -> Database:
     return database
 
 
-def _table(statuses: list[migrate.ComponentStatus], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+def _table(statuses: list[migrate.ComponentStatus], title: str,
+           unknown: dict[str, int] | None = None) -> list[Text | Table]:
+    # The title is a line of its own: as a table's title it would be folded to the table's
+    # width, cutting the store's URL in the middle.
+    table = Table()
     for column in ("component", "version", "code", "state"):
         table.add_column(column)
     for status in statuses:
@@ -36,7 +40,9 @@ def _table(statuses: list[migrate.ComponentStatus], title: str) -> Table:
         if status.changed:
             state += f"; changed since applied: {', '.join(status.changed)}"
         table.add_row(status.component, version, str(status.head), state)
-    return table
+    for name, recorded in (unknown or {}).items():
+        table.add_row(name, str(recorded), "-", "unknown to this code (left as it is)")
+    return [Text(title), table]
 
 
 @app.command("status")
@@ -53,19 +59,23 @@ def status(
         db = _database(data_dir, db_url)
         try:
             statuses = [migrate.status(db, component) for component in migrate.COMPONENTS]
+            unknown = migrate.unknown_components(db)
         finally:
             db.close()
     except FundpoolError as error:
         report_error(error, as_json)
         raise typer.Exit(2) from None
     except driver_errors() as error:
-        report_error(migrate.MigrationFailed("the store could not be read", reason=str(error)),
-                     as_json)
+        report_error(StoreError("the store could not be read", reason=str(error)), as_json)
         raise typer.Exit(2) from None
+    # A component this code does not know (a later release's) is shown, and does not make
+    # this code's own components any less current.
     current = all(status.state == "current" for status in statuses)
     emit({"store": db.shown, "current": current,
-          "components": [status.to_dict() for status in statuses]},
-         _table(statuses, f"schema of {db.shown}"), as_json)
+          "components": [status.to_dict() for status in statuses],
+          "unknown_components": [{"component": name, "version": version}
+                                 for name, version in unknown.items()]},
+         _table(statuses, f"schema of {db.shown}", unknown), as_json)
     if check and not current:
         raise typer.Exit(1)
 
@@ -89,6 +99,9 @@ def upgrade(
             db.close()
     except FundpoolError as error:
         report_error(error, as_json)
+        raise typer.Exit(2) from None
+    except driver_errors() as error:  # a migration's own failure is migration_failed
+        report_error(StoreError("the store could not be upgraded", reason=str(error)), as_json)
         raise typer.Exit(2) from None
     document = {
         "store": db.shown,

@@ -176,19 +176,39 @@ def status(db: Database, component: Component) -> ComponentStatus:
     return ComponentStatus(component.name, max(applied), len(migrations), changed)
 
 
+def unknown_components(db: Database, known: Sequence[Component] = COMPONENTS
+                       ) -> dict[str, int]:
+    """Components recorded in `schema_migrations` that this code does not know (a later
+    release's), with their versions: shown by `fundpool db status`, never touched."""
+    if not db.exists() or not db.has_table("schema_migrations"):
+        return {}
+    names = {component.name for component in known}
+    rows = db.rows("SELECT component, MAX(version) FROM schema_migrations GROUP BY component")
+    return {str(name): int(version) for name, version in sorted(rows) if name not in names}
+
+
+def _facts(db: Database, found: ComponentStatus) -> dict[str, object]:
+    return {"store": db.shown, "component": found.component, "version": found.version,
+            "code_version": found.head}
+
+
+def refuse_newer(db: Database, component: Component) -> ComponentStatus:
+    """The component's status, unless its schema is newer than this code (`schema_too_new`)."""
+    found = status(db, component)
+    if found.state == "newer":
+        raise SchemaTooNew(None, **_facts(db, found))
+    return found
+
+
 def check(db: Database, component: Component) -> ComponentStatus:
     """The component's status, if this code may use it as it is: a newer schema is
     `schema_too_new`, an older one `schema_outdated` (absent is left to the caller)."""
-    found = status(db, component)
-    facts: dict[str, object] = {"store": db.shown, "component": component.name,
-                                "version": found.version, "code_version": found.head}
-    if found.state == "newer":
-        raise SchemaTooNew(None, **facts)
+    found = refuse_newer(db, component)
     if found.state == "outdated":
         raise SchemaOutdated(
             f"the {component.name} schema of {db.shown} is at version {found.version}, this code "
             f"needs {found.head}: run `fundpool db upgrade` with the same store options",
-            **facts)
+            **_facts(db, found))
     return found
 
 
@@ -242,4 +262,8 @@ def ensure(db: Database, component: Component) -> None:
 
 def upgrade_all(db: Database, components: Sequence[Component] = COMPONENTS
                 ) -> dict[str, list[Migration]]:
+    """Every component's pending migrations, in order. A store newer than this code in any
+    component is refused before anything is applied to the others."""
+    for component in components:
+        refuse_newer(db, component)
     return {component.name: upgrade(db, component) for component in components}

@@ -13,9 +13,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-# Nothing that starts with a prefix sorts at or above prefix + U+10FFFF, in SQLite's binary
-# collation and in PostgreSQL's "C" collation alike: a prefix is a range an index can scan.
-PREFIX_END = "\U0010ffff"
+LAST_CODE_POINT = 0x10FFFF
+# No text holds these (they are no UTF-8): the code point after U+D7FF in a string is U+E000.
+SURROGATES = range(0xD800, 0xE000)
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The least string above every string that starts with `prefix`, in code-point order
+    (SQLite's binary collation and PostgreSQL's "C" collation alike compare UTF-8 bytes, which
+    sort as code points): the prefix with its last character stepped up by one, so a prefix is
+    a range an index can scan. A last character that cannot be stepped (U+10FFFF) is dropped
+    and the one before it stepped; a prefix of nothing else has no end (None).
+
+    (prefix + U+10FFFF is no such bound: it leaves out the strings that go on with U+10FFFF.)"""
+    characters = list(prefix)
+    while characters:
+        last = ord(characters.pop())
+        if last < LAST_CODE_POINT:
+            step = last + 1
+            return "".join(characters) + chr(SURROGATES.stop if step in SURROGATES else step)
+    return None
 
 
 class Where:
@@ -39,9 +56,14 @@ class Where:
         return self if value is None else self.add(f"{column} = ?", value)
 
     def prefix(self, column: str, prefix: str | None) -> Where:
+        """Values that start with `prefix`, as a range (see `prefix_end`): the column must
+        compare by code point (SQLite's default, PostgreSQL's COLLATE "C")."""
         if not prefix:
             return self
-        return self.add(f"{column} >= ? AND {column} < ?", prefix, prefix + PREFIX_END)
+        end = prefix_end(prefix)
+        if end is None:
+            return self.add(f"{column} >= ?", prefix)
+        return self.add(f"{column} >= ? AND {column} < ?", prefix, end)
 
     def after(self, column: str, value: Any, *, descending: bool = False) -> Where:
         """Rows past `value` in the list's order: the keyset cursor of a page."""

@@ -52,6 +52,10 @@ def parse_url(url: str) -> DatabaseUrl:
         if not path:
             raise UnsupportedDatabaseUrl(url=url, reason="no file path after sqlite:///")
         return DatabaseUrl("sqlite", path)
+    if url.startswith("sqlite:"):
+        raise UnsupportedDatabaseUrl(
+            url=url, reason="a SQLite URL is sqlite:/// then the file's path "
+            "(sqlite:///data/ledger.sqlite3, or sqlite:////srv/ledger.sqlite3 for an absolute one)")
     if url.startswith(("postgresql://", "postgres://")):
         target, schema = split_schema(url)
         if schema is not None and not SCHEMA_NAME_PATTERN.match(schema):

@@ -1,23 +1,21 @@
 """The stores written by the code before issue 13 (tests/fixtures/old_store_v1) are sound.
 
-The current code opens a copy of each fixture, finds in it every figure expected.json records
-(row counts, the journal head, sample ids), verifies the hash chain and balances, and lets the
-fixture's API keys and users in. The upgrade test builds on the same helpers; this one shows
-that what it starts from is whole.
+A copy of each fixture holds every figure expected.json records (row counts, the journal head,
+sample ids), read with plain SQL as the generator read them; brought to this code's schema
+version (`fundpool.sql.migrate`: the current code reads a store at its own version, and
+refuses an older one), its hash chain and balances verify, its entries, payments and events are
+found, and its API keys and users are let in. The upgrade itself, and what it must keep, is
+tested in tests/sql/test_upgrade_old_store.py with the same helpers (tests/sql/old_store.py).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from fundpool.auth.store import AuthStore
-from fundpool.ledger.ports import LedgerStore
-from fundpool.ledger.verify import verify
+from fundpool.sql import migrate
 from fundpool.stores import open_store
 from tests.conftest import PG_URL, new_pg_schema, require_postgres
 from tests.fixtures.old_stores import (
@@ -30,66 +28,41 @@ from tests.fixtures.old_stores import (
     dump_statements,
     expected,
     load_postgres_fixture,
-    postgres_figures,
-    sqlite_figures,
 )
+from tests.sql.old_store import OldStore, check_with_current_code, drop_pg_schema, figures_kept
 
 SQLITE_FIXTURE_BYTES_MAX = 3_000_000
-# Any instant after the fixture was made: its keys never expire.
-NOW_US = 1_900_000_000 * 1_000_000
-
-
-def drop_schema(schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_URL, autocommit=True) as connection:
-        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @pytest.fixture
-def old_sqlite(tmp_path: Path) -> Path:
-    return copy_sqlite_fixture(tmp_path)
+def old_sqlite(tmp_path: Path) -> OldStore:
+    path = copy_sqlite_fixture(tmp_path)
+    return OldStore("sqlite", f"sqlite:///{path}", expected()["stores"]["sqlite"], path=path)
 
 
 @pytest.fixture
-def old_postgres() -> Iterator[str]:
+def old_postgres() -> Iterator[OldStore]:
     """A new schema holding the PostgreSQL fixture; dropped afterwards."""
     require_postgres()
     schema = new_pg_schema()
     load_postgres_fixture(PG_URL, schema)
     try:
-        yield schema
+        yield OldStore("postgres", f"{PG_URL}?schema={schema}", expected()["stores"]["postgres"],
+                       schema=schema)
     finally:
-        drop_schema(schema)
+        drop_pg_schema(schema)
 
 
-def figures_kept(figures: dict[str, Any]) -> dict[str, Any]:
-    return {k: figures[k] for k in ("counts", "tables", "head", "ledger_meta", "samples")}
-
-
-def check_with_current_code(store: LedgerStore, figures: dict[str, Any]) -> None:
-    """The journal head, the verification, and the fixture's credentials, through the
+def check_whole(old: OldStore) -> None:
+    """The figures as the generator read them; then, at this code's version, through the
     current code's own APIs."""
-    head = store.head()
-    assert (head.seq, head.hash.hex()) == (figures["head"]["seq"], figures["head"]["hash"])
-    report = verify(store)
-    assert report.ok, report.problem
-    assert report.entries == figures["counts"]["journal_entries"]
-    auth = AuthStore.beside(store)
+    assert figures_kept(old.read_figures()) == figures_kept(old.figures)
+    store = open_store(db_url=old.url)
     try:
-        keys = figures["credentials"]["api_keys"]
-        stored_keys = auth.keys()  # the store's API keys, not a mapping's
-        assert sorted(k.id for k in stored_keys) == sorted(k["id"] for k in keys)
-        for key in keys:
-            principal = auth.authenticate_key(key["token"], now_us=NOW_US)
-            assert (principal.id, sorted(principal.roles)) == (key["id"], sorted(key["roles"]))
-        users = figures["credentials"]["users"]
-        assert sorted(u.username for u in auth.users()) == sorted(u["username"] for u in users)
-        for user in users:
-            principal, _, _ = auth.login(user["username"], user["password"], now_us=NOW_US)
-            assert sorted(principal.roles) == sorted(user["roles"])
+        migrate.upgrade_all(store.db)  # type: ignore[attr-defined]
+        check_with_current_code(store, old.figures)
     finally:
-        auth.close()
+        store.close()
 
 
 # --- the files themselves ------------------------------------------------------------------------
@@ -127,29 +100,10 @@ def test_the_dump_is_renamed_to_the_schema_asked_for() -> None:
 # --- opened by the current code ------------------------------------------------------------------
 
 
-def test_the_sqlite_fixture_holds_what_it_should(old_sqlite: Path) -> None:
-    figures = expected()["stores"]["sqlite"]
-    connection = sqlite3.connect(old_sqlite)
-    try:
-        assert figures_kept(sqlite_figures(connection)) == figures_kept(figures)
-    finally:
-        connection.close()
-    store = open_store(db_url=f"sqlite:///{old_sqlite}")
-    try:
-        check_with_current_code(store, figures)
-    finally:
-        store.close()
+def test_the_sqlite_fixture_holds_what_it_should(old_sqlite: OldStore) -> None:
+    check_whole(old_sqlite)
 
 
 @pytest.mark.postgres
-def test_the_postgres_fixture_holds_what_it_should(old_postgres: str) -> None:
-    import psycopg
-
-    figures = expected()["stores"]["postgres"]
-    with psycopg.connect(PG_URL, autocommit=True) as connection:
-        assert figures_kept(postgres_figures(connection, old_postgres)) == figures_kept(figures)
-    store = open_store(db_url=f"{PG_URL}?schema={old_postgres}")
-    try:
-        check_with_current_code(store, figures)
-    finally:
-        store.close()
+def test_the_postgres_fixture_holds_what_it_should(old_postgres: OldStore) -> None:
+    check_whole(old_postgres)

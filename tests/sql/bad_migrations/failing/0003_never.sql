@@ -1,0 +1,1 @@
+CREATE TABLE failing_never (id INTEGER PRIMARY KEY);

@@ -1,0 +1,1 @@
+CREATE TABLE gap_later (id INTEGER PRIMARY KEY);

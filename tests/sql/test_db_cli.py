@@ -39,14 +39,19 @@ def states(document: dict[str, object]) -> dict[str, object]:
 
 
 def test_status_of_a_store_that_is_not_there_says_absent_and_creates_nothing(
-    tmp_path: Path,
+    db_url: str,
 ) -> None:
-    path = tmp_path / "nowhere" / "ledger.sqlite3"
-    document = fundpool_json("db", "status", "--db-url", f"sqlite:///{path}")
+    document = fundpool_json("db", "status", "--db-url", db_url)
     assert document["current"] is False
     assert set(states(document).values()) == {"absent"}
-    fundpool("db", "status", "--check", "--db-url", f"sqlite:///{path}", code=1)
-    assert not path.parent.exists()
+    fundpool("db", "status", "--check", "--db-url", db_url, code=1)
+    db = Database(db_url, create=False)
+    try:
+        assert not db.exists()  # neither the SQLite file nor the PostgreSQL schema
+    finally:
+        db.close()
+    if db_url.startswith("sqlite:///"):
+        assert not Path(db_url.removeprefix("sqlite:///")).exists()
 
 
 def test_upgrade_creates_a_store_at_the_head_then_has_nothing_to_do(db_url: str) -> None:

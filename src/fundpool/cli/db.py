@@ -1,5 +1,5 @@
 """`fundpool db status | upgrade`: where a store's schema stands, and bringing it to this
-code's version (docs/adr/0014-migrations.md)."""
+code's version (docs/adr/0014-sql-layer-and-migrations.md)."""
 
 from __future__ import annotations
 

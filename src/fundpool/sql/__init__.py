@@ -1,4 +1,5 @@
-"""The one SQL layer: every module that writes SQL goes through it (docs/adr/0014).
+"""The one SQL layer: every module that writes SQL goes through it
+(docs/adr/0014-sql-layer-and-migrations.md).
 
 - `url` — which database a URL names (`sqlite:///PATH`, `postgresql://…?schema=NAME`).
 - `dialect` — what differs between SQLite and PostgreSQL, in one place.

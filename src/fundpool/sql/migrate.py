@@ -1,6 +1,6 @@
 """The migration runner: numbered, forward-only migrations per component, each applied in one
 transaction with the row that records it, so a crash leaves a migration applied whole or not at
-all (docs/adr/0014-migrations.md).
+all (docs/adr/0014-sql-layer-and-migrations.md).
 
 A database holds several components' tables (the ledger, auth, the API's kept answers,
 projections, alerts); each component has its own folder of migrations in

@@ -25,6 +25,7 @@ from fundpool.stores import open_store
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "examples" / "pool.toml"
 START_S_MAX = 20.0
+STOP_S_MAX = 20.0
 
 
 @dataclass(frozen=True)
@@ -78,5 +79,7 @@ def live_server(data_dir: Path) -> Iterator[LiveServer]:
         yield LiveServer(f"http://127.0.0.1:{port}", app, data_dir, admin, viewer)
     finally:
         server.should_exit = True
-        thread.join(timeout=START_S_MAX)
+        thread.join(timeout=STOP_S_MAX)
         listener.close()
+    # A server still running would hold its ledger and serve the next module's requests.
+    assert not thread.is_alive(), f"the test server did not stop within {STOP_S_MAX:g} s"

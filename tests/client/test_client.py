@@ -7,7 +7,6 @@ import asyncio
 import csv
 import io
 import json
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -16,7 +15,7 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from fundpool.auth.store import InvalidCredentials
+from fundpool.auth.errors import InvalidCredentials
 from fundpool.client import (
     ApiError,
     AsyncClient,
@@ -40,6 +39,7 @@ from fundpool.client import (
 from fundpool.core.errors import AlreadyReversed, FundpoolError, UnknownAsset
 from fundpool.payments.model import IllegalTransition, PaymentIdempotencyConflict
 from tests.client import LiveServer, live_server
+from tests.waiting import wait_for_clock_past
 
 WORLD = "world:bank-a"
 USD = "pool:main:usd:bank-a:available"
@@ -409,7 +409,7 @@ def test_the_pool_view_at_a_past_seq_or_instant(api: Client) -> None:
     then = api.pool_view("main")
     then_at = api.transactions(limit=1).data[0].at
     assert api.pool_view("main", seq=then.as_of_seq) == then
-    time.sleep(0.01)  # later entries carry a later instant
+    wait_for_clock_past(then_at)  # later entries carry a later instant
     fund(api, "2.50")
     api.transfer([Posting(USD, USD_LOCKED, "USD", "1.25")])
     now = api.pool_view("main")

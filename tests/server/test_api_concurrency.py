@@ -42,6 +42,7 @@ from fundpool.core.money import format_amount
 from fundpool.runtime import SystemClock
 from fundpool.stores.postgres import PostgresStore
 from tests.conftest import PG_URL, new_pg_schema, require_postgres
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -69,6 +70,7 @@ REQUEST_TIMEOUT_S = 30
 BARRIER_WAIT_S = 30
 SERVER_READY_S = 90
 SERVER_STOP_S = 30
+WORKER_START_S = 60  # every worker listening: /readyz answers as soon as the first is
 WORKER_RESTART_S = 30
 KILL_AT_SHARE = 0.35  # of the requests answered: mid-load
 PAGE_LIMIT = 1_000
@@ -321,6 +323,16 @@ def children(pid: int) -> set[int]:
 def workers_of(server: Server) -> set[int]:
     """The uvicorn worker processes: the serve process's children that listen on its port."""
     return {pid for pid in children(server.pid) if _socket_inodes(pid) & _listening(server)}
+
+
+def all_workers(server: Server, *, within_s: float, what: str) -> set[int]:
+    """The serve process's workers once all `WORKERS` listen."""
+
+    def listening() -> set[int] | None:
+        workers = workers_of(server)
+        return workers if len(workers) == WORKERS else None
+
+    return wait_until(listening, within_s=within_s, what=what, poll_s=0.2, detail=server.text)
 
 
 def _socket_inodes(pid: int) -> set[str]:
@@ -612,8 +624,8 @@ def test_a_worker_killed_mid_load_loses_and_doubles_nothing(case: Case,
     with serving(case.db_url, tmp_path / "serve.log") as server:
         client = Client(server.port, case.token)
         open_and_fund(client, case)
-        before = workers_of(server)
-        assert len(before) == WORKERS, (before, server.text())
+        before = all_workers(server, within_s=WORKER_START_S,
+                             what=f"all {WORKERS} workers to listen")
 
         def crash(answered: Callable[[], int]) -> None:
             deadline = time.monotonic() + 60
@@ -625,12 +637,9 @@ def test_a_worker_killed_mid_load_loses_and_doubles_nothing(case: Case,
             os.kill(victim, signal.SIGKILL)
 
         load = run_load(server.port, case.token, lanes, barriers, during=crash)
-        # uvicorn's supervisor replaces the dead worker.
-        deadline = time.monotonic() + WORKER_RESTART_S
-        while len(after := workers_of(server)) < WORKERS and time.monotonic() < deadline:
-            time.sleep(0.2)
+        after = all_workers(server, within_s=WORKER_RESTART_S,
+                            what="uvicorn's supervisor to replace the killed worker")
         assert killed["pid"] not in after
-        assert len(after) == WORKERS, (before, after, server.text())
         assert after - before, (before, after)
         log = server.text()
         assert f"Child process [{killed['pid']}] died" in log, log

@@ -5,7 +5,6 @@ since."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 
 from fundpool.auth.roles import Role
 from tests.server.api_helpers import Server, assert_problem, running_server
+from tests.waiting import wait_for_clock_past
 
 VIEW = "/v1/pools/main/view"
 
@@ -58,7 +58,7 @@ def test_the_view_at_an_earlier_seq_or_instant_is_the_view_recorded_then(
          "120.00")
     then = server.get(VIEW)
     then_at = head_entry(server)["at"]
-    time.sleep(0.01)  # later entries carry a later instant
+    wait_for_clock_past(then_at)  # later entries carry a later instant
     move(server, "pool:main:usd:bank-a:locked", "pool:main:usd:bank-a:in_transit", "USD",
          "100.00")
     move(server, "pool:main:usd:bank-a:in_transit", "world:bank-a", "USD", "60.00")

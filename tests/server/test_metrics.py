@@ -41,6 +41,7 @@ from fundpool.sim.traffic import Simulation
 from fundpool.stores import payment_store
 from fundpool.stores.projection_sql import ProjectionStore
 from fundpool.stores.sqlite import SqliteStore
+from tests.waiting import wait_until
 
 with warnings.catch_warnings():
     # Starlette's test client warns about its httpx dependency on import; the client works.
@@ -54,6 +55,8 @@ METRICS_DOC = ROOT / "docs" / "metrics.md"
 RATE_PER_S = 40.0
 DURATION_S = 4.0
 SPEED = 60.0
+SERVER_READY_S = 60  # a `fundpool serve` process starting on a busy machine
+CATCH_UP_S = 30
 
 
 @dataclass
@@ -505,21 +508,28 @@ def test_fundpool_serve_answers_over_http(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            assert server.poll() is None, server.communicate()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "fundpool serve did not become ready"
-            time.sleep(0.1)
-        assert httpx.get(f"{base}/healthz", timeout=5).json() == {"status": "ok"}
+
+    def ready() -> bool:
+        assert server.poll() is None, server.communicate()
+        try:
+            return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def caught_up() -> Samples | None:
+        # Ready means no more than `ready_lag_max_events` behind: the follower may still be
+        # applying the run's events when the first scrape comes.
         response = httpx.get(f"{base}/metrics", timeout=5)
         assert response.status_code == 200
         _, samples = parse(response.text)
+        lag = value(samples, "fundpool_projection_lag_events", pool=config.pools[0].id)
+        return samples if lag == 0 else None
+
+    try:
+        wait_until(ready, within_s=SERVER_READY_S, what="fundpool serve to answer /readyz")
+        assert httpx.get(f"{base}/healthz", timeout=5).json() == {"status": "ok"}
+        samples = wait_until(caught_up, within_s=CATCH_UP_S,
+                             what="the server's projections to catch up with the run")
         assert sum(s.value for s in samples["fundpool_payments"]) == payments
         assert samples["fundpool_payment_stage_duration_seconds_bucket"]
         openmetrics = httpx.get(f"{base}/metrics", timeout=5, headers={

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.ledger.ports import LedgerStore
@@ -24,6 +25,13 @@ IN_CI = os.environ.get("CI") == "true"
 # time (docs/benchmarks.md has no timed tests; this is only how long the searches go on).
 DEEP_PROPERTIES = os.environ.get("FUNDPOOL_DEEP_PROPERTIES") == "1"
 PG_URL = os.environ.get("FUNDPOOL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+# Hypothesis by default fails an example that takes over 200 ms, and a search whose data takes
+# long to draw: both measure the machine, not the code, and a busy machine (another process on
+# a core, pytest -n 2) may cross them. Every search runs without a deadline; a test's own
+# @settings starts from this profile, so only one that lists suppress_health_check replaces it.
+settings.register_profile("fundpool", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("fundpool")
 
 
 def postgres_reachable() -> str | None:

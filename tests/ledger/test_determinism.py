@@ -223,9 +223,8 @@ def play(store: LedgerStore, history: list[tuple[Any, ...]]) -> None:
                 ids.append(result.entry.id)
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(history=steps)
 def test_random_histories_are_reproducible(history: list[tuple[Any, ...]]) -> None:
     with tempfile.TemporaryDirectory() as directory:

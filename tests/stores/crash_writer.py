@@ -26,7 +26,7 @@ from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
 
 BATCH_SIZE = 500
-LIFETIME_S = 60.0
+LIFETIME_S = 180.0  # a writer the test forgot ends by itself; past any round's time-out
 WORLD = "world:bank-a"
 POOL = "pool:main:usd:bank-a:available"
 USD = "USD"

@@ -35,7 +35,10 @@ BATCH_SIZE = 500
 POOL = "pool:main:usd:bank-a:available"
 USD = "USD"
 ROUNDS = 3
-ROUND_TIMEOUT_S = 30.0
+# Start-up (a fresh Python importing fundpool) and a few batches; generous for a busy machine,
+# it ends as soon as the writer answers.
+ROUND_TIMEOUT_S = 90.0
+STOP_S_MAX = 30.0  # a killed writer gone and its last lines read
 
 
 class Child:
@@ -78,11 +81,11 @@ class Child:
     def kill(self) -> None:
         if self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+        self.process.wait(timeout=STOP_S_MAX)
 
     def rest(self) -> list[str]:
         """Every line the writer printed before it died."""
-        self._reader.join(timeout=10)
+        self._reader.join(timeout=STOP_S_MAX)
         lines = []
         while True:
             line = self.lines.get_nowait()

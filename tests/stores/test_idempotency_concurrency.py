@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,15 +24,17 @@ from fundpool.ledger.service import Ledger
 from fundpool.ledger.verify import verify
 from fundpool.stores import open_store
 from tests.conftest import PG_URL, new_pg_schema, require_postgres
+from tests.stores.together import WAIT_FOR_GO, start_together
 
 PROCESSES = 4
 KEYS = 300
 BATCH = 25
 
-# `python -c WORKER store_url index start_at`: submits every key once, in an order of its own,
-# in batches; prints {key: [status, seq]} as one JSON line.
+# `python -c WORKER store_url index keys batch`: once connected, says it is ready and waits for
+# the others (together.py); submits every key once, in an order of its own, in batches; prints
+# {key: [status, seq]} as one JSON line.
 WORKER = r"""
-import json, random, sys, time
+import json, random, sys
 from fundpool.core.clock import Uuid7Ids
 from fundpool.core.ledger.model import Posting, Transfer
 from fundpool.ledger.service import Ledger
@@ -41,14 +42,12 @@ from fundpool.runtime import SystemClock
 from fundpool.stores import open_store
 
 url = sys.argv[1]
-index, keys, batch = int(sys.argv[2]), int(sys.argv[4]), int(sys.argv[5])
-start_at = float(sys.argv[3])
+index, keys, batch = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 ledger = Ledger(open_store(db_url=url), SystemClock(), Uuid7Ids(random.Random(index)))
 ledger.store.head()
 order = list(range(keys))
 random.Random(index).shuffle(order)
-while time.time() < start_at:
-    time.sleep(0.001)
+""" + WAIT_FOR_GO + r"""
 seen = {}
 for start in range(0, keys, batch):
     chunk = order[start:start + batch]
@@ -72,16 +71,17 @@ def _set_up(store: LedgerStore) -> None:
 
 
 def _race(url: str) -> list[dict[str, list[object]]]:
-    start_at = time.time() + 1.5  # every process connected and waiting before it
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, url, str(i), str(start_at), str(KEYS), str(BATCH)],
+            [sys.executable, "-c", WORKER, url, str(i), str(KEYS), str(BATCH)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for i in range(PROCESSES)
     ]
+    start_together(workers)
     reports = []
     for worker in workers:
         out, err = worker.communicate(timeout=120)

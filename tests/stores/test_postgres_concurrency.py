@@ -28,6 +28,7 @@ from fundpool.core.ledger.model import GENESIS_HASH, Account, Balance, Posting
 from fundpool.core.money import Asset, AssetKind
 from fundpool.ledger.service import Ledger
 from fundpool.stores.postgres import PostgresStore
+from tests.stores.together import WAIT_FOR_GO, start_together
 
 PROCESSES = 4
 BATCHES = 100  # per process; batch sizes are drawn from BATCH_SIZES
@@ -35,9 +36,11 @@ WORLD = "world:bank-a"
 HOT = ("hot:a", "hot:b", "hot:c")
 SINKS = ("sink:x", "sink:y")
 FUNDING = 300  # per hot account, against a demand of tens of thousands
+TERMINATED_MS_MAX = 30_000
 
-# Run by each process as `python -c WORKER url schema index start_at batches`. Prints one JSON
-# line: every transfer it asked for, with whether it was accepted, its entry id and its error.
+# Run by each process as `python -c WORKER url schema index batches`; once connected it says it
+# is ready and waits for the others (together.py). Prints one JSON line: every transfer it
+# asked for, with whether it was accepted, its entry id and its error.
 WORKER = r"""
 import json
 import random
@@ -72,13 +75,12 @@ def posting(rng):
     return (source, destination, rng.randint(1, 30))
 
 
-url, schema, index, start_at, batches = sys.argv[1:6]
-index, start_at, batches = int(index), float(start_at), int(batches)
+url, schema, index, batches = sys.argv[1:5]
+index, batches = int(index), int(batches)
 rng = random.Random(1_000 + index)
 ledger = Ledger(PostgresStore(url, schema=schema), Clock(), Uuid7Ids(random.Random(index)))
 ledger.store.head()  # connected and ready before the start
-while time.time() < start_at:
-    time.sleep(0.001)
+""" + WAIT_FOR_GO + r"""
 
 records = []
 for _ in range(batches):
@@ -117,16 +119,17 @@ class SystemClock:
 
 
 def run_workers(schema: str) -> list[list[dict[str, Any]]]:
-    start_at = time.time() + 2.0  # every process connected and waiting by then
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, PG_URL, schema, str(i), str(start_at), str(BATCHES)],
+            [sys.executable, "-c", WORKER, PG_URL, schema, str(i), str(BATCHES)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for i in range(PROCESSES)
     ]
+    start_together(workers)
     reports = []
     for worker in workers:
         out, err = worker.communicate(timeout=120)
@@ -258,8 +261,10 @@ def test_a_connection_the_server_dropped_is_opened_again() -> None:
 
     def kill_backend() -> None:
         with psycopg.connect(PG_URL, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)",
-                          (store.db.connection().info.backend_pid,))
+            # With a timeout the call returns once the backend is gone, not when it was only
+            # asked to go: the store's next query meets a dropped connection, never a live one.
+            admin.execute("SELECT pg_terminate_backend(%s, %s)",
+                          (store.db.connection().info.backend_pid, TERMINATED_MS_MAX))
 
     try:
         store.initialise()

@@ -15,6 +15,7 @@ from typer.testing import CliRunner, Result
 from fundpool.cli.main import app
 from fundpool.cli.session import describe_store
 from fundpool.runtime import SystemClock, system_ids
+from tests.waiting import wait_for_clock_past
 
 try:  # rootdir on sys.path (python -m pytest)
     from tests.conftest import PG_URL, new_pg_schema, require_postgres
@@ -386,7 +387,7 @@ def test_reverse(cli: Cli) -> None:
 
 def test_balance_now_at_and_multi_asset(cli: Cli) -> None:
     before = fund(cli, "10.00")
-    time.sleep(0.002)
+    wait_for_clock_past(before["at"])  # the next entry is later than `before`, not at its instant
     fund(cli, "2.50")
     cli("transfer", "--from", WORLD, "--to", ETH_HOT, "--asset", "ETH", "--amount", "0.5")
 

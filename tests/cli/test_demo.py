@@ -14,10 +14,15 @@ from fundpool.ledger.verify import verify
 from fundpool.pool.config import load_config
 from fundpool.pool.view import pool_view
 from fundpool.stores.sqlite import SqliteStore
+from tests.waiting import wait_until
 
 runner = CliRunner(env={"FUNDPOOL_DB_URL": None, "FUNDPOOL_DATA_DIR": None,
                         "FUNDPOOL_CONFIG": None})
 QUICK = ("--fast", "--rate", "50/s", "--duration", "8s", "--seed", "3")
+# The served demo stops only at the end of its --duration (Ctrl-C ends it with 130): long
+# enough for its start-up on a busy machine (12 s seen with both cores busy) and the checks.
+DEMO_SERVES_S = 40
+DEMO_STARTS_S_MAX = 30.0
 
 
 def run_demo(data_dir: Path, *extra: str, code: int = 0) -> str:
@@ -191,7 +196,6 @@ def test_demo_serves_the_console_on_a_live_pool_and_prints_the_sign_ins(tmp_path
     import socket
     import subprocess
     import sys
-    import time
 
     import httpx
 
@@ -203,28 +207,36 @@ def test_demo_serves_the_console_on_a_live_pool_and_prints_the_sign_ins(tmp_path
     env = {k: v for k, v in os.environ.items()
            if k not in ("FUNDPOOL_DB_URL", "FUNDPOOL_DATA_DIR", "FUNDPOOL_CONFIG")}
     command = [fundpool, "demo", "--data-dir", str(data_dir), "--port", str(port),
-               "--duration", "12s"]
+               "--duration", f"{DEMO_SERVES_S}s"]
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True) as demo:
         base = f"http://127.0.0.1:{port}"
-        token = None
-        for _ in range(100):
+
+        def cashier_token() -> str | None:
+            if demo.poll() is not None:
+                pytest.fail(f"the demo ended ({demo.returncode}) before it served:\n"
+                            f"{demo.communicate()[0]}")
             try:
-                answer = httpx.post(f"{base}/v1/sessions", timeout=2,
+                answer = httpx.post(f"{base}/v1/sessions", timeout=5,
                                     json={"username": "cashier",
                                           "password": "cashier-demo-pass"})
-                token = answer.json()["token"]
-                break
-            except (httpx.HTTPError, KeyError):
-                time.sleep(0.1)
-        assert token is not None, "the demo's cashier could not sign in"
+                return str(answer.json()["token"])
+            except (httpx.HTTPError, KeyError, ValueError):
+                return None
+
+        token = wait_until(cashier_token, within_s=DEMO_STARTS_S_MAX,
+                           what="the demo's cashier to sign in")
         headers = {"Authorization": f"Bearer {token}"}
-        assert httpx.get(f"{base}/console/login", timeout=5).status_code == 200
-        first = httpx.get(f"{base}/v1/pools/main/view", headers=headers, timeout=5).json()
-        time.sleep(3)
-        later = httpx.get(f"{base}/v1/pools/main/view", headers=headers, timeout=5).json()
-        assert later["as_of_seq"] > first["as_of_seq"]  # the simulator is running
-        output, _ = demo.communicate(timeout=60)
+        assert httpx.get(f"{base}/console/login", timeout=30).status_code == 200
+
+        def seq() -> int:
+            view = httpx.get(f"{base}/v1/pools/main/view", headers=headers, timeout=30).json()
+            return int(view["as_of_seq"])
+
+        first = seq()
+        wait_until(lambda: seq() > first, within_s=DEMO_SERVES_S, poll_s=0.2,
+                   what=f"the simulator to write past entry {first}")
+        output, _ = demo.communicate(timeout=DEMO_SERVES_S + 60)
     assert demo.returncode == 0, output
     assert f"console http://127.0.0.1:{port}/console/" in output
     for role in ("viewer", "cashier", "approver", "risk", "auditor", "admin"):

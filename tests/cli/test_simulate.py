@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -21,12 +23,17 @@ from fundpool.payments.model import PaymentKind
 from fundpool.sim import pace
 from fundpool.stores.sqlite import SqliteStore
 from tests.conftest import PG_URL, new_pg_schema, require_postgres
+from tests.waiting import wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pool.toml"
 runner = CliRunner(env={"FUNDPOOL_DB_URL": None, "FUNDPOOL_DATA_DIR": None,
                         "FUNDPOOL_CONFIG": None})
 # Small enough to keep the suite quick, large enough for every kind and pattern to show up.
 SMALL = ("--rate", "50/s", "--duration", "10s")
+# The live run that Ctrl-C stops: it would run LIVE_RUN_S on the wall clock if it did not stop.
+LIVE_RUN_S = 60
+RUN_STARTS_S_MAX = 45.0
+RUNNING_PAYMENTS_MIN = 20
 
 
 def simulate(data: Path, *args: str, code: int = 0) -> str:
@@ -188,9 +195,10 @@ def test_the_clock_starts_after_the_ledger_head(tmp_path: Path) -> None:
         assert advance is not None
         advance(1.5)
         assert fast.now_us() == head.at_us + AFTER_HEAD_US + 1_500_000
+        before_us = time.time_ns() // 1000
         live, none = start_clock(store, Settings(10, 2, 60, 7, fast=False))
         assert none is None
-        assert live.now_us() >= max(head.at_us, time.time_ns() // 1000 - 1_000_000)
+        assert live.now_us() >= max(head.at_us, before_us)
     finally:
         store.close()
 
@@ -219,21 +227,54 @@ def test_the_same_run_gives_the_same_journal_on_postgresql(tmp_path: Path) -> No
     assert on_postgres["head_hash"] == on_sqlite["head_hash"]
 
 
+def payments_in(data: Path) -> int:
+    """How many payments the store in `data` holds so far (0 before it has its tables)."""
+    try:
+        with contextlib.closing(sqlite3.connect(
+                f"file:{data / 'ledger.sqlite3'}?mode=ro", uri=True, timeout=5)) as connection:
+            (count,) = connection.execute("SELECT count(*) FROM payments").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(count)
+
+
 def test_ctrl_c_stops_a_live_run_between_steps_and_still_verifies(tmp_path: Path) -> None:
-    interrupt = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    data = tmp_path / "data"
+    default = signal.getsignal(signal.SIGINT)
+    failed: list[BaseException] = []
+    ended = threading.Event()
+
+    def interrupt_once_running() -> None:
+        # Ctrl-C once the run has taken the signal and put payments through (about a second
+        # at 20/s), however long opening the pool took on a busy machine.
+        try:
+            wait_until(lambda: ended.is_set() or (
+                signal.getsignal(signal.SIGINT) is not default
+                and payments_in(data) >= RUNNING_PAYMENTS_MIN),
+                within_s=RUN_STARTS_S_MAX, poll_s=0.05,
+                what=f"a live run with {RUNNING_PAYMENTS_MIN} payments")
+        except AssertionError as error:
+            failed.append(error)
+            return
+        if not ended.is_set():
+            os.kill(os.getpid(), signal.SIGINT)
+
+    interrupt = threading.Thread(target=interrupt_once_running, daemon=True)
     interrupt.start()
     try:
         result = runner.invoke(app, [
-            "simulate", "--rate", "20/s", "--duration", "30s", "--config", str(EXAMPLE),
-            "--data-dir", str(tmp_path / "data"), "--json",
+            "simulate", "--rate", "20/s", "--duration", f"{LIVE_RUN_S}s", "--config",
+            str(EXAMPLE), "--data-dir", str(data), "--json",
         ])
     finally:
-        interrupt.cancel()
+        ended.set()
+        interrupt.join(timeout=RUN_STARTS_S_MAX)
+    assert not failed, failed
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["mode"] == "live"
     assert doc["interrupted"] is True
-    assert doc["wall_s"] < 10
+    assert doc["wall_s"] < LIVE_RUN_S / 2  # stopped, not run to its end
     assert doc["verify"]["ok"] is True
     # What was sent before the stop is recorded with its batch.
     assert sum(row["batches"] for row in doc["savings"]) == doc["batches"]

@@ -54,6 +54,7 @@ import nats
 import structlog
 from nats.js.api import StorageType
 
+from fundpool import compose
 from fundpool.bus.consumer import NatsConsumer
 from fundpool.bus.relay import NatsRelay, message_id, wire_message
 from fundpool.bus.subjects import ensure_stream, stream_name
@@ -94,7 +95,8 @@ def new_simulation(path: Path, clock: Clock, ids: Any) -> tuple[SqliteStore, Sim
     store.initialise()
     config = load_config(CONFIG)
     ledger = Ledger(store, clock, ids)
-    simulation = Simulation(ledger, config, config.pools[0], seed=11, clock=clock, ids=ids)
+    simulation = compose.simulation(ledger, config, config.pools[0], seed=11, clock=clock,
+                                    ids=ids)
     simulation.open_pool()
     return store, simulation
 

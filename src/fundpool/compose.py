@@ -4,6 +4,7 @@ them, for the server, the CLI and the simulator alike.
     store = open_ledger_store(data_dir=Path("data"))   # SQLite, or PostgreSQL by URL
     payments = payment_service(store, config, pool)     # Ledger + PaymentService
     run = dispatching(store, config, pool)              # + simulated rails, router, dispatcher
+    sim = simulation(ledger(store, clock, ids), config, pool, seed=7, clock=clock)
     app = build_app(settings)                           # one API worker (uvicorn factory)
 
 Everything else receives what it needs: the services declare ports (`ledger/ports.py`,
@@ -20,7 +21,6 @@ them.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,13 +28,13 @@ from fundpool.core.clock import Clock, IdSource, Uuid7Ids
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
 from fundpool.monitoring.service import Monitor
-from fundpool.payments.dispatch import Dispatcher
+from fundpool.payments.dispatch import DEFAULT_DISPATCH_POLICY, Dispatcher, DispatchPolicy
 from fundpool.payments.ports import PaymentStore
 from fundpool.payments.service import PaymentService
 from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
 from fundpool.runtime import SystemClock, system_ids, tune_gc
 from fundpool.sim import pace
-from fundpool.sim.rails import payout_router, simulated_rails
+from fundpool.sim.rails import Dispatching, payout_router, simulated_rails
 from fundpool.sim.service import SEED_DEFAULT, TrafficService
 from fundpool.sim.traffic import Simulation
 from fundpool.stores import driver_errors, open_store, payment_store
@@ -139,38 +139,55 @@ def alert_engine(store: LedgerStore, watched: Monitor, rules: AlertRules) -> Ale
     return AlertEngine(ledger(store), watched, rules, table=alert_store(store))
 
 
-@dataclass(frozen=True, slots=True)
-class Dispatching:
-    """The pool, its payment service and a dispatcher on the wall clock, with one simulated
-    rail per channel of the pool and the learning router (as in sim/traffic.py). The rails
-    live in this process: what they have not reported when it ends, they never will."""
-
-    config: FundpoolConfig
-    pool: PoolConfig
-    payments: PaymentService
-    dispatcher: Dispatcher
+def simulated_dispatching(
+    ledger_service: Ledger,
+    config: FundpoolConfig,
+    pool: PoolConfig,
+    *,
+    clock: Clock,
+    ids: IdSource,
+    seed: int,
+    instance: str,
+    policy: DispatchPolicy = DEFAULT_DISPATCH_POLICY,
+) -> Dispatching:
+    """The payments of `pool` on `ledger_service`, and a dispatcher over one simulated rail
+    per channel (seeded by `seed`; `instance` keeps their references apart from an earlier
+    set's on the same store) and the learning router; its records beside the payments."""
+    store = ledger_service.store
+    payments = PaymentService(ledger_service, payment_records(store), config, pool, ids)
+    rails = simulated_rails(config, pool, seed=seed, instance=instance)
+    router = payout_router(config, rails, seed=seed)
+    dispatcher = Dispatcher(payments, rails, router, clock, ids,
+                            records=dispatch_records(store), policy=policy)
+    return Dispatching(config, pool, payments, rails, router, dispatcher)
 
 
 def dispatching(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig) -> Dispatching:
+    """`simulated_dispatching` on the wall clock and system ids, its rails on a random seed
+    (`payment batch --wait`)."""
     clock, ids = SystemClock(), system_ids()
-    payments = payment_service(store, config, pool, clock=clock, ids=ids)
     seed = secrets.randbits(32)
     instance = format(clock.now_us(), "x")  # this process's rail references are its own
-    rails = simulated_rails(config, pool, seed=seed, instance=instance)
-    router = payout_router(config, rails, seed=seed)
-    return Dispatching(config, pool, payments,
-                       Dispatcher(payments, rails, router, clock, ids,
-                                  records=dispatch_records(store)))
+    return simulated_dispatching(ledger(store, clock, ids), config, pool, clock=clock, ids=ids,
+                                 seed=seed, instance=instance)
 
 
 # --- the simulator ---------------------------------------------------------------------------
 
 
-def simulation(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *, seed: int,
-               clock: Clock, ids: IdSource) -> Simulation:
-    """The traffic simulator on `store`, on `clock` (a `ManualClock` for a deterministic run,
-    a `ScaledClock` or the wall clock for a live one)."""
-    return Simulation(ledger(store, clock, ids), config, pool, seed=seed, clock=clock, ids=ids)
+def simulation(ledger_service: Ledger, config: FundpoolConfig, pool: PoolConfig, *, seed: int,
+               clock: Clock, ids: IdSource | None = None,
+               policy: DispatchPolicy = DEFAULT_DISPATCH_POLICY) -> Simulation:
+    """The traffic simulator on `ledger_service` (see `ledger`), on `clock` (a `ManualClock`
+    for a deterministic run, a `ScaledClock` or the wall clock for a live one). Its payments
+    and dispatcher draw ids from `ids` (default: seeded by `seed`)."""
+    ids = ids or Uuid7Ids.seeded(seed)
+    # A run is named by the clock's time at its start: its rail references, outcome ids and
+    # idempotency keys then never meet an earlier run's on the same store.
+    run_id = format(clock.now_us(), "x")
+    parts = simulated_dispatching(ledger_service, config, pool, clock=clock, ids=ids, seed=seed,
+                                  instance=run_id, policy=policy)
+    return Simulation(parts, seed=seed, clock=clock, run_id=run_id)
 
 
 def traffic_service(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
@@ -181,7 +198,8 @@ def traffic_service(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig
         clock = SystemClock()
         # A seed per start: a restarted server's payments never meet the previous run's keys.
         ids = Uuid7Ids.seeded(seed + clock.now_us())
-        return simulation(store, config, pool, seed=seed, clock=clock, ids=ids)
+        return simulation(ledger(store, clock, ids), config, pool, seed=seed, clock=clock,
+                          ids=ids)
 
     return TrafficService(open_simulation, rate_per_s=rate_per_s)
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from fundpool import compose
 from fundpool.bus.connection import NatsUnavailable, connect_nats
 from fundpool.bus.consumer import NatsConsumer, run_consumer
 from fundpool.bus.leases import lease_key
@@ -39,7 +40,6 @@ from fundpool.ledger.service import Ledger
 from fundpool.monitoring.feed import OutboxFeed, item_from_row
 from fundpool.monitoring.projector import Projector, Skipped, read_message
 from fundpool.pool.config import load_config
-from fundpool.sim.traffic import Simulation
 from fundpool.stores.events_sql import OutboxReader, save_cursor
 from fundpool.stores.projection_sql import ProjectionStore
 from fundpool.stores.sqlite import SqliteStore
@@ -100,8 +100,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     store.initialise()
     clock = ManualClock()
     config = load_config(EXAMPLE)
-    simulation = Simulation(Ledger(store, clock, Uuid7Ids.seeded(5)), config, config.pools[0],
-                            seed=5, clock=clock)
+    simulation = compose.simulation(Ledger(store, clock, Uuid7Ids.seeded(5)), config,
+                                    config.pools[0], seed=5, clock=clock)
     simulation.open_pool()
     simulation.run(rate_per_s=100, duration_s=20, advance=lambda s: clock.advance(seconds=s))
     outbox = OutboxReader(store, "?")

@@ -595,10 +595,10 @@ def test_a_refused_step_writes_no_event_and_the_others_do(
 def test_every_payment_of_a_simulated_run_chains(
     store: LedgerStore, clock: ManualClock
 ) -> None:
-    from fundpool.sim.traffic import Simulation
+    from fundpool import compose
 
     ledger = Ledger(store, clock, Uuid7Ids.seeded(5))
-    simulation = Simulation(ledger, CONFIG, POOL, seed=5, clock=clock)
+    simulation = compose.simulation(ledger, CONFIG, POOL, seed=5, clock=clock)
     simulation.open_pool()
     simulation.run(rate_per_s=40, duration_s=4, advance=lambda s: clock.advance(seconds=s))
     by_payment: dict[str, list[Event]] = {}

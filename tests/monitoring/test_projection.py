@@ -26,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fundpool import compose
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.events.model import (
     AlertChanged,
@@ -55,7 +56,6 @@ from fundpool.monitoring.projector import FEED_CURSOR, Item, Projector, Skipped,
 from fundpool.monitoring.service import Monitor, outbox_reader
 from fundpool.pool.config import load_config
 from fundpool.pool.view import pool_view
-from fundpool.sim.traffic import Simulation
 from fundpool.stores import payment_store
 from fundpool.stores.projection_sql import ProjectionStore
 from fundpool.stores.sqlite import SqliteStore
@@ -76,7 +76,7 @@ def memory_store() -> ProjectionStore:
 def simulate(store: LedgerStore, *, rate: int, seconds: int, seed: int = 3) -> ManualClock:
     clock = ManualClock(T0)
     ledger = Ledger(store, clock, Uuid7Ids.seeded(seed))
-    simulation = Simulation(ledger, CONFIG, POOL, seed=seed, clock=clock)
+    simulation = compose.simulation(ledger, CONFIG, POOL, seed=seed, clock=clock)
     simulation.open_pool()
     simulation.run(rate_per_s=rate, duration_s=seconds,
                    advance=lambda s: clock.advance(seconds=s))

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from fundpool import compose
 from fundpool.cli.main import app
 from fundpool.cli.simulate import SIM_START_US
 from fundpool.core.clock import ManualClock, Uuid7Ids
@@ -33,7 +34,6 @@ from fundpool.monitoring.service import Monitor, outbox_reader
 from fundpool.pool.config import load_config
 from fundpool.pool.setup import init_pool
 from fundpool.pool.view import pool_view
-from fundpool.sim.traffic import Simulation
 from fundpool.stores.sqlite import SqliteStore
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pool.toml"
@@ -108,7 +108,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SqliteStore,
     store.initialise()
     clock = ManualClock(T0)
     ledger = Ledger(store, clock, Uuid7Ids.seeded(11))
-    simulation = Simulation(ledger, CONFIG, POOL, seed=11, clock=clock)
+    simulation = compose.simulation(ledger, CONFIG, POOL, seed=11, clock=clock)
     simulation.open_pool()
     simulation.run(rate_per_s=100, duration_s=10, advance=lambda s: clock.advance(seconds=s))
     yield store, clock

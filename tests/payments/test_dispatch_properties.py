@@ -55,6 +55,7 @@ from hypothesis.stateful import (
 )
 
 import fundpool.stores
+from fundpool import compose
 from fundpool.channels.ports import ChannelOutcome, Instruction, OutcomeKind
 from fundpool.channels.simulated import ChannelRefused, SimulatedRail
 from fundpool.core.clock import ManualClock, Uuid7Ids
@@ -84,7 +85,6 @@ from fundpool.routing.router import Router
 from fundpool.sim.traffic import (
     DEFAULT_OPENING_FLOAT_UNITS,
     OPENING_FLOAT_UNITS,
-    Simulation,
 )
 from fundpool.stores.dispatch_sql import SqlDispatchRecords
 from fundpool.stores.sqlite import SqliteStore
@@ -867,7 +867,7 @@ def test_simulated_rails_with_every_chaos_knob_up(tmp_path: Path) -> None:
     store.initialise()
     clock = ManualClock()
     ledger = Ledger(store, clock, Uuid7Ids.seeded(1))
-    sim = Simulation(ledger, config, pool, seed=2026, clock=clock)
+    sim = compose.simulation(ledger, config, pool, seed=2026, clock=clock)
     sim.open_pool()
     rails: dict[str, SimulatedRail] = sim.rails
     terminal: dict[str, PaymentState] = {}

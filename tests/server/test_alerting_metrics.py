@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from fundpool import compose
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.ledger.service import Ledger
 from fundpool.monitoring.alerting.engine import AlertEngine
@@ -21,7 +22,6 @@ from fundpool.monitoring.service import Monitor
 from fundpool.pool.config import load_config
 from fundpool.server.alerting import alert_source, kpi_source
 from fundpool.server.app import create_app
-from fundpool.sim.traffic import Simulation
 from fundpool.stores.alerts_sql import SqlAlertStore
 from fundpool.stores.sqlite import SqliteStore
 
@@ -58,7 +58,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Monitor, A
     clock = ManualClock()
     config = load_config(ROOT / "examples" / "pool.toml")
     ledger = Ledger(store, clock, Uuid7Ids.seeded(5))
-    sim = Simulation(ledger, config, config.pools[0], seed=5, clock=clock)
+    sim = compose.simulation(ledger, config, config.pools[0], seed=5, clock=clock)
     sim.open_pool()
     sim.run(rate_per_s=50, duration_s=5, speed=60, advance=lambda s: clock.advance(seconds=s))
     monitor = Monitor(store, config, clock)

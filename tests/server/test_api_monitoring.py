@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from fundpool import compose
 from fundpool.compose import build_app
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.events.model import PaymentTransitioned
@@ -26,7 +27,6 @@ from fundpool.monitoring.alerting.reload import AlertRules
 from fundpool.monitoring.kpis import KPIS
 from fundpool.runtime import SystemClock
 from fundpool.server.settings import Settings
-from fundpool.sim.traffic import Simulation
 from fundpool.stores import payment_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,8 +106,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     started_us = SystemClock().now_us() - 60 * MINUTE_US
     clock = ManualClock(started_us)
     ids = Uuid7Ids.seeded(5)
-    simulation = Simulation(Ledger(api.store, clock, ids), api.config, api.config.pools[0],
-                            seed=5, clock=clock, ids=ids)
+    simulation = compose.simulation(Ledger(api.store, clock, ids), api.config,
+                                    api.config.pools[0], seed=5, clock=clock, ids=ids)
     with TestClient(app) as client:
         simulation.open_pool()
         for _ in range(STEPS):

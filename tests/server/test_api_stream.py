@@ -20,6 +20,7 @@ from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import connect as ws_connect
 
+from fundpool import compose
 from fundpool.compose import build_app
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.core.ledger.model import Account, OpenAccount, Posting, Transfer
@@ -27,7 +28,6 @@ from fundpool.ledger.service import Ledger
 from fundpool.runtime import SystemClock, system_ids
 from fundpool.server.settings import Settings
 from fundpool.server.v1 import stream
-from fundpool.sim.traffic import Simulation
 from fundpool.stores.events_sql import OutboxReader
 from tests.client import LiveServer, live_server
 
@@ -76,8 +76,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     api = app.state.api
     clock = ManualClock(SystemClock().now_us() - 3_600_000_000)
     ids = Uuid7Ids.seeded(7)
-    simulation = Simulation(Ledger(api.store, clock, ids), api.config, api.config.pools[0],
-                            seed=7, clock=clock, ids=ids)
+    simulation = compose.simulation(Ledger(api.store, clock, ids), api.config,
+                                    api.config.pools[0], seed=7, clock=clock, ids=ids)
 
     def traffic(steps: int) -> None:
         for _ in range(steps):

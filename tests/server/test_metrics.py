@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from structlog.testing import capture_logs
 
+from fundpool import compose
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.ledger.service import Ledger
 from fundpool.monitoring.projection import LATENCY_BOUNDS_US
@@ -85,8 +86,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     clock = ManualClock()
     config = load_config(CONFIG)
     pool = config.pools[0]
-    sim = Simulation(Ledger(store, clock, Uuid7Ids.seeded(11)), config, pool, seed=11,
-                     clock=clock)
+    sim = compose.simulation(Ledger(store, clock, Uuid7Ids.seeded(11)), config, pool, seed=11,
+                             clock=clock)
     sim.open_pool()
     world = World(store, clock, config, pool, sim)
     world.run()
@@ -491,8 +492,8 @@ def test_fundpool_serve_answers_over_http(tmp_path: Path) -> None:
     store.initialise()
     clock = ManualClock()
     config = load_config(CONFIG)
-    sim = Simulation(Ledger(store, clock, Uuid7Ids.seeded(5)), config, config.pools[0],
-                     seed=5, clock=clock)
+    sim = compose.simulation(Ledger(store, clock, Uuid7Ids.seeded(5)), config, config.pools[0],
+                             seed=5, clock=clock)
     sim.open_pool()
     sim.run(rate_per_s=RATE_PER_S, duration_s=1.0, speed=SPEED,
             advance=lambda s: clock.advance(seconds=s))

@@ -206,8 +206,8 @@ def run_simulation(
     earlier = sum(payment_state_counts(store, pool.id).values())
     clock, advance = start_clock(store, settings)
     ids = Uuid7Ids.seeded(settings.seed)
-    simulation = compose.simulation(store, config, pool, seed=settings.seed, clock=clock,
-                                    ids=ids)
+    simulation = compose.simulation(compose.ledger(store, clock, ids), config, pool,
+                                    seed=settings.seed, clock=clock, ids=ids)
     simulation.open_pool()
     run = SimulationRun(settings, describe_store(store), config, pool, clock.now_us(),
                         earlier_payments=earlier, report=simulation.report)

@@ -1,9 +1,10 @@
 """The traffic simulator: realistic flows through a real pool, on simulated rails.
 
-`Simulation` builds the whole payment machinery on a ledger (payment service, one
-`SimulatedRail` per channel of the pool, the learning router, the dispatcher), funds each
-channel once with an opening float, and then, step by step, creates what a wallet or payments
-company sees in a day and lets the dispatcher carry it:
+`Simulation` runs on the payment machinery the composition root builds for it
+(`compose.simulation`: the payment service, one `SimulatedRail` per channel of the pool, the
+learning router, the dispatcher, as `sim.rails.Dispatching`), funds each channel once with an
+opening float, and then, step by step, creates what a wallet or payments company sees in a day
+and lets the dispatcher carry it:
 
 - fraud-like patterns (5 % of all traffic, see below); of the rest:
 - deposits (40 %): customers paying in on every inbound rail; half the card deposits are paid
@@ -34,32 +35,17 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from fundpool.core.clock import Clock, IdSource, Uuid7Ids
+from fundpool.core.clock import Clock
 from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.model import Posting, Transfer
-from fundpool.ledger.service import Ledger
-from fundpool.payments.dispatch import (
-    DEFAULT_DISPATCH_POLICY,
-    Dispatcher,
-    DispatchPolicy,
-    TickReport,
-)
+from fundpool.payments.dispatch import TickReport
 from fundpool.payments.instant import MERCHANT_KEY
 from fundpool.payments.model import Payment, PaymentKind, PaymentRequest, PaymentState
 from fundpool.payments.rules import NOT_FOR_PAYOUTS
-from fundpool.payments.service import PaymentService
 from fundpool.pool.accounts import PoolState, pool_account, world_account
-from fundpool.pool.config import (
-    ChannelKind,
-    FundpoolConfig,
-    InvalidConfig,
-    OwnerKind,
-    PoolConfig,
-)
+from fundpool.pool.config import ChannelKind, InvalidConfig, OwnerKind
 from fundpool.pool.setup import init_pool
-from fundpool.sim.rails import payout_router, simulated_rails
-from fundpool.stores import payment_store
-from fundpool.stores.dispatch_sql import SqlDispatchRecords
+from fundpool.sim.rails import Dispatching
 
 PAYEES = 2_000
 APPROVAL_DELAY_US = 3_000_000  # a cashier approves large payouts after a few seconds
@@ -112,32 +98,25 @@ class SimulationReport:
 
 
 class Simulation:
-    def __init__(
-        self,
-        ledger: Ledger,
-        config: FundpoolConfig,
-        pool: PoolConfig,
-        *,
-        seed: int,
-        clock: Clock,
-        ids: IdSource | None = None,
-        policy: DispatchPolicy = DEFAULT_DISPATCH_POLICY,
-    ) -> None:
-        self.ledger = ledger
+    """Traffic for the pool of `dispatching`, drawn under `seed`, on `clock`. `run_id` names
+    the run (`compose.simulation` takes the clock's time at its start, and names the rails'
+    instance by it too): its rail references, outcome ids and idempotency keys then never
+    meet an earlier run's on the same store."""
+
+    def __init__(self, dispatching: Dispatching, *, seed: int, clock: Clock,
+                 run_id: str) -> None:
+        config, pool = dispatching.config, dispatching.pool
         self.config = config
         self.pool = pool
+        self.service = dispatching.payments
+        self.ledger = self.service.ledger
+        self.rails = dispatching.rails
+        self.router = dispatching.router
+        self.dispatcher = dispatching.dispatcher
         self.clock = clock
+        self.run_id = run_id
         self._rng = random.Random(f"fundpool/simulate/{seed}")
-        ids = ids or Uuid7Ids.seeded(seed)
-        self.service = PaymentService(ledger, payment_store(ledger.store), config, pool, ids)
         channels = [config.channel(cid) for cid in pool.channels]
-        # A run is named by the clock's time at its start: its rail references, outcome ids and
-        # idempotency keys then never meet an earlier run's on the same store.
-        self.run_id = format(clock.now_us(), "x")
-        self.rails = simulated_rails(config, pool, seed=seed, instance=self.run_id)
-        self.router = payout_router(config, self.rails, seed=seed)
-        self.dispatcher = Dispatcher(self.service, self.rails, self.router, clock, ids,
-                                     records=SqlDispatchRecords(ledger.store), policy=policy)
         self.report = SimulationReport()
         self._serial = 0
         self._followups: list[tuple[PaymentRequest, str]] = []

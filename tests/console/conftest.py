@@ -33,6 +33,9 @@ VIEWPORT = {"width": 1440, "height": 900}
 IN_CI = os.environ.get("CI") == "true"
 ROLES = ("viewer", "cashier", "approver", "risk", "auditor", "admin")
 START_TIMEOUT_S = 60.0
+# How long a page's action or wait may take: generous, since the server, its simulator and the
+# browser share the machine with other tests; it costs nothing when the page is quick.
+PAGE_TIMEOUT_MS = 30_000
 STOP_TIMEOUT_S = 15.0
 # A rule added to examples/alerts.yaml that is always firing, so that the alert bar has an
 # alert to show (or not to offer to acknowledge) from the first seconds on.
@@ -160,7 +163,7 @@ def new_page(browser: Any, console_server: Server) -> Iterator[Callable[[], Any]
 
     def make() -> Any:
         context = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="UTC")
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
         contexts.append(context)
         return context.new_page()
 

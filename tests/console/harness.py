@@ -20,12 +20,15 @@ def _screenshot_dir() -> Path | None:
     return (REPO / named if not Path(named).is_absolute() else Path(named)) if named else None
 
 
-def save_screenshot(page: Any, name: str) -> None:
+def save_screenshot(page: Any, name: str, *, settle_ms: int = 0) -> None:
     """The page's viewport as `name` in $FUNDPOOL_CONSOLE_SCREENSHOTS (a folder, relative to
-    the repository or absolute), when it is set."""
+    the repository or absolute), when it is set, `settle_ms` after it is asked for (a chart's
+    first frame, a scroll: nothing a test asserts waits on this pause)."""
     folder = _screenshot_dir()
     if folder is None:
         return
+    if settle_ms:
+        page.wait_for_timeout(settle_ms)
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / name))
 

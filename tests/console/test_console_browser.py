@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -17,8 +16,17 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from tests.console.harness import Server, save_screenshot
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
+# How long an expectation waits for the page before it fails: the live server (and its
+# simulator) shares the machine with the browser and, under pytest -n 2, with other tests. It
+# costs nothing when the page is ready early. Playwright's own default is 5 s.
+EXPECT_TIMEOUT_MS = 30_000
+# How long a test waits for what the server does on its own clock: the figures' next entry,
+# an alert rule's evaluation, a session the API no longer trusts (auth_cache_s is 5 s).
+LIVE_TIMEOUT_MS = 60_000
+CARDS_SETTLE_S_MAX = 30.0
 
 CARDS = ("total", "available", "locked", "in_transit", "pending_settlement", "fees")
 GRID_ROWS_JS = """() => {
@@ -46,6 +54,7 @@ CARDS_JS = """(names) => {
 def expect(target: Any) -> Any:
     from playwright.sync_api import expect as playwright_expect
 
+    playwright_expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     return playwright_expect(target)
 
 
@@ -139,7 +148,7 @@ def test_overview_numbers_are_live(console_server: Server, page: Any) -> None:
     first = wait_seq(page)
     page.wait_for_function(
         "(seq) => Number(document.querySelector('[data-testid=\"cards\"]')"
-        ".getAttribute('data-seq')) > seq", arg=first, timeout=20_000)
+        ".getAttribute('data-seq')) > seq", arg=first, timeout=LIVE_TIMEOUT_MS)
     later = wait_seq(page)
     assert later > first
     minor = page.get_by_test_id("card-total-value").get_attribute("data-minor")
@@ -153,14 +162,16 @@ def test_overview_equals_the_api_at_the_same_entry(console_server: Server, page:
     server = console_server
     sign_in(page, server, "viewer")
     wait_seq(page)
-    for _ in range(20):
-        read = page.evaluate(CARDS_JS, list(CARDS))
+
+    def one_entry() -> dict[str, Any] | None:
+        """The cards, when they all show the figures of one entry (none redrawn meanwhile)."""
+        read: dict[str, Any] = page.evaluate(CARDS_JS, list(CARDS))
         complete = all(read["cards"][n] and read["cards"][n]["minor"] for n in CARDS)
-        if read["before"] and read["before"] == read["after"] and complete:
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail(f"the cards never showed one whole entry's figures: {read}")
+        return read if read["before"] and read["before"] == read["after"] and complete else None
+
+    read = wait_until(one_entry, within_s=CARDS_SETTLE_S_MAX, poll_s=0.2,
+                      what="the cards to show one whole entry's figures",
+                      detail=lambda: page.evaluate(CARDS_JS, list(CARDS)))
     seq = int(read["before"])
     with server.api("admin") as api:
         answer = api.get("/v1/pools/main/view", params={"seq": seq})
@@ -176,8 +187,7 @@ def test_overview_equals_the_api_at_the_same_entry(console_server: Server, page:
     assert int(total["total_minor"]) == sum(int(total[f"{n}_minor"]) for n in CARDS[1:5])
 
     expect(page.get_by_test_id("health").locator("tbody tr").first).to_be_visible()
-    page.wait_for_timeout(500)  # the charts' first frame
-    save_screenshot(page, "console-overview.png")
+    save_screenshot(page, "console-overview.png", settle_ms=500)  # the charts' first frame
 
 
 # --- 4, 5. the stream ---------------------------------------------------------------------------
@@ -227,13 +237,12 @@ def test_stream_expands_a_settled_payout(console_server: Server, page: Any) -> N
     payment_id = title.inner_text().removeprefix("Payment").strip()
     assert payment_id.endswith(short), payment_id
     timeline = page.get_by_test_id("detail-timeline").locator(".q-timeline__entry")
-    assert timeline.count() >= 1
+    expect(timeline.first).to_be_visible()
     steps = timeline.locator(".q-timeline__title").all_inner_texts()
     assert (steps[0], steps[-1]) == ("initiated", "settled"), steps
-    expect(page.get_by_test_id("detail-postings")).to_be_visible()
-    assert page.get_by_test_id("detail-postings").locator("tbody tr").count() >= 1
+    expect(page.get_by_test_id("detail-postings").locator("tbody tr").first).to_be_visible()
     routing = page.get_by_test_id("detail-routing")
-    expect(routing.locator("table").first).to_be_visible()
+    expect(routing.locator("table tbody tr").first).to_be_visible()
     shown_channels = routing.locator("tbody tr td:first-child").all_inner_texts()
     assert f"{row['channel']} ✓" in shown_channels, (row, shown_channels)
 
@@ -264,8 +273,7 @@ def test_stream_expands_a_settled_payout(console_server: Server, page: Any) -> N
       const detail = document.querySelector('[data-testid="detail"]');
       window.scrollTo(0, detail.getBoundingClientRect().top + window.scrollY - 320);
     }""")
-    page.wait_for_timeout(200)
-    save_screenshot(page, "console-stream.png")
+    save_screenshot(page, "console-stream.png", settle_ms=200)  # the scroll
 
 
 # --- 6. a CSV batch -----------------------------------------------------------------------------
@@ -337,8 +345,7 @@ def test_language_switch(console_server: Server, page: Any) -> None:
     expect(page.get_by_test_id("language")).to_have_text("English")
     wait_seq(page)
     expect(page.get_by_test_id("health").locator("tbody tr").first).to_be_visible()
-    page.wait_for_timeout(500)
-    save_screenshot(page, "console-overview-zh.png")
+    save_screenshot(page, "console-overview-zh.png", settle_ms=500)
 
     page.get_by_test_id("language").click()
     expect(page.get_by_test_id("nav-overview")).to_have_text("Overview")
@@ -372,11 +379,11 @@ def test_roles_see_what_they_may_do(console_server: Server,
     chips = '[data-testid="alert-bar"] [data-severity]'
     risk = new_page()
     sign_in(risk, server, "risk")
-    risk.wait_for_selector(chips, timeout=20_000)
+    risk.wait_for_selector(chips, timeout=LIVE_TIMEOUT_MS)
     expect(risk.get_by_test_id("alert-ack").first).to_be_visible()
     auditor = new_page()
     sign_in(auditor, server, "auditor")
-    auditor.wait_for_selector(chips, timeout=20_000)
+    auditor.wait_for_selector(chips, timeout=LIVE_TIMEOUT_MS)
     assert auditor.locator(chips).count() >= 1
     expect(auditor.get_by_test_id("alert-ack")).to_have_count(0)
 
@@ -404,7 +411,7 @@ def test_disabled_user_is_sent_to_sign_in(console_server: Server, page: Any) -> 
 
     # The open overview polls the API every second: once the API refuses the session (it may
     # trust a checked one for auth_cache_s, 5 s), the page itself goes to sign in, saying why.
-    page.wait_for_url(re.compile(r"/console/login\?(.*&)?why=expired"), timeout=20_000)
+    page.wait_for_url(re.compile(r"/console/login\?(.*&)?why=expired"), timeout=LIVE_TIMEOUT_MS)
     expect(page.get_by_test_id("login-notice")).to_have_text(
         "Your session has expired: sign in again.")
 

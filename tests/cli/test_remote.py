@@ -123,6 +123,10 @@ def test_a_remote_write_without_a_key_still_carries_one(remote: Cli, local: Cli)
 
 
 def test_two_phase_and_reversal_commands(local: Cli, remote: Cli) -> None:
+    # Funds of its own: under pytest -n 2 the test that funded USD may run in the other
+    # process, against that process's server and store.
+    both(local, remote, "ledger", "transfer", "--from", WORLD, "--to", USD, "--asset", "USD",
+         "--amount", "20.00", "--key", "remote-p0")
     reserve = ("ledger", "pending", "--from", USD, "--to", LOCKED, "--asset", "USD",
                "--amount", "10.00", "--timeout", "600")
     mine, theirs = both(local, remote, *reserve, "--key", "remote-p1")

@@ -62,7 +62,8 @@ from fundpool.core.clock import Clock, ManualClock, Uuid7Ids
 from fundpool.events.model import Event
 from fundpool.ledger.service import Ledger
 from fundpool.monitoring.feed import Follower, OutboxFeed
-from fundpool.monitoring.projector import ApplyReport, Item, Projector
+from fundpool.monitoring.messages import ApplyReport, Item
+from fundpool.monitoring.projector import Projector
 from fundpool.pool.config import load_config
 from fundpool.runtime import SystemClock, system_ids, tune_gc
 from fundpool.sim.traffic import Simulation

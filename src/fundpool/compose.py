@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from fundpool.core.clock import Clock, IdSource, Uuid7Ids
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
+from fundpool.monitoring.ports import OutboxReader, ProjectionStore
 from fundpool.monitoring.service import Monitor
 from fundpool.payments.dispatch import DEFAULT_DISPATCH_POLICY, Dispatcher, DispatchPolicy
 from fundpool.payments.ports import PaymentStore
@@ -39,8 +40,8 @@ from fundpool.sim.service import SEED_DEFAULT, TrafficService
 from fundpool.sim.traffic import Simulation
 from fundpool.stores import driver_errors, open_store, payment_store
 from fundpool.stores.dispatch_sql import DispatchReads, SqlDispatchRecords
-from fundpool.stores.events_sql import OutboxReader, outbox_reader
-from fundpool.stores.projection_sql import ProjectionStore
+from fundpool.stores.events_sql import outbox_reader
+from fundpool.stores.projection_sql import ProjectionStore as SqlProjectionStore
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -97,6 +98,12 @@ def outbox(store: LedgerStore) -> OutboxReader:
     return outbox_reader(store)
 
 
+def projection_store(store: LedgerStore) -> ProjectionStore:
+    """The monitor's projections, in the same database (and schema) as the ledger, on a
+    connection of their own."""
+    return SqlProjectionStore.beside(store)
+
+
 def auth_store(store: LedgerStore) -> AuthStore:
     """API keys, users and sessions, in the same database (and schema) as the ledger."""
     from fundpool.auth.store import AuthStore
@@ -119,10 +126,14 @@ def payment_service(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig
     return PaymentService(ledger(store, clock, ids), payment_records(store), config, pool, ids)
 
 
-def monitor(store: LedgerStore, config: FundpoolConfig, clock: Clock | None = None) -> Monitor:
-    """The live figures of `store`'s pools, kept in projections beside the ledger."""
-    return Monitor(store, config, clock or SystemClock(),
-                   projections=ProjectionStore.beside(store))
+def monitor(store: LedgerStore, config: FundpoolConfig, clock: Clock | None = None, *,
+            projections: ProjectionStore | None = None) -> Monitor:
+    """The live figures of `store`'s pools from its outbox, kept in `projections` (else in
+    projections beside the ledger)."""
+    if projections is None:
+        projections = projection_store(store)
+    return Monitor(store, config, clock or SystemClock(), projections=projections,
+                   outbox=outbox(store))
 
 
 def alert_store(store: LedgerStore) -> SqlAlertStore:

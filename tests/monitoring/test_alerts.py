@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
+from fundpool import compose
 from fundpool.cli.main import app
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.core.ledger.model import Posting
@@ -44,7 +45,6 @@ from fundpool.monitoring.alerting.reload import AlertRules
 from fundpool.monitoring.alerting.rules import InvalidAlertRules, load_rules, load_rules_file
 from fundpool.monitoring.alerting.slo import burn_rate, counts_since
 from fundpool.monitoring.kpis import HOUR_US, KPIS, MINUTE_US
-from fundpool.monitoring.service import Monitor, outbox_reader
 from fundpool.pool.config import load_config
 from fundpool.pool.setup import init_pool
 from fundpool.stores.alerts_sql import SqlAlertStore
@@ -260,11 +260,11 @@ def move(ledger: Ledger, minor: int) -> None:
 
 
 def alert_events(store: LedgerStore) -> list[Event]:
-    return [e for e in outbox_reader(store).pool_events("main") if e.type.startswith("alert.")]
+    return [e for e in compose.outbox(store).pool_events("main") if e.type.startswith("alert.")]
 
 
 def engine_on(ledger: Ledger, clock: ManualClock, rules: AlertRules) -> AlertEngine:
-    monitor = Monitor(ledger.store, CONFIG, clock)
+    monitor = compose.monitor(ledger.store, CONFIG, clock)
     return AlertEngine(ledger, monitor, rules, table=SqlAlertStore(ledger.store),
                        ids=Uuid7Ids.seeded(11))
 

@@ -43,6 +43,7 @@ from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
 from fundpool.monitoring.feed import OutboxFeed
 from fundpool.monitoring.figures import latency_figures, quantile_us
+from fundpool.monitoring.messages import Item, Skipped, read_message
 from fundpool.monitoring.projection import (
     GAUGES,
     LATENCY_BOUNDS_US,
@@ -52,8 +53,7 @@ from fundpool.monitoring.projection import (
     fold,
     latency_bucket,
 )
-from fundpool.monitoring.projector import FEED_CURSOR, Item, Projector, Skipped, read_message
-from fundpool.monitoring.service import Monitor, outbox_reader
+from fundpool.monitoring.projector import FEED_CURSOR, Projector
 from fundpool.pool.config import load_config
 from fundpool.pool.view import pool_view
 from fundpool.stores import payment_store
@@ -95,7 +95,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SqliteStore,
 
 @pytest.fixture(scope="module")
 def run_events(run: tuple[SqliteStore, ManualClock]) -> list[Event]:
-    return list(outbox_reader(run[0]).pool_events(POOL.id))
+    return list(compose.outbox(run[0]).pool_events(POOL.id))
 
 
 def same(projection: Projection, expected: Projection) -> None:
@@ -120,9 +120,9 @@ def test_after_a_run_the_projection_is_the_ledgers_pool_view(
     store: LedgerStore
 ) -> None:
     clock = simulate(store, rate=80, seconds=6)
-    monitor = Monitor(store, CONFIG, clock)
+    monitor = compose.monitor(store, CONFIG, clock)
     report = monitor.step()
-    reader = outbox_reader(store)
+    reader = compose.outbox(store)
     assert report.applied == reader.last_pos()
     assert (report.duplicates, report.rejected, report.ignored, report.held) == (0, 0, 0, [])
     assert monitor.lag(POOL.id) == 0
@@ -154,9 +154,9 @@ def test_after_a_run_the_projection_is_the_ledgers_pool_view(
 
 def test_the_system_stream_is_projected_too(run: tuple[SqliteStore, ManualClock]) -> None:
     store, clock = run
-    monitor = Monitor(store, CONFIG, clock, projections=memory_store())
+    monitor = compose.monitor(store, CONFIG, clock, projections=memory_store())
     monitor.step()
-    system = outbox_reader(store).head("_ledger")
+    system = compose.outbox(store).head("_ledger")
     assert system > 0
     assert monitor.projector.cursor("_ledger").seq == system
     assert monitor.snapshot("_ledger").cells[("events", LedgerEntryCommitted.TYPE)] == system
@@ -635,15 +635,15 @@ def test_the_feed_resumes_from_its_cursor(tmp_path: Path) -> None:
 
     store, ledger, clock = small_ledger(tmp_path)
     projections = memory_store()
-    first = Monitor(store, CONFIG, clock, projections=projections)
+    first = compose.monitor(store, CONFIG, clock, projections=projections)
     assert first.step().applied == 5
     assert projections.cursor(FEED_CURSOR).pos == 5
     ledger.transfer([Posting("world:bank-a", "pool:main:usd:bank-a:available", "USD", 1)])
-    second = Monitor(store, CONFIG, clock, projections=projections)  # a restart
+    second = compose.monitor(store, CONFIG, clock, projections=projections)  # a restart
     report = second.step()
     assert (report.applied, report.duplicates) == (1, 0)
     assert second.snapshot("main").cells[("posted", "pool:main:usd:bank-a:available|USD")] == 301
-    feed = OutboxFeed(outbox_reader(store), Projector(projections), batch=2)
+    feed = OutboxFeed(compose.outbox(store), Projector(projections), batch=2)
     assert feed.run_once().applied == 0
 
 
@@ -651,9 +651,9 @@ def test_the_feed_in_small_batches_ends_as_the_fold(run: tuple[SqliteStore, Manu
                                                     run_events: list[Event]) -> None:
     store, _ = run
     projections = memory_store()
-    feed = OutboxFeed(outbox_reader(store), Projector(projections), batch=997)
+    feed = OutboxFeed(compose.outbox(store), Projector(projections), batch=997)
     report = feed.catch_up()
-    assert report.applied == outbox_reader(store).last_pos()
+    assert report.applied == compose.outbox(store).last_pos()
     stored_same(projections, fold(POOL.id, run_events))
 
 
@@ -662,7 +662,7 @@ def test_the_feed_steps_over_a_row_it_cannot_read(tmp_path: Path) -> None:
     with store.write() as session:
         session.connection.execute("UPDATE outbox SET data = 'not json' WHERE pos = 4")
     projections = memory_store()
-    report = Monitor(store, CONFIG, clock, projections=projections).step()
+    report = compose.monitor(store, CONFIG, clock, projections=projections).step()
     assert (report.applied, report.rejected) == (4, 1)
     (reject,) = projections.rejects("main")
     assert (reject.seq, reject.code) == (1, "invalid_event")
@@ -676,7 +676,7 @@ def test_catch_up_returns_when_a_pool_is_blocked(tmp_path: Path) -> None:
         transaction.emit([Event("v2-1", LedgerEntryCommitted.TYPE, "main", transaction.at_us,
                                 LedgerEntryCommitted("x", 1, "transfer", ()), 0, 2)])
     ledger.open_account(Account("world:other"))  # a `_ledger` event after the blocked one
-    monitor = Monitor(store, CONFIG, clock, projections=memory_store())
+    monitor = compose.monitor(store, CONFIG, clock, projections=memory_store())
     calls = 0
     run_once = monitor.feed.run_once
 
@@ -884,7 +884,7 @@ def test_payments_by_channel_and_state_are_the_payment_stores(
     run: tuple[SqliteStore, ManualClock]
 ) -> None:
     store, clock = run
-    monitor = Monitor(store, CONFIG, clock, projections=memory_store())
+    monitor = compose.monitor(store, CONFIG, clock, projections=memory_store())
     monitor.step()
     figures = monitor.figures(POOL.id)
     assert all(count >= 0 for count in figures.by_channel_state.values())

@@ -30,7 +30,6 @@ from fundpool.monitoring.replay import (
     replay_at,
     replay_window,
 )
-from fundpool.monitoring.service import Monitor, outbox_reader
 from fundpool.pool.config import load_config
 from fundpool.pool.setup import init_pool
 from fundpool.pool.view import pool_view
@@ -117,7 +116,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SqliteStore,
 
 @pytest.fixture(scope="module")
 def events(run: tuple[SqliteStore, ManualClock]) -> list[Event]:
-    return list(outbox_reader(run[0]).pool_events(POOL.id))
+    return list(compose.outbox(run[0]).pool_events(POOL.id))
 
 
 def test_replay_at_several_instants_agrees_with_the_journal(
@@ -130,7 +129,7 @@ def test_replay_at_several_instants_agrees_with_the_journal(
                 events[len(events) // 2].at_us, events[len(events) // 2].at_us - 1, end]
     seen_seqs = set()
     for at in instants:
-        result = replay_at(store, outbox_reader(store), CONFIG, POOL, at)
+        result = replay_at(store, compose.outbox(store), CONFIG, POOL, at)
         assert result.agrees, at
         assert result.journal_view.reporting_total == result.figures.view.reporting_total
         assert result.journal_seq == ledger.seq_at(at)
@@ -149,10 +148,11 @@ def test_at_the_end_the_replay_is_the_live_monitor(
 ) -> None:
     store, clock = run
     end = clock.now_us()
-    result = replay_at(store, outbox_reader(store), CONFIG, POOL, end)
+    result = replay_at(store, compose.outbox(store), CONFIG, POOL, end)
     from fundpool.stores.projection_sql import ProjectionStore
 
-    monitor = Monitor(store, CONFIG, clock, projections=ProjectionStore("sqlite:///:memory:"))
+    monitor = compose.monitor(store, CONFIG, clock,
+                              projections=ProjectionStore("sqlite:///:memory:"))
     monitor.step()
     assert result.figures == monitor.figures(POOL.id, at_us=end)
     live = monitor.snapshot(POOL.id)
@@ -161,7 +161,7 @@ def test_at_the_end_the_replay_is_the_live_monitor(
     assert result.journal_view == pool_view(store, CONFIG, POOL, RATES)
     assert result.figures.view == dataclasses.replace(result.journal_view, as_of_seq=0)
     # later than everything: the same
-    later = replay_at(store, outbox_reader(store), CONFIG, POOL, end + 3_600_000_000)
+    later = replay_at(store, compose.outbox(store), CONFIG, POOL, end + 3_600_000_000)
     assert later.figures.view == result.figures.view
     assert later.journal_seq == result.journal_seq
 
@@ -169,7 +169,7 @@ def test_at_the_end_the_replay_is_the_live_monitor(
 def test_before_anything_the_replay_is_empty(run: tuple[SqliteStore, ManualClock]) -> None:
     store, _ = run
     for at in (T0 - 1, 0, -1_000_000):
-        result = replay_at(store, outbox_reader(store), CONFIG, POOL, at)
+        result = replay_at(store, compose.outbox(store), CONFIG, POOL, at)
         assert (result.journal_seq, result.events) == (0, 0)
         assert result.projection.cells == {}
         assert result.projection.series == {}
@@ -190,14 +190,14 @@ def test_a_tampered_event_log_disagrees(tmp_path: Path) -> None:
         clock.advance(seconds=10)
         ledger.transfer([Posting("world:bank-a", available, "USD", amount)])
     second = T0 + 20_000_000
-    assert replay_at(store, outbox_reader(store), CONFIG, POOL, clock.now_us()).agrees
+    assert replay_at(store, compose.outbox(store), CONFIG, POOL, clock.now_us()).agrees
     with store.write() as session:  # the event log loses the second transfer's event
         session.connection.execute(
             "DELETE FROM outbox WHERE pool = 'main' AND at_us = ?", (second,))
-    assert replay_at(store, outbox_reader(store), CONFIG, POOL, second - 1).agrees
-    assert not replay_at(store, outbox_reader(store), CONFIG, POOL, second).agrees
+    assert replay_at(store, compose.outbox(store), CONFIG, POOL, second - 1).agrees
+    assert not replay_at(store, compose.outbox(store), CONFIG, POOL, second).agrees
     # the next entry's event carries the true balance again
-    assert replay_at(store, outbox_reader(store), CONFIG, POOL, clock.now_us()).agrees
+    assert replay_at(store, compose.outbox(store), CONFIG, POOL, clock.now_us()).agrees
     store.close()
 
 
@@ -225,7 +225,7 @@ def test_a_window_yields_exactly_its_events_in_seq_order(
     run: tuple[SqliteStore, ManualClock], events: list[Event]
 ) -> None:
     store, _ = run
-    reader = outbox_reader(store)
+    reader = compose.outbox(store)
     since, until = events[100].at_us, events[-100].at_us  # both ends are event times
     played = list(replay_window(reader, POOL.id, since_us=since, until_us=until, speed=0,
                                 sleep=pytest.fail))  # type: ignore[arg-type]
@@ -248,7 +248,7 @@ def test_a_window_is_paced_by_its_speed(
     fake = FakeTime()
     started = fake.now
     played = []
-    for event in replay_window(outbox_reader(store), POOL.id, since_us=since, until_us=until,
+    for event in replay_window(compose.outbox(store), POOL.id, since_us=since, until_us=until,
                                speed=speed, sleep=fake.sleep, monotonic=fake.monotonic):
         due = (event.at_us - since) / 1_000_000 / speed
         assert fake.now - started == pytest.approx(due, abs=1e-9) or (
@@ -273,7 +273,7 @@ def test_a_slow_reader_is_not_made_to_wait(
     def monotonic() -> float:
         return float(next(clock))
 
-    played = list(replay_window(outbox_reader(store), POOL.id, since_us=T0,
+    played = list(replay_window(compose.outbox(store), POOL.id, since_us=T0,
                                 until_us=T0 + 2_000_000, speed=1.0, sleep=pytest.fail,  # type: ignore[arg-type]
                                 monotonic=monotonic))
     assert played == window(events, T0, T0 + 2_000_000)
@@ -285,7 +285,7 @@ def test_speed_zero_or_below_never_waits(
     store, _ = run
     for speed in (0.0, -1.0):
         fake = FakeTime()
-        played = list(replay_window(outbox_reader(store), POOL.id, since_us=T0,
+        played = list(replay_window(compose.outbox(store), POOL.id, since_us=T0,
                                     until_us=T0 + 5_000_000, speed=speed, sleep=fake.sleep,
                                     monotonic=fake.monotonic))
         assert fake.waits == []
@@ -364,7 +364,7 @@ def test_cli_monitor_show_is_the_replay_at_the_end(data_dir: Path) -> None:
 def end_system_events(data: Path) -> int:
     store = SqliteStore.in_data_dir(data)
     try:
-        return outbox_reader(store).head("_ledger")
+        return compose.outbox(store).head("_ledger")
     finally:
         store.close()
 
@@ -375,7 +375,7 @@ def test_cli_replay_window_prints_the_events_as_json_lines(data_dir: Path) -> No
     played = [decode(line) for line in lines]
     store = SqliteStore.in_data_dir(data_dir)
     try:
-        expected = list(outbox_reader(store).pool_events(
+        expected = list(compose.outbox(store).pool_events(
             POOL.id, since_us=parse_instant(since), until_us=parse_instant(until)))
     finally:
         store.close()

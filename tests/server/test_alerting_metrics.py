@@ -61,7 +61,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Monitor, A
     sim = compose.simulation(ledger, config, config.pools[0], seed=5, clock=clock)
     sim.open_pool()
     sim.run(rate_per_s=50, duration_s=5, speed=60, advance=lambda s: clock.advance(seconds=s))
-    monitor = Monitor(store, config, clock)
+    monitor = compose.monitor(store, config, clock)
     monitor.step()
     engine = AlertEngine(ledger, monitor, AlertRules(text=RULES), table=SqlAlertStore(store),
                          ids=Uuid7Ids.seeded(6))

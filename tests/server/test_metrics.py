@@ -76,7 +76,7 @@ class World:
         return pool_view(self.store, self.config, self.pool, self.config.rates_for(self.pool))
 
     def monitor(self, projections: ProjectionStore | None = None) -> Monitor:
-        return Monitor(self.store, self.config, self.clock, projections=projections)
+        return compose.monitor(self.store, self.config, self.clock, projections=projections)
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +303,7 @@ def test_readyz_is_a_problem_while_the_projection_lags(world: World) -> None:
 def test_readyz_when_the_store_has_no_ledger(tmp_path: Path, world: World) -> None:
     empty = SqliteStore(tmp_path / "empty.sqlite3")
     try:
-        monitor = Monitor(empty, world.config, world.clock)
+        monitor = compose.monitor(empty, world.config, world.clock)
         with TestClient(create_app(monitor, follow=False)) as client:
             assert client.get("/healthz").status_code == 200
             response = client.get("/readyz")
@@ -319,7 +319,7 @@ def test_a_store_that_fails_is_a_store_error(
 ) -> None:
     store = SqliteStore(tmp_path / "failing.sqlite3")
     store.initialise()
-    monitor = Monitor(store, world.config, world.clock)
+    monitor = compose.monitor(store, world.config, world.clock)
 
     def disk_error(pool: str) -> int:
         raise sqlite3.OperationalError("disk I/O error")

@@ -35,12 +35,8 @@ from fundpool.bus.connection import DEFAULT_NATS_URL, StopSignal, connect_nats
 from fundpool.bus.subjects import DEFAULT_PREFIX, check_prefix, ensure_stream, event_subject
 from fundpool.core.errors import FundpoolError
 from fundpool.ledger.ports import LedgerStore
-from fundpool.stores.events_sql import (
-    OUTBOX_READ_MAX,
-    CursorWriter,
-    outbox_reader,
-    save_cursor,
-)
+from fundpool.monitoring.ports import OUTBOX_READ_MAX
+from fundpool.stores.events_sql import CursorWriter, outbox_reader, save_cursor
 
 log = structlog.get_logger(__name__)
 

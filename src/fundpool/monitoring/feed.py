@@ -16,16 +16,19 @@ from typing import Any
 import structlog
 
 from fundpool.core.errors import FundpoolError
-from fundpool.events.model import InvalidEvent
-from fundpool.monitoring.projector import FEED_CURSOR, ApplyReport, Item, Projector, Skipped
-from fundpool.stores.events_sql import OUTBOX_READ_MAX, OutboxReader, event_from_row
+from fundpool.events.model import Event, InvalidEvent
+from fundpool.monitoring.messages import ApplyReport, Item, Skipped
+from fundpool.monitoring.ports import OUTBOX_READ_MAX, OutboxReader
+from fundpool.monitoring.projector import FEED_CURSOR, Projector
 
 log = structlog.get_logger(__name__)
 
 
-def item_from_row(row: Sequence[Any]) -> Item:
+def item_from_row(row: Sequence[Any], decode: Callable[[Sequence[Any]], Event]) -> Item:
+    """The event of an outbox row (`decode`: the reader's `OutboxReader.decode`), or a
+    `Skipped` in its place when it cannot be read."""
     try:
-        return event_from_row(row)
+        return decode(row)
     except FundpoolError as error:
         return Skipped(row[1], int(row[2]), row[3], error)
     except ValueError as error:  # the stored data is not JSON
@@ -55,7 +58,7 @@ class OutboxFeed:
         rows = self.outbox.raw_after(self.position(), self.batch)
         if not rows:
             return ApplyReport()
-        items = [item_from_row(row) for row in rows]
+        items = [item_from_row(row, self.outbox.decode) for row in rows]
         position = {id(item): int(row[0]) for item, row in zip(items, rows, strict=True)}
         reached = int(rows[-1][0])
         try:

@@ -19,10 +19,10 @@ from fundpool.events.model import Event
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import seq_at
 from fundpool.monitoring.figures import PoolFigures, pool_figures
+from fundpool.monitoring.ports import OutboxReader
 from fundpool.monitoring.projection import Projection, fold
 from fundpool.pool.config import FundpoolConfig, PoolConfig
 from fundpool.pool.view import PoolView, pool_view_at
-from fundpool.stores.events_sql import OutboxReader
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

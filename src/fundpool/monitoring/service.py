@@ -3,6 +3,8 @@
 One object the server, the CLI and the alert engine share: it owns the projector and the
 in-process feed (or only reads projections that NATS consumers keep, with `follow=False`), and
 answers `figures(pool)` under a lock, since the feed applies events from a background thread.
+It is handed the ledger store's outbox and the projection store (`ports.py`); the composition
+root builds them (`fundpool.compose.monitor`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from fundpool.core.clock import Clock
 from fundpool.ledger.ports import LedgerStore
 from fundpool.monitoring.feed import Follower, OutboxFeed
 from fundpool.monitoring.figures import PoolFigures, pool_figures
+from fundpool.monitoring.messages import ApplyReport
+from fundpool.monitoring.ports import OutboxReader, ProjectionStore
 from fundpool.monitoring.projection import Projection
-from fundpool.monitoring.projector import ApplyReport, Projector
+from fundpool.monitoring.projector import Projector
+from fundpool.monitoring.records import Cursor
 from fundpool.pool.config import FundpoolConfig, PoolConfig
-from fundpool.stores.events_sql import outbox_reader
-from fundpool.stores.projection_sql import Cursor, ProjectionStore
 
 
 class Monitor:
@@ -28,13 +31,14 @@ class Monitor:
         config: FundpoolConfig,
         clock: Clock,
         *,
-        projections: ProjectionStore | None = None,
+        projections: ProjectionStore,
+        outbox: OutboxReader,
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
-        self.projections = projections or ProjectionStore.beside(store)
-        self.outbox = outbox_reader(store)
+        self.projections = projections
+        self.outbox = outbox
         self.projector = Projector(self.projections)
         self.feed = OutboxFeed(self.outbox, self.projector)
         self._lock = threading.RLock()

@@ -33,12 +33,12 @@ from prometheus_client.metrics_core import (
 from fundpool.core.money import Asset
 from fundpool.monitoring.figures import PoolFigures, pool_figures
 from fundpool.monitoring.projection import LATENCY_BOUNDS_US, NO_CHANNEL, Projection
+from fundpool.monitoring.records import Cursor
 from fundpool.monitoring.service import Monitor
 from fundpool.payments.model import PaymentState
 from fundpool.pool.config import PoolConfig
 from fundpool.pool.rates import StaticRates
 from fundpool.pool.view import FIGURES, Figures
-from fundpool.stores.projection_sql import Cursor
 
 PREFIX = "fundpool"
 US_PER_S = 1_000_000

@@ -22,11 +22,12 @@ from fundpool.events.model import (
     ledger_data_text,
     loads,
 )
+from fundpool.monitoring import ports
+from fundpool.monitoring.ports import OUTBOX_READ_MAX
 from fundpool.sql.database import Database, Transaction
 from fundpool.sql.query import Where
 
-COLUMNS = "pos, pool, seq, id, type, version, at_us, data"
-OUTBOX_READ_MAX = 10_000
+COLUMNS = "pos, pool, seq, id, type, version, at_us, data"  # an outbox row (ports.OutboxRow)
 
 
 def append_events(tx: Transaction, events: Sequence[Event], *, numbered: bool = False
@@ -60,7 +61,8 @@ def event_from_row(row: Sequence[Any]) -> Event:
 
 
 class OutboxReader:
-    """Reads of the outbox through a ledger store's read connection."""
+    """Reads of the outbox through a ledger store's read connection (monitoring's port of
+    that name, `monitoring/ports.py`)."""
 
     def __init__(self, store: Any) -> None:
         self._db: Database = store if isinstance(store, Database) else store.db
@@ -68,6 +70,11 @@ class OutboxReader:
     def after(self, pos: int, limit: int = OUTBOX_READ_MAX) -> list[tuple[int, Event]]:
         """Events with a position above `pos`, in order, at most `limit`."""
         return [(int(row[0]), event_from_row(row)) for row in self.raw_after(pos, limit)]
+
+    @staticmethod
+    def decode(row: Sequence[Any]) -> Event:
+        """The event of a row `raw_after` gave."""
+        return event_from_row(row)
 
     def raw_after(self, pos: int, limit: int = OUTBOX_READ_MAX) -> list[tuple[Any, ...]]:
         """Rows in the outbox's column order, ledger events with their legs (for a relay that
@@ -170,6 +177,9 @@ class OutboxReader:
 def outbox_reader(store: Any) -> OutboxReader:
     """The outbox of a ledger store, read through the store's own read connection."""
     return OutboxReader(store)
+
+
+_PORT: type[ports.OutboxReader] = OutboxReader  # mypy checks that it implements the port
 
 
 # A position only moves forward through the cursor writer; one text for both databases.

@@ -1,5 +1,7 @@
 """Where projections are kept: the same SQLite file or PostgreSQL schema as the ledger by
 default, or any other (a consumer process on another machine), on a connection of their own.
+`ProjectionStore` implements monitoring's port of that name (`monitoring/ports.py`), in the
+records monitoring defines (`monitoring/records.py`).
 
 A consumer writes the figures an event batch changed and its cursor (the last `seq` applied per
 pool) in one transaction, so after a crash it resumes exactly where the figures stand: an event
@@ -9,10 +11,11 @@ sums of amounts may pass 2^63.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
+from fundpool.monitoring import ports
+from fundpool.monitoring.records import Cursor, ProjectionWrite, Reject
 from fundpool.sql import migrate
 from fundpool.sql.database import Database
 from fundpool.sql.query import Where
@@ -28,39 +31,6 @@ def connect_postgres(url: str) -> Any:
     db = Database(url)
     db.create()
     return db.connection()
-
-
-@dataclass(frozen=True, slots=True)
-class Cursor:
-    """How far a pool's projection has got, with what it counted but did not apply."""
-
-    pool: str
-    seq: int = 0
-    at_us: int = 0
-    pos: int = 0  # the outbox position, for the in-process feed
-    duplicates: int = 0
-    ignored: int = 0
-    rejected: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    pool: str
-    seq: int
-    event_id: str | None
-    code: str
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectionWrite:
-    """What one commit writes for one pool."""
-
-    cursor: Cursor
-    cells: Sequence[tuple[str, str, int]]
-    series: Sequence[tuple[str, str, int, int]]
-    prune_before: dict[str, int]  # resolution -> first bucket start kept
-    rejects: Sequence[Reject] = ()
 
 
 class ProjectionStore:
@@ -185,3 +155,6 @@ class ProjectionStore:
             for table in ("projection_cells", "projection_series", "projection_cursors",
                           "projection_rejects"):
                 tx.execute(f"DELETE FROM {table}{where}", where.params)
+
+
+_PORT: type[ports.ProjectionStore] = ProjectionStore  # mypy checks that it implements the port

@@ -9,7 +9,7 @@ One concept per module:
 - `reload.py` — `AlertRules`: the rules in force, taken again when the file changes;
 - `slo.py` — SLO maths: windowed counts, SLI, error budget, burn rates (pure);
 - `ports.py` — `AlertRecord` and the `AlertStore` port the engine keeps alerts through
-  (`fundpool.stores.alerts_sql` implements it);
+  (`stores/alerts_sql.py` implements it);
 - `engine.py` — `AlertEngine`: evaluation, and the alert life (fire, acknowledge, resolve);
 - `docs.py` — the KPI and figure libraries as JSON-ready documents.
 

@@ -3,7 +3,7 @@
 `AlertRecord` is one alert's row: what fired, and its life (fired, acknowledged, resolved).
 `AlertStore` is what the engine needs of the place alerts live: the `alerts` table and the
 latency SLOs' samples, in the ledger's database, written inside ledger transactions beside the
-events that report each change. `fundpool.stores.alerts_sql.SqlAlertStore` implements it on
+events that report each change. `SqlAlertStore` (`stores/alerts_sql.py`) implements it on
 SQLite and PostgreSQL.
 """
 

@@ -44,6 +44,7 @@ from fundpool.monitoring.figures import (
 )
 from fundpool.monitoring.kpis import TEMPLATES, KpiContext, compute_kpis, decimal_text
 from fundpool.monitoring.projection import GAUGES, RESOLUTIONS, RETENTION_US, Projection
+from fundpool.monitoring.records import Cursor
 from fundpool.monitoring.replay import replay_at
 from fundpool.pool.config import PoolConfig
 from fundpool.pool.docs import view_doc
@@ -63,7 +64,6 @@ from fundpool.server.v1.pagination import (
 from fundpool.server.v1.problems import PROBLEMS, parse_instant
 from fundpool.server.v1.security import SecuredRouter, needs, principal_of
 from fundpool.stores.alerts_sql import SqlAlertStore
-from fundpool.stores.projection_sql import Cursor
 
 log = structlog.get_logger(__name__)
 

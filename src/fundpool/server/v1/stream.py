@@ -47,10 +47,10 @@ from fundpool.auth.roles import P
 from fundpool.core.errors import FundpoolError
 from fundpool.events.model import EVENT_TYPES, SYSTEM_POOL, InvalidEvent, loads
 from fundpool.ledger.docs import iso
+from fundpool.monitoring.ports import OutboxReader
 from fundpool.server.v1.context import Api
 from fundpool.server.v1.problems import PROBLEMS
 from fundpool.server.v1.security import Forbidden, SecuredRouter, close_reason, needs
-from fundpool.stores.events_sql import OutboxReader
 
 log = structlog.get_logger(__name__)
 

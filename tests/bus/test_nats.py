@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ import pytest
 
 from fundpool import compose
 from fundpool.bus.connection import NatsUnavailable, connect_nats
-from fundpool.bus.consumer import NatsConsumer, run_consumer
+from fundpool.bus.consumer import ConsumeReport, NatsConsumer, open_projections, run_consumer
 from fundpool.bus.leases import lease_key
 from fundpool.bus.relay import run_relay, wire_message
 from fundpool.bus.subjects import durable_name, ensure_stream, event_subject, stream_name
@@ -49,6 +49,9 @@ from tests.conftest import IN_CI, PG_URL, new_pg_schema, require_postgres
 NATS_URL = os.environ.get("FUNDPOOL_TEST_NATS_URL", "nats://127.0.0.1:4222")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pool.toml"
 POOLS = ("_ledger", "main")
+# How long a test waits for a condition before it fails: far beyond what any takes on a busy
+# machine, since nothing here may assume how long something takes.
+WAIT_S = 60.0
 
 _nats_why: list[str | None] = []
 
@@ -80,6 +83,43 @@ def require_nats() -> None:
     if IN_CI:
         pytest.fail(message + "; CI must provide it (.ci/run starts it)")
     pytest.skip(message + "; start nats-server -js or set FUNDPOOL_TEST_NATS_URL")
+
+
+# --- waiting for a condition, with a bound --------------------------------------------------
+
+
+async def eventually(check: Callable[[], bool | Awaitable[bool]], what: Callable[[], str],
+                     *, within_s: float = WAIT_S) -> None:
+    """Poll `check` until it holds; after `within_s`, fail saying `what` (what was awaited,
+    and how things stand)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        outcome = check()
+        if outcome if isinstance(outcome, bool) else await outcome:
+            return
+        if time.monotonic() >= deadline:
+            pytest.fail(f"waited {within_s:g} s for {what()}")
+        await asyncio.sleep(0.02)
+
+
+def wait_for(check: Callable[[], bool], what: Callable[[], str], *,
+             within_s: float = WAIT_S) -> None:
+    """`eventually`, outside an event loop."""
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() >= deadline:
+            pytest.fail(f"waited {within_s:g} s for {what()}")
+        time.sleep(0.005)
+
+
+@dataclass(frozen=True)
+class When:
+    """A stop signal that is set once `condition` holds (a run checks it between batches)."""
+
+    condition: Callable[[], bool]
+
+    def is_set(self) -> bool:
+        return self.condition()
 
 
 # --- the outbox of a simulated run, and its in-process projection --------------------------
@@ -240,8 +280,8 @@ def test_relay_and_consumer_give_the_in_process_projection(
 
     url = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
     consumed = run_consumer(url, NATS_URL, applier=Projector, prefix=prefix,
-                            until_seq=reference.heads, stop_after_s=30)
-    assert consumed.applied == reference.last_pos
+                            until_seq=reference.heads, stop_after_s=WAIT_S)
+    assert consumed.applied == reference.last_pos, f"not all applied within {WAIT_S:g} s"
     assert (consumed.duplicates, consumed.rejected, consumed.terminated) == (0, 0, 0)
     assert sorted(consumed.pools) == list(POOLS)  # found by their streams
     assert_same_projection(url, reference)
@@ -253,7 +293,7 @@ def test_publishing_everything_twice_changes_no_figure(
     run_relay(ledger, NATS_URL, once=True, prefix=prefix)
     url = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
     run_consumer(url, NATS_URL, applier=Projector, prefix=prefix, pools=POOLS,
-                 until_seq=reference.heads, stop_after_s=30)
+                 until_seq=reference.heads, stop_after_s=WAIT_S)
 
     # A relay that lost its cursor publishes it all again: JetStream drops every message
     # (same Nats-Msg-Id within the duplicate window).
@@ -277,9 +317,16 @@ def test_publishing_everything_twice_changes_no_figure(
         await nc.close()
 
     asyncio.run(republish())
-    consumed = run_consumer(url, NATS_URL, applier=Projector, prefix=prefix, pools=POOLS,
-                            until_idle_s=1.0, stop_after_s=30)
-    assert consumed.duplicates == len(rows)
+
+    async def consume_again() -> ConsumeReport:
+        consumer = NatsConsumer(url, NATS_URL, applier=Projector, prefix=prefix, pools=POOLS)
+        # Until every republished message has been taken (not for an idle while).
+        seen = consumer.report
+        every_one = When(lambda: seen.duplicates + seen.applied >= len(rows))
+        return await consumer.run(stop=every_one, stop_after_s=WAIT_S)
+
+    consumed = asyncio.run(consume_again())
+    assert consumed.duplicates == len(rows), f"not all taken within {WAIT_S:g} s"
     assert consumed.applied == 0
     assert_same_projection(url, reference)
     store = ProjectionStore(url)
@@ -322,14 +369,23 @@ def test_out_of_order_duplicate_and_unreadable_messages(
     async def consume() -> Any:
         consumer = NatsConsumer(url, NATS_URL, applier=Projector, pools=["main"],
                                 prefix=prefix, nak_delay_s=0.2, batch=100, max_parked=50)
-        first = asyncio.ensure_future(consumer.run(until_seq={"main": 600}, stop_after_s=20))
-        await asyncio.sleep(1.0)
-        assert consumer.store.cursor("main").seq == 4  # stuck before the gap
+        first = asyncio.ensure_future(consumer.run(until_seq={"main": 600},
+                                                   stop_after_s=WAIT_S))
+        seen = consumer.report
+
+        def stuck_before_the_gap() -> bool:
+            return consumer.store.cursor("main").seq == 4 and seen.parked > 0 \
+                and seen.redelivered > 0
+
+        await eventually(stuck_before_the_gap, lambda: (
+            f"seq 1-4 applied, what follows the gap set aside and given back: at seq "
+            f"{consumer.store.cursor('main').seq}, parked {seen.parked}, redelivered "
+            f"{seen.redelivered}"))
         await publish([withheld])
         return await first
 
     report = asyncio.run(consume())
-    assert report.applied == 600
+    assert report.applied == 600, f"not all applied within {WAIT_S:g} s"
     assert report.parked > 0  # set aside after the gap, applied once it closed
     assert report.redelivered > 0  # beyond 50 set aside: given back, applied later
     assert report.duplicates >= 60
@@ -361,10 +417,17 @@ def test_consumers_share_pools_by_lease_and_take_over(
             assert len(first.leased) == 1
             await second.rebalance()  # … which the other takes
             assert sorted(first.leased + second.leased) == list(POOLS)
-            # The first dies: its connection closes, its locks go with it.
+            # The first dies: its connection closes, and its locks go with it once PostgreSQL
+            # has ended its session, which takes a moment after the client hangs up.
             first.store.close()
-            await second.rebalance()
-            assert second.leased == list(POOLS)
+
+            async def took_over() -> bool:
+                await second.rebalance()
+                return second.leased == list(POOLS)
+
+            await eventually(took_over, lambda: (
+                f"the second consumer to take every pool once the first's connection closed "
+                f"(its advisory locks still held?): it holds {second.leased}"))
         finally:
             await second.close()
             await first.close()
@@ -381,19 +444,73 @@ def consume_command(projections: str, prefix: str, *extra: str) -> list[str]:
             "--pool", "_ledger", "--json", *extra]
 
 
+class ConsumerProcess:
+    """`fundpool events consume` in a process of its own, its output in files (a pipe left
+    unread could fill up and stall it)."""
+
+    def __init__(self, command: list[str], directory: Path, name: str) -> None:
+        self.out = directory / f"{name}.out"
+        self.log = directory / f"{name}.log"
+        with open(self.out, "wb") as out, open(self.log, "wb") as log:
+            self.process = subprocess.Popen(command, stdout=out, stderr=log)
+
+    def running(self) -> bool:
+        """True while it runs; a failure, with its log, once it has exited."""
+        if self.process.poll() is None:
+            return True
+        pytest.fail(f"the consumer exited ({self.process.returncode}): {self.log.read_text()}")
+
+    def has_leased(self) -> bool:
+        return self.running() and "nats_pool_leased" in self.log.read_text()
+
+    def stop(self) -> dict[str, Any]:
+        """Stop it as Ctrl-C would (SIGTERM ends the run between two batches) and read its
+        report."""
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(WAIT_S)
+        assert self.process.returncode == 0, self.log.read_text()
+        report: dict[str, Any] = json.loads(self.out.read_text())
+        return report
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(WAIT_S)
+
+
+def projected(store: ProjectionStore, heads: dict[str, int]) -> bool:
+    return all(store.cursor(pool).seq >= seq for pool, seq in heads.items())
+
+
+def seqs(store: ProjectionStore) -> dict[str, int]:
+    return {pool: store.cursor(pool).seq for pool in POOLS}
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_two_consumer_processes_into_one_postgres_schema(
-    reference: Reference, ledger: SqliteStore, prefix: str, pg_projections: str
+    reference: Reference, ledger: SqliteStore, prefix: str, pg_projections: str,
+    tmp_path: Path
 ) -> None:
     run_relay(ledger, NATS_URL, once=True, prefix=prefix)
-    processes = [subprocess.Popen(consume_command(pg_projections, prefix, "--until-idle", "6"),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                 for _ in range(2)]
-    outputs = [process.communicate(timeout=60) for process in processes]
-    for process, (_out, err) in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, (_out + err).decode()
-    reports = [json.loads(out) for out, _err in outputs]
+    command = consume_command(pg_projections, prefix)
+    consumers = [ConsumerProcess(command, tmp_path, f"consumer-{n}") for n in (1, 2)]
+    try:
+        # Both racing to create the schema is part of the test: open it the same way.
+        store = open_projections(pg_projections)
+        try:
+            # Until every event is projected and each process has taken a pool (the second to
+            # start is given one of the first's within a poll or two), not for an idle while.
+            wait_for(lambda: all(c.has_leased() for c in consumers)
+                     and projected(store, reference.heads),
+                     lambda: f"both consumers to lease a pool and the projection to reach "
+                             f"{reference.heads}: at {seqs(store)}")
+        finally:
+            store.close()
+        reports = [consumer.stop() for consumer in consumers]
+    finally:
+        for consumer in consumers:
+            consumer.kill()
     # Between them, each event applied once; any overlap is a duplicate, never a second apply.
     assert sum(r["applied"] for r in reports) == reference.last_pos
     assert reports[0]["durable"] == reports[1]["durable"]
@@ -406,29 +523,28 @@ def test_a_consumer_killed_mid_stream_resumes_without_loss_or_double_count(
 ) -> None:
     run_relay(ledger, NATS_URL, once=True, prefix=prefix)
     url = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
-    options = ("--ack-wait", "2", "--batch", "20")
-    with open(tmp_path / "victim.log", "wb") as log:
-        victim = subprocess.Popen(consume_command(url, prefix, *options),
-                                  stdout=subprocess.DEVNULL, stderr=log)
+    command = consume_command(url, prefix, "--ack-wait", "2", "--batch", "20")
+    victim = ConsumerProcess(command, tmp_path, "victim")
     store = ProjectionStore(url)
     try:
-        deadline = time.monotonic() + 30
-        while store.cursor("main").seq < 1_000 and time.monotonic() < deadline:
-            assert victim.poll() is None, (tmp_path / "victim.log").read_text()
-            time.sleep(0.005)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(10)
+        wait_for(lambda: victim.running() and store.cursor("main").seq >= 1_000,
+                 lambda: f"the victim to apply 1,000 events: at {store.cursor('main').seq}")
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait(WAIT_S)
         at_kill = {pool: store.cursor(pool).seq for pool in POOLS}  # all it ever committed
         assert 1_000 <= at_kill["main"] < reference.heads["main"], "not killed mid-stream"
 
-        restarted = subprocess.run(consume_command(url, prefix, *options, "--until-idle", "4"),
-                                   capture_output=True, timeout=60, check=False)
-        assert restarted.returncode == 0, restarted.stderr.decode()
-        report = json.loads(restarted.stdout)
+        restarted = ConsumerProcess(command, tmp_path, "restarted")
+        try:
+            wait_for(lambda: restarted.running() and projected(store, reference.heads),
+                     lambda: f"the restarted consumer to reach {reference.heads}: at "
+                             f"{seqs(store)}")
+            report = restarted.stop()
+        finally:
+            restarted.kill()
     finally:
         store.close()
-        if victim.poll() is None:
-            victim.kill()
+        victim.kill()
     # What the first process committed is not applied again, and nothing is lost.
     assert report["applied"] == sum(reference.heads[p] - at_kill[p] for p in POOLS)
     assert_same_projection(url, reference)
@@ -461,13 +577,23 @@ def test_cli_relay_consume_and_status(
     assert {p["pool"]: p["lag"] for p in before["pools"]} == reference.heads
     assert {p["pool"]: p["nats"]["messages"] for p in before["pools"]} == reference.heads
 
-    consumed = runner.invoke(app, ["events", "consume", "--json", "--until-idle", "1",
-                                   "--projections", projections, *nats_options])
-    assert consumed.exit_code == 0, consumed.output
-    assert json.loads(consumed.stdout)["applied"] == reference.last_pos
-
-    after = json.loads(runner.invoke(app, status_command).stdout)
-    assert {p["pool"]: p["lag"] for p in after["pools"]} == {pool: 0 for pool in POOLS}
+    # `--until-idle` ends a run after a quiet second, which a busy machine may also give
+    # before the end: run it again, each run resuming where the last committed, until the
+    # status shows no lag (or the bound is reached).
+    applied = 0
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        consumed = runner.invoke(app, ["events", "consume", "--json", "--until-idle", "1",
+                                       "--projections", projections, *nats_options])
+        assert consumed.exit_code == 0, consumed.output
+        applied += json.loads(consumed.stdout)["applied"]
+        after = json.loads(runner.invoke(app, status_command).stdout)
+        lags = {p["pool"]: p["lag"] for p in after["pools"]}
+        if lags == {pool: 0 for pool in POOLS}:
+            break
+        if time.monotonic() >= deadline:
+            pytest.fail(f"waited {WAIT_S:g} s for events consume to catch up: lag {lags}")
+    assert applied == reference.last_pos
     assert all(p["nats"]["pending"] == 0 for p in after["pools"])
     assert_same_projection(projections, reference)
 

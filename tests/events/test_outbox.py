@@ -384,6 +384,7 @@ def test_concurrent_writers_keep_both_numberings(
         thread.start()
     for thread in threads:
         thread.join(60)
+    assert not any(thread.is_alive() for thread in threads), "a writer still ran after 60 s"
     other.close()
     assert errors == []
     check_streams(store)

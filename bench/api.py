@@ -65,13 +65,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fundpool.auth.store import AuthStore
 from fundpool.core.ledger.model import Account, OpenAccount, Posting, Transfer
 from fundpool.core.money import Asset, AssetKind
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import BATCH_COMMANDS_MAX, Ledger
 from fundpool.runtime import SystemClock, system_ids, tune_gc
 from fundpool.server.v1.writer import LedgerWriter
+from fundpool.stores.auth_sql import AuthStore
 from fundpool.stores.sqlite import SqliteStore
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -46,11 +46,11 @@ from fundpool.stores.projection_sql import ProjectionStore as SqlProjectionStore
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from fundpool.auth.store import AuthStore
     from fundpool.monitoring.alerting.engine import AlertEngine
     from fundpool.monitoring.alerting.reload import AlertRules
     from fundpool.server.settings import Settings
     from fundpool.stores.alerts_sql import SqlAlertStore
+    from fundpool.stores.auth_sql import AuthStore
     from fundpool.stores.sqlite import SqliteStore
 
 
@@ -106,7 +106,7 @@ def projection_store(store: LedgerStore) -> ProjectionStore:
 
 def auth_store(store: LedgerStore) -> AuthStore:
     """API keys, users and sessions, in the same database (and schema) as the ledger."""
-    from fundpool.auth.store import AuthStore
+    from fundpool.stores.auth_sql import AuthStore
 
     return AuthStore.beside(store)
 

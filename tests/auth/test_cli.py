@@ -13,10 +13,10 @@ from typer.testing import CliRunner, Result
 
 from fundpool.auth.errors import KeyExpired, KeyRevoked
 from fundpool.auth.secrets import parse_token
-from fundpool.auth.store import AuthStore
 from fundpool.cli.auth import parse_duration_s
 from fundpool.cli.main import app
 from fundpool.runtime import SystemClock
+from fundpool.stores.auth_sql import AuthStore
 
 # Environment a developer may have set must not point the tests at another store.
 runner = CliRunner(env={"FUNDPOOL_DB_URL": None, "FUNDPOOL_DATA_DIR": None})

@@ -13,7 +13,6 @@ from argon2 import PasswordHasher
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fundpool.auth import store as store_module
 from fundpool.auth.errors import (
     AuthenticationFailed,
     InvalidCredentials,
@@ -32,6 +31,7 @@ from fundpool.auth.errors import (
     UserExists,
     WeakPassword,
 )
+from fundpool.auth.model import Principal
 from fundpool.auth.roles import ROLE_PERMISSIONS, Permission, Role
 from fundpool.auth.secrets import (
     hash_secret,
@@ -39,9 +39,10 @@ from fundpool.auth.secrets import (
     password_needs_rehash,
     verify_dummy_password,
 )
-from fundpool.auth.store import AuthStore, Principal
 from fundpool.core.errors import FundpoolError, StoreError
 from fundpool.ledger.ports import LedgerStore
+from fundpool.stores import auth_sql as store_module
+from fundpool.stores.auth_sql import AuthStore
 
 try:  # rootdir on sys.path (python -m pytest)
     from tests.conftest import PG_URL, new_pg_schema, require_postgres
@@ -83,8 +84,7 @@ def auth(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AuthStore]:
 
 
 def password_hash_of(auth: AuthStore, username: str) -> str:
-    mark = "%s" if auth.url.startswith("postgresql") else "?"
-    hashed: str = auth._rows(f"SELECT password_hash FROM users WHERE username = {mark}",
+    hashed: str = auth.db.rows("SELECT password_hash FROM users WHERE username = ?",
                              (username,))[0][0]
     return hashed
 
@@ -224,8 +224,7 @@ def test_create_and_authenticate_a_key(auth: AuthStore) -> None:
 def test_only_the_hash_of_a_secret_is_stored(auth: AuthStore) -> None:
     info, token = auth.create_key("ci", ["viewer"], now_us=NOW)
     _, secret = parse_token(token, "fpk")
-    mark = "%s" if auth.url.startswith("postgresql") else "?"
-    (row,) = auth._rows(f"SELECT * FROM api_keys WHERE id = {mark}", (info.id,))
+    (row,) = auth.db.rows("SELECT * FROM api_keys WHERE id = ?", (info.id,))
     assert secret not in [str(value) for value in row]
     assert hash_secret(secret) in row
 
@@ -518,10 +517,8 @@ def test_login_does_not_rehash_todays_hashes(auth: AuthStore) -> None:
 def test_login_rehashes_an_old_hash(auth: AuthStore) -> None:
     auth.add_user("alice", PASSWORD, ["viewer"], now_us=NOW)
     weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
-    mark = "%s" if auth.url.startswith("postgresql") else "?"
-    with auth._transaction() as connection:
-        connection.execute(f"UPDATE users SET password_hash = {mark} WHERE username = {mark}",
-                           (weak, "alice"))
+    with auth.db.transaction() as tx:
+        tx.execute("UPDATE users SET password_hash = ? WHERE username = ?", (weak, "alice"))
     assert password_needs_rehash(weak)
     auth.login("alice", PASSWORD, now_us=NOW)
     rehashed = password_hash_of(auth, "alice")

@@ -36,10 +36,10 @@ from typing import Any
 
 import pytest
 
-from fundpool.auth.store import AuthStore
 from fundpool.core.ledger.canonical import decode_body
 from fundpool.core.money import format_amount
 from fundpool.runtime import SystemClock
+from fundpool.stores.auth_sql import AuthStore
 from fundpool.stores.postgres import PostgresStore
 from tests.conftest import PG_URL, new_pg_schema, require_postgres
 from tests.waiting import wait_until

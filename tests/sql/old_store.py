@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fundpool.auth.store import AuthStore
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.verify import verify
 from fundpool.stores import payment_store
+from fundpool.stores.auth_sql import AuthStore
 from fundpool.stores.events_sql import outbox_reader
 from tests.conftest import PG_URL
 from tests.fixtures.old_stores import postgres_figures, sqlite_figures

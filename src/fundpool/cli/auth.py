@@ -26,9 +26,10 @@ from fundpool.ledger.docs import iso
 from fundpool.runtime import SystemClock
 
 if TYPE_CHECKING:
-    from fundpool.auth.store import ApiKeyInfo, AuthStore, UserInfo
+    from fundpool.auth.model import ApiKeyInfo, UserInfo
+    from fundpool.stores.auth_sql import AuthStore
 
-# fundpool.auth.store (argon2 and the stores) is imported by the commands: `fundpool --help` and
+# The auth store (argon2 and the database) is imported by the commands: `fundpool --help` and
 # every other command start without it.
 
 keys_app = typer.Typer(

@@ -40,6 +40,16 @@ WAL_CHECKPOINT_PAGES = 4_000  # 64 MiB of WAL at 16 KiB pages
 Connection = Any  # sqlite3.Connection | psycopg.Connection[Any]
 
 
+def database_of(store: object) -> Database:
+    """The database a store keeps its tables in (every SQL store has `db`): for the tables
+    that live beside a ledger's on a connection of their own (projections, credentials, kept
+    answers). Anything else is a TypeError."""
+    db = getattr(store, "db", None)
+    if not isinstance(db, Database):
+        raise TypeError(f"no database behind {type(store).__name__}")
+    return db
+
+
 def lock_key(name: str) -> int:
     """A signed 64-bit advisory lock key for `name`, the same in every process."""
     digest = hashlib.sha256(name.encode()).digest()

@@ -17,20 +17,8 @@ from typing import Any
 from fundpool.monitoring import ports
 from fundpool.monitoring.records import Cursor, ProjectionWrite, Reject
 from fundpool.sql import migrate
-from fundpool.sql.database import Database
+from fundpool.sql.database import Database, database_of
 from fundpool.sql.query import Where
-
-
-def connect_sqlite(url: str) -> Any:
-    """A connection to `sqlite:///PATH` for the stores not yet on `Database` (transitional)."""
-    return Database(url).connection()
-
-
-def connect_postgres(url: str) -> Any:
-    """A connection to a PostgreSQL schema, created if needed (transitional)."""
-    db = Database(url)
-    db.create()
-    return db.connection()
 
 
 class ProjectionStore:
@@ -52,8 +40,7 @@ class ProjectionStore:
         """The URL of a connection of one's own to a ledger store's database (and schema):
         for the tables that live beside the ledger's (projections, credentials, kept
         responses)."""
-        url: str = ledger_store.db.url
-        return url
+        return database_of(ledger_store).url
 
     def initialise(self) -> None:
         self.db.create()

@@ -10,7 +10,6 @@ from functools import cached_property
 
 from fastapi import Request
 
-from fundpool.auth.store import AuthStore
 from fundpool.core.errors import FundpoolError, UnknownAsset
 from fundpool.core.ledger.engine import CommandResult
 from fundpool.core.ledger.model import Command, Posting
@@ -28,6 +27,7 @@ from fundpool.server.v1.models import PostingIn
 from fundpool.server.v1.security import Authenticator, RateLimiter
 from fundpool.server.v1.writer import LedgerWriter
 from fundpool.stores import payment_store
+from fundpool.stores.auth_sql import AuthStore
 
 
 class UnknownPool(FundpoolError):

@@ -33,7 +33,7 @@ from fundpool.server.v1.models import TransferIn
 from fundpool.server.v1.problems import json_answer
 
 if TYPE_CHECKING:
-    from fundpool.auth.store import Principal
+    from fundpool.auth.model import Principal
     from fundpool.core.ledger.engine import CommandResult
     from fundpool.core.ledger.model import Command, Posting
     from fundpool.core.money import Asset

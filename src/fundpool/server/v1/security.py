@@ -35,12 +35,13 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fundpool.auth.errors import Unauthenticated
+from fundpool.auth.model import Principal
 from fundpool.auth.roles import Permission
-from fundpool.auth.store import AuthStore, Principal
 from fundpool.core.errors import FundpoolError
 from fundpool.runtime import SystemClock
 from fundpool.server.problems import error_problem, problem, store_errors
 from fundpool.server.v1 import fastpath
+from fundpool.stores.auth_sql import AuthStore
 
 PERMISSION_KEY = "x-permission"
 PUBLIC = "public"  # the permission of a route anonymous callers may use (log in)

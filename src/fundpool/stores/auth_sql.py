@@ -11,24 +11,13 @@ never tells an unknown key or user from a wrong secret or password.
 
 from __future__ import annotations
 
-import hashlib
-import re
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from fundpool.auth.errors import (
-    KEY_NAME_CHARS_MAX,
     PASSWORD_CHARS_MAX,
-    PASSWORD_CHARS_MIN,
     InvalidCredentials,
     InvalidKeyExpiry,
-    InvalidKeyName,
-    InvalidRoles,
-    InvalidUsername,
     KeyAlreadyRotated,
     KeyExpired,
     KeyRevoked,
@@ -37,9 +26,28 @@ from fundpool.auth.errors import (
     UnknownUser,
     UserDisabled,
     UserExists,
-    WeakPassword,
 )
-from fundpool.auth.roles import Permission, Role, permissions_of
+from fundpool.auth.model import (
+    _NO_SECRET_HASH,
+    ROTATION_GRACE_S_MAX,
+    SESSION_TTL_S_DEFAULT,
+    SESSION_TTL_S_MAX,
+    US_PER_S,
+    USERNAME_PATTERN,
+    ApiKeyInfo,
+    Principal,
+    UserInfo,
+    _join,
+    _known_roles,
+    _known_scopes,
+    _split,
+    check_key_name,
+    check_password,
+    check_roles,
+    check_scopes,
+    check_username,
+)
+from fundpool.auth.roles import permissions_of
 from fundpool.auth.secrets import (
     KEY_PREFIX,
     SESSION_PREFIX,
@@ -56,227 +64,12 @@ from fundpool.auth.secrets import (
     secret_matches,
     verify_dummy_password,
 )
-from fundpool.core.errors import StoreError
-from fundpool.stores import split_schema
-from fundpool.stores.projection_sql import ProjectionStore, connect_postgres, connect_sqlite
-
-US_PER_S = 1_000_000
-SESSION_TTL_S_DEFAULT = 8 * 3600
-SESSION_TTL_S_MAX = 30 * 24 * 3600
-ROTATION_GRACE_S_MAX = 30 * 24 * 3600
-USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
-# A dummy hash to compare with when no row has the id, so both paths do the same work.
-_NO_SECRET_HASH = "0" * 64
-
-# --- values ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling and what they may do: an API key, or a user through a session."""
-
-    kind: Literal["key", "user"]
-    id: str  # the key's id or the user's id
-    name: str  # the key's name or the username
-    roles: frozenset[Role]
-    permissions: frozenset[Permission]
-    session_id: str | None = None
-    csrf_hash: str | None = None  # sessions only
-    expires_at_us: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyInfo:
-    """An API key as it may be shown: never its secret, nor the secret's hash."""
-
-    id: str
-    name: str
-    roles: tuple[str, ...]
-    scopes: tuple[str, ...] | None
-    created_at_us: int
-    expires_at_us: int | None
-    revoked_at_us: int | None
-    replaced_by: str | None
-    created_by: str
-
-    def state(self, now_us: int) -> Literal["active", "expired", "revoked"]:
-        if self.revoked_at_us is not None:
-            return "revoked"
-        if self.expires_at_us is not None and now_us >= self.expires_at_us:
-            return "expired"
-        return "active"
-
-
-@dataclass(frozen=True, slots=True)
-class UserInfo:
-    """A user as it may be shown: never the password hash."""
-
-    id: str
-    username: str
-    roles: tuple[str, ...]
-    disabled: bool
-    created_at_us: int
-
-
-# --- validation ------------------------------------------------------------------------------
-
-
-def check_roles(roles: Iterable[str]) -> tuple[Role, ...]:
-    """Known roles, sorted and without repeats; none at all is `InvalidRoles`."""
-    checked: set[Role] = set()
-    for role in roles:
-        try:
-            checked.add(Role(role))
-        except ValueError:
-            raise InvalidRoles(f"unknown role {role!r}", role=role,
-                               known=[r.value for r in Role]) from None
-    if not checked:
-        raise InvalidRoles("give at least one role", known=[r.value for r in Role])
-    return tuple(sorted(checked))
-
-
-def check_scopes(scopes: Iterable[str] | None) -> tuple[Permission, ...] | None:
-    """Known permissions, sorted and without repeats; None is no narrowing. An empty list
-    would leave a key that can do nothing, which is always a mistake."""
-    if scopes is None:
-        return None
-    checked: set[Permission] = set()
-    for scope in scopes:
-        try:
-            checked.add(Permission(scope))
-        except ValueError:
-            raise InvalidRoles(f"unknown scope {scope!r}", scope=scope,
-                               known=[p.value for p in Permission]) from None
-    if not checked:
-        raise InvalidRoles("an empty scope list grants nothing; omit scopes instead")
-    return tuple(sorted(checked))
-
-
-def check_username(username: str) -> str:
-    if not USERNAME_PATTERN.fullmatch(username):
-        raise InvalidUsername(username=username[:80])
-    return username
-
-
-def check_password(password: str) -> str:
-    if not PASSWORD_CHARS_MIN <= len(password) <= PASSWORD_CHARS_MAX:
-        raise WeakPassword(characters=len(password))
-    return password
-
-
-def check_key_name(name: str) -> str:
-    if not 1 <= len(name) <= KEY_NAME_CHARS_MAX or not name.isprintable():
-        raise InvalidKeyName(name=name[:80])
-    return name
-
-
-def _join(values: Iterable[str]) -> str:
-    return ",".join(sorted(values))
-
-
-def _split(text: str | None) -> tuple[str, ...]:
-    return tuple(value for value in (text or "").split(",") if value)
-
-
-def _known_roles(values: Iterable[str]) -> frozenset[Role]:
-    # A role this version does not know (written by a newer one) grants nothing: fail closed.
-    known = {r.value for r in Role}
-    return frozenset(Role(value) for value in values if value in known)
-
-
-def _known_scopes(values: Iterable[str] | None) -> frozenset[Permission] | None:
-    # An unknown scope narrows to nothing more than the known ones do: fail closed as well.
-    if values is None:
-        return None
-    known = {p.value for p in Permission}
-    return frozenset(Permission(value) for value in values if value in known)
-
-
-# --- tables ----------------------------------------------------------------------------------
-
-SQLITE_AUTH_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    secret_hash TEXT NOT NULL,
-    roles TEXT NOT NULL,
-    scopes TEXT,
-    created_at_us INTEGER NOT NULL,
-    expires_at_us INTEGER,
-    revoked_at_us INTEGER,
-    replaced_by TEXT,
-    created_by TEXT NOT NULL
-) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY,
-    username TEXT NOT NULL UNIQUE,
-    password_hash TEXT NOT NULL,
-    roles TEXT NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0,
-    created_at_us INTEGER NOT NULL
-) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS user_sessions (
-    id TEXT PRIMARY KEY,
-    user_id TEXT NOT NULL REFERENCES users (id),
-    secret_hash TEXT NOT NULL,
-    csrf_hash TEXT NOT NULL,
-    created_at_us INTEGER NOT NULL,
-    expires_at_us INTEGER NOT NULL,
-    revoked_at_us INTEGER
-) STRICT, WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS user_sessions_by_user ON user_sessions (user_id);
-"""
-
-POSTGRES_AUTH_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT COLLATE "C" PRIMARY KEY,
-    name TEXT NOT NULL,
-    secret_hash TEXT NOT NULL,
-    roles TEXT NOT NULL,
-    scopes TEXT,
-    created_at_us BIGINT NOT NULL,
-    expires_at_us BIGINT,
-    revoked_at_us BIGINT,
-    replaced_by TEXT COLLATE "C",
-    created_by TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT COLLATE "C" PRIMARY KEY,
-    username TEXT COLLATE "C" NOT NULL UNIQUE,
-    password_hash TEXT NOT NULL,
-    roles TEXT NOT NULL,
-    disabled BOOLEAN NOT NULL DEFAULT FALSE,
-    created_at_us BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS user_sessions (
-    id TEXT COLLATE "C" PRIMARY KEY,
-    user_id TEXT COLLATE "C" NOT NULL REFERENCES users (id),
-    secret_hash TEXT NOT NULL,
-    csrf_hash TEXT NOT NULL,
-    created_at_us BIGINT NOT NULL,
-    expires_at_us BIGINT NOT NULL,
-    revoked_at_us BIGINT
-);
-CREATE INDEX IF NOT EXISTS user_sessions_by_user ON user_sessions (user_id);
-"""
+from fundpool.sql import migrate
+from fundpool.sql.database import Database, database_of
 
 KEY_COLUMNS = ("id, name, roles, scopes, created_at_us, expires_at_us, revoked_at_us, "
                "replaced_by, created_by")
 USER_COLUMNS = "id, username, roles, disabled, created_at_us"
-
-
-def _lock_key(name: str) -> int:
-    """A signed 64-bit advisory lock key for creating the auth tables under schema `name`."""
-    digest = hashlib.sha256(f"fundpool.auth:{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def _integrity_errors(pg: bool) -> tuple[type[Exception], ...]:
-    if pg:
-        import psycopg
-
-        return (psycopg.IntegrityError,)
-    return (sqlite3.IntegrityError,)
 
 
 def _key_info(row: Sequence[Any]) -> ApiKeyInfo:
@@ -300,82 +93,37 @@ def _user_info(row: Sequence[Any]) -> UserInfo:
 # --- the store -------------------------------------------------------------------------------
 
 
+def _foreign_keys(connection: Any) -> None:
+    """Sessions reference their user: SQLite checks it only when told to, per connection."""
+    if not hasattr(connection, "broken"):  # a sqlite3 connection
+        connection.execute("PRAGMA foreign_keys=ON")
+
+
 class AuthStore:
     """API keys, users and sessions on a connection of their own (`sqlite:///…` or
     `postgresql://…?schema=NAME`). Safe to share between threads."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        self._pg = url.startswith(("postgresql://", "postgres://"))
-        self._mark = "%s" if self._pg else "?"
-        # Within a transaction, PostgreSQL must lock the rows it reads to decide a write;
-        # SQLite's BEGIN IMMEDIATE already holds the whole database.
-        self._for_update = " FOR UPDATE" if self._pg else ""
-        self._integrity_errors = _integrity_errors(self._pg)
-        self._lock = threading.Lock()
-        self._closed = False
-        # Initialisers of the same schema's auth tables take turns under a lock named by it.
-        self._schema = (split_schema(url)[1] or "fundpool") if self._pg else ""
-        self._connection: Any = self._connect()
+        self.db = Database(url, on_connect=_foreign_keys)
+        self.url = self.db.url
         self.initialise()
 
     @classmethod
     def beside(cls, ledger_store: Any) -> AuthStore:
         """The auth tables in the same database (and schema) as a ledger store."""
-        return cls(ProjectionStore.url_beside(ledger_store))
-
-    def _connect(self) -> Any:
-        if self._pg:
-            return connect_postgres(self.url)
-        lite = connect_sqlite(self.url)
-        lite.execute("PRAGMA foreign_keys=ON")
-        return lite
-
-    def _conn(self) -> Any:
-        """The connection, opened again if the server dropped it. Call with the lock held."""
-        if self._closed:
-            raise StoreError("the auth store is closed")
-        if self._pg and (self._connection.broken or self._connection.closed):
-            self._connection = self._connect()
-        return self._connection
+        return cls(database_of(ledger_store).url)
 
     def initialise(self) -> None:
-        """Create the tables if they are not there (safe to run again, and concurrently)."""
-        with self._lock:
-            connection = self._conn()
-            if self._pg:
-                with connection.transaction():
-                    connection.execute("SELECT pg_advisory_xact_lock(%s)",
-                                       (_lock_key(self._schema),))
-                    connection.execute(POSTGRES_AUTH_SCHEMA)
-            else:
-                connection.executescript(SQLITE_AUTH_SCHEMA)
+        """Create the tables at the auth component's version, or check that they are at it
+        (safe to run again, and concurrently)."""
+        self.db.create()
+        migrate.ensure(self.db, migrate.AUTH)
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._connection.close()
+        self.db.close()
 
     def _rows(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._lock:
-            return list(self._conn().execute(query, params).fetchall())
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        """The connection in one transaction, with the lock held throughout."""
-        with self._lock:
-            connection = self._conn()
-            if self._pg:
-                with connection.transaction():
-                    yield connection
-                return
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+        return self.db.rows(query, params)
 
     # --- API keys -------------------------------------------------------------------------
 
@@ -390,7 +138,7 @@ class AuthStore:
         if expires_at_us is not None and expires_at_us <= now_us:
             raise InvalidKeyExpiry(expires_at_us=expires_at_us, now_us=now_us)
         key_id, secret = new_id(), new_secret()
-        with self._transaction() as connection:
+        with self.db.transaction() as connection:
             self._insert_key(connection, key_id, name, hash_secret(secret), checked_roles,
                              checked_scopes, now_us, expires_at_us, created_by)
         return self.key(key_id), format_token(KEY_PREFIX, key_id, secret)
@@ -399,10 +147,9 @@ class AuthStore:
         self, connection: Any, key_id: str, name: str, secret_hash: str, roles: Iterable[str],
         scopes: Iterable[str] | None, now_us: int, expires_at_us: int | None, created_by: str,
     ) -> None:
-        m = self._mark
         connection.execute(
             "INSERT INTO api_keys (id, name, secret_hash, roles, scopes, created_at_us, "
-            f"expires_at_us, created_by) VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, {m})",
+            "expires_at_us, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (key_id, name, secret_hash, _join(roles), None if scopes is None else _join(scopes),
              now_us, expires_at_us, created_by),
         )
@@ -413,7 +160,7 @@ class AuthStore:
         return [_key_info(row) for row in rows]
 
     def key(self, key_id: str) -> ApiKeyInfo:
-        rows = self._rows(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = {self._mark}",
+        rows = self._rows(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?",
                           (key_id,))
         if not rows:
             raise UnknownKey(key_id=key_id)
@@ -421,10 +168,9 @@ class AuthStore:
 
     def revoke_key(self, key_id: str, *, now_us: int) -> ApiKeyInfo:
         """Stop a key at once. Revoking it again keeps the first revocation's time."""
-        m = self._mark
-        with self._transaction() as connection:
+        with self.db.transaction() as connection:
             updated = connection.execute(
-                f"UPDATE api_keys SET revoked_at_us = COALESCE(revoked_at_us, {m}) WHERE id = {m}",
+                "UPDATE api_keys SET revoked_at_us = COALESCE(revoked_at_us, ?) WHERE id = ?",
                 (now_us, key_id),
             ).rowcount
         if not updated:
@@ -438,11 +184,10 @@ class AuthStore:
         if not 0 <= grace_s <= ROTATION_GRACE_S_MAX:
             raise InvalidKeyExpiry("the grace period is out of bounds", grace_s=grace_s,
                                    max_s=ROTATION_GRACE_S_MAX)
-        m = self._mark
         new_key_id, secret = new_id(), new_secret()
-        with self._transaction() as connection:
+        with self.db.transaction() as connection:
             rows = connection.execute(
-                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = {m}{self._for_update}",
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?{self.db.dialect.for_update}",
                 (key_id,),
             ).fetchall()
             if not rows:
@@ -460,7 +205,7 @@ class AuthStore:
             self._insert_key(connection, new_key_id, old.name, hash_secret(secret), old.roles,
                              old.scopes, now_us, old.expires_at_us, old.created_by)
             connection.execute(
-                f"UPDATE api_keys SET replaced_by = {m}, expires_at_us = {m} WHERE id = {m}",
+                "UPDATE api_keys SET replaced_by = ?, expires_at_us = ? WHERE id = ?",
                 (new_key_id, old_expires_at_us, key_id),
             )
         return self.key(new_key_id), format_token(KEY_PREFIX, new_key_id, secret)
@@ -469,7 +214,7 @@ class AuthStore:
         """The caller holding the API key `token`."""
         key_id, secret = parse_token(token, KEY_PREFIX)
         rows = self._rows(
-            f"SELECT secret_hash, {KEY_COLUMNS} FROM api_keys WHERE id = {self._mark}", (key_id,)
+            f"SELECT secret_hash, {KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)
         )
         matches = secret_matches(secret, rows[0][0] if rows else _NO_SECRET_HASH)
         if not rows or not matches:
@@ -491,16 +236,15 @@ class AuthStore:
         check_username(username)
         checked_roles = check_roles(roles)
         password_hash = hash_password(check_password(password))  # slow: outside the lock
-        m = self._mark
         user_id = new_id()
         try:
-            with self._transaction() as connection:
+            with self.db.transaction() as connection:
                 connection.execute(
                     "INSERT INTO users (id, username, password_hash, roles, disabled, "
-                    f"created_at_us) VALUES ({m}, {m}, {m}, {m}, {m}, {m})",
+                    "created_at_us) VALUES (?, ?, ?, ?, ?, ?)",
                     (user_id, username, password_hash, _join(checked_roles), False, now_us),
                 )
-        except self._integrity_errors as error:
+        except self.db.dialect.integrity_errors as error:
             # The username's unique constraint decides, so two processes adding the same
             # user at once cannot both succeed.
             raise UserExists(username=username) from error
@@ -512,7 +256,7 @@ class AuthStore:
                 self._rows(f"SELECT {USER_COLUMNS} FROM users ORDER BY username")]
 
     def user(self, username: str) -> UserInfo:
-        rows = self._rows(f"SELECT {USER_COLUMNS} FROM users WHERE username = {self._mark}",
+        rows = self._rows(f"SELECT {USER_COLUMNS} FROM users WHERE username = ?",
                           (username,))
         if not rows:
             raise UnknownUser(username=username)
@@ -521,10 +265,9 @@ class AuthStore:
     def set_roles(self, username: str, roles: Iterable[str]) -> UserInfo:
         """Replace a user's roles; open sessions have the new ones from their next request."""
         checked = check_roles(roles)
-        m = self._mark
-        with self._transaction() as connection:
+        with self.db.transaction() as connection:
             updated = connection.execute(
-                f"UPDATE users SET roles = {m} WHERE username = {m}", (_join(checked), username)
+                "UPDATE users SET roles = ? WHERE username = ?", (_join(checked), username)
             ).rowcount
         if not updated:
             raise UnknownUser(username=username)
@@ -534,32 +277,30 @@ class AuthStore:
         """Replace a user's password and end every session of theirs: whoever knew the old one
         is logged out too."""
         password_hash = hash_password(check_password(password))
-        m = self._mark
-        with self._transaction() as connection:
+        with self.db.transaction() as connection:
             rows = connection.execute(
-                f"SELECT id FROM users WHERE username = {m}{self._for_update}", (username,)
+                f"SELECT id FROM users WHERE username = ?{self.db.dialect.for_update}", (username,)
             ).fetchall()
             if not rows:
                 raise UnknownUser(username=username)
-            connection.execute(f"UPDATE users SET password_hash = {m} WHERE id = {m}",
+            connection.execute("UPDATE users SET password_hash = ? WHERE id = ?",
                                (password_hash, rows[0][0]))
-            connection.execute(f"DELETE FROM user_sessions WHERE user_id = {m}", (rows[0][0],))
+            connection.execute("DELETE FROM user_sessions WHERE user_id = ?", (rows[0][0],))
         return self.user(username)
 
     def disable_user(self, username: str, *, now_us: int) -> UserInfo:
         """Refuse the user's logins and revoke their sessions (idempotent)."""
-        m = self._mark
-        with self._transaction() as connection:
+        with self.db.transaction() as connection:
             rows = connection.execute(
-                f"SELECT id FROM users WHERE username = {m}{self._for_update}", (username,)
+                f"SELECT id FROM users WHERE username = ?{self.db.dialect.for_update}", (username,)
             ).fetchall()
             if not rows:
                 raise UnknownUser(username=username)
-            connection.execute(f"UPDATE users SET disabled = {m} WHERE id = {m}",
+            connection.execute("UPDATE users SET disabled = ? WHERE id = ?",
                                (True, rows[0][0]))
             connection.execute(
-                f"UPDATE user_sessions SET revoked_at_us = {m} "
-                f"WHERE user_id = {m} AND revoked_at_us IS NULL", (now_us, rows[0][0])
+                "UPDATE user_sessions SET revoked_at_us = ? "
+                "WHERE user_id = ? AND revoked_at_us IS NULL", (now_us, rows[0][0])
             )
         return self.user(username)
 
@@ -574,8 +315,7 @@ class AuthStore:
             raise ValueError(f"session ttl_s must be 1..{SESSION_TTL_S_MAX}, not {ttl_s}")
         if not USERNAME_PATTERN.fullmatch(username) or len(password) > PASSWORD_CHARS_MAX:
             raise InvalidCredentials()
-        m = self._mark
-        rows = self._rows(f"SELECT password_hash FROM users WHERE username = {m}", (username,))
+        rows = self._rows("SELECT password_hash FROM users WHERE username = ?", (username,))
         if not rows:
             verify_dummy_password(password)
             raise InvalidCredentials()
@@ -585,10 +325,10 @@ class AuthStore:
         new_hash = hash_password(password) if password_needs_rehash(verified_hash) else None
         session_id, secret, csrf = new_id(), new_secret(), new_csrf_token()
         expires_at_us = now_us + ttl_s * US_PER_S
-        with self._transaction() as connection:
+        with self.db.transaction() as connection:
             rows = connection.execute(
                 "SELECT id, password_hash, roles, disabled FROM users "
-                f"WHERE username = {m}{self._for_update}", (username,)
+                f"WHERE username = ?{self.db.dialect.for_update}", (username,)
             ).fetchall()
             # The password changed (or the user went) while argon2 ran: the one verified is
             # no longer theirs.
@@ -598,16 +338,16 @@ class AuthStore:
             if disabled:
                 raise UserDisabled(username=username)
             if new_hash is not None:
-                connection.execute(f"UPDATE users SET password_hash = {m} WHERE id = {m}",
+                connection.execute("UPDATE users SET password_hash = ? WHERE id = ?",
                                    (new_hash, user_id))
             # Bounds the table: a user's ended sessions go when they log in again.
             connection.execute(
-                f"DELETE FROM user_sessions WHERE user_id = {m} "
-                f"AND (expires_at_us <= {m} OR revoked_at_us IS NOT NULL)", (user_id, now_us)
+                "DELETE FROM user_sessions WHERE user_id = ? "
+                "AND (expires_at_us <= ? OR revoked_at_us IS NOT NULL)", (user_id, now_us)
             )
             connection.execute(
                 "INSERT INTO user_sessions (id, user_id, secret_hash, csrf_hash, created_at_us, "
-                f"expires_at_us) VALUES ({m}, {m}, {m}, {m}, {m}, {m})",
+                "expires_at_us) VALUES (?, ?, ?, ?, ?, ?)",
                 (session_id, user_id, hash_secret(secret), hash_secret(csrf), now_us,
                  expires_at_us),
             )
@@ -623,7 +363,7 @@ class AuthStore:
         rows = self._rows(
             "SELECT s.secret_hash, s.csrf_hash, s.expires_at_us, s.revoked_at_us, u.id, "
             "u.username, u.roles, u.disabled FROM user_sessions s "
-            f"JOIN users u ON u.id = s.user_id WHERE s.id = {self._mark}", (session_id,)
+            "JOIN users u ON u.id = s.user_id WHERE s.id = ?", (session_id,)
         )
         matches = secret_matches(secret, rows[0][0] if rows else _NO_SECRET_HASH)
         if not rows or not matches:
@@ -650,9 +390,8 @@ class AuthStore:
 
     def logout(self, session_id: str, *, now_us: int) -> None:
         """End a session (idempotent; an unknown session is already ended)."""
-        m = self._mark
-        with self._transaction() as connection:
+        with self.db.transaction() as connection:
             connection.execute(
-                f"UPDATE user_sessions SET revoked_at_us = {m} "
-                f"WHERE id = {m} AND revoked_at_us IS NULL", (now_us, session_id)
+                "UPDATE user_sessions SET revoked_at_us = ? "
+                "WHERE id = ? AND revoked_at_us IS NULL", (now_us, session_id)
             )

@@ -54,6 +54,8 @@ from fundpool.bus.subjects import (
 )
 from fundpool.core.errors import FundpoolError
 from fundpool.monitoring.ports import ApplyReport, Item, ProjectionApplier, read_message
+from fundpool.sql.dialect import dialect
+from fundpool.sql.url import parse_url
 from fundpool.stores.projection_sql import ProjectionStore
 
 log = structlog.get_logger(__name__)
@@ -229,11 +231,12 @@ class NatsConsumer:
         self.received_at = time.monotonic()
         self._pulls: dict[str, _Pull] = {}
         self._order = random.random()  # spreads the processes' first picks over the pools
-        url = self.store.url
-        self._pg = url.startswith(("postgresql://", "postgres://"))
+        self._pg = self.store.db.is_postgres
+        # What the projection store's driver raises when the database itself fails.
+        self._driver_errors = self.store.db.dialect.driver_errors
         # The projection store's own connection: the lease and the commits share it, so a
         # lost connection takes both (a stale holder can never commit).
-        self._leases = leases_for(url, lambda: self.store.db.current)
+        self._leases = leases_for(self.store.url, lambda: self.store.db.current)
 
     # --- life ------------------------------------------------------------------------------
 
@@ -490,9 +493,7 @@ class NatsConsumer:
                         await self._housekeeping()
                     except (OSError, FundpoolError, nats.errors.Error) as error:
                         log.warning("nats_lease_poll_failed", error=str(error))
-                    except Exception as error:
-                        if not _is_driver_error(error):
-                            raise
+                    except self._driver_errors as error:
                         log.warning("nats_projection_store_lost", error=str(error))
                         await self._drop_leases()
                     next_housekeeping = time.monotonic() + self.lease_poll_s
@@ -513,8 +514,8 @@ class NatsConsumer:
                 await self._gather()
                 try:
                     await self.apply_buffered()
-                except Exception as error:
-                    if self._owned_url is None or not _is_driver_error(error):
+                except self._driver_errors:
+                    if self._owned_url is None:
                         raise
                     await self._drop_leases()
                     next_housekeeping = time.monotonic() + self.lease_poll_s
@@ -527,25 +528,16 @@ class NatsConsumer:
 def open_projections(url: str, *, attempts: int = 5) -> ProjectionStore:
     """A projection store; consumers started together may race to create its schema and
     tables (PostgreSQL's `CREATE … IF NOT EXISTS` is not safe against a concurrent one), so
-    a unique violation while creating them is tried again."""
-    import psycopg
-
+    a constraint violation while creating them is tried again."""
+    racing = dialect(parse_url(url).kind).integrity_errors
     for attempt in range(1, attempts + 1):
         try:
             return ProjectionStore(url)
-        except psycopg.errors.UniqueViolation:
+        except racing:
             if attempt == attempts:
                 raise
             time.sleep(0.05 * attempt)
     raise AssertionError("unreachable")
-
-
-def _is_driver_error(error: BaseException) -> bool:
-    import sqlite3
-
-    import psycopg
-
-    return isinstance(error, sqlite3.Error | psycopg.Error)
 
 
 def run_consumer(projections: str | ProjectionStore, nats_url: str = DEFAULT_NATS_URL, *,
@@ -563,8 +555,10 @@ def run_consumer(projections: str | ProjectionStore, nats_url: str = DEFAULT_NAT
 
 
 def projection_url(path_or_url: str | Path) -> str:
-    """A projection store URL from a URL or a SQLite file path."""
+    """A projection store URL from a URL or a SQLite file path. A URL of a kind no store
+    supports is `unsupported_database_url` (not a file of that name)."""
     text = str(path_or_url)
-    if text.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        return text
-    return f"sqlite:///{text}"
+    if "://" not in text and not text.startswith("sqlite:"):
+        return f"sqlite:///{text}"
+    parse_url(text)
+    return text

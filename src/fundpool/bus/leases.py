@@ -24,6 +24,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import IO, Any, Protocol
 
+from fundpool.sql.url import DEFAULT_SCHEMA, parse_url
+
 
 class Leases(Protocol):
     """How a consumer takes, shares and gives back the pools of its projection store."""
@@ -174,11 +176,9 @@ class NoLeases:
 def leases_for(url: str, connection: Callable[[], Any]) -> Leases:
     """The leases of the projection store at `url`, whose current connection `connection()`
     gives (it changes when the store is opened again after a lost connection)."""
-    if url.startswith(("postgresql://", "postgres://")):
-        from fundpool.stores import split_schema
-
-        return AdvisoryLeases(split_schema(url)[1] or "fundpool", connection)
-    path = url.removeprefix("sqlite:///")
-    if path == ":memory:":
+    location = parse_url(url)
+    if location.kind == "postgresql":
+        return AdvisoryLeases(location.schema or DEFAULT_SCHEMA, connection)
+    if location.target == ":memory:":
         return NoLeases()
-    return FileLease(f"{path}.consumer-lock")
+    return FileLease(f"{location.target}.consumer-lock")

@@ -27,6 +27,8 @@ from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from fundpool.sql.url import DEFAULT_SCHEMA, parse_url
+
 log = structlog.get_logger(__name__)
 
 DEFAULT_PREFIX = "fundpool"  # the subjects' first token; the streams' name prefix in capitals
@@ -60,13 +62,12 @@ def event_subject(pool: str, kind: str, prefix: str = DEFAULT_PREFIX) -> str:
 
 def projection_location(url: str) -> str:
     """Where a projection store URL points, without credentials: what names its durables."""
-    if url.startswith(("postgresql://", "postgres://")):
-        from fundpool.stores import split_schema
-
-        connect, schema = split_schema(url)
-        parts = urlsplit(connect)
-        return f"pg:{parts.hostname or ''}:{parts.port or 5432}{parts.path}:{schema or 'fundpool'}"
-    path = url.removeprefix("sqlite:///")
+    location = parse_url(url)
+    if location.kind == "postgresql":
+        parts = urlsplit(location.target)
+        schema = location.schema or DEFAULT_SCHEMA
+        return f"pg:{parts.hostname or ''}:{parts.port or 5432}{parts.path}:{schema}"
+    path = location.target
     return f"sqlite:{path if path == ':memory:' else os.path.abspath(path)}"
 
 

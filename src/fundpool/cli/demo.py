@@ -22,7 +22,6 @@ It only ever deletes a ledger it created (marked by a file beside it), unless `-
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -57,6 +56,7 @@ from fundpool.ledger.ports import LedgerStore
 from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
 from fundpool.pool.view import FIGURES, Figures, PoolView, pool_view
 from fundpool.runtime import SystemClock
+from fundpool.sql.dialect import driver_errors
 
 if TYPE_CHECKING:
     from fundpool.stores.sqlite import SqliteStore
@@ -77,6 +77,8 @@ DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 8000
 # One console user per role; a demo on loopback, so its passwords are printed and simple.
 DEMO_ROLES = ("viewer", "cashier", "approver", "risk", "auditor", "admin")
+# What making the demo's ledger may fail with: the file system, or the database itself.
+FRESH_STORE_ERRORS: tuple[type[BaseException], ...] = (OSError, *driver_errors())
 
 
 def demo_password(role: str) -> str:
@@ -140,7 +142,7 @@ def _open_demo(data_dir: Path, config_path: Path | None, pool_id: str | None, fo
         raise typer.Exit(2) from None
     try:
         store, state = _fresh_store(data_dir, force)
-    except (OSError, sqlite3.Error) as error:
+    except FRESH_STORE_ERRORS as error:
         report_error(StoreError(f"cannot use {data_dir} for the demo: {error}"), as_json=False)
         raise typer.Exit(2) from None
     return config, pool, store, state

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,7 +45,9 @@ from fundpool.cli.session import session
 from fundpool.core.errors import FundpoolError, StoreError
 from fundpool.ledger.ports import LedgerStore
 from fundpool.monitoring.projector import Projector
+from fundpool.sql.dialect import driver_errors
 from fundpool.stores.events_sql import outbox_reader
+from fundpool.stores.projection_sql import ProjectionStore
 
 app = typer.Typer(
     name="events",
@@ -105,11 +106,7 @@ def reported(as_json: bool) -> Iterator[None]:
     except FundpoolError as error:
         report_error(error, as_json)
         raise typer.Exit(2) from None
-    except Exception as error:
-        import psycopg
-
-        if not isinstance(error, sqlite3.Error | psycopg.Error):
-            raise
+    except driver_errors() as error:
         report_error(StoreError(reason=f"{type(error).__name__}: {error}"), as_json)
         raise typer.Exit(2) from None
 
@@ -120,16 +117,9 @@ def projections_of(store: LedgerStore | None, option: str | None) -> str:
     if store is None:
         raise typer.BadParameter("give --projections, or the ledger store it is beside",
                                  param_hint="'--projections'")
-    # The URL `ProjectionStore.beside` would open, without opening it here.
-    from fundpool.stores.postgres import PostgresStore
-    from fundpool.stores.sqlite import SqliteStore
-
-    if isinstance(store, SqliteStore):
-        return f"sqlite:///{store.path}"
-    if isinstance(store, PostgresStore):
-        return f"{store.url}{'&' if '?' in store.url else '?'}schema={store.schema}"
-    raise typer.BadParameter(f"no projections beside {type(store).__name__}",
-                             param_hint="'--projections'")
+    # The URL `ProjectionStore.beside` would open (the ledger's database and schema), without
+    # opening it here.
+    return ProjectionStore.url_beside(store)
 
 
 # --- relay -----------------------------------------------------------------------------------

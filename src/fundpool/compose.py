@@ -38,6 +38,8 @@ from fundpool.sim import pace
 from fundpool.sim.rails import Dispatching, payout_router, simulated_rails
 from fundpool.sim.service import SEED_DEFAULT, TrafficService
 from fundpool.sim.traffic import Simulation
+from fundpool.sql import migrate
+from fundpool.sql.database import database_of
 from fundpool.stores import driver_errors, open_store, payment_store
 from fundpool.stores.dispatch_sql import DispatchReads, SqlDispatchRecords
 from fundpool.stores.events_sql import outbox_reader
@@ -61,8 +63,28 @@ def open_ledger_store(*, data_dir: str | Path | None = None,
                       db_url: str | None = None) -> LedgerStore:
     """The ledger store `db_url` names (`sqlite:///PATH`, `postgresql://…?schema=NAME`), else
     the SQLite file in `data_dir` ($FUNDPOOL_DB_URL, $FUNDPOOL_DATA_DIR, ./data). A URL of
-    another kind is a `ValueError`. Its schema is created by `initialise()`, not here."""
+    another kind is `unsupported_database_url`. Its schema is created by `initialise()`, not
+    here."""
     return open_store(data_dir=data_dir, db_url=db_url)
+
+
+def check_schema(store: LedgerStore) -> None:
+    """Refuse a ledger whose schema is not this code's version (`schema_outdated` names
+    `fundpool db upgrade`; `schema_too_new`): what every command checks before it reads."""
+    migrate.check(database_of(store), migrate.LEDGER)
+
+
+def prepare_schema(store: LedgerStore) -> None:
+    """What a server checks at start-up, before any worker opens the store: every component
+    of the ledger's database (ledger, auth, api, projections, alerts) is at this code's
+    version, or created at it where it has no tables yet. A newer one is `schema_too_new`; an
+    older one `schema_outdated`, naming `fundpool db upgrade`. Nothing is changed when one is
+    refused."""
+    db = database_of(store)
+    for component in migrate.COMPONENTS:
+        migrate.check(db, component)  # refuse before creating anything
+    for component in migrate.COMPONENTS:
+        migrate.ensure(db, component)
 
 
 def sqlite_ledger(data_dir: str | Path) -> SqliteStore:
@@ -231,7 +253,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings)
     tune_gc()
     store = open_ledger_store(data_dir=settings.data_dir, db_url=settings.db_url)
-    store.initialise()
+    prepare_schema(store)
     declared = load_config(settings.config)
     watched = monitor(store, declared)
     auth = auth_store(store)

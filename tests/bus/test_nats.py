@@ -145,7 +145,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
                                     config.pools[0], seed=5, clock=clock)
     simulation.open_pool()
     simulation.run(rate_per_s=100, duration_s=20, advance=lambda s: clock.advance(seconds=s))
-    outbox = OutboxReader(store, "?")
+    outbox = OutboxReader(store)
     projections = ProjectionStore(f"sqlite:///{root / 'reference.sqlite3'}")
     OutboxFeed(outbox, Projector(projections)).catch_up()
     heads = outbox.heads()
@@ -245,7 +245,7 @@ def test_names() -> None:
 def test_wire_message_is_the_encoded_event(reference: Reference) -> None:
     store = SqliteStore(reference.path)
     try:
-        rows = OutboxReader(store, "?").raw_after(0, 10_000)
+        rows = OutboxReader(store).raw_after(0, 10_000)
     finally:
         store.close()
     assert rows
@@ -275,7 +275,7 @@ def test_relay_and_consumer_give_the_in_process_projection(
     report = run_relay(ledger, NATS_URL, once=True, prefix=prefix)
     assert report.published == reference.last_pos
     assert report.duplicates == 0
-    assert OutboxReader(ledger, "?").cursor("nats") == reference.last_pos
+    assert OutboxReader(ledger).cursor("nats") == reference.last_pos
     assert asyncio.run(_stream_messages(prefix)) == reference.heads
 
     url = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
@@ -298,7 +298,7 @@ def test_publishing_everything_twice_changes_no_figure(
     # A relay that lost its cursor publishes it all again: JetStream drops every message
     # (same Nats-Msg-Id within the duplicate window).
     with ledger.write() as session:
-        save_cursor(session.connection, "?", "nats", 0)
+        save_cursor(session.tx, "nats", 0)
     again = run_relay(ledger, NATS_URL, once=True, prefix=prefix)
     assert again.published == reference.last_pos
     assert again.duplicates == reference.last_pos
@@ -306,7 +306,7 @@ def test_publishing_everything_twice_changes_no_figure(
 
     # Past the duplicate window (here: no message id), the messages reach the consumer again,
     # which counts them as duplicates by their seq and changes nothing.
-    rows = OutboxReader(ledger, "?").raw_after(0, 10_000)
+    rows = OutboxReader(ledger).raw_after(0, 10_000)
 
     async def republish() -> None:
         nc = await connect_nats(NATS_URL, name="fundpool-test")
@@ -341,7 +341,7 @@ def test_out_of_order_duplicate_and_unreadable_messages(
     those after the gap are set aside (50 at most) or given back (nak) to come again, and
     applied when their turn comes; the unreadable ones are dropped (term)."""
     store = SqliteStore(reference.path)
-    rows = [row for row in OutboxReader(store, "?").raw_after(0, 10_000) if row[1] == "main"]
+    rows = [row for row in OutboxReader(store).raw_after(0, 10_000) if row[1] == "main"]
     store.close()
     rows = rows[:600]
     withheld, rest = rows[4], rows[:4] + rows[5:]

@@ -108,7 +108,7 @@ def serve(
             AlertRules(settings.alerts)
         store = compose.open_ledger_store(data_dir=settings.data_dir, db_url=settings.db_url)
         try:
-            store.initialise()
+            compose.prepare_schema(store)
             where = describe_store(store)
         finally:
             store.close()

@@ -61,6 +61,7 @@ def session(
         try:
             if not initialise:
                 store.head()  # raises store_not_initialised on an empty store
+                compose.check_schema(store)
             yield Session(store, as_json)
         finally:
             store.close()

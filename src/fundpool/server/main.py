@@ -31,6 +31,8 @@ from fundpool.server.metrics import MetricSource
 from fundpool.server.settings import Settings
 from fundpool.server.v1.context import Api
 from fundpool.server.v1.idempotency import IdempotencyStore
+from fundpool.sql.database import Database
+from fundpool.sql.lease import AdvisoryLease
 
 if TYPE_CHECKING:
     from fundpool.monitoring.alerting.engine import AlertEngine
@@ -76,7 +78,7 @@ class Leadership:
         self.idempotency = idempotency  # the leader prunes its old answers, hourly
         self._pruner: Follower | None = None
         self.leading = False
-        self._connection: Any = None
+        self._lease: AdvisoryLease | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -102,28 +104,22 @@ class Leadership:
             self.engine.follow(interval_s=self.settings.evaluate_every_s)
 
     def _run(self) -> None:
-        import psycopg
-
-        from fundpool.stores import split_schema
-        from fundpool.stores.postgres import lock_key
-
-        url, schema = split_schema(self.settings.db_url or "")
-        key = lock_key(f"leader:{schema or 'fundpool'}")
         log = structlog.get_logger("fundpool.leadership")
         while not self._stop.is_set():
             try:
-                if self._connection is None:
-                    self._connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
-                row = self._connection.execute("SELECT pg_try_advisory_lock(%s)",
-                                               (key,)).fetchone()
-                if row is not None and row[0]:
+                if self._lease is None:
+                    self._lease = AdvisoryLease(Database(self.settings.db_url or ""),
+                                                "fundpool.leader")
+                if self._lease.try_take():
                     log.info("leading", pid=threading.get_native_id())
                     self._lead()
                     return  # held until this worker's connection closes
                 self.monitor.refresh()
             except Exception as error:
                 log.warning("leadership_check_failed", error=str(error))
-                self._connection = None
+                if self._lease is not None:
+                    self._lease.close()
+                self._lease = None
             self._stop.wait(LEADER_POLL_S)
 
     def stop(self) -> None:
@@ -134,8 +130,8 @@ class Leadership:
             self.monitor.stop()
             if self.engine is not None:
                 self.engine.stop()
-        if self._connection is not None:
-            self._connection.close()
+        if self._lease is not None:
+            self._lease.close()
 
 
 def worker_app(

@@ -65,6 +65,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fundpool import compose
 from fundpool.core.ledger.model import Account, OpenAccount, Posting, Transfer
 from fundpool.core.money import Asset, AssetKind
 from fundpool.ledger.ports import LedgerStore
@@ -386,7 +387,7 @@ def timed_transfers(ledger: Ledger, moves: list[tuple[str, str, int]], key_prefi
 def timed_writer(ledger: Ledger, moves: list[tuple[str, str, int]], threads: int,
                  key_prefix: str) -> tuple[list[int], float]:
     """`threads` callers, each waiting for its transfer's result before sending the next."""
-    writer = LedgerWriter(ledger).start()
+    writer = LedgerWriter(ledger, driver_errors=compose.store_errors()).start()
     pending = iter(enumerate(moves))
     take = threading.Lock()
     latencies: list[int] = []

@@ -5,32 +5,54 @@ them, for the server, the CLI and the simulator alike.
     payments = payment_service(store, config, pool)     # Ledger + PaymentService
     run = dispatching(store, config, pool)              # + simulated rails, router, dispatcher
     sim = simulation(ledger(store, clock, ids), config, pool, seed=7, clock=clock)
+    status = schema_status(store)                       # `fundpool db status`
+    relay = nats_relay(store, DEFAULT_NATS_URL, name=RELAY_CURSOR, prefix=DEFAULT_PREFIX)
     app = build_app(settings)                           # one API worker (uvicorn factory)
 
 Everything else receives what it needs: the services declare ports (`ledger/ports.py`,
-`payments/ports.py`, ...), the stores implement them, and only this module puts the two
-together. `build_app` is the factory `fundpool serve` runs in each uvicorn worker
-(`uvicorn --factory fundpool.compose:build_app`); it mounts the web console when the settings
-ask for it, so that the server imports neither the console nor the CLI.
+`payments/ports.py`, `auth/ports.py`, ...), the stores, the SQL layer and the bus implement
+them, and only this module puts the two together. The entry points never import an adapter:
+the CLI asks this module, and the server gets every adapter on its worker's `Api`
+(`server/v1/context.py`), which `build_app` fills in. `build_app` is the factory `fundpool
+serve` runs in each uvicorn worker (`uvicorn --factory fundpool.compose:build_app`); it mounts
+the web console when the settings ask for it, so that the server imports neither the console
+nor the CLI (nor this module).
 
 The server's, the console's and the alert engine's modules (FastAPI, NiceGUI, pydantic) load
 inside the functions that need them: a CLI command that imports this module starts without
-them.
+them. The bus's defaults are the CLI's option defaults, so the bus loads with this module.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from fundpool.auth.ports import AuthStore
+from fundpool.bus.connection import DEFAULT_NATS_URL as DEFAULT_NATS_URL
+from fundpool.bus.consumer import ACK_WAIT_S as ACK_WAIT_S
+from fundpool.bus.consumer import PULL_BATCH as PULL_BATCH
+from fundpool.bus.consumer import NatsConsumer, open_projections
+from fundpool.bus.consumer import projection_url as bus_projection_url
+from fundpool.bus.relay import RELAY_CURSOR as RELAY_CURSOR
+from fundpool.bus.relay import NatsRelay as NatsRelay
+from fundpool.bus.relay import RelayReport as RelayReport
+from fundpool.bus.status import stream_status as bus_stream_status
+from fundpool.bus.subjects import DEFAULT_PREFIX as DEFAULT_PREFIX
+from fundpool.bus.subjects import DURABLE_PREFIX as DURABLE_PREFIX
+from fundpool.bus.subjects import durable_name as bus_durable_name
 from fundpool.core.clock import Clock, IdSource, Uuid7Ids
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
+from fundpool.monitoring.alerting.ports import AlertStore
 from fundpool.monitoring.ports import OutboxReader, ProjectionStore
+from fundpool.monitoring.projector import Projector
 from fundpool.monitoring.service import Monitor
 from fundpool.payments.dispatch import DEFAULT_DISPATCH_POLICY, Dispatcher, DispatchPolicy
-from fundpool.payments.ports import PaymentStore
+from fundpool.payments.ports import DispatchRecordReads, DispatchRecords, PaymentStore
 from fundpool.payments.service import PaymentService
 from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
 from fundpool.runtime import SystemClock, system_ids, tune_gc
@@ -39,9 +61,12 @@ from fundpool.sim.rails import Dispatching, payout_router, simulated_rails
 from fundpool.sim.service import SEED_DEFAULT, TrafficService
 from fundpool.sim.traffic import Simulation
 from fundpool.sql import migrate
-from fundpool.sql.database import database_of
+from fundpool.sql.database import Database, database_of
+from fundpool.sql.lease import AdvisoryLease
+from fundpool.sql.migrate import ComponentStatus as ComponentStatus
+from fundpool.sql.migrate import Migration
 from fundpool.stores import driver_errors, open_store, payment_store
-from fundpool.stores.dispatch_sql import DispatchReads, SqlDispatchRecords
+from fundpool.stores.dispatch_sql import SqlDispatchRecords
 from fundpool.stores.events_sql import outbox_reader
 from fundpool.stores.projection_sql import ProjectionStore as SqlProjectionStore
 
@@ -51,8 +76,7 @@ if TYPE_CHECKING:
     from fundpool.monitoring.alerting.engine import AlertEngine
     from fundpool.monitoring.alerting.reload import AlertRules
     from fundpool.server.settings import Settings
-    from fundpool.stores.alerts_sql import SqlAlertStore
-    from fundpool.stores.auth_sql import AuthStore
+    from fundpool.server.v1.idempotency import KeptAnswers
     from fundpool.stores.sqlite import SqliteStore
 
 
@@ -87,6 +111,35 @@ def prepare_schema(store: LedgerStore) -> None:
         migrate.ensure(db, component)
 
 
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """Where a store's schema stands (`fundpool db status | upgrade`)."""
+
+    store: str  # the store as shown: its URL without a password
+    components: list[ComponentStatus]  # this code's components, in order
+    unknown: dict[str, int] = field(default_factory=dict)  # others recorded, by version
+    applied: dict[str, list[Migration]] = field(default_factory=dict)  # by an upgrade
+
+
+def schema_status(store: LedgerStore) -> Schema:
+    """The version of every component of `store`'s database against this code's, and the
+    components this code does not know (a later release's). Reads only: a store that is not
+    there is shown `absent`, and left so."""
+    db = database_of(store)
+    return Schema(db.shown, [migrate.status(db, component) for component in migrate.COMPONENTS],
+                  unknown=migrate.unknown_components(db))
+
+
+def upgrade_schema(store: LedgerStore) -> Schema:
+    """Apply every pending migration of every component (each in one transaction with its
+    record), then where the schema stands. A component newer than this code is refused
+    before anything is applied (`schema_too_new`)."""
+    db = database_of(store)
+    applied = migrate.upgrade_all(db)
+    return Schema(db.shown, [migrate.status(db, component) for component in migrate.COMPONENTS],
+                  applied=applied)
+
+
 def sqlite_ledger(data_dir: str | Path) -> SqliteStore:
     """The embedded SQLite ledger in `data_dir`, whatever $FUNDPOOL_DB_URL says (the demo's
     own ledger, which it may delete and create again)."""
@@ -105,12 +158,12 @@ def payment_records(store: LedgerStore) -> PaymentStore:
     return payment_store(store)
 
 
-def dispatch_records(store: LedgerStore) -> SqlDispatchRecords:
+def dispatch_records(store: LedgerStore) -> DispatchRecords:
     """The dispatcher's routes, batches and outcomes, beside the payments (its port)."""
     return SqlDispatchRecords(store)
 
 
-def dispatch_reads(store: LedgerStore) -> DispatchReads:
+def dispatch_reads(store: LedgerStore) -> DispatchRecordReads:
     """What the dispatcher recorded, for reading: routes, batches, savings."""
     return dispatch_records(store).reads
 
@@ -126,11 +179,43 @@ def projection_store(store: LedgerStore) -> ProjectionStore:
     return SqlProjectionStore.beside(store)
 
 
-def auth_store(store: LedgerStore) -> AuthStore:
-    """API keys, users and sessions, in the same database (and schema) as the ledger."""
-    from fundpool.stores.auth_sql import AuthStore
+def projection_url(path_or_url: str) -> str:
+    """A projection store's URL from a URL or a SQLite file's path; a URL of a kind no store
+    supports is `unsupported_database_url`."""
+    return bus_projection_url(path_or_url)
 
-    return AuthStore.beside(store)
+
+def projection_url_beside(store: LedgerStore) -> str:
+    """The URL `projection_store(store)` opens (the ledger's database and schema), without
+    opening it."""
+    return SqlProjectionStore.url_beside(store)
+
+
+def projection_store_at(url: str) -> ProjectionStore:
+    """The projections at `url` (tables created if missing; consumers starting together may
+    race to create them, which is tried again)."""
+    return open_projections(url)
+
+
+def auth_store(store: LedgerStore) -> AuthStore:
+    """API keys, users and sessions, in the same database (and schema) as the ledger; their
+    tables created, or checked, at once."""
+    from fundpool.stores.auth_sql import AuthStore as SqlAuthStore
+
+    return SqlAuthStore.beside(store)
+
+
+def kept_answers(store: LedgerStore) -> KeptAnswers:
+    """The API's answers kept for `Idempotency-Key`, beside the ledger."""
+    from fundpool.stores.idempotency_sql import IdempotencyStore
+
+    return IdempotencyStore.beside(store)
+
+
+def leader_lease(db_url: str) -> AdvisoryLease:
+    """The lease the API workers on one PostgreSQL database take turns to hold (the leader
+    keeps the live figures), on a connection of its own."""
+    return AdvisoryLease(Database(db_url), "fundpool.leader")
 
 
 # --- services --------------------------------------------------------------------------------
@@ -158,7 +243,7 @@ def monitor(store: LedgerStore, config: FundpoolConfig, clock: Clock | None = No
                    outbox=outbox(store))
 
 
-def alert_store(store: LedgerStore) -> SqlAlertStore:
+def alert_store(store: LedgerStore) -> AlertStore:
     """The alerts raised and their life, beside the ledger."""
     from fundpool.stores.alerts_sql import SqlAlertStore
 
@@ -237,6 +322,38 @@ def traffic_service(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig
     return TrafficService(open_simulation, rate_per_s=rate_per_s)
 
 
+# --- the bus ---------------------------------------------------------------------------------
+
+
+def nats_relay(store: LedgerStore, nats_url: str, *, name: str, prefix: str) -> NatsRelay:
+    """The relay of `store`'s outbox to JetStream, its cursor `name` kept beside the outbox."""
+    return NatsRelay(store, nats_url, name=name, prefix=prefix)
+
+
+def nats_consumer(projections_url: str, nats_url: str, *, pools: Sequence[str] | None,
+                  durable_prefix: str, prefix: str, ack_wait_s: float, batch: int
+                  ) -> NatsConsumer:
+    """A consumer applying the pools' streams (every pool with a stream when `pools` is
+    None) to the projections at `projections_url`, each event once."""
+    return NatsConsumer(projections_url, nats_url, applier=Projector,
+                        pools=None if pools is None else list(pools),
+                        durable_prefix=durable_prefix, prefix=prefix, ack_wait_s=ack_wait_s,
+                        batch=batch)
+
+
+def durable_name(projections_url: str, durable_prefix: str) -> str:
+    """The durable consumer's name of the projections at `projections_url`."""
+    return bus_durable_name(projections_url, durable_prefix)
+
+
+def stream_status(nats_url: str, durable: str, pools: Sequence[str], *, prefix: str
+                  ) -> dict[str, dict[str, Any]]:
+    """Per pool: its stream's message count and `durable`'s backlog, when they exist."""
+    import asyncio
+
+    return asyncio.run(bus_stream_status(nats_url, durable, list(pools), prefix=prefix))
+
+
 # --- the server ------------------------------------------------------------------------------
 
 
@@ -247,7 +364,6 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     from fundpool.server.main import configure_logging, worker_app
     from fundpool.server.settings import Settings
     from fundpool.server.v1.context import Api
-    from fundpool.server.v1.idempotency import IdempotencyStore
 
     settings = settings or Settings()
     configure_logging(settings)
@@ -256,10 +372,10 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     prepare_schema(store)
     declared = load_config(settings.config)
     watched = monitor(store, declared)
-    auth = auth_store(store)
-    auth.initialise()
-    api = Api(monitor=watched, auth=auth, settings=settings,
-              idempotency=IdempotencyStore.beside(store))
+    api = Api(monitor=watched, auth=auth_store(store), settings=settings,
+              idempotency=kept_answers(store), payment_records=payment_records(store),
+              dispatch_records=dispatch_records(store), alert_store=alert_store(store),
+              driver_errors=store_errors())
     rules = engine = None
     if settings.alerts is not None:
         from fundpool.monitoring.alerting.reload import AlertRules
@@ -270,7 +386,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     if settings.simulate is not None:
         services.append(traffic_service(store, declared, declared.pool(None),
                                         rate_per_s=pace.parse_rate(settings.simulate)))
-    app = worker_app(settings, watched, api, rules=rules, engine=engine, services=services)
+    db_url = settings.db_url or ""
+    app = worker_app(settings, watched, api, open_lease=lambda: leader_lease(db_url),
+                     rules=rules, engine=engine, services=services)
     if settings.console:
         from fundpool.console import mount
 

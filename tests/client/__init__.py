@@ -14,13 +14,12 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from fundpool.compose import build_app
+from fundpool.compose import build_app, open_ledger_store
 from fundpool.ledger.service import Ledger
 from fundpool.pool.config import load_config
 from fundpool.pool.setup import init_pool
 from fundpool.runtime import SystemClock, system_ids
 from fundpool.server.settings import Settings
-from fundpool.stores import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "examples" / "pool.toml"
@@ -44,7 +43,7 @@ class LiveServer:
 
 def init_ledger(data_dir: Path) -> None:
     """The example pool in a new SQLite ledger, as `fundpool pool init` makes it."""
-    store = open_store(data_dir=data_dir, db_url=None)
+    store = open_ledger_store(data_dir=data_dir, db_url=None)
     try:
         store.initialise()
         init_pool(Ledger(store, SystemClock(), system_ids()), load_config(CONFIG))

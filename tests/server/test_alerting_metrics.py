@@ -71,7 +71,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Monitor, A
 
 
 def scrape(monitor: Monitor, engine: AlertEngine) -> dict[str, list[Sample]]:
-    app = create_app(monitor, follow=False,
+    app = create_app(monitor, driver_errors=compose.store_errors(), follow=False,
                      metric_sources=[kpi_source(engine.rules), alert_source(engine)])
     with TestClient(app) as client:
         response = client.get("/metrics")

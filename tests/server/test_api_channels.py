@@ -13,7 +13,6 @@ from fundpool.auth.roles import Role
 from fundpool.payments.dispatch import Dispatcher
 from fundpool.runtime import system_ids
 from fundpool.sim.rails import payout_router, simulated_rails
-from fundpool.stores.dispatch_sql import SqlDispatchRecords
 from tests.server.api_helpers import Server, assert_problem, running_server
 
 CSV = {"Content-Type": "text/csv"}
@@ -161,7 +160,7 @@ def test_batches_sent_show_fees_and_savings(server: Server) -> None:
     pool = api.pool(None)
     rails = simulated_rails(api.config, pool, seed=7, instance="test")
     dispatcher = Dispatcher(api.payments(), rails, payout_router(api.config, rails, seed=7),
-                            api.clock, system_ids(), records=SqlDispatchRecords(api.store))
+                            api.clock, system_ids(), records=api.dispatch_records)
     dispatcher.tick()  # picks the approved payouts up and sends the batches that are due
     dispatcher.flush_records()
     batches, _ = every_page(server, "/v1/channels/batches", limit=1)

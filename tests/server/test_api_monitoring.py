@@ -27,7 +27,6 @@ from fundpool.monitoring.alerting.reload import AlertRules
 from fundpool.monitoring.kpis import KPIS
 from fundpool.runtime import SystemClock
 from fundpool.server.settings import Settings
-from fundpool.stores import payment_store
 
 ROOT = Path(__file__).resolve().parents[2]
 MINUTE_US = 60_000_000
@@ -136,7 +135,7 @@ def test_figures_agree_with_the_pool_view_and_the_payments(served: Served) -> No
     assert figures["view"]["reporting_total"] == view["reporting_total"]
     assert figures["view"]["missing_rates"] == view["missing_rates"]
     # Every payment is counted once, in the state the payments table has it in.
-    counts = payment_store(served.api.store).state_counts("main")
+    counts = served.api.payment_records.state_counts("main")
     assert {s: n for s, n in figures["payments_by_state"].items() if n} == {
         str(s): n for s, n in counts.items()}
     # The cursor is the pool's last event, and nothing is left to apply.

@@ -307,7 +307,7 @@ def test_a_new_keys_secret_is_never_kept_for_replays(served: ApiApp, client: Any
 
 
 def test_old_kept_answers_are_pruned_but_payout_files_stay(tmp_path: Path) -> None:
-    from fundpool.server.v1.idempotency import IdempotencyStore
+    from fundpool.stores.idempotency_sql import IdempotencyStore
 
     kept = IdempotencyStore(f"sqlite:///{tmp_path / 'kept.sqlite3'}")
     for caller, at in (("key:a", 1_000), ("key:a-late", 5_000), ("payout-file:main", 1_000)):

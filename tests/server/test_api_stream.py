@@ -25,10 +25,10 @@ from fundpool.compose import build_app
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.core.ledger.model import Account, OpenAccount, Posting, Transfer
 from fundpool.ledger.service import Ledger
+from fundpool.monitoring.ports import OutboxReader
 from fundpool.runtime import SystemClock, system_ids
 from fundpool.server.settings import Settings
 from fundpool.server.v1 import stream
-from fundpool.stores.events_sql import OutboxReader
 from tests.client import LiveServer, live_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ class Served:
 
     @property
     def outbox(self) -> OutboxReader:
-        reader: OutboxReader = self.app.state.api.monitor.outbox
+        reader: OutboxReader = self.app.state.api.outbox
         return reader
 
     def connect(self, query: str = "", headers: dict[str, str] | None = None) -> Any:

@@ -20,9 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -79,6 +81,11 @@ class World:
         return compose.monitor(self.store, self.config, self.clock, projections=projections)
 
 
+def served(monitor: Monitor, **options: Any) -> FastAPI:
+    """The server of `monitor` without the API; a driver's error is its store_error."""
+    return create_app(monitor, driver_errors=compose.store_errors(), **options)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     store = SqliteStore(tmp_path_factory.mktemp("server") / "ledger.sqlite3")
@@ -115,7 +122,7 @@ def parse(text: str) -> tuple[dict[str, Metric], Samples]:
 
 
 def scrape(monitor: Monitor) -> tuple[dict[str, Metric], Samples]:
-    with TestClient(create_app(monitor, follow=False)) as client:
+    with TestClient(served(monitor, follow=False)) as client:
         response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -273,7 +280,7 @@ def test_lag_of_a_monitor_that_has_not_applied_anything(world: World) -> None:
 
 
 def test_healthz_and_readyz(world: World, caught_up: Monitor) -> None:
-    with TestClient(create_app(caught_up, follow=False)) as client:
+    with TestClient(served(caught_up, follow=False)) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")
         assert ready.status_code == 200
@@ -283,7 +290,7 @@ def test_healthz_and_readyz(world: World, caught_up: Monitor) -> None:
 def test_readyz_is_a_problem_while_the_projection_lags(world: World) -> None:
     behind = world.monitor(projections=ProjectionStore("sqlite:///:memory:"))
     head = behind.outbox.head(world.pool.id)
-    app = create_app(behind, follow=False, ready_lag_max_events=head - 1)
+    app = served(behind, follow=False, ready_lag_max_events=head - 1)
     with TestClient(app) as client:
         response = client.get("/readyz")
         assert response.status_code == 503
@@ -304,7 +311,7 @@ def test_readyz_when_the_store_has_no_ledger(tmp_path: Path, world: World) -> No
     empty = SqliteStore(tmp_path / "empty.sqlite3")
     try:
         monitor = compose.monitor(empty, world.config, world.clock)
-        with TestClient(create_app(monitor, follow=False)) as client:
+        with TestClient(served(monitor, follow=False)) as client:
             assert client.get("/healthz").status_code == 200
             response = client.get("/readyz")
             assert response.status_code == 503
@@ -325,7 +332,7 @@ def test_a_store_that_fails_is_a_store_error(
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(monitor.outbox, "head", disk_error)
-    with TestClient(create_app(monitor, follow=False)) as client:
+    with TestClient(served(monitor, follow=False)) as client:
         for route in ("/readyz", "/metrics"):
             response = client.get(route)
             assert response.status_code == 503, route
@@ -338,7 +345,7 @@ def test_a_store_that_fails_is_a_store_error(
 
 
 def test_unknown_route_is_a_problem(caught_up: Monitor) -> None:
-    with TestClient(create_app(caught_up, follow=False)) as client:
+    with TestClient(served(caught_up, follow=False)) as client:
         response = client.get("/nowhere")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
@@ -351,7 +358,7 @@ def test_unknown_route_is_a_problem(caught_up: Monitor) -> None:
 def test_metrics_follow_new_traffic(world: World) -> None:
     monitor = world.monitor()
     pool = world.pool.id
-    app = create_app(monitor, follow=True, follow_interval_s=0.01)
+    app = served(monitor, follow=True, follow_interval_s=0.01)
 
     def caught_up_scrape(client: TestClient) -> Samples:
         deadline = time.monotonic() + 10
@@ -395,7 +402,7 @@ def test_extra_metric_sources_share_the_scrape(world: World, caught_up: Monitor)
             family.add_metric([pool.id], figures.payments_by_state.get("settled", 0))
         return [family]
 
-    app = create_app(caught_up, follow=False, metric_sources=[settled_share])
+    app = served(caught_up, follow=False, metric_sources=[settled_share])
     with TestClient(app) as client:
         _, samples = parse(client.get("/metrics").text)
     settled = caught_up.figures(world.pool.id).payments_by_state["settled"]
@@ -408,7 +415,7 @@ def test_a_source_repeating_a_family_fails_the_scrape(caught_up: Monitor) -> Non
     def clash(scrape: Scrape) -> list[Metric]:
         return [GaugeMetricFamily("fundpool_payments", "again")]
 
-    app = create_app(caught_up, follow=False, metric_sources=[clash])
+    app = served(caught_up, follow=False, metric_sources=[clash])
     with TestClient(app, raise_server_exceptions=False) as client, capture_logs() as logs:
         response = client.get("/metrics")
     assert [entry["event"] for entry in logs] == ["unexpected_error"]

@@ -27,7 +27,7 @@ from fundpool.runtime import SystemClock
 
 if TYPE_CHECKING:
     from fundpool.auth.model import ApiKeyInfo, UserInfo
-    from fundpool.stores.auth_sql import AuthStore
+    from fundpool.auth.ports import AuthStore
 
 # The auth store (argon2 and the database) is imported by the commands: `fundpool --help` and
 # every other command start without it.

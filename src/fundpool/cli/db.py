@@ -9,25 +9,26 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from fundpool import compose
 from fundpool.cli.options import DataDirOption, DbUrlOption, JsonOption
 from fundpool.cli.output import emit, report_error
 from fundpool.core.errors import FundpoolError, StoreError
-from fundpool.sql import migrate
-from fundpool.sql.database import Database
-from fundpool.sql.dialect import driver_errors
-from fundpool.stores import open_store
 
 app = typer.Typer(help="The store's schema: its version per component, and upgrades.",
                   no_args_is_help=True)
 
 
-def _database(data_dir: Path | None, db_url: str | None) -> Database:
-    store = open_store(data_dir=data_dir, db_url=db_url)
-    database: Database = store.db  # type: ignore[attr-defined]
-    return database
+def _schema(data_dir: Path | None, db_url: str | None, upgrade: bool) -> compose.Schema:
+    """Where the store's schema stands, after applying every pending migration if `upgrade`;
+    the store closed again."""
+    store = compose.open_ledger_store(data_dir=data_dir, db_url=db_url)
+    try:
+        return compose.upgrade_schema(store) if upgrade else compose.schema_status(store)
+    finally:
+        store.close()
 
 
-def _table(statuses: list[migrate.ComponentStatus], title: str,
+def _table(statuses: list[compose.ComponentStatus], title: str,
            unknown: dict[str, int] | None = None) -> list[Text | Table]:
     # The title is a line of its own: as a table's title it would be folded to the table's
     # width, cutting the store's URL in the middle.
@@ -56,26 +57,22 @@ def status(
     """The schema version of each component (ledger, auth, api, projections, alerts) against
     this code's. `absent`: none of its tables yet; version 0: written before versions were kept."""
     try:
-        db = _database(data_dir, db_url)
-        try:
-            statuses = [migrate.status(db, component) for component in migrate.COMPONENTS]
-            unknown = migrate.unknown_components(db)
-        finally:
-            db.close()
+        schema = _schema(data_dir, db_url, upgrade=False)
     except FundpoolError as error:
         report_error(error, as_json)
         raise typer.Exit(2) from None
-    except driver_errors() as error:
+    except compose.store_errors() as error:
         report_error(StoreError("the store could not be read", reason=str(error)), as_json)
         raise typer.Exit(2) from None
     # A component this code does not know (a later release's) is shown, and does not make
     # this code's own components any less current.
+    statuses = schema.components
     current = all(status.state == "current" for status in statuses)
-    emit({"store": db.shown, "current": current,
+    emit({"store": schema.store, "current": current,
           "components": [status.to_dict() for status in statuses],
           "unknown_components": [{"component": name, "version": version}
-                                 for name, version in unknown.items()]},
-         _table(statuses, f"schema of {db.shown}", unknown), as_json)
+                                 for name, version in schema.unknown.items()]},
+         _table(statuses, f"schema of {schema.store}", schema.unknown), as_json)
     if check and not current:
         raise typer.Exit(1)
 
@@ -91,25 +88,20 @@ def upgrade(
     again finishes the rest. Safe beside a running server only when the release notes say so:
     stop the servers first."""
     try:
-        db = _database(data_dir, db_url)
-        try:
-            applied = migrate.upgrade_all(db)
-            statuses = [migrate.status(db, component) for component in migrate.COMPONENTS]
-        finally:
-            db.close()
+        schema = _schema(data_dir, db_url, upgrade=True)
     except FundpoolError as error:
         report_error(error, as_json)
         raise typer.Exit(2) from None
-    except driver_errors() as error:  # a migration's own failure is migration_failed
+    except compose.store_errors() as error:  # a migration's own failure is migration_failed
         report_error(StoreError("the store could not be upgraded", reason=str(error)), as_json)
         raise typer.Exit(2) from None
     document = {
-        "store": db.shown,
+        "store": schema.store,
         "applied": [{"component": name, "version": m.version, "name": m.name}
-                    for name, migrations in applied.items() for m in migrations],
-        "components": [status.to_dict() for status in statuses],
+                    for name, migrations in schema.applied.items() for m in migrations],
+        "components": [status.to_dict() for status in schema.components],
     }
     count = len(document["applied"])
-    title = (f"upgraded {db.shown}: {count} migration{'s' if count != 1 else ''} applied"
-             if count else f"{db.shown} is already at this code's version")
-    emit(document, _table(statuses, title), as_json)
+    title = (f"upgraded {schema.store}: {count} migration{'s' if count != 1 else ''} applied"
+             if count else f"{schema.store} is already at this code's version")
+    emit(document, _table(schema.components, title), as_json)

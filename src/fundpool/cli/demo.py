@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Protocol
 
 import typer
 from rich.console import RenderableType
@@ -56,10 +56,6 @@ from fundpool.ledger.ports import LedgerStore
 from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
 from fundpool.pool.view import FIGURES, Figures, PoolView, pool_view
 from fundpool.runtime import SystemClock
-from fundpool.sql.dialect import driver_errors
-
-if TYPE_CHECKING:
-    from fundpool.stores.sqlite import SqliteStore
 
 # The sample pool, shipped at the repository root; `--config` names another file.
 DEMO_CONFIG = Path(__file__).resolve().parents[3] / "examples" / "pool.toml"
@@ -78,7 +74,16 @@ DEMO_PORT = 8000
 # One console user per role; a demo on loopback, so its passwords are printed and simple.
 DEMO_ROLES = ("viewer", "cashier", "approver", "risk", "auditor", "admin")
 # What making the demo's ledger may fail with: the file system, or the database itself.
-FRESH_STORE_ERRORS: tuple[type[BaseException], ...] = (OSError, *driver_errors())
+FRESH_STORE_ERRORS: tuple[type[BaseException], ...] = (OSError, *compose.store_errors())
+
+
+class DemoLedger(LedgerStore, Protocol):
+    """The demo's own ledger (`compose.sqlite_ledger`): one SQLite file, which it deletes and
+    creates again."""
+
+    path: str
+
+    def is_initialised(self) -> bool: ...
 
 
 def demo_password(role: str) -> str:
@@ -88,13 +93,13 @@ FIGURE_LABELS = {"available": "available", "locked": "locked", "in_transit": "in
                  "fees": "fee income"}
 
 
-def _marker_text(store: SqliteStore) -> str:
+def _marker_text(store: LedgerStore) -> str:
     head = store.head()
     return ("created by `fundpool demo`, which deletes and rebuilds it\n"
             f"head {head.seq} {head.hash.hex()}\n")
 
 
-def _fresh_store(data_dir: Path, force: bool) -> tuple[SqliteStore, str]:
+def _fresh_store(data_dir: Path, force: bool) -> tuple[DemoLedger, str]:
     """An empty, initialised store in `data_dir`; a previous demo ledger there is deleted, but
     only if it is as the demo left it: the marker file records the ledger's head at the end
     of the demo, so a ledger someone wrote to since is never deleted without --force."""
@@ -129,7 +134,7 @@ def _fresh_store(data_dir: Path, force: bool) -> tuple[SqliteStore, str]:
 
 
 def _open_demo(data_dir: Path, config_path: Path | None, pool_id: str | None, force: bool
-               ) -> tuple[FundpoolConfig, PoolConfig, SqliteStore, str]:
+               ) -> tuple[FundpoolConfig, PoolConfig, DemoLedger, str]:
     """The demo's configuration and pool, then its fresh store; a clear error and exit 2 on
     either. The configuration is read before the store is touched: a bad file deletes
     nothing."""
@@ -331,8 +336,7 @@ def console_demo(data_dir: Path, config_path: Path | None, rate: str, duration: 
     stop_after_s = None if duration is None else parse_duration(duration)
     config, _, store, state = _open_demo(data_dir, config_path, None, force)
     try:
-        auth = compose.auth_store(store)
-        auth.initialise()
+        auth = compose.auth_store(store)  # its tables created if missing
         now_us = SystemClock().now_us()
         for role in DEMO_ROLES:
             with contextlib.suppress(UserExists):  # a demo ledger kept with --force

@@ -12,7 +12,8 @@ there). `consume` keeps the projections in `--projections URL` (default: beside 
 store); started several times on one PostgreSQL projection schema, the processes share the
 pools between them and take over those of one that dies. On SQLite one process consumes; a
 second waits until the first exits. Both stop cleanly on Ctrl-C or SIGTERM. Log lines go to
-stderr; `--json` prints one document on stdout at the end.
+stderr; `--json` prints one document on stdout at the end. The relay, the consumer and the
+stores they use come from the composition root (`fundpool.compose`).
 """
 
 from __future__ import annotations
@@ -29,25 +30,12 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from fundpool.bus.connection import DEFAULT_NATS_URL, connect_nats
-from fundpool.bus.consumer import (
-    ACK_WAIT_S,
-    PULL_BATCH,
-    NatsConsumer,
-    open_projections,
-    projection_url,
-)
-from fundpool.bus.relay import RELAY_CURSOR, NatsRelay, RelayReport
-from fundpool.bus.subjects import DEFAULT_PREFIX, DURABLE_PREFIX, durable_name, stream_name
+from fundpool import compose
 from fundpool.cli.options import DataDirOption, DbUrlOption, JsonOption
 from fundpool.cli.output import emit_json, log_to_stderr, report_error, stdout_console
 from fundpool.cli.session import session
 from fundpool.core.errors import FundpoolError, StoreError
 from fundpool.ledger.ports import LedgerStore
-from fundpool.monitoring.projector import Projector
-from fundpool.sql.dialect import driver_errors
-from fundpool.stores.events_sql import outbox_reader
-from fundpool.stores.projection_sql import ProjectionStore
 
 app = typer.Typer(
     name="events",
@@ -106,41 +94,39 @@ def reported(as_json: bool) -> Iterator[None]:
     except FundpoolError as error:
         report_error(error, as_json)
         raise typer.Exit(2) from None
-    except driver_errors() as error:
+    except compose.store_errors() as error:
         report_error(StoreError(reason=f"{type(error).__name__}: {error}"), as_json)
         raise typer.Exit(2) from None
 
 
 def projections_of(store: LedgerStore | None, option: str | None) -> str:
     if option:
-        return projection_url(option)
+        return compose.projection_url(option)
     if store is None:
         raise typer.BadParameter("give --projections, or the ledger store it is beside",
                                  param_hint="'--projections'")
-    # The URL `ProjectionStore.beside` would open (the ledger's database and schema), without
-    # opening it here.
-    return ProjectionStore.url_beside(store)
+    return compose.projection_url_beside(store)
 
 
 # --- relay -----------------------------------------------------------------------------------
 
 
-def relay_doc(report: RelayReport, outbox_last: int) -> dict[str, object]:
+def relay_doc(report: compose.RelayReport, outbox_last: int) -> dict[str, object]:
     return {**asdict(report), "outbox_last_pos": outbox_last,
             "lag": max(0, outbox_last - report.pos)}
 
 
 @app.command()
 def relay(
-    nats_url: NatsOption = DEFAULT_NATS_URL,
+    nats_url: NatsOption = compose.DEFAULT_NATS_URL,
     once: Annotated[bool, typer.Option("--once", help="Publish what the outbox holds, then "
                                                       "exit.")] = False,
     from_pos: Annotated[int | None, typer.Option(
         "--from", min=0, help="Publish again after this outbox position: the cursor is moved "
         "back first (consumers count what they already have as duplicates).",
         show_default=False)] = None,
-    name: NameOption = RELAY_CURSOR,
-    prefix: PrefixOption = DEFAULT_PREFIX,
+    name: NameOption = compose.RELAY_CURSOR,
+    prefix: PrefixOption = compose.DEFAULT_PREFIX,
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
@@ -148,11 +134,11 @@ def relay(
     """Publish the outbox to JetStream, in order, saving the cursor after each page is
     acknowledged; runs until Ctrl-C unless --once."""
     with session(data_dir, db_url, as_json) as s, stop_on_signals() as stop:
-        relay = NatsRelay(s.store, nats_url, name=name, prefix=prefix)
+        relay = compose.nats_relay(s.store, nats_url, name=name, prefix=prefix)
         if from_pos is not None:
             relay.save_cursor(from_pos)
 
-        async def run() -> RelayReport:
+        async def run() -> compose.RelayReport:
             try:
                 return await relay.run(once=once, stop=stop)
             finally:
@@ -171,7 +157,7 @@ def relay(
 
 @app.command()
 def consume(
-    nats_url: NatsOption = DEFAULT_NATS_URL,
+    nats_url: NatsOption = compose.DEFAULT_NATS_URL,
     projections: ProjectionsOption = None,
     pool: Annotated[list[str] | None, typer.Option(
         "--pool", help="A pool to consume; repeat for several (default: every pool with a "
@@ -180,27 +166,27 @@ def consume(
         "--until-idle", help="Exit after this many seconds without a message.",
         show_default=False)] = None,
     durable_prefix: Annotated[str, typer.Option(
-        "--durable-prefix", help="Durable consumer name prefix.")] = DURABLE_PREFIX,
+        "--durable-prefix", help="Durable consumer name prefix.")] = compose.DURABLE_PREFIX,
     ack_wait: Annotated[float, typer.Option(
         "--ack-wait", help="Seconds before an unacknowledged message comes again.")]
-        = ACK_WAIT_S,
+        = compose.ACK_WAIT_S,
     batch: Annotated[int, typer.Option(
-        "--batch", min=1, help="Messages asked for per pull request.")] = PULL_BATCH,
-    prefix: PrefixOption = DEFAULT_PREFIX,
+        "--batch", min=1, help="Messages asked for per pull request.")] = compose.PULL_BATCH,
+    prefix: PrefixOption = compose.DEFAULT_PREFIX,
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Apply the pools' streams to the projections, each event once; runs until Ctrl-C."""
     if projections:
-        url = projection_url(projections)
+        url = compose.projection_url(projections)
     else:
         with session(data_dir, db_url, as_json) as s:
             url = projections_of(s.store, None)
     with reported(as_json), stop_on_signals() as stop:
-        consumer = NatsConsumer(url, nats_url, applier=Projector, pools=pool or None,
-                                durable_prefix=durable_prefix, prefix=prefix,
-                                ack_wait_s=ack_wait, batch=batch)
+        consumer = compose.nats_consumer(url, nats_url, pools=pool or None,
+                                         durable_prefix=durable_prefix, prefix=prefix,
+                                         ack_wait_s=ack_wait, batch=batch)
         report = asyncio.run(consumer.run(until_idle_s=until_idle, stop=stop))
     document = {**asdict(report), "durable": consumer.durable}
     if as_json:
@@ -216,31 +202,6 @@ def consume(
 # --- status ----------------------------------------------------------------------------------
 
 
-async def stream_status(nats_url: str, prefix: str, durable: str, pools: list[str]
-                        ) -> dict[str, dict[str, Any]]:
-    """Per pool: the stream's message count and the durable's backlog, when they exist."""
-    nc = await connect_nats(nats_url, name="fundpool-status")
-    js = nc.jetstream()
-    found: dict[str, dict[str, Any]] = {}
-    try:
-        for pool in pools:
-            name = stream_name(pool, prefix)
-            entry: dict[str, Any] = {"stream": name, "messages": None, "pending": None,
-                                     "ack_pending": None, "redelivered": None}
-            try:
-                info = await js.stream_info(name)
-                entry["messages"] = info.state.messages
-                consumer = await js.consumer_info(name, durable)
-                entry.update(pending=consumer.num_pending, ack_pending=consumer.num_ack_pending,
-                             redelivered=consumer.num_redelivered)
-            except Exception as error:  # an absent stream or durable is shown empty
-                entry["error"] = type(error).__name__
-            found[pool] = entry
-    finally:
-        await nc.close()
-    return found
-
-
 @app.command()
 def status(
     nats_url: Annotated[str | None, typer.Option(
@@ -248,28 +209,28 @@ def status(
         help="Also show each stream's messages and the durable's backlog.",
         show_default=False)] = None,
     projections: ProjectionsOption = None,
-    name: NameOption = RELAY_CURSOR,
+    name: NameOption = compose.RELAY_CURSOR,
     durable_prefix: Annotated[str, typer.Option(
-        "--durable-prefix", help="Durable consumer name prefix.")] = DURABLE_PREFIX,
-    prefix: PrefixOption = DEFAULT_PREFIX,
+        "--durable-prefix", help="Durable consumer name prefix.")] = compose.DURABLE_PREFIX,
+    prefix: PrefixOption = compose.DEFAULT_PREFIX,
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The relay's cursor against the outbox, and each pool's projection against its head."""
     with session(data_dir, db_url, as_json) as s:
-        outbox = outbox_reader(s.store)
+        outbox = compose.outbox(s.store)
         last, relayed, heads = outbox.last_pos(), outbox.cursor(name), outbox.heads()
         url = projections_of(s.store, projections)
-        store = open_projections(url)
+        store = compose.projection_store_at(url)
         try:
             cursors = {pool: store.cursor(pool) for pool in sorted(heads)}
         finally:
             store.close()
-        durable = durable_name(url, durable_prefix)
+        durable = compose.durable_name(url, durable_prefix)
         nats_state: dict[str, dict[str, Any]] = {}
         if nats_url:
-            nats_state = asyncio.run(stream_status(nats_url, prefix, durable, sorted(heads)))
+            nats_state = compose.stream_status(nats_url, durable, sorted(heads), prefix=prefix)
         pools: list[dict[str, Any]] = []
         for pool, head in sorted(heads.items()):
             cursor = cursors[pool]

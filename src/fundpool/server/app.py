@@ -1,7 +1,10 @@
 """The fundpool server: an app factory around one `Monitor`.
 
-    app = create_app(monitor)                  # follows the outbox while it runs
-    app = create_app(monitor, follow=False)    # the caller steps the monitor (tests, NATS)
+    app = create_app(monitor, driver_errors=errors)                # follows the outbox
+    app = create_app(monitor, driver_errors=errors, follow=False)  # the caller steps it
+
+`driver_errors` are the database drivers' error classes (`fundpool.compose.store_errors()`):
+the server imports no store, so it is told what a failing database raises.
 
 Operational routes live here: `/metrics` (Prometheus), `/healthz` (the process answers) and
 `/readyz` (the store answers and the live figures are close enough behind the ledger). The API
@@ -26,7 +29,12 @@ from prometheus_client.exposition import choose_encoder
 from fundpool import __version__
 from fundpool.monitoring.service import Monitor
 from fundpool.server.metrics import FundpoolCollector, MetricSource
-from fundpool.server.problems import ProjectionLagging, install_problem_handlers, store_errors
+from fundpool.server.problems import (
+    DriverErrors,
+    ProjectionLagging,
+    install_problem_handlers,
+    store_errors,
+)
 
 if TYPE_CHECKING:
     from fundpool.server.v1.context import Api
@@ -56,6 +64,7 @@ FOLLOW_INTERVAL_S = 0.05
 def create_app(
     monitor: Monitor,
     *,
+    driver_errors: DriverErrors,
     follow: bool = True,
     follow_interval_s: float = FOLLOW_INTERVAL_S,
     ready_lag_max_events: int = READY_LAG_MAX_EVENTS,
@@ -68,7 +77,8 @@ def create_app(
     With `follow`, the app's lifespan runs the monitor's follower (the in-process bus) from
     start-up to shut-down. `metric_sources` are extra Prometheus metric sources, run at each
     scrape after the core families (server/metrics.py, `MetricSource`). With `api` (the
-    credentials, settings and kept responses of the `/v1` routes), the API is mounted too."""
+    credentials, settings and kept responses of the `/v1` routes), the API is mounted too.
+    A `driver_errors` raised by a route is a `store_error` problem (503)."""
     if ready_lag_max_events < 0:
         raise ValueError("ready_lag_max_events is never negative")
 
@@ -104,7 +114,7 @@ def create_app(
     app.state.monitor = monitor
     app.state.registry = registry
     app.state.ready_lag_max_events = ready_lag_max_events
-    install_problem_handlers(app)
+    install_problem_handlers(app, driver_errors)
     if api is not None:
         from fundpool.server.v1 import install_v1
 
@@ -122,7 +132,7 @@ def create_app(
         `projection_lagging`)."""
         current = monitor_of(request)
         bound = int(request.app.state.ready_lag_max_events)
-        with store_errors():
+        with store_errors(driver_errors):
             current.store.head()  # store_not_initialised when the store has no ledger
             lags = {pool.id: current.lag(pool.id) for pool in current.config.pools}
         behind = {pool: lag for pool, lag in lags.items() if lag > bound}
@@ -137,7 +147,7 @@ def create_app(
     def metrics(request: Request) -> Response:
         """Prometheus exposition (text, or OpenMetrics when the scraper asks for it)."""
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        with store_errors():
+        with store_errors(driver_errors):
             body = encoder(request.app.state.registry)
         return Response(body, media_type=content_type)
 

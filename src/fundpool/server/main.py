@@ -5,10 +5,10 @@ with the process's logging and its share of the live figures.
     uvicorn --factory fundpool.compose:build_app      # what `fundpool serve` runs
 
 Each worker opens its own connections. With several workers on PostgreSQL, one of them leads:
-it holds a session advisory lock, applies the outbox to the projections, evaluates the alert
-rules and prunes old kept answers; the others re-read the projections the leader writes. When
-the leader dies, its connection closes, the lock is free, and another worker takes over within
-a second.
+it holds a lease (a session advisory lock, which the composition root opens), applies the
+outbox to the projections, evaluates the alert rules and prunes old kept answers; the others
+re-read the projections the leader writes. When the leader dies, its connection closes, the
+lock is free, and another worker takes over within a second.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from fastapi import FastAPI
@@ -30,9 +30,7 @@ from fundpool.server.app import Service, create_app
 from fundpool.server.metrics import MetricSource
 from fundpool.server.settings import Settings
 from fundpool.server.v1.context import Api
-from fundpool.server.v1.idempotency import IdempotencyStore
-from fundpool.sql.database import Database
-from fundpool.sql.lease import AdvisoryLease
+from fundpool.server.v1.idempotency import KeptAnswers
 
 if TYPE_CHECKING:
     from fundpool.monitoring.alerting.engine import AlertEngine
@@ -41,6 +39,17 @@ if TYPE_CHECKING:
 LEADER_POLL_S = 1.0
 PRUNE_EVERY_S = 3_600.0
 REFRESH_S = 1.0
+
+
+class Lease(Protocol):
+    """A lease one worker holds among several (the composition root opens an advisory lock)."""
+
+    def try_take(self) -> bool:
+        """Take it if nobody holds it; True while this worker does. A lost connection
+        raises."""
+        ...
+
+    def close(self) -> None: ...
 
 
 def configure_logging(settings: Settings) -> None:
@@ -67,18 +76,19 @@ def configure_logging(settings: Settings) -> None:
 
 
 class Leadership:
-    """Who keeps the live figures: the worker holding `lease_key` (PostgreSQL), or this one
-    alone (SQLite: one worker)."""
+    """Who keeps the live figures: the worker holding the lease `open_lease` opens
+    (PostgreSQL), or this one alone (SQLite: one worker)."""
 
-    def __init__(self, monitor: Monitor, settings: Settings, engine: Any = None,
-                 idempotency: IdempotencyStore | None = None) -> None:
+    def __init__(self, monitor: Monitor, settings: Settings, open_lease: Callable[[], Lease],
+                 engine: Any = None, idempotency: KeptAnswers | None = None) -> None:
         self.monitor = monitor
         self.settings = settings
+        self.open_lease = open_lease
         self.engine = engine
         self.idempotency = idempotency  # the leader prunes its old answers, hourly
         self._pruner: Follower | None = None
         self.leading = False
-        self._lease: AdvisoryLease | None = None
+        self._lease: Lease | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -108,8 +118,7 @@ class Leadership:
         while not self._stop.is_set():
             try:
                 if self._lease is None:
-                    self._lease = AdvisoryLease(Database(self.settings.db_url or ""),
-                                                "fundpool.leader")
+                    self._lease = self.open_lease()
                 if self._lease.try_take():
                     log.info("leading", pid=threading.get_native_id())
                     self._lead()
@@ -139,18 +148,21 @@ def worker_app(
     monitor: Monitor,
     api: Api,
     *,
+    open_lease: Callable[[], Lease],
     rules: AlertRules | None = None,
     engine: AlertEngine | None = None,
     services: Sequence[Service] = (),
 ) -> FastAPI:
     """One worker's app around `monitor` and `api`: the KPI families (and, with the alert
-    `engine` on its `rules`, the alert families), the leadership of the live figures, and
-    `services` run beside the app from its start-up to its shut-down."""
+    `engine` on its `rules`, the alert families), the leadership of the live figures (on
+    PostgreSQL, by the lease `open_lease` opens), and `services` run beside the app from its
+    start-up to its shut-down."""
     sources: list[MetricSource] = [kpi_source(rules)]
     if engine is not None:
         sources.append(alert_source(engine))
-    leadership = Leadership(monitor, settings, engine, api.idempotency)
-    app = create_app(monitor, follow=False, ready_lag_max_events=settings.ready_lag_max_events,
+    leadership = Leadership(monitor, settings, open_lease, engine, api.idempotency)
+    app = create_app(monitor, driver_errors=api.driver_errors, follow=False,
+                     ready_lag_max_events=settings.ready_lag_max_events,
                      metric_sources=sources, api=api, services=[leadership, *services])
     app.state.leadership = leadership
     app.state.alerts = engine

@@ -9,6 +9,10 @@ Every error the server returns has one shape:
 its keyword facts, kept in an object of their own so that a fact named `type` or `status` (an
 event's type, say) can never shadow a member the RFC defines. The `type` URI is relative to the
 server; it identifies the problem and is not meant to be fetched.
+
+A database driver's error (what a store raises when its database fails) is `store_error` (503):
+the server does not know the drivers, so the composition root hands their error classes in
+(`DriverErrors`, on the worker's `Api` and to `create_app`).
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fundpool.core.errors import FundpoolError, StoreError
-from fundpool.stores import driver_errors
 
 log = structlog.get_logger(__name__)
+
+# The error classes of the database drivers the stores use (sqlite3.Error, psycopg.Error).
+DriverErrors = tuple[type[BaseException], ...]
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "/problems/"
@@ -122,20 +128,21 @@ def error_problem(error: FundpoolError) -> JSONResponse:
                    error.facts)
 
 
-DRIVER_ERRORS = driver_errors()
+def store_failure(error: BaseException) -> StoreError:
+    return StoreError(reason=f"{type(error).__name__}: {error}")
 
 
 @contextmanager
-def store_errors() -> Iterator[None]:
+def store_errors(driver_errors: DriverErrors) -> Iterator[None]:
     """Turn a database driver's error into `store_error` (503), an answer rather than an
     unexpected failure: a route that reads the store says so when the store is down."""
     try:
         yield
-    except DRIVER_ERRORS as error:
-        raise StoreError(reason=f"{type(error).__name__}: {error}") from error
+    except driver_errors as error:
+        raise store_failure(error) from error
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+def install_problem_handlers(app: FastAPI, driver_errors: DriverErrors) -> None:
     """Make every error the app returns a problem document with a code."""
 
     async def on_domain_error(request: Request, error: Exception) -> JSONResponse:
@@ -167,8 +174,8 @@ def install_problem_handlers(app: FastAPI) -> None:
                        facts={"errors": errors})
 
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-        if isinstance(error, DRIVER_ERRORS):
-            return error_problem(StoreError(reason=f"{type(error).__name__}: {error}"))
+        if isinstance(error, driver_errors):
+            return error_problem(store_failure(error))
         # The detail of an unexpected failure stays in the server's log: it may name a store
         # URL. (`fundpool serve` renders tracebacks without local variables.)
         log.error("unexpected_error", path=request.url.path, error=type(error).__name__,

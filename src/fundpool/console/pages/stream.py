@@ -417,7 +417,7 @@ class Stream:
     async def _replay(self, since_us: int, until_us: int, speed: int) -> None:
         """Events of the window, read from the outbox in a worker thread and shown as their
         moments come on a clock `speed` times faster than the wall."""
-        outbox = self.console.api.monitor.outbox
+        outbox = self.console.api.outbox
         loop = asyncio.get_running_loop()
         pending: list[StreamRow] = []
         done = 0

@@ -19,7 +19,6 @@ from fundpool.auth.errors import AuthenticationFailed, KeyAlreadyRotated
 from fundpool.auth.roles import P, Role
 from fundpool.core.errors import FundpoolError
 from fundpool.ledger.docs import iso
-from fundpool.server.problems import store_errors
 from fundpool.server.v1.context import api_of
 from fundpool.server.v1.idempotency import HEADER, idempotent_post
 from fundpool.server.v1.models import Strict
@@ -140,7 +139,7 @@ def login(body: LoginIn, request: Request) -> JSONResponse:
     """Log in: a session for the console (cookie) or a script (bearer token). The one POST
     without `Idempotency-Key`: each log-in is a new session, and its secret is never kept."""
     api = api_of(request)
-    with store_errors():
+    with api.store_errors():
         principal, token, csrf = api.auth.login(body.username, body.password,
                                                 now_us=api.clock.now_us(),
                                                 ttl_s=api.settings.session_ttl_s)
@@ -162,7 +161,7 @@ def logout(request: Request) -> Response:
     api = api_of(request)
     principal = principal_of(request)
     if principal.session_id is not None:
-        with store_errors():
+        with api.store_errors():
             api.auth.logout(principal.session_id, now_us=api.clock.now_us())
         token = request.scope.get("state", {}).get("token")
         if token:
@@ -192,7 +191,7 @@ def list_keys(request: Request) -> list[dict[str, object]]:
     """Every API key, without its secret."""
     api = api_of(request)
     now_us = api.clock.now_us()
-    with store_errors():
+    with api.store_errors():
         return [_key_doc(info, now_us) for info in api.auth.keys()]  # noqa: SIM118
 
 
@@ -260,8 +259,9 @@ def revoke_key(key_id: KeyPath, request: Request,
 @router.get("/users", response_model=list[UserOut], openapi_extra=needs(P.KEYS_READ),
             responses=PROBLEMS)
 def list_users(request: Request) -> list[dict[str, object]]:
-    with store_errors():
-        return [_user_doc(info) for info in api_of(request).auth.users()]
+    api = api_of(request)
+    with api.store_errors():
+        return [_user_doc(info) for info in api.auth.users()]
 
 
 @router.post("/users", status_code=201, response_model=UserOut,

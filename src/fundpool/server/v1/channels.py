@@ -24,7 +24,6 @@ from fundpool.payments.records import BatchRecord, RouteRecord
 from fundpool.pool.config import WEEKDAYS as WEEKDAY_NAMES
 from fundpool.pool.config import ChannelConfig, ChannelKind, CutOffWindow, InvalidConfig
 from fundpool.routing.decision import RoutingDecision
-from fundpool.server.problems import store_errors
 from fundpool.server.v1.context import Api, api_of
 from fundpool.server.v1.pagination import (
     CursorQuery,
@@ -36,7 +35,6 @@ from fundpool.server.v1.pagination import (
 )
 from fundpool.server.v1.problems import PROBLEMS
 from fundpool.server.v1.security import SecuredRouter, needs
-from fundpool.stores.dispatch_sql import dispatch_records
 
 router = SecuredRouter(prefix="/channels", tags=["channels"])
 
@@ -253,8 +251,8 @@ def list_decisions(
     api = api_of(request)
     filters = {"payment_id": payment_id, "channel": channel}
     after = _after(cursor, "decisions", filters, (str, int))
-    with store_errors():
-        found = dispatch_records(api.store).decisions(
+    with api.store_errors():
+        found = api.dispatch_records.reads.decisions(
             payment_id=payment_id, channel=channel, limit=limit + 1,
             before=None if after is None else (after[0], after[1]))
         assets = api.assets()
@@ -294,8 +292,8 @@ def list_batches(
     api = api_of(request)
     filters = {"channel": channel}
     after = _after(cursor, "batches", filters, (str, int))
-    with store_errors():
-        found = dispatch_records(api.store).batches(
+    with api.store_errors():
+        found = api.dispatch_records.reads.batches(
             channel=channel, limit=limit + 1,
             before=None if after is None else (after[1], after[0]))
         assets = api.assets()

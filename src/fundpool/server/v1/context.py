@@ -1,33 +1,41 @@
-"""What the `/v1` routes work with: one `Api` object per worker process, on `app.state.api`."""
+"""What the `/v1` routes work with: one `Api` object per worker process, on `app.state.api`.
+
+The composition root builds it (`fundpool.compose.build_app`) and fills in every adapter the
+routes use, each typed by the port its package declares: the server imports no store, so a
+route reaches the database only through these fields (or the services built on them).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from fastapi import Request
 
+from fundpool.auth.ports import AuthStore
 from fundpool.core.errors import FundpoolError, UnknownAsset
 from fundpool.core.ledger.engine import CommandResult
 from fundpool.core.ledger.model import Command, Posting
 from fundpool.core.money import Asset
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
+from fundpool.monitoring.alerting.ports import AlertStore
+from fundpool.monitoring.ports import OutboxReader
 from fundpool.monitoring.service import Monitor
+from fundpool.payments.ports import DispatchRecords, PaymentStore
 from fundpool.payments.service import PaymentService
 from fundpool.pool.config import FundpoolConfig, PoolConfig
 from fundpool.runtime import SystemClock, process_ids
-from fundpool.server.problems import store_errors
+from fundpool.server.problems import DriverErrors, store_errors
 from fundpool.server.settings import Settings
-from fundpool.server.v1.idempotency import IdempotencyStore
+from fundpool.server.v1.idempotency import KeptAnswers
 from fundpool.server.v1.models import PostingIn
 from fundpool.server.v1.security import Authenticator, RateLimiter
 from fundpool.server.v1.writer import LedgerWriter
-from fundpool.stores import payment_store
-from fundpool.stores.auth_sql import AuthStore
 
 
 class UnknownPool(FundpoolError):
@@ -37,10 +45,14 @@ class UnknownPool(FundpoolError):
 
 @dataclass
 class Api:
-    monitor: Monitor
-    auth: AuthStore
+    monitor: Monitor  # the live figures, on the ledger store and its outbox
+    auth: AuthStore  # API keys, users and sessions
     settings: Settings
-    idempotency: IdempotencyStore
+    idempotency: KeptAnswers  # the answers kept for `Idempotency-Key`
+    payment_records: PaymentStore  # the payments, beside the ledger
+    dispatch_records: DispatchRecords  # the dispatcher's routes, batches and outcomes
+    alert_store: AlertStore  # the alerts raised, when no alert engine runs in this worker
+    driver_errors: DriverErrors  # what the stores raise when their database fails
     clock: SystemClock = field(default_factory=SystemClock)
     _payments: dict[str, PaymentService] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -54,6 +66,15 @@ class Api:
     def config(self) -> FundpoolConfig:
         return self.monitor.config
 
+    @property
+    def outbox(self) -> OutboxReader:
+        """The events the ledger's transactions wrote, in commit order (the monitor's)."""
+        return self.monitor.outbox
+
+    def store_errors(self) -> AbstractContextManager[None]:
+        """Around a read or write of the store: its database failing is `store_error` (503)."""
+        return store_errors(self.driver_errors)
+
     @cached_property
     def ledger(self) -> Ledger:
         """The reads' ledger (its writes go through `writer`)."""
@@ -63,6 +84,7 @@ class Api:
     def writer(self) -> LedgerWriter:
         """Group commit of the ledger routes' commands, on a ledger of its own."""
         return LedgerWriter(Ledger(self.monitor.store, self.clock, process_ids()),
+                            driver_errors=self.driver_errors,
                             batch_max=max(self.settings.batch_size_max, 1_024)).start()
 
     async def write(self, commands: Sequence[Command]) -> list[CommandResult]:
@@ -72,7 +94,8 @@ class Api:
 
     @cached_property
     def authenticator(self) -> Authenticator:
-        return Authenticator(self.auth, cache_s=self.settings.auth_cache_s)
+        return Authenticator(self.auth, driver_errors=self.driver_errors,
+                             cache_s=self.settings.auth_cache_s)
 
     @cached_property
     def limiter(self) -> RateLimiter:
@@ -84,7 +107,7 @@ class Api:
         """The ledger's assets, kept: they change rarely (`asset` asks again for a code it
         does not know, since another worker may have defined it)."""
         if self._assets is None or fresh:
-            with store_errors():
+            with self.store_errors():
                 self._assets = {asset.code: asset for asset in self.monitor.store.assets()}
         return self._assets
 
@@ -111,8 +134,7 @@ class Api:
             service = self._payments.get(pool.id)
             if service is None:
                 service = PaymentService(Ledger(self.monitor.store, self.clock, process_ids()),
-                                         payment_store(self.monitor.store), self.config, pool,
-                                         process_ids())
+                                         self.payment_records, self.config, pool, process_ids())
                 self._payments[pool.id] = service
             return service
 

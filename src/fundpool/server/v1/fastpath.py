@@ -24,10 +24,10 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from fundpool.auth.roles import Permission
-from fundpool.core.errors import FundpoolError, StoreError
+from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.model import Transfer
 from fundpool.ledger.docs import entry_doc
-from fundpool.server.problems import DRIVER_ERRORS, error_problem, problem
+from fundpool.server.problems import DriverErrors, error_problem, problem, store_failure
 from fundpool.server.v1.idempotency import check_key
 from fundpool.server.v1.models import TransferIn
 from fundpool.server.v1.problems import json_answer
@@ -50,6 +50,9 @@ class TransferApi(Protocol):
 
     @property
     def ledger(self) -> Ledger: ...
+
+    @property
+    def driver_errors(self) -> DriverErrors: ...
 
     def assets(self, *, fresh: bool = False) -> dict[str, Asset]: ...
 
@@ -108,8 +111,8 @@ async def transfer(api: TransferApi, principal: Principal, scope: Scope, receive
                 else json_answer(doc, 201)
     except FundpoolError as error:
         response = error_problem(error)
-    except DRIVER_ERRORS as error:
-        response = error_problem(StoreError(reason=f"{type(error).__name__}: {error}"))
+    except api.driver_errors as error:
+        response = error_problem(store_failure(error))
     except Exception as error:
         log.error("unexpected_error", path=PATH, error=type(error).__name__, exc_info=error)
         response = problem(500, "internal_error", "the server failed unexpectedly")

@@ -9,32 +9,73 @@ key management, log in) goes through this store, with the same semantics as the 
   (`Idempotent-Replayed: true`), without doing anything;
 - the same key with another request is 409 `idempotency_conflict`;
 - a request still running under the key is 409 `idempotency_in_progress` (retry later); one
-  that has run longer than `IN_PROGRESS_S` is taken to have died with its worker, and the key
-  is free again;
+  that has run longer than the store's `IN_PROGRESS_S` (a minute) is taken to have died with
+  its worker, and the key is free again;
 - responses of errors the caller made (4xx) are kept like successes; a failure of the server
   (5xx) frees the key.
 
 Keys are per caller: two API keys may use the same idempotency key for different requests.
+The answers are kept by a `KeptAnswers` (`stores/idempotency_sql.py`), which the composition
+root hands to the worker's `Api`.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from fundpool.core.errors import FundpoolError, IdempotencyConflict, InvalidIdempotencyKey
-from fundpool.server.problems import STATUS_BY_CODE, error_problem, store_errors
-from fundpool.stores.idempotency_sql import IN_PROGRESS_S, IdempotencyStore
-
-__all__ = ["IN_PROGRESS_S", "IdempotencyStore"]
+from fundpool.server.problems import STATUS_BY_CODE, error_problem
 
 KEY_MAX_CHARS = 255
 HEADER = "Idempotency-Key"
+
+
+class KeptAnswer(Protocol):
+    """What is kept under one (caller, key): the request's hash, `running` or `done`, and the
+    answer once done."""
+
+    @property
+    def request_hash(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def status(self) -> int | None: ...
+
+    @property
+    def body(self) -> str | None: ...
+
+
+class KeptAnswers(Protocol):
+    """Where the answers are kept, one per (caller, key)."""
+
+    def claim(self, caller: str, key: str, digest: str, now_us: int) -> KeptAnswer | None:
+        """Take the key for a new request (None), or say what holds it."""
+        ...
+
+    def finish(self, caller: str, key: str, status: int, body: bytes) -> None: ...
+
+    def release(self, caller: str, key: str) -> None:
+        """Free a key whose request failed (still `running`)."""
+        ...
+
+    def keep(self, caller: str, key: str, status: int, body: bytes, now_us: int) -> None:
+        """Keep a record under (caller, key) whatever was there: the API's own small records."""
+        ...
+
+    def find(self, caller: str, key: str) -> KeptAnswer | None: ...
+
+    def prune(self, before_us: int) -> int:
+        """Forget the answers to requests made before `before_us` (not the API's own)."""
+        ...
+
 
 class IdempotencyInProgress(FundpoolError):
     code = "idempotency_in_progress"
@@ -59,7 +100,7 @@ def request_hash(method: str, path: str, body: object) -> str:
 
 
 def run_idempotent(
-    store: IdempotencyStore, caller: str, key: str | None, digest: str, now_us: int,
+    store: KeptAnswers, caller: str, key: str | None, digest: str, now_us: int,
     run: Callable[[], JSONResponse], *, kept: Callable[[Any], Any] | None = None,
 ) -> JSONResponse:
     """Run `run` once per (caller, key); see the module's docstring. `kept` turns a
@@ -113,7 +154,7 @@ def idempotent_post(
         answer = run()
         return answer if isinstance(answer, JSONResponse) else JSONResponse(answer, status)
 
-    with store_errors():
+    with api.store_errors():
         return run_idempotent(api.idempotency, caller, key,
                               request_hash("POST", request.url.path, body),
                               api.clock.now_us(), respond, kept=kept)

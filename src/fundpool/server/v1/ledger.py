@@ -36,7 +36,6 @@ from fundpool.core.money import Asset, AssetKind
 from fundpool.ledger.docs import amount_fields, balance_fields, entry_doc, iso
 from fundpool.ledger.service import find_account, recorded_from_stored, seq_at
 from fundpool.ledger.verify import verify
-from fundpool.server.problems import store_errors
 from fundpool.server.v1.context import Api, api_of
 from fundpool.server.v1.idempotency import HEADER, check_key, idempotent_post
 from fundpool.server.v1.models import (
@@ -126,8 +125,9 @@ def _pending_doc(pending: Any, assets: Mapping[str, Asset]) -> dict[str, object]
             responses=PROBLEMS)
 def list_assets(request: Request) -> list[dict[str, object]]:
     """Every asset the ledger holds, by code."""
-    with store_errors():
-        assets = api_of(request).store.assets()
+    api = api_of(request)
+    with api.store_errors():
+        assets = api.store.assets()
     return [{"code": a.code, "scale": a.scale, "kind": str(a.kind)}
             for a in sorted(assets, key=lambda a: a.code)]
 
@@ -168,7 +168,7 @@ def list_accounts(
     api = api_of(request)
     filters = {"prefix": prefix, "asset": asset, "sort": sort}
     after = read_cursor(cursor, "accounts", filters, str)
-    with store_errors():
+    with api.store_errors():
         found = api.store.accounts(prefix, asset=asset, after=after,
                                    descending=sort.startswith("-"), limit=limit + 1)
         assets = api.assets()
@@ -212,7 +212,7 @@ def open_account(body: AccountIn, request: Request,
             openapi_extra=needs(P.LEDGER_READ), responses=PROBLEMS)
 def get_account(address: AddressPath, request: Request) -> dict[str, object]:
     api = api_of(request)
-    with store_errors():
+    with api.store_errors():
         return _account_doc(find_account(api.store, address), api.assets())
 
 
@@ -222,7 +222,7 @@ def get_balances(address: AddressPath, request: Request, at: AtQuery = None
                  ) -> dict[str, object]:
     """The account's balance in each asset it holds, now or at `at`."""
     api = api_of(request)
-    with store_errors():
+    with api.store_errors():
         assets = api.assets()
         head = api.store.head()
         if at is None:
@@ -249,7 +249,7 @@ def get_history(
     api = api_of(request)
     filters = {"address": address, "asset": asset}
     before = read_cursor(cursor, "history", filters, int)
-    with store_errors():
+    with api.store_errors():
         rows = api.ledger.history(address, asset=asset, limit=limit, before_seq=before)
         assets = api.assets()
     docs = []
@@ -284,7 +284,7 @@ def list_transactions(
     api = api_of(request)
     filters = {"sort": sort}
     after = read_cursor(cursor, "transactions", filters, int)
-    with store_errors():
+    with api.store_errors():
         head = api.store.head().seq
         if sort == "seq":
             start = 1 if after is None else after + 1
@@ -358,7 +358,7 @@ async def create_transfers(
             openapi_extra=needs(P.LEDGER_READ), responses=PROBLEMS)
 def get_transaction(entry_id: IdPath, request: Request) -> dict[str, object]:
     api = api_of(request)
-    with store_errors():
+    with api.store_errors():
         recorded = api.ledger.entry(entry_id)
         if recorded is None:
             raise UnknownTransaction(transaction_id=entry_id)
@@ -393,7 +393,7 @@ def list_pendings(
     api = api_of(request)
     filters = {"state": None if state is None else str(state)}
     after = read_cursor(cursor, "pendings", filters, str)
-    with store_errors():
+    with api.store_errors():
         found = api.store.pendings_page(state, before=after, limit=limit + 1)
         assets = api.assets()
     page = found[:limit]
@@ -418,7 +418,7 @@ async def create_pending(
             openapi_extra=needs(P.LEDGER_READ), responses=PROBLEMS)
 def get_pending(pending_id: IdPath, request: Request) -> dict[str, object]:
     api = api_of(request)
-    with store_errors():
+    with api.store_errors():
         pending = api.ledger.pending(pending_id)
         if pending is None:
             raise UnknownPending(pending_id=pending_id)
@@ -465,8 +465,9 @@ async def void_pending(
             responses=PROBLEMS)
 def verify_ledger(request: Request) -> dict[str, object]:
     """Re-check the whole hash chain and every balance against the journal (reads it all)."""
-    with store_errors():
-        report = verify(api_of(request).store)
+    api = api_of(request)
+    with api.store_errors():
+        report = verify(api.store)
     problem = None if report.problem is None else {
         "seq": report.problem.seq, "entry_id": report.problem.entry_id,
         "reason": report.problem.reason}

@@ -49,7 +49,6 @@ from fundpool.monitoring.replay import replay_at
 from fundpool.pool.config import PoolConfig
 from fundpool.pool.docs import view_doc
 from fundpool.runtime import system_ids
-from fundpool.server.problems import store_errors
 from fundpool.server.v1.context import Api, api_of
 from fundpool.server.v1.idempotency import HEADER, idempotent_post
 from fundpool.server.v1.models import Strict
@@ -63,7 +62,6 @@ from fundpool.server.v1.pagination import (
 )
 from fundpool.server.v1.problems import PROBLEMS, parse_instant
 from fundpool.server.v1.security import SecuredRouter, needs, principal_of
-from fundpool.stores.alerts_sql import SqlAlertStore
 
 log = structlog.get_logger(__name__)
 
@@ -283,7 +281,7 @@ class ReplayOut(_FiguresDoc):
 
 
 def _read(api: Api, pool: PoolConfig) -> tuple[Projection, Cursor]:
-    with store_errors():
+    with api.store_errors():
         return api.monitor.read(pool.id)
 
 
@@ -296,7 +294,7 @@ def _alerts(request: Request) -> tuple[Ledger, AlertStore]:
     kept: tuple[Ledger, AlertStore] | None = getattr(request.app.state, "alert_table", None)
     if kept is None:
         api = api_of(request)
-        kept = (Ledger(api.store, api.clock, system_ids()), SqlAlertStore(api.store))
+        kept = (Ledger(api.store, api.clock, system_ids()), api.alert_store)
         request.app.state.alert_table = kept
     return kept
 
@@ -381,7 +379,7 @@ def get_figures(
         for t in (turnover(projection.series, a.asset.code, at_us=at_us, window_us=window_us)
                   for a in figures.view.assets)
     ]
-    with store_errors():
+    with api.store_errors():
         doc["lag"] = api.monitor.lag(chosen.id)
         position = api.monitor.feed.position()
     doc["cursor"] = {"seq": cursor.seq, "at": iso(cursor.at_us) if cursor.at_us else None,
@@ -499,7 +497,7 @@ def list_alerts(
                                   and type(after[0]) is int and isinstance(after[1], str)):
         raise InvalidCursor("the cursor is not valid")
     ledger, table = _alerts(request)
-    with store_errors():
+    with api_of(request).store_errors():
         table.ensure_now(ledger)
         records = table.records(state=state, severity=severity, pool=pool, limit=limit + 1,
                                 before=None if after is None else (after[0], after[1]))
@@ -514,7 +512,7 @@ def list_alerts(
             openapi_extra=needs(P.MONITORING_READ), responses=PROBLEMS)
 def get_alert(alert_id: AlertPath, request: Request) -> dict[str, object]:
     ledger, table = _alerts(request)
-    with store_errors():
+    with api_of(request).store_errors():
         table.ensure_now(ledger)
         record = table.get(alert_id)
     if record is None:
@@ -578,7 +576,7 @@ def get_replay(
     if not _replays.acquire(blocking=False):
         raise ReplayBusy(replays_max=REPLAY_CONCURRENT_MAX)
     try:
-        with store_errors():
+        with api.store_errors():
             events = api.monitor.outbox.count_until(chosen.id, at_us)
             if events > REPLAY_EVENTS_MAX:
                 raise ReplayTooLarge(events=events, events_max=REPLAY_EVENTS_MAX)

@@ -51,7 +51,7 @@ from fundpool.payments.rules import TEXT_FIELD_LENGTH_MAX
 from fundpool.payments.service import PaymentService
 from fundpool.pool.config import PoolConfig
 from fundpool.runtime import system_ids
-from fundpool.server.problems import PROBLEM_JSON, store_errors
+from fundpool.server.problems import PROBLEM_JSON
 from fundpool.server.v1.context import Api, api_of
 from fundpool.server.v1.idempotency import HEADER, check_key, idempotent_post
 from fundpool.server.v1.models import Amount, AssetCode, Metadata, Problem, Strict
@@ -66,8 +66,6 @@ from fundpool.server.v1.pagination import (
 from fundpool.server.v1.problems import PROBLEMS, parse_instant
 from fundpool.server.v1.security import SecuredRouter, needs
 from fundpool.sim.rails import payout_router, simulated_rails
-from fundpool.stores import payment_store
-from fundpool.stores.dispatch_sql import SqlDispatchRecords
 
 router = SecuredRouter(prefix="/payments", tags=["payments"])
 
@@ -215,8 +213,8 @@ def _doc(api: Api, payment: Payment) -> dict[str, object]:
 
 
 def _find(api: Api, payment_id: str) -> Payment:
-    with store_errors():
-        payment = payment_store(api.store).payment(payment_id)
+    with api.store_errors():
+        payment = api.payment_records.payment(payment_id)
     if payment is None:
         raise UnknownPayment(payment_id=payment_id)
     return payment
@@ -229,7 +227,7 @@ def _act(request: Request, payment_id: str, action: Action, body: ActionIn | Non
 
     def run() -> dict[str, object]:
         service = api.payments(_find(api, payment_id).pool)
-        with store_errors():
+        with api.store_errors():
             return _doc(api, service.act(Step(payment_id, action, reason=reason)))
 
     return idempotent_post(request, key, {"reason": reason}, run)
@@ -246,7 +244,7 @@ def _dispatcher(api: Api, pool: PoolConfig) -> Dispatcher:
     seed = secrets.randbits(32)
     rails = simulated_rails(api.config, pool, seed=seed, instance=format(api.clock.now_us(), "x"))
     return Dispatcher(api.payments(pool.id), rails, payout_router(api.config, rails, seed=seed),
-                      api.clock, system_ids(), records=SqlDispatchRecords(api.store))
+                      api.clock, system_ids(), records=api.dispatch_records)
 
 
 def _keep_manifest(api: Api, pool: str, batch_id: str, payment_ids: list[str]) -> None:
@@ -255,13 +253,13 @@ def _keep_manifest(api: Api, pool: str, batch_id: str, payment_ids: list[str]) -
     be found again from the file's digest. A later upload of the same file replaces it."""
     caller = BATCH_CALLER_PREFIX + pool
     body = orjson.dumps({"payment_ids": payment_ids})
-    with store_errors():
+    with api.store_errors():
         api.idempotency.keep(caller, batch_id, 201, body, api.clock.now_us())
 
 
 def _find_manifest(api: Api, pool: str, batch_id: str) -> list[str]:
     caller = BATCH_CALLER_PREFIX + pool
-    with store_errors():
+    with api.store_errors():
         found = api.idempotency.find(caller, batch_id)
     if found is None or found.state != "done" or found.body is None:
         raise UnknownPayoutBatch(batch_id=batch_id, pool=pool)
@@ -270,7 +268,7 @@ def _find_manifest(api: Api, pool: str, batch_id: str) -> list[str]:
 
 
 def _progress(api: Api, pool: str, batch_id: str, ids: list[str]) -> dict[str, object]:
-    with store_errors():
+    with api.store_errors():
         done = progress(api.payments(pool), ids)
     return {"batch_id": batch_id, "pool": pool, **progress_doc(done)}
 
@@ -295,7 +293,7 @@ def _take_in(api: Api, data: bytes, pool_id: str | None, dry_run: bool,
     if not dry_run:
         valid = [row for row in payouts.rows if row.ok]
         try:
-            with store_errors():
+            with api.store_errors():
                 result = submit_payout_file(_dispatcher(api, pool), payouts,
                                             all_or_nothing=all_or_nothing)
         except IntakeRefused as error:
@@ -411,10 +409,10 @@ def export_payments(
     api = api_of(request)
     chosen = api.pool(pool)
     period = export.Period(parse_instant(since), parse_instant(until))
-    with store_errors():
+    with api.store_errors():
         # Fresh: another worker may have defined an asset since this one last read them.
         assets = api.assets(fresh=True)
-        content = export.export_payments(payment_store(api.store), chosen.id, period, form,
+        content = export.export_payments(api.payment_records, chosen.id, period, form,
                                          assets)
     name = export.file_name(chosen.id, period, form)
     return Response(content, media_type=form.media_type,
@@ -440,7 +438,7 @@ def create_payment(body: PaymentIn, request: Request, response: Response,
         counterparty=body.counterparty, reference=body.reference, metadata=body.metadata)
     # Created in a session of its own, so that whether the key was seen before is known
     # inside the same transaction that created (or found) the payment.
-    with store_errors(), service.session() as session:
+    with api.store_errors(), service.session() as session:
         (outcome,) = session.create([(payment_request, key)])
         if isinstance(outcome, FundpoolError):
             raise outcome
@@ -472,7 +470,7 @@ def list_payments(
     after = read_cursor(cursor, "payments", filters)
     if after is not None and not isinstance(after, str):
         raise InvalidCursor("the cursor is not valid")
-    with store_errors():
+    with api.store_errors():
         # One more than the page, to know whether another follows (the store reads at most
         # LIST_LIMIT_MAX: a full read of that many may be followed by an empty last page).
         found = service.list(state=state, kind=kind, asset=asset, channel=channel,
@@ -490,8 +488,8 @@ def get_payment(payment_id: PaymentPath, request: Request) -> dict[str, object]:
     """A payment and its timeline, with the ledger entries each step posted."""
     api = api_of(request)
     payment = _find(api, payment_id)
-    with store_errors():
-        events = payment_store(api.store).events(payment_id)
+    with api.store_errors():
+        events = api.payment_records.events(payment_id)
     return {**_doc(api, payment), "events": [event_doc(e) for e in events]}
 
 
@@ -501,8 +499,8 @@ def get_payment_events(payment_id: PaymentPath, request: Request) -> list[dict[s
     """The payment's timeline, oldest first."""
     api = api_of(request)
     _find(api, payment_id)
-    with store_errors():
-        return [event_doc(e) for e in payment_store(api.store).events(payment_id)]
+    with api.store_errors():
+        return [event_doc(e) for e in api.payment_records.events(payment_id)]
 
 
 @router.post("/{payment_id}/cancel", response_model=PaymentOut,

@@ -13,7 +13,6 @@ from fundpool.core.errors import FundpoolError
 from fundpool.ledger.service import seq_at
 from fundpool.pool.docs import view_doc
 from fundpool.pool.view import pool_view, pool_view_at
-from fundpool.server.problems import store_errors
 from fundpool.server.v1.context import api_of
 from fundpool.server.v1.problems import PROBLEMS, parse_instant
 from fundpool.server.v1.security import SecuredRouter, needs
@@ -76,7 +75,7 @@ def get_pool_view(pool_id: PoolPath, request: Request, at: AtQuery = None,
     pool = api.pool(pool_id)
     at_us = None if at is None else parse_instant(at)
     rates = api.config.rates_for(pool)
-    with store_errors():
+    with api.store_errors():
         if at_us is not None:
             seq = seq_at(api.store, at_us)
         if seq is None:

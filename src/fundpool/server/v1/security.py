@@ -36,12 +36,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fundpool.auth.errors import Unauthenticated
 from fundpool.auth.model import Principal
+from fundpool.auth.ports import AuthStore
 from fundpool.auth.roles import Permission
 from fundpool.core.errors import FundpoolError
 from fundpool.runtime import SystemClock
-from fundpool.server.problems import error_problem, problem, store_errors
+from fundpool.server.problems import DriverErrors, error_problem, problem, store_errors
 from fundpool.server.v1 import fastpath
-from fundpool.stores.auth_sql import AuthStore
 
 PERMISSION_KEY = "x-permission"
 PUBLIC = "public"  # the permission of a route anonymous callers may use (log in)
@@ -113,10 +113,13 @@ class _Cached:
 
 
 class Authenticator:
-    """Credentials to a `Principal`, with a short cache in front of the store."""
+    """Credentials to a `Principal`, with a short cache in front of the store (whose database
+    failing, `driver_errors`, is `store_error`)."""
 
-    def __init__(self, store: AuthStore, *, cache_s: float = 5.0) -> None:
+    def __init__(self, store: AuthStore, *, driver_errors: DriverErrors,
+                 cache_s: float = 5.0) -> None:
         self.store = store
+        self.driver_errors = driver_errors
         self.cache_s = cache_s
         self._clock = SystemClock()
         self._cache: dict[bytes, _Cached] = {}
@@ -136,7 +139,7 @@ class Authenticator:
     def check(self, token: str) -> Principal:
         """Ask the store (a database read); raises AuthenticationFailed."""
         now_us = self._clock.now_us()
-        with store_errors():
+        with store_errors(self.driver_errors):
             if token.startswith("fps_"):
                 principal = self.store.authenticate_session(token, now_us=now_us)
             else:

@@ -237,7 +237,7 @@ def shared_hub(state: Any, api: Api) -> Hub:
     """The app's one hub (`state` is `app.state`): the WebSocket stream's and the console's."""
     hub: Hub | None = getattr(state, "stream_hub", None)
     if hub is None:
-        hub = Hub(api.monitor.outbox)
+        hub = Hub(api.outbox)
         state.stream_hub = hub
     return hub
 
@@ -250,7 +250,7 @@ def hub_of(websocket: WebSocket, api: Api) -> Hub:
 
 
 def _position_of(api: Api, event_id: str) -> int | None:
-    return api.monitor.outbox.position_of(event_id)
+    return api.outbox.position_of(event_id)
 
 
 async def _catch_up(websocket: WebSocket, outbox: OutboxReader, wanted: Wanted, after_pos: int,

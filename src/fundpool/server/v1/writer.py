@@ -19,22 +19,26 @@ from concurrent.futures import Future
 
 import structlog
 
-from fundpool.core.errors import FundpoolError, StoreError
+from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.engine import CommandResult
 from fundpool.core.ledger.model import Command
 from fundpool.ledger.service import Ledger
-from fundpool.stores import driver_errors
+from fundpool.server.problems import DriverErrors, store_failure
 
 log = structlog.get_logger(__name__)
 
 BATCH_MAX = 1_024
 _Waiting = tuple[list[Command], "Future[list[CommandResult]]"]
-DRIVER_ERRORS = driver_errors()
 
 
 class LedgerWriter:
-    def __init__(self, ledger: Ledger, *, batch_max: int = BATCH_MAX) -> None:
+    """`driver_errors`: what the store raises when its database fails (each waiting request
+    then gets `store_error`)."""
+
+    def __init__(self, ledger: Ledger, *, driver_errors: DriverErrors,
+                 batch_max: int = BATCH_MAX) -> None:
         self.ledger = ledger
+        self.driver_errors = driver_errors
         self.batch_max = batch_max
         self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()  # None: stop
         self._thread: threading.Thread | None = None
@@ -98,8 +102,8 @@ class LedgerWriter:
             results = self.ledger.submit(commands)
         except BaseException as error:
             failure: BaseException = error
-            if isinstance(error, DRIVER_ERRORS):
-                failure = StoreError(reason=f"{type(error).__name__}: {error}")
+            if isinstance(error, self.driver_errors):
+                failure = store_failure(error)
             elif not isinstance(error, FundpoolError):
                 log.error("ledger_batch_failed", error=type(error).__name__, exc_info=error)
             for _, future in waiting:

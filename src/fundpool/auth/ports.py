@@ -1,0 +1,73 @@
+"""What the entry points ask of where the credentials are kept: the API's gate and routes, and
+`fundpool keys | users`. The console signs in through the API, so it asks nothing directly.
+
+The store implements this protocol (`stores/auth_sql.py`, `AuthStore`); the composition root
+(`fundpool.compose.auth_store`) hands it to the server's `Api` and to the CLI, so neither imports
+it. Every time is integer microseconds since the epoch (UTC), passed in as `now_us`; a failed
+check raises a subclass of `AuthenticationFailed` (errors.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from fundpool.auth.model import ApiKeyInfo, Principal, UserInfo
+
+
+class AuthStore(Protocol):
+    # --- API keys ---
+
+    def create_key(
+        self, name: str, roles: Iterable[str], *, scopes: Iterable[str] | None = None,
+        expires_at_us: int | None = None, now_us: int, created_by: str = "cli",
+    ) -> tuple[ApiKeyInfo, str]:
+        """A new key and its token, shown this once: only a hash of its secret is kept."""
+        ...
+
+    def keys(self) -> list[ApiKeyInfo]:
+        """Every API key, oldest first."""
+        ...
+
+    def key(self, key_id: str) -> ApiKeyInfo: ...
+
+    def revoke_key(self, key_id: str, *, now_us: int) -> ApiKeyInfo: ...
+
+    def rotate_key(self, key_id: str, *, now_us: int, grace_s: int = 0
+                   ) -> tuple[ApiKeyInfo, str]:
+        """A new key in the old one's place; the old one works for `grace_s` more seconds."""
+        ...
+
+    def authenticate_key(self, token: str, *, now_us: int) -> Principal: ...
+
+    # --- users ---
+
+    def add_user(self, username: str, password: str, roles: Iterable[str], *, now_us: int
+                 ) -> UserInfo: ...
+
+    def users(self) -> list[UserInfo]:
+        """Every user, by username."""
+        ...
+
+    def set_roles(self, username: str, roles: Iterable[str]) -> UserInfo: ...
+
+    def set_password(self, username: str, password: str) -> UserInfo:
+        """A new password; every session of the user's ends."""
+        ...
+
+    def disable_user(self, username: str, *, now_us: int) -> UserInfo: ...
+
+    # --- sessions ---
+
+    def login(self, username: str, password: str, *, now_us: int, ttl_s: int = ...
+              ) -> tuple[Principal, str, str]:
+        """(principal, session token, CSRF token) for a username and password."""
+        ...
+
+    def authenticate_session(self, token: str, *, now_us: int) -> Principal: ...
+
+    def check_csrf(self, principal: Principal, csrf_token: str | None) -> bool: ...
+
+    def logout(self, session_id: str, *, now_us: int) -> None: ...
+
+    def close(self) -> None: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,7 @@ S = 1_000_000  # microseconds in a second
 PASSWORD = "correct horse battery"
 KEY_TOKEN = re.compile(r"fpk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
 SESSION_TOKEN = re.compile(r"fps_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
+THREADS_DONE_S_MAX = 60.0
 
 
 def drop_schema(schema: str) -> None:
@@ -137,11 +139,15 @@ def test_threads_share_one_store(auth: AuthStore) -> None:
         except BaseException as error:
             failures.append(error)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(8)]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + THREADS_DONE_S_MAX
     for thread in threads:
-        thread.join()
+        thread.join(max(0.0, deadline - time.monotonic()))
+    # A bound, so that a store that deadlocks fails this test instead of hanging the suite.
+    assert not any(thread.is_alive() for thread in threads), \
+        f"threads still working after {THREADS_DONE_S_MAX:g} s"
     assert failures == []
 
 
@@ -376,7 +382,7 @@ def test_scopes_narrow_permissions(auth: AuthStore) -> None:
 
 
 @settings(max_examples=50, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_only_issued_tokens_authenticate(auth: AuthStore, data: st.DataObject) -> None:
     if not auth.keys():

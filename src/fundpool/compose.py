@@ -25,6 +25,7 @@ them. The bus's defaults are the CLI's option defaults, so the bus loads with th
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -349,8 +350,6 @@ def durable_name(projections_url: str, durable_prefix: str) -> str:
 def stream_status(nats_url: str, durable: str, pools: Sequence[str], *, prefix: str
                   ) -> dict[str, dict[str, Any]]:
     """Per pool: its stream's message count and `durable`'s backlog, when they exist."""
-    import asyncio
-
     return asyncio.run(bus_stream_status(nats_url, durable, list(pools), prefix=prefix))
 
 

@@ -93,14 +93,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _one_sqlite_worker(self) -> Settings:
-        if self.workers > 1 and not (self.db_url or "").startswith(("postgresql://",
-                                                                      "postgres://")):
+        if self.workers > 1 and not self.postgres:
             raise ValueError("SQLite serves from one worker: set db_url to PostgreSQL for "
                              f"workers={self.workers}")
         return self
 
     @property
     def postgres(self) -> bool:
+        """Whether the store is PostgreSQL (several workers may share it). The URL itself is
+        checked when the store is opened (fundpool.sql.url: `unsupported_database_url`)."""
         return (self.db_url or "").startswith(("postgresql://", "postgres://"))
 
     @classmethod

@@ -65,7 +65,7 @@ from fundpool.auth.secrets import (
     verify_dummy_password,
 )
 from fundpool.sql import migrate
-from fundpool.sql.database import Database, database_of
+from fundpool.sql.database import Database, Transaction, database_of
 
 KEY_COLUMNS = ("id, name, roles, scopes, created_at_us, expires_at_us, revoked_at_us, "
                "replaced_by, created_by")
@@ -278,31 +278,32 @@ class AuthStore:
         is logged out too."""
         password_hash = hash_password(check_password(password))
         with self.db.transaction() as connection:
-            rows = connection.execute(
-                f"SELECT id FROM users WHERE username = ?{self.db.dialect.for_update}", (username,)
-            ).fetchall()
-            if not rows:
-                raise UnknownUser(username=username)
+            user_id = self._locked_user_id(connection, username)
             connection.execute("UPDATE users SET password_hash = ? WHERE id = ?",
-                               (password_hash, rows[0][0]))
-            connection.execute("DELETE FROM user_sessions WHERE user_id = ?", (rows[0][0],))
+                               (password_hash, user_id))
+            connection.execute("DELETE FROM user_sessions WHERE user_id = ?", (user_id,))
         return self.user(username)
 
     def disable_user(self, username: str, *, now_us: int) -> UserInfo:
         """Refuse the user's logins and revoke their sessions (idempotent)."""
         with self.db.transaction() as connection:
-            rows = connection.execute(
-                f"SELECT id FROM users WHERE username = ?{self.db.dialect.for_update}", (username,)
-            ).fetchall()
-            if not rows:
-                raise UnknownUser(username=username)
-            connection.execute("UPDATE users SET disabled = ? WHERE id = ?",
-                               (True, rows[0][0]))
+            user_id = self._locked_user_id(connection, username)
+            connection.execute("UPDATE users SET disabled = ? WHERE id = ?", (True, user_id))
             connection.execute(
                 "UPDATE user_sessions SET revoked_at_us = ? "
-                "WHERE user_id = ? AND revoked_at_us IS NULL", (now_us, rows[0][0])
+                "WHERE user_id = ? AND revoked_at_us IS NULL", (now_us, user_id)
             )
         return self.user(username)
+
+    def _locked_user_id(self, connection: Transaction, username: str) -> str:
+        """The user's id, its row locked for the rest of the transaction (PostgreSQL; SQLite's
+        write transaction holds the whole file); `unknown_user` if there is none."""
+        row = connection.one(
+            f"SELECT id FROM users WHERE username = ?{self.db.dialect.for_update}", (username,))
+        if row is None:
+            raise UnknownUser(username=username)
+        user_id: str = row[0]
+        return user_id
 
     # --- sessions -------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from fundpool.sql.migrate import (
     SchemaTooNew,
 )
 from fundpool.stores import open_store
+from tests.sql.at_once import at_once
 
 ROOT = Path(__file__).resolve().parents[2]
 CRASH = Component("crash", marker="crash_things", package="tests.sql.crash_migrations")
@@ -278,27 +278,8 @@ def test_a_migration_that_fails_is_rolled_back_whole(db_url: str) -> None:
 
 
 def test_upgrades_at_once_all_succeed_and_apply_each_migration_once(db_url: str) -> None:
-    barrier = threading.Barrier(UPGRADERS)
-    applied: list[list[int]] = [[] for _ in range(UPGRADERS)]
-    failures: list[BaseException] = []
-
-    def upgrade(index: int) -> None:
-        db = Database(db_url)
-        try:
-            barrier.wait(timeout=PROCESS_S_MAX)
-            applied[index] = [m.version for m in migrate.upgrade(db, CRASH)]
-        except BaseException as error:  # reported by the test's thread
-            failures.append(error)
-        finally:
-            db.close()
-
-    threads = [threading.Thread(target=upgrade, args=(i,)) for i in range(UPGRADERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=PROCESS_S_MAX)
-    assert not any(thread.is_alive() for thread in threads), "an upgrade did not finish"
-    assert not failures, failures
+    applied = at_once(db_url, lambda db: [m.version for m in migrate.upgrade(db, CRASH)],
+                      UPGRADERS, PROCESS_S_MAX)
     assert sorted(v for done in applied for v in done) == [1, 2, 3]
     db = Database(db_url)
     try:

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from fundpool.sql import migrate
 from fundpool.sql.database import Database
 from fundpool.sql.migrate import SchemaOutdated
 from fundpool.stores import open_store
+from tests.sql.at_once import at_once
 from tests.sql.cli import fundpool, fundpool_json
 from tests.sql.old_store import (
     OldStore,
@@ -122,28 +122,10 @@ def test_the_fundpool_command_upgrades_an_old_store(old_store: OldStore) -> None
 def test_two_upgrades_at_once_apply_each_migration_once(old_store: OldStore) -> None:
     """Two operators (or two servers' start-up scripts) upgrading the same old store together:
     both succeed, and each migration is applied by exactly one of them."""
-    barrier = threading.Barrier(UPGRADERS)
-    applied: list[list[tuple[str, int]]] = [[] for _ in range(UPGRADERS)]
-    failures: list[BaseException] = []
-
-    def upgrade(index: int) -> None:
-        db = Database(old_store.url)
-        try:
-            barrier.wait(timeout=JOIN_TIMEOUT_S)
-            done = migrate.upgrade_all(db)
-            applied[index] = [(name, m.version) for name, ms in done.items() for m in ms]
-        except BaseException as error:  # reported by the test's thread
-            failures.append(error)
-        finally:
-            db.close()
-
-    threads = [threading.Thread(target=upgrade, args=(i,)) for i in range(UPGRADERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=JOIN_TIMEOUT_S)
-    assert not any(thread.is_alive() for thread in threads), "an upgrade did not finish"
-    assert not failures, failures
+    applied = at_once(
+        old_store.url,
+        lambda db: [(name, m.version) for name, ms in migrate.upgrade_all(db).items() for m in ms],
+        UPGRADERS, JOIN_TIMEOUT_S)
     assert sorted(step for steps in applied for step in steps) == sorted(
         every_migration(old_store))
     check_upgraded(old_store)

@@ -20,7 +20,8 @@ nor the CLI (nor this module).
 
 The server's, the console's and the alert engine's modules (FastAPI, NiceGUI, pydantic) load
 inside the functions that need them: a CLI command that imports this module starts without
-them. The bus's defaults are the CLI's option defaults, so the bus loads with this module.
+them. The bus's defaults are the CLI's option defaults: they come from `bus/defaults.py`, and the
+NATS client itself loads only in the functions that use it.
 """
 
 from __future__ import annotations
@@ -33,18 +34,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fundpool.auth.ports import AuthStore
-from fundpool.bus.connection import DEFAULT_NATS_URL as DEFAULT_NATS_URL
-from fundpool.bus.consumer import ACK_WAIT_S as ACK_WAIT_S
-from fundpool.bus.consumer import PULL_BATCH as PULL_BATCH
-from fundpool.bus.consumer import NatsConsumer, open_projections
-from fundpool.bus.consumer import projection_url as bus_projection_url
-from fundpool.bus.relay import RELAY_CURSOR as RELAY_CURSOR
-from fundpool.bus.relay import NatsRelay as NatsRelay
-from fundpool.bus.relay import RelayReport as RelayReport
-from fundpool.bus.status import stream_status as bus_stream_status
-from fundpool.bus.subjects import DEFAULT_PREFIX as DEFAULT_PREFIX
-from fundpool.bus.subjects import DURABLE_PREFIX as DURABLE_PREFIX
-from fundpool.bus.subjects import durable_name as bus_durable_name
+from fundpool.bus.defaults import ACK_WAIT_S as ACK_WAIT_S
+from fundpool.bus.defaults import DEFAULT_NATS_URL as DEFAULT_NATS_URL
+from fundpool.bus.defaults import DEFAULT_PREFIX as DEFAULT_PREFIX
+from fundpool.bus.defaults import DURABLE_PREFIX as DURABLE_PREFIX
+from fundpool.bus.defaults import PULL_BATCH as PULL_BATCH
+from fundpool.bus.defaults import RELAY_CURSOR as RELAY_CURSOR
 from fundpool.core.clock import Clock, IdSource, Uuid7Ids
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
@@ -74,6 +69,9 @@ from fundpool.stores.projection_sql import ProjectionStore as SqlProjectionStore
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from fundpool.bus.consumer import NatsConsumer
+    from fundpool.bus.relay import NatsRelay
+    from fundpool.bus.relay import RelayReport as RelayReport
     from fundpool.monitoring.alerting.engine import AlertEngine
     from fundpool.monitoring.alerting.reload import AlertRules
     from fundpool.server.settings import Settings
@@ -183,6 +181,8 @@ def projection_store(store: LedgerStore) -> ProjectionStore:
 def projection_url(path_or_url: str) -> str:
     """A projection store's URL from a URL or a SQLite file's path; a URL of a kind no store
     supports is `unsupported_database_url`."""
+    from fundpool.bus.consumer import projection_url as bus_projection_url
+
     return bus_projection_url(path_or_url)
 
 
@@ -195,6 +195,8 @@ def projection_url_beside(store: LedgerStore) -> str:
 def projection_store_at(url: str) -> ProjectionStore:
     """The projections at `url` (tables created if missing; consumers starting together may
     race to create them, which is tried again)."""
+    from fundpool.bus.consumer import open_projections
+
     return open_projections(url)
 
 
@@ -216,7 +218,9 @@ def kept_answers(store: LedgerStore) -> KeptAnswers:
 def leader_lease(db_url: str) -> AdvisoryLease:
     """The lease the API workers on one PostgreSQL database take turns to hold (the leader
     keeps the live figures), on a connection of its own."""
-    return AdvisoryLease(Database(db_url), "fundpool.leader")
+    # The same key as before issue 13 ("fundpool.ledger:leader:<schema>"), so workers of the
+    # release before and this one never lead at once.
+    return AdvisoryLease(Database(db_url), "fundpool.ledger:leader")
 
 
 # --- services --------------------------------------------------------------------------------
@@ -328,6 +332,8 @@ def traffic_service(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig
 
 def nats_relay(store: LedgerStore, nats_url: str, *, name: str, prefix: str) -> NatsRelay:
     """The relay of `store`'s outbox to JetStream, its cursor `name` kept beside the outbox."""
+    from fundpool.bus.relay import NatsRelay
+
     return NatsRelay(store, nats_url, name=name, prefix=prefix)
 
 
@@ -336,6 +342,8 @@ def nats_consumer(projections_url: str, nats_url: str, *, pools: Sequence[str] |
                   ) -> NatsConsumer:
     """A consumer applying the pools' streams (every pool with a stream when `pools` is
     None) to the projections at `projections_url`, each event once."""
+    from fundpool.bus.consumer import NatsConsumer
+
     return NatsConsumer(projections_url, nats_url, applier=Projector,
                         pools=None if pools is None else list(pools),
                         durable_prefix=durable_prefix, prefix=prefix, ack_wait_s=ack_wait_s,
@@ -344,12 +352,16 @@ def nats_consumer(projections_url: str, nats_url: str, *, pools: Sequence[str] |
 
 def durable_name(projections_url: str, durable_prefix: str) -> str:
     """The durable consumer's name of the projections at `projections_url`."""
+    from fundpool.bus.subjects import durable_name as bus_durable_name
+
     return bus_durable_name(projections_url, durable_prefix)
 
 
 def stream_status(nats_url: str, durable: str, pools: Sequence[str], *, prefix: str
                   ) -> dict[str, dict[str, Any]]:
     """Per pool: its stream's message count and `durable`'s backlog, when they exist."""
+    from fundpool.bus.status import stream_status as bus_stream_status
+
     return asyncio.run(bus_stream_status(nats_url, durable, list(pools), prefix=prefix))
 
 

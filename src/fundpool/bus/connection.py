@@ -15,7 +15,6 @@ from fundpool.core.errors import FundpoolError
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 CONNECT_WAIT_S = 3.0
 
 

@@ -42,11 +42,16 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from fundpool.bus.connection import DEFAULT_NATS_URL, StopSignal, connect_nats
-from fundpool.bus.leases import leases_for
-from fundpool.bus.subjects import (
+from fundpool.bus.connection import StopSignal, connect_nats
+from fundpool.bus.defaults import (
+    ACK_WAIT_S,
+    DEFAULT_NATS_URL,
     DEFAULT_PREFIX,
     DURABLE_PREFIX,
+    PULL_BATCH,
+)
+from fundpool.bus.leases import leases_for
+from fundpool.bus.subjects import (
     check_prefix,
     durable_name,
     ensure_stream,
@@ -60,9 +65,7 @@ from fundpool.stores.projection_sql import ProjectionStore
 
 log = structlog.get_logger(__name__)
 
-ACK_WAIT_S = 5.0
 MAX_ACK_PENDING = 20_000
-PULL_BATCH = 1_000
 PULL_EXPIRES_S = 1.0
 MAX_PARKED = 10_000  # messages set aside per pool after a gap; beyond, they are given back
 NAK_DELAY_S = 1.0  # … and come again after this long

@@ -31,8 +31,9 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from fundpool.bus.connection import DEFAULT_NATS_URL, StopSignal, connect_nats
-from fundpool.bus.subjects import DEFAULT_PREFIX, check_prefix, ensure_stream, event_subject
+from fundpool.bus.connection import StopSignal, connect_nats
+from fundpool.bus.defaults import DEFAULT_NATS_URL, DEFAULT_PREFIX, RELAY_CURSOR
+from fundpool.bus.subjects import check_prefix, ensure_stream, event_subject
 from fundpool.core.errors import FundpoolError
 from fundpool.ledger.ports import LedgerStore
 from fundpool.monitoring.ports import OUTBOX_READ_MAX
@@ -40,7 +41,6 @@ from fundpool.stores.events_sql import CursorWriter, outbox_reader, save_cursor
 
 log = structlog.get_logger(__name__)
 
-RELAY_CURSOR = "nats"
 ACK_TIMEOUT_S = 30.0
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.:-]+\Z")  # needs no JSON escaping, safe in a header

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from fundpool.bus.connection import connect_nats
-from fundpool.bus.subjects import DEFAULT_PREFIX, stream_name
+from fundpool.bus.defaults import DEFAULT_PREFIX
+from fundpool.bus.subjects import stream_name
 
 
 async def stream_status(nats_url: str, durable: str, pools: list[str], *,

@@ -27,12 +27,11 @@ from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from fundpool.bus.defaults import DEFAULT_PREFIX, DURABLE_PREFIX
 from fundpool.sql.url import DEFAULT_SCHEMA, parse_url
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_PREFIX = "fundpool"  # the subjects' first token; the streams' name prefix in capitals
-DURABLE_PREFIX = "projector"
 DUPLICATE_WINDOW_S = 120.0
 
 _PREFIX = re.compile(r"[a-z][a-z0-9_-]{0,31}\Z")

@@ -4,6 +4,7 @@ up at once, and the next one to ask takes it over)."""
 
 from __future__ import annotations
 
+from fundpool.core.errors import StoreError
 from fundpool.sql.database import Database
 
 
@@ -20,8 +21,10 @@ class AdvisoryLease:
         """Take the lease if nobody holds it; True when this process holds it now. A broken
         connection raises (the caller retries later: the lease was lost with it)."""
         with self._db.lock:
-            row = self._db.connection().execute(
-                "SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
+            connection = self._db.current  # never opened again: the lease died with it
+            if connection is None or connection.broken or connection.closed:
+                raise StoreError("the lease's connection is gone", store=self._db.shown)
+            row = connection.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
         return bool(row and row[0])
 
     def close(self) -> None:

@@ -104,10 +104,13 @@ def prepare_schema(store: LedgerStore) -> None:
     older one `schema_outdated`, naming `fundpool db upgrade`. Nothing is changed when one is
     refused."""
     db = database_of(store)
-    for component in migrate.COMPONENTS:
-        migrate.check(db, component)  # refuse before creating anything
-    for component in migrate.COMPONENTS:
-        migrate.ensure(db, component)
+    found = [migrate.status(db, component) for component in migrate.COMPONENTS]
+    for status in found:
+        if status.state != "absent":
+            migrate.refuse(db, status)  # before anything is created
+    for component, status in zip(migrate.COMPONENTS, found, strict=True):
+        if status.state == "absent":
+            migrate.upgrade(db, component)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ than it (saying to run `fundpool db upgrade`); `status` says where each componen
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import re
@@ -90,34 +91,41 @@ class Component:
     package: str = MIGRATIONS_PACKAGE
 
     def migrations(self, dialect: str) -> list[Migration]:
-        """This component's migrations for `dialect` (sqlite | postgresql), in order."""
-        folder = resources.files(self.package).joinpath(self.name)
-        found: dict[int, Migration] = {}
-        for entry in sorted(folder.iterdir(), key=lambda item: item.name):
-            match = FILE_PATTERN.match(entry.name)
-            if match is None:
-                continue
-            number, name, only, kind = match.groups()
-            if only is not None and only != dialect:
-                continue
-            version = int(number)
-            text = entry.read_text(encoding="utf-8")
-            checksum = hashlib.sha256(text.encode()).hexdigest()
-            if version in found:
-                raise InvalidMigrations(component=self.name, version=version,
-                                        reason="two migrations with one number")
-            if kind == "sql":
-                found[version] = Migration(self.name, version, name, checksum, sql=text)
-            else:
-                module = f"{self.package}.{self.name}.{entry.name.removesuffix('.py')}"
-                found[version] = Migration(self.name, version, name, checksum, module=module)
-        versions = sorted(found)
-        if versions != list(range(1, len(versions) + 1)):
-            raise InvalidMigrations(component=self.name, versions=versions)
-        return [found[version] for version in versions]
+        """This component's migrations for `dialect` (sqlite | postgresql), in order: read
+        from the package once per process."""
+        return list(_migrations(self, dialect))
 
     def head(self, dialect: str) -> int:
         return len(self.migrations(dialect))
+
+
+@functools.cache
+def _migrations(component: Component, dialect: str) -> tuple[Migration, ...]:
+    """This component's migrations for `dialect` (sqlite | postgresql), in order."""
+    folder = resources.files(component.package).joinpath(component.name)
+    found: dict[int, Migration] = {}
+    for entry in sorted(folder.iterdir(), key=lambda item: item.name):
+        match = FILE_PATTERN.match(entry.name)
+        if match is None:
+            continue
+        number, name, only, kind = match.groups()
+        if only is not None and only != dialect:
+            continue
+        version = int(number)
+        text = entry.read_text(encoding="utf-8")
+        checksum = hashlib.sha256(text.encode()).hexdigest()
+        if version in found:
+            raise InvalidMigrations(component=component.name, version=version,
+                                    reason="two migrations with one number")
+        if kind == "sql":
+            found[version] = Migration(component.name, version, name, checksum, sql=text)
+        else:
+            module = f"{component.package}.{component.name}.{entry.name.removesuffix('.py')}"
+            found[version] = Migration(component.name, version, name, checksum, module=module)
+    versions = sorted(found)
+    if versions != list(range(1, len(versions) + 1)):
+        raise InvalidMigrations(component=component.name, versions=versions)
+    return tuple(found[version] for version in versions)
 
 
 LEDGER = Component("ledger", marker="journal")
@@ -200,16 +208,22 @@ def refuse_newer(db: Database, component: Component) -> ComponentStatus:
     return found
 
 
-def check(db: Database, component: Component) -> ComponentStatus:
-    """The component's status, if this code may use it as it is: a newer schema is
+def refuse(db: Database, found: ComponentStatus) -> ComponentStatus:
+    """`found`, if this code may use the component as it is: a newer schema is
     `schema_too_new`, an older one `schema_outdated` (absent is left to the caller)."""
-    found = refuse_newer(db, component)
+    if found.state == "newer":
+        raise SchemaTooNew(None, **_facts(db, found))
     if found.state == "outdated":
         raise SchemaOutdated(
-            f"the {component.name} schema of {db.shown} is at version {found.version}, this code "
-            f"needs {found.head}: run `fundpool db upgrade` with the same store options",
+            f"the {found.component} schema of {db.shown} is at version {found.version}, this "
+            f"code needs {found.head}: run `fundpool db upgrade` with the same store options",
             **_facts(db, found))
     return found
+
+
+def check(db: Database, component: Component) -> ComponentStatus:
+    """The component's status, if this code may use it as it is (`refuse`)."""
+    return refuse(db, status(db, component))
 
 
 def upgrade(db: Database, component: Component, *,
@@ -254,10 +268,11 @@ def ensure(db: Database, component: Component) -> None:
     """What a store does when it is initialised: a database without the component's tables
     gets them at the head version; one at the head is left as it is; an older or newer one is
     refused (`schema_outdated` names the command that upgrades it)."""
-    if status(db, component).state == "absent":
+    found = status(db, component)
+    if found.state == "absent":
         upgrade(db, component)
         return
-    check(db, component)
+    refuse(db, found)
 
 
 def upgrade_all(db: Database, components: Sequence[Component] = COMPONENTS

@@ -21,7 +21,7 @@ from fundpool.monitoring.alerting.ports import (
     AlertRecord,
 )
 from fundpool.sql import migrate
-from fundpool.sql.database import Database, Transaction
+from fundpool.sql.database import Database, Transaction, database_of
 from fundpool.sql.query import Where
 from fundpool.sql.query import limit as limit_clause
 
@@ -45,7 +45,7 @@ class SqlAlertStore:
 
     def __init__(self, store: LedgerStore) -> None:
         self.store = store
-        self.db: Database = getattr(store, "db")  # noqa: B009 - every SQL ledger store has one
+        self.db: Database = database_of(store)
         self._ready = False
 
     def ensure_now(self, ledger: Ledger | None = None) -> None:

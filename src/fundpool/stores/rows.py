@@ -51,18 +51,6 @@ def account_to_row(account: Account) -> tuple[Any, ...]:
     )
 
 
-def account_from_row(row: Sequence[Any]) -> Account:
-    address, asset, allow_negative, min_minor, max_minor, metadata = row
-    return Account(
-        address=address,
-        asset=asset,
-        allow_negative=bool(allow_negative),
-        min_balance_minor=None if min_minor is None else int(min_minor),
-        max_balance_minor=None if max_minor is None else int(max_minor),
-        metadata=json.loads(metadata) if isinstance(metadata, str | bytes) else dict(metadata),
-    )
-
-
 PENDING_COLUMNS = (
     "id, source, destination, asset, amount_minor, expires_at_us, created_seq, state, "
     "posted_amount_minor, finished_seq"
@@ -146,43 +134,3 @@ def history_rows(rows: Iterable[Sequence[Any]]) -> list[tuple[str, HistoryRow]]:
             )
         )
     return result
-
-
-
-def accounts_query(
-    select: str, mark: str, prefix_range: tuple[str, str] | None, asset: str | None,
-    after: str | None, descending: bool, limit: int | None,
-) -> tuple[str, tuple[Any, ...]]:
-    """The SQL of `LedgerStore.accounts` for both stores (`mark`: their placeholder)."""
-    where: list[str] = []
-    params: list[Any] = []
-    if prefix_range is not None:
-        where.append(f"address >= {mark} AND address < {mark}")
-        params += prefix_range
-    if asset is not None:
-        where.append(f"asset = {mark}")
-        params.append(asset)
-    if after is not None:
-        where.append(f"address {'<' if descending else '>'} {mark}")
-        params.append(after)
-    sql = select + (f" WHERE {' AND '.join(where)}" if where else "")
-    sql += " ORDER BY address" + (" DESC" if descending else "")
-    if limit is not None:
-        sql += f" LIMIT {mark}"
-        params.append(limit)
-    return sql, tuple(params)
-
-
-def pendings_page_query(columns: str, mark: str, state: Any, before: str | None,
-                        limit: int) -> tuple[str, tuple[Any, ...]]:
-    """The SQL of `LedgerStore.pendings_page` for both stores."""
-    where: list[str] = []
-    params: list[Any] = []
-    if state is not None:
-        where.append(f"state = {mark}")
-        params.append(state.value)
-    if before is not None:
-        where.append(f"id < {mark}")
-        params.append(before)
-    sql = f"SELECT {columns} FROM pendings" + (f" WHERE {' AND '.join(where)}" if where else "")
-    return sql + f" ORDER BY id DESC LIMIT {mark}", (*params, limit)

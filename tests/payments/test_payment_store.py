@@ -16,10 +16,11 @@ from fundpool.core.clock import ManualClock
 from fundpool.core.errors import InvariantViolation, StoreNotInitialised
 from fundpool.core.ledger.model import DefineAsset
 from fundpool.core.money import AMOUNT_MAX_MINOR, Asset, AssetKind
-from fundpool.ledger.ports import LOOKUP_CHUNK, LedgerStore
+from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
 from fundpool.payments.model import Action, Payment, PaymentEvent, PaymentKind, PaymentState
 from fundpool.payments.ports import PaymentFilter, PaymentStore, PaymentWrites
+from fundpool.sql.database import LOOKUP_CHUNK
 from fundpool.stores import payment_store
 from fundpool.stores.postgres import PostgresStore
 from fundpool.stores.sqlite import SqliteStore

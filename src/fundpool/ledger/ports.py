@@ -24,9 +24,6 @@ from fundpool.core.ledger.model import (
 from fundpool.core.money import Asset
 from fundpool.events.model import Event
 
-# Bound on ids or keys sent in one `IN (...)` query: below SQLite's variable limit.
-LOOKUP_CHUNK = 500
-
 
 @dataclass(frozen=True, slots=True)
 class StoredEntry:

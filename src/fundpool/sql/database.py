@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ MMAP_BYTES = 256 * 1024 * 1024
 WAL_CHECKPOINT_PAGES = 4_000  # 64 MiB of WAL at 16 KiB pages
 
 Connection = Any  # sqlite3.Connection | psycopg.Connection[Any]
+# Values matched in one statement on SQLite (its limit on parameters is 32,766).
+LOOKUP_CHUNK = 500
 
 
 def database_of(store: object) -> Database:
@@ -98,6 +100,28 @@ class Transaction:
 
     def one(self, query: str, params: Sequence[Any] = ()) -> Any:
         return self.connection.execute(self.dialect.sql(query), params).fetchone()
+
+    def rows_in(self, query: str, column: str, values: Iterable[Any], *first: Any
+                ) -> list[Any]:
+        """Rows of `query`, whose `{match}` matches `column` against `values` (after the
+        parameters `first`): one statement with an array on PostgreSQL, never prepared (a
+        generic plan would see the array as opaque and test every row against each element;
+        planned with it in hand, PostgreSQL probes an index), chunks of marks on SQLite."""
+        wanted = list(values)
+        if not wanted:
+            return []
+        dialect = self.dialect
+        size = len(wanted) if dialect.is_postgres else LOOKUP_CHUNK
+        rows: list[Any] = []
+        for start in range(0, len(wanted), size):
+            match, params = dialect.in_values(column, wanted[start:start + size])
+            text = dialect.sql(query.format(match=match))
+            if dialect.is_postgres:
+                cursor = self.connection.execute(text, (*first, *params), prepare=False)
+            else:
+                cursor = self.connection.execute(text, (*first, *params))
+            rows.extend(cursor.fetchall())
+        return rows
 
     def many(self, query: str, rows: Sequence[Sequence[Any]]) -> int:
         """Run `query` once per row; the number of rows it changed in all."""

@@ -15,10 +15,10 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from fundpool.ledger.ports import LOOKUP_CHUNK, WriteSession
+from fundpool.ledger.ports import WriteSession
 from fundpool.payments.ports import DispatchRecordReads, DispatchRecords, DispatchRecordWrites
 from fundpool.payments.records import BatchRecord, OutcomeRecord, RouteRecord
-from fundpool.sql.database import Database, Transaction
+from fundpool.sql.database import LOOKUP_CHUNK, Database, Transaction
 from fundpool.sql.query import Where
 from fundpool.stores.rows import chunks
 

@@ -32,7 +32,7 @@ from fundpool.core.ledger.model import (
 )
 from fundpool.core.money import Asset
 from fundpool.events.model import Event
-from fundpool.ledger.ports import LOOKUP_CHUNK, HistoryRow, StoredEntry, StoredLeg
+from fundpool.ledger.ports import HistoryRow, StoredEntry, StoredLeg
 from fundpool.sql import migrate
 from fundpool.sql.database import Database, Transaction, missing_table
 from fundpool.sql.query import Where, limit, order_by
@@ -41,7 +41,6 @@ from fundpool.stores.rows import (
     PENDING_COLUMNS,
     account_to_row,
     asset_from_row,
-    chunks,
     history_rows,
     outcome_rows,
     pending_from_row,
@@ -297,24 +296,7 @@ class SqlWrite:
         return append_events(self.tx, events, numbered=numbered)
 
     def _select_in(self, query: str, column: str, values: Iterable[Any]) -> list[Any]:
-        """Rows of `query` (with `{match}` where `column` is matched against `values`): one
-        statement on PostgreSQL, chunks of LOOKUP_CHUNK marks on SQLite. Never a prepared
-        statement on PostgreSQL: a generic plan would see the array as opaque and test each
-        row against every element; planned with it in hand, PostgreSQL probes an index."""
-        wanted = list(values)
-        if not wanted:
-            return []
-        dialect = self.tx.dialect
-        size = len(wanted) if dialect.is_postgres else LOOKUP_CHUNK
-        rows: list[Any] = []
-        for chunk in chunks(wanted, size):
-            match, params = dialect.in_values(column, chunk)
-            text = dialect.sql(query.format(match=match))
-            if dialect.is_postgres:
-                rows.extend(self.tx.connection.execute(text, params, prepare=False).fetchall())
-            else:
-                rows.extend(self.tx.connection.execute(text, params).fetchall())
-        return rows
+        return self.tx.rows_in(query, column, values)
 
     def load_assets(self) -> dict[str, Asset]:
         rows = self.tx.rows("SELECT code, scale, kind FROM assets")

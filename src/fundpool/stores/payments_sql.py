@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from fundpool.core.errors import invariant
-from fundpool.ledger.ports import LOOKUP_CHUNK, WriteSession
+from fundpool.ledger.ports import WriteSession
 from fundpool.payments.model import (
     Action,
     Payment,
@@ -23,7 +23,7 @@ from fundpool.payments.model import (
     PaymentState,
 )
 from fundpool.payments.ports import PaymentFilter
-from fundpool.sql.database import Database, Transaction
+from fundpool.sql.database import LOOKUP_CHUNK, Database, Transaction
 from fundpool.sql.dialect import Dialect
 from fundpool.sql.query import Where
 from fundpool.stores.rows import chunks
@@ -146,24 +146,7 @@ class SqlPaymentWrites:
 
     def _select_in(self, query: str, column: str, values: Iterable[str], *first: Any
                    ) -> list[Any]:
-        """Rows of `query` with `{match}` where `column` is matched against `values` (after
-        the parameters `first`): one statement with an array on PostgreSQL, not prepared (as
-        in the ledger's session), chunks of marks on SQLite."""
-        wanted = list(values)
-        if not wanted:
-            return []
-        dialect = self._dialect
-        size = len(wanted) if dialect.is_postgres else LOOKUP_CHUNK
-        rows: list[Any] = []
-        for chunk in chunks(wanted, size):
-            match, params = dialect.in_values(column, chunk)
-            text = dialect.sql(query.format(match=match))
-            if dialect.is_postgres:
-                rows.extend(self._tx.connection.execute(
-                    text, (*first, *params), prepare=False).fetchall())
-            else:
-                rows.extend(self._tx.connection.execute(text, (*first, *params)).fetchall())
-        return rows
+        return self._tx.rows_in(query, column, values, *first)
 
     def load(self, ids: Iterable[str]) -> dict[str, Payment]:
         rows = self._select_in(f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE {{match}}",

@@ -50,6 +50,7 @@ class RequestContext:
         request_id = given if REQUEST_ID.match(given) else f"{_ids.getrandbits(64):016x}"
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        scope.setdefault("state", {})["request_id"] = request_id  # an action's actor names it
         started = time.perf_counter()
         status = {"code": 0}
         path: str = scope["path"]

@@ -38,6 +38,7 @@ from fundpool.auth.errors import Unauthenticated
 from fundpool.auth.model import Principal
 from fundpool.auth.ports import AuthStore
 from fundpool.auth.roles import Permission
+from fundpool.core.actor import Actor
 from fundpool.core.errors import FundpoolError
 from fundpool.runtime import SystemClock
 from fundpool.server.problems import DriverErrors, error_problem, problem, store_errors
@@ -71,6 +72,21 @@ def principal_of(request: Request) -> Principal:
     if principal is None:
         raise Unauthenticated("this route needs credentials")
     return principal
+
+
+def actor_of(request: Request) -> Actor:
+    """Who is acting in this request, as its action records it: the principal, its roles,
+    the session or key it came through, and the request id."""
+    return actor_from(principal_of(request), request.scope.get("state", {}).get("request_id"))
+
+
+def actor_from(principal: Principal, request_id: str | None) -> Actor:
+    roles = tuple(sorted(str(role) for role in principal.roles))
+    if principal.kind == "user":
+        return Actor("user", principal.id, principal.name, roles,
+                     session_id=principal.session_id, request_id=request_id)
+    return Actor("key", principal.id, principal.name, roles, key_id=principal.id,
+                 request_id=request_id)
 
 
 def _checker(permission: str) -> Callable[[Request], Awaitable[None]]:

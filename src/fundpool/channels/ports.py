@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from fundpool.channels.limits import Limits, limit_breach
 from fundpool.pool.config import ChannelKind, CutOffWindow
@@ -129,3 +129,16 @@ class ChannelAdapter(Protocol):
     def subscribe(self, callback: OutcomeCallback) -> None:
         """Have outcomes pushed as they happen (as `poll` would deliver them)."""
         ...
+
+
+@runtime_checkable
+class Inquiry(Protocol):
+    """A rail that answers a status inquiry (ISO 20022 pacs.028, a chain's receipt lookup):
+    which of these payments it has taken. What it knows it reports again, outcomes included,
+    as `poll` would (duplicates are safe: the payment side knows every outcome id). The engine
+    asks after a restart, so that a payment recorded as sent but never sent (the process died
+    between the commit and the send) is sent now, and one the rail has is never sent twice. A
+    rail without it is trusted to have what the books say it has: such a payment waits, and
+    shows as stuck if it never comes."""
+
+    def inquire(self, payment_ids: Sequence[str], at_us: int) -> set[str]: ...

@@ -34,13 +34,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from fundpool.core.clock import Clock
 from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.model import Posting, Transfer
-from fundpool.payments.dispatch import TickReport
+from fundpool.payments.dispatch import Intake, TickReport
 from fundpool.payments.instant import MERCHANT_KEY
-from fundpool.payments.model import Payment, PaymentKind, PaymentRequest, PaymentState
+from fundpool.payments.model import Outcome, Payment, PaymentKind, PaymentRequest, PaymentState
 from fundpool.payments.rules import NOT_FOR_PAYOUTS
 from fundpool.pool.accounts import PoolState, pool_account, world_account
 from fundpool.pool.config import ChannelKind, InvalidConfig, OwnerKind
@@ -60,6 +61,18 @@ DEFAULT_OPENING_FLOAT_UNITS = 1_000_000
 # Typical payment sizes in whole units: (decade exponent, weight) — most payments are small.
 DECADES = ((0, 20), (1, 35), (2, 30), (3, 12), (4, 3))
 ETH_DECADES = ((-3, 20), (-2, 35), (-1, 30), (0, 12), (1, 3))
+
+
+class Flow(Protocol):
+    """Where the simulator's payments go: a `Dispatcher`, or a server's engine."""
+
+    def intake(self, requests: Sequence[tuple[PaymentRequest, str | None]]) -> list[Intake]: ...
+
+    def approve(self, payment_ids: Sequence[str]) -> list[Outcome]: ...
+
+    def tick(self) -> TickReport: ...
+
+    def flush_records(self) -> None: ...
 
 
 class ScaledClock:
@@ -104,7 +117,7 @@ class Simulation:
     meet an earlier run's on the same store."""
 
     def __init__(self, dispatching: Dispatching, *, seed: int, clock: Clock,
-                 run_id: str) -> None:
+                 run_id: str, flow: Flow | None = None) -> None:
         config, pool = dispatching.config, dispatching.pool
         self.config = config
         self.pool = pool
@@ -113,6 +126,9 @@ class Simulation:
         self.rails = dispatching.rails
         self.router = dispatching.router
         self.dispatcher = dispatching.dispatcher
+        # Where its payments go: the dispatcher itself (a run on its own), or a server's
+        # payment engine, which takes them up as it takes up the API's (sim/service.py).
+        self.flow: Flow = flow if flow is not None else dispatching.dispatcher
         self.clock = clock
         self.run_id = run_id
         self._rng = random.Random(f"fundpool/simulate/{seed}")
@@ -186,12 +202,12 @@ class Simulation:
             for start in range(0, len(requests), 4_096):
                 self._intake(requests[start : start + 4_096])
         self._approve_due()
-        tick = self.dispatcher.tick()
+        tick = self.flow.tick()
         self.report.add_tick(tick)
         return tick
 
     def _intake(self, requests: Sequence[tuple[PaymentRequest, str | None]]) -> None:
-        for (request, _), intake in zip(requests, self.dispatcher.intake(requests), strict=True):
+        for (request, _), intake in zip(requests, self.flow.intake(requests), strict=True):
             if isinstance(intake.outcome, FundpoolError):
                 self.report.refused[intake.outcome.code] += 1
                 continue
@@ -212,7 +228,7 @@ class Simulation:
         if not due:
             return
         self._awaiting_approval = [(at, pid) for at, pid in self._awaiting_approval if at > now]
-        for outcome in self.dispatcher.approve(due):
+        for outcome in self.flow.approve(due):
             if isinstance(outcome, Payment):
                 self.report.approvals += 1
 
@@ -367,5 +383,5 @@ class Simulation:
             else:
                 spent = (self.clock.now_us() - now) / speed / 1_000_000
                 time.sleep(max(0.0, step_s - spent))
-        self.dispatcher.flush_records()
+        self.flow.flush_records()
         return self.report

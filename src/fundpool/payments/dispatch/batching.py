@@ -34,7 +34,7 @@ from fundpool.payments.dispatch.policy import DispatchPolicy
 from fundpool.payments.dispatch.report import TickReport
 from fundpool.payments.model import Action, Payment, Step
 from fundpool.payments.ports import DispatchRecordWrites
-from fundpool.payments.records import BatchRecord
+from fundpool.payments.records import BatchRecord, RouteRecord
 from fundpool.payments.session import PaymentSession
 
 
@@ -205,6 +205,25 @@ class Batches:
                             min(i.queued_at_us for i in items), now, "sent"),
                 members,
             ))
+
+    def resend(self, channel: str, payments: Sequence[Payment],
+               routes: Mapping[str, Sequence[RouteRecord]], report: TickReport) -> None:
+        """Send payments the books have as submitted on `channel` but its rail never took
+        (after a restart: Dispatcher.resume), in batches of the rail's size and one asset."""
+        caps = self._capabilities.get(channel)
+        size = max(1, caps.batch_size_max if caps is not None else 1)
+        by_asset: dict[str, list[Queued]] = {}
+        for payment in payments:
+            attempts = routes.get(payment.id, [])
+            attempt = attempts[-1].attempt if attempts else 1
+            by_asset.setdefault(payment.asset, []).append(Queued(
+                payment.id, attempt, instruction_of(payment, Direction.OUTBOUND),
+                payment.updated_at_us))
+            self._in_transit.setdefault(payment.id, (channel, payment.updated_at_us))
+        due: list[Due] = [(channel, asset, items[start : start + size])
+                          for asset, items in by_asset.items()
+                          for start in range(0, len(items), size)]
+        self.send(due, report)
 
     # --- receipts ---------------------------------------------------------------------------
 

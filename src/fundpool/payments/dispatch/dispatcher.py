@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from fundpool.channels.ports import ChannelAdapter
+from fundpool.channels.ports import ChannelAdapter, Inquiry
 from fundpool.core.clock import Clock, IdSource
 from fundpool.payments.dispatch.announcements import Announcements
 from fundpool.payments.dispatch.batching import Batches, Due
 from fundpool.payments.dispatch.inbox import Inbox
-from fundpool.payments.dispatch.intake import Intake, take_in
+from fundpool.payments.dispatch.intake import Intake, take_in, take_up
 from fundpool.payments.dispatch.liquidity import Liquidity
 from fundpool.payments.dispatch.outcomes import OutcomeHandler
 from fundpool.payments.dispatch.policy import (
@@ -41,6 +41,7 @@ from fundpool.routing.router import RoutingStrategy
 S = PaymentState
 
 RESCAN_PAGE = 1_000  # payments read per page when looking for approved or in-transit ones
+TAKE_UP_MAX = 4_096  # payments taken up in one transaction (one call's bound, CALL_ITEMS_MAX)
 
 
 class Dispatcher:
@@ -130,6 +131,47 @@ class Dispatcher:
         elif payment.state is S.APPROVED and payment.channel is not None:
             self._batches.enqueue(payment, route.attempt if route else 1, at_us)
 
+    # --- payments created elsewhere -----------------------------------------------------------
+
+    def take_up(self, limit: int = TAKE_UP_MAX) -> list[Intake]:
+        """Take payments created through the API, the console, the CLI or a CSV file (state
+        `initiated`), released from a hold (`screened`), or routed but not yet approved, as
+        far as intake takes a new one: screen, route, approve or ask an approver, and queue.
+        One transaction; at most `limit` payments, the rest at the next call. What the
+        engine does on every pass."""
+        waiting = self._waiting(limit)
+        if not waiting:
+            return []
+        with self._service.session() as session:
+            at_us = session.at_us
+            # As they stand under the writer's lock: a person or another process may have
+            # moved one since it was listed (held it, cancelled it); that one is left alone.
+            current = session.payments(p.id for p in waiting)
+            still = [current[p.id] for p in waiting
+                     if p.id in current and current[p.id].version == p.version]
+            liquidity = Liquidity(session.transaction, self._pool, self._capabilities)
+            intakes = take_up(session, self._records.writes(session.write_session),
+                              self._routes, liquidity, still)
+        for intake in intakes:
+            if isinstance(intake.outcome, Payment):
+                self._follow(intake.outcome, intake.route, at_us)
+        self._announcements.send()
+        return intakes
+
+    def _waiting(self, limit: int) -> list[Payment]:
+        found: list[Payment] = []
+        for state in (S.INITIATED, S.SCREENED, S.ROUTED):
+            after: str | None = None
+            while len(found) < limit:
+                page = self._service.list(state=state, limit=min(RESCAN_PAGE, limit - len(found)),
+                                          after_id=after)
+                if not page:
+                    break
+                found += [p for p in page if state is S.INITIATED or (
+                    not p.kind.inbound and (state is S.SCREENED or not p.approval_required))]
+                after = page[-1].id
+        return found
+
     # --- approvals made elsewhere (CLI, API, console) ---------------------------------------
 
     def approve(self, payment_ids: Sequence[str]) -> list[Outcome]:
@@ -178,6 +220,52 @@ class Dispatcher:
                     if not payment.kind.inbound:
                         self._batches.in_transit(payment)
                 after = page[-1].id
+
+    # --- after a restart --------------------------------------------------------------------
+
+    def resume(self) -> tuple[int, int]:
+        """Pick up where the store says things stand, before the first tick: approved
+        payments are queued again (the rescan), and every payment in transit is asked of its
+        rail. One the rail never got (the process died between the commit that marked it
+        submitted and the send) is sent now; a deposit its rail was never told of is announced
+        now. Returns how many were asked about, and how many were sent or announced now."""
+        now = self._clock.now_us()
+        self._rescan(now)
+        asked = resent = 0
+        waiting: dict[str, list[Payment]] = {}
+        for state in (S.SUBMITTED, S.CLEARED, S.SCREENED):
+            after: str | None = None
+            while True:
+                page = self._service.list(state=state, limit=RESCAN_PAGE, after_id=after)
+                if not page:
+                    break
+                for payment in page:
+                    if payment.channel is not None and (
+                        state is not S.SCREENED or payment.kind.inbound
+                    ):
+                        waiting.setdefault(payment.channel, []).append(payment)
+                after = page[-1].id
+        report = TickReport(at_us=now)
+        for channel, payments in waiting.items():
+            rail = self._rails.get(channel)
+            if not isinstance(rail, Inquiry):
+                continue
+            asked += len(payments)
+            known = rail.inquire([p.id for p in payments], now)
+            unsent = [p for p in payments if p.id not in known]
+            # Only what the rail never took can be sent: a cleared one it has forgotten is
+            # left in transit (stuck) for a person, never sent again.
+            payouts = [p for p in unsent if not p.kind.inbound and p.state is S.SUBMITTED]
+            deposits = [p for p in unsent if p.kind.inbound and p.state is S.SCREENED]
+            for deposit in deposits:
+                self._announcements.expect(channel, deposit)
+            resent += len(deposits) + len(payouts)
+            if payouts:
+                routes = self._records.reads.routes_of([p.id for p in payouts])
+                self._batches.resend(channel, payouts, routes, report)
+        self._announcements.send()
+        self.flush_records()
+        return asked, resent
 
     # --- the tick ---------------------------------------------------------------------------
 

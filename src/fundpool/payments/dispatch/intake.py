@@ -48,9 +48,58 @@ class Intake:
         return None
 
 
+FEE_EXCEEDS_AMOUNT = "fee_exceeds_amount"  # routing: the rail's fee exceeds the amount
+APPROVAL_REFUSED = "approval_refused"  # the ledger refused to lock its funds, twice
+
+
 class IntakeRefused(FundpoolError):
     code = "intake_refused"
     title = "an all-or-nothing intake was refused: one item could not go through"
+
+
+class Planner:
+    """The steps that take a payment as far as it goes without a rail, at `at_us`: screen it
+    (unless it already is), then for a deposit check the rail it names, for an outbound
+    payment route it and approve it (or ask an approver). The routes chosen and the reasons
+    for rejections are kept for the caller."""
+
+    def __init__(self, chooser: RouteChooser, liquidity: Liquidity, at_us: int) -> None:
+        self._chooser = chooser
+        self._liquidity = liquidity
+        self._at_us = at_us
+        self.routes: dict[str, RouteRecord] = {}
+        self.rejected: dict[str, str] = {}
+        self.planned: set[str] = set()
+
+    def steps(self, payment: Payment) -> list[Step]:
+        self.planned.add(payment.id)
+        steps = [Step(payment.id, Action.SCREEN)] if payment.state is PaymentState.INITIATED \
+            else []
+        if payment.kind.inbound:
+            problem, _ = self._chooser.named_rail_problem(payment, self._at_us, self._liquidity)
+            if problem is not None:
+                self.rejected[payment.id] = problem
+                steps.append(Step(payment.id, Action.REJECT, reason=problem))
+            return steps
+        if payment.state is PaymentState.ROUTED:
+            # Routed earlier, its approval refused then (the rail's funds were short for a
+            # moment): approve it now, or reject it (take_up).
+            return [Step(payment.id, Action.APPROVE)]
+        route, fee = self._chooser.route(payment, 1, self._at_us, self._liquidity, ())
+        self.routes[payment.id] = route
+        if route.channel is None:
+            self.rejected[payment.id] = route_reason(route)
+        elif fee is not None and fee > payment.amount_minor:
+            # A payment whose fee would exceed what it moves is refused here, at routing,
+            # before any funds are locked for it.
+            self.rejected[payment.id] = FEE_EXCEEDS_AMOUNT
+            return [*steps, Step(payment.id, Action.REJECT, reason=FEE_EXCEEDS_AMOUNT)]
+        return steps + steps_after_route(payment, route, fee)
+
+    def intake(self, payment: Payment, step_outcomes: Sequence[Outcome]) -> Intake:
+        errors = tuple(o for o in step_outcomes if isinstance(o, FundpoolError))
+        return Intake(payment, self.routes.get(payment.id), errors,
+                      self.rejected.get(payment.id))
 
 
 def take_in(
@@ -66,45 +115,63 @@ def take_in(
     what became of each request, and the ids of the payments this call created (a replayed
     key's payment is already with its rail or in a queue). With `atomic`, any item refused
     raises `IntakeRefused`, naming the first, which rolls the session back."""
-    routes: dict[str, RouteRecord] = {}
-    rejected: dict[str, str] = {}
-    planned: set[str] = set()
-    at_us = session.at_us
-
-    def plan(payment: Payment) -> list[Step]:
-        # Called once per payment this call creates (a key repeated in the call is a
-        # replay, and is not planned again: PaymentSession.create_and_act).
-        planned.add(payment.id)
-        steps = [Step(payment.id, Action.SCREEN)]
-        if payment.kind.inbound:
-            problem, _ = chooser.named_rail_problem(payment, at_us, liquidity)
-            if problem is not None:
-                rejected[payment.id] = problem
-                steps.append(Step(payment.id, Action.REJECT, reason=problem))
-            return steps
-        route, fee = chooser.route(payment, 1, at_us, liquidity, ())
-        routes[payment.id] = route
-        if route.channel is None:
-            rejected[payment.id] = route_reason(route)
-        return steps + steps_after_route(payment, route, fee)
-
+    planner = Planner(chooser, liquidity, session.at_us)
+    # Called once per payment this call creates (a key repeated in the call is a replay, and
+    # is not planned again: PaymentSession.create_and_act).
     results: list[tuple[Outcome, list[Outcome]]] = []
     for start in range(0, len(requests), CALL_ITEMS_MAX):
-        results += session.create_and_act(requests[start : start + CALL_ITEMS_MAX], plan)
+        results += session.create_and_act(requests[start : start + CALL_ITEMS_MAX],
+                                          planner.steps)
     final = session.payments(p.id for p, _ in results if isinstance(p, Payment))
     intakes: list[Intake] = []
     for created, step_outcomes in results:
         if not isinstance(created, Payment):
             intakes.append(Intake(created))
             continue
-        payment = final.get(created.id, created)
-        errors = tuple(o for o in step_outcomes if isinstance(o, FundpoolError))
-        intakes.append(Intake(payment, routes.get(payment.id), errors,
-                              rejected.get(payment.id)))
+        intakes.append(planner.intake(final.get(created.id, created), step_outcomes))
     if atomic:
         for index, intake in enumerate(intakes):
             problem = intake.refusal
             if problem is not None:
                 raise IntakeRefused(item=index, reason=problem)  # rolls back
-    writes.add_routes(list(routes.values()))
-    return intakes, planned
+    writes.add_routes(list(planner.routes.values()))
+    return intakes, planner.planned
+
+
+def take_up(
+    session: PaymentSession,
+    writes: DispatchRecordWrites,
+    chooser: RouteChooser,
+    liquidity: Liquidity,
+    payments: Sequence[Payment],
+) -> list[Intake]:
+    """Take payments created earlier (through the API, the console, the CLI, a CSV file) or
+    released from a hold as far as intake takes a new one, in `session`: the engine's way in.
+    A routed payment whose approval the ledger refuses again is rejected with the reason."""
+    planner = Planner(chooser, liquidity, session.at_us)
+    plans = [(payment, planner.steps(payment)) for payment in payments]
+    # Round by round (every payment's first step, then every second...): each round is one
+    # wave of the session, one ledger call, instead of a wave per payment.
+    steps: list[Step] = []
+    owners: list[int] = []
+    for round_ in range(max((len(p) for _, p in plans), default=0)):
+        for index, (_, planned) in enumerate(plans):
+            if round_ < len(planned):
+                steps.append(planned[round_])
+                owners.append(index)
+    outcomes: list[list[Outcome]] = [[] for _ in plans]
+    for owner, outcome in zip(owners, session.act(steps) if steps else [], strict=True):
+        outcomes[owner].append(outcome)
+    again = [payment.id for (payment, _), found in zip(plans, outcomes, strict=True)
+             if payment.state is PaymentState.ROUTED
+             and any(isinstance(o, FundpoolError) for o in found)]
+    if again:
+        for pid, outcome in zip(again, session.act([
+                Step(pid, Action.REJECT, reason=APPROVAL_REFUSED) for pid in again]),
+                strict=True):
+            if isinstance(outcome, Payment):
+                planner.rejected[pid] = APPROVAL_REFUSED
+    final = session.payments(p.id for p in payments)
+    writes.add_routes(list(planner.routes.values()))
+    return [planner.intake(final.get(p.id, p), found)
+            for p, found in zip(payments, outcomes, strict=True)]

@@ -38,6 +38,21 @@ failed may be submitted again.
 The fee of a submission is the rail's fee model for its outbound instructions
 (channels/fees.py): in batch, and one by one for comparison. Inbound instructions cost the pool
 nothing here; what a rail keeps of a deposit is the channel's fee schedule (`inbound_bps`).
+
+A rail lives in its process unless it is given a journal (channels/rail_journal.py), as a real
+rail lives outside it. Each accepted submission, with every outcome drawn for it and when each
+copy is due, is then on disk before `submit` returns, and the outcomes the caller has taken
+are acknowledged there. A rail that opens the journal again (the next process, after a kill)
+carries on: every outcome not acknowledged goes back in its queue (delivered when due, at once
+if overdue, again if it had been delivered), the payments in flight stay in flight (refused as
+`duplicate_payment_id`, as within one process), and rail references go on counting. By default
+a poll acknowledges what earlier polls delivered: a caller that polls again has taken them
+(`Acknowledgement.NEXT_POLL`); one that keeps outcomes past its next poll (until a commit)
+acknowledges them itself (`Acknowledgement.EXPLICIT`, `acknowledge`). So each outcome is
+delivered at least once across crashes, and one acknowledged is never delivered again. A
+resumed rail draws from generators seeded with the number of submissions it resumed after:
+deterministic, and not the same draws as the first process's. Without a journal, or on an
+empty one, nothing changes: the same seed gives the same outcomes, byte for byte.
 """
 
 from __future__ import annotations
@@ -45,6 +60,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+import os
 import random
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -70,6 +86,16 @@ from fundpool.channels.profiles import (
     assets_by_code,
     default_fee_model,
     profile_for,
+)
+from fundpool.channels.rail_journal import (
+    AcknowledgedRecord,
+    JournalOutcome,
+    JournalRecord,
+    OpenedRecord,
+    RailJournal,
+    RailJournalMismatch,
+    SubmissionRecord,
+    read_journal,
 )
 from fundpool.core.errors import FundpoolError
 from fundpool.core.money import Asset
@@ -135,6 +161,13 @@ _RETURN_REASONS: dict[ChannelKind, tuple[str, ...]] = {
 _FINAL = frozenset({OutcomeKind.SETTLED, OutcomeKind.FAILED})
 
 
+class Acknowledgement(StrEnum):
+    """When a journaled rail records that the caller has taken what it delivered."""
+
+    NEXT_POLL = "next_poll"  # the next poll or deliver (the caller came back: it has them)
+    EXPLICIT = "explicit"  # only `acknowledge(ids)`: the caller says so once it has committed
+
+
 class _Scheduled:
     """One outcome waiting for delivery. The outcome object itself is only built when it is
     delivered: a submission of hundreds of instructions stays cheap."""
@@ -161,6 +194,7 @@ class _Scheduled:
 
 
 _Entry = tuple[int, int, _Scheduled]  # (due, sequence, outcome): the sequence breaks ties
+_Due = tuple[int, _Scheduled]  # a copy to queue: (due, outcome), before it has its sequence
 
 
 def _pick(reasons: tuple[str, ...], draw: float, rate: float) -> str:
@@ -180,11 +214,16 @@ class SimulatedRail:
         seed: int,
         profile: RailProfile | None = None,
         instance: str | None = None,
+        journal: RailJournal | None = None,
+        acknowledgement: Acknowledgement = Acknowledgement.NEXT_POLL,
     ) -> None:
         """`instance` names this rail object among others of the same channel over time (a
         process that starts later, a second run on the same store): it goes into every rail
         reference and so into every outcome id, which must never repeat on a channel. Give
-        one whenever earlier runs' outcomes may already be recorded."""
+        one whenever earlier runs' outcomes may already be recorded.
+
+        With a `journal` (open, and from then on the rail's to close) the rail resumes what
+        the journal holds and records what it does (see the module's docstring)."""
         by_code = assets_by_code(assets)
         self._ref_prefix = channel.id if instance is None else f"{channel.id}-{instance}"
         missing = [code for code in channel.assets if code not in by_code]
@@ -202,13 +241,23 @@ class SimulatedRail:
         }
         channel_crc = zlib.crc32(channel.id.encode("utf-8"))
         # String seeds are hashed with SHA-512 by `random`, the same in every process.
-        self._fates = random.Random(f"fundpool/{seed}/{channel_crc}/fates")
-        self._chaos = random.Random(f"fundpool/{seed}/{channel_crc}/chaos")
+        generators = f"fundpool/{seed}/{channel_crc}"
         self._capabilities = self._make_capabilities()
         self._queue: list[_Entry] = []
         self._sequence = 0
         self._submissions = 0
         self._in_flight: dict[str, str] = {}  # payment id -> rail ref of its submission
+        self._journal = journal
+        self._acknowledgement = acknowledgement
+        self._unacknowledged: list[str] = []  # delivered, not yet acknowledged in the journal
+        if journal is not None:
+            self._resume(journal.records)
+            if self._submissions:
+                # Not the first process's draws again: those fates were dealt already.
+                generators = f"{generators}/resumed-after-{self._submissions}"
+            journal.append([OpenedRecord(channel.id, instance, os.getpid())])
+        self._fates = random.Random(f"{generators}/fates")
+        self._chaos = random.Random(f"{generators}/chaos")
         self._subscribers: list[OutcomeCallback] = []
         self._failure_reasons = _FAILURE_REASONS[channel.kind]
         self._return_reasons = _RETURN_REASONS[channel.kind]
@@ -273,12 +322,20 @@ class SimulatedRail:
     def submit(self, instructions: Sequence[Instruction], at_us: int) -> Submission:
         batch = tuple(instructions)
         asset = self._check(batch, at_us)
-        self._submissions += 1
-        rail_ref = f"{self._ref_prefix}-{self._submissions}"
+        rail_ref = f"{self._ref_prefix}-{self._submissions + 1}"
+        copies: list[_Due] = []
         if self._profile.is_chain:
-            self._schedule_on_chain(batch, at_us, rail_ref)
+            self._schedule_on_chain(batch, at_us, rail_ref, copies)
         else:
-            self._schedule(batch, at_us, rail_ref)
+            self._schedule(batch, at_us, rail_ref, copies)
+        if self._journal is not None:
+            # On disk before anything changes here: if the write fails, the rail took nothing.
+            self._journal.append([_submission_record(batch, at_us, rail_ref, copies)])
+        self._submissions += 1
+        queue = self._queue
+        for due, scheduled in copies:
+            self._sequence += 1
+            heapq.heappush(queue, (due, self._sequence, scheduled))
         for instruction in batch:
             self._in_flight[instruction.payment_id] = rail_ref
         outbound = sum(1 for i in batch if i.direction == Direction.OUTBOUND)
@@ -367,7 +424,9 @@ class SimulatedRail:
         )
         return int(min(draw, self._latency_cap_us))
 
-    def _schedule(self, batch: tuple[Instruction, ...], at_us: int, rail_ref: str) -> None:
+    def _schedule(
+        self, batch: tuple[Instruction, ...], at_us: int, rail_ref: str, copies: list[_Due]
+    ) -> None:
         profile = self._profile
         draw = self._fates.random
         failure_rate, return_rate = profile.failure_rate, profile.return_rate
@@ -385,7 +444,7 @@ class SimulatedRail:
                 failed = _Scheduled(
                     OutcomeKind.FAILED, payment_id, rail_ref, index, at_us + latency_us, reason, ()
                 )
-                self._enqueue(None, failed, None)
+                self._enqueue(None, failed, None, copies)
                 continue
             cleared = None
             if clears_inbound_at_once and instruction.direction == Direction.INBOUND:
@@ -410,10 +469,10 @@ class SimulatedRail:
                     settled_at_us + profile.return_delay_us,
                     _pick(self._return_reasons, comeback, return_rate), (),
                 )
-            self._enqueue(cleared, settled, returned)
+            self._enqueue(cleared, settled, returned, copies)
 
     def _schedule_on_chain(
-        self, batch: tuple[Instruction, ...], at_us: int, rail_ref: str
+        self, batch: tuple[Instruction, ...], at_us: int, rail_ref: str, copies: list[_Due]
     ) -> None:
         profile = self._profile
         draw = self._fates.random
@@ -440,7 +499,7 @@ class SimulatedRail:
                     OutcomeKind.FAILED, payment_id, rail_ref, index, first_block_at_us,
                     _pick(self._failure_reasons, fate, failure_rate), tx_details,
                 )
-                self._enqueue(None, failed, None)
+                self._enqueue(None, failed, None, copies)
                 continue
             cleared = None
             if profile.sends_cleared:
@@ -459,14 +518,19 @@ class SimulatedRail:
                     settled_at_us + profile.return_delay_us,
                     _pick(self._return_reasons, comeback, return_rate), tx_details,
                 )
-            self._enqueue(cleared, settled, returned)
+            self._enqueue(cleared, settled, returned, copies)
 
     def _enqueue(
-        self, cleared: _Scheduled | None, final: _Scheduled, returned: _Scheduled | None
+        self,
+        cleared: _Scheduled | None,
+        final: _Scheduled,
+        returned: _Scheduled | None,
+        copies: list[_Due],
     ) -> None:
-        """Queue one instruction's outcomes for delivery, with the profile's chaos applied:
-        each may be late or delivered twice, and a clearing notice may come after the
-        settlement it precedes. `at_us` stays what the rail says; only delivery moves."""
+        """Add one instruction's outcomes to the copies to queue, in queueing order, with the
+        profile's chaos applied: each may be late or delivered twice, and a clearing notice
+        may come after the settlement it precedes. `at_us` stays what the rail says; only
+        delivery moves."""
         profile = self._profile
         chaos = self._chaos.random
         late = profile.late_rate
@@ -489,15 +553,10 @@ class SimulatedRail:
                 returned_due += profile.late_us
             ordered.append((returned_due, returned))
         duplicates = profile.duplicate_rate
-        queue = self._queue
         for due, scheduled in ordered:
-            self._sequence += 1
-            heapq.heappush(queue, (due, self._sequence, scheduled))
+            copies.append((due, scheduled))
             if duplicates and chaos() < duplicates:
-                self._sequence += 1
-                heapq.heappush(
-                    queue, (due + profile.duplicate_delay_us, self._sequence, scheduled)
-                )
+                copies.append((due + profile.duplicate_delay_us, scheduled))
 
     # --- reporting -----------------------------------------------------------------------------
 
@@ -524,6 +583,8 @@ class SimulatedRail:
         return self._queue[0][0] if self._queue else None
 
     def _deliver(self, until_us: int) -> list[ChannelOutcome]:
+        if self._acknowledgement == Acknowledgement.NEXT_POLL:
+            self._acknowledge_delivered()
         queue = self._queue
         entries: list[_Entry] = []
         while queue and queue[0][0] <= until_us:
@@ -540,22 +601,126 @@ class SimulatedRail:
                     for entry in entries[position:]:
                         heapq.heappush(queue, entry)
                     self._land(entries[:position])
+                    self._delivered(outcomes[:position])
                     raise
         self._land(entries)
+        self._delivered(outcomes)
         return outcomes
+
+    def _delivered(self, outcomes: list[ChannelOutcome]) -> None:
+        if outcomes and self._journal is not None:
+            self._unacknowledged.extend(outcome.outcome_id for outcome in outcomes)
 
     def _land(self, entries: list[_Entry]) -> None:
         """A payment leaves flight once its settled or failed outcome has been delivered."""
-        in_flight = self._in_flight
         for _, _, scheduled in entries:
-            if scheduled.kind in _FINAL and in_flight.get(scheduled.payment_id) == (
-                scheduled.rail_ref
-            ):
-                del in_flight[scheduled.payment_id]
+            self._land_one(scheduled)
+
+    def _land_one(self, scheduled: _Scheduled) -> None:
+        in_flight = self._in_flight
+        if scheduled.kind in _FINAL and in_flight.get(scheduled.payment_id) == (
+            scheduled.rail_ref
+        ):
+            del in_flight[scheduled.payment_id]
+
+    # --- the journal ---------------------------------------------------------------------------
+
+    def acknowledge(self, outcome_ids: Iterable[str] | None = None) -> None:
+        """Record in the journal that the caller has taken these outcomes (all those
+        delivered and not yet acknowledged when None): no later process delivers them again.
+        Nothing to do without a journal."""
+        if self._journal is None:
+            return
+        if outcome_ids is None:
+            self._acknowledge_delivered()
+            return
+        taken = tuple(outcome_ids)
+        if taken:
+            self._journal.append([AcknowledgedRecord(taken)])
+            done = set(taken)
+            self._unacknowledged = [i for i in self._unacknowledged if i not in done]
+
+    def _acknowledge_delivered(self) -> None:
+        if self._unacknowledged and self._journal is not None:
+            self._journal.append([AcknowledgedRecord(tuple(self._unacknowledged))])
+            self._unacknowledged = []
+
+    def inquire(self, payment_ids: Sequence[str], at_us: int) -> set[str]:
+        """Which of these payments the rail has taken (a status inquiry, as ISO 20022 pacs.028
+        or a chain's receipt lookup): with a journal, every payment any of its holders
+        accepted; without one, those in flight. For each it has, every outcome of its latest
+        submission that is not waiting in the queue (so it was delivered, perhaps to a
+        process that died before it kept it) is queued again, due at `at_us`: the next poll
+        reports it again, with its outcome id. Called after a restart, rarely: it reads the
+        journal file."""
+        asked = set(payment_ids)
+        known = {payment_id for payment_id in asked if payment_id in self._in_flight}
+        if self._journal is None or not asked:
+            return known
+        latest: dict[str, SubmissionRecord] = {}
+        for record in read_journal(self._journal.path):
+            if isinstance(record, SubmissionRecord):
+                for instruction in record.instructions:
+                    if instruction.payment_id in asked:
+                        latest[instruction.payment_id] = record
+        queued = {_outcome_id(scheduled) for _, _, scheduled in self._queue}
+        for payment_id, record in latest.items():
+            known.add(payment_id)
+            for o in record.outcomes:
+                if o.payment_id == payment_id and o.outcome_id not in queued:
+                    self._sequence += 1
+                    heapq.heappush(self._queue, (at_us, self._sequence, _scheduled_of(o)))
+        return known
+
+    def rail_ref_of(self, payment_id: str) -> str | None:
+        """The reference of the submission that holds this payment while it is in flight
+        (what a bank answers when asked for a payment by its end-to-end id), else None."""
+        return self._in_flight.get(payment_id)
+
+    @property
+    def journal(self) -> RailJournal | None:
+        return self._journal
+
+    def close(self) -> None:
+        """Let go of the journal (its lock), acknowledging nothing more: a clean stop leaves
+        what a crash would, and the next rail delivers the last poll's outcomes again (the
+        payment side drops them as duplicates). Nothing to do without a journal."""
+        if self._journal is not None:
+            self._journal.close()
+
+    def _resume(self, records: Sequence[JournalRecord]) -> None:
+        """Rebuild what the journal's earlier holders left: the rail reference count, the
+        payments in flight, and every copy of every outcome not acknowledged, queued in the
+        order it was first queued."""
+        waiting: dict[str, tuple[_Scheduled, tuple[int, ...]]] = {}
+        in_flight = self._in_flight
+        for record in records:
+            if isinstance(record, SubmissionRecord):
+                self._submissions += 1
+                for instruction in record.instructions:
+                    in_flight[instruction.payment_id] = record.rail_ref
+                for o in record.outcomes:
+                    waiting[o.outcome_id] = (_scheduled_of(o), o.due_us)
+            elif isinstance(record, AcknowledgedRecord):
+                for outcome_id in record.outcome_ids:
+                    taken = waiting.pop(outcome_id, None)
+                    if taken is not None:
+                        self._land_one(taken[0])
+            elif record.channel != self._channel.id:
+                raise RailJournalMismatch(
+                    f"{self._journal.path if self._journal else ''} is the journal of "
+                    f"{record.channel!r}, not {self._channel.id!r}",
+                    channel=self._channel.id, journal_channel=record.channel,
+                )
+        queue = self._queue
+        for scheduled, due_us in waiting.values():
+            for due in due_us:
+                self._sequence += 1
+                heapq.heappush(queue, (due, self._sequence, scheduled))
 
     def _outcome(self, scheduled: _Scheduled) -> ChannelOutcome:
         return ChannelOutcome(
-            outcome_id=f"{scheduled.rail_ref}/{scheduled.index}/{scheduled.kind.value}",
+            outcome_id=_outcome_id(scheduled),
             channel=self._channel.id,
             payment_id=scheduled.payment_id,
             rail_ref=scheduled.rail_ref,
@@ -564,6 +729,48 @@ class SimulatedRail:
             reason=scheduled.reason,
             details=dict(scheduled.details),
         )
+
+
+def _submission_record(
+    batch: tuple[Instruction, ...], at_us: int, rail_ref: str, copies: list[_Due]
+) -> SubmissionRecord:
+    """The journal's record of a submission: its outcomes in queueing order, with the due
+    times of their copies (a duplicate's copies are queued one after the other)."""
+    outcomes: list[JournalOutcome] = []
+    last: _Scheduled | None = None
+    due_us: list[int] = []
+    for due, scheduled in copies:
+        if scheduled is last:
+            due_us.append(due)
+            continue
+        if last is not None:
+            outcomes.append(_journal_outcome(last, due_us))
+        last, due_us = scheduled, [due]
+    if last is not None:
+        outcomes.append(_journal_outcome(last, due_us))
+    return SubmissionRecord(rail_ref, at_us, batch, tuple(outcomes))
+
+
+def _journal_outcome(scheduled: _Scheduled, due_us: list[int]) -> JournalOutcome:
+    return JournalOutcome(
+        outcome_id=_outcome_id(scheduled),
+        payment_id=scheduled.payment_id,
+        rail_ref=scheduled.rail_ref,
+        index=scheduled.index,
+        kind=scheduled.kind,
+        at_us=scheduled.at_us,
+        reason=scheduled.reason,
+        details=scheduled.details,
+        due_us=tuple(due_us),
+    )
+
+
+def _scheduled_of(o: JournalOutcome) -> _Scheduled:
+    return _Scheduled(o.kind, o.payment_id, o.rail_ref, o.index, o.at_us, o.reason, o.details)
+
+
+def _outcome_id(scheduled: _Scheduled) -> str:
+    return f"{scheduled.rail_ref}/{scheduled.index}/{scheduled.kind.value}"
 
 
 if TYPE_CHECKING:

@@ -48,13 +48,14 @@ from fundpool.monitoring.ports import OutboxReader, ProjectionStore
 from fundpool.monitoring.projector import Projector
 from fundpool.monitoring.service import Monitor
 from fundpool.payments.dispatch import DEFAULT_DISPATCH_POLICY, Dispatcher, DispatchPolicy
+from fundpool.payments.engine import PaymentEngine
 from fundpool.payments.ports import DispatchRecordReads, DispatchRecords, PaymentStore
 from fundpool.payments.service import PaymentService
 from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
 from fundpool.runtime import SystemClock, system_ids, tune_gc
 from fundpool.sim import pace
 from fundpool.sim.rails import Dispatching, payout_router, simulated_rails
-from fundpool.sim.service import SEED_DEFAULT, TrafficService
+from fundpool.sim.service import SEED_DEFAULT, EngineFlow, TrafficService
 from fundpool.sim.traffic import Simulation
 from fundpool.sql import migrate
 from fundpool.sql.database import Database, database_of
@@ -74,6 +75,7 @@ if TYPE_CHECKING:
     from fundpool.bus.relay import RelayReport as RelayReport
     from fundpool.monitoring.alerting.engine import AlertEngine
     from fundpool.monitoring.alerting.reload import AlertRules
+    from fundpool.server.engines import Engines
     from fundpool.server.settings import Settings
     from fundpool.server.v1.idempotency import KeptAnswers
     from fundpool.stores.sqlite import SqliteStore
@@ -275,13 +277,15 @@ def simulated_dispatching(
     seed: int,
     instance: str,
     policy: DispatchPolicy = DEFAULT_DISPATCH_POLICY,
+    journal_dir: Path | None = None,
 ) -> Dispatching:
     """The payments of `pool` on `ledger_service`, and a dispatcher over one simulated rail
     per channel (seeded by `seed`; `instance` keeps their references apart from an earlier
     set's on the same store) and the learning router; its records beside the payments."""
     store = ledger_service.store
     payments = PaymentService(ledger_service, payment_records(store), config, pool, ids)
-    rails = simulated_rails(config, pool, seed=seed, instance=instance)
+    rails = simulated_rails(config, pool, seed=seed, instance=instance,
+                            journal_dir=journal_dir)
     router = payout_router(config, rails, seed=seed)
     dispatcher = Dispatcher(payments, rails, router, clock, ids,
                             records=dispatch_records(store), policy=policy)
@@ -296,6 +300,57 @@ def dispatching(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig) ->
     instance = format(clock.now_us(), "x")  # this process's rail references are its own
     return simulated_dispatching(ledger(store, clock, ids), config, pool, clock=clock, ids=ids,
                                  seed=seed, instance=instance)
+
+
+# --- the payment engine ----------------------------------------------------------------------
+
+ENGINE_POLICY = DispatchPolicy(rescan_us=250_000)  # an approver's call is picked up at once
+
+
+def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
+                   rails_dir: Path | None, seed: int | None = None) -> PaymentEngine:
+    """`pool`'s payment engine on `store`, on the wall clock: its rails as the pool's
+    configuration names them (each channel's `adapter`; `simulated` is the only one yet, its
+    journal in `rails_dir/<pool>/` so that a restart finds what each rail was sent)."""
+    clock, ids = SystemClock(), system_ids()
+    seed = secrets.randbits(32) if seed is None else seed
+    parts = simulated_dispatching(
+        ledger(store, clock, ids), config, pool, clock=clock, ids=ids, seed=seed,
+        instance=f"engine-{pool.id}", policy=ENGINE_POLICY,
+        journal_dir=None if rails_dir is None else rails_dir / pool.id)
+    return PaymentEngine(pool.id, parts.dispatcher)
+
+
+@dataclass
+class PoolRuntime:
+    """What runs for one pool where it is led: its engine, and the live demo's simulator
+    (which hands its payments to the engine)."""
+
+    engine: PaymentEngine
+    traffic: TrafficService | None = None
+
+    def start(self) -> PoolRuntime:
+        self.engine.start()
+        if self.traffic is not None:
+            self.traffic.start()
+        return self
+
+    def stop(self) -> None:
+        if self.traffic is not None:
+            self.traffic.stop()
+        self.engine.stop()
+
+    def wake(self) -> None:
+        self.engine.wake()
+
+
+def pool_runtime(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
+                 rails_dir: Path | None, simulate_per_s: float | None = None) -> PoolRuntime:
+    engine = payment_engine(store, config, pool, rails_dir=rails_dir)
+    traffic = None
+    if simulate_per_s is not None:
+        traffic = engine_traffic(store, config, pool, engine, rate_per_s=simulate_per_s)
+    return PoolRuntime(engine, traffic)
 
 
 # --- the simulator ---------------------------------------------------------------------------
@@ -326,6 +381,25 @@ def traffic_service(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig
         ids = Uuid7Ids.seeded(seed + clock.now_us())
         return simulation(ledger(store, clock, ids), config, pool, seed=seed, clock=clock,
                           ids=ids)
+
+    return TrafficService(open_simulation, rate_per_s=rate_per_s)
+
+
+def engine_traffic(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
+                   engine: PaymentEngine, *, rate_per_s: float, seed: int = SEED_DEFAULT
+                   ) -> TrafficService:
+    """The simulator as a service of the server, its payments handed to `engine` as the API's
+    are (`serve --simulate`, the live demo)."""
+
+    def open_simulation() -> Simulation:
+        clock = SystemClock()
+        ids = Uuid7Ids.seeded(seed + clock.now_us())
+        ledger_service = ledger(store, clock, ids)
+        run_id = format(clock.now_us(), "x")
+        parts = simulated_dispatching(ledger_service, config, pool, clock=clock, ids=ids,
+                                      seed=seed, instance=run_id)
+        flow = EngineFlow(parts.payments, engine, clock)
+        return Simulation(parts, seed=seed, clock=clock, run_id=run_id, flow=flow)
 
     return TrafficService(open_simulation, rate_per_s=rate_per_s)
 
@@ -371,6 +445,32 @@ def stream_status(nats_url: str, durable: str, pools: Sequence[str], *, prefix: 
 # --- the server ------------------------------------------------------------------------------
 
 
+def engine_lease(db_url: str, pool: str) -> AdvisoryLease:
+    """The lease of `pool`'s payment engine among the API workers on one PostgreSQL database."""
+    return AdvisoryLease(Database(db_url), f"fundpool.engine:{pool}")
+
+
+def payment_engines(store: LedgerStore, config: FundpoolConfig, settings: Settings) -> Engines:
+    """A worker's payment engines: every pool's, here (SQLite), or each pool's while this
+    worker holds its lease (PostgreSQL). The live demo's simulator runs with its pool's
+    engine."""
+    from fundpool.server.engines import Engines
+
+    rails_dir = settings.rails_dir or settings.data_dir / "rails"
+    simulated = declared_pool = None
+    if settings.simulate is not None:
+        simulated = pace.parse_rate(settings.simulate)
+        declared_pool = config.pool(None).id
+
+    def open_work(pool_id: str) -> PoolRuntime:
+        return pool_runtime(store, config, config.pool(pool_id), rails_dir=rails_dir,
+                            simulate_per_s=simulated if pool_id == declared_pool else None)
+
+    db_url = settings.db_url or ""
+    return Engines([p.id for p in config.pools], open_work,
+                   (lambda pool: engine_lease(db_url, pool)) if settings.postgres else None)
+
+
 def build_app(settings: Settings | None = None) -> FastAPI:
     """One worker's app (its own store connections), from `settings` or the environment: the
     API, metrics and health, the alert engine with `alerts`, the simulator with `simulate`,
@@ -386,23 +486,25 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     prepare_schema(store)
     declared = load_config(settings.config)
     watched = monitor(store, declared)
+    db_url = settings.db_url or ""
+    services: list[Engines] = []
+    engines = None
+    if settings.engine:
+        engines = payment_engines(store, declared, settings)
+        services.append(engines)
     api = Api(monitor=watched, auth=auth_store(store), settings=settings,
               idempotency=kept_answers(store), payment_records=payment_records(store),
               dispatch_records=dispatch_records(store), alert_store=alert_store(store),
-              driver_errors=store_errors())
+              driver_errors=store_errors(), wake_engine=engines.wake if engines else None)
     rules = engine = None
     if settings.alerts is not None:
         from fundpool.monitoring.alerting.reload import AlertRules
 
         rules = AlertRules(settings.alerts)
         engine = alert_engine(store, watched, rules)
-    services: list[TrafficService] = []
-    if settings.simulate is not None:
-        services.append(traffic_service(store, declared, declared.pool(None),
-                                        rate_per_s=pace.parse_rate(settings.simulate)))
-    db_url = settings.db_url or ""
     app = worker_app(settings, watched, api, open_lease=lambda: leader_lease(db_url),
                      rules=rules, engine=engine, services=services)
+    app.state.engines = engines
     if settings.console:
         from fundpool.console import mount
 

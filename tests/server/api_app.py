@@ -29,6 +29,10 @@ class ApiApp:
 
 
 def api_app(data_dir: Path, **settings: object) -> ApiApp:
+    """The API on its own: no payment engine unless `engine=True`, so that a test moves its
+    payments step by step (tests/server/test_engine_serve.py runs the engine in a real
+    `fundpool serve`)."""
+    settings.setdefault("engine", False)
     app = build_app(Settings(data_dir=data_dir, config=CONFIG, access_log=False,
                              **settings))  # type: ignore[arg-type]
     api = app.state.api

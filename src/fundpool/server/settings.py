@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     console_secret: str | None = Field(None, description="Signs the console's browser cookie; "
                                        "unset: a new one at each start (everyone signs in "
                                        "again after a restart).")
+    engine: bool = Field(True, description="Run the payment engine: one per pool, in the "
+                         "worker that holds the pool's lease (PostgreSQL) or in the one "
+                         "process (SQLite). Off: payments wait in `initiated` for an engine "
+                         "elsewhere.")
+    rails_dir: Path | None = Field(None, description="Where the simulated rails keep what they "
+                                   "were sent (one journal per rail; default: <data_dir>/rails).")
     simulate: str | None = Field(None, description="Run the traffic simulator in the server "
                                  "at this rate (`50/s`): a live demo pool. SQLite or "
                                  "PostgreSQL, one worker.")

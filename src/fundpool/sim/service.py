@@ -13,21 +13,75 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import structlog
 
-from fundpool.sim.traffic import Simulation
+from fundpool.core.actor import SIMULATED_APPROVER, SIMULATOR, Actor
+from fundpool.core.clock import Clock
+from fundpool.payments.dispatch import Intake, TickReport
+from fundpool.payments.model import Action, Outcome, PaymentRequest, PaymentState, Step
+from fundpool.payments.service import PaymentService
+from fundpool.sim.traffic import APPROVAL_DELAY_US, SIMULATED_PREFIX, Simulation
 
 STEP_S = 0.1
 RESTART_AFTER_S = 1.0  # a failed step (a store hiccup) is logged and the run goes on
 SEED_DEFAULT = 7
+APPROVALS_PER_ROUND = 500  # payouts the simulated approver looks at per step
 
 log = structlog.get_logger(__name__)
 
 
 class _Stop(Exception):
     pass
+
+
+class Waker(Protocol):
+    def wake(self) -> None: ...
+
+
+class EngineFlow:
+    """The simulator's way in when a server's payment engine runs the pool: it creates its
+    payments as the API does (state `initiated`, the simulator as their actor) and wakes the
+    engine, which screens, routes, approves and sends them like any other. A simulated
+    approver, a second person, approves the simulator's payouts that wait for an approver
+    once they have waited `approval_delay_us` (as a cashier's colleague would at the desk)."""
+
+    def __init__(self, payments: PaymentService, engine: Waker, clock: Clock, *,
+                 approval_delay_us: int = APPROVAL_DELAY_US) -> None:
+        self._payments = payments
+        self._engine = engine
+        self._clock = clock
+        self._delay_us = approval_delay_us
+
+    def intake(self, requests: Sequence[tuple[PaymentRequest, str | None]], *,
+               actor: Actor | None = None) -> list[Intake]:
+        with self._payments.session(actor=actor or SIMULATOR) as session:
+            outcomes = session.create(requests)
+        self._engine.wake()
+        return [Intake(outcome) for outcome in outcomes]
+
+    def approve(self, payment_ids: Sequence[str], *, actor: Actor | None = None
+                ) -> list[Outcome]:
+        with self._payments.session(actor=actor or SIMULATED_APPROVER) as session:
+            outcomes = session.act([Step(pid, Action.APPROVE) for pid in payment_ids])
+        self._engine.wake()
+        return outcomes
+
+    def tick(self) -> TickReport:
+        """The simulated approver's round: the engine ticks by itself."""
+        now = self._clock.now_us()
+        waiting = self._payments.list(state=PaymentState.PENDING_APPROVAL,
+                                      limit=APPROVALS_PER_ROUND)
+        due = [p.id for p in waiting if (p.reference or "").startswith(SIMULATED_PREFIX)
+               and now - p.updated_at_us >= self._delay_us]
+        if due:
+            self.approve(due)
+        return TickReport(at_us=now)
+
+    def flush_records(self) -> None:
+        return None
 
 
 class TrafficService:

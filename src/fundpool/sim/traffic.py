@@ -29,6 +29,7 @@ clock, scaled (`ScaledClock`), for a live demo.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections import Counter
@@ -36,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from fundpool.core.actor import SIMULATED_APPROVER, SIMULATOR, Actor
 from fundpool.core.clock import Clock
 from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.model import Posting, Transfer
@@ -47,17 +49,20 @@ from fundpool.pool.accounts import PoolState, pool_account, world_account
 from fundpool.pool.config import ChannelKind, InvalidConfig, OwnerKind
 from fundpool.pool.setup import init_pool
 from fundpool.sim.rails import Dispatching
+from fundpool.sim.treasury import (
+    PURPOSE,
+    TREASURY_COUNTERPARTY,
+    Treasury,
+    opening_float_minor,
+)
 
 PAYEES = 2_000
+SIMULATED_PREFIX = "sim-"  # the references (and keys) of the simulator's payments
 APPROVAL_DELAY_US = 3_000_000  # a cashier approves large payouts after a few seconds
 SWEEP_SHARE = 0.07
 BRIDGE_SHARE = 0.03
 DEPOSIT_SHARE = 0.40
 FRAUD_SHARE = 0.05
-# Opening float per channel and asset, in whole units of the asset.
-OPENING_FLOAT_UNITS = {"USD": 5_000_000, "EUR": 2_000_000, "USDT": 3_000_000, "ETH": 2_000,
-                       "E-CNY": 20_000_000}
-DEFAULT_OPENING_FLOAT_UNITS = 1_000_000
 # Typical payment sizes in whole units: (decade exponent, weight) — most payments are small.
 DECADES = ((0, 20), (1, 35), (2, 30), (3, 12), (4, 3))
 ETH_DECADES = ((-3, 20), (-2, 35), (-1, 30), (0, 12), (1, 3))
@@ -66,9 +71,11 @@ ETH_DECADES = ((-3, 20), (-2, 35), (-1, 30), (0, 12), (1, 3))
 class Flow(Protocol):
     """Where the simulator's payments go: a `Dispatcher`, or a server's engine."""
 
-    def intake(self, requests: Sequence[tuple[PaymentRequest, str | None]]) -> list[Intake]: ...
+    def intake(self, requests: Sequence[tuple[PaymentRequest, str | None]], *,
+               actor: Actor | None = None) -> list[Intake]: ...
 
-    def approve(self, payment_ids: Sequence[str]) -> list[Outcome]: ...
+    def approve(self, payment_ids: Sequence[str], *, actor: Actor | None = None
+                ) -> list[Outcome]: ...
 
     def tick(self) -> TickReport: ...
 
@@ -178,8 +185,7 @@ class Simulation:
         for cid in self.pool.channels:
             channel = self.config.channel(cid)
             for asset in channel.assets:
-                units = OPENING_FLOAT_UNITS.get(asset, DEFAULT_OPENING_FLOAT_UNITS)
-                amount = units * 10 ** self._scales[asset]
+                amount = opening_float_minor(channel, asset, self._scales[asset])
                 commands.append(Transfer(
                     (Posting(world_account(cid),
                              pool_account(self.pool.id, asset, cid, PoolState.AVAILABLE),
@@ -207,7 +213,8 @@ class Simulation:
         return tick
 
     def _intake(self, requests: Sequence[tuple[PaymentRequest, str | None]]) -> None:
-        for (request, _), intake in zip(requests, self.flow.intake(requests), strict=True):
+        intakes = self.flow.intake(requests, actor=SIMULATOR)
+        for (request, _), intake in zip(requests, intakes, strict=True):
             if isinstance(intake.outcome, FundpoolError):
                 self.report.refused[intake.outcome.code] += 1
                 continue
@@ -228,7 +235,7 @@ class Simulation:
         if not due:
             return
         self._awaiting_approval = [(at, pid) for at, pid in self._awaiting_approval if at > now]
-        for outcome in self.flow.approve(due):
+        for outcome in self.flow.approve(due, actor=SIMULATED_APPROVER):
             if isinstance(outcome, Payment):
                 self.report.approvals += 1
 
@@ -254,9 +261,40 @@ class Simulation:
 
     def _key(self, prefix: str) -> str:
         self._serial += 1
-        return f"sim-{self.run_id}-{prefix}-{self._serial}"
+        return f"{SIMULATED_PREFIX}{self.run_id}-{prefix}-{self._serial}"
+
+    @functools.cached_property
+    def treasury(self) -> Treasury:
+        """The simulated treasury team (sim/treasury.py): it reads the rails' balances
+        through the ledger and keeps them funded."""
+        def available(address: str, asset: str) -> int:
+            return self.ledger.balance(address, asset).available
+
+        return Treasury(self.config, self.pool, available)
+
+    def _treasury_request(self) -> tuple[PaymentRequest, str] | None:
+        """The treasury's next payment, when it has one: every `CHECK_EVERY_US` of the
+        simulation's clock it looks at the rails and queues what they need, and each draw
+        takes one from the queue before any customer's traffic."""
+        order = self.treasury.next_order(self.clock.now_us())
+        if order is None:
+            return None
+        key = self._key("treasury")
+        if order.source is None:
+            request = PaymentRequest(
+                PaymentKind.DEPOSIT, order.asset, order.amount_minor, order.destination,
+                counterparty=TREASURY_COUNTERPARTY, reference=key,
+                metadata={"purpose": PURPOSE})
+        else:
+            request = PaymentRequest(order.kind, order.asset, order.amount_minor,
+                                     order.source, order.destination, reference=key,
+                                     metadata={"purpose": PURPOSE})
+        return request, key
 
     def _draw(self) -> tuple[PaymentRequest, str | None]:
+        treasury = self._treasury_request()
+        if treasury is not None:
+            return treasury
         roll = self._rng.random()
         if roll < FRAUD_SHARE:
             return self._fraud()

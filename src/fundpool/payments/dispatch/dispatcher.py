@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from fundpool.channels.ports import ChannelAdapter, Inquiry
+from fundpool.core.actor import ENGINE, Actor
 from fundpool.core.clock import Clock, IdSource
 from fundpool.payments.dispatch.announcements import Announcements
 from fundpool.payments.dispatch.batching import Batches, Due
@@ -100,14 +101,15 @@ class Dispatcher:
         requests: Sequence[tuple[PaymentRequest, str | None]],
         *,
         atomic: bool = False,
+        actor: Actor | None = None,
     ) -> list[Intake]:
         """Create payments and take each as far as it goes without a rail: deposits are
         screened (their rail is then told to expect them); payouts and transfers are screened,
         routed and approved (or left pending approval) and queued for their rail. One
         transaction. With `atomic`, any request refused, or any payment that cannot be routed
         or approved, refuses them all (`IntakeRefused`, naming the first) and nothing is
-        created."""
-        with self._service.session() as session:
+        created. `actor` creates them; the steps that follow are the engine's."""
+        with self._service.session(actor=actor) as session:
             at_us = session.at_us
             liquidity = Liquidity(session.transaction, self._pool, self._capabilities)
             intakes, planned = take_in(
@@ -142,7 +144,7 @@ class Dispatcher:
         waiting = self._waiting(limit)
         if not waiting:
             return []
-        with self._service.session() as session:
+        with self._service.session(actor=ENGINE) as session:
             at_us = session.at_us
             # As they stand under the writer's lock: a person or another process may have
             # moved one since it was listed (held it, cancelled it); that one is left alone.
@@ -174,9 +176,10 @@ class Dispatcher:
 
     # --- approvals made elsewhere (CLI, API, console) ---------------------------------------
 
-    def approve(self, payment_ids: Sequence[str]) -> list[Outcome]:
-        """An approver's decision: approve, and queue once committed."""
-        with self._service.session() as session:
+    def approve(self, payment_ids: Sequence[str], *, actor: Actor | None = None
+                ) -> list[Outcome]:
+        """An approver's (`actor`'s) decision: approve, and queue once committed."""
+        with self._service.session(actor=actor) as session:
             at_us = session.at_us
             outcomes = session.act([Step(pid, Action.APPROVE) for pid in payment_ids])
             routes = self._records.writes(session.write_session).routes(payment_ids)
@@ -287,7 +290,7 @@ class Dispatcher:
             delivered = self._inbox.first(min(OUTCOMES_PER_TRANSACTION, budget))
             due: list[Due] = []
             try:
-                with self._service.session() as session:
+                with self._service.session(actor=ENGINE) as session:
                     writes = self._records.writes(session.write_session)
                     self._batches.write_receipts(writes)
                     if delivered:
@@ -322,6 +325,6 @@ class Dispatcher:
     def flush_records(self) -> None:
         """Write what the last sends returned, without waiting for the next tick."""
         if self._batches.has_receipts():
-            with self._service.session() as session:
+            with self._service.session(actor=ENGINE) as session:
                 self._batches.write_receipts(self._records.writes(session.write_session))
             self._batches.receipts_written()

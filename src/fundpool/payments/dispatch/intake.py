@@ -9,9 +9,10 @@ dispatcher's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
+from fundpool.core.actor import ENGINE
 from fundpool.core.errors import FundpoolError
 from fundpool.payments.dispatch.liquidity import Liquidity
 from fundpool.payments.dispatch.routes import (
@@ -63,15 +64,21 @@ class Planner:
     payment route it and approve it (or ask an approver). The routes chosen and the reasons
     for rejections are kept for the caller."""
 
-    def __init__(self, chooser: RouteChooser, liquidity: Liquidity, at_us: int) -> None:
+    def __init__(self, chooser: RouteChooser, liquidity: Liquidity, at_us: int,
+                 earlier: Mapping[str, Sequence[RouteRecord]] | None = None) -> None:
         self._chooser = chooser
         self._liquidity = liquidity
         self._at_us = at_us
+        self._earlier = earlier or {}  # routes of earlier attempts, by payment
         self.routes: dict[str, RouteRecord] = {}
         self.rejected: dict[str, str] = {}
         self.planned: set[str] = set()
 
     def steps(self, payment: Payment) -> list[Step]:
+        """The engine's steps for `payment` (whoever created it)."""
+        return [replace(step, actor=ENGINE) for step in self._steps(payment)]
+
+    def _steps(self, payment: Payment) -> list[Step]:
         self.planned.add(payment.id)
         steps = [Step(payment.id, Action.SCREEN)] if payment.state is PaymentState.INITIATED \
             else []
@@ -85,7 +92,12 @@ class Planner:
             # Routed earlier, its approval refused then (the rail's funds were short for a
             # moment): approve it now, or reject it (take_up).
             return [Step(payment.id, Action.APPROVE)]
-        route, fee = self._chooser.route(payment, 1, self._at_us, self._liquidity, ())
+        # A payment routed before (whose route step was refused then) is routed afresh, as
+        # its next attempt and without the rails it was given before.
+        earlier = self._earlier.get(payment.id, ())
+        attempt = max((r.attempt for r in earlier), default=0) + 1
+        tried = tuple(r.channel for r in earlier if r.channel is not None)
+        route, fee = self._chooser.route(payment, attempt, self._at_us, self._liquidity, tried)
         self.routes[payment.id] = route
         if route.channel is None:
             self.rejected[payment.id] = route_reason(route)
@@ -148,7 +160,8 @@ def take_up(
     """Take payments created earlier (through the API, the console, the CLI, a CSV file) or
     released from a hold as far as intake takes a new one, in `session`: the engine's way in.
     A routed payment whose approval the ledger refuses again is rejected with the reason."""
-    planner = Planner(chooser, liquidity, session.at_us)
+    earlier = writes.routes([p.id for p in payments if p.state is PaymentState.SCREENED])
+    planner = Planner(chooser, liquidity, session.at_us, earlier)
     plans = [(payment, planner.steps(payment)) for payment in payments]
     # Round by round (every payment's first step, then every second...): each round is one
     # wave of the session, one ledger call, instead of a wave per payment.
@@ -167,7 +180,7 @@ def take_up(
              and any(isinstance(o, FundpoolError) for o in found)]
     if again:
         for pid, outcome in zip(again, session.act([
-                Step(pid, Action.REJECT, reason=APPROVAL_REFUSED) for pid in again]),
+                Step(pid, Action.REJECT, reason=APPROVAL_REFUSED, actor=ENGINE) for pid in again]),
                 strict=True):
             if isinstance(outcome, Payment):
                 planner.rejected[pid] = APPROVAL_REFUSED

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -53,6 +53,8 @@ class Api:
     dispatch_records: DispatchRecords  # the dispatcher's routes, batches and outcomes
     alert_store: AlertStore  # the alerts raised, when no alert engine runs in this worker
     driver_errors: DriverErrors  # what the stores raise when their database fails
+    # Tells this worker's engine of a pool (if it runs here) that a payment waits for it.
+    wake_engine: Callable[[str], None] | None = None
     clock: SystemClock = field(default_factory=SystemClock)
     _payments: dict[str, PaymentService] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -4,4 +4,11 @@ from __future__ import annotations
 
 
 def register() -> None:
-    from fundpool.console.pages import drill, login, operations, overview, stream  # noqa: F401
+    from fundpool.console.pages import (  # noqa: F401
+        approvals,
+        drill,
+        login,
+        operations,
+        overview,
+        stream,
+    )

@@ -82,10 +82,7 @@ from fundpool.pool.accounts import (
 from fundpool.pool.setup import init_pool
 from fundpool.routing.policy import RoutingPolicy
 from fundpool.routing.router import Router
-from fundpool.sim.traffic import (
-    DEFAULT_OPENING_FLOAT_UNITS,
-    OPENING_FLOAT_UNITS,
-)
+from fundpool.sim.treasury import opening_float_minor
 from fundpool.stores.dispatch_sql import SqlDispatchRecords
 from fundpool.stores.sqlite import SqliteStore
 from tests.conftest import DEEP_PROPERTIES
@@ -873,8 +870,7 @@ def test_simulated_rails_with_every_chaos_knob_up(tmp_path: Path) -> None:
     terminal: dict[str, PaymentState] = {}
     scales = {a.code: a.scale for a in config.assets}
     funded: Counter[tuple[str, str]] = Counter({
-        (cid, asset): OPENING_FLOAT_UNITS.get(asset, DEFAULT_OPENING_FLOAT_UNITS)
-        * 10 ** scales[asset]
+        (cid, asset): opening_float_minor(config.channel(cid), asset, scales[asset])
         for cid in pool.channels for asset in config.channel(cid).assets
     })
     advances: dict[str, bool | None] = {}

@@ -570,3 +570,54 @@ def test_a_bad_approval_threshold_is_refused(thresholds: Any, at: str) -> None:
     document = base()
     document["pools"][0]["approval_thresholds"] = thresholds
     assert refused(document).facts["at"] == at
+
+
+# --- channel depth ------------------------------------------------------------------------------
+
+
+def test_depths_are_parsed_exactly_to_minor_units() -> None:
+    document = base()
+    document["channels"][1]["depth"] = {"ETH": {
+        "min_depth": "0.000000000000000001", "low_depth": "1.5", "target_depth": "2"}}
+    document["channels"][0]["depth"] = {"USD": {"low_depth": "1000.10"}}
+    config = parse_config(document)
+    eth = config.channel("eth-l1").depth_for("ETH")
+    assert eth is not None
+    assert (eth.min_minor, eth.low_minor, eth.target_minor) == (1, 15 * 10**17, 2 * 10**18)
+    usd = config.channel("bank-a").depth_for("USD")
+    assert usd is not None
+    assert (usd.min_minor, usd.low_minor, usd.target_minor) == (0, 100_010, None)
+    assert config.channel("eth-l1").depth_for("USD") is None
+
+
+@pytest.mark.parametrize(("depth", "at", "says"), [
+    ({"USD": {"min_depth": "1.005"}}, "channels[0].depth.USD.min_depth", "decimal"),
+    ({"USD": {"min_depth": "10.00", "low_depth": "5.00"}}, "channels[0].depth.USD",
+     "low_depth is below min_depth"),
+    ({"USD": {"low_depth": "10.00", "target_depth": "5.00"}}, "channels[0].depth.USD",
+     "target_depth is below low_depth"),
+    ({"USD": {"target_depth": "5.00"}}, "channels[0].depth.USD", "min_depth"),
+    ({"USD": {"min": "5.00"}}, "channels[0].depth.USD", "unknown keys"),
+    ({"ETH": {"min_depth": "1"}}, "channels[0].depth.ETH", "does not carry"),
+    ({"USD": "5.00"}, "channels[0].depth.USD", "a table"),
+    ({"USD": {"min_depth": 5}}, "channels[0].depth.USD.min_depth", "a string"),
+])
+def test_a_bad_depth_is_refused_naming_its_place(depth: dict[str, Any], at: str,
+                                                 says: str) -> None:
+    document = base()
+    document["channels"][0]["depth"] = depth
+    error = refused(document)
+    assert error.facts["at"] == at
+    assert says in error.detail
+
+
+def test_the_example_gives_every_rail_but_the_book_a_depth() -> None:
+    config = load_config(EXAMPLE)
+    for channel in config.channels:
+        for asset in channel.assets:
+            depth = channel.depth_for(asset)
+            if channel.kind is ChannelKind.BOOK:
+                assert depth is None
+            else:
+                assert depth is not None
+                assert 0 < depth.min_minor < depth.low_minor

@@ -16,6 +16,7 @@ from fractions import Fraction
 
 from fundpool.core.ledger.model import Balance
 from fundpool.monitoring.projection import (
+    APPROVALS_WAITING,
     IN_FLIGHT_STATES,
     LATENCY_BOUNDS_US,
     PENDING_STATES,
@@ -23,12 +24,16 @@ from fundpool.monitoring.projection import (
     Cell,
     SeriesKey,
 )
-from fundpool.pool.config import FundpoolConfig, PoolConfig
+from fundpool.pool.config import Depth, FundpoolConfig, PoolConfig
 from fundpool.pool.rates import RateSource, convert_minor
 from fundpool.pool.view import PoolView, pool_view
 
 HOUR_US = RESOLUTIONS["h"]
 DAY_US = 24 * HOUR_US
+# A channel's health by its depth (available balance of one asset) against its configured
+# `depth` (pool/config.py): critical under min_depth, or when it holds nothing at all (an
+# empty rail pays nothing, whatever its configuration says); low under low_depth.
+HEALTHY, LOW, CRITICAL = "healthy", "low", "critical"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,49 @@ class PoolFigures:
     latency: tuple[LatencyFigures, ...]
     events: dict[str, int]
     fee_income: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # asset -> hourly
+    # Waits for an approver: the histogram of request-to-approval waits (LATENCY_BOUNDS_US
+    # buckets, +Inf last), and when the longest waiting payment began to wait (None: none).
+    approval_wait_buckets: tuple[int, ...] = ()
+    approval_waiting_since_us: int | None = None
+
+    @property
+    def approval_count(self) -> int:
+        """Payments waiting for an approver now."""
+        return self.payments_by_state.get("pending_approval", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHealth:
+    """One asset on one channel: its available balance against its configured depth."""
+
+    asset: str
+    channel: str
+    available: int
+    depth: Depth | None  # None: no depth configured for the asset on this channel
+    status: str  # HEALTHY, LOW or CRITICAL
+
+
+def depth_status(available: int, depth: Depth | None) -> str:
+    """CRITICAL when nothing is available or under min_depth, LOW under low_depth, else
+    HEALTHY."""
+    if available <= 0 or (depth is not None and available < depth.min_minor):
+        return CRITICAL
+    if depth is not None and available < depth.low_minor:
+        return LOW
+    return HEALTHY
+
+
+def channel_health(config: FundpoolConfig, figures: PoolFigures) -> list[ChannelHealth]:
+    """Every asset x channel of the pool's figures, with its status (`depth_status`), in the
+    figures' order."""
+    channels = {c.id: c for c in config.channels}
+    out: list[ChannelHealth] = []
+    for (asset, channel), available in figures.depth.items():
+        known = channels.get(channel)
+        depth = None if known is None else known.depth_for(asset)
+        out.append(ChannelHealth(asset, channel, available, depth,
+                                 depth_status(available, depth)))
+    return out
 
 
 def balances_of(cells: Mapping[Cell, int]) -> dict[tuple[str, str], Balance]:
@@ -182,7 +230,36 @@ def pool_figures(
         latency=latency_figures(cells),
         events={key: value for (name, key), value in sorted(cells.items()) if name == "events"},
         fee_income=fee_income,
+        approval_wait_buckets=approval_wait_buckets(cells),
+        approval_waiting_since_us=oldest_waiting_since_us(series),
     )
+
+
+def approval_wait_buckets(cells: Mapping[Cell, int]) -> tuple[int, ...]:
+    """The histogram of waits from a request for approval to the approval (count per
+    LATENCY_BOUNDS_US bucket, +Inf last), every approval since the projection began."""
+    return tuple(cells.get(("approval_wait_bucket", str(i)), 0)
+                 for i in range(len(LATENCY_BOUNDS_US) + 1))
+
+
+def oldest_waiting_since_us(series: Mapping[SeriesKey, int]) -> int | None:
+    """When the payment that has waited longest for an approver began to wait, from the
+    `approvals_waiting` series (projection.py); None when none waits. Exact to the second
+    for two hours, to the minute for three days, to the hour beyond (the retentions)."""
+    by_res: dict[str, list[tuple[int, int]]] = {"s": [], "m": [], "h": []}
+    for (metric, res, bucket), value in series.items():
+        if metric == APPROVALS_WAITING and value > 0:
+            by_res[res].append((bucket, value))
+    if not by_res["h"]:
+        return None
+    since = min(by_res["h"])[0]
+    width = RESOLUTIONS["h"]
+    for res in ("m", "s"):
+        inside = [b for b, _ in by_res[res] if since <= b < since + width]
+        if not inside:
+            break  # pruned at this resolution: the coarser bucket's start stands
+        since, width = min(inside), RESOLUTIONS[res]
+    return since
 
 
 def window_sum(series: Mapping[SeriesKey, int], metric: str, *, since_us: int, until_us: int,

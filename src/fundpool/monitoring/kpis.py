@@ -28,7 +28,13 @@ from fractions import Fraction
 from typing import Any
 
 from fundpool.core.money import Asset
-from fundpool.monitoring.figures import PoolFigures, Turnover, pool_figures, quantile_us, turnover
+from fundpool.monitoring.figures import (
+    PoolFigures,
+    Turnover,
+    pool_figures,
+    quantile_us,
+    turnover,
+)
 from fundpool.monitoring.projection import (
     LATENCY_BOUNDS_US,
     RETENTION_US,
@@ -589,6 +595,30 @@ def _hhi(ctx: KpiContext, _p: Mapping[str, Any]) -> list[KpiValue]:
     return out
 
 
+def _approval_wait_oldest(ctx: KpiContext, _p: Mapping[str, Any]) -> list[KpiValue]:
+    since = ctx.figures.approval_waiting_since_us
+    if since is None:
+        return [KpiValue("approval_wait_oldest", None,
+                         note="no payment waits for an approver")]
+    return [KpiValue("approval_wait_oldest", Fraction(max(ctx.at_us - since, 0), SECOND_US))]
+
+
+def _approval_wait(kpi: str) -> Compute:
+    def compute(ctx: KpiContext, p: Mapping[str, Any]) -> list[KpiValue]:
+        buckets = ctx.figures.approval_wait_buckets
+        if not any(buckets):
+            return [KpiValue(kpi, None, note="no payment has been approved yet")]
+        micros = quantile_us(buckets, Fraction(p["quantile"]))
+        return [KpiValue(kpi, Fraction(micros, SECOND_US))]
+
+    return compute
+
+
+_APPROVAL_WAIT_DESCRIPTION = (
+    "The {q} of the wait from a payout's request for approval (it reaches pending_approval) "
+    "to its approval, over every approval since the projection began, interpolated in its "
+    "histogram bucket as Prometheus' histogram_quantile does.")
+
 _KIND = Param("kind", "choice", "*", "payment kind counted (* for every kind)",
               choices=("*", *KINDS))
 
@@ -714,6 +744,41 @@ TEMPLATES: tuple[KpiTemplate, ...] = (
         alert=AlertDefault("<", Decimal(1), "info", HOUR_US),
         panel=Panel("timeseries", "suffix: bp", Decimal(0)),
         compute=_fee_yield,
+    ),
+    KpiTemplate(
+        id="approval_wait_oldest",
+        title_en="Oldest approval waiting", title_zh="最久待审批时长",
+        description=(
+            "How long the payment that has waited longest for an approver has waited, now "
+            "(no value when none waits). Exact to the second for two hours, to the minute "
+            "for three days, to the hour beyond."),
+        formula="now - min(entered pending_approval) of the payments waiting",
+        unit="seconds", scope="pool", params=(),
+        alert=AlertDefault(">", Decimal(900), "warning", 0),
+        panel=Panel("stat", "s", Decimal(0)),
+        compute=_approval_wait_oldest,
+    ),
+    KpiTemplate(
+        id="approval_wait_p50",
+        title_en="Approval wait p50", title_zh="审批等待 P50",
+        description=_APPROVAL_WAIT_DESCRIPTION.format(q="median"),
+        formula="histogram_quantile(quantile, approval wait)",
+        unit="seconds", scope="pool",
+        params=(Param("quantile", "ratio", Fraction(1, 2), "the quantile, in (0, 1)"),),
+        alert=AlertDefault(">", Decimal(300), "info", 15 * MINUTE_US),
+        panel=Panel("stat", "s", Decimal(0)),
+        compute=_approval_wait("approval_wait_p50"),
+    ),
+    KpiTemplate(
+        id="approval_wait_p95",
+        title_en="Approval wait p95", title_zh="审批等待 P95",
+        description=_APPROVAL_WAIT_DESCRIPTION.format(q="95th percentile"),
+        formula="histogram_quantile(quantile, approval wait)",
+        unit="seconds", scope="pool",
+        params=(Param("quantile", "ratio", Fraction(95, 100), "the quantile, in (0, 1)"),),
+        alert=AlertDefault(">", Decimal(3_600), "warning", 15 * MINUTE_US),
+        panel=Panel("stat", "s", Decimal(0)),
+        compute=_approval_wait("approval_wait_p95"),
     ),
     KpiTemplate(
         id="channel_concentration",

@@ -52,6 +52,13 @@ PENDING_STATES = frozenset(
 )
 IN_FLIGHT_STATES = frozenset({"approved", "submitted", "cleared"})
 NO_CHANNEL = "-"
+AWAITING_APPROVAL = "pending_approval"
+# Payments waiting for an approver, by the time they began to wait: +1 in the bucket of their
+# entry into pending_approval, -1 in that same bucket when they leave it (the leaving event's
+# `since_us` is the entry time). A bucket's value is how many that began to wait then still
+# wait, so the oldest wait is the first bucket above 0 (figures.oldest_waiting_since_us), and
+# the state stays bounded by the series' retention.
+APPROVALS_WAITING = "approvals_waiting"
 
 
 _S, _M, _H = RESOLUTIONS["s"], RESOLUTIONS["m"], RESOLUTIONS["h"]
@@ -197,6 +204,12 @@ class Projection:
             self._observe(channel, "end_to_end", at_us - data.created_at_us)
         if data.since_us is not None:
             self._observe(channel, data.action, at_us - data.since_us)
+        if data.to_state == AWAITING_APPROVAL:
+            self._count(APPROVALS_WAITING, at_us, 1)
+        if data.from_state == AWAITING_APPROVAL and data.since_us is not None:
+            self._count(APPROVALS_WAITING, data.since_us, -1)
+            if data.to_state == "approved":
+                self._observe_approval(at_us - data.since_us)
 
     def _observe(self, channel: str, stage: str, latency_us: int) -> None:
         latency_us = max(latency_us, 0)
@@ -204,6 +217,14 @@ class Projection:
         self._add(("latency_bucket", f"{key}|{latency_bucket(latency_us)}"), 1)
         self._add(("latency_count", key), 1)
         self._add(("latency_sum_us", key), latency_us)
+
+    def _observe_approval(self, wait_us: int) -> None:
+        """The wait from the request for approval to the approval, in the pool's histogram
+        (the latency buckets)."""
+        wait_us = max(wait_us, 0)
+        self._add(("approval_wait_bucket", str(latency_bucket(wait_us))), 1)
+        self._add(("approval_wait_count", "*"), 1)
+        self._add(("approval_wait_sum_us", "*"), wait_us)
 
     # --- housekeeping ---------------------------------------------------------------------
 

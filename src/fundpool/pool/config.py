@@ -157,6 +157,18 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Depth:
+    """How much of one asset a channel should hold available, in minor units: under
+    `low_minor` the rail is low (a treasury tops it up), under `min_minor` it is critical (it
+    may soon refuse payouts); `target_minor` is what a top-up brings it back to (None: not
+    said). Channel health and the alert rules compare the available balance with them."""
+
+    min_minor: int = 0
+    low_minor: int = 0
+    target_minor: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelConfig:
     id: str
     kind: ChannelKind
@@ -168,12 +180,17 @@ class ChannelConfig:
     cutoff: tuple[CutOffWindow, ...] = ()  # empty: the rail is always open
     # Overrides of the simulated rail's profile (channels/profiles.py checks them).
     simulation: Mapping[str, Any] = field(default_factory=dict)
+    # Per asset; an asset without an entry has no configured depth.
+    depth: Mapping[str, Depth] = field(default_factory=dict)
 
     def fee_schedule(self, asset: str) -> FeeSchedule:
         return self.fees.get(asset, FeeSchedule())
 
     def limits_for(self, asset: str) -> Limits:
         return self.limits.get(asset, Limits())
+
+    def depth_for(self, asset: str) -> Depth | None:
+        return self.depth.get(asset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,7 +411,7 @@ class _Parser:
             entry,
             where,
             {"id", "kind", "assets", "name", "fees", "limits", "batch_size", "cutoff",
-             "simulation"},
+             "simulation", "depth"},
         )
         channel_id = self.ident(entry, where)
         kind = self.choice(entry, where, "kind", ChannelKind)
@@ -410,9 +427,45 @@ class _Parser:
             for i, w in enumerate(self.field(entry, where, "cutoff", list, []))
         )
         simulation = self.field(entry, where, "simulation", dict, {})
+        depth = self.depth(entry, where, assets, assets_by_code)
         return ChannelConfig(
-            channel_id, kind, tuple(assets), name, fees, limits, batch_size, cutoff, simulation
+            channel_id, kind, tuple(assets), name, fees, limits, batch_size, cutoff, simulation,
+            depth,
         )
+
+    def depth(
+        self,
+        entry: Mapping[str, Any],
+        where: str,
+        assets: list[str],
+        assets_by_code: Mapping[str, Asset],
+    ) -> dict[str, Depth]:
+        """Per asset `{ min_depth, low_depth, target_depth }`, decimal text in the asset's
+        units; at least one of min_depth and low_depth, min <= low <= target."""
+        depths: dict[str, Depth] = {}
+        for code, spec in self.field(entry, where, "depth", dict, {}).items():
+            at = f"{where}.depth.{code}"
+            if code not in assets:
+                raise self.fail(at, f"the channel does not carry {code!r}")
+            if not isinstance(spec, Mapping):
+                raise self.fail(at, "depth is a table: { min_depth, low_depth, target_depth } "
+                                    "as decimal text")
+            self.known(spec, at, {"min_depth", "low_depth", "target_depth"})
+            asset = assets_by_code[code]
+            low = self.amount(spec, at, "low_depth", asset)
+            minimum = self.amount(spec, at, "min_depth", asset)
+            target = self.amount(spec, at, "target_depth", asset)
+            if low is None and minimum is None:
+                raise self.fail(at, "give min_depth (critical under it), low_depth (low under "
+                                    "it) or both")
+            minimum = 0 if minimum is None else minimum
+            low = minimum if low is None else low
+            if low < minimum:
+                raise self.fail(at, "low_depth is below min_depth")
+            if target is not None and target < low:
+                raise self.fail(at, "target_depth is below low_depth")
+            depths[code] = Depth(minimum, low, target)
+        return depths
 
     def amount(self, spec: Mapping[str, Any], at: str, name: str, asset: Asset) -> int | None:
         text = self.field(spec, at, name, str, None)

@@ -23,6 +23,25 @@ class FigureSpec:
     kind: str
     description: str
     takes_stage: bool = False
+    # The labels its values carry (`KpiValue.labels`): a subject naming any other can never
+    # match one, and `pool` matches only a value with none (`pool_value`).
+    labels: frozenset[str] = frozenset()
+    pool_value: bool = True
+
+    def subject_problem(self, filters: Mapping[str, str] | None) -> str | None:
+        """Why a rule's subject filter can never match a value of this figure, or None."""
+        if filters is None:
+            return None
+        if not filters and not self.pool_value:
+            return (f"figure {self.name} has no value for the whole pool; name its "
+                    f"{' and '.join(sorted(self.labels))} or use '*'")
+        extra = sorted(set(filters) - self.labels)
+        if extra:
+            given = ", ".join(extra)
+            return (f"figure {self.name} has no value per {given}"
+                    + (f"; its values are per {' and '.join(sorted(self.labels))}"
+                       if self.labels else "; it has one value, for the pool (subject 'pool')"))
+        return None
 
     def parse_params(self, given: Mapping[str, object]) -> dict[str, object]:
         known = ["stage"] if self.takes_stage else []
@@ -36,21 +55,37 @@ class FigureSpec:
         return out
 
 
+_ASSET = frozenset({"asset"})
+_ASSET_CHANNEL = frozenset({"asset", "channel"})
+_CHANNEL = frozenset({"channel"})
+
 FIGURES: dict[str, FigureSpec] = {f.name: f for f in (
-    FigureSpec("available_ratio", "ratio", "available / TOTAL, per asset and for the pool"),
-    FigureSpec("depth", "amount", "available per asset and channel"),
-    FigureSpec("available", "amount", "available per asset"),
-    FigureSpec("total", "amount", "TOTAL per asset"),
-    FigureSpec("in_flight_amount", "amount", "amount of payments in flight, per asset"),
+    FigureSpec("available_ratio", "ratio", "available / TOTAL, per asset and for the pool",
+               labels=_ASSET),
+    FigureSpec("depth", "amount", "available per asset and channel", labels=_ASSET_CHANNEL,
+               pool_value=False),
+    FigureSpec("min_depth_cover", "ratio",
+               "available / min_depth per asset and channel that has a min_depth configured "
+               "(under 1: critical)", labels=_ASSET_CHANNEL, pool_value=False),
+    FigureSpec("low_depth_cover", "ratio",
+               "available / low_depth per asset and channel that has a low_depth configured "
+               "(under 1: low)", labels=_ASSET_CHANNEL, pool_value=False),
+    FigureSpec("available", "amount", "available per asset", labels=_ASSET, pool_value=False),
+    FigureSpec("total", "amount", "TOTAL per asset", labels=_ASSET, pool_value=False),
+    FigureSpec("in_flight_amount", "amount", "amount of payments in flight, per asset",
+               labels=_ASSET, pool_value=False),
     FigureSpec("pending_count", "count", "payments waiting (initiated … pending approval)"),
+    FigureSpec("approval_count", "count", "payments waiting for an approver "
+               "(pending_approval)"),
     FigureSpec("failed_count", "count", "payments in the failed state"),
     FigureSpec("returned_count", "count", "payments in the returned state"),
     FigureSpec("in_flight_count", "count", "payments approved, submitted or cleared"),
-    FigureSpec("latency_p50", "seconds", "median latency of a stage, per channel", True),
+    FigureSpec("latency_p50", "seconds", "median latency of a stage, per channel", True,
+               labels=_CHANNEL, pool_value=False),
     FigureSpec("latency_p90", "seconds", "90th percentile latency of a stage, per channel",
-               True),
+               True, labels=_CHANNEL, pool_value=False),
     FigureSpec("latency_p99", "seconds", "99th percentile latency of a stage, per channel",
-               True),
+               True, labels=_CHANNEL, pool_value=False),
     FigureSpec("lag_events", "count", "events of the pool not yet applied to its projection"),
 )}
 
@@ -66,6 +101,8 @@ def figure_values(name: str, ctx: KpiContext, params: Mapping[str, object],
     if name == "depth":
         return [KpiValue(name, units(assets[a], v), a, c) for (a, c), v in
                 figures.depth.items()]
+    if name in ("min_depth_cover", "low_depth_cover"):
+        return _depth_cover(ctx, name)
     if name in ("available", "total"):
         return [KpiValue(name, units(view.asset, getattr(view.total, name)), view.asset.code)
                 for view in figures.view.assets]
@@ -74,6 +111,8 @@ def figure_values(name: str, ctx: KpiContext, params: Mapping[str, object],
                 for code, asset in assets.items()]
     if name in ("pending_count", "failed_count", "returned_count", "in_flight_count"):
         return [KpiValue(name, Fraction(getattr(figures, name)))]
+    if name == "approval_count":
+        return [KpiValue(name, Fraction(figures.approval_count))]
     if name == "lag_events":
         return [KpiValue(name, Fraction(lag_events))]
     if name.startswith("latency_p"):
@@ -83,3 +122,19 @@ def figure_values(name: str, ctx: KpiContext, params: Mapping[str, object],
                 for f in figures.latency if f.stage == stage and f.count > 0]
     raise KeyError(name)
 
+
+
+def _depth_cover(ctx: KpiContext, name: str) -> list[KpiValue]:
+    """available / the configured depth, per asset and channel that has one (a depth of 0,
+    not configured, has nothing to compare with: that subject has no value)."""
+    channels = {c.id: c for c in ctx.config.channels}
+    out: list[KpiValue] = []
+    for (asset, channel), available in ctx.figures.depth.items():
+        known = channels.get(channel)
+        depth = None if known is None else known.depth_for(asset)
+        if depth is None:
+            continue
+        bound = depth.min_minor if name == "min_depth_cover" else depth.low_minor
+        if bound > 0:
+            out.append(KpiValue(name, Fraction(available, bound), asset, channel))
+    return out

@@ -141,6 +141,9 @@ class ThresholdRule(_Model):
             if spec is None:
                 raise ValueError(f"unknown figure {self.figure!r}; known: {', '.join(FIGURES)}")
             spec.parse_params(self.params)
+            problem = spec.subject_problem(filters)
+            if problem is not None:
+                raise ValueError(f"subject {self.subject!r} never matches: {problem}")
             if spec.kind == "amount" and (filters is None or "asset" not in filters):
                 raise ValueError(
                     f"figure {self.figure} is an amount: its subject must name the asset "

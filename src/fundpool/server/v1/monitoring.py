@@ -43,7 +43,13 @@ from fundpool.monitoring.figures import (
     turnover,
 )
 from fundpool.monitoring.kpis import TEMPLATES, KpiContext, compute_kpis, decimal_text
-from fundpool.monitoring.projection import GAUGES, RESOLUTIONS, RETENTION_US, Projection
+from fundpool.monitoring.projection import (
+    APPROVALS_WAITING,
+    GAUGES,
+    RESOLUTIONS,
+    RETENTION_US,
+    Projection,
+)
 from fundpool.monitoring.records import Cursor
 from fundpool.monitoring.replay import replay_at
 from fundpool.pool.config import PoolConfig
@@ -145,6 +151,10 @@ class _FiguresDoc(BaseModel):
     latency: list[dict[str, Any]]
     fee_income_hourly: dict[str, list[dict[str, Any]]]
     events: dict[str, int]
+    approvals: dict[str, Any] = Field(default_factory=dict, description=(
+        "Payments waiting for an approver: `waiting`, `oldest_since_us`, `oldest_s` (seconds "
+        "the longest has waited), `approved`, `p50_s` and `p95_s` (request-to-approval wait, "
+        "seconds; null before any approval)."))
 
 
 class FiguresOut(_FiguresDoc):
@@ -329,9 +339,12 @@ def _metric(metric: str, assets: set[str]) -> tuple[Literal["gauge", "counter"],
         return "counter", parts[2]
     if len(parts) == 3 and name == "payments":
         return "counter", None
+    if len(parts) == 1 and name == APPROVALS_WAITING:
+        return "counter", None
     raise UnknownMetric(
         "series are total|ASSET, available|ASSET, fee|ASSET, inflow|ASSET, outflow|ASSET, "
-        "flow|CHANNEL|ASSET or payments|KIND|STATE", metric=metric, assets=sorted(assets))
+        f"flow|CHANNEL|ASSET, payments|KIND|STATE or {APPROVALS_WAITING}", metric=metric,
+        assets=sorted(assets))
 
 
 def _unit(asset: str | None, known: set[str]) -> str:

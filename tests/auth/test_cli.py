@@ -198,3 +198,27 @@ def test_commands_need_a_ledger(tmp_path: Path) -> None:
     result = Cli(tmp_path / "nothing")("keys", "list", code=2)
     assert "error[store_not_initialised]" in result.stderr
     assert not (tmp_path / "nothing").exists()
+
+
+def test_every_change_names_the_operating_system_user(cli: Cli,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOGNAME", "ops-carol")  # getpass.getuser reads it first
+    key = cli.json("keys", "create", "ci", "--role", "viewer")["key"]
+    assert key["created_by"] == "cli:ops-carol"
+    assert key["creator"] == {"kind": "cli", "id": "ops-carol", "name": "ops-carol",
+                              "roles": ["admin"]}
+    cli("keys", "rotate", key["id"])
+    cli("users", "add", "alice", "--role", "viewer", "--password-stdin", stdin=PASSWORD + "\n")
+    cli("users", "roles", "alice", "--role", "risk")
+    cli("users", "passwd", "alice", "--password-stdin", stdin="another long passphrase\n")
+    cli("users", "disable", "alice")
+    cli.json("keys", "revoke", key["id"])
+    changes = cli.json("keys", "changes")["changes"]
+    assert [c["action"] for c in changes] == [
+        "key.revoked", "user.disabled", "user.password_changed", "user.roles_changed",
+        "user.created", "key.rotated", "key.created"]
+    assert {(c["actor"]["kind"], c["actor"]["id"]) for c in changes} == {("cli", "ops-carol")}
+    only_keys = cli.json("keys", "changes", "--kind", "key", "--target", key["id"])["changes"]
+    assert [c["action"] for c in only_keys] == ["key.revoked", "key.rotated", "key.created"]
+    assert "ops-carol" in cli("keys", "changes", "--limit", "1").stdout
+    cli("keys", "changes", "--kind", "nothing", code=2)

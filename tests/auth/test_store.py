@@ -32,7 +32,7 @@ from fundpool.auth.errors import (
     UserExists,
     WeakPassword,
 )
-from fundpool.auth.model import Principal
+from fundpool.auth.model import AuthChange, Principal
 from fundpool.auth.roles import ROLE_PERMISSIONS, Permission, Role
 from fundpool.auth.secrets import (
     hash_secret,
@@ -40,6 +40,7 @@ from fundpool.auth.secrets import (
     password_needs_rehash,
     verify_dummy_password,
 )
+from fundpool.core.actor import SYSTEM, Actor, cli_actor
 from fundpool.core.errors import FundpoolError, StoreError
 from fundpool.ledger.ports import LedgerStore
 from fundpool.stores import auth_sql as store_module
@@ -56,6 +57,7 @@ PASSWORD = "correct horse battery"
 KEY_TOKEN = re.compile(r"fpk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
 SESSION_TOKEN = re.compile(r"fps_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
 THREADS_DONE_S_MAX = 60.0
+ALICE = Actor("user", "a11ce", "alice", ("admin",), session_id="s-1", request_id="req-1")
 
 
 def drop_schema(schema: str) -> None:
@@ -210,14 +212,14 @@ def test_error_codes_and_bases() -> None:
 
 def test_create_and_authenticate_a_key(auth: AuthStore) -> None:
     info, token = auth.create_key("payroll", ["cashier", "viewer", "cashier"], now_us=NOW,
-                                  created_by="alice")
+                                  actor=ALICE)
     assert KEY_TOKEN.fullmatch(token)
     assert token.startswith(f"fpk_{info.id}_")
     assert info.name == "payroll"
     assert info.roles == ("cashier", "viewer")
     assert info.scopes is None
     assert (info.created_at_us, info.expires_at_us, info.revoked_at_us) == (NOW, None, None)
-    assert (info.replaced_by, info.created_by) == (None, "alice")
+    assert (info.replaced_by, info.created_by, info.creator) == (None, "user:alice", ALICE)
     assert info.state(NOW) == "active"
     principal = auth.authenticate_key(token, now_us=NOW + 1)
     assert principal == Principal(
@@ -429,21 +431,21 @@ def test_passwords_are_checked(auth: AuthStore, password: str) -> None:
         auth.add_user("bob", password, ["viewer"], now_us=NOW)
     auth.add_user("bob", "x" * 12, ["viewer"], now_us=NOW)
     with pytest.raises(WeakPassword):
-        auth.set_password("bob", password)
+        auth.set_password("bob", password, now_us=NOW)
 
 
 def test_set_roles(auth: AuthStore) -> None:
     auth.add_user("bob", PASSWORD, ["viewer"], now_us=NOW)
     _, token, _ = auth.login("bob", PASSWORD, now_us=NOW)
-    assert auth.set_roles("bob", ["risk"]).roles == ("risk",)
+    assert auth.set_roles("bob", ["risk"], now_us=NOW).roles == ("risk",)
     # An open session has the new roles from its next request.
     principal = auth.authenticate_session(token, now_us=NOW)
     assert principal.roles == {Role.RISK}
     assert principal.permissions == ROLE_PERMISSIONS[Role.RISK]
     with pytest.raises(InvalidRoles):
-        auth.set_roles("bob", [])
+        auth.set_roles("bob", [], now_us=NOW)
     with pytest.raises(UnknownUser):
-        auth.set_roles("carol", ["viewer"])
+        auth.set_roles("carol", ["viewer"], now_us=NOW)
 
 
 # --- sessions --------------------------------------------------------------------------------
@@ -536,14 +538,14 @@ def test_login_rehashes_an_old_hash(auth: AuthStore) -> None:
 def test_set_password_ends_sessions(auth: AuthStore) -> None:
     auth.add_user("alice", PASSWORD, ["viewer"], now_us=NOW)
     _, token, _ = auth.login("alice", PASSWORD, now_us=NOW)
-    auth.set_password("alice", "a brand new passphrase")
+    auth.set_password("alice", "a brand new passphrase", now_us=NOW)
     with pytest.raises(InvalidCredentials):
         auth.authenticate_session(token, now_us=NOW)
     with pytest.raises(InvalidCredentials):
         auth.login("alice", PASSWORD, now_us=NOW)
     auth.login("alice", "a brand new passphrase", now_us=NOW)
     with pytest.raises(UnknownUser):
-        auth.set_password("carol", "a brand new passphrase")
+        auth.set_password("carol", "a brand new passphrase", now_us=NOW)
 
 
 def test_disabled_user(auth: AuthStore) -> None:
@@ -598,3 +600,136 @@ def test_login_clears_a_users_ended_sessions(auth: AuthStore) -> None:
     auth.login("alice", PASSWORD, now_us=NOW, ttl_s=1)
     auth.login("alice", PASSWORD, now_us=NOW + 2 * S)
     assert len(auth._rows("SELECT id FROM user_sessions")) == 1
+
+
+# --- the trail of changes --------------------------------------------------------------------
+
+BOB = Actor("key", "b0b", "ops-bot", ("admin",), key_id="b0b", request_id="req-2")
+ROOT = cli_actor("root")
+
+
+def trail(auth: AuthStore) -> list[tuple[str, str, str, Actor | None]]:
+    """(action, target kind, target name, actor) of every change, oldest first."""
+    return [(c.action, c.target_kind, c.target_name, c.actor)
+            for c in reversed(auth.changes(limit=1_000))]
+
+
+def test_every_key_and_user_change_records_its_actor(auth: AuthStore) -> None:
+    key, token = auth.create_key("payroll", ["cashier"], scopes=["ledger:read"], now_us=NOW,
+                                 actor=ALICE)
+    new, _ = auth.rotate_key(key.id, now_us=NOW + S, grace_s=60, actor=BOB)
+    auth.revoke_key(new.id, now_us=NOW + 2 * S, actor=ROOT)
+    user = auth.add_user("carol", PASSWORD, ["viewer"], now_us=NOW + 3 * S, actor=ALICE)
+    auth.set_roles("carol", ["risk", "viewer"], now_us=NOW + 4 * S, actor=BOB)
+    auth.login("carol", PASSWORD, now_us=NOW + 4 * S)
+    auth.set_password("carol", "a brand new passphrase", now_us=NOW + 5 * S, actor=ROOT)
+    auth.disable_user("carol", now_us=NOW + 6 * S, actor=ALICE)
+    assert trail(auth) == [
+        ("key.created", "key", "payroll", ALICE),
+        ("key.rotated", "key", "payroll", BOB),
+        ("key.revoked", "key", "payroll", ROOT),
+        ("user.created", "user", "carol", ALICE),
+        ("user.roles_changed", "user", "carol", BOB),
+        ("user.password_changed", "user", "carol", ROOT),
+        ("user.disabled", "user", "carol", ALICE),
+    ]
+    changes = list(reversed(auth.changes()))
+    assert [c.at_us for c in changes] == [NOW + i * S for i in range(7)]
+    assert [c.target_id for c in changes] == [key.id, key.id, new.id] + [user.id] * 4
+    assert changes[0].details == {"roles": ["cashier"], "scopes": ["ledger:read"],
+                                  "expires_at_us": None}
+    assert changes[1].details == {"replaced_by": new.id, "grace_s": 60,
+                                  "expires_at_us": NOW + S + 60 * S}
+    assert changes[4].details == {"roles_before": ["viewer"], "roles": ["risk", "viewer"]}
+    assert changes[5].details == {"sessions_ended": 1}
+    assert changes[6].details == {"sessions_revoked": 0}
+    # The ids follow the order of the changes; the actor comes back whole.
+    assert [c.id for c in changes] == sorted(c.id for c in changes)
+    assert changes[0] == AuthChange(changes[0].id, NOW, "key.created", "key", key.id,
+                                    "payroll", ALICE, changes[0].details)
+    # Who created each key and user is on its row too: a rotated key by who rotated it.
+    assert (auth.key(key.id).creator, auth.key(new.id).creator) == (ALICE, BOB)
+    assert auth.key(new.id).created_by == "key:ops-bot"
+    assert auth.user("carol").creator == ALICE
+    # Never a secret or a password.
+    _, secret = parse_token(token, "fpk")
+    stored = str(auth.db.rows("SELECT * FROM auth_changes"))
+    assert secret not in stored
+    assert PASSWORD not in stored
+    assert "a brand new passphrase" not in stored
+
+
+def test_what_changes_nothing_records_nothing(auth: AuthStore) -> None:
+    key, _ = auth.create_key("ci", ["viewer"], now_us=NOW)
+    auth.add_user("carol", PASSWORD, ["viewer"], now_us=NOW)
+    auth.revoke_key(key.id, now_us=NOW + S, actor=ALICE)
+    auth.disable_user("carol", now_us=NOW + S, actor=ALICE)
+    before = trail(auth)
+    assert [action for action, _, _, _ in before] == [
+        "key.created", "user.created", "key.revoked", "user.disabled"]
+    assert before[0][3] == SYSTEM  # set-up code that names no actor
+    auth.revoke_key(key.id, now_us=NOW + 2 * S, actor=BOB)  # already revoked
+    auth.disable_user("carol", now_us=NOW + 2 * S, actor=BOB)  # already disabled
+    # Refused changes: nothing changed, nothing recorded.
+    for refused in (lambda: auth.revoke_key("0123456789abcdef", now_us=NOW, actor=BOB),
+                    lambda: auth.rotate_key(key.id, now_us=NOW, actor=BOB),
+                    lambda: auth.set_roles("carol", ["boss"], now_us=NOW, actor=BOB),
+                    lambda: auth.set_roles("nobody", ["viewer"], now_us=NOW, actor=BOB),
+                    lambda: auth.set_password("carol", "short", now_us=NOW, actor=BOB),
+                    lambda: auth.add_user("carol", PASSWORD, ["viewer"], now_us=NOW,
+                                          actor=BOB),
+                    lambda: auth.create_key("ci", [], now_us=NOW, actor=BOB)):
+        with pytest.raises(FundpoolError):
+            refused()
+    assert trail(auth) == before
+
+
+def test_a_change_and_its_record_are_one_transaction(auth: AuthStore) -> None:
+    """Without the trail's table the change cannot be recorded: it is not made either."""
+    auth.add_user("carol", PASSWORD, ["viewer"], now_us=NOW)
+    keys_before = auth.keys()
+    with auth.db.transaction() as tx:
+        tx.execute("ALTER TABLE auth_changes RENAME TO auth_changes_away")
+    try:
+        # The driver's own error: SQLite's "no such table", PostgreSQL's "does not exist".
+        with pytest.raises(Exception, match="auth_changes"):
+            auth.create_key("ci", ["viewer"], now_us=NOW, actor=ALICE)
+        with pytest.raises(Exception, match="auth_changes"):
+            auth.set_roles("carol", ["admin"], now_us=NOW, actor=ALICE)
+    finally:
+        with auth.db.transaction() as tx:
+            tx.execute("ALTER TABLE auth_changes_away RENAME TO auth_changes")
+    assert auth.keys() == keys_before
+    assert auth.user("carol").roles == ("viewer",)
+
+
+def test_changes_page_newest_first_and_filter(auth: AuthStore) -> None:
+    keys = [auth.create_key(f"k{i}", ["viewer"], now_us=NOW + i, actor=ALICE)[0]
+            for i in range(5)]
+    user = auth.add_user("carol", PASSWORD, ["viewer"], now_us=NOW + 10, actor=BOB)
+    first = auth.changes(limit=2)
+    assert [c.target_name for c in first] == ["carol", "k4"]
+    second = auth.changes(limit=2, before=first[-1].id)
+    assert [c.target_name for c in second] == ["k3", "k2"]
+    assert [c.target_name for c in auth.changes(target_kind="key", before=second[-1].id)
+            ] == ["k1", "k0"]
+    assert [c.target_id for c in auth.changes(target_kind="user")] == [user.id]
+    assert [c.action for c in auth.changes(target_kind="key", target_id=keys[3].id)] == [
+        "key.created"]
+    assert auth.changes(target_kind="user", target_id=keys[3].id) == []
+
+
+def test_rows_from_before_actors_were_kept_read_as_unknown(auth: AuthStore) -> None:
+    """A key and a user written as the code before this change wrote them: no creator."""
+    with auth.db.transaction() as tx:
+        tx.execute("INSERT INTO api_keys (id, name, secret_hash, roles, created_at_us, "
+                   "created_by) VALUES (?, ?, ?, ?, ?, ?)",
+                   ("00000000000000aa", "old", "0" * 64, "viewer", NOW, "cli"))
+        tx.execute("INSERT INTO users (id, username, password_hash, roles, disabled, "
+                   "created_at_us) VALUES (?, ?, ?, ?, ?, ?)",
+                   ("00000000000000bb", "olduser", "x", "viewer", False, NOW))
+    old = auth.key("00000000000000aa")
+    assert (old.created_by, old.creator) == ("cli", None)
+    assert auth.user("olduser").creator is None
+    auth.revoke_key(old.id, now_us=NOW + S, actor=ALICE)
+    assert trail(auth) == [("key.revoked", "key", "old", ALICE)]

@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 
 from fundpool import compose
 from fundpool.cli.main import app
+from fundpool.core.actor import Actor
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.core.ledger.model import Posting
 from fundpool.events.model import AlertChanged, Event, PaymentTransitioned
@@ -58,6 +59,8 @@ SECOND = 1_000_000
 T0 = 1_767_225_600_000_000  # ManualClock's start, on every bucket boundary
 BANK_A = "pool:main:usd:bank-a:available"
 WAIT_S = 30  # the bound on waiting for a background thread, however busy the machine
+ALICE = Actor("user", "a11ce", "alice", ("risk",), session_id="s-1", request_id="req-7")
+BOB = Actor("key", "b0b", "bob", ("admin",), key_id="b0b")
 
 DEPTH_RULE = """
 rules:
@@ -323,20 +326,22 @@ def test_fire_acknowledge_resolve_each_step_an_event(
     assert len(engine.active()) == 1
 
     clock.advance(seconds=30)
-    acked = engine.acknowledge(fired.id, "alice")
+    acked = engine.acknowledge(fired.id, ALICE)
     assert (acked.state, acked.acknowledged_by, acked.acknowledged_at_us) == (
         "acknowledged", "alice", clock.now_us())
+    assert acked.acknowledged_actor == ALICE
+    assert engine.get(fired.id) == acked  # the actor comes back whole from the table
     events = alert_events(store)
     assert [(e.id, e.type) for e in events] == [
         (f"{fired.id}:1", "alert.fired"), (f"{fired.id}:2", "alert.acknowledged")]
     assert isinstance(events[1].data, AlertChanged)
     assert events[1].data.actor == "alice"
     with pytest.raises(AlertNotFiring):
-        engine.acknowledge(fired.id, "bob")
+        engine.acknowledge(fired.id, BOB)
     with pytest.raises(UnknownAlert):
-        engine.acknowledge("no-such-alert", "bob")
+        engine.acknowledge("no-such-alert", BOB)
     with pytest.raises(InvalidActor):
-        engine.acknowledge(fired.id, "")
+        engine.acknowledge(fired.id, Actor("key", "k", "   ", ()))
     assert len(alert_events(store)) == 2  # refused acknowledgements wrote nothing
 
     step(engine, clock)
@@ -346,7 +351,7 @@ def test_fire_acknowledge_resolve_each_step_an_event(
     (resolved,) = engine.evaluate().resolved
     assert (resolved.id, resolved.state, resolved.resolved_at_us) == (
         fired.id, "resolved", clock.now_us())
-    assert resolved.acknowledged_by == "alice"
+    assert (resolved.acknowledged_by, resolved.acknowledged_actor) == ("alice", ALICE)
     assert engine.active() == []
     events = alert_events(store)
     assert [(e.id, e.type) for e in events][-1] == (f"{fired.id}:3", "alert.resolved")
@@ -368,6 +373,46 @@ def test_fire_acknowledge_resolve_each_step_an_event(
     counted = engine.monitor.figures("main").events
     assert counted["alert.fired"] == 2
     assert counted["alert.resolved"] == 1
+
+
+def test_an_alert_acknowledged_before_actors_were_kept_reads_and_resolves(
+    store: LedgerStore, clock: ManualClock, pool_ledger: Ledger,
+) -> None:
+    """A row as the code before the actor column wrote it: a name, no actor (NULL)."""
+    engine = engine_on(pool_ledger, clock, AlertRules(text=DEPTH_RULE.format(extra="")))
+    step(engine, clock)
+    (fired,) = engine.evaluate().fired
+    table = SqlAlertStore(store)
+    with table.db.transaction() as tx:
+        tx.execute("UPDATE alerts SET state = 'acknowledged', acknowledged_at_us = ?, "
+                   "acknowledged_by = 'carol', acknowledged_actor = NULL WHERE id = ?",
+                   (clock.now_us(), fired.id))
+    old = engine.get(fired.id)
+    assert old is not None
+    assert (old.state, old.acknowledged_by, old.acknowledged_actor) == (
+        "acknowledged", "carol", None)
+    assert "acknowledged_actor" in old.to_dict()
+    assert old.to_dict()["acknowledged_actor"] is None
+    move(pool_ledger, 2_000_00)
+    step(engine, clock)
+    (resolved,) = engine.evaluate().resolved
+    assert (resolved.acknowledged_by, resolved.acknowledged_actor) == ("carol", None)
+
+
+def test_an_acknowledgement_shows_a_safe_name_and_keeps_the_whole_actor(
+    store: LedgerStore, clock: ManualClock, pool_ledger: Ledger,
+) -> None:
+    engine = engine_on(pool_ledger, clock, AlertRules(text=DEPTH_RULE.format(extra="")))
+    step(engine, clock)
+    (fired,) = engine.evaluate().fired
+    odd = Actor("key", "k1", "ops<bot>;" + "x" * 80, ("risk",), key_id="k1", request_id="r9")
+    acked = engine.acknowledge(fired.id, odd)
+    assert acked.acknowledged_by == "ops-bot--" + "x" * 55
+    assert acked.acknowledged_actor == odd
+    (event,) = [e for e in alert_events(store) if e.type == "alert.acknowledged"]
+    assert isinstance(event.data, AlertChanged)
+    assert event.data.actor == acked.acknowledged_by
+    assert event.data.summary.startswith(f"acknowledged by {acked.acknowledged_by}: ")
 
 
 def test_a_resolution_without_acknowledgement_is_step_two(
@@ -645,7 +690,8 @@ def cli(*args: str, code: int = 0) -> str:
     return result.stdout
 
 
-def test_the_alerts_commands(tmp_path: Path) -> None:
+def test_the_alerts_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOGNAME", "ops-dave")  # getpass.getuser reads it first
     data = str(tmp_path / "data")
     where = ("--config", str(EXAMPLE_POOL), "--data-dir", data)
     cli("pool", "init", *where, "--json")
@@ -679,6 +725,9 @@ def test_the_alerts_commands(tmp_path: Path) -> None:
     acked = json.loads(cli("alerts", "ack", fired["id"], "--by", "bob", "--data-dir", data,
                            "--json"))
     assert (acked["state"], acked["acknowledged_by"]) == ("acknowledged", "bob")
+    # The operating-system user is the actor; --by is the name shown.
+    actor = acked["acknowledged_actor"]
+    assert (actor["kind"], actor["id"], actor["name"]) == ("cli", "ops-dave", "bob")
     refused = json.loads(cli("alerts", "ack", fired["id"], "--by", "bob", "--data-dir", data,
                              "--json", code=2))
     assert refused["code"] == "alert_not_firing"

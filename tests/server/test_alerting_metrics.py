@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from fundpool import compose
+from fundpool.core.actor import cli_actor
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.ledger.service import Ledger
 from fundpool.monitoring.alerting.engine import AlertEngine
@@ -130,7 +131,7 @@ def test_alert_and_slo_samples_follow_the_engine(world: tuple[Monitor, AlertEngi
     else:
         assert samples["fundpool_slo_sli"][0].value == pytest.approx(float(status.sli))
 
-    engine.acknowledge(active[0].id, "ops-lead")
+    engine.acknowledge(active[0].id, cli_actor("ops-lead"))
     states = [s.labels["state"] for s in scrape(monitor, engine)["fundpool_alerts_active"]]
     assert states == ["acknowledged"]
 

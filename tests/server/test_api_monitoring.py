@@ -306,12 +306,16 @@ def test_acknowledge_an_alert(served: Served, firing: list[str]) -> None:
     assert served.get(f"/monitoring/alerts/{alert_id}", headers=served.viewer)["state"] == \
         "firing"
 
-    key = {**served.admin, "Idempotency-Key": "ack-1"}
+    key = {**served.admin, "Idempotency-Key": "ack-1", "X-Request-ID": "ack-request-1"}
     first = served.client.post(path, headers=key, json={"note": "bank A is topping up"})
     assert first.status_code == 200, first.text
     record = first.json()
     assert record["state"] == "acknowledged"
-    assert record["acknowledged_by"] == "ops admin"
+    by = record["acknowledged_by"]
+    assert (by["kind"], by["name"], by["roles"], by["request_id"]) == (
+        "key", "ops admin", ["admin"], "ack-request-1")
+    assert by["key_id"] == by["id"]
+    assert by["session_id"] is None
     assert record["acknowledged_at"] is not None
     assert "idempotent-replayed" not in first.headers
 
@@ -335,6 +339,55 @@ def test_acknowledge_an_alert(served: Served, firing: list[str]) -> None:
     events = [e for _, e in served.api.monitor.outbox.after(0) if e.id == f"{alert_id}:2"]
     assert [e.type for e in events] == ["alert.acknowledged"]
     assert getattr(events[0].data, "actor", None) == "ops admin"
+
+
+def test_a_risk_officer_acknowledges_in_their_own_name(served: Served,
+                                                       firing: list[str]) -> None:
+    """Signed in as a user with the risk role: the alert names them, their roles, their
+    session and the request id, and so do the list and the single read."""
+    api = served.api
+    if not any(u.username == "risk.wang" for u in api.auth.users()):
+        api.auth.add_user("risk.wang", "risk officer passphrase", ["risk"],
+                          now_us=api.clock.now_us())
+    login = served.client.post("/v1/sessions", json={"username": "risk.wang",
+                                                     "password": "risk officer passphrase"})
+    # The module's client is shared: its calls without credentials must stay without.
+    served.client.cookies.clear()
+    assert login.status_code == 201, login.text
+    session = {"Authorization": f"Bearer {login.json()['token']}"}
+    me = served.client.get("/v1/me", headers=session).json()
+    alert_id = firing[1]
+    assert served.get(f"/monitoring/alerts/{alert_id}")["acknowledged_by"] is None
+    acked = served.client.post(f"/v1/monitoring/alerts/{alert_id}/acknowledge",
+                               headers={**session, "X-Request-ID": "risk-desk-42"})
+    assert acked.status_code == 200, acked.text
+    by = acked.json()["acknowledged_by"]
+    assert by["kind"] == "user"
+    assert by["id"] == me["id"]
+    assert (by["name"], by["roles"], by["request_id"], by["key_id"]) == (
+        "risk.wang", ["risk"], "risk-desk-42", None)
+    assert by["session_id"]
+    assert served.get(f"/monitoring/alerts/{alert_id}")["acknowledged_by"] == by
+    listed = served.get("/monitoring/alerts", state="acknowledged")["data"]
+    assert [a["acknowledged_by"] for a in listed if a["id"] == alert_id] == [by]
+
+
+def test_an_alert_acknowledged_before_actors_were_kept_reads_fine(
+    served: Served, firing: list[str],
+) -> None:
+    """A row with a name and no actor (NULL), as the code before kept it: the API shows the
+    name as an actor of kind `unknown`."""
+    alert_id = firing[2]
+    table = served.engine.table
+    with table.db.transaction() as tx:
+        tx.execute("UPDATE alerts SET state = 'acknowledged', acknowledged_at_us = ?, "
+                   "acknowledged_by = 'old operator', acknowledged_actor = NULL WHERE id = ?",
+                   (served.api.clock.now_us(), alert_id))
+    record = served.get(f"/monitoring/alerts/{alert_id}")
+    assert record["state"] == "acknowledged"
+    assert record["acknowledged_by"] == {
+        "kind": "unknown", "id": "old operator", "name": "old operator", "roles": [],
+        "session_id": None, "key_id": None, "request_id": None}
 
 
 def test_acknowledge_refusals(served: Served) -> None:

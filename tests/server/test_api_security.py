@@ -324,3 +324,93 @@ def test_old_kept_answers_are_pruned_but_payout_files_stay(tmp_path: Path) -> No
     assert kept.find("key:a-late", "k") is not None
     assert kept.find("payout-file:main", "k") is not None
     assert kept.find("key:running", "k") is not None
+
+
+# --- who changed keys and users --------------------------------------------------------------
+
+
+def test_key_and_user_changes_name_their_actor_and_request(served: ApiApp, client: Any) -> None:
+    """An admin key creates, rotates and revokes a key and adds and disables a user: each
+    change names the admin (its key, its roles) and the X-Request-ID of the call."""
+    admin = served.headers("admin")
+    me = client.get("/v1/me", headers=admin).json()
+
+    def post(path: str, request_id: str, body: dict[str, Any] | None = None) -> Any:
+        response = client.post(path, headers={**admin, "X-Request-ID": request_id},
+                               json=body if body is not None else {})
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    created = post("/v1/keys", "req-create-key", {"name": "audited", "roles": ["viewer"]})
+    key = created["key"]
+    assert key["created_by"] == {"kind": "key", "id": me["id"], "name": me["name"],
+                                 "roles": ["admin"], "session_id": None, "key_id": me["id"],
+                                 "request_id": "req-create-key"}
+    rotated = post(f"/v1/keys/{key['id']}/rotate", "req-rotate", {"grace_s": 0})["key"]
+    assert rotated["created_by"]["request_id"] == "req-rotate"
+    post(f"/v1/keys/{rotated['id']}/revoke", "req-revoke")
+    user = post("/v1/users", "req-add-user", {"username": "audited.user",
+                                              "password": "audited passphrase",
+                                              "roles": ["viewer"]})
+    assert user["created_by"]["request_id"] == "req-add-user"
+    post("/v1/users/audited.user/disable", "req-disable")
+
+    # The auditor reads the trail (keys:read); newest first.
+    changes = client.get("/v1/auth/changes", headers=served.headers("auditor"),
+                         params={"limit": 5})
+    assert changes.status_code == 200, changes.text
+    page = changes.json()["data"]
+    assert [(c["action"], c["target_name"], c["request_id"]) for c in page] == [
+        ("user.disabled", "audited.user", "req-disable"),
+        ("user.created", "audited.user", "req-add-user"),
+        ("key.revoked", "audited", "req-revoke"),
+        ("key.rotated", "audited", "req-rotate"),
+        ("key.created", "audited", "req-create-key"),
+    ]
+    for change in page:
+        assert (change["actor"]["kind"], change["actor"]["id"], change["actor"]["roles"]) == (
+            "key", me["id"], ["admin"])
+        assert change["actor"]["request_id"] == change["request_id"]
+    assert page[3]["details"]["replaced_by"] == rotated["id"]
+    assert page[4]["target_id"] == key["id"]
+    assert "audited passphrase" not in changes.text
+
+    # Filters and pages: one key's changes, two at a time.
+    seen, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"target_kind": "key", "target_id": key["id"], "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        answer = client.get("/v1/auth/changes", headers=admin, params=params).json()
+        seen += [c["action"] for c in answer["data"]]
+        cursor = answer["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ["key.rotated", "key.created"]
+    assert_problem(client.get("/v1/auth/changes", headers=admin,
+                              params={"target_kind": "user", "cursor": answer_cursor(
+                                  client, admin)}), 400, "invalid_cursor")
+    assert_problem(client.get("/v1/auth/changes", headers=served.headers("risk")), 403,
+                   "forbidden")
+
+
+def answer_cursor(client: Any, headers: dict[str, str]) -> str:
+    """A next_cursor of the unfiltered list: no good for a filtered one."""
+    cursor: str = client.get("/v1/auth/changes", headers=headers,
+                             params={"limit": 1}).json()["next_cursor"]
+    assert cursor
+    return cursor
+
+
+def test_a_refused_change_records_nothing(served: ApiApp, client: Any) -> None:
+    admin = served.headers("admin")
+    before = client.get("/v1/auth/changes", headers=admin, params={"limit": 1}).json()["data"]
+    assert_problem(client.post("/v1/users/nobody-here/disable", headers=admin), 404,
+                   "unknown_user")
+    assert_problem(client.post("/v1/keys/0123456789abcdef/revoke", headers=admin), 404,
+                   "unknown_key")
+    weak = client.post("/v1/users", headers=admin,
+                       json={"username": "weak", "password": "short", "roles": ["viewer"]})
+    assert weak.status_code == 422
+    after = client.get("/v1/auth/changes", headers=admin, params={"limit": 1}).json()["data"]
+    assert after == before

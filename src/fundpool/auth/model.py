@@ -5,9 +5,9 @@ credentials are kept by `fundpool.stores.auth_sql.AuthStore`."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from fundpool.auth.errors import (
     KEY_NAME_CHARS_MAX,
@@ -19,6 +19,7 @@ from fundpool.auth.errors import (
     WeakPassword,
 )
 from fundpool.auth.roles import Permission, Role
+from fundpool.core.actor import Actor
 
 US_PER_S = 1_000_000
 SESSION_TTL_S_DEFAULT = 8 * 3600
@@ -27,6 +28,9 @@ ROTATION_GRACE_S_MAX = 30 * 24 * 3600
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 # A dummy hash to compare with when no row has the id, so both paths do the same work.
 _NO_SECRET_HASH = "0" * 64
+# The auth changes one read returns at most: the API's largest page (1,000) and the one after
+# it, which says whether there is a next page.
+CHANGES_LIMIT_MAX = 1_001
 
 # --- values ----------------------------------------------------------------------------------
 
@@ -57,7 +61,8 @@ class ApiKeyInfo:
     expires_at_us: int | None
     revoked_at_us: int | None
     replaced_by: str | None
-    created_by: str
+    created_by: str  # the creator's name as text (`user:alice`, `cli:root`; older rows: `cli`)
+    creator: Actor | None = None  # who created it; None for a key from before actors were kept
 
     def state(self, now_us: int) -> Literal["active", "expired", "revoked"]:
         if self.revoked_at_us is not None:
@@ -76,6 +81,31 @@ class UserInfo:
     roles: tuple[str, ...]
     disabled: bool
     created_at_us: int
+    creator: Actor | None = None  # who added the user; None for one from before actors were kept
+
+
+# What `auth_changes` records, by target: every change to a key or a user, in the transaction
+# that makes it.
+KEY_ACTIONS = ("key.created", "key.rotated", "key.revoked")
+USER_ACTIONS = ("user.created", "user.roles_changed", "user.password_changed",
+                "user.disabled")
+ACTIONS = (*KEY_ACTIONS, *USER_ACTIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthChange:
+    """One change to a key or a user: what, to which, by whom and when. `details` holds the
+    change's facts (a key's roles, a user's roles before and after, the key a rotation made),
+    never a secret or a password."""
+
+    id: int  # increasing: the order changes were recorded in
+    at_us: int
+    action: str  # one of ACTIONS
+    target_kind: Literal["key", "user"]
+    target_id: str  # the key's or the user's id
+    target_name: str  # the key's name or the username
+    actor: Actor | None  # None: no actor was recorded (shown as unknown)
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 # --- validation ------------------------------------------------------------------------------

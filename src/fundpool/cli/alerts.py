@@ -2,9 +2,10 @@
 
 `check FILE` validates a rules file (exit 2 with every problem, each naming its rule);
 `eval` brings the projections up to date, evaluates the rules once on every pool and prints
-what fired and what resolved; `list` shows the active alerts (`--all`: the history); `ack ID
---by NAME` acknowledges one; `kpis` lists the KPI library. The rules file is `--rules PATH`,
-else $FUNDPOOL_ALERTS, else ./alerts.yaml (docs/monitoring-alerts.md).
+what fired and what resolved; `list` shows the active alerts (`--all`: the history); `ack ID`
+acknowledges one in the name of the operating-system user (`--by NAME`: the name shown, for
+an on-call person acting through a shared account); `kpis` lists the KPI library. The rules
+file is `--rules PATH`, else $FUNDPOOL_ALERTS, else ./alerts.yaml (docs/monitoring-alerts.md).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fundpool import compose
+from fundpool.cli.actor import local_actor
 from fundpool.cli.options import ConfigOption, DataDirOption, DbUrlOption, JsonOption, config_path
 from fundpool.cli.output import emit_json, log_to_stderr, stdout_console
 from fundpool.cli.session import session
@@ -237,16 +239,22 @@ def list_alerts(
 @app.command()
 def ack(
     alert_id: Annotated[str, typer.Argument(help="The alert's id.")],
-    by: Annotated[str, typer.Option("--by", help="Who acknowledges it.")],
+    by: Annotated[str | None, typer.Option(
+        "--by", help="The name shown for who acknowledges it (default: the operating-system "
+        "user, who is recorded as the actor either way).")] = None,
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Acknowledge a firing alert (an `alert.acknowledged` event with who did it)."""
+    from fundpool.core.actor import Actor
     from fundpool.monitoring.alerting.engine import acknowledge
 
+    actor = local_actor()
+    if by is not None:
+        actor = Actor(actor.kind, actor.id, by, actor.roles)
     with session(data_dir, db_url, as_json) as s:
-        record = acknowledge(s.ledger(), compose.alert_store(s.store), alert_id, by,
+        record = acknowledge(s.ledger(), compose.alert_store(s.store), alert_id, actor,
                              at_us=SystemClock().now_us())
         s.emit(record.to_dict(), Text(f"alert {record.id} ({record.rule}, {record.subject}) "
                                       f"acknowledged by {record.acknowledged_by}"))

@@ -4,6 +4,9 @@ The credentials live beside the ledger (`--data-dir` / `--db-url`, as every comm
 rotated API key's token is printed once, on stdout, and never again: only a hash of its secret is
 kept. A password is read from `--password-stdin` (one line) or prompted for twice, never taken
 from the command line, where other users of the machine and the shell history would see it.
+
+Every change is made in the name of the operating-system user running the command
+(`cli_actor`), which the store records with it (`auth_changes`; `fundpool keys changes`).
 """
 
 from __future__ import annotations
@@ -20,14 +23,16 @@ from rich.table import Table
 from rich.text import Text
 
 from fundpool import compose
+from fundpool.cli.actor import local_actor
 from fundpool.cli.options import DataDirOption, DbUrlOption, JsonOption, parse_instant
 from fundpool.cli.session import Session, session
 from fundpool.ledger.docs import iso
 from fundpool.runtime import SystemClock
 
 if TYPE_CHECKING:
-    from fundpool.auth.model import ApiKeyInfo, UserInfo
+    from fundpool.auth.model import ApiKeyInfo, AuthChange, UserInfo
     from fundpool.auth.ports import AuthStore
+    from fundpool.core.actor import Actor
 
 # The auth store (argon2 and the database) is imported by the commands: `fundpool --help` and
 # every other command start without it.
@@ -109,6 +114,7 @@ def key_doc(info: ApiKeyInfo, now_us: int) -> dict[str, object]:
         "revoked_at_us": info.revoked_at_us,
         "replaced_by": info.replaced_by,
         "created_by": info.created_by,
+        "creator": _actor(info.creator),
     }
 
 
@@ -120,7 +126,19 @@ def user_doc(info: UserInfo) -> dict[str, object]:
         "disabled": info.disabled,
         "created_at": iso(info.created_at_us),
         "created_at_us": info.created_at_us,
+        "creator": _actor(info.creator),
     }
+
+
+def _actor(actor: Actor | None) -> dict[str, object] | None:
+    return None if actor is None else actor.to_dict()
+
+
+def change_doc(change: AuthChange) -> dict[str, object]:
+    return {"id": change.id, "at": iso(change.at_us), "at_us": change.at_us,
+            "action": change.action, "target_kind": change.target_kind,
+            "target_id": change.target_id, "target_name": change.target_name,
+            "actor": _actor(change.actor), "details": dict(change.details)}
 
 
 def facts_table(doc: dict[str, object], title: str) -> Table:
@@ -130,6 +148,8 @@ def facts_table(doc: dict[str, object], title: str) -> Table:
     for name, value in doc.items():
         if value is None or name.endswith("_us"):
             continue
+        if isinstance(value, dict):  # an actor
+            value = value.get("name", "")
         shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
         table.add_row(name.replace("_", " "), shown)
     return table
@@ -179,7 +199,7 @@ def create_key(
         if lifetime_s is not None:
             expires_at_us = now_us + lifetime_s * 1_000_000
         info, token = auth.create_key(name, roles, scopes=scopes, expires_at_us=expires_at_us,
-                                      now_us=now_us)
+                                      now_us=now_us, actor=local_actor())
         key = key_doc(info, now_us)
         show_token_once(s, {"key": key, "token": token}, token,
                         [facts_table(key, f"API key {info.id} created")])
@@ -216,7 +236,7 @@ def revoke_key(
 ) -> None:
     """Revoke an API key at once (revoking it again changes nothing)."""
     with auth_session(data_dir, db_url, as_json) as (s, auth, now_us):
-        doc = key_doc(auth.revoke_key(key_id, now_us=now_us), now_us)
+        doc = key_doc(auth.revoke_key(key_id, now_us=now_us, actor=local_actor()), now_us)
         s.emit({"key": doc}, facts_table(doc, f"API key {key_id} revoked"))
 
 
@@ -235,12 +255,45 @@ def rotate_key(
     The new key has the old one's name, roles, scopes and expiry; the old stops after --grace."""
     grace_s = parse_duration_s(grace, "--grace")
     with auth_session(data_dir, db_url, as_json) as (s, auth, now_us):
-        info, token = auth.rotate_key(key_id, now_us=now_us, grace_s=grace_s)
+        info, token = auth.rotate_key(key_id, now_us=now_us, grace_s=grace_s,
+                                      actor=local_actor())
         key, old = key_doc(info, now_us), key_doc(auth.key(key_id), now_us)
         show_token_once(s, {"key": key, "token": token, "replaced": old}, token, [
             facts_table(key, f"API key {info.id} created"),
             Text(f"it replaces {key_id}, which works until {old['expires_at']}"),
         ])
+
+
+@keys_app.command("changes")
+def list_changes(
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Only changes to keys (key) or users (user).")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Only changes to this key or user (its id).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1_000,
+                                       help="At most this many, newest first.")] = 100,
+    data_dir: DataDirOption = None,
+    db_url: DbUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Who changed which key or user, and when, newest first."""
+    if kind not in (None, "key", "user"):
+        raise typer.BadParameter("give key or user", param_hint="'--kind'")
+    with auth_session(data_dir, db_url, as_json) as (s, auth, _):
+        changes = auth.changes(target_kind=kind, target_id=target, limit=limit)
+        table = Table(title="changes to keys and users", title_justify="left")
+        for column in ("at", "action", "target", "by", "request"):
+            table.add_column(column)
+        for change in changes:
+            actor = change.actor
+            table.add_row(iso(change.at_us), change.action,
+                          f"{change.target_name} ({change.target_id})",
+                          "unknown" if actor is None else f"{actor.kind}:{actor.name}",
+                          "" if actor is None else actor.request_id or "")
+        s.emit({"changes": [change_doc(c) for c in changes]},
+               table if changes else Text("no changes"))
 
 
 # --- users -----------------------------------------------------------------------------------
@@ -258,7 +311,8 @@ def add_user(
     """Add a console user with a password (12 characters or more)."""
     password = read_password(password_stdin)
     with auth_session(data_dir, db_url, as_json) as (s, auth, now_us):
-        doc = user_doc(auth.add_user(username, password, roles, now_us=now_us))
+        doc = user_doc(auth.add_user(username, password, roles, now_us=now_us,
+                                     actor=local_actor()))
         s.emit({"user": doc}, facts_table(doc, f"user {username} added"))
 
 
@@ -288,8 +342,8 @@ def set_roles(
     as_json: JsonOption = False,
 ) -> None:
     """Replace a user's roles (their open sessions get the new ones at once)."""
-    with auth_session(data_dir, db_url, as_json) as (s, auth, _):
-        doc = user_doc(auth.set_roles(username, roles))
+    with auth_session(data_dir, db_url, as_json) as (s, auth, now_us):
+        doc = user_doc(auth.set_roles(username, roles, now_us=now_us, actor=local_actor()))
         s.emit({"user": doc}, facts_table(doc, f"roles of {username} set"))
 
 
@@ -303,8 +357,9 @@ def set_password(
 ) -> None:
     """Set a user's password; every session of theirs ends."""
     password = read_password(password_stdin)
-    with auth_session(data_dir, db_url, as_json) as (s, auth, _):
-        doc = user_doc(auth.set_password(username, password))
+    with auth_session(data_dir, db_url, as_json) as (s, auth, now_us):
+        doc = user_doc(auth.set_password(username, password, now_us=now_us,
+                                         actor=local_actor()))
         s.emit({"user": doc}, facts_table(doc, f"password of {username} set; sessions ended"))
 
 
@@ -317,5 +372,5 @@ def disable_user(
 ) -> None:
     """Disable a user: no more logins, and every session of theirs ends."""
     with auth_session(data_dir, db_url, as_json) as (s, auth, now_us):
-        doc = user_doc(auth.disable_user(username, now_us=now_us))
+        doc = user_doc(auth.disable_user(username, now_us=now_us, actor=local_actor()))
         s.emit({"user": doc}, facts_table(doc, f"user {username} disabled"))

@@ -24,17 +24,26 @@ from fundpool.sql import migrate
 from fundpool.sql.database import Database, Transaction, database_of
 from fundpool.sql.query import Where
 from fundpool.sql.query import limit as limit_clause
+from fundpool.stores.actor_json import actor_from_text, actor_text
 
 ALERT_COLUMNS = ("id, pool, rule, subject, severity, state, value, summary, fired_at_us, "
-                 "acknowledged_at_us, acknowledged_by, resolved_at_us")
+                 "acknowledged_at_us, acknowledged_by, resolved_at_us, acknowledged_actor")
+_ALERT_COLUMN_COUNT = len(ALERT_COLUMNS.split(", "))
 
 
 def _record(row: Sequence[Any]) -> AlertRecord:
     (alert_id, pool, rule, subject, severity, state, value, summary, fired, acked, by,
-     resolved) = row
+     resolved, actor) = row
     return AlertRecord(alert_id, pool, rule, subject, severity, state, value, summary,
                        int(fired), None if acked is None else int(acked), by,
-                       None if resolved is None else int(resolved))
+                       None if resolved is None else int(resolved), actor_from_text(actor))
+
+
+def _row(record: AlertRecord) -> tuple[Any, ...]:
+    return (record.id, record.pool, record.rule, record.subject, record.severity,
+            record.state, record.value, record.summary, record.fired_at_us,
+            record.acknowledged_at_us, record.acknowledged_by, record.resolved_at_us,
+            actor_text(record.acknowledged_actor))
 
 
 class SqlAlertStore:
@@ -108,15 +117,15 @@ class SqlAlertStore:
 
     def insert(self, transaction: LedgerTransaction, record: AlertRecord) -> None:
         _tx(transaction).execute(
-            f"INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ({', '.join('?' * 12)})",
-            tuple(getattr(record, column) for column in ALERT_COLUMNS.split(", ")))
+            f"INSERT INTO alerts ({ALERT_COLUMNS}) "
+            f"VALUES ({', '.join('?' * _ALERT_COLUMN_COUNT)})", _row(record))
 
     def update(self, transaction: LedgerTransaction, record: AlertRecord) -> None:
         _tx(transaction).execute(
             "UPDATE alerts SET state = ?, acknowledged_at_us = ?, acknowledged_by = ?, "
-            "resolved_at_us = ? WHERE id = ?",
+            "acknowledged_actor = ?, resolved_at_us = ? WHERE id = ?",
             (record.state, record.acknowledged_at_us, record.acknowledged_by,
-             record.resolved_at_us, record.id))
+             actor_text(record.acknowledged_actor), record.resolved_at_us, record.id))
 
     def sample(self, transaction: LedgerTransaction, pool: str, slo: str, at_us: int,
                good: int, total: int, keep_us: int) -> None:

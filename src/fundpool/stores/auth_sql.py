@@ -7,12 +7,18 @@ guards the connection; argon2 runs outside it, so a login does not hold up other
 The store reads no clock: every time is integer microseconds since the epoch (UTC), passed in as
 `now_us`. Authentication fails with a subclass of `AuthenticationFailed` (errors.py); a detail
 never tells an unknown key or user from a wrong secret or password.
+
+Every change to a key or a user (created, rotated, revoked; added, roles set, password set,
+disabled) appends a row to `auth_changes` in the transaction that makes it, with the actor
+who made it: the change and its record are kept together or not at all. A change that changes
+nothing (revoking a revoked key, disabling a disabled user) records nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, cast
 
 from fundpool.auth.errors import (
     PASSWORD_CHARS_MAX,
@@ -29,12 +35,14 @@ from fundpool.auth.errors import (
 )
 from fundpool.auth.model import (
     _NO_SECRET_HASH,
+    CHANGES_LIMIT_MAX,
     ROTATION_GRACE_S_MAX,
     SESSION_TTL_S_DEFAULT,
     SESSION_TTL_S_MAX,
     US_PER_S,
     USERNAME_PATTERN,
     ApiKeyInfo,
+    AuthChange,
     Principal,
     UserInfo,
     _join,
@@ -64,30 +72,49 @@ from fundpool.auth.secrets import (
     secret_matches,
     verify_dummy_password,
 )
+from fundpool.core.actor import SYSTEM, Actor
 from fundpool.sql import migrate
 from fundpool.sql.database import Database, Transaction, database_of
+from fundpool.sql.query import Where
+from fundpool.sql.query import limit as limit_clause
+from fundpool.stores.actor_json import actor_from_text, actor_text
 
 KEY_COLUMNS = ("id, name, roles, scopes, created_at_us, expires_at_us, revoked_at_us, "
-               "replaced_by, created_by")
-USER_COLUMNS = "id, username, roles, disabled, created_at_us"
+               "replaced_by, created_by, creator")
+USER_COLUMNS = "id, username, roles, disabled, created_at_us, creator"
+CHANGE_COLUMNS = "id, at_us, action, target_kind, target_id, target_name, actor, details"
 
 
 def _key_info(row: Sequence[Any]) -> ApiKeyInfo:
-    key_id, name, roles, scopes, created, expires, revoked, replaced_by, created_by = row
+    (key_id, name, roles, scopes, created, expires, revoked, replaced_by, created_by,
+     creator) = row
     return ApiKeyInfo(
         id=key_id, name=name, roles=_split(roles),
         scopes=None if scopes is None else _split(scopes),
         created_at_us=int(created),
         expires_at_us=None if expires is None else int(expires),
         revoked_at_us=None if revoked is None else int(revoked),
-        replaced_by=replaced_by, created_by=created_by,
+        replaced_by=replaced_by, created_by=created_by, creator=actor_from_text(creator),
     )
 
 
 def _user_info(row: Sequence[Any]) -> UserInfo:
-    user_id, username, roles, disabled, created = row
+    user_id, username, roles, disabled, created, creator = row
     return UserInfo(id=user_id, username=username, roles=_split(roles), disabled=bool(disabled),
-                    created_at_us=int(created))
+                    created_at_us=int(created), creator=actor_from_text(creator))
+
+
+def _change(row: Sequence[Any]) -> AuthChange:
+    change_id, at_us, action, target_kind, target_id, target_name, actor, details = row
+    return AuthChange(int(change_id), int(at_us), action,
+                      cast(Literal["key", "user"], target_kind), target_id, target_name,
+                      actor_from_text(actor), json.loads(details))
+
+
+def created_by_text(actor: Actor) -> str:
+    """The `created_by` text a key keeps beside its creator: `<kind>:<name>`, as the API wrote
+    it before actors were kept (`user:alice`, `key:ops-bot`, `cli:root`)."""
+    return f"{actor.kind}:{actor.name}"
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -129,9 +156,10 @@ class AuthStore:
 
     def create_key(
         self, name: str, roles: Iterable[str], *, scopes: Iterable[str] | None = None,
-        expires_at_us: int | None = None, now_us: int, created_by: str = "cli",
+        expires_at_us: int | None = None, now_us: int, actor: Actor = SYSTEM,
     ) -> tuple[ApiKeyInfo, str]:
-        """A new API key, and its token `fpk_<id>_<secret>`: shown this once, never stored."""
+        """A new API key, and its token `fpk_<id>_<secret>`: shown this once, never stored.
+        `actor` is who creates it (recorded on the key and in `auth_changes`)."""
         check_key_name(name)
         checked_roles = check_roles(roles)
         checked_scopes = check_scopes(scopes)
@@ -140,18 +168,22 @@ class AuthStore:
         key_id, secret = new_id(), new_secret()
         with self.db.transaction() as connection:
             self._insert_key(connection, key_id, name, hash_secret(secret), checked_roles,
-                             checked_scopes, now_us, expires_at_us, created_by)
+                             checked_scopes, now_us, expires_at_us, actor)
+            _record(connection, now_us, "key.created", "key", key_id, name, actor,
+                    {"roles": list(checked_roles),
+                     "scopes": None if checked_scopes is None else list(checked_scopes),
+                     "expires_at_us": expires_at_us})
         return self.key(key_id), format_token(KEY_PREFIX, key_id, secret)
 
     def _insert_key(
         self, connection: Any, key_id: str, name: str, secret_hash: str, roles: Iterable[str],
-        scopes: Iterable[str] | None, now_us: int, expires_at_us: int | None, created_by: str,
+        scopes: Iterable[str] | None, now_us: int, expires_at_us: int | None, actor: Actor,
     ) -> None:
         connection.execute(
             "INSERT INTO api_keys (id, name, secret_hash, roles, scopes, created_at_us, "
-            "expires_at_us, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "expires_at_us, created_by, creator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key_id, name, secret_hash, _join(roles), None if scopes is None else _join(scopes),
-             now_us, expires_at_us, created_by),
+             now_us, expires_at_us, created_by_text(actor), actor_text(actor)),
         )
 
     def keys(self) -> list[ApiKeyInfo]:
@@ -166,21 +198,26 @@ class AuthStore:
             raise UnknownKey(key_id=key_id)
         return _key_info(rows[0])
 
-    def revoke_key(self, key_id: str, *, now_us: int) -> ApiKeyInfo:
-        """Stop a key at once. Revoking it again keeps the first revocation's time."""
+    def revoke_key(self, key_id: str, *, now_us: int, actor: Actor = SYSTEM) -> ApiKeyInfo:
+        """Stop a key at once. Revoking it again keeps the first revocation's time (and records
+        no second change)."""
         with self.db.transaction() as connection:
-            updated = connection.execute(
-                "UPDATE api_keys SET revoked_at_us = COALESCE(revoked_at_us, ?) WHERE id = ?",
-                (now_us, key_id),
-            ).rowcount
-        if not updated:
-            raise UnknownKey(key_id=key_id)
+            row = connection.one(
+                f"SELECT name, revoked_at_us FROM api_keys WHERE id = ?"
+                f"{self.db.dialect.for_update}", (key_id,))
+            if row is None:
+                raise UnknownKey(key_id=key_id)
+            if row[1] is None:
+                connection.execute("UPDATE api_keys SET revoked_at_us = ? WHERE id = ?",
+                                   (now_us, key_id))
+                _record(connection, now_us, "key.revoked", "key", key_id, row[0], actor, {})
         return self.key(key_id)
 
-    def rotate_key(self, key_id: str, *, now_us: int, grace_s: int = 0
-                   ) -> tuple[ApiKeyInfo, str]:
+    def rotate_key(self, key_id: str, *, now_us: int, grace_s: int = 0,
+                   actor: Actor = SYSTEM) -> tuple[ApiKeyInfo, str]:
         """A new key with the old one's name, roles, scopes and expiry; the old one keeps
-        working for `grace_s` seconds (never past its own expiry), so callers can switch."""
+        working for `grace_s` seconds (never past its own expiry), so callers can switch. The
+        new key's creator is `actor`, who rotated it."""
         if not 0 <= grace_s <= ROTATION_GRACE_S_MAX:
             raise InvalidKeyExpiry("the grace period is out of bounds", grace_s=grace_s,
                                    max_s=ROTATION_GRACE_S_MAX)
@@ -203,11 +240,14 @@ class AuthStore:
             old_expires_at_us = (grace_end_us if old.expires_at_us is None
                                  else min(old.expires_at_us, grace_end_us))
             self._insert_key(connection, new_key_id, old.name, hash_secret(secret), old.roles,
-                             old.scopes, now_us, old.expires_at_us, old.created_by)
+                             old.scopes, now_us, old.expires_at_us, actor)
             connection.execute(
                 "UPDATE api_keys SET replaced_by = ?, expires_at_us = ? WHERE id = ?",
                 (new_key_id, old_expires_at_us, key_id),
             )
+            _record(connection, now_us, "key.rotated", "key", key_id, old.name, actor,
+                    {"replaced_by": new_key_id, "grace_s": grace_s,
+                     "expires_at_us": old_expires_at_us})
         return self.key(new_key_id), format_token(KEY_PREFIX, new_key_id, secret)
 
     def authenticate_key(self, token: str, *, now_us: int) -> Principal:
@@ -231,8 +271,8 @@ class AuthStore:
 
     # --- users ----------------------------------------------------------------------------
 
-    def add_user(self, username: str, password: str, roles: Iterable[str], *, now_us: int
-                 ) -> UserInfo:
+    def add_user(self, username: str, password: str, roles: Iterable[str], *, now_us: int,
+                 actor: Actor = SYSTEM) -> UserInfo:
         check_username(username)
         checked_roles = check_roles(roles)
         password_hash = hash_password(check_password(password))  # slow: outside the lock
@@ -241,9 +281,12 @@ class AuthStore:
             with self.db.transaction() as connection:
                 connection.execute(
                     "INSERT INTO users (id, username, password_hash, roles, disabled, "
-                    "created_at_us) VALUES (?, ?, ?, ?, ?, ?)",
-                    (user_id, username, password_hash, _join(checked_roles), False, now_us),
+                    "created_at_us, creator) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (user_id, username, password_hash, _join(checked_roles), False, now_us,
+                     actor_text(actor)),
                 )
+                _record(connection, now_us, "user.created", "user", user_id, username, actor,
+                        {"roles": list(checked_roles)})
         except self.db.dialect.integrity_errors as error:
             # The username's unique constraint decides, so two processes adding the same
             # user at once cannot both succeed.
@@ -262,48 +305,73 @@ class AuthStore:
             raise UnknownUser(username=username)
         return _user_info(rows[0])
 
-    def set_roles(self, username: str, roles: Iterable[str]) -> UserInfo:
-        """Replace a user's roles; open sessions have the new ones from their next request."""
+    def set_roles(self, username: str, roles: Iterable[str], *, now_us: int,
+                  actor: Actor = SYSTEM) -> UserInfo:
+        """Replace a user's roles; open sessions have the new ones from their next request.
+        The change records the roles before and after."""
         checked = check_roles(roles)
         with self.db.transaction() as connection:
-            updated = connection.execute(
-                "UPDATE users SET roles = ? WHERE username = ?", (_join(checked), username)
-            ).rowcount
-        if not updated:
-            raise UnknownUser(username=username)
+            user_id, before, _ = self._locked_user(connection, username)
+            connection.execute("UPDATE users SET roles = ? WHERE id = ?",
+                               (_join(checked), user_id))
+            _record(connection, now_us, "user.roles_changed", "user", user_id, username, actor,
+                    {"roles_before": list(before), "roles": list(checked)})
         return self.user(username)
 
-    def set_password(self, username: str, password: str) -> UserInfo:
+    def set_password(self, username: str, password: str, *, now_us: int,
+                     actor: Actor = SYSTEM) -> UserInfo:
         """Replace a user's password and end every session of theirs: whoever knew the old one
         is logged out too."""
         password_hash = hash_password(check_password(password))
         with self.db.transaction() as connection:
-            user_id = self._locked_user_id(connection, username)
+            user_id, _, _ = self._locked_user(connection, username)
             connection.execute("UPDATE users SET password_hash = ? WHERE id = ?",
                                (password_hash, user_id))
-            connection.execute("DELETE FROM user_sessions WHERE user_id = ?", (user_id,))
+            ended = connection.execute("DELETE FROM user_sessions WHERE user_id = ?",
+                                       (user_id,)).rowcount
+            _record(connection, now_us, "user.password_changed", "user", user_id, username,
+                    actor, {"sessions_ended": max(0, ended)})
         return self.user(username)
 
-    def disable_user(self, username: str, *, now_us: int) -> UserInfo:
-        """Refuse the user's logins and revoke their sessions (idempotent)."""
+    def disable_user(self, username: str, *, now_us: int, actor: Actor = SYSTEM) -> UserInfo:
+        """Refuse the user's logins and revoke their sessions (idempotent: disabling a
+        disabled user records no second change)."""
         with self.db.transaction() as connection:
-            user_id = self._locked_user_id(connection, username)
+            user_id, _, disabled = self._locked_user(connection, username)
             connection.execute("UPDATE users SET disabled = ? WHERE id = ?", (True, user_id))
-            connection.execute(
+            revoked = connection.execute(
                 "UPDATE user_sessions SET revoked_at_us = ? "
                 "WHERE user_id = ? AND revoked_at_us IS NULL", (now_us, user_id)
-            )
+            ).rowcount
+            if not disabled:
+                _record(connection, now_us, "user.disabled", "user", user_id, username, actor,
+                        {"sessions_revoked": max(0, revoked)})
         return self.user(username)
 
-    def _locked_user_id(self, connection: Transaction, username: str) -> str:
-        """The user's id, its row locked for the rest of the transaction (PostgreSQL; SQLite's
-        write transaction holds the whole file); `unknown_user` if there is none."""
+    def _locked_user(self, connection: Transaction, username: str
+                     ) -> tuple[str, tuple[str, ...], bool]:
+        """The user's (id, roles, disabled), its row locked for the rest of the transaction
+        (PostgreSQL; SQLite's write transaction holds the whole file); `unknown_user` if
+        there is none."""
         row = connection.one(
-            f"SELECT id FROM users WHERE username = ?{self.db.dialect.for_update}", (username,))
+            f"SELECT id, roles, disabled FROM users WHERE username = ?"
+            f"{self.db.dialect.for_update}", (username,))
         if row is None:
             raise UnknownUser(username=username)
-        user_id: str = row[0]
-        return user_id
+        return str(row[0]), _split(row[1]), bool(row[2])
+
+    # --- the trail of changes -------------------------------------------------------------
+
+    def changes(self, *, target_kind: str | None = None, target_id: str | None = None,
+                limit: int = 100, before: int | None = None) -> list[AuthChange]:
+        """Changes to keys and users, newest first, at most `limit` (bounded by
+        `CHANGES_LIMIT_MAX`); `before` is the id of the last one seen, for the next page."""
+        where = (Where().eq("target_kind", target_kind).eq("target_id", target_id)
+                 .before("id", before))
+        rows = self._rows(
+            f"SELECT {CHANGE_COLUMNS} FROM auth_changes{where} ORDER BY id DESC"
+            f"{limit_clause(max(1, min(limit, CHANGES_LIMIT_MAX)))}", where.params)
+        return [_change(row) for row in rows]
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -396,3 +464,13 @@ class AuthStore:
                 "UPDATE user_sessions SET revoked_at_us = ? "
                 "WHERE id = ? AND revoked_at_us IS NULL", (now_us, session_id)
             )
+
+
+def _record(connection: Transaction, at_us: int, action: str, target_kind: str,
+            target_id: str, target_name: str, actor: Actor, details: Mapping[str, Any]) -> None:
+    """Append a change to `auth_changes`, in the transaction that makes it."""
+    connection.execute(
+        f"INSERT INTO auth_changes ({CHANGE_COLUMNS.removeprefix('id, ')}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (at_us, action, target_kind, target_id, target_name, actor_text(actor),
+         json.dumps(dict(details), sort_keys=True, separators=(",", ":"))))

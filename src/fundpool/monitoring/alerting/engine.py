@@ -2,7 +2,8 @@
 
 `AlertEngine.evaluate()` computes every rule for every pool; a condition that has held for its
 rule's `for` fires an alert (one per rule and subject while it is active), an acknowledgement
-is recorded with who made it (`acknowledge`), and a condition that no longer holds (or can no
+is recorded with the actor who made it (`acknowledge`: kind, id, roles, session or key, request
+id, beside the name shown), and a condition that no longer holds (or can no
 longer be computed) resolves it. Each step is a row change in the `alerts` table (through the
 `AlertStore` port) and an `alert.fired|acknowledged|resolved` event, written in the same ledger
 transaction, so the outbox has exactly the steps the table has.
@@ -24,6 +25,7 @@ from fractions import Fraction
 
 import structlog
 
+from fundpool.core.actor import Actor
 from fundpool.core.clock import Clock, IdSource
 from fundpool.core.errors import FundpoolError
 from fundpool.events.model import AlertChanged, Event
@@ -55,7 +57,9 @@ log = structlog.get_logger(__name__)
 ACTOR_CHARS_MAX = 64
 DEFAULT_INTERVAL_S = 15.0  # how often a server evaluates the rules: Prometheus' usual scrape
 
-_ACTOR = re.compile(r"^[\w.@+-][\w .@+-]{0,63}$")
+# What a name shown in an alert's record, its event and the log may hold (a key's name may hold
+# any printable character): the others become `-`.
+_NAME_UNSAFE = re.compile(r"[^\w .@+-]")
 
 
 class UnknownAlert(FundpoolError):
@@ -70,7 +74,7 @@ class AlertNotFiring(FundpoolError):
 
 class InvalidActor(FundpoolError):
     code = "invalid_actor"
-    title = "who acknowledges an alert is a name of 1-64 letters, digits, spaces or .@+-_"
+    title = "who acknowledges an alert needs a name (letters, digits, spaces or .@+-_)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +204,7 @@ class AlertEngine:
 
     # --- acknowledging ---
 
-    def acknowledge(self, alert_id: str, actor: str) -> AlertRecord:
+    def acknowledge(self, alert_id: str, actor: Actor) -> AlertRecord:
         return acknowledge(self.ledger, self.table, alert_id, actor,
                            at_us=self.clock.now_us())
 
@@ -357,8 +361,8 @@ def _burn_observations(slo: SloSpec, status: SloStatus) -> list[Observation]:
 def _resolved(record: AlertRecord, at: int) -> AlertRecord:
     return AlertRecord(record.id, record.pool, record.rule, record.subject, record.severity,
                        "resolved", record.value, record.summary, record.fired_at_us,
-                       record.acknowledged_at_us, record.acknowledged_by, max(at,
-                                                                              record.fired_at_us))
+                       record.acknowledged_at_us, record.acknowledged_by,
+                       max(at, record.fired_at_us), record.acknowledged_actor)
 
 
 def _step(record: AlertRecord) -> int:
@@ -379,13 +383,20 @@ def _event(record: AlertRecord, at_us: int, summary: str, value: str | None) -> 
     return Event(f"{record.id}:{_step(record)}", kind, record.pool, at_us, data)
 
 
-def acknowledge(ledger: Ledger, table: AlertStore, alert_id: str, actor: str, *,
+def shown_name(actor: Actor) -> str:
+    """The name an acknowledgement shows (`acknowledged_by`, the event, the log): the actor's,
+    its characters other than letters, digits, spaces and .@+-_ made `-`, at most 64."""
+    return _NAME_UNSAFE.sub("-", actor.name).strip()[:ACTOR_CHARS_MAX].strip()
+
+
+def acknowledge(ledger: Ledger, table: AlertStore, alert_id: str, actor: Actor, *,
                 at_us: int) -> AlertRecord:
-    """Acknowledge a firing alert for `actor`: the row and its `alert.acknowledged` event in
-    one ledger transaction. `unknown_alert`, `alert_not_firing`, `invalid_actor` otherwise."""
-    actor = actor.strip()
-    if not _ACTOR.match(actor):
-        raise InvalidActor(actor=actor[:ACTOR_CHARS_MAX])
+    """Acknowledge a firing alert for `actor`: the row (with the actor and the name it shows)
+    and its `alert.acknowledged` event in one ledger transaction. `unknown_alert`,
+    `alert_not_firing`, `invalid_actor` (no name) otherwise."""
+    name = shown_name(actor)
+    if not name:
+        raise InvalidActor(actor=actor.name[:ACTOR_CHARS_MAX])
     with table.transaction(ledger) as transaction:
         current = table.get_in(transaction, alert_id)
         if current is None:
@@ -395,11 +406,13 @@ def acknowledge(ledger: Ledger, table: AlertStore, alert_id: str, actor: str, *,
                                  acknowledged_by=current.acknowledged_by)
         record = AlertRecord(current.id, current.pool, current.rule, current.subject,
                              current.severity, "acknowledged", current.value, current.summary,
-                             current.fired_at_us, max(at_us, current.fired_at_us), actor)
+                             current.fired_at_us, max(at_us, current.fired_at_us), name,
+                             acknowledged_actor=actor)
         table.update(transaction, record)
         transaction.emit([_event(record, transaction.at_us,
-                                 f"acknowledged by {actor}: {current.summary}",
+                                 f"acknowledged by {name}: {current.summary}",
                                  current.value)])
-    log.info("alert acknowledged", alert=alert_id, by=actor)
+    log.info("alert acknowledged", alert=alert_id, by=name, actor=actor.who,
+             request_id=actor.request_id)
     return record
 

@@ -1,6 +1,8 @@
 """What the alert engine keeps, and the port it keeps it through.
 
-`AlertRecord` is one alert's row: what fired, and its life (fired, acknowledged, resolved).
+`AlertRecord` is one alert's row: what fired, and its life (fired, acknowledged, resolved), with
+who acknowledged it (the actor; an alert acknowledged before actors were kept has only the
+name).
 `AlertStore` is what the engine needs of the place alerts live: the `alerts` table and the
 latency SLOs' samples, in the ledger's database, written inside ledger transactions beside the
 events that report each change. `SqlAlertStore` (`stores/alerts_sql.py`) implements it on
@@ -13,6 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from typing import Protocol
 
+from fundpool.core.actor import Actor
 from fundpool.ledger.service import Ledger, LedgerTransaction
 from fundpool.monitoring.kpis import DAY_US, MINUTE_US
 
@@ -37,15 +40,21 @@ class AlertRecord:
     summary: str
     fired_at_us: int
     acknowledged_at_us: int | None = None
-    acknowledged_by: str | None = None
+    acknowledged_by: str | None = None  # the name shown (the actor's, made safe for text)
     resolved_at_us: int | None = None
+    # Who acknowledged it: kind, id, roles, session or key, request id. None before actors
+    # were kept (then only `acknowledged_by` names them) and for an alert not acknowledged.
+    acknowledged_actor: Actor | None = None
 
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
 
     def to_dict(self) -> dict[str, object]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.acknowledged_actor is not None:
+            doc["acknowledged_actor"] = self.acknowledged_actor.to_dict()
+        return doc
 
 
 class AlertStore(Protocol):

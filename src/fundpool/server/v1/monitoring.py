@@ -11,14 +11,14 @@ are decimal text too (monitoring/kpis.py `decimal_text`). Only latency percentil
 milliseconds are JSON numbers: they are durations, never money.
 
 Alerts live in the ledger's `alerts` table (stores/alerts_sql.py); acknowledging one writes the
-row and its `alert.acknowledged` event in one ledger transaction, and goes through the API's
-idempotency store (`Idempotency-Key`). SLOs are those of the last evaluation of the alert rules
+row (with the caller as its actor: principal, roles, session or key, request id) and its
+`alert.acknowledged` event in one ledger transaction, and goes through the API's idempotency
+store (`Idempotency-Key`). SLOs are those of the last evaluation of the alert rules
 (`Settings.alerts`), which the leading worker runs every `evaluate_every_s`.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from typing import Annotated, Any, Literal
 
@@ -55,6 +55,7 @@ from fundpool.monitoring.replay import replay_at
 from fundpool.pool.config import PoolConfig
 from fundpool.pool.docs import view_doc
 from fundpool.runtime import system_ids
+from fundpool.server.v1.actors import ActorOut, actor_doc
 from fundpool.server.v1.context import Api, api_of
 from fundpool.server.v1.idempotency import HEADER, idempotent_post
 from fundpool.server.v1.models import Strict
@@ -67,7 +68,7 @@ from fundpool.server.v1.pagination import (
     read_cursor,
 )
 from fundpool.server.v1.problems import PROBLEMS, parse_instant
-from fundpool.server.v1.security import SecuredRouter, needs, principal_of
+from fundpool.server.v1.security import SecuredRouter, actor_of, needs
 
 log = structlog.get_logger(__name__)
 
@@ -93,7 +94,6 @@ REPLAY_EVENTS_MAX = 500_000
 REPLAY_CONCURRENT_MAX = 2
 ALERT_STATES = ("firing", "acknowledged", "resolved", "active")
 NOTE_CHARS_MAX = 500
-_ACTOR_UNSAFE = re.compile(r"[^\w .@+-]")
 
 _replays = threading.BoundedSemaphore(REPLAY_CONCURRENT_MAX)
 
@@ -237,7 +237,9 @@ class AlertOut(BaseModel):
     fired_at: str
     fired_at_us: int
     acknowledged_at: str | None
-    acknowledged_by: str | None
+    acknowledged_by: ActorOut | None = Field(description=(
+        "Who acknowledged it: principal, roles, session or key, request id. An alert "
+        "acknowledged before actors were kept: kind `unknown`, with the name it kept."))
     resolved_at: str | None
 
 
@@ -317,15 +319,9 @@ def _alert_doc(record: AlertRecord) -> dict[str, object]:
         "fired_at_us": record.fired_at_us,
         "acknowledged_at": None if record.acknowledged_at_us is None
         else iso(record.acknowledged_at_us),
-        "acknowledged_by": record.acknowledged_by,
+        "acknowledged_by": actor_doc(record.acknowledged_actor, record.acknowledged_by),
         "resolved_at": None if record.resolved_at_us is None else iso(record.resolved_at_us),
     }
-
-
-def _actor(name: str) -> str:
-    """Who acknowledges, as the alert's record admits it (a key's name may hold characters
-    the record does not: they become `-`)."""
-    return _ACTOR_UNSAFE.sub("-", name).strip()[:64] or "api"
 
 
 def _metric(metric: str, assets: set[str]) -> tuple[Literal["gauge", "counter"], str | None]:
@@ -537,19 +533,18 @@ def get_alert(alert_id: AlertPath, request: Request) -> dict[str, object]:
              openapi_extra=needs(P.ALERTS_ACKNOWLEDGE), responses=PROBLEMS)
 def acknowledge_alert(alert_id: AlertPath, request: Request, body: AcknowledgeIn | None = None,
                       idempotency_key: IdempotencyHeader = None) -> JSONResponse:
-    """Acknowledge a firing alert in the caller's name (the key's or the user's): its record
-    and an `alert.acknowledged` event, in one ledger transaction. 404 `unknown_alert`; 409
+    """Acknowledge a firing alert in the caller's name (the key's or the user's): its record,
+    with the caller as its actor (principal, roles, session or key, request id), and an
+    `alert.acknowledged` event, in one ledger transaction. 404 `unknown_alert`; 409
     `alert_not_firing` when it is already acknowledged or resolved."""
     api = api_of(request)
-    principal = principal_of(request)
+    actor = actor_of(request)
     note = None if body is None else body.note
     ledger, table = _alerts(request)
 
     def run() -> JSONResponse:
-        record = acknowledge(ledger, table, alert_id, _actor(principal.name),
-                             at_us=api.clock.now_us())
-        log.info("alert acknowledged by API", alert=alert_id,
-                 caller=f"{principal.kind}:{principal.name}", note=note)
+        record = acknowledge(ledger, table, alert_id, actor, at_us=api.clock.now_us())
+        log.info("alert acknowledged by API", alert=alert_id, caller=actor.who, note=note)
         return JSONResponse(_alert_doc(record))
 
     return idempotent_post(request, idempotency_key, {"note": note}, run)

@@ -380,6 +380,12 @@ class RailJournal:
             fd, self._fd = self._fd, None
             os.close(fd)  # the lock goes with the descriptor
 
+    def __del__(self) -> None:
+        # A journal dropped without close would hold its lock until the process ends, and the
+        # next rail of this process could never open it.
+        if getattr(self, "_fd", None) is not None:
+            self.close()
+
     def __enter__(self) -> RailJournal:
         return self
 

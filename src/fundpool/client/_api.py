@@ -29,7 +29,14 @@ from fundpool.client._core import (
     query,
     segment,
 )
-from fundpool.server.v1.auth import KeyOut, MeOut, NewKeyOut, SessionOut, UserOut
+from fundpool.server.v1.auth import (
+    AuthChangeOut,
+    KeyOut,
+    MeOut,
+    NewKeyOut,
+    SessionOut,
+    UserOut,
+)
 from fundpool.server.v1.models import (
     AccountOut,
     AccountResult,
@@ -92,6 +99,7 @@ _KEY = TypeAdapter(KeyOut)
 _NEW_KEY = TypeAdapter(NewKeyOut)
 _USERS = TypeAdapter(list[UserOut])
 _USER = TypeAdapter(UserOut)
+_AUTH_CHANGES = TypeAdapter(Page[AuthChangeOut])
 _NOTHING = TypeAdapter(type(None))
 _BYTES = TypeAdapter(bytes)
 EXPORT_MEDIA_TYPES = ("text/csv, "
@@ -406,6 +414,18 @@ class Endpoints(Runner):
         """Disable a user and end their sessions."""
         return self._post(f"/v1/users/{segment(username)}/disable", None, _USER,
                           idempotency_key)
+
+    def _auth_changes(self, *, target_kind: Literal["key", "user"] | None = None,
+                      target_id: str | None = None, limit: int = PAGE_SIZE_DEFAULT,
+                      cursor: str | None = None) -> Call[Page[AuthChangeOut]]:
+        """Who changed which key or user, and when, newest first (each with its actor and
+        the request id of the call that made it)."""
+        return Call("GET", "/v1/auth/changes", _AUTH_CHANGES,
+                    query(target_kind=target_kind, target_id=target_id, limit=limit,
+                          cursor=cursor))
+
+    auth_changes = endpoint(_auth_changes)
+    iter_auth_changes = pages(_auth_changes)
 
     # --- payments ----------------------------------------------------------------------------
 

@@ -311,13 +311,14 @@ def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
                    rails_dir: Path | None, seed: int | None = None) -> PaymentEngine:
     """`pool`'s payment engine on `store`, on the wall clock: its rails as the pool's
     configuration names them (each channel's `adapter`; `simulated` is the only one yet, its
-    journal in `rails_dir/<pool>/` so that a restart finds what each rail was sent)."""
+    journal in `rails_dir/<pool>/<channel>.jsonl`, so that a restart finds what each rail
+    was sent)."""
     clock, ids = SystemClock(), system_ids()
     seed = secrets.randbits(32) if seed is None else seed
     parts = simulated_dispatching(
         ledger(store, clock, ids), config, pool, clock=clock, ids=ids, seed=seed,
         instance=f"engine-{pool.id}", policy=ENGINE_POLICY,
-        journal_dir=None if rails_dir is None else rails_dir / pool.id)
+        journal_dir=rails_dir)
     return PaymentEngine(pool.id, parts.dispatcher)
 
 

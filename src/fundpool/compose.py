@@ -41,6 +41,7 @@ from fundpool.bus.defaults import DURABLE_PREFIX as DURABLE_PREFIX
 from fundpool.bus.defaults import PULL_BATCH as PULL_BATCH
 from fundpool.bus.defaults import RELAY_CURSOR as RELAY_CURSOR
 from fundpool.core.clock import Clock, IdSource, Uuid7Ids
+from fundpool.core.errors import invariant
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
 from fundpool.monitoring.alerting.ports import AlertStore
@@ -315,6 +316,10 @@ def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
     was sent)."""
     clock, ids = SystemClock(), system_ids()
     seed = secrets.randbits(32) if seed is None else seed
+    # Every adapter the configuration may name is built here (RAIL_ADAPTERS); `simulated` is
+    # the only one yet, so the whole pool runs on simulated rails.
+    adapters = {config.channel(cid).adapter for cid in pool.channels}
+    invariant(adapters <= {"simulated"}, f"a rail adapter with no builder: {adapters}")
     parts = simulated_dispatching(
         ledger(store, clock, ids), config, pool, clock=clock, ids=ids, seed=seed,
         instance=f"engine-{pool.id}", policy=ENGINE_POLICY,

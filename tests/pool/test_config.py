@@ -621,3 +621,13 @@ def test_the_example_gives_every_rail_but_the_book_a_depth() -> None:
             else:
                 assert depth is not None
                 assert 0 < depth.min_minor < depth.low_minor
+
+
+def test_a_channel_names_its_rail_adapter_simulated_by_default() -> None:
+    assert parse_config(base()).channel("bank-a").adapter == "simulated"
+    document = base()
+    document["channels"][0]["adapter"] = "simulated"
+    assert parse_config(document).channel("bank-a").adapter == "simulated"
+    document["channels"][0]["adapter"] = "swift-gpi"
+    error = refused(document)
+    assert "channels[0].adapter" in str(error.facts)

@@ -45,6 +45,11 @@ CONFIG_ENV = "FUNDPOOL_CONFIG"
 DEFAULT_CONFIG = "fundpool.toml"
 
 
+# The rail adapters a channel may name (`adapter = "..."`); the composition root builds them.
+# The real rails of later work (ISO 20022 bank files, chains) are added here as they come.
+RAIL_ADAPTERS = ("simulated",)
+
+
 class InvalidConfig(FundpoolError):
     code = "invalid_config"
     title = "the pool configuration is not valid"
@@ -182,6 +187,8 @@ class ChannelConfig:
     simulation: Mapping[str, Any] = field(default_factory=dict)
     # Per asset; an asset without an entry has no configured depth.
     depth: Mapping[str, Depth] = field(default_factory=dict)
+    # Which adapter carries the channel's payments in the server's engine (RAIL_ADAPTERS).
+    adapter: str = "simulated"
 
     def fee_schedule(self, asset: str) -> FeeSchedule:
         return self.fees.get(asset, FeeSchedule())
@@ -411,7 +418,7 @@ class _Parser:
             entry,
             where,
             {"id", "kind", "assets", "name", "fees", "limits", "batch_size", "cutoff",
-             "simulation", "depth"},
+             "simulation", "depth", "adapter"},
         )
         channel_id = self.ident(entry, where)
         kind = self.choice(entry, where, "kind", ChannelKind)
@@ -428,9 +435,12 @@ class _Parser:
         )
         simulation = self.field(entry, where, "simulation", dict, {})
         depth = self.depth(entry, where, assets, assets_by_code)
+        adapter = self.field(entry, where, "adapter", str, "simulated")
+        if adapter not in RAIL_ADAPTERS:
+            raise self.fail(f"{where}.adapter", f"adapter is one of {', '.join(RAIL_ADAPTERS)}")
         return ChannelConfig(
             channel_id, kind, tuple(assets), name, fees, limits, batch_size, cutoff, simulation,
-            depth,
+            depth, adapter,
         )
 
     def depth(

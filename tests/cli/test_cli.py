@@ -1,4 +1,8 @@
-"""`fundpool ledger ...` end to end through typer's CliRunner, on a SQLite file in tmp_path."""
+"""`fundpool ledger ...` end to end through typer's CliRunner, on a SQLite file in tmp_path.
+
+The ledger's own mechanics, on accounts of a treasury that no service owns: a raw posting on
+a pool's or merchant's account is an adjustment, which needs --reason
+(tests/cli/test_ledger_adjustments_cli.py)."""
 
 from __future__ import annotations
 
@@ -22,9 +26,9 @@ try:  # rootdir on sys.path (python -m pytest)
 except ModuleNotFoundError:  # pytest's default rootdir-less import mode puts tests/ on the path
     from conftest import PG_URL, new_pg_schema, require_postgres  # type: ignore[no-redef]
 
-AVAILABLE = "pool:main:usd:bank-a:available"
-LOCKED = "pool:main:usd:bank-a:locked"
-ETH_HOT = "pool:main:eth:eth-l1:available"
+AVAILABLE = "treasury:usd:available"
+LOCKED = "treasury:usd:locked"
+ETH_HOT = "treasury:eth:hot"
 WORLD = "world:bank-a"
 
 # Environment a developer may have set must not point the tests at another store.
@@ -60,7 +64,7 @@ def bare(tmp_path: Path) -> Cli:
 
 @pytest.fixture
 def cli(bare: Cli) -> Cli:
-    """An initialised ledger with USD and ETH, a world account and a few pool accounts."""
+    """An initialised ledger with USD and ETH, a world account and a few treasury accounts."""
     bare("init")
     bare("asset", "USD", "--scale", "2", "--kind", "fiat")
     bare("asset", "ETH", "--scale", "18", "--kind", "crypto")
@@ -206,14 +210,15 @@ def test_world_accounts_may_go_negative_by_default(cli: Cli) -> None:
 
 def test_addresses_print_verbatim(cli: Cli) -> None:
     # ':a:' and ':bank:' are emoji codes to rich; an address must never be rewritten.
-    address = "pool:a:bank:smile:available"
+    address = "treasury:a:bank:smile:available"
     result = cli("account", address, "--asset", "USD")
     assert address in result.stdout
     result = cli("transfer", "--from", WORLD, "--to", address, "--asset", "USD", "--amount", "1")
     assert address in result.stdout
     assert address in cli("balance", address).stdout
     assert address in cli("history", address).stdout
-    assert "address: pool:a:bank:nope" in cli("balance", "pool:a:bank:nope", code=2).stderr
+    assert "address: treasury:a:bank:nope" in cli("balance", "treasury:a:bank:nope",
+                                                  code=2).stderr
 
 
 # --- transfers -------------------------------------------------------------------------------
@@ -308,7 +313,7 @@ def test_error_paths(cli: Cli) -> None:
     short = cli.json("transfer", "--from", AVAILABLE, "--to", LOCKED, "--asset", "USD",
                      "--amount", "10.01", code=2)
     assert short["code"] == "insufficient_funds"
-    assert cli.json("transfer", "--from", "pool:nope:x", "--to", AVAILABLE, "--asset", "USD",
+    assert cli.json("transfer", "--from", "treasury:nope:x", "--to", AVAILABLE, "--asset", "USD",
                     "--amount", "1", code=2)["code"] == "unknown_account"
     assert cli.json("transfer", "--from", WORLD, "--to", ETH_HOT, "--asset", "USD",
                     "--amount", "1", code=2)["code"] == "asset_mismatch"

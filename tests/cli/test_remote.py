@@ -2,7 +2,10 @@
 print what they print on a local store holding the same data.
 
 Every write goes to both ledgers, in the same order, so that their sequence numbers stay equal:
-only ids, times and hashes differ between the two documents.
+only ids, times and hashes differ between the two documents, and the actor of an adjustment
+(the operating-system user locally, the API key on the server).
+
+The writes move the pool's accounts by hand, so each is an adjustment with its --reason.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from tests.client import CONFIG, LiveServer, init_ledger, live_server
 WORLD = "world:bank-a"
 USD = "pool:main:usd:bank-a:available"
 LOCKED = "pool:main:usd:bank-a:locked"
+REASON = ("--reason", "test set-up: the pool in a known state")
 # What differs between two ledgers given the same commands: ids drawn at random, the clock,
 # and the hashes over both.
 VOLATILE = frozenset({"id", "entry_id", "pending_id", "reverses", "at", "at_us", "hash",
-                      "head_hash", "expires_at", "created_at", "updated_at", "next_after"})
+                      "head_hash", "expires_at", "created_at", "updated_at", "next_after",
+                      "actor"})
 
 runner = CliRunner(env={"FUNDPOOL_DB_URL": None, "FUNDPOOL_DATA_DIR": None,
                         "FUNDPOOL_URL": None, "FUNDPOOL_API_KEY": None})
@@ -93,16 +98,17 @@ def test_transfer_balance_and_history_print_the_same_documents(local: Cli, remot
     after = f"{after_minor // 100}.{after_minor % 100:02d}"
     mine, theirs = both(local, remote, "ledger", "transfer", "--from", WORLD, "--to", USD,
                         "--asset", "USD", "--amount", "1234.56", "--key", "remote-1",
-                        "--meta", "why=test")
+                        "--meta", "why=test", *REASON)
     assert theirs["postings"][0]["amount"] == "1234.56"
     assert theirs["postings"][0]["amount_minor"] == "123456"
     assert theirs["idempotency_key"] == "remote-1"
     assert theirs["seq"] == mine["seq"]
     again = remote.json("ledger", "transfer", "--from", WORLD, "--to", USD, "--asset", "USD",
-                        "--amount", "1234.56", "--key", "remote-1", "--meta", "why=test")
+                        "--amount", "1234.56", "--key", "remote-1", "--meta", "why=test",
+                        *REASON)
     assert (again["status"], again["id"]) == ("replayed", theirs["id"])
     both(local, remote, "ledger", "transfer", "--posting", f"{WORLD},{USD},USD,0.01",
-         "--posting", f"{USD},{LOCKED},USD,0.50", "--key", "remote-2")
+         "--posting", f"{USD},{LOCKED},USD,0.50", "--key", "remote-2", *REASON)
 
     mine, theirs = both(local, remote, "ledger", "balance", USD)
     assert theirs["balances"][0]["available"] == after
@@ -125,7 +131,7 @@ def test_transfer_balance_and_history_print_the_same_documents(local: Cli, remot
 
 def test_a_remote_write_without_a_key_still_carries_one(remote: Cli, local: Cli) -> None:
     args = ("ledger", "transfer", "--from", WORLD, "--to", USD, "--asset", "USD", "--amount",
-            "1.00")
+            "1.00", *REASON)
     mine, theirs = local.json(*args), remote.json(*args)
     assert mine.pop("idempotency_key") is None
     assert len(theirs.pop("idempotency_key")) == 36  # drawn by the client, kept by its retries
@@ -136,30 +142,33 @@ def test_two_phase_and_reversal_commands(local: Cli, remote: Cli) -> None:
     # Funds of its own: under pytest -n 2 the test that funded USD may run in the other
     # process, against that process's server and store.
     both(local, remote, "ledger", "transfer", "--from", WORLD, "--to", USD, "--asset", "USD",
-         "--amount", "20.00", "--key", "remote-p0")
+         "--amount", "20.00", "--key", "remote-p0", *REASON)
     reserve = ("ledger", "pending", "--from", USD, "--to", LOCKED, "--asset", "USD",
-               "--amount", "10.00", "--timeout", "600")
+               "--amount", "10.00", "--timeout", "600", *REASON)
     mine, theirs = both(local, remote, *reserve, "--key", "remote-p1")
     assert theirs["reservation"]["amount"] == "10.00"
-    posted_mine = local.json("ledger", "post", mine["pending_id"], "--amount", "4.00")
-    posted = remote.json("ledger", "post", theirs["pending_id"], "--amount", "4.00")
+    posted_mine = local.json("ledger", "post", mine["pending_id"], "--amount", "4.00", *REASON)
+    posted = remote.json("ledger", "post", theirs["pending_id"], "--amount", "4.00", *REASON)
     assert stable(posted) == {**stable(posted_mine),
                               "idempotency_key": posted["idempotency_key"]}
     assert posted_mine["idempotency_key"] is None
     assert (posted["posted"], posted["released"]) == ("4.00", "6.00")
 
     mine, theirs = both(local, remote, *reserve, "--key", "remote-p2")
-    voided_mine = local.json("ledger", "void", mine["pending_id"], "--key", "remote-v2")
-    voided = remote.json("ledger", "void", theirs["pending_id"], "--key", "remote-v2")
+    voided_mine = local.json("ledger", "void", mine["pending_id"], "--key", "remote-v2",
+                             *REASON)
+    voided = remote.json("ledger", "void", theirs["pending_id"], "--key", "remote-v2", *REASON)
     assert stable(voided) == stable(voided_mine)
 
     moved = both(local, remote, "ledger", "transfer", "--from", WORLD, "--to", USD,
-                 "--asset", "USD", "--amount", "2.00", "--key", "remote-r")
-    reversed_mine = local.json("ledger", "reverse", moved[0]["id"], "--key", "remote-rr")
-    reversed_theirs = remote.json("ledger", "reverse", moved[1]["id"], "--key", "remote-rr")
+                 "--asset", "USD", "--amount", "2.00", "--key", "remote-r", *REASON)
+    reversed_mine = local.json("ledger", "reverse", moved[0]["id"], "--key", "remote-rr",
+                               *REASON)
+    reversed_theirs = remote.json("ledger", "reverse", moved[1]["id"], "--key", "remote-rr",
+                                  *REASON)
     assert stable(reversed_theirs) == stable(reversed_mine)
     assert reversed_theirs["reverses"] == moved[1]["id"]
-    finished = remote("ledger", "post", theirs["pending_id"], code=2).stderr
+    finished = remote("ledger", "post", theirs["pending_id"], *REASON, code=2).stderr
     assert finished.startswith("error[pending_already_finished]: ")
 
 
@@ -209,7 +218,7 @@ def test_errors_print_as_local_errors_and_exit_2(
     server: LiveServer, local: Cli, remote: Cli
 ) -> None:
     overdraw = ("ledger", "transfer", "--from", "pool:main:usd:rtp:available", "--to", WORLD,
-                "--asset", "USD", "--amount", "5.00")
+                "--asset", "USD", "--amount", "5.00", *REASON)
     assert remote(*overdraw, code=2).stderr == local(*overdraw, code=2).stderr
     assert "error[insufficient_funds]" in remote(*overdraw, code=2).stderr
     assert remote.json(*overdraw, code=2) == local.json(*overdraw, code=2)
@@ -230,6 +239,17 @@ def test_errors_print_as_local_errors_and_exit_2(
     assert refused.startswith("error[forbidden]: ")
     assert "permission: ledger:write" in refused
     assert viewer.json("ledger", "balance", USD)["address"] == USD
+
+    # An adjustment without its reason is refused the same on both; a cashier's key may not
+    # make one at all, reason or not.
+    unexplained = ("ledger", "transfer", "--from", WORLD, "--to", USD, "--asset", "USD",
+                   "--amount", "1.00")
+    assert remote(*unexplained, code=2).stderr == local(*unexplained, code=2).stderr
+    assert remote.json(*unexplained, code=2)["code"] == "adjustment_reason_required"
+    cashier = Cli("--url", server.url, "--api-key", server.key("remote-cashier", ["cashier"]))
+    refused = cashier(*unexplained, *REASON, code=2).stderr
+    assert refused.startswith("error[adjustment_permission_required]: ")
+    assert "permission: ledger:adjust" in refused
 
     nobody = Cli("--url", "http://127.0.0.1:9", "--api-key", "fpk_x")
     assert nobody("ledger", "verify", code=2).stderr.startswith("error[unreachable]: ")

@@ -46,6 +46,9 @@ USD = "pool:main:usd:bank-a:available"
 USD_LOCKED = "pool:main:usd:bank-a:locked"
 ETH_WORLD = "world:eth-l1"
 ETH = "pool:main:eth:eth-l1:available"
+# The pool's accounts move through its services; a raw posting on them is an admin's
+# adjustment, with a reason (ledger/adjustments.py).
+SET_UP = "test set-up: the pool in a known state"
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,7 @@ def api(server: LiveServer) -> Iterator[Client]:
 
 
 def fund(api: Client, amount: str = "100.00", address: str = USD) -> None:
-    api.transfer([Posting(WORLD, address, "USD", amount)])
+    api.transfer([Posting(WORLD, address, "USD", amount)], reason=SET_UP)
 
 
 def available(api: Client, address: str, asset: str) -> str:
@@ -108,15 +111,16 @@ def test_float_amounts_are_refused_before_anything_is_sent(server: LiveServer) -
 def test_the_same_idempotency_key_returns_the_same_entry(api: Client) -> None:
     before = Decimal(available(api, USD, "USD"))
     posting = Posting(WORLD, USD, "USD", "7.25")
-    first = api.transfer([posting], idempotency_key="same-key-1")
-    again = api.transfer([posting], idempotency_key="same-key-1")
+    first = api.transfer([posting], idempotency_key="same-key-1", reason=SET_UP)
+    again = api.transfer([posting], idempotency_key="same-key-1", reason=SET_UP)
     assert (first.status, again.status) == ("applied", "replayed")
     assert again.id == first.id
     assert again.seq == first.seq
     assert Decimal(available(api, USD, "USD")) == before + Decimal("7.25")
 
     with pytest.raises(IdempotencyConflict) as caught:
-        api.transfer([Posting(WORLD, USD, "USD", "7.26")], idempotency_key="same-key-1")
+        api.transfer([Posting(WORLD, USD, "USD", "7.26")], idempotency_key="same-key-1",
+                     reason=SET_UP)
     assert isinstance(caught.value, Conflict)
     assert caught.value.status == 409
 
@@ -148,8 +152,9 @@ def test_a_retry_after_a_lost_answer_does_not_transfer_twice(
     head = api.transactions(limit=1).data[0].seq
     dropping = DropFirstAnswer()
     with Client(server.url, server.admin_key, transport=dropping, backoff_s=0.0) as flaky:
-        entry = flaky.transfer([Posting(WORLD, USD, "USD", "3.00")])
-    # The first attempt was applied; its retry, with the same key, found it.
+        entry = flaky.transfer([Posting(WORLD, USD, "USD", "3.00")], reason=SET_UP)
+    # The first attempt was applied; its retry, with the same key, found it (an adjustment
+    # too: the retry's new request id does not make it another request).
     assert entry.status == "replayed"
     assert len(dropping.keys) == 2
     assert dropping.keys[0] is not None
@@ -167,8 +172,8 @@ def test_each_call_draws_its_own_key(server: LiveServer, api: Client) -> None:
 
     with Client(server.url, server.admin_key) as keyed:
         keyed._http.event_hooks["request"] = [record]
-        first = keyed.transfer([Posting(WORLD, USD, "USD", "1.00")])
-        second = keyed.transfer([Posting(WORLD, USD, "USD", "1.00")])
+        first = keyed.transfer([Posting(WORLD, USD, "USD", "1.00")], reason=SET_UP)
+        second = keyed.transfer([Posting(WORLD, USD, "USD", "1.00")], reason=SET_UP)
     assert len(set(seen)) == 2
     assert first.id != second.id
     assert second.status == "applied"
@@ -354,26 +359,29 @@ def test_pagination_iterators_return_every_account_exactly_once(api: Client) -> 
 
 def test_two_phase_transfers_and_reversals(api: Client) -> None:
     fund(api, "50.00")
-    created = api.create_pending(Posting(USD, USD_LOCKED, "USD", "20.00"), timeout_s=600)
+    created = api.create_pending(Posting(USD, USD_LOCKED, "USD", "20.00"), timeout_s=600,
+                                 reason=SET_UP)
     assert created.pending_id is not None
     assert api.pending(created.pending_id).state == "pending"
-    posted = api.post_pending(created.pending_id, "12.50")
+    posted = api.post_pending(created.pending_id, "12.50", reason=SET_UP)
     assert (posted.posted, posted.released) == ("12.50", "7.50")
+    assert posted.adjustment is not None
+    assert posted.adjustment.reason == SET_UP
     with pytest.raises(FundpoolError) as finished:
-        api.void_pending(created.pending_id)
+        api.void_pending(created.pending_id, reason=SET_UP)
     assert finished.value.code == "pending_already_finished"
 
     another = api.create_pending({"source": USD, "destination": USD_LOCKED, "asset": "USD",
-                                  "amount": "1.00"})
+                                  "amount": "1.00"}, reason=SET_UP)
     assert another.pending_id is not None
-    voided = api.void_pending(another.pending_id, metadata={"why": "test"})
+    voided = api.void_pending(another.pending_id, metadata={"why": "test"}, reason=SET_UP)
     assert voided.released == "1.00"
 
-    moved = api.transfer([Posting(WORLD, USD, "USD", "4.00")])
-    reversal = api.reverse(moved.id)
+    moved = api.transfer([Posting(WORLD, USD, "USD", "4.00")], reason=SET_UP)
+    reversal = api.reverse(moved.id, reason=SET_UP)
     assert reversal.reverses == moved.id
     with pytest.raises(AlreadyReversed):
-        api.reverse(moved.id)
+        api.reverse(moved.id, reason=SET_UP)
     assert api.transaction(moved.id).id == moved.id
 
 
@@ -411,7 +419,7 @@ def test_the_pool_view_at_a_past_seq_or_instant(api: Client) -> None:
     assert api.pool_view("main", seq=then.as_of_seq) == then
     wait_for_clock_past(then_at)  # later entries carry a later instant
     fund(api, "2.50")
-    api.transfer([Posting(USD, USD_LOCKED, "USD", "1.25")])
+    api.transfer([Posting(USD, USD_LOCKED, "USD", "1.25")], reason=SET_UP)
     now = api.pool_view("main")
     assert now.as_of_seq == then.as_of_seq + 2
     assert now.assets != then.assets
@@ -443,12 +451,18 @@ def test_keys_and_sessions(server: LiveServer, api: Client) -> None:
     assert revoked.state == "revoked"
 
     api.create_user("client-cashier", "a long enough password", ["cashier"])
+    api.open_account("treasury:cashier", "USD")
     with Client(server.url) as person:
         session = person.login("client-cashier", "a long enough password")
         assert session.token.startswith("fps_")
         me = person.me()
         assert (me.kind, me.name) == ("user", "client-cashier")
-        assert person.transfer([Posting(WORLD, USD, "USD", "1.00")]).status == "applied"
+        assert person.transfer([Posting(WORLD, "treasury:cashier", "USD", "1.00")]
+                               ).status == "applied"
+        # The pool's money is not a cashier's to move by hand, reason or not.
+        with pytest.raises(PermissionDenied) as refused:
+            person.transfer([Posting(WORLD, USD, "USD", "1.00")], reason="top-up")
+        assert refused.value.code == "adjustment_permission_required"
         person.logout()
         with pytest.raises(Unauthorized):
             person.me()
@@ -469,7 +483,7 @@ Dora,US-ACCT-2,25000.00,USD,inv-4,
 def test_payments_are_created_read_listed_and_moved(api: Client) -> None:
     for channel, asset in (("sepa", "EUR"), ("rtp", "USD"), ("bank-a", "USD")):
         api.transfer([Posting(f"world:{channel}", f"pool:main:{asset.lower()}:{channel}:"
-                              "available", asset, "50000.00")])
+                              "available", asset, "50000.00")], reason=SET_UP)
     created = api.create_payment("payout", "USD", Decimal("12.50"), counterparty="Bob",
                                  metadata={"order": "42"}, idempotency_key="payment-1")
     assert (created.state, created.amount, created.amount_minor) == ("initiated", "12.50",

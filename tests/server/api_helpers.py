@@ -43,11 +43,13 @@ class Server:
         return {"Authorization": f"Bearer {token}"}
 
     def fund(self, channel: str, asset: str, amount: str) -> None:
-        """Money on a rail of the main pool, from the outside world."""
+        """Money on a rail of the main pool, from the outside world: an admin's adjustment
+        (the pool's accounts move through its services, raw only so)."""
         response = self.client.post("/v1/ledger/transactions", headers=self.admin, json={
             "postings": [{"source": f"world:{channel}",
                           "destination": f"pool:main:{asset.lower()}:{channel}:available",
-                          "asset": asset, "amount": amount}]})
+                          "asset": asset, "amount": amount}],
+            "reason": "test set-up: the pool's float"})
         assert response.status_code == 201, response.text
 
     def get(self, path: str, headers: dict[str, str] | None = None, **params: Any) -> Any:

@@ -1,9 +1,13 @@
 """Every route of the OpenAPI document, called by every role and by nobody: each role gets
 exactly the permissions the roles table gives it, and an anonymous caller gets 401.
 
+The routes that take raw postings also name `x-adjustment-permission`: touching an account of
+a pool or a merchant needs it too (and a reason), and each role gets exactly what the table
+gives it there as well.
+
 Then the bad input every route must refuse with a 4xx problem and no change: malformed JSON,
 wrong types, unknown fields, bodies beyond the bound, bad cursors, expired or revoked keys,
-a role calling what it may not."""
+a role calling what it may not, an adjustment without its permission or its reason."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from fundpool.auth.roles import ROLE_PERMISSIONS, Permission, Role
 from fundpool.auth.secrets import KEY_PREFIX, parse_token
+from fundpool.server.v1.ledger import ADJUSTMENT_PERMISSION_KEY
 from fundpool.server.v1.security import AUTHENTICATED, PERMISSION_KEY, PUBLIC
 from tests.server.api_app import ApiApp, api_app
 
@@ -42,6 +47,17 @@ def operations(app: Any) -> list[tuple[str, str, str]]:
     return found
 
 
+def adjusting_operations(app: Any) -> dict[tuple[str, str], tuple[str, str]]:
+    """(method, path) -> (the route's permission, the one its adjustments need too)."""
+    found = {}
+    for path, item in app.openapi()["paths"].items():
+        for method, operation in item.items():
+            if ADJUSTMENT_PERMISSION_KEY in operation:
+                found[(method.upper(), path)] = (operation[PERMISSION_KEY],
+                                                 operation[ADJUSTMENT_PERMISSION_KEY])
+    return found
+
+
 def concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "nothing-here", path)
 
@@ -59,8 +75,10 @@ def test_every_v1_route_declares_one_known_permission(served: ApiApp) -> None:
     known = {str(p) for p in Permission} | {PUBLIC, AUTHENTICATED}
     for method, path, permission in found:
         assert permission in known, (method, path, permission)
-    # Every permission guards at least one route: none is dead weight in the table.
+    # Every permission guards at least one route, alone or as what its adjustments need
+    # besides: none is dead weight in the table.
     used = {permission for _, _, permission in found}
+    used |= {also for _, also in adjusting_operations(served.app).values()}
     assert {str(p) for p in Permission} <= used, {str(p) for p in Permission} - used
 
 
@@ -93,10 +111,89 @@ def test_each_role_gets_exactly_its_permissions(served: ApiApp, client: Any, rol
             assert body["facts"]["permission"] == permission
 
 
+POOL_USD = "pool:main:usd:bank-a:available"
+TO_POOL = {"source": "world:bank-a", "destination": POOL_USD, "asset": "USD", "amount": "1.00"}
+RAW_POSTING_ROUTES = {
+    ("POST", "/v1/ledger/transactions"), ("POST", "/v1/ledger/transactions/batch"),
+    ("POST", "/v1/ledger/transactions/{entry_id}/reversal"), ("POST", "/v1/ledger/pendings"),
+    ("POST", "/v1/ledger/pendings/{pending_id}/post"),
+    ("POST", "/v1/ledger/pendings/{pending_id}/void"),
+}
+
+
+def with_reason(body: dict[str, Any], reason: str | None) -> dict[str, Any]:
+    if reason is None:
+        return body
+    if "transfers" in body:
+        return {"transfers": [{**t, "reason": reason} for t in body["transfers"]]}
+    return {**body, "reason": reason}
+
+
+def raw_posting_on_the_pool(client: Any, served: ApiApp, path: str) -> tuple[str, dict[str, Any]]:
+    """A request to `path` that moves the pool's money: for a post, void or reversal, of a
+    reservation or entry an admin made just before (with a reason)."""
+    admin = served.headers("admin")
+    if "{pending_id}" in path:
+        made = client.post("/v1/ledger/pendings", headers=admin, json={
+            "posting": TO_POOL, "timeout_s": 600, "reason": "set-up: a reservation to finish"})
+        assert made.status_code == 201, made.text
+        return path.replace("{pending_id}", made.json()["pending_id"]), {}
+    if "{entry_id}" in path:
+        made = client.post("/v1/ledger/transactions", headers=admin, json={
+            "postings": [TO_POOL], "reason": "set-up: an entry to reverse"})
+        assert made.status_code == 201, made.text
+        return path.replace("{entry_id}", made.json()["id"]), {}
+    if path.endswith("/batch"):
+        return path, {"transfers": [{"postings": [TO_POOL]}]}
+    if path.endswith("/pendings"):
+        return path, {"posting": TO_POOL, "timeout_s": 600}
+    return path, {"postings": [TO_POOL]}
+
+
+def test_the_routes_that_take_raw_postings_name_the_adjustment_permission(
+        served: ApiApp) -> None:
+    found = adjusting_operations(served.app)
+    assert set(found) == RAW_POSTING_ROUTES
+    assert {also for _, also in found.values()} == {str(Permission.LEDGER_ADJUST)}
+
+
+@pytest.mark.parametrize("role", [str(r) for r in Role])
+def test_each_role_moves_the_pools_money_only_as_the_table_says(
+        served: ApiApp, client: Any, role: str) -> None:
+    """The role walk for adjustments: every route that takes raw postings, called on an
+    account of the pool by each role; refusals change nothing."""
+    granted = ROLE_PERMISSIONS[Role(role)]
+    for (method, path), (permission, also) in sorted(adjusting_operations(served.app).items()):
+        url, body = raw_posting_on_the_pool(client, served, path)
+        before = head(client, served)
+        unexplained = client.request(method, url, headers=served.headers(role), json=body)
+        if Permission(permission) in granted and Permission(also) in granted:
+            assert_problem(unexplained, 400, "adjustment_reason_required")
+        assert head(client, served) == before, (role, path)
+        answer = client.request(method, url, headers=served.headers(role),
+                                json=with_reason(body, "a correction the bank asked for"))
+        if Permission(permission) not in granted:
+            assert_problem(unexplained, 403, "forbidden")
+            assert_problem(answer, 403, "forbidden")
+        elif Permission(also) not in granted:
+            for refused in (unexplained, answer):
+                facts = assert_problem(refused, 403, "adjustment_permission_required")["facts"]
+                assert facts["permission"] == also
+                assert POOL_USD in facts["accounts"]
+        else:
+            assert answer.status_code in (200, 201), (role, path, answer.text)
+            if path.endswith("/batch"):
+                assert answer.json()["applied"] == 1
+            continue
+        assert head(client, served) == before, (role, path)
+
+
 def test_a_role_table_that_separates_duties() -> None:
     cashier, approver = ROLE_PERMISSIONS[Role.CASHIER], ROLE_PERMISSIONS[Role.APPROVER]
     assert Permission.PAYMENTS_APPROVE not in cashier
     assert Permission.PAYMENTS_CREATE not in approver
+    # A cashier's raw postings cannot reach the pool's money: only its services move it.
+    assert [r for r in Role if Permission.LEDGER_ADJUST in ROLE_PERMISSIONS[r]] == [Role.ADMIN]
     auditor = ROLE_PERMISSIONS[Role.AUDITOR]
     assert not any(p in auditor for p in (Permission.LEDGER_WRITE, Permission.PAYMENTS_CREATE,
                                           Permission.KEYS_MANAGE))
@@ -126,6 +223,17 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
 
 DEPOSIT = {"postings": [{"source": "world:bank-a", "destination":
                          "pool:main:usd:bank-a:available", "asset": "USD", "amount": "5.00"}]}
+# A customer's account: the callers' own, moved with ledger:write alone.
+CUSTOMER = "customer:li:usd"
+TO_CUSTOMER = {"postings": [{"source": "world:bank-a", "destination": CUSTOMER,
+                             "asset": "USD", "amount": "5.00"}]}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def customer_account(served: ApiApp, client: Any) -> None:
+    opened = client.post("/v1/ledger/accounts", headers=served.headers("cashier"),
+                         json={"address": CUSTOMER, "asset": "USD"})
+    assert opened.status_code == 201, opened.text
 
 
 def test_bad_bodies_are_4xx_problems_and_change_nothing(served: ApiApp, client: Any) -> None:
@@ -141,11 +249,43 @@ def test_bad_bodies_are_4xx_problems_and_change_nothing(served: ApiApp, client: 
     assert any(e["type"] == "extra_forbidden" for e in body["facts"]["errors"])
     too_precise = {"postings": [{**DEPOSIT["postings"][0], "amount": "5.001"}]}
     assert_problem(client.post(url, headers=h, json=too_precise), 400, "too_many_decimals")
-    # One good posting and one bad one: the transfer applies whole or not at all.
+    # One good posting and one bad one: the transfer applies whole or not at all (an admin's
+    # adjustment: a cashier may not touch the pool's accounts at all).
     half = {"postings": [DEPOSIT["postings"][0],
                          {"source": "pool:main:usd:bank-a:fees", "destination": "world:bank-a",
-                          "asset": "USD", "amount": "999999.00"}]}
-    assert_problem(client.post(url, headers=h, json=half), 409, "insufficient_funds")
+                          "asset": "USD", "amount": "999999.00"}],
+            "reason": "move the fees out"}
+    assert_problem(client.post(url, headers=served.headers("admin"), json=half), 409,
+                   "insufficient_funds")
+    # A raw posting on the pool's money: a cashier may not, an admin not without a reason.
+    refused = assert_problem(client.post(url, headers=h, json=DEPOSIT), 403,
+                             "adjustment_permission_required")
+    assert refused["facts"]["accounts"] == ["pool:main:usd:bank-a:available"]
+    assert_problem(client.post(url, headers=h, json={**DEPOSIT, "reason": "because"}), 403,
+                   "adjustment_permission_required")
+    admin = served.headers("admin")
+    assert_problem(client.post(url, headers=admin, json=DEPOSIT), 400,
+                   "adjustment_reason_required")
+    assert_problem(client.post(url, headers=admin, json={**DEPOSIT, "reason": "  \n "}), 400,
+                   "adjustment_reason_required")
+    too_long = assert_problem(client.post(url, headers=admin, json={**DEPOSIT,
+                                                                   "reason": "x" * 501}),
+                              422, "invalid_request")
+    assert too_long["facts"]["errors"][0]["loc"][-1] == "reason"
+    # The recorder's keys are not the caller's to set: no entry claims to be an adjustment
+    # it is not, nor hides its actor behind one given.
+    assert_problem(client.post(url, headers=admin, json={
+        **DEPOSIT, "reason": "ok", "metadata": {"actor": "somebody else"}}), 400,
+        "invalid_metadata")
+    assert_problem(client.post(url, headers=h, json={
+        "postings": [{**DEPOSIT["postings"][0], "destination": CUSTOMER}],
+        "metadata": {"kind": "adjustment"}}), 400, "invalid_metadata")
+    for route, body in (("/v1/ledger/pendings", {"posting": DEPOSIT["postings"][0]}),
+                        ("/v1/ledger/transactions/batch", {"transfers": [DEPOSIT]})):
+        assert_problem(client.post(route, headers=h, json=body), 403,
+                       "adjustment_permission_required")
+        assert_problem(client.post(route, headers=admin, json=body), 400,
+                       "adjustment_reason_required")
     huge = b'{"postings": [], "metadata": {"k": "' + b"x" * 2_000_000 + b'"}}'
     assert_problem(client.post(url, headers=h, content=huge), 413, "payload_too_large")
     assert_problem(client.post(url, headers={**h, "Idempotency-Key": "bad key"},
@@ -235,9 +375,9 @@ def test_sessions_cookie_and_csrf(served: ApiApp, client: Any) -> None:
         csrf = login.json()["csrf_token"]
         assert browser.get("/v1/me").json()["name"] == "cashier.li"
         # A cookie alone does not move money: the CSRF token must come with it.
-        assert_problem(browser.post("/v1/ledger/transactions", json=DEPOSIT), 403,
+        assert_problem(browser.post("/v1/ledger/transactions", json=TO_CUSTOMER), 403,
                        "csrf_failed")
-        done = browser.post("/v1/ledger/transactions", json=DEPOSIT,
+        done = browser.post("/v1/ledger/transactions", json=TO_CUSTOMER,
                             headers={"X-CSRF-Token": csrf})
         assert done.status_code == 201, done.text
         assert browser.delete("/v1/sessions/current", headers={"X-CSRF-Token": csrf}

@@ -6,7 +6,9 @@ access, so this table is the whole policy (docs/api.md, "Roles").
 
 Separation of duties is built into the table: a cashier moves money but approves nothing, an
 approver approves but creates nothing, an auditor reads and verifies everything and changes
-nothing. Only `admin` holds every permission.
+nothing. Only `admin` holds every permission, `ledger:adjust` included: a cashier's raw postings
+cannot reach the accounts of pools and merchants, which only their services move (through
+routing, approval and the risk checks).
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from enum import StrEnum
 class Permission(StrEnum):
     LEDGER_READ = "ledger:read"  # assets, accounts, balances, history, entries, pendings
     LEDGER_WRITE = "ledger:write"  # assets, accounts, transfers, pending create/post/void
+    # A raw posting (transfer, pending, reversal) that touches an account a service owns (a
+    # pool's, a merchant's): an adjustment, recorded with its written reason and its actor.
+    # It comes on top of the route's own permission (ledger:write, ledger:reverse).
+    LEDGER_ADJUST = "ledger:adjust"
     LEDGER_REVERSE = "ledger:reverse"  # reversals: corrections of posted entries
     LEDGER_VERIFY = "ledger:verify"  # re-check the hash chain and the balances
     POOL_READ = "pool:read"  # the pool view

@@ -23,26 +23,29 @@ PostingText = tuple[str, str, str, str]
 class Backend(Protocol):
     # --- the ledger ----------------------------------------------------------------------------
 
+    # A posting that touches an account of a pool or a merchant is an adjustment and needs a
+    # `reason` (ledger/adjustments.py); with one, any posting is recorded as an adjustment.
+
     def transfer(self, postings: Sequence[PostingText], metadata: dict[str, str],
-                 key: str | None) -> dict[str, Any]:
+                 key: str | None, reason: str | None = None) -> dict[str, Any]:
         """The entry of a transfer of `postings`, all or none."""
         ...
 
     def pending(self, posting: PostingText, timeout_s: int, metadata: dict[str, str],
-                key: str | None) -> dict[str, Any]:
+                key: str | None, reason: str | None = None) -> dict[str, Any]:
         """The entry reserving `posting` for `timeout_s`."""
         ...
 
     def post(self, pending_id: str, amount: str | None, metadata: dict[str, str],
-             key: str | None) -> dict[str, Any]:
+             key: str | None, reason: str | None = None) -> dict[str, Any]:
         """The entry posting a reservation, in full or `amount` of it."""
         ...
 
-    def void(self, pending_id: str, metadata: dict[str, str], key: str | None
-             ) -> dict[str, Any]: ...
+    def void(self, pending_id: str, metadata: dict[str, str], key: str | None,
+             reason: str | None = None) -> dict[str, Any]: ...
 
-    def reverse(self, entry_id: str, metadata: dict[str, str], key: str | None
-                ) -> dict[str, Any]: ...
+    def reverse(self, entry_id: str, metadata: dict[str, str], key: str | None,
+                reason: str | None = None) -> dict[str, Any]: ...
 
     def balance(self, address: str, asset: str | None, at_us: int | None) -> dict[str, Any]:
         """Every asset the account holds (a single-asset account: its asset, zero when never

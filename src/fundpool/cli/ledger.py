@@ -14,6 +14,12 @@ With `--url` (or $FUNDPOOL_URL) and `--api-key`, the money-moving and reading co
 (transfer, pending, post, void, reverse, balance, history, verify) act on a fundpool server
 through its API instead of a store, and print the same: each asks a `Backend` (cli/backend.py)
 for its document, the store's services or the server's API, and renders it.
+
+The accounts of pools and merchants are moved by the services that own them. A raw posting
+that touches one (`pool:…`, `merchant:…`, `exposure:…`) is an adjustment: it needs `--reason`,
+and is recorded with the reason and its actor: on a local store the operating-system user
+running the command (the operator of the machine), through the API the key's principal, which
+also needs the permission `ledger:adjust`.
 """
 
 from __future__ import annotations
@@ -47,6 +53,16 @@ from fundpool.core.money import Asset, AssetKind
 from fundpool.ledger.docs import amount_fields, balance_fields, entry_doc
 from fundpool.ledger.verify import BalanceDifference, VerifyReport, rebuild
 
+ReasonOption = Annotated[
+    str | None,
+    typer.Option(
+        "--reason",
+        help="Why: records the posting as an adjustment with you as its actor. Needed when it "
+        "touches an account of a pool or a merchant (pool:…, merchant:…, exposure:…).",
+        show_default=False,
+    ),
+]
+
 app = typer.Typer(
     name="ledger",
     help="The double-entry ledger: assets, accounts, transfers, balances, verification.",
@@ -78,6 +94,11 @@ def entry_tables(doc: Mapping[str, Any], title: str) -> list[Table]:
         )
     if doc.get("idempotency_key"):
         facts.add_row("key", str(doc["idempotency_key"]))
+    adjustment = doc.get("adjustment")
+    if adjustment is not None:
+        actor = adjustment.get("actor") or {}
+        facts.add_row("adjustment", str(adjustment.get("reason")))
+        facts.add_row("by", f"{actor.get('name', 'unknown')} ({actor.get('kind', '?')})")
     for key, value in sorted((doc.get("metadata") or {}).items()):
         facts.add_row(f"meta {key}", value)
     tables = [facts]
@@ -229,13 +250,16 @@ def transfer(
     ] = None,
     key: KeyOption = None,
     meta: MetaOption = None,
+    reason: ReasonOption = None,
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
     url: UrlOption = None,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Move funds now: one posting (--from/--to/--asset/--amount) and/or --posting ones."""
+    """Move funds now: one posting (--from/--to/--asset/--amount) and/or --posting ones.
+
+    Touching an account of a pool or a merchant is an adjustment: give --reason."""
     metadata = parse_meta(meta)
     single = (source, destination, asset, amount)
     if any(v is not None for v in single) and not all(v is not None for v in single):
@@ -254,7 +278,7 @@ def transfer(
         raise typer.BadParameter("give --from/--to/--asset/--amount or at least one --posting")
     out = Output(as_json)
     with open_backend(Where(data_dir, db_url, url, api_key), out) as backend:
-        doc = backend.transfer(texts, metadata, key)
+        doc = backend.transfer(texts, metadata, key, reason)
         out.emit(doc, entry_tables(doc, "transfer"))
 
 
@@ -269,6 +293,7 @@ def pending(
     ] = 3600,
     key: KeyOption = None,
     meta: MetaOption = None,
+    reason: ReasonOption = None,
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
@@ -279,7 +304,8 @@ def pending(
     metadata = parse_meta(meta)
     out = Output(as_json)
     with open_backend(Where(data_dir, db_url, url, api_key), out) as backend:
-        doc = backend.pending((source, destination, asset, amount), timeout, metadata, key)
+        doc = backend.pending((source, destination, asset, amount), timeout, metadata, key,
+                              reason)
         out.emit(doc, entry_tables(doc, "pending transfer"))
 
 
@@ -291,6 +317,7 @@ def post(
     ] = None,
     key: KeyOption = None,
     meta: MetaOption = None,
+    reason: ReasonOption = None,
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
@@ -301,7 +328,7 @@ def post(
     metadata = parse_meta(meta)
     out = Output(as_json)
     with open_backend(Where(data_dir, db_url, url, api_key), out) as backend:
-        doc = backend.post(pending_id, amount, metadata, key)
+        doc = backend.post(pending_id, amount, metadata, key, reason)
         out.emit(doc, entry_tables(doc, "pending transfer posted"))
 
 
@@ -310,6 +337,7 @@ def void(
     pending_id: Annotated[str, typer.Argument(help="The pending transfer's id.")],
     key: KeyOption = None,
     meta: MetaOption = None,
+    reason: ReasonOption = None,
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
@@ -320,7 +348,7 @@ def void(
     metadata = parse_meta(meta)
     out = Output(as_json)
     with open_backend(Where(data_dir, db_url, url, api_key), out) as backend:
-        doc = backend.void(pending_id, metadata, key)
+        doc = backend.void(pending_id, metadata, key, reason)
         out.emit(doc, entry_tables(doc, "pending transfer voided"))
 
 
@@ -329,6 +357,7 @@ def reverse(
     transaction_id: Annotated[str, typer.Argument(help="The transfer's entry id.")],
     key: KeyOption = None,
     meta: MetaOption = None,
+    reason: ReasonOption = None,
     data_dir: DataDirOption = None,
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
@@ -339,7 +368,7 @@ def reverse(
     metadata = parse_meta(meta)
     out = Output(as_json)
     with open_backend(Where(data_dir, db_url, url, api_key), out) as backend:
-        doc = backend.reverse(transaction_id, metadata, key)
+        doc = backend.reverse(transaction_id, metadata, key, reason)
         out.emit(doc, entry_tables(doc, "reversal"))
 
 

@@ -7,6 +7,7 @@ pool and payment operations read the pool configuration (`--config`) when they f
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,8 +18,17 @@ from fundpool import compose
 from fundpool.cli.backend import PostingText
 from fundpool.cli.options import config_path
 from fundpool.cli.session import Session, session
+from fundpool.core.actor import cli_actor
 from fundpool.core.errors import AssetMismatch, UnknownPending
-from fundpool.core.ledger.model import Posting
+from fundpool.core.ledger.model import (
+    CreatePending,
+    Posting,
+    PostPending,
+    Reverse,
+    Transfer,
+    VoidPending,
+)
+from fundpool.ledger.adjustments import Adjustable, checked, touched
 from fundpool.ledger.docs import amount_fields, balance_fields, entry_doc, iso
 from fundpool.ledger.service import Recorded, find_account
 from fundpool.ledger.verify import VerifyReport, verify
@@ -27,6 +37,7 @@ from fundpool.payments.model import Payment, PaymentKind, PaymentRequest, Paymen
 from fundpool.payments.service import PaymentService
 from fundpool.pool.config import FundpoolConfig, load_config
 from fundpool.pool.docs import view_doc
+from fundpool.pool.ownership import owned_by_service
 from fundpool.pool.view import pool_view
 
 
@@ -51,38 +62,45 @@ class LocalBackend:
     def _entry(self, recorded: Recorded) -> dict[str, Any]:
         return entry_doc(recorded, self.session.assets())
 
+    def _execute(self, command: Adjustable, reason: str | None) -> dict[str, Any]:
+        """Write a raw posting. The operator on the machine may adjust the accounts of pools
+        and merchants, but only with a reason, recorded with them as its actor (the
+        operating-system user)."""
+        ledger = self.session.ledger()
+        recorded = ledger.execute(checked(command, touched(command, ledger),
+                                          owned=owned_by_service, may_adjust=True,
+                                          reason=reason,
+                                          actor=cli_actor(getpass.getuser())))
+        assert recorded is not None  # a money command always records an entry
+        return self._entry(recorded)
+
     def transfer(self, postings: Sequence[PostingText], metadata: dict[str, str],
-                 key: str | None) -> dict[str, Any]:
-        read = [self._posting(text) for text in postings]
-        return self._entry(self.session.ledger().transfer(read, metadata=metadata,
-                                                          idempotency_key=key))
+                 key: str | None, reason: str | None = None) -> dict[str, Any]:
+        read = tuple(self._posting(text) for text in postings)
+        return self._execute(Transfer(read, metadata, key), reason)
 
     def pending(self, posting: PostingText, timeout_s: int, metadata: dict[str, str],
-                key: str | None) -> dict[str, Any]:
+                key: str | None, reason: str | None = None) -> dict[str, Any]:
         reserved = self._posting(posting)
-        return self._entry(self.session.ledger().create_pending(
-            reserved, timeout_s=timeout_s, metadata=metadata, idempotency_key=key))
+        return self._execute(CreatePending(reserved, timeout_s, metadata, key), reason)
 
     def post(self, pending_id: str, amount: str | None, metadata: dict[str, str],
-             key: str | None) -> dict[str, Any]:
+             key: str | None, reason: str | None = None) -> dict[str, Any]:
         ledger = self.session.ledger()
         reservation = ledger.pending(pending_id)
         if reservation is None:
             raise UnknownPending(pending_id=pending_id)
         amount_minor = None if amount is None else self.session.asset(reservation.asset
                                                                       ).parse(amount)
-        return self._entry(ledger.post_pending(pending_id, amount_minor, metadata=metadata,
-                                               idempotency_key=key))
+        return self._execute(PostPending(pending_id, amount_minor, metadata, key), reason)
 
-    def void(self, pending_id: str, metadata: dict[str, str], key: str | None
-             ) -> dict[str, Any]:
-        return self._entry(self.session.ledger().void_pending(
-            pending_id, metadata=metadata, idempotency_key=key))
+    def void(self, pending_id: str, metadata: dict[str, str], key: str | None,
+             reason: str | None = None) -> dict[str, Any]:
+        return self._execute(VoidPending(pending_id, metadata, key), reason)
 
-    def reverse(self, entry_id: str, metadata: dict[str, str], key: str | None
-                ) -> dict[str, Any]:
-        return self._entry(self.session.ledger().reverse(entry_id, metadata=metadata,
-                                                         idempotency_key=key))
+    def reverse(self, entry_id: str, metadata: dict[str, str], key: str | None,
+                reason: str | None = None) -> dict[str, Any]:
+        return self._execute(Reverse(entry_id, metadata, key), reason)
 
     def balance(self, address: str, asset: str | None, at_us: int | None) -> dict[str, Any]:
         s = self.session

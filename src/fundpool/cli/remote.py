@@ -1,7 +1,8 @@
 """The CLI on a remote server: `--url` / `--api-key` (or $FUNDPOOL_URL / $FUNDPOOL_API_KEY).
 
     fundpool ledger transfer --url http://127.0.0.1:8000 --api-key fpk_... \\
-        --from world:bank-a --to pool:main:usd:bank-a:available --asset USD --amount 12.34
+        --from world:bank-a --to pool:main:usd:bank-a:available --asset USD --amount 12.34 \\
+        --reason "bank credit, statement line 7"      # an adjustment: needs ledger:adjust
 
 The commands that take it: `ledger transfer | pending | post | void | reverse | balance |
 history | verify`, `pool view`, `payment create | show | list`. Given `--url`, a command does
@@ -58,27 +59,29 @@ class RemoteBackend:
     # --- the ledger --------------------------------------------------------------------------
 
     def transfer(self, postings: Sequence[PostingText], metadata: dict[str, str],
-                 key: str | None) -> dict[str, Any]:
+                 key: str | None, reason: str | None = None) -> dict[str, Any]:
         sent = [_posting(*text) for text in postings]
-        return entry(self.client.transfer(sent, metadata, idempotency_key=key))
+        return entry(self.client.transfer(sent, metadata, idempotency_key=key, reason=reason))
 
     def pending(self, posting: PostingText, timeout_s: int, metadata: dict[str, str],
-                key: str | None) -> dict[str, Any]:
+                key: str | None, reason: str | None = None) -> dict[str, Any]:
         return entry(self.client.create_pending(_posting(*posting), timeout_s, metadata,
-                                                idempotency_key=key))
+                                                idempotency_key=key, reason=reason))
 
     def post(self, pending_id: str, amount: str | None, metadata: dict[str, str],
-             key: str | None) -> dict[str, Any]:
+             key: str | None, reason: str | None = None) -> dict[str, Any]:
         return entry(self.client.post_pending(pending_id, amount, metadata,
-                                              idempotency_key=key))
+                                              idempotency_key=key, reason=reason))
 
-    def void(self, pending_id: str, metadata: dict[str, str], key: str | None
-             ) -> dict[str, Any]:
-        return entry(self.client.void_pending(pending_id, metadata, idempotency_key=key))
+    def void(self, pending_id: str, metadata: dict[str, str], key: str | None,
+             reason: str | None = None) -> dict[str, Any]:
+        return entry(self.client.void_pending(pending_id, metadata, idempotency_key=key,
+                                              reason=reason))
 
-    def reverse(self, entry_id: str, metadata: dict[str, str], key: str | None
-                ) -> dict[str, Any]:
-        return entry(self.client.reverse(entry_id, metadata, idempotency_key=key))
+    def reverse(self, entry_id: str, metadata: dict[str, str], key: str | None,
+                reason: str | None = None) -> dict[str, Any]:
+        return entry(self.client.reverse(entry_id, metadata, idempotency_key=key,
+                                         reason=reason))
 
     def balance(self, address: str, asset: str | None, at_us: int | None
                 ) -> dict[str, Any]:

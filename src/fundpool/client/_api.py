@@ -130,6 +130,7 @@ class BatchTransfer:
     postings: Sequence[PostingLike]
     metadata: Mapping[str, str] = field(default_factory=dict)
     idempotency_key: str | None = None
+    reason: str | None = None  # an adjustment's (see `transfer`)
 
 
 def new_key() -> str:
@@ -155,6 +156,11 @@ def posting_body(posting: PostingLike) -> dict[str, str]:
 
 def _metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     return dict(metadata or {})
+
+
+def _with_reason(body: dict[str, Any], reason: str | None) -> dict[str, Any]:
+    """The body with an adjustment's `reason`, sent only when given."""
+    return body if reason is None else {**body, "reason": reason}
 
 
 class Endpoints(Runner):
@@ -234,14 +240,17 @@ class Endpoints(Runner):
     @endpoint
     def transfer(self, postings: Sequence[PostingLike],
                  metadata: Mapping[str, str] | None = None,
-                 idempotency_key: str | None = None) -> Call[EntryOut]:
+                 idempotency_key: str | None = None, *,
+                 reason: str | None = None) -> Call[EntryOut]:
         """Move funds now: every posting applies, or none does. A retry with the same key
-        answers with the original entry (`status` "replayed")."""
+        answers with the original entry (`status` "replayed"). Touching an account of a pool
+        or a merchant makes it an adjustment: it needs `ledger:adjust` and a `reason`."""
         if isinstance(postings, Posting | Mapping):
             raise TypeError("postings is a sequence of postings: wrap the one in a list")
         body = {"postings": [posting_body(p) for p in postings],
                 "metadata": _metadata(metadata)}
-        return self._post(f"{LEDGER}/transactions", body, _ENTRY, idempotency_key)
+        return self._post(f"{LEDGER}/transactions", _with_reason(body, reason), _ENTRY,
+                          idempotency_key)
 
     @endpoint
     def transfer_batch(self, transfers: Sequence[BatchTransfer | Sequence[PostingLike]],
@@ -258,6 +267,8 @@ class Endpoints(Runner):
                 "metadata": _metadata(transfer.metadata)}
             if transfer.idempotency_key is not None:
                 item["idempotency_key"] = transfer.idempotency_key
+            if transfer.reason is not None:
+                item["reason"] = transfer.reason
             items.append(item)
         return self._post(f"{LEDGER}/transactions/batch", {"transfers": items}, _BATCH,
                           idempotency_key)
@@ -278,38 +289,45 @@ class Endpoints(Runner):
 
     @endpoint
     def reverse(self, entry_id: str, metadata: Mapping[str, str] | None = None,
-                idempotency_key: str | None = None) -> Call[EntryOut]:
+                idempotency_key: str | None = None, *,
+                reason: str | None = None) -> Call[EntryOut]:
         """Undo a posted transfer with an entry that moves every posting back."""
         return self._post(f"{LEDGER}/transactions/{segment(entry_id)}/reversal",
-                          {"metadata": _metadata(metadata)}, _ENTRY, idempotency_key)
+                          _with_reason({"metadata": _metadata(metadata)}, reason), _ENTRY,
+                          idempotency_key)
 
     # --- two-phase transfers -----------------------------------------------------------------
 
     @endpoint
     def create_pending(self, posting: PostingLike, timeout_s: int = PENDING_TIMEOUT_S_DEFAULT,
                        metadata: Mapping[str, str] | None = None,
-                       idempotency_key: str | None = None) -> Call[EntryOut]:
+                       idempotency_key: str | None = None, *,
+                       reason: str | None = None) -> Call[EntryOut]:
         """Reserve funds; post or void them later, or let the reservation expire."""
         body = {"posting": posting_body(posting), "timeout_s": timeout_s,
                 "metadata": _metadata(metadata)}
-        return self._post(f"{LEDGER}/pendings", body, _ENTRY, idempotency_key)
+        return self._post(f"{LEDGER}/pendings", _with_reason(body, reason), _ENTRY,
+                          idempotency_key)
 
     @endpoint
     def post_pending(self, pending_id: str, amount: str | Decimal | None = None,
                      metadata: Mapping[str, str] | None = None,
-                     idempotency_key: str | None = None) -> Call[EntryOut]:
+                     idempotency_key: str | None = None, *,
+                     reason: str | None = None) -> Call[EntryOut]:
         """Post a reservation, all of it or `amount` of it (the rest is released)."""
         body = {"amount": None if amount is None else amount_text(amount),
                 "metadata": _metadata(metadata)}
-        return self._post(f"{LEDGER}/pendings/{segment(pending_id)}/post", body, _ENTRY,
-                          idempotency_key)
+        return self._post(f"{LEDGER}/pendings/{segment(pending_id)}/post",
+                          _with_reason(body, reason), _ENTRY, idempotency_key)
 
     @endpoint
     def void_pending(self, pending_id: str, metadata: Mapping[str, str] | None = None,
-                     idempotency_key: str | None = None) -> Call[EntryOut]:
+                     idempotency_key: str | None = None, *,
+                     reason: str | None = None) -> Call[EntryOut]:
         """Release a reservation without moving anything."""
         return self._post(f"{LEDGER}/pendings/{segment(pending_id)}/void",
-                          {"metadata": _metadata(metadata)}, _ENTRY, idempotency_key)
+                          _with_reason({"metadata": _metadata(metadata)}, reason), _ENTRY,
+                          idempotency_key)
 
     @endpoint
     def pending(self, pending_id: str) -> Call[PendingOut]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from fundpool.core.ledger.model import Balance
 from fundpool.core.money import Asset
+from fundpool.ledger.adjustments import adjustment_of
 from fundpool.ledger.service import Recorded
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -88,6 +89,9 @@ def entry_doc(recorded: Recorded, assets: Mapping[str, Asset]) -> dict[str, obje
                 doc["postings"] = [{**reservation, **amount_fields("amount", posted_minor, asset)}]
     if "metadata" in body:
         doc["metadata"] = body["metadata"]
+        adjustment = adjustment_of(body["metadata"])
+        if adjustment is not None:  # a person's raw posting, with its reason and actor
+            doc["adjustment"] = adjustment
     if "idempotency_key" in body:
         doc["idempotency_key"] = body["idempotency_key"]
     return doc

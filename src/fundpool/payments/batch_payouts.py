@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from fundpool.core.actor import Actor
 from fundpool.core.errors import FundpoolError
 from fundpool.payments.csv_batch import PayoutFile
 from fundpool.payments.dispatch import Dispatcher, Intake
@@ -72,8 +73,10 @@ def submit_payout_file(
     *,
     all_or_nothing: bool = False,
     on_chunk: Callable[[int, int], None] | None = None,
+    actor: Actor | None = None,
 ) -> PayoutFileResult:
-    """Create the file's valid payouts. `on_chunk(done, total)` is told after each chunk."""
+    """Create the file's valid payouts, as `actor` (the uploader). `on_chunk(done, total)` is
+    told after each chunk."""
     if all_or_nothing and payouts.invalid_count:
         raise PayoutFileHasErrors(
             invalid_rows=payouts.invalid_count,
@@ -83,12 +86,12 @@ def submit_payout_file(
     requests = [(row.request, row.idempotency_key) for row in rows if row.request is not None]
     intakes: list[Intake] = []
     if all_or_nothing:
-        intakes = dispatcher.intake(requests, atomic=True)
+        intakes = dispatcher.intake(requests, atomic=True, actor=actor)
         if on_chunk is not None:
             on_chunk(len(requests), len(requests))
     else:
         for start in range(0, len(requests), CALL_ITEMS_MAX):
-            intakes += dispatcher.intake(requests[start : start + CALL_ITEMS_MAX])
+            intakes += dispatcher.intake(requests[start : start + CALL_ITEMS_MAX], actor=actor)
             if on_chunk is not None:
                 on_chunk(len(intakes), len(requests))
     submitted = []

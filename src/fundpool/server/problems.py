@@ -67,6 +67,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "user_disabled": 401,
     "forbidden": 403,
     "csrf_failed": 403,
+    # a raw posting on a pool's or merchant's account without ledger:adjust (its reason
+    # missing is a request the domain refused: 400 adjustment_reason_required)
+    "adjustment_permission_required": 403,
     "unknown_pool": 404,
     "unknown_payment": 404,
     "unknown_key": 404,

@@ -5,8 +5,11 @@ machinery (matching every route in turn, solving dependencies, wrapping the hand
 CPU than the transfer itself (docs/benchmarks.md, "API"). The gate hands such a request here
 after authenticating it. If the request is exactly the ordinary case — JSON body valid against
 `TransferIn`, a valid `Idempotency-Key` or none, the caller holding `ledger:write`, known assets
-and well-formed amounts — it is parsed with the same pydantic model, written through the same
-group-commit writer and answered with the same document as the route in ledger.py.
+and well-formed amounts, and no adjustment: no account of a pool or a merchant, no `reason`, no
+`kind: adjustment` in its metadata — it is parsed with the same pydantic model, written through
+the same group-commit writer and answered with the same document as the route in ledger.py.
+An adjustment always goes to the route, which alone checks `ledger:adjust` and the reason and
+records the actor: this path can never be a way around that check.
 
 Anything else goes to FastAPI with the body untouched, so every refusal (422, 403, 400, ...) is
 made by the one route and reads the same whichever way the request came. The OpenAPI document
@@ -26,7 +29,9 @@ from starlette.types import Message, Receive, Scope, Send
 from fundpool.auth.roles import Permission
 from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.model import Transfer
+from fundpool.ledger.adjustments import ADJUSTMENT, KIND_KEY
 from fundpool.ledger.docs import entry_doc
+from fundpool.pool.ownership import owned_by_service
 from fundpool.server.problems import DriverErrors, error_problem, problem, store_failure
 from fundpool.server.v1.idempotency import check_key
 from fundpool.server.v1.models import TransferIn
@@ -96,6 +101,9 @@ async def transfer(api: TransferApi, principal: Principal, scope: Scope, receive
         postings = tuple(api.posting(p) for p in request.postings)
     except (ValidationError, FundpoolError):
         return again
+    if request.reason is not None or request.metadata.get(KIND_KEY) == ADJUSTMENT or any(
+            owned_by_service(p.source) or owned_by_service(p.destination) for p in postings):
+        return again  # an adjustment, or a claim to be one: the route decides
     response: Response
     try:
         (result,) = await api.write([Transfer(postings, request.metadata, key)])

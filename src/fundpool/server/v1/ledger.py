@@ -5,6 +5,12 @@ Writes go through the worker's `LedgerWriter` (group commit) and answer 201 with
 200 with `Idempotent-Replayed: true` and the original entry when the `Idempotency-Key` was
 used before with the same request (the ledger's own keys: kept in the same transaction as the
 entry). Reads are plain functions, run in the thread pool.
+
+A raw posting that touches an account of a pool or a merchant is an adjustment
+(ledger/adjustments.py): besides the route's permission it needs `ledger:adjust` and a
+`reason`, and is recorded with both and the caller as its actor. The check runs before anything
+is written, so a refused request changes nothing; the routes that may need it say so in the
+OpenAPI document (`x-adjustment-permission`).
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 from fastapi import Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from fundpool.auth.roles import P
 from fundpool.core.errors import (
     FundpoolError,
+    IdempotencyConflict,
     InvalidAccount,
     UnknownPending,
     UnknownTransaction,
@@ -33,9 +41,11 @@ from fundpool.core.ledger.model import (
     VoidPending,
 )
 from fundpool.core.money import Asset, AssetKind
+from fundpool.ledger.adjustments import Adjustable, checked, touched, with_original_actor
 from fundpool.ledger.docs import amount_fields, balance_fields, entry_doc, iso
 from fundpool.ledger.service import find_account, recorded_from_stored, seq_at
 from fundpool.ledger.verify import verify
+from fundpool.pool.ownership import owned_by_service
 from fundpool.server.v1.context import Api, api_of
 from fundpool.server.v1.idempotency import HEADER, check_key, idempotent_post
 from fundpool.server.v1.models import (
@@ -59,7 +69,7 @@ from fundpool.server.v1.models import (
 )
 from fundpool.server.v1.pagination import CursorQuery, LimitQuery, Page, make_cursor, read_cursor
 from fundpool.server.v1.problems import PROBLEMS, json_answer, parse_instant
-from fundpool.server.v1.security import SecuredRouter, needs
+from fundpool.server.v1.security import SecuredRouter, actor_of, needs, principal_of
 
 router = SecuredRouter(prefix="/ledger", tags=["ledger"])
 
@@ -71,6 +81,14 @@ AtQuery = Annotated[str | None, Query(
     "as it stood then (every entry made at or before it).")]
 AddressPath = Annotated[str, Path(max_length=256)]
 IdPath = Annotated[str, Path(max_length=64)]
+# The OpenAPI extension naming the permission a route's adjustments need besides its own.
+ADJUSTMENT_PERMISSION_KEY = "x-adjustment-permission"
+
+
+def needs_adjusting(permission: P) -> dict[str, object]:
+    """The `openapi_extra` of a route taking raw postings: its own permission, and
+    `ledger:adjust` for those that touch an account of a pool or a merchant."""
+    return {**needs(permission), ADJUSTMENT_PERMISSION_KEY: str(P.LEDGER_ADJUST)}
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -80,6 +98,42 @@ def _signed(asset: Asset, text: str) -> int:
     return -asset.parse(text[1:]) if text.startswith("-") else asset.parse(text)
 
 
+def _may_adjust(request: Request) -> bool:
+    return P.LEDGER_ADJUST in principal_of(request).permissions
+
+
+async def _as_recorded(api: Api, request: Request, command: Adjustable,
+                       reason: str | None) -> Adjustable:
+    """`command` as the ledger records it: an adjustment when it touches an account a
+    service owns or carries a reason; raises, before anything is written, when the caller may
+    not make it or gave no reason."""
+    if isinstance(command, Transfer | CreatePending):
+        accounts = touched(command, api.ledger)
+    else:  # a post, void or reversal reads its reservation or entry
+        def read() -> frozenset[str]:
+            with api.store_errors():
+                return touched(command, api.ledger)
+
+        accounts = await anyio.to_thread.run_sync(read)
+    return checked(command, accounts, owned=owned_by_service, may_adjust=_may_adjust(request),
+                   reason=reason, actor=actor_of(request))
+
+
+async def _retried(api: Api, command: Command, error: FundpoolError) -> Command | None:
+    """An adjustment's retry that the ledger took for another request only because its actor
+    names a new request id: the command again with the original's actor, or None."""
+    if not isinstance(error, IdempotencyConflict) or not isinstance(
+            command, Transfer | CreatePending | PostPending | VoidPending | Reverse):
+        return None
+    original_id = str(error.facts.get("original_entry_id"))
+
+    def read() -> Command | None:
+        with api.store_errors():
+            return with_original_actor(command, api.ledger.entry(original_id))
+
+    return await anyio.to_thread.run_sync(read)
+
+
 async def _one(api: Api, command: Command) -> Response:
     """Write one command; 201 with its entry, or 200 with the original entry on a replay.
 
@@ -87,7 +141,12 @@ async def _one(api: Api, command: Command) -> Response:
     FastAPI: the hot path of the API, and `entry_doc` is what the schema describes."""
     (result,) = await api.write([command])
     if result.error is not None:
-        raise result.error
+        again = await _retried(api, command, result.error)
+        if again is None:
+            raise result.error
+        (result,) = await api.write([again])
+        if result.error is not None:
+            raise result.error
     recorded = api.ledger.recorded(result)
     if recorded is None:  # pragma: no cover - money commands always record an entry
         raise FundpoolError("the command recorded no entry")
@@ -303,24 +362,30 @@ def list_transactions(
 
 
 @router.post("/transactions", status_code=201, response_model=EntryOut,
-             openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
+             openapi_extra=needs_adjusting(P.LEDGER_WRITE), responses=PROBLEMS)
 async def create_transfer(
         body: TransferIn, request: Request, idempotency_key: IdempotencyHeader = None
 ) -> Response:
-    """Move funds now: every posting applies, or none does."""
+    """Move funds now: every posting applies, or none does. A transfer touching an account of
+    a pool or a merchant is an adjustment: it needs `ledger:adjust` (else 403
+    `adjustment_permission_required`) and a `reason` (else 400 `adjustment_reason_required`)."""
     api = api_of(request)
     postings = tuple(api.posting(p) for p in body.postings)
-    return await _one(api, Transfer(postings, body.metadata, check_key(idempotency_key)))
+    command = Transfer(postings, body.metadata, check_key(idempotency_key))
+    return await _one(api, await _as_recorded(api, request, command, body.reason))
 
 
 @router.post("/transactions/batch", status_code=200, response_model=BatchOut,
-             openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
+             openapi_extra=needs_adjusting(P.LEDGER_WRITE), responses=PROBLEMS)
 async def create_transfers(
         body: TransferBatchIn, request: Request, idempotency_key: IdempotencyHeader = None
 ) -> Response:
     """Many transfers in one request and one ledger batch. Each applies or fails on its own
     (its result says which); with the header, transfer `i` without a key of its own gets
-    `<key>:<i>`, so retrying the whole request replays what was applied and nothing twice."""
+    `<key>:<i>`, so retrying the whole request replays what was applied and nothing twice.
+    An adjustment among them without `ledger:adjust` or its `reason` refuses the whole request
+    (403 `adjustment_permission_required`, 400 `adjustment_reason_required`, the facts naming
+    its `index`), and nothing is written."""
     api = api_of(request)
     key = check_key(idempotency_key)
     if len(body.transfers) > api.settings.batch_size_max:
@@ -331,9 +396,20 @@ async def create_transfers(
     commands: list[Command] = []
     for index, item in enumerate(body.transfers):
         item_key = item.idempotency_key or (None if key is None else f"{key}:{index}")
-        commands.append(Transfer(tuple(api.posting(p) for p in item.postings),
-                                 item.metadata, item_key))
+        command = Transfer(tuple(api.posting(p) for p in item.postings), item.metadata,
+                           item_key)
+        try:
+            commands.append(await _as_recorded(api, request, command, item.reason))
+        except FundpoolError as refused:
+            refused.facts["index"] = index
+            raise
     results = await api.write(commands)
+    retries = {index: await _retried(api, commands[index], result.error)
+               for index, result in enumerate(results) if result.error is not None}
+    retried = {index: command for index, command in retries.items() if command is not None}
+    if retried:
+        for index, result in zip(retried, await api.write(list(retried.values())), strict=True):
+            results[index] = result
     from fundpool.server.problems import PROBLEM_TYPE_PREFIX, STATUS_BY_CODE
 
     items: list[dict[str, object]] = []
@@ -368,15 +444,18 @@ def get_transaction(entry_id: IdPath, request: Request) -> dict[str, object]:
 
 
 @router.post("/transactions/{entry_id}/reversal", status_code=201, response_model=EntryOut,
-             openapi_extra=needs(P.LEDGER_REVERSE), responses=PROBLEMS)
+             openapi_extra=needs_adjusting(P.LEDGER_REVERSE), responses=PROBLEMS)
 async def reverse_transaction(
         entry_id: IdPath, request: Request, body: NoteIn | None = None,
         idempotency_key: IdempotencyHeader = None,
 ) -> Response:
-    """Undo a posted transfer with an entry that moves every posting back."""
+    """Undo a posted transfer with an entry that moves every posting back (an adjustment,
+    with `ledger:adjust` and a `reason`, when they touch an account of a pool or a merchant)."""
     api = api_of(request)
     metadata = {} if body is None else body.metadata
-    return await _one(api, Reverse(entry_id, metadata, check_key(idempotency_key)))
+    command = Reverse(entry_id, metadata, check_key(idempotency_key))
+    return await _one(api, await _as_recorded(api, request, command,
+                                              None if body is None else body.reason))
 
 
 # --- two-phase transfers ---------------------------------------------------------------------
@@ -403,15 +482,16 @@ def list_pendings(
 
 
 @router.post("/pendings", status_code=201, response_model=EntryOut,
-             openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
+             openapi_extra=needs_adjusting(P.LEDGER_WRITE), responses=PROBLEMS)
 async def create_pending(
         body: PendingIn, request: Request, idempotency_key: IdempotencyHeader = None
 ) -> Response:
-    """Reserve funds: post or void them later, or let the reservation expire."""
+    """Reserve funds: post or void them later, or let the reservation expire (an adjustment,
+    with `ledger:adjust` and a `reason`, when it touches an account of a pool or a merchant)."""
     api = api_of(request)
     posting = api.posting(body.posting)
-    return await _one(api, CreatePending(posting, body.timeout_s, body.metadata,
-                                         check_key(idempotency_key)))
+    command = CreatePending(posting, body.timeout_s, body.metadata, check_key(idempotency_key))
+    return await _one(api, await _as_recorded(api, request, command, body.reason))
 
 
 @router.get("/pendings/{pending_id}", response_model=PendingOut,
@@ -426,7 +506,7 @@ def get_pending(pending_id: IdPath, request: Request) -> dict[str, object]:
 
 
 @router.post("/pendings/{pending_id}/post", status_code=201, response_model=EntryOut,
-             openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
+             openapi_extra=needs_adjusting(P.LEDGER_WRITE), responses=PROBLEMS)
 async def post_pending(
         pending_id: IdPath, request: Request, body: PostPendingIn | None = None,
         idempotency_key: IdempotencyHeader = None,
@@ -442,20 +522,25 @@ async def post_pending(
             if pending is None:
                 raise UnknownPending(pending_id=pending_id)
             amount_minor = api.asset(pending.asset).parse(body.amount)
-    return await _one(api, PostPending(pending_id, amount_minor, metadata,
-                                       check_key(idempotency_key)))
+    command = PostPending(pending_id, amount_minor, metadata, check_key(idempotency_key))
+    return await _one(api, await _as_recorded(api, request, command,
+                                              None if body is None else body.reason))
 
 
 @router.post("/pendings/{pending_id}/void", status_code=201, response_model=EntryOut,
-             openapi_extra=needs(P.LEDGER_WRITE), responses=PROBLEMS)
+             openapi_extra=needs_adjusting(P.LEDGER_WRITE), responses=PROBLEMS)
 async def void_pending(
         pending_id: IdPath, request: Request, body: NoteIn | None = None,
         idempotency_key: IdempotencyHeader = None,
 ) -> Response:
-    """Release a reservation without moving anything."""
+    """Release a reservation without moving anything (an adjustment, with `ledger:adjust` and
+    a `reason`, when it holds an account of a pool or a merchant: releasing it frees their
+    money)."""
     api = api_of(request)
     metadata = {} if body is None else body.metadata
-    return await _one(api, VoidPending(pending_id, metadata, check_key(idempotency_key)))
+    command = VoidPending(pending_id, metadata, check_key(idempotency_key))
+    return await _one(api, await _as_recorded(api, request, command,
+                                              None if body is None else body.reason))
 
 
 # --- the chain -------------------------------------------------------------------------------

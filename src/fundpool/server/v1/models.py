@@ -8,9 +8,11 @@ on either side. Request models forbid unknown fields: a misspelt field is a 422,
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from fundpool.ledger.adjustments import REASON_CHARS_MAX
 
 AMOUNT_PATTERN = r"^[0-9]{1,39}(\.[0-9]{1,36})?$"
 SIGNED_AMOUNT_PATTERN = r"^-?[0-9]{1,39}(\.[0-9]{1,36})?$"
@@ -21,6 +23,11 @@ AssetCode = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 Metadata = Annotated[dict[Annotated[str, StringConstraints(max_length=64)],
                           Annotated[str, StringConstraints(max_length=1024)]],
                      Field(max_length=64)]
+# An adjustment's written reason (ledger/adjustments.py): needed, with `ledger:adjust`, when a
+# raw posting touches an account of a pool or a merchant; recorded with the caller as its actor.
+Reason = Annotated[str | None, Field(max_length=REASON_CHARS_MAX, description=(
+    "Why: makes the posting an adjustment, recorded with its reason and actor. Needed (with "
+    "the permission ledger:adjust) when it touches an account of a pool or a merchant."))]
 
 
 class Strict(BaseModel):
@@ -55,6 +62,7 @@ class PostingIn(Strict):
 class TransferIn(Strict):
     postings: list[PostingIn] = Field(min_length=1, max_length=64)
     metadata: Metadata = Field(default_factory=dict)
+    reason: Reason = None
 
 
 class BatchTransferIn(TransferIn):
@@ -71,18 +79,27 @@ class PendingIn(Strict):
     posting: PostingIn
     timeout_s: int = Field(3600, ge=1, le=366 * 24 * 3600)
     metadata: Metadata = Field(default_factory=dict)
+    reason: Reason = None
 
 
 class PostPendingIn(Strict):
     amount: Amount | None = Field(None, description="Part of the reservation; null: all of it.")
     metadata: Metadata = Field(default_factory=dict)
+    reason: Reason = None
 
 
 class NoteIn(Strict):
     metadata: Metadata = Field(default_factory=dict)
+    reason: Reason = None
 
 
 # --- responses -------------------------------------------------------------------------------
+
+
+class AdjustmentOut(BaseModel):
+    reason: str | None
+    actor: dict[str, Any] | None = Field(description=(
+        "Who made it: kind, id, name, roles, and the session or key and request id."))
 
 
 class PostingOut(BaseModel):
@@ -113,6 +130,8 @@ class EntryOut(BaseModel):
     released_minor: str | None = None
     metadata: dict[str, str] | None = None
     idempotency_key: str | None = None
+    adjustment: AdjustmentOut | None = Field(None, description=(
+        "Present when the entry is an adjustment: a person's raw posting, with its reason."))
 
 
 class AssetOut(BaseModel):

@@ -9,6 +9,12 @@
   `{"id", "type", "v", "pool", "seq", "at", "at_us", "data"}`, `data` as the event's wire form
   has it (events/model.py: amounts are decimal strings of minor units). After 15 s without an
   event, `{"heartbeat": "<now>"}`.
+- **Adjustments**: a `ledger.entry_committed` frame of an entry recorded as an adjustment (a
+  person's raw posting on a pool's or merchant's account, ledger/adjustments.py) carries
+  `"adjustment": {"reason": "...", "actor": {"kind", "id", "name", "roles", ...}}` beside
+  `data`. The event itself does not hold the entry's metadata, so the poller reads the journal
+  entries of the ledger events it fans out (one range read per outbox read) and decodes only
+  those whose canonical bytes name an adjustment.
 - **Resume**: `after=<event id>` first sends every event after that one (filtered), read from
   the outbox, then the live feed, with no gap and no duplicate. An id the outbox does not hold:
   `{"error": {"code": "unknown_event", ...}}`, then close 4400 (a bad filter: `invalid_request`,
@@ -31,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,8 +51,17 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from fundpool.auth.roles import P
 from fundpool.core.errors import FundpoolError
-from fundpool.events.model import EVENT_TYPES, SYSTEM_POOL, InvalidEvent, loads
+from fundpool.core.ledger.canonical import decode_body
+from fundpool.events.model import (
+    EVENT_TYPES,
+    SYSTEM_POOL,
+    InvalidEvent,
+    LedgerEntryCommitted,
+    loads,
+)
+from fundpool.ledger.adjustments import ADJUSTMENT, KIND_KEY, adjustment_of
 from fundpool.ledger.docs import iso
+from fundpool.ledger.ports import LedgerStore
 from fundpool.monitoring.ports import OutboxReader
 from fundpool.server.v1.context import Api
 from fundpool.server.v1.problems import PROBLEMS
@@ -68,6 +83,14 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_FORBIDDEN = 4403
 CLOSE_SLOW_CONSUMER = 4008
 CLOSE_UNAVAILABLE = 1011
+# Entry kinds a raw posting can make, so the only ones that can be adjustments.
+ADJUSTABLE_KINDS = frozenset({"transfer", "pending_created", "pending_posted", "pending_voided"})
+# What an adjustment's canonical bytes hold (keys sorted, no spaces, ADR 0003); a metadata
+# value quoting it has its quotes escaped, so no entry without it is missed.
+ADJUSTMENT_MARK = f'"{KIND_KEY}":"{ADJUSTMENT}"'.encode()
+# Journal entries read in one range to label an outbox read's frames; sparser seqs are read
+# one by one (an outbox read holds at most POLL_ROWS_MAX rows).
+LABEL_SPAN_MAX = 4 * POLL_ROWS_MAX
 
 
 class StreamRefused(FundpoolError):
@@ -93,9 +116,14 @@ class Frame:
     text: str
 
 
-def frame_of(row: Sequence[Any]) -> Frame:
-    """An outbox row (events_sql COLUMNS, ledger events with their legs) as a frame."""
-    pos, pool, seq, event_id, kind, version, at_us, data = row
+def frame_of(row: Sequence[Any], adjustments: Mapping[int, object] | None = None) -> Frame:
+    """An outbox row (events_sql COLUMNS, ledger events with their legs) as a frame;
+    `adjustments` labels the ledger entries (by seq) that are adjustments."""
+    return _frame(row, _body_of(row), adjustments or {})
+
+
+def _body_of(row: Sequence[Any]) -> dict[str, object]:
+    _, pool, seq, event_id, kind, version, at_us, data = row
     body: dict[str, object] = {"id": event_id, "type": kind, "v": int(version), "pool": pool,
                                "seq": int(seq), "at": iso(int(at_us)), "at_us": int(at_us)}
     try:
@@ -104,7 +132,42 @@ def frame_of(row: Sequence[Any]) -> Frame:
         # Sent all the same, so that a consumer counting `seq` sees no gap.
         body["data"] = None
         body["error"] = {"code": InvalidEvent.code, "detail": "the stored data is not JSON"}
-    return Frame(int(pos), pool, kind, orjson.dumps(body).decode())
+    return body
+
+
+def _frame(row: Sequence[Any], body: dict[str, object],
+           adjustments: Mapping[int, object]) -> Frame:
+    if adjustments:
+        entry_seq = _adjustable_seq(body)
+        if entry_seq is not None and entry_seq in adjustments:
+            body["adjustment"] = adjustments[entry_seq]
+    return Frame(int(row[0]), row[1], row[4], orjson.dumps(body).decode())
+
+
+def _adjustable_seq(body: Mapping[str, object]) -> int | None:
+    """The journal seq of a ledger event's entry when a raw posting can have made it."""
+    data = body.get("data")
+    if body["type"] != LedgerEntryCommitted.TYPE or not isinstance(data, dict) \
+            or data.get("kind") not in ADJUSTABLE_KINDS:
+        return None
+    entry_seq = data.get("entry_seq")
+    return entry_seq if type(entry_seq) is int else None
+
+
+def adjustments_of(journal: LedgerStore, seqs: Collection[int]) -> dict[int, object]:
+    """`{"reason", "actor"}` of each entry among `seqs` recorded as an adjustment, by seq."""
+    if not seqs:
+        return {}
+    low, high = min(seqs), max(seqs)
+    stored = journal.entries(low, high) if high - low < LABEL_SPAN_MAX else (
+        found for found in map(journal.entry, sorted(seqs)) if found is not None)
+    labels: dict[int, object] = {}
+    for entry in stored:
+        if entry.seq in seqs and ADJUSTMENT_MARK in entry.canonical:
+            adjustment = adjustment_of(decode_body(entry.canonical).get("metadata"))
+            if adjustment is not None:
+                labels[entry.seq] = adjustment
+    return labels
 
 
 def error_frame(code: str, detail: str, **facts: object) -> str:
@@ -155,19 +218,29 @@ class Subscriber:
 
 
 def read_frames(outbox: OutboxReader, after_pos: int, limit: int,
-                wanted: Wanted | None = None) -> tuple[int, int, list[Frame]]:
+                wanted: Wanted | None = None, journal: LedgerStore | None = None
+                ) -> tuple[int, int, list[Frame]]:
     """Outbox rows after `after_pos` as (rows read, last position read, frames of the rows
-    `wanted` matches, or of all). Runs in a worker thread."""
+    `wanted` matches, or of all), adjustments labelled when the `journal` is given. Runs in a
+    worker thread."""
     rows = outbox.raw_after(after_pos, limit)
-    frames = [frame_of(row) for row in rows if wanted is None or wanted.matches(row[1], row[4])]
+    chosen = [(row, _body_of(row)) for row in rows
+              if wanted is None or wanted.matches(row[1], row[4])]
+    labels: dict[int, object] = {}
+    if journal is not None:
+        seqs = {seq for _, body in chosen if (seq := _adjustable_seq(body)) is not None}
+        labels = adjustments_of(journal, seqs)
+    frames = [_frame(row, body, labels) for row, body in chosen]
     return len(rows), int(rows[-1][0]) if rows else after_pos, frames
 
 
 class Hub:
     """One per app and event loop: the poller and the subscribers it feeds."""
 
-    def __init__(self, outbox: OutboxReader, *, interval_s: float = POLL_INTERVAL_S) -> None:
+    def __init__(self, outbox: OutboxReader, *, interval_s: float = POLL_INTERVAL_S,
+                 journal: LedgerStore | None = None) -> None:
         self.outbox = outbox
+        self.journal = journal  # to label adjustments; None: frames as the outbox has them
         self.interval_s = interval_s
         self.position = 0  # the last outbox position fanned out
         self.subscribers: set[Subscriber] = set()
@@ -208,7 +281,8 @@ class Hub:
         while True:
             try:
                 count, last, frames = await anyio.to_thread.run_sync(
-                    read_frames, self.outbox, self.position, POLL_ROWS_MAX)
+                    read_frames, self.outbox, self.position, POLL_ROWS_MAX, None,
+                    self.journal)
             except Exception:  # a database restart must not end the stream: try again
                 self.errors += 1
                 log.exception("stream_poll_failed")
@@ -237,7 +311,7 @@ def shared_hub(state: Any, api: Api) -> Hub:
     """The app's one hub (`state` is `app.state`): the WebSocket stream's and the console's."""
     hub: Hub | None = getattr(state, "stream_hub", None)
     if hub is None:
-        hub = Hub(api.outbox)
+        hub = Hub(api.outbox, journal=api.store)
         state.stream_hub = hub
     return hub
 
@@ -253,14 +327,14 @@ def _position_of(api: Api, event_id: str) -> int | None:
     return api.outbox.position_of(event_id)
 
 
-async def _catch_up(websocket: WebSocket, outbox: OutboxReader, wanted: Wanted, after_pos: int,
+async def _catch_up(websocket: WebSocket, hub: Hub, wanted: Wanted, after_pos: int,
                     until_pos: int | None) -> int:
     """Send the matching events after `after_pos` (up to `until_pos`, or up to the end of the
     outbox as it stands) from the outbox itself; returns the last position covered."""
     position = after_pos
     while until_pos is None or position < until_pos:
         count, last, frames = await anyio.to_thread.run_sync(
-            read_frames, outbox, position, POLL_ROWS_MAX, wanted)
+            read_frames, hub.outbox, position, POLL_ROWS_MAX, wanted, hub.journal)
         for frame in frames:
             if until_pos is not None and frame.pos > until_pos:
                 return until_pos
@@ -303,10 +377,10 @@ async def _serve(websocket: WebSocket, api: Api, wanted: Wanted, after_pos: int 
             # Most of a long catch-up happens before joining, so that the live queue does not
             # fill while the backlog is sent; what the poller fanned out before the join is
             # read here, and what both cover is sent once (`_live` skips it).
-            sent = await _catch_up(websocket, hub.outbox, wanted, after_pos, None)
+            sent = await _catch_up(websocket, hub, wanted, after_pos, None)
             joined = await hub.join(subscriber)
             if sent < joined:
-                sent = await _catch_up(websocket, hub.outbox, wanted, sent, joined)
+                sent = await _catch_up(websocket, hub, wanted, sent, joined)
         await _live(websocket, subscriber, sent, api)
     finally:
         hub.leave(subscriber)
@@ -421,6 +495,8 @@ def stream_info(request: Request) -> dict[str, object]:
         "frame": {
             "event": '{"id", "type", "v", "pool", "seq", "at", "at_us", "data"}: data as the '
                      "event's wire form (amounts are decimal strings of minor units)",
+            "adjustment": '{"adjustment": {"reason", "actor"}} beside data, on the '
+                          "ledger.entry_committed frame of an entry recorded as an adjustment",
             "heartbeat": '{"heartbeat": "<ISO-8601 now>"} after 15 s without an event',
             "error": '{"error": {"code", "detail", ...}}, then the connection closes',
         },

@@ -7,7 +7,6 @@ pool and payment operations read the pool configuration (`--config`) when they f
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from fundpool import compose
+from fundpool.cli.actor import local_actor
 from fundpool.cli.backend import PostingText
 from fundpool.cli.options import config_path
 from fundpool.cli.session import Session, session
-from fundpool.core.actor import cli_actor
 from fundpool.core.errors import AssetMismatch, UnknownPending
 from fundpool.core.ledger.model import (
     CreatePending,
@@ -69,8 +68,7 @@ class LocalBackend:
         ledger = self.session.ledger()
         recorded = ledger.execute(checked(command, touched(command, ledger),
                                           owned=owned_by_service, may_adjust=True,
-                                          reason=reason,
-                                          actor=cli_actor(getpass.getuser())))
+                                          reason=reason, actor=local_actor()))
         assert recorded is not None  # a money command always records an entry
         return self._entry(recorded)
 

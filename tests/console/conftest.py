@@ -42,6 +42,11 @@ STOP_TIMEOUT_S = 15.0
 ALWAYS_FIRING = {"id": "console-test-always", "figure": "in_flight_count", "subject": "pool",
                  "op": ">=", "value": 0, "severity": "info",
                  "summary": "Demo pool: simulated traffic is running"}
+# One about an asset on a channel, with the engine's own summary (no `summary:`): its "Open"
+# must lead to that asset on that channel, and its text is said in 简体中文 on that console.
+ALWAYS_FIRING_DEPTH = {"id": "console-test-depth", "figure": "depth",
+                       "subject": "asset:USD,channel:bank-a", "op": ">=", "value": 0,
+                       "severity": "warning"}
 
 
 def _unavailable(message: str) -> None:
@@ -90,7 +95,7 @@ def console_server(chromium: Path) -> Iterator[Server]:
             _run([*fundpool, "users", "add", username, "--role", role, "--password-stdin",
                   "--data-dir", str(data)], stdin=password + "\n")
         rules = yaml.safe_load((REPO / "examples" / "alerts.yaml").read_text())
-        rules.setdefault("rules", []).append(ALWAYS_FIRING)
+        rules.setdefault("rules", []).extend([ALWAYS_FIRING, ALWAYS_FIRING_DEPTH])
         alerts = Path(temp) / "alerts.yaml"
         alerts.write_text(yaml.safe_dump(rules, sort_keys=False))
         port = _free_port()

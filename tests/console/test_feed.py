@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 from fundpool.console.feed import (
     KINDS,
     STATES,
+    Adjustment,
     StreamFilter,
     StreamRow,
     Window,
+    adjustment_of_frame,
     fold,
     row_of_frame,
 )
@@ -119,3 +121,34 @@ def test_window_changes_replayed_on_a_grid_give_the_window(
         for r in window.rows():
             assert stream_filter.matches(r, SCALES, NOW_US)
             assert r == latest[r.payment_id]
+
+
+def test_a_payment_that_moves_is_the_newest_row_and_the_last_to_leave() -> None:
+    """Rows are newest first by when each last moved (the grid sorts the same way, by each
+    row's time): an update does not leave a row where it was first shown."""
+    window = Window(3)
+    window.apply([row("a", "submitted", at_us=NOW_US), row("b", "submitted", at_us=NOW_US + 1),
+                  row("c", "submitted", at_us=NOW_US + 2)], StreamFilter(), SCALES, NOW_US)
+    assert [r.payment_id for r in window.rows()] == ["c", "b", "a"]
+    window.apply([row("a", "settled", at_us=NOW_US + 3)], StreamFilter(), SCALES, NOW_US)
+    assert [r.payment_id for r in window.rows()] == ["a", "c", "b"]
+    assert [r.at_us for r in window.rows()] == sorted((r.at_us for r in window.rows()),
+                                                      reverse=True)
+    # Past the bound, the row unchanged the longest leaves, not the one that just moved.
+    changes = window.apply([row("d", "submitted", at_us=NOW_US + 4)], StreamFilter(), SCALES,
+                           NOW_US)
+    assert changes.remove == ["b"]
+    assert [r.payment_id for r in window.rows()] == ["d", "a", "c"]
+
+
+def test_an_adjustment_frame_is_read_and_any_other_ledger_frame_is_not() -> None:
+    data = {"entry_id": "e-1", "entry_seq": 9, "kind": "transfer", "legs": []}
+    frame = {"id": "x", "type": "ledger.entry_committed", "v": 1, "pool": "main", "seq": 3,
+             "at": "…", "at_us": 7, "data": data}
+    assert adjustment_of_frame(orjson.dumps(frame).decode()) is None
+    labelled = {**frame, "adjustment": {"reason": "fix a mis-booking",
+                                        "actor": {"kind": "user", "id": "u1", "name": "ann"}}}
+    assert adjustment_of_frame(orjson.dumps(labelled).decode()) == Adjustment(
+        "e-1", 7, "fix a mis-booking", {"kind": "user", "id": "u1", "name": "ann"})
+    broken = {**labelled, "data": None}
+    assert adjustment_of_frame(orjson.dumps(broken).decode()) is None

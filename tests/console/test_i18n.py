@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fundpool.auth.roles import Role
-from fundpool.console import feed, shell
+from fundpool.console import feed, preview, shell, texts
 from fundpool.console.format import LOCALES
 from fundpool.console.i18n import STRINGS, t
 
@@ -49,6 +49,15 @@ FAMILY_MEMBERS: dict[str, list[str]] = {
     "period": PERIODS,
     "since": list(feed.SINCE_WINDOWS_S),
     "role": [role.value for role in Role],
+    "problem": list(texts.PROBLEM_CODES),
+    "field": list(texts.FIELDS),
+    "fact": list(texts.FACTS),
+    "subject": list(texts.SUBJECT_KEYS),
+    "csv": list(preview.COLUMNS),
+    "action": list(texts.ACTIONS),
+    "actor": list(texts.SYSTEM_ACTORS),
+    "exclusion": list(texts.EXCLUSIONS),
+    "resolution": ["second", "minute", "hour"],
 }
 
 

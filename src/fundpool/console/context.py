@@ -109,6 +109,10 @@ class Console:
     def pool_ids(self) -> list[str]:
         return [pool.id for pool in self.api.config.pools]
 
+    @property
+    def channel_ids(self) -> list[str]:
+        return [channel.id for channel in self.api.config.channels]
+
     def scales(self) -> Mapping[str, int]:
         return {asset.code: asset.scale for asset in self.api.config.assets}
 

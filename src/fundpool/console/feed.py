@@ -32,6 +32,8 @@ DRAIN_EVENTS_MAX = 5_000  # events folded per tick at most
 SINCE_WINDOWS_S = {"5m": 300, "1h": 3_600, "24h": 86_400}
 COUNTERPARTY_CHARS_MAX = 64
 KINDS = tuple(kind.value for kind in PaymentKind)
+ADJUSTMENT_KIND = "adjustment"  # a stream row that is a ledger adjustment, not a payment
+ADJUSTMENT_MARK = '"adjustment":{'  # in a frame's text: only then is it read (server/v1/stream)
 STATES = tuple(state.value for state in PaymentState)
 # The colour family of each state in the grid and the timeline.
 STATE_TONES: dict[str, str] = {
@@ -59,6 +61,9 @@ class StreamRow:
     action: str
     at_us: int  # when it reached `state`
     created_at_us: int
+    # An adjustment (a person's raw posting on a pool's accounts) is a row of its own, by
+    # its entry's id: who made it, and why (the reason is in `counterparty`).
+    adjusted_by: str | None = None
 
 
 def row_of(event: Event) -> StreamRow | None:
@@ -85,6 +90,33 @@ def row_of_frame(text: str) -> StreamRow | None:
             FundpoolError):
         return None
     return row_of(event)
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """A `ledger.entry_committed` frame labelled as an adjustment: which entry, when, why and
+    by whom (the actor's document)."""
+
+    entry_id: str
+    at_us: int
+    reason: str
+    actor: Mapping[str, object] | None
+
+
+def adjustment_of_frame(text: str) -> Adjustment | None:
+    """The adjustment a stream frame carries; None for any other frame (most ledger frames:
+    a cheap look for the label comes before any parsing)."""
+    if ADJUSTMENT_MARK not in text:
+        return None
+    try:
+        body = orjson.loads(text)
+        label, data = body["adjustment"], body["data"]
+        actor = label.get("actor")
+        return Adjustment(str(data["entry_id"]), int(body["at_us"]),
+                          str(label.get("reason") or ""),
+                          actor if isinstance(actor, dict) else None)
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def fold(rows: Iterable[StreamRow]) -> list[StreamRow]:
@@ -201,7 +233,8 @@ class Changes:
 
 
 class Window:
-    """The rows in the browser's grid, newest first, at most `rows_max`."""
+    """The rows in the browser's grid, newest first (by when each was last added or
+    updated), at most `rows_max`."""
 
     def __init__(self, rows_max: int = ROWS_MAX) -> None:
         self.rows_max = rows_max
@@ -236,8 +269,10 @@ class Window:
                 self._rows[row.payment_id] = row
                 added.add(row.payment_id)
             else:
-                # Updated in place: the grid keeps a row where it was first shown.
+                # A payment that moved is the newest row again: the grid sorts by the time of
+                # each row's status, and the window lets the longest unchanged rows go first.
                 self._rows[row.payment_id] = row
+                self._rows.move_to_end(row.payment_id)
                 if row.payment_id not in added:
                     changes.update.append(row)
         while len(self._rows) > self.rows_max:

@@ -27,6 +27,11 @@ _COMPACT: dict[str, tuple[tuple[int, str], ...]] = {
     "zh-CN": ((10**8, "亿"), (10**4, "万")),
 }
 COMPACT_DECIMALS = 2
+# Decimals an amount is shown with at most: ETH's 18 make a column of noise, and a person
+# reads six (a micro-ether; a USDT cent is 4). The exact amount is in the tooltip, and a
+# shown amount that is not exact says so (`≈`, `<`), so no digit is ever cut silently.
+DISPLAY_DECIMALS_MAX = 6
+APPROXIMATE = "≈"
 
 
 def group(whole: int) -> str:
@@ -51,6 +56,32 @@ def amount_text(amount_minor: int, scale: int, locale: Locale = "en", *,
     if scale:
         text += f".{fraction:0{scale}d}"
     return sign + text
+
+
+def display_decimals(scale: int) -> int:
+    """The decimals an amount of an asset of `scale` is shown with."""
+    return min(scale, DISPLAY_DECIMALS_MAX)
+
+
+def amount_display(amount_minor: int, scale: int, locale: Locale = "en", *,
+                   signed: bool = False) -> tuple[str, str]:
+    """(shown, exact) text of an amount. Shown: at most `DISPLAY_DECIMALS_MAX` decimals,
+    rounded half to even and marked `≈` when that changed it, or `<0.000001` (`>-0.000001`)
+    for an amount too small for them (never a bare 0 for something that is not 0). Exact:
+    every decimal of the scale (`amount_text`), for a tooltip or a copy."""
+    exact = amount_text(amount_minor, scale, locale, signed=signed)
+    decimals = display_decimals(scale)
+    if decimals == scale:
+        return exact, exact
+    step = 10 ** (scale - decimals)
+    if amount_minor % step == 0:
+        return amount_text(amount_minor // step, decimals, locale, signed=signed), exact
+    sign = "-" if amount_minor < 0 else ("+" if signed else "")
+    shown = _round(Fraction(abs(amount_minor), 10**scale), decimals)
+    if set(shown.replace(",", "").replace(".", "")) == {"0"}:
+        smallest = f"0.{'0' * (decimals - 1)}1" if decimals else "1"
+        return (f">-{smallest}" if amount_minor < 0 else f"<{smallest}"), exact
+    return f"{APPROXIMATE}{sign}{shown}", exact
 
 
 def _round(value: Fraction, decimals: int) -> str:
@@ -102,18 +133,30 @@ def instant_input(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def duration_text(us: float) -> str:
-    """A latency for a person: 850 ms, 2.3 s, 45 min, 3.0 h, 2.0 d."""
-    seconds = us / 1_000_000
-    if seconds < 1:
-        return f"{us / 1_000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 2 * 3_600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86_400:
-        return f"{seconds / 3_600:.1f} h"
-    return f"{seconds / 86_400:.1f} d"
+# The units of a duration, largest first: (microseconds, en, zh-CN).
+_DURATION_UNITS = ((86_400_000_000, "d", "天"), (3_600_000_000, "h", "小时"),
+                   (60_000_000, "min", "分"), (1_000_000, "s", "秒"))
+
+
+def duration_text(us: float, locale: Locale = "en") -> str:
+    """A latency for a person, in its two largest units: 120 ms, 3.4 s, 2 min 5 s,
+    3 h 12 min, 2 d 0 h (2 天 0 小时). A latency is a measurement, not money: it may be a
+    float, and is rounded (to the millisecond, the tenth of a second, or the smaller unit)."""
+    zh = locale == "zh-CN"
+    if us < 1_000_000:
+        return f"{us / 1_000:.0f} {'毫秒' if zh else 'ms'}"
+    if us < 60_000_000:
+        return f"{us / 1_000_000:.1f} {'秒' if zh else 's'}"
+    total = round(us / 1_000_000) * 1_000_000
+    for index, (size, en, chinese) in enumerate(_DURATION_UNITS[:-1]):
+        if total >= size:
+            smaller, small_en, small_zh = _DURATION_UNITS[index + 1]
+            whole, rest = divmod(total, size)
+            part = rest // smaller
+            if zh:
+                return f"{whole} {chinese} {part} {small_zh}"
+            return f"{whole} {en} {part} {small_en}"
+    raise AssertionError("unreachable: a duration of a minute or more has a unit")
 
 
 def time_text(at_us: int, *, with_date: bool = False) -> str:

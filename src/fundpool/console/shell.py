@@ -26,8 +26,15 @@ from fundpool.auth.roles import P
 from fundpool.client import AsyncClient
 from fundpool.client.errors import ApiError, PermissionDenied, Unauthorized, Unreachable
 from fundpool.console.context import CONSOLE_PATH, Console, Signed, current
-from fundpool.console.format import Locale, amount_text
+from fundpool.console.format import Locale, amount_display
 from fundpool.console.i18n import t
+from fundpool.console.texts import (
+    actor_text,
+    alert_summary,
+    parse_subject,
+    problem_text,
+    subject_target,
+)
 
 T = TypeVar("T")
 
@@ -38,18 +45,33 @@ NAVIGATION = (  # path, label key, permission needed to see it
     ("/", "nav.overview", P.POOL_READ),
     ("/stream", "nav.stream", P.PAYMENTS_READ),
     ("/operations", "nav.operations", P.PAYMENTS_READ),
+    ("/approvals", "nav.approvals", P.PAYMENTS_READ),  # the approvals desk (pages/approvals.py)
 )
 
+# A console address comes in two forms, and each place takes exactly one of them:
+#   route("/stream")  -> "/stream"          for ui.link and ui.navigate.to: NiceGUI puts the
+#                                           mount path in front itself (link.js, navigate);
+#   href("/stream")   -> "/console/stream"  for a raw <a :href> in a table's slot, which the
+#                                           browser follows as written.
+# Giving ui.link the second form made every header link /console/console/… (a 404).
 
-def url(path: str, query: dict[str, str] | None = None) -> str:
-    """A console page's address for a link (`<a href>`): under the mount path."""
+
+def href(path: str, query: dict[str, str] | None = None) -> str:
+    """A console page's address for a raw `<a href>` (a table cell's slot): under the mount
+    path. Never for `ui.link` or `ui.navigate.to` (use `route`)."""
     full = CONSOLE_PATH + path
     return f"{full}?{urlencode(query)}" if query else full
 
 
 def route(path: str, query: dict[str, str] | None = None) -> str:
-    """A console page's address for `ui.navigate.to`, which adds the mount path itself."""
+    """A console page's address for `ui.link` and `ui.navigate.to`, which add the mount path
+    themselves."""
     return f"{path}?{urlencode(query)}" if query else path
+
+
+def page_link(text: str, path: str, query: dict[str, str] | None = None) -> ui.link:
+    """A link to a console page (the one way the console makes a `ui.link`)."""
+    return ui.link(text, route(path, query))
 
 
 def here(request: Request) -> str:
@@ -59,6 +81,15 @@ def here(request: Request) -> str:
     if path.startswith(CONSOLE_PATH + "/"):
         path = path[len(CONSOLE_PATH):]
     return path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def exact_tooltips(table: ui.table, *columns: str) -> None:
+    """Cells of `columns` show their row's `<column>_exact` text as a tooltip (the amount
+    with every decimal of its asset)."""
+    for column in columns:
+        table.add_slot(f"body-cell-{column}", f"""
+            <q-td :props="props" :title="props.row.{column}_exact">{{{{ props.value }}}}</q-td>
+        """)
 
 
 def testid(element: T, name: str) -> T:
@@ -107,10 +138,14 @@ class Page:
     def t(self, key: str, **values: object) -> str:
         return t(key, self.locale, **values)
 
-    def amount(self, minor: int, asset: str, *, compact: bool = False,
-               signed: bool = False) -> str:
+    def amount(self, minor: int, asset: str, *, signed: bool = False) -> str:
+        """An amount of `asset` as shown (at most six decimals, `≈` when rounded)."""
+        return self.amounts(minor, asset, signed=signed)[0]
+
+    def amounts(self, minor: int, asset: str, *, signed: bool = False) -> tuple[str, str]:
+        """(shown, exact) text of an amount of `asset`: the exact one for a tooltip."""
         scale = self.console.scales().get(asset, 0)
-        return amount_text(minor, scale, self.locale, compact=compact, signed=signed)
+        return amount_display(minor, scale, self.locale, signed=signed)
 
     def roles_text(self) -> str:
         return ", ".join(self.t(f"role.{r}") for r in self.signed.roles)
@@ -138,8 +173,12 @@ class Page:
         elif isinstance(error, Unreachable):
             ui.notify(self.t("error.unreachable"), type="warning")
         else:
-            ui.notify(self.t("error.generic", title=str(error), code=error.code),
-                      type="negative", multi_line=True)
+            ui.notify(self.problem(error), type="negative", multi_line=True)
+
+    def problem(self, error: ApiError) -> str:
+        """The API's refusal in the user's language (its stable code beside it)."""
+        return self.t("error.generic", code=error.code,
+                      title=problem_text(error.code, error.title, error.facts, self.locale))
 
     # --- the frame --------------------------------------------------------------------------
 
@@ -153,7 +192,7 @@ class Page:
             ui.label("fundpool").classes("text-lg font-bold tracking-wide")
             for path, key, permission in NAVIGATION:
                 if self.signed.may(permission):
-                    link = ui.link(self.t(key), url(path)).classes("text-white no-underline")
+                    link = page_link(self.t(key), path).classes("text-white no-underline")
                     testid(link, f"nav-{key.split('.')[1]}")
             ui.space()
             pools = self.console.pool_ids
@@ -261,14 +300,20 @@ class AlertBar:
             ui.badge(page.t(f"severity.{alert.severity}")
                      if alert.severity in SEVERITY_COLOURS else alert.severity,
                      color=colour)
-            ui.label(alert.summary).classes("text-sm")
-            target = _subject_link(alert.subject)
-            if target is not None:
-                testid(ui.link(page.t("alerts.go"), target).classes("text-sm"),
+            ui.label(alert_summary(alert.summary, page.locale)).classes("text-sm")
+            subject = parse_subject(alert.subject, assets=page.console.scales(),
+                                    channels=page.console.channel_ids)
+            if subject is not None:
+                path, query = subject_target(subject)
+                testid(page_link(page.t("alerts.go"), path, query).classes("text-sm"),
                        "alert-go")
             if alert.state == "acknowledged":
-                ui.label(page.t("alerts.acked", actor=alert.acknowledged_by or "?")) \
-                    .classes("text-xs opacity-70")
+                # The API names the acknowledger as an actor (an object); an older server
+                # gave its name as text.
+                acked = alert.acknowledged_by
+                who = acked if isinstance(acked, str) else actor_text(acked, page.locale)
+                testid(ui.label(page.t("alerts.acked", actor=who or "?"))
+                       .classes("text-xs opacity-70"), "alert-acked")
             elif page.signed.may(P.ALERTS_ACKNOWLEDGE):
                 testid(ui.button(page.t("alerts.ack"),
                                  on_click=lambda a=alert: self._acknowledge(a.id))
@@ -279,19 +324,6 @@ class AlertBar:
         if done is not None:
             self.shown = None
             await self.refresh()
-
-
-def _subject_link(subject: str) -> str | None:
-    kind, _, name = subject.partition(":")
-    if kind == "channel" and name:
-        return url("/drill", {"channel": name})
-    if kind == "asset" and name:
-        return url("/drill", {"asset": name.upper()})
-    if kind == "payment" and name:
-        return url("/stream", {"payment": name})
-    if subject == "pool":
-        return url("/")
-    return None
 
 
 STYLE = """
@@ -307,6 +339,12 @@ STYLE = """
   .fp-tone-done { color: #15803d; font-weight: 600; }
   .fp-tone-bad { color: #b91c1c; font-weight: 600; }
   .fp-tone-muted { color: #6b7280; }
+  .fp-wrap { white-space: normal !important; overflow-wrap: anywhere; }
+  .fp-nowrap { white-space: nowrap; }
+  .fp-adjustment { background: #fef3c7 !important; font-weight: 600; }
+  .fp-timeline .q-timeline__title { font-size: 1rem; line-height: 1.4rem; margin-bottom: 0; }
+  .fp-timeline .q-timeline__subtitle { text-transform: none; letter-spacing: 0; }
+  .fp-timeline .q-timeline__content { padding-bottom: 10px; }
   body.fp-wall { font-size: 1.25rem; }
   body.fp-wall .fp-card-value { font-size: 2.6rem; }
 </style>

@@ -15,7 +15,7 @@ from nicegui import ui
 
 from fundpool.auth.roles import P
 from fundpool.console.feed import STATE_TONES
-from fundpool.console.shell import Page, console_page, testid, url
+from fundpool.console.shell import Page, console_page, href, page_link, testid
 from fundpool.pool.accounts import PoolState, pool_account
 
 FIGURE_STATES = {  # a card -> the pool account states that make it up
@@ -36,17 +36,20 @@ async def drill(page: Page) -> None:
     pool = page.console.api.pool(query.get("pool"))
     figure = query.get("state") if query.get("state") in FIGURE_STATES else None
     channel = query.get("channel") if query.get("channel") in pool.channels else None
-    asset = query.get("asset")
+    # An asset of the configuration, spelt as it is (an alert's subject may say `usd`).
+    assets = {code.casefold(): code for code in page.console.scales()}
+    asset = assets.get((query.get("asset") or "").casefold())
     states = FIGURE_STATES[figure or "total"]
     if channel is not None:
-        title = t("drill.title_channel", channel=channel)
+        title = t("drill.title_channel", channel=channel) if asset is None else \
+            t("drill.title_channel_asset", channel=channel, asset=asset)
     else:
         title = t("drill.title_state", figure=t(f"figure.{figure or 'total'}")
                   + (f" · {asset}" if asset else ""))
     with ui.row().classes("w-full items-center px-4 pt-3"):
         testid(ui.label(title).classes("text-2xl font-semibold"), "drill-title")
         ui.space()
-        ui.link(t("drill.back"), url("/"))
+        page_link(t("drill.back"), "/")
     view = await page.call(page.client.pool_view(pool.id))
     accounts: list[dict[str, Any]] = []
     if view is not None:
@@ -89,7 +92,7 @@ async def _payments(page: Page, pool: str, figure: str | None, channel: str | No
     found = await page.call(page.client.payments(pool, state=state, channel=channel,
                                                  asset=asset, limit=PAYMENTS_SHOWN))
     rows = [] if found is None else [{
-        "id": p.id, "link": url("/stream", {"payment": p.id}), "short": p.id[-12:],
+        "id": p.id, "link": href("/stream", {"payment": p.id}), "short": p.id[-12:],
         "kind": t(f"kind.{p.kind}"), "amount": f"{p.amount} {p.asset}",
         "channel": p.channel or "", "state": t(f"state.{p.state}"),
         "tone": STATE_TONES.get(str(p.state), "neutral"), "at": p.updated_at[:19],

@@ -13,7 +13,6 @@ Each part shows only with the permission its API route needs; the API checks it 
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -23,11 +22,14 @@ from fundpool.auth.roles import P
 from fundpool.client.errors import ApiError
 from fundpool.console.feed import STATE_TONES
 from fundpool.console.format import instant_input
+from fundpool.console.forms import Submission
+from fundpool.console.preview import COLUMNS, cells_by_line, shown_cell
 from fundpool.console.shell import Page, console_page, testid
 from fundpool.payments.csv_batch import PAYOUT_CSV_BYTES_MAX, PAYOUT_CSV_ROWS_MAX
 
 PROGRESS_REFRESH_S = 1.0
 PREVIEW_ROWS_MAX = 1_000  # rows listed in the preview; the counts cover the whole file
+FIELD_CLASSES = "w-full max-w-md"  # a form's fields: wide enough for their labels
 
 
 class Operations:
@@ -43,7 +45,8 @@ class Operations:
 
     def build(self) -> None:
         page, t = self.page, self.page.t
-        ui.label(t("nav.operations")).classes("text-2xl font-semibold px-4 pt-3")
+        testid(ui.label(t("nav.operations")).classes("text-2xl font-semibold px-4 pt-3"),
+               "page-title")
         may_create = page.signed.may(P.PAYMENTS_CREATE)
         with ui.element("div").classes("w-full grid gap-3 p-4 grid-cols-1 xl:grid-cols-2"):
             if may_create:
@@ -77,8 +80,13 @@ class Operations:
         self.preview = testid(ui.table(columns=[
             {"name": "line", "label": t("ops.row"), "field": "line", "align": "right"},
             {"name": "status", "label": "", "field": "status", "align": "left"},
-            {"name": "errors", "label": t("ops.errors"), "field": "errors", "align": "left"},
-        ], rows=[], row_key="line").props("dense flat").classes("w-full"), "preview")
+            *({"name": name, "label": t(f"csv.{name}"), "field": name,
+               "align": "right" if name == "amount" else "left",
+               "classes": "fp-wrap", "headerClasses": "fp-nowrap"} for name in COLUMNS),
+            {"name": "errors", "label": t("ops.errors"), "field": "errors", "align": "left",
+             "classes": "fp-wrap"},
+        ], rows=[], row_key="line").props("dense flat wrap-cells").classes("w-full"),
+            "preview")
         self.preview.add_slot("body-cell-status", """
             <q-td :props="props"><q-badge :color="props.row.ok ? 'positive' : 'negative'">
               {{ props.value }}</q-badge></q-td>""")
@@ -119,18 +127,19 @@ class Operations:
             report = await page.client.upload_payouts(data, pool=self.pool.id, dry_run=True)
         except ApiError as error:
             if error.status is not None and error.status < 500 and error.status not in (401, 403):
-                self.batch_message.set_text(t("ops.file_refused",
-                                              reason=f"{error} ({error.code})"))
+                self.batch_message.set_text(t("ops.file_refused", reason=page.problem(error)))
             else:
                 page.report(error)
             return
         self.file = data
+        cells = cells_by_line(data, PAYOUT_CSV_ROWS_MAX)
         self.preview_summary.set_text(t("ops.preview", valid=f"{report.valid_count:,}",
                                         rows=f"{report.row_count:,}",
                                         invalid=f"{report.invalid_count:,}"))
         self.preview.rows = [{
             "line": row.line, "ok": row.ok,
             "status": t("ops.ok") if row.ok else t("ops.errors"),
+            **{name: shown_cell(cells.get(row.line, {}).get(name, "")) for name in COLUMNS},
             "errors": "; ".join(f"{e.column or '*'}: {e.code} — {e.message}"
                                 for e in row.errors),
         } for row in sorted(report.rows, key=lambda r: (r.ok, r.line))[:PREVIEW_ROWS_MAX]]
@@ -182,60 +191,86 @@ class Operations:
     def _payout(self) -> None:
         t = self.page.t
         ui.label(t("ops.payout")).classes("text-lg font-medium")
-        asset = testid(ui.select(self.assets, value=self.assets[0], label=t("ops.asset"))
-                       .props("dense outlined"), "payout-asset")
-        amount = testid(ui.input(t("ops.amount")).props("dense outlined"), "payout-amount")
-        payee = testid(ui.input(t("ops.payee")).props("dense outlined"), "payout-payee")
-        reference = testid(ui.input(t("ops.reference")).props("dense outlined"),
-                           "payout-reference")
-        channel = testid(ui.select({"": "—", **{c: c for c in self.channels}}, value="",
-                                   label=t("ops.channel")).props("dense outlined")
-                         .classes("w-72"), "payout-channel")
+        submission = Submission()
+        asset = self._field(ui.select(self.assets, value=self.assets[0], label=t("ops.asset")),
+                            "payout-asset", submission)
+        amount = self._field(ui.input(t("ops.amount")), "payout-amount", submission)
+        payee = self._field(ui.input(t("ops.payee")), "payout-payee", submission)
+        destination = self._field(ui.input(t("ops.destination"),
+                                           placeholder=t("ops.destination_hint")),
+                                  "payout-destination", submission)
+        reference = self._field(ui.input(t("ops.reference")), "payout-reference", submission)
+        channel = self._field(ui.select({"": "—", **{c: c for c in self.channels}}, value="",
+                                        label=t("ops.channel")), "payout-channel", submission)
 
         async def create() -> None:
-            if not (amount.value and payee.value):
+            if not (amount.value and payee.value and destination.value):
                 ui.notify(t("ops.invalid_form"), type="warning")
                 return
-            await self._create("payout", asset.value, amount.value, counterparty=payee.value,
-                               reference=reference.value or None,
+            await self._create(submission, button, "payout", asset.value, amount.value,
+                               counterparty=payee.value.strip(),
+                               destination=destination.value.strip(),
+                               reference=reference.value.strip() or None,
                                channel=channel.value or None)
 
-        testid(ui.button(t("ops.create"), on_click=create).props("unelevated no-caps"),
-               "payout-create")
+        button = testid(ui.button(t("ops.create"), on_click=create)
+                        .props("unelevated no-caps"), "payout-create")
 
     def _internal(self) -> None:
         t = self.page.t
         ui.label(t("ops.internal")).classes("text-lg font-medium")
-        asset = testid(ui.select(self.assets, value=self.assets[0], label=t("ops.asset"))
-                       .props("dense outlined"), "internal-asset")
-        amount = testid(ui.input(t("ops.amount")).props("dense outlined"), "internal-amount")
-        source = testid(ui.select(self.channels, value=self.channels[0],
-                                  label=t("ops.from_channel")).props("dense outlined"),
-                        "internal-from")
-        target = testid(ui.select(self.channels, value=self.channels[-1],
-                                  label=t("ops.to_channel")).props("dense outlined"),
-                        "internal-to")
+        submission = Submission()
+        asset = self._field(ui.select(self.assets, value=self.assets[0], label=t("ops.asset")),
+                            "internal-asset", submission)
+        amount = self._field(ui.input(t("ops.amount")), "internal-amount", submission)
+        source = self._field(ui.select(self.channels, value=self.channels[0],
+                                       label=t("ops.from_channel")), "internal-from", submission)
+        target = self._field(ui.select(self.channels, value=self.channels[-1],
+                                       label=t("ops.to_channel")), "internal-to", submission)
 
         async def create() -> None:
             if not (amount.value and source.value and target.value):
                 ui.notify(t("ops.invalid_form"), type="warning")
                 return
-            await self._create("internal", asset.value, amount.value, channel=source.value,
-                               destination_channel=target.value)
+            await self._create(submission, button, "internal", asset.value, amount.value,
+                               channel=source.value, destination_channel=target.value)
 
-        testid(ui.button(t("ops.create"), on_click=create).props("unelevated no-caps"),
-               "internal-create")
+        button = testid(ui.button(t("ops.create"), on_click=create)
+                        .props("unelevated no-caps"), "internal-create")
 
-    async def _create(self, kind: Any, asset: str, amount: str, **fields: Any) -> None:
+    @staticmethod
+    def _field(element: Any, name: str, submission: Submission) -> Any:
+        """A form's field: wide enough for its label, and a change of it makes the form's
+        next click a new submission."""
+        element.props("dense outlined").classes(FIELD_CLASSES)
+        element.on_value_change(lambda _: submission.changed())
+        return testid(element, name)
+
+    async def _create(self, submission: Submission, button: ui.button, kind: Any, asset: str,
+                      amount: str, **fields: Any) -> None:
         page = self.page
-        created = await page.call(page.client.create_payment(
-            kind, asset, amount.strip(), pool=self.pool.id,
-            idempotency_key=f"console-{uuid.uuid4()}", **fields))
-        if created is not None:
-            tone = STATE_TONES.get(str(created.state), "neutral")
-            ui.notify(page.t("ops.created", id=created.id,
-                             state=page.t(f"state.{created.state}")),
-                      type="negative" if tone == "bad" else "positive")
+        if submission.busy:
+            return  # the second click of a double click, while the first is on its way
+        submission.busy = True
+        button.props("loading")
+        try:
+            created = await page.client.create_payment(
+                kind, asset, amount.strip(), pool=self.pool.id,
+                idempotency_key=submission.key, **fields)
+        except ApiError as error:
+            submission.answered(error)
+            page.report(error)
+            return
+        finally:
+            submission.busy = False
+            button.props(remove="loading")
+        submission.answered(None)
+        again = created.id == submission.last_created
+        submission.last_created = created.id
+        tone = STATE_TONES.get(str(created.state), "neutral")
+        ui.notify(page.t("ops.created_again" if again else "ops.created", id=created.id,
+                         state=page.t(f"state.{created.state}")),
+                  type="negative" if tone == "bad" else "info" if again else "positive")
 
     # --- export -----------------------------------------------------------------------------
 
@@ -244,9 +279,9 @@ class Operations:
         ui.label(t("ops.export")).classes("text-lg font-medium")
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         start = testid(ui.input(t("ops.export_from"), value=instant_input(today))
-                       .props("dense outlined").classes("w-72"), "export-from")
+                       .props("dense outlined").classes(FIELD_CLASSES), "export-from")
         end = testid(ui.input(t("ops.export_to"), value=instant_input(today + timedelta(days=1)))
-                     .props("dense outlined").classes("w-72"), "export-to")
+                     .props("dense outlined").classes(FIELD_CLASSES), "export-to")
 
         async def export(fmt: Literal["csv", "xlsx"]) -> None:
             page = self.page

@@ -22,6 +22,7 @@ from nicegui import ui
 
 from fundpool.auth.roles import P
 from fundpool.console.format import (
+    amount_display,
     amount_text,
     change_percent,
     decimal_to_minor,
@@ -29,7 +30,7 @@ from fundpool.console.format import (
     percent_text,
     ratio_text,
 )
-from fundpool.console.shell import Page, console_page, route, testid, url
+from fundpool.console.shell import Page, console_page, exact_tooltips, href, route, testid
 from fundpool.core.money import Asset
 from fundpool.pool.config import PoolConfig
 from fundpool.pool.rates import convert_minor
@@ -43,6 +44,7 @@ RANGES = {"15m": ("second", timedelta(minutes=15)), "1h": ("minute", timedelta(h
 CARDS_REFRESH_S = 1.0
 FIGURES_REFRESH_S = 3.0
 SLOW_REFRESH_S = 15.0  # the period's baseline and the trend curve
+TREND_POINTS_FEW = 3  # fewer points than this: the chart says why the line is short
 FAILED_STATES = ("failed", "returned")
 FINISHED_STATES = ("settled", "failed", "returned")
 
@@ -67,7 +69,8 @@ class Overview:
     def build(self) -> None:
         page = self.page
         with ui.row().classes("w-full items-center gap-4 px-4 pt-3"):
-            ui.label(page.t("nav.overview")).classes("text-2xl font-semibold")
+            testid(ui.label(page.t("nav.overview")).classes("text-2xl font-semibold"),
+                   "page-title")
             ui.space()
             self.as_of = testid(ui.label("").classes("text-sm opacity-70"), "as-of")
             period = ui.select({k: page.t(f"period.{k}") for k in PERIODS}, value=self.period,
@@ -102,6 +105,8 @@ class Overview:
                            .props("dense no-caps"), "trend-range")
                 self.trend = testid(ui.echart(self._trend_option([], [])).classes("h-64 w-full"),
                                     "chart-trend")
+                self.trend_note = testid(ui.label("").classes("text-sm opacity-70"),
+                                         "trend-note")
             with ui.card():
                 ui.label(page.t("overview.available_ratio")).classes("font-medium")
                 self.ratio = testid(ui.echart(self._gauge("0")).classes("h-64 w-full"),
@@ -119,6 +124,7 @@ class Overview:
                 self.health.add_slot("body-cell-channel", """
                     <q-td :props="props"><a :href="props.row.link">{{ props.value }}</a></q-td>
                 """)
+                exact_tooltips(self.health, "depth")
                 self.health.add_slot("body-cell-status", """
                     <q-td :props="props"><q-badge :color="props.row.colour">
                       {{ props.value }}</q-badge></q-td>
@@ -239,13 +245,28 @@ class Overview:
                     if point.value_minor is not None:
                         into[point.at_us] += convert_minor(int(point.value_minor), source,
                                                            self.reporting, rate)
+        # The series has a bucket for every step of the range, 0 before the pool had any
+        # entry: those are "no data yet", not a pool worth nothing, and a line drawn through
+        # them put the whole history in one pixel at the right edge (a blank box at 7d).
         buckets = sorted(totals)
+        first = next((i for i, b in enumerate(buckets) if totals[b] or available[b]),
+                     len(buckets))
+        buckets = buckets[first:]
         labels = [datetime.fromtimestamp(b // 1_000_000, UTC).strftime(
-            "%m-%d %H:%M" if self.range == "7d" else "%H:%M:%S") for b in buckets]
+            "%m-%d %H:%M" if self.range in ("24h", "7d") else "%H:%M:%S") for b in buckets]
         lines = [(self.page.t("figure.total"), [self._plain(totals[b]) for b in buckets]),
                  (self.page.t("figure.available"), [self._plain(available[b]) for b in buckets])]
         self.trend.options.update(self._trend_option(labels, lines))
         self.trend.update()
+        if not buckets:
+            note = self.page.t("overview.trend_empty", range=self.range)
+        elif len(buckets) < TREND_POINTS_FEW:
+            note = self.page.t("overview.trend_few", count=len(buckets), since=labels[0],
+                               step=self.page.t(f"resolution.{resolution}"))
+        else:
+            note = ""
+        self.trend_note.set_text(note)
+        self.trend.props(f'data-points="{len(buckets)}"')
 
     async def refresh_figures(self) -> None:
         page = self.page
@@ -299,12 +320,14 @@ class Overview:
             failed = sum(counts[channel].get(s, 0) for s in FAILED_STATES)
             scale = self.config.asset(code).scale
             depth = decimal_to_minor(item["available"], scale)
+            depth_shown, depth_exact = amount_display(depth, scale, self.page.locale)
             failing = finished > 0 and failed * 10 > finished  # more than 10 % failed
             rows.append({
                 "key": f"{channel}|{code}", "channel": channel, "asset": code,
-                "link": url("/drill", {"channel": channel}),
-                "depth": amount_text(depth, scale, self.page.locale),
-                "latency": "–" if channel not in p99 else duration_text(p99[channel] * 1_000),
+                "link": href("/drill", {"channel": channel}),
+                "depth": depth_shown, "depth_exact": depth_exact,
+                "latency": "–" if channel not in p99
+                else duration_text(p99[channel] * 1_000, self.page.locale),
                 "failure": percent_text(failed, finished),
                 "status": t("health.failing") if failing else t("health.ok"),
                 "colour": "negative" if failing else "positive",
@@ -343,7 +366,9 @@ class Overview:
                 "grid": {"left": 90, "right": 10, "top": 10, "bottom": 50},
                 "xAxis": {"type": "category", "data": labels},
                 "yAxis": {"type": "value", "scale": True},
-                "series": [{"type": "line", "name": name, "showSymbol": False, "data": data}
+                # A line of one or two points is drawn as points, not as nothing.
+                "series": [{"type": "line", "name": name, "data": data,
+                            "showSymbol": len(data) < TREND_POINTS_FEW, "symbolSize": 8}
                            for name, data in lines]}
 
     def _gauge(self, ratio: str) -> dict[str, Any]:
@@ -355,13 +380,15 @@ class Overview:
     def _heat_option(self, channels: list[str], hours: list[str], cells: list[list[Any]]
                      ) -> dict[str, Any]:
         high = max((Decimal(c[2]) for c in cells), default=Decimal(0)) or Decimal(1)
+        # The colour legend stands at the right, beside the grid: at the bottom it lay over
+        # the channel axis' labels.
         return {"tooltip": {"position": "top"},
-                "grid": {"left": 80, "right": 10, "top": 10, "bottom": 60},
+                "grid": {"left": 60, "right": 140, "top": 10, "bottom": 30},
                 "xAxis": {"type": "category", "data": channels},
                 "yAxis": {"type": "category", "data": hours},
                 "visualMap": {"min": 0, "max": str(high), "calculable": True,
-                              "orient": "horizontal",
-                              "left": "center", "bottom": 0},
+                              "orient": "vertical", "right": 10, "top": "middle",
+                              "itemHeight": 160, "precision": self.reporting.scale},
                 "series": [{"type": "heatmap", "data": cells}]}
 
 

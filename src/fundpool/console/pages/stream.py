@@ -24,6 +24,7 @@ from nicegui import ui
 
 from fundpool.auth.roles import P
 from fundpool.console.feed import (
+    ADJUSTMENT_KIND,
     DRAIN_EVENTS_MAX,
     KINDS,
     QUEUE_EVENTS_MAX,
@@ -31,14 +32,17 @@ from fundpool.console.feed import (
     SINCE_WINDOWS_S,
     STATE_TONES,
     STATES,
+    Adjustment,
     StreamFilter,
     StreamRow,
     Window,
+    adjustment_of_frame,
     row_of,
     row_of_frame,
 )
-from fundpool.console.format import instant_input, time_text
-from fundpool.console.shell import Page, console_page, testid
+from fundpool.console.format import duration_text, instant_input, time_text
+from fundpool.console.shell import Page, console_page, exact_tooltips, testid
+from fundpool.console.texts import ACTIONS, actor_text, exclusion_text, reason_text
 from fundpool.monitoring.replay import InvalidInstant, parse_instant, replay_window
 from fundpool.runtime import SystemClock
 from fundpool.server.v1.stream import Subscriber, Wanted, shared_hub
@@ -48,6 +52,13 @@ BACKFILL_ROWS = 100
 REPLAY_SPAN_MAX = timedelta(hours=24)
 REPLAY_SPEEDS = (1, 10, 60, 600)
 HELD_ROWS_MAX = ROWS_MAX  # rows kept while paused (older ones are skipped and counted)
+# The status a step leads to when the status alone says what the step was.
+STEP_REACHES = {
+    "create": "initiated", "screen": "screened", "route": "routed", "approve": "approved",
+    "submit": "submitted", "clear": "cleared", "settle": "settled", "fail": "failed",
+    "cancel": "cancelled", "return": "returned", "reverse": "reversed", "reject": "rejected",
+    "hold": "held", "request_approval": "pending_approval",
+}
 
 
 class Stream:
@@ -70,6 +81,7 @@ class Stream:
         self.subscriber: Subscriber | None = None
         self.replaying: asyncio.Task[None] | None = None
         self.hub = shared_hub(self.console.app.state, self.console.api)
+        self._pending: set[asyncio.Task[None]] = set()  # adjustments being read
 
     # --- layout -----------------------------------------------------------------------------
 
@@ -77,7 +89,7 @@ class Stream:
         page = self.page
         t = page.t
         with ui.row().classes("w-full items-center gap-3 px-4 pt-3"):
-            ui.label(t("nav.stream")).classes("text-2xl font-semibold")
+            testid(ui.label(t("nav.stream")).classes("text-2xl font-semibold"), "page-title")
             self.status = testid(ui.badge(t("stream.live"), color="positive"), "stream-status")
             self.rate = testid(ui.label("").classes("text-sm opacity-70"), "stream-rate")
             self.count = testid(ui.label("").classes("text-sm opacity-70"), "stream-count")
@@ -94,6 +106,8 @@ class Stream:
                              "enableClickSelection": True},
             "animateRows": False,
             "suppressCellFocus": True,
+            "tooltipShowDelay": 300,
+            ":rowClassRules": "{'fp-adjustment': (p) => p.data && p.data.adjustment}",
         }, theme="balham").classes("w-full px-4").style("height: 520px"), "stream-grid")
         self.grid.on("cellClicked", self._clicked)
         self.detail = testid(ui.column().classes("w-full px-4 pb-4"), "detail")
@@ -104,14 +118,19 @@ class Stream:
     def _columns(self) -> list[dict[str, Any]]:
         t = self.page.t
         tone = "(p) => 'fp-tone-' + p.data.tone"
+        # Newest first, always: by the instant each row reached its status (a payment that
+        # moves goes to the top), not by when the browser first saw it.
+        by_time = "(a, b, rowA, rowB) => rowA.data.at_us - rowB.data.at_us"
         return [
-            {"field": "time", "headerName": t("col.time"), "width": 120},
+            {"field": "time", "headerName": t("col.time"), "width": 120, "sort": "desc",
+             ":comparator": by_time, "sortingOrder": ["desc", "asc"]},
             {"field": "kind", "headerName": t("col.kind"), "width": 120},
             {"field": "short", "headerName": t("col.payment"), "width": 120},
             {"field": "asset", "headerName": t("col.asset"), "width": 90},
             {"field": "amount", "headerName": t("col.amount"), "type": "rightAligned",
-             "width": 170},
-            {"field": "fee", "headerName": t("col.fee"), "type": "rightAligned", "width": 120},
+             "width": 170, "tooltipField": "amount_exact"},
+            {"field": "fee", "headerName": t("col.fee"), "type": "rightAligned", "width": 120,
+             "tooltipField": "fee_exact"},
             {"field": "channel", "headerName": t("col.channel"), "width": 110},
             {"field": "counterparty", "headerName": t("col.counterparty"), "flex": 1},
             {"field": "state", "headerName": t("col.state"), "width": 140, ":cellClass": tone},
@@ -191,8 +210,10 @@ class Stream:
             await self.expand(focus)
 
     async def _join(self) -> None:
+        # Ledger entries too, for the adjustments among them (the hub labels those).
         self.subscriber = Subscriber(
-            Wanted(frozenset({self.pool.id}), frozenset({"payment.transitioned"})),
+            Wanted(frozenset({self.pool.id}),
+                   frozenset({"payment.transitioned", "ledger.entry_committed"})),
             bound=QUEUE_EVENTS_MAX)
         await self.hub.join(self.subscriber)
         client = ui.context.client
@@ -215,6 +236,11 @@ class Stream:
                 frame = queue.get_nowait()
             except asyncio.QueueEmpty:
                 break
+            if frame.type != "payment.transitioned":
+                adjustment = adjustment_of_frame(frame.text)
+                if adjustment is not None:
+                    self._pending.add(asyncio.create_task(self._adjustment(adjustment)))
+                continue
             row = row_of_frame(frame.text)
             if row is not None:
                 rows.append(row)
@@ -225,6 +251,32 @@ class Stream:
             self.status.set_text(self.page.t("stream.paused", count=f"{self.held_count:,}"))
             return
         self._show(rows)
+
+    async def _adjustment(self, adjustment: Adjustment) -> None:
+        """An adjustment as a row: its entry read for what it moved (the frame holds the
+        balances after it, not the amounts), the reason in the counterparty's place."""
+        try:
+            entry = await self.page.call(self.page.client.transaction(adjustment.entry_id),
+                                         quiet=True)
+            if entry is None or not entry.postings:
+                return
+            asset = entry.postings[0].asset
+            amount = sum(int(p.amount_minor) for p in entry.postings if p.asset == asset)
+            actor = actor_text(_Doc(adjustment.actor) if adjustment.actor else None,
+                               self.page.locale)
+            row = StreamRow(payment_id=adjustment.entry_id, kind=ADJUSTMENT_KIND, asset=asset,
+                            amount_minor=amount, fee_minor=0, channel=None,
+                            counterparty=adjustment.reason, state=ADJUSTMENT_KIND,
+                            action="", at_us=adjustment.at_us, created_at_us=adjustment.at_us,
+                            adjusted_by=actor)
+            if self.paused:
+                self.held.append(row)
+            elif self.replaying is None:
+                self._show([row])
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._pending.discard(task)
 
     def _show(self, rows: list[StreamRow]) -> None:
         now_us = SystemClock().now_us()
@@ -253,16 +305,20 @@ class Stream:
 
     def _grid_row(self, row: StreamRow) -> dict[str, Any]:
         t = self.page.t
+        amount, amount_exact = self.page.amounts(row.amount_minor, row.asset)
+        fee, fee_exact = self.page.amounts(row.fee_minor, row.asset)
         return {
-            "id": row.payment_id, "time": time_text(row.at_us),
+            "id": row.payment_id, "time": time_text(row.at_us), "at_us": row.at_us,
             "kind": t(f"kind.{row.kind}") if row.kind in KINDS else row.kind,
             "short": row.payment_id[-12:], "asset": row.asset,
-            "amount": self.page.amount(row.amount_minor, row.asset),
-            "fee": self.page.amount(row.fee_minor, row.asset),
+            "amount": amount, "amount_exact": f"{amount_exact} {row.asset}",
+            "fee": fee, "fee_exact": f"{fee_exact} {row.asset}",
             "channel": row.channel or "", "counterparty": row.counterparty or "",
             "state": t(f"state.{row.state}") if row.state in STATE_TONES else row.state,
             "tone": STATE_TONES.get(row.state, "neutral"),
-        }
+        } | ({"kind": t("kind.adjustment"), "adjustment": True, "tone": "attention",
+              "state": t("stream.adjusted_by", actor=row.adjusted_by or t("actor.unknown"))}
+             if row.kind == ADJUSTMENT_KIND else {})
 
     def set_filter(self, key: str, value: str | None) -> None:
         updated = self.filter.with_value(key, value or None, assets=self.assets,
@@ -291,7 +347,7 @@ class Stream:
 
     async def _clicked(self, event: Any) -> None:
         data = (event.args or {}).get("data") or {}
-        if data.get("id"):
+        if data.get("id") and not data.get("adjustment"):  # an adjustment is no payment
             await self.expand(str(data["id"]))
 
     async def expand(self, payment_id: str) -> None:
@@ -300,12 +356,13 @@ class Stream:
         if detail is None:
             return
         decisions = await page.call(page.client.route_decisions(payment_id=payment_id))
-        entry_ids = [e for event in detail.events for e in event.entries]
+        entry_ids = list(dict.fromkeys(e for event in detail.events for e in event.entries))
         entries = {}
         for entry_id in entry_ids:
             entry = await page.call(page.client.transaction(entry_id))
             if entry is not None:
                 entries[entry_id] = entry
+        amount, amount_exact = page.amounts(int(detail.amount_minor), detail.asset)
         self.detail.clear()
         with self.detail, ui.card().classes("w-full"):
             with ui.row().classes("w-full items-center"):
@@ -313,44 +370,84 @@ class Stream:
                        "detail-title")
                 ui.badge(t(f"state.{detail.state}")).classes(
                     f"fp-tone-{STATE_TONES.get(str(detail.state), 'neutral')}")
-                ui.label(f"{t(f'kind.{detail.kind}')} · {detail.amount} {detail.asset} · "
-                         f"{detail.counterparty or ''}").classes("opacity-80")
+                with ui.label(" · ".join(part for part in (
+                        t(f"kind.{detail.kind}"), f"{amount} {detail.asset}",
+                        detail.counterparty or "", getattr(detail, "destination", None) or "")
+                        if part)).classes("opacity-80"):
+                    ui.tooltip(f"{amount_exact} {detail.asset}")
+                initiated = actor_text(getattr(detail, "initiated_by", None), page.locale)
+                if initiated is not None:
+                    testid(ui.label(t("detail.initiated_by", actor=initiated))
+                           .classes("text-sm opacity-70"), "detail-initiated-by")
                 ui.space()
                 ui.button(t("detail.close"), on_click=self.detail.clear).props("flat no-caps")
             with ui.row().classes("w-full gap-6 items-start"):
-                with ui.column().classes("min-w-[320px]"):
+                with ui.column().classes("min-w-[360px]"):
                     ui.label(t("detail.timeline")).classes("font-medium")
-                    with testid(ui.timeline(side="right").props("dense"), "detail-timeline"):
-                        for event in detail.events:
-                            ui.timeline_entry(
-                                f"{event.action}" + (f" — {event.reason}" if event.reason else ""),
-                                title=t(f"state.{event.to}"), subtitle=event.at)
+                    self._timeline(detail.events)
                 with ui.column().classes("flex-1"):
                     ui.label(t("detail.postings")).classes("font-medium")
-                    # An outbound step booked with others of its wave shares one entry, whose
-                    # postings are their sum (ADR 0008): the entry says how many it covers.
-                    covers = {entry_id: int((entry.metadata or {}).get("payments", "1"))
-                              for entry_id, entry in entries.items()}
-                    rows = [{"entry": entry_id[-12:], "covers": f"{covers[entry_id]:,}",
-                             "source": p.source, "destination": p.destination,
-                             "amount": f"{page.amount(int(p.amount_minor), p.asset)} {p.asset}"}
-                            for entry_id, entry in entries.items() for p in entry.postings]
-                    if any(count > 1 for count in covers.values()):
-                        testid(ui.label(t("detail.shared")).classes("text-xs opacity-70"),
-                               "detail-shared")
-                    testid(ui.table(columns=[
-                        {"name": "entry", "label": t("col.entries"), "field": "entry"},
-                        {"name": "covers", "label": t("col.covers"), "field": "covers",
-                         "align": "right"},
-                        {"name": "source", "label": t("detail.source"), "field": "source",
-                         "align": "left"},
-                        {"name": "destination", "label": t("detail.destination"),
-                         "field": "destination", "align": "left"},
-                        {"name": "amount", "label": t("col.amount"), "field": "amount",
-                         "align": "right"},
-                    ], rows=rows).props("dense flat").classes("w-full"), "detail-postings")
+                    self._postings(detail, entries)
             ui.label(t("detail.routing")).classes("font-medium pt-2")
             self._routing(decisions.data if decisions is not None else [])
+
+    def _timeline(self, events: list[Any]) -> None:
+        """Each step: the status it reached, when, who took it (the engine's own steps say
+        "engine"; a step recorded before actors were says "unknown"), and why; the step
+        itself only where the status does not say it (a release, a retry)."""
+        page, t = self.page, self.page.t
+        with testid(ui.timeline(side="right", layout="dense"), "detail-timeline") \
+                .classes("fp-timeline"):
+            for event in events:
+                who = actor_text(getattr(event, "actor", None), page.locale,
+                                 recorded=hasattr(event, "actor"))
+                action, to = str(event.action), str(event.to)
+                said = [] if STEP_REACHES.get(action) == to else \
+                    [t(f"action.{action}") if action in ACTIONS else action]
+                if who is not None:
+                    said.append(t("detail.by", actor=who))
+                if event.reason:
+                    said.append(reason_text(event.reason, page.locale))
+                ui.timeline_entry(" · ".join(said), title=t(f"state.{to}"),
+                                  subtitle=event.at.replace("T", " ").removesuffix("Z")[:23])
+
+    def _postings(self, detail: Any, entries: dict[str, Any]) -> None:
+        """The payment's postings: its own share of each entry when the API gives it (an
+        outbound step's entry may sum its whole wave, ADR 0008), else the entries' postings
+        with how many payments each covers."""
+        page, t = self.page, self.page.t
+        covers = {entry_id: int((entry.metadata or {}).get("payments", "1"))
+                  for entry_id, entry in entries.items()}
+        own = [share for event in detail.events for share in getattr(event, "shares", None) or ()]
+        if own:
+            postings = [(share.entry_id, share.source, share.destination,
+                         int(share.amount_minor), share.asset) for share in own]
+        else:
+            postings = [(entry_id, p.source, p.destination, int(p.amount_minor), p.asset)
+                        for entry_id, entry in entries.items() for p in entry.postings]
+        rows = []
+        for index, (entry_id, source, destination, minor, asset) in enumerate(postings):
+            shown, exact = page.amounts(minor, asset)
+            rows.append({"key": index, "entry": entry_id[-12:],
+                         "covers": f"{covers.get(entry_id, 1):,}", "source": source,
+                         "destination": destination, "amount": f"{shown} {asset}",
+                         "amount_exact": f"{exact} {asset}"})
+        if any(covers.get(entry_id, 1) > 1 for entry_id, *_ in postings):
+            testid(ui.label(t("detail.own_share" if own else "detail.shared"))
+                   .classes("text-xs opacity-70"), "detail-shared")
+        table = testid(ui.table(columns=[
+            {"name": "entry", "label": t("col.entries"), "field": "entry", "align": "left"},
+            {"name": "covers", "label": t("col.covers"), "field": "covers", "align": "right"},
+            {"name": "source", "label": t("detail.source"), "field": "source",
+             "align": "left", "classes": "fp-wrap"},
+            {"name": "destination", "label": t("detail.destination"), "field": "destination",
+             "align": "left", "classes": "fp-wrap"},
+            {"name": "amount", "label": t("detail.own_amount" if own else "col.amount"),
+             "field": "amount", "align": "right"},
+        ], rows=rows, row_key="key").props("dense flat wrap-cells").classes("w-full"),
+            "detail-postings")
+        table.props(f'data-own="{"true" if own else "false"}"')
+        exact_tooltips(table, "amount")
 
     def _routing(self, decisions: list[Any]) -> None:
         page, t = self.page, self.page.t
@@ -359,21 +456,32 @@ class Stream:
             return
         with testid(ui.column().classes("w-full"), "detail-routing"):
             for decision in sorted(decisions, key=lambda d: d.attempt):
-                ui.label(t("detail.attempt", n=decision.attempt, channel=decision.channel or "–",
-                           reason=decision.summary)).classes("text-sm")
+                asset = decision.asset
+
+                def money(minor: float | int | str | None, asset: str | None = asset) -> str:
+                    # The router's costs are scores in minor units (floats): shown in whole
+                    # units of the asset, like every amount of the console.
+                    if minor is None or asset is None:
+                        return "–"
+                    return f"{page.amount(round(float(minor)), asset)} {asset}"
+
+                testid(ui.label(t("detail.attempt", n=decision.attempt,
+                                  channel=decision.channel or "–",
+                                  reason=self._routing_summary(decision, money)))
+                       .classes("text-sm"), "routing-summary")
                 rows = []
                 for c in decision.candidates:
-                    cost = None if c.expected_cost_minor is None or decision.asset is None \
-                        else page.amount(round(c.expected_cost_minor), decision.asset)
                     rows.append({
                         "channel": c.channel + (" ✓" if c.channel == decision.channel else ""),
                         "eligible": t("detail.yes") if c.eligible
-                        else t("detail.no", why=c.reason or "?"),
-                        "fee": c.fee or "", "latency": "" if c.latency_us is None
-                        else f"{c.latency_us / 1_000_000:,.1f} s",
+                        else t("detail.no", why=exclusion_text(c.reason, page.locale)),
+                        "fee": "" if c.fee_minor is None else money(c.fee_minor),
+                        "latency": "" if c.latency_us is None
+                        else duration_text(c.latency_us, page.locale),
                         "p": "" if c.sampled_success_probability is None
                         else f"{c.sampled_success_probability:.3f}",
-                        "cost": cost or ""})
+                        "cost": "" if c.expected_cost_minor is None
+                        else money(c.expected_cost_minor)})
                 ui.table(columns=[
                     {"name": "channel", "label": t("col.channel"), "field": "channel",
                      "align": "left"},
@@ -386,6 +494,34 @@ class Stream:
                     {"name": "cost", "label": t("detail.expected_cost"), "field": "cost",
                      "align": "right"},
                 ], rows=rows).props("dense flat").classes("w-full")
+
+    def _routing_summary(self, decision: Any, money: Any) -> str:
+        """The decision in one line, every amount in whole units of its asset (the router's
+        own summary counts in minor units)."""
+        t = self.page.t
+        if decision.channel is None:
+            reasons = ", ".join(f"{c.channel}: {exclusion_text(c.reason, self.page.locale)}"
+                                for c in decision.candidates)
+            return t("routing.none", reasons=reasons or "–")
+        chosen = next((c for c in decision.candidates if c.channel == decision.channel), None)
+        if chosen is None:
+            return str(decision.summary)
+        why = t("routing.hedged") if decision.hedged else \
+            t("routing.learned") if decision.strategy == "learned" else t("routing.fixed")
+        probability = chosen.sampled_success_probability \
+            if chosen.sampled_success_probability is not None \
+            else chosen.quoted_success_probability
+        text = t("routing.chosen", why=why, cost=money(chosen.expected_cost_minor),
+                 fee=money(chosen.fee_minor), time=money(chosen.time_cost_minor),
+                 p="–" if probability is None else f"{probability:.3f}",
+                 retry=money(chosen.retry_cost_minor))
+        others = sorted((c for c in decision.candidates
+                         if c.eligible and c.channel != decision.channel),
+                        key=lambda c: c.expected_cost_minor or 0.0)
+        if others:
+            text += t("routing.next", channel=others[0].channel,
+                      cost=money(others[0].expected_cost_minor))
+        return text
 
     # --- replay -----------------------------------------------------------------------------
 
@@ -461,6 +597,13 @@ class Stream:
                 with contextlib.suppress(asyncio.QueueEmpty):
                     while True:  # what came while replaying is not shown as if it were new
                         self.subscriber.queue.get_nowait()
+
+
+class _Doc:
+    """An actor's document (a mapping) read as `actor_text` reads the API's actors."""
+
+    def __init__(self, doc: Any) -> None:
+        self.kind, self.name, self.id = doc.get("kind"), doc.get("name"), doc.get("id")
 
 
 def _row_of_payment(payment: Any) -> StreamRow:

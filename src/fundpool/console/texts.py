@@ -1,0 +1,284 @@
+"""What the API says, in the console user's language: refusals (problem documents), alert
+texts from the engine's fixed templates, and alert subjects as links. No UI here: the shell
+and the pages call these, and the unit tests read them directly.
+
+- A refusal is shown by its stable `code`: `problem.<code>` in the string table when the
+  console knows the code, else the API's own title. A request the API's schema refused
+  (`invalid_request`) is said field by field (`The amount must be …`), never as the
+  validator's raw message (a regular expression is not an explanation). The scalar facts the
+  API gives (asset, amounts, limits) follow in words.
+- An alert's summary comes from the rule's own `summary:` (shown as its author wrote it) or
+  from one of the alert engine's fixed templates (monitoring/alerting/engine.py): those are
+  recognised and said again in 简体中文 on the Chinese console.
+- An alert's subject (`pool`, `asset:USD`, `channel:bank-a`, `asset:USD,channel:bank-a`,
+  `payment:…`) is parsed into the page that shows it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from fundpool.console.format import Locale
+from fundpool.console.i18n import STRINGS, t
+from fundpool.monitoring.kpis import KPIS
+from fundpool.payments.model import Action
+from fundpool.routing.decision import Exclusion
+
+# The refusals the console says in its own words (`problem.<code>` in i18n.py). Any other
+# code is shown with the API's title.
+PROBLEM_CODES: tuple[str, ...] = (
+    "invalid_request", "invalid_amount", "negative_amount", "too_many_decimals",
+    "amount_overflow", "unknown_asset", "unknown_channel", "unknown_pool",
+    "insufficient_funds", "self_approval", "already_approved_by_you", "approval_required",
+    "illegal_transition", "idempotency_conflict", "idempotency_in_progress",
+    "amount_outside_limits", "no_eligible_channel", "unknown_payment",
+    "destination_required", "invalid_destination", "adjustment_reason_required",
+    "fee_exceeds_amount", "channel_refused", "invalid_instant", "invalid_period",
+    "export_too_large", "too_many_requests", "malformed_json", "alert_not_firing",
+    "unknown_alert", "forbidden",
+)
+# Fields of a request body the console's forms send, as a person calls them
+# (`field.<name>`); another field is named as the API names it.
+FIELDS: tuple[str, ...] = (
+    "amount", "asset", "channel", "destination_channel", "destination", "counterparty",
+    "reference", "kind", "pool", "note", "reason", "from", "to",
+)
+# The facts a problem carries that are worth a person's reading (`fact.<name>`), in the
+# order they are shown; other facts are left out (the code and the API's log have them).
+FACTS: tuple[str, ...] = (
+    "asset", "amount", "requested", "available", "balance", "shortfall", "fee", "minimum",
+    "maximum", "limit", "scale", "channel", "payment", "state", "action", "field",
+)
+FACT_CHARS_MAX = 80  # one fact's value shown at most this long
+FACTS_SHOWN_MAX = 6
+
+
+def problem_text(code: str, title: str, facts: Mapping[str, object] | None,
+                 locale: Locale) -> str:
+    """A refusal as a person reads it, in `locale`: the code's message (or, for a code the
+    console does not know, the API's own `title`) and the facts worth reading."""
+    facts = facts or {}
+    if code == "invalid_request":
+        fields = _invalid_fields(facts.get("errors"), locale)
+        if fields:
+            return " ".join(fields)
+    key = f"problem.{code}"
+    message = t(key, locale) if code in PROBLEM_CODES else _sentence(title)
+    shown = _facts_text(facts, locale)
+    return t("problem.with_facts", locale, message=message, facts=shown) if shown else message
+
+
+def reason_text(reason: str, locale: Locale) -> str:
+    """A payment event's reason: a known code in words, any other text as written."""
+    return t(f"problem.{reason}", locale) if reason in PROBLEM_CODES else reason
+
+
+def _sentence(title: str) -> str:
+    title = title.strip() or "the API refused the request"
+    return title[0].upper() + title[1:] + ("" if title.endswith(".") else ".")
+
+
+def _invalid_fields(errors: object, locale: Locale) -> list[str]:
+    """What the API's request validation found, one sentence per field, without the
+    validator's own words (they quote regular expressions)."""
+    if not isinstance(errors, list):
+        return []
+    said: list[str] = []
+    for error in errors:
+        if not isinstance(error, Mapping):
+            continue
+        location = error.get("loc")
+        parts = [str(p) for p in location] if isinstance(location, list) else []
+        name = parts[-1] if parts and parts[0] == "body" and len(parts) > 1 else None
+        kind = str(error.get("type", ""))
+        if name == "amount":
+            sentence = t("problem.amount_format", locale)
+        elif name is None:
+            sentence = t("problem.body_invalid", locale)
+        else:
+            field = t(f"field.{name}", locale) if name in FIELDS else name
+            sentence = t("problem.field_missing" if kind == "missing" else
+                         "problem.field_too_long" if kind == "string_too_long" else
+                         "problem.field_unknown" if kind == "extra_forbidden" else
+                         "problem.field_invalid", locale, field=field)
+        if sentence not in said:
+            said.append(sentence)
+    return said
+
+
+def _facts_text(facts: Mapping[str, object], locale: Locale) -> str:
+    shown = []
+    for name in FACTS:
+        value = facts.get(name)
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            continue
+        text = str(value)
+        if len(text) > FACT_CHARS_MAX:
+            text = text[:FACT_CHARS_MAX] + "…"
+        shown.append(t("problem.fact", locale, name=t(f"fact.{name}", locale), value=text))
+        if len(shown) == FACTS_SHOWN_MAX:
+            break
+    return t("problem.facts_separator", locale).join(shown)
+
+
+# --- payments: steps, who took them, why a rail could not ------------------------------------
+
+ACTIONS: tuple[str, ...] = tuple(action.value for action in Action)  # `action.<name>`
+EXCLUSIONS: tuple[str, ...] = tuple(e.value for e in Exclusion)  # `exclusion.<code>`
+# Principals named by their kind alone (`actor.<kind>`): the engine is "engine" whatever its id.
+SYSTEM_ACTORS: tuple[str, ...] = ("engine", "simulator", "system")
+ACTOR_KINDS: tuple[str, ...] = (*SYSTEM_ACTORS, "user", "key", "cli", "unknown")
+
+
+def actor_text(actor: object, locale: Locale, *, recorded: bool = True) -> str | None:
+    """Who took a step, for a person: a user's name, `key ci-bot`, `engine`. An actor the
+    record lacks says "unknown" (kept before actors were); None when the API does not give
+    actors at all (`recorded` False: nothing to say)."""
+    if actor is None:
+        return t("actor.unknown", locale) if recorded else None
+    kind = str(getattr(actor, "kind", "unknown"))
+    name = str(getattr(actor, "name", "") or getattr(actor, "id", "") or "?")
+    if kind in SYSTEM_ACTORS:
+        return t(f"actor.{kind}", locale)
+    if kind == "key":
+        return t("actor.key", locale, name=name)
+    if kind == "cli":
+        return t("actor.cli", locale, name=name)
+    if kind == "unknown":
+        return name if name != "?" else t("actor.unknown", locale)
+    return name
+
+
+def exclusion_text(reason: str | None, locale: Locale) -> str:
+    """Why a rail could not carry a payment, in words."""
+    if reason is None:
+        return "?"
+    return t(f"exclusion.{reason}", locale) if reason in EXCLUSIONS else reason
+
+
+# --- alert subjects ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What an alert is about. Everything None: the pool as a whole."""
+
+    asset: str | None = None
+    channel: str | None = None
+    payment: str | None = None
+
+
+SUBJECT_KEYS = ("asset", "channel", "payment")
+
+
+def parse_subject(subject: str, *, assets: Iterable[str] = (),
+                  channels: Iterable[str] = ()) -> Subject | None:
+    """`asset:USD,channel:bank-a` as a `Subject` whose asset and channel are the
+    configuration's own spelling; None for what names no known asset, channel or payment
+    (a link to a page of nothing helps nobody)."""
+    text = subject.strip()
+    if text in ("pool", "*"):
+        return Subject()
+    known_assets = {a.casefold(): a for a in assets}
+    known_channels = {c.casefold(): c for c in channels}
+    found: dict[str, str] = {}
+    for part in text.split(","):
+        key, colon, value = part.partition(":")
+        key, value = key.strip().lower(), value.strip()
+        if not colon or not value or key not in SUBJECT_KEYS or key in found:
+            return None
+        if key == "asset":
+            value = known_assets.get(value.casefold(), "")
+        elif key == "channel":
+            value = known_channels.get(value.casefold(), "")
+        if not value:
+            return None
+        found[key] = value
+    if "payment" in found and len(found) > 1:
+        return None
+    return Subject(found.get("asset"), found.get("channel"), found.get("payment"))
+
+
+def subject_target(subject: Subject) -> tuple[str, dict[str, str] | None]:
+    """The console page (path, query) that shows `subject`."""
+    if subject.payment is not None:
+        return "/stream", {"payment": subject.payment}
+    query = {k: v for k, v in (("asset", subject.asset), ("channel", subject.channel)) if v}
+    return ("/drill", query) if query else ("/", None)
+
+
+def subject_text(subject: str, locale: Locale) -> str:
+    """`asset:USD,channel:bank-a` in words: `asset USD · channel bank-a` (币种 USD · 通道 …)."""
+    text = subject.strip()
+    if text in ("pool", "*"):
+        return t("subject.pool", locale)
+    words = []
+    for part in text.split(","):
+        key, colon, value = part.partition(":")
+        key = key.strip().lower()
+        if not colon or key not in SUBJECT_KEYS:
+            return subject
+        words.append(t(f"subject.{key}", locale, name=value.strip()))
+    return " · ".join(words)
+
+
+# --- alert summaries -------------------------------------------------------------------------
+
+# The alert engine's fixed summaries (monitoring/alerting/engine.py, `_threshold`, `_apply`,
+# `_burn_observations`). A rule's own `summary:` matches none of them and is shown as written.
+_SUBJECT = r"(?P<subject>pool|\*|(?:asset|channel):[^,()\s]+(?:,channel:[^,()\s]+)?)"
+_THRESHOLD = re.compile(
+    rf"(?P<title>.+?) \({_SUBJECT}\) is (?P<value>\S+?)(?P<unit> days| s| bp)?, "
+    r"(?P<negated>not )?(?P<op><=|>=|==|!=|<|>) (?P<threshold>\S+)")
+_NO_DATA = re.compile(rf"(?P<title>.+?) \({_SUBJECT}\): no data \((?P<note>.*)\)")
+_GONE = re.compile(rf"(?P<rule>.+?) \({_SUBJECT}\): no longer evaluated "
+                   r"\(rule removed or subject gone\)")
+_BURN = re.compile(
+    r"SLO (?P<title>.+) \((?P<objective>\S+) over (?P<window>\S+)\): error budget burning "
+    r"(?P<long>\S+)× over (?P<long_window>\S+) and (?P<short>\S+)× over (?P<short_window>\S+) "
+    r"\((?P<side>at or above|below) (?P<factor>\S+)×\)")
+# (operator, negated) -> how the comparison is said
+COMPARISONS = {
+    ("<", False): "alert.lt", ("<=", False): "alert.le", (">", False): "alert.gt",
+    (">=", False): "alert.ge", ("==", False): "alert.eq", ("!=", False): "alert.ne",
+    ("<", True): "alert.not_lt", ("<=", True): "alert.not_le", (">", True): "alert.not_gt",
+    (">=", True): "alert.not_ge", ("==", True): "alert.not_eq", ("!=", True): "alert.not_ne",
+}
+UNITS = {" days": "alert.unit_days", " s": "alert.unit_seconds", " bp": "alert.unit_bps"}
+
+
+def alert_summary(summary: str, locale: Locale) -> str:
+    """An alert's summary in `locale`: the engine's fixed templates are said again in the
+    console's words; a rule's own summary is its author's text, shown as written."""
+    if locale == "en":
+        return summary
+    if (found := _THRESHOLD.fullmatch(summary)) is not None:
+        unit = UNITS.get(found["unit"] or "")
+        value = found["value"] + (t(unit, locale) if unit else "")
+        comparison = COMPARISONS[(found["op"], bool(found["negated"]))]
+        return t("alert.threshold", locale, title=_metric_title(found["title"], locale),
+                 subject=subject_text(found["subject"], locale), value=value,
+                 comparison=t(comparison, locale, threshold=found["threshold"]))
+    if (found := _NO_DATA.fullmatch(summary)) is not None:
+        return t("alert.no_data", locale, title=_metric_title(found["title"], locale),
+                 subject=subject_text(found["subject"], locale), note=found["note"])
+    if (found := _GONE.fullmatch(summary)) is not None:
+        return t("alert.gone", locale, rule=found["rule"],
+                 subject=subject_text(found["subject"], locale))
+    if (found := _BURN.fullmatch(summary)) is not None:
+        return t("alert.burn_above" if found["side"] == "at or above" else "alert.burn_below",
+                 locale, **{k: found[k] for k in ("title", "objective", "window", "long",
+                                                  "long_window", "short", "short_window",
+                                                  "factor")})
+    return summary
+
+
+def _metric_title(title: str, locale: Locale) -> str:
+    """A KPI's English title or a figure's name, in `locale`."""
+    for template in KPIS.values():
+        if template.title_en == title:
+            return template.title_zh if locale == "zh-CN" else template.title_en
+    key = f"metric.{title}"
+    return t(key, locale) if key in STRINGS else title

@@ -572,6 +572,9 @@ def test_transitions_in_one_transaction_chain_too(
 def test_a_refused_step_writes_no_event_and_the_others_do(
     payments: PaymentService, store: LedgerStore, clock: ManualClock
 ) -> None:
+    # Creation refuses a payout larger than the pool holds: bank-a gets what `big` needs.
+    payments.ledger.transfer([Posting("world:bank-a", "pool:main:usd:bank-a:available", USD,
+                                      50_000_000)])
     big = payments.create(PaymentRequest(PaymentKind.PAYOUT, USD, 50_000_000,
                                          counterparty="payee", channel="bank-a"))
     small = payments.create(PaymentRequest(PaymentKind.PAYOUT, USD, 1_000,

@@ -145,6 +145,9 @@ def test_all_or_nothing_with_a_row_that_cannot_be_routed_creates_nothing(
     store: LedgerStore, ledger: Ledger, clock: ManualClock
 ) -> None:
     w = wired(store, ledger, clock)
+    # The pool holds enough USD (creation checks the pool's available funds), but on bank-a,
+    # a rail this dispatcher has no adapter for: only rtp could carry it, and rtp is short.
+    w.fund("bank-a", "USD", 2_000_000)
     head = w.ledger.head()
     parsed = parse(UNROUTABLE)
     assert parsed.invalid_count == 0

@@ -105,13 +105,13 @@ def test_a_clean_file_gives_exactly_its_payouts() -> None:
     assert [row.line for row in parsed.rows] == [2, 3, 4, 5]
     assert [row.request for row in parsed.rows] == [
         PaymentRequest(PaymentKind.PAYOUT, "USD", 1250, None, None, "Bob Smith", "inv-1",
-                       {"account": IBAN, "payee": "Bob Smith"}),
+                       {"account": IBAN, "payee": "Bob Smith"}, IBAN),
         PaymentRequest(PaymentKind.PAYOUT, "EUR", 10000, "sepa", None, "Zoë Müller", "inv-2",
-                       {"account": IBAN, "payee": "Zoë Müller"}),
+                       {"account": IBAN, "payee": "Zoë Müller"}, IBAN),
         PaymentRequest(PaymentKind.PAYOUT, "ETH", 1, "arb-l2", None, "王小明", "inv-3",
-                       {"account": ETH_ADDRESS, "payee": "王小明"}),
+                       {"account": ETH_ADDRESS, "payee": "王小明"}, ETH_ADDRESS),
         PaymentRequest(PaymentKind.PAYOUT, "USDT", 2_500_500_000, None, None, "O'Brien, \"Ltd\"",
-                       "inv-4", {"account": IBAN, "payee": "O'Brien, \"Ltd\""}),
+                       "inv-4", {"account": IBAN, "payee": "O'Brien, \"Ltd\""}, IBAN),
     ]
     assert parsed.requests() == [(row.request, row.idempotency_key) for row in parsed.rows]
 
@@ -164,7 +164,7 @@ def test_header_names_ignore_case_spaces_and_order(header: tuple[str, ...]) -> N
     row = only_row(make([values[c] for c in canonical], header=header))
     assert row.request == PaymentRequest(
         PaymentKind.PAYOUT, "USD", 1250, "bank-a", None, "Bob Smith", "inv-1",
-        {"account": IBAN, "payee": "Bob Smith"},
+        {"account": IBAN, "payee": "Bob Smith"}, IBAN,
     )
 
 
@@ -675,7 +675,7 @@ def test_any_row_of_valid_values_gives_exactly_that_payout(
     ):
         assert row.request == PaymentRequest(
             PaymentKind.PAYOUT, asset, amount, channel, None, payee, f"ref-{index}",
-            {"account": account, "payee": payee},
+            {"account": account, "payee": payee}, account,
         )
 
 

@@ -951,6 +951,9 @@ def test_an_atomic_intake_creates_everything_or_nothing(
 ) -> None:
     w = wire(store, ledger, clock, priority=["rtp", "bank-a"])
     w.fund("rtp", "USD", 100_000)
+    # Enough USD in the pool for creation (which checks the pool's available funds), but on
+    # the card acquirer, which the router does not send payouts to: no rail can take item 2.
+    w.fund("card-acq", "USD", 1_000_000)
     head = w.ledger.head()
     with pytest.raises(IntakeRefused) as caught:
         w.intake(deposit(10_000), payout(10_000), payout(1_000_000), atomic=True)
@@ -1185,6 +1188,9 @@ def test_a_named_rail_that_cannot_carry_it_rejects_it_at_intake(
     w = wire(store, ledger, clock, rails=rails, dispatch=NOW)
     w.fund("rtp", "USD", 10_000)  # 99.55 + the 0.45 fee fits exactly
     w.fund("book", "USD", 100_000)
+    # Creation checks the pool's USD over every payout rail: bank-a's lets a payout above
+    # what rtp holds be created, so that the named rail is what refuses it.
+    w.fund("bank-a", "USD", 10_000)
     head = w.ledger.head()
     (intake,) = w.intake(request_)
     rejected_cleanly(w, intake, reason, head)

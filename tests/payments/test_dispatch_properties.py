@@ -39,7 +39,7 @@ import itertools
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,6 +61,7 @@ from fundpool.channels.simulated import ChannelRefused, SimulatedRail
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.model import Posting
+from fundpool.core.money import AMOUNT_MAX_MINOR
 from fundpool.ledger.service import Ledger
 from fundpool.ledger.verify import verify
 from fundpool.payments.dispatch import Dispatcher, DispatchPolicy, IntakeRefused
@@ -323,6 +324,16 @@ def step(method: F) -> F:
     return run  # type: ignore[return-value]
 
 
+def funds_for(request: PaymentRequest, available: Mapping[str, int]) -> int:
+    """What the pool holds for a request at creation: a payout's asset on every rail that
+    pays out (not the book), a transfer's on its source; a deposit needs nothing."""
+    if request.kind is K.DEPOSIT:
+        return AMOUNT_MAX_MINOR
+    if request.kind is K.PAYOUT:
+        return sum(available[c] for c in SENDING)
+    return available[request.channel] if request.channel is not None else AMOUNT_MAX_MINOR
+
+
 class DispatchMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -537,6 +548,9 @@ class DispatchMachine(RuleBasedStateMachine):
         head = self.ledger.head()
         known = len(self.all_payments())
         created: list[Payment] = []
+        # What creation holds each outbound request to (payments/funds.py), read before it.
+        available = {c: self.ledger.balance(acct(c, "USD", "available"), "USD").available
+                     for c in RAILS}
         try:
             intakes = self.dispatcher.intake(batch, atomic=atomic)
         except IntakeRefused:
@@ -548,13 +562,17 @@ class DispatchMachine(RuleBasedStateMachine):
         for (request, _), intake in zip(batch, intakes, strict=True):
             outcome = intake.outcome
             if isinstance(outcome, FundpoolError):
-                assert outcome.code == "idempotency_conflict", str(outcome)
                 assert not atomic
+                if outcome.code == "insufficient_funds":
+                    assert request.amount_minor > funds_for(request, available), str(outcome)
+                    continue
+                assert outcome.code == "idempotency_conflict", str(outcome)
                 continue
             t = self.tracked.get(outcome.id)
             if t is not None:  # a replay: the payment as it stands, nothing new
                 assert outcome.state is t.state
                 continue
+            assert request.amount_minor <= funds_for(request, available), outcome
             self.track(request, outcome, intake.errors)
             created.append(outcome)
         # New deposits are announced to their rails at once, each once (a rail told to refuse

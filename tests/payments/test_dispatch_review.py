@@ -129,6 +129,8 @@ def test_an_amount_whose_fee_overflows_is_that_items_error(
 ) -> None:
     w = wire(store, ledger, clock, priority=["rtp"], dispatch=NOW)
     service = w.service
+    # Creation refuses a transfer larger than its source holds: eth-l1 holds the largest.
+    w.fund("eth-l1", "ETH", AMOUNT_MAX_MINOR)
     # eth-l1 and arb-l2 have no upper limit; eth-l1 charges 0.00084 ETH a transfer.
     ok = service.create(PaymentRequest(PaymentKind.INTERNAL, "ETH", 10**18, "eth-l1", "arb-l2"))
     big = service.create(

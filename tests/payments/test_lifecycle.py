@@ -332,7 +332,25 @@ class Harness:
         )
         self.books.move(moves, asset)
 
+    def cover(self, request: PaymentRequest) -> None:
+        """Fund what an outbound request needs to be created: creation refuses a payout or
+        transfer larger than the pool's available funds for it (payments/funds.py), and the
+        lifecycle tests are about what comes after."""
+        if request.kind is K.DEPOSIT or (request.kind is not K.PAYOUT
+                                         and request.channel is None):
+            return  # a transfer's funds are checked on its source, once it has one
+        asset = request.asset
+        if request.kind is K.PAYOUT:
+            channels = [c for c, a in SCHEDULES if a == asset and c != "book"]
+        else:
+            channels = [request.channel or ""]
+        have = sum(self.ledger.balance(acct(c, asset, "available"), asset).available
+                   for c in channels)
+        if request.amount_minor > have:
+            self.fund(request.channel or channels[0], asset, request.amount_minor - have)
+
     def create(self, request: PaymentRequest, key: str | None = None) -> Payment:
+        self.cover(request)
         head = self.ledger.head()
         payment = self.svc.create(request, idempotency_key=key)
         assert self.ledger.head().seq == head.seq, "creating a payment posts nothing"
@@ -1073,6 +1091,7 @@ def test_text_fields_at_their_limits_are_accepted(h: Harness) -> None:
 
 def test_create_many_with_bad_items_creates_only_the_good_ones(h: Harness) -> None:
     good = PaymentRequest(K.PAYOUT, "USD", 100, channel="bank-a")
+    h.cover(good)
     out = h.svc.create_many(
         [
             (good, None),
@@ -1292,6 +1311,7 @@ def test_the_reason_is_kept_with_the_event(h: Harness) -> None:
 def test_one_key_two_requests_in_one_call(h: Harness) -> None:
     one = PaymentRequest(K.PAYOUT, "USD", 100, channel="bank-a")
     two = PaymentRequest(K.PAYOUT, "USD", 101, channel="bank-a")
+    h.cover(two)
     out = h.svc.create_many([(one, "same"), (two, "same"), (one, "same")])
     assert isinstance(out[0], Payment)
     assert isinstance(out[1], FundpoolError)

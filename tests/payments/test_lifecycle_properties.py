@@ -219,7 +219,8 @@ class PaymentLifecycle(RuleBasedStateMachine):
 
     @initialize(target=payments, first=st.lists(requests(), min_size=2, max_size=6))
     def first_payments(self, first: list[PaymentRequest]) -> MultipleResults[str]:
-        return multiple(*(self.new_payment(request, None) for request in first))
+        made = (self.new_payment(request, None) for request in first)
+        return multiple(*(pid for pid in made if pid is not None))
 
     def fund_channel(self, channel: str, asset: str, amount: int) -> None:
         moves = [(world(channel), acct(channel, asset, "available"), amount)]
@@ -232,12 +233,32 @@ class PaymentLifecycle(RuleBasedStateMachine):
         self.fund_channel(*where, quarters * SCALE[where[1]])
 
     @rule(target=payments, request=requests(), key=st.sampled_from([None, "k1", "k2", "k3"]))
-    def create(self, request: PaymentRequest, key: str | None) -> str:
-        return self.new_payment(request, key)
+    def create(self, request: PaymentRequest, key: str | None) -> MultipleResults[str]:
+        pid = self.new_payment(request, key)
+        return multiple() if pid is None else multiple(pid)
 
-    def new_payment(self, request: PaymentRequest, key: str | None) -> str:
+    def available_for(self, request: PaymentRequest) -> int | None:
+        """What the pool holds available for an outbound request at creation, as the model
+        has it (payments/funds.py): a payout's asset on every rail that can pay out, a
+        transfer's on its source; None where creation checks no funds."""
+        if request.kind is K.DEPOSIT or (request.kind is not K.PAYOUT
+                                         and request.channel is None):
+            return None
+        channels = ([c for c, a in CHANNEL_ASSETS if a == request.asset and c != "book"]
+                    if request.kind is K.PAYOUT else [request.channel or ""])
+        return sum(self.books.get(acct(c, request.asset, "available"), request.asset)
+                   for c in channels)
+
+    def new_payment(self, request: PaymentRequest, key: str | None) -> str | None:
         earlier = self.keys.get(key) if key is not None else None
+        available = None if earlier is not None else self.available_for(request)
         (outcome,) = self.svc.create_many([(request, key)])
+        if available is not None and request.amount_minor > available:
+            assert isinstance(outcome, FundpoolError), (request, available)
+            assert outcome.code == "insufficient_funds", str(outcome)
+            assert outcome.facts["available_minor"] == _fact(available)
+            event("create -> insufficient_funds")
+            return None
         if isinstance(outcome, FundpoolError):
             assert earlier is not None, str(outcome)
             assert earlier[0] != request
@@ -432,3 +453,8 @@ PaymentLifecycle.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestPaymentLifecycle = PaymentLifecycle.TestCase
+
+
+def _fact(minor: int) -> object:
+    """An amount as an error's facts carry it (above 2**53 as text: core/errors.py)."""
+    return minor if minor < 2**53 else str(minor)

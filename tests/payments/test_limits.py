@@ -10,6 +10,7 @@ import pytest
 
 from fundpool.core.clock import Uuid7Ids
 from fundpool.core.errors import FundpoolError
+from fundpool.core.ledger.model import Posting
 from fundpool.ledger.service import Ledger
 from fundpool.payments.model import Action, PaymentKind, PaymentRequest, PaymentState
 from fundpool.payments.service import PaymentService, Step
@@ -24,6 +25,10 @@ CONFIG = load_config(EXAMPLE)
 @pytest.fixture
 def service(ledger: Ledger) -> PaymentService:
     init_pool(ledger, CONFIG)
+    # Creation refuses a payout larger than the pool holds (payments/funds.py): enough USD
+    # for the largest amount the limits let through.
+    ledger.transfer([Posting("world:bank-a", "pool:main:usd:bank-a:available", "USD",
+                             500_000_000)])
     return PaymentService(ledger, payment_store(ledger.store), CONFIG, CONFIG.pool(),
                           Uuid7Ids.seeded(3))
 
@@ -89,7 +94,9 @@ def test_a_payout_never_goes_on_the_book_rail(service: PaymentService) -> None:
         service.act(Step(payment.id, Action.ROUTE, "book"))
     assert caught.value.code == "invalid_payment"
     assert service.get(payment.id).state is PaymentState.SCREENED
-    # An internal transfer is what the book rail is for.
+    # An internal transfer is what the book rail is for (from what the book holds).
+    service.ledger.transfer([Posting("world:book", "pool:main:usd:book:available", "USD",
+                                     1_000)])
     transfer = service.create(PaymentRequest(PaymentKind.INTERNAL, "USD", 1_000, channel="book",
                                              destination_channel="rtp"))
     assert transfer.channel == "book"

@@ -128,10 +128,11 @@ def test_a_store_without_the_ledger_is_absent_and_changed_by_nothing_but_an_upgr
 def test_each_dialect_gets_its_own_files_and_the_shared_ones() -> None:
     for dialect in ("sqlite", "postgresql"):
         migrations = migrate.LEDGER.migrations(dialect)
-        assert [m.version for m in migrations] == [1, 2]
+        assert [m.version for m in migrations] == [1, 2, 3]
         other = "postgresql" if dialect == "sqlite" else "sqlite"
         assert migrations[0].checksum != migrate.LEDGER.migrations(other)[0].checksum
         assert migrations[1].checksum == migrate.LEDGER.migrations(other)[1].checksum
+        assert migrations[2].checksum == migrate.LEDGER.migrations(other)[2].checksum
     crash = CRASH.migrations("sqlite")
     assert [(m.version, m.name, m.sql is None) for m in crash] == [
         (1, "baseline", False), (2, "fill", True), (3, "index", False)]

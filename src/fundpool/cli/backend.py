@@ -75,7 +75,8 @@ class Backend(Protocol):
     def create_payment(self, *, kind: PaymentKind, asset: str, amount: str, pool: str | None,
                        channel: str | None, destination_channel: str | None,
                        counterparty: str | None, reference: str | None,
-                       metadata: dict[str, str], key: str | None) -> dict[str, Any]: ...
+                       metadata: dict[str, str], key: str | None,
+                       destination: str | None = None) -> dict[str, Any]: ...
 
     def payment(self, payment_id: str, pool: str | None) -> dict[str, Any]:
         """The payment and its events (`events`), oldest first."""

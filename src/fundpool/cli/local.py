@@ -34,6 +34,7 @@ from fundpool.ledger.verify import VerifyReport, verify
 from fundpool.payments import docs as payment_docs
 from fundpool.payments.model import Payment, PaymentKind, PaymentRequest, PaymentState
 from fundpool.payments.service import PaymentService
+from fundpool.payments.shares import event_shares
 from fundpool.pool.config import FundpoolConfig, load_config
 from fundpool.pool.docs import view_doc
 from fundpool.pool.ownership import owned_by_service
@@ -182,7 +183,8 @@ class LocalBackend:
     def create_payment(self, *, kind: PaymentKind, asset: str, amount: str, pool: str | None,
                        channel: str | None, destination_channel: str | None,
                        counterparty: str | None, reference: str | None,
-                       metadata: dict[str, str], key: str | None) -> dict[str, Any]:
+                       metadata: dict[str, str], key: str | None,
+                       destination: str | None = None) -> dict[str, Any]:
         payments = self.payment_service(pool)
         request = PaymentRequest(
             kind=kind,
@@ -193,14 +195,26 @@ class LocalBackend:
             counterparty=counterparty,
             reference=reference,
             metadata=metadata,
+            destination=destination,
         )
-        return self.payment_doc(payments.create(request, idempotency_key=key))
+        return self.payment_doc(payments.create(request, idempotency_key=key,
+                                                actor=local_actor()))
 
     def payment(self, payment_id: str, pool: str | None) -> dict[str, Any]:
         payments = self.payment_service(pool)
         payment = payments.get(payment_id)
-        events = [payment_docs.event_doc(e) for e in payments.events(payment_id)]
-        return {**self.payment_doc(payment), "events": events}
+        events = payments.events(payment_id)
+        ledger = self.session.ledger()
+        bodies = {}
+        for entry_id in {e for event in events for e in event.entry_ids}:
+            recorded = ledger.entry(entry_id)
+            if recorded is not None:
+                bodies[entry_id] = recorded.body
+        asset = self.session.assets().get(payment.asset)
+        shares = event_shares(payment, events, bodies)
+        docs = [payment_docs.event_doc(event, mine, asset)
+                for event, mine in zip(events, shares, strict=True)]
+        return {**self.payment_doc(payment), "events": docs}
 
     def payments(self, *, pool: str | None, state: PaymentState | None,
                  kind: PaymentKind | None, asset: str | None, channel: str | None, limit: int,

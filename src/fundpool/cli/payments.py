@@ -33,6 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fundpool import compose
+from fundpool.cli.actor import local_actor
 from fundpool.cli.options import (
     ApiKeyOption,
     ConfigOption,
@@ -111,8 +112,11 @@ def payment_table(doc: Mapping[str, Any]) -> Table:
     table.add_column("field", style="bold")
     table.add_column("value")
     for name in ("kind", "state", "asset", "amount", "fee", "channel", "destination_channel",
-                 "counterparty", "reference", "approval_required", "created_at", "updated_at"):
+                 "destination", "counterparty", "reference", "approval_required",
+                 "initiated_by", "created_at", "updated_at"):
         value = doc.get(name)
+        if isinstance(value, Mapping):
+            value = actor_text(value)
         if value is not None:
             table.add_row(name.replace("_", " "), str(value))
     return table
@@ -127,6 +131,9 @@ def create(
     to_channel: DestinationOption = None,
     counterparty: Annotated[str | None, typer.Option("--counterparty")] = None,
     reference: Annotated[str | None, typer.Option("--reference")] = None,
+    destination: Annotated[str | None, typer.Option(
+        "--destination", help="A payout's payee account: account number, IBAN or chain "
+                              "address (required through --url).")] = None,
     key: KeyOption = None,
     meta: MetaOption = None,
     config: ConfigOption = None,
@@ -144,7 +151,7 @@ def create(
         doc = backend.create_payment(
             kind=kind, asset=asset, amount=amount, pool=pool, channel=channel,
             destination_channel=to_channel, counterparty=counterparty, reference=reference,
-            metadata=metadata, key=key,
+            metadata=metadata, key=key, destination=destination,
         )
         out.emit(doc, payment_table(doc))
 
@@ -162,12 +169,15 @@ def act(
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Move a payment one step; what the step posts is written with it, or nothing is."""
+    """Move a payment one step; what the step posts is written with it, or nothing is. The
+    step is recorded as the operating-system user's (four eyes: whoever created a payment
+    that waits for approval may not approve it)."""
     with session(data_dir, db_url, as_json) as s:
         if action is Action.CREATE:
             raise InvalidPayment("a payment is created with `fundpool payment create`")
         payments = service(s, config, pool)
-        payment = payments.act(Step(payment_id, action, channel, to_channel, reason))
+        payment = payments.act(Step(payment_id, action, channel, to_channel, reason,
+                                    actor=local_actor()))
         doc = payment_doc(payment, s)
         s.emit(doc, [payment_table(doc), Text(f"{action.value}: now {payment.state.value}")])
 
@@ -193,12 +203,19 @@ def show(
 def timeline_table(events: Iterable[Mapping[str, Any]]) -> Table:
     """A payment's events (`event_doc`s), oldest first."""
     timeline = Table(title="timeline", title_justify="left")
-    for column in ("seq", "action", "from", "to", "at", "entries"):
+    for column in ("seq", "action", "from", "to", "at", "by", "entries"):
         timeline.add_column(column)
     for event in events:
+        actor = event.get("actor")
         timeline.add_row(str(event["seq"]), event["action"], event["from"] or "", event["to"],
-                         event["at"], "\n".join(event["entries"]))
+                         event["at"], "" if actor is None else actor_text(actor),
+                         "\n".join(event["entries"]))
     return timeline
+
+
+def actor_text(actor: Mapping[str, Any]) -> str:
+    """Who, in a table cell: the name and the kind of principal."""
+    return f"{actor.get('name') or actor.get('id')} ({actor.get('kind')})"
 
 
 @app.command("list")

@@ -164,11 +164,13 @@ class RemoteBackend:
     def create_payment(self, *, kind: PaymentKind, asset: str, amount: str, pool: str | None,
                        channel: str | None, destination_channel: str | None,
                        counterparty: str | None, reference: str | None,
-                       metadata: dict[str, str], key: str | None) -> dict[str, Any]:
+                       metadata: dict[str, str], key: str | None,
+                       destination: str | None = None) -> dict[str, Any]:
         created = self.client.create_payment(
             kind.value, asset, amount, pool=pool, channel=channel,
             destination_channel=destination_channel, counterparty=counterparty,
-            reference=reference, metadata=metadata, idempotency_key=key)
+            reference=reference, metadata=metadata, idempotency_key=key,
+            destination=destination)
         return created.model_dump(mode="json")
 
     def payment(self, payment_id: str, pool: str | None) -> dict[str, Any]:

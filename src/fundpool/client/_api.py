@@ -453,15 +453,17 @@ class Endpoints(Runner):
                        channel: str | None = None, destination_channel: str | None = None,
                        counterparty: str | None = None, reference: str | None = None,
                        metadata: Mapping[str, str] | None = None,
-                       idempotency_key: str | None = None) -> Call[PaymentOut]:
+                       idempotency_key: str | None = None,
+                       destination: str | None = None) -> Call[PaymentOut]:
         """Create a payment (state `initiated`); a retry with the same key answers with the
-        payment as it now stands."""
+        payment as it now stands. A payout names its `destination` (the payee's account
+        number, IBAN or chain address)."""
         from fundpool.server.v1.payments import PaymentOut
 
         body = {"pool": pool, "kind": kind, "asset": asset, "amount": amount_text(amount),
                 "channel": channel, "destination_channel": destination_channel,
                 "counterparty": counterparty, "reference": reference,
-                "metadata": _metadata(metadata)}
+                "metadata": _metadata(metadata), "destination": destination}
         return self._post(PAYMENTS, body, adapter(PaymentOut), idempotency_key)
 
     @endpoint

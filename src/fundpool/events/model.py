@@ -16,7 +16,8 @@ An event on the wire is one JSON object:
   (`unknown_event_version`) rather than misread it, and skips a type it does not know
   (`unknown_event_type`) since new kinds of events must not stop old consumers. A new field
   that is optional (absent reads as null) keeps the version: old readers ignore it, and new
-  readers read old events without it. So did `payment.transitioned` v1 gain `counterparty`.
+  readers read old events without it. So did `payment.transitioned` v1 gain `counterparty`,
+  then `actor` (who took the step: an object as `fundpool.core.actor.Actor.to_dict` writes it).
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ class PaymentTransitioned:
     """A payment moved from `from_state` (None when created) to `to_state` by `action`.
     `since_us` is when it entered `from_state`, so a consumer measures each stage alone.
 
-    `counterparty` (the payee or payer the payment names) was added to version 1 as an
-    optional field: events stored before it read with None."""
+    `counterparty` (the payee or payer the payment names) and `actor` (who took the step, as
+    `Actor.to_dict()`: kind, id, name, roles, and the session, key and request where known)
+    were added to version 1 as optional fields: events stored before them read with None."""
 
     TYPE: ClassVar[str] = "payment.transitioned"
     VERSION: ClassVar[int] = 1
@@ -106,6 +108,7 @@ class PaymentTransitioned:
     reason: str | None = None
     previous_channel: str | None = None  # the channel before this step (routing, failover)
     counterparty: str | None = None
+    actor: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +190,9 @@ def _data_of(payload: Payload) -> dict[str, Any]:
             "reason": payload.reason,
             "previous_channel": payload.previous_channel,
             "counterparty": payload.counterparty,
+            # Only when known: an event of a step recorded without an actor keeps the bytes
+            # it had before the field existed.
+            **({} if payload.actor is None else {"actor": payload.actor}),
         }
     return {
         "alert_id": payload.alert_id,
@@ -348,6 +354,20 @@ def _is_amount(value: Any) -> bool:
     return type(value) is str and 0 < len(value) <= 40 and value.isascii() and value.isdigit()
 
 
+def _is_opt_actor(value: Any) -> bool:
+    """None, or an object with a text `kind` and `id` (what `Actor.from_dict` needs)."""
+    return value is None or (type(value) is dict and _is_text(value.get("kind"))
+                             and _is_text(value.get("id")))
+
+
+def _opt_actor(body: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    value = body.get(key)
+    if not _is_opt_actor(value):
+        raise InvalidEvent(f"'{key}' must be null or an object with text 'kind' and 'id'",
+                           field=key)
+    return value
+
+
 def _payment(kind: str, data: Mapping[str, Any]) -> PaymentTransitioned:
     """The common case checked in one expression (a consumer reads thousands a second);
     anything it does not accept goes through the field-by-field reader for its error."""
@@ -361,12 +381,13 @@ def _payment(kind: str, data: Mapping[str, Any]) -> PaymentTransitioned:
             and _is_text(g("to_state")) and _is_int(g("payment_version"))
             and (since is None or _is_int(since)) and _is_int(g("created_at_us"))
             and _is_opt_text(g("reason")) and _is_opt_text(g("previous_channel"))
-            and _is_opt_text(g("counterparty"))):
+            and _is_opt_text(g("counterparty")) and _is_opt_actor(g("actor"))):
         return PaymentTransitioned(
             g("payment_id"), g("kind"), g("asset"), int(g("amount_minor")),
             int(g("fee_minor")), g("channel"), g("destination_channel"), g("action"),
             g("from_state"), g("to_state"), g("payment_version"), since,
             g("created_at_us"), g("reason"), g("previous_channel"), g("counterparty"),
+            g("actor"),
         )
     return _payment_checked(kind, data)
 
@@ -389,6 +410,7 @@ def _payment_checked(_kind: str, data: Mapping[str, Any]) -> PaymentTransitioned
         reason=_opt_text(data, "reason"),
         previous_channel=_opt_text(data, "previous_channel"),
         counterparty=_opt_text(data, "counterparty"),
+        actor=_opt_actor(data, "actor"),
     )
 
 

@@ -468,6 +468,9 @@ class _RowChecker:
             counterparty=payee,
             reference=reference,
             metadata={"account": account, "payee": payee},
+            # The payee's account is the payout's destination (checked for its form by the
+            # payment rules at creation: an IBAN's check digits, an EVM address's shape).
+            destination=account,
         )
         return PayoutRow(line, (), request, reference_key(reference))
 

@@ -7,11 +7,15 @@ posted amount is ever derived from them (routing/decision.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from fundpool.core.actor import Actor
 from fundpool.core.money import Asset
 from fundpool.ledger.docs import amount_fields, iso
 from fundpool.payments.batch_payouts import Progress
 from fundpool.payments.model import Payment, PaymentEvent
 from fundpool.payments.records import RouteRecord
+from fundpool.payments.shares import Share
 from fundpool.routing.decision import CandidateScore, InvalidDecision, RoutingDecision, Strategy
 
 
@@ -27,6 +31,7 @@ def payment_doc(payment: Payment, asset: Asset | None) -> dict[str, object]:
         **amount_fields("fee", payment.fee_minor, asset),
         "channel": payment.channel,
         "destination_channel": payment.destination_channel,
+        "destination": payment.destination,
         "counterparty": payment.counterparty,
         "reference": payment.reference,
         "approval_required": payment.approval_required,
@@ -35,10 +40,22 @@ def payment_doc(payment: Payment, asset: Asset | None) -> dict[str, object]:
         "created_at": iso(payment.created_at_us),
         "updated_at": iso(payment.updated_at_us),
         "version": payment.version,
+        "initiated_by": actor_doc(payment.initiated_by),
     }
 
 
-def event_doc(event: PaymentEvent) -> dict[str, object]:
+def actor_doc(actor: Actor | None) -> dict[str, object] | None:
+    """Who did it (None: recorded before actors were): every field, absent ones null."""
+    if actor is None:
+        return None
+    return {"kind": actor.kind, "id": actor.id, "name": actor.name, "roles": list(actor.roles),
+            "session_id": actor.session_id, "key_id": actor.key_id,
+            "request_id": actor.request_id}
+
+
+def event_doc(event: PaymentEvent, shares: Sequence[Share] = (),
+              asset: Asset | None = None) -> dict[str, object]:
+    """`shares` are the payment's own postings in the entries the event lists (shares.py)."""
     return {
         "seq": event.seq,
         "action": event.action.value,
@@ -47,7 +64,15 @@ def event_doc(event: PaymentEvent) -> dict[str, object]:
         "at": iso(event.at_us),
         "entries": list(event.entry_ids),
         "reason": event.reason,
+        "actor": actor_doc(event.actor),
+        "shares": [share_doc(share, asset) for share in shares],
     }
+
+
+def share_doc(share: Share, asset: Asset | None) -> dict[str, object]:
+    return {"entry_id": share.entry_id, "source": share.source,
+            "destination": share.destination, "asset": share.asset,
+            **amount_fields("amount", share.amount_minor, asset)}
 
 
 def progress_doc(done: Progress) -> dict[str, object]:

@@ -42,6 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from fundpool.core.actor import Actor
 from fundpool.core.errors import FundpoolError
 
 
@@ -190,6 +191,35 @@ class ApprovalRequired(FundpoolError):
     title = "this payment needs an approval before it can be approved"
 
 
+class SelfApproval(FundpoolError):
+    """Four eyes: whoever created a payment that waits for approval never approves it."""
+
+    code = "self_approval"
+    title = "the payment's initiator may not approve it"
+
+
+class AlreadyApprovedByYou(FundpoolError):
+    code = "already_approved_by_you"
+    title = "you have already approved this payment"
+
+
+class ApproverUnknown(FundpoolError):
+    """An approval with no actor cannot be held to four eyes against a known initiator."""
+
+    code = "approver_unknown"
+    title = "an approval of a payment with a known initiator must name its approver"
+
+
+class DestinationRequired(InvalidPayment):
+    code = "destination_required"
+    title = "a payout names its destination: the payee's account number, IBAN or address"
+
+
+class InvalidDestination(InvalidPayment):
+    code = "invalid_destination"
+    title = "the destination is not a valid account number, IBAN or address for the rail"
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentRequest:
     """What a caller asks for. `channel` is the rail (for internal and bridge transfers, the
@@ -203,6 +233,9 @@ class PaymentRequest:
     counterparty: str | None = None
     reference: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # A payout's payee account: an account number, an IBAN or a chain address (rules.py
+    # checks its form where the rail is known).
+    destination: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +258,8 @@ class Payment:
     request_hash: bytes = b""
     metadata: Mapping[str, str] = field(default_factory=dict)
     version: int = 1  # how many events it has; the next event's seq is version + 1
+    destination: str | None = None  # a payout's payee account or address
+    initiated_by: Actor | None = None  # its creation's actor (None: created before actors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,12 +274,14 @@ class PaymentEvent:
     at_us: int
     entry_ids: tuple[str, ...] = ()
     reason: str | None = None
+    actor: Actor | None = None  # who took the step (None: recorded before actors were)
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
     """One action on one payment. `channel` (and `destination_channel`) choose the rail when
-    routing; `reason` is kept with the event."""
+    routing; `reason` is kept with the event; `actor` (who takes the step) overrides the
+    session's."""
 
     payment_id: str
     action: Action
@@ -252,6 +289,7 @@ class Step:
     destination_channel: str | None = None
     reason: str | None = None
     fee_minor: int | None = None  # on ROUTE: the chosen rail's quoted fee (else the schedule's)
+    actor: Actor | None = None
 
 
 # What one item of a call came to: the payment as it now stands, or why not.

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from fundpool.channels.limits import limit_breach
+from fundpool.core.actor import Actor
 from fundpool.core.clock import IdSource
 from fundpool.core.ledger.model import (
     Command,
@@ -23,6 +24,7 @@ from fundpool.core.ledger.model import (
     is_storable_text,
 )
 from fundpool.core.money import check_amount
+from fundpool.payments.destination import check_destination
 from fundpool.payments.instant import (
     MERCHANT_KEY,
     advance,
@@ -34,6 +36,7 @@ from fundpool.payments.model import (
     Action,
     AmountOutsideLimits,
     ApprovalRequired,
+    ApproverUnknown,
     IllegalTransition,
     InvalidPayment,
     Payment,
@@ -41,6 +44,7 @@ from fundpool.payments.model import (
     PaymentKind,
     PaymentRequest,
     PaymentState,
+    SelfApproval,
     Step,
     next_state,
 )
@@ -52,6 +56,7 @@ TEXT_FIELD_LENGTH_MAX = 256
 NOT_FOR_PAYOUTS = frozenset({ChannelKind.BOOK})
 # Outbound steps whose moves are summed per wave into one entry per kind (ADR 0008).
 AGGREGATED_ACTIONS = frozenset({Action.APPROVE, Action.SUBMIT, Action.SETTLE})
+ENGINE_KIND = "engine"  # the payment engine's actor kind (core/actor.py ENGINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,7 @@ class PlannedStep:
     # For outbound approve/submit/settle: the moves, summed with the wave's others into one
     # entry; `command` (one entry for this step alone) is then built only if that is refused.
     moves: tuple[Move, ...] | None = None
+    actor: Actor | None = None  # who takes the step (the step's, else its session's)
 
     def single(self) -> Command | None:
         if self.command is None and self.moves:
@@ -85,11 +91,11 @@ class PlannedStep:
             p.id, p.pool, p.kind, p.asset, p.amount_minor, p.fee_minor, p.channel,
             p.destination_channel, p.counterparty, p.reference, self.target,
             p.approval_required, p.created_at_us, at_us, p.idempotency_key, p.request_hash,
-            p.metadata, p.version + 1,
+            p.metadata, p.version + 1, p.destination, p.initiated_by,
         )
         event = PaymentEvent(
             p.id, after.version, self.step.action, self.before.state, self.target, at_us,
-            entry_ids, self.step.reason,
+            entry_ids, self.step.reason, self.actor,
         )
         return after, event
 
@@ -110,9 +116,10 @@ class PaymentRules:
 
     # --- creation -------------------------------------------------------------------------
 
-    def new_payment(self, request: PaymentRequest, key: str | None, at_us: int) -> Payment:
+    def new_payment(self, request: PaymentRequest, key: str | None, at_us: int,
+                    actor: Actor | None = None) -> Payment:
         """A new payment in state `initiated`, checked (its request, its key, the channel's
-        limits and fee schedule); raises the first problem found."""
+        limits and fee schedule), created by `actor`; raises the first problem found."""
         self._check_request(request)
         check_idempotency_key(key)
         fee = self._fee(request.kind, request.channel, request.asset, request.amount_minor)
@@ -137,6 +144,8 @@ class PaymentRules:
             request_hash=b"" if key is None else _request_hash(request),
             metadata=dict(request.metadata),
             version=1,
+            destination=request.destination,
+            initiated_by=actor,
         )
 
     def _check_request(self, request: PaymentRequest) -> None:
@@ -182,6 +191,40 @@ class PaymentRules:
                 raise InvalidPayment("source and destination channel are the same")
         elif request.destination_channel is not None:
             raise InvalidPayment("only internal and bridge transfers have a destination channel")
+        if request.destination is not None:
+            self._check_destination(request)
+
+    def _check_destination(self, request: PaymentRequest) -> None:
+        value = request.destination
+        if request.kind is not PaymentKind.PAYOUT:
+            raise InvalidPayment("only a payout names a destination account or address")
+        if (not isinstance(value, str) or not value or len(value) > TEXT_FIELD_LENGTH_MAX
+                or not is_storable_text(value) or value != value.strip()):
+            raise InvalidPayment(
+                f"destination is 1 to {TEXT_FIELD_LENGTH_MAX} characters of text without NUL "
+                "characters, unpaired surrogates or surrounding spaces"
+            )
+        check_destination(value, {self._channels[c].kind
+                                  for c in self.payout_channels(request.asset, request.channel)})
+
+    def payout_channels(self, asset: str, channel: str | None) -> tuple[str, ...]:
+        """The rails a payout of `asset` may go on: the one it names, else every rail of the
+        pool that carries the asset out (not a book rail)."""
+        if channel is not None:
+            return (channel,)
+        return tuple(c.id for c in self._channels.values()
+                     if asset in c.assets and c.kind not in NOT_FOR_PAYOUTS)
+
+    def funding_channels(self, payment: Payment) -> tuple[str, ...]:
+        """The rails whose `available` balances pay for an outbound payment at creation: a
+        payout's are all those that could carry it (routing picks one later, and may fail over
+        to another); a transfer's is its source. None for a deposit: it brings money in."""
+        if payment.kind.inbound:
+            return ()
+        if payment.kind.between_channels:
+            return () if payment.channel is None else (payment.channel,)
+        return tuple(c.id for c in self._channels.values()
+                     if payment.asset in c.assets and c.kind not in NOT_FOR_PAYOUTS)
 
     def _channel_for(self, channel_id: str, asset: str, amount_minor: int | None = None) -> None:
         channel = self._channels.get(channel_id)
@@ -221,17 +264,23 @@ class PaymentRules:
         return owner
 
     def plan(
-        self, index: int, payment: Payment, step: Step, history: Sequence[PaymentEvent]
+        self, index: int, payment: Payment, step: Step, history: Sequence[PaymentEvent],
+        actor: Actor | None = None,
     ) -> PlannedStep:
         """Check a step on `payment` (as it stands, with its `history` where the step needs
-        it: `needs_history`) and work out what it posts; nothing is applied yet."""
+        it: `needs_history`) taken by `actor`, and work out what it posts; nothing is applied
+        yet."""
         target = next_state(payment.kind, payment.state, step.action)
         if target is None or (
             step.action is Action.RETURN and payment.kind.between_channels
         ):
             raise IllegalTransition(
+                f"a payment in state {payment.state.value} cannot take the action "
+                f"{step.action.value}",
                 payment_id=payment.id, state=payment.state.value, action=step.action.value
             )
+        if step.action is Action.APPROVE and payment.state is PaymentState.PENDING_APPROVAL:
+            check_four_eyes(payment, actor)
         before = payment
         if step.action is Action.ROUTE:
             payment = self._route(payment, step)
@@ -252,7 +301,8 @@ class PaymentRules:
             _check_gross(payment)
             moves = outbound_moves(payment, step.action)
             if moves is not None:
-                return PlannedStep(index, before, payment, step, target, None, None, moves)
+                return PlannedStep(index, before, payment, step, target, None, None, moves,
+                                   actor)
         commands = commands_for(payment, step.action, history)
         fallback: Command | None = None
         owner = merchant_of(payment)
@@ -273,7 +323,8 @@ class PaymentRules:
         command: Command | None = None
         if commands:
             command = commands[0] if len(commands) == 1 else Linked(commands)
-        return PlannedStep(index, before, payment, step, target, command, fallback)
+        return PlannedStep(index, before, payment, step, target, command, fallback,
+                           actor=actor)
 
     def _route(self, payment: Payment, step: Step) -> Payment:
         channel = step.channel or payment.channel
@@ -300,6 +351,22 @@ class PaymentRules:
         return replace(payment, channel=channel, destination_channel=destination, fee_minor=fee)
 
 
+def check_four_eyes(payment: Payment, approver: Actor | None) -> None:
+    """Approval of a payment that waits for it: a person other than its initiator (compared
+    by `who`: kind and id, never a display name), and never the engine. A payment created
+    before actors were recorded has no initiator to compare with: any approver may."""
+    initiator = payment.initiated_by
+    if approver is None:
+        if initiator is not None:
+            raise ApproverUnknown(payment_id=payment.id)
+        return
+    if approver.kind == ENGINE_KIND:
+        raise ApprovalRequired("the engine never approves a payment that waits for approval",
+                               payment_id=payment.id)
+    if initiator is not None and initiator.who == approver.who:
+        raise SelfApproval(payment_id=payment.id, who=approver.who)
+
+
 def needs_history(step: Step, payment: Payment | None) -> bool:
     """Whether planning `step` needs the payment's history: a reversal does, and a merchant
     deposit's settle and return depend on whether its clear carried an advance, which its
@@ -316,7 +383,7 @@ def _check_gross(payment: Payment) -> None:
 
 
 def _request_hash(request: PaymentRequest) -> bytes:
-    body: Mapping[str, object] = {
+    body: dict[str, object] = {
         "kind": request.kind.value,
         "asset": request.asset,
         "amount_minor": request.amount_minor,
@@ -326,6 +393,9 @@ def _request_hash(request: PaymentRequest) -> bytes:
         "reference": request.reference,
         "metadata": dict(request.metadata),
     }
+    if request.destination is not None:
+        # Only when given: the requests hashed before destinations existed hash the same.
+        body["destination"] = request.destination
     return hashlib.sha256(
         json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     ).digest()

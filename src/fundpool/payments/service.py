@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from fundpool.core.actor import Actor
 from fundpool.core.clock import IdSource
 from fundpool.core.errors import FundpoolError
 from fundpool.ledger.service import Ledger
@@ -77,48 +78,54 @@ class PaymentService:
     # --- units of work --------------------------------------------------------------------
 
     @contextmanager
-    def session(self) -> Iterator[PaymentSession]:
+    def session(self, actor: Actor | None = None) -> Iterator[PaymentSession]:
         """One ledger transaction for several calls: what they change is written once, when
         the block ends without an exception, with the entries they posted. Others (the
-        dispatcher's routes and outcomes) write their rows on `session.write_session`."""
-        with PaymentSession.open(self._ledger, self._store, self._rules) as session:
+        dispatcher's routes and outcomes) write their rows on `session.write_session`.
+        `actor` is who acts in it, unless a call or a step names another."""
+        with PaymentSession.open(self._ledger, self._store, self._rules, actor) as session:
             yield session
 
-    def create(self, request: PaymentRequest, *, idempotency_key: str | None = None) -> Payment:
-        (outcome,) = self.create_many([(request, idempotency_key)])
+    def create(self, request: PaymentRequest, *, idempotency_key: str | None = None,
+               actor: Actor | None = None) -> Payment:
+        (outcome,) = self.create_many([(request, idempotency_key)], actor=actor)
         if isinstance(outcome, FundpoolError):
             raise outcome
         return outcome
 
     def create_many(
-        self, requests: Sequence[tuple[PaymentRequest, str | None]]
+        self, requests: Sequence[tuple[PaymentRequest, str | None]], *,
+        actor: Actor | None = None,
     ) -> list[Outcome]:
-        """Create payments in state `initiated`. A key seen before with the same request
-        returns that payment; with another request it is `idempotency_conflict`."""
+        """Create payments in state `initiated`, by `actor`. A key seen before with the same
+        request returns that payment; with another request it is `idempotency_conflict`."""
         check_call_size(len(requests))
-        with self.session() as session:
+        with self.session(actor) as session:
             return session.create(requests)
 
-    def act(self, step: Step) -> Payment:
-        (outcome,) = self.act_many([step])
+    def act(self, step: Step, *, actor: Actor | None = None) -> Payment:
+        (outcome,) = self.act_many([step], actor=actor)
         if isinstance(outcome, FundpoolError):
             raise outcome
         return outcome
 
-    def act_many(self, steps: Sequence[Step]) -> list[Outcome]:
-        """Apply steps in order, in one ledger transaction; later steps see earlier ones."""
+    def act_many(self, steps: Sequence[Step], *, actor: Actor | None = None) -> list[Outcome]:
+        """Apply steps in order, in one ledger transaction; later steps see earlier ones.
+        `actor` takes the steps that do not name their own."""
         check_call_size(len(steps))
-        with self.session() as session:
+        with self.session(actor) as session:
             return session.act(steps)
 
     def create_and_act(
         self,
         requests: Sequence[tuple[PaymentRequest, str | None]],
         plan: Callable[[Payment], Sequence[Step]],
+        *,
+        actor: Actor | None = None,
     ) -> list[tuple[Outcome, list[Outcome]]]:
         """Create payments and take each new one through the steps `plan` gives for it, in
         one ledger transaction (see PaymentSession.create_and_act)."""
-        with self.session() as session:
+        with self.session(actor) as session:
             return session.create_and_act(requests, plan)
 
     # --- reads ----------------------------------------------------------------------------

@@ -5,13 +5,20 @@ and when the block ends without an exception writes every payment and event it c
 same commit as the ledger entries they posted (and their outbox events); an exception rolls
 all of it back. Inside, the session's public calls are all there is:
 
-- `create(requests)` — new payments (idempotent per key, also across calls of the session);
+- `create(requests, actor=)` — new payments (idempotent per key, also across calls of the
+  session); a payout or transfer larger than the pool holds available for it is refused
+  (`insufficient_funds`, funds.py);
 - `act(steps)` — steps applied in order, each payment's commands as one linked group, later
   steps seeing earlier ones (also those of earlier calls in the session);
 - `create_and_act(requests, plan)` — both, with a plan per new payment, in waves;
 - `payments(ids)` — payments as they stand in the session;
 - `transaction`, `write_session`, `at_us` — for other services' rows in the same commit (the
   dispatcher's routes and outcomes).
+
+Every creation and step records its actor: the step's own (`Step.actor`), else the one given
+to `create`, else the session's (`PaymentService.session(actor=...)`). Approval of a payment
+that waits for it is held to four eyes (rules.check_four_eyes); a second approval by whoever
+approved it already is `already_approved_by_you`.
 
 What a request or a step means comes from `PaymentRules` (rules.py); how a wave of steps is
 booked on the ledger, from waves.py. A transition the ledger refuses (insufficient funds on
@@ -21,17 +28,23 @@ the call go on. Nothing is ever half done.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
+from fundpool.core.actor import Actor
 from fundpool.core.errors import FundpoolError, LinkedBatchFailed, invariant
 from fundpool.core.ledger.engine import CommandResult
 from fundpool.core.ledger.model import check_idempotency_key
 from fundpool.events.model import Event, PaymentTransitioned
 from fundpool.ledger.ports import WriteSession
 from fundpool.ledger.service import Ledger, LedgerTransaction
+from fundpool.payments.funds import AvailableFunds
 from fundpool.payments.model import (
     Action,
+    AlreadyApprovedByYou,
+    IllegalTransition,
     InvalidPayment,
     Outcome,
     Payment,
@@ -46,6 +59,7 @@ from fundpool.payments.ports import PaymentStore, PaymentWrites
 from fundpool.payments.rules import PaymentRules, PlannedStep, needs_history
 from fundpool.payments.waves import book
 
+ACTOR_DOCS_CACHED_MAX = 1_024  # distinct actors whose event form is kept (a few per request)
 CALL_ITEMS_MAX = 4_096  # bounded so one call stays one ledger batch (several commands each)
 PLAN_STEPS_MAX = 16  # steps per new payment in create_and_act: each wave is still one batch
 
@@ -54,9 +68,11 @@ class PaymentSession:
     """Payment calls sharing one ledger transaction (see the module's docstring)."""
 
     def __init__(
-        self, rules: PaymentRules, transaction: LedgerTransaction, writes: PaymentWrites
+        self, rules: PaymentRules, transaction: LedgerTransaction, writes: PaymentWrites,
+        actor: Actor | None = None,
     ) -> None:
         self._rules = rules
+        self._actor = actor
         self._transaction = transaction
         self._writes = writes
         self._current: dict[str, Payment] = {}
@@ -70,12 +86,14 @@ class PaymentSession:
     @classmethod
     @contextmanager
     def open(
-        cls, ledger: Ledger, store: PaymentStore, rules: PaymentRules
+        cls, ledger: Ledger, store: PaymentStore, rules: PaymentRules,
+        actor: Actor | None = None,
     ) -> Iterator[PaymentSession]:
         """One ledger transaction for the block: what the session changed is written once,
-        when the block ends without an exception, with the entries it posted."""
+        when the block ends without an exception, with the entries it posted. `actor` is who
+        acts, unless a call or a step names another."""
         with ledger.transaction() as transaction:
-            session = cls(rules, transaction, store.writes(transaction.session))
+            session = cls(rules, transaction, store.writes(transaction.session), actor)
             yield session
             session._save()
 
@@ -86,6 +104,10 @@ class PaymentSession:
     @property
     def write_session(self) -> WriteSession:
         return self._transaction.session
+
+    @property
+    def actor(self) -> Actor | None:
+        return self._actor
 
     @property
     def at_us(self) -> int:
@@ -104,12 +126,17 @@ class PaymentSession:
 
     # --- creation -------------------------------------------------------------------------
 
-    def create(self, requests: Sequence[tuple[PaymentRequest, str | None]]) -> list[Outcome]:
-        """Create payments in state `initiated`. A key seen before (stored, or earlier in
-        this session) with the same request returns that payment; with another request it is
-        `idempotency_conflict`."""
+    def create(self, requests: Sequence[tuple[PaymentRequest, str | None]], *,
+               actor: Actor | None = None) -> list[Outcome]:
+        """Create payments in state `initiated`, by `actor` (default: the session's). A key
+        seen before (stored, or earlier in this session) with the same request returns that
+        payment; with another request it is `idempotency_conflict`. A payout or transfer
+        larger than the pool holds available for it is `insufficient_funds`."""
         check_call_size(len(requests))
         at_us = self._transaction.at_us
+        actor = actor or self._actor
+        rules = self._rules
+        funds = AvailableFunds(self._transaction, rules.pool_id)
         known = self._keys
         # Only well-formed keys are looked up; a bad one is that item's error below.
         keys = [key for _, key in requests
@@ -120,7 +147,7 @@ class PaymentSession:
         outcomes: list[Outcome] = []
         for request, key in requests:
             try:
-                payment = self._rules.new_payment(request, key, at_us)
+                payment = rules.new_payment(request, key, at_us, actor)
                 earlier = known.get(key) if key is not None else None
                 if earlier is not None:
                     if earlier.request_hash != payment.request_hash:
@@ -129,12 +156,13 @@ class PaymentSession:
                         )
                     outcomes.append(earlier)
                     continue
+                funds.check(payment, rules.funding_channels(payment))
                 if key is not None:
                     known[key] = payment
                 created.append(payment)
                 self._events.append(
                     PaymentEvent(payment.id, 1, Action.CREATE, None, PaymentState.INITIATED,
-                                 at_us)
+                                 at_us, actor=actor)
                 )
                 outcomes.append(payment)
             except FundpoolError as error:
@@ -148,13 +176,17 @@ class PaymentSession:
         self,
         requests: Sequence[tuple[PaymentRequest, str | None]],
         plan: Callable[[Payment], Sequence[Step]],
+        *,
+        actor: Actor | None = None,
     ) -> list[tuple[Outcome, list[Outcome]]]:
         """Create payments and take each new one through the steps `plan` gives for it: what
         a dispatcher does with fresh payments (screen, route, approve) without a store round
-        trip per step. A replayed creation (same key, same request) takes no steps. Returns,
-        per request, the creation's outcome and the outcomes of its steps."""
+        trip per step. A replayed creation (same key, same request) takes no steps. `actor`
+        (default: the session's) is the creation's; the steps name their own or take the
+        session's. Returns, per request, the creation's outcome and the outcomes of its
+        steps."""
         before = set(self._created)
-        created_outcomes = self.create(requests)
+        created_outcomes = self.create(requests, actor=actor)
         plans: list[tuple[int, Sequence[Step]]] = []
         planned_ids: set[str] = set()
         for index, outcome in enumerate(created_outcomes):
@@ -230,15 +262,20 @@ class PaymentSession:
             wave.clear()
             in_wave.clear()
 
+        default_actor = self._actor
         for index, step in enumerate(steps):
             if step.payment_id in in_wave:
                 flush()
+            actor = step.actor or default_actor
             try:
                 payment = current.get(step.payment_id)
                 if payment is None:
                     raise UnknownPayment(payment_id=step.payment_id)
-                wave.append(self._rules.plan(index, payment, step, history.get(payment.id, [])))
+                wave.append(self._rules.plan(index, payment, step, history.get(payment.id, []),
+                                             actor))
                 in_wave.add(payment.id)
+            except IllegalTransition as error:
+                outcomes[index] = self._approved_before(error, step, actor)
             except FundpoolError as error:
                 outcomes[index] = error
         flush()
@@ -248,6 +285,26 @@ class PaymentSession:
         return done
 
     # --- inside -----------------------------------------------------------------------------
+
+    def _approved_before(self, error: IllegalTransition, step: Step, actor: Actor | None
+                         ) -> FundpoolError:
+        """An approval the payment's state refuses is `already_approved_by_you` when this
+        actor approved it before (a double click, a retry without a key): the caller learns
+        that their approval stands, not only that the state moved on. The history is read
+        only on this path."""
+        if step.action is not Action.APPROVE or actor is None:
+            return error
+        pid = step.payment_id
+        if pid not in self._history_read and pid not in self._created:
+            stored = self._writes.events({pid}).get(pid, [])
+            self._history[pid] = stored + self._history.get(pid, [])
+            self._history_read.add(pid)
+        for event in self._history.get(pid, []):
+            if (event.action is Action.APPROVE and event.actor is not None
+                    and event.actor.who == actor.who):
+                return AlreadyApprovedByYou(payment_id=pid, who=actor.who,
+                                            state=error.facts.get("state"))
+        return error
 
     def _load(self, ids: set[str]) -> None:
         missing = ids - self._current.keys()
@@ -289,6 +346,13 @@ def _entry_ids(result: CommandResult) -> tuple[str, ...]:
     return tuple(member.entry.id for member in result.members if member.entry is not None)
 
 
+@functools.lru_cache(maxsize=ACTOR_DOCS_CACHED_MAX)
+def actor_doc(actor: Actor) -> dict[str, Any]:
+    """An actor as an outbox event carries it. Cached: a session's events mostly share one
+    actor (treat the dict as immutable)."""
+    return actor.to_dict()
+
+
 def transitioned_event(
     after: Payment, event: PaymentEvent, since_us: int | None, previous_channel: str | None
 ) -> Event:
@@ -304,6 +368,7 @@ def transitioned_event(
             None if event.from_state is None else event.from_state.value,
             event.to_state.value, event.seq, since_us, after.created_at_us, event.reason,
             previous_channel, after.counterparty,
+            None if event.actor is None else actor_doc(event.actor),
         ),
     )
 
@@ -311,7 +376,8 @@ def transitioned_event(
 def created_event(payment: Payment) -> Event:
     return transitioned_event(
         payment,
-        PaymentEvent(payment.id, 1, Action.CREATE, None, payment.state, payment.created_at_us),
+        PaymentEvent(payment.id, 1, Action.CREATE, None, payment.state, payment.created_at_us,
+                     actor=payment.initiated_by),
         None,
         None,
     )

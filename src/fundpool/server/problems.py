@@ -82,6 +82,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "too_many_requests": 429,
     # payments, payout files and channels
     "approval_required": 409,
+    "self_approval": 403,  # four eyes: the initiator may never approve, whatever their role
+    "approver_unknown": 403,
+    "already_approved_by_you": 409,
     "intake_refused": 409,
     "csv_too_large": 413,
     "unknown_payout_batch": 404,

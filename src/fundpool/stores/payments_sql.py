@@ -4,15 +4,19 @@ connection, so a payment's change commits with the entries it posted, or not at 
 One text per statement for both databases (fundpool.sql). Amounts are decimal text on SQLite
 and NUMERIC(39,0) on PostgreSQL, exact up to 2^128 - 1 either way; text keys sort by their bytes
 in both (PostgreSQL's "C" collation); an event's entry ids are a TEXT[] on PostgreSQL and
-space-separated text on SQLite (`_entry_ids`). The tables are the ledger component's migrations.
+space-separated text on SQLite (`_entry_ids`). Actors (a payment's `initiated_by`, each event's
+`actor`) are JSON text in nullable columns (stores/actor_json.py): rows from before migration
+0003 read as None. The tables are the ledger component's migrations.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
+from fundpool.core.actor import Actor
 from fundpool.core.errors import invariant
 from fundpool.ledger.ports import WriteSession
 from fundpool.payments.model import (
@@ -26,14 +30,27 @@ from fundpool.payments.ports import PaymentFilter
 from fundpool.sql.database import LOOKUP_CHUNK, Database, Transaction
 from fundpool.sql.dialect import Dialect
 from fundpool.sql.query import Where
+from fundpool.stores.actor_json import actor_from_text, actor_text
 from fundpool.stores.rows import chunks
 
 PAYMENT_COLUMNS = (
     "id, pool, kind, asset, amount_minor, fee_minor, channel, destination_channel, "
     "counterparty, reference, state, approval_required, created_at_us, updated_at_us, "
-    "idempotency_key, request_hash, metadata, version"
+    "idempotency_key, request_hash, metadata, version, destination, initiated_by"
 )
-EVENT_COLUMNS = "payment_id, seq, action, from_state, to_state, at_us, entry_ids, reason"
+EVENT_COLUMNS = "payment_id, seq, action, from_state, to_state, at_us, entry_ids, reason, actor"
+ACTORS_CACHED_MAX = 1_024  # distinct actors kept in their stored form (a few per request)
+
+
+@functools.lru_cache(maxsize=ACTORS_CACHED_MAX)
+def _actor_text(actor: Actor | None) -> str | None:
+    # A session writes many rows with one actor: its JSON is made once.
+    return actor_text(actor)
+
+
+@functools.lru_cache(maxsize=ACTORS_CACHED_MAX)
+def _actor_from(text: str | None) -> Actor | None:
+    return actor_from_text(text)
 
 
 def metadata_json(metadata: Mapping[str, str]) -> str:
@@ -64,12 +81,15 @@ def payment_to_row(payment: Payment, dialect: Dialect) -> tuple[Any, ...]:
         bytes(payment.request_hash),
         metadata_json(payment.metadata),
         payment.version,
+        payment.destination,
+        _actor_text(payment.initiated_by),
     )
 
 
 def payment_from_row(row: Sequence[Any]) -> Payment:
-    (pid, pool, kind, asset, amount, fee, channel, destination, counterparty, reference, state,
-     approval, created, updated, key, request_hash, metadata, version) = row
+    (pid, pool, kind, asset, amount, fee, channel, destination_channel, counterparty, reference,
+     state, approval, created, updated, key, request_hash, metadata, version, destination,
+     initiated_by) = row
     return Payment(
         id=pid,
         pool=pool,
@@ -78,7 +98,7 @@ def payment_from_row(row: Sequence[Any]) -> Payment:
         amount_minor=int(amount),
         fee_minor=int(fee),
         channel=channel,
-        destination_channel=destination,
+        destination_channel=destination_channel,
         counterparty=counterparty,
         reference=reference,
         state=PaymentState(state),
@@ -89,6 +109,8 @@ def payment_from_row(row: Sequence[Any]) -> Payment:
         request_hash=bytes(request_hash),
         metadata=_metadata_from(metadata),
         version=int(version),
+        destination=destination,
+        initiated_by=_actor_from(initiated_by),
     )
 
 
@@ -110,11 +132,12 @@ def event_to_row(event: PaymentEvent, dialect: Dialect) -> tuple[Any, ...]:
         event.at_us,
         _entry_ids(event.entry_ids, dialect),
         event.reason,
+        _actor_text(event.actor),
     )
 
 
 def event_from_row(row: Sequence[Any]) -> PaymentEvent:
-    payment_id, seq, action, from_state, to_state, at_us, entry_ids, reason = row
+    payment_id, seq, action, from_state, to_state, at_us, entry_ids, reason, actor = row
     return PaymentEvent(
         payment_id=payment_id,
         seq=int(seq),
@@ -124,6 +147,7 @@ def event_from_row(row: Sequence[Any]) -> PaymentEvent:
         at_us=int(at_us),
         entry_ids=tuple(entry_ids.split() if isinstance(entry_ids, str) else entry_ids),
         reason=reason,
+        actor=_actor_from(actor),
     )
 
 
@@ -133,8 +157,8 @@ def _entry_ids(ids: Sequence[str], dialect: Dialect) -> Any:
     return list(ids) if dialect.is_postgres else " ".join(ids)
 
 
-PAYMENT_MARKS = ", ".join("?" * 18)
-EVENT_MARKS = ", ".join("?" * 8)
+PAYMENT_MARKS = ", ".join("?" * 20)
+EVENT_MARKS = ", ".join("?" * 9)
 
 
 class SqlPaymentWrites:

@@ -16,6 +16,13 @@ digest: the upload keeps that list (the file's manifest) in the API's response s
 
 A payment is read from the store whatever its pool; an action runs on the service of the
 payment's own pool. Routes that touch the store are plain `def`s, run in the thread pool.
+
+Every creation and action records who did it (`actor_of(request)`: the user or key, its roles,
+session or key id, and the request id): a payment's `initiated_by`, each event's `actor`. The
+service holds an approval to four eyes (`self_approval`, `already_approved_by_you`) and refuses
+a payout beyond the pool's available funds (`insufficient_funds`); the API also requires a
+payout's `destination` (`destination_required`). A payment's detail shows, per event, its own
+`shares` of the entries the event lists (one entry may sum a wave of payments, ADR 0008).
 """
 
 from __future__ import annotations
@@ -39,7 +46,9 @@ from fundpool.payments.dispatch import Dispatcher, IntakeRefused
 from fundpool.payments.docs import event_doc, payment_doc, progress_doc
 from fundpool.payments.model import (
     Action,
+    DestinationRequired,
     Payment,
+    PaymentEvent,
     PaymentKind,
     PaymentRequest,
     PaymentState,
@@ -49,9 +58,11 @@ from fundpool.payments.model import (
 from fundpool.payments.ports import LIST_LIMIT_MAX
 from fundpool.payments.rules import TEXT_FIELD_LENGTH_MAX
 from fundpool.payments.service import PaymentService
+from fundpool.payments.shares import event_shares
 from fundpool.pool.config import PoolConfig
 from fundpool.runtime import system_ids
 from fundpool.server.problems import PROBLEM_JSON
+from fundpool.server.v1.actors import ActorOut
 from fundpool.server.v1.context import Api, api_of
 from fundpool.server.v1.idempotency import HEADER, check_key, idempotent_post
 from fundpool.server.v1.models import Amount, AssetCode, Metadata, Problem, Strict
@@ -64,7 +75,7 @@ from fundpool.server.v1.pagination import (
     read_cursor,
 )
 from fundpool.server.v1.problems import PROBLEMS, parse_instant
-from fundpool.server.v1.security import SecuredRouter, needs
+from fundpool.server.v1.security import SecuredRouter, actor_of, needs
 from fundpool.sim.rails import payout_router, simulated_rails
 
 router = SecuredRouter(prefix="/payments", tags=["payments"])
@@ -118,6 +129,10 @@ class PaymentIn(Strict):
                                      "payout may leave it to routing.")
     destination_channel: ConfigId | None = Field(None, description="Internal and bridge "
                                                  "transfers only.")
+    destination: Text | None = Field(None, description="A payout's payee account: account "
+                                     "number, IBAN or chain address (required for a "
+                                     "payout). An EVM chain's is 0x and 40 hex digits; an "
+                                     "IBAN is checked with its check digits.")
     counterparty: Text | None = None
     reference: Text | None = None
     metadata: Metadata = Field(default_factory=dict)
@@ -139,6 +154,7 @@ class PaymentOut(BaseModel):
     fee_minor: str
     channel: str | None
     destination_channel: str | None
+    destination: str | None = Field(description="A payout's payee account or address.")
     counterparty: str | None
     reference: str | None
     approval_required: bool
@@ -147,6 +163,17 @@ class PaymentOut(BaseModel):
     created_at: str
     updated_at: str
     version: int = Field(description="How many events the payment has.")
+    initiated_by: ActorOut | None = Field(description="Who created it; null for a payment "
+                                          "created before actors were recorded.")
+
+
+class ShareOut(BaseModel):
+    entry_id: str
+    source: str
+    destination: str
+    asset: str
+    amount: str
+    amount_minor: str
 
 
 class PaymentEventOut(BaseModel):
@@ -157,6 +184,12 @@ class PaymentEventOut(BaseModel):
     at: str
     entries: list[str] = Field(description="Ids of the ledger entries the step posted.")
     reason: str | None
+    actor: ActorOut | None = Field(description="Who took the step (`engine` for the "
+                                   "engine's own); null for a step recorded before actors "
+                                   "were.")
+    shares: list[ShareOut] = Field(description="This payment's own postings in those "
+                                   "entries: an outbound approve, submit or settle entry may "
+                                   "sum a wave of payments (ADR 0008).")
 
 
 class PaymentDetailOut(PaymentOut):
@@ -220,15 +253,33 @@ def _find(api: Api, payment_id: str) -> Payment:
     return payment
 
 
+def _timeline(api: Api, payment: Payment) -> list[dict[str, object]]:
+    """The payment's events, each with the actor and the payment's own shares of its
+    entries (read from the ledger: one entry may sum a wave, ADR 0008)."""
+    with api.store_errors():
+        events: list[PaymentEvent] = api.payment_records.events(payment.id)
+        ledger = api.ledger
+        bodies = {}
+        for entry_id in {e for event in events for e in event.entry_ids}:
+            recorded = ledger.entry(entry_id)
+            if recorded is not None:
+                bodies[entry_id] = recorded.body
+    asset = api.assets().get(payment.asset)
+    shares = event_shares(payment, events, bodies)
+    return [event_doc(event, mine, asset) for event, mine in zip(events, shares, strict=True)]
+
+
 def _act(request: Request, payment_id: str, action: Action, body: ActionIn | None,
          key: str | None) -> JSONResponse:
     api = api_of(request)
     reason = None if body is None else body.reason
+    actor = actor_of(request)
 
     def run() -> dict[str, object]:
         service = api.payments(_find(api, payment_id).pool)
         with api.store_errors():
-            return _doc(api, service.act(Step(payment_id, action, reason=reason)))
+            return _doc(api, service.act(Step(payment_id, action, reason=reason,
+                                              actor=actor)))
 
     return idempotent_post(request, key, {"reason": reason}, run)
 
@@ -426,19 +477,26 @@ def export_payments(
              openapi_extra=needs(P.PAYMENTS_CREATE), responses=PROBLEMS)
 def create_payment(body: PaymentIn, request: Request, response: Response,
                    idempotency_key: IdempotencyHeader = None) -> dict[str, object]:
-    """Create a payment (state `initiated`). With `Idempotency-Key`, a retry of the same
-    request answers 200 with the payment as it now stands."""
+    """Create a payment (state `initiated`), recorded as the caller's. A payout names its
+    `destination` (`destination_required`); a payout or transfer larger than the pool holds
+    available for its asset (on the rails that could pay it; a transfer's source) is
+    `insufficient_funds` (409) with `requested_minor` and `available_minor`. With
+    `Idempotency-Key`, a retry of the same request answers 200 with the payment as it now
+    stands."""
     api = api_of(request)
     key = check_key(idempotency_key)
     service: PaymentService = api.payments(body.pool)
     asset = api.asset(body.asset)
+    if body.kind is PaymentKind.PAYOUT and body.destination is None:
+        raise DestinationRequired()
     payment_request = PaymentRequest(
         kind=body.kind, asset=asset.code, amount_minor=asset.parse(body.amount),
         channel=body.channel, destination_channel=body.destination_channel,
-        counterparty=body.counterparty, reference=body.reference, metadata=body.metadata)
+        counterparty=body.counterparty, reference=body.reference, metadata=body.metadata,
+        destination=body.destination)
     # Created in a session of its own, so that whether the key was seen before is known
     # inside the same transaction that created (or found) the payment.
-    with api.store_errors(), service.session() as session:
+    with api.store_errors(), service.session(actor_of(request)) as session:
         (outcome,) = session.create([(payment_request, key)])
         if isinstance(outcome, FundpoolError):
             raise outcome
@@ -485,22 +543,19 @@ def list_payments(
 @router.get("/{payment_id}", response_model=PaymentDetailOut,
             openapi_extra=needs(P.PAYMENTS_READ), responses=PROBLEMS)
 def get_payment(payment_id: PaymentPath, request: Request) -> dict[str, object]:
-    """A payment and its timeline, with the ledger entries each step posted."""
+    """A payment and its timeline: each step's actor, the ledger entries it posted, and the
+    payment's own share of each (`shares`)."""
     api = api_of(request)
     payment = _find(api, payment_id)
-    with api.store_errors():
-        events = api.payment_records.events(payment_id)
-    return {**_doc(api, payment), "events": [event_doc(e) for e in events]}
+    return {**_doc(api, payment), "events": _timeline(api, payment)}
 
 
 @router.get("/{payment_id}/events", response_model=list[PaymentEventOut],
             openapi_extra=needs(P.PAYMENTS_READ), responses=PROBLEMS)
 def get_payment_events(payment_id: PaymentPath, request: Request) -> list[dict[str, object]]:
-    """The payment's timeline, oldest first."""
+    """The payment's timeline, oldest first (as in `GET /payments/{payment_id}`)."""
     api = api_of(request)
-    _find(api, payment_id)
-    with api.store_errors():
-        return [event_doc(e) for e in api.payment_records.events(payment_id)]
+    return _timeline(api, _find(api, payment_id))
 
 
 @router.post("/{payment_id}/cancel", response_model=PaymentOut,
@@ -516,7 +571,9 @@ def cancel_payment(payment_id: PaymentPath, request: Request, body: ActionIn | N
 def approve_payment(payment_id: PaymentPath, request: Request, body: ActionIn | None = None,
                     idempotency_key: IdempotencyHeader = None) -> JSONResponse:
     """Approve a routed payment: its amount and fee are locked on its rail's account, and a
-    dispatcher sends it."""
+    dispatcher sends it. Four eyes: its initiator may not (`self_approval`, 403); an approval
+    already given by the caller is `already_approved_by_you` (409); a payment not waiting is
+    `illegal_transition` (409, with its `state`)."""
     return _act(request, payment_id, Action.APPROVE, body, idempotency_key)
 
 

@@ -10,9 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fundpool.console.format import (
+    amount_display,
     amount_text,
     change_percent,
     decimal_to_minor,
+    duration_text,
     percent_text,
     ratio_text,
     time_text,
@@ -77,3 +79,38 @@ def test_decimal_to_minor_refuses_more_decimals_than_the_scale() -> None:
 def test_time_text_is_utc_to_the_millisecond() -> None:
     assert time_text(1_764_000_000_123_456) == "16:00:00.123"
     assert time_text(1_764_000_000_123_456, with_date=True) == "2025-11-24 16:00:00.123"
+
+
+@given(amounts, scales)
+def test_a_shown_amount_is_exact_or_says_it_is_not(amount: int, scale: int) -> None:
+    """At most six decimals; a shown amount that is not the exact one is marked (`≈`, `<`,
+    `>`), and the exact one (the tooltip) is every decimal of the scale."""
+    shown, exact = amount_display(amount, scale)
+    assert exact == amount_text(amount, scale)
+    digits = shown.lstrip("≈<>-+").replace(",", "")
+    assert len(digits.partition(".")[2]) <= 6
+    true = Fraction(amount, 10**scale)
+    if shown[0] in "≈<>":
+        value = Fraction(Decimal(digits)) * (-1 if "-" in shown else 1)
+        assert value != true
+        assert abs(value - true) <= Fraction(1, 10**6)
+    else:
+        assert Fraction(Decimal(shown.replace(",", ""))) == true
+
+
+def test_amount_display_examples() -> None:
+    assert amount_display(24_000_000_000_000, 18) == ("0.000024", "0.000024000000000000")
+    assert amount_display(81_444_459_714_749_424, 18)[0] == "≈0.081444"
+    assert amount_display(21, 18)[0] == "<0.000001"  # never a bare 0 for something
+    assert amount_display(-21, 18)[0] == ">-0.000001"
+    assert amount_display(12_345, 2) == ("123.45", "123.45")
+    assert amount_display(68_284_982, 6)[0] == "68.284982"
+
+
+def test_durations_read_as_a_person_says_them() -> None:
+    assert duration_text(120_000) == "120 ms"
+    assert duration_text(3_400_000) == "3.4 s"
+    assert duration_text(125_000_000) == "2 min 5 s"
+    assert duration_text(11_520_000_000) == "3 h 12 min"
+    assert duration_text(172_803_591_652) == "2 d 0 h"  # was "172,803.6 s"
+    assert duration_text(172_803_591_652, "zh-CN") == "2 天 0 小时"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,9 +15,13 @@ import pytest
 from openpyxl import load_workbook
 
 from fundpool.auth.roles import Role
+from fundpool.core.actor import ENGINE
+from fundpool.payments.model import Action, PaymentState, Step
 from tests.server.api_helpers import Server, assert_problem, running_server
 
-PAYOUT = {"kind": "payout", "asset": "USD", "amount": "12.50", "counterparty": "Bob"}
+IBAN = "DE89370400440532013000"
+PAYOUT = {"kind": "payout", "asset": "USD", "amount": "12.50", "counterparty": "Bob",
+          "destination": IBAN}
 CSV = {"Content-Type": "text/csv"}
 # Line 5 needs an approver (USD 10,000 and up); line 6 has a formula and too many decimals.
 PAYOUTS = b"""payee,account,amount,asset,reference,channel
@@ -30,7 +35,8 @@ Dora,US-ACCT-2,25000.00,USD,inv-4,
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    with running_server(tmp_path / "data", upload_max_bytes=4_096) as running:
+    # No payment engine: each test moves its payments itself, step by step.
+    with running_server(tmp_path / "data", upload_max_bytes=4_096, engine=False) as running:
         for channel, asset in (("sepa", "EUR"), ("rtp", "USD"), ("bank-a", "USD")):
             running.fund(channel, asset, "50000.00")
         yield running
@@ -145,7 +151,8 @@ def test_lists_filter_and_page_without_gaps_or_duplicates(server: Server) -> Non
     made = [create(server, {**PAYOUT, "amount": f"{n}.00"})["id"] for n in range(1, 8)]
     made.append(create(server, {"kind": "deposit", "asset": "USD", "amount": "5.00",
                                 "channel": "card-acq"})["id"])
-    made.append(create(server, {"kind": "payout", "asset": "EUR", "amount": "5.00"})["id"])
+    made.append(create(server, {"kind": "payout", "asset": "EUR", "amount": "5.00",
+                                "destination": IBAN})["id"])
     seen: list[str] = []
     cursor = None
     pages = 0
@@ -403,6 +410,7 @@ def test_the_period_includes_from_and_excludes_to(server: Server) -> None:
 
 
 def test_the_export_as_xlsx_reads_back_as_text(server: Server) -> None:
+    server.fund("bank-a", "USD", "1234567.89")  # creation refuses a payout beyond the pool's
     payment = create(server, {**PAYOUT, "amount": "1234567.89", "counterparty": "-2+3"})
     since = payment["created_at"]
     until = _days_after(since, 1)
@@ -491,3 +499,178 @@ def test_the_openapi_document_declares_each_route(server: Server) -> None:
     assert "from" in event["properties"]
     exported = spec["paths"]["/v1/payments/export"]["get"]["responses"]["200"]["content"]
     assert list(exported) == ["text/csv", XLSX]
+
+
+# --- who did it, four eyes, funds, destinations (issue 14) -----------------------------------
+
+BIG = {**PAYOUT, "amount": "20000.00"}  # above the USD approval threshold of 10,000.00
+
+
+def act(server: Server, payment_id: str, action: str, headers: dict[str, str]) -> Any:
+    return server.client.post(f"/v1/payments/{payment_id}/{action}", headers=headers)
+
+
+def waiting_for_approval(server: Server, headers: dict[str, str]) -> dict[str, Any]:
+    """A payout created by `headers`' principal, taken to `pending_approval` as the engine
+    takes it (screen, route to bank-a, request approval)."""
+    response = server.client.post("/v1/payments", headers=headers, json=BIG)
+    assert response.status_code == 201, response.text
+    payment: dict[str, Any] = response.json()
+    service = server.api.payments("main")
+    out = service.act_many([Step(payment["id"], Action.SCREEN),
+                            Step(payment["id"], Action.ROUTE, channel="bank-a"),
+                            Step(payment["id"], Action.REQUEST_APPROVAL)], actor=ENGINE)
+    assert [getattr(o, "state", o) for o in out] == [
+        PaymentState.SCREENED, PaymentState.ROUTED, PaymentState.PENDING_APPROVAL]
+    return payment
+
+
+def test_creation_and_every_action_record_who_did_it(server: Server) -> None:
+    cashier = server.as_role(Role.CASHIER)
+    created = server.client.post("/v1/payments", headers=cashier, json=PAYOUT)
+    assert created.status_code == 201, created.text
+    payment = created.json()
+    initiator = payment["initiated_by"]
+    assert (initiator["kind"], initiator["name"], initiator["roles"]) == (
+        "key", "test-cashier", ["cashier"])
+    assert initiator["key_id"] == initiator["id"]
+    assert initiator["request_id"] == created.headers["x-request-id"]
+    assert payment["destination"] == IBAN
+    risk = server.as_role(Role.RISK)
+    held = act(server, payment["id"], "hold", risk)
+    assert held.status_code == 200, held.text
+    doc = server.get(f"/v1/payments/{payment['id']}")
+    assert doc["initiated_by"] == initiator
+    assert [e["actor"]["name"] for e in doc["events"]] == ["test-cashier", "test-risk"]
+    assert doc["events"][1]["actor"]["request_id"] == held.headers["x-request-id"]
+    # The list shows the initiator from the payment's row.
+    listed = server.get("/v1/payments")["data"]
+    assert [p["initiated_by"] for p in listed] == [initiator]
+
+
+def test_the_initiator_may_not_approve_their_own_payment(server: Server) -> None:
+    payment = waiting_for_approval(server, server.admin)  # admin holds payments:approve
+    path = f"/v1/payments/{payment['id']}"
+    problem = assert_problem(act(server, payment["id"], "approve", server.admin), 403,
+                             "self_approval")
+    assert problem["facts"]["payment_id"] == payment["id"]
+    doc = server.get(path)
+    assert doc["state"] == "pending_approval"  # nothing changed
+    assert len(doc["events"]) == 4
+    approver = server.as_role(Role.APPROVER)
+    approved = act(server, payment["id"], "approve", approver)
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["state"] == "approved"
+    again = assert_problem(act(server, payment["id"], "approve", approver), 409,
+                           "already_approved_by_you")
+    assert again["facts"]["state"] == "approved"
+    other = assert_problem(act(server, payment["id"], "approve", server.as_role(Role.APPROVER)),
+                           409, "illegal_transition")
+    assert other["facts"]["state"] == "approved"
+    assert "approved" in other["detail"]
+    events = server.get(f"{path}/events")
+    assert [e["action"] for e in events][-1] == "approve"
+    assert events[-1]["actor"]["name"] == "test-approver"
+    assert len(events) == 5
+
+
+def test_the_engine_never_approves_what_waits_for_an_approver(server: Server) -> None:
+    payment = waiting_for_approval(server, server.admin)
+    service = server.api.payments("main")
+    (outcome,) = service.act_many([Step(payment["id"], Action.APPROVE)], actor=ENGINE)
+    assert getattr(outcome, "code", None) == "approval_required"
+    assert service.get(payment["id"]).state is PaymentState.PENDING_APPROVAL
+
+
+def test_an_approval_of_a_payment_not_waiting_says_its_state(server: Server) -> None:
+    payment = create(server)
+    problem = assert_problem(act(server, payment["id"], "approve",
+                                 server.as_role(Role.APPROVER)), 409, "illegal_transition")
+    assert (problem["facts"]["state"], problem["facts"]["action"]) == ("initiated", "approve")
+    assert_problem(act(server, "nope", "approve", server.as_role(Role.APPROVER)), 404,
+                   "unknown_payment")
+
+
+def test_a_payout_beyond_the_pools_funds_is_refused_with_the_figures(server: Server) -> None:
+    # The fixture holds 50,000.00 USD on each of rtp and bank-a, nothing on card-acq.
+    problem = assert_problem(server.client.post("/v1/payments", headers=server.admin,
+                                                json={**PAYOUT, "amount": "100000.01"}),
+                             409, "insufficient_funds")
+    assert problem["facts"]["asset"] == "USD"
+    assert problem["facts"]["requested_minor"] == 10_000_001
+    assert problem["facts"]["available_minor"] == 10_000_000
+    assert sorted(problem["facts"]["channels"]) == ["bank-a", "card-acq", "rtp"]
+    assert server.get("/v1/payments")["data"] == []
+    assert create(server, {**PAYOUT, "amount": "100000.00"})["state"] == "initiated"
+    # A transfer is held to its source rail's funds; a deposit to none.
+    transfer = {"kind": "internal", "asset": "USD", "amount": "50000.01", "channel": "rtp",
+                "destination_channel": "bank-a"}
+    problem = assert_problem(server.client.post("/v1/payments", headers=server.admin,
+                                                json=transfer), 409, "insufficient_funds")
+    assert (problem["facts"]["available_minor"], problem["facts"]["channels"]) == (
+        5_000_000, ["rtp"])
+    assert create(server, {"kind": "deposit", "asset": "USD", "amount": "40000.00",
+                           "channel": "card-acq"})["state"] == "initiated"
+
+
+@pytest.mark.parametrize(("destination", "code"), [
+    (None, "destination_required"),
+    ("DE89370400440532013001", "invalid_destination"),  # a wrong check digit
+    ("0x12", "invalid_destination"),
+])
+def test_a_payouts_destination_is_required_and_checked(server: Server, destination: str | None,
+                                                        code: str) -> None:
+    body = {**PAYOUT, "destination": destination}
+    assert_problem(server.client.post("/v1/payments", headers=server.admin, json=body), 400,
+                   code)
+    assert server.get("/v1/payments")["data"] == []
+
+
+def test_an_evm_rail_takes_only_an_evm_address(server: Server) -> None:
+    server.fund("arb-l2", "ETH", "2")
+    body = {"kind": "payout", "asset": "ETH", "amount": "1", "channel": "arb-l2"}
+    assert_problem(server.client.post("/v1/payments", headers=server.admin,
+                                      json={**body, "destination": IBAN}),
+                   400, "invalid_destination")
+    address = "0x52908400098527886E0F7030069857D2E4169EE7"
+    assert create(server, {**body, "destination": address})["destination"] == address
+
+
+def test_the_shares_of_a_waves_payments_add_up_to_its_entries(server: Server) -> None:
+    """Approve, submit and settle of a wave are each ONE summed entry (ADR 0008): each
+    payment's detail shows its own postings in it, and together they are the entry."""
+    bodies = [{**PAYOUT, "amount": amount, "channel": channel}
+              for amount, channel in (("10.00", "bank-a"), ("20.00", "bank-a"),
+                                      ("30.00", "rtp"), ("5.00", "bank-a"))]
+    ids = [create(server, body)["id"] for body in bodies]
+    service = server.api.payments("main")
+    for action in (Action.SCREEN, Action.ROUTE, Action.APPROVE, Action.SUBMIT, Action.SETTLE):
+        out = service.act_many([Step(pid, action) for pid in ids], actor=ENGINE)
+        assert all(not isinstance(o, Exception) for o in out), out
+    docs = [server.get(f"/v1/payments/{pid}") for pid in ids]
+    summed: dict[str, Counter[tuple[str, str, str]]] = {}
+    for doc in docs:
+        for event in doc["events"]:
+            if event["action"] in ("approve", "submit", "settle"):
+                assert len(event["entries"]) == 1
+                assert {s["entry_id"] for s in event["shares"]} == set(event["entries"])
+            for share in event["shares"]:
+                key = (share["source"], share["destination"], share["asset"])
+                summed.setdefault(share["entry_id"], Counter())[key] += int(
+                    share["amount_minor"])
+    entries = {e for doc in docs for event in doc["events"] for e in event["entries"]}
+    assert len(entries) == 3  # one approve, one submit, one settle entry for all four
+    for entry_id in entries:
+        body = server.api.ledger.entry(entry_id)
+        assert body is not None
+        legs = Counter({(p["source"], p["destination"], p["asset"]): int(p["amount_minor"])
+                        for p in body.body["postings"]})
+        assert summed[entry_id] == legs, entry_id
+    # One payment's approve share is its own gross on its own rail, not the wave's.
+    first = docs[0]
+    (approve,) = [e for e in first["events"] if e["action"] == "approve"]
+    gross = int(first["amount_minor"]) + int(first["fee_minor"])
+    assert [(s["source"], s["destination"], s["amount_minor"], s["amount"])
+            for s in approve["shares"]] == [
+        ("pool:main:usd:bank-a:available", "pool:main:usd:bank-a:locked", str(gross),
+         f"{gross // 100}.{gross % 100:02d}")]

@@ -629,3 +629,22 @@ def test_a_lone_surrogate_is_invalid_event(field: str) -> None:
         return
     encode(event)  # raises UnicodeEncodeError today
     pytest.fail("decoded text that is not Unicode scalar values")
+
+
+def test_a_payment_event_carries_its_actor_and_old_events_read_without_one() -> None:
+    body = payment_body()
+    old = decode(raw(body))
+    assert isinstance(old.data, PaymentTransitioned)
+    assert old.data.actor is None
+    assert b'"actor"' not in encode(old)  # an old event re-encodes byte for byte
+    who = {"kind": "user", "id": "u-1", "name": "alice", "roles": ["approver"],
+           "session_id": "s-1", "request_id": "r-1"}
+    body["data"]["actor"] = who
+    event = decode(raw(body))
+    assert isinstance(event.data, PaymentTransitioned)
+    assert event.data.actor == who
+    assert decode(encode(event)) == event
+    for bad in ("alice", {"kind": "user"}, {"kind": "", "id": "u-1"}, ["user", "u-1"]):
+        body["data"]["actor"] = bad
+        error = assert_invalid(raw(body))
+        assert error.facts["field"] == "actor"

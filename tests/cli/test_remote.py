@@ -28,7 +28,7 @@ REASON = ("--reason", "test set-up: the pool in a known state")
 # and the hashes over both.
 VOLATILE = frozenset({"id", "entry_id", "pending_id", "reverses", "at", "at_us", "hash",
                       "head_hash", "expires_at", "created_at", "updated_at", "next_after",
-                      "actor"})
+                      "actor", "initiated_by"})
 
 runner = CliRunner(env={"FUNDPOOL_DB_URL": None, "FUNDPOOL_DATA_DIR": None,
                         "FUNDPOOL_URL": None, "FUNDPOOL_API_KEY": None})
@@ -187,11 +187,15 @@ def test_verify_and_the_pool_view(local: Cli, remote: Cli) -> None:
 
 def test_payment_commands(local: Cli, remote: Cli) -> None:
     config = ("--config", str(CONFIG))
+    # Creation refuses a payout beyond the pool's available USD: enough on both stores.
+    both(local, remote, "ledger", "transfer", "--from", WORLD, "--to", USD, "--asset", "USD",
+         "--amount", "100.00", "--key", "remote-fund-payments", *REASON)
     created: dict[str, str] = {}
     for n, amount in enumerate(("12.50", "7.00", "3.25")):
         mine, theirs = both(local, remote, "payment", "create", "--kind", "payout", "--asset",
                             "USD", "--amount", amount, "--counterparty", "Bob", "--key",
-                            f"remote-pay-{n}", "--meta", "order=42", *config)
+                            f"remote-pay-{n}", "--meta", "order=42",
+                            "--destination", "DE89370400440532013000", *config)
         assert (theirs["state"], theirs["amount_minor"]) == ("initiated",
                                                              amount.replace(".", "").lstrip("0"))
         created[mine["id"]] = theirs["id"]

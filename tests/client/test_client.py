@@ -470,6 +470,7 @@ def test_keys_and_sessions(server: LiveServer, api: Client) -> None:
 
 # --- payments, channels, monitoring ---------------------------------------------------------
 
+IBAN = "DE89370400440532013000"
 # Line 5 needs an approver (USD 10,000 and up); line 6 has a formula and too many decimals.
 PAYOUTS = b"""payee,account,amount,asset,reference,channel
 Alice,DE89370400440532013000,120.50,EUR,inv-1,
@@ -485,14 +486,20 @@ def test_payments_are_created_read_listed_and_moved(api: Client) -> None:
         api.transfer([Posting(f"world:{channel}", f"pool:main:{asset.lower()}:{channel}:"
                               "available", asset, "50000.00")], reason=SET_UP)
     created = api.create_payment("payout", "USD", Decimal("12.50"), counterparty="Bob",
-                                 metadata={"order": "42"}, idempotency_key="payment-1")
+                                 metadata={"order": "42"}, idempotency_key="payment-1",
+                                 destination=IBAN)
+    assert created.destination == IBAN
+    assert created.initiated_by is not None
+    assert created.initiated_by.kind == "key"
     assert (created.state, created.amount, created.amount_minor) == ("initiated", "12.50",
                                                                      "1250")
     again = api.create_payment("payout", "USD", "12.50", counterparty="Bob",
-                               metadata={"order": "42"}, idempotency_key="payment-1")
+                               metadata={"order": "42"}, idempotency_key="payment-1",
+                               destination=IBAN)
     assert again.id == created.id
     with pytest.raises(IdempotencyConflict):
-        api.create_payment("payout", "USD", "12.51", idempotency_key="payment-1")
+        api.create_payment("payout", "USD", "12.51", idempotency_key="payment-1",
+                           destination=IBAN)
 
     detail = api.payment(created.id)
     assert [event.action for event in detail.events] == ["create"]
@@ -521,9 +528,13 @@ def test_payments_are_created_read_listed_and_moved(api: Client) -> None:
 
 
 def test_the_reconciliation_export_as_csv_and_xlsx(server: LiveServer, api: Client) -> None:
+    # Creation refuses a payout beyond the pool's available funds.
+    api.transfer([Posting("world:bank-a", "pool:main:usd:bank-a:available", "USD", "10.00")],
+                 reason=SET_UP)
     first = api.create_payment("payout", "USD", "3.30", counterparty="=2+5",
-                               reference="export-1")
-    second = api.create_payment("payout", "USD", Decimal("0.07"), counterparty="Eve")
+                               reference="export-1", destination=IBAN)
+    second = api.create_payment("payout", "USD", Decimal("0.07"), counterparty="Eve",
+                                destination=IBAN)
     since = datetime.fromisoformat(first.created_at.replace("Z", "+00:00"))
     until = datetime.fromisoformat(second.created_at.replace("Z", "+00:00")) \
         + timedelta(microseconds=1)

@@ -65,7 +65,7 @@ def funded(tmp_path: Path) -> Cli:
                                    ("bank-a", "USD", "50000.00")):
         cli.run("ledger", "transfer", "--from", f"world:{channel}",
                 "--to", f"pool:main:{asset.lower()}:{channel}:available", "--asset", asset,
-                "--amount", amount)
+                "--amount", amount, "--reason", "opening float")
     return cli
 
 

@@ -340,7 +340,8 @@ def create_payouts(
 ) -> PayoutFileResult:
     bar = None if console is None else _bar(console)
     if bar is None:
-        return submit_payout_file(dispatcher, payouts, all_or_nothing=all_or_nothing)
+        return submit_payout_file(dispatcher, payouts, all_or_nothing=all_or_nothing,
+                                  actor=local_actor())
     with bar:
         task = bar.add_task("creating payouts", total=payouts.valid_count, detail="")
 
@@ -348,7 +349,7 @@ def create_payouts(
             bar.update(task, completed=done, total=total)
 
         return submit_payout_file(dispatcher, payouts, all_or_nothing=all_or_nothing,
-                                  on_chunk=on_chunk)
+                                  on_chunk=on_chunk, actor=local_actor())
 
 
 def wait_for_payouts(
@@ -407,7 +408,12 @@ def batch(
     console = None if as_json else stdout_console()
     with session(data_dir, db_url, as_json) as s:
         declared = load_config(config_path(config))
-        run = compose.dispatching(s.store, declared, declared.pool(pool))
+        # Sending (--wait) is on the pool's own journaled rails, which a server's engine
+        # holds while it runs: then this is refused (rail_journal_locked) rather than send
+        # beside it. Without --wait the payouts are taken in and wait for the engine.
+        run = compose.dispatching(
+            s.store, declared, declared.pool(pool),
+            rails_dir=compose.rails_dir(data_dir) if wait_s is not None else None)
         payouts = parse_payout_csv(read_payout_file(file), run.config, run.pool)
         doc: dict[str, object] = {"file": str(file), **payouts.report(), "dry_run": dry_run,
                                   "all_or_nothing": all_or_nothing}

@@ -173,7 +173,7 @@ def test_a_rejection_needs_a_note_and_keeps_it(
     server = console_server
     payment_id = large_payout(server, "cashier")
     page = new_page()
-    admin = sign_in(page, server, "admin")
+    admin = sign_in(page, server, "approver")  # an approver's no: POST …/decline
     to_desk(page)
     dialog = open_payment(page, payment_id)
     dialog.get_by_test_id("decision-reject").click()

@@ -224,3 +224,23 @@ def test_rails_dir_holds_one_journal_per_channel(served: Served) -> None:
     wait_state(served, created["id"], FINISHED)
     journals = {p.stem for p in Path(served.rails, "main").glob("*.jsonl")}
     assert "rtp" in journals
+
+
+def test_an_approver_declines_a_waiting_payment_with_a_note(served: Served) -> None:
+    created = create(served, payout("40000.00"))
+    wait_state(served, created["id"], {"pending_approval"})
+    path = f"/v1/payments/{created['id']}/decline"
+    no_note = served.post(path, {}, "approver")
+    assert no_note.status_code == 400, no_note.text
+    assert no_note.json()["code"] == "reason_required"
+    assert served.post(path, {"reason": "x"}, "cashier").status_code == 403
+    declined = served.post(path, {"reason": "payee not on the vendor list"}, "approver")
+    assert declined.status_code == 200, declined.text
+    assert declined.json()["state"] == "rejected"
+    again = served.post(path, {"reason": "again"}, "approver")
+    assert again.status_code == 409, again.text
+    assert again.json()["code"] == "illegal_transition"
+    reject = next(e for e in served.get(f"/v1/payments/{created['id']}")["events"]
+                  if e["action"] == "reject")
+    assert reject["actor"]["name"] == "serve-approver"
+    assert reject["reason"] == "payee not on the vendor list"

@@ -519,6 +519,12 @@ class Endpoints(Runner):
         return self._act(payment_id, "reject", reason, idempotency_key)
 
     @endpoint
+    def decline_payment(self, payment_id: str, reason: str, *,
+                        idempotency_key: str | None = None) -> Call[PaymentOut]:
+        """An approver's no to a payment waiting for approval, with the note saying why."""
+        return self._act(payment_id, "decline", reason, idempotency_key)
+
+    @endpoint
     def hold_payment(self, payment_id: str, reason: str | None = None, *,
                      idempotency_key: str | None = None) -> Call[PaymentOut]:
         return self._act(payment_id, "hold", reason, idempotency_key)

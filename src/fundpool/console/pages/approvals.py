@@ -9,7 +9,7 @@ being written. A payment that stops waiting while it is open (another approver, 
 cancellation) says so in the dialog.
 
 Opening a row shows the payment and its timeline, each step with who took it. Approve and
-reject are `POST /v1/payments/{id}/approve` and `/reject` with the note as the reason; the
+reject are `POST /v1/payments/{id}/approve` and `/decline` with the note as the reason; the
 service decides (the initiator may never approve their own payment, a payment no longer
 waiting cannot be decided, a role without the route's permission is refused), and its refusal
 is said in the user's language. An approved payment moves on by itself (the engine).
@@ -51,7 +51,7 @@ from fundpool.server.v1.security import PERMISSION_KEY
 
 REFRESH_S = 3.0
 APPROVE_PATH = "/v1/payments/{payment_id}/approve"
-REJECT_PATH = "/v1/payments/{payment_id}/reject"
+REJECT_PATH = "/v1/payments/{payment_id}/decline"  # an approver's no
 Decision = Literal["approve", "reject"]
 # Each decision: its button's words and colour, and what is said once it is taken.
 DECISIONS: dict[Decision, tuple[str, str, str]] = {
@@ -75,7 +75,7 @@ class Desk:
         app = page.console.app
         self.may: dict[Decision, bool] = {
             "approve": page.signed.may(route_permission(app, APPROVE_PATH, P.PAYMENTS_APPROVE)),
-            "reject": page.signed.may(route_permission(app, REJECT_PATH, P.PAYMENTS_REVIEW)),
+            "reject": page.signed.may(route_permission(app, REJECT_PATH, P.PAYMENTS_APPROVE)),
         }
         self.waiting: dict[str, Waiting] = {}
         self.refreshes = 0
@@ -330,10 +330,14 @@ class Desk:
         self.deciding = True
         for button in self.buttons:
             button.disable()
-        act = page.client.approve_payment if decision == "approve" else page.client.reject_payment
         try:
             # A key per click: the client's own retry of this request is never a second act.
-            await act(payment_id, note, idempotency_key=str(uuid.uuid4()))
+            if decision == "approve":
+                await page.client.approve_payment(payment_id, note,
+                                                  idempotency_key=str(uuid.uuid4()))
+            else:
+                await page.client.decline_payment(payment_id, note or "",
+                                                  idempotency_key=str(uuid.uuid4()))
         except ApiError as error:
             await self._refused(payment_id, error)
             return

@@ -37,6 +37,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from fundpool.auth.roles import P
+from fundpool.core.actor import Actor
 from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.model import is_storable_text
 from fundpool.payments import export
@@ -47,6 +48,7 @@ from fundpool.payments.docs import event_doc, payment_doc, progress_doc
 from fundpool.payments.model import (
     Action,
     DestinationRequired,
+    IllegalTransition,
     Payment,
     PaymentEvent,
     PaymentKind,
@@ -100,6 +102,11 @@ PoolQuery = Annotated[str | None, Query(pattern=CONFIG_ID_PATTERN,
 ChannelQuery = Annotated[str | None, Query(pattern=CONFIG_ID_PATTERN)]
 AssetQuery = Annotated[str | None, Query(pattern=ID_PATTERN)]
 ConfigId = Annotated[str, Field(pattern=CONFIG_ID_PATTERN)]
+
+
+class ReasonRequired(FundpoolError):
+    code = "reason_required"
+    title = "this action needs a note saying why (`reason`)"
 
 
 class UnknownPayoutBatch(FundpoolError):
@@ -278,10 +285,18 @@ def _act(request: Request, payment_id: str, action: Action, body: ActionIn | Non
     def run() -> dict[str, object]:
         service = api.payments(_find(api, payment_id).pool)
         with api.store_errors():
-            return _doc(api, service.act(Step(payment_id, action, reason=reason,
-                                              actor=actor)))
+            done = service.act(Step(payment_id, action, reason=reason, actor=actor))
+        _wake(api, done.pool)  # approved, released: the engine takes it on now
+        return _doc(api, done)
 
     return idempotent_post(request, key, {"reason": reason}, run)
+
+
+def _wake(api: Api, pool: str) -> None:
+    """Tell the pool's engine, if it runs in this worker, that a payment waits for it (the
+    leader elsewhere finds it on its next pass)."""
+    if api.wake_engine is not None:
+        api.wake_engine(pool)
 
 
 # --- payout files ----------------------------------------------------------------------------
@@ -290,8 +305,8 @@ def _act(request: Request, payment_id: str, action: Action, body: ActionIn | Non
 
 def _dispatcher(api: Api, pool: PoolConfig) -> Dispatcher:
     """Intake as `fundpool payment batch` does it: the pool's rails (simulated; this process
-    never sends on them) and the learning router over them. Approved payouts wait for a
-    dispatcher to send them, as after the CLI's `batch` without `--wait`."""
+    never sends on them) and the learning router over them. The approved payouts are then the
+    engine's to send (its rescan finds them; in this worker it is woken)."""
     seed = secrets.randbits(32)
     rails = simulated_rails(api.config, pool, seed=seed, instance=format(api.clock.now_us(), "x"))
     return Dispatcher(api.payments(pool.id), rails, payout_router(api.config, rails, seed=seed),
@@ -333,7 +348,7 @@ def _refuse_file(payouts: PayoutFile) -> PayoutFileHasErrors:
 
 
 def _take_in(api: Api, data: bytes, pool_id: str | None, dry_run: bool,
-             all_or_nothing: bool) -> tuple[dict[str, object], int]:
+             all_or_nothing: bool, actor: Actor) -> tuple[dict[str, object], int]:
     pool = api.pool(pool_id)
     payouts = parse_payout_csv(data, api.config, pool, bytes_max=api.settings.upload_max_bytes)
     batch_id = payouts.sha256[:BATCH_ID_HEX_CHARS]
@@ -346,7 +361,7 @@ def _take_in(api: Api, data: bytes, pool_id: str | None, dry_run: bool,
         try:
             with api.store_errors():
                 result = submit_payout_file(_dispatcher(api, pool), payouts,
-                                            all_or_nothing=all_or_nothing)
+                                            all_or_nothing=all_or_nothing, actor=actor)
         except IntakeRefused as error:
             item = error.facts.get("item")
             line = valid[item].line if isinstance(item, int) and item < len(valid) else None
@@ -355,6 +370,7 @@ def _take_in(api: Api, data: bytes, pool_id: str | None, dry_run: bool,
                               "error": row.error} for row in result.rows}
         payment_ids = result.payment_ids
         _keep_manifest(api, pool.id, batch_id, payment_ids)
+        _wake(api, pool.id)
     empty: dict[str, object] = {"payment_id": None, "state": None, "error": None}
     rows = [{**row.to_dict(), **results.get(row.line, empty)} for row in payouts.rows]
     report = payouts.report()
@@ -411,7 +427,7 @@ async def upload_payouts(
         raise HTTPException(415, f"send the payout file as {CSV_MEDIA_TYPE}")
     data = await request.body()
     doc, status = await run_in_threadpool(_take_in, api_of(request), data, pool, dry_run,
-                                          all_or_nothing)
+                                          all_or_nothing, actor_of(request))
     response.status_code = status
     return doc
 
@@ -501,6 +517,7 @@ def create_payment(body: PaymentIn, request: Request, response: Response,
         if isinstance(outcome, FundpoolError):
             raise outcome
         replayed = outcome.id not in session.created
+    _wake(api, outcome.pool)
     if replayed:
         # The payment as it stands now (read in that transaction), not as it was created.
         response.status_code = 200
@@ -583,6 +600,35 @@ def reject_payment(payment_id: PaymentPath, request: Request, body: ActionIn | N
                    idempotency_key: IdempotencyHeader = None) -> JSONResponse:
     """Reject a payment before any funds are locked for it."""
     return _act(request, payment_id, Action.REJECT, body, idempotency_key)
+
+
+@router.post("/{payment_id}/decline", response_model=PaymentOut,
+             openapi_extra=needs(P.PAYMENTS_APPROVE), responses=PROBLEMS)
+def decline_payment(payment_id: PaymentPath, request: Request, body: ActionIn | None = None,
+                    idempotency_key: IdempotencyHeader = None) -> JSONResponse:
+    """An approver's no: reject a payment waiting for approval, with a note saying why
+    (`reason_required` without one). Only a payment in `pending_approval`
+    (`illegal_transition` otherwise, with its `state`); nothing was locked for it."""
+    api = api_of(request)
+    reason = None if body is None else body.reason
+    actor = actor_of(request)
+    if reason is None:
+        raise ReasonRequired()
+
+    def run() -> dict[str, object]:
+        service = api.payments(_find(api, payment_id).pool)
+        with api.store_errors(), service.session(actor) as session:
+            current = session.payments([payment_id])[payment_id]
+            if current.state is not PaymentState.PENDING_APPROVAL:
+                raise IllegalTransition(
+                    f"only a payment waiting for approval can be declined; this one is "
+                    f"{current.state.value}", state=current.state.value, action="decline")
+            (done,) = session.act([Step(payment_id, Action.REJECT, reason=reason)])
+            if isinstance(done, FundpoolError):
+                raise done
+        return _doc(api, done)
+
+    return idempotent_post(request, idempotency_key, {"reason": reason}, run)
 
 
 @router.post("/{payment_id}/hold", response_model=PaymentOut,

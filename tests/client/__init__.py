@@ -54,8 +54,10 @@ def init_ledger(data_dir: Path) -> None:
 @contextmanager
 def live_server(data_dir: Path) -> Iterator[LiveServer]:
     init_ledger(data_dir)
+    # No payment engine: these tests move payments step by step, through the client and the
+    # CLI alike (tests/server/test_engine_serve.py runs the engine).
     app = build_app(Settings(data_dir=data_dir, config=CONFIG, access_log=False,
-                             log_level="warning"))
+                             log_level="warning", engine=False))
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))

@@ -481,7 +481,8 @@ Dora,US-ACCT-2,25000.00,USD,inv-4,
 """
 
 
-def test_payments_are_created_read_listed_and_moved(api: Client) -> None:
+def test_payments_are_created_read_listed_and_moved(server: LiveServer,
+                                                    api: Client) -> None:
     for channel, asset in (("sepa", "EUR"), ("rtp", "USD"), ("bank-a", "USD")):
         api.transfer([Posting(f"world:{channel}", f"pool:main:{asset.lower()}:{channel}:"
                               "available", asset, "50000.00")], reason=SET_UP)
@@ -518,7 +519,13 @@ def test_payments_are_created_read_listed_and_moved(api: Client) -> None:
     waiting = rows[5].payment_id
     assert waiting is not None
     assert rows[5].state == "pending_approval"
-    assert api.approve_payment(waiting).state == "approved"
+    # Four eyes: the uploader (this admin key) may not approve its own payout; another may.
+    with pytest.raises(PermissionDenied) as own:
+        api.approve_payment(waiting)
+    assert own.value.code == "self_approval"
+    approver = api.create_key("client-approver", ["approver"])
+    with Client(server.url, approver.token, backoff_s=0.0) as second:
+        assert second.approve_payment(waiting).state == "approved"
     progress = api.payout_batch(batch.batch_id)
     assert (progress.total, progress.by_state) == (4, {"approved": 4})
     # Sent again (as text this time), the file pays no row twice.

@@ -60,6 +60,7 @@ class Server:
 
 @contextmanager
 def running_server(data_dir: Path, **settings: Any) -> Iterator[Server]:
+    settings.setdefault("engine", False)  # payments moved step by step (see api_app)
     app = build_app(Settings(data_dir=data_dir, config=EXAMPLE, access_log=False, **settings))
     api: Api = app.state.api
     init_pool(Ledger(api.store, SystemClock(), system_ids()), api.config)

@@ -32,6 +32,10 @@ def server(tmp_path: Path) -> Iterator[Server]:
     with running_server(tmp_path / "data") as running:
         for channel, asset in (("sepa", "EUR"), ("rtp", "USD"), ("bank-a", "USD")):
             running.fund(channel, asset, "50000.00")
+        # USDT on two rails, neither holding Erin's 10.00 alone: the pool can pay it (so it
+        # is created), but no rail can (so routing finds no eligible rail).
+        for channel in ("tron", "eth-l1"):
+            running.fund(channel, "USDT", "6.000000")
         yield running
 
 

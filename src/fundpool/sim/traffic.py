@@ -30,6 +30,7 @@ clock, scaled (`ScaledClock`), for a live demo.
 from __future__ import annotations
 
 import functools
+import hashlib
 import random
 import time
 from collections import Counter
@@ -333,15 +334,25 @@ class Simulation:
         asset = str(overrides.get("asset") or self._rng.choice(self._payout_assets))
         amount = overrides.get("amount")
         key = self._key("payout")
+        payee = str(overrides.get("payee") or f"payee-{self._rng.randrange(PAYEES)}")
         request = PaymentRequest(
             PaymentKind.PAYOUT, asset,
             amount if isinstance(amount, int) else self._amount(asset),
-            counterparty=str(overrides.get("payee") or f"payee-{self._rng.randrange(PAYEES)}"),
+            counterparty=payee,
             reference=key,
             metadata={k: str(v) for k, v in overrides.items()
                       if k in ("pattern",)},
+            destination=self._destination(payee, asset),
         )
         return request, key
+
+    def _destination(self, payee: str, asset: str) -> str:
+        """The payee's account: an address on a chain for ETH (its rails are all EVM chains),
+        an account number otherwise. Derived from the payee (no draw), so a payee keeps it."""
+        digest = hashlib.sha256(payee.encode()).hexdigest()
+        if asset == "ETH":
+            return "0x" + digest[:40]
+        return f"ACCT-{int(digest[:12], 16) % 10**10:010d}"
 
     def _sweep(self) -> tuple[PaymentRequest, str]:
         assets = [a for a in self._assets if len(self._pairs[a]) > 1]

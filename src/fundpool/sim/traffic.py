@@ -216,6 +216,8 @@ class Simulation:
     def _intake(self, requests: Sequence[tuple[PaymentRequest, str | None]]) -> None:
         intakes = self.flow.intake(requests, actor=SIMULATOR)
         for (request, _), intake in zip(requests, intakes, strict=True):
+            if request.metadata.get("purpose") == PURPOSE and request.reference:
+                self.treasury.taken(request.reference, intake.outcome)  # it follows its own
             if isinstance(intake.outcome, FundpoolError):
                 self.report.refused[intake.outcome.code] += 1
                 continue
@@ -271,7 +273,7 @@ class Simulation:
         def available(address: str, asset: str) -> int:
             return self.ledger.balance(address, asset).available
 
-        return Treasury(self.config, self.pool, available)
+        return Treasury(self.config, self.pool, available, self.service.states)
 
     def _treasury_request(self) -> tuple[PaymentRequest, str] | None:
         """The treasury's next payment, when it has one: every `CHECK_EVERY_US` of the
@@ -281,6 +283,7 @@ class Simulation:
         if order is None:
             return None
         key = self._key("treasury")
+        self.treasury.named(order, key)
         if order.source is None:
             request = PaymentRequest(
                 PaymentKind.DEPOSIT, order.asset, order.amount_minor, order.destination,

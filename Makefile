@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/sql_bulk.py
 	$(BIN)/python bench/payments.py
+	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/api.py

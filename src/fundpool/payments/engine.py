@@ -73,6 +73,7 @@ class PaymentEngine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._resumed = False
+        self._woken = False
 
     # --- the service ------------------------------------------------------------------------
 
@@ -98,8 +99,9 @@ class PaymentEngine:
         return self._thread is not None and self._thread.is_alive()
 
     def wake(self) -> None:
-        """Something was created or approved: run a pass now rather than at the next
-        interval."""
+        """Something was created, approved or uploaded: run a pass now rather than at the
+        next interval, and look for approved payments in it."""
+        self._woken = True
         self._wake.set()
 
     def exclusive(self) -> threading.RLock:
@@ -119,6 +121,9 @@ class PaymentEngine:
                 if resumed:
                     log.info("engine_resumed", pool=self.pool, in_transit=resumed,
                              sent_now=resent)
+            if self._woken:
+                self._woken = False
+                self.dispatcher.rescan_soon()
             taken: Sequence[object] = self.dispatcher.take_up()
             tick = self.dispatcher.tick()
         self.stats.passes += 1

@@ -189,6 +189,11 @@ class Dispatcher:
                 self._follow(outcome, attempts[-1] if attempts else None, at_us)
         return outcomes
 
+    def rescan_soon(self) -> None:
+        """Look for approved payments at the next tick, whenever the last look was (an
+        approval or an upload made elsewhere in this process said there are some)."""
+        self._last_scan_us = None
+
     def _rescan(self, now_us: int) -> None:
         """Queue approved payments this process did not approve itself (an approver's call
         through another process, or a restart), at most every `rescan_us`."""

@@ -161,6 +161,19 @@ def test_overview_numbers_are_live(console_server: Server, page: Any) -> None:
     expect(page.get_by_test_id("as-of")).to_contain_text("as of entry #")
 
 
+def test_overview_says_how_long_approvals_wait_and_opens_the_desk(console_server: Server,
+                                                                  page: Any) -> None:
+    server = console_server
+    sign_in(page, server, "approver")
+    link = page.get_by_test_id("approvals-waiting")
+    expect(link).to_contain_text("waiting for approval", timeout=LIVE_TIMEOUT_MS)
+    waiting = link.get_attribute("data-waiting")
+    assert waiting is not None
+    assert re.fullmatch(r"\d+", waiting), waiting
+    click_and_land(page, link, "/console/approvals")
+    expect(page).to_have_title("Approvals · fundpool console")
+
+
 def test_overview_equals_the_api_at_the_same_entry(console_server: Server, page: Any) -> None:
     server = console_server
     sign_in(page, server, "viewer")

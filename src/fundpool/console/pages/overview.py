@@ -30,7 +30,15 @@ from fundpool.console.format import (
     percent_text,
     ratio_text,
 )
-from fundpool.console.shell import Page, console_page, exact_tooltips, href, route, testid
+from fundpool.console.shell import (
+    Page,
+    console_page,
+    exact_tooltips,
+    href,
+    page_link,
+    route,
+    testid,
+)
 from fundpool.core.money import Asset
 from fundpool.pool.config import PoolConfig
 from fundpool.pool.rates import convert_minor
@@ -112,6 +120,9 @@ class Overview:
                 self.ratio = testid(ui.echart(self._gauge("0")).classes("h-64 w-full"),
                                     "chart-ratio")
                 self.in_flight = testid(ui.label("").classes("text-sm opacity-80"), "in-flight")
+                # How long approvals wait: a click opens the desk where they are decided.
+                self.approvals = testid(page_link("", "/approvals").classes("text-sm"),
+                                        "approvals-waiting")
             with ui.card().classes("lg:col-span-3"):
                 ui.label(page.t("overview.heatmap", currency=self.reporting.code)) \
                     .classes("font-medium")
@@ -282,6 +293,7 @@ class Overview:
         self.in_flight.set_text(page.t("overview.in_flight",
                                        count=f"{figures.in_flight['count']:,}")
                                 + (f" · {flying}" if flying else ""))
+        self._show_approvals(figures.approvals)
         heat = figures.heatmap
         hours = [datetime.fromtimestamp(h // 1_000_000, UTC).strftime("%H:00")
                  for h in heat["hours_us"]]
@@ -291,6 +303,22 @@ class Overview:
         self.heat.update()
         self.health.rows = self._health_rows(figures)
         self.health.update()
+
+    def _show_approvals(self, approvals: dict[str, Any]) -> None:
+        """Payments waiting for an approver, the longest wait now, and the p95 wait of the
+        approvals given (the `approval_wait_*` KPIs)."""
+        page = self.page
+        waiting = int(approvals.get("waiting") or 0)
+        oldest_s, p95_s = approvals.get("oldest_s"), approvals.get("p95_s")
+        text = page.t("overview.approvals", count=f"{waiting:,}")
+        if waiting and oldest_s is not None:
+            text += " · " + page.t("overview.approvals_oldest",
+                                   wait=duration_text(float(oldest_s) * 1e6, page.locale))
+        if p95_s is not None:
+            text += " · " + page.t("overview.approvals_p95",
+                                   wait=duration_text(float(p95_s) * 1e6, page.locale))
+        self.approvals.set_text(text)
+        self.approvals.props(f'data-waiting="{waiting}"')
 
     # --- channel health ---------------------------------------------------------------------
 

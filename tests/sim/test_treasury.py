@@ -37,7 +37,7 @@ DEMO_DRAIN_UNITS_PER_S = {("USD", "rtp"): 7_000, ("USD", "bank-a"): 3_000,
 
 
 def units(asset: str, amount: int) -> int:
-    return amount * 10 ** CONFIG.asset(asset).scale
+    return int(amount * 10 ** CONFIG.asset(asset).scale)
 
 
 def address(asset: str, channel: str) -> str:
@@ -104,8 +104,8 @@ class World:
                         order.amount_minor)
                     self.states[moving.payment_id] = PaymentState.SETTLED
                 self.moving.remove(moving)
-        while (order := self.treasury.next_order(self.now_us)) is not None:
-            self.make(order)
+        while (made := self.treasury.next_order(self.now_us)) is not None:
+            self.make(made)
         for rail in self.treasury.rails:
             key = (rail.asset, rail.channel)
             balance = self.balances[address(*key)]

@@ -616,6 +616,16 @@ def test_a_refusal_is_said_in_the_users_language(console_server: Server, page: A
         assert "invalid_request" in text  # the stable code, for a ticket
         assert "pattern" not in text
         assert "[0-9]" not in text
+    # More than the pool holds: refused at creation, with what was asked and what there is.
+    page.get_by_test_id("payout-asset").click()
+    page.get_by_role("option", name="USD", exact=True).click()
+    page.get_by_test_id("payout-amount").fill("99999999999.00")
+    page.get_by_test_id("payout-create").click()
+    beyond = page.locator(".q-notification").filter(has_text="insufficient_funds")
+    expect(beyond).to_have_count(1)
+    text = beyond.inner_text()
+    assert "99,999,999,999.00" in text, text  # 申请 (requested), in the reader's language
+    assert "可用" in text, text  # available
 
 
 # --- 7. the language ----------------------------------------------------------------------------

@@ -176,9 +176,18 @@ class Page:
             ui.notify(self.problem(error), type="negative", multi_line=True)
 
     def problem(self, error: ApiError) -> str:
-        """The API's refusal in the user's language (its stable code beside it)."""
+        """The API's refusal in the user's language (its stable code beside it), its amounts
+        (`requested_minor`, `available_minor`, …) shown as amounts of its asset."""
+        facts = dict(error.facts or {})
+        asset = facts.get("asset")
+        if isinstance(asset, str):
+            for name in ("requested", "available", "amount", "fee", "shortfall", "balance"):
+                minor = facts.get(f"{name}_minor")
+                if name not in facts and isinstance(minor, int | str) and \
+                        str(minor).lstrip("-").isdigit():
+                    facts[name] = self.amount(int(minor), asset)
         return self.t("error.generic", code=error.code,
-                      title=problem_text(error.code, error.title, error.facts, self.locale))
+                      title=problem_text(error.code, error.title, facts, self.locale))
 
     # --- the frame --------------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ from fundpool.core.clock import Uuid7Ids
 from fundpool.core.ledger.model import Posting, Transfer
 from fundpool.payments.model import Action, PaymentKind, PaymentRequest
 from fundpool.pool.accounts import PoolState, pool_account, world_account
+from fundpool.pool.config import load_config
 from fundpool.pool.setup import init_pool
 from fundpool.runtime import SystemClock, tune_gc
 
@@ -93,7 +94,7 @@ def prepare(data: Path, config_path: Path) -> None:
     data.mkdir(parents=True)
     store = compose.sqlite_ledger(data)
     store.initialise()
-    config = compose.load_config(config_path)
+    config = load_config(config_path)
     service = compose.ledger(store)
     init_pool(service, config)
     (result,) = service.submit([Transfer((Posting(
@@ -133,7 +134,7 @@ def baseline(root: Path, config_path: Path, payouts: int, chunk: int) -> list[st
     data = root / "baseline"
     prepare(data, config_path)
     store = compose.sqlite_ledger(data)
-    config = compose.load_config(config_path)
+    config = load_config(config_path)
     clock = SystemClock()
     ids = Uuid7Ids.seeded(7)
     parts = compose.simulated_dispatching(

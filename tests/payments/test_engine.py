@@ -20,7 +20,7 @@ from fundpool.core.ledger.model import Posting, Transfer
 from fundpool.payments.engine import PaymentEngine
 from fundpool.payments.model import Action, PaymentKind, PaymentRequest, PaymentState, Step
 from fundpool.pool.accounts import PoolState, pool_account, world_account
-from fundpool.pool.config import FundpoolConfig
+from fundpool.pool.config import FundpoolConfig, load_config
 from fundpool.pool.setup import init_pool
 from fundpool.stores.sqlite import SqliteStore
 
@@ -37,7 +37,7 @@ class Bench:
         self.root = root
         self.store = SqliteStore(root / "ledger.sqlite3")
         self.store.initialise()
-        self.config: FundpoolConfig = compose.load_config(EXAMPLE)
+        self.config: FundpoolConfig = load_config(EXAMPLE)
         self.pool = self.config.pool(None)
         self.clock = ManualClock()
         self.ids = Uuid7Ids.seeded(11)

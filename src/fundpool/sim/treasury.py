@@ -169,7 +169,7 @@ class _Watch:
         return max((v for _, v in self.peaks), default=0)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Look:
     """One rail at one look (for tests and the curious): the figures the decision used."""
 
@@ -321,6 +321,10 @@ class Treasury:
                     # a sweep that failed on its rail gives the money back to its source
                     arrived[source] = arrived.get(source, 0) + order.amount_minor
                 del self._on_its_way[number]
+        if len(self._by_reference) > len(self._on_its_way):
+            # references of orders given up on before their payment was reported
+            self._by_reference = {ref: n for ref, n in self._by_reference.items()
+                                  if n in self._on_its_way}
         return arrived, left
 
     @staticmethod

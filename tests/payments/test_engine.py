@@ -18,7 +18,14 @@ from fundpool.core.actor import Actor
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.core.ledger.model import Posting, Transfer
 from fundpool.payments.engine import PaymentEngine
-from fundpool.payments.model import Action, PaymentKind, PaymentRequest, PaymentState, Step
+from fundpool.payments.model import (
+    Action,
+    FeeExceedsAmount,
+    PaymentKind,
+    PaymentRequest,
+    PaymentState,
+    Step,
+)
 from fundpool.pool.accounts import PoolState, pool_account, world_account
 from fundpool.pool.config import FundpoolConfig, load_config
 from fundpool.pool.setup import init_pool
@@ -64,11 +71,11 @@ class Bench:
         for rail in engine.dispatcher._rails.values():
             rail.close()  # type: ignore[attr-defined]
 
-    def payout(self, amount_minor: int, reference: str) -> str:
+    def payout(self, amount_minor: int, reference: str, channel: str | None = "rtp") -> str:
         service = compose.payment_service(self.store, self.config, self.pool, clock=self.clock,
                                           ids=self.ids)
         return service.create(PaymentRequest(
-            PaymentKind.PAYOUT, "USD", amount_minor, channel="rtp", counterparty="Ada",
+            PaymentKind.PAYOUT, "USD", amount_minor, channel=channel, counterparty="Ada",
             reference=reference, destination="GB33BUKB20201555555555"),
             idempotency_key=reference, actor=CASHIER).id
 
@@ -122,8 +129,13 @@ def test_a_held_payment_waits_and_a_released_one_goes_on(bench: Bench) -> None:
 
 
 def test_a_fee_larger_than_the_amount_is_rejected_at_routing(bench: Bench) -> None:
+    # Named, its rail's fee is known at creation: refused then, nothing made.
+    with pytest.raises(FeeExceedsAmount) as named:
+        bench.payout(10, "tiny-0")  # 0.10 USD on rtp, whose fee is 0.45
+    assert (named.value.facts["fee_minor"], named.value.facts["amount_minor"]) == (45, 10)
+    # Routed, it is refused by the rail the router picks (rtp: the only one funded).
     engine = bench.engine()
-    pid = bench.payout(10, "tiny-1")  # 0.10 USD on rtp, whose fee is 0.45
+    pid = bench.payout(10, "tiny-1", channel=None)
     engine.run_once()
     assert bench.states([pid]) == [S.REJECTED]
     service = compose.payment_service(bench.store, bench.config, bench.pool)

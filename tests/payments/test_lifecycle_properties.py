@@ -253,6 +253,13 @@ class PaymentLifecycle(RuleBasedStateMachine):
         earlier = self.keys.get(key) if key is not None else None
         available = None if earlier is not None else self.available_for(request)
         (outcome,) = self.svc.create_many([(request, key)])
+        if request.kind is not K.DEPOSIT and request.channel is not None and outbound_fee(
+                request.channel, request.asset, request.amount_minor) > request.amount_minor:
+            # Its rail named, its fee known: more than it moves is refused before anything.
+            assert isinstance(outcome, FundpoolError), request
+            assert outcome.code == "fee_exceeds_amount", str(outcome)
+            event("create -> fee_exceeds_amount")
+            return None
         if available is not None and request.amount_minor > available:
             assert isinstance(outcome, FundpoolError), (request, available)
             assert outcome.code == "insufficient_funds", str(outcome)

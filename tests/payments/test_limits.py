@@ -40,7 +40,7 @@ def service(ledger: Ledger) -> PaymentService:
         ("bank-a", 100, True),
         ("bank-a", 500_000_000, True),
         ("bank-a", 500_000_001, False),  # above 5,000,000.00
-        ("rtp", 1, True),
+        ("rtp", 45, True),  # the least rtp carries whose fee (0.45) it covers
         ("rtp", 100_000_001, False),  # above 1,000,000.00
     ],
 )
@@ -55,6 +55,17 @@ def test_a_named_channel_refuses_an_amount_outside_its_limits(
     assert isinstance(outcome, FundpoolError)
     assert outcome.code == "amount_outside_limits"
     assert outcome.facts["channel"] == channel
+    assert service.list() == []  # nothing created
+
+
+def test_a_named_channel_whose_fee_exceeds_the_amount_is_refused(
+    service: PaymentService,
+) -> None:
+    request = PaymentRequest(PaymentKind.PAYOUT, "USD", 44, channel="rtp")  # fee 0.45
+    (outcome,) = service.create_many([(request, None)])
+    assert isinstance(outcome, FundpoolError)
+    assert outcome.code == "fee_exceeds_amount"
+    assert (outcome.facts["fee_minor"], outcome.facts["amount_minor"]) == (45, 44)
     assert service.list() == []  # nothing created
 
 

@@ -186,6 +186,11 @@ class PaymentIdempotencyConflict(FundpoolError):
     title = "the idempotency key was already used with a different payment request"
 
 
+class FeeExceedsAmount(InvalidPayment):
+    code = "fee_exceeds_amount"
+    title = "the payment's fee would exceed its amount"
+
+
 class ApprovalRequired(FundpoolError):
     code = "approval_required"
     title = "this payment needs an approval before it can be approved"

@@ -37,6 +37,7 @@ from fundpool.payments.model import (
     AmountOutsideLimits,
     ApprovalRequired,
     ApproverUnknown,
+    FeeExceedsAmount,
     IllegalTransition,
     InvalidPayment,
     Payment,
@@ -123,6 +124,13 @@ class PaymentRules:
         self._check_request(request)
         check_idempotency_key(key)
         fee = self._fee(request.kind, request.channel, request.asset, request.amount_minor)
+        if not request.kind.inbound and fee > request.amount_minor:
+            # Its rail is named, so its fee is known now: refused before anything is made
+            # (a routed one is refused at routing, by the rail the router picks).
+            raise FeeExceedsAmount(
+                f"the fee on {request.channel} ({fee} minor units) exceeds the amount "
+                f"({request.amount_minor})", asset=request.asset, channel=request.channel,
+                fee_minor=fee, amount_minor=request.amount_minor)
         return Payment(
             id=self._ids.new_id(at_us),
             pool=self._pool.id,

@@ -12,13 +12,17 @@ and shown, not bounded.
 
 The console demo runs 50 payments a second: an hour of it is 180,000 payments, some eight
 minutes of this machine, too long for the suite. So the suite runs
-- the demo's rate for its first minutes, where a treasury that reacts too late lets the Tron and
-  Arbitrum rails run dry (the previous one did within five minutes), and
-- a whole hour at a 25th of the rate on depths a 25th of the demo's: every rail drains as
-  fast against its depths as in the demo, over the same lead times, for an hour; single
-  payments are 25 times larger against the depths, which only makes it harder;
+- the demo's rate for its first five minutes, where a treasury that reacts too late lets the
+  Tron rail run dry (the previous one did, at 280 s: 0.02 times its minimum), and
+- a whole hour at a 50th of the rate on a quarter of the demo's depths: an hour of the whole
+  machinery, in which nothing may pile up on the quick rails nor any rail drift under its
+  minimum; the treasury acts little there (rails drain 12 times slower against their depths
+  than in the demo). Shrinking the depths as much as the rate would make single payments
+  (up to 99,999 USD, 99 ETH) larger than a rail's whole target: a test of lumpiness that no
+  demo has;
 and the demo's own hour at its own rate runs with FUNDPOOL_SIM_HOUR=1 (measured: every managed
-rail at least 3.1 times its minimum the whole hour).
+rail at least 3.1 times its minimum the whole hour; sim/treasury.py's unit tests run an hour
+of the demo's measured drains against the treasury alone, tests/sim/test_treasury.py).
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ minutes of this machine, too long for the suite. So the suite runs
   (up to 99,999 USD, 99 ETH) larger than a rail's whole target: a test of lumpiness that no
   demo has;
 and the demo's own hour at its own rate runs with FUNDPOOL_SIM_HOUR=1 (measured: every managed
-rail at least 3.1 times its minimum the whole hour; sim/treasury.py's unit tests run an hour
+rail at least 2.9 times its minimum the whole hour, the quick rails' in-flight payments at most
+1,510 and none older than 258 s; sim/treasury.py's unit tests run an hour
 of the demo's measured drains against the treasury alone, tests/sim/test_treasury.py).
 """
 

@@ -117,6 +117,16 @@ class Projection:
             series[key] = series.get(key, 0) + delta
             changed.add(key)
 
+    def _uncount(self, metric: str, at_us: int) -> None:
+        """One less in `at_us`'s buckets, where one was counted: a wait that began before
+        this projection saw it (or before a bucket's retention) leaves no negative count."""
+        series, changed = self.series, self.changed_series
+        for key in ((metric, "s", at_us - at_us % _S), (metric, "m", at_us - at_us % _M),
+                    (metric, "h", at_us - at_us % _H)):
+            if series.get(key, 0) > 0:
+                series[key] -= 1
+                changed.add(key)
+
     def _gauge(self, metric: str, at_us: int, value: int) -> None:
         for res, width in RESOLUTIONS.items():
             key = (metric, res, at_us - at_us % width)
@@ -207,7 +217,7 @@ class Projection:
         if data.to_state == AWAITING_APPROVAL:
             self._count(APPROVALS_WAITING, at_us, 1)
         if data.from_state == AWAITING_APPROVAL and data.since_us is not None:
-            self._count(APPROVALS_WAITING, data.since_us, -1)
+            self._uncount(APPROVALS_WAITING, data.since_us)
             if data.to_state == "approved":
                 self._observe_approval(at_us - data.since_us)
 

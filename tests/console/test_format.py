@@ -114,3 +114,13 @@ def test_durations_read_as_a_person_says_them() -> None:
     assert duration_text(11_520_000_000) == "3 h 12 min"
     assert duration_text(172_803_591_652) == "2 d 0 h"  # was "172,803.6 s"
     assert duration_text(172_803_591_652, "zh-CN") == "2 天 0 小时"
+
+
+def test_the_health_table_says_low_and_critical_from_the_rails_depth() -> None:
+    from fundpool.console.format import health_status
+
+    assert health_status("healthy", failing=False) == ("ok", "positive")
+    assert health_status("low", failing=False) == ("low_depth", "warning")
+    assert health_status("critical", failing=False) == ("critical", "negative")
+    assert health_status("healthy", failing=True) == ("failing", "negative")
+    assert health_status("critical", failing=True) == ("failing", "negative")

@@ -12,7 +12,7 @@ import pytest
 
 from fundpool.auth.roles import Role
 from fundpool.console import feed, preview, shell, texts
-from fundpool.console.format import LOCALES
+from fundpool.console.format import HEALTH_STATUSES, LOCALES
 from fundpool.console.i18n import STRINGS, t
 
 CONSOLE = Path(__file__).resolve().parents[2] / "src" / "fundpool" / "console"
@@ -56,6 +56,7 @@ FAMILY_MEMBERS: dict[str, list[str]] = {
     "csv": list(preview.COLUMNS),
     "action": list(texts.ACTIONS),
     "actor": list(texts.SYSTEM_ACTORS),
+    "health": list(HEALTH_STATUSES),
     "exclusion": list(texts.EXCLUSIONS),
     "resolution": ["second", "minute", "hour"],
 }

@@ -165,3 +165,16 @@ def time_text(at_us: int, *, with_date: bool = False) -> str:
     millis = (at_us % 1_000_000) // 1_000
     clock = f"{moment:%H:%M:%S}.{millis:03d}"
     return f"{moment:%Y-%m-%d} {clock}" if with_date else clock
+
+
+HEALTH_STATUSES = ("ok", "low_depth", "critical", "failing")  # `health.<status>`
+
+
+def health_status(depth_status: str, *, failing: bool) -> tuple[str, str]:
+    """A rail's status as the health table shows it (`health.<key>`, badge colour): its depth
+    against its configured minimum (critical) and low depth, as the figures say; a rail that
+    failed more than 10 % of its finished payments is failing whatever its depth."""
+    if failing:
+        return "failing", "negative"
+    return {"critical": ("critical", "negative"),
+            "low": ("low_depth", "warning")}.get(depth_status, ("ok", "positive"))

@@ -93,6 +93,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "health.ok": ("healthy", "正常"),
     "health.low": ("below target", "低于目标"),
     "health.failing": ("failing", "故障"),
+    "health.low_depth": ("low: under its low depth", "偏低：低于预警深度"),
+    "health.critical": ("critical: under its minimum", "紧急：低于最低深度"),
     # drill-down
     "drill.title_state": ("{figure}: the accounts and payments behind it",
                           "{figure}：构成明细（账户与支付）"),

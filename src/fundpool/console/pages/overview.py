@@ -27,6 +27,7 @@ from fundpool.console.format import (
     change_percent,
     decimal_to_minor,
     duration_text,
+    health_status,
     percent_text,
     ratio_text,
 )
@@ -350,6 +351,8 @@ class Overview:
             depth = decimal_to_minor(item["available"], scale)
             depth_shown, depth_exact = amount_display(depth, scale, self.page.locale)
             failing = finished > 0 and failed * 10 > finished  # more than 10 % failed
+            depth_status = str(item.get("status") or "healthy")
+            status, colour = health_status(depth_status, failing=failing)
             rows.append({
                 "key": f"{channel}|{code}", "channel": channel, "asset": code,
                 "link": href("/drill", {"channel": channel}),
@@ -357,8 +360,8 @@ class Overview:
                 "latency": "–" if channel not in p99
                 else duration_text(p99[channel] * 1_000, self.page.locale),
                 "failure": percent_text(failed, finished),
-                "status": t("health.failing") if failing else t("health.ok"),
-                "colour": "negative" if failing else "positive",
+                "status": t(f"health.{status}"), "state": depth_status,
+                "colour": colour,
             })
         return rows
 

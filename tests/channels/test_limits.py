@@ -31,7 +31,7 @@ from fundpool.payments.dispatch.liquidity import Liquidity
 from fundpool.payments.dispatch.routes import RouteChooser
 from fundpool.payments.model import AmountOutsideLimits, PaymentKind, PaymentRequest
 from fundpool.payments.rules import PaymentRules
-from fundpool.pool.config import FundpoolConfig, load_config
+from fundpool.pool.config import FeeSchedule, FundpoolConfig, load_config
 from fundpool.routing.decision import Exclusion
 from fundpool.routing.router import FixedPriorityRouter
 
@@ -97,8 +97,10 @@ def test_a_rail_declares_its_configured_limits(channel: str) -> None:
 
 
 def with_rtp_limits(limits: Limits) -> FundpoolConfig:
-    channels = tuple(replace(c, limits={"USD": limits}) if c.id == "rtp" else c
-                     for c in CONFIG.channels)
+    # Free of fees: a named rail whose fee exceeds the amount is refused at creation
+    # (fee_exceeds_amount), which is not what this compares.
+    channels = tuple(replace(c, limits={"USD": limits}, fees={"USD": FeeSchedule()})
+                     if c.id == "rtp" else c for c in CONFIG.channels)
     return replace(CONFIG, channels=channels)
 
 

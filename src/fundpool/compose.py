@@ -318,7 +318,8 @@ def rails_dir(data_dir: str | Path | None) -> Path:
 
 # --- the payment engine ----------------------------------------------------------------------
 
-ENGINE_POLICY = DispatchPolicy(rescan_us=250_000)  # an approver's call is picked up at once
+# Approvals made in another worker are found within a second; in this one at once (woken).
+ENGINE_POLICY = DispatchPolicy(rescan_us=1_000_000)
 
 
 def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
@@ -333,11 +334,18 @@ def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
     # the only one yet, so the whole pool runs on simulated rails.
     adapters = {config.channel(cid).adapter for cid in pool.channels}
     invariant(adapters <= {"simulated"}, f"a rail adapter with no builder: {adapters}")
+    # A rail whose journal is not there yet remembers nothing: what the books have in transit
+    # on it is never sent again from here (it may have been sent by a rail that forgot).
+    forgetful = frozenset(
+        cid for cid in pool.channels
+        if rails_dir is None or not (rails_dir / pool.id / f"{cid}.jsonl").exists())
+    # Each start names its rails anew, so that their references (and the outcome ids made of
+    # them) never meet an earlier start's, even on a journal begun afresh.
     parts = simulated_dispatching(
         ledger(store, clock, ids), config, pool, clock=clock, ids=ids, seed=seed,
-        instance=f"engine-{pool.id}", policy=ENGINE_POLICY,
+        instance=f"engine-{pool.id}-{clock.now_us():x}", policy=ENGINE_POLICY,
         journal_dir=rails_dir)
-    return PaymentEngine(pool.id, parts.dispatcher)
+    return PaymentEngine(pool.id, parts.dispatcher, forgetful=forgetful)
 
 
 @dataclass

@@ -184,3 +184,34 @@ def test_after_a_crash_what_the_rail_has_is_never_sent_again(bench: Bench) -> No
     for pid in ids:
         actions = Counter(e.action for e in service.events(pid))
         assert (actions[Action.SUBMIT], actions[Action.SETTLE]) == (1, 1)
+
+
+def test_a_rail_that_lost_its_memory_is_never_sent_a_payment_again(bench: Bench) -> None:
+    first = bench.engine(seed=5)
+    ids = [bench.payout(60_00 + n, f"forgot-{n}") for n in range(2)]
+    first.dispatcher._batches.send = lambda due, report: None  # type: ignore[method-assign]
+    first.run_once()  # committed as submitted; whether the rail got them, nobody can say
+    bench.crash(first)
+    (bench.root / "rails" / "main" / "rtp.jsonl").unlink()  # the rail's memory is gone
+
+    second = bench.engine(seed=6)
+    second.forgetful = frozenset({"rtp"})  # as compose.payment_engine finds it
+    bench.passes(second, 30)
+    assert (second.stats.resumed, second.stats.resent) == (0, 0)
+    assert bench.states(ids) == [S.SUBMITTED] * 2  # left in transit for a person
+    assert sent(bench.root) == Counter()
+
+
+def test_the_engine_builder_knows_which_rails_start_without_memory(tmp_path: Path) -> None:
+    made = Bench(tmp_path)
+    try:
+        fresh = compose.payment_engine(made.store, made.config, made.pool,
+                                       rails_dir=tmp_path / "rails")
+        assert fresh.forgetful == frozenset(made.pool.channels)
+        fresh.dispatcher.close()
+        again = compose.payment_engine(made.store, made.config, made.pool,
+                                       rails_dir=tmp_path / "rails")
+        assert again.forgetful == frozenset()  # every journal is there now
+        again.dispatcher.close()
+    finally:
+        made.store.close()

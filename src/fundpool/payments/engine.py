@@ -62,9 +62,10 @@ class PaymentEngine:
     and for what others do with the same dispatcher in this process (`exclusive`)."""
 
     def __init__(self, pool: str, dispatcher: Dispatcher, *, interval_s: float = INTERVAL_S,
-                 retry_s: float = RETRY_S) -> None:
+                 retry_s: float = RETRY_S, forgetful: frozenset[str] = frozenset()) -> None:
         self.pool = pool
         self.dispatcher = dispatcher
+        self.forgetful = forgetful  # rails that start with no memory: nothing resent on them
         self.interval_s = interval_s
         self.retry_s = retry_s
         self.stats = EngineStats()
@@ -84,15 +85,23 @@ class PaymentEngine:
         return self
 
     def stop(self) -> None:
+        """Stop passing, write what the last sends returned, and let go of the rails (their
+        journals' locks: the next engine of the pool may open them). Bounded: a pass stuck in
+        a rail call does not hold the stop up past STOP_WAIT_S."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=STOP_WAIT_S)
-        with self._lock:
+        if self._lock.acquire(timeout=STOP_WAIT_S):
             try:
                 self.dispatcher.flush_records()
             except Exception as error:  # the store may be gone at shut-down
                 log.warning("engine_flush_failed", pool=self.pool, error=str(error))
+            finally:
+                self._lock.release()
+        else:
+            log.error("engine_stop_timed_out", pool=self.pool, wait_s=STOP_WAIT_S)
+        self.dispatcher.close()
 
     @property
     def running(self) -> bool:
@@ -114,7 +123,7 @@ class PaymentEngine:
         """Resume (on the first pass), take up what waits, and tick: one pass, now."""
         with self._lock:
             if not self._resumed:
-                resumed, resent = self.dispatcher.resume()
+                resumed, resent = self.dispatcher.resume(forgetful=self.forgetful)
                 self.stats.resumed += resumed
                 self.stats.resent += resent
                 self._resumed = True

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import structlog
+
 from fundpool.channels.ports import ChannelAdapter, Inquiry
 from fundpool.core.actor import ENGINE, Actor
 from fundpool.core.clock import Clock, IdSource
@@ -33,13 +35,22 @@ from fundpool.payments.dispatch.policy import (
 )
 from fundpool.payments.dispatch.report import TickReport
 from fundpool.payments.dispatch.routes import RouteChooser
-from fundpool.payments.model import Action, Outcome, Payment, PaymentRequest, PaymentState, Step
+from fundpool.payments.model import (
+    Action,
+    Outcome,
+    Payment,
+    PaymentKind,
+    PaymentRequest,
+    PaymentState,
+    Step,
+)
 from fundpool.payments.ports import DispatchRecordReads, DispatchRecords
 from fundpool.payments.records import RouteRecord
 from fundpool.payments.service import PaymentService
 from fundpool.routing.router import RoutingStrategy
 
 S = PaymentState
+log = structlog.get_logger(__name__)
 
 RESCAN_PAGE = 1_000  # payments read per page when looking for approved or in-transit ones
 TAKE_UP_MAX = 4_096  # payments taken up in one transaction (one call's bound, CALL_ITEMS_MAX)
@@ -161,16 +172,20 @@ class Dispatcher:
         return intakes
 
     def _waiting(self, limit: int) -> list[Payment]:
+        """What waits for the engine, at most `limit`: new payments, and outbound ones released
+        or routed (read by kind, so that deposits waiting for their rail are never read)."""
         found: list[Payment] = []
-        for state in (S.INITIATED, S.SCREENED, S.ROUTED):
+        wanted: list[tuple[PaymentState, PaymentKind | None]] = [(S.INITIATED, None)]
+        wanted += [(state, kind) for state in (S.SCREENED, S.ROUTED)
+                   for kind in PaymentKind if not kind.inbound]
+        for state, kind in wanted:
             after: str | None = None
             while len(found) < limit:
-                page = self._service.list(state=state, limit=min(RESCAN_PAGE, limit - len(found)),
-                                          after_id=after)
+                page = self._service.list(state=state, kind=kind, after_id=after,
+                                          limit=min(RESCAN_PAGE, limit - len(found)))
                 if not page:
                     break
-                found += [p for p in page if state is S.INITIATED or (
-                    not p.kind.inbound and (state is S.SCREENED or not p.approval_required))]
+                found += [p for p in page if state is not S.ROUTED or not p.approval_required]
                 after = page[-1].id
         return found
 
@@ -231,7 +246,7 @@ class Dispatcher:
 
     # --- after a restart --------------------------------------------------------------------
 
-    def resume(self) -> tuple[int, int]:
+    def resume(self, *, forgetful: frozenset[str] = frozenset()) -> tuple[int, int]:
         """Pick up where the store says things stand, before the first tick: approved
         payments are queued again (the rescan), and every payment in transit is asked of its
         rail. One the rail never got (the process died between the commit that marked it
@@ -258,8 +273,20 @@ class Dispatcher:
             rail = self._rails.get(channel)
             if not isinstance(rail, Inquiry):
                 continue
+            if channel in forgetful:
+                # A rail that starts with no memory cannot say what it was sent: sending now
+                # could pay twice. Its payments stay in transit, shown stuck, for a person.
+                log.error("rail_without_memory", channel=channel, in_transit=len(payments))
+                continue
             asked += len(payments)
-            known = rail.inquire([p.id for p in payments], now)
+            try:
+                known = set()
+                for start in range(0, len(payments), RESCAN_PAGE):
+                    known |= rail.inquire([p.id for p in payments[start : start + RESCAN_PAGE]],
+                                          now)
+            except Exception as error:  # not answered: nothing is sent, the rail may have it
+                log.error("rail_inquiry_failed", channel=channel, error=str(error))
+                continue
             unsent = [p for p in payments if p.id not in known]
             # Only what the rail never took can be sent: a cleared one it has forgotten is
             # left in transit (stuck) for a person, never sent again.
@@ -286,8 +313,11 @@ class Dispatcher:
         now = self._clock.now_us()
         report = TickReport(at_us=now)
         self._rescan(now)
-        for rail in self._rails.values():
-            self._inbox.deliver(rail.poll(now))
+        for channel, rail in self._rails.items():
+            try:
+                self._inbox.deliver(rail.poll(now))
+            except Exception as error:  # one rail down does not stop the others
+                log.error("rail_poll_failed", channel=channel, error=str(error))
         # This tick's outcomes; refusals of its own sends join the inbox behind them and wait
         # for the next tick, as any report arriving now would.
         budget = len(self._inbox)
@@ -326,6 +356,16 @@ class Dispatcher:
         self._batches.forget()
         self._last_scan_us = None
         self._in_transit_read = False
+
+    def close(self) -> None:
+        """Let go of the rails that hold something (a simulated rail's journal and its lock)."""
+        for channel, rail in self._rails.items():
+            close = getattr(rail, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as error:
+                    log.warning("rail_close_failed", channel=channel, error=str(error))
 
     def flush_records(self) -> None:
         """Write what the last sends returned, without waiting for the next tick."""

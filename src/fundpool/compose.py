@@ -27,7 +27,6 @@ NATS client itself loads only in the functions that use it.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -294,26 +293,14 @@ def simulated_dispatching(
     return Dispatching(config, pool, payments, rails, router, dispatcher)
 
 
-def dispatching(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
-                rails_dir: Path | None = None) -> Dispatching:
+def dispatching(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig) -> Dispatching:
     """`simulated_dispatching` on the wall clock and system ids, its rails on a random seed
-    (`payment batch`). With `rails_dir` the rails are the pool's own, with their journals
-    (what a server's engine uses): this process then sends on them, and a server running its
-    engine on them at the same time holds them (`rail_journal_locked`)."""
+    (`payment batch`, which takes payouts in with it; the pool's engine sends them)."""
     clock, ids = SystemClock(), system_ids()
     seed = secrets.randbits(32)
     instance = format(clock.now_us(), "x")  # this process's rail references are its own
     return simulated_dispatching(ledger(store, clock, ids), config, pool, clock=clock, ids=ids,
-                                 seed=seed, instance=instance, journal_dir=rails_dir)
-
-
-def rails_dir(data_dir: str | Path | None) -> Path:
-    """Where the pool's simulated rails keep their journals: $FUNDPOOL_RAILS_DIR, else the
-    data directory's `rails/` (the server's `rails_dir` setting reads the same variable)."""
-    given = os.environ.get("FUNDPOOL_RAILS_DIR")
-    if given:
-        return Path(given)
-    return Path(data_dir or os.environ.get("FUNDPOOL_DATA_DIR") or "data") / "rails"
+                                 seed=seed, instance=instance)
 
 
 # --- the payment engine ----------------------------------------------------------------------

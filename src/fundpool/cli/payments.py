@@ -354,25 +354,25 @@ def create_payouts(
 
 def wait_for_payouts(
     payments: PaymentService,
-    dispatcher: Dispatcher,
     ids: list[str],
     wait_s: float,
     console: Console | None,
 ) -> Progress:
-    """Tick the dispatcher until every payout is settled or final, or `wait_s` has passed."""
+    """Watch the payouts until every one is settled or final, or `wait_s` has passed: the
+    pool's engine (a `fundpool serve` on this store) sends them; this command never does, so
+    that one engine alone sends a pool's payments (ADR 0016)."""
     deadline = time.monotonic() + wait_s
     bar = None if console is None else _bar(console)
     with bar or contextlib.nullcontext():
-        task = None if bar is None else bar.add_task("dispatching", total=len(ids), detail="")
+        task = None if bar is None else bar.add_task("waiting for the engine", total=len(ids),
+                                                     detail="")
         while True:
-            dispatcher.tick()
             done = progress(payments, ids)
             if bar is not None and task is not None:
                 bar.update(task, completed=done.finished, detail=progress_text(done))
             if done.done or time.monotonic() >= deadline:
                 break
             time.sleep(WAIT_TICK_S)
-    dispatcher.flush_records()
     return done
 
 
@@ -393,8 +393,9 @@ def batch(
     ] = False,
     wait: Annotated[
         str | None,
-        typer.Option("--wait", help="Then dispatch for up to this long (30s, 5m), showing "
-                                    "progress until every payout is settled or final.",
+        typer.Option("--wait", help="Then watch for up to this long (30s, 5m) as the pool's "
+                                    "engine (fundpool serve) carries them, until every payout "
+                                    "is settled or final.",
                      show_default=False),
     ] = None,
     config: ConfigOption = None,
@@ -403,17 +404,15 @@ def batch(
     db_url: DbUrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Batch payouts from a CSV file: check every row, create the valid ones, and dispatch."""
+    """Batch payouts from a CSV file: check every row, create the valid ones (routed and
+    approved, or left for an approver); the pool's engine sends them."""
     wait_s = None if wait is None else parse_duration(wait, option="--wait")
     console = None if as_json else stdout_console()
     with session(data_dir, db_url, as_json) as s:
         declared = load_config(config_path(config))
-        # Sending (--wait) is on the pool's own journaled rails, which a server's engine
-        # holds while it runs: then this is refused (rail_journal_locked) rather than send
-        # beside it. Without --wait the payouts are taken in and wait for the engine.
-        run = compose.dispatching(
-            s.store, declared, declared.pool(pool),
-            rails_dir=compose.rails_dir(data_dir) if wait_s is not None else None)
+        # Taken in here (screened, routed, approved or left for an approver); the pool's
+        # engine sends them, never this command (--wait watches it do so).
+        run = compose.dispatching(s.store, declared, declared.pool(pool))
         payouts = parse_payout_csv(read_payout_file(file), run.config, run.pool)
         doc: dict[str, object] = {"file": str(file), **payouts.report(), "dry_run": dry_run,
                                   "all_or_nothing": all_or_nothing}
@@ -444,13 +443,13 @@ def batch(
         human: list[Table | Text] = result_table(result)
         done: Progress | None = None
         if wait_s is not None:
-            done = wait_for_payouts(run.payments, run.dispatcher, result.payment_ids, wait_s,
-                                    console)
+            done = wait_for_payouts(run.payments, result.payment_ids, wait_s, console)
             human.append(Text(("all settled or final: " if done.done else
                                f"after {wait_s:g} s: ") + progress_text(done)))
             if not done.done:
-                human.append(Text("the simulated rails report only while this command runs: "
-                                  "what they had not settled stays in transit", style="yellow"))
+                human.append(Text("the pool's engine sends them: is `fundpool serve` running "
+                                  "on this store? what it has not settled goes on there",
+                                  style="yellow"))
         else:
             human.append(Text("approved payouts wait for a dispatcher to send them "
                               "(--wait runs one here)"))

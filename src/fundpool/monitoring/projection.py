@@ -118,14 +118,23 @@ class Projection:
             changed.add(key)
 
     def _uncount(self, metric: str, at_us: int) -> None:
-        """One less in `at_us`'s buckets, where one was counted: a wait that began before
-        this projection saw it (or before a bucket's retention) leaves no negative count."""
+        """One less in `at_us`'s buckets, where one was counted. The finest resolution that
+        still keeps `at_us`'s bucket decides: if it holds a count, that bucket and the coarser
+        ones lose one together (they were counted together, so the roll-up stays exact); if
+        not (a wait that began before this projection saw it), nothing changes, and no count
+        goes negative."""
         series, changed = self.series, self.changed_series
-        for key in ((metric, "s", at_us - at_us % _S), (metric, "m", at_us - at_us % _M),
-                    (metric, "h", at_us - at_us % _H)):
+        keys = [(metric, "s", at_us - at_us % _S), (metric, "m", at_us - at_us % _M),
+                (metric, "h", at_us - at_us % _H)]
+        bounds = self.prune_bounds()
+        for index, key in enumerate(keys):
+            if key[2] < bounds[key[1]]:
+                continue  # pruned at this resolution: a coarser one decides
             if series.get(key, 0) > 0:
-                series[key] -= 1
-                changed.add(key)
+                for held in keys[index:]:
+                    series[held] = series.get(held, 0) - 1
+                    changed.add(held)
+            return
 
     def _gauge(self, metric: str, at_us: int, value: int) -> None:
         for res, width in RESOLUTIONS.items():

@@ -40,6 +40,7 @@ from fundpool.bus.defaults import DEFAULT_PREFIX as DEFAULT_PREFIX
 from fundpool.bus.defaults import DURABLE_PREFIX as DURABLE_PREFIX
 from fundpool.bus.defaults import PULL_BATCH as PULL_BATCH
 from fundpool.bus.defaults import RELAY_CURSOR as RELAY_CURSOR
+from fundpool.channels.simulated import Acknowledgement
 from fundpool.core.clock import Clock, IdSource, Uuid7Ids
 from fundpool.core.errors import invariant
 from fundpool.ledger.ports import LedgerStore
@@ -279,14 +280,19 @@ def simulated_dispatching(
     instance: str,
     policy: DispatchPolicy = DEFAULT_DISPATCH_POLICY,
     journal_dir: Path | None = None,
+    acknowledged_on_commit: bool = False,
 ) -> Dispatching:
     """The payments of `pool` on `ledger_service`, and a dispatcher over one simulated rail
     per channel (seeded by `seed`; `instance` keeps their references apart from an earlier
     set's on the same store) and the learning router; its records beside the payments."""
     store = ledger_service.store
     payments = PaymentService(ledger_service, payment_records(store), config, pool, ids)
-    rails = simulated_rails(config, pool, seed=seed, instance=instance,
-                            journal_dir=journal_dir)
+    rails = simulated_rails(
+        config, pool, seed=seed, instance=instance, journal_dir=journal_dir,
+        # The engine tells its rails what it committed (Dispatcher._acknowledge); others take
+        # a rail's outcomes as had once they poll again.
+        acknowledgement=Acknowledgement.EXPLICIT if acknowledged_on_commit
+        else Acknowledgement.NEXT_POLL)
     router = payout_router(config, rails, seed=seed)
     dispatcher = Dispatcher(payments, rails, router, clock, ids,
                             records=dispatch_records(store), policy=policy)
@@ -331,7 +337,7 @@ def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
     parts = simulated_dispatching(
         ledger(store, clock, ids), config, pool, clock=clock, ids=ids, seed=seed,
         instance=f"engine-{pool.id}-{clock.now_us():x}", policy=ENGINE_POLICY,
-        journal_dir=rails_dir)
+        journal_dir=rails_dir, acknowledged_on_commit=True)
     return PaymentEngine(pool.id, parts.dispatcher, forgetful=forgetful)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fundpool import compose
-from fundpool.channels.rail_journal import journal_submissions
+from fundpool.channels.rail_journal import acknowledged_outcome_ids, journal_submissions
 from fundpool.core.actor import Actor
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.core.ledger.model import Posting, Transfer
@@ -60,7 +60,8 @@ class Bench:
         parts = compose.simulated_dispatching(
             compose.ledger(self.store, self.clock, self.ids), self.config, self.pool,
             clock=self.clock, ids=self.ids, seed=seed, instance=f"engine-{seed}",
-            policy=compose.ENGINE_POLICY, journal_dir=self.root / "rails")
+            policy=compose.ENGINE_POLICY, journal_dir=self.root / "rails",
+            acknowledged_on_commit=True)
         engine = PaymentEngine(self.pool.id, parts.dispatcher)
         self.engines.append(engine)
         return engine
@@ -215,3 +216,31 @@ def test_the_engine_builder_knows_which_rails_start_without_memory(tmp_path: Pat
         again.dispatcher.close()
     finally:
         made.store.close()
+
+
+def test_a_rails_outcomes_are_acknowledged_only_once_committed(bench: Bench) -> None:
+    first = bench.engine(seed=8)
+    ids = [bench.payout(70_00 + n, f"ack-{n}") for n in range(2)]
+    first.run_once()  # sent
+    bench.clock.advance(seconds=30)  # the rail has settled them by now
+
+    def fail(*_: object) -> None:
+        raise RuntimeError("the store went away mid-pass")
+
+    first.dispatcher._outcomes.apply = fail  # type: ignore[method-assign]
+    for _ in range(2):  # polled, not committed; polled again, still not
+        with pytest.raises(RuntimeError):
+            first.run_once()
+    journal = bench.root / "rails" / "main" / "rtp.jsonl"
+    assert acknowledged_outcome_ids(journal) == []  # nothing taken for had
+    bench.crash(first)
+
+    second = bench.engine(seed=9)
+    bench.passes(second, 10)
+    assert bench.states(ids) == [S.SETTLED] * 2
+    acknowledged = set(acknowledged_outcome_ids(journal))
+    reads = second.dispatcher.reads
+    for pid in ids:
+        applied = {o.outcome_id for o in reads.outcomes(pid)}
+        assert applied, pid
+        assert applied <= acknowledged

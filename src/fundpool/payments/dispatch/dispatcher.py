@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
-from fundpool.channels.ports import ChannelAdapter, Inquiry
+from fundpool.channels.ports import ChannelAdapter, ChannelOutcome, Inquiry
 from fundpool.core.actor import ENGINE, Actor
 from fundpool.core.clock import Clock, IdSource
 from fundpool.payments.dispatch.announcements import Announcements
@@ -339,6 +339,7 @@ class Dispatcher:
                 self._forget_queues()
                 raise
             self._inbox.applied(len(delivered))
+            self._acknowledge(delivered)
             budget -= len(delivered)
             self._batches.receipts_written()
             self._batches.send(due, report)
@@ -356,6 +357,22 @@ class Dispatcher:
         self._batches.forget()
         self._last_scan_us = None
         self._in_transit_read = False
+
+    def _acknowledge(self, applied: Sequence[ChannelOutcome]) -> None:
+        """Tell each rail that keeps a record of it which of its outcomes are now committed
+        here: it never delivers those again, and after a crash it delivers again whatever was
+        not (a refusal of this dispatcher's own is no rail's)."""
+        by_channel: dict[str, list[str]] = {}
+        for outcome in applied:
+            if outcome.rail_ref:
+                by_channel.setdefault(outcome.channel, []).append(outcome.outcome_id)
+        for channel, ids in by_channel.items():
+            acknowledge = getattr(self._rails.get(channel), "acknowledge", None)
+            if callable(acknowledge):
+                try:
+                    acknowledge(ids)
+                except Exception as error:  # not recorded: it comes again, as a duplicate
+                    log.warning("rail_acknowledge_failed", channel=channel, error=str(error))
 
     def close(self) -> None:
         """Let go of the rails that hold something (a simulated rail's journal and its lock)."""

@@ -10,10 +10,7 @@ to $FUNDPOOL_CONSOLE_SCREENSHOTS when set (docs/img for the README's); see harne
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +22,7 @@ import pytest
 import yaml
 
 from tests.console.harness import REPO, Server
+from tests.serving import free_port, fundpool_command
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -63,15 +61,6 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-def _fundpool_command() -> list[str]:
-    script = shutil.which("fundpool", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "fundpool.cli.main"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _run(command: list[str], *, stdin: str | None = None) -> None:
@@ -84,7 +73,7 @@ def _run(command: list[str], *, stdin: str | None = None) -> None:
 
 @pytest.fixture(scope="module")
 def console_server(chromium: Path) -> Iterator[Server]:
-    fundpool = _fundpool_command()
+    fundpool = fundpool_command()
     with tempfile.TemporaryDirectory(prefix="fundpool-console-") as temp:
         data = Path(temp) / "data"
         data.mkdir()
@@ -98,7 +87,7 @@ def console_server(chromium: Path) -> Iterator[Server]:
         rules.setdefault("rules", []).extend([ALWAYS_FIRING, ALWAYS_FIRING_DEPTH])
         alerts = Path(temp) / "alerts.yaml"
         alerts.write_text(yaml.safe_dump(rules, sort_keys=False))
-        port = _free_port()
+        port = free_port()
         env = {**os.environ,
                "FUNDPOOL_CONSOLE": "true", "FUNDPOOL_SIMULATE": "20/s",
                "FUNDPOOL_DATA_DIR": str(data),

@@ -62,3 +62,34 @@ class Server:
             return self.log.read_text(errors="replace")[-chars:]
         except OSError:
             return "(no log)"
+
+
+# --- what every browser test does ----------------------------------------------------------
+
+EXPECT_TIMEOUT_MS = 30_000  # the server and its simulator share the machine with the browser
+
+
+def expect(target: Any) -> Any:
+    """Playwright's `expect`, waiting as long as a busy machine needs."""
+    from playwright.sync_api import expect as playwright_expect
+
+    playwright_expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    return playwright_expect(target)
+
+
+def goto(page: Any, server: Server, path: str) -> None:
+    """Open a console page and wait until its websocket is up (events reach the server)."""
+    page.goto(server.url(path))
+    page.wait_for_function("() => window.did_handshake === true")
+
+
+def sign_in(page: Any, server: Server, role: str) -> str:
+    """Sign in as the server's user of `role` through the login page; its username."""
+    username, password = server.users[role]
+    goto(page, server, "/console/login")
+    page.get_by_test_id("username").fill(username)
+    page.get_by_test_id("password").fill(password)
+    page.get_by_test_id("submit").click()
+    page.wait_for_url(server.url("/console/"))
+    page.wait_for_function("() => window.did_handshake === true")
+    return username

@@ -15,38 +15,17 @@ from typing import Any
 
 import pytest
 
-from tests.console.harness import Server, save_screenshot
+from tests.console.harness import Server, expect, goto, save_screenshot, sign_in
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
-EXPECT_TIMEOUT_MS = 30_000  # the server and its simulator share the machine with the browser
 LIVE_S = 60.0  # what the server's engine does on its own clock (screen, route, submit)
 LARGE_USD = "25000.00"  # above the pool's USD approval threshold (10,000.00)
 DESTINATION = "acct-7700-0042"  # a domestic account number: taken as text on a bank rail
 AFTER_APPROVAL = ("submitted", "cleared", "settled")
 
 
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
 
-    playwright_expect.set_options(timeout=EXPECT_TIMEOUT_MS)
-    return playwright_expect(target)
-
-
-def goto(page: Any, server: Server, path: str) -> None:
-    page.goto(server.url(path))
-    page.wait_for_function("() => window.did_handshake === true")
-
-
-def sign_in(page: Any, server: Server, role: str) -> str:
-    username, password = server.users[role]
-    goto(page, server, "/console/login")
-    page.get_by_test_id("username").fill(username)
-    page.get_by_test_id("password").fill(password)
-    page.get_by_test_id("submit").click()
-    page.wait_for_url(server.url("/console/"))
-    page.wait_for_function("() => window.did_handshake === true")
-    return username
 
 
 def to_desk(page: Any) -> None:

@@ -16,14 +16,13 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.console.harness import Server, save_screenshot
+from tests.console.harness import Server, expect, goto, save_screenshot, sign_in
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 # How long an expectation waits for the page before it fails: the live server (and its
 # simulator) shares the machine with the browser and, under pytest -n 2, with other tests. It
 # costs nothing when the page is ready early. Playwright's own default is 5 s.
-EXPECT_TIMEOUT_MS = 30_000
 # How long a test waits for what the server does on its own clock: the figures' next entry,
 # an alert rule's evaluation, a session the API no longer trusts (auth_cache_s is 5 s).
 LIVE_TIMEOUT_MS = 60_000
@@ -54,28 +53,7 @@ CARDS_JS = """(names) => {
 }"""
 
 
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
 
-    playwright_expect.set_options(timeout=EXPECT_TIMEOUT_MS)
-    return playwright_expect(target)
-
-
-def goto(page: Any, server: Server, path: str) -> None:
-    """Open a console page and wait until its websocket is up (events reach the server)."""
-    page.goto(server.url(path))
-    page.wait_for_function("() => window.did_handshake === true")
-
-
-def sign_in(page: Any, server: Server, role: str) -> str:
-    username, password = server.users[role]
-    goto(page, server, "/console/login")
-    page.get_by_test_id("username").fill(username)
-    page.get_by_test_id("password").fill(password)
-    page.get_by_test_id("submit").click()
-    page.wait_for_url(server.url("/console/"))
-    page.wait_for_function("() => window.did_handshake === true")
-    return username
 
 
 def query_of(page: Any) -> dict[str, list[str]]:

@@ -391,19 +391,6 @@ def simulation(ledger_service: Ledger, config: FundpoolConfig, pool: PoolConfig,
     return Simulation(parts, seed=seed, clock=clock, run_id=run_id)
 
 
-def traffic_service(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
-                    rate_per_s: float, seed: int = SEED_DEFAULT) -> TrafficService:
-    """The simulator as a service of the server, on the wall clock (`serve --simulate`)."""
-
-    def open_simulation() -> Simulation:
-        clock = SystemClock()
-        # A seed per start: a restarted server's payments never meet the previous run's keys.
-        ids = Uuid7Ids.seeded(seed + clock.now_us())
-        return simulation(ledger(store, clock, ids), config, pool, seed=seed, clock=clock,
-                          ids=ids)
-
-    return TrafficService(open_simulation, rate_per_s=rate_per_s)
-
 
 def engine_traffic(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
                    engine: PaymentEngine, *, rate_per_s: float, seed: int = SEED_DEFAULT

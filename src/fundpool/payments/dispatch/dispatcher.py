@@ -14,7 +14,7 @@ stuck payments show after a restart too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import structlog
 
@@ -179,15 +179,20 @@ class Dispatcher:
         wanted += [(state, kind) for state in (S.SCREENED, S.ROUTED)
                    for kind in PaymentKind if not kind.inbound]
         for state, kind in wanted:
-            after: str | None = None
-            while len(found) < limit:
-                page = self._service.list(state=state, kind=kind, after_id=after,
-                                          limit=min(RESCAN_PAGE, limit - len(found)))
-                if not page:
-                    break
+            for page in self._pages(state, kind):
                 found += [p for p in page if state is not S.ROUTED or not p.approval_required]
-                after = page[-1].id
+                if len(found) >= limit:
+                    return found[:limit]
         return found
+
+    def _pages(self, state: PaymentState, kind: PaymentKind | None = None
+               ) -> Iterator[list[Payment]]:
+        """The pool's payments in `state` (of `kind`), a page of RESCAN_PAGE at a time."""
+        after: str | None = None
+        while page := self._service.list(state=state, kind=kind, limit=RESCAN_PAGE,
+                                         after_id=after):
+            yield page
+            after = page[-1].id
 
     # --- approvals made elsewhere (CLI, API, console) ---------------------------------------
 
@@ -215,18 +220,13 @@ class Dispatcher:
         if self._last_scan_us is not None and now_us - self._last_scan_us < self._policy.rescan_us:
             return
         self._last_scan_us = now_us
-        after: str | None = None
-        while True:
-            page = self._service.list(state=S.APPROVED, limit=RESCAN_PAGE, after_id=after)
-            if not page:
-                break
+        for page in self._pages(S.APPROVED):
             routes = self._records.reads.routes_of(
                 [p.id for p in page if not self._batches.is_queued(p.id)]
             )
             for payment in page:
                 attempts = routes.get(payment.id, [])
                 self._batches.enqueue(payment, attempts[-1].attempt if attempts else 1, now_us)
-            after = page[-1].id
         # What is in transit, as the store has it, read once when this dispatcher starts (or
         # after a failed tick): after a restart too, a payment a rail never answered for shows
         # as stuck. From then on this dispatcher tracks what it sends itself.
@@ -234,15 +234,10 @@ class Dispatcher:
             return
         self._in_transit_read = True
         for state in (S.SUBMITTED, S.CLEARED):
-            after = None
-            while True:
-                page = self._service.list(state=state, limit=RESCAN_PAGE, after_id=after)
-                if not page:
-                    break
+            for page in self._pages(state):
                 for payment in page:
                     if not payment.kind.inbound:
                         self._batches.in_transit(payment)
-                after = page[-1].id
 
     # --- after a restart --------------------------------------------------------------------
 
@@ -257,17 +252,12 @@ class Dispatcher:
         asked = resent = 0
         waiting: dict[str, list[Payment]] = {}
         for state in (S.SUBMITTED, S.CLEARED, S.SCREENED):
-            after: str | None = None
-            while True:
-                page = self._service.list(state=state, limit=RESCAN_PAGE, after_id=after)
-                if not page:
-                    break
+            for page in self._pages(state):
                 for payment in page:
                     if payment.channel is not None and (
                         state is not S.SCREENED or payment.kind.inbound
                     ):
                         waiting.setdefault(payment.channel, []).append(payment)
-                after = page[-1].id
         report = TickReport(at_us=now)
         for channel, payments in waiting.items():
             rail = self._rails.get(channel)
@@ -279,11 +269,8 @@ class Dispatcher:
                 log.error("rail_without_memory", channel=channel, in_transit=len(payments))
                 continue
             asked += len(payments)
-            try:
-                known = set()
-                for start in range(0, len(payments), RESCAN_PAGE):
-                    known |= rail.inquire([p.id for p in payments[start : start + RESCAN_PAGE]],
-                                          now)
+            try:  # one inquiry per rail: it reads what it keeps (its journal) once
+                known = rail.inquire([p.id for p in payments], now)
             except Exception as error:  # not answered: nothing is sent, the rail may have it
                 log.error("rail_inquiry_failed", channel=channel, error=str(error))
                 continue

@@ -44,6 +44,10 @@ class Actor:
                 doc[name] = value
         return doc
 
+    def shown(self) -> dict[str, Any]:
+        """Every field, the absent ones null: as the API and the CLI show an actor."""
+        return {"session_id": None, "key_id": None, "request_id": None, **self.to_dict()}
+
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Actor:
         return cls(str(doc["kind"]), str(doc["id"]), str(doc.get("name") or doc["id"]),

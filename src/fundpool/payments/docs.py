@@ -46,11 +46,7 @@ def payment_doc(payment: Payment, asset: Asset | None) -> dict[str, object]:
 
 def actor_doc(actor: Actor | None) -> dict[str, object] | None:
     """Who did it (None: recorded before actors were): every field, absent ones null."""
-    if actor is None:
-        return None
-    return {"kind": actor.kind, "id": actor.id, "name": actor.name, "roles": list(actor.roles),
-            "session_id": actor.session_id, "key_id": actor.key_id,
-            "request_id": actor.request_id}
+    return None if actor is None else actor.shown()
 
 
 def event_doc(event: PaymentEvent, shares: Sequence[Share] = (),

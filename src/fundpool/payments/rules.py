@@ -231,8 +231,7 @@ class PaymentRules:
             return ()
         if payment.kind.between_channels:
             return () if payment.channel is None else (payment.channel,)
-        return tuple(c.id for c in self._channels.values()
-                     if payment.asset in c.assets and c.kind not in NOT_FOR_PAYOUTS)
+        return self.payout_channels(payment.asset, None)
 
     def _channel_for(self, channel_id: str, asset: str, amount_minor: int | None = None) -> None:
         channel = self._channels.get(channel_id)

@@ -5,8 +5,8 @@ It runs `Simulation` (sim/traffic.py) in a thread of its own on the server's sto
 wall clock (rails live at their real speed: instant credit and chains settle in seconds, a
 wire in hours, a card at T+2), until the server stops. It only creates its payments
 (`EngineFlow`); the pool's payment engine carries them as it carries the API's, so everything
-it does shows in the API and the console like any other traffic. The composition root builds it (`compose.engine_traffic`):
-it hands over how to start a run, this service runs it.
+it does shows in the API and the console like any other traffic. The composition root
+builds it (`compose.engine_traffic`): it hands over how to start a run, this service runs it.
 """
 
 from __future__ import annotations

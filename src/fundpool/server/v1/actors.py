@@ -31,10 +31,7 @@ def actor_doc(actor: Actor | None, legacy_name: str | None = None) -> dict[str, 
     """`actor` as `ActorOut` shows it; without one, the name kept before actors were (kind
     `unknown`), else None."""
     if actor is not None:
-        return {"kind": actor.kind, "id": actor.id, "name": actor.name,
-                "roles": list(actor.roles), "session_id": actor.session_id,
-                "key_id": actor.key_id, "request_id": actor.request_id}
+        return actor.shown()
     if legacy_name is None:
         return None
-    return {"kind": UNKNOWN_KIND, "id": legacy_name, "name": legacy_name, "roles": [],
-            "session_id": None, "key_id": None, "request_id": None}
+    return Actor(UNKNOWN_KIND, legacy_name, legacy_name).shown()

@@ -91,6 +91,7 @@ class Dispatcher:
         self._outcomes = OutcomeHandler(self._pool, router, self._routes, self._capabilities,
                                         self._batches)
         self._last_scan_us: int | None = None
+        self._released_scan_us: int | None = None  # when released or routed ones were looked for
         self._in_transit_read = False
 
     @property
@@ -172,12 +173,18 @@ class Dispatcher:
         return intakes
 
     def _waiting(self, limit: int) -> list[Payment]:
-        """What waits for the engine, at most `limit`: new payments, and outbound ones released
-        or routed (read by kind, so that deposits waiting for their rail are never read)."""
+        """What waits for the engine, at most `limit`: new payments on every call; outbound
+        ones released from a hold or routed but not approved (read by kind, so that deposits
+        waiting for their rail are never read) as often as approved ones are looked for (a
+        release in this process asks for it at once: `rescan_soon`)."""
         found: list[Payment] = []
         wanted: list[tuple[PaymentState, PaymentKind | None]] = [(S.INITIATED, None)]
-        wanted += [(state, kind) for state in (S.SCREENED, S.ROUTED)
-                   for kind in PaymentKind if not kind.inbound]
+        now_us = self._clock.now_us()
+        if self._released_scan_us is None or \
+                now_us - self._released_scan_us >= self._policy.rescan_us:
+            self._released_scan_us = now_us
+            wanted += [(state, kind) for state in (S.SCREENED, S.ROUTED)
+                       for kind in PaymentKind if not kind.inbound]
         for state, kind in wanted:
             for page in self._pages(state, kind):
                 found += [p for p in page if state is not S.ROUTED or not p.approval_required]
@@ -210,9 +217,9 @@ class Dispatcher:
         return outcomes
 
     def rescan_soon(self) -> None:
-        """Look for approved payments at the next tick, whenever the last look was (an
-        approval or an upload made elsewhere in this process said there are some)."""
-        self._last_scan_us = None
+        """Look for approved and released payments at the next pass, whenever the last look
+        was (an approval, a release or an upload in this process said there are some)."""
+        self._last_scan_us = self._released_scan_us = None
 
     def _rescan(self, now_us: int) -> None:
         """Queue approved payments this process did not approve itself (an approver's call
@@ -343,6 +350,7 @@ class Dispatcher:
     def _forget_queues(self) -> None:
         self._batches.forget()
         self._last_scan_us = None
+        self._released_scan_us = None
         self._in_transit_read = False
 
     def _acknowledge(self, applied: Sequence[ChannelOutcome]) -> None:

@@ -18,6 +18,7 @@ import functools
 import hashlib
 import importlib
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -264,15 +265,23 @@ def upgrade(db: Database, component: Component, *,
     return done
 
 
+_ENSURING = threading.Lock()
+
+
 def ensure(db: Database, component: Component) -> None:
     """What a store does when it is initialised: a database without the component's tables
     gets them at the head version; one at the head is left as it is; an older or newer one is
     refused (`schema_outdated` names the command that upgrades it)."""
-    found = status(db, component)
-    if found.state == "absent":
-        upgrade(db, component)
-        return
-    refuse(db, found)
+    # One thread of a process at a time: creating an absent component applies its
+    # migrations one transaction each, and another thread reading the version between two of
+    # them would refuse the store as outdated (the server creates every component before its
+    # workers start, so processes never meet here).
+    with _ENSURING:
+        found = status(db, component)
+        if found.state == "absent":
+            upgrade(db, component)
+            return
+        refuse(db, found)
 
 
 def upgrade_all(db: Database, components: Sequence[Component] = COMPONENTS

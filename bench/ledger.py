@@ -9,12 +9,13 @@ go negative, each funded from `world:bank`), through `Ledger.submit`, timing fro
 submit to the last commit. Commands are built before the clock starts, as an API worker would
 have parsed them. Every batch outcome the ledger saved is recorded; the baseline then sets up a
 second store the same way (the engine is deterministic, so its rows are identical) and times
-writing those very outcomes with the store's own `save()` in the same transaction sizes: the
+writing those very outcomes with the store's own `save()` in the same transaction sizes (and
+the same `bulk` path of `LedgerStore.write`): the
 same rows and statements with no validation, balance logic, canonical encoding or hashing. The
 ratio is what is left of the store's physical rate once the ledger does its work. The process
 runs with the garbage-collector settings every fundpool entry point uses (`tune_gc`).
 
-Usage: python bench/ledger.py [--store sqlite|postgres|all] [--scale 1.0]
+Usage: python bench/ledger.py [--store sqlite|postgres|all] [--scale 1.0] [--only WORKLOAD]
 """
 
 from __future__ import annotations
@@ -73,27 +74,29 @@ class RecordingStore:
 
     def __init__(self, store: LedgerStore) -> None:
         self.store = store
-        self.outcomes: list[BatchOutcome] = []
+        self.outcomes: list[tuple[BatchOutcome, bool]] = []  # with the write's `bulk`
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
     @contextmanager
-    def write(self) -> Iterator[WriteSession]:
-        with self.store.write() as session:
-            yield _RecordingSession(session, self.outcomes)
+    def write(self, *, bulk: bool = False) -> Iterator[WriteSession]:
+        with self.store.write(bulk=bulk) as session:
+            yield _RecordingSession(session, self.outcomes, bulk)
 
 
 class _RecordingSession:
-    def __init__(self, session: WriteSession, outcomes: list[BatchOutcome]) -> None:
+    def __init__(self, session: WriteSession, outcomes: list[tuple[BatchOutcome, bool]],
+                 bulk: bool) -> None:
         self._session = session
         self._outcomes = outcomes
+        self._bulk = bulk
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._session, name)
 
     def save(self, outcome: BatchOutcome) -> None:
-        self._outcomes.append(outcome)
+        self._outcomes.append((outcome, self._bulk))
         self._session.save(outcome)
 
 
@@ -157,11 +160,11 @@ def run_workload(
     raw = new_store("raw")
     set_up(raw)
     started = time.perf_counter()
-    for outcome in outcomes:
-        with raw.write() as session:
+    for outcome, bulk in outcomes:
+        with raw.write(bulk=bulk) as session:  # the same path of the store as the ledger's
             session.save(outcome)
     raw_s = time.perf_counter() - started
-    if raw.head() != outcomes[-1].head:
+    if raw.head() != outcomes[-1][0].head:
         raise SystemExit(f"{w.name}: the baseline store did not end at the ledger's head")
     drop(raw)
     return w.transfers / ledger_s, w.transfers / raw_s
@@ -181,7 +184,7 @@ def emit(store: str, workload: str, value: float, baseline: str, baseline_value:
     print(json.dumps(line), flush=True)
 
 
-def bench_store(name: str, scale: float) -> None:
+def bench_store(name: str, scale: float, only: set[str] | None = None) -> None:
     if name == "sqlite":
         root = Path(tempfile.mkdtemp(prefix="fundpool-bench-"))
 
@@ -216,9 +219,13 @@ def bench_store(name: str, scale: float) -> None:
     try:
         rates: dict[str, float] = {}
         for w in workloads(scale):
+            if only and w.name not in only:
+                continue
             value, baseline_value = run_workload(new_store, drop, w)
             rates[w.name] = value
             emit(name, w.name, value, "raw_insert", baseline_value)
+        if "hot_batch_8192" not in rates or "uniform_batch_8192" not in rates:
+            return
         emit(
             name,
             "hot_vs_uniform_batch_8192",
@@ -235,9 +242,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply transfer counts")
+    parser.add_argument("--only", action="append", metavar="WORKLOAD",
+                        help="run only this workload (repeatable)")
     args = parser.parse_args()
     for name in ("sqlite", "postgres") if args.store == "all" else (args.store,):
-        bench_store(name, args.scale)
+        bench_store(name, args.scale, set(args.only or ()))
 
 
 if __name__ == "__main__":

@@ -75,6 +75,10 @@ class WriteSession(Protocol):
 
     def due_pendings(self, at_us: int, limit: int) -> list[PendingTransfer]: ...
 
+    def next_expiry_us(self, after_us: int) -> int | None:
+        """The earliest expiry of a pending transfer later than `after_us`, or None."""
+        ...
+
     def load_idempotency(self, keys: Iterable[str]) -> dict[str, IdempotencyRecord]: ...
 
     def load_transactions(self, ids: Iterable[str]) -> dict[str, PostedTransaction]: ...
@@ -83,9 +87,9 @@ class WriteSession(Protocol):
 
     def save(self, outcome: BatchOutcome) -> None: ...
 
-    def append_events(self, events: Sequence[Event], *, numbered: bool = False) -> list[Event]:
-        """Write events to the outbox, numbered per pool in commit order; returns them with
-        their `seq` when `numbered` (fundpool.stores.events_sql)."""
+    def append_events(self, events: Sequence[Event]) -> None:
+        """Write events to the outbox, numbered per pool in commit order
+        (fundpool.stores.events_sql)."""
         ...
 
 
@@ -98,8 +102,10 @@ class LedgerStore(Protocol):
 
     def close(self) -> None: ...
 
-    def write(self) -> AbstractContextManager[WriteSession]:
-        """Begin a write transaction; commit when the block ends, roll back if it raises."""
+    def write(self, *, bulk: bool = False) -> AbstractContextManager[WriteSession]:
+        """Begin a write transaction; commit when the block ends, roll back if it raises.
+        `bulk` says that it will write many rows (a large batch), so the store may take the
+        path that is fastest per row rather than the one with the fewest round trips."""
         ...
 
     def head(self) -> ChainHead: ...

@@ -83,17 +83,79 @@ def missing_table(error: BaseException) -> bool:
     return isinstance(error, sqlite3.OperationalError) and "no such table" in str(error)
 
 
+class _PipelineMode:
+    """psycopg's pipeline mode around one PostgreSQL transaction: statements are queued and
+    sent together, and the client waits for the server only where it needs an answer (a read,
+    a count, the commit). It lasts as long as the transaction (psycopg nests the transaction
+    in it), and allows no COPY and no statement of several commands."""
+
+    __slots__ = ("_context", "_pipeline")
+
+    def __init__(self, connection: Connection) -> None:
+        self._context = connection.pipeline()
+        self._pipeline: Any = None
+
+    def __enter__(self) -> _PipelineMode:
+        self._pipeline = self._context.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            self._context.__exit__(*exc)
+
+    @property
+    def open(self) -> bool:
+        return self._pipeline is not None
+
+    def sync(self) -> None:
+        """Send what is queued and wait for every answer (errors are raised here)."""
+        self._pipeline.sync()
+
+
 class Transaction:
-    """One open transaction: statements written with `?` marks, run on its connection."""
+    """One open transaction: statements written with `?` marks, run on its connection.
 
-    __slots__ = ("connection", "dialect")
+    On PostgreSQL a transaction may run in pipeline mode (`Database.transaction(pipeline=
+    True)`). Then `send` and `send_many` only queue their statement: it reaches the server with
+    the next statement that needs an answer, or with the commit, and an error it meets is raised
+    there. Everything else (`execute`, `rows`, `one`, `many`, `rows_in`) answers as it does
+    outside the mode: the client waits for the server."""
 
-    def __init__(self, connection: Connection, dialect: Dialect) -> None:
+    __slots__ = ("_pipeline", "connection", "dialect", "first")
+
+    def __init__(self, connection: Connection, dialect: Dialect,
+                 first: list[Any] | None = None, pipeline: _PipelineMode | None = None
+                 ) -> None:
         self.connection = connection
         self.dialect = dialect
+        self.first = first  # the rows of the statement the transaction began with, if any
+        self._pipeline = pipeline
+
+    @property
+    def pipelined(self) -> bool:
+        """Whether statements sent now are queued (pipeline mode) rather than run at once."""
+        return self._pipeline is not None and self._pipeline.open
+
+    def send(self, query: str, params: Sequence[Any] = ()) -> None:
+        """Run a statement whose answer nobody reads: queued in pipeline mode."""
+        self.connection.execute(self.dialect.sql(query), params)
+
+    def send_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
+        """`many` without the count: queued in pipeline mode."""
+        if not rows:
+            return
+        if self.dialect.is_postgres:
+            with self.connection.cursor() as cursor:
+                cursor.executemany(self.dialect.sql(query), rows)
+            return
+        self.connection.executemany(query, rows)
 
     def execute(self, query: str, params: Sequence[Any] = ()) -> Any:
-        return self.connection.execute(self.dialect.sql(query), params)
+        cursor = self.connection.execute(self.dialect.sql(query), params)
+        if self.pipelined:
+            self._pipeline.sync()  # type: ignore[union-attr]  # its rowcount is known now
+        return cursor
 
     def rows(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
         return list(self.connection.execute(self.dialect.sql(query), params).fetchall())
@@ -130,6 +192,8 @@ class Transaction:
         if self.dialect.is_postgres:
             with self.connection.cursor() as cursor:
                 cursor.executemany(self.dialect.sql(query), rows)
+                if self.pipelined:
+                    self._pipeline.sync()  # type: ignore[union-attr]
                 return int(cursor.rowcount)
         return int(self.connection.executemany(query, rows).rowcount)
 
@@ -356,17 +420,25 @@ class Database:
     # --- writes ---------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self, lock: str | None = None) -> Iterator[Transaction]:
+    def transaction(self, lock: str | None = None, *, first: str | None = None,
+                    pipeline: bool = False) -> Iterator[Transaction]:
         """One transaction, committed when the block ends and rolled back if it raises.
-        `lock` names the writers it excludes on PostgreSQL (SQLite's excludes all)."""
-        with self._lock, ExitStack() as stack:
-            connection = self._begin(stack, lock)
-            yield Transaction(connection, self.dialect)
+        `lock` names the writers it excludes on PostgreSQL (SQLite's excludes all). `first` is
+        a read (no parameters) run as soon as the lock is held, its rows in `Transaction.first`.
 
-    def _begin(self, stack: ExitStack, lock: str | None) -> Connection:
+        `pipeline` runs a PostgreSQL transaction in pipeline mode (`Transaction`): the begin,
+        the lock and `first` then travel in one round trip, and what is sent with `send` goes
+        with the commit in the last, so a small write costs two round trips instead of one per
+        statement. Durability is the same: the commit still returns only once it is on disk."""
+        with self._lock, ExitStack() as stack:
+            connection, rows, mode = self._begin(stack, lock, first, pipeline)
+            yield Transaction(connection, self.dialect, rows, mode)
+
+    def _begin(self, stack: ExitStack, lock: str | None, first: str | None, pipeline: bool
+               ) -> tuple[Connection, list[Any] | None, _PipelineMode | None]:
         """Open the transaction on `stack`. Nothing has been done yet if that fails, so a
         connection the server dropped is opened again and tried once more; a lock not had
-        within the timeout is a StoreError."""
+        within the timeout is a StoreError. A failing `first` read raises as it is."""
         if not self.dialect.is_postgres:
             connection = self.connection()
             try:
@@ -374,13 +446,21 @@ class Database:
             except sqlite3.OperationalError as error:
                 raise StoreError("could not begin a write", reason=str(error)) from error
             stack.enter_context(_sqlite_transaction(connection))
-            return connection
+            rows = None if first is None else list(connection.execute(first).fetchall())
+            return connection, rows, None
         for attempt in (1, 2):
             connection = self.connection()
+            mode: _PipelineMode | None = None
             try:
-                stack.enter_context(connection.transaction())
+                if pipeline and psycopg.capabilities.has_pipeline():
+                    mode = stack.enter_context(_pipelined_transaction(connection))
+                else:
+                    stack.enter_context(connection.transaction())
                 if lock is not None:
                     connection.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key(lock),))
+                rows = None if first is None else list(connection.execute(first).fetchall())
+                if mode is not None and first is None:
+                    mode.sync()  # the lock is held before the block goes on
             except psycopg.OperationalError as error:
                 if attempt == 1 and connection.broken:
                     with suppress(psycopg.Error):  # ending what began on the dead connection
@@ -389,7 +469,7 @@ class Database:
                 raise StoreError(
                     "could not begin a write", store=self.shown, reason=str(error)
                 ) from error
-            return connection
+            return connection, rows, mode
         raise AssertionError("unreachable")
 
 
@@ -402,3 +482,23 @@ def _sqlite_transaction(connection: sqlite3.Connection) -> Iterator[None]:
         connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
+
+
+@contextmanager
+def _pipelined_transaction(connection: Connection) -> Iterator[_PipelineMode]:
+    """A PostgreSQL transaction in pipeline mode, begun and ended by hand: psycopg's own
+    `transaction()` waits for the server before its BEGIN and again before its COMMIT, which
+    makes four round trips of what can be two: the begin with the first read, the writes with
+    the commit (leaving the mode sends what is queued and waits for every answer). An error a
+    queued statement met is raised there, and the transaction is rolled back: nothing of it
+    stays."""
+    try:
+        with _PipelineMode(connection) as mode:
+            connection.execute("BEGIN")
+            yield mode
+            connection.execute("COMMIT")
+    except BaseException:
+        with suppress(psycopg.Error):
+            if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                connection.execute("ROLLBACK")
+        raise

@@ -30,17 +30,33 @@ from fundpool.sql.query import Where
 COLUMNS = "pos, pool, seq, id, type, version, at_us, data"  # an outbox row (ports.OutboxRow)
 
 
-def append_events(tx: Transaction, events: Sequence[Event], *, numbered: bool = False
-                  ) -> list[Event]:
-    """Write `events` to the outbox in the write transaction `tx`, numbering them; returns
-    them with their `seq` when `numbered` (the ledger does not ask: it costs a tuple per
-    event). Call only under the ledger's writer lock."""
+def append_events(tx: Transaction, events: Sequence[Event]) -> None:
+    """Write `events` to the outbox in the write transaction `tx`, numbering them. Call only
+    under the ledger's writer lock, which makes "the last one plus one" safe.
+
+    On PostgreSQL the numbers are taken in the insert itself, from one array per column:
+    nothing is read first, so the statement can wait in the transaction's pipeline and go with
+    its commit (docs/adr/0017). SQLite, in process, reads the last numbers first."""
     if not events:
-        return []
-    pools = sorted({e.pool for e in events})
+        return
+    if tx.dialect.is_postgres:
+        counts: dict[str, int] = {}
+        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
+        pools, ranks, ids, types, versions, times, data = columns
+        for event in events:
+            counts[event.pool] = rank = counts.get(event.pool, 0) + 1
+            pools.append(event.pool)
+            ranks.append(rank)
+            ids.append(event.id)
+            types.append(event.type)
+            versions.append(event.version)
+            times.append(event.at_us)
+            data.append(encode_data(event))
+        tx.send(_NUMBERED_INSERT, columns)
+        return
     pos = int(tx.one("SELECT coalesce(max(pos), 0) FROM outbox")[0])
     heads: dict[str, int] = {}
-    for pool in pools:  # one index probe each: max() over (pool, seq)
+    for pool in sorted({e.pool for e in events}):  # one index probe each: max() over (pool, seq)
         heads[pool] = int(tx.one("SELECT coalesce(max(seq), 0) FROM outbox WHERE pool = ?",
                                  (pool,))[0])
     rows = []
@@ -49,9 +65,29 @@ def append_events(tx: Transaction, events: Sequence[Event], *, numbered: bool = 
         heads[event.pool] = seq = heads[event.pool] + 1
         rows.append((pos, event.pool, seq, event.id, event.type, event.version, event.at_us,
                      encode_data(event)))
-    tx.many(f"INSERT INTO outbox ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    return [event._replace(seq=row[2]) for event, row in zip(events, rows, strict=True)] \
-        if numbered else []
+    tx.send_many(f"INSERT INTO outbox ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+# Each event's position is the last one plus its place among these; its seq is its pool's
+# last plus its rank among these events of that pool. MATERIALIZED reads each pool's last once:
+# inlined, PostgreSQL ran that read once per row, over the rows being inserted (4.5 s for
+# 8,192 events instead of 50 ms).
+_NUMBERED_INSERT = f"""
+WITH e AS (
+    SELECT * FROM unnest(?::text[], ?::int8[], ?::text[], ?::text[], ?::int4[], ?::int8[],
+                         ?::text[]) WITH ORDINALITY AS e(pool, rank, id, type, version, at_us,
+                                                        data, place)
+), last_seq AS MATERIALIZED (
+    SELECT p.pool, (SELECT coalesce(max(o.seq), 0) FROM outbox o WHERE o.pool = p.pool) AS seq
+    FROM (SELECT DISTINCT pool FROM e) p
+), last_pos AS MATERIALIZED (
+    SELECT coalesce(max(pos), 0) AS pos FROM outbox
+)
+INSERT INTO outbox ({COLUMNS})
+SELECT last_pos.pos + e.place, e.pool, last_seq.seq + e.rank, e.id, e.type, e.version,
+       e.at_us, e.data
+FROM e JOIN last_seq ON last_seq.pool = e.pool CROSS JOIN last_pos
+"""
 
 
 def event_from_row(row: Sequence[Any]) -> Event:

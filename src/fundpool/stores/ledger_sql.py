@@ -4,7 +4,9 @@ Every statement is one text for both databases. What differs lives in one of two
 `Dialect` (parameter marks, list matching, wide amounts) and the three bulk writes of a batch
 (journal, legs, balances), which are the ledger's measured hot path: SQLite inserts with
 `executemany` (amounts as integers while they fit in 64 bits, as decimal text beyond:
-docs/adr/0001), PostgreSQL copies them in its binary format (docs/adr/0014 has the figures).
+docs/adr/0001); PostgreSQL copies a large batch in its binary format (docs/adr/0014 has the
+figures) and sends a small one as one array insert per table, queued in the pipeline that
+carries the commit (docs/adr/0017).
 `SqliteStore` and `PostgresStore` are those hooks and how each is opened.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from fundpool.core.errors import invariant
@@ -57,6 +59,11 @@ ACCOUNT_COLUMNS = ("address, asset, allow_negative, min_balance_minor, max_balan
                    "CAST(metadata AS TEXT)")
 ACCOUNT_INSERT_COLUMNS = ACCOUNT_COLUMNS.replace("CAST(metadata AS TEXT)", "metadata")
 SEQ_MAX = 2**62
+HEAD_SQL = "SELECT seq, hash, at_us FROM journal ORDER BY seq DESC LIMIT 1"
+
+
+def _head(row: Sequence[Any] | None) -> ChainHead:
+    return GENESIS if row is None else ChainHead(row[0], bytes(row[1]), row[2])
 
 
 def _balance(posted: Any, pending_out: Any, pending_in: Any) -> Balance:
@@ -127,9 +134,20 @@ class SqlLedgerStore:
         return self.db.query(sql, params)
 
     @contextmanager
-    def write(self) -> Iterator[SqlWrite]:
-        with self.db.transaction(self.write_lock) as tx:
-            yield SqlWrite(tx, self._read_head(tx), self)
+    def write(self, *, bulk: bool = False) -> Iterator[SqlWrite]:
+        """The ledger's write transaction, the head read as soon as the lock is held. On
+        PostgreSQL, unless `bulk`, it runs in pipeline mode: the begin, the lock and the head
+        travel in one round trip, and what it writes goes with the commit in the next. A
+        `bulk` write copies its rows instead (docs/adr/0017)."""
+        with ExitStack() as stack:
+            try:
+                tx = stack.enter_context(
+                    self.db.transaction(self.write_lock, first=HEAD_SQL, pipeline=not bulk))
+            except self.db.dialect.driver_errors as error:
+                if missing_table(error):
+                    raise self.db.not_initialised() from error
+                raise
+            yield SqlWrite(tx, _head(tx.first[0] if tx.first else None), self)
 
     write_lock = "fundpool.ledger"
 
@@ -146,18 +164,8 @@ class SqlLedgerStore:
 
     # --- reads ----------------------------------------------------------------------------
 
-    def _read_head(self, tx: Transaction) -> ChainHead:
-        try:
-            row = tx.one("SELECT seq, hash, at_us FROM journal ORDER BY seq DESC LIMIT 1")
-        except self.db.dialect.driver_errors as error:
-            if missing_table(error):
-                raise self.db.not_initialised() from error
-            raise
-        return GENESIS if row is None else ChainHead(row[0], bytes(row[1]), row[2])
-
     def head(self) -> ChainHead:
-        row = self.db.one("SELECT seq, hash, at_us FROM journal ORDER BY seq DESC LIMIT 1")
-        return GENESIS if row is None else ChainHead(row[0], bytes(row[1]), row[2])
+        return _head(self.db.one(HEAD_SQL))
 
     def entry(self, seq: int) -> StoredEntry | None:
         row = self.db.one(f"SELECT {ENTRY_COLUMNS} FROM journal WHERE seq = ?", (seq,))
@@ -292,8 +300,8 @@ class SqlWrite:
     def dialect(self) -> Any:
         return self.tx.dialect
 
-    def append_events(self, events: Sequence[Event], *, numbered: bool = False) -> list[Event]:
-        return append_events(self.tx, events, numbered=numbered)
+    def append_events(self, events: Sequence[Event]) -> None:
+        append_events(self.tx, events)
 
     def _select_in(self, query: str, column: str, values: Iterable[Any]) -> list[Any]:
         return self.tx.rows_in(query, column, values)
@@ -328,6 +336,11 @@ class SqlWrite:
         )
         return [pending_from_row(row) for row in rows]
 
+    def next_expiry_us(self, after_us: int) -> int | None:
+        row = self.tx.one("SELECT min(expires_at_us) FROM pendings WHERE state = 'pending' "
+                          "AND expires_at_us > ?", (after_us,))
+        return None if row is None or row[0] is None else int(row[0])
+
     def load_idempotency(self, keys: Iterable[str]) -> dict[str, IdempotencyRecord]:
         rows = self._select_in(
             "SELECT key, request_hash, seq, entry_id FROM idempotency WHERE {match}", "key", keys
@@ -354,13 +367,14 @@ class SqlWrite:
         if balances:
             store.upsert_balances(tx, balances)
         if outcome.assets:
-            tx.many("INSERT INTO assets (code, scale, kind) VALUES (?, ?, ?)",
+            tx.send_many("INSERT INTO assets (code, scale, kind) VALUES (?, ?, ?)",
                     [(a.code, a.scale, a.kind.value) for a in outcome.assets])
         if outcome.accounts:
-            tx.many(f"INSERT INTO accounts ({ACCOUNT_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                    [account_to_row(a) for a in outcome.accounts])
+            tx.send_many(
+                f"INSERT INTO accounts ({ACCOUNT_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                [account_to_row(a) for a in outcome.accounts])
         if outcome.pendings_new:
-            tx.many(f"INSERT INTO pendings ({PENDING_COLUMNS}) "
+            tx.send_many(f"INSERT INTO pendings ({PENDING_COLUMNS}) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [pending_to_row(p) for p in outcome.pendings_new])
         if outcome.pendings_changed:
@@ -373,9 +387,9 @@ class SqlWrite:
             invariant(changed == len(outcome.pendings_changed),
                       "every finished pending transfer was pending in the store")
         if outcome.idempotency:
-            tx.many("INSERT INTO idempotency (key, request_hash, seq, entry_id) "
+            tx.send_many("INSERT INTO idempotency (key, request_hash, seq, entry_id) "
                     "VALUES (?, ?, ?, ?)",
                     [(k, r.request_hash, r.seq, r.entry_id) for k, r in outcome.idempotency])
         if outcome.reversals:
-            tx.many("INSERT INTO reversals (original_id, reversal_id) VALUES (?, ?)",
+            tx.send_many("INSERT INTO reversals (original_id, reversal_id) VALUES (?, ?)",
                     list(outcome.reversals))

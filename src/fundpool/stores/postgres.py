@@ -5,7 +5,8 @@ derived from the schema name, so any number of processes may share a ledger and 
 still has one total order. Amounts are NUMERIC(39,0): exact, and wide enough for 2^128 - 1 and
 its negation (docs/adr/0001). Text keys use the "C" collation, so rows sort by their bytes as they
 do in the SQLite store. Everything but the bulk writes of a batch is `SqlLedgerStore`'s; those
-go in with COPY in the binary format (docs/adr/0014 has the figures).
+of a large batch go in with COPY in the binary format (docs/adr/0014 has the figures), those of
+a small one as array inserts that wait in the pipeline for the commit (docs/adr/0017).
 """
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ JOURNAL_TYPES = ("int8", "text", "text", "int8", "bytea", "bytea")
 LEG_TYPES = ("int8", "text", "text", "numeric", "numeric", "numeric")
 BALANCE_TYPES = ("text", "text", "numeric", "numeric", "numeric")
 _ACCOUNT_ORDER = itemgetter(1, 2, 0)  # a leg row's (address, asset, seq)
+# A bulk write (`write(bulk=True)`) copies as many rows as this or more, which is twice as fast
+# per row once rows dominate (docs/adr/0017: at 16,384 leg rows COPY wrote 134k-209k rows/s,
+# unnest 53k-90k); fewer, and every write in pipeline mode, go as one array insert per table.
+COPY_ROWS_MIN = 512
+JOURNAL_INSERT = (f"INSERT INTO journal ({ENTRY_COLUMNS}) SELECT * FROM unnest("
+                  "?::int8[], ?::text[], ?::text[], ?::int8[], ?::bytea[], ?::bytea[])")
+LEG_INSERT = (f"INSERT INTO legs ({LEG_COLUMNS}) SELECT * FROM unnest("
+              "?::int8[], ?::text[], ?::text[], ?::numeric[], ?::numeric[], ?::numeric[])")
+BALANCE_ARRAYS = "SELECT * FROM unnest(?::text[], ?::text[], ?::numeric[], ?::numeric[], " \
+                 "?::numeric[])"
+BALANCE_UPSERT = (f"INSERT INTO balances ({BALANCE_COLUMNS}) {{source}} "
+                  "ON CONFLICT (address, asset) DO UPDATE SET "
+                  "posted = excluded.posted, pending_out = excluded.pending_out, "
+                  "pending_in = excluded.pending_in")
 
 
 def lock_key(schema: str) -> int:
@@ -74,9 +89,15 @@ class PostgresStore(SqlLedgerStore):
         self.db.drop_schema()
 
     def insert_journal(self, tx: Transaction, rows: list[tuple[Any, ...]]) -> None:
+        if tx.pipelined or len(rows) < COPY_ROWS_MIN:
+            tx.send(JOURNAL_INSERT, _columns(rows, 6))
+            return
         _copy(tx, f"journal ({ENTRY_COLUMNS})", rows, JOURNAL_TYPES)
 
     def insert_legs(self, tx: Transaction, rows: list[tuple[Any, ...]]) -> None:
+        if tx.pipelined or len(rows) < COPY_ROWS_MIN:
+            tx.send(LEG_INSERT, _columns(rows, 6))
+            return
         # In account order, consecutive rows land on the same pages of `legs_by_account`
         # instead of all over it; the primary key's new entries are all at its end anyway.
         rows.sort(key=_ACCOUNT_ORDER)
@@ -84,16 +105,23 @@ class PostgresStore(SqlLedgerStore):
 
     def upsert_balances(self, tx: Transaction, rows: list[tuple[Any, ...]]) -> None:
         rows.sort()  # the same for the primary key of `balances` (keys are unique)
+        if tx.pipelined or len(rows) < COPY_ROWS_MIN:
+            tx.send(BALANCE_UPSERT.format(source=BALANCE_ARRAYS), _columns(rows, 5))
+            return
         # The staging table is this connection's own; what an earlier write left is cleared.
         tx.connection.execute("TRUNCATE pg_temp.fundpool_balances_in")
         _copy(tx, f"pg_temp.fundpool_balances_in ({BALANCE_COLUMNS})", rows, BALANCE_TYPES)
-        tx.connection.execute(
-            f"INSERT INTO balances ({BALANCE_COLUMNS}) SELECT {BALANCE_COLUMNS} "
-            "FROM pg_temp.fundpool_balances_in "
-            "ON CONFLICT (address, asset) DO UPDATE SET "
-            "posted = excluded.posted, pending_out = excluded.pending_out, "
-            "pending_in = excluded.pending_in"
-        )
+        tx.connection.execute(BALANCE_UPSERT.format(
+            source=f"SELECT {BALANCE_COLUMNS} FROM pg_temp.fundpool_balances_in"))
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as one list per column, for the array inserts."""
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
 
 
 def _copy(tx: Transaction, target: str, rows: Iterable[Sequence[Any]],

@@ -151,6 +151,18 @@ class Transaction:
             return
         self.connection.executemany(query, rows)
 
+    def copy(self, target: str, rows: Iterable[Sequence[Any]], types: Sequence[str]) -> None:
+        """PostgreSQL's COPY of `rows` into `target` ("table (columns)") in the binary format:
+        the fastest way in per row (docs/adr/0014); amounts as Python ints go as NUMERIC
+        exactly, BYTEA as raw bytes. Not in pipeline mode, which has no COPY."""
+        with self.connection.cursor() as cursor, cursor.copy(
+            f"COPY {target} FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(types)
+            write_row = copy.write_row
+            for row in rows:
+                write_row(row)
+
     def execute(self, query: str, params: Sequence[Any] = ()) -> Any:
         cursor = self.connection.execute(self.dialect.sql(query), params)
         if self.pipelined:

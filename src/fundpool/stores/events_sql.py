@@ -34,12 +34,13 @@ def append_events(tx: Transaction, events: Sequence[Event]) -> None:
     """Write `events` to the outbox in the write transaction `tx`, numbering them. Call only
     under the ledger's writer lock, which makes "the last one plus one" safe.
 
-    On PostgreSQL the numbers are taken in the insert itself, from one array per column:
-    nothing is read first, so the statement can wait in the transaction's pipeline and go with
-    its commit (docs/adr/0017). SQLite, in process, reads the last numbers first."""
+    In a pipelined PostgreSQL transaction the numbers are taken in the insert itself, from one
+    array per column: nothing is read first, so the statement waits in the pipeline and goes
+    with the commit (docs/adr/0017). Otherwise the last numbers are read first, and the rows
+    are copied (a bulk write on PostgreSQL) or inserted (SQLite, in process)."""
     if not events:
         return
-    if tx.dialect.is_postgres:
+    if tx.pipelined:
         counts: dict[str, int] = {}
         columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
         pools, ranks, ids, types, versions, times, data = columns
@@ -65,7 +66,13 @@ def append_events(tx: Transaction, events: Sequence[Event]) -> None:
         heads[event.pool] = seq = heads[event.pool] + 1
         rows.append((pos, event.pool, seq, event.id, event.type, event.version, event.at_us,
                      encode_data(event)))
+    if tx.dialect.is_postgres:  # a bulk write: copied, as the ledger's own rows are
+        tx.copy(f"outbox ({COLUMNS})", rows, _COPY_TYPES)
+        return
     tx.send_many(f"INSERT INTO outbox ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+_COPY_TYPES = ("int8", "text", "int8", "text", "text", "int4", "int8", "text")
 
 
 # Each event's position is the last one plus its place among these; its seq is its pool's

@@ -126,12 +126,4 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
 
 def _copy(tx: Transaction, target: str, rows: Iterable[Sequence[Any]],
           binary_types: Sequence[str]) -> None:
-    """COPY `rows` into `target` ("table (columns)") in the binary format: amounts as Python
-    ints go as NUMERIC exactly, BYTEA as raw bytes rather than hex."""
-    with tx.connection.cursor() as cursor, cursor.copy(
-        f"COPY {target} FROM STDIN (FORMAT BINARY)"
-    ) as copy:
-        copy.set_types(binary_types)
-        write_row = copy.write_row
-        for row in rows:
-            write_row(row)
+    tx.copy(target, rows, binary_types)

@@ -10,8 +10,12 @@ both: the modules each start loads, and that every listed help is the command's 
 
 from __future__ import annotations
 
+import copy
 import importlib
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -21,6 +25,7 @@ from typer.core import TyperCommand, TyperGroup
 if TYPE_CHECKING:
     from typer._click import Command as ClickCommand
     from typer._click import Context
+    from typer.models import CommandInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,46 +81,77 @@ COMMANDS: dict[str, Command] = {
 
 
 class Listed(TyperCommand):
-    """A command as the root lists it, before its module is loaded."""
+    """A command as its group lists it (its name and help), not built yet."""
 
 
 class LazyGroup(TyperGroup):
-    """The root group: its commands are listed as `COMMANDS` says, and each is built from
-    its module, as typer builds a registered one, when the command line resolves to it."""
+    """A group whose commands are built when the command line resolves to one of them. Until
+    then each is `Listed`, which is all that the group's --help and its "Did you mean" read;
+    `builders` makes each, by name."""
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
-        # Listed, and offered as "Did you mean", before they load.
-        self.commands.update(
-            {name: Listed(name, help=command.help) for name, command in COMMANDS.items()})
+        self.builders: dict[str, Callable[[], ClickCommand]] = {}
 
     def resolve_command(self, ctx: Context, args: list[str]
                         ) -> tuple[str | None, ClickCommand | None, list[str]]:
         name, command, rest = super().resolve_command(ctx, args)
         if name is not None and isinstance(command, Listed):
-            command = self.commands[name] = self.load(name)
+            command = self.commands[name] = self.builders[name]()
         return name, command, rest
+
+
+class Root(LazyGroup):
+    """The root group: its commands listed as `COMMANDS` says, each loaded from its module
+    when named."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for name, command in COMMANDS.items():
+            self.commands[name] = Listed(name, help=command.help)
+            self.builders[name] = partial(self.load, name)
 
     def load(self, name: str) -> ClickCommand:
         module, _, attribute = COMMANDS[name].target.partition(":")
         target = getattr(importlib.import_module(module), attribute)
-        # Registered on a throwaway app as `add_typer` / `command` would register it on the
-        # root, then built by typer with the root's settings: the same command as before.
-        holder = typer.Typer()
         if isinstance(target, typer.Typer):
-            holder.add_typer(target, name=name)
-            return typer.main.get_group_from_info(
-                holder.registered_groups[0], pretty_exceptions_short=app.pretty_exceptions_short,
-                suggest_commands=self.suggest_commands, rich_markup_mode=self.rich_markup_mode)
+            return self.group(name, target)
+        holder = typer.Typer()  # registered as `app.command(name)` registers it
         holder.command(name)(target)
+        return self.command(holder.registered_commands[0])
+
+    def group(self, name: str, target: typer.Typer) -> LazyGroup:
+        """`target` as `add_typer` would add it (its callback, options and help), its commands
+        listed as typer names and shows them, each built when named."""
+        shell = copy.copy(target)
+        shell.registered_commands = []
+        holder = typer.Typer()
+        holder.add_typer(shell, name=name, cls=LazyGroup)
+        group = typer.main.get_group_from_info(
+            holder.registered_groups[0], pretty_exceptions_short=app.pretty_exceptions_short,
+            suggest_commands=self.suggest_commands, rich_markup_mode=self.rich_markup_mode)
+        assert isinstance(group, LazyGroup)
+        for info in target.registered_commands:
+            assert info.callback is not None
+            command_name = info.name or typer.main.get_command_name(info.callback.__name__)
+            shown = inspect.getdoc(info.callback) if info.help is None else inspect.cleandoc(
+                info.help)
+            group.commands[command_name] = Listed(
+                command_name, help=shown, short_help=info.short_help, hidden=info.hidden,
+                deprecated=info.deprecated, rich_help_panel=info.rich_help_panel)
+            group.builders[command_name] = partial(self.command, info)
+        return group
+
+    def command(self, info: CommandInfo) -> ClickCommand:
+        """The command typer builds from `info`, with the root's settings."""
         return typer.main.get_command_from_info(
-            holder.registered_commands[0], pretty_exceptions_short=app.pretty_exceptions_short,
+            info, pretty_exceptions_short=app.pretty_exceptions_short,
             rich_markup_mode=self.rich_markup_mode)
 
 
 app = typer.Typer(
     name="fundpool",
-    cls=LazyGroup,
+    cls=Root,
     help="Treasury fund-pool engine: an exact, tamper-evident double-entry ledger.",
     no_args_is_help=True,
     add_completion=False,

@@ -9,7 +9,7 @@ Method.
 - **The pool** (set-up, not timed): one USD channel of kind instant_credit whose simulated rail
   settles in about a millisecond (`latency_median_ms = 1`, no failures, no returns), batches of
   up to 500, an approval threshold above every payout, a float far beyond what the run pays.
-  The dispatcher's policy is the engine's (`compose.ENGINE_POLICY`): a batch goes when it is
+  The dispatcher's policy is the engine's (`compose.engine_policy()`): a batch goes when it is
   full or its oldest payout waited 2 s.
 - **Baseline** (`in_process_dispatcher`): in this process, on a SQLite store of its own, the
   `Dispatcher` the engine runs, called directly: `--payouts` requests taken in through
@@ -139,7 +139,7 @@ def baseline(root: Path, config_path: Path, payouts: int, chunk: int) -> list[st
     ids = Uuid7Ids.seeded(7)
     parts = compose.simulated_dispatching(
         compose.ledger(store, clock, ids), config, config.pool(None), clock=clock, ids=ids,
-        seed=7, instance="bench", policy=compose.ENGINE_POLICY)
+        seed=7, instance="bench", policy=compose.engine_policy())
     dispatcher = parts.dispatcher
     created: list[str] = []
     for start in range(0, payouts, chunk):

@@ -23,6 +23,7 @@ import httpx
 from fundpool import compose
 from fundpool.core.ledger.model import Posting, Transfer
 from fundpool.pool.accounts import PoolState, pool_account, world_account
+from fundpool.pool.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "examples" / "pool.toml"
@@ -105,7 +106,7 @@ class Served:
                 env, stdin=f"serve-{role}-password\n")
         store = compose.open_ledger_store(data_dir=self.data, db_url=self.db_url)
         try:
-            config = compose.load_config(CONFIG)
+            config = load_config(CONFIG)
             pool = config.pool(None)
             commands = []
             for cid in pool.channels:

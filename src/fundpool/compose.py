@@ -18,68 +18,63 @@ serve` runs in each uvicorn worker (`uvicorn --factory fundpool.compose:build_ap
 the web console when the settings ask for it, so that the server imports neither the console
 nor the CLI (nor this module).
 
-The server's, the console's and the alert engine's modules (FastAPI, NiceGUI, pydantic) load
-inside the functions that need them: a CLI command that imports this module starts without
-them. The bus's defaults are the CLI's option defaults: they come from `bus/defaults.py`, and the
-NATS client itself loads only in the functions that use it.
+Only what opens a store and its ledger loads with this module; everything else (the payments,
+the dispatcher and its rails, the simulator, the monitor, the bus, the server, the console, the
+alert engine, with FastAPI, NiceGUI, pydantic, the NATS client and structlog) loads inside the
+functions that need it: a CLI command that reads a ledger starts without them
+(tests/cli/test_startup.py). The bus's defaults are the CLI's option defaults: they come from
+`bus/defaults.py`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fundpool.auth.ports import AuthStore
 from fundpool.bus.defaults import ACK_WAIT_S as ACK_WAIT_S
 from fundpool.bus.defaults import DEFAULT_NATS_URL as DEFAULT_NATS_URL
 from fundpool.bus.defaults import DEFAULT_PREFIX as DEFAULT_PREFIX
 from fundpool.bus.defaults import DURABLE_PREFIX as DURABLE_PREFIX
 from fundpool.bus.defaults import PULL_BATCH as PULL_BATCH
 from fundpool.bus.defaults import RELAY_CURSOR as RELAY_CURSOR
-from fundpool.channels.simulated import Acknowledgement
 from fundpool.core.clock import Clock, IdSource, Uuid7Ids
 from fundpool.core.errors import invariant
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
-from fundpool.monitoring.alerting.ports import AlertStore
-from fundpool.monitoring.ports import OutboxReader, ProjectionStore
-from fundpool.monitoring.projector import Projector
-from fundpool.monitoring.service import Monitor
-from fundpool.payments.dispatch import DEFAULT_DISPATCH_POLICY, Dispatcher, DispatchPolicy
-from fundpool.payments.engine import PaymentEngine
-from fundpool.payments.ports import DispatchRecordReads, DispatchRecords, PaymentStore
-from fundpool.payments.service import PaymentService
-from fundpool.pool.config import FundpoolConfig, PoolConfig, load_config
 from fundpool.runtime import SystemClock, system_ids, tune_gc
-from fundpool.sim import pace
-from fundpool.sim.rails import Dispatching, payout_router, simulated_rails
-from fundpool.sim.service import SEED_DEFAULT, EngineFlow, TrafficService
-from fundpool.sim.traffic import Simulation
 from fundpool.sql import migrate
 from fundpool.sql.database import Database, database_of
-from fundpool.sql.lease import AdvisoryLease
 from fundpool.sql.migrate import ComponentStatus as ComponentStatus
 from fundpool.sql.migrate import Migration
 from fundpool.stores import driver_errors, open_store, payment_store
-from fundpool.stores.dispatch_sql import SqlDispatchRecords
-from fundpool.stores.events_sql import outbox_reader
-from fundpool.stores.projection_sql import ProjectionStore as SqlProjectionStore
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from fundpool.auth.ports import AuthStore
     from fundpool.bus.consumer import NatsConsumer
     from fundpool.bus.relay import NatsRelay
     from fundpool.bus.relay import RelayReport as RelayReport
     from fundpool.monitoring.alerting.engine import AlertEngine
+    from fundpool.monitoring.alerting.ports import AlertStore
     from fundpool.monitoring.alerting.reload import AlertRules
+    from fundpool.monitoring.ports import OutboxReader, ProjectionStore
+    from fundpool.monitoring.service import Monitor
+    from fundpool.payments.dispatch import DispatchPolicy
+    from fundpool.payments.engine import PaymentEngine
+    from fundpool.payments.ports import DispatchRecordReads, DispatchRecords, PaymentStore
+    from fundpool.payments.service import PaymentService
+    from fundpool.pool.config import FundpoolConfig, PoolConfig
     from fundpool.server.engines import Engines
     from fundpool.server.settings import Settings
     from fundpool.server.v1.idempotency import KeptAnswers
+    from fundpool.sim.rails import Dispatching
+    from fundpool.sim.service import TrafficService
+    from fundpool.sim.traffic import Simulation
+    from fundpool.sql.lease import AdvisoryLease
     from fundpool.stores.sqlite import SqliteStore
 
 
@@ -166,6 +161,8 @@ def payment_records(store: LedgerStore) -> PaymentStore:
 
 def dispatch_records(store: LedgerStore) -> DispatchRecords:
     """The dispatcher's routes, batches and outcomes, beside the payments (its port)."""
+    from fundpool.stores.dispatch_sql import SqlDispatchRecords
+
     return SqlDispatchRecords(store)
 
 
@@ -176,12 +173,16 @@ def dispatch_reads(store: LedgerStore) -> DispatchRecordReads:
 
 def outbox(store: LedgerStore) -> OutboxReader:
     """The events the ledger's transactions wrote, in commit order."""
+    from fundpool.stores.events_sql import outbox_reader
+
     return outbox_reader(store)
 
 
 def projection_store(store: LedgerStore) -> ProjectionStore:
     """The monitor's projections, in the same database (and schema) as the ledger, on a
     connection of their own."""
+    from fundpool.stores.projection_sql import ProjectionStore as SqlProjectionStore
+
     return SqlProjectionStore.beside(store)
 
 
@@ -196,6 +197,8 @@ def projection_url(path_or_url: str) -> str:
 def projection_url_beside(store: LedgerStore) -> str:
     """The URL `projection_store(store)` opens (the ledger's database and schema), without
     opening it."""
+    from fundpool.stores.projection_sql import ProjectionStore as SqlProjectionStore
+
     return SqlProjectionStore.url_beside(store)
 
 
@@ -225,6 +228,8 @@ def kept_answers(store: LedgerStore) -> KeptAnswers:
 def leader_lease(db_url: str) -> AdvisoryLease:
     """The lease the API workers on one PostgreSQL database take turns to hold (the leader
     keeps the live figures), on a connection of its own."""
+    from fundpool.sql.lease import AdvisoryLease
+
     # The same key as before issue 13 ("fundpool.ledger:leader:<schema>"), so workers of the
     # release before and this one never lead at once.
     return AdvisoryLease(Database(db_url), "fundpool.ledger:leader")
@@ -241,6 +246,8 @@ def ledger(store: LedgerStore, clock: Clock | None = None, ids: IdSource | None 
 def payment_service(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
                     clock: Clock | None = None, ids: IdSource | None = None) -> PaymentService:
     """The payments of `pool`, on their ledger."""
+    from fundpool.payments.service import PaymentService
+
     ids = ids or system_ids()
     return PaymentService(ledger(store, clock, ids), payment_records(store), config, pool, ids)
 
@@ -249,6 +256,8 @@ def monitor(store: LedgerStore, config: FundpoolConfig, clock: Clock | None = No
             projections: ProjectionStore | None = None) -> Monitor:
     """The live figures of `store`'s pools from its outbox, kept in `projections` (else in
     projections beside the ledger)."""
+    from fundpool.monitoring.service import Monitor
+
     if projections is None:
         projections = projection_store(store)
     return Monitor(store, config, clock or SystemClock(), projections=projections,
@@ -278,13 +287,19 @@ def simulated_dispatching(
     ids: IdSource,
     seed: int,
     instance: str,
-    policy: DispatchPolicy = DEFAULT_DISPATCH_POLICY,
+    policy: DispatchPolicy | None = None,
     journal_dir: Path | None = None,
     acknowledged_on_commit: bool = False,
 ) -> Dispatching:
     """The payments of `pool` on `ledger_service`, and a dispatcher over one simulated rail
     per channel (seeded by `seed`; `instance` keeps their references apart from an earlier
-    set's on the same store) and the learning router; its records beside the payments."""
+    set's on the same store) and the learning router; its records beside the payments (on
+    `policy`, else the dispatcher's default)."""
+    from fundpool.channels.simulated import Acknowledgement
+    from fundpool.payments.dispatch import DEFAULT_DISPATCH_POLICY, Dispatcher
+    from fundpool.payments.service import PaymentService
+    from fundpool.sim.rails import Dispatching, payout_router, simulated_rails
+
     store = ledger_service.store
     payments = PaymentService(ledger_service, payment_records(store), config, pool, ids)
     rails = simulated_rails(
@@ -295,7 +310,8 @@ def simulated_dispatching(
         else Acknowledgement.NEXT_POLL)
     router = payout_router(config, rails, seed=seed)
     dispatcher = Dispatcher(payments, rails, router, clock, ids,
-                            records=dispatch_records(store), policy=policy)
+                            records=dispatch_records(store),
+                            policy=DEFAULT_DISPATCH_POLICY if policy is None else policy)
     return Dispatching(config, pool, payments, rails, router, dispatcher)
 
 
@@ -312,7 +328,15 @@ def dispatching(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig) ->
 # --- the payment engine ----------------------------------------------------------------------
 
 # Approvals made in another worker are found within a second; in this one at once (woken).
-ENGINE_POLICY = DispatchPolicy(rescan_us=1_000_000)
+ENGINE_RESCAN_US = 1_000_000
+
+
+def engine_policy() -> DispatchPolicy:
+    """The dispatcher's pacing in the payment engine (built here, not at import: the dispatcher
+    loads only with the first engine or simulation)."""
+    from fundpool.payments.dispatch import DispatchPolicy
+
+    return DispatchPolicy(rescan_us=ENGINE_RESCAN_US)
 
 
 def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
@@ -321,6 +345,8 @@ def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
     configuration names them (each channel's `adapter`; `simulated` is the only one yet, its
     journal in `rails_dir/<pool>/<channel>.jsonl`, so that a restart finds what each rail
     was sent)."""
+    from fundpool.payments.engine import PaymentEngine
+
     clock, ids = SystemClock(), system_ids()
     seed = secrets.randbits(32) if seed is None else seed
     # Every adapter the configuration may name is built here (RAIL_ADAPTERS); `simulated` is
@@ -336,7 +362,7 @@ def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
     # them) never meet an earlier start's, even on a journal begun afresh.
     parts = simulated_dispatching(
         ledger(store, clock, ids), config, pool, clock=clock, ids=ids, seed=seed,
-        instance=f"engine-{pool.id}-{clock.now_us():x}", policy=ENGINE_POLICY,
+        instance=f"engine-{pool.id}-{clock.now_us():x}", policy=engine_policy(),
         journal_dir=rails_dir, acknowledged_on_commit=True)
     return PaymentEngine(pool.id, parts.dispatcher, forgetful=forgetful)
 
@@ -378,10 +404,12 @@ def pool_runtime(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *
 
 def simulation(ledger_service: Ledger, config: FundpoolConfig, pool: PoolConfig, *, seed: int,
                clock: Clock, ids: IdSource | None = None,
-               policy: DispatchPolicy = DEFAULT_DISPATCH_POLICY) -> Simulation:
+               policy: DispatchPolicy | None = None) -> Simulation:
     """The traffic simulator on `ledger_service` (see `ledger`), on `clock` (a `ManualClock`
     for a deterministic run, a `ScaledClock` or the wall clock for a live one). Its payments
     and dispatcher draw ids from `ids` (default: seeded by `seed`)."""
+    from fundpool.sim.traffic import Simulation
+
     ids = ids or Uuid7Ids.seeded(seed)
     # A run is named by the clock's time at its start: its rail references, outcome ids and
     # idempotency keys then never meet an earlier run's on the same store.
@@ -393,20 +421,24 @@ def simulation(ledger_service: Ledger, config: FundpoolConfig, pool: PoolConfig,
 
 
 def engine_traffic(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
-                   engine: PaymentEngine, *, rate_per_s: float, seed: int = SEED_DEFAULT
+                   engine: PaymentEngine, *, rate_per_s: float, seed: int | None = None
                    ) -> TrafficService:
     """The simulator as a service of the server, its payments handed to `engine` as the API's
-    are (`serve --simulate`, the live demo)."""
+    are (`serve --simulate`, the live demo); `seed` defaults to the simulator's."""
+    from fundpool.sim.service import SEED_DEFAULT, EngineFlow, TrafficService
+    from fundpool.sim.traffic import Simulation
+
+    seeded = SEED_DEFAULT if seed is None else seed
 
     def open_simulation() -> Simulation:
         clock = SystemClock()
-        ids = Uuid7Ids.seeded(seed + clock.now_us())
+        ids = Uuid7Ids.seeded(seeded + clock.now_us())
         ledger_service = ledger(store, clock, ids)
         run_id = format(clock.now_us(), "x")
         parts = simulated_dispatching(ledger_service, config, pool, clock=clock, ids=ids,
-                                      seed=seed, instance=run_id)
+                                      seed=seeded, instance=run_id)
         flow = EngineFlow(parts.payments, engine, clock)
-        return Simulation(parts, seed=seed, clock=clock, run_id=run_id, flow=flow)
+        return Simulation(parts, seed=seeded, clock=clock, run_id=run_id, flow=flow)
 
     return TrafficService(open_simulation, rate_per_s=rate_per_s)
 
@@ -427,6 +459,7 @@ def nats_consumer(projections_url: str, nats_url: str, *, pools: Sequence[str] |
     """A consumer applying the pools' streams (every pool with a stream when `pools` is
     None) to the projections at `projections_url`, each event once."""
     from fundpool.bus.consumer import NatsConsumer
+    from fundpool.monitoring.projector import Projector
 
     return NatsConsumer(projections_url, nats_url, applier=Projector,
                         pools=None if pools is None else list(pools),
@@ -444,6 +477,8 @@ def durable_name(projections_url: str, durable_prefix: str) -> str:
 def stream_status(nats_url: str, durable: str, pools: Sequence[str], *, prefix: str
                   ) -> dict[str, dict[str, Any]]:
     """Per pool: its stream's message count and `durable`'s backlog, when they exist."""
+    import asyncio
+
     from fundpool.bus.status import stream_status as bus_stream_status
 
     return asyncio.run(bus_stream_status(nats_url, durable, list(pools), prefix=prefix))
@@ -454,6 +489,8 @@ def stream_status(nats_url: str, durable: str, pools: Sequence[str], *, prefix: 
 
 def engine_lease(db_url: str, pool: str) -> AdvisoryLease:
     """The lease of `pool`'s payment engine among the API workers on one PostgreSQL database."""
+    from fundpool.sql.lease import AdvisoryLease
+
     return AdvisoryLease(Database(db_url), f"fundpool.engine:{pool}")
 
 
@@ -462,6 +499,7 @@ def payment_engines(store: LedgerStore, config: FundpoolConfig, settings: Settin
     worker holds its lease (PostgreSQL). The live demo's simulator runs with its pool's
     engine."""
     from fundpool.server.engines import Engines
+    from fundpool.sim import pace
 
     rails_dir = settings.rails_dir or settings.data_dir / "rails"
     simulated = declared_pool = None
@@ -482,6 +520,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     """One worker's app (its own store connections), from `settings` or the environment: the
     API, metrics and health, the alert engine with `alerts`, the simulator with `simulate`,
     and the web console at /console with `console`."""
+    from fundpool.pool.config import load_config
     from fundpool.server.main import configure_logging, worker_app
     from fundpool.server.settings import Settings
     from fundpool.server.v1.context import Api

@@ -60,7 +60,7 @@ class Bench:
         parts = compose.simulated_dispatching(
             compose.ledger(self.store, self.clock, self.ids), self.config, self.pool,
             clock=self.clock, ids=self.ids, seed=seed, instance=f"engine-{seed}",
-            policy=compose.ENGINE_POLICY, journal_dir=self.root / "rails",
+            policy=compose.engine_policy(), journal_dir=self.root / "rails",
             acknowledged_on_commit=True)
         engine = PaymentEngine(self.pool.id, parts.dispatcher)
         self.engines.append(engine)

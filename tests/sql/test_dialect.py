@@ -13,8 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fundpool.sql.database import Database
-from fundpool.sql.dialect import POSTGRESQL, SQLITE, dialect, driver_errors
+from fundpool.sql.dialect import SQLITE, dialect, driver_errors, postgresql
 from tests.conftest import PG_URL, require_postgres
+
+POSTGRESQL = postgresql()  # made when first asked for: psycopg loads with it
 
 
 def unmarked(text: str) -> str:

@@ -22,8 +22,9 @@ from rich.text import Text
 
 from fundpool import compose
 from fundpool.cli.actor import local_actor
-from fundpool.cli.options import ConfigOption, DataDirOption, DbUrlOption, JsonOption, config_path
+from fundpool.cli.options import DataDirOption, DbUrlOption, JsonOption
 from fundpool.cli.output import emit_json, log_to_stderr, stdout_console
+from fundpool.cli.pool_options import ConfigOption, config_path
 from fundpool.cli.session import session
 from fundpool.ledger.docs import iso
 from fundpool.monitoring.kpis import (

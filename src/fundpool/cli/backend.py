@@ -11,10 +11,11 @@ the store) and `RemoteBackend` (cli/remote.py: the server's API through `fundpoo
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from fundpool.ledger.verify import VerifyReport
-from fundpool.payments.model import PaymentKind, PaymentState
+if TYPE_CHECKING:
+    from fundpool.ledger.verify import VerifyReport
+    from fundpool.payments.model import PaymentKind, PaymentState
 
 # A posting as typed: (source, destination, asset, amount), the amount decimal text.
 PostingText = tuple[str, str, str, str]

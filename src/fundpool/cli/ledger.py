@@ -25,7 +25,7 @@ also needs the permission `ledger:adjust`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -51,7 +51,9 @@ from fundpool.core.errors import InvalidAccount
 from fundpool.core.ledger.model import Account
 from fundpool.core.money import Asset, AssetKind
 from fundpool.ledger.docs import amount_fields, balance_fields, entry_doc
-from fundpool.ledger.verify import BalanceDifference, VerifyReport, rebuild
+
+if TYPE_CHECKING:
+    from fundpool.ledger.verify import BalanceDifference, VerifyReport
 
 ReasonOption = Annotated[
     str | None,
@@ -520,6 +522,8 @@ def rebuild_command(
     """Compare the balance table with the journal; with --write, repair it.
 
     Exit code 1 when differences remain unwritten or the journal itself does not verify."""
+    from fundpool.ledger.verify import rebuild
+
     with session(data_dir, db_url, as_json) as s:
         report = rebuild(s.store, write=write)
         assets = s.assets()

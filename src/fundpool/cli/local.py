@@ -2,7 +2,8 @@
 on it, and the documents the commands print (ledger/docs.py, pool/docs.py, payments/docs.py).
 
 Amounts come in as decimal text and are read at the asset's scale as the store defines it; the
-pool and payment operations read the pool configuration (`--config`) when they first need it.
+pool and payment operations read the pool configuration (`--config`) when they first need it,
+and load the pool's and the payments' modules then: a ledger command starts without them.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fundpool import compose
 from fundpool.cli.actor import local_actor
 from fundpool.cli.backend import PostingText
-from fundpool.cli.options import config_path
 from fundpool.cli.session import Session, session
 from fundpool.core.errors import AssetMismatch, UnknownPending
 from fundpool.core.ledger.model import (
@@ -30,15 +30,13 @@ from fundpool.core.ledger.model import (
 from fundpool.ledger.adjustments import Adjustable, checked, touched
 from fundpool.ledger.docs import amount_fields, balance_fields, entry_doc, iso
 from fundpool.ledger.service import Recorded, find_account
-from fundpool.ledger.verify import VerifyReport, verify
-from fundpool.payments import docs as payment_docs
-from fundpool.payments.model import Payment, PaymentKind, PaymentRequest, PaymentState
-from fundpool.payments.service import PaymentService
-from fundpool.payments.shares import event_shares
-from fundpool.pool.config import FundpoolConfig, load_config
-from fundpool.pool.docs import view_doc
 from fundpool.pool.ownership import owned_by_service
-from fundpool.pool.view import pool_view
+
+if TYPE_CHECKING:
+    from fundpool.ledger.verify import VerifyReport
+    from fundpool.payments.model import Payment, PaymentKind, PaymentState
+    from fundpool.payments.service import PaymentService
+    from fundpool.pool.config import FundpoolConfig
 
 
 @dataclass(slots=True)
@@ -49,6 +47,9 @@ class LocalBackend:
 
     def config(self) -> FundpoolConfig:
         if self._config is None:
+            from fundpool.cli.pool_options import config_path
+            from fundpool.pool.config import load_config
+
             self._config = load_config(config_path(self.config_option))
         return self._config
 
@@ -157,11 +158,16 @@ class LocalBackend:
         }
 
     def verify(self) -> VerifyReport:
+        from fundpool.ledger.verify import verify
+
         return verify(self.session.store)
 
     # --- the pool ------------------------------------------------------------------------------
 
     def pool_view(self, pool: str | None) -> dict[str, Any]:
+        from fundpool.pool.docs import view_doc
+        from fundpool.pool.view import pool_view
+
         declared = self.config()
         chosen = declared.pool(pool)
         return view_doc(pool_view(self.session.store, declared, chosen,
@@ -178,6 +184,8 @@ class LocalBackend:
         return compose.payment_service(self.session.store, declared, declared.pool(pool))
 
     def payment_doc(self, payment: Payment) -> dict[str, Any]:
+        from fundpool.payments import docs as payment_docs
+
         return payment_docs.payment_doc(payment, self.session.assets().get(payment.asset))
 
     def create_payment(self, *, kind: PaymentKind, asset: str, amount: str, pool: str | None,
@@ -185,6 +193,8 @@ class LocalBackend:
                        counterparty: str | None, reference: str | None,
                        metadata: dict[str, str], key: str | None,
                        destination: str | None = None) -> dict[str, Any]:
+        from fundpool.payments.model import PaymentRequest
+
         payments = self.payment_service(pool)
         request = PaymentRequest(
             kind=kind,
@@ -201,6 +211,9 @@ class LocalBackend:
                                                 actor=local_actor()))
 
     def payment(self, payment_id: str, pool: str | None) -> dict[str, Any]:
+        from fundpool.payments import docs as payment_docs
+        from fundpool.payments.shares import event_shares
+
         payments = self.payment_service(pool)
         payment = payments.get(payment_id)
         events = payments.events(payment_id)

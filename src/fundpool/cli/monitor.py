@@ -16,15 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from fundpool import compose
-from fundpool.cli.options import (
-    ConfigOption,
-    DataDirOption,
-    DbUrlOption,
-    JsonOption,
-    PoolOption,
-    config_path,
-)
+from fundpool.cli.options import DataDirOption, DbUrlOption, JsonOption
 from fundpool.cli.pool import view_tables
+from fundpool.cli.pool_options import ConfigOption, PoolOption, config_path
 from fundpool.cli.session import session
 from fundpool.events.model import encode
 from fundpool.monitoring.docs import figures_doc

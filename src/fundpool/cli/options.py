@@ -2,14 +2,14 @@
 
 Every command that opens a store takes `--data-dir` / `--db-url` (or $FUNDPOOL_DATA_DIR /
 $FUNDPOOL_DB_URL) and `--json`; those that act on a server too take `--url` / `--api-key` (or
-$FUNDPOOL_URL / $FUNDPOOL_API_KEY); those that need the pool take `--config` / `--pool`. Text
+$FUNDPOOL_URL / $FUNDPOOL_API_KEY); those that need the pool take `--config` / `--pool`
+(cli/pool_options.py). Text
 that does not read (an instant without its zone, `--meta` without `=`, a rate such as `fast`)
 is a usage error naming its option: exit code 2, as typer does for any bad usage.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,8 +19,6 @@ import typer
 
 from fundpool.core.money import Asset
 from fundpool.ledger.docs import EPOCH
-from fundpool.pool.config import CONFIG_ENV, DEFAULT_CONFIG
-from fundpool.sim import pace
 
 DataDirOption = Annotated[
     Path | None,
@@ -67,24 +65,6 @@ ApiKeyOption = Annotated[
         show_default=False,
     ),
 ]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help=f"Pool configuration (TOML; default: ${CONFIG_ENV}, then ./{DEFAULT_CONFIG}).",
-        show_default=False,
-    ),
-]
-PoolOption = Annotated[
-    str | None,
-    typer.Option("--pool", help="Pool id (needed when the configuration has several)."),
-]
-
-
-def config_path(option: Path | None) -> Path:
-    return option or Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
-
-
 # --- values at the edges ---------------------------------------------------------------------
 
 
@@ -123,6 +103,8 @@ def parse_meta(items: Sequence[str] | None) -> dict[str, str]:
 
 def parse_rate(text: str, *, option: str = "--rate") -> float:
     """Payments a second from `200/s`, `200` (a second), `6000/m` or `90000/h` (sim/pace.py)."""
+    from fundpool.sim import pace
+
     try:
         return pace.parse_rate(text)
     except ValueError as error:
@@ -131,6 +113,8 @@ def parse_rate(text: str, *, option: str = "--rate") -> float:
 
 def parse_duration(text: str, *, option: str = "--duration") -> float:
     """Seconds from `30s`, `5m`, `1h` or `90` (seconds) (sim/pace.py)."""
+    from fundpool.sim import pace
+
     try:
         return pace.parse_duration(text)
     except ValueError as error:

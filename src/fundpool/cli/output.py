@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -58,7 +57,10 @@ class _Stderr:
 
 def log_to_stderr() -> None:
     """Send structlog's lines to stderr, so that `--json` stays one document on stdout; only
-    where lines go is set, the rest of structlog's settings stay."""
+    where lines go is set, the rest of structlog's settings stay. (structlog loads here, with
+    the commands that log: a command that only prints starts without it.)"""
+    import structlog
+
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(_Stderr()))  # type: ignore[arg-type]
 
 

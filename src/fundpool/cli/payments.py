@@ -23,12 +23,9 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
@@ -36,40 +33,20 @@ from fundpool import compose
 from fundpool.cli.actor import local_actor
 from fundpool.cli.options import (
     ApiKeyOption,
-    ConfigOption,
     DataDirOption,
     DbUrlOption,
     JsonOption,
     KeyOption,
     MetaOption,
-    PoolOption,
     UrlOption,
-    config_path,
     parse_duration,
     parse_meta,
 )
 from fundpool.cli.output import Output, emit_json, report_error, stdout_console
+from fundpool.cli.pool_options import ConfigOption, PoolOption, config_path
 from fundpool.cli.session import Session, session
 from fundpool.cli.target import Where, open_backend
-from fundpool.console.format import duration_text
-from fundpool.core.money import Asset
 from fundpool.ledger.docs import amount_fields, format_minor, iso
-from fundpool.payments import docs as payment_docs
-from fundpool.payments.batch_payouts import (
-    PayoutFileHasErrors,
-    PayoutFileResult,
-    Progress,
-    progress,
-    submit_payout_file,
-)
-from fundpool.payments.csv_batch import (
-    PAYOUT_CSV_BYTES_MAX,
-    CsvTooLarge,
-    PayoutFile,
-    parse_payout_csv,
-)
-from fundpool.payments.dispatch import Dispatcher, IntakeRefused
-from fundpool.payments.docs import progress_doc, route_decision, route_doc
 from fundpool.payments.model import (
     Action,
     InvalidPayment,
@@ -78,10 +55,21 @@ from fundpool.payments.model import (
     PaymentState,
     UnknownPayment,
 )
-from fundpool.payments.records import RouteRecord
-from fundpool.payments.service import PaymentService, Step
 from fundpool.pool.config import load_config
-from fundpool.routing.decision import RoutingDecision
+
+# What one command alone uses loads in it (the payout file and the dispatcher in `batch`, the
+# router's records in `routes`): `payment list` starts without them.
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress
+
+    from fundpool.core.money import Asset
+    from fundpool.payments.batch_payouts import PayoutFileResult, Progress
+    from fundpool.payments.csv_batch import PayoutFile
+    from fundpool.payments.dispatch import Dispatcher
+    from fundpool.payments.records import RouteRecord
+    from fundpool.payments.service import PaymentService
+    from fundpool.routing.decision import RoutingDecision
 
 app = typer.Typer(
     name="payment",
@@ -104,6 +92,8 @@ def service(s: Session, config: ConfigOption, pool: PoolOption) -> PaymentServic
 
 
 def payment_doc(payment: Payment, s: Session) -> dict[str, object]:
+    from fundpool.payments import docs as payment_docs
+
     return payment_docs.payment_doc(payment, s.assets().get(payment.asset))
 
 
@@ -172,6 +162,8 @@ def act(
     """Move a payment one step; what the step posts is written with it, or nothing is. The
     step is recorded as the operating-system user's (four eyes: whoever created a payment
     that waits for approval may not approve it)."""
+    from fundpool.payments.service import Step
+
     with session(data_dir, db_url, as_json) as s:
         if action is Action.CREATE:
             raise InvalidPayment("a payment is created with `fundpool payment create`")
@@ -263,6 +255,8 @@ WAIT_TICK_S = 0.25  # how often a waiting batch ticks the dispatcher and reads i
 
 def read_payout_file(path: Path) -> bytes:
     """The file's bytes, refusing one larger than a payout file may be before reading it."""
+    from fundpool.payments.csv_batch import PAYOUT_CSV_BYTES_MAX, CsvTooLarge
+
     size = path.stat().st_size
     if size > PAYOUT_CSV_BYTES_MAX:
         raise CsvTooLarge(
@@ -330,6 +324,9 @@ def _bar(console: Console) -> RichProgress | None:
     """A progress bar on a terminal; elsewhere (a file, a pipe) only the end is printed."""
     if not console.is_terminal:
         return None
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as RichProgress
+
     return RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
                         console=console, transient=False)
@@ -338,6 +335,8 @@ def _bar(console: Console) -> RichProgress | None:
 def create_payouts(
     dispatcher: Dispatcher, payouts: PayoutFile, all_or_nothing: bool, console: Console | None
 ) -> PayoutFileResult:
+    from fundpool.payments.batch_payouts import submit_payout_file
+
     bar = None if console is None else _bar(console)
     if bar is None:
         return submit_payout_file(dispatcher, payouts, all_or_nothing=all_or_nothing,
@@ -361,6 +360,8 @@ def wait_for_payouts(
     """Watch the payouts until every one is settled or final, or `wait_s` has passed: the
     pool's engine (a `fundpool serve` on this store) sends them; this command never does, so
     that one engine alone sends a pool's payments (ADR 0016)."""
+    from fundpool.payments.batch_payouts import progress
+
     deadline = time.monotonic() + wait_s
     bar = None if console is None else _bar(console)
     with bar or contextlib.nullcontext():
@@ -406,6 +407,11 @@ def batch(
 ) -> None:
     """Batch payouts from a CSV file: check every row, create the valid ones (routed and
     approved, or left for an approver); the pool's engine sends them."""
+    from fundpool.payments.batch_payouts import PayoutFileHasErrors
+    from fundpool.payments.csv_batch import parse_payout_csv
+    from fundpool.payments.dispatch import IntakeRefused
+    from fundpool.payments.docs import progress_doc
+
     wait_s = None if wait is None else parse_duration(wait, option="--wait")
     console = None if as_json else stdout_console()
     with session(data_dir, db_url, as_json) as s:
@@ -472,6 +478,8 @@ def _units(minor: float | None, asset: Asset | None) -> str:
 def candidates_table(
     route: RouteRecord, decision: RoutingDecision, asset: Asset | None
 ) -> list[Table | Text]:
+    from fundpool.console.format import duration_text
+
     unit = "" if asset is None else f" ({asset.code})"
     heading = Text(f"attempt {route.attempt}, {iso(route.at_us)}: "
                    + (f"{decision.channel}" if decision.channel else "no eligible channel")
@@ -503,6 +511,9 @@ def routes(
     as_json: JsonOption = False,
 ) -> None:
     """How a payment was routed: each attempt's rail, and every candidate with its scores."""
+    from fundpool.payments.docs import route_decision, route_doc
+    from fundpool.routing.decision import RoutingDecision
+
     with session(data_dir, db_url, as_json) as s:
         payment = compose.payment_records(s.store).payment(payment_id)
         if payment is None:

@@ -15,17 +15,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from fundpool.cli.options import (
-    ApiKeyOption,
-    ConfigOption,
-    DataDirOption,
-    DbUrlOption,
-    JsonOption,
-    PoolOption,
-    UrlOption,
-    config_path,
-)
+from fundpool.cli.options import ApiKeyOption, DataDirOption, DbUrlOption, JsonOption, UrlOption
 from fundpool.cli.output import Output
+from fundpool.cli.pool_options import ConfigOption, PoolOption, config_path
 from fundpool.cli.session import describe_store, session
 from fundpool.cli.target import Where, open_backend
 from fundpool.pool.config import FundpoolConfig, load_config

@@ -37,17 +37,9 @@ from rich.table import Table
 from rich.text import Text
 
 from fundpool import compose
-from fundpool.cli.options import (
-    ConfigOption,
-    DataDirOption,
-    DbUrlOption,
-    JsonOption,
-    PoolOption,
-    config_path,
-    parse_duration,
-    parse_rate,
-)
+from fundpool.cli.options import DataDirOption, DbUrlOption, JsonOption, parse_duration, parse_rate
 from fundpool.cli.output import stdout_console
+from fundpool.cli.pool_options import ConfigOption, PoolOption, config_path
 from fundpool.cli.session import describe_store, session
 from fundpool.core.clock import Clock, ManualClock, Uuid7Ids
 from fundpool.core.ledger.model import Balance

@@ -19,11 +19,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
+from types import ModuleType
 from typing import Any
-
-import psycopg
-from psycopg import errors as pg_errors
-from psycopg import sql as pg_sql
 
 from fundpool.core.errors import StoreError, StoreNotInitialised
 from fundpool.sql.dialect import Dialect, dialect
@@ -76,9 +73,17 @@ def connect_sqlite(path: str) -> sqlite3.Connection:
     return connection
 
 
+def pg_errors() -> ModuleType:
+    """psycopg's errors. The driver loads with the first PostgreSQL database, or when an error
+    must be told from its own: a command on a SQLite file that does not fail never loads it."""
+    from psycopg import errors
+
+    return errors
+
+
 def missing_table(error: BaseException) -> bool:
     """Whether a driver's error says a table is not there (a store not initialised)."""
-    if isinstance(error, pg_errors.UndefinedTable):
+    if isinstance(error, pg_errors().UndefinedTable):
         return True
     return isinstance(error, sqlite3.OperationalError) and "no such table" in str(error)
 
@@ -304,6 +309,9 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             connection: Connection = connect_sqlite(path)
         else:
+            import psycopg
+            from psycopg import sql as pg_sql
+
             try:
                 connection = psycopg.connect(
                     self.location.target, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
@@ -329,6 +337,8 @@ class Database:
             if self._connection is None:
                 self._connection = self._connect()
             if self.dialect.is_postgres:
+                from psycopg import sql as pg_sql
+
                 connection = self.connection()
                 with connection.transaction():
                     connection.execute(
@@ -376,6 +386,8 @@ class Database:
         """Drop the PostgreSQL schema and everything in it. For tests and throwaway stores."""
         if not self.dialect.is_postgres:
             raise StoreError("drop_schema is for PostgreSQL stores", store=self.shown)
+        from psycopg import sql as pg_sql
+
         with self._lock:
             connection = self.connection()
             with connection.transaction():
@@ -401,11 +413,11 @@ class Database:
                     if self.dialect.is_postgres:
                         return list(connection.execute(text, params, prepare=prepare).fetchall())
                     return list(connection.execute(text, params).fetchall())
-                except (pg_errors.UndefinedTable, sqlite3.OperationalError) as error:
+                except (pg_errors().UndefinedTable, sqlite3.OperationalError) as error:
                     if missing_table(error):
                         raise self.not_initialised() from error
                     raise
-                except psycopg.OperationalError:
+                except pg_errors().OperationalError:
                     if attempt == 2 or not connection.broken:
                         raise
             raise AssertionError("unreachable")
@@ -460,6 +472,8 @@ class Database:
             stack.enter_context(_sqlite_transaction(connection))
             rows = None if first is None else list(connection.execute(first).fetchall())
             return connection, rows, None
+        import psycopg
+
         for attempt in (1, 2):
             connection = self.connection()
             mode: _PipelineMode | None = None
@@ -504,6 +518,8 @@ def _pipelined_transaction(connection: Connection) -> Iterator[_PipelineMode]:
     the commit (leaving the mode sends what is queued and waits for every answer). An error a
     queued statement met is raised there, and the transaction is rolled back: nothing of it
     stays."""
+    import psycopg
+
     try:
         with _PipelineMode(connection) as mode:
             connection.execute("BEGIN")

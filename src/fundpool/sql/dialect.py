@@ -13,10 +13,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
-
-import psycopg
 
 from fundpool.sql.url import Kind
 
@@ -94,21 +92,29 @@ SQLITE = Dialect(
     integrity_errors=(sqlite3.IntegrityError,),
     driver_errors=(sqlite3.Error,),
 )
-POSTGRESQL = Dialect(
-    name="postgresql",
-    mark="%s",
-    text_amounts=False,
-    for_update=" FOR UPDATE",
-    integrity_errors=(psycopg.IntegrityError,),
-    driver_errors=(psycopg.Error,),
-)
+
+
+@cache
+def postgresql() -> Dialect:
+    """PostgreSQL's dialect, made when first asked for: its driver (psycopg) loads then, so a
+    command on a SQLite file starts without it."""
+    import psycopg
+
+    return Dialect(
+        name="postgresql",
+        mark="%s",
+        text_amounts=False,
+        for_update=" FOR UPDATE",
+        integrity_errors=(psycopg.IntegrityError,),
+        driver_errors=(psycopg.Error,),
+    )
 
 
 def dialect(kind: Kind) -> Dialect:
-    return SQLITE if kind == "sqlite" else POSTGRESQL
+    return SQLITE if kind == "sqlite" else postgresql()
 
 
 def driver_errors() -> tuple[type[BaseException], ...]:
     """The database drivers' own exception bases (what a store raises when the database itself
     fails), for entry points that turn them into `store_error`."""
-    return (*SQLITE.driver_errors, *POSTGRESQL.driver_errors)
+    return (*SQLITE.driver_errors, *postgresql().driver_errors)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fundpool.ledger.ports import LedgerStore
-from fundpool.payments.ports import PaymentStore
 from fundpool.sql.dialect import driver_errors
 from fundpool.sql.url import parse_url, split_schema
+
+if TYPE_CHECKING:  # the payments' model is not loaded by every command that opens a store
+    from fundpool.payments.ports import PaymentStore
 
 __all__ = ["DATA_DIR_ENV", "DB_URL_ENV", "DEFAULT_DATA_DIR", "driver_errors", "open_store",
            "payment_store", "split_schema"]

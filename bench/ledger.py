@@ -2,19 +2,24 @@
 
 Prints one JSON line per figure:
   {"bench": "ledger", "store": ..., "workload": ..., "value": ..., "unit": "transfers/s",
-   "baseline": "raw_insert", "baseline_value": ..., "ratio": ...}
+   "baseline": "raw_insert" | "raw_insert_with_outbox", "baseline_value": ..., "ratio": ...}
 
 Method. Each workload runs on a freshly set-up ledger (10,000 single-asset accounts that may not
 go negative, each funded from `world:bank`), through `Ledger.submit`, timing from the first
 submit to the last commit. Commands are built before the clock starts, as an API worker would
-have parsed them. Every batch outcome the ledger saved is recorded; the baseline then sets up a
-second store the same way (the engine is deterministic, so its rows are identical) and times
-writing those very outcomes with the store's own `save()` in the same transaction sizes (and
-the same `bulk` path of `LedgerStore.write`), in lockstep with the ledger (100 transfers of
-the ledger, then their replay, and so on), so that both see the same machine: the
-same rows and statements with no validation, balance logic, canonical encoding or hashing. The
-ratio is what is left of the store's physical rate once the ledger does its work. The process
-runs with the garbage-collector settings every fundpool entry point uses (`tune_gc`).
+have parsed them. Every batch outcome the ledger saved, and the outbox events it wrote with it,
+are recorded. Two baselines are set up the same way (the engine is deterministic, so their
+rows are identical) and replay, in the same transaction sizes and through the same `bulk` path
+of `LedgerStore.write`:
+- `raw_insert`: the outcomes alone, with the store's own `save()`: the journal, legs and
+  balance rows with no validation, balance logic, canonical encoding or hashing (issue 15's
+  baseline);
+- `raw_insert_with_outbox`: the outcomes and the very same outbox events
+  (`append_events`), i.e. every row the ledger's transaction writes.
+The ledger and its baselines advance in lockstep (100 transfers of the ledger, then their
+replays, and so on), so that all see the same machine. The ratio is what is left of the
+store's physical rate once the ledger does its work. The process runs with the
+garbage-collector settings every fundpool entry point uses (`tune_gc`).
 
 Usage: python bench/ledger.py [--store sqlite|postgres|all] [--scale 1.0] [--only WORKLOAD]
 """
@@ -30,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +45,7 @@ from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.core.ledger.engine import BatchOutcome
 from fundpool.core.ledger.model import Account, OpenAccount, Posting, Transfer
 from fundpool.core.money import Asset, AssetKind
+from fundpool.events.model import Event
 from fundpool.ledger.ports import LedgerStore, WriteSession
 from fundpool.ledger.service import BATCH_COMMANDS_MAX, Ledger
 from fundpool.runtime import tune_gc
@@ -76,6 +82,7 @@ class RecordingStore:
     def __init__(self, store: LedgerStore) -> None:
         self.store = store
         self.outcomes: list[tuple[BatchOutcome, bool]] = []  # with the write's `bulk`
+        self.events: list[list[Event]] = []  # each transaction's outbox events
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -83,15 +90,16 @@ class RecordingStore:
     @contextmanager
     def write(self, *, bulk: bool = False) -> Iterator[WriteSession]:
         with self.store.write(bulk=bulk) as session:
-            yield _RecordingSession(session, self.outcomes, bulk)
+            yield _RecordingSession(session, self.outcomes, bulk, self.events)
 
 
 class _RecordingSession:
     def __init__(self, session: WriteSession, outcomes: list[tuple[BatchOutcome, bool]],
-                 bulk: bool) -> None:
+                 bulk: bool, events: list[list[Event]]) -> None:
         self._session = session
         self._outcomes = outcomes
         self._bulk = bulk
+        self._events = events
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._session, name)
@@ -99,6 +107,10 @@ class _RecordingSession:
     def save(self, outcome: BatchOutcome) -> None:
         self._outcomes.append((outcome, self._bulk))
         self._session.save(outcome)
+
+    def append_events(self, events: Sequence[Event]) -> None:
+        self._events.append(list(events))
+        self._session.append_events(events)
 
 
 def set_up(store: LedgerStore) -> Ledger:
@@ -143,18 +155,22 @@ def transfers(workload: Workload, seed: int) -> list[list[Transfer]]:
 
 def run_workload(
     new_store: Callable[[str], LedgerStore], drop: Callable[[LedgerStore], None], w: Workload
-) -> tuple[float, float]:
-    """Both stores are set up first, then advance in lockstep: a slice of the ledger's
-    batches, timed, then the baseline's replay of exactly those, timed; so a machine that gets
-    busier (another process's fsyncs) slows both alike."""
+) -> tuple[float, float, float]:
+    """Rates of the ledger, of the raw insert of its rows, and of the raw insert of its rows
+    and its outbox events. The three stores are set up first, then advance in lockstep: a
+    slice of the ledger's batches, timed, then each baseline's replay of exactly those, timed;
+    so a machine that gets busier (another process's fsyncs) slows all alike."""
     batches = transfers(w, seed=hash(w.name) & 0xFFFF)
     recording = RecordingStore(new_store("ledger"))
     ledger = set_up(recording)  # type: ignore[arg-type]
     raw = new_store("raw")
     set_up(raw)
+    raw_events = new_store("rawev")
+    set_up(raw_events)
     recording.outcomes.clear()
+    recording.events.clear()
     per_slice = max(1, 100 // w.batch)
-    ledger_s = raw_s = 0.0
+    ledger_s = raw_s = raw_events_s = 0.0
     for start in range(0, len(batches), per_slice):
         started = time.perf_counter()
         for batch in batches[start:start + per_slice]:
@@ -168,13 +184,22 @@ def run_workload(
             with raw.write(bulk=bulk) as session:  # the same path of the store as the ledger's
                 session.save(outcome)
         raw_s += time.perf_counter() - started
+        started = time.perf_counter()
+        for (outcome, bulk), events in zip(recording.outcomes, recording.events, strict=True):
+            with raw_events.write(bulk=bulk) as session:
+                session.save(outcome)
+                session.append_events(events)
+        raw_events_s += time.perf_counter() - started
         last = recording.outcomes[-1][0]
         recording.outcomes.clear()
-    if raw.head() != last.head:
-        raise SystemExit(f"{w.name}: the baseline store did not end at the ledger's head")
+        recording.events.clear()
+    for store in (raw, raw_events):
+        if store.head() != last.head:
+            raise SystemExit(f"{w.name}: a baseline store did not end at the ledger's head")
     drop(recording.store)
     drop(raw)
-    return w.transfers / ledger_s, w.transfers / raw_s
+    drop(raw_events)
+    return w.transfers / ledger_s, w.transfers / raw_s, w.transfers / raw_events_s
 
 
 def emit(store: str, workload: str, value: float, baseline: str, baseline_value: float) -> None:
@@ -228,9 +253,10 @@ def bench_store(name: str, scale: float, only: set[str] | None = None) -> None:
         for w in workloads(scale):
             if only and w.name not in only:
                 continue
-            value, baseline_value = run_workload(new_store, drop, w)
+            value, baseline_value, with_events = run_workload(new_store, drop, w)
             rates[w.name] = value
             emit(name, w.name, value, "raw_insert", baseline_value)
+            emit(name, w.name, value, "raw_insert_with_outbox", with_events)
         if "hot_batch_8192" not in rates or "uniform_batch_8192" not in rates:
             return
         emit(

@@ -19,6 +19,7 @@ from typing import Any, cast
 from fundpool.core.actor import Actor
 from fundpool.core.errors import invariant
 from fundpool.ledger.ports import WriteSession
+from fundpool.payments.memo import LastByIdentity
 from fundpool.payments.model import (
     Action,
     Payment,
@@ -43,9 +44,13 @@ ACTORS_CACHED_MAX = 1_024  # distinct actors kept in their stored form (a few pe
 
 
 @functools.lru_cache(maxsize=ACTORS_CACHED_MAX)
-def _actor_text(actor: Actor | None) -> str | None:
-    # A session writes many rows with one actor: its JSON is made once.
+def _cached_actor_text(actor: Actor | None) -> str | None:
     return actor_text(actor)
+
+
+# A session writes many rows with one actor: its JSON is made once, and looked up by identity
+# while the rows' actor stays the same object.
+_actor_text = LastByIdentity(_cached_actor_text)
 
 
 @functools.lru_cache(maxsize=ACTORS_CACHED_MAX)

@@ -10,7 +10,7 @@ dispatcher's.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from fundpool.core.actor import ENGINE
 from fundpool.core.errors import FundpoolError
@@ -76,22 +76,19 @@ class Planner:
 
     def steps(self, payment: Payment) -> list[Step]:
         """The engine's steps for `payment` (whoever created it)."""
-        return [replace(step, actor=ENGINE) for step in self._steps(payment)]
-
-    def _steps(self, payment: Payment) -> list[Step]:
         self.planned.add(payment.id)
-        steps = [Step(payment.id, Action.SCREEN)] if payment.state is PaymentState.INITIATED \
-            else []
+        steps = [Step(payment.id, Action.SCREEN, actor=ENGINE)] \
+            if payment.state is PaymentState.INITIATED else []
         if payment.kind.inbound:
             problem, _ = self._chooser.named_rail_problem(payment, self._at_us, self._liquidity)
             if problem is not None:
                 self.rejected[payment.id] = problem
-                steps.append(Step(payment.id, Action.REJECT, reason=problem))
+                steps.append(Step(payment.id, Action.REJECT, reason=problem, actor=ENGINE))
             return steps
         if payment.state is PaymentState.ROUTED:
             # Routed earlier, its approval refused then (the rail's funds were short for a
             # moment): approve it now, or reject it (take_up).
-            return [Step(payment.id, Action.APPROVE)]
+            return [Step(payment.id, Action.APPROVE, actor=ENGINE)]
         # A payment routed before (whose route step was refused then) is routed afresh, as
         # its next attempt and without the rails it was given before.
         earlier = self._earlier.get(payment.id, ())
@@ -105,8 +102,9 @@ class Planner:
             # A payment whose fee would exceed what it moves is refused here, at routing,
             # before any funds are locked for it.
             self.rejected[payment.id] = FEE_EXCEEDS_AMOUNT
-            return [*steps, Step(payment.id, Action.REJECT, reason=FEE_EXCEEDS_AMOUNT)]
-        return steps + steps_after_route(payment, route, fee)
+            return [*steps, Step(payment.id, Action.REJECT, reason=FEE_EXCEEDS_AMOUNT,
+                                 actor=ENGINE)]
+        return steps + steps_after_route(payment, route, fee, ENGINE)
 
     def intake(self, payment: Payment, step_outcomes: Sequence[Outcome]) -> Intake:
         errors = tuple(o for o in step_outcomes if isinstance(o, FundpoolError))

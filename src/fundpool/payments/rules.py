@@ -103,6 +103,14 @@ class PaymentRules:
         self._ids = ids
         self._channels = {c.id: c for c in config.channels if c.id in pool.channels}
         self._merchants = {o.id for o in config.owners if o.kind is OwnerKind.MERCHANT}
+        self._assets = frozenset(a for c in self._channels.values() for a in c.assets)
+        # Per asset, the rails a payout that names none may go on (`payout_channels`): read
+        # for every payout created, from a configuration that does not change.
+        self._payout_rails = {
+            asset: tuple(c.id for c in self._channels.values()
+                         if asset in c.assets and c.kind not in NOT_FOR_PAYOUTS)
+            for asset in self._assets
+        }
 
     @property
     def pool_id(self) -> str:
@@ -125,28 +133,15 @@ class PaymentRules:
                 f"({request.amount_minor})", asset=request.asset, channel=request.channel,
                 fee_minor=fee, amount_minor=request.amount_minor)
         return Payment(
-            id=self._ids.new_id(at_us),
-            pool=self._pool.id,
-            kind=request.kind,
-            asset=request.asset,
-            amount_minor=request.amount_minor,
-            fee_minor=fee,
-            channel=request.channel,
-            destination_channel=request.destination_channel,
-            counterparty=request.counterparty,
-            reference=request.reference,
-            state=PaymentState.INITIATED,
-            approval_required=not request.kind.inbound
+            self._ids.new_id(at_us), self._pool.id, request.kind, request.asset,
+            request.amount_minor, fee, request.channel, request.destination_channel,
+            request.counterparty, request.reference, PaymentState.INITIATED,
+            not request.kind.inbound
             and self._pool.approval_required(request.asset, request.amount_minor),
-            created_at_us=at_us,
-            updated_at_us=at_us,
-            idempotency_key=key,
+            at_us, at_us, key,
             # Only a keyed request can be replayed, so only its body needs a fingerprint.
-            request_hash=b"" if key is None else _request_hash(request),
-            metadata=dict(request.metadata),
-            version=1,
-            destination=request.destination,
-            initiated_by=actor,
+            b"" if key is None else _request_hash(request),
+            dict(request.metadata), 1, request.destination, actor,
         )
 
     def _check_request(self, request: PaymentRequest) -> None:
@@ -168,7 +163,7 @@ class PaymentRules:
                     f"{name} is 1 to {TEXT_FIELD_LENGTH_MAX} characters of text without NUL "
                     "characters or unpaired surrogates"
                 )
-        if not any(request.asset in c.assets for c in self._channels.values()):
+        if request.asset not in self._assets:
             raise InvalidPayment(
                 "no channel of this pool carries the asset", asset=request.asset,
                 pool=self._pool.id,
@@ -213,8 +208,7 @@ class PaymentRules:
         pool that carries the asset out (not a book rail)."""
         if channel is not None:
             return (channel,)
-        return tuple(c.id for c in self._channels.values()
-                     if asset in c.assets and c.kind not in NOT_FOR_PAYOUTS)
+        return self._payout_rails.get(asset, ())
 
     def funding_channels(self, payment: Payment) -> tuple[str, ...]:
         """The rails whose `available` balances pay for an outbound payment at creation: a
@@ -358,6 +352,10 @@ def check_four_eyes(payment: Payment, approver: Actor | None) -> None:
                                payment_id=payment.id)
     if initiator is not None and initiator.who == approver.who:
         raise SelfApproval(payment_id=payment.id, who=approver.who)
+
+
+# The actions whose planning may need the payment's history (`needs_history`).
+HISTORY_ACTIONS = frozenset({Action.REVERSE, Action.SETTLE, Action.RETURN})
 
 
 def needs_history(step: Step, payment: Payment | None) -> bool:

@@ -57,7 +57,7 @@ from fundpool.payments.model import (
     UnknownPayment,
 )
 from fundpool.payments.ports import PaymentStore, PaymentWrites
-from fundpool.payments.rules import PaymentRules, PlannedStep, needs_history
+from fundpool.payments.rules import HISTORY_ACTIONS, PaymentRules, PlannedStep, needs_history
 from fundpool.payments.waves import book
 
 ACTOR_DOCS_CACHED_MAX = 1_024  # distinct actors whose event form is kept (a few per request)
@@ -229,7 +229,8 @@ class PaymentSession:
         transaction = self._transaction
         self._load({step.payment_id for step in steps})
         current = self._current
-        wanted = {s.payment_id for s in steps if needs_history(s, current.get(s.payment_id))}
+        wanted = {s.payment_id for s in steps
+                  if s.action in HISTORY_ACTIONS and needs_history(s, current.get(s.payment_id))}
         history = self._history
         emitted: list[Event] = []
         # Stored events come before this session's: a payment's history is read once, then
@@ -246,6 +247,9 @@ class PaymentSession:
         wave: list[PlannedStep] = []
         in_wave: set[str] = set()
 
+        at_us = transaction.at_us
+        changed, events = self._changed, self._events
+
         def flush() -> None:
             for planned, result in zip(wave, book(transaction, wave), strict=True):
                 entry_ids: tuple[str, ...] = ()
@@ -254,28 +258,34 @@ class PaymentSession:
                         outcomes[planned.position] = _cause(result.error)
                         continue
                     entry_ids = _entry_ids(result)
-                after, event = planned.done(transaction.at_us, entry_ids)
-                current[after.id] = self._changed[after.id] = after
-                history.setdefault(after.id, []).append(event)
-                self._events.append(event)
-                emitted.append(transitioned_event(after, event, planned.before.updated_at_us,
-                                                  planned.before.channel))
+                after, event = planned.done(at_us, entry_ids)
+                pid = after.id
+                current[pid] = changed[pid] = after
+                if pid in history:
+                    history[pid].append(event)
+                else:
+                    history[pid] = [event]
+                events.append(event)
+                before = planned.before
+                emitted.append(transitioned_event(after, event, before.updated_at_us,
+                                                  before.channel))
                 outcomes[planned.position] = after
             wave.clear()
             in_wave.clear()
 
         default_actor = self._actor
+        plan = self._rules.plan
         for index, step in enumerate(steps):
-            if step.payment_id in in_wave:
+            pid = step.payment_id
+            if pid in in_wave:
                 flush()
             actor = step.actor or default_actor
             try:
-                payment = current.get(step.payment_id)
+                payment = current.get(pid)
                 if payment is None:
-                    raise UnknownPayment(payment_id=step.payment_id)
-                wave.append(self._rules.plan(index, payment, step, history.get(payment.id, []),
-                                             actor))
-                in_wave.add(payment.id)
+                    raise UnknownPayment(payment_id=pid)
+                wave.append(plan(index, payment, step, history.get(pid, ()), actor))
+                in_wave.add(pid)
             except IllegalTransition as error:
                 outcomes[index] = self._approved_before(error, step, actor)
             except FundpoolError as error:

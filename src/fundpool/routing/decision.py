@@ -47,7 +47,9 @@ class InvalidDecision(FundpoolError):
     title = "the stored routing decision is not well formed"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, as payments.model.Payment is not: one is made for every payout on the
+# dispatcher's path, and a frozen __init__ costs several times a plain one. Treat as immutable.
+@dataclass(slots=True)
 class CandidateScore:
     """One rail's part in a decision. The quote's figures are None when the rail was not
     quoted (a constraint that needs no quote ruled it out first); the scores are None when it
@@ -114,7 +116,9 @@ class CandidateScore:
         )
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, as payments.model.Payment is not: one is made for every payout on the
+# dispatcher's path, and a frozen __init__ costs several times a plain one. Treat as immutable.
+@dataclass(slots=True)
 class RoutingDecision:
     payment_id: str
     at_us: int

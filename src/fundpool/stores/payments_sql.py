@@ -4,7 +4,7 @@ connection, so a payment's change commits with the entries it posted, or not at 
 One text per statement for both databases (fundpool.sql). Amounts are decimal text on SQLite
 and NUMERIC(39,0) on PostgreSQL, exact up to 2^128 - 1 either way; text keys sort by their bytes
 in both (PostgreSQL's "C" collation); an event's entry ids are a TEXT[] on PostgreSQL and
-space-separated text on SQLite (`_entry_ids`). Actors (a payment's `initiated_by`, each event's
+space-separated text on SQLite (`event_to_row`). Actors (a payment's `initiated_by`, each event's
 `actor`) are JSON text in nullable columns (stores/actor_json.py): rows from before migration
 0003 read as None. The tables are the ledger component's migrations.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
@@ -120,7 +121,10 @@ def _metadata_from(value: Any) -> dict[str, str]:
     return dict(value)
 
 
-def event_to_row(event: PaymentEvent, dialect: Dialect) -> tuple[Any, ...]:
+def event_to_row(event: PaymentEvent, id_array: bool) -> tuple[Any, ...]:
+    """The event's row; its entry ids in posting order, a TEXT[] where the database has
+    arrays (`id_array`: PostgreSQL), else space-separated text (ids are UUIDs: no spaces, no
+    JSON needed)."""
     return (
         event.payment_id,
         event.seq,
@@ -128,7 +132,7 @@ def event_to_row(event: PaymentEvent, dialect: Dialect) -> tuple[Any, ...]:
         None if event.from_state is None else str(event.from_state),
         str(event.to_state),
         event.at_us,
-        _entry_ids(event.entry_ids, dialect),
+        list(event.entry_ids) if id_array else " ".join(event.entry_ids),
         event.reason,
         _actor_text(event.actor),
     )
@@ -150,14 +154,12 @@ def event_from_row(row: Sequence[Any]) -> PaymentEvent:
     )
 
 
-def _entry_ids(ids: Sequence[str], dialect: Dialect) -> Any:
-    """An event's entry ids in posting order: a TEXT[] on PostgreSQL, space-separated text on
-    SQLite (ids are UUIDs: no spaces, no JSON needed)."""
-    return list(ids) if dialect.is_postgres else " ".join(ids)
-
-
 PAYMENT_MARKS = ", ".join("?" * 20)
 EVENT_MARKS = ", ".join("?" * 9)
+
+
+_by_id = operator.attrgetter("id")
+_by_key = operator.itemgetter(0, 1)  # an event row's (payment_id, seq)
 
 
 class SqlPaymentWrites:
@@ -204,7 +206,11 @@ class SqlPaymentWrites:
         if created:
             tx.many(f"INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ({PAYMENT_MARKS})",
                     [payment_to_row(p, dialect) for p in created])
+        # Updates and events go in key order (a session's come in step order, each wave
+        # across all its payments): each index is then written front to back, page after
+        # page, not revisited once per wave. The rows written are the same.
         if changed:
+            changed = sorted(changed, key=_by_id)
             stored = tx.many(
                 "UPDATE payments SET state = ?, fee_minor = ?, channel = ?, "
                 "destination_channel = ?, updated_at_us = ?, version = ? "
@@ -214,8 +220,9 @@ class SqlPaymentWrites:
             )
             invariant(stored == len(changed), "every changed payment was stored")
         if events:
+            id_array = dialect.is_postgres
             tx.many(f"INSERT INTO payment_events ({EVENT_COLUMNS}) VALUES ({EVENT_MARKS})",
-                    [event_to_row(e, dialect) for e in events])
+                    sorted((event_to_row(e, id_array) for e in events), key=_by_key))
 
 
 class SqlPaymentStore:

@@ -27,7 +27,9 @@ from fundpool.payments.records import RouteRecord
 from fundpool.payments.session import CALL_ITEMS_MAX, PaymentSession
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, as payments.model.Payment is not: one is made for every payout on the
+# dispatcher's path, and a frozen __init__ costs several times a plain one. Treat as immutable.
+@dataclass(slots=True)
 class Intake:
     """What became of one request at intake: the payment as it now stands (or the error), the
     route chosen for it, if any, and why intake rejected it, when it did."""

@@ -93,9 +93,12 @@ class Planner:
             return [Step(payment.id, Action.APPROVE, actor=ENGINE)]
         # A payment routed before (whose route step was refused then) is routed afresh, as
         # its next attempt and without the rails it was given before.
-        earlier = self._earlier.get(payment.id, ())
-        attempt = max((r.attempt for r in earlier), default=0) + 1
-        tried = tuple(r.channel for r in earlier if r.channel is not None)
+        earlier = self._earlier.get(payment.id)
+        attempt: int = 1
+        tried: tuple[str, ...] = ()
+        if earlier:
+            attempt = max(r.attempt for r in earlier) + 1
+            tried = tuple(r.channel for r in earlier if r.channel is not None)
         route, fee = self._chooser.route(payment, attempt, self._at_us, self._liquidity, tried)
         self.routes[payment.id] = route
         if route.channel is None:

@@ -110,7 +110,7 @@ class OutcomeHandler:
             seen.add(key)
             records.append(
                 OutcomeRecord(outcome.outcome_id, outcome.channel, outcome.payment_id,
-                              outcome.kind.value, outcome.at_us, now, disposition,
+                              str(outcome.kind), outcome.at_us, now, disposition,
                               detail or outcome.reason)
             )
             report.count(report.outcomes, disposition)

@@ -57,6 +57,7 @@ from fundpool.payments.model import (
     UnknownPayment,
 )
 from fundpool.payments.ports import PaymentStore, PaymentWrites
+from fundpool.payments.remembered import RememberedPayments
 from fundpool.payments.rules import HISTORY_ACTIONS, PaymentRules, PlannedStep, needs_history
 from fundpool.payments.waves import book
 
@@ -70,12 +71,13 @@ class PaymentSession:
 
     def __init__(
         self, rules: PaymentRules, transaction: LedgerTransaction, writes: PaymentWrites,
-        actor: Actor | None = None,
+        actor: Actor | None = None, remembered: RememberedPayments | None = None,
     ) -> None:
         self._rules = rules
         self._actor = actor
         self._transaction = transaction
         self._writes = writes
+        self._remembered = remembered
         self._current: dict[str, Payment] = {}
         self._created: dict[str, Payment] = {}
         self._changed: dict[str, Payment] = {}
@@ -88,15 +90,20 @@ class PaymentSession:
     @contextmanager
     def open(
         cls, ledger: Ledger, store: PaymentStore, rules: PaymentRules,
-        actor: Actor | None = None,
+        actor: Actor | None = None, remembered: RememberedPayments | None = None,
     ) -> Iterator[PaymentSession]:
         """One ledger transaction for the block: what the session changed is written once,
         when the block ends without an exception, with the entries it posted. `actor` is who
-        acts, unless a call or a step names another."""
+        acts, unless a call or a step names another. Once committed, the payments it read
+        and wrote are `remembered` (remembered.py), if given: the next session takes them
+        again where the store still has their version."""
         with ledger.transaction() as transaction:
-            session = cls(rules, transaction, store.writes(transaction.session), actor)
+            session = cls(rules, transaction, store.writes(transaction.session), actor,
+                          remembered)
             yield session
             session._save()
+        if remembered is not None:
+            remembered.keep(session._current.values())
 
     @property
     def transaction(self) -> LedgerTransaction:
@@ -320,6 +327,14 @@ class PaymentSession:
 
     def _load(self, ids: set[str]) -> None:
         missing = ids - self._current.keys()
+        if missing and self._remembered is not None:
+            known = self._remembered.get(missing)
+            if known:
+                stored = self._writes.versions(known)
+                for pid, payment in known.items():
+                    if stored.get(pid) == payment.version:
+                        self._current[pid] = payment
+                        missing.discard(pid)
         if missing:
             self._current.update(self._writes.load(missing))
 

@@ -178,6 +178,10 @@ class SqlPaymentWrites:
                                "id", ids)
         return {row[0]: payment_from_row(row) for row in rows}
 
+    def versions(self, ids: Iterable[str]) -> dict[str, int]:
+        rows = self._select_in("SELECT id, version FROM payments WHERE {match}", "id", ids)
+        return {row[0]: int(row[1]) for row in rows}
+
     def by_idempotency_key(self, pool: str, keys: Iterable[str]) -> dict[str, Payment]:
         rows = self._select_in(
             f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE pool = ? AND {{match}}",

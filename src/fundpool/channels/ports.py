@@ -58,7 +58,9 @@ class Capabilities:
         return not self.cutoff or any(window.contains(at_us) for window in self.cutoff)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, as payments.model.Payment is not: one is made for every payout on the
+# dispatcher's path, and a frozen __init__ costs several times a plain one. Treat as immutable.
+@dataclass(slots=True)
 class Quote:
     channel: str
     asset: str
@@ -68,7 +70,9 @@ class Quote:
     success_probability: float  # the rail's own estimate, 0..1
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, as payments.model.Payment is not: one is made for every payout on the
+# dispatcher's path, and a frozen __init__ costs several times a plain one. Treat as immutable.
+@dataclass(slots=True)
 class Instruction:
     """One payment for a rail to carry."""
 
@@ -93,7 +97,9 @@ class Submission:
     single_fee_minor: int  # what the same instructions would cost sent one by one
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, as payments.model.Payment is not: one is made for every payout on the
+# dispatcher's path, and a frozen __init__ costs several times a plain one. Treat as immutable.
+@dataclass(slots=True)
 class ChannelOutcome:
     outcome_id: str  # stable per outcome: a duplicate delivery repeats it
     channel: str

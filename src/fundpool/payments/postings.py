@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from fundpool.core.ledger.model import Posting, Reverse, SimpleCommand, Transfer
 from fundpool.payments.model import Action, Payment, PaymentEvent, PaymentState
 from fundpool.pool.accounts import PoolState, pool_account, world_account
 
 S = PoolState
+RAIL_ACCOUNTS_CACHED_MAX = 1_024  # (pool, asset, channel) sets kept: a pool has a few dozen
+
+
+class _RailAccounts(NamedTuple):
+    """The pool's accounts of one asset on one channel, and the channel's outside world."""
+
+    available: str
+    locked: str
+    in_transit: str
+    fees: str
+    world: str
+
+
+@functools.lru_cache(maxsize=RAIL_ACCOUNTS_CACHED_MAX)
+def _rail_accounts(pool: str, asset: str, channel: str) -> _RailAccounts:
+    # Every outbound payment's approve, submit and settle name these: made once per rail.
+    return _RailAccounts(
+        pool_account(pool, asset, channel, S.AVAILABLE),
+        pool_account(pool, asset, channel, S.LOCKED),
+        pool_account(pool, asset, channel, S.IN_TRANSIT),
+        pool_account(pool, asset, channel, S.FEES),
+        world_account(channel),
+    )
 
 
 def _account(payment: Payment, state: PoolState, channel: str | None = None) -> str:
@@ -35,22 +60,20 @@ def outbound_moves(payment: Payment, action: Action) -> tuple[Move, ...] | None:
     None for any other action or kind."""
     if payment.kind.inbound or payment.channel is None:
         return None
+    accounts = _rail_accounts(payment.pool, payment.asset, payment.channel)
     gross = payment.amount_minor + payment.fee_minor
     if action is Action.APPROVE:
-        moves: tuple[Move, ...] = (
-            (_account(payment, S.AVAILABLE), _account(payment, S.LOCKED), gross),
-        )
+        moves: tuple[Move, ...] = ((accounts.available, accounts.locked, gross),)
     elif action is Action.SUBMIT:
-        moves = ((_account(payment, S.LOCKED), _account(payment, S.IN_TRANSIT), gross),)
+        moves = ((accounts.locked, accounts.in_transit, gross),)
     elif action is Action.SETTLE:
-        in_transit = _account(payment, S.IN_TRANSIT)
         if payment.kind.between_channels:
             arrival = _account(payment, S.AVAILABLE, payment.destination_channel)
         else:
-            arrival = world_account(payment.channel)
+            arrival = accounts.world
         moves = (
-            (in_transit, arrival, payment.amount_minor),
-            (in_transit, _account(payment, S.FEES), payment.fee_minor),
+            (accounts.in_transit, arrival, payment.amount_minor),
+            (accounts.in_transit, accounts.fees, payment.fee_minor),
         )
     else:
         return None

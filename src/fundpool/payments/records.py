@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, as payments.model.Payment is not: one is made for every payout on the
+# dispatcher's path, and a frozen __init__ costs several times a plain one. Treat as immutable.
+@dataclass(slots=True)
 class RouteRecord:
     """Attempt `attempt` of a payment: the channel chosen (None: no route) and why."""
 
@@ -43,7 +45,9 @@ class BatchRecord:
     status: str  # sent | refused | unknown (the send failed without the rail's answer)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, as payments.model.Payment is not: one is made for every payout on the
+# dispatcher's path, and a frozen __init__ costs several times a plain one. Treat as immutable.
+@dataclass(slots=True)
 class OutcomeRecord:
     outcome_id: str
     channel: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from fundpool.channels.limits import limit_breach
 from fundpool.core.actor import Actor
@@ -60,12 +60,11 @@ AGGREGATED_ACTIONS = frozenset({Action.APPROVE, Action.SUBMIT, Action.SETTLE})
 ENGINE_KIND = "engine"  # the payment engine's actor kind (core/actor.py ENGINE)
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedStep:
-    """A checked step waiting for its ledger command's result (`index`: its place in the
-    call)."""
+class PlannedStep(NamedTuple):
+    """A checked step waiting for its ledger command's result (`position`: its place in the
+    call). A NamedTuple, as `events.model.Event` is: one is made for every step."""
 
-    index: int
+    position: int
     before: Payment
     routed: Payment  # `before` with the channel and fee routing chose (else the same)
     step: Step
@@ -87,15 +86,9 @@ class PlannedStep:
         return self.command is not None or bool(self.moves)
 
     def done(self, at_us: int, entry_ids: tuple[str, ...]) -> tuple[Payment, PaymentEvent]:
-        p = self.routed
-        after = Payment(
-            p.id, p.pool, p.kind, p.asset, p.amount_minor, p.fee_minor, p.channel,
-            p.destination_channel, p.counterparty, p.reference, self.target,
-            p.approval_required, p.created_at_us, at_us, p.idempotency_key, p.request_hash,
-            p.metadata, p.version + 1, p.destination, p.initiated_by,
-        )
+        after = self.routed.moved(self.target, at_us)
         event = PaymentEvent(
-            p.id, after.version, self.step.action, self.before.state, self.target, at_us,
+            after.id, after.version, self.step.action, self.before.state, self.target, at_us,
             entry_ids, self.step.reason, self.actor,
         )
         return after, event
@@ -110,6 +103,14 @@ class PaymentRules:
         self._ids = ids
         self._channels = {c.id: c for c in config.channels if c.id in pool.channels}
         self._merchants = {o.id for o in config.owners if o.kind is OwnerKind.MERCHANT}
+        self._assets = frozenset(a for c in self._channels.values() for a in c.assets)
+        # Per asset, the rails a payout that names none may go on (`payout_channels`): read
+        # for every payout created, from a configuration that does not change.
+        self._payout_rails = {
+            asset: tuple(c.id for c in self._channels.values()
+                         if asset in c.assets and c.kind not in NOT_FOR_PAYOUTS)
+            for asset in self._assets
+        }
 
     @property
     def pool_id(self) -> str:
@@ -132,28 +133,15 @@ class PaymentRules:
                 f"({request.amount_minor})", asset=request.asset, channel=request.channel,
                 fee_minor=fee, amount_minor=request.amount_minor)
         return Payment(
-            id=self._ids.new_id(at_us),
-            pool=self._pool.id,
-            kind=request.kind,
-            asset=request.asset,
-            amount_minor=request.amount_minor,
-            fee_minor=fee,
-            channel=request.channel,
-            destination_channel=request.destination_channel,
-            counterparty=request.counterparty,
-            reference=request.reference,
-            state=PaymentState.INITIATED,
-            approval_required=not request.kind.inbound
+            self._ids.new_id(at_us), self._pool.id, request.kind, request.asset,
+            request.amount_minor, fee, request.channel, request.destination_channel,
+            request.counterparty, request.reference, PaymentState.INITIATED,
+            not request.kind.inbound
             and self._pool.approval_required(request.asset, request.amount_minor),
-            created_at_us=at_us,
-            updated_at_us=at_us,
-            idempotency_key=key,
+            at_us, at_us, key,
             # Only a keyed request can be replayed, so only its body needs a fingerprint.
-            request_hash=b"" if key is None else _request_hash(request),
-            metadata=dict(request.metadata),
-            version=1,
-            destination=request.destination,
-            initiated_by=actor,
+            b"" if key is None else _request_hash(request),
+            dict(request.metadata), 1, request.destination, actor,
         )
 
     def _check_request(self, request: PaymentRequest) -> None:
@@ -175,7 +163,7 @@ class PaymentRules:
                     f"{name} is 1 to {TEXT_FIELD_LENGTH_MAX} characters of text without NUL "
                     "characters or unpaired surrogates"
                 )
-        if not any(request.asset in c.assets for c in self._channels.values()):
+        if request.asset not in self._assets:
             raise InvalidPayment(
                 "no channel of this pool carries the asset", asset=request.asset,
                 pool=self._pool.id,
@@ -220,8 +208,7 @@ class PaymentRules:
         pool that carries the asset out (not a book rail)."""
         if channel is not None:
             return (channel,)
-        return tuple(c.id for c in self._channels.values()
-                     if asset in c.assets and c.kind not in NOT_FOR_PAYOUTS)
+        return self._payout_rails.get(asset, ())
 
     def funding_channels(self, payment: Payment) -> tuple[str, ...]:
         """The rails whose `available` balances pay for an outbound payment at creation: a
@@ -263,13 +250,6 @@ class PaymentRules:
 
     # --- steps ----------------------------------------------------------------------------
 
-    def _instant_owner(self, payment: Payment) -> str | None:
-        """The merchant of a deposit whose asset has instant settlement in this pool."""
-        owner = merchant_of(payment)
-        if owner is None or payment.asset not in self._pool.instant_settlement:
-            return None
-        return owner
-
     def plan(
         self, index: int, payment: Payment, step: Step, history: Sequence[PaymentEvent],
         actor: Actor | None = None,
@@ -277,19 +257,18 @@ class PaymentRules:
         """Check a step on `payment` (as it stands, with its `history` where the step needs
         it: `needs_history`) taken by `actor`, and work out what it posts; nothing is applied
         yet."""
-        target = next_state(payment.kind, payment.state, step.action)
-        if target is None or (
-            step.action is Action.RETURN and payment.kind.between_channels
-        ):
+        action = step.action
+        target = next_state(payment.kind, payment.state, action)
+        if target is None or (action is Action.RETURN and payment.kind.between_channels):
             raise IllegalTransition(
                 f"a payment in state {payment.state.value} cannot take the action "
-                f"{step.action.value}",
-                payment_id=payment.id, state=payment.state.value, action=step.action.value
+                f"{action.value}",
+                payment_id=payment.id, state=payment.state.value, action=action.value
             )
-        if step.action is Action.APPROVE and payment.state is PaymentState.PENDING_APPROVAL:
+        if action is Action.APPROVE and payment.state is PaymentState.PENDING_APPROVAL:
             check_four_eyes(payment, actor)
         before = payment
-        if step.action is Action.ROUTE:
+        if action is Action.ROUTE:
             payment = self._route(payment, step)
         elif (
             step.channel is not None
@@ -297,30 +276,31 @@ class PaymentRules:
             or step.fee_minor is not None
         ):
             raise InvalidPayment("only routing chooses a channel and its fee",
-                                 action=step.action.value)
+                                 action=action.value)
         if (
-            step.action is Action.APPROVE
+            action is Action.APPROVE
             and payment.state is PaymentState.ROUTED
             and payment.approval_required
         ):
             raise ApprovalRequired(payment_id=payment.id)
-        if step.action in AGGREGATED_ACTIONS and not payment.kind.inbound:
+        if action in AGGREGATED_ACTIONS and not payment.kind.inbound:
             _check_gross(payment)
-            moves = outbound_moves(payment, step.action)
+            moves = outbound_moves(payment, action)
             if moves is not None:
                 return PlannedStep(index, before, payment, step, target, None, None, moves,
                                    actor)
-        commands = commands_for(payment, step.action, history)
+        commands = commands_for(payment, action, history)
         fallback: Command | None = None
         owner = merchant_of(payment)
-        instant = self._instant_owner(payment) is not None
+        # A merchant's deposit of an asset with instant settlement in this pool:
+        instant = owner is not None and payment.asset in self._pool.instant_settlement
         if owner is not None and (instant or advanced(history)):
             # An advanced deposit is settled, returned or reversed as one, even if instant
             # settlement was switched off since its clear.
-            special = merchant_commands(payment, owner, step.action, history)
+            special = merchant_commands(payment, owner, action, history)
             if special is not None:
                 commands = special
-            elif step.action is Action.CLEAR and instant:
+            elif action is Action.CLEAR and instant:
                 credit = advance(payment, owner)
                 if credit is not None:
                     # With the advance if the caps and the rail's liquidity allow it, else
@@ -355,7 +335,7 @@ class PaymentRules:
         else:
             check_amount(fee, asset=payment.asset)
         check_amount(payment.amount_minor + fee, asset=payment.asset)
-        return replace(payment, channel=channel, destination_channel=destination, fee_minor=fee)
+        return payment.routed(channel, destination, fee)
 
 
 def check_four_eyes(payment: Payment, approver: Actor | None) -> None:
@@ -372,6 +352,10 @@ def check_four_eyes(payment: Payment, approver: Actor | None) -> None:
                                payment_id=payment.id)
     if initiator is not None and initiator.who == approver.who:
         raise SelfApproval(payment_id=payment.id, who=approver.who)
+
+
+# The actions whose planning may need the payment's history (`needs_history`).
+HISTORY_ACTIONS = frozenset({Action.REVERSE, Action.SETTLE, Action.RETURN})
 
 
 def needs_history(step: Step, payment: Payment | None) -> bool:

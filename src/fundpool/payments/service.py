@@ -32,6 +32,7 @@ from fundpool.payments.model import (
     UnknownPayment,
 )
 from fundpool.payments.ports import LIST_LIMIT_MAX, PaymentFilter, PaymentStore
+from fundpool.payments.remembered import RememberedPayments
 from fundpool.payments.rules import NOT_FOR_PAYOUTS, TEXT_FIELD_LENGTH_MAX, PaymentRules
 from fundpool.payments.session import (
     CALL_ITEMS_MAX,
@@ -66,6 +67,7 @@ class PaymentService:
         self._ledger = ledger
         self._store = store
         self._rules = PaymentRules(config, pool, ids)
+        self._remembered = RememberedPayments()
 
     @property
     def pool_id(self) -> str:
@@ -83,7 +85,8 @@ class PaymentService:
         the block ends without an exception, with the entries they posted. Others (the
         dispatcher's routes and outcomes) write their rows on `session.write_session`.
         `actor` is who acts in it, unless a call or a step names another."""
-        with PaymentSession.open(self._ledger, self._store, self._rules, actor) as session:
+        with PaymentSession.open(self._ledger, self._store, self._rules, actor,
+                                 self._remembered) as session:
             yield session
 
     def create(self, request: PaymentRequest, *, idempotency_key: str | None = None,

@@ -41,6 +41,7 @@ from fundpool.events.model import Event, PaymentTransitioned
 from fundpool.ledger.ports import WriteSession
 from fundpool.ledger.service import Ledger, LedgerTransaction
 from fundpool.payments.funds import AvailableFunds
+from fundpool.payments.memo import LastByIdentity
 from fundpool.payments.model import (
     Action,
     AlreadyApprovedByYou,
@@ -56,7 +57,8 @@ from fundpool.payments.model import (
     UnknownPayment,
 )
 from fundpool.payments.ports import PaymentStore, PaymentWrites
-from fundpool.payments.rules import PaymentRules, PlannedStep, needs_history
+from fundpool.payments.remembered import RememberedPayments
+from fundpool.payments.rules import HISTORY_ACTIONS, PaymentRules, PlannedStep, needs_history
 from fundpool.payments.waves import book
 
 ACTOR_DOCS_CACHED_MAX = 1_024  # distinct actors whose event form is kept (a few per request)
@@ -69,12 +71,13 @@ class PaymentSession:
 
     def __init__(
         self, rules: PaymentRules, transaction: LedgerTransaction, writes: PaymentWrites,
-        actor: Actor | None = None,
+        actor: Actor | None = None, remembered: RememberedPayments | None = None,
     ) -> None:
         self._rules = rules
         self._actor = actor
         self._transaction = transaction
         self._writes = writes
+        self._remembered = remembered
         self._current: dict[str, Payment] = {}
         self._created: dict[str, Payment] = {}
         self._changed: dict[str, Payment] = {}
@@ -87,15 +90,20 @@ class PaymentSession:
     @contextmanager
     def open(
         cls, ledger: Ledger, store: PaymentStore, rules: PaymentRules,
-        actor: Actor | None = None,
+        actor: Actor | None = None, remembered: RememberedPayments | None = None,
     ) -> Iterator[PaymentSession]:
         """One ledger transaction for the block: what the session changed is written once,
         when the block ends without an exception, with the entries it posted. `actor` is who
-        acts, unless a call or a step names another."""
+        acts, unless a call or a step names another. Once committed, the payments it read
+        and wrote are `remembered` (remembered.py), if given: the next session takes them
+        again where the store still has their version."""
         with ledger.transaction() as transaction:
-            session = cls(rules, transaction, store.writes(transaction.session), actor)
+            session = cls(rules, transaction, store.writes(transaction.session), actor,
+                          remembered)
             yield session
             session._save()
+        if remembered is not None:
+            remembered.keep(session._current.values())
 
     @property
     def transaction(self) -> LedgerTransaction:
@@ -144,6 +152,7 @@ class PaymentSession:
         if keys:
             known.update(self._writes.by_idempotency_key(self._rules.pool_id, keys))
         created: list[Payment] = []
+        emitted: list[Event] = []
         outcomes: list[Outcome] = []
         for request, key in requests:
             try:
@@ -160,16 +169,16 @@ class PaymentSession:
                 if key is not None:
                     known[key] = payment
                 created.append(payment)
-                self._events.append(
-                    PaymentEvent(payment.id, 1, Action.CREATE, None, PaymentState.INITIATED,
-                                 at_us, actor=actor)
-                )
+                event = PaymentEvent(payment.id, 1, Action.CREATE, None,
+                                     PaymentState.INITIATED, at_us, actor=actor)
+                self._events.append(event)
+                emitted.append(transitioned_event(payment, event, None, None))
                 outcomes.append(payment)
             except FundpoolError as error:
                 outcomes.append(error)
         for payment in created:
             self._created[payment.id] = self._current[payment.id] = payment
-        self._transaction.emit(created_event(p) for p in created)
+        self._transaction.emit(emitted)
         return outcomes
 
     def create_and_act(
@@ -227,7 +236,8 @@ class PaymentSession:
         transaction = self._transaction
         self._load({step.payment_id for step in steps})
         current = self._current
-        wanted = {s.payment_id for s in steps if needs_history(s, current.get(s.payment_id))}
+        wanted = {s.payment_id for s in steps
+                  if s.action in HISTORY_ACTIONS and needs_history(s, current.get(s.payment_id))}
         history = self._history
         emitted: list[Event] = []
         # Stored events come before this session's: a payment's history is read once, then
@@ -244,36 +254,45 @@ class PaymentSession:
         wave: list[PlannedStep] = []
         in_wave: set[str] = set()
 
+        at_us = transaction.at_us
+        changed, events = self._changed, self._events
+
         def flush() -> None:
             for planned, result in zip(wave, book(transaction, wave), strict=True):
                 entry_ids: tuple[str, ...] = ()
                 if result is not None:
                     if result.error is not None:
-                        outcomes[planned.index] = _cause(result.error)
+                        outcomes[planned.position] = _cause(result.error)
                         continue
                     entry_ids = _entry_ids(result)
-                after, event = planned.done(transaction.at_us, entry_ids)
-                current[after.id] = self._changed[after.id] = after
-                history.setdefault(after.id, []).append(event)
-                self._events.append(event)
-                emitted.append(transitioned_event(after, event, planned.before.updated_at_us,
-                                                  planned.before.channel))
-                outcomes[planned.index] = after
+                after, event = planned.done(at_us, entry_ids)
+                pid = after.id
+                current[pid] = changed[pid] = after
+                if pid in history:
+                    history[pid].append(event)
+                else:
+                    history[pid] = [event]
+                events.append(event)
+                before = planned.before
+                emitted.append(transitioned_event(after, event, before.updated_at_us,
+                                                  before.channel))
+                outcomes[planned.position] = after
             wave.clear()
             in_wave.clear()
 
         default_actor = self._actor
+        plan = self._rules.plan
         for index, step in enumerate(steps):
-            if step.payment_id in in_wave:
+            pid = step.payment_id
+            if pid in in_wave:
                 flush()
             actor = step.actor or default_actor
             try:
-                payment = current.get(step.payment_id)
+                payment = current.get(pid)
                 if payment is None:
-                    raise UnknownPayment(payment_id=step.payment_id)
-                wave.append(self._rules.plan(index, payment, step, history.get(payment.id, []),
-                                             actor))
-                in_wave.add(payment.id)
+                    raise UnknownPayment(payment_id=pid)
+                wave.append(plan(index, payment, step, history.get(pid, ()), actor))
+                in_wave.add(pid)
             except IllegalTransition as error:
                 outcomes[index] = self._approved_before(error, step, actor)
             except FundpoolError as error:
@@ -308,6 +327,14 @@ class PaymentSession:
 
     def _load(self, ids: set[str]) -> None:
         missing = ids - self._current.keys()
+        if missing and self._remembered is not None:
+            known = self._remembered.get(missing)
+            if known:
+                stored = self._writes.versions(known)
+                for pid, payment in known.items():
+                    if stored.get(pid) == payment.version:
+                        self._current[pid] = payment
+                        missing.discard(pid)
         if missing:
             self._current.update(self._writes.load(missing))
 
@@ -353,31 +380,27 @@ def actor_doc(actor: Actor) -> dict[str, Any]:
     return actor.to_dict()
 
 
+_event_actor_doc = LastByIdentity(actor_doc)
+
+
 def transitioned_event(
     after: Payment, event: PaymentEvent, since_us: int | None, previous_channel: str | None
 ) -> Event:
-    """The outbox event of one transition: the payment as it stands after it."""
+    """The outbox event of one transition: the payment as it stands after it. (`str()` of a
+    state, an action or a kind is its value, as a StrEnum's is, in a third of the time
+    `.value` takes: this runs for every step.)"""
+    actor = event.actor
     return Event(
         f"{after.id}:{event.seq}",
         PaymentTransitioned.TYPE,
         after.pool,
         event.at_us,
         PaymentTransitioned(
-            after.id, after.kind.value, after.asset, after.amount_minor, after.fee_minor,
-            after.channel, after.destination_channel, event.action.value,
-            None if event.from_state is None else event.from_state.value,
-            event.to_state.value, event.seq, since_us, after.created_at_us, event.reason,
+            after.id, str(after.kind), after.asset, after.amount_minor, after.fee_minor,
+            after.channel, after.destination_channel, str(event.action),
+            None if event.from_state is None else str(event.from_state),
+            str(event.to_state), event.seq, since_us, after.created_at_us, event.reason,
             previous_channel, after.counterparty,
-            None if event.actor is None else actor_doc(event.actor),
+            None if actor is None else _event_actor_doc(actor),
         ),
-    )
-
-
-def created_event(payment: Payment) -> Event:
-    return transitioned_event(
-        payment,
-        PaymentEvent(payment.id, 1, Action.CREATE, None, payment.state, payment.created_at_us,
-                     actor=payment.initiated_by),
-        None,
-        None,
     )

@@ -89,16 +89,19 @@ def aggregate_chunks(
 
     for item, index in zip(planned, indices, strict=True):
         asset = item.routed.asset
-        moves = item.moves or ()
-        keys = [(source, destination, asset) for source, destination, _ in moves]
-        if (len(sums) + len(keys) > POSTINGS_PER_TRANSACTION_MAX
-                and len(sums.keys() | set(keys)) > POSTINGS_PER_TRANSACTION_MAX) or any(
-            sums.get(key, 0) + move[2] > AMOUNT_MAX_MINOR
-            for key, move in zip(keys, moves, strict=True)
-        ):
+        moves = [((source, destination, asset), amount)
+                 for source, destination, amount in item.moves or ()]
+        if len(sums) + len(moves) > POSTINGS_PER_TRANSACTION_MAX and len(
+            sums.keys() | {key for key, _ in moves}
+        ) > POSTINGS_PER_TRANSACTION_MAX:
             close()
-        for key, move in zip(keys, moves, strict=True):
-            sums[key] = sums.get(key, 0) + move[2]
+        else:
+            for key, amount in moves:
+                if sums.get(key, 0) + amount > AMOUNT_MAX_MINOR:
+                    close()
+                    break
+        for key, amount in moves:
+            sums[key] = sums.get(key, 0) + amount
         members.append(index)
     close()
     return chunks

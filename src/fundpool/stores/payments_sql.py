@@ -4,7 +4,7 @@ connection, so a payment's change commits with the entries it posted, or not at 
 One text per statement for both databases (fundpool.sql). Amounts are decimal text on SQLite
 and NUMERIC(39,0) on PostgreSQL, exact up to 2^128 - 1 either way; text keys sort by their bytes
 in both (PostgreSQL's "C" collation); an event's entry ids are a TEXT[] on PostgreSQL and
-space-separated text on SQLite (`_entry_ids`). Actors (a payment's `initiated_by`, each event's
+space-separated text on SQLite (`event_to_row`). Actors (a payment's `initiated_by`, each event's
 `actor`) are JSON text in nullable columns (stores/actor_json.py): rows from before migration
 0003 read as None. The tables are the ledger component's migrations.
 """
@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from fundpool.core.actor import Actor
 from fundpool.core.errors import invariant
 from fundpool.ledger.ports import WriteSession
+from fundpool.payments.memo import LastByIdentity
 from fundpool.payments.model import (
     Action,
     Payment,
@@ -43,9 +45,13 @@ ACTORS_CACHED_MAX = 1_024  # distinct actors kept in their stored form (a few pe
 
 
 @functools.lru_cache(maxsize=ACTORS_CACHED_MAX)
-def _actor_text(actor: Actor | None) -> str | None:
-    # A session writes many rows with one actor: its JSON is made once.
+def _cached_actor_text(actor: Actor | None) -> str | None:
     return actor_text(actor)
+
+
+# A session writes many rows with one actor: its JSON is made once, and looked up by identity
+# while the rows' actor stays the same object.
+_actor_text = LastByIdentity(_cached_actor_text)
 
 
 @functools.lru_cache(maxsize=ACTORS_CACHED_MAX)
@@ -61,11 +67,12 @@ def metadata_json(metadata: Mapping[str, str]) -> str:
 
 def payment_to_row(payment: Payment, dialect: Dialect) -> tuple[Any, ...]:
     # Amounts go as the dialect binds them (decimal text on SQLite, exact NUMERIC on
-    # PostgreSQL); the metadata as JSON text, which PostgreSQL's JSONB column parses.
+    # PostgreSQL); the metadata as JSON text, which PostgreSQL's JSONB column parses. A
+    # StrEnum's `str()` is its value, at a third of the cost of `.value` (rows are many).
     return (
         payment.id,
         payment.pool,
-        payment.kind.value,
+        str(payment.kind),
         payment.asset,
         dialect.amount(payment.amount_minor),
         dialect.amount(payment.fee_minor),
@@ -73,7 +80,7 @@ def payment_to_row(payment: Payment, dialect: Dialect) -> tuple[Any, ...]:
         payment.destination_channel,
         payment.counterparty,
         payment.reference,
-        payment.state.value,
+        str(payment.state),
         bool(payment.approval_required),
         payment.created_at_us,
         payment.updated_at_us,
@@ -91,27 +98,19 @@ def payment_from_row(row: Sequence[Any]) -> Payment:
      state, approval, created, updated, key, request_hash, metadata, version, destination,
      initiated_by) = row
     return Payment(
-        id=pid,
-        pool=pool,
-        kind=PaymentKind(kind),
-        asset=asset,
-        amount_minor=int(amount),
-        fee_minor=int(fee),
-        channel=channel,
-        destination_channel=destination_channel,
-        counterparty=counterparty,
-        reference=reference,
-        state=PaymentState(state),
-        approval_required=bool(approval),
-        created_at_us=int(created),
-        updated_at_us=int(updated),
-        idempotency_key=key,
-        request_hash=bytes(request_hash),
-        metadata=_metadata_from(metadata),
-        version=int(version),
-        destination=destination,
-        initiated_by=_actor_from(initiated_by),
+        pid, pool, _KINDS.get(kind) or PaymentKind(kind), asset, int(amount), int(fee),
+        channel, destination_channel, counterparty, reference,
+        _STATES.get(state) or PaymentState(state), bool(approval), int(created), int(updated),
+        key, bytes(request_hash), _metadata_from(metadata), int(version), destination,
+        _actor_from(initiated_by),
     )
+
+
+# Members by value, for rows read in bulk (an enum's own lookup by value costs a few times a
+# dict's); a value not found goes through it, and raises as it does.
+_KINDS = {kind.value: kind for kind in PaymentKind}
+_STATES = {state.value: state for state in PaymentState}
+_ACTIONS = {action.value: action for action in Action}
 
 
 def _metadata_from(value: Any) -> dict[str, str]:
@@ -122,15 +121,18 @@ def _metadata_from(value: Any) -> dict[str, str]:
     return dict(value)
 
 
-def event_to_row(event: PaymentEvent, dialect: Dialect) -> tuple[Any, ...]:
+def event_to_row(event: PaymentEvent, id_array: bool) -> tuple[Any, ...]:
+    """The event's row; its entry ids in posting order, a TEXT[] where the database has
+    arrays (`id_array`: PostgreSQL), else space-separated text (ids are UUIDs: no spaces, no
+    JSON needed)."""
     return (
         event.payment_id,
         event.seq,
-        event.action.value,
-        None if event.from_state is None else event.from_state.value,
-        event.to_state.value,
+        str(event.action),
+        None if event.from_state is None else str(event.from_state),
+        str(event.to_state),
         event.at_us,
-        _entry_ids(event.entry_ids, dialect),
+        list(event.entry_ids) if id_array else " ".join(event.entry_ids),
         event.reason,
         _actor_text(event.actor),
     )
@@ -141,9 +143,10 @@ def event_from_row(row: Sequence[Any]) -> PaymentEvent:
     return PaymentEvent(
         payment_id=payment_id,
         seq=int(seq),
-        action=Action(action),
-        from_state=None if from_state is None else PaymentState(from_state),
-        to_state=PaymentState(to_state),
+        action=_ACTIONS.get(action) or Action(action),
+        from_state=None if from_state is None else _STATES.get(from_state)
+        or PaymentState(from_state),
+        to_state=_STATES.get(to_state) or PaymentState(to_state),
         at_us=int(at_us),
         entry_ids=tuple(entry_ids.split() if isinstance(entry_ids, str) else entry_ids),
         reason=reason,
@@ -151,14 +154,12 @@ def event_from_row(row: Sequence[Any]) -> PaymentEvent:
     )
 
 
-def _entry_ids(ids: Sequence[str], dialect: Dialect) -> Any:
-    """An event's entry ids in posting order: a TEXT[] on PostgreSQL, space-separated text on
-    SQLite (ids are UUIDs: no spaces, no JSON needed)."""
-    return list(ids) if dialect.is_postgres else " ".join(ids)
-
-
 PAYMENT_MARKS = ", ".join("?" * 20)
 EVENT_MARKS = ", ".join("?" * 9)
+
+
+_by_id = operator.attrgetter("id")
+_by_key = operator.itemgetter(0, 1)  # an event row's (payment_id, seq)
 
 
 class SqlPaymentWrites:
@@ -176,6 +177,10 @@ class SqlPaymentWrites:
         rows = self._select_in(f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE {{match}}",
                                "id", ids)
         return {row[0]: payment_from_row(row) for row in rows}
+
+    def versions(self, ids: Iterable[str]) -> dict[str, int]:
+        rows = self._select_in("SELECT id, version FROM payments WHERE {match}", "id", ids)
+        return {row[0]: int(row[1]) for row in rows}
 
     def by_idempotency_key(self, pool: str, keys: Iterable[str]) -> dict[str, Payment]:
         rows = self._select_in(
@@ -205,18 +210,23 @@ class SqlPaymentWrites:
         if created:
             tx.many(f"INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ({PAYMENT_MARKS})",
                     [payment_to_row(p, dialect) for p in created])
+        # Updates and events go in key order (a session's come in step order, each wave
+        # across all its payments): each index is then written front to back, page after
+        # page, not revisited once per wave. The rows written are the same.
         if changed:
+            changed = sorted(changed, key=_by_id)
             stored = tx.many(
                 "UPDATE payments SET state = ?, fee_minor = ?, channel = ?, "
                 "destination_channel = ?, updated_at_us = ?, version = ? "
                 "WHERE id = ? AND version < ?",
-                [(p.state.value, dialect.amount(p.fee_minor), p.channel, p.destination_channel,
+                [(str(p.state), dialect.amount(p.fee_minor), p.channel, p.destination_channel,
                   p.updated_at_us, p.version, p.id, p.version) for p in changed],
             )
             invariant(stored == len(changed), "every changed payment was stored")
         if events:
+            id_array = dialect.is_postgres
             tx.many(f"INSERT INTO payment_events ({EVENT_COLUMNS}) VALUES ({EVENT_MARKS})",
-                    [event_to_row(e, dialect) for e in events])
+                    sorted((event_to_row(e, id_array) for e in events), key=_by_key))
 
 
 class SqlPaymentStore:

@@ -38,7 +38,9 @@ from fundpool.payments.records import BatchRecord, RouteRecord
 from fundpool.payments.session import PaymentSession
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, as payments.model.Payment is not: one is made for every payout on the
+# dispatcher's path, and a frozen __init__ costs several times a plain one. Treat as immutable.
+@dataclass(slots=True)
 class Queued:
     payment_id: str
     attempt: int

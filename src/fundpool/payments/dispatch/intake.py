@@ -10,7 +10,7 @@ dispatcher's.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from fundpool.core.actor import ENGINE
 from fundpool.core.errors import FundpoolError
@@ -27,7 +27,9 @@ from fundpool.payments.records import RouteRecord
 from fundpool.payments.session import CALL_ITEMS_MAX, PaymentSession
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, as payments.model.Payment is not: one is made for every payout on the
+# dispatcher's path, and a frozen __init__ costs several times a plain one. Treat as immutable.
+@dataclass(slots=True)
 class Intake:
     """What became of one request at intake: the payment as it now stands (or the error), the
     route chosen for it, if any, and why intake rejected it, when it did."""
@@ -76,27 +78,27 @@ class Planner:
 
     def steps(self, payment: Payment) -> list[Step]:
         """The engine's steps for `payment` (whoever created it)."""
-        return [replace(step, actor=ENGINE) for step in self._steps(payment)]
-
-    def _steps(self, payment: Payment) -> list[Step]:
         self.planned.add(payment.id)
-        steps = [Step(payment.id, Action.SCREEN)] if payment.state is PaymentState.INITIATED \
-            else []
+        steps = [Step(payment.id, Action.SCREEN, actor=ENGINE)] \
+            if payment.state is PaymentState.INITIATED else []
         if payment.kind.inbound:
             problem, _ = self._chooser.named_rail_problem(payment, self._at_us, self._liquidity)
             if problem is not None:
                 self.rejected[payment.id] = problem
-                steps.append(Step(payment.id, Action.REJECT, reason=problem))
+                steps.append(Step(payment.id, Action.REJECT, reason=problem, actor=ENGINE))
             return steps
         if payment.state is PaymentState.ROUTED:
             # Routed earlier, its approval refused then (the rail's funds were short for a
             # moment): approve it now, or reject it (take_up).
-            return [Step(payment.id, Action.APPROVE)]
+            return [Step(payment.id, Action.APPROVE, actor=ENGINE)]
         # A payment routed before (whose route step was refused then) is routed afresh, as
         # its next attempt and without the rails it was given before.
-        earlier = self._earlier.get(payment.id, ())
-        attempt = max((r.attempt for r in earlier), default=0) + 1
-        tried = tuple(r.channel for r in earlier if r.channel is not None)
+        earlier = self._earlier.get(payment.id)
+        attempt: int = 1
+        tried: tuple[str, ...] = ()
+        if earlier:
+            attempt = max(r.attempt for r in earlier) + 1
+            tried = tuple(r.channel for r in earlier if r.channel is not None)
         route, fee = self._chooser.route(payment, attempt, self._at_us, self._liquidity, tried)
         self.routes[payment.id] = route
         if route.channel is None:
@@ -105,8 +107,9 @@ class Planner:
             # A payment whose fee would exceed what it moves is refused here, at routing,
             # before any funds are locked for it.
             self.rejected[payment.id] = FEE_EXCEEDS_AMOUNT
-            return [*steps, Step(payment.id, Action.REJECT, reason=FEE_EXCEEDS_AMOUNT)]
-        return steps + steps_after_route(payment, route, fee)
+            return [*steps, Step(payment.id, Action.REJECT, reason=FEE_EXCEEDS_AMOUNT,
+                                 actor=ENGINE)]
+        return steps + steps_after_route(payment, route, fee, ENGINE)
 
     def intake(self, payment: Payment, step_outcomes: Sequence[Outcome]) -> Intake:
         errors = tuple(o for o in step_outcomes if isinstance(o, FundpoolError))

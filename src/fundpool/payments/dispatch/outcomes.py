@@ -33,6 +33,7 @@ from fundpool.payments.dispatch.liquidity import Liquidity
 from fundpool.payments.dispatch.report import TickReport
 from fundpool.payments.dispatch.routes import RouteChooser
 from fundpool.payments.model import (
+    TERMINAL_STATES,
     Action,
     Outcome,
     Payment,
@@ -109,7 +110,7 @@ class OutcomeHandler:
             seen.add(key)
             records.append(
                 OutcomeRecord(outcome.outcome_id, outcome.channel, outcome.payment_id,
-                              outcome.kind.value, outcome.at_us, now, disposition,
+                              str(outcome.kind), outcome.at_us, now, disposition,
                               detail or outcome.reason)
             )
             report.count(report.outcomes, disposition)
@@ -167,20 +168,22 @@ class OutcomeHandler:
                                          detail=f"{step.action.value} refused: {result.code}")
                 report.count(report.outcomes, "anomaly")
             else:
-                report.count(report.steps, step.action.value)
+                report.count(report.steps, str(step.action))  # a StrEnum's str() is its value
                 self._after_step(result, step, now, new_routes)
 
     def _after_step(
         self, payment: Payment, step: Step, now: int, new_routes: Mapping[str, RouteRecord]
     ) -> None:
-        if payment.state.terminal or payment.state is S.SETTLED:
+        if payment.state in _OUT_OF_TRANSIT:
             self._batches.left_transit(payment.id)
-        if step.action in (A.APPROVE,) and payment.state is S.APPROVED:
+        if step.action is A.APPROVE and payment.state is S.APPROVED:
             # A failover's new attempt, approved: queued for its new rail.
             route = new_routes.get(payment.id)
             self._batches.left_transit(payment.id)
             self._batches.enqueue(payment, route.attempt if route else 1, now)
 
+
+_OUT_OF_TRANSIT = TERMINAL_STATES | {S.SETTLED}
 
 # What an outcome means for a payment in a given state: (disposition, steps).
 _OUT: dict[tuple[OutcomeKind, PaymentState], tuple[str, tuple[Action, ...]]] = {
@@ -236,7 +239,7 @@ def reading(
     found = table.get((outcome, state))
     if found is None:
         return "anomaly", (), f"{outcome.value} while {state.value}"
-    if kind.between_channels and found[1] and A.RETURN in found[1]:
+    if found[1] and A.RETURN in found[1] and kind.between_channels:
         return "anomaly", (), "a transfer between the pool's channels does not come back"
     disposition, actions = found
     return disposition, actions, None

@@ -21,6 +21,7 @@ from typing import Any
 
 from fundpool.channels.limits import limit_breach
 from fundpool.channels.ports import Capabilities, ChannelAdapter
+from fundpool.core.actor import Actor
 from fundpool.core.errors import invariant
 from fundpool.payments.dispatch.liquidity import Liquidity
 from fundpool.payments.model import Action, Payment, Step
@@ -47,6 +48,9 @@ class RouteChooser:
         self._rails = rails
         self._capabilities = capabilities
         self._router = router
+        self._book_rails = frozenset(
+            cid for cid, caps in capabilities.items() if caps.kind in NOT_FOR_PAYOUTS
+        )
 
     def route(
         self,
@@ -81,9 +85,7 @@ class RouteChooser:
             return RouteRecord(payment.id, attempt, at_us, None, "given",
                                {"strategy": "given", "reason": reason}), None
         available = liquidity.for_asset(payment.asset)
-        excluded = frozenset(tried) | frozenset(
-            cid for cid, caps in self._capabilities.items() if caps.kind in NOT_FOR_PAYOUTS
-        )
+        excluded = self._book_rails.union(tried) if tried else self._book_rails
         routed = self._router.decide(
             payment.id, payment.asset, payment.amount_minor, at_us,
             liquidity=available, exclude=excluded,
@@ -124,17 +126,18 @@ class RouteChooser:
         return None, fee
 
 
-def steps_after_route(payment: Payment, route: RouteRecord, fee: int | None) -> list[Step]:
+def steps_after_route(payment: Payment, route: RouteRecord, fee: int | None,
+                      actor: Actor | None = None) -> list[Step]:
     """Reject a payment no rail can take; else route it and approve it (or ask an approver,
-    when its amount needs one)."""
+    when its amount needs one). `actor` takes them (None: the session's)."""
     if route.channel is None:
-        return [Step(payment.id, Action.REJECT, reason=route_reason(route))]
-    steps = [Step(payment.id, Action.ROUTE, route.channel, fee_minor=fee)]
-    steps.append(
+        return [Step(payment.id, Action.REJECT, reason=route_reason(route), actor=actor)]
+    return [
+        Step(payment.id, Action.ROUTE, route.channel, fee_minor=fee, actor=actor),
         Step(payment.id,
-             Action.REQUEST_APPROVAL if payment.approval_required else Action.APPROVE)
-    )
-    return steps
+             Action.REQUEST_APPROVAL if payment.approval_required else Action.APPROVE,
+             actor=actor),
+    ]
 
 
 def route_reason(route: RouteRecord) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from fundpool.events.model import Event, LedgerEntryCommitted, PaymentTransitioned
-from fundpool.pool.accounts import PoolState, parse_pool_account
+from fundpool.pool.accounts import PoolAccount, PoolState, parse_pool_account
 
 Cell = tuple[str, str]
 SeriesKey = tuple[str, str, int]  # (metric, resolution, bucket start µs)
@@ -59,6 +59,7 @@ AWAITING_APPROVAL = "pending_approval"
 # wait, so the oldest wait is the first bucket above 0 (figures.oldest_waiting_since_us), and
 # the state stays bounded by the series' retention.
 APPROVALS_WAITING = "approvals_waiting"
+ACCOUNTS_KEPT_MAX = 4_096  # parsed leg addresses kept per pool projection (then: start again)
 
 
 _S, _M, _H = RESOLUTIONS["s"], RESOLUTIONS["m"], RESOLUTIONS["h"]
@@ -85,18 +86,28 @@ class Projection:
     # difference; rebuilt from `cells` on load.
     _figures: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     _assets: dict[str, str] = field(default_factory=dict)  # address segment -> asset code
+    # Made once, used for every event: the parsed addresses of the legs seen, and per (asset
+    # segment, channel, asset) the cell keys of its state accounts (what `_channel_figures`
+    # sums).
+    _accounts: dict[str, PoolAccount | None] = field(default_factory=dict)
+    _channel_cells: dict[tuple[str, str, str], tuple[tuple[Cell, ...], Cell, Cell]] = field(
+        default_factory=dict)
 
     # --- folding ------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
         data = event.data
-        if isinstance(data, LedgerEntryCommitted):
-            self._entry(event.at_us, data)
-        elif isinstance(data, PaymentTransitioned):
-            self._payment(event.at_us, data)
-        self._add(("events", event.type), 1)
+        at_us = event.at_us
+        if type(data) is PaymentTransitioned:
+            self._payment(at_us, data)
+        elif type(data) is LedgerEntryCommitted:
+            self._entry(at_us, data)
+        cell = ("events", event.type)  # _add, inlined: this runs for every event
+        self.cells[cell] = self.cells.get(cell, 0) + 1
+        self.changed_cells.add(cell)
         self.applied_seq = event.seq
-        self.last_at_us = max(self.last_at_us, event.at_us)
+        if at_us > self.last_at_us:
+            self.last_at_us = at_us
 
     def _add(self, cell: Cell, delta: int) -> None:
         if delta:
@@ -112,10 +123,16 @@ class Projection:
         if not delta:
             return
         series, changed = self.series, self.changed_series
-        for key in ((metric, "s", at_us - at_us % _S), (metric, "m", at_us - at_us % _M),
-                    (metric, "h", at_us - at_us % _H)):
-            series[key] = series.get(key, 0) + delta
-            changed.add(key)
+        get, add = series.get, changed.add
+        key: SeriesKey = (metric, "s", at_us - at_us % _S)
+        series[key] = get(key, 0) + delta
+        add(key)
+        key = (metric, "m", at_us - at_us % _M)
+        series[key] = get(key, 0) + delta
+        add(key)
+        key = (metric, "h", at_us - at_us % _H)
+        series[key] = get(key, 0) + delta
+        add(key)
 
     def _uncount(self, metric: str, at_us: int) -> None:
         """One less in `at_us`'s buckets, where one was counted. The finest resolution that
@@ -144,22 +161,28 @@ class Projection:
 
     def _entry(self, at_us: int, data: LedgerEntryCommitted) -> None:
         touched: set[tuple[str, str]] = set()
+        accounts, cells, changed = self._accounts, self.cells, self.changed_cells
         for leg in data.legs:
-            parsed = parse_pool_account(leg.address)
+            address = leg.address
+            parsed = accounts[address] if address in accounts else self._account(address)
             if parsed is None or parsed.pool != self.pool:
                 continue
-            key = f"{leg.address}|{leg.asset}"
-            before = self.cells.get(("posted", key), 0)
-            self._set(("posted", key), leg.posted)
-            self._set(("pending_out", key), leg.pending_out)
-            self._set(("pending_in", key), leg.pending_in)
+            key = f"{address}|{leg.asset}"
+            posted = ("posted", key)
+            before = cells.get(posted, 0)
+            for cell, value in ((posted, leg.posted), (("pending_out", key), leg.pending_out),
+                                (("pending_in", key), leg.pending_in)):
+                if cells.get(cell, 0) != value:  # _set, inlined
+                    cells[cell] = value
+                    changed.add(cell)
             change = leg.posted - before
             if parsed.state is PoolState.FEES:
                 self._count(f"fee|{leg.asset}", at_us, change)
             else:
                 self._count(f"flow|{parsed.channel}|{leg.asset}", at_us, abs(change))
             touched.add((parsed.asset_segment, parsed.channel))
-            self._asset_of_segment(parsed.asset_segment, leg.asset)
+            if parsed.asset_segment not in self._assets:
+                self._asset_of_segment(parsed.asset_segment, leg.asset)
         assets: set[str] = set()
         for segment, channel in touched:
             total, available = self._channel_figures(segment, channel)
@@ -172,6 +195,13 @@ class Projection:
         for asset in sorted(assets):
             self._gauge(f"total|{asset}", at_us, self.cells.get(("total", asset), 0))
             self._gauge(f"available|{asset}", at_us, self.cells.get(("available", asset), 0))
+
+    def _account(self, address: str) -> PoolAccount | None:
+        """`parse_pool_account`, kept: a pool has few accounts, and every entry names some."""
+        if len(self._accounts) >= ACCOUNTS_KEPT_MAX:
+            self._accounts.clear()
+        parsed = self._accounts[address] = parse_pool_account(address)
+        return parsed
 
     def _asset_of_segment(self, segment: str, asset: str) -> None:
         if segment not in self._assets:
@@ -188,35 +218,51 @@ class Projection:
     def _channel_figures(self, segment: str, channel: str) -> tuple[int, int]:
         """(TOTAL, available) of one asset x channel, as PoolView counts them."""
         asset = self._segment_asset(segment)
-        prefix = f"pool:{self.pool}:{segment}:{channel}:"
+        keys = self._channel_cells.get((segment, channel, asset))
+        if keys is None:
+            prefix = f"pool:{self.pool}:{segment}:{channel}:"
+            keys = self._channel_cells[(segment, channel, asset)] = (
+                tuple(("posted", f"{prefix}{state.value}|{asset}") for state in (
+                    PoolState.AVAILABLE, PoolState.LOCKED, PoolState.IN_TRANSIT,
+                    PoolState.PENDING_SETTLEMENT)),
+                ("posted", f"{prefix}{PoolState.AVAILABLE.value}|{asset}"),
+                ("pending_out", f"{prefix}{PoolState.AVAILABLE.value}|{asset}"),
+            )
+        get = self.cells.get
         total = 0
-        for state in (PoolState.AVAILABLE, PoolState.LOCKED, PoolState.IN_TRANSIT,
-                      PoolState.PENDING_SETTLEMENT):
-            total += self._balance(prefix + state.value, asset)[0]
-        posted, pending_out = self._balance(prefix + PoolState.AVAILABLE.value, asset)
-        return total, posted - pending_out
+        for cell in keys[0]:
+            total += get(cell, 0)
+        return total, get(keys[1], 0) - get(keys[2], 0)
 
     def _payment(self, at_us: int, data: PaymentTransitioned) -> None:
         channel = data.channel or NO_CHANNEL
         gross = data.amount_minor
+        to_state, from_state, asset = data.to_state, data.from_state, data.asset
         cells, changed = self.cells, self.changed_cells
-        moves: list[tuple[Cell, int]] = [
-            (("payments", data.to_state), 1),
-            (("payments_amount", f"{data.to_state}|{data.asset}"), gross),
-            (("payments_channel", f"{data.to_state}|{channel}"), 1),
-        ]
-        if data.from_state is not None:
-            before = data.previous_channel or NO_CHANNEL
-            moves += [
-                (("payments", data.from_state), -1),
-                (("payments_amount", f"{data.from_state}|{data.asset}"), -gross),
-                (("payments_channel", f"{data.from_state}|{before}"), -1),
-            ]
-        for cell, delta in moves:  # _add, inlined: this runs for every payment event
-            if delta:
-                cells[cell] = cells.get(cell, 0) + delta
-                changed.add(cell)
-        self._count(f"payments|{data.kind}|{data.to_state}", at_us, 1)
+        get, add = cells.get, changed.add
+        # _add, inlined: this runs for every payment event
+        cell: Cell = ("payments", to_state)
+        cells[cell] = get(cell, 0) + 1
+        add(cell)
+        if gross:
+            cell = ("payments_amount", f"{to_state}|{asset}")
+            cells[cell] = get(cell, 0) + gross
+            add(cell)
+        cell = ("payments_channel", f"{to_state}|{channel}")
+        cells[cell] = get(cell, 0) + 1
+        add(cell)
+        if from_state is not None:
+            cell = ("payments", from_state)
+            cells[cell] = get(cell, 0) - 1
+            add(cell)
+            if gross:
+                cell = ("payments_amount", f"{from_state}|{asset}")
+                cells[cell] = get(cell, 0) - gross
+                add(cell)
+            cell = ("payments_channel", f"{from_state}|{data.previous_channel or NO_CHANNEL}")
+            cells[cell] = get(cell, 0) - 1
+            add(cell)
+        self._count(f"payments|{data.kind}|{to_state}", at_us, 1)
         if data.to_state == "settled":
             flow = "inflow" if data.kind == "deposit" else "outflow"
             self._count(f"{flow}|{data.asset}", at_us, gross)
@@ -233,9 +279,18 @@ class Projection:
     def _observe(self, channel: str, stage: str, latency_us: int) -> None:
         latency_us = max(latency_us, 0)
         key = f"{channel}|{stage}"
-        self._add(("latency_bucket", f"{key}|{latency_bucket(latency_us)}"), 1)
-        self._add(("latency_count", key), 1)
-        self._add(("latency_sum_us", key), latency_us)
+        cells, changed = self.cells, self.changed_cells
+        get, add = cells.get, changed.add
+        cell: Cell = ("latency_bucket", f"{key}|{bisect_left(LATENCY_BOUNDS_US, latency_us)}")
+        cells[cell] = get(cell, 0) + 1  # _add, inlined: this runs for most payment events
+        add(cell)
+        cell = ("latency_count", key)
+        cells[cell] = get(cell, 0) + 1
+        add(cell)
+        if latency_us:
+            cell = ("latency_sum_us", key)
+            cells[cell] = get(cell, 0) + latency_us
+            add(cell)
 
     def _observe_approval(self, wait_us: int) -> None:
         """The wait from the request for approval to the approval, in the pool's histogram

@@ -2,20 +2,25 @@
 once (docs/monitoring.md, ADR 0011).
 
 `NatsConsumer` keeps one durable pull consumer per pool stream (named by
-`subjects.durable_name`, shared by every process of one projection store): explicit ack,
+`subjects.durable_name`, shared by every process of one projection store): ack policy `all`,
 deliver all, `ack_wait` 5 s, at most 20,000 unacknowledged. Up to two pull requests of 1,000
 are outstanding per pool; what arrives is applied at once (gathered for at most 10 ms while it
 keeps coming, up to 2,500 per commit), every pool in one `apply` of the projection applier (the
 port `fundpool.monitoring.ports.ProjectionApplier`), and only after that commit is each message
 answered:
 
-- applied, duplicate, rejected (malformed, recorded) or ignored (unknown type) → `ack`;
+- applied, duplicate, rejected (malformed, recorded) or ignored (unknown type) → done;
 - after a gap (`seq` beyond the projection's next): kept in memory, unacknowledged (with
   `+WPI` so `ack_wait` does not run out) and offered again with the next messages; beyond
   10,000 kept per pool, the farthest are given back with `nak(delay=1 s)`;
 - in a pool blocked by an unknown event version → `nak(delay=30 s)`, until an upgrade;
 - unreadable (no pool or seq to place it), or an event of another pool than its stream's →
-  `term`, logged as `nats_message_unplaced`.
+  logged as `nats_message_unplaced`, and done.
+
+What is done is acknowledged once per contiguous run of the stream (`acks.py`): one `ack` of
+the run's last message acknowledges all of it, so a commit of thousands sends one per pool.
+A durable made before (ack policy `explicit`) keeps its policy, and each done message is
+acknowledged on its own (an unplaced one with `term`).
 
 A consumer applies a pool only while it holds the pool's lease (`leases.py`): processes of
 one PostgreSQL projection store share the pools and take over a dead one's; SQLite projections
@@ -42,6 +47,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from fundpool.bus.acks import AckRuns, sequences
 from fundpool.bus.connection import StopSignal, connect_nats
 from fundpool.bus.defaults import (
     ACK_WAIT_S,
@@ -55,6 +61,7 @@ from fundpool.bus.subjects import (
     check_prefix,
     durable_name,
     ensure_stream,
+    pool_subjects,
     stream_pools,
 )
 from fundpool.core.errors import FundpoolError
@@ -101,10 +108,14 @@ class _Pull:
     keep flowing while a batch is applied; they are buffered as they arrive, for the consumer
     to apply, and no more is asked for while enough wait."""
 
-    def __init__(self, owner: NatsConsumer, pool: str, stream: str) -> None:
+    def __init__(self, owner: NatsConsumer, pool: str, stream: str,
+                 runs: AckRuns[Msg] | None) -> None:
         self.owner = owner
         self.pool = pool
         self.stream = stream
+        # Ack policy `all`: what is done, acknowledged by runs; None: `explicit`, one by one.
+        self.runs = runs
+        self.broken_since: float | None = None  # when a run was first seen broken
         self.buffer: list[Msg] = []
         self.parked: dict[int, tuple[Item, Msg]] = {}  # by seq: after a gap, not yet applied
         self.touched_at = 0.0
@@ -164,6 +175,29 @@ class _Pull:
                 self.broken = True
                 return
         await self.request()
+
+    async def finish(self, messages: list[Msg]) -> None:
+        """`messages` are done with (after the commit that made them so): acknowledge them,
+        with one `ack` for the longest contiguous run they make (or one each, for a durable
+        of ack policy `explicit`)."""
+        runs = self.runs
+        if runs is None:
+            for msg in messages:
+                await msg.ack()
+            return
+        done = runs.done
+        for msg in messages:
+            seqs = sequences(msg.reply)
+            if seqs is not None:  # every delivery of a pull request has them
+                done(seqs[0], seqs[1], msg)
+        await self.acknowledge()
+
+    async def acknowledge(self) -> None:
+        """Acknowledge the longest contiguous run of what is done, with one `ack`."""
+        if self.runs is not None:
+            last = self.runs.advance()
+            if last is not None:
+                await last.ack()
 
     async def give_back(self) -> None:
         """Everything received and not applied goes back to the stream, to come again."""
@@ -305,20 +339,24 @@ class NatsConsumer:
         assert self.js is not None
         stream = await ensure_stream(self.js, pool, self.prefix)
         try:
-            await self.js.consumer_info(stream, self.durable)
+            info = await self.js.consumer_info(stream, self.durable)
         except NotFoundError:
-            await self.js.add_consumer(stream, ConsumerConfig(
+            info = await self.js.add_consumer(stream, ConsumerConfig(
                 durable_name=self.durable,
                 description=f"fundpool projections at {self.store.url.split('?')[0]}"
                 if not self._pg else "fundpool projections",
                 deliver_policy=DeliverPolicy.ALL,
-                ack_policy=AckPolicy.EXPLICIT,
+                ack_policy=AckPolicy.ALL,
                 ack_wait=self.ack_wait_s,
                 max_ack_pending=self.max_ack_pending,
             ))
+        runs: AckRuns[Msg] | None = None
+        if info.config.ack_policy == AckPolicy.ALL:
+            floor = info.ack_floor
+            runs = AckRuns(floor.stream_seq, floor.consumer_seq) if floor else AckRuns()
         # Another process may have moved this pool on while it was not ours.
         self.projector.forget()
-        pull = _Pull(self, pool, stream)
+        pull = _Pull(self, pool, stream, runs)
         self._pulls[pool] = pull
         await pull.start(self.nc)
         log.info("nats_pool_leased", pool=pool, stream=stream, durable=self.durable)
@@ -359,7 +397,7 @@ class NatsConsumer:
             return 0
         items: list[Item] = []
         placed: list[tuple[_Pull, Item, Msg]] = []
-        unplaced: list[tuple[Msg, str, str]] = []
+        unplaced: list[tuple[_Pull, Msg, str]] = []
         count = 0
         for pull, messages in taken:
             pull.buffer = []
@@ -371,9 +409,9 @@ class NatsConsumer:
             for msg in messages:
                 read = read_message(msg.data)
                 if isinstance(read, str):
-                    unplaced.append((msg, pull.pool, read))
+                    unplaced.append((pull, msg, read))
                 elif read.pool != pull.pool:
-                    unplaced.append((msg, pull.pool, f"an event of pool {read.pool!r}"))
+                    unplaced.append((pull, msg, f"an event of pool {read.pool!r}"))
                 else:
                     items.append(read)
                     placed.append((pull, read, msg))
@@ -389,25 +427,31 @@ class NatsConsumer:
             raise
         self.report.commits += 1
         held = {(item.pool, item.seq) for item in report.held}
+        finished: dict[str, list[Msg]] = {pull.pool: [] for pull, _messages in taken}
         for pull, item, msg in placed:
-            if (item.pool, item.seq) not in held:
-                await msg.ack()  # applied, a duplicate, stepped over: done with
+            if not held or (item.pool, item.seq) not in held:
+                finished[pull.pool].append(msg)  # applied, a duplicate, stepped over
             elif item.pool in report.blocked:  # back in a while: the pool waits for an upgrade
                 await msg.nak(delay=BLOCKED_NAK_DELAY_S)
                 self.report.redelivered += 1
             elif item.seq in pull.parked:
-                await msg.ack()  # the same event is already set aside once
+                finished[pull.pool].append(msg)  # the same event is already set aside once
                 self.report.duplicates += 1
             else:  # after a gap: kept for the next apply (unacknowledged, so never lost)
                 pull.parked[item.seq] = (item, msg)
                 self.report.parked += 1
         for pull, _messages in taken:
             await self._overflow(pull)
-        for msg, pool, why in unplaced:
-            log.error("nats_message_unplaced", pool=pool, reason=why, subject=msg.subject,
+        for pull, msg, why in unplaced:
+            log.error("nats_message_unplaced", pool=pull.pool, reason=why, subject=msg.subject,
                       bytes=len(msg.data))
-            await msg.term()
+            if pull.runs is None:
+                await msg.term()
+            else:  # never to be read: done with, acknowledged with its run
+                finished[pull.pool].append(msg)
         self.report.terminated += len(unplaced)
+        for pull, _messages in taken:
+            await pull.finish(finished[pull.pool])
         self.report.applied += report.applied
         self.report.duplicates += report.duplicates
         self.report.ignored += report.ignored
@@ -467,10 +511,41 @@ class NatsConsumer:
         for pool, pull in list(self._pulls.items()):
             if pull.broken:  # the durable was deleted: start the pool again
                 await self._release(pool)
-            elif pull.expired(now):
+                continue
+            if pull.expired(now):
                 pull.due = 0
                 await pull.request()
+            await self._mend_run(pull, now)
         await self.rebalance()
+
+    async def _mend_run(self, pull: _Pull, now: float) -> None:
+        """A run broken since the last poll: ask the server what it knows. Its ack floor may
+        be ahead (another process acknowledged before this one took the pool), and the
+        messages the run lacks may no longer exist (deleted, expired) and so cannot break
+        it. A message that exists and is missing here comes again after `ack_wait`."""
+        runs = pull.runs
+        if runs is None or not runs:
+            pull.broken_since = None
+            return
+        if pull.broken_since is None:
+            pull.broken_since = now
+            return
+        if now - pull.broken_since < self.lease_poll_s:
+            return
+        pull.broken_since = now
+        assert self.js is not None
+        info = await self.js.consumer_info(pull.stream, self.durable)
+        if info.ack_floor is not None:
+            runs.floor(info.ack_floor.stream_seq, info.ack_floor.consumer_seq)
+        missing = runs.first_missing()
+        if missing is not None:
+            try:
+                found = await self.js.get_msg(pull.stream, seq=missing, next=True,
+                                              subject=pool_subjects(pull.pool, self.prefix))
+                runs.absent(missing, (found.seq or missing) - 1)
+            except NotFoundError:  # nothing at or after it: what waits was deleted too
+                runs.absent(missing, runs.highest)
+        await pull.acknowledge()
 
     async def run(
         self,

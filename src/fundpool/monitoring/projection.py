@@ -73,7 +73,12 @@ def latency_bucket(latency_us: int) -> int:
 @dataclass(slots=True)
 class Projection:
     """One pool's figures. `apply` folds the next event; the caller guarantees the order
-    (Projector checks `seq`). `changed_*` collect what to write since the last `clear()`."""
+    (Projector checks `seq`). `changed_*` collect what to write since the last `clear()`.
+
+    A batch is folded with `fold_in` for each event and one `settle` after: the counts that
+    nothing reads while events are folded (payments by state, latencies, event counts, and
+    the counter series, which are kept per second and rolled up to minutes and hours then)
+    are added once per batch rather than once per event."""
 
     pool: str
     cells: dict[Cell, int] = field(default_factory=dict)
@@ -92,22 +97,59 @@ class Projection:
     _accounts: dict[str, PoolAccount | None] = field(default_factory=dict)
     _channel_cells: dict[tuple[str, str, str], tuple[tuple[Cell, ...], Cell, Cell]] = field(
         default_factory=dict)
+    # Folded in, not settled yet: additions to cells, and to counters by (metric, second).
+    _cell_counts: dict[Cell, int] = field(default_factory=dict)
+    _second_counts: dict[tuple[str, int], int] = field(default_factory=dict)
+    # Pruning: per resolution, the oldest bucket start left by the last pass (none: not
+    # known), and the earliest time a bucket was written at since; while both are within the
+    # retention, no bucket can be old enough to drop and the pass is skipped.
+    _oldest_us: dict[str, int] = field(default_factory=dict)
+    _earliest_us: int | None = None
+    pruned: set[str] = field(default_factory=set)  # resolutions pruned since `clear_changes`
 
     # --- folding ------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
+        self.fold_in(event)
+        self.settle()
+
+    def fold_in(self, event: Event) -> None:
+        """Fold the next event in; its counts are in `cells` and `series` after `settle`."""
         data = event.data
         at_us = event.at_us
         if type(data) is PaymentTransitioned:
             self._payment(at_us, data)
         elif type(data) is LedgerEntryCommitted:
             self._entry(at_us, data)
-        cell = ("events", event.type)  # _add, inlined: this runs for every event
-        self.cells[cell] = self.cells.get(cell, 0) + 1
-        self.changed_cells.add(cell)
+        counts = self._cell_counts
+        cell = ("events", event.type)
+        counts[cell] = counts.get(cell, 0) + 1
         self.applied_seq = event.seq
         if at_us > self.last_at_us:
             self.last_at_us = at_us
+
+    def settle(self) -> None:
+        """Add what was folded in to `cells` and `series`."""
+        if self._cell_counts:
+            cells, changed = self.cells, self.changed_cells
+            get, add = cells.get, changed.add
+            for cell, delta in self._cell_counts.items():
+                cells[cell] = get(cell, 0) + delta
+                add(cell)
+            self._cell_counts.clear()
+        if self._second_counts:
+            series, changed_series = self.series, self.changed_series
+            sget, sadd = series.get, changed_series.add
+            earliest = self._earliest_us
+            for (metric, second), delta in self._second_counts.items():
+                for key in ((metric, "s", second), (metric, "m", second - second % _M),
+                            (metric, "h", second - second % _H)):
+                    series[key] = sget(key, 0) + delta
+                    sadd(key)
+                if earliest is None or second < earliest:
+                    earliest = second
+            self._earliest_us = earliest
+            self._second_counts.clear()
 
     def _add(self, cell: Cell, delta: int) -> None:
         if delta:
@@ -120,19 +162,24 @@ class Projection:
             self.changed_cells.add(cell)
 
     def _count(self, metric: str, at_us: int, delta: int) -> None:
-        if not delta:
-            return
+        """Count `delta` in `at_us`'s buckets, at `settle`."""
+        if delta:
+            counts = self._second_counts
+            key = (metric, at_us - at_us % _S)
+            counts[key] = counts.get(key, 0) + delta
+
+    def _count_now(self, metric: str, at_us: int, delta: int) -> None:
+        """Count `delta` in `at_us`'s buckets at once (for a series read while folding)."""
         series, changed = self.series, self.changed_series
-        get, add = series.get, changed.add
-        key: SeriesKey = (metric, "s", at_us - at_us % _S)
-        series[key] = get(key, 0) + delta
-        add(key)
-        key = (metric, "m", at_us - at_us % _M)
-        series[key] = get(key, 0) + delta
-        add(key)
-        key = (metric, "h", at_us - at_us % _H)
-        series[key] = get(key, 0) + delta
-        add(key)
+        for key in ((metric, "s", at_us - at_us % _S), (metric, "m", at_us - at_us % _M),
+                    (metric, "h", at_us - at_us % _H)):
+            series[key] = series.get(key, 0) + delta
+            changed.add(key)
+        self._written_at(at_us)
+
+    def _written_at(self, at_us: int) -> None:
+        if self._earliest_us is None or at_us < self._earliest_us:
+            self._earliest_us = at_us
 
     def _uncount(self, metric: str, at_us: int) -> None:
         """One less in `at_us`'s buckets, where one was counted. The finest resolution that
@@ -151,6 +198,7 @@ class Projection:
                 for held in keys[index:]:
                     series[held] = series.get(held, 0) - 1
                     changed.add(held)
+                self._written_at(at_us)
             return
 
     def _gauge(self, metric: str, at_us: int, value: int) -> None:
@@ -158,6 +206,7 @@ class Projection:
             key = (metric, res, at_us - at_us % width)
             self.series[key] = value
             self.changed_series.add(key)
+        self._written_at(at_us)
 
     def _entry(self, at_us: int, data: LedgerEntryCommitted) -> None:
         touched: set[tuple[str, str]] = set()
@@ -238,31 +287,27 @@ class Projection:
         channel = data.channel or NO_CHANNEL
         gross = data.amount_minor
         to_state, from_state, asset = data.to_state, data.from_state, data.asset
-        cells, changed = self.cells, self.changed_cells
-        get, add = cells.get, changed.add
-        # _add, inlined: this runs for every payment event
+        counts = self._cell_counts
+        get = counts.get
+        # Counted at `settle`: nothing reads these cells while a batch is folded.
         cell: Cell = ("payments", to_state)
-        cells[cell] = get(cell, 0) + 1
-        add(cell)
+        counts[cell] = get(cell, 0) + 1
         if gross:
             cell = ("payments_amount", f"{to_state}|{asset}")
-            cells[cell] = get(cell, 0) + gross
-            add(cell)
+            counts[cell] = get(cell, 0) + gross
         cell = ("payments_channel", f"{to_state}|{channel}")
-        cells[cell] = get(cell, 0) + 1
-        add(cell)
+        counts[cell] = get(cell, 0) + 1
         if from_state is not None:
             cell = ("payments", from_state)
-            cells[cell] = get(cell, 0) - 1
-            add(cell)
+            counts[cell] = get(cell, 0) - 1
             if gross:
                 cell = ("payments_amount", f"{from_state}|{asset}")
-                cells[cell] = get(cell, 0) - gross
-                add(cell)
+                counts[cell] = get(cell, 0) - gross
             cell = ("payments_channel", f"{from_state}|{data.previous_channel or NO_CHANNEL}")
-            cells[cell] = get(cell, 0) - 1
-            add(cell)
-        self._count(f"payments|{data.kind}|{to_state}", at_us, 1)
+            counts[cell] = get(cell, 0) - 1
+        seconds = self._second_counts
+        key = (f"payments|{data.kind}|{to_state}", at_us - at_us % _S)  # _count, inlined
+        seconds[key] = seconds.get(key, 0) + 1
         if data.to_state == "settled":
             flow = "inflow" if data.kind == "deposit" else "outflow"
             self._count(f"{flow}|{data.asset}", at_us, gross)
@@ -270,7 +315,7 @@ class Projection:
         if data.since_us is not None:
             self._observe(channel, data.action, at_us - data.since_us)
         if data.to_state == AWAITING_APPROVAL:
-            self._count(APPROVALS_WAITING, at_us, 1)
+            self._count_now(APPROVALS_WAITING, at_us, 1)  # `_uncount` reads it
         if data.from_state == AWAITING_APPROVAL and data.since_us is not None:
             self._uncount(APPROVALS_WAITING, data.since_us)
             if data.to_state == "approved":
@@ -279,26 +324,26 @@ class Projection:
     def _observe(self, channel: str, stage: str, latency_us: int) -> None:
         latency_us = max(latency_us, 0)
         key = f"{channel}|{stage}"
-        cells, changed = self.cells, self.changed_cells
-        get, add = cells.get, changed.add
+        counts = self._cell_counts
+        get = counts.get
         cell: Cell = ("latency_bucket", f"{key}|{bisect_left(LATENCY_BOUNDS_US, latency_us)}")
-        cells[cell] = get(cell, 0) + 1  # _add, inlined: this runs for most payment events
-        add(cell)
+        counts[cell] = get(cell, 0) + 1
         cell = ("latency_count", key)
-        cells[cell] = get(cell, 0) + 1
-        add(cell)
+        counts[cell] = get(cell, 0) + 1
         if latency_us:
             cell = ("latency_sum_us", key)
-            cells[cell] = get(cell, 0) + latency_us
-            add(cell)
+            counts[cell] = get(cell, 0) + latency_us
 
     def _observe_approval(self, wait_us: int) -> None:
         """The wait from the request for approval to the approval, in the pool's histogram
         (the latency buckets)."""
         wait_us = max(wait_us, 0)
-        self._add(("approval_wait_bucket", str(latency_bucket(wait_us))), 1)
-        self._add(("approval_wait_count", "*"), 1)
-        self._add(("approval_wait_sum_us", "*"), wait_us)
+        counts = self._cell_counts
+        for cell, delta in ((("approval_wait_bucket", str(latency_bucket(wait_us))), 1),
+                            (("approval_wait_count", "*"), 1),
+                            (("approval_wait_sum_us", "*"), wait_us)):
+            if delta:
+                counts[cell] = counts.get(cell, 0) + delta
 
     # --- housekeeping ---------------------------------------------------------------------
 
@@ -307,14 +352,34 @@ class Projection:
         return {res: self.last_at_us - RETENTION_US[res] for res in RESOLUTIONS}
 
     def prune(self) -> None:
+        """Drop the buckets older than their retention (`pruned` names the resolutions that
+        lost some, for the store to drop them too)."""
+        self.settle()
         bounds = self.prune_bounds()
-        for key in [k for k in self.series if k[2] < bounds[k[1]]]:
+        earliest = self._earliest_us
+        if len(self._oldest_us) == len(RESOLUTIONS) and all(
+                min(self._oldest_us[res], earliest - earliest % RESOLUTIONS[res]
+                    if earliest is not None else self._oldest_us[res]) >= bound
+                for res, bound in bounds.items()):
+            return  # nothing is old enough to drop
+        oldest = dict.fromkeys(RESOLUTIONS, self.last_at_us)
+        doomed: list[SeriesKey] = []
+        for key in self.series:
+            res, start = key[1], key[2]
+            if start < bounds[res]:
+                doomed.append(key)
+            elif start < oldest[res]:
+                oldest[res] = start
+        for key in doomed:
             del self.series[key]
             self.changed_series.discard(key)
+            self.pruned.add(key[1])
+        self._oldest_us, self._earliest_us = oldest, None
 
     def clear_changes(self) -> None:
         self.changed_cells.clear()
         self.changed_series.clear()
+        self.pruned.clear()
 
     def rebuild_index(self) -> None:
         """Recompute what is derived from `cells` (after loading them from a store)."""
@@ -346,7 +411,7 @@ def fold(pool: str, events: Iterable[Event]) -> Projection:
     """The projection of `events` (one pool's, in seq order) from nothing: what a replay is."""
     projection = Projection(pool)
     for event in events:
-        projection.apply(event)
+        projection.fold_in(event)
     projection.prune()
     projection.clear_changes()
     return projection

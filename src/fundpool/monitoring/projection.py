@@ -16,6 +16,7 @@ percentiles and turnover are computed when read (monitoring/figures.py), not sto
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -98,8 +99,9 @@ class Projection:
     _channel_cells: dict[tuple[str, str, str], tuple[tuple[Cell, ...], Cell, Cell]] = field(
         default_factory=dict)
     # Folded in, not settled yet: additions to cells, and to counters by (metric, second).
-    _cell_counts: dict[Cell, int] = field(default_factory=dict)
-    _second_counts: dict[tuple[str, int], int] = field(default_factory=dict)
+    _cell_counts: defaultdict[Cell, int] = field(default_factory=lambda: defaultdict(int))
+    _second_counts: defaultdict[tuple[str, int], int] = field(
+        default_factory=lambda: defaultdict(int))
     # Pruning: per resolution, the oldest bucket start left by the last pass (none: not
     # known), and the earliest time a bucket was written at since; while both are within the
     # retention, no bucket can be old enough to drop and the pass is skipped.
@@ -121,9 +123,7 @@ class Projection:
             self._payment(at_us, data)
         elif type(data) is LedgerEntryCommitted:
             self._entry(at_us, data)
-        counts = self._cell_counts
-        cell = ("events", event.type)
-        counts[cell] = counts.get(cell, 0) + 1
+        self._cell_counts[("events", event.type)] += 1
         self.applied_seq = event.seq
         if at_us > self.last_at_us:
             self.last_at_us = at_us
@@ -164,9 +164,7 @@ class Projection:
     def _count(self, metric: str, at_us: int, delta: int) -> None:
         """Count `delta` in `at_us`'s buckets, at `settle`."""
         if delta:
-            counts = self._second_counts
-            key = (metric, at_us - at_us % _S)
-            counts[key] = counts.get(key, 0) + delta
+            self._second_counts[(metric, at_us - at_us % _S)] += delta
 
     def _count_now(self, metric: str, at_us: int, delta: int) -> None:
         """Count `delta` in `at_us`'s buckets at once (for a series read while folding)."""
@@ -288,26 +286,19 @@ class Projection:
         gross = data.amount_minor
         to_state, from_state, asset = data.to_state, data.from_state, data.asset
         counts = self._cell_counts
-        get = counts.get
         # Counted at `settle`: nothing reads these cells while a batch is folded.
-        cell: Cell = ("payments", to_state)
-        counts[cell] = get(cell, 0) + 1
+        counts[("payments", to_state)] += 1
         if gross:
-            cell = ("payments_amount", f"{to_state}|{asset}")
-            counts[cell] = get(cell, 0) + gross
-        cell = ("payments_channel", f"{to_state}|{channel}")
-        counts[cell] = get(cell, 0) + 1
+            counts[("payments_amount", f"{to_state}|{asset}")] += gross
+        counts[("payments_channel", f"{to_state}|{channel}")] += 1
         if from_state is not None:
-            cell = ("payments", from_state)
-            counts[cell] = get(cell, 0) - 1
+            counts[("payments", from_state)] -= 1
             if gross:
-                cell = ("payments_amount", f"{from_state}|{asset}")
-                counts[cell] = get(cell, 0) - gross
-            cell = ("payments_channel", f"{from_state}|{data.previous_channel or NO_CHANNEL}")
-            counts[cell] = get(cell, 0) - 1
-        seconds = self._second_counts
-        key = (f"payments|{data.kind}|{to_state}", at_us - at_us % _S)  # _count, inlined
-        seconds[key] = seconds.get(key, 0) + 1
+                counts[("payments_amount", f"{from_state}|{asset}")] -= gross
+            counts[("payments_channel",
+                    f"{from_state}|{data.previous_channel or NO_CHANNEL}")] -= 1
+        # _count, inlined
+        self._second_counts[(f"payments|{data.kind}|{to_state}", at_us - at_us % _S)] += 1
         if data.to_state == "settled":
             flow = "inflow" if data.kind == "deposit" else "outflow"
             self._count(f"{flow}|{data.asset}", at_us, gross)
@@ -325,14 +316,10 @@ class Projection:
         latency_us = max(latency_us, 0)
         key = f"{channel}|{stage}"
         counts = self._cell_counts
-        get = counts.get
-        cell: Cell = ("latency_bucket", f"{key}|{bisect_left(LATENCY_BOUNDS_US, latency_us)}")
-        counts[cell] = get(cell, 0) + 1
-        cell = ("latency_count", key)
-        counts[cell] = get(cell, 0) + 1
+        counts[("latency_bucket", f"{key}|{bisect_left(LATENCY_BOUNDS_US, latency_us)}")] += 1
+        counts[("latency_count", key)] += 1
         if latency_us:
-            cell = ("latency_sum_us", key)
-            counts[cell] = get(cell, 0) + latency_us
+            counts[("latency_sum_us", key)] += latency_us
 
     def _observe_approval(self, wait_us: int) -> None:
         """The wait from the request for approval to the approval, in the pool's histogram
@@ -343,7 +330,7 @@ class Projection:
                             (("approval_wait_count", "*"), 1),
                             (("approval_wait_sum_us", "*"), wait_us)):
             if delta:
-                counts[cell] = counts.get(cell, 0) + delta
+                counts[cell] += delta
 
     # --- housekeeping ---------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from fundpool.bus.acks import AckRuns, sequences
+from fundpool.bus.acks import AckRuns
 from fundpool.bus.connection import StopSignal, connect_nats
 from fundpool.bus.defaults import (
     ACK_WAIT_S,
@@ -100,6 +101,7 @@ class ConsumeReport:
 
 
 CommitHook = Callable[[Sequence[Item], ApplyReport], None]
+_reply = attrgetter("reply")
 ApplierFactory = Callable[[ProjectionStore], ProjectionApplier]  # e.g. the `Projector` class
 
 
@@ -157,9 +159,13 @@ class _Pull:
         status = headers.get("Status") if headers else None
         if status is None:
             self.buffer.append(msg)
-            self.active_at = self.owner.received_at = time.monotonic()
-            self.owner.wake.set()
-            self.due = max(0, self.due - 1)
+            owner = self.owner
+            self.active_at = owner.received_at = time.monotonic()
+            owner.wake.set()
+            if self.due > 0:
+                self.due -= 1
+            if self.due >= owner.batch:
+                return  # nothing to ask for yet (`request` would say so)
         elif status == "100":  # heartbeat
             return
         elif status == "408":  # a request expired: what it did not bring is no longer due
@@ -185,11 +191,7 @@ class _Pull:
             for msg in messages:
                 await msg.ack()
             return
-        done = runs.done
-        for msg in messages:
-            seqs = sequences(msg.reply)
-            if seqs is not None:  # every delivery of a pull request has them
-                done(seqs[0], seqs[1], msg)
+        runs.done(messages, _reply)  # every delivery of a pull request is placed
         await self.acknowledge()
 
     async def acknowledge(self) -> None:
@@ -396,15 +398,18 @@ class NatsConsumer:
         if not taken:
             return 0
         items: list[Item] = []
-        placed: list[tuple[_Pull, Item, Msg]] = []
+        # Per pool, the items read and their messages, side by side.
+        placed: list[tuple[_Pull, list[Item], list[Msg]]] = []
         unplaced: list[tuple[_Pull, Msg, str]] = []
         count = 0
         for pull, messages in taken:
             pull.buffer = []
             count += len(messages)
+            pool_items: list[Item] = []
+            pool_messages: list[Msg] = []
             for item, msg in pull.parked.values():  # offered again: their turn may have come
-                items.append(item)
-                placed.append((pull, item, msg))
+                pool_items.append(item)
+                pool_messages.append(msg)
             pull.parked = {}
             for msg in messages:
                 read = read_message(msg.data)
@@ -413,33 +418,41 @@ class NatsConsumer:
                 elif read.pool != pull.pool:
                     unplaced.append((pull, msg, f"an event of pool {read.pool!r}"))
                 else:
-                    items.append(read)
-                    placed.append((pull, read, msg))
+                    pool_items.append(read)
+                    pool_messages.append(msg)
+            items.extend(pool_items)
+            placed.append((pull, pool_items, pool_messages))
         self.report.received += count
         try:
             report = self.projector.apply(items) if items else ApplyReport()
         except Exception as error:
             self.report.failures += 1
             log.exception("nats_apply_failed", error=str(error))
-            for _pull, _item, msg in placed:
-                with contextlib.suppress(Exception):
-                    await msg.nak(delay=self.nak_delay_s)
+            for _pull, _items, pool_messages in placed:
+                for msg in pool_messages:
+                    with contextlib.suppress(Exception):
+                        await msg.nak(delay=self.nak_delay_s)
             raise
         self.report.commits += 1
         held = {(item.pool, item.seq) for item in report.held}
-        finished: dict[str, list[Msg]] = {pull.pool: [] for pull, _messages in taken}
-        for pull, item, msg in placed:
-            if not held or (item.pool, item.seq) not in held:
-                finished[pull.pool].append(msg)  # applied, a duplicate, stepped over
-            elif item.pool in report.blocked:  # back in a while: the pool waits for an upgrade
-                await msg.nak(delay=BLOCKED_NAK_DELAY_S)
-                self.report.redelivered += 1
-            elif item.seq in pull.parked:
-                finished[pull.pool].append(msg)  # the same event is already set aside once
-                self.report.duplicates += 1
-            else:  # after a gap: kept for the next apply (unacknowledged, so never lost)
-                pull.parked[item.seq] = (item, msg)
-                self.report.parked += 1
+        finished: dict[str, list[Msg]] = {}
+        for pull, pool_items, pool_messages in placed:
+            if not held:  # applied, duplicates, stepped over: all done with
+                finished[pull.pool] = pool_messages
+                continue
+            done = finished[pull.pool] = []
+            for item, msg in zip(pool_items, pool_messages, strict=True):
+                if (item.pool, item.seq) not in held:
+                    done.append(msg)
+                elif item.pool in report.blocked:  # back in a while: it waits for an upgrade
+                    await msg.nak(delay=BLOCKED_NAK_DELAY_S)
+                    self.report.redelivered += 1
+                elif item.seq in pull.parked:
+                    done.append(msg)  # the same event is already set aside once
+                    self.report.duplicates += 1
+                else:  # after a gap: kept for the next apply (unacknowledged, so never lost)
+                    pull.parked[item.seq] = (item, msg)
+                    self.report.parked += 1
         for pull, _messages in taken:
             await self._overflow(pull)
         for pull, msg, why in unplaced:
@@ -448,10 +461,10 @@ class NatsConsumer:
             if pull.runs is None:
                 await msg.term()
             else:  # never to be read: done with, acknowledged with its run
-                finished[pull.pool].append(msg)
+                finished.setdefault(pull.pool, []).append(msg)
         self.report.terminated += len(unplaced)
         for pull, _messages in taken:
-            await pull.finish(finished[pull.pool])
+            await pull.finish(finished.get(pull.pool, []))
         self.report.applied += report.applied
         self.report.duplicates += report.duplicates
         self.report.ignored += report.ignored

@@ -107,8 +107,8 @@ class ConsumeReport:
 
 
 CommitHook = Callable[[Sequence[Item], ApplyReport], None]
-_reply = attrgetter("reply")
 ApplierFactory = Callable[[ProjectionStore], ProjectionApplier]  # e.g. the `Projector` class
+_reply = attrgetter("reply")  # a message's reply subject, which names its sequences
 
 
 class _Pull:

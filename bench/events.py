@@ -15,9 +15,12 @@ Method.
   are told to go, and stops when the consumer has committed the last event of every pool: the
   events divided by that time. The baseline, in the same run: the same wire bytes, with the
   same `Nats-Msg-Id` headers, published with `js.publish_async` into a scratch stream in pages
-  of 10,000, waiting for each page's acknowledgements, as the relay does; the ratio is the
-  share of raw JetStream publishing the whole path keeps. A second line gives the raw core NATS
-  publish rate of the same bytes (no persistence, no acknowledgement) as a ceiling.
+  of 10,000, waiting for each page's acknowledgements, as the relay does; measured just before
+  and just after the path (`baseline_before`, `baseline_after`), and the mean of the two is
+  the baseline, so that a machine whose load changes during the run moves both sides alike.
+  The ratio is the share of raw JetStream publishing the whole path keeps. A second line gives
+  the raw core NATS publish rate of the same bytes (no persistence, no acknowledgement) as a
+  ceiling.
 - **Latency.** The simulator runs on the system clock at `--rate` payments a second for
   `--duration` seconds, in this process; a relay process and a consumer process follow it
   through NATS. For every event committed to the projections, the consumer records its wall
@@ -118,10 +121,10 @@ def generate(path: Path, events: int) -> tuple[dict[str, int], int]:
 # --- raw NATS --------------------------------------------------------------------------------
 
 
-async def raw_rates(nats_url: str, rows: Sequence[Sequence[Any]], prefix: str
-                    ) -> tuple[float, float]:
-    """JetStream async publish (pages of PAGE, acknowledged) and core publish of the rows'
-    wire bytes: messages per second."""
+async def raw_rates(nats_url: str, rows: Sequence[Sequence[Any]], prefix: str, *,
+                    core: bool = True) -> tuple[float, float]:
+    """JetStream async publish (pages of PAGE, acknowledged) and core publish (unless not
+    `core`: 0) of the rows' wire bytes: messages per second."""
     messages = [(f"{prefix}.raw.{row[4]}", wire_message(row), message_id(row[3]))
                 for row in rows]
     nc = await nats.connect(nats_url)
@@ -136,11 +139,13 @@ async def raw_rates(nats_url: str, rows: Sequence[Sequence[Any]], prefix: str
                 await js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id})
             await js.publish_async_completed()
         js_rate = len(messages) / (time.perf_counter() - started)
-        started = time.perf_counter()
-        for _subject, payload, _msg_id in messages:
-            await nc.publish(f"{prefix}.core.x", payload)
-        await nc.flush()
-        core_rate = len(messages) / (time.perf_counter() - started)
+        core_rate = 0.0
+        if core:
+            started = time.perf_counter()
+            for _subject, payload, _msg_id in messages:
+                await nc.publish(f"{prefix}.core.x", payload)
+            await nc.flush()
+            core_rate = len(messages) / (time.perf_counter() - started)
     finally:
         await js.delete_stream(stream)
         await nc.close()
@@ -174,8 +179,14 @@ def relay_process(ledger_path: str, nats_url: str, prefix: str, ready: MpEvent, 
     store = SqliteStore(ledger_path)
 
     async def main() -> None:
-        relay = TimedRelay(store, nats_url, prefix=prefix)
-        relay.ages_us = []
+        # The throughput run measures the relay as it ships; only the latency run notes ages.
+        ages_us: list[tuple[int, int]] = []
+        if stop is None:
+            relay = NatsRelay(store, nats_url, prefix=prefix)
+        else:
+            timed = TimedRelay(store, nats_url, prefix=prefix)
+            timed.ages_us = ages_us
+            relay = timed
         await relay.connect()
         ready.set()
         while not go.is_set():
@@ -186,8 +197,7 @@ def relay_process(ledger_path: str, nats_url: str, prefix: str, ready: MpEvent, 
         else:
             await relay.run(stop=stop)
         await relay.close()
-        results.put({"relay_cpu_s": time.process_time() - cpu_at_go,
-                     "ages_us": relay.ages_us})
+        results.put({"relay_cpu_s": time.process_time() - cpu_at_go, "ages_us": ages_us})
 
     asyncio.run(main())
     store.close()
@@ -257,8 +267,7 @@ def throughput(root: Path, nats_url: str, events: int) -> None:
         rows.extend(outbox.raw_after(len(rows), PAGE))
     store.close()
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    js_rate, core_rate = asyncio.run(raw_rates(nats_url, rows, prefix))
-    del rows
+    js_before, core_rate = asyncio.run(raw_rates(nats_url, rows, f"{prefix}a"))
 
     pools = sorted(heads)
     asyncio.run(create_streams(nats_url, prefix, pools))
@@ -281,8 +290,11 @@ def throughput(root: Path, nats_url: str, events: int) -> None:
         consumer.join(60)
     finally:
         asyncio.run(delete_streams(nats_url, prefix, pools))
+    js_after, _ = asyncio.run(raw_rates(nats_url, rows, f"{prefix}b", core=False))
+    js_rate = (js_before + js_after) / 2
     rate = last / seconds
     emit("outbox_nats_projection", rate, "events/s", "jetstream_publish_async", js_rate,
+         baseline_before=round(js_before, 1), baseline_after=round(js_after, 1),
          events=last, seconds=round(seconds, 3), applied=outcome["applied"],
          commits=outcome["commits"], consumer_cpu_s=round(outcome["cpu_s"], 2),
          relay_cpu_s=round(relay_cpu_s, 2), cores=os.cpu_count(), target=20_000)
@@ -429,4 +441,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nats.js.errors import NotFoundError
 
 from fundpool import compose
 from fundpool.bus.connection import NatsUnavailable, connect_nats
@@ -400,6 +401,156 @@ def test_out_of_order_duplicate_and_unreadable_messages(
     stored.close()
 
 
+# --- acknowledgements: one per contiguous run ------------------------------------------------
+
+
+async def _ack_counter(prefix: str, durable: str) -> tuple[Any, dict[str, int]]:
+    """A connection that counts the acknowledgements sent to each pool's durable (a core
+    subscription to the durable's ack subjects sees every one)."""
+    nc = await connect_nats(NATS_URL, name="fundpool-test-acks")
+    counts = {pool: 0 for pool in POOLS}
+
+    def counter(pool: str) -> Callable[[Any], Awaitable[None]]:
+        async def count(_msg: Any) -> None:
+            counts[pool] += 1
+        return count
+
+    for pool in POOLS:
+        await nc.subscribe(f"$JS.ACK.{stream_name(pool, prefix)}.{durable}.>", cb=counter(pool))
+    await nc.flush()
+    return nc, counts
+
+
+async def _durable_state(prefix: str, durable: str, pool: str) -> tuple[int, int, int, str]:
+    """(ack floor's stream seq, unacknowledged, not yet delivered, ack policy) of a durable."""
+    nc = await connect_nats(NATS_URL, name="fundpool-test")
+    try:
+        info = await nc.jetstream().consumer_info(stream_name(pool, prefix), durable)
+    finally:
+        await nc.close()
+    floor = info.ack_floor.stream_seq if info.ack_floor else 0
+    return floor, info.num_ack_pending or 0, info.num_pending or 0, \
+        str(info.config.ack_policy)
+
+
+def test_each_commit_sends_one_acknowledgement_per_pool(
+    reference: Reference, ledger: SqliteStore, prefix: str, tmp_path: Path
+) -> None:
+    run_relay(ledger, NATS_URL, once=True, prefix=prefix)
+    url = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
+    durable = durable_name(url)
+
+    async def scenario() -> tuple[ConsumeReport, dict[str, int]]:
+        nc, acks = await _ack_counter(prefix, durable)
+        try:
+            consumer = NatsConsumer(url, NATS_URL, applier=Projector, prefix=prefix,
+                                    pools=POOLS)
+            report = await consumer.run(until_seq=reference.heads, stop_after_s=WAIT_S)
+            await eventually(lambda: all(acks.values()), lambda: f"acks to arrive: {acks}")
+            return report, acks
+        finally:
+            await nc.close()
+
+    report, acks = asyncio.run(scenario())
+    assert report.applied == reference.last_pos, f"not all applied within {WAIT_S:g} s"
+    # One per pool and commit at most, against one per event before.
+    assert all(1 <= acks[pool] <= report.commits for pool in POOLS), (acks, report.commits)
+    assert sum(acks.values()) < reference.last_pos / 10
+    for pool, head in reference.heads.items():  # and every message is acknowledged
+        assert asyncio.run(_durable_state(prefix, durable, pool)) == (head, 0, 0, "all")
+    assert_same_projection(url, reference)
+
+
+def test_a_durable_made_with_explicit_acks_keeps_them(
+    reference: Reference, ledger: SqliteStore, prefix: str, tmp_path: Path
+) -> None:
+    """A durable made before runs were acknowledged is not altered: each message is
+    acknowledged on its own, as it was made for."""
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    run_relay(ledger, NATS_URL, once=True, prefix=prefix)
+    url = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
+    durable = durable_name(url)
+
+    async def scenario() -> tuple[ConsumeReport, dict[str, int]]:
+        nc, acks = await _ack_counter(prefix, durable)
+        try:
+            for pool in POOLS:
+                await nc.jetstream().add_consumer(stream_name(pool, prefix), ConsumerConfig(
+                    durable_name=durable, ack_policy=AckPolicy.EXPLICIT, ack_wait=5.0))
+            consumer = NatsConsumer(url, NATS_URL, applier=Projector, prefix=prefix,
+                                    pools=POOLS)
+            report = await consumer.run(until_seq=reference.heads, stop_after_s=WAIT_S)
+            await eventually(lambda: acks == reference.heads,
+                             lambda: f"an ack per message ({reference.heads}): {acks}")
+            return report, acks
+        finally:
+            await nc.close()
+
+    report, _acks = asyncio.run(scenario())
+    assert report.applied == reference.last_pos, f"not all applied within {WAIT_S:g} s"
+    for pool, head in reference.heads.items():
+        assert asyncio.run(_durable_state(prefix, durable, pool)) == (head, 0, 0, "explicit")
+    assert_same_projection(url, reference)
+
+
+def test_messages_deleted_from_the_stream_do_not_stop_the_acknowledgements(
+    reference: Reference, prefix: str, tmp_path: Path
+) -> None:
+    """Messages that no longer exist (deleted, or expired at the stream's head) never come:
+    the consumer finds them gone and acknowledges the run across them. Nothing that exists
+    is acknowledged before it is done."""
+    store = SqliteStore(reference.path)
+    rows = [row for row in OutboxReader(store).raw_after(0, 10_000) if row[1] == "main"][:300]
+    store.close()
+    junk_at = {0, 1, 50, 51, 52, 200}  # before these rows, a message that is then deleted
+
+    async def publish() -> list[int]:
+        nc = await connect_nats(NATS_URL, name="fundpool-test")
+        js = nc.jetstream()
+        stream = await ensure_stream(js, "main", prefix)
+        deleted = []
+        for index, row in enumerate(rows):
+            if index in junk_at:
+                ack = await js.publish(f"{prefix}.main.junk", b"deleted before it is read")
+                deleted.append(ack.seq)
+            await js.publish(event_subject("main", row[4], prefix), wire_message(row))
+        for seq in deleted:
+            await js.delete_msg(stream, seq)
+        await nc.close()
+        return deleted
+
+    deleted = asyncio.run(publish())
+    last = len(rows) + len(deleted)
+    url = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
+    durable = durable_name(url)
+
+    async def consume() -> ConsumeReport:
+        consumer = NatsConsumer(url, NATS_URL, applier=Projector, pools=["main"],
+                                prefix=prefix, lease_poll_s=0.2)
+        settled: list[bool] = []
+        running = asyncio.ensure_future(consumer.run(stop=When(lambda: bool(settled)),
+                                                     stop_after_s=WAIT_S))
+
+        async def all_acknowledged() -> bool:
+            with contextlib.suppress(NotFoundError):  # the durable is not made yet
+                return (await _durable_state(prefix, durable, "main"))[:3] == (last, 0, 0)
+            return False
+
+        await eventually(all_acknowledged, lambda: (
+            f"every message acknowledged, across the deleted {deleted}: at seq "
+            f"{consumer.store.cursor('main').seq}"))
+        settled.append(True)
+        return await running
+
+    report = asyncio.run(consume())
+    assert report.applied == len(rows)
+    assert report.terminated == 0  # the deleted ones were never read
+    stored = ProjectionStore(url)
+    assert stored.cursor("main").seq == len(rows)
+    stored.close()
+
+
 @pytest.mark.postgres
 def test_consumers_share_pools_by_lease_and_take_over(
     prefix: str, pg_projections: str
@@ -555,6 +706,64 @@ def test_a_consumer_killed_mid_stream_resumes_without_loss_or_double_count(
     kind = ("events", "payment.transitioned")
     assert after.cells("main")[kind] == reference.cells["main"][kind]
     after.close()
+
+
+RELAY_SLOW_TO_SAVE = """
+import sys, time
+from fundpool.bus import relay
+from fundpool.stores.sqlite import SqliteStore
+
+record = relay.NatsRelay._record
+
+
+def slow(self, pos):  # the cursor trails what is published: a kill loses part of it
+    time.sleep(0.2)
+    record(self, pos)
+
+
+relay.NatsRelay._record = slow
+relay.run_relay(SqliteStore(sys.argv[1]), sys.argv[2], prefix=sys.argv[3], once=True,
+                batch=100)
+"""
+
+
+@pytest.mark.slow
+def test_a_relay_killed_between_publishing_and_saving_its_cursor_loses_and_doubles_nothing(
+    reference: Reference, ledger: SqliteStore, prefix: str, tmp_path: Path
+) -> None:
+    """Killed with SIGKILL after publishing events its cursor does not yet cover, the relay
+    publishes them again when restarted; the server drops them (same message ids), and the
+    projection gets every event exactly once."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", RELAY_SLOW_TO_SAVE, str(ledger.path), NATS_URL, prefix],
+        stderr=subprocess.PIPE)
+    try:
+        def stored() -> int:
+            with contextlib.suppress(Exception):  # the streams may not exist yet
+                return sum(asyncio.run(_stream_messages(prefix)).values())
+            return 0
+
+        wait_for(lambda: process.poll() is None and stored() >= 1_000,
+                 lambda: f"the relay to publish 1,000 events (exited: {process.poll()})")
+        process.send_signal(signal.SIGKILL)
+        process.wait(WAIT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(WAIT_S)
+    cursor = OutboxReader(ledger).cursor("nats")
+    assert cursor < stored() < reference.last_pos, "not killed between publish and save"
+
+    again = run_relay(ledger, NATS_URL, once=True, prefix=prefix)
+    assert again.published == reference.last_pos - cursor
+    assert again.duplicates > 0  # what it had published and not recorded, dropped
+    assert asyncio.run(_stream_messages(prefix)) == reference.heads
+
+    url = f"sqlite:///{tmp_path / 'projections.sqlite3'}"
+    consumed = run_consumer(url, NATS_URL, applier=Projector, prefix=prefix, pools=POOLS,
+                            until_seq=reference.heads, stop_after_s=WAIT_S)
+    assert (consumed.applied, consumed.duplicates) == (reference.last_pos, 0)
+    assert_same_projection(url, reference)
 
 
 def test_cli_relay_consume_and_status(

@@ -785,6 +785,33 @@ def test_retention_drops_minutes_after_three_days_and_hours_after_ninety() -> No
                             if t - t % width >= times[end - 1] - RETENTION_US[res]]
 
 
+def test_the_store_drops_what_memory_drops_in_batches_and_across_restarts() -> None:
+    """The projector drops a bucket from its store only where memory dropped one (memory is
+    loaded from the store and written back, so the store holds nothing memory does not):
+    batches and restarts in any order end with the store as the fold, at every retention,
+    an event late in time included (its buckets, older than the retention, never stored)."""
+    days, hours = 86_400 * SECOND, HOUR
+    times = [T0, T0 + hours, T0 + 3 * hours, T0 + 2 * hours, T0 + 2 * days,
+             T0 + 2 * days + 5 * hours, T0 + 4 * days, T0 + 4 * days + 10 * SECOND,
+             T0 + 95 * days, T0 + 95 * days + 2 * MINUTE]
+    events = [entry_event("p", seq, at, posted=seq) for seq, at in enumerate(times, 1)]
+    for batches, restarts in (([1] * len(events), False), ([1] * len(events), True),
+                              ([2, 3, 1, 4], True), ([len(events)], False),
+                              ([3, 3, 3, 1], True)):
+        store = memory_store()
+        projector = Projector(store)
+        start = 0
+        for number, size in enumerate(batches):
+            if restarts and number % 2:
+                projector = Projector(store)  # loads the store again
+            projector.apply(events[start:start + size])
+            start += size
+        expected = fold("p", events)
+        check_retention(expected)
+        same(projector.projection("p"), expected)
+        stored_same(store, expected)
+
+
 # --- latency ------------------------------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ from fundpool.bus.connection import StopSignal, connect_nats
 from fundpool.bus.defaults import DEFAULT_NATS_URL, DEFAULT_PREFIX, RELAY_CURSOR
 from fundpool.bus.subjects import check_prefix, ensure_stream, event_subject
 from fundpool.core.errors import FundpoolError
+from fundpool.events.model import InvalidEvent, loads
 from fundpool.ledger.ports import LedgerStore
 from fundpool.monitoring.ports import OUTBOX_READ_MAX
 from fundpool.stores.events_sql import CursorWriter, outbox_reader, save_cursor
@@ -55,18 +56,32 @@ def _json_text(value: str) -> str:
     return f'"{value}"' if _PLAIN.match(value) else json.dumps(value, ensure_ascii=False)
 
 
+# Pools and event types are few: their JSON text is kept rather than made for every message.
+_NAMES_MAX = 1_024
+_name_texts: dict[str, str] = {}
+
+
+def _name_text(value: str) -> str:
+    text = _name_texts.get(value)
+    if text is None:
+        if len(_name_texts) >= _NAMES_MAX:
+            _name_texts.clear()
+        text = _name_texts[value] = _json_text(value)
+    return text
+
+
 def wire_message(row: Sequence[Any]) -> bytes:
     """An outbox row as the event's wire form (the bytes `encode` gives for the event),
-    assembled from the row without decoding it. Data that is not JSON is sent as a JSON string
-    in its place, which every consumer rejects at the event's seq, as the in-process feed
-    does."""
+    assembled from the row without decoding it. Data that is not JSON as events carry it
+    (`events.model.loads`, which every consumer decodes with) is sent as a JSON string in its
+    place, which every consumer rejects at the event's seq, as the in-process feed does."""
     _pos, pool, seq, event_id, kind, version, at_us, data = row
     try:
-        json.loads(data)
-    except ValueError:
+        loads(data)
+    except InvalidEvent:
         data = json.dumps(data, ensure_ascii=False)
-    return (f'{{"id":{_json_text(event_id)},"type":{_json_text(kind)},"v":{int(version)},'
-            f'"pool":{_json_text(pool)},"seq":{int(seq)},"at_us":{int(at_us)},'
+    return (f'{{"id":{_json_text(event_id)},"type":{_name_text(kind)},"v":{int(version)},'
+            f'"pool":{_name_text(pool)},"seq":{int(seq)},"at_us":{int(at_us)},'
             f'"data":{data}}}').encode()
 
 

@@ -16,11 +16,12 @@ percentiles and turnover are computed when read (monitoring/figures.py), not sto
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from fundpool.events.model import Event, LedgerEntryCommitted, PaymentTransitioned
-from fundpool.pool.accounts import PoolState, parse_pool_account
+from fundpool.pool.accounts import PoolAccount, PoolState, parse_pool_account
 
 Cell = tuple[str, str]
 SeriesKey = tuple[str, str, int]  # (metric, resolution, bucket start µs)
@@ -59,6 +60,7 @@ AWAITING_APPROVAL = "pending_approval"
 # wait, so the oldest wait is the first bucket above 0 (figures.oldest_waiting_since_us), and
 # the state stays bounded by the series' retention.
 APPROVALS_WAITING = "approvals_waiting"
+ACCOUNTS_KEPT_MAX = 4_096  # parsed leg addresses kept per pool projection (then: start again)
 
 
 _S, _M, _H = RESOLUTIONS["s"], RESOLUTIONS["m"], RESOLUTIONS["h"]
@@ -72,7 +74,12 @@ def latency_bucket(latency_us: int) -> int:
 @dataclass(slots=True)
 class Projection:
     """One pool's figures. `apply` folds the next event; the caller guarantees the order
-    (Projector checks `seq`). `changed_*` collect what to write since the last `clear()`."""
+    (Projector checks `seq`). `changed_*` collect what to write since the last `clear()`.
+
+    A batch is folded with `fold_in` for each event and one `settle` after: the counts that
+    nothing reads while events are folded (payments by state, latencies, event counts, and
+    the counter series, which are kept per second and rolled up to minutes and hours then)
+    are added once per batch rather than once per event."""
 
     pool: str
     cells: dict[Cell, int] = field(default_factory=dict)
@@ -85,18 +92,64 @@ class Projection:
     # difference; rebuilt from `cells` on load.
     _figures: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     _assets: dict[str, str] = field(default_factory=dict)  # address segment -> asset code
+    # Made once, used for every event: the parsed addresses of the legs seen, and per (asset
+    # segment, channel, asset) the cell keys of its state accounts (what `_channel_figures`
+    # sums).
+    _accounts: dict[str, PoolAccount | None] = field(default_factory=dict)
+    _channel_cells: dict[tuple[str, str, str], tuple[tuple[Cell, ...], Cell, Cell]] = field(
+        default_factory=dict)
+    # Folded in, not settled yet: additions to cells, and to counters by (metric, second).
+    _cell_counts: defaultdict[Cell, int] = field(default_factory=lambda: defaultdict(int))
+    _second_counts: defaultdict[tuple[str, int], int] = field(
+        default_factory=lambda: defaultdict(int))
+    # Pruning: per resolution, the oldest bucket start left by the last pass (none: not
+    # known), and the earliest time a bucket was written at since; while both are within the
+    # retention, no bucket can be old enough to drop and the pass is skipped.
+    _oldest_us: dict[str, int] = field(default_factory=dict)
+    _earliest_us: int | None = None
+    pruned: set[str] = field(default_factory=set)  # resolutions pruned since `clear_changes`
 
     # --- folding ------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
+        self.fold_in(event)
+        self.settle()
+
+    def fold_in(self, event: Event) -> None:
+        """Fold the next event in; its counts are in `cells` and `series` after `settle`."""
         data = event.data
-        if isinstance(data, LedgerEntryCommitted):
-            self._entry(event.at_us, data)
-        elif isinstance(data, PaymentTransitioned):
-            self._payment(event.at_us, data)
-        self._add(("events", event.type), 1)
+        at_us = event.at_us
+        if type(data) is PaymentTransitioned:
+            self._payment(at_us, data)
+        elif type(data) is LedgerEntryCommitted:
+            self._entry(at_us, data)
+        self._cell_counts[("events", event.type)] += 1
         self.applied_seq = event.seq
-        self.last_at_us = max(self.last_at_us, event.at_us)
+        if at_us > self.last_at_us:
+            self.last_at_us = at_us
+
+    def settle(self) -> None:
+        """Add what was folded in to `cells` and `series`."""
+        if self._cell_counts:
+            cells, changed = self.cells, self.changed_cells
+            get, add = cells.get, changed.add
+            for cell, delta in self._cell_counts.items():
+                cells[cell] = get(cell, 0) + delta
+                add(cell)
+            self._cell_counts.clear()
+        if self._second_counts:
+            series, changed_series = self.series, self.changed_series
+            sget, sadd = series.get, changed_series.add
+            earliest = self._earliest_us
+            for (metric, second), delta in self._second_counts.items():
+                for key in ((metric, "s", second), (metric, "m", second - second % _M),
+                            (metric, "h", second - second % _H)):
+                    series[key] = sget(key, 0) + delta
+                    sadd(key)
+                if earliest is None or second < earliest:
+                    earliest = second
+            self._earliest_us = earliest
+            self._second_counts.clear()
 
     def _add(self, cell: Cell, delta: int) -> None:
         if delta:
@@ -109,13 +162,22 @@ class Projection:
             self.changed_cells.add(cell)
 
     def _count(self, metric: str, at_us: int, delta: int) -> None:
-        if not delta:
-            return
+        """Count `delta` in `at_us`'s buckets, at `settle`."""
+        if delta:
+            self._second_counts[(metric, at_us - at_us % _S)] += delta
+
+    def _count_now(self, metric: str, at_us: int, delta: int) -> None:
+        """Count `delta` in `at_us`'s buckets at once (for a series read while folding)."""
         series, changed = self.series, self.changed_series
         for key in ((metric, "s", at_us - at_us % _S), (metric, "m", at_us - at_us % _M),
                     (metric, "h", at_us - at_us % _H)):
             series[key] = series.get(key, 0) + delta
             changed.add(key)
+        self._written_at(at_us)
+
+    def _written_at(self, at_us: int) -> None:
+        if self._earliest_us is None or at_us < self._earliest_us:
+            self._earliest_us = at_us
 
     def _uncount(self, metric: str, at_us: int) -> None:
         """One less in `at_us`'s buckets, where one was counted. The finest resolution that
@@ -134,6 +196,7 @@ class Projection:
                 for held in keys[index:]:
                     series[held] = series.get(held, 0) - 1
                     changed.add(held)
+                self._written_at(at_us)
             return
 
     def _gauge(self, metric: str, at_us: int, value: int) -> None:
@@ -141,25 +204,32 @@ class Projection:
             key = (metric, res, at_us - at_us % width)
             self.series[key] = value
             self.changed_series.add(key)
+        self._written_at(at_us)
 
     def _entry(self, at_us: int, data: LedgerEntryCommitted) -> None:
         touched: set[tuple[str, str]] = set()
+        accounts, cells, changed = self._accounts, self.cells, self.changed_cells
         for leg in data.legs:
-            parsed = parse_pool_account(leg.address)
+            address = leg.address
+            parsed = accounts[address] if address in accounts else self._account(address)
             if parsed is None or parsed.pool != self.pool:
                 continue
-            key = f"{leg.address}|{leg.asset}"
-            before = self.cells.get(("posted", key), 0)
-            self._set(("posted", key), leg.posted)
-            self._set(("pending_out", key), leg.pending_out)
-            self._set(("pending_in", key), leg.pending_in)
+            key = f"{address}|{leg.asset}"
+            posted = ("posted", key)
+            before = cells.get(posted, 0)
+            for cell, value in ((posted, leg.posted), (("pending_out", key), leg.pending_out),
+                                (("pending_in", key), leg.pending_in)):
+                if cells.get(cell, 0) != value:  # _set, inlined
+                    cells[cell] = value
+                    changed.add(cell)
             change = leg.posted - before
             if parsed.state is PoolState.FEES:
                 self._count(f"fee|{leg.asset}", at_us, change)
             else:
                 self._count(f"flow|{parsed.channel}|{leg.asset}", at_us, abs(change))
             touched.add((parsed.asset_segment, parsed.channel))
-            self._asset_of_segment(parsed.asset_segment, leg.asset)
+            if parsed.asset_segment not in self._assets:
+                self._asset_of_segment(parsed.asset_segment, leg.asset)
         assets: set[str] = set()
         for segment, channel in touched:
             total, available = self._channel_figures(segment, channel)
@@ -172,6 +242,13 @@ class Projection:
         for asset in sorted(assets):
             self._gauge(f"total|{asset}", at_us, self.cells.get(("total", asset), 0))
             self._gauge(f"available|{asset}", at_us, self.cells.get(("available", asset), 0))
+
+    def _account(self, address: str) -> PoolAccount | None:
+        """`parse_pool_account`, kept: a pool has few accounts, and every entry names some."""
+        if len(self._accounts) >= ACCOUNTS_KEPT_MAX:
+            self._accounts.clear()
+        parsed = self._accounts[address] = parse_pool_account(address)
+        return parsed
 
     def _asset_of_segment(self, segment: str, asset: str) -> None:
         if segment not in self._assets:
@@ -188,35 +265,40 @@ class Projection:
     def _channel_figures(self, segment: str, channel: str) -> tuple[int, int]:
         """(TOTAL, available) of one asset x channel, as PoolView counts them."""
         asset = self._segment_asset(segment)
-        prefix = f"pool:{self.pool}:{segment}:{channel}:"
+        keys = self._channel_cells.get((segment, channel, asset))
+        if keys is None:
+            prefix = f"pool:{self.pool}:{segment}:{channel}:"
+            keys = self._channel_cells[(segment, channel, asset)] = (
+                tuple(("posted", f"{prefix}{state.value}|{asset}") for state in (
+                    PoolState.AVAILABLE, PoolState.LOCKED, PoolState.IN_TRANSIT,
+                    PoolState.PENDING_SETTLEMENT)),
+                ("posted", f"{prefix}{PoolState.AVAILABLE.value}|{asset}"),
+                ("pending_out", f"{prefix}{PoolState.AVAILABLE.value}|{asset}"),
+            )
+        get = self.cells.get
         total = 0
-        for state in (PoolState.AVAILABLE, PoolState.LOCKED, PoolState.IN_TRANSIT,
-                      PoolState.PENDING_SETTLEMENT):
-            total += self._balance(prefix + state.value, asset)[0]
-        posted, pending_out = self._balance(prefix + PoolState.AVAILABLE.value, asset)
-        return total, posted - pending_out
+        for cell in keys[0]:
+            total += get(cell, 0)
+        return total, get(keys[1], 0) - get(keys[2], 0)
 
     def _payment(self, at_us: int, data: PaymentTransitioned) -> None:
         channel = data.channel or NO_CHANNEL
         gross = data.amount_minor
-        cells, changed = self.cells, self.changed_cells
-        moves: list[tuple[Cell, int]] = [
-            (("payments", data.to_state), 1),
-            (("payments_amount", f"{data.to_state}|{data.asset}"), gross),
-            (("payments_channel", f"{data.to_state}|{channel}"), 1),
-        ]
-        if data.from_state is not None:
-            before = data.previous_channel or NO_CHANNEL
-            moves += [
-                (("payments", data.from_state), -1),
-                (("payments_amount", f"{data.from_state}|{data.asset}"), -gross),
-                (("payments_channel", f"{data.from_state}|{before}"), -1),
-            ]
-        for cell, delta in moves:  # _add, inlined: this runs for every payment event
-            if delta:
-                cells[cell] = cells.get(cell, 0) + delta
-                changed.add(cell)
-        self._count(f"payments|{data.kind}|{data.to_state}", at_us, 1)
+        to_state, from_state, asset = data.to_state, data.from_state, data.asset
+        counts = self._cell_counts
+        # Counted at `settle`: nothing reads these cells while a batch is folded.
+        counts[("payments", to_state)] += 1
+        if gross:
+            counts[("payments_amount", f"{to_state}|{asset}")] += gross
+        counts[("payments_channel", f"{to_state}|{channel}")] += 1
+        if from_state is not None:
+            counts[("payments", from_state)] -= 1
+            if gross:
+                counts[("payments_amount", f"{from_state}|{asset}")] -= gross
+            counts[("payments_channel",
+                    f"{from_state}|{data.previous_channel or NO_CHANNEL}")] -= 1
+        # _count, inlined
+        self._second_counts[(f"payments|{data.kind}|{to_state}", at_us - at_us % _S)] += 1
         if data.to_state == "settled":
             flow = "inflow" if data.kind == "deposit" else "outflow"
             self._count(f"{flow}|{data.asset}", at_us, gross)
@@ -224,7 +306,7 @@ class Projection:
         if data.since_us is not None:
             self._observe(channel, data.action, at_us - data.since_us)
         if data.to_state == AWAITING_APPROVAL:
-            self._count(APPROVALS_WAITING, at_us, 1)
+            self._count_now(APPROVALS_WAITING, at_us, 1)  # `_uncount` reads it
         if data.from_state == AWAITING_APPROVAL and data.since_us is not None:
             self._uncount(APPROVALS_WAITING, data.since_us)
             if data.to_state == "approved":
@@ -233,17 +315,22 @@ class Projection:
     def _observe(self, channel: str, stage: str, latency_us: int) -> None:
         latency_us = max(latency_us, 0)
         key = f"{channel}|{stage}"
-        self._add(("latency_bucket", f"{key}|{latency_bucket(latency_us)}"), 1)
-        self._add(("latency_count", key), 1)
-        self._add(("latency_sum_us", key), latency_us)
+        counts = self._cell_counts
+        counts[("latency_bucket", f"{key}|{bisect_left(LATENCY_BOUNDS_US, latency_us)}")] += 1
+        counts[("latency_count", key)] += 1
+        if latency_us:
+            counts[("latency_sum_us", key)] += latency_us
 
     def _observe_approval(self, wait_us: int) -> None:
         """The wait from the request for approval to the approval, in the pool's histogram
         (the latency buckets)."""
         wait_us = max(wait_us, 0)
-        self._add(("approval_wait_bucket", str(latency_bucket(wait_us))), 1)
-        self._add(("approval_wait_count", "*"), 1)
-        self._add(("approval_wait_sum_us", "*"), wait_us)
+        counts = self._cell_counts
+        for cell, delta in ((("approval_wait_bucket", str(latency_bucket(wait_us))), 1),
+                            (("approval_wait_count", "*"), 1),
+                            (("approval_wait_sum_us", "*"), wait_us)):
+            if delta:
+                counts[cell] += delta
 
     # --- housekeeping ---------------------------------------------------------------------
 
@@ -252,14 +339,34 @@ class Projection:
         return {res: self.last_at_us - RETENTION_US[res] for res in RESOLUTIONS}
 
     def prune(self) -> None:
+        """Drop the buckets older than their retention (`pruned` names the resolutions that
+        lost some, for the store to drop them too)."""
+        self.settle()
         bounds = self.prune_bounds()
-        for key in [k for k in self.series if k[2] < bounds[k[1]]]:
+        earliest = self._earliest_us
+        if len(self._oldest_us) == len(RESOLUTIONS) and all(
+                min(self._oldest_us[res], earliest - earliest % RESOLUTIONS[res]
+                    if earliest is not None else self._oldest_us[res]) >= bound
+                for res, bound in bounds.items()):
+            return  # nothing is old enough to drop
+        oldest = dict.fromkeys(RESOLUTIONS, self.last_at_us)
+        doomed: list[SeriesKey] = []
+        for key in self.series:
+            res, start = key[1], key[2]
+            if start < bounds[res]:
+                doomed.append(key)
+            elif start < oldest[res]:
+                oldest[res] = start
+        for key in doomed:
             del self.series[key]
             self.changed_series.discard(key)
+            self.pruned.add(key[1])
+        self._oldest_us, self._earliest_us = oldest, None
 
     def clear_changes(self) -> None:
         self.changed_cells.clear()
         self.changed_series.clear()
+        self.pruned.clear()
 
     def rebuild_index(self) -> None:
         """Recompute what is derived from `cells` (after loading them from a store)."""
@@ -291,7 +398,7 @@ def fold(pool: str, events: Iterable[Event]) -> Projection:
     """The projection of `events` (one pool's, in seq order) from nothing: what a replay is."""
     projection = Projection(pool)
     for event in events:
-        projection.apply(event)
+        projection.fold_in(event)
     projection.prune()
     projection.clear_changes()
     return projection

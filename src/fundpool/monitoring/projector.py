@@ -110,7 +110,7 @@ class Projector:
             elif item.seq > seq + 1 or blocked is not None:
                 report.held.append(item)
             elif isinstance(item, Event):
-                projection.apply(item)
+                projection.fold_in(item)
                 report.applied += 1
             elif isinstance(item.error, UnknownEventVersion):
                 blocked = str(item.error)
@@ -126,7 +126,7 @@ class Projector:
                     report.rejected += 1
                     rejects.append(Reject(pool, item.seq, item.event_id, item.error.code,
                                           item.error.detail))
-        projection.prune()
+        projection.prune()  # settles what was folded in, first
         cursor = Cursor(pool, projection.applied_seq, projection.last_at_us, cursor.pos,
                         duplicates, ignored, rejected)
         self._cursors[pool] = cursor
@@ -135,6 +135,9 @@ class Projector:
             [(name, key, projection.cells[(name, key)]) for name, key in
              sorted(projection.changed_cells)],
             [(*key, projection.series[key]) for key in sorted(projection.changed_series)],
-            projection.prune_bounds() if projection.last_at_us else {},
+            # The store holds no bucket that memory did not (it is loaded from the store and
+            # written back): where memory dropped none, there is none to drop.
+            {res: before for res, before in projection.prune_bounds().items()
+             if res in projection.pruned},
             rejects,
         )

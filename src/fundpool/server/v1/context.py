@@ -7,7 +7,6 @@ route reaches the database only through these fields (or the services built on t
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -92,7 +91,7 @@ class Api:
     async def write(self, commands: Sequence[Command]) -> list[CommandResult]:
         """Commands through the group-commit writer; their results once their batch has
         committed."""
-        return await asyncio.wrap_future(self.writer.submit(commands))
+        return await self.writer.submit_async(commands)
 
     @cached_property
     def authenticator(self) -> Authenticator:

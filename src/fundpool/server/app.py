@@ -100,9 +100,13 @@ def create_app(
             monitor.follow(interval_s=follow_interval_s)
         for service in services:
             service.start()
+        if api is not None:
+            await api.start()
         try:
             yield
         finally:
+            if api is not None:
+                await api.stop()
             for service in reversed(services):
                 service.stop()
             if follow:

@@ -170,7 +170,7 @@ class WriterHandOff:
                 task = asyncio.create_task(self._answer(number, commands, writer))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass  # the other worker went away, or this one stops
         finally:
             self._peers.discard(writer)

@@ -12,8 +12,9 @@ writer commits everybody's waiting commands as one group, exactly as it does its
   database URL, private to this user (0700, checked). The holder listens on `writer.sock`
   beside it. The lock dies with its process, so when the writer worker dies another worker
   takes it at its next write.
-- **The hand-off**: a request is a frame (its number and the pickled commands); the answer is
-  a frame with the same number and the pickled results, or the error the writer raised.
+- **The hand-off**: a request is its number and its commands; its answer, the same number and
+  the command's results, or the error the writer raised. What a side sends in one turn of its
+  event loop goes as one frame (one pickled list): a group's answers leave together.
   Pickle is safe here: only this user's processes can reach the socket.
 - **Failure**: requests whose answer is lost with the writer worker get `store_error` (503),
   as a database lost in the middle of a commit does; they may or may not have committed, and
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import hashlib
 import os
 import pickle
@@ -47,9 +49,9 @@ from fundpool.server.v1.writer import LedgerWriter
 
 log = structlog.get_logger(__name__)
 
-_HEADER = struct.Struct("!QI")  # request number, payload bytes
+_HEADER = struct.Struct("!I")  # a frame's bytes: a pickled list of (request number, payload)
 _PEER = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
-FRAME_BYTES_MAX = 64 * 1024 * 1024  # a batch of the largest size, pickled, with room to spare
+FRAME_BYTES_MAX = 256 * 1024 * 1024  # a turn's batches of the largest size, pickled
 RECONNECT_S = 1.0  # how often a worker that writes itself tries to find a writer worker again
 DRAIN_S = 2.0  # how long a stopping writer worker finishes the commands handed to it
 
@@ -110,6 +112,7 @@ class WriterHandOff:
             deadline = time.monotonic() + DRAIN_S
             while self._handed and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
+            await asyncio.sleep(0)  # the last answers' frame goes out (_Frames)
             for peer in self._peers:
                 peer.close()  # the other workers write themselves, or elect another
             self._server = None
@@ -161,36 +164,60 @@ class WriterHandOff:
         if uid != os.getuid():
             writer.close()
             return
-        tasks: set[asyncio.Task[None]] = set()
+        answers = _Frames(writer)
         self._peers.add(writer)
         try:
             while True:
-                number, payload = await _read_frame(reader)
-                commands: list[Command] = pickle.loads(payload)  # noqa: S301 - see _serve
-                task = asyncio.create_task(self._answer(number, commands, writer))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                handed: list[tuple[int, list[Command]]] = pickle.loads(  # noqa: S301 - above
+                    await _read_frame(reader))
+                for number, commands in handed:
+                    self._handed += 1
+                    future = self.writer.submit_async(commands)
+                    future.add_done_callback(functools.partial(self._answer, answers, number))
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass  # the other worker went away, or this one stops
         finally:
             self._peers.discard(writer)
             writer.close()
 
-    async def _answer(self, number: int, commands: list[Command],
-                      writer: asyncio.StreamWriter) -> None:
-        self._handed += 1
+    def _answer(self, answers: _Frames, number: int,
+                future: asyncio.Future[list[CommandResult]]) -> None:
+        self._handed -= 1
+        if future.cancelled():
+            return  # this worker stops: the other's link reports the loss
+        answers.send((number, future.exception() or future.result()))
+
+
+class _Frames:
+    """What one side sends: the items of one turn of the event loop go out as one frame, so a
+    group's answers (and the requests parsed together) cost one write and one pickle."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._items: list[tuple[int, object]] = []
+
+    def send(self, item: tuple[int, object]) -> None:
+        if not self._items:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._items.append(item)
+
+    def _flush(self) -> None:
+        items, self._items = self._items, []
+        if self._writer.is_closing():
+            return
         try:
-            outcome: object = await self.writer.submit_async(commands)
-        except BaseException as error:
-            outcome = error
-        finally:
-            self._handed -= 1
-        try:
-            payload = pickle.dumps(outcome)
-        except Exception as error:  # an error that does not pickle: said as a store error
-            payload = pickle.dumps(StoreError(reason=f"{type(outcome).__name__}: {error}"))
-        if not writer.is_closing():
-            writer.write(_HEADER.pack(number, len(payload)) + payload)
+            payload = pickle.dumps(items)
+        except Exception:  # an error that does not pickle: said as a store error
+            payload = pickle.dumps([(number, _picklable(value)) for number, value in items])
+        self._writer.write(_HEADER.pack(len(payload)) + payload)
+
+
+def _picklable(value: object) -> object:
+    try:
+        pickle.dumps(value)
+    except Exception as error:
+        return StoreError(reason=f"{type(value).__name__}: {error}")
+    return value
 
 
 class _Link:
@@ -198,6 +225,7 @@ class _Link:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
+        self._requests = _Frames(writer)
         self._waiting: dict[int, asyncio.Future[list[CommandResult]]] = {}
         self._number = 0
         self.closed = False
@@ -216,23 +244,23 @@ class _Link:
         future: asyncio.Future[list[CommandResult]] = \
             asyncio.get_running_loop().create_future()
         self._waiting[self._number] = future
-        payload = pickle.dumps(list(commands))
-        self._writer.write(_HEADER.pack(self._number, len(payload)) + payload)
+        self._requests.send((self._number, list(commands)))
         return await future
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         lost: BaseException | None = HandOffLost(reason="the writer worker went away")
         try:
             while True:
-                number, payload = await _read_frame(reader)
-                outcome = pickle.loads(payload)  # noqa: S301 - the socket is in _private
-                future = self._waiting.pop(number, None)
-                if future is None or future.done():
-                    continue
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+                answers: list[tuple[int, object]] = pickle.loads(  # noqa: S301 - _private
+                    await _read_frame(reader))
+                for number, outcome in answers:
+                    future = self._waiting.pop(number, None)
+                    if future is None or future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)  # type: ignore[arg-type]
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except asyncio.CancelledError:
@@ -254,8 +282,8 @@ class _Link:
             self._reading.cancel()
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    number, size = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+    (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
     if size > FRAME_BYTES_MAX:
         raise ConnectionError(f"a frame of {size} bytes")
-    return number, await reader.readexactly(size)
+    return await reader.readexactly(size)

@@ -33,7 +33,8 @@ def api_app(data_dir: Path, **settings: object) -> ApiApp:
     payments step by step (tests/server/test_engine_serve.py runs the engine in a real
     `fundpool serve`)."""
     settings.setdefault("engine", False)
-    app = build_app(Settings(data_dir=data_dir, config=CONFIG, access_log=False,
+    settings.setdefault("access_log", False)
+    app = build_app(Settings(data_dir=data_dir, config=CONFIG,
                              **settings))  # type: ignore[arg-type]
     api = app.state.api
     init_pool(Ledger(api.store, SystemClock(), system_ids()), load_config(CONFIG))

@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -369,6 +370,18 @@ def busiest_worker(server: Server) -> int:
     return max(sorted(workers), key=lambda pid: len(_socket_inodes(pid) & established))
 
 
+def writer_workers(server: Server) -> list[int]:
+    """The workers elected writer worker so far, in order (each says so in the log)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", server.text())
+    return [int(pid) for pid in re.findall(r"writer_worker\s+pid=(\d+)", text)]
+
+
+def writer_worker(server: Server) -> int:
+    elected = writer_workers(server)
+    assert elected, server.text()
+    return elected[-1]
+
+
 # --- the load --------------------------------------------------------------------------------
 
 
@@ -615,8 +628,12 @@ def test_eight_clients_a_thousand_transfers_each(case: Case, tmp_path: Path) -> 
     assert "Traceback" not in log, log
 
 
-def test_a_worker_killed_mid_load_loses_and_doubles_nothing(case: Case,
-                                                            tmp_path: Path) -> None:
+@pytest.mark.parametrize("victim", ["busiest", "writer"])
+def test_a_worker_killed_mid_load_loses_and_doubles_nothing(case: Case, tmp_path: Path,
+                                                            victim: str) -> None:
+    """`busiest`: the worker holding the most client connections. `writer`: the writer
+    worker the others hand their commands to (server/v1/handoff.py), whose death is
+    `store_error` for what it had not answered, and another worker's election."""
     lanes, barriers = make_plan(SEED + 1, "k", CRASH_TRANSFERS_PER_CLIENT)
     case.specs = {step.spec.key: step.spec for lane in lanes for step in lane}
     planned = sum(len(lane) for lane in lanes)
@@ -632,9 +649,9 @@ def test_a_worker_killed_mid_load_loses_and_doubles_nothing(case: Case,
             while answered() < planned * KILL_AT_SHARE:
                 assert time.monotonic() < deadline, "the load did not progress"
                 time.sleep(0.01)
-            victim = busiest_worker(server)
-            killed.update(pid=victim, at_answered=answered())
-            os.kill(victim, signal.SIGKILL)
+            pid = busiest_worker(server) if victim == "busiest" else writer_worker(server)
+            killed.update(pid=pid, at_answered=answered())
+            os.kill(pid, signal.SIGKILL)
 
         load = run_load(server.port, case.token, lanes, barriers, during=crash)
         after = all_workers(server, within_s=WORKER_RESTART_S,
@@ -644,8 +661,12 @@ def test_a_worker_killed_mid_load_loses_and_doubles_nothing(case: Case,
         log = server.text()
         assert f"Child process [{killed['pid']}] died" in log, log
         assert "Traceback" not in log, log
-        # The kill cut requests in flight: clients saw their connection fail, and retried.
-        assert load.connection_errors > 0, (killed, load.connection_errors)
+        # The kill cut requests in flight: clients saw their connection fail (or, for those
+        # the writer worker had in hand from other workers, a store_error), and retried.
+        cut = load.connection_errors + (load.server_errors if victim == "writer" else 0)
+        assert cut > 0, (killed, load.connection_errors, load.server_errors)
+        if victim == "writer":
+            assert len(writer_workers(server)) == 2, log  # the first, and the one after it
         check_load_shape(load, case, barriers)
         client.close()
 

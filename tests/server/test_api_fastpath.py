@@ -57,9 +57,9 @@ def both(client: Any, served: ApiApp, monkeypatch: pytest.MonkeyPatch, body: Any
     calls = {"n": 0}
     original = fastpath.transfer
 
-    async def counted(*args: Any) -> Any:
+    async def counted(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
-        return await original(*args)
+        return await original(*args, **kwargs)
 
     headers = served.headers(role)
     monkeypatch.setattr(fastpath, "transfer", counted)

@@ -18,13 +18,14 @@ query never blocks the event loop.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from starlette.types import ASGIApp
 
 from fundpool import __version__
 from fundpool.monitoring.service import Monitor
@@ -61,6 +62,17 @@ READY_LAG_MAX_EVENTS = 1_000
 FOLLOW_INTERVAL_S = 0.05
 
 
+class FundpoolApp(FastAPI):
+    """FastAPI with a `front`: an ASGI layer wrapped around the whole middleware stack, outside
+    even Starlette's error middleware (the API's front door, server/v1/front.py)."""
+
+    front: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack if self.front is None else self.front(stack)
+
+
 def create_app(
     monitor: Monitor,
     *,
@@ -88,9 +100,13 @@ def create_app(
             monitor.follow(interval_s=follow_interval_s)
         for service in services:
             service.start()
+        if api is not None:
+            await api.start()
         try:
             yield
         finally:
+            if api is not None:
+                await api.stop()
             for service in reversed(services):
                 service.stop()
             if follow:
@@ -98,7 +114,7 @@ def create_app(
             if api is not None:
                 api.close()
 
-    app = FastAPI(
+    app = FundpoolApp(
         title="fundpool",
         summary="Treasury fund-pool engine",
         version=__version__,

@@ -1,4 +1,5 @@
-"""The `/v1` API: routers, the gate (authentication, rate limit) and request middleware.
+"""The `/v1` API: routers, the gate (authentication, rate limit), request middleware and the
+front door of the hot path (front.py).
 
 `install_v1(app, api)` mounts every router on the app `server/app.py` builds; each router is a
 `SecuredRouter`, so no route can be added without its permission (security.py). The package
@@ -11,15 +12,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    from starlette.types import ASGIApp
 
+    from fundpool.server.app import FundpoolApp
     from fundpool.server.v1.context import Api
 
 UPLOAD_PATHS = ("/v1/payments/batches",)
 
 
-def install_v1(app: FastAPI, api: Api) -> None:
+def install_v1(app: FundpoolApp, api: Api) -> None:
     from fundpool.server.v1 import auth, channels, ledger, monitoring, payments, pool, stream
+    from fundpool.server.v1.front import Front
     from fundpool.server.v1.http import RequestContext
     from fundpool.server.v1.security import Gate
 
@@ -30,3 +33,10 @@ def install_v1(app: FastAPI, api: Api) -> None:
     app.add_middleware(RequestContext, body_max_bytes=api.settings.body_max_bytes,
                        upload_max_bytes=api.settings.upload_max_bytes,
                        upload_paths=UPLOAD_PATHS, access_log=api.settings.access_log)
+
+    def front(stack: ASGIApp) -> ASGIApp:
+        return Front(stack, api, authenticator=api.authenticator, limiter=api.limiter,
+                     body_max_bytes=api.settings.body_max_bytes,
+                     access_log=api.settings.access_log)
+
+    app.front = front

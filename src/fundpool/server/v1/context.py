@@ -7,7 +7,6 @@ route reaches the database only through these fields (or the services built on t
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -32,6 +31,7 @@ from fundpool.pool.config import FundpoolConfig, PoolConfig
 from fundpool.runtime import SystemClock, process_ids
 from fundpool.server.problems import DriverErrors, store_errors
 from fundpool.server.settings import Settings
+from fundpool.server.v1.handoff import WriterHandOff, place_for
 from fundpool.server.v1.idempotency import KeptAnswers
 from fundpool.server.v1.models import PostingIn
 from fundpool.server.v1.security import Authenticator, RateLimiter
@@ -89,10 +89,29 @@ class Api:
                             driver_errors=self.driver_errors,
                             batch_max=max(self.settings.batch_size_max, 1_024)).start()
 
+    @cached_property
+    def handoff(self) -> WriterHandOff | None:
+        """With several workers on one database, the way to the ledger's one writer among
+        them (handoff.py); None with one worker, whose writer is the ledger's only one."""
+        if self.settings.workers == 1 or self.settings.db_url is None:
+            return None
+        return WriterHandOff(self.writer, place_for(self.settings.db_url))
+
+    async def start(self) -> None:
+        """At the app's start-up, on its event loop: take part in the writers' election."""
+        if self.handoff is not None:
+            await self.handoff.start()
+
+    async def stop(self) -> None:
+        if self.handoff is not None:
+            await self.handoff.stop()
+
     async def write(self, commands: Sequence[Command]) -> list[CommandResult]:
-        """Commands through the group-commit writer; their results once their batch has
-        committed."""
-        return await asyncio.wrap_future(self.writer.submit(commands))
+        """Commands through the group-commit writer (this worker's, or the writer worker's);
+        their results once their batch has committed."""
+        if self.handoff is not None:
+            return await self.handoff.write(commands)
+        return await self.writer.submit_async(commands)
 
     @cached_property
     def authenticator(self) -> Authenticator:

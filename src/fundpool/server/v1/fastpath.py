@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 from pydantic import ValidationError
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope
 
 from fundpool.auth.roles import Permission
 from fundpool.core.errors import FundpoolError
@@ -70,7 +70,7 @@ def takes(scope: Scope) -> bool:
     return bool(scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
             return str(value.decode("latin-1"))
@@ -78,9 +78,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 async def transfer(api: TransferApi, principal: Principal, scope: Scope, receive: Receive,
-                   send: Send) -> Receive | None:
-    """Answer the request and return None, or return a `receive` that gives FastAPI the body
-    again (the request is not the ordinary case)."""
+                   *, content_type: str | None, idempotency_key: str | None
+                   ) -> Response | Receive:
+    """The answer to the request (not yet sent), or a `receive` that gives FastAPI the body
+    again (the request is not the ordinary case). `content_type` and `idempotency_key` are
+    the request's headers of those names."""
     received: list[Message] = []
     while True:
         message = await receive()
@@ -89,43 +91,39 @@ async def transfer(api: TransferApi, principal: Principal, scope: Scope, receive
             return _replay(received, receive)
         if not message.get("more_body", False):
             break
-    body = b"".join(m.get("body", b"") for m in received)
-    again = _replay(received, receive)
-    content_type = _header(scope, b"content-type") or ""
+    body = received[0].get("body", b"") if len(received) == 1 else \
+        b"".join(m.get("body", b"") for m in received)
     if Permission.LEDGER_WRITE not in principal.permissions or \
-            not content_type.startswith("application/json"):
-        return again
+            not (content_type or "").startswith("application/json"):
+        return _replay(received, receive)
     try:
         request = TransferIn.model_validate_json(body)
-        key = check_key(_header(scope, b"idempotency-key"))
+        key = check_key(idempotency_key)
         postings = tuple(api.posting(p) for p in request.postings)
     except (ValidationError, FundpoolError):
-        return again
+        return _replay(received, receive)
     if request.reason is not None or request.metadata.get(KIND_KEY) == ADJUSTMENT or any(
             owned_by_service(p.source) or owned_by_service(p.destination) for p in postings):
-        return again  # an adjustment, or a claim to be one: the route decides
-    response: Response
+        return _replay(received, receive)  # an adjustment, or a claim to be one: the route
     try:
         (result,) = await api.write([Transfer(postings, request.metadata, key)])
         if result.error is not None:
-            response = error_problem(result.error)
-        else:
-            recorded = api.ledger.recorded(result)
-            if recorded is None:  # pragma: no cover - a transfer always records an entry
-                raise FundpoolError("the transfer recorded no entry")
-            doc = entry_doc(recorded, api.assets())
-            response = json_answer(doc, 200, headers={
-                "Idempotent-Replayed": "true"}) if recorded.replayed \
-                else json_answer(doc, 201)
+            return error_problem(result.error)
+        recorded = api.ledger.recorded(result)
+        if recorded is None:  # pragma: no cover - a transfer always records an entry
+            raise FundpoolError("the transfer recorded no entry")
+        doc = entry_doc(recorded, api.assets())
+        if recorded.replayed:
+            return json_answer(doc, 200, headers={"Idempotent-Replayed": "true"})
+        return json_answer(doc, 201)
     except FundpoolError as error:
-        response = error_problem(error)
+        return error_problem(error)
     except api.driver_errors as error:
-        response = error_problem(store_failure(error))
+        return error_problem(store_failure(error))
     except Exception as error:
-        log.error("unexpected_error", path=PATH, error=type(error).__name__, exc_info=error)
-        response = problem(500, "internal_error", "the server failed unexpectedly")
-    await response(scope, receive, send)
-    return None
+        log.error("unexpected_error", path=PATH, error=type(error).__name__, exc_info=error,
+                  request_id=scope.get("state", {}).get("request_id"))
+        return problem(500, "internal_error", "the server failed unexpectedly")
 
 
 def _replay(received: list[Message], receive: Receive) -> Receive:

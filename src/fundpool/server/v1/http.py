@@ -45,9 +45,10 @@ class RequestContext:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        given = next((v.decode("latin-1") for n, v in scope.get("headers", ())
-                      if n == b"x-request-id"), "")
-        request_id = given if REQUEST_ID.match(given) else f"{_ids.getrandbits(64):016x}"
+        # The front door (front.py) may have named the request already, then handed it on.
+        request_id = scope.get("state", {}).get("request_id") or request_id_of(
+            next((v.decode("latin-1") for n, v in scope.get("headers", ())
+                  if n == b"x-request-id"), ""))
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         scope.setdefault("state", {})["request_id"] = request_id  # an action's actor names it
@@ -96,9 +97,20 @@ class RequestContext:
         await response(scope, receive, send)
 
     def _log(self, scope: Scope, status: int, started: float) -> None:
-        if not self.access_log:
-            return
-        principal = scope.get("state", {}).get("principal")
-        log.info("request", method=scope.get("method", "WS"), path=scope["path"],
-                 status=status, ms=round((time.perf_counter() - started) * 1000, 2),
-                 caller=None if principal is None else f"{principal.kind}:{principal.name}")
+        if self.access_log:
+            access_line(scope, status, started)
+
+
+def request_id_of(given: str) -> str:
+    """The caller's `X-Request-Id` when it is a sane token, else a new id."""
+    return given if REQUEST_ID.match(given) else f"{_ids.getrandbits(64):016x}"
+
+
+def access_line(scope: Scope, status: int, started: float, **bound: str) -> None:
+    """The access log's line for a request answered with `status`; `bound`: what the request's
+    log context would add (the front door binds none)."""
+    principal = scope.get("state", {}).get("principal")
+    log.info("request", method=scope.get("method", "WS"), path=scope["path"],
+             status=status, ms=round((time.perf_counter() - started) * 1000, 2),
+             caller=None if principal is None else f"{principal.kind}:{principal.name}",
+             **bound)

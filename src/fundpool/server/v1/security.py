@@ -32,6 +32,7 @@ import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import JSONResponse
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fundpool.auth.errors import Unauthenticated
@@ -50,6 +51,9 @@ AUTHENTICATED = "authenticated"  # any caller with valid credentials (who am I, 
 SESSION_COOKIE = "fundpool_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Set in a request's scope state by the front door (front.py) once it has authenticated the
+# caller and charged the rate limit itself: the gate lets such a request through untouched.
+ADMITTED = "admitted"
 
 
 class Forbidden(FundpoolError):
@@ -253,7 +257,8 @@ class Gate:
         self.api = api  # with it, single transfers take the hot path (fastpath.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or _is_public(scope):
+        if scope["type"] not in ("http", "websocket") or _is_public(scope) or \
+                scope.get("state", {}).get(ADMITTED):
             await self.app(scope, receive, send)
             return
         try:
@@ -282,10 +287,14 @@ class Gate:
         scope.setdefault("state", {})["principal"] = principal
         scope["state"]["token"] = token
         if self.api is not None and fastpath.takes(scope):
-            replay = await fastpath.transfer(self.api, principal, scope, receive, send)
-            if replay is None:
+            answered = await fastpath.transfer(
+                self.api, principal, scope, receive,
+                content_type=fastpath.header(scope, b"content-type"),
+                idempotency_key=fastpath.header(scope, b"idempotency-key"))
+            if isinstance(answered, Response):
+                await answered(scope, receive, send)
                 return
-            receive = replay
+            receive = answered
         await self.app(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send,

@@ -8,14 +8,20 @@ and a response is only sent once the batch holding its command has committed.
 
 Under no load a batch is one command and costs what a single submit costs; under load the
 batches grow by themselves, and with them the throughput.
+
+A request on the event loop waits through `submit_async`: the thread hands a batch's results
+back to each loop in one call (`call_soon_threadsafe`), not one wake-up per request, since the
+hand-off cost as much as the transfer's own rows in the API's profile (docs/adr/0018).
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from typing import TypeAlias
 
 import structlog
 
@@ -28,7 +34,11 @@ from fundpool.server.problems import DriverErrors, store_failure
 log = structlog.get_logger(__name__)
 
 BATCH_MAX = 1_024
-_Waiting = tuple[list[Command], "Future[list[CommandResult]]"]
+# A waiter is a thread's future (`submit`) or an event loop's (`submit_async`).
+_Waiter: TypeAlias = Future[list[CommandResult]] | asyncio.Future[list[CommandResult]]
+_Waiting: TypeAlias = tuple[list[Command], _Waiter]
+_Outcome: TypeAlias = tuple[asyncio.Future[list[CommandResult]],
+                            list[CommandResult] | BaseException]
 
 
 class LedgerWriter:
@@ -74,6 +84,14 @@ class LedgerWriter:
         self._queue.put((list(commands), future))
         return future
 
+    def submit_async(self, commands: Sequence[Command]) -> asyncio.Future[list[CommandResult]]:
+        """`submit` for a caller on the running event loop: the future is the loop's own."""
+        future: asyncio.Future[list[CommandResult]] = asyncio.get_running_loop().create_future()
+        if not self._started:
+            self.start()
+        self._queue.put((list(commands), future))
+        return future
+
     def _run(self) -> None:
         while True:
             first = self._queue.get()
@@ -98,6 +116,7 @@ class LedgerWriter:
 
     def _write(self, waiting: list[_Waiting]) -> None:
         commands = [command for part, _ in waiting for command in part]
+        outcomes: list[list[CommandResult] | BaseException]
         try:
             results = self.ledger.submit(commands)
         except BaseException as error:
@@ -106,11 +125,35 @@ class LedgerWriter:
                 failure = store_failure(error)
             elif not isinstance(error, FundpoolError):
                 log.error("ledger_batch_failed", error=type(error).__name__, exc_info=error)
-            for _, future in waiting:
+            outcomes = [failure] * len(waiting)
+        else:
+            outcomes = []
+            start = 0
+            for part, _ in waiting:
+                outcomes.append(results[start:start + len(part)])
+                start += len(part)
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        for (_, future), outcome in zip(waiting, outcomes, strict=True):
+            if isinstance(future, asyncio.Future):
+                by_loop.setdefault(future.get_loop(), []).append((future, outcome))
+            elif isinstance(outcome, BaseException):
                 if not future.cancelled():
-                    future.set_exception(failure)
-            return
-        start = 0
-        for part, future in waiting:
-            future.set_result(results[start:start + len(part)])
-            start += len(part)
+                    future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        for loop, answered in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, answered)
+            except RuntimeError:  # the loop has closed: nobody waits there any more
+                continue
+
+
+def _settle(answered: list[_Outcome]) -> None:
+    """On the loop: each waiting request's results (or its batch's failure)."""
+    for future, outcome in answered:
+        if future.done():  # the request went away (cancelled)
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

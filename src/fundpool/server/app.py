@@ -18,17 +18,17 @@ query never blocks the event loop.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
-from starlette.types import ASGIApp
 
 from fundpool import __version__
 from fundpool.monitoring.service import Monitor
+from fundpool.server.front_app import FundpoolApp
 from fundpool.server.metrics import FundpoolCollector, MetricSource
 from fundpool.server.problems import (
     DriverErrors,
@@ -60,17 +60,6 @@ an `Idempotency-Key`. See docs/api.md."""
 # a start on a long log) or a feed that stopped.
 READY_LAG_MAX_EVENTS = 1_000
 FOLLOW_INTERVAL_S = 0.05
-
-
-class FundpoolApp(FastAPI):
-    """FastAPI with a `front`: an ASGI layer wrapped around the whole middleware stack, outside
-    even Starlette's error middleware (the API's front door, server/v1/front.py)."""
-
-    front: Callable[[ASGIApp], ASGIApp] | None = None
-
-    def build_middleware_stack(self) -> ASGIApp:
-        stack = super().build_middleware_stack()
-        return stack if self.front is None else self.front(stack)
 
 
 def create_app(

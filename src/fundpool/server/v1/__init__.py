@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
-    from fundpool.server.app import FundpoolApp
+    from fundpool.server.front_app import FundpoolApp
     from fundpool.server.v1.context import Api
 
 UPLOAD_PATHS = ("/v1/payments/batches",)

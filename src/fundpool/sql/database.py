@@ -5,8 +5,10 @@ A `Database` is a SQLite file (WAL, durable commits; docs/adr/0004) or a Postgre
 transaction; `transaction()` is one explicit transaction that excludes the other writers of the
 same name: `BEGIN IMMEDIATE` on SQLite (the whole file), a transaction-scoped advisory lock on
 PostgreSQL (keyed by the name and the schema), so processes may share a database and a ledger's
-hash chain keeps one total order. A PostgreSQL connection the server dropped is opened again,
-and a read or the start of a transaction retried once: nothing had been done yet.
+hash chain keeps one total order. The SQLite writers of one process also queue on a lock of
+the file's (`SQLITE_WRITERS`), so they never wait in SQLite's sleeping busy handler. A
+PostgreSQL connection the server dropped is opened again, and a read or the start of a
+transaction retried once: nothing had been done yet.
 
 Statements are written with `?` marks; `Dialect.sql` turns them into the driver's.
 """
@@ -14,6 +16,7 @@ Statements are written with `?` marks; `Dialect.sql` turns them into the driver'
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -53,6 +56,39 @@ def lock_key(name: str) -> int:
     """A signed 64-bit advisory lock key for `name`, the same in every process."""
     digest = hashlib.sha256(name.encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class _SqliteWriters:
+    """One gate per SQLite file for the writers of this process.
+
+    Two connections of one process that write the same file (the ledger's writer and the
+    monitor's projections, say) would otherwise meet in SQLite's busy handler, which sleeps
+    1, 2, 5, 10 ms... between tries: a commit that finds another one under way waits for the
+    next sleep to end, not for the other commit. Waiting on a lock here, the next writer starts
+    the moment the last one ends. Writers of other processes still meet in the busy handler."""
+
+    def __init__(self) -> None:
+        self._gates: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def gate(self, path: str) -> threading.Lock | None:
+        """The gate of the file at `path`; none for an in-memory database (its own file)."""
+        if path == ":memory:" or path.startswith("file:"):
+            return None
+        key = str(Path(path).resolve())
+        with self._guard:
+            return self._gates.setdefault(key, threading.Lock())
+
+
+    def forget(self) -> None:
+        """New gates for a forked child: a gate some other thread held at the fork would
+        otherwise stay shut in the child for ever."""
+        self._gates = {}
+        self._guard = threading.Lock()
+
+
+SQLITE_WRITERS = _SqliteWriters()
+os.register_at_fork(after_in_child=SQLITE_WRITERS.forget)
 
 
 def connect_sqlite(path: str) -> sqlite3.Connection:
@@ -465,6 +501,12 @@ class Database:
         within the timeout is a StoreError. A failing `first` read raises as it is."""
         if not self.dialect.is_postgres:
             connection = self.connection()
+            gate = SQLITE_WRITERS.gate(self.location.target)
+            if gate is not None:
+                if not gate.acquire(timeout=BUSY_TIMEOUT_S):
+                    raise StoreError("could not begin a write", store=self.shown,
+                                     reason="another writer of this process held the file")
+                stack.callback(gate.release)  # after the commit or rollback below
             try:
                 connection.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:

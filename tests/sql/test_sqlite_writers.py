@@ -71,18 +71,17 @@ def test_the_gate_is_open_again_after_a_rollback(tmp_path: Path) -> None:
 
 
 def test_in_memory_databases_have_no_gate() -> None:
-    assert SQLITE_WRITERS.gate(":memory:") is None
+    assert SQLITE_WRITERS.key(":memory:") is None
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
 def test_a_forked_child_gets_open_gates(tmp_path: Path) -> None:
     path = str(tmp_path / "forked.sqlite3")
-    gate = SQLITE_WRITERS.gate(path)
-    assert gate is not None
-    with gate:  # another thread of the parent holds it at the fork
+    key = SQLITE_WRITERS.key(path)
+    assert key is not None
+    with SQLITE_WRITERS.gate(key):  # another thread of the parent holds it at the fork
         pid = os.fork()
         if pid == 0:  # the child: its gate of the same file is a new, open one
-            child_gate = SQLITE_WRITERS.gate(path)
-            os._exit(0 if child_gate is not None and child_gate.acquire(timeout=5) else 1)
+            os._exit(0 if SQLITE_WRITERS.gate(key).acquire(timeout=5) else 1)
         _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0

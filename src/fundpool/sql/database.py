@@ -71,11 +71,15 @@ class _SqliteWriters:
         self._gates: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def gate(self, path: str) -> threading.Lock | None:
-        """The gate of the file at `path`; none for an in-memory database (its own file)."""
+    @staticmethod
+    def key(path: str) -> str | None:
+        """What names the file at `path` (relative to the working directory now); none for an
+        in-memory database, which is a file of its own."""
         if path == ":memory:" or path.startswith("file:"):
             return None
-        key = str(Path(path).resolve())
+        return str(Path(path).resolve())
+
+    def gate(self, key: str) -> threading.Lock:
         with self._guard:
             return self._gates.setdefault(key, threading.Lock())
 
@@ -296,6 +300,9 @@ class Database:
         )
         self._on_connect = on_connect
         self._lock = threading.RLock()
+        self._gate_key = (
+            None if self.dialect.is_postgres else SQLITE_WRITERS.key(self.location.target)
+        )
         self._closed = False
         self._connection: Connection | None = None
         if self.dialect.is_postgres or create or self._sqlite_exists():
@@ -501,8 +508,8 @@ class Database:
         within the timeout is a StoreError. A failing `first` read raises as it is."""
         if not self.dialect.is_postgres:
             connection = self.connection()
-            gate = SQLITE_WRITERS.gate(self.location.target)
-            if gate is not None:
+            if self._gate_key is not None:
+                gate = SQLITE_WRITERS.gate(self._gate_key)
                 if not gate.acquire(timeout=BUSY_TIMEOUT_S):
                     raise StoreError("could not begin a write", store=self.shown,
                                      reason="another writer of this process held the file")

@@ -2,7 +2,7 @@
 docs/benchmarks.md (issue 15). Not a benchmark (it prints a table, not JSON lines): each phase
 of `Ledger.submit` is wrapped with a timer, on the same set-up as bench/ledger.py.
 
-Usage: python bench/ledger_phases.py sqlite|postgres TRANSFERS BATCH
+Usage: python bench/ledger_phases.py sqlite|postgres TRANSFERS BATCH [hot]
        (e.g. `sqlite 1000 1` for one transfer per commit, `postgres 40960 8192` for batches)
 """
 
@@ -61,13 +61,14 @@ def main() -> None:
         "the engine: apply", engine.BatchEngine.apply)
     engine.BatchEngine.finish = timed(  # type: ignore[method-assign]
         "the engine: finish", engine.BatchEngine.finish)
-    batches = transfers(Workload("phases", batch, count), 7)
+    hot = sys.argv[4:] == ["hot"]
+    batches = transfers(Workload("phases", batch, count, hot=hot), 7)
     started = time.perf_counter()
     for commands in batches:
         ledger.submit(commands)
     total = time.perf_counter() - started
     spent["begin, lock, head, commit (the rest)"] = total - sum(spent.values())
-    print(f"{kind}, batches of {batch}: {count / total:,.0f} transfers/s, "
+    print(f"{kind}, {'hot ' if hot else ''}batches of {batch}: {count / total:,.0f} transfers/s, "
           f"{total / count * 1e6:.0f} us each")
     print("| phase | share | per transfer |\n|---|---:|---:|")
     for name, seconds in spent.most_common():

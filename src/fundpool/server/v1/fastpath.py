@@ -30,12 +30,11 @@ from fundpool.auth.roles import Permission
 from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.model import Transfer
 from fundpool.ledger.adjustments import ADJUSTMENT, KIND_KEY
-from fundpool.ledger.docs import entry_doc
 from fundpool.pool.ownership import owned_by_service
 from fundpool.server.problems import DriverErrors, error_problem, problem, store_failure
 from fundpool.server.v1.idempotency import check_key
 from fundpool.server.v1.models import TransferIn
-from fundpool.server.v1.problems import json_answer
+from fundpool.server.v1.problems import entry_answer
 
 if TYPE_CHECKING:
     from fundpool.auth.model import Principal
@@ -112,10 +111,7 @@ async def transfer(api: TransferApi, principal: Principal, scope: Scope, receive
         recorded = api.ledger.recorded(result)
         if recorded is None:  # pragma: no cover - a transfer always records an entry
             raise FundpoolError("the transfer recorded no entry")
-        doc = entry_doc(recorded, api.assets())
-        if recorded.replayed:
-            return json_answer(doc, 200, headers={"Idempotent-Replayed": "true"})
-        return json_answer(doc, 201)
+        return entry_answer(recorded, api.assets())
     except FundpoolError as error:
         return error_problem(error)
     except api.driver_errors as error:

@@ -68,7 +68,7 @@ from fundpool.server.v1.models import (
     VerifyOut,
 )
 from fundpool.server.v1.pagination import CursorQuery, LimitQuery, Page, make_cursor, read_cursor
-from fundpool.server.v1.problems import PROBLEMS, json_answer, parse_instant
+from fundpool.server.v1.problems import PROBLEMS, entry_answer, json_answer, parse_instant
 from fundpool.server.v1.security import SecuredRouter, actor_of, needs, principal_of
 
 router = SecuredRouter(prefix="/ledger", tags=["ledger"])
@@ -150,10 +150,7 @@ async def _one(api: Api, command: Command) -> Response:
     recorded = api.ledger.recorded(result)
     if recorded is None:  # pragma: no cover - money commands always record an entry
         raise FundpoolError("the command recorded no entry")
-    doc = entry_doc(recorded, api.assets())
-    if recorded.replayed:
-        return json_answer(doc, 200, headers={"Idempotent-Replayed": "true"})
-    return json_answer(doc, 201)
+    return entry_answer(recorded, api.assets())
 
 
 def _account_doc(account: Account, assets: Mapping[str, Asset]) -> dict[str, object]:

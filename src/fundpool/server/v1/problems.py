@@ -3,16 +3,21 @@ values the routes parse themselves (times)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi.responses import JSONResponse
 
 from fundpool.core.errors import FundpoolError
-from fundpool.ledger.docs import EPOCH
+from fundpool.ledger.docs import EPOCH, entry_doc
 from fundpool.server.problems import PROBLEM_JSON
 from fundpool.server.v1.models import Problem
+
+if TYPE_CHECKING:
+    from fundpool.core.money import Asset
+    from fundpool.ledger.service import Recorded
 
 
 class InvalidTime(FundpoolError):
@@ -41,6 +46,15 @@ def json_answer(doc: object, status: int = 200,
     """A JSON answer rendered with orjson, as is: for the hot routes, whose document is what
     their response model describes, so FastAPI need not validate it again."""
     return _OrjsonAnswer(doc, status_code=status, headers=headers)
+
+
+def entry_answer(recorded: Recorded, assets: Mapping[str, Asset]) -> JSONResponse:
+    """A recorded entry's answer: 201, or 200 with `Idempotent-Replayed` when its key had
+    already recorded it."""
+    doc = entry_doc(recorded, assets)
+    if recorded.replayed:
+        return json_answer(doc, 200, headers={"Idempotent-Replayed": "true"})
+    return json_answer(doc, 201)
 
 
 def _problem(description: str) -> dict[str, Any]:

@@ -111,3 +111,21 @@ def test_the_front_writes_the_access_log_line(tmp_path: Path) -> None:
     assert line["status"] == 201
     assert line["caller"] == "key:test-cashier"
     assert line["request_id"] == "t-9"
+
+
+def test_a_header_given_twice_is_read_by_the_stack_as_the_route_reads_it(
+        tmp_path: Path, stack_calls: list[str]) -> None:
+    served = api_app(tmp_path / "data")
+    with TestClient(served.app) as c:
+        opened = c.post("/v1/ledger/accounts", headers=served.headers("cashier"),
+                        json={"address": CUSTOMER, "asset": "USD"})
+        assert opened.status_code == 201, opened.text
+        (auth,) = served.headers("cashier").items()
+        twice = c.post(URL, headers=[auth, ("Idempotency-Key", "first-key"),
+                                     ("Idempotency-Key", "second-key")], json=transfer())
+        assert twice.status_code == 201, twice.text
+        assert stack_calls == ["/v1/ledger/accounts", URL]  # not the front's to answer
+        assert twice.json()["idempotency_key"] == "first-key"
+        again = c.post(URL, headers=[auth, ("Idempotency-Key", "first-key")], json=transfer())
+        assert again.status_code == 200, again.text
+        assert again.json()["seq"] == twice.json()["seq"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,8 @@ from fundpool.runtime import SystemClock, system_ids
 from fundpool.server.v1.handoff import WriterHandOff
 from fundpool.server.v1.writer import LedgerWriter
 from fundpool.stores.sqlite import SqliteStore
+
+WAIT_S = 30.0
 
 
 def writer_on(path: Path) -> LedgerWriter:
@@ -145,3 +148,88 @@ def test_a_directory_another_user_could_reach_is_never_used(tmp_path: Path,
         asyncio.run(run())
     finally:
         writer.stop()
+
+
+def test_a_stopping_writer_worker_refuses_unread_and_the_worker_writes_itself(
+        tmp_path: Path, place: Path) -> None:
+    leader_writer, follower_writer = writer_on(tmp_path / "a.db"), writer_on(tmp_path / "b.db")
+
+    async def run() -> None:
+        leader = WriterHandOff(leader_writer, place)
+        follower = WriterHandOff(follower_writer, place)
+        await leader.start()
+        await follower.start()
+        (handed,) = await follower.write([pay("world:w", "customer:a", 500, "k-1")])
+        assert handed.error is None
+        # The first thing stop() does: from now on nothing handed in is taken.
+        leader._stopping = True
+        (refused,) = await follower.write([pay("world:w", "customer:a", 600, "k-2")])
+        assert refused.error is None
+        await leader.stop()
+        await follower.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        leader_writer.stop()
+        follower_writer.stop()
+    assert journal_keys(leader_writer) == ["k-1"]
+    assert journal_keys(follower_writer) == ["k-2"]  # written once, by the worker itself
+
+
+def test_an_answer_that_does_not_read_back_is_a_store_error_not_a_hang(
+        tmp_path: Path, place: Path) -> None:
+    follower_writer = writer_on(tmp_path / "b.db")
+
+    async def run() -> None:
+        place.mkdir(mode=0o700)
+        held = os.open(place / "writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+        async def garble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1)
+            writer.write(struct.pack("!I", 5) + b"\x80junk")  # a frame that is no pickle
+            await writer.drain()
+            await asyncio.sleep(WAIT_S)
+
+        server = await asyncio.start_unix_server(garble, place / "writer.sock")
+        follower = WriterHandOff(follower_writer, place)
+        await follower.start()
+        with pytest.raises(StoreError) as lost:
+            await asyncio.wait_for(
+                follower.write([pay("world:w", "customer:a", 500, "k-1")]), WAIT_S)
+        assert lost.value.code == "store_error"
+        server.close()
+        os.close(held)
+        await follower.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        follower_writer.stop()
+
+
+def test_a_worker_that_cannot_listen_gives_the_election_up(tmp_path: Path, place: Path) -> None:
+    own_writer = writer_on(tmp_path / "a.db")
+
+    async def run() -> None:
+        place.mkdir(mode=0o700)
+        (place / "writer.sock").mkdir()  # nothing can listen there
+        worker = WriterHandOff(own_writer, place)
+        await worker.start()
+        assert not worker.leading
+        (alone,) = await worker.write([pay("world:w", "customer:a", 500, "k-1")])
+        assert alone.error is None
+        # The lock was given up with its descriptor: another may take it.
+        other = os.open(place / "writer.lock", os.O_RDWR)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(other)
+        await worker.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        own_writer.stop()
+    assert journal_keys(own_writer) == ["k-1"]

@@ -4,6 +4,7 @@ SQLite's busy handler (which sleeps 1, 2, 5, 10 ms... between tries)."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -85,3 +86,27 @@ def test_a_forked_child_gets_open_gates(tmp_path: Path) -> None:
             os._exit(0 if SQLITE_WRITERS.gate(key).acquire(timeout=5) else 1)
         _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_commit_that_fails_leaves_no_transaction_open(tmp_path: Path) -> None:
+    """A deferred foreign key fails at COMMIT, which leaves SQLite's transaction open unless it
+    is rolled back: the next write on the connection must begin as usual."""
+    db = Database(f"sqlite:///{tmp_path / 'deferred.sqlite3'}")
+    db.connection().execute("PRAGMA foreign_keys=ON")
+    with db.transaction() as tx:
+        tx.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        tx.execute("CREATE TABLE child (parent INTEGER REFERENCES parent (id) "
+                   "DEFERRABLE INITIALLY DEFERRED)")
+
+    def orphan() -> None:
+        with db.transaction() as tx:
+            tx.execute("INSERT INTO child VALUES (7)")
+
+    with pytest.raises(sqlite3.IntegrityError):
+        orphan()
+    assert not db.connection().in_transaction
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO parent VALUES (7)")
+        tx.execute("INSERT INTO child VALUES (7)")
+    assert db.rows("SELECT parent FROM child") == [(7,)]
+    db.close()

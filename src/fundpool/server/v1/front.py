@@ -52,18 +52,23 @@ class Front:
         started = time.perf_counter()
         authorization = length = content_type = idempotency_key = None
         given = ""
+        repeated = False  # a header given twice: the stack reads it as the route does
         for name, value in scope["headers"]:
             if name == b"authorization":
+                repeated |= authorization is not None
                 authorization = value
             elif name == b"content-length":
+                repeated |= length is not None
                 length = value
             elif name == b"content-type":
+                repeated |= content_type is not None
                 content_type = value.decode("latin-1")
             elif name == b"idempotency-key":
+                repeated |= idempotency_key is not None
                 idempotency_key = value.decode("latin-1")
             elif name == b"x-request-id":
                 given = value.decode("latin-1")
-        if authorization is None or length is None or not length.isdigit() or \
+        if repeated or authorization is None or length is None or not length.isdigit() or \
                 int(length) > self.body_max_bytes:
             await self.app(scope, receive, send)
             return

@@ -18,9 +18,11 @@ writer commits everybody's waiting commands as one group, exactly as it does its
   Pickle is safe here: only this user's processes can reach the socket.
 - **Failure**: requests whose answer is lost with the writer worker get `store_error` (503),
   as a database lost in the middle of a commit does; they may or may not have committed, and
-  a retry with the same `Idempotency-Key` tells which. Whenever no writer worker can be
-  reached, a worker writes itself, as before: the ledger's lock keeps that correct, so the
-  hand-off is a saving, never a condition of correctness.
+  a retry with the same `Idempotency-Key` tells which. A writer worker that is stopping takes
+  nothing more: what it is handed then is refused unread (`HandOffRefused`), and the worker
+  that handed it writes it itself. Whenever no writer worker can be reached, a worker writes
+  itself, as before: the ledger's lock keeps that correct, so the hand-off is a saving, never
+  a condition of correctness.
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ class HandOffLost(StoreError):
     """The writer worker went away before answering (it may have committed)."""
 
 
+class HandOffRefused(StoreError):
+    """The writer worker is stopping and took nothing of this request: it was not written."""
+
+
 class WriterHandOff:
     """This worker's way to the ledger's one writer: its own `writer` while it leads, the
     writer worker's over the socket otherwise, its own again when none can be reached."""
@@ -89,6 +95,7 @@ class WriterHandOff:
         self._retry_at = 0.0
         self._electing = False
         self._handed = 0  # commands of other workers in this writer's queue
+        self._stopping = False
         self._peers: set[asyncio.StreamWriter] = set()  # the other workers' connections
 
     @property
@@ -104,6 +111,7 @@ class WriterHandOff:
         await self._try_lead()
 
     async def stop(self) -> None:
+        self._stopping = True  # what is handed from now on is refused, never half taken
         if self._link is not None:
             self._link.close(None)
             self._link = None
@@ -134,9 +142,15 @@ class WriterHandOff:
                         self._link = await _Link.open(self.place / "writer.sock")
                 finally:
                     self._electing = False
-        if self._link is None:
-            return await self.writer.submit_async(commands)
-        return await self._link.call(commands)
+        link = self._link
+        if link is not None:
+            try:
+                return await link.call(commands)
+            except HandOffRefused:  # the writer worker stops: nothing of this was written
+                if self._link is link:  # new requests write here; the link ends on its own
+                    self._link = None
+                    self._retry_at = time.monotonic() + RECONNECT_S
+        return await self.writer.submit_async(commands)
 
     # --- leading ---------------------------------------------------------------------------
 
@@ -148,9 +162,14 @@ class WriterHandOff:
             os.close(fd)
             return False
         path = self.place / "writer.sock"
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()  # a dead writer worker's: nobody listens on it
-        self._server = await asyncio.start_unix_server(self._serve, path)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # a dead writer worker's: nobody listens on it
+            self._server = await asyncio.start_unix_server(self._serve, path)
+        except OSError as error:  # the lock is given up with its descriptor: none leads
+            os.close(fd)
+            log.warning("writer_worker_not_listening", place=str(self.place), reason=str(error))
+            return False
         self._lock_fd = fd
         log.info("writer_worker", pid=os.getpid())
         return True
@@ -171,11 +190,16 @@ class WriterHandOff:
                 handed: list[tuple[int, list[Command]]] = pickle.loads(  # noqa: S301 - above
                     await _read_frame(reader))
                 for number, commands in handed:
-                    self._handed += 1
+                    if self._stopping:
+                        answers.send((number, HandOffRefused(reason="the writer worker stops")))
+                        continue
                     future = self.writer.submit_async(commands)
+                    self._handed += 1
                     future.add_done_callback(functools.partial(self._answer, answers, number))
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass  # the other worker went away, or this one stops
+        except Exception:  # a frame that is not what a worker sends: that link ends
+            log.exception("writer_handoff_bad_frame")
         finally:
             self._peers.discard(writer)
             writer.close()
@@ -265,6 +289,8 @@ class _Link:
             pass
         except asyncio.CancelledError:
             lost = None
+        except Exception:  # an answer that does not read back: the link is lost all the same
+            log.exception("writer_handoff_bad_answer")
         self.close(lost)
 
     def close(self, lost: BaseException | None) -> None:

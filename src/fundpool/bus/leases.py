@@ -13,17 +13,18 @@ applies a pool only while it holds the pool's lease (docs/monitoring.md, ADR 001
   `<projections>.consumer-lock`; a second process waits as a standby and takes over when the
   first exits.
 
-Every statement the leases run is in this module.
+The advisory locks' statements are the SQL layer's (`sql/lease.py`, `SessionLocks`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import IO, Any, Protocol
 
+from fundpool.sql.database import lock_key
+from fundpool.sql.lease import SessionLocks
 from fundpool.sql.url import DEFAULT_SCHEMA, parse_url
 
 
@@ -49,19 +50,15 @@ class Leases(Protocol):
         ...
 
 
-def _key(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
-
-
 def lease_key(schema: str, pool: str) -> int:
     """The advisory lock a consumer holds while it applies `pool` into `schema`: a signed
     64-bit number, the same in every process."""
-    return _key(f"fundpool.projector:{schema}:{pool}")
+    return lock_key(f"fundpool.projector:{schema}:{pool}")
 
 
 def members_key(schema: str) -> int:
     """The lock every consumer of `schema` holds shared, so each can count the others."""
-    return _key(f"fundpool.projector-members:{schema}")
+    return lock_key(f"fundpool.projector-members:{schema}")
 
 
 class AdvisoryLeases:
@@ -71,39 +68,29 @@ class AdvisoryLeases:
 
     def __init__(self, schema: str, connection: Callable[[], Any]) -> None:
         self.schema = schema
-        self._connection = connection
+        self._locks = SessionLocks(connection)
         self._member = False
-
-    def _one(self, query: str, params: Sequence[Any]) -> Any:
-        return self._connection().execute(query, params).fetchone()[0]
 
     def members(self) -> int:
         """How many consumers of the schema there are, this one included (it joins first)."""
         key = members_key(self.schema)
         if not self._member:
-            self._one("SELECT pg_advisory_lock_shared(%s)", (key,))
+            self._locks.lock_shared(key)
             self._member = True
-        unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
-        return int(self._one(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 1",
-            (unsigned >> 32, unsigned & 0xFFFF_FFFF),
-        ))
+        return self._locks.holders(key)
 
     def share(self, pools: int) -> int:
         return math.ceil(pools / max(1, self.members()))
 
     def take(self, pool: str) -> bool:
-        return bool(self._one("SELECT pg_try_advisory_lock(%s)",
-                              (lease_key(self.schema, pool),)))
+        return self._locks.try_lock(lease_key(self.schema, pool))
 
     def give_back(self, pool: str) -> None:
-        self._one("SELECT pg_advisory_unlock(%s)", (lease_key(self.schema, pool),))
+        self._locks.unlock(lease_key(self.schema, pool))
 
     def leave(self) -> None:
         with contextlib.suppress(Exception):
-            self._connection().execute("SELECT pg_advisory_unlock_all()")
+            self._locks.unlock_all()
         self._member = False
 
     def lost(self) -> None:
@@ -177,7 +164,7 @@ def leases_for(url: str, connection: Callable[[], Any]) -> Leases:
     """The leases of the projection store at `url`, whose current connection `connection()`
     gives (it changes when the store is opened again after a lost connection)."""
     location = parse_url(url)
-    if location.kind == "postgresql":
+    if location.is_postgres:
         return AdvisoryLeases(location.schema or DEFAULT_SCHEMA, connection)
     if location.target == ":memory:":
         return NoLeases()

@@ -62,7 +62,7 @@ def event_subject(pool: str, kind: str, prefix: str = DEFAULT_PREFIX) -> str:
 def projection_location(url: str) -> str:
     """Where a projection store URL points, without credentials: what names its durables."""
     location = parse_url(url)
-    if location.kind == "postgresql":
+    if location.is_postgres:
         parts = urlsplit(location.target)
         schema = location.schema or DEFAULT_SCHEMA
         return f"pg:{parts.hostname or ''}:{parts.port or 5432}{parts.path}:{schema}"

@@ -37,6 +37,10 @@ class DatabaseUrl:
     schema: str | None = None
 
     @property
+    def is_postgres(self) -> bool:
+        return self.kind == "postgresql"
+
+    @property
     def text(self) -> str:
         if self.kind == "sqlite":
             return f"sqlite:///{self.target}"

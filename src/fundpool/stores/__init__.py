@@ -30,7 +30,7 @@ def open_store(*, data_dir: str | Path | None = None, db_url: str | None = None)
     url = db_url or os.environ.get(DB_URL_ENV)
     if url:
         location = parse_url(url)
-        if location.kind == "postgresql":
+        if location.is_postgres:
             from fundpool.stores.postgres import PostgresStore
 
             if location.schema is None:

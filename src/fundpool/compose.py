@@ -44,7 +44,7 @@ from fundpool.core.clock import Clock, IdSource, Uuid7Ids
 from fundpool.core.errors import invariant
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
-from fundpool.runtime import SystemClock, system_ids, tune_gc
+from fundpool.runtime import SystemClock, process_ids, system_ids, tune_gc
 from fundpool.sql import migrate
 from fundpool.sql.database import Database, database_of
 from fundpool.sql.migrate import ComponentStatus as ComponentStatus
@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from fundpool.monitoring.alerting.reload import AlertRules
     from fundpool.monitoring.ports import OutboxReader, ProjectionStore
     from fundpool.monitoring.service import Monitor
-    from fundpool.payments.dispatch import DispatchPolicy
+    from fundpool.payments.dispatch import Dispatcher, DispatchPolicy
     from fundpool.payments.engine import PaymentEngine
     from fundpool.payments.ports import DispatchRecordReads, DispatchRecords, PaymentStore
     from fundpool.payments.service import PaymentService
@@ -244,12 +244,15 @@ def ledger(store: LedgerStore, clock: Clock | None = None, ids: IdSource | None 
 
 
 def payment_service(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
-                    clock: Clock | None = None, ids: IdSource | None = None) -> PaymentService:
-    """The payments of `pool`, on their ledger."""
+                    clock: Clock | None = None, ids: IdSource | None = None,
+                    records: PaymentStore | None = None) -> PaymentService:
+    """The payments of `pool`, on their ledger (and on `records`, else a store of their own
+    beside the ledger)."""
     from fundpool.payments.service import PaymentService
 
     ids = ids or system_ids()
-    return PaymentService(ledger(store, clock, ids), payment_records(store), config, pool, ids)
+    return PaymentService(ledger(store, clock, ids), records or payment_records(store), config,
+                          pool, ids)
 
 
 def monitor(store: LedgerStore, config: FundpoolConfig, clock: Clock | None = None, *,
@@ -313,6 +316,21 @@ def simulated_dispatching(
                             records=dispatch_records(store),
                             policy=DEFAULT_DISPATCH_POLICY if policy is None else policy)
     return Dispatching(config, pool, payments, rails, router, dispatcher)
+
+
+def payout_intake(payments: PaymentService, records: DispatchRecords, config: FundpoolConfig,
+                  pool: PoolConfig, *, clock: Clock) -> Dispatcher:
+    """The dispatcher a payout file is taken in with in the server (`POST
+    /v1/payments/batches`): the pool's rails, simulated on a random seed (this process never
+    sends on them), and the learning router over them. The approved payouts are then the
+    engine's to send."""
+    from fundpool.payments.dispatch import Dispatcher
+    from fundpool.sim.rails import payout_router, simulated_rails
+
+    seed = secrets.randbits(32)
+    rails = simulated_rails(config, pool, seed=seed, instance=format(clock.now_us(), "x"))
+    return Dispatcher(payments, rails, payout_router(config, rails, seed=seed), clock,
+                      system_ids(), records=records)
 
 
 def dispatching(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig) -> Dispatching:
@@ -538,10 +556,19 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     if settings.engine:
         engines = payment_engines(store, declared, settings)
         services.append(engines)
+    clock = SystemClock()
+    records = payment_records(store)
+    dispatched = dispatch_records(store)
     api = Api(monitor=watched, auth=auth_store(store), settings=settings,
-              idempotency=kept_answers(store), payment_records=payment_records(store),
-              dispatch_records=dispatch_records(store), alert_store=alert_store(store),
-              driver_errors=store_errors(), wake_engine=engines.wake if engines else None)
+              idempotency=kept_answers(store), payment_records=records,
+              dispatch_records=dispatched, alert_store=alert_store(store),
+              driver_errors=store_errors(), wake_engine=engines.wake if engines else None,
+              clock=clock,
+              new_ledger=lambda: ledger(store, clock, process_ids()),
+              new_payments=lambda pool: payment_service(store, declared, pool, clock=clock,
+                                                        ids=process_ids(), records=records),
+              new_intake=lambda payments, pool: payout_intake(payments, dispatched, declared,
+                                                              pool, clock=clock))
     rules = engine = None
     if settings.alerts is not None:
         from fundpool.monitoring.alerting.reload import AlertRules

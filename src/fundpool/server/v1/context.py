@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -28,7 +29,7 @@ from fundpool.monitoring.service import Monitor
 from fundpool.payments.ports import DispatchRecords, PaymentStore
 from fundpool.payments.service import PaymentService
 from fundpool.pool.config import FundpoolConfig, PoolConfig
-from fundpool.runtime import SystemClock, process_ids
+from fundpool.runtime import SystemClock
 from fundpool.server.problems import DriverErrors, store_errors
 from fundpool.server.settings import Settings
 from fundpool.server.v1.handoff import WriterHandOff, place_for
@@ -36,6 +37,9 @@ from fundpool.server.v1.idempotency import KeptAnswers
 from fundpool.server.v1.models import PostingIn
 from fundpool.server.v1.security import Authenticator, RateLimiter
 from fundpool.server.v1.writer import LedgerWriter
+
+if TYPE_CHECKING:
+    from fundpool.payments.dispatch import Dispatcher
 
 
 class UnknownPool(FundpoolError):
@@ -53,6 +57,11 @@ class Api:
     dispatch_records: DispatchRecords  # the dispatcher's routes, batches and outcomes
     alert_store: AlertStore  # the alerts raised, when no alert engine runs in this worker
     driver_errors: DriverErrors  # what the stores raise when their database fails
+    # The services, as the composition root builds them (compose.build_app): a ledger on the
+    # store, a pool's payments, and the dispatcher a payout file is taken in with.
+    new_ledger: Callable[[], Ledger]
+    new_payments: Callable[[PoolConfig], PaymentService]
+    new_intake: Callable[[PaymentService, PoolConfig], Dispatcher]
     # Tells this worker's engine of a pool (if it runs here) that a payment waits for it.
     wake_engine: Callable[[str], None] | None = None
     clock: SystemClock = field(default_factory=SystemClock)
@@ -80,13 +89,12 @@ class Api:
     @cached_property
     def ledger(self) -> Ledger:
         """The reads' ledger (its writes go through `writer`)."""
-        return Ledger(self.monitor.store, self.clock, process_ids())
+        return self.new_ledger()
 
     @cached_property
     def writer(self) -> LedgerWriter:
         """Group commit of the ledger routes' commands, on a ledger of its own."""
-        return LedgerWriter(Ledger(self.monitor.store, self.clock, process_ids()),
-                            driver_errors=self.driver_errors,
+        return LedgerWriter(self.new_ledger(), driver_errors=self.driver_errors,
                             batch_max=max(self.settings.batch_size_max, 1_024)).start()
 
     @cached_property
@@ -154,8 +162,7 @@ class Api:
         with self._lock:
             service = self._payments.get(pool.id)
             if service is None:
-                service = PaymentService(Ledger(self.monitor.store, self.clock, process_ids()),
-                                         self.payment_records, self.config, pool, process_ids())
+                service = self.new_payments(pool)
                 self._payments[pool.id] = service
             return service
 

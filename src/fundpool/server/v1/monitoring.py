@@ -54,7 +54,6 @@ from fundpool.monitoring.records import Cursor
 from fundpool.monitoring.replay import replay_at
 from fundpool.pool.config import PoolConfig
 from fundpool.pool.docs import view_doc
-from fundpool.runtime import system_ids
 from fundpool.server.v1.actors import ActorOut, actor_doc
 from fundpool.server.v1.context import Api, api_of
 from fundpool.server.v1.idempotency import HEADER, idempotent_post
@@ -306,7 +305,7 @@ def _alerts(request: Request) -> tuple[Ledger, AlertStore]:
     kept: tuple[Ledger, AlertStore] | None = getattr(request.app.state, "alert_table", None)
     if kept is None:
         api = api_of(request)
-        kept = (Ledger(api.store, api.clock, system_ids()), api.alert_store)
+        kept = (api.new_ledger(), api.alert_store)
         request.app.state.alert_table = kept
     return kept
 

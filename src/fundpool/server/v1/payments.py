@@ -27,7 +27,6 @@ payout's `destination` (`destination_required`). A payment's detail shows, per e
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated, Any
 
 import orjson
@@ -62,7 +61,6 @@ from fundpool.payments.rules import TEXT_FIELD_LENGTH_MAX
 from fundpool.payments.service import PaymentService
 from fundpool.payments.shares import event_shares
 from fundpool.pool.config import PoolConfig
-from fundpool.runtime import system_ids
 from fundpool.server.problems import PROBLEM_JSON
 from fundpool.server.v1.actors import ActorOut
 from fundpool.server.v1.context import Api, api_of
@@ -78,7 +76,6 @@ from fundpool.server.v1.pagination import (
 )
 from fundpool.server.v1.problems import PROBLEMS, parse_instant
 from fundpool.server.v1.security import SecuredRouter, actor_of, needs
-from fundpool.sim.rails import payout_router, simulated_rails
 
 router = SecuredRouter(prefix="/payments", tags=["payments"])
 
@@ -304,13 +301,10 @@ def _wake(api: Api, pool: str) -> None:
 
 
 def _dispatcher(api: Api, pool: PoolConfig) -> Dispatcher:
-    """Intake as `fundpool payment batch` does it: the pool's rails (simulated; this process
-    never sends on them) and the learning router over them. The approved payouts are then the
-    engine's to send (its rescan finds them; in this worker it is woken)."""
-    seed = secrets.randbits(32)
-    rails = simulated_rails(api.config, pool, seed=seed, instance=format(api.clock.now_us(), "x"))
-    return Dispatcher(api.payments(pool.id), rails, payout_router(api.config, rails, seed=seed),
-                      api.clock, system_ids(), records=api.dispatch_records)
+    """Intake as `fundpool payment batch` does it (compose.payout_intake). The approved
+    payouts are then the engine's to send (its rescan finds them; in this worker it is
+    woken)."""
+    return api.new_intake(api.payments(pool.id), pool)
 
 
 def _keep_manifest(api: Api, pool: str, batch_id: str, payment_ids: list[str]) -> None:

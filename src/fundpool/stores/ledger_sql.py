@@ -54,6 +54,11 @@ STREAM_CHUNK = 2_000
 ENTRY_COLUMNS = "seq, id, kind, at_us, canonical, hash"
 LEG_COLUMNS = "seq, address, asset, posted, pending_out, pending_in"
 BALANCE_COLUMNS = "address, asset, posted, pending_out, pending_in"
+# The balances' upsert after their rows (`VALUES …`, or a query on PostgreSQL): one text.
+BALANCE_UPSERT = (f"INSERT INTO balances ({BALANCE_COLUMNS}) {{source}} "
+                  "ON CONFLICT (address, asset) DO UPDATE SET "
+                  "posted = excluded.posted, pending_out = excluded.pending_out, "
+                  "pending_in = excluded.pending_in")
 # Metadata as text on both (JSONB on PostgreSQL), parsed by the store once per distinct text.
 ACCOUNT_COLUMNS = ("address, asset, allow_negative, min_balance_minor, max_balance_minor, "
                    "CAST(metadata AS TEXT)")

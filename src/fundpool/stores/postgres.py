@@ -20,6 +20,7 @@ from fundpool.sql.database import lock_key as database_lock_key
 from fundpool.sql.url import DEFAULT_SCHEMA, SCHEMA_NAME_PATTERN, DatabaseUrl, redact
 from fundpool.stores.ledger_sql import (
     BALANCE_COLUMNS,
+    BALANCE_UPSERT,
     ENTRY_COLUMNS,
     LEG_COLUMNS,
     SqlLedgerStore,
@@ -51,10 +52,6 @@ LEG_INSERT = (f"INSERT INTO legs ({LEG_COLUMNS}) SELECT * FROM unnest("
               "?::int8[], ?::text[], ?::text[], ?::numeric[], ?::numeric[], ?::numeric[])")
 BALANCE_ARRAYS = "SELECT * FROM unnest(?::text[], ?::text[], ?::numeric[], ?::numeric[], " \
                  "?::numeric[])"
-BALANCE_UPSERT = (f"INSERT INTO balances ({BALANCE_COLUMNS}) {{source}} "
-                  "ON CONFLICT (address, asset) DO UPDATE SET "
-                  "posted = excluded.posted, pending_out = excluded.pending_out, "
-                  "pending_in = excluded.pending_in")
 
 
 def lock_key(schema: str) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 from fundpool.sql.database import Database, Transaction
 from fundpool.sql.url import DatabaseUrl
 from fundpool.stores.ledger_sql import (
-    BALANCE_COLUMNS,
+    BALANCE_UPSERT,
     ENTRY_COLUMNS,
     LEG_COLUMNS,
     SqlLedgerStore,
@@ -48,10 +48,7 @@ class SqliteStore(SqlLedgerStore):
     def upsert_balances(self, tx: Transaction, rows: list[tuple[Any, ...]]) -> None:
         _insert_amounts(
             tx,
-            f"INSERT INTO balances ({BALANCE_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (address, asset) DO UPDATE SET "
-            "posted = excluded.posted, pending_out = excluded.pending_out, "
-            "pending_in = excluded.pending_in",
+            BALANCE_UPSERT.format(source="VALUES (?, ?, ?, ?, ?)"),
             rows,
             2,
         )

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from fundpool.monitoring.alerting.reload import AlertRules
     from fundpool.monitoring.ports import OutboxReader, ProjectionStore
     from fundpool.monitoring.service import Monitor
-    from fundpool.payments.dispatch import Dispatcher, DispatchPolicy
+    from fundpool.payments.dispatch import DispatchPolicy
     from fundpool.payments.engine import PaymentEngine
     from fundpool.payments.ports import DispatchRecordReads, DispatchRecords, PaymentStore
     from fundpool.payments.service import PaymentService
@@ -293,18 +293,21 @@ def simulated_dispatching(
     policy: DispatchPolicy | None = None,
     journal_dir: Path | None = None,
     acknowledged_on_commit: bool = False,
+    payments: PaymentService | None = None,
+    records: DispatchRecords | None = None,
 ) -> Dispatching:
-    """The payments of `pool` on `ledger_service`, and a dispatcher over one simulated rail
-    per channel (seeded by `seed`; `instance` keeps their references apart from an earlier
-    set's on the same store) and the learning router; its records beside the payments (on
-    `policy`, else the dispatcher's default)."""
+    """The payments of `pool` on `ledger_service` (or `payments`, already made), and a
+    dispatcher over one simulated rail per channel (seeded by `seed`; `instance` keeps their
+    references apart from an earlier set's on the same store) and the learning router; its
+    records beside the payments (or `records`), on `policy`, else the dispatcher's default."""
     from fundpool.channels.simulated import Acknowledgement
     from fundpool.payments.dispatch import DEFAULT_DISPATCH_POLICY, Dispatcher
     from fundpool.payments.service import PaymentService
     from fundpool.sim.rails import Dispatching, payout_router, simulated_rails
 
     store = ledger_service.store
-    payments = PaymentService(ledger_service, payment_records(store), config, pool, ids)
+    if payments is None:
+        payments = PaymentService(ledger_service, payment_records(store), config, pool, ids)
     rails = simulated_rails(
         config, pool, seed=seed, instance=instance, journal_dir=journal_dir,
         # The engine tells its rails what it committed (Dispatcher._acknowledge); others take
@@ -313,34 +316,24 @@ def simulated_dispatching(
         else Acknowledgement.NEXT_POLL)
     router = payout_router(config, rails, seed=seed)
     dispatcher = Dispatcher(payments, rails, router, clock, ids,
-                            records=dispatch_records(store),
+                            records=dispatch_records(store) if records is None else records,
                             policy=DEFAULT_DISPATCH_POLICY if policy is None else policy)
     return Dispatching(config, pool, payments, rails, router, dispatcher)
 
 
-def payout_intake(payments: PaymentService, records: DispatchRecords, config: FundpoolConfig,
-                  pool: PoolConfig, *, clock: Clock) -> Dispatcher:
-    """The dispatcher a payout file is taken in with in the server (`POST
-    /v1/payments/batches`): the pool's rails, simulated on a random seed (this process never
-    sends on them), and the learning router over them. The approved payouts are then the
-    engine's to send."""
-    from fundpool.payments.dispatch import Dispatcher
-    from fundpool.sim.rails import payout_router, simulated_rails
-
-    seed = secrets.randbits(32)
-    rails = simulated_rails(config, pool, seed=seed, instance=format(clock.now_us(), "x"))
-    return Dispatcher(payments, rails, payout_router(config, rails, seed=seed), clock,
-                      system_ids(), records=records)
-
-
-def dispatching(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig) -> Dispatching:
-    """`simulated_dispatching` on the wall clock and system ids, its rails on a random seed
-    (`payment batch`, which takes payouts in with it; the pool's engine sends them)."""
-    clock, ids = SystemClock(), system_ids()
+def dispatching(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
+                clock: Clock | None = None, payments: PaymentService | None = None,
+                records: DispatchRecords | None = None) -> Dispatching:
+    """`simulated_dispatching` on the wall clock and system ids, its rails on a random seed:
+    how a payout file is taken in (`payment batch`, and `POST /v1/payments/batches` on the
+    server's own `payments` and `records`). This process never sends on those rails; the
+    pool's engine sends what is approved."""
+    clock, ids = clock or SystemClock(), system_ids()
     seed = secrets.randbits(32)
     instance = format(clock.now_us(), "x")  # this process's rail references are its own
-    return simulated_dispatching(ledger(store, clock, ids), config, pool, clock=clock, ids=ids,
-                                 seed=seed, instance=instance)
+    ledger_service = payments.ledger if payments is not None else ledger(store, clock, ids)
+    return simulated_dispatching(ledger_service, config, pool, clock=clock, ids=ids, seed=seed,
+                                 instance=instance, payments=payments, records=records)
 
 
 # --- the payment engine ----------------------------------------------------------------------
@@ -567,8 +560,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
               new_ledger=lambda: ledger(store, clock, process_ids()),
               new_payments=lambda pool: payment_service(store, declared, pool, clock=clock,
                                                         ids=process_ids(), records=records),
-              new_intake=lambda payments, pool: payout_intake(payments, dispatched, declared,
-                                                              pool, clock=clock))
+              new_intake=lambda payments, pool: dispatching(
+                  store, declared, pool, clock=clock, payments=payments,
+                  records=dispatched).dispatcher)
     rules = engine = None
     if settings.alerts is not None:
         from fundpool.monitoring.alerting.reload import AlertRules

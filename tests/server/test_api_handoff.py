@@ -12,6 +12,7 @@ import asyncio
 import fcntl
 import os
 import struct
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,14 @@ def journal_keys(writer: LedgerWriter) -> list[str | None]:
             for entry in writer.ledger.store.entries() if entry.kind == "transfer"]
 
 
+async def started(place: Path, *writers: LedgerWriter) -> list[WriterHandOff]:
+    """A worker's hand-off for each writer, started in order: the first leads."""
+    handoffs = [WriterHandOff(writer, place) for writer in writers]
+    for handoff in handoffs:
+        await handoff.start()
+    return handoffs
+
+
 @pytest.fixture
 def place(tmp_path: Path) -> Path:
     return tmp_path / "handoff"
@@ -58,10 +67,7 @@ def test_a_worker_hands_its_commands_to_the_writer_worker(tmp_path: Path, place:
     leader_writer, follower_writer = writer_on(tmp_path / "a.db"), writer_on(tmp_path / "b.db")
 
     async def run() -> None:
-        leader = WriterHandOff(leader_writer, place)
-        follower = WriterHandOff(follower_writer, place)
-        await leader.start()
-        await follower.start()
+        leader, follower = await started(place, leader_writer, follower_writer)
         assert leader.leading
         assert not follower.leading
         funded, refused = await asyncio.gather(
@@ -95,26 +101,37 @@ def test_a_worker_hands_its_commands_to_the_writer_worker(tmp_path: Path, place:
     assert journal_keys(follower_writer) == ["k-4", "k-5"]
 
 
-def test_what_the_writer_worker_did_not_answer_is_a_store_error(tmp_path: Path,
-                                                               place: Path) -> None:
+async def _dies(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A writer worker that dies with a request in hand: reads it, closes the connection."""
+    await reader.read(1)
+    writer.close()
+
+
+async def _garbles(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A writer worker whose answer does not read back (another release's classes, say)."""
+    await reader.read(1)
+    writer.write(struct.pack("!I", 5) + b"\x80junk")  # a frame that is no pickle
+    await writer.drain()
+    await asyncio.sleep(WAIT_S)
+
+
+@pytest.mark.parametrize("answer", [_dies, _garbles], ids=["dies", "garbles"])
+def test_what_the_writer_worker_did_not_answer_is_a_store_error_not_a_hang(
+        tmp_path: Path, place: Path,
+        answer: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]) -> None:
     follower_writer = writer_on(tmp_path / "b.db")
 
     async def run() -> None:
-        # A writer worker that dies with a request in hand: holds the election, reads one
-        # frame, and closes the connection.
+        # A writer worker of its own: holds the election and answers as `answer` does.
         place.mkdir(mode=0o700)
         held = os.open(place / "writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-        async def die(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.read(1)
-            writer.close()
-
-        server = await asyncio.start_unix_server(die, place / "writer.sock")
+        server = await asyncio.start_unix_server(answer, place / "writer.sock")
         follower = WriterHandOff(follower_writer, place)
         await follower.start()
         with pytest.raises(StoreError) as lost:
-            await follower.write([pay("world:w", "customer:a", 500, "k-1")])
+            await asyncio.wait_for(
+                follower.write([pay("world:w", "customer:a", 500, "k-1")]), WAIT_S)
         assert lost.value.code == "store_error"
         server.close()
         os.close(held)
@@ -155,10 +172,7 @@ def test_a_stopping_writer_worker_refuses_unread_and_the_worker_writes_itself(
     leader_writer, follower_writer = writer_on(tmp_path / "a.db"), writer_on(tmp_path / "b.db")
 
     async def run() -> None:
-        leader = WriterHandOff(leader_writer, place)
-        follower = WriterHandOff(follower_writer, place)
-        await leader.start()
-        await follower.start()
+        leader, follower = await started(place, leader_writer, follower_writer)
         (handed,) = await follower.write([pay("world:w", "customer:a", 500, "k-1")])
         assert handed.error is None
         # The first thing stop() does: from now on nothing handed in is taken.
@@ -175,38 +189,6 @@ def test_a_stopping_writer_worker_refuses_unread_and_the_worker_writes_itself(
         follower_writer.stop()
     assert journal_keys(leader_writer) == ["k-1"]
     assert journal_keys(follower_writer) == ["k-2"]  # written once, by the worker itself
-
-
-def test_an_answer_that_does_not_read_back_is_a_store_error_not_a_hang(
-        tmp_path: Path, place: Path) -> None:
-    follower_writer = writer_on(tmp_path / "b.db")
-
-    async def run() -> None:
-        place.mkdir(mode=0o700)
-        held = os.open(place / "writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-        async def garble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.read(1)
-            writer.write(struct.pack("!I", 5) + b"\x80junk")  # a frame that is no pickle
-            await writer.drain()
-            await asyncio.sleep(WAIT_S)
-
-        server = await asyncio.start_unix_server(garble, place / "writer.sock")
-        follower = WriterHandOff(follower_writer, place)
-        await follower.start()
-        with pytest.raises(StoreError) as lost:
-            await asyncio.wait_for(
-                follower.write([pay("world:w", "customer:a", 500, "k-1")]), WAIT_S)
-        assert lost.value.code == "store_error"
-        server.close()
-        os.close(held)
-        await follower.stop()
-
-    try:
-        asyncio.run(run())
-    finally:
-        follower_writer.stop()
 
 
 def test_a_worker_that_cannot_listen_gives_the_election_up(tmp_path: Path, place: Path) -> None:

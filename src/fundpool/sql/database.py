@@ -83,7 +83,6 @@ class _SqliteWriters:
         with self._guard:
             return self._gates.setdefault(key, threading.Lock())
 
-
     def forget(self) -> None:
         """New gates for a forked child: a gate some other thread held at the fork would
         otherwise stay shut in the child for ever."""

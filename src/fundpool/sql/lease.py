@@ -29,8 +29,7 @@ class AdvisoryLease:
             connection = self._db.current  # never opened again: the lease died with it
             if connection is None or connection.broken or connection.closed:
                 raise StoreError("the lease's connection is gone", store=self._db.shown)
-            row = connection.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
-        return bool(row and row[0])
+            return SessionLocks(lambda: connection).try_lock(self._key)
 
     def close(self) -> None:
         """Give the lease up (with the connection that holds it)."""

@@ -301,7 +301,7 @@ def _wake(api: Api, pool: str) -> None:
 
 
 def _dispatcher(api: Api, pool: PoolConfig) -> Dispatcher:
-    """Intake as `fundpool payment batch` does it (compose.payout_intake). The approved
+    """Intake as `fundpool payment batch` does it (compose.dispatching). The approved
     payouts are then the engine's to send (its rescan finds them; in this worker it is
     woken)."""
     return api.new_intake(api.payments(pool.id), pool)

@@ -29,7 +29,7 @@ functions that need it: a CLI command that reads a ledger starts without them
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,9 +65,17 @@ if TYPE_CHECKING:
     from fundpool.monitoring.service import Monitor
     from fundpool.payments.dispatch import DispatchPolicy
     from fundpool.payments.engine import PaymentEngine
-    from fundpool.payments.ports import DispatchRecordReads, DispatchRecords, PaymentStore
+    from fundpool.payments.ports import (
+        DispatchRecordReads,
+        DispatchRecords,
+        PaymentStore,
+        Screening,
+    )
     from fundpool.payments.service import PaymentService
     from fundpool.pool.config import FundpoolConfig, PoolConfig
+    from fundpool.risk.engine import RiskEngine
+    from fundpool.risk.ports import RiskStore
+    from fundpool.risk.service import RiskService
     from fundpool.server.engines import Engines
     from fundpool.server.settings import Settings
     from fundpool.server.v1.idempotency import KeptAnswers
@@ -281,6 +289,35 @@ def alert_engine(store: LedgerStore, watched: Monitor, rules: AlertRules) -> Ale
     return AlertEngine(ledger(store), watched, rules, table=alert_store(store))
 
 
+def risk_store(store: LedgerStore) -> RiskStore:
+    from fundpool.stores.risk_sql import SqlRiskStore
+
+    return SqlRiskStore(store)
+
+
+def asset_scales(config: FundpoolConfig) -> dict[str, int]:
+    return {asset.code: asset.scale for asset in config.assets}
+
+
+def risk_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
+                clock: Clock, ids: IdSource) -> RiskEngine:
+    """The risk decision at `pool`'s screening step (the payment engine's, and a payout
+    file's intake)."""
+    from fundpool.risk.engine import RiskEngine
+
+    return RiskEngine(pool.id, risk_store(store), clock, ids, scales=asset_scales(config))
+
+
+def risk_service(store: LedgerStore, config: FundpoolConfig,
+                 payments: Callable[[str], PaymentService], *, clock: Clock) -> RiskService:
+    """Policies, the review queue, sanctions lists and parties, on `store`; `payments(pool)`
+    moves a case's payment."""
+    from fundpool.risk.service import RiskService
+
+    return RiskService(risk_store(store), payments, clock, asset_scales(config),
+                       default_pool=config.pools[0].id)
+
+
 def simulated_dispatching(
     ledger_service: Ledger,
     config: FundpoolConfig,
@@ -295,6 +332,7 @@ def simulated_dispatching(
     acknowledged_on_commit: bool = False,
     payments: PaymentService | None = None,
     records: DispatchRecords | None = None,
+    screening: Screening | None = None,
 ) -> Dispatching:
     """The payments of `pool` on `ledger_service` (or `payments`, already made), and a
     dispatcher over one simulated rail per channel (seeded by `seed`; `instance` keeps their
@@ -317,13 +355,15 @@ def simulated_dispatching(
     router = payout_router(config, rails, seed=seed)
     dispatcher = Dispatcher(payments, rails, router, clock, ids,
                             records=dispatch_records(store) if records is None else records,
-                            policy=DEFAULT_DISPATCH_POLICY if policy is None else policy)
+                            policy=DEFAULT_DISPATCH_POLICY if policy is None else policy,
+                            screening=screening)
     return Dispatching(config, pool, payments, rails, router, dispatcher)
 
 
 def dispatching(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
                 clock: Clock | None = None, payments: PaymentService | None = None,
-                records: DispatchRecords | None = None) -> Dispatching:
+                records: DispatchRecords | None = None,
+                screening: Screening | None = None) -> Dispatching:
     """`simulated_dispatching` on the wall clock and system ids, its rails on a random seed:
     how a payout file is taken in (`payment batch`, and `POST /v1/payments/batches` on the
     server's own `payments` and `records`). This process never sends on those rails; the
@@ -332,8 +372,11 @@ def dispatching(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
     seed = secrets.randbits(32)
     instance = format(clock.now_us(), "x")  # this process's rail references are its own
     ledger_service = payments.ledger if payments is not None else ledger(store, clock, ids)
+    if screening is None:
+        screening = risk_engine(store, config, pool, clock=clock, ids=ids)
     return simulated_dispatching(ledger_service, config, pool, clock=clock, ids=ids, seed=seed,
-                                 instance=instance, payments=payments, records=records)
+                                 instance=instance, payments=payments, records=records,
+                                 screening=screening)
 
 
 # --- the payment engine ----------------------------------------------------------------------
@@ -374,7 +417,8 @@ def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
     parts = simulated_dispatching(
         ledger(store, clock, ids), config, pool, clock=clock, ids=ids, seed=seed,
         instance=f"engine-{pool.id}-{clock.now_us():x}", policy=engine_policy(),
-        journal_dir=rails_dir, acknowledged_on_commit=True)
+        journal_dir=rails_dir, acknowledged_on_commit=True,
+        screening=risk_engine(store, config, pool, clock=clock, ids=ids))
     return PaymentEngine(pool.id, parts.dispatcher, forgetful=forgetful)
 
 
@@ -552,6 +596,16 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     clock = SystemClock()
     records = payment_records(store)
     dispatched = dispatch_records(store)
+    # One risk engine per pool for the payout files this worker takes in (the payment engine
+    # has its own): its features catch up with the other's decisions before each file.
+    screenings: dict[str, RiskEngine] = {}
+
+    def intake_screening(pool: PoolConfig) -> RiskEngine:
+        if pool.id not in screenings:
+            screenings[pool.id] = risk_engine(store, declared, pool, clock=clock,
+                                              ids=process_ids())
+        return screenings[pool.id]
+
     api = Api(monitor=watched, auth=auth_store(store), settings=settings,
               idempotency=kept_answers(store), payment_records=records,
               dispatch_records=dispatched, alert_store=alert_store(store),
@@ -562,7 +616,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                                                         ids=process_ids(), records=records),
               new_intake=lambda payments, pool: dispatching(
                   store, declared, pool, clock=clock, payments=payments,
-                  records=dispatched).dispatcher)
+                  records=dispatched, screening=intake_screening(pool)).dispatcher,
+              new_risk=lambda payments: risk_service(store, declared, payments, clock=clock))
     rules = engine = None
     if settings.alerts is not None:
         from fundpool.monitoring.alerting.reload import AlertRules

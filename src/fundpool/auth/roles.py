@@ -39,6 +39,10 @@ class Permission(StrEnum):
     KEYS_READ = "keys:read"  # API keys and users, never a secret
     KEYS_MANAGE = "keys:manage"  # create, rotate, revoke API keys
     USERS_MANAGE = "users:manage"  # create users, change roles, disable
+    RISK_READ = "risk:read"  # policies, decisions' detail, the review queue, lists, parties
+    # Write and activate policies (maker-checker: never one's own), load sanctions lists,
+    # clear false positives, keep the party registry.
+    RISK_POLICY = "risk:policy"
 
 
 class Role(StrEnum):
@@ -57,9 +61,9 @@ _READ = frozenset({P.LEDGER_READ, P.POOL_READ, P.PAYMENTS_READ, P.CHANNELS_READ,
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.VIEWER: _READ,
     Role.CASHIER: _READ | {P.LEDGER_WRITE, P.PAYMENTS_CREATE, P.PAYMENTS_CANCEL},
-    Role.APPROVER: _READ | {P.PAYMENTS_APPROVE},
-    Role.RISK: _READ | {P.PAYMENTS_REVIEW, P.ALERTS_ACKNOWLEDGE},
-    Role.AUDITOR: _READ | {P.LEDGER_VERIFY, P.KEYS_READ},
+    Role.APPROVER: _READ | {P.PAYMENTS_APPROVE, P.RISK_READ},
+    Role.RISK: _READ | {P.PAYMENTS_REVIEW, P.ALERTS_ACKNOWLEDGE, P.RISK_READ, P.RISK_POLICY},
+    Role.AUDITOR: _READ | {P.LEDGER_VERIFY, P.KEYS_READ, P.RISK_READ},
     Role.ADMIN: frozenset(Permission),
 }
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from fundpool.ledger.ports import WriteSession
-from fundpool.payments.model import Payment, PaymentEvent, PaymentKind, PaymentState
+from fundpool.payments.model import Action, Payment, PaymentEvent, PaymentKind, PaymentState
 from fundpool.payments.records import BatchRecord, OutcomeRecord, RouteRecord
 
 LIST_LIMIT_MAX = 1_000
@@ -158,3 +158,24 @@ class DispatchRecords(Protocol):
     def writes(self, session: WriteSession) -> DispatchRecordWrites:
         """The dispatcher's tables in the transaction `session` belongs to."""
         ...
+
+
+# --- the screening step (the risk decision, fundpool.risk) -----------------------------------
+
+
+class Screening(Protocol):
+    """The risk decision at a payment's screening step. The engine asks it for every new
+    payment, in the transaction that takes the payment in, before any funds are locked:
+    `prepare` (the transaction's view of the active policy and lists), `screen` each payment,
+    `record` the decisions (and the cases they open) in the same transaction; `discard` when
+    that transaction did not commit. `fundpool.risk.engine.RiskEngine` implements it."""
+
+    def prepare(self, session: WriteSession) -> None: ...
+
+    def screen(self, payment: Payment, at_us: int) -> tuple[Action, str | None]:
+        """SCREEN (allow), HOLD (review or hold) or REJECT (block), with the reason."""
+        ...
+
+    def record(self, session: WriteSession) -> None: ...
+
+    def discard(self) -> None: ...

@@ -94,6 +94,19 @@ STATUS_BY_CODE: dict[str, int] = {
     "alert_not_firing": 409,
     "unknown_metric": 404,
     "replay_busy": 429,
+    # risk control
+    "invalid_policy": 400,
+    "unknown_policy": 404,
+    "policy_not_draft": 409,
+    "self_activation": 403,  # maker-checker: the author of a policy never activates it
+    "nothing_to_roll_back": 409,
+    "unknown_case": 404,
+    "case_closed": 409,
+    "case_changed": 409,
+    "claimed_by_other": 409,
+    "self_review": 403,  # the initiator of a payment never decides its risk case
+    "invalid_risk_input": 400,
+    "invalid_sanctions_file": 400,
 }
 # Codes of the errors the HTTP layer itself raises (no domain error behind them).
 HTTP_CODES: dict[int, str] = {

@@ -134,8 +134,9 @@ AUTH = Component("auth", marker="api_keys")
 API = Component("api", marker="api_idempotency")
 PROJECTIONS = Component("projections", marker="projection_cursors")
 ALERTS = Component("alerts", marker="alerts")
+RISK = Component("risk", marker="risk_policies")
 # In the order `fundpool db upgrade` applies them to a ledger's database.
-COMPONENTS: tuple[Component, ...] = (LEDGER, AUTH, API, PROJECTIONS, ALERTS)
+COMPONENTS: tuple[Component, ...] = (LEDGER, AUTH, API, PROJECTIONS, ALERTS, RISK)
 
 
 @dataclass(frozen=True, slots=True)

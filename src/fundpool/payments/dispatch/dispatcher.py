@@ -15,6 +15,7 @@ stuck payments show after a restart too.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import structlog
 
@@ -44,7 +45,7 @@ from fundpool.payments.model import (
     PaymentState,
     Step,
 )
-from fundpool.payments.ports import DispatchRecordReads, DispatchRecords
+from fundpool.payments.ports import DispatchRecordReads, DispatchRecords, Screening
 from fundpool.payments.records import RouteRecord
 from fundpool.payments.service import PaymentService
 from fundpool.routing.router import RoutingStrategy
@@ -72,8 +73,10 @@ class Dispatcher:
         *,
         records: DispatchRecords,
         policy: DispatchPolicy = DEFAULT_DISPATCH_POLICY,
+        screening: Screening | None = None,
     ) -> None:
         self._service = service
+        self._screening = screening  # the risk decision at screening (None: every one allowed)
         self._records = records
         self._clock = clock
         self._policy = policy
@@ -121,12 +124,12 @@ class Dispatcher:
         transaction. With `atomic`, any request refused, or any payment that cannot be routed
         or approved, refuses them all (`IntakeRefused`, naming the first) and nothing is
         created. `actor` creates them; the steps that follow are the engine's."""
-        with self._service.session(actor=actor) as session:
+        with self._screened(), self._service.session(actor=actor) as session:
             at_us = session.at_us
             liquidity = Liquidity(session.transaction, self._pool, self._capabilities)
             intakes, planned = take_in(
                 session, self._records.writes(session.write_session), self._routes, liquidity,
-                requests, atomic=atomic,
+                requests, atomic=atomic, screening=self._screening,
             )
         # Once committed, and only what this call created: a replayed request (the same key)
         # is already with its rail or in a queue, and announcing a deposit twice would have
@@ -137,6 +140,17 @@ class Dispatcher:
                 self._follow(intake.outcome, intake.route, at_us)
         self._announcements.send()
         return intakes
+
+    @contextmanager
+    def _screened(self) -> Iterator[None]:
+        """Around a transaction that screens: what the risk engine decided in it is dropped
+        when it does not commit."""
+        try:
+            yield
+        except BaseException:
+            if self._screening is not None:
+                self._screening.discard()
+            raise
 
     def _follow(self, payment: Payment, route: RouteRecord | None, at_us: int) -> None:
         """After a commit: queue what is approved, remember deposits to announce."""
@@ -156,7 +170,7 @@ class Dispatcher:
         waiting = self._waiting(limit)
         if not waiting:
             return []
-        with self._service.session(actor=ENGINE) as session:
+        with self._screened(), self._service.session(actor=ENGINE) as session:
             at_us = session.at_us
             # As they stand under the writer's lock: a person or another process may have
             # moved one since it was listed (held it, cancelled it); that one is left alone.
@@ -165,7 +179,7 @@ class Dispatcher:
                      if p.id in current and current[p.id].version == p.version]
             liquidity = Liquidity(session.transaction, self._pool, self._capabilities)
             intakes = take_up(session, self._records.writes(session.write_session),
-                              self._routes, liquidity, still)
+                              self._routes, liquidity, still, self._screening)
         for intake in intakes:
             if isinstance(intake.outcome, Payment):
                 self._follow(intake.outcome, intake.route, at_us)

@@ -22,7 +22,7 @@ from fundpool.payments.dispatch.routes import (
     steps_after_route,
 )
 from fundpool.payments.model import Action, Outcome, Payment, PaymentRequest, PaymentState, Step
-from fundpool.payments.ports import DispatchRecordWrites
+from fundpool.payments.ports import DispatchRecordWrites, Screening
 from fundpool.payments.records import RouteRecord
 from fundpool.payments.session import CALL_ITEMS_MAX, PaymentSession
 
@@ -53,6 +53,7 @@ class Intake:
 
 FEE_EXCEEDS_AMOUNT = "fee_exceeds_amount"  # routing: the rail's fee exceeds the amount
 APPROVAL_REFUSED = "approval_refused"  # the ledger refused to lock its funds, twice
+RISK_BLOCKED = "risk_blocked"  # the risk policy blocked it (its decision says why)
 
 
 class IntakeRefused(FundpoolError):
@@ -67,10 +68,12 @@ class Planner:
     for rejections are kept for the caller."""
 
     def __init__(self, chooser: RouteChooser, liquidity: Liquidity, at_us: int,
-                 earlier: Mapping[str, Sequence[RouteRecord]] | None = None) -> None:
+                 earlier: Mapping[str, Sequence[RouteRecord]] | None = None,
+                 screening: Screening | None = None) -> None:
         self._chooser = chooser
         self._liquidity = liquidity
         self._at_us = at_us
+        self._screening = screening
         self._earlier = earlier or {}  # routes of earlier attempts, by payment
         self.routes: dict[str, RouteRecord] = {}
         self.rejected: dict[str, str] = {}
@@ -79,8 +82,16 @@ class Planner:
     def steps(self, payment: Payment) -> list[Step]:
         """The engine's steps for `payment` (whoever created it)."""
         self.planned.add(payment.id)
-        steps = [Step(payment.id, Action.SCREEN, actor=ENGINE)] \
-            if payment.state is PaymentState.INITIATED else []
+        steps: list[Step] = []
+        if payment.state is PaymentState.INITIATED:
+            action, reason = (Action.SCREEN, None) if self._screening is None \
+                else self._screening.screen(payment, self._at_us)
+            steps.append(Step(payment.id, action, reason=reason, actor=ENGINE))
+            if action is Action.REJECT:
+                self.rejected[payment.id] = RISK_BLOCKED
+                return steps
+            if action is not Action.SCREEN:
+                return steps  # held: a risk officer decides (a released one comes back)
         if payment.kind.inbound:
             problem, _ = self._chooser.named_rail_problem(payment, self._at_us, self._liquidity)
             if problem is not None:
@@ -125,12 +136,15 @@ def take_in(
     requests: Sequence[tuple[PaymentRequest, str | None]],
     *,
     atomic: bool,
+    screening: Screening | None = None,
 ) -> tuple[list[Intake], set[str]]:
     """Create, screen, route and approve, in `session`; store the routes on `writes`. Returns
     what became of each request, and the ids of the payments this call created (a replayed
     key's payment is already with its rail or in a queue). With `atomic`, any item refused
     raises `IntakeRefused`, naming the first, which rolls the session back."""
-    planner = Planner(chooser, liquidity, session.at_us)
+    if screening is not None:
+        screening.prepare(session.write_session)
+    planner = Planner(chooser, liquidity, session.at_us, screening=screening)
     # Called once per payment this call creates (a key repeated in the call is a replay, and
     # is not planned again: PaymentSession.create_and_act).
     results: list[tuple[Outcome, list[Outcome]]] = []
@@ -150,6 +164,8 @@ def take_in(
             if problem is not None:
                 raise IntakeRefused(item=index, reason=problem)  # rolls back
     writes.add_routes(list(planner.routes.values()))
+    if screening is not None:
+        screening.record(session.write_session)
     return intakes, planner.planned
 
 
@@ -159,12 +175,15 @@ def take_up(
     chooser: RouteChooser,
     liquidity: Liquidity,
     payments: Sequence[Payment],
+    screening: Screening | None = None,
 ) -> list[Intake]:
     """Take payments created earlier (through the API, the console, the CLI, a CSV file) or
     released from a hold as far as intake takes a new one, in `session`: the engine's way in.
     A routed payment whose approval the ledger refuses again is rejected with the reason."""
     earlier = writes.routes([p.id for p in payments if p.state is PaymentState.SCREENED])
-    planner = Planner(chooser, liquidity, session.at_us, earlier)
+    if screening is not None:
+        screening.prepare(session.write_session)
+    planner = Planner(chooser, liquidity, session.at_us, earlier, screening)
     plans = [(payment, planner.steps(payment)) for payment in payments]
     # Round by round (every payment's first step, then every second...): each round is one
     # wave of the session, one ledger call, instead of a wave per payment.
@@ -189,5 +208,7 @@ def take_up(
                 planner.rejected[pid] = APPROVAL_REFUSED
     final = session.payments(p.id for p in payments)
     writes.add_routes(list(planner.routes.values()))
+    if screening is not None:
+        screening.record(session.write_session)
     return [planner.intake(final.get(p.id, p), found)
             for p, found in zip(payments, outcomes, strict=True)]

@@ -21,13 +21,22 @@ UPLOAD_PATHS = ("/v1/payments/batches",)
 
 
 def install_v1(app: FundpoolApp, api: Api) -> None:
-    from fundpool.server.v1 import auth, channels, ledger, monitoring, payments, pool, stream
+    from fundpool.server.v1 import (
+        auth,
+        channels,
+        ledger,
+        monitoring,
+        payments,
+        pool,
+        risk,
+        stream,
+    )
     from fundpool.server.v1.front import Front
     from fundpool.server.v1.http import RequestContext
     from fundpool.server.v1.security import Gate
 
     app.state.api = api
-    for module in (ledger, pool, payments, channels, monitoring, stream, auth):
+    for module in (ledger, pool, payments, channels, monitoring, risk, stream, auth):
         app.include_router(module.router, prefix="/v1")
     app.add_middleware(Gate, authenticator=api.authenticator, limiter=api.limiter, api=api)
     app.add_middleware(RequestContext, body_max_bytes=api.settings.body_max_bytes,

@@ -40,6 +40,7 @@ from fundpool.server.v1.writer import LedgerWriter
 
 if TYPE_CHECKING:
     from fundpool.payments.dispatch import Dispatcher
+    from fundpool.risk.service import RiskService
 
 
 class UnknownPool(FundpoolError):
@@ -62,6 +63,9 @@ class Api:
     new_ledger: Callable[[], Ledger]
     new_payments: Callable[[PoolConfig], PaymentService]
     new_intake: Callable[[PaymentService, PoolConfig], Dispatcher]
+    # Risk control (policies, the review queue, lists, parties) on the store, its case
+    # decisions moving payments through `payments(pool)`.
+    new_risk: Callable[[Callable[[str], PaymentService]], RiskService]
     # Tells this worker's engine of a pool (if it runs here) that a payment waits for it.
     wake_engine: Callable[[str], None] | None = None
     clock: SystemClock = field(default_factory=SystemClock)
@@ -165,6 +169,10 @@ class Api:
                 service = self.new_payments(pool)
                 self._payments[pool.id] = service
             return service
+
+    @cached_property
+    def risk(self) -> RiskService:
+        return self.new_risk(self.payments)
 
     def close(self) -> None:
         if "writer" in self.__dict__:

@@ -1,0 +1,302 @@
+"""The risk decision in the payment path: the engine's screening step.
+
+`RiskEngine` implements the payment engine's `Screening` port. In the transaction that takes a
+new payment in, before any funds are locked, it applies the active policy to the payment and
+turns the outcome into the payment's step:
+
+- allow: `screen` (it goes on to routing);
+- review: `hold`, and a case in the review queue (SLA: the policy's `review` time);
+- hold: `hold`, and an urgent case (SLA: the policy's `hold` time);
+- block: `reject`, with the groups that fired as the reason.
+
+A deposit is money already on its way: review and hold on a deposit open a case and let it go
+on; block rejects it before its rail is told to expect it (docs/risk.md).
+
+The decision, the case and the step commit together (`record` in the same transaction), or are
+dropped (`discard`). The engine keeps what the rules read in memory (`features.Features`) and
+rebuilds it from the store's payments of the look-back at start, after a discarded
+transaction, and when a new policy asks for other windows. The policy, the sanctions lists,
+the cleared false positives and the party registry are reloaded when their revision in the
+store moves, read in the deciding transaction: an activation or rollback applies to the next
+payment decided after it commits, in every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from fundpool.core.actor import ENGINE
+from fundpool.core.clock import Clock, IdSource
+from fundpool.ledger.ports import WriteSession
+from fundpool.payments.model import Action, Payment
+from fundpool.risk.features import Features, Seen
+from fundpool.risk.policy import Outcome, Policy, duration_us, parse_policy
+from fundpool.risk.ports import RiskStore, RiskWrites
+from fundpool.risk.records import CaseNote, CaseRecord, CaseState, DecisionRecord, PastPayment
+from fundpool.risk.rules import Hit, Party, Subject, Verdict, decide
+from fundpool.risk.sanctions import load_content
+from fundpool.risk.screening import Screener
+
+log = structlog.get_logger(__name__)
+
+LOOKBACK_US = 30 * 86_400_000_000  # the payments the features are rebuilt from
+SLA_US = {"review": 4 * 3_600_000_000, "hold": 3_600_000_000}
+SCREEN_LIMIT = 5  # hits kept per name
+CATCH_UP_PAGE = 2_000
+
+
+@dataclass(slots=True)
+class Loaded:
+    """The active policy as the engine holds it."""
+
+    version: int
+    policy: Policy
+
+
+def subject_of(payment: Payment) -> Subject:
+    """The payment as the rules see it, at its creation time (not the decision's): a
+    backtest replays payments by when they were created, and sees the windows as the engine
+    did."""
+    initiator = payment.initiated_by
+    return Subject(payment.id, payment.kind.value, payment.asset, payment.amount_minor,
+                   payment.created_at_us,
+                   payment.channel, payment.counterparty, payment.destination,
+                   payment.reference, None if initiator is None else initiator.who,
+                   (payment.metadata.get("country") or None))
+
+
+def seen_of(subject: Subject) -> Seen:
+    return Seen(subject.at_us, subject.kind, subject.asset, subject.amount, subject.payee,
+                subject.initiator, subject.destination, subject.reference)
+
+
+class RiskState:
+    """Policy, lists, cleared hits and parties, as loaded from the store at their revisions:
+    what `decide` needs besides the features. Shared by the engine and the backtest."""
+
+    def __init__(self, store: RiskStore, scales: Mapping[str, int]) -> None:
+        self.store = store
+        self.scales = dict(scales)
+        self.loaded: Loaded | None = None
+        self.screener: Screener | None = None
+        self.cleared: set[tuple[str, str]] = set()
+        self.parties: dict[str, Party] = {}
+        self.revisions: dict[str, int] = {}
+
+    def refresh(self, revisions: Mapping[str, int], active: Callable[[], Any]) -> bool:
+        """Reload what moved; True when the policy changed."""
+        changed = False
+        if revisions.get("policy") != self.revisions.get("policy"):
+            stored = active()
+            self.loaded = None if stored is None else \
+                Loaded(stored.version, parse_policy(stored.text, self.scales))
+            changed = True
+        if revisions.get("cleared") != self.revisions.get("cleared"):
+            self.cleared = {(c.query, c.entry_id) for c in self.store.cleared()}
+            self.screener = None  # rebuilt with them below
+        if revisions.get("lists") != self.revisions.get("lists") or self.screener is None:
+            self.screener = self.build_screener()
+        if revisions.get("parties") != self.revisions.get("parties"):
+            self.parties = {p.name: Party(p.kyc, p.country) for p in self.store.parties()}
+        self.revisions = dict(revisions)
+        return changed
+
+    def build_screener(self) -> Screener:
+        started = time.perf_counter()
+        entries = []
+        for record in self.store.lists():
+            content = self.store.list_content(record.name)
+            if content is not None:
+                entries += list(load_content(record.name, content, record.format).entries)
+        screener = Screener(entries, allowed=self.cleared)
+        if entries:
+            log.info("risk.screener_built", entries=len(entries),
+                     seconds=round(time.perf_counter() - started, 3))
+        return screener
+
+    def hits(self, policy: Policy, name: str | None) -> Sequence[Hit]:
+        if not name or self.screener is None or not policy.screens:
+            return ()
+        threshold = min(c.sanctions.threshold for g in policy.document.groups
+                        for c in g.when if c.sanctions is not None)
+        hits: Sequence[Hit] = self.screener.screen(name, threshold=threshold,
+                                                   limit=SCREEN_LIMIT)
+        return hits
+
+    def party(self, name: str | None) -> Party:
+        return self.parties.get(name, Party()) if name else Party()
+
+    def verdict(self, subject: Subject, features: Features) -> Verdict:
+        """The active policy's verdict (allow, when none is active)."""
+        if self.loaded is None:
+            return Verdict(Outcome.ALLOW, 0)
+        policy = self.loaded.policy
+        return decide(policy, subject, features, self.party(subject.payee),
+                      self.hits(policy, subject.payee))
+
+
+def decision_detail(subject: Subject, verdict: Verdict) -> dict[str, Any]:
+    return {"fired": [f.to_dict() for f in verdict.fired], "hits": list(verdict.hits),
+            "subject": {"kind": subject.kind, "asset": subject.asset,
+                        "amount_minor": str(subject.amount), "payee": subject.payee,
+                        "destination": subject.destination, "initiator": subject.initiator,
+                        "reference": subject.reference, "channel": subject.channel,
+                        "country": subject.country}}
+
+
+class RiskEngine:
+    """The screening step of one pool's payment engine (payments.ports.Screening).
+
+    The features replay decisions, in decision order: the engine's own as it makes them, and
+    those other processes made (a payout file taken in by another worker), read back from the
+    store in `prepare`, under the writer's lock, after the last one it has seen. A payment is
+    decided once (when it leaves `initiated`), so each is counted once."""
+
+    def __init__(self, pool: str, store: RiskStore, clock: Clock, ids: IdSource, *,
+                 scales: Mapping[str, int], lookback_us: int = LOOKBACK_US) -> None:
+        self.pool = pool
+        self._store = store
+        self._clock = clock
+        self._ids = ids
+        self._lookback_us = lookback_us
+        self.state = RiskState(store, scales)
+        self.features = Features()
+        self._stale = True
+        self._cursor: tuple[int, str] = (0, "")  # the last decision the features hold
+        self._local: set[str] = set()  # decided here, committed, not yet passed by the cursor
+        # What the current transaction decided, per thread: one engine may serve payout files
+        # taken in on several request threads, whose transactions the writer's lock
+        # serialises (features are only touched inside them).
+        self._pending = threading.local()
+
+    @property
+    def _decisions(self) -> list[DecisionRecord]:
+        found: list[DecisionRecord] | None = getattr(self._pending, "decisions", None)
+        if found is None:
+            found = self._pending.decisions = []
+        return found
+
+    @property
+    def _cases(self) -> list[CaseRecord]:
+        found: list[CaseRecord] | None = getattr(self._pending, "cases", None)
+        if found is None:
+            found = self._pending.cases = []
+        return found
+
+    @property
+    def _notes(self) -> list[CaseNote]:
+        found: list[CaseNote] | None = getattr(self._pending, "notes", None)
+        if found is None:
+            found = self._pending.notes = []
+        return found
+
+    def _clear(self) -> None:
+        self._pending.decisions, self._pending.cases, self._pending.notes = [], [], []
+
+    # --- the port ---
+
+    def prepare(self, session: WriteSession) -> None:
+        writes = self._store.writes(session)
+        if self.state.refresh(writes.revisions(), writes.active_policy) and \
+                self._spans() != self.features.spans:
+            self._stale = True
+        if self._stale:
+            self.rebuild()
+        self._catch_up(writes)
+
+    def screen(self, payment: Payment, at_us: int) -> tuple[Action, str | None]:
+        subject = subject_of(payment)
+        verdict = self.state.verdict(subject, self.features)
+        self.features.observe(seen_of(subject), blocked=verdict.outcome is Outcome.BLOCK)
+        loaded = self.state.loaded
+        self._decisions.append(DecisionRecord(
+            payment.id, self.pool, None if loaded is None else loaded.version,
+            verdict.outcome.value, verdict.score, decision_detail(subject, verdict), at_us))
+        outcome = verdict.outcome
+        if outcome in (Outcome.REVIEW, Outcome.HOLD):
+            self._open_case(payment, outcome, verdict, at_us)
+        if outcome is Outcome.BLOCK:
+            return Action.REJECT, verdict.reason
+        if outcome is Outcome.ALLOW or payment.kind.inbound:
+            return Action.SCREEN, None if outcome is Outcome.ALLOW else verdict.reason
+        return Action.HOLD, verdict.reason
+
+    def record(self, session: WriteSession) -> None:
+        if not self._decisions:
+            return
+        writes = self._store.writes(session)
+        writes.add_decisions(self._decisions)
+        if self._cases:
+            writes.add_cases(self._cases, self._notes)
+        self._local.update(d.payment_id for d in self._decisions)
+        self._clear()
+
+    def discard(self) -> None:
+        self._clear()
+        self._stale = True  # it observed payments that did not commit
+
+    # --- the rest ---
+
+    def _open_case(self, payment: Payment, outcome: Outcome, verdict: Verdict,
+                   at_us: int) -> None:
+        loaded = self.state.loaded
+        sla = SLA_US[outcome.value]
+        if loaded is not None:
+            given = next((v for k, v in loaded.policy.document.sla.items()
+                          if k == outcome.value), None)
+            if given:
+                sla = duration_us(given)
+        case = CaseRecord(self._ids.new_id(at_us), self.pool, payment.id, outcome.value,
+                          CaseState.OPEN, verdict.reason, at_us, at_us + sla)
+        self._cases.append(case)
+        self._notes.append(CaseNote(case.id, 1, at_us, ENGINE, "opened", verdict.reason))
+
+    def _spans(self) -> frozenset[int]:
+        loaded = self.state.loaded
+        return frozenset() if loaded is None else loaded.policy.windows
+
+    def _observe(self, features: Features, past: PastPayment) -> None:
+        features.observe(Seen(past.at_us, past.kind, past.asset, past.amount, past.payee,
+                              past.initiator, past.destination, past.reference),
+                         blocked=past.outcome == Outcome.BLOCK.value)
+        self._cursor = max(self._cursor, (past.decided_at_us, past.id))
+
+    def _catch_up(self, writes: RiskWrites) -> None:
+        """What other processes decided since the last decision seen (ours are skipped)."""
+        while True:
+            page = writes.decided_after(self.pool, self._cursor, CATCH_UP_PAGE)
+            for past in page:
+                if past.id in self._local:
+                    self._local.discard(past.id)
+                    self._cursor = max(self._cursor, (past.decided_at_us, past.id))
+                    continue
+                self._observe(self.features, past)
+            if len(page) < CATCH_UP_PAGE:
+                return
+
+    def rebuild(self) -> None:
+        """The features from the store's decisions of the look-back."""
+        started = time.perf_counter()
+        features = Features(self._spans())
+        self._cursor = (0, "")
+        self._local.clear()
+        count = 0
+        for past in self._store.decided_since(self.pool,
+                                              self._clock.now_us() - self._lookback_us):
+            self._observe(features, past)
+            count += 1
+        self.features = features
+        self._stale = False
+        log.info("risk.features_rebuilt", pool=self.pool, decisions=count,
+                 seconds=round(time.perf_counter() - started, 3))
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,472 @@
+"""Risk control as its users work it: policies (draft, validate, diff, backtest, activate, roll
+back), the review queue (claim, comment, release, reject, escalate), sanctions lists (load,
+screen, clear a false positive) and the party registry (KYC/KYB state, country).
+
+Every change is one ledger transaction with its actor, and bumps the revision the payment
+engine reads before each decision (`risk.engine`), so it applies to the next payment decided
+after it commits. A case's decision moves its payment through the payment service in the same
+transaction (release: back to `screened`, and the engine routes it; reject: `rejected`), so a
+held payment moves money only after a risk officer released it.
+
+Separation of duties: nobody activates a policy version they wrote (maker-checker), and
+nobody decides the case of a payment they initiated.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fundpool.core.actor import Actor
+from fundpool.core.clock import Clock
+from fundpool.core.errors import FundpoolError
+from fundpool.payments.model import Action, IllegalTransition, PaymentState, Step
+from fundpool.payments.service import PaymentService
+from fundpool.risk.engine import Loaded, RiskState, digest
+from fundpool.risk.features import Features, Seen
+from fundpool.risk.policy import Outcome, parse_policy, policy_diff, summary
+from fundpool.risk.ports import RiskStore, RiskWrites
+from fundpool.risk.records import (
+    CaseNote,
+    CaseRecord,
+    CaseState,
+    Cleared,
+    ListRecord,
+    PartyRecord,
+    PolicyState,
+    PolicyVersion,
+)
+from fundpool.risk.rules import Subject
+from fundpool.risk.sanctions import load_content
+from fundpool.risk.screening import normalised
+
+NOTE_MAX = 2_000
+KYC_STATES = ("none", "pending", "rejected", "expired", "verified")
+BACKTEST_DAYS_MAX = 90
+DAY_US = 86_400_000_000
+
+
+class UnknownPolicy(FundpoolError):
+    code = "unknown_policy"
+    title = "no such policy version"
+
+
+class PolicyNotDraft(FundpoolError):
+    code = "policy_not_draft"
+    title = "only a draft is activated; an earlier version comes back by a rollback"
+
+
+class SelfActivation(FundpoolError):
+    code = "self_activation"
+    title = "the author of a policy version may not activate it (maker-checker)"
+
+
+class NothingToRollBack(FundpoolError):
+    code = "nothing_to_roll_back"
+    title = "there is no earlier active policy version to roll back to"
+
+
+class UnknownCase(FundpoolError):
+    code = "unknown_case"
+    title = "no such case"
+
+
+class CaseClosed(FundpoolError):
+    code = "case_closed"
+    title = "the case is already decided"
+
+
+class CaseChanged(FundpoolError):
+    code = "case_changed"
+    title = "someone else changed the case at the same time; reload it and try again"
+
+
+class SelfReview(FundpoolError):
+    code = "self_review"
+    title = "the initiator of a payment may not decide its risk case"
+
+
+class InvalidRiskInput(FundpoolError):
+    code = "invalid_risk_input"
+    title = "the request is not valid"
+
+
+class ClaimedByOther(FundpoolError):
+    code = "claimed_by_other"
+    title = "another risk officer has claimed this case"
+
+
+@dataclass(frozen=True, slots=True)
+class Backtest:
+    """A draft against the active policy over the same payments, replayed in order."""
+
+    days: int
+    payments: int
+    active_version: int | None
+    outcomes_active: Mapping[str, int]
+    outcomes_draft: Mapping[str, int]
+    changed: list[dict[str, Any]]
+    confusion: Mapping[str, Mapping[str, int]]  # policy -> {tp, fp, fn, tn}
+    labelled: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"days": self.days, "payments": self.payments,
+                "active_version": self.active_version,
+                "outcomes": {"active": dict(self.outcomes_active),
+                             "draft": dict(self.outcomes_draft)},
+                "changed_count": len(self.changed), "changed": self.changed[:200],
+                "confusion": {k: dict(v) for k, v in self.confusion.items()},
+                "labelled": self.labelled}
+
+
+def _note(text: str | None, *, required: bool) -> str | None:
+    if text is None or not text.strip():
+        if required:
+            raise InvalidRiskInput("a note saying why is required", field="note")
+        return None
+    text = text.strip()
+    if len(text) > NOTE_MAX:
+        raise InvalidRiskInput(f"a note is at most {NOTE_MAX} characters", field="note")
+    return text
+
+
+class RiskService:
+    """Risk control for one database of pools. `payments(pool)` is that pool's payment
+    service (a case's decision moves its payment)."""
+
+    def __init__(self, store: RiskStore, payments: Callable[[str], PaymentService],
+                 clock: Clock, scales: Mapping[str, int], *, default_pool: str) -> None:
+        self.store = store
+        self._payments = payments
+        self._clock = clock
+        self._scales = dict(scales)
+        self._pool = default_pool
+
+    @contextmanager
+    def _writing(self, actor: Actor, pool: str | None = None
+                 ) -> Iterator[tuple[RiskWrites, Any]]:
+        self.store.ensure()
+        with self._payments(pool or self._pool).session(actor) as session:
+            yield self.store.writes(session.write_session), session
+
+    # --- policies ---
+
+    def validate(self, text: str) -> dict[str, Any]:
+        """The checked policy's summary and its diff against the active one; raises
+        `InvalidPolicy` with the line at fault."""
+        policy = parse_policy(text, self._scales)
+        active = self.store.active_policy()
+        return {"valid": True, "summary": summary(policy),
+                "diff": policy_diff(None if active is None else active.text, text),
+                "active_version": None if active is None else active.version}
+
+    def draft(self, text: str, actor: Actor, note: str | None = None) -> PolicyVersion:
+        """Save a checked policy as the next version, a draft (nothing changes yet)."""
+        parse_policy(text, self._scales)
+        note = _note(note, required=False)
+        with self._writing(actor) as (writes, session):
+            version = PolicyVersion(writes.next_policy_version(), text, digest(text),
+                                    PolicyState.DRAFT, session.at_us, actor, note)
+            writes.add_policy(version)
+        return version
+
+    def activate(self, version: int, actor: Actor) -> PolicyVersion:
+        """Make a draft the active policy; the one active before is retired."""
+        with self._writing(actor) as (writes, session):
+            found = writes.policy(version)
+            if found is None:
+                raise UnknownPolicy(version=version)
+            if found.state is not PolicyState.DRAFT:
+                raise PolicyNotDraft(version=version, state=found.state.value)
+            if found.created_by.who == actor.who and "admin" not in actor.roles:
+                raise SelfActivation(version=version, author=found.created_by.name)
+            parse_policy(found.text, self._scales)  # the pool's assets may have changed
+            self._switch(writes, found, session.at_us, actor)
+        return self._policy(version)
+
+    def rollback(self, actor: Actor) -> PolicyVersion:
+        """Activate again the version that was active before the current one."""
+        with self._writing(actor) as (writes, session):
+            active = writes.active_policy()
+            earlier = [p for p in self.store.policies() if p.state is PolicyState.RETIRED
+                       and (active is None or p.version != active.version)
+                       and p.activated_at_us is not None]
+            if active is not None:
+                earlier = [p for p in earlier
+                           if (p.activated_at_us or 0) <= (active.activated_at_us or 0)]
+            if not earlier:
+                raise NothingToRollBack()
+            target = max(earlier, key=lambda p: (p.activated_at_us or 0, p.version))
+            parse_policy(target.text, self._scales)
+            if active is not None:
+                # The rolled-back version goes back to draft: it may be fixed and activated.
+                writes.set_policy_state(active.version, PolicyState.DRAFT.value, None, None)
+            writes.set_policy_state(target.version, PolicyState.ACTIVE.value, session.at_us,
+                                    actor)
+            writes.bump("policy")
+        return self._policy(target.version)
+
+    def _switch(self, writes: RiskWrites, found: PolicyVersion, at_us: int,
+                actor: Actor) -> None:
+        active = writes.active_policy()
+        if active is not None:
+            writes.set_policy_state(active.version, PolicyState.RETIRED.value, None, None)
+        writes.set_policy_state(found.version, PolicyState.ACTIVE.value, at_us, actor)
+        writes.bump("policy")
+
+    def _policy(self, version: int) -> PolicyVersion:
+        found = self.store.policy(version)
+        if found is None:
+            raise UnknownPolicy(version=version)
+        return found
+
+    def policy(self, version: int) -> PolicyVersion:
+        return self._policy(version)
+
+    def policies(self) -> list[PolicyVersion]:
+        return self.store.policies()
+
+    def diff(self, version: int, against: int | None = None) -> list[str]:
+        """`version` against `against` (default: the active one)."""
+        new = self._policy(version)
+        old = self.store.active_policy() if against is None else self._policy(against)
+        return policy_diff(None if old is None else old.text, new.text)
+
+    def backtest(self, text: str, days: int, pool: str | None = None) -> Backtest:
+        """Replay the last `days` of the pool's payments through the active policy and
+        through `text`, each with fresh features, in the order they were created; report
+        which decisions would change and each policy's confusion matrix against the known
+        outcomes: a payment is fraud when a risk officer rejected its case or it was
+        returned, and good when it settled without either."""
+        if not 1 <= days <= BACKTEST_DAYS_MAX:
+            raise InvalidRiskInput(f"days is 1 to {BACKTEST_DAYS_MAX}", field="days")
+        pool = pool or self._pool
+        draft = parse_policy(text, self._scales)
+        state = RiskState(self.store, self._scales)
+        state.refresh(self.store.revisions(), self.store.active_policy)
+        active = state.loaded
+        draft_state = RiskState(self.store, self._scales)
+        draft_state.screener, draft_state.parties = state.screener, state.parties
+        draft_state.loaded = Loaded(0, draft)
+        features_active = Features(frozenset() if active is None else active.policy.windows)
+        features_draft = Features(draft.windows)
+        rejected_cases = {c.payment_id for c in self.store.cases(
+            pool=pool, states=[CaseState.REJECTED.value], limit=1_000)}
+        since = self._clock.now_us() - days * DAY_US
+        outcomes_active: Counter[str] = Counter()
+        outcomes_draft: Counter[str] = Counter()
+        confusion = {"active": Counter[str](), "draft": Counter[str]()}
+        changed: list[dict[str, Any]] = []
+        count = labelled = 0
+        for past in self.store.past_payments(pool, since):
+            subject = Subject(past.id, past.kind, past.asset, past.amount, past.at_us,
+                              past.channel, past.payee, past.destination, past.reference,
+                              past.initiator)
+            a = state.verdict(subject, features_active)
+            d = draft_state.verdict(subject, features_draft)
+            seen = Seen(past.at_us, past.kind, past.asset, past.amount, past.payee,
+                        past.initiator, past.destination, past.reference)
+            features_active.observe(seen, blocked=a.outcome is Outcome.BLOCK)
+            features_draft.observe(seen, blocked=d.outcome is Outcome.BLOCK)
+            count += 1
+            outcomes_active[a.outcome.value] += 1
+            outcomes_draft[d.outcome.value] += 1
+            if a.outcome is not d.outcome:
+                changed.append({"payment_id": past.id, "active": a.outcome.value,
+                                "draft": d.outcome.value, "payee": past.payee,
+                                "amount_minor": str(past.amount), "asset": past.asset,
+                                "draft_groups": [f.group for f in d.fired]})
+            fraud = past.id in rejected_cases or past.state == PaymentState.RETURNED.value
+            good = not fraud and past.state == PaymentState.SETTLED.value
+            if not (fraud or good):
+                continue
+            labelled += 1
+            for name, verdict in (("active", a), ("draft", d)):
+                flagged = verdict.outcome is not Outcome.ALLOW
+                confusion[name][("tp" if fraud else "fp") if flagged else
+                                ("fn" if fraud else "tn")] += 1
+        return Backtest(days, count, None if active is None else active.version,
+                        outcomes_active, outcomes_draft, changed,
+                        {k: {m: v.get(m, 0) for m in ("tp", "fp", "fn", "tn")}
+                         for k, v in confusion.items()}, labelled)
+
+    # --- the review queue ---
+
+    def cases(self, *, states: list[str] | None = None, pool: str | None = None,
+              limit: int = 100) -> list[CaseRecord]:
+        return self.store.cases(pool=pool, states=states or (), limit=limit)
+
+    def case(self, case_id: str) -> CaseRecord:
+        found = self.store.case(case_id)
+        if found is None:
+            raise UnknownCase(case_id=case_id)
+        return found
+
+    def claim(self, case_id: str, actor: Actor) -> CaseRecord:
+        return self._change(case_id, actor, "claimed", None)
+
+    def comment(self, case_id: str, actor: Actor, note: str | None) -> CaseRecord:
+        return self._change(case_id, actor, "commented", _note(note, required=True))
+
+    def escalate(self, case_id: str, actor: Actor, note: str | None) -> CaseRecord:
+        return self._change(case_id, actor, "escalated", _note(note, required=True))
+
+    def release(self, case_id: str, actor: Actor, note: str | None) -> CaseRecord:
+        return self._change(case_id, actor, "released", _note(note, required=True))
+
+    def reject(self, case_id: str, actor: Actor, note: str | None) -> CaseRecord:
+        return self._change(case_id, actor, "rejected", _note(note, required=True))
+
+    def _change(self, case_id: str, actor: Actor, action: str, note: str | None
+                ) -> CaseRecord:
+        found = self.case(case_id)
+        with self._writing(actor, found.pool) as (writes, session):
+            case = writes.case(case_id)
+            if case is None:
+                raise UnknownCase(case_id=case_id)
+            if case.state.closed:
+                raise CaseClosed(case_id=case_id, state=case.state.value)
+            at_us = session.at_us
+            if case.claimed_by is not None and case.claimed_by.who != actor.who \
+                    and action in ("released", "rejected", "escalated") \
+                    and case.state is CaseState.CLAIMED:
+                raise ClaimedByOther(case_id=case_id, claimed_by=case.claimed_by.name)
+            changed = case
+            if action == "claimed":
+                changed = _replace(case, state=CaseState.CLAIMED, claimed_by=actor,
+                                   claimed_at_us=at_us)
+            elif action == "escalated":
+                changed = _replace(case, state=CaseState.ESCALATED)
+            elif action in ("released", "rejected"):
+                payment = session.payments([case.payment_id]).get(case.payment_id)
+                initiator = None if payment is None else payment.initiated_by
+                if initiator is not None and initiator.who == actor.who:
+                    raise SelfReview(case_id=case_id, payment_id=case.payment_id)
+                changed = self._decide(session, case, payment, action, actor, note, at_us)
+            if changed is not case and not writes.update_case(changed, case.version):
+                raise CaseChanged(case_id=case_id)
+            writes.add_note(CaseNote(case_id, writes.next_note_seq(case_id), at_us, actor,
+                                     action, note))
+        return self.case(case_id)
+
+    def _decide(self, session: Any, case: CaseRecord, payment: Any, action: str,
+                actor: Actor, note: str | None, at_us: int) -> CaseRecord:
+        step_action = None
+        if payment is not None:
+            if action == "released" and payment.state is PaymentState.HELD:
+                step_action = Action.RELEASE
+            elif action == "rejected" and not payment.state.terminal and \
+                    payment.state is not PaymentState.SETTLED:
+                step_action = Action.REJECT
+        if step_action is not None:
+            (done,) = session.act([Step(case.payment_id, step_action,
+                                        reason=f"risk case: {note}"[:480], actor=actor)])
+            if isinstance(done, FundpoolError):
+                raise done
+        elif action == "rejected" and payment is not None:
+            raise IllegalTransition(
+                f"the payment is {payment.state.value}: a rejection comes too late",
+                state=payment.state.value, action="reject")
+        return _replace(case, state=CaseState(action), decided_at_us=at_us,
+                        decided_by=actor,
+                        decision="release" if action == "released" else "reject")
+
+    def notes(self, case_id: str) -> list[CaseNote]:
+        self.case(case_id)
+        return self.store.notes(case_id)
+
+    def cases_of(self, payment_id: str) -> list[CaseRecord]:
+        """A payment's cases, the open one (at most one) last."""
+        return self.store.cases_of(payment_id)
+
+    # --- lists and screening ---
+
+    def load_list(self, name: str, content: bytes, actor: Actor, fmt: str | None = None
+                  ) -> ListRecord:
+        """Load (or replace) a sanctions list; a malformed or truncated file is refused
+        whole and the old list stays. Returns the record; `rescreen` then says which known
+        counterparties hit the new lists."""
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise InvalidRiskInput("a list's name is 1 to 100 characters", field="name")
+        loaded = load_content(name, content, fmt)
+        with self._writing(actor) as (writes, session):
+            record = ListRecord(name, loaded.version, loaded.format, len(loaded.entries),
+                                session.at_us, actor)
+            writes.put_list(record, content)
+            writes.bump("lists")
+        return record
+
+    def screen(self, name: str, threshold: int = 85) -> list[dict[str, Any]]:
+        """A name against the loaded lists, with each hit explained."""
+        if not 50 <= threshold <= 100:
+            raise InvalidRiskInput("threshold is 50 to 100", field="threshold")
+        state = RiskState(self.store, self._scales)
+        state.refresh(self.store.revisions(), lambda: None)
+        assert state.screener is not None
+        return [{"entry_id": h.entry_id, "source": h.source, "name": h.matched_name,
+                 "score": h.score, "explanation": h.explanation, "query": h.query}
+                for h in state.screener.screen(name, threshold=threshold, limit=10)]
+
+    def rescreen_known(self, threshold: int = 85) -> dict[str, Any]:
+        """Continuous screening: every counterparty the pools have paid or been paid by, and
+        every party in the registry, screened again against the lists as they now are."""
+        names = sorted(set(self.store.counterparties()) | {p.name for p in self.store.parties()})
+        hits = self.rescreen(names, threshold)
+        return {"rescreened": len(names), "hits": hits}
+
+    def rescreen(self, names: list[str], threshold: int = 85) -> list[dict[str, Any]]:
+        """Screen these names again (after a list changed): the hits, by name."""
+        state = RiskState(self.store, self._scales)
+        state.refresh(self.store.revisions(), lambda: None)
+        assert state.screener is not None
+        out = []
+        for name in names:
+            hits = state.screener.screen(name, threshold=threshold, limit=3)
+            if hits:
+                out.append({"name": name, "hits": [
+                    {"entry_id": h.entry_id, "name": h.matched_name, "score": h.score,
+                     "explanation": h.explanation} for h in hits]})
+        return out
+
+    def clear_hit(self, name: str, entry_id: str, actor: Actor, note: str | None
+                  ) -> Cleared:
+        """Clear a false positive: `name` no longer hits `entry_id`."""
+        text = _note(note, required=True)
+        assert text is not None
+        query = normalised(name)
+        if not query or not entry_id.strip():
+            raise InvalidRiskInput("a name and a list entry are required", field="name")
+        with self._writing(actor) as (writes, session):
+            cleared = Cleared(query, entry_id.strip(), session.at_us, actor, text)
+            writes.add_cleared(cleared)
+            writes.bump("cleared")
+        return cleared
+
+    # --- parties ---
+
+    def set_party(self, name: str, kyc: str, country: str | None, actor: Actor
+                  ) -> PartyRecord:
+        name = " ".join(name.split())
+        if not name or len(name) > 200:
+            raise InvalidRiskInput("a party's name is 1 to 200 characters", field="name")
+        if kyc not in KYC_STATES:
+            raise InvalidRiskInput(f"kyc is one of {', '.join(KYC_STATES)}", field="kyc")
+        if country is not None and (len(country) != 2 or not country.isalpha()):
+            raise InvalidRiskInput("country is an ISO 3166 alpha-2 code", field="country")
+        with self._writing(actor) as (writes, session):
+            party = PartyRecord(name, kyc, None if country is None else country.upper(),
+                                session.at_us, actor)
+            writes.put_party(party)
+            writes.bump("parties")
+        return party
+
+
+def _replace(case: CaseRecord, **changes: Any) -> CaseRecord:
+    import dataclasses
+
+    return dataclasses.replace(case, version=case.version + 1, **changes)
+

@@ -1,0 +1,91 @@
+-- Risk control: policy versions, decisions, the review queue (cases and their notes),
+-- sanctions lists, cleared false positives, the party registry (KYC/KYB, country), and a
+-- revision per kind that tells the engine what to reload.
+
+CREATE TABLE IF NOT EXISTS risk_policies (
+    version INTEGER PRIMARY KEY,
+    text TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    note TEXT,
+    state TEXT NOT NULL,
+    created_at_us INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    activated_at_us INTEGER,
+    activated_by TEXT
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS risk_policies_one_active ON risk_policies (state)
+    WHERE state = 'active';
+
+CREATE TABLE IF NOT EXISTS risk_decisions (
+    payment_id TEXT PRIMARY KEY,
+    pool TEXT NOT NULL,
+    policy_version INTEGER,
+    outcome TEXT NOT NULL,
+    score INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    at_us INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS risk_decisions_by_time ON risk_decisions (pool, at_us);
+
+CREATE TABLE IF NOT EXISTS risk_cases (
+    id TEXT PRIMARY KEY,
+    pool TEXT NOT NULL,
+    payment_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    opened_at_us INTEGER NOT NULL,
+    due_at_us INTEGER NOT NULL,
+    claimed_by TEXT,
+    claimed_at_us INTEGER,
+    decided_at_us INTEGER,
+    decided_by TEXT,
+    decision TEXT,
+    version INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS risk_cases_by_state ON risk_cases (state, due_at_us);
+CREATE UNIQUE INDEX IF NOT EXISTS risk_cases_one_open ON risk_cases (payment_id)
+    WHERE state IN ('open', 'claimed', 'escalated');
+CREATE INDEX IF NOT EXISTS risk_cases_by_payment ON risk_cases (payment_id, opened_at_us);
+
+CREATE TABLE IF NOT EXISTS risk_case_notes (
+    case_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at_us INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    note TEXT,
+    PRIMARY KEY (case_id, seq)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS risk_lists (
+    name TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    format TEXT NOT NULL,
+    entries INTEGER NOT NULL,
+    content BLOB NOT NULL,
+    loaded_at_us INTEGER NOT NULL,
+    loaded_by TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS risk_cleared (
+    query TEXT NOT NULL,
+    entry_id TEXT NOT NULL,
+    at_us INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    note TEXT NOT NULL,
+    PRIMARY KEY (query, entry_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS risk_parties (
+    name TEXT PRIMARY KEY,
+    kyc TEXT NOT NULL,
+    country TEXT,
+    updated_at_us INTEGER NOT NULL,
+    updated_by TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS risk_revisions (
+    kind TEXT PRIMARY KEY,
+    revision INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;

@@ -37,6 +37,7 @@ CHECKED = [
     "monitoring",
     "payments",
     "pool",
+    "risk",
     "routing",
     "runtime",
     "server",

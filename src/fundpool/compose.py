@@ -305,7 +305,9 @@ def risk_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
     file's intake)."""
     from fundpool.risk.engine import RiskEngine
 
-    return RiskEngine(pool.id, risk_store(store), clock, ids, scales=asset_scales(config))
+    risks = risk_store(store)
+    risks.ensure()  # its tables, before the engine's first (write) transaction reads them
+    return RiskEngine(pool.id, risks, clock, ids, scales=asset_scales(config))
 
 
 def risk_service(store: LedgerStore, config: FundpoolConfig,

@@ -161,6 +161,9 @@ ONE_RULE = [
     ("amount: {over: {USD: '100.00'}}", {}, (), Party(), False),  # exactly 100.00: not over
     ("amount: {under: {USD: '100.01'}}", {}, (), Party(), True),
     ("amount: {over: {EUR: '1.00'}}", {}, (), Party(), False),  # no USD limit: not for USD
+    ("round_amount: {multiple: {USD: '100.00'}}", {"amount": 5_000_00}, (), Party(), True),
+    ("round_amount: {multiple: {USD: '100.00'}}", {"amount": 5_000_01}, (), Party(), False),
+    ("round_amount: {multiple: {EUR: '100.00'}}", {"amount": 5_000_00}, (), Party(), False),
     ("payment: {kinds: [payout], assets: [USD]}", {}, (), Party(), True),
     ("payment: {kinds: [deposit]}", {}, (), Party(), False),
     ("payment: {channels: [rtp]}", {"channel": "rtp"}, (), Party(), True),
@@ -224,7 +227,8 @@ def test_each_rule_fires_exactly_when_it_should(rule: str, changes: dict[str, An
     assert (verdict.outcome is Outcome.REVIEW) is fires, verdict
     if fires:
         (fired,) = verdict.fired
-        assert fired.group == "the rule" and fired.conditions[0]["kind"] == rule.split(":")[0]
+        assert fired.group == "the rule"
+        assert fired.conditions[0]["kind"] == rule.split(":")[0]
 
 
 class FakeHit:

@@ -27,7 +27,14 @@ NOW_US = 1_900_000_000 * 1_000_000
 # tables a later migration adds are there, empty.
 DROPPED_TABLE = "ledger_meta"
 VERSIONS_TABLE = "schema_migrations"
-ADDED_TABLES = {"auth_changes": 0}  # auth 0002: who changed which key or user
+ADDED_TABLES = {
+    "auth_changes": 0,  # auth 0002: who changed which key or user
+    # the risk component (0001), which the fixture's code did not have: created empty
+    **{name: 0 for name in ("risk_policies", "risk_decisions", "risk_cases", "risk_case_notes",
+                            "risk_lists", "risk_cleared", "risk_parties", "risk_revisions")},
+}
+# Components newer than the fixture: absent from it, created by the upgrade.
+NEWER_COMPONENTS = ("risk",)
 
 
 @dataclass(frozen=True, slots=True)

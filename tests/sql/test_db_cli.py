@@ -95,7 +95,7 @@ def test_a_store_newer_than_the_code_is_refused_by_upgrade_which_applies_nothing
 
     status = fundpool_json("db", "status", "--db-url", db_url)
     assert states(status) == {"ledger": "current", "auth": "absent", "api": "absent",
-                              "projections": "absent", "alerts": "newer"}
+                              "projections": "absent", "alerts": "newer", "risk": "absent"}
     fundpool("db", "status", "--check", "--db-url", db_url, code=1)
 
 
@@ -106,17 +106,17 @@ def test_a_component_the_code_does_not_know_is_shown_and_left_alone(db_url: str)
         with db.transaction(migrate.LOCK_NAME) as tx:
             tx.execute("INSERT INTO schema_migrations (component, version, name, checksum, "
                        "applied_at_us) VALUES (?, ?, ?, ?, ?)",
-                       ("risk", 4, "later", "0" * 64, 1))
+                       ("treasury", 4, "later", "0" * 64, 1))
     finally:
         db.close()
     status = fundpool_json("db", "status", "--db-url", db_url)
     assert status["current"] is True
-    assert status["unknown_components"] == [{"component": "risk", "version": 4}]
+    assert status["unknown_components"] == [{"component": "treasury", "version": 4}]
     human = fundpool("db", "status", "--check", "--db-url", db_url)
     assert "unknown to this code" in human.stdout
-    assert "risk" in human.stdout
+    assert "treasury" in human.stdout
     assert fundpool_json("db", "upgrade", "--db-url", db_url)["applied"] == []
-    assert ("risk", 4) in component_rows(db_url)
+    assert ("treasury", 4) in component_rows(db_url)
 
 
 @pytest.mark.parametrize("url", UNSUPPORTED_URLS)

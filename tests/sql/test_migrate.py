@@ -178,14 +178,14 @@ def test_a_component_the_code_does_not_know_is_reported_and_left_alone(db_url: s
     try:
         store.initialise()
         db: Database = store.db  # type: ignore[attr-defined]
-        record(db, "risk", 1, "baseline")
-        record(db, "risk", 2)
-        assert migrate.unknown_components(db) == {"risk": 2}
+        record(db, "treasury", 1, "baseline")
+        record(db, "treasury", 2)
+        assert migrate.unknown_components(db) == {"treasury": 2}
         assert migrate.check(db, migrate.LEDGER).state == "current"
         store.initialise()
         migrate.upgrade_all(db)
         assert [int(v) for (v,) in db.rows(
-            "SELECT version FROM schema_migrations WHERE component = 'risk' ORDER BY version"
+            "SELECT version FROM schema_migrations WHERE component = 'treasury' ORDER BY version"
         )] == [1, 2]
     finally:
         store.close()

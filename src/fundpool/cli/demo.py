@@ -50,6 +50,7 @@ from fundpool.cli.simulate import (
     savings_table,
     verify_text,
 )
+from fundpool.core.actor import Actor
 from fundpool.core.errors import FundpoolError, StoreError
 from fundpool.core.money import Asset
 from fundpool.ledger.ports import LedgerStore
@@ -69,6 +70,7 @@ DEMO_SPEED = 60.0
 DEMO_SEED = 7
 DEMO_CONSOLE_RATE = "50/s"
 DEMO_ALERTS = DEMO_CONFIG.parent / "demo-alerts.yaml"
+DEMO_RISK_POLICY = DEMO_CONFIG.parent / "risk-policy.yaml"
 DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 8000
 # One console user per role; a demo on loopback, so its passwords are printed and simple.
@@ -321,6 +323,28 @@ def demo(
         raise typer.Exit(1)
 
 
+def _install_risk(store: LedgerStore, config: FundpoolConfig, users: dict[str, Actor]
+                  ) -> None:
+    """The demo's risk control: the synthetic sanctions lists shipped with fundpool (every
+    name in them invented), and examples/risk-policy.yaml, drafted by the risk officer and
+    activated by the admin (maker-checker), as a real pool would start."""
+    from fundpool.risk.sanctions import shipped_list
+
+    risk = compose.risk_service(
+        store, config,
+        lambda pool_id: compose.payment_service(store, config, config.pool(pool_id)),
+        clock=SystemClock())
+    if risk.store.active_policy() is not None:
+        return  # a demo ledger kept with --force keeps its policy
+    risk.load_list("synthetic-opensanctions", shipped_list("synthetic.ftm.json"),
+                   users["risk"], "ftm")
+    risk.load_list("synthetic-ofac-sdn", shipped_list("synthetic_sdn.csv"), users["risk"],
+                   "sdn")
+    draft = risk.draft(DEMO_RISK_POLICY.read_text(encoding="utf-8"), users["risk"],
+                       "the demo pool's policy (examples/risk-policy.yaml)")
+    risk.activate(draft.version, users["admin"])
+
+
 def console_demo(data_dir: Path, config_path: Path | None, rate: str, duration: str | None,
                  host: str, port: int, force: bool) -> None:
     """The sample pool served live: console, API, simulator and alert rules in one server."""
@@ -341,7 +365,10 @@ def console_demo(data_dir: Path, config_path: Path | None, rate: str, duration: 
         for role in DEMO_ROLES:
             with contextlib.suppress(UserExists):  # a demo ledger kept with --force
                 auth.add_user(role, demo_password(role), [role], now_us=now_us)
+        users = {u.username: u for u in auth.users() if u.username in ("risk", "admin")}
         auth.close()
+        _install_risk(store, config, {role: Actor("user", u.id, u.username, u.roles)
+                                      for role, u in users.items()})
     finally:
         store.close()
     settings = ServerSettings(data_dir=data_dir, config=config.source, alerts=DEMO_ALERTS,
@@ -357,7 +384,7 @@ def console_demo(data_dir: Path, config_path: Path | None, rate: str, duration: 
     for column in ("username", "password", "may"):
         sign_ins.add_column(column)
     what = {"viewer": "look", "cashier": "pay out, upload CSV batches",
-            "approver": "approve", "risk": "hold, release, acknowledge alerts",
+            "approver": "approve", "risk": "review cases, write risk policies, alerts",
             "auditor": "look and verify", "admin": "everything"}
     for role in DEMO_ROLES:
         sign_ins.add_row(role, demo_password(role), what[role])

@@ -69,6 +69,9 @@ COMMANDS: dict[str, Command] = {
     "alerts": Command(
         "fundpool.cli.alerts:app",
         "KPI templates, alert rules and SLOs, and the alerts they raise."),
+    "risk": Command(
+        "fundpool.cli.risk:app",
+        "Risk control: policies, the review queue, sanctions lists, parties."),
     "keys": Command(
         "fundpool.cli.auth:keys_app",
         "API keys: create, list, rotate and revoke. A token is shown once, at creation."),

@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import structlog
 
 from fundpool.core.actor import ENGINE
 from fundpool.core.clock import Clock, IdSource
@@ -43,8 +40,6 @@ from fundpool.risk.records import CaseNote, CaseRecord, CaseState, DecisionRecor
 from fundpool.risk.rules import Hit, Party, Subject, Verdict, decide
 from fundpool.risk.sanctions import load_content
 from fundpool.risk.screening import Screener
-
-log = structlog.get_logger(__name__)
 
 LOOKBACK_US = 30 * 86_400_000_000  # the payments the features are rebuilt from
 SLA_US = {"review": 4 * 3_600_000_000, "hold": 3_600_000_000}
@@ -109,17 +104,12 @@ class RiskState:
         return changed
 
     def build_screener(self) -> Screener:
-        started = time.perf_counter()
         entries = []
         for record in self.store.lists():
             content = self.store.list_content(record.name)
             if content is not None:
                 entries += list(load_content(record.name, content, record.format).entries)
-        screener = Screener(entries, allowed=self.cleared)
-        if entries:
-            log.info("risk.screener_built", entries=len(entries),
-                     seconds=round(time.perf_counter() - started, 3))
-        return screener
+        return Screener(entries, allowed=self.cleared)
 
     def hits(self, policy: Policy, name: str | None) -> Sequence[Hit]:
         if not name or self.screener is None or not policy.screens:
@@ -169,6 +159,7 @@ class RiskEngine:
         self.state = RiskState(store, scales)
         self.features = Features()
         self._stale = True
+        self.rebuilt_from = 0  # how many decisions the last rebuild replayed
         self._cursor: tuple[int, str] = (0, "")  # the last decision the features hold
         self._local: set[str] = set()  # decided here, committed, not yet passed by the cursor
         # What the current transaction decided, per thread: one engine may serve payout files
@@ -283,7 +274,6 @@ class RiskEngine:
 
     def rebuild(self) -> None:
         """The features from the store's decisions of the look-back."""
-        started = time.perf_counter()
         features = Features(self._spans())
         self._cursor = (0, "")
         self._local.clear()
@@ -294,8 +284,7 @@ class RiskEngine:
             count += 1
         self.features = features
         self._stale = False
-        log.info("risk.features_rebuilt", pool=self.pool, decisions=count,
-                 seconds=round(time.perf_counter() - started, 3))
+        self.rebuilt_from = count
 
 
 def digest(text: str) -> str:

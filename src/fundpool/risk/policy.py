@@ -112,6 +112,13 @@ class AmountRule(_Strict):
     under: Amounts = Field(default_factory=dict)
 
 
+class RoundAmount(_Strict):
+    """The amount is a whole multiple of `multiple` (per asset): "round" sums, as fraud
+    often asks for."""
+
+    multiple: Amounts
+
+
 class DailyTotal(_Strict):
     """The day's total (UTC) per payee, initiator or destination, this payment included."""
 
@@ -189,6 +196,7 @@ class Condition(_Strict):
 
     payment: PaymentMatch | None = None
     amount: AmountRule | None = None
+    round_amount: RoundAmount | None = None
     daily_total: DailyTotal | None = None
     velocity: Velocity | None = None
     duplicate: Duplicate | None = None
@@ -363,7 +371,7 @@ def _amounts(document: PolicyDocument, node: yaml.Node | None,
         for c, condition in enumerate(group.when):
             spec = condition.spec
             at = ("groups", g, "when", c, condition.kind)
-            for field_name in ("over", "under", "amount_over"):
+            for field_name in ("over", "under", "amount_over", "multiple"):
                 given = getattr(spec, field_name, None)
                 if given is None or not isinstance(given, Mapping):
                     continue
@@ -389,6 +397,10 @@ def _amounts(document: PolicyDocument, node: yaml.Node | None,
             if isinstance(spec, Velocity) and spec.count_over is None \
                     and spec.amount_over is None:
                 raise InvalidPolicy("a velocity rule needs `count_over` or `amount_over`",
+                                    line=_line(node, at))
+            if isinstance(spec, RoundAmount) and (
+                    not spec.multiple or 0 in out[(g, c, "multiple")].values()):
+                raise InvalidPolicy("a round-amount rule needs a multiple above zero per asset",
                                     line=_line(node, at))
             if isinstance(spec, AmountRule) and not spec.over and not spec.under:
                 raise InvalidPolicy("an amount rule needs `over` or `under`",

@@ -28,6 +28,7 @@ from fundpool.risk.policy import (
     Outcome,
     PaymentMatch,
     Policy,
+    RoundAmount,
     Sanctions,
     Velocity,
     duration_us,
@@ -157,6 +158,11 @@ def _holds(policy: Policy, g: int, c: int, condition: Condition, s: Subject,
         if (over is not None and s.amount <= over) or (under is not None and s.amount >= under):
             return None
         return {"amount": s.amount, "asset": s.asset, "over": over, "under": under}
+    if isinstance(spec, RoundAmount):
+        multiple = amounts[(g, c, "multiple")].get(s.asset)
+        if multiple is None or s.amount % multiple:
+            return None
+        return {"amount": s.amount, "asset": s.asset, "multiple": multiple}
     if isinstance(spec, DailyTotal):
         limit = amounts[(g, c, "over")].get(s.asset)
         key = _key_of(spec.per, s)

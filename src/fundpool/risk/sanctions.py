@@ -9,6 +9,7 @@ SDN CSV.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 
 from fundpool.risk.screening import InvalidSanctionsFile, ListEntry, parse_ftm, parse_sdn
 
@@ -43,3 +44,13 @@ def load_content(name: str, content: bytes, fmt: str | None = None) -> LoadedLis
     if not parsed.entries:
         raise InvalidSanctionsFile("the file lists no party", format=fmt)
     return LoadedList(name, fmt, parsed.version, parsed.entries)
+
+
+SHIPPED = ("synthetic.ftm.json", "synthetic_sdn.csv")  # invented names, for tests and the demo
+
+
+def shipped_list(file: str) -> bytes:
+    """A synthetic list shipped with fundpool (`SHIPPED`): every name in it is invented."""
+    if file not in SHIPPED:
+        raise InvalidSanctionsFile(f"fundpool ships {', '.join(SHIPPED)}", file=file)
+    return resources.files("fundpool.risk.screening").joinpath("data", file).read_bytes()

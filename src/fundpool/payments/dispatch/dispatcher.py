@@ -177,6 +177,9 @@ class Dispatcher:
             current = session.payments(p.id for p in waiting)
             still = [current[p.id] for p in waiting
                      if p.id in current and current[p.id].version == p.version]
+            # Oldest first: screened (the risk rules' windows), routed and funded in the
+            # order they were created.
+            still.sort(key=lambda p: (p.created_at_us, p.id))
             liquidity = Liquidity(session.transaction, self._pool, self._capabilities)
             intakes = take_up(session, self._records.writes(session.write_session),
                               self._routes, liquidity, still, self._screening)

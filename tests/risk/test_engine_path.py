@@ -1,0 +1,196 @@
+"""The risk decision in the payment path, on a real store and the engine a server runs: a
+sanctioned payee is blocked with the reasons; a velocity burst is held for review with a case;
+a released case's payment is routed and settles; a rejected one is rejected; a held payment
+moves no money by any route; a rollback restores the old decisions; the author of a policy
+never activates it and the initiator of a payment never decides its case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fundpool import compose
+from fundpool.core.actor import Actor
+from fundpool.core.clock import ManualClock, Uuid7Ids
+from fundpool.core.errors import FundpoolError
+from fundpool.core.ledger.model import Posting, Transfer
+from fundpool.payments.engine import PaymentEngine
+from fundpool.payments.model import Action, PaymentKind, PaymentRequest, PaymentState, Step
+from fundpool.pool.accounts import PoolState, pool_account, world_account
+from fundpool.pool.config import load_config
+from fundpool.pool.setup import init_pool
+from fundpool.risk.sanctions import shipped_list
+from fundpool.risk.service import RiskService, SelfActivation, SelfReview
+from fundpool.stores.sqlite import SqliteStore
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pool.toml"
+CASHIER = Actor("user", "u-cashier", "carol", ("cashier",))
+RISK = Actor("user", "u-risk", "rita", ("risk",))
+RISK_2 = Actor("user", "u-risk-2", "ravi", ("risk",))
+S = PaymentState
+
+POLICY = """\
+thresholds: {review: 30, hold: 60, block: 90}
+groups:
+  - name: sanctioned payee
+    when:
+      - sanctions: {threshold: 85}
+    outcome: block
+  - name: burst to one payee
+    when:
+      - payment: {kinds: [payout]}
+      - velocity: {per: payee, window: 10m, count_over: 3}
+    score: 40
+"""
+LENIENT = """\
+thresholds: {review: 30, hold: 60, block: 90}
+groups:
+  - name: sanctioned payee
+    when:
+      - sanctions: {threshold: 85}
+    outcome: block
+"""
+
+
+class Pool:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.store = SqliteStore(root / "ledger.sqlite3")
+        self.store.initialise()
+        self.config = load_config(EXAMPLE)
+        self.pool = self.config.pool(None)
+        self.clock = ManualClock()
+        self.ids = Uuid7Ids.seeded(5)
+        ledger = compose.ledger(self.store, self.clock, self.ids)
+        init_pool(ledger, self.config)
+        (funded,) = ledger.submit([Transfer((Posting(
+            world_account("rtp"), pool_account("main", "USD", "rtp", PoolState.AVAILABLE),
+            "USD", 1_000_000_00),), {"purpose": "opening float"})])
+        assert funded.error is None
+        self.payments = compose.payment_service(self.store, self.config, self.pool,
+                                                clock=self.clock, ids=self.ids)
+        self.risk: RiskService = compose.risk_service(
+            self.store, self.config, lambda _pool: self.payments, clock=self.clock)
+        parts = compose.simulated_dispatching(
+            compose.ledger(self.store, self.clock, self.ids), self.config, self.pool,
+            clock=self.clock, ids=self.ids, seed=3, instance="risk-test",
+            policy=compose.engine_policy(), journal_dir=root / "rails",
+            acknowledged_on_commit=True,
+            screening=compose.risk_engine(self.store, self.config, self.pool,
+                                          clock=self.clock, ids=self.ids))
+        self.engine = PaymentEngine(self.pool.id, parts.dispatcher)
+        self.risk.load_list("synthetic", shipped_list("synthetic.ftm.json"), RISK)
+
+    def activate(self, text: str) -> int:
+        draft = self.risk.draft(text, RISK)
+        return self.risk.activate(draft.version, RISK_2).version
+
+    def payout(self, payee: str, reference: str, amount: int = 25_00) -> str:
+        self.clock.advance(seconds=1)  # one a second: created (and taken up) in this order
+        return self.payments.create(PaymentRequest(
+            PaymentKind.PAYOUT, "USD", amount, channel="rtp", counterparty=payee,
+            reference=reference, destination="GB33BUKB20201555555555"),
+            idempotency_key=reference, actor=CASHIER).id
+
+    def passes(self, seconds: float, every_s: float = 0.5) -> None:
+        for _ in range(round(seconds / every_s)):
+            self.engine.run_once()
+            self.clock.advance(seconds=every_s)
+
+    def state(self, pid: str) -> S:
+        return self.payments.states([pid])[pid]
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Pool:
+    return Pool(tmp_path)
+
+
+def test_a_sanctioned_payee_is_blocked_with_the_reasons(pool: Pool) -> None:
+    version = pool.activate(POLICY)
+    blocked = pool.payout("Viktor Sanctionov", "p-1")
+    cleared = pool.payout("Ada Lovelace", "p-2")
+    pool.passes(1)
+    assert pool.state(blocked) is S.REJECTED
+    assert pool.state(cleared) in (S.SUBMITTED, S.SETTLED, S.APPROVED, S.CLEARED)
+    decision = pool.risk.store.decision(blocked)
+    assert decision is not None
+    assert decision.outcome == "block"
+    assert decision.policy_version == version
+    (fired,) = decision.detail["fired"]
+    assert fired["group"] == "sanctioned payee"
+    assert fired["conditions"][0]["score"] >= 85
+    assert fired["conditions"][0]["explanation"]
+    events = pool.payments.events(blocked)
+    assert events[-1].reason is not None
+    assert "sanctioned payee" in events[-1].reason
+    assert pool.risk.store.decision(cleared).outcome == "allow"  # type: ignore[union-attr]
+
+
+def test_a_velocity_burst_is_held_released_and_settles(pool: Pool) -> None:
+    pool.activate(POLICY)
+    ids = [pool.payout("payee-burst-7", f"b-{i}") for i in range(5)]
+    pool.passes(1)
+    states = [pool.state(pid) for pid in ids]
+    assert states[3:] == [S.HELD, S.HELD]  # the 4th and 5th in ten minutes
+    assert S.HELD not in states[:3]
+    cases = pool.risk.cases()
+    assert sorted(c.payment_id for c in cases) == sorted(ids[3:])
+    case = next(c for c in cases if c.payment_id == ids[3])
+    assert case.kind == "review"
+    assert "burst to one payee" in case.summary
+
+    # Held: nothing moves it but a risk officer (approval, routing, submission are refused).
+    for action in (Action.APPROVE, Action.ROUTE, Action.SUBMIT, Action.SETTLE):
+        with pytest.raises(FundpoolError):
+            pool.payments.act(Step(ids[3], action, channel="rtp"), actor=CASHIER)
+    pool.passes(2)
+    assert pool.state(ids[3]) is S.HELD
+
+    with pytest.raises(SelfReview):  # the initiator never decides its case
+        pool.risk.release(case.id, CASHIER, "mine")
+    pool.risk.claim(case.id, RISK)
+    released = pool.risk.release(case.id, RISK, "known payee, payroll run")
+    assert released.state.value == "released"
+    assert released.decided_by == RISK
+    other = next(c for c in cases if c.payment_id == ids[4])
+    pool.risk.reject(other.id, RISK, "confirmed mule")
+    pool.passes(8)
+    assert pool.state(ids[3]) is S.SETTLED
+    assert pool.state(ids[4]) is S.REJECTED
+    notes = [n.action for n in pool.risk.notes(case.id)]
+    assert notes == ["opened", "claimed", "released"]
+
+
+def test_a_rollback_restores_the_old_decisions(pool: Pool) -> None:
+    first = pool.activate(LENIENT)
+    pool.activate(POLICY)
+    burst = [pool.payout("payee-burst-1", f"r-{i}") for i in range(4)]
+    pool.passes(1)
+    assert pool.state(burst[3]) is S.HELD
+    back = pool.risk.rollback(RISK_2)
+    assert back.version == first
+    again = [pool.payout("payee-burst-1", f"s-{i}") for i in range(4)]
+    pool.passes(1)
+    assert S.HELD not in [pool.state(pid) for pid in again]
+    decision = pool.risk.store.decision(again[3])
+    assert decision is not None
+    assert decision.policy_version == first
+
+
+def test_the_author_of_a_policy_never_activates_it(pool: Pool) -> None:
+    draft = pool.risk.draft(POLICY, RISK)
+    with pytest.raises(SelfActivation):
+        pool.risk.activate(draft.version, RISK)
+    assert pool.risk.store.active_policy() is None
+
+
+def test_no_policy_allows_and_records_it(pool: Pool) -> None:
+    pid = pool.payout("Viktor Sanctionov", "n-1")
+    pool.passes(1)
+    assert pool.state(pid) is not S.REJECTED
+    decision = pool.risk.store.decision(pid)
+    assert decision is not None
+    assert decision.outcome == "allow"
+    assert decision.policy_version is None

@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python bench/payments.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/routing.py
+	$(BIN)/python bench/risk.py
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/console.py

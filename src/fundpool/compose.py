@@ -31,6 +31,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from fundpool.bus.consumer import NatsConsumer
     from fundpool.bus.relay import NatsRelay
     from fundpool.bus.relay import RelayReport as RelayReport
-    from fundpool.monitoring.alerting.engine import AlertEngine
+    from fundpool.monitoring.alerting.engine import AlertEngine, Observation
     from fundpool.monitoring.alerting.ports import AlertStore
     from fundpool.monitoring.alerting.reload import AlertRules
     from fundpool.monitoring.ports import OutboxReader, ProjectionStore
@@ -283,10 +284,28 @@ def alert_store(store: LedgerStore) -> AlertStore:
 
 
 def alert_engine(store: LedgerStore, watched: Monitor, rules: AlertRules) -> AlertEngine:
-    """The alert rules evaluated on `watched`'s figures; alerts kept beside the ledger."""
+    """The alert rules evaluated on `watched`'s figures, and risk control's signals (the
+    review queue, holds, SLA breaches, sanctions blocks); alerts kept beside the ledger."""
     from fundpool.monitoring.alerting.engine import AlertEngine
 
-    return AlertEngine(ledger(store), watched, rules, table=alert_store(store))
+    return AlertEngine(ledger(store), watched, rules, table=alert_store(store),
+                       sources=[risk_observations(store)])
+
+
+def risk_observations(store: LedgerStore) -> Callable[[int], list[Observation]]:
+    """Risk control's signals as the alert engine's observations: each holds while it comes
+    (`for` zero), and resolves at the first evaluation it no longer does."""
+    from fundpool.monitoring.alerting.engine import Observation
+    from fundpool.risk.service import signals
+
+    risks = risk_store(store)
+
+    def observe(at_us: int) -> list[Observation]:
+        return [Observation(s.pool, s.rule, s.subject, s.severity, Fraction(s.count),
+                            str(s.count), True, 0, s.summary)
+                for s in signals(risks, at_us)]
+
+    return observe
 
 
 def risk_store(store: LedgerStore) -> RiskStore:

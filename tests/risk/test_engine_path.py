@@ -194,3 +194,31 @@ def test_no_policy_allows_and_records_it(pool: Pool) -> None:
     assert decision is not None
     assert decision.outcome == "allow"
     assert decision.policy_version is None
+
+
+def test_the_alert_bar_signals_follow_the_queue(pool: Pool) -> None:
+    from fundpool.risk.service import signals
+
+    pool.activate(POLICY)
+    burst = [pool.payout("payee-burst-2", f"q-{i}") for i in range(5)]
+    blocked = pool.payout("Viktor Sanctionov", "q-s")
+    pool.passes(1)
+    now = pool.clock.now_us()
+    found = {(s.rule, s.subject): s for s in signals(pool.risk.store, now)}
+    assert found[("risk.review_queue", "risk:review")].count == 2
+    assert ("risk.sla_breach", "risk:breached") not in found
+    sanctions = found[("risk.sanctions_block", f"payment:{blocked}")]
+    assert sanctions.severity == "critical"
+    assert "Viktor Sanctionov" in sanctions.summary
+
+    later = now + 5 * 3_600_000_000  # past the 4 h review SLA
+    late = {(s.rule, s.subject): s for s in signals(pool.risk.store, later)}
+    assert late[("risk.sla_breach", "risk:breached")].count == 2
+
+    cases = pool.risk.cases()
+    assert {c.payment_id for c in cases} == set(burst[3:])
+    for case in cases:
+        pool.risk.reject(case.id, RISK, "mule")
+    done = {(s.rule, s.subject) for s in signals(pool.risk.store, later)}
+    assert ("risk.review_queue", "risk:review") not in done
+    assert ("risk.sla_breach", "risk:breached") not in done

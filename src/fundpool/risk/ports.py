@@ -111,6 +111,14 @@ class RiskStore(Protocol):
 
     def parties(self) -> list[PartyRecord]: ...
 
+    def open_case_counts(self, now_us: int) -> list[tuple[str, str, int, int]]:
+        """(pool, kind, open cases, of which past their due time), per pool and kind."""
+        ...
+
+    def blocked_since(self, since_us: int) -> list[DecisionRecord]:
+        """The decisions that blocked a payment since `since_us`, newest first."""
+        ...
+
     def counterparties(self) -> list[str]:
         """Every counterparty name the payments name."""
         ...

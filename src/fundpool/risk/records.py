@@ -186,3 +186,17 @@ class PastPayment:
     channel: str | None = None
     outcome: str | None = None  # its risk decision (as the features replay decisions)
     decided_at_us: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSignal:
+    """Something risk control wants in the alert bar while it holds (the alert engine fires
+    it, and resolves it once it no longer comes): payments waiting for review, payments on
+    hold, cases past their SLA, a payment blocked by a sanctions hit."""
+
+    pool: str
+    rule: str  # risk.review_queue | risk.holds | risk.sla_breach | risk.sanctions_block
+    subject: str  # risk:review | risk:hold | risk:breached | payment:<id>
+    severity: str  # info | warning | critical
+    count: int
+    summary: str

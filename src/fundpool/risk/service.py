@@ -38,6 +38,7 @@ from fundpool.risk.records import (
     PartyRecord,
     PolicyState,
     PolicyVersion,
+    RiskSignal,
 )
 from fundpool.risk.rules import Subject
 from fundpool.risk.sanctions import load_content
@@ -470,3 +471,36 @@ def _replace(case: CaseRecord, **changes: Any) -> CaseRecord:
 
     return dataclasses.replace(case, version=case.version + 1, **changes)
 
+
+
+SANCTIONS_ALERT_US = DAY_US  # a sanctions block stays in the alert bar for a day
+
+
+def signals(store: RiskStore, now_us: int) -> list[RiskSignal]:
+    """What risk control puts in the alert bar now: per pool, the payments waiting for review
+    (info), those on hold (warning), the cases past their SLA (warning); and each payment a
+    sanctions hit blocked in the last day (critical). A signal's summary carries no count
+    (the alert keeps the summary it fired with); `count` is its value."""
+    out: list[RiskSignal] = []
+    breached: dict[str, int] = {}
+    for pool, kind, count, late in store.open_case_counts(now_us):
+        breached[pool] = breached.get(pool, 0) + late
+        if kind == "hold":
+            out.append(RiskSignal(pool, "risk.holds", "risk:hold", "warning", count,
+                                  "payments on hold for a risk officer"))
+        else:
+            out.append(RiskSignal(pool, "risk.review_queue", "risk:review", "info", count,
+                                  "payments wait for risk review"))
+    for pool, late in breached.items():
+        if late:
+            out.append(RiskSignal(pool, "risk.sla_breach", "risk:breached", "warning", late,
+                                  "risk cases are past their SLA"))
+    for decision in store.blocked_since(now_us - SANCTIONS_ALERT_US):
+        hit = next((c for f in decision.detail.get("fired", ())
+                    for c in f.get("conditions", ()) if c.get("kind") == "sanctions"), None)
+        if hit is not None:
+            out.append(RiskSignal(
+                decision.pool, "risk.sanctions_block", f"payment:{decision.payment_id}",
+                "critical", 1, f"payout to {hit.get('name')!r} blocked: sanctions hit on "
+                               f"{hit.get('matched')!r} ({hit.get('score')})"))
+    return out

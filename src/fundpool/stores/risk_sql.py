@@ -329,6 +329,19 @@ class SqlRiskStore:
                     "SELECT name, kyc, country, updated_at_us, updated_by FROM risk_parties "
                     "ORDER BY name")]
 
+    def open_case_counts(self, now_us: int) -> list[tuple[str, str, int, int]]:
+        rows = self._rows(
+            "SELECT pool, kind, count(*), sum(CASE WHEN due_at_us < ? THEN 1 ELSE 0 END) "
+            "FROM risk_cases WHERE state IN ('open', 'claimed', 'escalated') "
+            "GROUP BY pool, kind ORDER BY pool, kind", (now_us,))
+        return [(pool, kind, int(n), int(late or 0)) for pool, kind, n, late in rows]
+
+    def blocked_since(self, since_us: int) -> list[DecisionRecord]:
+        rows = self._rows(f"SELECT {DECISION_COLUMNS} FROM risk_decisions WHERE "
+                          "outcome = 'block' AND at_us >= ? ORDER BY at_us DESC LIMIT 100",
+                          (since_us,))
+        return [_decision(r) for r in rows]
+
     def counterparties(self) -> list[str]:
         return [r[0] for r in self._rows(
             "SELECT DISTINCT counterparty FROM payments WHERE counterparty IS NOT NULL")]

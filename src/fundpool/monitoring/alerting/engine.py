@@ -18,7 +18,7 @@ from __future__ import annotations
 import operator
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -146,7 +146,8 @@ class AlertEngine:
 
     def __init__(self, ledger: Ledger, monitor: Monitor, rules: AlertRules, *,
                  table: AlertStore, ids: IdSource | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None,
+                 sources: Sequence[Callable[[int], Iterable[Observation]]] = ()) -> None:
         if ids is None:
             from fundpool.runtime import system_ids
 
@@ -157,6 +158,9 @@ class AlertEngine:
         self.ids = ids
         self.clock = clock or monitor.clock
         self.table = table
+        # Observations other services make at each evaluation (risk control's: the review
+        # queue, holds, SLA breaches, sanctions blocks), fired and resolved as the rules' are.
+        self.sources = tuple(sources)
         self._pending: dict[tuple[str, str, str], int] = {}  # (pool, rule, subject) -> since
         self._lock = threading.RLock()
         self._follower: Follower | None = None
@@ -229,6 +233,8 @@ class AlertEngine:
                 for spec in rules.thresholds:
                     if spec.pool is None or spec.pool == pool.id:
                         report.observations.extend(self._threshold(pool.id, context, spec))
+            for source in self.sources:
+                report.observations.extend(source(at))
             with self.table.transaction(self.ledger) as transaction:
                 for pool_id, context in contexts.items():
                     for slo in rules.slos:

@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS risk_decisions (
     at_us BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS risk_decisions_by_time ON risk_decisions (pool, at_us);
+-- The blocks of the last day, for the alert bar.
+CREATE INDEX IF NOT EXISTS risk_decisions_blocked ON risk_decisions (outcome, at_us);
 
 CREATE TABLE IF NOT EXISTS risk_cases (
     id TEXT COLLATE "C" PRIMARY KEY,

@@ -1,0 +1,1 @@
+"""Risk control: rules, policy and screening that decide whether a payment may go."""

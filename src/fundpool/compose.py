@@ -480,7 +480,8 @@ def pool_runtime(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *
 
 def simulation(ledger_service: Ledger, config: FundpoolConfig, pool: PoolConfig, *, seed: int,
                clock: Clock, ids: IdSource | None = None,
-               policy: DispatchPolicy | None = None) -> Simulation:
+               policy: DispatchPolicy | None = None,
+               screening: Screening | None = None) -> Simulation:
     """The traffic simulator on `ledger_service` (see `ledger`), on `clock` (a `ManualClock`
     for a deterministic run, a `ScaledClock` or the wall clock for a live one). Its payments
     and dispatcher draw ids from `ids` (default: seeded by `seed`)."""
@@ -491,7 +492,7 @@ def simulation(ledger_service: Ledger, config: FundpoolConfig, pool: PoolConfig,
     # idempotency keys then never meet an earlier run's on the same store.
     run_id = format(clock.now_us(), "x")
     parts = simulated_dispatching(ledger_service, config, pool, clock=clock, ids=ids, seed=seed,
-                                  instance=run_id, policy=policy)
+                                  instance=run_id, policy=policy, screening=screening)
     return Simulation(parts, seed=seed, clock=clock, run_id=run_id)
 
 

@@ -222,3 +222,25 @@ def test_the_alert_bar_signals_follow_the_queue(pool: Pool) -> None:
     done = {(s.rule, s.subject) for s in signals(pool.risk.store, later)}
     assert ("risk.review_queue", "risk:review") not in done
     assert ("risk.sla_breach", "risk:breached") not in done
+
+
+def test_a_wei_amount_is_kept_exactly_in_the_decision(pool: Pool) -> None:
+    from fundpool.risk.engine import decision_detail
+    from fundpool.risk.features import Features
+    from fundpool.risk.policy import parse_policy
+    from fundpool.risk.rules import Party, Subject, decide
+
+    policy = parse_policy("""\
+thresholds: {review: 30, hold: 60, block: 90}
+groups:
+  - name: large
+    when: [{amount: {over: {ETH: "1.5"}}}]
+    score: 40
+""", {"ETH": 18})
+    wei = 20 * 10**18 + 1  # beyond 64 bits
+    subject = Subject("p", "payout", "ETH", wei, 0, payee="Ada")
+    detail = decision_detail(subject, decide(policy, subject, Features(), Party(), ()))
+    condition = detail["fired"][0]["conditions"][0]
+    assert condition["amount"] == str(wei)
+    assert condition["over"] == str(15 * 10**17)
+    assert detail["subject"]["amount_minor"] == str(wei)

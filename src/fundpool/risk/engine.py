@@ -132,8 +132,25 @@ class RiskState:
                       self.hits(policy, subject.payee))
 
 
+def _exact(value: Any) -> Any:
+    """JSON-safe figures: an integer beyond 2**53 (an amount in wei) as decimal text, which
+    a JavaScript client reads exactly and every JSON encoder writes."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**53 else str(value)
+    if isinstance(value, dict):
+        return {k: _exact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_exact(v) for v in value]
+    return value
+
+
 def decision_detail(subject: Subject, verdict: Verdict) -> dict[str, Any]:
-    return {"fired": [f.to_dict() for f in verdict.fired], "hits": list(verdict.hits),
+    """What a decision keeps beside its outcome: each group that fired with its conditions'
+    inputs, the screening hits, the payment as the rules saw it."""
+    fired = [f.to_dict() for f in verdict.fired]
+    return {"fired": _exact(fired) if fired else fired, "hits": list(verdict.hits),
             "subject": {"kind": subject.kind, "asset": subject.asset,
                         "amount_minor": str(subject.amount), "payee": subject.payee,
                         "destination": subject.destination, "initiator": subject.initiator,

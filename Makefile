@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/risk.py
 	$(BIN)/python bench/risk_patterns.py
+	$(BIN)/python bench/risk_patterns.py --policy anomaly
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/console.py

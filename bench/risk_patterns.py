@@ -15,7 +15,11 @@ Prints one JSON line per figure:
 The baseline of a recall is the share of all payouts flagged (what flagging at random at the
 same rate would catch); of the precision, the share of payouts that carry a pattern.
 
+`--policy anomaly` runs the same with a policy of one group, the online anomaly model alone
+(`anomaly: {score_over: 0.9}`), to report what the model catches by itself.
+
 Usage: python bench/risk_patterns.py [--seconds 600] [--rate 100] [--seed 7]
+                                     [--policy rules|anomaly]
 """
 
 from __future__ import annotations
@@ -42,9 +46,17 @@ POLICY = ROOT / "examples" / "risk-policy.yaml"
 AUTHOR = Actor("user", "bench-risk", "risk officer", ("risk",))
 CHECKER = Actor("user", "bench-admin", "admin", ("admin",))
 PATTERNS = ("velocity_burst", "structuring", "round_amount_new_payee", "mule")
+ANOMALY_ONLY = """\
+thresholds: {review: 40, hold: 70, block: 100}
+groups:
+  - name: unusual for the model
+    when: [{payment: {kinds: [payout]}}, {anomaly: {score_over: 0.9}}]
+    score: 40
+"""
 
 
-def run(seconds: float, rate: float, seed: int) -> list[dict[str, object]]:
+def run(seconds: float, rate: float, seed: int, which: str = "rules"
+        ) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as root:
         store = SqliteStore(Path(root) / "ledger.sqlite3")
         store.initialise()
@@ -55,7 +67,8 @@ def run(seconds: float, rate: float, seed: int) -> list[dict[str, object]]:
         payments = compose.payment_service(store, config, pool, clock=clock, ids=ids)
         risk = compose.risk_service(store, config, lambda _pool: payments, clock=clock)
         risk.load_list("synthetic-opensanctions", shipped_list("synthetic.ftm.json"), AUTHOR)
-        draft = risk.draft(POLICY.read_text(encoding="utf-8"), AUTHOR)
+        text = POLICY.read_text(encoding="utf-8") if which == "rules" else ANOMALY_ONLY
+        draft = risk.draft(text, AUTHOR)
         risk.activate(draft.version, CHECKER)
         simulation = compose.simulation(
             compose.ledger(store, clock, ids), config, pool, seed=seed, clock=clock, ids=ids,
@@ -90,26 +103,27 @@ def run(seconds: float, rate: float, seed: int) -> list[dict[str, object]]:
             after = page[-1].id
         store.close()
     flagged_share = flagged / total if total else 0.0
+    suffix = "" if which == "rules" else "_anomaly_model"
     common = {"bench": "risk_patterns", "unit": "share", "payouts": total,
               "simulated_s": seconds, "rate_per_s": rate, "seed": seed,
-              "policy": "examples/risk-policy.yaml"}
+              "policy": "examples/risk-policy.yaml" if which == "rules" else "anomaly model"}
     lines: list[dict[str, object]] = []
     for pattern in PATTERNS:
         n = labelled[pattern]
         recall = caught[pattern] / n if n else 0.0
-        lines.append({**common, "workload": f"recall_{pattern}", "value": round(recall, 3),
+        lines.append({**common, "workload": f"recall_{pattern}{suffix}", "value": round(recall, 3),
                       "baseline": "share_of_payouts_flagged",
                       "baseline_value": round(flagged_share, 3),
                       "ratio": round(recall / flagged_share, 1) if flagged_share else None,
                       "labelled": n, "caught": caught[pattern]})
     patterned = sum(labelled.values())
     precision = (flagged - flagged_clean) / flagged if flagged else 0.0
-    lines.append({**common, "workload": "precision", "value": round(precision, 3),
+    lines.append({**common, "workload": f"precision{suffix}", "value": round(precision, 3),
                   "baseline": "share_of_payouts_with_a_pattern",
                   "baseline_value": round(patterned / total, 3) if total else 0.0,
                   "ratio": round(precision / (patterned / total), 1) if patterned else None,
                   "flagged": flagged})
-    lines.append({**common, "workload": "clean_flagged_share",
+    lines.append({**common, "workload": f"clean_flagged_share{suffix}",
                   "value": round(flagged_clean / clean, 4) if clean else 0.0,
                   "baseline": "share_of_payouts_flagged",
                   "baseline_value": round(flagged_share, 4), "clean": clean,
@@ -122,9 +136,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=600.0)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--policy", choices=("rules", "anomaly"), default="rules")
     args = parser.parse_args()
     tune_gc()
-    for line in run(args.seconds, args.rate, args.seed):
+    for line in run(args.seconds, args.rate, args.seed, args.policy):
         print(json.dumps(line), flush=True)
 
 

@@ -2,7 +2,7 @@
 sanctioned payee is blocked with the reasons; a velocity burst is held for review with a case;
 a released case's payment is routed and settles; a rejected one is rejected; a held payment
 moves no money by any route; a rollback restores the old decisions; the author of a policy
-never activates it and the initiator of a payment never decides its case."""
+never activates it and the initiator of a payment never decides its case. On both stores."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from fundpool.core.actor import Actor
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.core.errors import FundpoolError
 from fundpool.core.ledger.model import Posting, Transfer
+from fundpool.ledger.ports import LedgerStore
 from fundpool.payments.engine import PaymentEngine
 from fundpool.payments.model import Action, PaymentKind, PaymentRequest, PaymentState, Step
 from fundpool.pool.accounts import PoolState, pool_account, world_account
@@ -22,7 +23,6 @@ from fundpool.pool.config import load_config
 from fundpool.pool.setup import init_pool
 from fundpool.risk.sanctions import shipped_list
 from fundpool.risk.service import RiskService, SelfActivation, SelfReview
-from fundpool.stores.sqlite import SqliteStore
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pool.toml"
 CASHIER = Actor("user", "u-cashier", "carol", ("cashier",))
@@ -54,10 +54,9 @@ groups:
 
 
 class Pool:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, store: LedgerStore) -> None:
         self.root = root
-        self.store = SqliteStore(root / "ledger.sqlite3")
-        self.store.initialise()
+        self.store = store
         self.config = load_config(EXAMPLE)
         self.pool = self.config.pool(None)
         self.clock = ManualClock()
@@ -103,8 +102,9 @@ class Pool:
 
 
 @pytest.fixture
-def pool(tmp_path: Path) -> Pool:
-    return Pool(tmp_path)
+def pool(tmp_path: Path, store: LedgerStore) -> Pool:
+    """The example pool on each store (tests/conftest.py `store`: SQLite and PostgreSQL)."""
+    return Pool(tmp_path, store)
 
 
 def test_a_sanctioned_payee_is_blocked_with_the_reasons(pool: Pool) -> None:

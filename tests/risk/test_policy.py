@@ -317,3 +317,45 @@ def test_the_decision_is_deterministic_for_the_same_inputs(payments: list[Any]) 
         return out
 
     assert run() == run()
+
+
+@pytest.mark.parametrize(("score", "fires"), [(0.97, True), (0.95, False), (None, False)])
+def test_the_anomaly_condition_reads_the_models_score(score: float | None, fires: bool) -> None:
+    parsed = parse_policy(policy("""\
+        - name: unusual
+          when: [{anomaly: {score_over: 0.95}}]
+          score: 40
+        """), SCALES)
+    verdict = decide(parsed, subject(), history(), Party(), (), score)
+    assert (verdict.outcome is Outcome.REVIEW) is fires
+    assert verdict.anomaly == score
+
+
+def test_the_anomaly_model_warms_up_then_scores_the_unusual_higher() -> None:
+    import random
+
+    from fundpool.risk.anomaly import WARM_UP, AnomalyModel, anomaly_features
+
+    rng = random.Random(3)
+    features = Features(frozenset({600 * S}))
+    model = AnomalyModel()
+    at = NOW
+    for i in range(WARM_UP + 1_500):
+        payee = f"payee-{rng.randrange(50)}"
+        s = subject(payee=payee, amount=rng.randrange(20_00, 200_00), at_us=at,
+                    reference=f"r{i}")
+        x = anomaly_features(s, features, SCALES)
+        if i < WARM_UP:
+            assert model.score(x) is None  # no score while it warms up
+        model.learn(x)
+        features.observe(Seen(at, "payout", "USD", s.amount, payee, s.initiator,
+                              s.destination, s.reference), blocked=False)
+        at += 20 * S
+    ordinary = [model.score(anomaly_features(
+        subject(payee=f"payee-{rng.randrange(50)}", amount=rng.randrange(20_00, 200_00),
+                at_us=at), features, SCALES)) for _ in range(50)]
+    unusual = [model.score(anomaly_features(
+        subject(payee=f"stranger-{i}", amount=rng.randrange(40_000_00, 90_000_00), at_us=at),
+        features, SCALES)) for i in range(50)]
+    assert all(o is not None for o in ordinary + unusual)
+    assert sorted(unusual)[25] > sorted(ordinary)[45]  # the median unusual above ordinary p90

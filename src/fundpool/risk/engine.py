@@ -33,6 +33,7 @@ from fundpool.core.actor import ENGINE
 from fundpool.core.clock import Clock, IdSource
 from fundpool.ledger.ports import WriteSession
 from fundpool.payments.model import Action, Payment
+from fundpool.risk.anomaly import WINDOW_US, AnomalyModel, anomaly_features
 from fundpool.risk.features import Features, Seen
 from fundpool.risk.policy import Outcome, Policy, duration_us, parse_policy
 from fundpool.risk.ports import RiskStore, RiskWrites
@@ -123,13 +124,48 @@ class RiskState:
     def party(self, name: str | None) -> Party:
         return self.parties.get(name, Party()) if name else Party()
 
-    def verdict(self, subject: Subject, features: Features) -> Verdict:
-        """The active policy's verdict (allow, when none is active)."""
+    def verdict(self, subject: Subject, features: Features, anomaly: float | None = None
+                ) -> Verdict:
+        """The active policy's verdict (allow, when none is active); `anomaly` is the
+        model's score of the payment, when the policy uses it."""
         if self.loaded is None:
             return Verdict(Outcome.ALLOW, 0)
         policy = self.loaded.policy
         return decide(policy, subject, features, self.party(subject.payee),
-                      self.hits(policy, subject.payee))
+                      self.hits(policy, subject.payee), anomaly)
+
+
+class Learner:
+    """The features and, when the policy scores anomalies, the model, advanced together one
+    decided payment at a time: what the engine, its rebuild and a backtest replay."""
+
+    def __init__(self, policy: Policy | None, scales: Mapping[str, int]) -> None:
+        uses_model = policy is not None and policy.scores_anomaly
+        spans = frozenset() if policy is None else policy.windows
+        self.features = Features(spans | {WINDOW_US} if uses_model else spans)
+        self.model = AnomalyModel() if uses_model else None
+        self._scales = scales
+        self._pending: dict[str, float] | None = None
+
+    def score(self, subject: Subject) -> float | None:
+        """The model's score of `subject`, as the features stand before it."""
+        if self.model is None:
+            return None
+        self._pending = anomaly_features(subject, self.features, self._scales)
+        return self.model.score(self._pending)
+
+    def observe(self, subject: Subject, *, blocked: bool) -> None:
+        """Count `subject` (scored just before, or not) and learn from it."""
+        if self.model is not None:
+            x = self._pending or anomaly_features(subject, self.features, self._scales)
+            self.model.learn(x)
+        self._pending = None
+        self.features.observe(seen_of(subject), blocked=blocked)
+
+
+def past_subject(past: PastPayment) -> Subject:
+    return Subject(past.id, past.kind, past.asset, past.amount, past.at_us, past.channel,
+                   past.payee, past.destination, past.reference, past.initiator)
 
 
 def _exact(value: Any) -> Any:
@@ -148,9 +184,10 @@ def _exact(value: Any) -> Any:
 
 def decision_detail(subject: Subject, verdict: Verdict) -> dict[str, Any]:
     """What a decision keeps beside its outcome: each group that fired with its conditions'
-    inputs, the screening hits, the payment as the rules saw it."""
+    inputs, the screening hits, the anomaly score, the payment as the rules saw it."""
     fired = [f.to_dict() for f in verdict.fired]
     return {"fired": _exact(fired) if fired else fired, "hits": list(verdict.hits),
+            "anomaly": verdict.anomaly,
             "subject": {"kind": subject.kind, "asset": subject.asset,
                         "amount_minor": str(subject.amount), "payee": subject.payee,
                         "destination": subject.destination, "initiator": subject.initiator,
@@ -174,7 +211,7 @@ class RiskEngine:
         self._ids = ids
         self._lookback_us = lookback_us
         self.state = RiskState(store, scales)
-        self.features = Features()
+        self.learner = Learner(None, scales)
         self._stale = True
         self.rebuilt_from = 0  # how many decisions the last rebuild replayed
         self._cursor: tuple[int, str] = (0, "")  # the last decision the features hold
@@ -212,17 +249,17 @@ class RiskEngine:
 
     def prepare(self, session: WriteSession) -> None:
         writes = self._store.writes(session)
-        if self.state.refresh(writes.revisions(), writes.active_policy) and \
-                self._spans() != self.features.spans:
-            self._stale = True
+        if self.state.refresh(writes.revisions(), writes.active_policy):
+            self._stale = True  # other windows, or a model, or none: replayed afresh
         if self._stale:
             self.rebuild()
         self._catch_up(writes)
 
     def screen(self, payment: Payment, at_us: int) -> tuple[Action, str | None]:
         subject = subject_of(payment)
-        verdict = self.state.verdict(subject, self.features)
-        self.features.observe(seen_of(subject), blocked=verdict.outcome is Outcome.BLOCK)
+        learner = self.learner
+        verdict = self.state.verdict(subject, learner.features, learner.score(subject))
+        learner.observe(subject, blocked=verdict.outcome is Outcome.BLOCK)
         loaded = self.state.loaded
         self._decisions.append(DecisionRecord(
             payment.id, self.pool, None if loaded is None else loaded.version,
@@ -266,14 +303,12 @@ class RiskEngine:
         self._cases.append(case)
         self._notes.append(CaseNote(case.id, 1, at_us, ENGINE, "opened", verdict.reason))
 
-    def _spans(self) -> frozenset[int]:
-        loaded = self.state.loaded
-        return frozenset() if loaded is None else loaded.policy.windows
+    @property
+    def features(self) -> Features:
+        return self.learner.features
 
-    def _observe(self, features: Features, past: PastPayment) -> None:
-        features.observe(Seen(past.at_us, past.kind, past.asset, past.amount, past.payee,
-                              past.initiator, past.destination, past.reference),
-                         blocked=past.outcome == Outcome.BLOCK.value)
+    def _observe(self, learner: Learner, past: PastPayment) -> None:
+        learner.observe(past_subject(past), blocked=past.outcome == Outcome.BLOCK.value)
         self._cursor = max(self._cursor, (past.decided_at_us, past.id))
 
     def _catch_up(self, writes: RiskWrites) -> None:
@@ -285,21 +320,22 @@ class RiskEngine:
                     self._local.discard(past.id)
                     self._cursor = max(self._cursor, (past.decided_at_us, past.id))
                     continue
-                self._observe(self.features, past)
+                self._observe(self.learner, past)
             if len(page) < CATCH_UP_PAGE:
                 return
 
     def rebuild(self) -> None:
-        """The features from the store's decisions of the look-back."""
-        features = Features(self._spans())
+        """The features (and the model) from the store's decisions of the look-back."""
+        loaded = self.state.loaded
+        learner = Learner(None if loaded is None else loaded.policy, self.state.scales)
         self._cursor = (0, "")
         self._local.clear()
         count = 0
         for past in self._store.decided_since(self.pool,
                                               self._clock.now_us() - self._lookback_us):
-            self._observe(features, past)
+            self._observe(learner, past)
             count += 1
-        self.features = features
+        self.learner = learner
         self._stale = False
         self.rebuilt_from = count
 

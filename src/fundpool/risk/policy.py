@@ -191,6 +191,13 @@ class Sanctions(_Strict):
     threshold: int = Field(default=85, ge=50, le=100)
 
 
+class Anomaly(_Strict):
+    """The online anomaly model (risk/anomaly.py) scores the payment above `score_over`
+    (0 to 1; no score while the model warms up, and then the condition does not hold)."""
+
+    score_over: float = Field(ge=0.5, lt=1.0)
+
+
 class Condition(_Strict):
     """One condition: exactly one of the kinds below, as `- kind: {parameters}`."""
 
@@ -207,6 +214,7 @@ class Condition(_Strict):
     kyc: Kyc | None = None
     jurisdiction: Jurisdiction | None = None
     sanctions: Sanctions | None = None
+    anomaly: Anomaly | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Condition:
@@ -290,6 +298,10 @@ class Policy:
         """The spans of the velocity rules: the windows the features keep."""
         return frozenset(duration_us(c.spec.window) for g in self.document.groups
                          for c in g.when if isinstance(c.spec, Velocity))
+
+    @property
+    def scores_anomaly(self) -> bool:
+        return any(c.anomaly is not None for g in self.document.groups for c in g.when)
 
     @property
     def screens(self) -> bool:

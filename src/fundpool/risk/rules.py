@@ -17,6 +17,7 @@ from fundpool.risk.features import Features
 from fundpool.risk.policy import (
     AbnormalAmount,
     AmountRule,
+    Anomaly,
     Condition,
     DailyTotal,
     DestinationChanged,
@@ -98,6 +99,7 @@ class Verdict:
     score: int
     fired: tuple[Fired, ...] = ()
     hits: tuple[Mapping[str, Any], ...] = field(default=())
+    anomaly: float | None = None  # the model's score, when the policy uses it
 
     @property
     def reason(self) -> str:
@@ -107,13 +109,13 @@ class Verdict:
 
 
 def decide(policy: Policy, subject: Subject, features: Features, party: Party,
-           hits: Sequence[Hit]) -> Verdict:
-    """Apply `policy` to `subject`."""
+           hits: Sequence[Hit], anomaly: float | None = None) -> Verdict:
+    """Apply `policy` to `subject`; `anomaly` is the model's score of it (None: no score)."""
     fired: list[Fired] = []
     for g, group in enumerate(policy.document.groups):
         inputs: list[Mapping[str, Any]] = []
         for c, condition in enumerate(group.when):
-            found = _holds(policy, g, c, condition, subject, features, party, hits)
+            found = _holds(policy, g, c, condition, subject, features, party, hits, anomaly)
             if found is None:
                 break
             inputs.append({"kind": condition.kind, **found})
@@ -135,11 +137,11 @@ def decide(policy: Policy, subject: Subject, features: Features, party: Party,
         outcome = max((by_score, *forced), key=lambda o: o.severity)
     shown = tuple({"entry_id": h.entry_id, "source": h.source, "name": h.matched_name,
                    "score": h.score, "explanation": h.explanation} for h in hits)
-    return Verdict(outcome, score, tuple(fired), shown)
+    return Verdict(outcome, score, tuple(fired), shown, anomaly)
 
 
 def _holds(policy: Policy, g: int, c: int, condition: Condition, s: Subject,
-           features: Features, party: Party, hits: Sequence[Hit]
+           features: Features, party: Party, hits: Sequence[Hit], anomaly: float | None
            ) -> dict[str, Any] | None:
     """The inputs of a condition that holds for `s`, or None when it does not."""
     spec = condition.spec
@@ -247,6 +249,10 @@ def _holds(policy: Policy, g: int, c: int, condition: Condition, s: Subject,
         return {"name": s.payee, "threshold": spec.threshold, "entry_id": best.entry_id,
                 "source": best.source, "matched": best.matched_name, "score": best.score,
                 "explanation": best.explanation}
+    if isinstance(spec, Anomaly):
+        if anomaly is None or anomaly <= spec.score_over:
+            return None
+        return {"score": anomaly, "score_over": spec.score_over}
     raise AssertionError(f"unhandled condition kind {condition.kind}")  # pragma: no cover
 
 

@@ -25,8 +25,7 @@ from fundpool.core.clock import Clock
 from fundpool.core.errors import FundpoolError
 from fundpool.payments.model import Action, IllegalTransition, PaymentState, Step
 from fundpool.payments.service import PaymentService
-from fundpool.risk.engine import Loaded, RiskState, digest
-from fundpool.risk.features import Features, Seen
+from fundpool.risk.engine import Learner, Loaded, RiskState, digest, past_subject
 from fundpool.risk.policy import Outcome, parse_policy, policy_diff, summary
 from fundpool.risk.ports import RiskStore, RiskWrites
 from fundpool.risk.records import (
@@ -40,7 +39,6 @@ from fundpool.risk.records import (
     PolicyVersion,
     RiskSignal,
 )
-from fundpool.risk.rules import Subject
 from fundpool.risk.sanctions import load_content
 from fundpool.risk.screening import normalised
 
@@ -252,8 +250,8 @@ class RiskService:
         draft_state = RiskState(self.store, self._scales)
         draft_state.screener, draft_state.parties = state.screener, state.parties
         draft_state.loaded = Loaded(0, draft)
-        features_active = Features(frozenset() if active is None else active.policy.windows)
-        features_draft = Features(draft.windows)
+        active_learner = Learner(None if active is None else active.policy, self._scales)
+        draft_learner = Learner(draft, self._scales)
         rejected_cases = {c.payment_id for c in self.store.cases(
             pool=pool, states=[CaseState.REJECTED.value], limit=1_000)}
         since = self._clock.now_us() - days * DAY_US
@@ -263,15 +261,12 @@ class RiskService:
         changed: list[dict[str, Any]] = []
         count = labelled = 0
         for past in self.store.past_payments(pool, since):
-            subject = Subject(past.id, past.kind, past.asset, past.amount, past.at_us,
-                              past.channel, past.payee, past.destination, past.reference,
-                              past.initiator)
-            a = state.verdict(subject, features_active)
-            d = draft_state.verdict(subject, features_draft)
-            seen = Seen(past.at_us, past.kind, past.asset, past.amount, past.payee,
-                        past.initiator, past.destination, past.reference)
-            features_active.observe(seen, blocked=a.outcome is Outcome.BLOCK)
-            features_draft.observe(seen, blocked=d.outcome is Outcome.BLOCK)
+            subject = past_subject(past)
+            a = state.verdict(subject, active_learner.features, active_learner.score(subject))
+            d = draft_state.verdict(subject, draft_learner.features,
+                                    draft_learner.score(subject))
+            active_learner.observe(subject, blocked=a.outcome is Outcome.BLOCK)
+            draft_learner.observe(subject, blocked=d.outcome is Outcome.BLOCK)
             count += 1
             outcomes_active[a.outcome.value] += 1
             outcomes_draft[d.outcome.value] += 1

@@ -289,21 +289,24 @@ def alert_engine(store: LedgerStore, watched: Monitor, rules: AlertRules) -> Ale
     from fundpool.monitoring.alerting.engine import AlertEngine
 
     return AlertEngine(ledger(store), watched, rules, table=alert_store(store),
-                       sources=[risk_observations(store)])
+                       sources=[risk_observations(store, watched.config)])
 
 
-def risk_observations(store: LedgerStore) -> Callable[[int], list[Observation]]:
+def risk_observations(store: LedgerStore, config: FundpoolConfig
+                      ) -> Callable[[int], list[Observation]]:
     """Risk control's signals as the alert engine's observations: each holds while it comes
     (`for` zero), and resolves at the first evaluation it no longer does."""
     from fundpool.monitoring.alerting.engine import Observation
-    from fundpool.risk.service import signals
+    from fundpool.risk.service import RingWatch, signals
 
     risks = risk_store(store)
+    pools = tuple(pool.id for pool in config.pools)
+    rings = RingWatch()
 
     def observe(at_us: int) -> list[Observation]:
         return [Observation(s.pool, s.rule, s.subject, s.severity, Fraction(s.count),
                             str(s.count), True, 0, s.summary)
-                for s in signals(risks, at_us)]
+                for s in signals(risks, at_us, pools, rings)]
 
     return observe
 

@@ -244,3 +244,23 @@ groups:
     assert condition["amount"] == str(wei)
     assert condition["over"] == str(15 * 10**17)
     assert detail["subject"]["amount_minor"] == str(wei)
+
+
+def test_payees_sharing_accounts_are_found_as_a_ring() -> None:
+    from fundpool.risk.rings import Payout, find_rings
+
+    payouts = [
+        Payout("mule-out-1", "USD", 900_00, "ACCT-COLLECT-1"),
+        Payout("mule-out-2", "USD", 950_00, "ACCT-COLLECT-1"),
+        Payout("mule-out-3", "USD", 400_00, "ACCT-OTHER", device="dev-7"),
+        Payout("mule-out-4", "USD", 100_00, "ACCT-COLLECT-1", device="dev-7"),
+        Payout("Ada", "USD", 50_00, "ACCT-ADA"),
+        Payout("ada", "USD", 60_00, "ACCT-ADA-2"),  # the same name: one person, two ids
+        Payout("Bob", "USD", 70_00, "ACCT-BOB"),
+    ]
+    (ring,) = find_rings(payouts)
+    assert ring.payees == ("mule-out-1", "mule-out-2", "mule-out-3", "mule-out-4")
+    assert ("destination", "ACCT-COLLECT-1", 3) in ring.shared
+    assert ("device", "dev-7", 2) in ring.shared
+    assert dict(ring.amounts) == {"USD": 2_350_00}
+    assert find_rings(payouts, min_payees=2)[-1].payees == ("Ada", "ada")

@@ -204,6 +204,16 @@ ONE_RULE = [
     ("listed: {field: payee, list: blocked, absent: true}", {"payee": "Bob"}, (), Party(),
      True),
     ("listed: {field: country, list: countries}", {"country": "kp"}, (), Party(), True),
+    ("ring: {min_payees: 3}", {"payee": "Cy", "destination": "ACCT-9"},
+     (paid(NOW - 60 * S, payee="Ann", destination="ACCT-9"),
+      paid(NOW - 30 * S, payee="Bo", destination="ACCT-9")), Party(), True),
+    ("ring: {min_payees: 3}", {"payee": "Cy", "destination": "ACCT-9"},
+     (paid(NOW - 60 * S, payee="Ann", destination="ACCT-9"),), Party(), False),
+    ("ring: {min_payees: 4}", {"payee": "Di", "destination": "ACCT-7"},
+     (paid(NOW - 90 * S, payee="Ann", destination="ACCT-9"),  # Ann, Bo share ACCT-9,
+      paid(NOW - 60 * S, payee="Bo", destination="ACCT-9"),   # Bo and Cy ACCT-7:
+      paid(NOW - 30 * S, payee="Bo", destination="ACCT-7"),   # Di joins four
+      paid(NOW - 20 * S, payee="Cy", destination="ACCT-7")), Party(), True),
     ("kyc: {states: [none, pending]}", {}, (), Party("pending"), True),
     ("kyc: {states: [none, pending]}", {}, (), Party("verified"), False),
     ("jurisdiction: {countries: [IR, KP]}", {}, (), Party("verified", "ir"), True),

@@ -12,6 +12,7 @@ a local store (docs/risk.md).
     fundpool risk case <id>
     fundpool risk claim|comment|escalate|release|reject <id> --note "..."
     fundpool risk party "Ada Ltd" --kyc verified --country GB
+    fundpool risk rings --minutes 60                  # payees sharing accounts
 
 Actions are recorded as the operating-system user's (the CLI's actor). A policy version is
 never activated by its author unless that actor is an admin, as the local CLI's is.
@@ -199,6 +200,26 @@ def screen(name: str, threshold: Annotated[int, typer.Option("--threshold")] = 8
         for h in hits:
             table.add_row(str(h["score"]), h["entry_id"], h["name"], h["explanation"])
         s.emit({"hits": hits}, table if hits else "no hit")
+
+
+@app.command("rings")
+def rings(minutes: Annotated[int, typer.Option("--minutes")] = 30,
+          min_payees: Annotated[int, typer.Option("--min-payees")] = 3,
+          config: ConfigOption = None, pool: PoolOption = None,
+          data_dir: DataDirOption = None, db_url: DbUrlOption = None,
+          as_json: JsonOption = False) -> None:
+    """Suspected fraud rings: payees linked by the accounts, names, devices and IPs their
+    recent payouts share."""
+    with session(data_dir, db_url, as_json) as s:
+        found = _service(s, config, pool).rings(minutes, pool, min_payees)
+        table = Table("ring", "payees", "shared", "payouts")
+        for ring in found[:50]:
+            table.add_row(ring.id, ", ".join(ring.payees[:8]) +
+                          (" …" if len(ring.payees) > 8 else ""),
+                          ", ".join(f"{a} {v} ({n})" for a, v, n in ring.shared[:4]),
+                          str(ring.payouts))
+        s.emit({"data": [r.to_dict() for r in found], "count": len(found)},
+               table if found else "no ring")
 
 
 # --- the review queue ------------------------------------------------------------------------

@@ -82,6 +82,10 @@ class Features:
         self._duplicates: dict[tuple[str, str, int, str], int] = {}  # -> last at
         self._profiles: dict[tuple[str, str], PayeeProfile] = {}  # (payee, asset)
         self._payees: set[str] = set()
+        # Payees linked through the accounts they are paid into (a union-find over payee and
+        # destination nodes; each root keeps how many payees its component holds).
+        self._parent: dict[str, str] = {}
+        self._ring_payees: dict[str, int] = {}
         self._day = -1
         self.observed = 0
 
@@ -121,6 +125,45 @@ class Features:
     def known_payee(self, payee: str | None) -> bool:
         return payee is not None and payee in self._payees
 
+    def _root(self, node: str) -> str | None:
+        parent = self._parent
+        if node not in parent:
+            return None
+        root = node
+        while parent[root] != root:
+            root = parent[root]
+        while parent[node] != root:  # path compression
+            parent[node], node = root, parent[node]
+        return root
+
+    def ring_size(self, payee: str | None, destination: str | None) -> int:
+        """How many payees the payee's component holds once this payout links it to
+        `destination`: payees paid into a shared account, and payees sharing those."""
+        if payee is None or destination is None:
+            return 0
+        mine, theirs = self._root("p:" + payee), self._root("d:" + destination)
+        size = 1 if mine is None else self._ring_payees[mine]
+        if theirs is not None and theirs != mine:
+            size += self._ring_payees[theirs]
+        return size
+
+    def _link(self, payee: str, destination: str) -> None:
+        parent, counts = self._parent, self._ring_payees
+        p, d = "p:" + payee, "d:" + destination
+        if p not in parent:
+            parent[p] = p
+            counts[p] = 1
+        if d not in parent:
+            parent[d] = d
+            counts[d] = 0
+        a, b = self._root(p), self._root(d)
+        if a is None or b is None or a == b:
+            return
+        if counts[a] < counts[b]:
+            a, b = b, a
+        parent[b] = a
+        counts[a] += counts.pop(b)
+
     # --- learning ---
 
     def observe(self, seen: Seen, *, blocked: bool) -> None:
@@ -147,6 +190,8 @@ class Features:
             self._days[day_key] = self._days.get(day_key, 0) + seen.amount
         if seen.payee is None:
             return
+        if seen.kind == "payout" and seen.destination is not None:
+            self._link(seen.payee, seen.destination)
         self._duplicates[(seen.payee, seen.asset, seen.amount, seen.reference or "")] = at_us
         if blocked or seen.kind != "payout":
             return

@@ -191,6 +191,14 @@ class Sanctions(_Strict):
     threshold: int = Field(default=85, ge=50, le=100)
 
 
+class Ring(_Strict):
+    """This payout's payee, linked through shared accounts (payees paid into the same
+    destination, and payees sharing theirs), belongs to a group of at least `min_payees`
+    payees: a mule ring's shape."""
+
+    min_payees: int = Field(default=3, ge=2, le=10_000)
+
+
 class Anomaly(_Strict):
     """The online anomaly model (risk/anomaly.py) scores the payment above `score_over`
     (0 to 1; no score while the model warms up, and then the condition does not hold)."""
@@ -215,6 +223,7 @@ class Condition(_Strict):
     jurisdiction: Jurisdiction | None = None
     sanctions: Sanctions | None = None
     anomaly: Anomaly | None = None
+    ring: Ring | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Condition:

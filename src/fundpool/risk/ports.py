@@ -19,6 +19,7 @@ from fundpool.risk.records import (
     PastPayment,
     PolicyVersion,
 )
+from fundpool.risk.rings import Payout
 
 REVISION_KINDS = ("policy", "lists", "cleared", "parties")
 
@@ -117,6 +118,11 @@ class RiskStore(Protocol):
 
     def blocked_since(self, since_us: int) -> list[DecisionRecord]:
         """The decisions that blocked a payment since `since_us`, newest first."""
+        ...
+
+    def recent_payouts(self, pool: str, since_us: int, limit: int) -> list[Payout]:
+        """The pool's payouts created since `since_us` (newest first, at most `limit`), as
+        the ring search sees them."""
         ...
 
     def counterparties(self) -> list[str]:

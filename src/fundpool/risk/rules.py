@@ -29,6 +29,7 @@ from fundpool.risk.policy import (
     Outcome,
     PaymentMatch,
     Policy,
+    Ring,
     RoundAmount,
     Sanctions,
     Velocity,
@@ -249,6 +250,12 @@ def _holds(policy: Policy, g: int, c: int, condition: Condition, s: Subject,
         return {"name": s.payee, "threshold": spec.threshold, "entry_id": best.entry_id,
                 "source": best.source, "matched": best.matched_name, "score": best.score,
                 "explanation": best.explanation}
+    if isinstance(spec, Ring):
+        size = features.ring_size(s.payee, s.destination)
+        if size < spec.min_payees:
+            return None
+        return {"payee": s.payee, "destination": s.destination, "payees_linked": size,
+                "min_payees": spec.min_payees}
     if isinstance(spec, Anomaly):
         if anomaly is None or anomaly <= spec.score_over:
             return None

@@ -39,10 +39,15 @@ from fundpool.risk.records import (
     PolicyVersion,
     RiskSignal,
 )
+from fundpool.risk.rings import RING_PAYEES_MIN, FraudRing, find_rings
 from fundpool.risk.sanctions import load_content
 from fundpool.risk.screening import normalised
 
 NOTE_MAX = 2_000
+RING_WINDOW_MIN = 30  # the payouts the ring search looks at, by default
+RING_WINDOW_MAX_MIN = 24 * 60
+RING_PAYOUTS_MAX = 100_000
+RING_SIGNAL_EVERY_US = 60_000_000  # the alert bar's ring search runs once a minute
 KYC_STATES = ("none", "pending", "rejected", "expired", "verified")
 BACKTEST_DAYS_MAX = 90
 DAY_US = 86_400_000_000
@@ -442,6 +447,19 @@ class RiskService:
             writes.bump("cleared")
         return cleared
 
+    # --- fraud rings ---
+
+    def rings(self, minutes: int = RING_WINDOW_MIN, pool: str | None = None,
+              min_payees: int = RING_PAYEES_MIN) -> list[FraudRing]:
+        """The suspected rings among the pool's payouts of the last `minutes`."""
+        if not 1 <= minutes <= RING_WINDOW_MAX_MIN:
+            raise InvalidRiskInput(f"minutes is 1 to {RING_WINDOW_MAX_MIN}", field="minutes")
+        if not 2 <= min_payees <= 1_000:
+            raise InvalidRiskInput("min_payees is 2 to 1000", field="min_payees")
+        since = self._clock.now_us() - minutes * 60_000_000
+        return find_rings(self.store.recent_payouts(pool or self._pool, since, RING_PAYOUTS_MAX),
+                          min_payees)
+
     # --- parties ---
 
     def set_party(self, name: str, kyc: str, country: str | None, actor: Actor
@@ -471,7 +489,25 @@ def _replace(case: CaseRecord, **changes: Any) -> CaseRecord:
 SANCTIONS_ALERT_US = DAY_US  # a sanctions block stays in the alert bar for a day
 
 
-def signals(store: RiskStore, now_us: int) -> list[RiskSignal]:
+class RingWatch:
+    """The ring search for the alert bar, run at most once a minute per pool (it reads the
+    last half hour of payouts); between runs the last answer stands."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, int]] = {}  # pool -> (at, rings found)
+
+    def rings(self, store: RiskStore, pool: str, now_us: int) -> int:
+        last = self._last.get(pool)
+        found = 0 if last is None else last[1]
+        if last is None or not 0 <= now_us - last[0] < RING_SIGNAL_EVERY_US:
+            since = now_us - RING_WINDOW_MIN * 60_000_000
+            found = len(find_rings(store.recent_payouts(pool, since, RING_PAYOUTS_MAX)))
+            self._last[pool] = (now_us, found)
+        return found
+
+
+def signals(store: RiskStore, now_us: int, pools: tuple[str, ...] = (),
+            rings: RingWatch | None = None) -> list[RiskSignal]:
     """What risk control puts in the alert bar now: per pool, the payments waiting for review
     (info), those on hold (warning), the cases past their SLA (warning); and each payment a
     sanctions hit blocked in the last day (critical). A signal's summary carries no count
@@ -490,6 +526,12 @@ def signals(store: RiskStore, now_us: int) -> list[RiskSignal]:
         if late:
             out.append(RiskSignal(pool, "risk.sla_breach", "risk:breached", "warning", late,
                                   "risk cases are past their SLA"))
+    for pool in pools if rings is not None else ():
+        assert rings is not None
+        found = rings.rings(store, pool, now_us)
+        if found:
+            out.append(RiskSignal(pool, "risk.fraud_rings", "risk:rings", "critical", found,
+                                  "payees share accounts: suspected fraud rings"))
     for decision in store.blocked_since(now_us - SANCTIONS_ALERT_US):
         hit = next((c for f in decision.detail.get("fired", ())
                     for c in f.get("conditions", ()) if c.get("kind") == "sanctions"), None)

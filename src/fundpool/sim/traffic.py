@@ -17,7 +17,8 @@ and lets the dispatcher carry it:
 - the fraud-like patterns are labelled in the payment's metadata (`pattern`) so that the risk
   work can measure what it catches: velocity bursts (one payee, many small payouts within a
   few seconds), structuring (payouts just under the approval threshold), round amounts to
-  never-seen payees, and mule flows (a deposit then at once a payout of nearly all of it).
+  never-seen payees, and mule flows (a deposit then at once a payout of nearly all of it, to a
+  new payee whose account is one of a few collection accounts the mules share: a ring).
 
 Failures, returns, duplicate and out-of-order reports come from the rails' own profiles.
 
@@ -64,6 +65,7 @@ SWEEP_SHARE = 0.07
 BRIDGE_SHARE = 0.03
 DEPOSIT_SHARE = 0.40
 FRAUD_SHARE = 0.05
+MULE_ACCOUNTS = 5  # the collection accounts the mules' payees are paid into
 # Typical payment sizes in whole units: (decade exponent, weight) — most payments are small.
 DECADES = ((0, 20), (1, 35), (2, 30), (3, 12), (4, 3))
 ETH_DECADES = ((-3, 20), (-2, 35), (-1, 30), (0, 12), (1, 3))
@@ -345,7 +347,8 @@ class Simulation:
             reference=key,
             metadata={k: str(v) for k, v in overrides.items()
                       if k in ("pattern",)},
-            destination=self._destination(payee, asset),
+            # A mule's payee is paid into an account the ring shares.
+            destination=self._destination(str(overrides.get("account_of") or payee), asset),
         )
         return request, key
 
@@ -394,6 +397,7 @@ class Simulation:
         if request.asset in self._payout_assets:
             self._followups.append(self._payout(
                 asset=request.asset, pattern="mule", payee=f"mule-out-{self._serial}",
+                account_of=f"mule-collector-{self._serial % MULE_ACCOUNTS}",
                 amount=request.amount_minor * 95 // 100 or 1,
             ))
         return request, key

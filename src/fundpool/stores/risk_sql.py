@@ -29,6 +29,7 @@ from fundpool.risk.records import (
     PolicyState,
     PolicyVersion,
 )
+from fundpool.risk.rings import Payout
 from fundpool.sql import migrate
 from fundpool.sql.database import Database, Transaction, database_of
 from fundpool.sql.query import Where
@@ -341,6 +342,20 @@ class SqlRiskStore:
                           "outcome = 'block' AND at_us >= ? ORDER BY at_us DESC LIMIT 100",
                           (since_us,))
         return [_decision(r) for r in rows]
+
+    def recent_payouts(self, pool: str, since_us: int, limit: int) -> list[Payout]:
+        rows = self._rows(
+            "SELECT counterparty, asset, amount_minor, destination, metadata FROM payments "
+            "WHERE pool = ? AND kind = 'payout' AND created_at_us >= ? AND counterparty IS NOT "
+            f"NULL ORDER BY created_at_us DESC LIMIT {max(1, limit)}", (pool, since_us))
+        out = []
+        for payee, asset, amount, destination, metadata in rows:
+            meta = orjson.loads(metadata) if metadata else {}
+            device, ip = meta.get("device"), meta.get("ip")
+            out.append(Payout(payee, asset, int(amount), destination,
+                              device if isinstance(device, str) else None,
+                              ip if isinstance(ip, str) else None))
+        return out
 
     def counterparties(self) -> list[str]:
         return [r[0] for r in self._rows(

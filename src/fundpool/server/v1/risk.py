@@ -313,6 +313,20 @@ def clear_hit(body: ClearIn, request: Request) -> dict[str, Any]:
                                         body.note).to_dict()
 
 
+@router.get("/rings", openapi_extra=needs(P.RISK_READ), responses=PROBLEMS)
+def list_rings(
+    request: Request,
+    minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 30,
+    min_payees: Annotated[int, Query(ge=2, le=1_000)] = 3,
+    pool: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Suspected fraud rings among the payouts of the last `minutes`: payees linked by the
+    accounts, names, devices and IP addresses their payouts share, largest first."""
+    with api_of(request).store_errors():
+        rings = _risk(request).rings(minutes, pool, min_payees)
+    return {"data": [r.to_dict() for r in rings[:100]], "count": len(rings)}
+
+
 @router.get("/parties", openapi_extra=needs(P.RISK_READ), responses=PROBLEMS)
 def list_parties(request: Request) -> dict[str, Any]:
     with api_of(request).store_errors():

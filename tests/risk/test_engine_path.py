@@ -264,3 +264,51 @@ def test_payees_sharing_accounts_are_found_as_a_ring() -> None:
     assert ("device", "dev-7", 2) in ring.shared
     assert dict(ring.amounts) == {"USD": 2_350_00}
     assert find_rings(payouts, min_payees=2)[-1].payees == ("Ada", "ada")
+
+
+RESPONDING = """\
+thresholds: {review: 30, hold: 60, block: 90}
+groups:
+  - name: burst to one payee
+    when:
+      - payment: {kinds: [payout]}
+      - velocity: {per: payee, window: 10m, count_over: 2}
+    score: 40
+    respond:
+      alert: critical
+      lower_limit: {per: payee, amount: {USD: "10.00"}, for: 1h}
+"""
+
+
+def test_a_groups_responses_raise_an_alert_and_lower_a_limit(pool: Pool) -> None:
+    from fundpool.risk.service import signals
+
+    pool.activate(RESPONDING)
+    first = [pool.payout("payee-r", f"l-{i}") for i in range(3)]  # the third fires it
+    pool.passes(1)
+    assert [pool.state(p) is S.HELD for p in first] == [False, False, True]
+    (limit,) = pool.risk.limits()
+    assert (limit.per, limit.key, limit.asset, limit.max_minor) == ("payee", "payee-r", "USD",
+                                                                     10_00)
+    found = {(s.rule, s.severity) for s in signals(pool.risk.store, pool.clock.now_us())}
+    assert ("risk.response:burst to one payee", "critical") in found
+
+    # Eleven minutes on, the burst is out of its window, but the lowered limit holds a
+    # payout to that payee above 10.00 for the hour, and says why; one under it goes.
+    pool.clock.advance(seconds=660)
+    above, under = pool.payout("payee-r", "l-above", 25_00), pool.payout("payee-r", "l-ok", 5_00)
+    other = pool.payout("payee-other", "l-other", 25_00)
+    pool.passes(1)
+    assert pool.state(above) is S.HELD
+    assert pool.state(under) is not S.HELD
+    assert pool.state(other) is not S.HELD
+    decision = pool.risk.store.decision(above)
+    assert decision is not None
+    assert decision.detail["fired"][-1]["group"] == "temporary limit"
+
+    pool.risk.end_limit(limit.id, RISK, "payee verified by phone")
+    assert pool.risk.limits() == []
+    pool.clock.advance(seconds=660)  # out of the burst's window again
+    again = pool.payout("payee-r", "l-again", 25_00)
+    pool.passes(1)
+    assert pool.state(again) is not S.HELD

@@ -37,8 +37,15 @@ from fundpool.risk.anomaly import WINDOW_US, AnomalyModel, anomaly_features
 from fundpool.risk.features import Features, Seen
 from fundpool.risk.policy import Outcome, Policy, duration_us, parse_policy
 from fundpool.risk.ports import RiskStore, RiskWrites
-from fundpool.risk.records import CaseNote, CaseRecord, CaseState, DecisionRecord, PastPayment
-from fundpool.risk.rules import Hit, Party, Subject, Verdict, decide
+from fundpool.risk.records import (
+    CaseNote,
+    CaseRecord,
+    CaseState,
+    DecisionRecord,
+    PastPayment,
+    ResponseRecord,
+)
+from fundpool.risk.rules import Fired, Hit, Party, Subject, Verdict, decide
 from fundpool.risk.sanctions import load_content
 from fundpool.risk.screening import Screener
 
@@ -84,10 +91,13 @@ class RiskState:
         self.screener: Screener | None = None
         self.cleared: set[tuple[str, str]] = set()
         self.parties: dict[str, Party] = {}
+        self.limits: list[ResponseRecord] = []  # limits lowered by responses, while they last
         self.revisions: dict[str, int] = {}
 
-    def refresh(self, revisions: Mapping[str, int], active: Callable[[], Any]) -> bool:
-        """Reload what moved; True when the policy changed."""
+    def refresh(self, revisions: Mapping[str, int], active: Callable[[], Any],
+                now_us: int = 0) -> bool:
+        """Reload what moved (limits: those in force at `now_us`); True when the policy
+        changed."""
         changed = False
         if revisions.get("policy") != self.revisions.get("policy"):
             stored = active()
@@ -101,6 +111,8 @@ class RiskState:
             self.screener = self.build_screener()
         if revisions.get("parties") != self.revisions.get("parties"):
             self.parties = {p.name: Party(p.kyc, p.country) for p in self.store.parties()}
+        if revisions.get("limits") != self.revisions.get("limits"):
+            self.limits = self.store.active_limits(now_us)
         self.revisions = dict(revisions)
         return changed
 
@@ -127,12 +139,33 @@ class RiskState:
     def verdict(self, subject: Subject, features: Features, anomaly: float | None = None
                 ) -> Verdict:
         """The active policy's verdict (allow, when none is active); `anomaly` is the
-        model's score of the payment, when the policy uses it."""
+        model's score of the payment, when the policy uses it. A limit lowered by a response
+        and still in force holds a payout above it."""
         if self.loaded is None:
             return Verdict(Outcome.ALLOW, 0)
         policy = self.loaded.policy
-        return decide(policy, subject, features, self.party(subject.payee),
-                      self.hits(policy, subject.payee), anomaly)
+        verdict = decide(policy, subject, features, self.party(subject.payee),
+                         self.hits(policy, subject.payee), anomaly)
+        return self._limited(subject, verdict) if self.limits else verdict
+
+    def _limited(self, subject: Subject, verdict: Verdict) -> Verdict:
+        keys = {"payee": subject.payee, "initiator": subject.initiator,
+                "destination": subject.destination}
+        for limit in self.limits:
+            if limit.until_us is None or not limit.at_us <= subject.at_us < limit.until_us or \
+                    limit.asset != subject.asset or limit.max_minor is None or \
+                    subject.kind != "payout" or keys.get(limit.per or "") != limit.key or \
+                    subject.amount <= limit.max_minor:
+                continue
+            fired = Fired("temporary limit", None, Outcome.HOLD.value, ({
+                "kind": "lowered_limit", "per": limit.per, "key": limit.key,
+                "amount": subject.amount, "over": limit.max_minor, "asset": limit.asset,
+                "until_us": limit.until_us, "set_by_group": limit.group},))
+            outcome = verdict.outcome if verdict.outcome.severity >= Outcome.HOLD.severity \
+                else Outcome.HOLD
+            return Verdict(outcome, verdict.score, (*verdict.fired, fired), verdict.hits,
+                           verdict.anomaly)
+        return verdict
 
 
 class Learner:
@@ -242,14 +275,23 @@ class RiskEngine:
             found = self._pending.notes = []
         return found
 
+    @property
+    def _responses(self) -> list[ResponseRecord]:
+        found: list[ResponseRecord] | None = getattr(self._pending, "responses", None)
+        if found is None:
+            found = self._pending.responses = []
+        return found
+
     def _clear(self) -> None:
         self._pending.decisions, self._pending.cases, self._pending.notes = [], [], []
+        self._pending.responses = []
 
     # --- the port ---
 
     def prepare(self, session: WriteSession) -> None:
         writes = self._store.writes(session)
-        if self.state.refresh(writes.revisions(), writes.active_policy):
+        if self.state.refresh(writes.revisions(), writes.active_policy,
+                              self._clock.now_us()):
             self._stale = True  # other windows, or a model, or none: replayed afresh
         if self._stale:
             self.rebuild()
@@ -264,6 +306,7 @@ class RiskEngine:
         self._decisions.append(DecisionRecord(
             payment.id, self.pool, None if loaded is None else loaded.version,
             verdict.outcome.value, verdict.score, decision_detail(subject, verdict), at_us))
+        self._respond(payment, subject, verdict, at_us)
         outcome = verdict.outcome
         if outcome in (Outcome.REVIEW, Outcome.HOLD):
             self._open_case(payment, outcome, verdict, at_us)
@@ -280,6 +323,10 @@ class RiskEngine:
         writes.add_decisions(self._decisions)
         if self._cases:
             writes.add_cases(self._cases, self._notes)
+        if self._responses:
+            writes.add_responses(self._responses)
+            if any(r.kind == "limit" for r in self._responses):
+                writes.bump("limits")
         self._local.update(d.payment_id for d in self._decisions)
         self._clear()
 
@@ -288,6 +335,36 @@ class RiskEngine:
         self._stale = True  # it observed payments that did not commit
 
     # --- the rest ---
+
+    def _respond(self, payment: Payment, subject: Subject, verdict: Verdict,
+                 at_us: int) -> None:
+        """The fired groups' automatic responses: graded alerts, limits lowered a while."""
+        loaded = self.state.loaded
+        if loaded is None or not verdict.fired:
+            return
+        groups = {g.name: (index, g) for index, g in enumerate(loaded.policy.document.groups)}
+        keys = {"payee": subject.payee, "initiator": subject.initiator,
+                "destination": subject.destination}
+        for fired in verdict.fired:
+            index, group = groups.get(fired.group, (-1, None))
+            respond = None if group is None else group.respond
+            if respond is None:
+                continue
+            if respond.alert is not None:
+                self._responses.append(ResponseRecord(
+                    self._ids.new_id(at_us), self.pool, payment.id, fired.group, "alert",
+                    at_us, severity=respond.alert))
+            limit = respond.lower_limit
+            key = None if limit is None else keys[limit.per]
+            if limit is not None and key is not None:
+                until = at_us + duration_us(limit.for_)
+                for asset, max_minor in loaded.policy.amounts[(index, -1, "lower_limit")].items():
+                    record = ResponseRecord(
+                        self._ids.new_id(at_us), self.pool, payment.id, fired.group, "limit",
+                        at_us, per=limit.per, key=key, asset=asset, max_minor=max_minor,
+                        until_us=until)
+                    self._responses.append(record)
+                    self.state.limits.append(record)
 
     def _open_case(self, payment: Payment, outcome: Outcome, verdict: Verdict,
                    at_us: int) -> None:

@@ -244,12 +244,31 @@ class Condition(_Strict):
         return spec
 
 
+class LowerLimit(_Strict):
+    """An automatic response: for `for` from the moment the group fires, payouts per
+    `per` (the payee, initiator or destination of the payment that fired it) above `amount`
+    are held for a risk officer."""
+
+    per: Per
+    amount: Amounts
+    for_: Duration = Field(alias="for")
+
+
+class Response(_Strict):
+    """What a group does besides its score or outcome when it fires: raise a graded alert
+    into the alert bar, and/or lower a limit for a while."""
+
+    alert: Literal["info", "warning", "critical"] | None = None
+    lower_limit: LowerLimit | None = None
+
+
 class Group(_Strict):
     name: str = Field(min_length=1, max_length=100)
     when: tuple[Condition, ...] = Field(min_length=1, max_length=20)
     score: int | None = Field(default=None, ge=1, le=1_000)
     outcome: Outcome | None = None
     description: str | None = Field(default=None, max_length=2_000)
+    respond: Response | None = None
 
     @model_validator(mode="after")
     def _score_or_outcome(self) -> Group:
@@ -431,6 +450,30 @@ def _amounts(document: PolicyDocument, node: yaml.Node | None,
                 if unknown:
                     raise InvalidPolicy(f"{unknown[0]!r} is not an asset of the pool",
                                         line=_line(node, at), asset=unknown[0])
+        respond = group.respond
+        if respond is not None and respond.lower_limit is not None:
+            limit = respond.lower_limit
+            where: tuple[str | int, ...] = ("groups", g, "respond", "lower_limit")
+            try:
+                duration_us(limit.for_)
+            except ValueError as error:
+                raise InvalidPolicy(str(error), line=_line(node, (*where, "for"))) from None
+            parsed = {}
+            for asset, text in limit.amount.items():
+                if asset not in scales:
+                    raise InvalidPolicy(f"{asset!r} is not an asset of the pool",
+                                        line=_line(node, (*where, "amount", asset)),
+                                        asset=asset)
+                try:
+                    parsed[asset] = parse_amount(str(text), scales[asset], asset=asset)
+                except FundpoolError as error:
+                    raise InvalidPolicy(f"{asset} {text!r}: {error.detail}",
+                                        line=_line(node, (*where, "amount", asset)),
+                                        asset=asset) from None
+            if not parsed:
+                raise InvalidPolicy("a lowered limit names an amount per asset",
+                                    line=_line(node, where))
+            out[(g, -1, "lower_limit")] = parsed
     return out
 
 
@@ -499,7 +542,7 @@ def _contradictions(g: int, group: Group,
         raise InvalidPolicy(f"group {group.name!r} filters on kinds with nothing in common",
                             line=line, group=group.name)
     if assets is not None:
-        named = {a for key in amounts if key[0] == g for a in amounts[key]}
+        named = {a for key in amounts if key[0] == g and key[1] >= 0 for a in amounts[key]}
         if named and not named & assets:
             raise InvalidPolicy(
                 f"group {group.name!r} sets amounts only for assets its filter excludes",

@@ -18,10 +18,11 @@ from fundpool.risk.records import (
     PartyRecord,
     PastPayment,
     PolicyVersion,
+    ResponseRecord,
 )
 from fundpool.risk.rings import Payout
 
-REVISION_KINDS = ("policy", "lists", "cleared", "parties")
+REVISION_KINDS = ("policy", "lists", "cleared", "parties", "limits")
 
 
 class RiskWrites(Protocol):
@@ -65,6 +66,13 @@ class RiskWrites(Protocol):
     def add_cleared(self, cleared: Cleared) -> None: ...
 
     def put_party(self, party: PartyRecord) -> None: ...
+
+    def add_responses(self, responses: Sequence[ResponseRecord]) -> None: ...
+
+    def end_limit(self, response_id: str, at_us: int, actor: Actor, note: str) -> bool:
+        """End a lowered limit now, by `actor` with `note`; False when there is no such
+        limit in force."""
+        ...
 
     def decided_after(self, pool: str, after: tuple[int, str], limit: int
                       ) -> list[PastPayment]:
@@ -123,6 +131,12 @@ class RiskStore(Protocol):
     def recent_payouts(self, pool: str, since_us: int, limit: int) -> list[Payout]:
         """The pool's payouts created since `since_us` (newest first, at most `limit`), as
         the ring search sees them."""
+        ...
+
+    def active_limits(self, now_us: int) -> list[ResponseRecord]: ...
+
+    def response_alerts(self, since_us: int) -> list[tuple[str, str, str, int]]:
+        """(pool, group, severity, times fired) of the alert responses since `since_us`."""
         ...
 
     def counterparties(self) -> list[str]:

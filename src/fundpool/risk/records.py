@@ -200,3 +200,31 @@ class RiskSignal:
     severity: str  # info | warning | critical
     count: int
     summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseRecord:
+    """What a group did when it fired, beside its score or outcome: a graded alert
+    (`kind` alert, `severity`), or a limit lowered until `until_us` (`kind` limit: payouts per
+    `per` = `key` in `asset` above `max_minor` are held)."""
+
+    id: str
+    pool: str
+    payment_id: str
+    group: str
+    kind: str  # alert | limit
+    at_us: int
+    severity: str | None = None
+    per: str | None = None
+    key: str | None = None
+    asset: str | None = None
+    max_minor: int | None = None
+    until_us: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "pool": self.pool, "payment_id": self.payment_id,
+                "group": self.group, "kind": self.kind, "at_us": self.at_us,
+                "severity": self.severity, "per": self.per, "key": self.key,
+                "asset": self.asset,
+                "max_minor": None if self.max_minor is None else str(self.max_minor),
+                "until_us": self.until_us}

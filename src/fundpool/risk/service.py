@@ -37,6 +37,7 @@ from fundpool.risk.records import (
     PartyRecord,
     PolicyState,
     PolicyVersion,
+    ResponseRecord,
     RiskSignal,
 )
 from fundpool.risk.rings import RING_PAYEES_MIN, FraudRing, find_rings
@@ -96,6 +97,11 @@ class SelfReview(FundpoolError):
 class InvalidRiskInput(FundpoolError):
     code = "invalid_risk_input"
     title = "the request is not valid"
+
+
+class UnknownLimit(FundpoolError):
+    code = "unknown_limit"
+    title = "no such lowered limit in force"
 
 
 class ClaimedByOther(FundpoolError):
@@ -251,6 +257,7 @@ class RiskService:
         draft = parse_policy(text, self._scales)
         state = RiskState(self.store, self._scales)
         state.refresh(self.store.revisions(), self.store.active_policy)
+        state.limits = []  # the live limits came from live decisions, not from this replay
         active = state.loaded
         draft_state = RiskState(self.store, self._scales)
         draft_state.screener, draft_state.parties = state.screener, state.parties
@@ -447,6 +454,21 @@ class RiskService:
             writes.bump("cleared")
         return cleared
 
+    # --- limits lowered by responses ---
+
+    def limits(self) -> list[ResponseRecord]:
+        """The limits automatic responses lowered, still in force."""
+        return self.store.active_limits(self._clock.now_us())
+
+    def end_limit(self, response_id: str, actor: Actor, note: str | None) -> None:
+        """Lift a lowered limit before its time (a risk officer's call, with a note)."""
+        text = _note(note, required=True)
+        assert text is not None
+        with self._writing(actor) as (writes, session):
+            if not writes.end_limit(response_id, session.at_us, actor, text):
+                raise UnknownLimit(limit_id=response_id)
+            writes.bump("limits")
+
     # --- fraud rings ---
 
     def rings(self, minutes: int = RING_WINDOW_MIN, pool: str | None = None,
@@ -487,6 +509,7 @@ def _replace(case: CaseRecord, **changes: Any) -> CaseRecord:
 
 
 SANCTIONS_ALERT_US = DAY_US  # a sanctions block stays in the alert bar for a day
+RESPONSE_ALERT_US = 3_600_000_000  # a group's alert response stays an hour after it fired
 
 
 class RingWatch:
@@ -532,6 +555,9 @@ def signals(store: RiskStore, now_us: int, pools: tuple[str, ...] = (),
         if found:
             out.append(RiskSignal(pool, "risk.fraud_rings", "risk:rings", "critical", found,
                                   "payees share accounts: suspected fraud rings"))
+    for pool, group, severity, fired in store.response_alerts(now_us - RESPONSE_ALERT_US):
+        out.append(RiskSignal(pool, f"risk.response:{group}", "risk:review", severity, fired,
+                              f"risk group fired: {group}"))
     for decision in store.blocked_since(now_us - SANCTIONS_ALERT_US):
         hit = next((c for f in decision.detail.get("fired", ())
                     for c in f.get("conditions", ()) if c.get("kind") == "sanctions"), None)

@@ -101,6 +101,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "self_activation": 403,  # maker-checker: the author of a policy never activates it
     "nothing_to_roll_back": 409,
     "unknown_case": 404,
+    "unknown_limit": 404,
     "case_closed": 409,
     "case_changed": 409,
     "claimed_by_other": 409,

@@ -28,6 +28,7 @@ from fundpool.risk.records import (
     PastPayment,
     PolicyState,
     PolicyVersion,
+    ResponseRecord,
 )
 from fundpool.risk.rings import Payout
 from fundpool.sql import migrate
@@ -41,6 +42,15 @@ CASE_COLUMNS = ("id, pool, payment_id, kind, state, summary, opened_at_us, due_a
                 "claimed_by, claimed_at_us, decided_at_us, decided_by, decision")
 DECISION_COLUMNS = "payment_id, pool, policy_version, outcome, score, detail, at_us"
 PAST_PAGE = 5_000
+RESPONSE_COLUMNS = ("id, pool, payment_id, group_name, kind, at_us, severity, per, key, asset, "
+                    "max_minor, until_us")
+
+
+def _response(row: Sequence[Any]) -> ResponseRecord:
+    rid, pool, pid, group, kind, at_us, severity, per, key, asset, max_minor, until = row
+    return ResponseRecord(rid, pool, pid, group, kind, int(at_us), severity, per, key, asset,
+                          None if max_minor is None else int(max_minor),
+                          None if until is None else int(until))
 
 Rows = Callable[[str, Sequence[Any]], list[Any]]
 
@@ -227,6 +237,20 @@ class RiskWritesSql:
                       ) -> list[PastPayment]:
         return _decided_after(self._tx.rows, pool, after, limit)
 
+    def add_responses(self, responses: Sequence[ResponseRecord]) -> None:
+        self._tx.many(
+            f"INSERT INTO risk_responses ({RESPONSE_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+            [(r.id, r.pool, r.payment_id, r.group, r.kind, r.at_us, r.severity, r.per, r.key,
+              r.asset, None if r.max_minor is None else str(r.max_minor), r.until_us)
+             for r in responses])
+
+    def end_limit(self, response_id: str, at_us: int, actor: Actor, note: str) -> bool:
+        done = self._tx.execute(
+            "UPDATE risk_responses SET until_us = ?, ended_by = ?, ended_note = ? "
+            "WHERE id = ? AND kind = 'limit' AND until_us > ?",
+            (at_us, actor_text(actor), note, response_id, at_us))
+        return bool(getattr(done, "rowcount", 0))
+
     def put_party(self, party: PartyRecord) -> None:
         self._tx.execute(
             "INSERT INTO risk_parties (name, kyc, country, updated_at_us, updated_by) "
@@ -356,6 +380,18 @@ class SqlRiskStore:
                               device if isinstance(device, str) else None,
                               ip if isinstance(ip, str) else None))
         return out
+
+    def active_limits(self, now_us: int) -> list[ResponseRecord]:
+        return [_response(r) for r in self._rows(
+            f"SELECT {RESPONSE_COLUMNS} FROM risk_responses WHERE kind = 'limit' "
+            "AND until_us > ? ORDER BY at_us, id LIMIT 10000", (now_us,))]
+
+    def response_alerts(self, since_us: int) -> list[tuple[str, str, str, int]]:
+        rows = self._rows(
+            "SELECT pool, group_name, severity, count(*) FROM risk_responses "
+            "WHERE kind = 'alert' AND at_us >= ? GROUP BY pool, group_name, severity "
+            "ORDER BY pool, group_name", (since_us,))
+        return [(pool, group, severity, int(n)) for pool, group, severity, n in rows]
 
     def counterparties(self) -> list[str]:
         return [r[0] for r in self._rows(

@@ -55,6 +55,7 @@ reported at all, while every other entry the same name hits still is.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import sys
 from collections.abc import Iterable, Sequence
@@ -73,8 +74,8 @@ INITIAL_SIMILARITY = 80  # what a single letter scores against a token it is the
 INITIAL_SCORE_MAX = 90
 EXTRA_TOKEN_PENALTY = 5  # points per token left unpaired, on either side
 EXTRA_TOKENS_PENALTY_MAX = 10
-CANDIDATES_MAX = 64  # listed names scored for one query
-COMMON_POSITION_NAMES = 1_000  # a query token reaching more names is not used to find them
+CANDIDATES_MAX = 32  # listed names scored for one query
+COMMON_POSITION_NAMES = 500  # a query token reaching more names is not used to find them
 FUZZY_TOKENS_MAX = 16  # listed tokens one query token may stand for, best first
 DELETION_TOKEN_CHARS_MIN = 4  # shorter tokens: one slip is already a different word
 PREFIX_TOKEN_CHARS_MIN = 6
@@ -208,7 +209,14 @@ class Screener:
         # the dicts holding them) after its first pass, instead of walking a million
         # containers in every full collection, a pause of tens of milliseconds.
         self._by_deletion = _frozen(by_deletion)
-        self._by_prefix = _frozen(by_prefix)
+        # A prefix bucket is sorted by length: `fuzz.ratio` of two tokens whose lengths differ
+        # by more than a factor 3/2 is below 80, so a query scans only its length window.
+        self._by_prefix = {
+            prefix: tuple(sorted(bucket, key=len)) for prefix, bucket in by_prefix.items()
+        }
+        self._prefix_lengths = {
+            prefix: tuple(map(len, bucket)) for prefix, bucket in self._by_prefix.items()
+        }
         self._by_skeleton = _frozen(by_skeleton)
         self._by_skeleton_vowelless = _frozen(by_skeleton_vowelless)
 
@@ -310,8 +318,15 @@ class Screener:
             for token in near:
                 found.setdefault(token, round(fuzz.ratio(text, token)))
         if len(text) >= PREFIX_TOKEN_CHARS_MIN:
-            bucket = self._by_prefix.get(text[:PREFIX_CHARS])
+            prefix = text[:PREFIX_CHARS]
+            bucket = self._by_prefix.get(prefix)
             if bucket:
+                lengths = self._prefix_lengths[prefix]
+                bucket = bucket[
+                    bisect.bisect_left(lengths, (2 * len(text) + 2) // 3) : bisect.bisect_right(
+                        lengths, 3 * len(text) // 2
+                    )
+                ]
                 # One pass in C over the bucket, which can hold hundreds of tokens.
                 for token, similarity, _ in process.extract(
                     text, bucket, scorer=fuzz.ratio, score_cutoff=TOKEN_SIMILARITY_MIN, limit=None
@@ -361,37 +376,39 @@ class Screener:
         common: list[_Postings] = []
         while len(sized) > 2 and sized[-1][0] > COMMON_POSITION_NAMES:
             common += positions[sized.pop()[1]]
-        sets = [_union(positions[i]) for _, i in sized]
-        if not sets:
+        if not sized:
             return []
-        # reached[k]: the names reached from k + 1 positions or more. Each step is a set
-        # operation in C; the names are never walked one by one in Python.
-        reached: list[set[int] | frozenset[int]] = [sets[0]]
-        for names in sets[1:]:
-            for k in range(len(reached) - 1, -1, -1):
-                both = reached[k].intersection(names)
-                if both:
-                    if k + 1 == len(reached):
-                        reached.append(set())
-                    reached[k + 1] |= both
-            reached[0] = reached[0].union(names)
-        tiers = reached[:0:-1] if len(sets) > 1 else reached  # most positions first
-        if common:
+        if len(sized) == 1:
+            return _capped([_union(positions[sized[0][1]])])
+        if len(sized) == 2:
+            # The usual query, two usable tokens: only the rarer side's postings are merged,
+            # the other side's are intersected with them one by one.
+            rarer = _union(positions[sized[0][1]])
+            other = positions[sized[1][1]]
+            tiers: list[set[int] | frozenset[int]] = [
+                set().union(*(rarer.intersection(names) for names in other))
+            ]
+        else:
+            sets = [_union(positions[i]) for _, i in sized]
+            # reached[k]: the names reached from k + 1 positions or more. Each step is a set
+            # operation in C; the names are never walked one by one in Python.
+            reached: list[set[int] | frozenset[int]] = [sets[0]]
+            for names in sets[1:]:
+                for k in range(len(reached) - 1, -1, -1):
+                    both = reached[k].intersection(names)
+                    if both:
+                        if k + 1 == len(reached):
+                            reached.append(set())
+                        reached[k + 1] |= both
+                reached[0] = reached[0].union(names)
+            tiers = reached[:0:-1]  # most positions first
+        if common and sum(map(len, tiers)) < CANDIDATES_MAX:
             # A name reached from one rare position and one common one ("Vafoski Metals" for
-            # "Vafoski Pedreez Metals") is a candidate too, found by asking only the names
-            # the rare positions reached.
-            once = reached[0].difference(*reached[1:])
-            tiers.append(set().union(*(once.intersection(names) for names in common)))
-        chosen: list[int] = []
-        taken: set[int] = set()
-        for tier in tiers:
-            fresh = tier - taken if taken else tier
-            room = CANDIDATES_MAX - len(chosen)
-            chosen += heapq.nsmallest(room, fresh) if len(fresh) > room else fresh
-            if len(chosen) >= CANDIDATES_MAX:
-                break
-            taken |= fresh
-        return chosen
+            # "Vafoski Pedreez Metals") is a candidate too: the rare positions' postings are
+            # intersected with the common ones', never merged.
+            kept = [names for _, i in sized for names in positions[i]]
+            tiers.append(set().union(*(_meet(a, b) for a in kept for b in common)))
+        return _capped(tiers)
 
     # --- scoring -------------------------------------------------------------------------------
 
@@ -403,6 +420,7 @@ class Screener:
         listed_units = self._name_units[name_id]
         query_units = query.units
         answers = query.answers
+        initials = query.initials
         candidates: list[tuple[int, int, int, int, bool]] = []
         for listed_index, (text, _, span) in enumerate(listed_units):
             answered = answers.get(text)
@@ -410,10 +428,8 @@ class Screener:
                 for query_index, similarity in answered:
                     width = span + query_units[query_index][2]
                     candidates.append((-similarity, width, query_index, listed_index, False))
-            if span == 1 and (query.initials or query.by_initial):
-                letters = (
-                    query.by_initial.get(text) if len(text) == 1 else query.initials.get(text[0])
-                )
+            if span == 1 and (initials or len(text) == 1):
+                letters = query.by_initial.get(text) if len(text) == 1 else initials.get(text[0])
                 for query_index in letters or ():
                     candidates.append((-INITIAL_SIMILARITY, 2, query_index, listed_index, True))
         candidates.sort()
@@ -450,13 +466,13 @@ class Screener:
         if by_letter_used:
             score = min(score, INITIAL_SCORE_MAX)
         return _Scored(
-            name_id=name_id,
-            score=max(0, round(score)),
-            pairs=tuple(pairs),
-            coverage_query=coverage_query,
-            coverage_listed=coverage_listed,
-            better_counts=better_counts,
-            unpaired=unpaired,
+            name_id,
+            max(0, round(score)),
+            tuple(pairs),
+            coverage_query,
+            coverage_listed,
+            better_counts,
+            unpaired,
         )
 
     # --- explanation ---------------------------------------------------------------------------
@@ -552,6 +568,29 @@ def _skeleton(token: str) -> str:
 
 def _vowelless(token: str) -> bool:
     return token.isalpha() and _VOWELS_WRITTEN.isdisjoint(token)
+
+
+def _capped(tiers: list[set[int] | frozenset[int]]) -> list[int]:
+    """At most `CANDIDATES_MAX` names, the first tiers first, then the smallest name ids."""
+    chosen: list[int] = []
+    taken: set[int] = set()
+    for tier in tiers:
+        fresh = tier - taken if taken else tier
+        room = CANDIDATES_MAX - len(chosen)
+        chosen += heapq.nsmallest(room, fresh) if len(fresh) > room else fresh
+        if len(chosen) >= CANDIDATES_MAX:
+            break
+        taken |= fresh
+    return chosen
+
+
+def _meet(a: _Postings, b: _Postings) -> set[int] | frozenset[int]:
+    """The names in both, walking the smaller (a set's intersection walks a tuple given it)."""
+    if isinstance(a, frozenset):
+        return a.intersection(b)
+    if isinstance(b, frozenset):
+        return b.intersection(a)
+    return set(a).intersection(b)
 
 
 def _union(postings: list[_Postings]) -> set[int] | frozenset[int]:

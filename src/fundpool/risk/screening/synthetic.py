@@ -5,10 +5,12 @@ Every name is assembled from random syllables (Latin and Cyrillic), random conso
 person's does so by chance. The mix follows what real lists hold:
 
 - 50 % persons in Latin script: given name, sometimes a middle name, surname; aliases
-  reorder them ("SURNAME, Given"), add the middle name, or misspell one letter;
+  reorder them ("SURNAME, Given"), add the middle name, or misspell one letter (each surname
+  has one misspelling);
 - 15 % persons in Cyrillic with a Latin alias written by another convention than anyascii's
   ("Sanktsionov" / "Sanktzionoff");
-- 10 % persons in Arabic script, often with بن ("son of"), with a Latin alias;
+- 10 % persons in Arabic script, often with بن ("son of"), with a Latin alias (each word
+  has one of three spellings, as a real name has a few across a list);
 - 10 % persons in Chinese characters with their pinyin alias ("Zhang Weiming");
 - 15 % organisations: invented words, a sector word and a legal form.
 
@@ -53,6 +55,7 @@ _ARABIC_ROMAN = {
     "ك": "k", "ل": "l", "م": "m", "ن": "n", "ه": "h", "و": "w", "ي": "y",
 }  # fmt: skip
 _ARABIC_VOWELS = ("a", "i", "u", "a")
+_ROMANISATIONS = 3
 
 _CHINESE_SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡"
@@ -193,12 +196,17 @@ def _arabic_person(rng: random.Random, pools: _Pools) -> tuple[str, ...]:
     if rng.random() < 0.5:
         words.insert(1, "بن")
     name = " ".join(words)
-    latin = " ".join("bin" if word == "بن" else _romanised(rng, word) for word in words)
+    latin = " ".join(
+        "bin" if word == "بن" else _romanised(word, rng.randrange(_ROMANISATIONS))
+        for word in words
+    )
     return (name, latin)
 
 
-def _romanised(rng: random.Random, word: str) -> str:
-    # Vowels the script does not write, as a romanisation supplies them.
+def _romanised(word: str, variant: int) -> str:
+    # The vowels the script does not write, as a romanisation supplies them: a word has
+    # `_ROMANISATIONS` spellings across a list, as a real name has a few, not one per entry.
+    rng = random.Random(f"{word}:{variant}")
     consonants = [_ARABIC_ROMAN[letter] for letter in word]
     vowels = [rng.choice(_ARABIC_VOWELS) for _ in consonants[:-1]]
     pairs = itertools.zip_longest(consonants, vowels, fillvalue="")

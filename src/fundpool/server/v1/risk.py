@@ -313,6 +313,29 @@ def clear_hit(body: ClearIn, request: Request) -> dict[str, Any]:
                                         body.note).to_dict()
 
 
+@router.get("/limits", openapi_extra=needs(P.RISK_READ), responses=PROBLEMS)
+def list_limits(request: Request) -> dict[str, Any]:
+    """The limits automatic responses lowered (a policy group's `respond.lower_limit`), still
+    in force: payouts per payee, initiator or destination above them are held."""
+    with api_of(request).store_errors():
+        return {"data": [r.to_dict() for r in _risk(request).limits()]}
+
+
+@router.post("/limits/{limit_id}/lift", openapi_extra=needs(P.RISK_POLICY), responses=PROBLEMS)
+def lift_limit(limit_id: CasePath, body: NoteIn, request: Request,
+               idempotency_key: IdempotencyHeader = None) -> JSONResponse:
+    """Lift a lowered limit before its time, with a note (`unknown_limit`, 404, when it is
+    not in force)."""
+    actor = actor_of(request)
+    risk = _risk(request)
+
+    def run() -> dict[str, Any]:
+        risk.end_limit(limit_id, actor, body.note)
+        return {"lifted": limit_id}
+
+    return idempotent_post(request, idempotency_key, {"note": body.note}, run)
+
+
 @router.get("/rings", openapi_extra=needs(P.RISK_READ), responses=PROBLEMS)
 def list_rings(
     request: Request,

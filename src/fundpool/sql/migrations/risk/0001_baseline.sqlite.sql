@@ -91,3 +91,25 @@ CREATE TABLE IF NOT EXISTS risk_revisions (
     kind TEXT PRIMARY KEY,
     revision INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
+
+-- What groups did when they fired besides their score or outcome (the policy's `respond`):
+-- a graded alert (kind `alert`), or a limit lowered for a while (kind `limit`: payouts per
+-- `per` = `key` in `asset` above `max_minor` are held until `until_us`; a risk officer who
+-- lifts it sooner is `ended_by`, with the note).
+CREATE TABLE IF NOT EXISTS risk_responses (
+    id TEXT PRIMARY KEY,
+    pool TEXT NOT NULL,
+    payment_id TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    severity TEXT,
+    per TEXT,
+    key TEXT,
+    asset TEXT,
+    max_minor TEXT,
+    until_us INTEGER,
+    at_us INTEGER NOT NULL,
+    ended_by TEXT,
+    ended_note TEXT
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS risk_responses_by_kind ON risk_responses (kind, at_us);

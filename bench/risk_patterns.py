@@ -18,7 +18,7 @@ same rate would catch); of the precision, the share of payouts that carry a patt
 `--policy anomaly` runs the same with a policy of one group, the online anomaly model alone
 (`anomaly: {score_over: 0.9}`), to report what the model catches by itself.
 
-Usage: python bench/risk_patterns.py [--seconds 600] [--rate 100] [--seed 7]
+Usage: python bench/risk_patterns.py [--seconds 600] [--rate 50] [--seed 7]
                                      [--policy rules|anomaly]
 """
 
@@ -134,7 +134,7 @@ def run(seconds: float, rate: float, seed: int, which: str = "rules"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=600.0)
-    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--policy", choices=("rules", "anomaly"), default="rules")
     args = parser.parse_args()

@@ -329,7 +329,9 @@ def risk_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
 
     risks = risk_store(store)
     risks.ensure()  # its tables, before the engine's first (write) transaction reads them
-    return RiskEngine(pool.id, risks, clock, ids, scales=asset_scales(config))
+    engine = RiskEngine(pool.id, risks, clock, ids, scales=asset_scales(config))
+    engine.warm()
+    return engine
 
 
 def risk_service(store: LedgerStore, config: FundpoolConfig,

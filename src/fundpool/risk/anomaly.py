@@ -57,6 +57,11 @@ def anomaly_features(subject: Subject, features: Features, scales: Mapping[str, 
     }
 
 
+def import_model() -> None:
+    """Load river (the model's library) ahead of the first model."""
+    import river.anomaly  # noqa: F401
+
+
 class AnomalyModel:
     """Half-Space Trees over `anomaly_features`; river is imported with the first model."""
 

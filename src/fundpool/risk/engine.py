@@ -33,7 +33,7 @@ from fundpool.core.actor import ENGINE
 from fundpool.core.clock import Clock, IdSource
 from fundpool.ledger.ports import WriteSession
 from fundpool.payments.model import Action, Payment
-from fundpool.risk.anomaly import WINDOW_US, AnomalyModel, anomaly_features
+from fundpool.risk.anomaly import WINDOW_US, AnomalyModel, anomaly_features, import_model
 from fundpool.risk.features import Features, Seen
 from fundpool.risk.policy import Outcome, Policy, duration_us, parse_policy
 from fundpool.risk.ports import RiskStore, RiskWrites
@@ -181,15 +181,16 @@ class Learner:
         self._pending: dict[str, float] | None = None
 
     def score(self, subject: Subject) -> float | None:
-        """The model's score of `subject`, as the features stand before it."""
-        if self.model is None:
+        """The model's score of `subject`, as the features stand before it: payouts only
+        (the model's features are a payee's)."""
+        if self.model is None or subject.kind != "payout":
             return None
         self._pending = anomaly_features(subject, self.features, self._scales)
         return self.model.score(self._pending)
 
     def observe(self, subject: Subject, *, blocked: bool) -> None:
-        """Count `subject` (scored just before, or not) and learn from it."""
-        if self.model is not None:
+        """Count `subject` (scored just before, or not) and, a payout, learn from it."""
+        if self.model is not None and subject.kind == "payout":
             x = self._pending or anomaly_features(subject, self.features, self._scales)
             self.model.learn(x)
         self._pending = None
@@ -285,6 +286,15 @@ class RiskEngine:
     def _clear(self) -> None:
         self._pending.decisions, self._pending.cases, self._pending.notes = [], [], []
         self._pending.responses = []
+
+    def warm(self) -> None:
+        """When the active policy scores anomalies, import the model's library (river, some
+        1.7 s) on a thread now, not in the first deciding transaction, which holds the
+        writer's lock."""
+        active = self._store.active_policy()
+        if active is not None and parse_policy(active.text, self.state.scales).scores_anomaly:
+            threading.Thread(target=import_model, name="risk-model-import",
+                             daemon=True).start()
 
     # --- the port ---
 

@@ -312,3 +312,19 @@ def test_a_groups_responses_raise_an_alert_and_lower_a_limit(pool: Pool) -> None
     again = pool.payout("payee-r", "l-again", 25_00)
     pool.passes(1)
     assert pool.state(again) is not S.HELD
+
+
+def test_the_clis_screen_step_is_the_risk_decision(pool: Pool) -> None:
+    from fundpool.risk.engine import screen_now
+
+    pool.activate(POLICY)
+    engine = compose.risk_engine(pool.store, pool.config, pool.pool, clock=pool.clock,
+                                 ids=pool.ids)
+    blocked = pool.payout("Viktor Sanctionov", "cli-1")
+    done = screen_now(engine, pool.payments, blocked, CASHIER)
+    assert done.state is S.REJECTED
+    events = pool.payments.events(blocked)
+    assert events[-1].actor is not None and events[-1].actor.kind == "engine"
+    assert pool.risk.store.decision(blocked).outcome == "block"  # type: ignore[union-attr]
+    with pytest.raises(FundpoolError):  # screened once only
+        screen_now(engine, pool.payments, blocked, CASHIER)

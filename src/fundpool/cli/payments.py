@@ -1,7 +1,7 @@
 """`fundpool payment ...`: create payments and move them through their life.
 
     fundpool payment create --kind payout --asset USD --amount 300.00 --counterparty "Bob"
-    fundpool payment act <id> screen
+    fundpool payment act <id> screen          # the risk decision, as the engine takes it
     fundpool payment act <id> route --channel bank-a
     fundpool payment act <id> approve
     fundpool payment show <id>
@@ -56,6 +56,7 @@ from fundpool.payments.model import (
     UnknownPayment,
 )
 from fundpool.pool.config import load_config
+from fundpool.runtime import SystemClock, system_ids
 
 # What one command alone uses loads in it (the payout file and the dispatcher in `batch`, the
 # router's records in `routes`): `payment list` starts without them.
@@ -168,8 +169,18 @@ def act(
         if action is Action.CREATE:
             raise InvalidPayment("a payment is created with `fundpool payment create`")
         payments = service(s, config, pool)
-        payment = payments.act(Step(payment_id, action, channel, to_channel, reason,
-                                    actor=local_actor()))
+        if action is Action.SCREEN:
+            # Screening is the risk decision: the active policy decides, as the engine would
+            # (allow: screened; review or hold: held, with a case; block: rejected).
+            from fundpool.risk.engine import screen_now
+
+            declared = load_config(config_path(config))
+            engine = compose.risk_engine(s.store, declared, declared.pool(pool),
+                                         clock=SystemClock(), ids=system_ids())
+            payment = screen_now(engine, payments, payment_id, local_actor())
+        else:
+            payment = payments.act(Step(payment_id, action, channel, to_channel, reason,
+                                        actor=local_actor()))
         doc = payment_doc(payment, s)
         s.emit(doc, [payment_table(doc), Text(f"{action.value}: now {payment.state.value}")])
 

@@ -29,10 +29,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fundpool.core.actor import ENGINE
+from fundpool.core.actor import ENGINE, Actor
 from fundpool.core.clock import Clock, IdSource
+from fundpool.core.errors import FundpoolError
 from fundpool.ledger.ports import WriteSession
-from fundpool.payments.model import Action, Payment
+from fundpool.payments.model import (
+    Action,
+    IllegalTransition,
+    Payment,
+    PaymentState,
+    Step,
+    UnknownPayment,
+)
+from fundpool.payments.service import PaymentService
 from fundpool.risk.anomaly import WINDOW_US, AnomalyModel, anomaly_features, import_model
 from fundpool.risk.features import Features, Seen
 from fundpool.risk.policy import Outcome, Policy, duration_us, parse_policy
@@ -292,7 +301,12 @@ class RiskEngine:
         1.7 s) on a thread now, not in the first deciding transaction, which holds the
         writer's lock."""
         active = self._store.active_policy()
-        if active is not None and parse_policy(active.text, self.state.scales).scores_anomaly:
+        try:
+            uses_model = active is not None and \
+                parse_policy(active.text, self.state.scales).scores_anomaly
+        except FundpoolError:
+            return  # the first decision says what is wrong with it
+        if uses_model:
             threading.Thread(target=import_model, name="risk-model-import",
                              daemon=True).start()
 
@@ -429,3 +443,29 @@ class RiskEngine:
 
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def screen_now(engine: RiskEngine, payments: PaymentService, payment_id: str,
+               actor: Actor | None) -> Payment:
+    """Screen one `initiated` payment at once, as the engine would (the CLI's `payment act
+    <id> screen` on a local store): the risk decision, its step in the engine's name, the
+    decision and its case, in one transaction. `actor` asked for it."""
+    with payments.session(actor) as session:
+        try:
+            engine.prepare(session.write_session)
+            current = session.payments([payment_id]).get(payment_id)
+            if current is None:
+                raise UnknownPayment(payment_id=payment_id)
+            if current.state is not PaymentState.INITIATED:
+                raise IllegalTransition(
+                    f"only an initiated payment is screened; this one is "
+                    f"{current.state.value}", state=current.state.value, action="screen")
+            action, reason = engine.screen(current, session.at_us)
+            (done,) = session.act([Step(payment_id, action, reason=reason, actor=ENGINE)])
+            if isinstance(done, FundpoolError):
+                raise done
+            engine.record(session.write_session)
+        except BaseException:
+            engine.discard()
+            raise
+    return done

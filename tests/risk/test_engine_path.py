@@ -324,7 +324,8 @@ def test_the_clis_screen_step_is_the_risk_decision(pool: Pool) -> None:
     done = screen_now(engine, pool.payments, blocked, CASHIER)
     assert done.state is S.REJECTED
     events = pool.payments.events(blocked)
-    assert events[-1].actor is not None and events[-1].actor.kind == "engine"
+    assert events[-1].actor is not None
+    assert events[-1].actor.kind == "engine"
     assert pool.risk.store.decision(blocked).outcome == "block"  # type: ignore[union-attr]
     with pytest.raises(FundpoolError):  # screened once only
         screen_now(engine, pool.payments, blocked, CASHIER)

@@ -29,6 +29,20 @@ from fundpool.client._core import (
     query,
     segment,
 )
+from fundpool.client.risk import (
+    ActivePolicyOut,
+    BacktestOut,
+    CaseDetailOut,
+    CasesOut,
+    LoadedListOut,
+    PartiesOut,
+    PaymentRiskOut,
+    PoliciesOut,
+    PolicyCheckOut,
+    PolicyVersionOut,
+    RiskListsOut,
+    ScreenOut,
+)
 from fundpool.server.v1.auth import (
     AuthChangeOut,
     KeyOut,
@@ -75,6 +89,7 @@ if TYPE_CHECKING:
 LEDGER = "/v1/ledger"
 PAYMENTS = "/v1/payments"
 MONITORING = "/v1/monitoring"
+RISK = "/v1/risk"
 CSV_MEDIA_TYPE = "text/csv"
 PENDING_TIMEOUT_S_DEFAULT = 3600
 PAGE_SIZE_DEFAULT = 100
@@ -693,3 +708,109 @@ class Endpoints(Runner):
 
         return Call("GET", f"{MONITORING}/replay", adapter(ReplayOut),
                     query(at=instant_text(at), pool=pool))
+
+    # --- risk control ------------------------------------------------------------------------
+
+    @endpoint
+    def risk_policies(self) -> Call[PoliciesOut]:
+        """Every policy version, newest first (without their texts)."""
+        return Call("GET", f"{RISK}/policies", adapter(PoliciesOut))
+
+    @endpoint
+    def active_risk_policy(self) -> Call[ActivePolicyOut]:
+        """The active version with its text (`policy` None: every payment is allowed)."""
+        return Call("GET", f"{RISK}/policies/active", adapter(ActivePolicyOut))
+
+    @endpoint
+    def risk_policy(self, version: int) -> Call[PolicyVersionOut]:
+        """One version with its text and its diff against the active one."""
+        return Call("GET", f"{RISK}/policies/{int(version)}", adapter(PolicyVersionOut))
+
+    @endpoint
+    def validate_risk_policy(self, text: str) -> Call[PolicyCheckOut]:
+        """Check a policy without saving it: its summary and diff, or `InvalidPolicy` with
+        the line at fault (`facts["line"]`)."""
+        return self._post(f"{RISK}/policies/validate", {"text": text}, adapter(PolicyCheckOut),
+                          None)
+
+    @endpoint
+    def backtest_risk_policy(self, text: str, days: int = 7, pool: str | None = None
+                             ) -> Call[BacktestOut]:
+        """The last `days` of payments through the active policy and through `text`."""
+        return self._post(f"{RISK}/policies/backtest",
+                          {"text": text, "days": days, "pool": pool}, adapter(BacktestOut),
+                          None)
+
+    @endpoint
+    def draft_risk_policy(self, text: str, note: str | None = None, *,
+                          idempotency_key: str | None = None) -> Call[PolicyVersionOut]:
+        """Save a checked policy as the next version, a draft."""
+        return self._post(f"{RISK}/policies", {"text": text, "note": note},
+                          adapter(PolicyVersionOut), idempotency_key)
+
+    @endpoint
+    def activate_risk_policy(self, version: int, *, idempotency_key: str | None = None
+                             ) -> Call[PolicyVersionOut]:
+        """Activate a draft (never by its author, unless an admin)."""
+        return self._post(f"{RISK}/policies/{int(version)}/activate", None,
+                          adapter(PolicyVersionOut), idempotency_key)
+
+    @endpoint
+    def rollback_risk_policy(self, *, idempotency_key: str | None = None
+                             ) -> Call[PolicyVersionOut]:
+        """Activate again the version active before the current one."""
+        return self._post(f"{RISK}/policies/rollback", None, adapter(PolicyVersionOut),
+                          idempotency_key)
+
+    @endpoint
+    def risk_decision(self, payment_id: str) -> Call[PaymentRiskOut]:
+        """A payment's risk decision (None before it is screened) and its cases."""
+        return Call("GET", f"{RISK}/decisions/{segment(payment_id)}", adapter(PaymentRiskOut))
+
+    @endpoint
+    def risk_cases(self, states: Sequence[str] | None = None, *, pool: str | None = None,
+                   limit: int = PAGE_SIZE_DEFAULT) -> Call[CasesOut]:
+        """The review queue, the most urgent first (`states`: default open, claimed and
+        escalated)."""
+        params: dict[str, str | int | Sequence[str]] = dict(query(pool=pool, limit=limit))
+        if states:
+            params["state"] = list(states)
+        return Call("GET", f"{RISK}/cases", adapter(CasesOut), params)
+
+    @endpoint
+    def risk_case(self, case_id: str) -> Call[CaseDetailOut]:
+        """A case with its notes and its payment's risk decision."""
+        return Call("GET", f"{RISK}/cases/{segment(case_id)}", adapter(CaseDetailOut))
+
+    @endpoint
+    def act_on_risk_case(self, case_id: str,
+                         action: Literal["claim", "comment", "escalate", "release", "reject"],
+                         note: str | None = None, *, idempotency_key: str | None = None
+                         ) -> Call[CaseDetailOut]:
+        """Claim, comment, escalate, release or reject a case (a note is required for all
+        but a claim); the case as it then stands."""
+        return self._post(f"{RISK}/cases/{segment(case_id)}/{action}", {"note": note},
+                          adapter(CaseDetailOut), idempotency_key)
+
+    @endpoint
+    def risk_lists(self) -> Call[RiskListsOut]:
+        """The sanctions lists loaded, and the false positives cleared."""
+        return Call("GET", f"{RISK}/lists", adapter(RiskListsOut))
+
+    @endpoint
+    def load_risk_list(self, name: str, content: str,
+                       format: Literal["ftm", "sdn"] | None = None) -> Call[LoadedListOut]:
+        """Load or replace a sanctions list (FollowTheMoney JSON lines or OFAC SDN CSV)."""
+        return Call("PUT", f"{RISK}/lists/{segment(name)}", adapter(LoadedListOut),
+                    body={"content": content, "format": format})
+
+    @endpoint
+    def screen_name(self, name: str, threshold: int = 85) -> Call[ScreenOut]:
+        """A name against the loaded lists, each hit with its score and why."""
+        return self._post(f"{RISK}/screen", {"name": name, "threshold": threshold},
+                          adapter(ScreenOut), None)
+
+    @endpoint
+    def risk_parties(self) -> Call[PartiesOut]:
+        """The party registry: each counterparty's KYC/KYB state and country."""
+        return Call("GET", f"{RISK}/parties", adapter(PartiesOut))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -69,7 +69,8 @@ class Call(Generic[T]):
     method: str
     path: str
     result: TypeAdapter[T]
-    params: Mapping[str, str | int] = field(default_factory=dict)
+    # A sequence is sent as the parameter repeated (`?state=open&state=claimed`).
+    params: Mapping[str, str | int | Sequence[str]] = field(default_factory=dict)
     body: object = None  # sent as JSON
     content: tuple[bytes, str] | None = None  # sent as is: (bytes, media type), e.g. a CSV file
     idempotency_key: str | None = None

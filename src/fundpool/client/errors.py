@@ -70,6 +70,9 @@ ERROR_MODULES = (
     "fundpool.server.v1.payments",
     "fundpool.server.v1.channels",
     "fundpool.server.v1.monitoring",
+    "fundpool.risk.policy",
+    "fundpool.risk.service",
+    "fundpool.risk.screening.lists",
 )
 # A server could answer with any number of codes: classes made for codes without a domain
 # class are kept up to this many, then made afresh for each error.

@@ -22,6 +22,7 @@ from fractions import Fraction
 
 import orjson
 
+from fundpool.console.risk import risk_grade
 from fundpool.core.errors import FundpoolError
 from fundpool.events.model import Event, PaymentTransitioned, event_from_parts
 from fundpool.payments.model import PaymentKind, PaymentState
@@ -64,6 +65,9 @@ class StreamRow:
     # An adjustment (a person's raw posting on a pool's accounts) is a row of its own, by
     # its entry's id: who made it, and why (the reason is in `counterparty`).
     adjusted_by: str | None = None
+    # What risk control made of it, from the step's reason (console/risk.py `risk_grade`):
+    # review, hold, block, or held (on hold, the reason not known); None: nothing to say.
+    risk: str | None = None
 
 
 def row_of(event: Event) -> StreamRow | None:
@@ -76,7 +80,8 @@ def row_of(event: Event) -> StreamRow | None:
         amount_minor=payment.amount_minor, fee_minor=payment.fee_minor,
         channel=payment.channel or payment.destination_channel,
         counterparty=payment.counterparty, state=payment.to_state, action=payment.action,
-        at_us=event.at_us, created_at_us=payment.created_at_us)
+        at_us=event.at_us, created_at_us=payment.created_at_us,
+        risk=risk_grade(payment.to_state, payment.reason))
 
 
 def row_of_frame(text: str) -> StreamRow | None:

@@ -29,6 +29,7 @@ from fundpool.console.context import CONSOLE_PATH, Console, Signed, current
 from fundpool.console.format import Locale, amount_display
 from fundpool.console.i18n import t
 from fundpool.console.texts import (
+    PROBLEM_CODES,
     actor_text,
     alert_summary,
     parse_subject,
@@ -46,6 +47,7 @@ NAVIGATION = (  # path, label key, permission needed to see it
     ("/stream", "nav.stream", P.PAYMENTS_READ),
     ("/operations", "nav.operations", P.PAYMENTS_READ),
     ("/approvals", "nav.approvals", P.PAYMENTS_READ),  # the approvals desk (pages/approvals.py)
+    ("/risk", "nav.risk", P.RISK_READ),  # the review queue and the policies (pages/risk.py)
 )
 
 # A console address comes in two forms, and each place takes exactly one of them:
@@ -167,7 +169,10 @@ class Page:
         if isinstance(error, Unauthorized):
             self.console.end(self.browser, self.signed.token)
             ui.navigate.to(route("/login", {"next": here(self.request), "why": "expired"}))
-        elif isinstance(error, PermissionDenied):
+        elif isinstance(error, PermissionDenied) and (
+                error.code == "forbidden" or error.code not in PROBLEM_CODES):
+            # A role without the route's permission; a 403 the console has words for (four
+            # eyes, maker-checker: `self_approval`, `self_activation`) is said as itself.
             ui.notify(self.t("error.forbidden",
                              permission=error.facts.get("permission", "?")), type="negative")
         elif isinstance(error, Unreachable):
@@ -351,6 +356,16 @@ STYLE = """
   .fp-wrap { white-space: normal !important; overflow-wrap: anywhere; }
   .fp-nowrap { white-space: nowrap; }
   .fp-adjustment { background: #fef3c7 !important; font-weight: 600; }
+  .fp-risk-block { background: #fee2e2 !important; }
+  .fp-risk-hold { background: #ffedd5 !important; }
+  .fp-risk-review { background: #fef9c3 !important; }
+  .fp-breached { background: #fee2e2; }
+  .fp-mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+  .fp-diff-add { background: #dcfce7; color: #166534; }
+  .fp-diff-remove { background: #fee2e2; color: #991b1b; }
+  .fp-diff-hunk { color: #1d4ed8; }
+  .fp-diff-header { color: #6b7280; }
+  .fp-line-error { background: #fecaca; font-weight: 600; }
   .fp-timeline .q-timeline__title { font-size: 1rem; line-height: 1.4rem; margin-bottom: 0; }
   .fp-timeline .q-timeline__subtitle { text-transform: none; letter-spacing: 0; }
   .fp-timeline .q-timeline__content { padding-bottom: 10px; }

@@ -11,7 +11,8 @@ and the pages call these, and the unit tests read them directly.
   from one of the alert engine's fixed templates (monitoring/alerting/engine.py): those are
   recognised and said again in 简体中文 on the Chinese console.
 - An alert's subject (`pool`, `asset:USD`, `channel:bank-a`, `asset:USD,channel:bank-a`,
-  `payment:…`) is parsed into the page that shows it.
+  `payment:…`, and risk control's `risk:review`, `risk:hold`, `risk:breached`) is parsed into
+  the page that shows it: a risk subject opens the review queue, filtered to what it is about.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 from fundpool.console.format import Locale
 from fundpool.console.i18n import STRINGS, t
+from fundpool.console.risk import outcome_text, reason_parts
 from fundpool.monitoring.kpis import KPIS
 from fundpool.payments.model import Action
 from fundpool.routing.decision import Exclusion
@@ -38,6 +40,10 @@ PROBLEM_CODES: tuple[str, ...] = (
     "fee_exceeds_amount", "channel_refused", "invalid_instant", "invalid_period",
     "export_too_large", "too_many_requests", "malformed_json", "alert_not_firing",
     "unknown_alert", "forbidden",
+    # risk control (docs/risk.md)
+    "invalid_policy", "unknown_policy", "policy_not_draft", "self_activation",
+    "nothing_to_roll_back", "unknown_case", "case_closed", "case_changed", "claimed_by_other",
+    "self_review", "invalid_risk_input", "invalid_sanctions_file", "risk_blocked",
 )
 # Fields of a request body the console's forms send, as a person calls them
 # (`field.<name>`); another field is named as the API names it.
@@ -49,8 +55,10 @@ FIELDS: tuple[str, ...] = (
 # order they are shown; other facts are left out (the code and the API's log have them).
 FACTS: tuple[str, ...] = (
     "asset", "amount", "requested", "available", "balance", "shortfall", "fee", "minimum",
-    "maximum", "limit", "scale", "channel", "payment", "state", "action", "field",
+    "maximum", "limit", "scale", "channel", "payment", "state", "action", "line", "field",
+    "version", "author", "claimed_by",
 )
+RISK_CASE_REASON = "risk case:"  # a case's decision on the payment's step (risk/service.py)
 FACT_CHARS_MAX = 80  # one fact's value shown at most this long
 FACTS_SHOWN_MAX = 6
 
@@ -71,8 +79,19 @@ def problem_text(code: str, title: str, facts: Mapping[str, object] | None,
 
 
 def reason_text(reason: str, locale: Locale) -> str:
-    """A payment event's reason: a known code in words, any other text as written."""
-    return t(f"problem.{reason}", locale) if reason in PROBLEM_CODES else reason
+    """A payment event's reason: a known code in words, risk control's (`risk block: the
+    groups that fired`, `risk case: the officer's note`) with its outcome in words, any other
+    text as written."""
+    if reason in PROBLEM_CODES:
+        return t(f"problem.{reason}", locale)
+    parts = reason_parts(reason)
+    if parts is not None:
+        return t("reason.risk", locale, outcome=outcome_text(parts[0], locale),
+                 groups=parts[1] or "—")
+    if reason.startswith(RISK_CASE_REASON):
+        return t("reason.risk_case", locale,
+                 note=reason[len(RISK_CASE_REASON):].strip() or "—")
+    return reason
 
 
 def _sentence(title: str) -> str:
@@ -163,14 +182,25 @@ def exclusion_text(reason: str | None, locale: Locale) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Subject:
-    """What an alert is about. Everything None: the pool as a whole."""
+    """What an alert is about. Everything None: the pool as a whole. `risk`: a part of the
+    review queue (`review`: cases waiting, `hold`: payments on hold, `breached`: cases past
+    their SLA)."""
 
     asset: str | None = None
     channel: str | None = None
     payment: str | None = None
+    risk: str | None = None
 
 
 SUBJECT_KEYS = ("asset", "channel", "payment")
+# Risk control's subjects (`risk:review` …, risk/service.py `signals`): each one's words, and
+# the review queue's filter that shows it.
+RISK_SUBJECTS: dict[str, tuple[str, dict[str, str] | None]] = {
+    "review": ("subject.risk_review", None),
+    "hold": ("subject.risk_hold", {"kind": "hold"}),
+    "breached": ("subject.risk_breached", {"breached": "1"}),
+}
+RISK_QUEUE_PATH = "/risk"
 
 
 def parse_subject(subject: str, *, assets: Iterable[str] = (),
@@ -181,6 +211,10 @@ def parse_subject(subject: str, *, assets: Iterable[str] = (),
     text = subject.strip()
     if text in ("pool", "*"):
         return Subject()
+    key, colon, value = text.partition(":")
+    if colon and key.strip().lower() == "risk":
+        queue = value.strip().lower()
+        return Subject(risk=queue) if queue in RISK_SUBJECTS else None
     known_assets = {a.casefold(): a for a in assets}
     known_channels = {c.casefold(): c for c in channels}
     found: dict[str, str] = {}
@@ -203,6 +237,8 @@ def parse_subject(subject: str, *, assets: Iterable[str] = (),
 
 def subject_target(subject: Subject) -> tuple[str, dict[str, str] | None]:
     """The console page (path, query) that shows `subject`."""
+    if subject.risk is not None:
+        return RISK_QUEUE_PATH, RISK_SUBJECTS[subject.risk][1]
     if subject.payment is not None:
         return "/stream", {"payment": subject.payment}
     query = {k: v for k, v in (("asset", subject.asset), ("channel", subject.channel)) if v}
@@ -214,6 +250,9 @@ def subject_text(subject: str, locale: Locale) -> str:
     text = subject.strip()
     if text in ("pool", "*"):
         return t("subject.pool", locale)
+    key, _, value = text.partition(":")
+    if key.strip().lower() == "risk" and value.strip().lower() in RISK_SUBJECTS:
+        return t(RISK_SUBJECTS[value.strip().lower()][0], locale)
     words = []
     for part in text.split(","):
         key, colon, value = part.partition(":")
@@ -247,6 +286,18 @@ COMPARISONS = {
     (">=", True): "alert.not_ge", ("==", True): "alert.not_eq", ("!=", True): "alert.not_ne",
 }
 UNITS = {" days": "alert.unit_days", " s": "alert.unit_seconds", " bp": "alert.unit_bps"}
+# Risk control's fixed summaries (risk/service.py `signals`).
+RISK_SUMMARIES = {
+    "payments wait for risk review": "alert.risk_review",
+    "payments on hold for a risk officer": "alert.risk_hold",
+    "risk cases are past their SLA": "alert.risk_breached",
+    "payees share accounts: suspected fraud rings": "alert.risk_rings",
+}
+_GROUP_FIRED = re.compile(r"risk group fired: (?P<group>.+)")
+_QUOTED = r"(?:'[^']*'|\"[^\"]*\")"
+_SANCTIONS_BLOCK = re.compile(
+    rf"payout to (?P<name>{_QUOTED}) blocked: sanctions hit on (?P<matched>{_QUOTED}) "
+    r"\((?P<score>\d+)\)")
 
 
 def alert_summary(summary: str, locale: Locale) -> str:
@@ -254,6 +305,13 @@ def alert_summary(summary: str, locale: Locale) -> str:
     console's words; a rule's own summary is its author's text, shown as written."""
     if locale == "en":
         return summary
+    if summary in RISK_SUMMARIES:
+        return t(RISK_SUMMARIES[summary], locale)
+    if (found := _GROUP_FIRED.fullmatch(summary)) is not None:
+        return t("alert.risk_group_fired", locale, group=found["group"])
+    if (found := _SANCTIONS_BLOCK.fullmatch(summary)) is not None:
+        return t("alert.sanctions_block", locale, name=found["name"][1:-1],
+                 matched=found["matched"][1:-1], score=found["score"])
     if (found := _THRESHOLD.fullmatch(summary)) is not None:
         unit = UNITS.get(found["unit"] or "")
         value = found["value"] + (t(unit, locale) if unit else "")

@@ -10,5 +10,7 @@ def register() -> None:
         login,
         operations,
         overview,
+        policies,
+        risk,
         stream,
     )

@@ -1,6 +1,7 @@
 """The live transaction stream: deposits, payouts, internal and bridge transfers as they
-happen, coloured by status; a row expands into the payment's timeline, ledger postings and
-routing decision; filters kept in the URL; pause and resume; replay of a past window.
+happen, coloured by status, and tinted by risk grade where risk control held or blocked a
+payment; a row expands into the payment's timeline, ledger postings, routing decision and
+risk decision; filters kept in the URL; pause and resume; replay of a past window.
 
 Keeping up at a thousand payments a second: the page joins the server's one event hub (the
 same poller that feeds `/v1/stream`) with a bounded queue of its own, and a timer drains it
@@ -23,6 +24,7 @@ import anyio.to_thread
 from nicegui import ui
 
 from fundpool.auth.roles import P
+from fundpool.console.decision import show_cases, show_decision
 from fundpool.console.feed import (
     ADJUSTMENT_KIND,
     DRAIN_EVENTS_MAX,
@@ -41,6 +43,7 @@ from fundpool.console.feed import (
     row_of_frame,
 )
 from fundpool.console.format import duration_text, instant_input, time_text
+from fundpool.console.risk import GRADE_KEYS, risk_grade
 from fundpool.console.shell import Page, console_page, exact_tooltips, testid
 from fundpool.console.texts import ACTIONS, actor_text, exclusion_text, reason_text
 from fundpool.monitoring.replay import InvalidInstant, parse_instant, replay_window
@@ -107,7 +110,13 @@ class Stream:
             "animateRows": False,
             "suppressCellFocus": True,
             "tooltipShowDelay": 300,
-            ":rowClassRules": "{'fp-adjustment': (p) => p.data && p.data.adjustment}",
+            # A payment risk control stopped or holds is tinted by its grade (the event's own
+            # reason says which: no call per row).
+            ":rowClassRules": "{'fp-adjustment': (p) => p.data && p.data.adjustment, "
+                              "'fp-risk-block': (p) => p.data && p.data.risk === 'block', "
+                              "'fp-risk-hold': (p) => p.data && p.data.risk === 'hold', "
+                              "'fp-risk-review': (p) => p.data && (p.data.risk === 'review' "
+                              "|| p.data.risk === 'held')}",
         }, theme="balham").classes("w-full px-4").style("height: 520px"), "stream-grid")
         self.grid.on("cellClicked", self._clicked)
         self.detail = testid(ui.column().classes("w-full px-4 pb-4"), "detail")
@@ -134,6 +143,7 @@ class Stream:
             {"field": "channel", "headerName": t("col.channel"), "width": 110},
             {"field": "counterparty", "headerName": t("col.counterparty"), "flex": 1},
             {"field": "state", "headerName": t("col.state"), "width": 140, ":cellClass": tone},
+            {"field": "risk_text", "colId": "risk", "headerName": t("col.risk"), "width": 110},
         ]
 
     def _filters(self) -> None:
@@ -316,6 +326,8 @@ class Stream:
             "channel": row.channel or "", "counterparty": row.counterparty or "",
             "state": t(f"state.{row.state}") if row.state in STATE_TONES else row.state,
             "tone": STATE_TONES.get(row.state, "neutral"),
+            "risk": row.risk or "",
+            "risk_text": t(GRADE_KEYS[row.risk]) if row.risk in GRADE_KEYS else "",
         } | ({"kind": t("kind.adjustment"), "adjustment": True, "tone": "attention",
               "state": t("stream.adjusted_by", actor=row.adjusted_by or t("actor.unknown"))}
              if row.kind == ADJUSTMENT_KIND else {})
@@ -356,6 +368,8 @@ class Stream:
         if detail is None:
             return
         decisions = await page.call(page.client.route_decisions(payment_id=payment_id))
+        # Quiet: a server without risk control still shows the rest of the payment.
+        risk = await page.call(page.client.risk_decision(payment_id), quiet=True)
         entry_ids = list(dict.fromkeys(e for event in detail.events for e in event.entries))
         entries = {}
         for entry_id in entry_ids:
@@ -390,6 +404,10 @@ class Stream:
                     self._postings(detail, entries)
             ui.label(t("detail.routing")).classes("font-medium pt-2")
             self._routing(decisions.data if decisions is not None else [])
+            ui.label(t("riskview.title")).classes("font-medium pt-2")
+            with testid(ui.column().classes("w-full gap-1"), "detail-risk"):
+                show_decision(page, None if risk is None else risk.decision)
+                show_cases(page, [] if risk is None else risk.cases)
 
     def _timeline(self, events: list[Any]) -> None:
         """Each step: the status it reached, when, who took it (the engine's own steps say
@@ -612,7 +630,8 @@ def _row_of_payment(payment: Any) -> StreamRow:
                      amount_minor=int(payment.amount_minor), fee_minor=int(payment.fee_minor),
                      channel=payment.channel or payment.destination_channel,
                      counterparty=payment.counterparty, state=str(payment.state),
-                     action="", at_us=updated, created_at_us=parse_instant(payment.created_at))
+                     action="", at_us=updated, created_at_us=parse_instant(payment.created_at),
+                     risk=risk_grade(str(payment.state), None))
 
 
 @console_page("/stream", needs=P.PAYMENTS_READ, title="nav.stream")

@@ -44,8 +44,9 @@ def screener() -> Screener:
 
 
 def entry(entry_id: str, *names: str, schema: str = "Person") -> ListEntry:
-    return ListEntry(id=entry_id, source="test", schema=schema, names=names, countries=(),
-                     programs=())
+    return ListEntry(
+        id=entry_id, source="test", schema=schema, names=names, countries=(), programs=()
+    )
 
 
 # --- names ---------------------------------------------------------------------------------------
@@ -105,7 +106,11 @@ def test_the_shipped_ftm_list_loads_its_parties_and_skips_the_rest() -> None:
     loaded = load_file(FTM)
     assert len(loaded.entries) == 25
     assert {e.schema for e in loaded.entries} == {
-        "Person", "Organization", "Company", "LegalEntity", "PublicBody"
+        "Person",
+        "Organization",
+        "Company",
+        "LegalEntity",
+        "PublicBody",
     }
     assert len(loaded.version) == 64
     viktor = next(e for e in loaded.entries if e.id == "synth-viktor-sanctionov")
@@ -312,11 +317,16 @@ def test_the_explanation_says_which_tokens_matched_and_how(screener: Screener) -
 
 
 def test_joined_and_split_tokens_meet() -> None:
-    screener = Screener([entry("zw", "张伟明"), entry("ub", "Usama Binladen"),
-                         entry("ar", "Abdul Rahman Qasimar")])
-    for query, expected in [("Zhang Weiming", "zw"), ("Weiming Zhang", "zw"),
-                            ("Zhang Wei Ming", "zw"), ("Usama Bin Laden", "ub"),
-                            ("Abdulrahman Qasimar", "ar")]:
+    screener = Screener(
+        [entry("zw", "张伟明"), entry("ub", "Usama Binladen"), entry("ar", "Abdul Rahman Qasimar")]
+    )
+    for query, expected in [
+        ("Zhang Weiming", "zw"),
+        ("Weiming Zhang", "zw"),
+        ("Zhang Wei Ming", "zw"),
+        ("Usama Bin Laden", "ub"),
+        ("Abdulrahman Qasimar", "ar"),
+    ]:
         hits = screener.screen(query)
         assert [h.entry_id for h in hits] == [expected], query
         assert hits[0].score == 100
@@ -360,6 +370,16 @@ def test_threshold_and_limit(screener: Screener) -> None:
         with pytest.raises(InvalidScreeningRequest) as refused:
             screener.screen("Viktor", **bad)
         assert isinstance(refused.value, FundpoolError)
+
+
+def test_a_common_token_still_admits_a_name_it_shares_with_a_rare_one() -> None:
+    # "trading" reaches 600 names: too common to find candidates with, while two rarer query
+    # tokens remain; a name with one rare token and "trading" is still scored.
+    fillers = [entry(f"f{i}", f"Filler{i} Trading") for i in range(600)]
+    screener = Screener([*fillers, entry("vt", "Vafoski Trading"), entry("pq", "Pedreez Quay")])
+    hits = screener.screen("Vafoski Pedreez Trading")
+    assert [h.entry_id for h in hits] == ["vt"]
+    assert hits[0].score == 95
 
 
 def test_an_empty_list_screens_to_nothing() -> None:

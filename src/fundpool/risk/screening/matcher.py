@@ -237,9 +237,23 @@ class Screener:
         query, positions = self._ask(query_tokens)
 
         best: dict[int, _Scored] = {}  # entry index → its best-scoring name
+        # Lists repeat whole names across entries: a name's tokens are scored once a query.
+        scored_by_tokens: dict[tuple[str, ...], _Scored] = {}
         name_entry = self._name_entry
         for name_id in self._candidates(query_tokens, positions):
-            scored = self._score(name_id, query)
+            seen = scored_by_tokens.get(self._name_tokens[name_id])
+            if seen is None:
+                scored = scored_by_tokens[self._name_tokens[name_id]] = self._score(name_id, query)
+            else:
+                scored = _Scored(
+                    name_id,
+                    seen.score,
+                    seen.pairs,
+                    seen.coverage_query,
+                    seen.coverage_listed,
+                    seen.better_counts,
+                    seen.unpaired,
+                )
             entry_index = name_entry[name_id]
             known = best.get(entry_index)
             if known is None or scored.score > known.score:
@@ -369,9 +383,7 @@ class Screener:
         )
         # One position per distinct token ("jun jun" is one), sized with repeats counted so
         # that a common position is dropped before its postings are ever merged.
-        sized = sorted(
-            {query_tokens[i]: (sum(map(len, positions[i])), i) for i in usable}.values()
-        )
+        sized = sorted({query_tokens[i]: (sum(map(len, positions[i])), i) for i in usable}.values())
         sized = [(size, i) for size, i in sized if size]
         common: list[_Postings] = []
         while len(sized) > 2 and sized[-1][0] > COMMON_POSITION_NAMES:
@@ -390,18 +402,31 @@ class Screener:
             ]
         else:
             sets = [_union(positions[i]) for _, i in sized]
-            # reached[k]: the names reached from k + 1 positions or more. Each step is a set
-            # operation in C; the names are never walked one by one in Python.
-            reached: list[set[int] | frozenset[int]] = [sets[0]]
-            for names in sets[1:]:
-                for k in range(len(reached) - 1, -1, -1):
-                    both = reached[k].intersection(names)
-                    if both:
-                        if k + 1 == len(reached):
-                            reached.append(set())
-                        reached[k + 1] |= both
-                reached[0] = reached[0].union(names)
-            tiers = reached[:0:-1]  # most positions first
+            # Names reached twice: every pair of positions intersected, each walk over the
+            # smaller side, in C.
+            tiers = [
+                set().union(
+                    *(
+                        first.intersection(second)
+                        for k, first in enumerate(sets)
+                        for second in sets[k + 1 :]
+                    )
+                )
+            ]
+            if len(tiers[0]) > CANDIDATES_MAX:
+                # More than can be scored: those reached from the most positions first.
+                # reached[k] holds the names reached from k + 1 positions or more.
+                reached: list[set[int] | frozenset[int]] = [sets[0]]
+                for index, names in enumerate(sets[1:], start=2):
+                    for k in range(len(reached) - 1, -1, -1):
+                        both = reached[k].intersection(names)
+                        if both:
+                            if k + 1 == len(reached):
+                                reached.append(set())
+                            reached[k + 1] |= both
+                    if index < len(sets):
+                        reached[0] = reached[0].union(names)
+                tiers = reached[:0:-1]
         if common and sum(map(len, tiers)) < CANDIDATES_MAX:
             # A name reached from one rare position and one common one ("Vafoski Metals" for
             # "Vafoski Pedreez Metals") is a candidate too: the rare positions' postings are

@@ -197,8 +197,7 @@ def _arabic_person(rng: random.Random, pools: _Pools) -> tuple[str, ...]:
         words.insert(1, "بن")
     name = " ".join(words)
     latin = " ".join(
-        "bin" if word == "بن" else _romanised(word, rng.randrange(_ROMANISATIONS))
-        for word in words
+        "bin" if word == "بن" else _romanised(word, rng.randrange(_ROMANISATIONS)) for word in words
     )
     return (name, latin)
 

@@ -31,7 +31,8 @@ ADDED_TABLES = {
     "auth_changes": 0,  # auth 0002: who changed which key or user
     # the risk component (0001), which the fixture's code did not have: created empty
     **{name: 0 for name in ("risk_policies", "risk_decisions", "risk_cases", "risk_case_notes",
-                            "risk_lists", "risk_cleared", "risk_parties", "risk_revisions")},
+                            "risk_lists", "risk_cleared", "risk_parties", "risk_revisions",
+                            "risk_responses")},
 }
 # Components newer than the fixture: absent from it, created by the upgrade.
 NEWER_COMPONENTS = ("risk",)

@@ -335,13 +335,14 @@ def risk_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
 
 
 def risk_service(store: LedgerStore, config: FundpoolConfig,
-                 payments: Callable[[str], PaymentService], *, clock: Clock) -> RiskService:
+                 payments: Callable[[str], PaymentService], *, clock: Clock,
+                 ids: IdSource | None = None) -> RiskService:
     """Policies, the review queue, sanctions lists and parties, on `store`; `payments(pool)`
     moves a case's payment."""
     from fundpool.risk.service import RiskService
 
     return RiskService(risk_store(store), payments, clock, asset_scales(config),
-                       default_pool=config.pools[0].id)
+                       default_pool=config.pools[0].id, ids=ids or system_ids())
 
 
 def simulated_dispatching(

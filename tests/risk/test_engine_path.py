@@ -329,3 +329,32 @@ def test_the_clis_screen_step_is_the_risk_decision(pool: Pool) -> None:
     assert pool.risk.store.decision(blocked).outcome == "block"  # type: ignore[union-attr]
     with pytest.raises(FundpoolError):  # screened once only
         screen_now(engine, pool.payments, blocked, CASHIER)
+
+
+def test_an_updated_list_screens_known_counterparties_again_and_alerts_new_hits(
+        pool: Pool) -> None:
+    from fundpool.risk.screening import InvalidSanctionsFile
+    from fundpool.risk.service import signals
+
+    pool.activate(LENIENT)
+    known = pool.payout("Ivana Listedova", "k-1")  # paid before anyone listed her
+    pool.passes(1)
+    assert pool.state(known) is not S.REJECTED
+    entity = ('{"id": "new-1", "schema": "Person", "properties": '
+              '{"name": ["Ivana Listedova"], "topics": ["sanction"]}}\n')
+    before = pool.risk.store.lists()
+    with pytest.raises(InvalidSanctionsFile):  # cut short: refused whole, the old list stays
+        pool.risk.load_list("synthetic", entity.encode()[:-20], RISK)
+    assert pool.risk.store.lists() == before
+    assert pool.risk.screen("Viktor Sanctionov")  # still screened against the old list
+
+    done = pool.risk.load_list("update", entity.encode(), RISK)
+    assert done.rescreened >= 1
+    assert [h["name"] for h in done.new_hits] == ["Ivana Listedova"]
+    alerts = {s.rule: s for s in signals(pool.risk.store, pool.clock.now_us())}
+    assert alerts["risk.list_hit:Ivana Listedova"].severity == "critical"
+    again = pool.risk.load_list("update", entity.encode(), RISK)  # the same list: nothing new
+    assert again.new_hits == []
+    later = pool.payout("Ivana Listedova", "k-2")
+    pool.passes(1)
+    assert pool.state(later) is S.REJECTED  # and from now on she is blocked

@@ -167,13 +167,15 @@ def load(name: str, file: FileArgument,
          db_url: DbUrlOption = None, as_json: JsonOption = False) -> None:
     """Load or replace a sanctions list, then screen every known counterparty again."""
     with session(data_dir, db_url, as_json) as s:
-        service = _service(s, config, None)
-        record = service.load_list(name, file.read_bytes(), local_actor(), fmt)
-        again = service.rescreen_known()
-        s.emit({"list": record.to_dict(), **again},
+        done = _service(s, config, None).load_list(name, file.read_bytes(), local_actor(),
+                                                   fmt)
+        record = done.record
+        s.emit(done.to_dict(),
                [f"{record.name}: {record.entries} entries ({record.format})",
-                f"{again['rescreened']} known names screened again, "
-                f"{len(again['hits'])} hit"])
+                f"{done.rescreened} known names screened against it, "
+                f"{len(done.new_hits)} new hit(s)",
+                *(f"  {hit['name']}: {hit['hits'][0]['name']} ({hit['hits'][0]['score']})"
+                  for hit in done.new_hits)])
 
 
 @app.command("lists")

@@ -139,6 +139,11 @@ class RiskStore(Protocol):
         """(pool, group, severity, times fired) of the alert responses since `since_us`."""
         ...
 
+    def list_hits(self, since_us: int) -> list[tuple[str, str, str, int]]:
+        """(pool, counterparty, entry id, 1) of the known counterparties an updated list hit
+        since `since_us`."""
+        ...
+
     def counterparties(self) -> list[str]:
         """Every counterparty name the payments name."""
         ...

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fundpool.core.actor import Actor
-from fundpool.core.clock import Clock
+from fundpool.core.clock import Clock, IdSource
 from fundpool.core.errors import FundpoolError
 from fundpool.payments.model import Action, IllegalTransition, PaymentState, Step
 from fundpool.payments.service import PaymentService
@@ -42,7 +42,7 @@ from fundpool.risk.records import (
 )
 from fundpool.risk.rings import RING_PAYEES_MIN, FraudRing, find_rings
 from fundpool.risk.sanctions import load_content
-from fundpool.risk.screening import normalised
+from fundpool.risk.screening import Screener, normalised
 
 NOTE_MAX = 2_000
 RING_WINDOW_MIN = 30  # the payouts the ring search looks at, by default
@@ -110,6 +110,20 @@ class ClaimedByOther(FundpoolError):
 
 
 @dataclass(frozen=True, slots=True)
+class ListLoad:
+    """A list loaded, how many known counterparties were screened against it, and the hits
+    its previous version did not give (each recorded, and alerted)."""
+
+    record: ListRecord
+    rescreened: int
+    new_hits: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"list": self.record.to_dict(), "rescreened": self.rescreened,
+                "new_hits": self.new_hits}
+
+
+@dataclass(frozen=True, slots=True)
 class Backtest:
     """A draft against the active policy over the same payments, replayed in order."""
 
@@ -148,10 +162,12 @@ class RiskService:
     service (a case's decision moves its payment)."""
 
     def __init__(self, store: RiskStore, payments: Callable[[str], PaymentService],
-                 clock: Clock, scales: Mapping[str, int], *, default_pool: str) -> None:
+                 clock: Clock, scales: Mapping[str, int], *, default_pool: str,
+                 ids: IdSource) -> None:
         self.store = store
         self._payments = payments
         self._clock = clock
+        self._ids = ids
         self._scales = dict(scales)
         self._pool = default_pool
 
@@ -392,21 +408,53 @@ class RiskService:
 
     # --- lists and screening ---
 
-    def load_list(self, name: str, content: bytes, actor: Actor, fmt: str | None = None
-                  ) -> ListRecord:
-        """Load (or replace) a sanctions list; a malformed or truncated file is refused
-        whole and the old list stays. Returns the record; `rescreen` then says which known
-        counterparties hit the new lists."""
+    def load_list(self, name: str, content: bytes, actor: Actor, fmt: str | None = None,
+                  threshold: int = 85) -> ListLoad:
+        """Load (or replace) a sanctions list; a malformed or truncated file is refused whole
+        and the old list stays. Continuous screening: every known counterparty (every
+        payment's, every registered party) is screened against the new list, and the hits
+        the list's previous version did not give are recorded with it, in one transaction,
+        each raising an alert (`risk.list_hits`)."""
         name = name.strip()
         if not name or len(name) > 100:
             raise InvalidRiskInput("a list's name is 1 to 100 characters", field="name")
         loaded = load_content(name, content, fmt)
+        cleared = {(c.query, c.entry_id) for c in self.store.cleared()}
+        names = sorted(set(self.store.counterparties()) | {p.name for p in self.store.parties()})
+        new_hits = self._hits(Screener(loaded.entries, allowed=cleared), names, threshold)
+        before = self.store.list_content(name)
+        if before is not None and new_hits:
+            old = load_content(name, before, None)
+            known = {(n, h["entry_id"]) for n, found in self._hits(
+                Screener(old.entries, allowed=cleared), names, threshold).items()
+                for h in found}
+            new_hits = {n: [h for h in found if (n, h["entry_id"]) not in known]
+                        for n, found in new_hits.items()}
+            new_hits = {n: found for n, found in new_hits.items() if found}
         with self._writing(actor) as (writes, session):
             record = ListRecord(name, loaded.version, loaded.format, len(loaded.entries),
                                 session.at_us, actor)
             writes.put_list(record, content)
             writes.bump("lists")
-        return record
+            writes.add_responses([
+                ResponseRecord(self._ids.new_id(session.at_us), self._pool, "", counterparty,
+                               "list_hit", session.at_us, severity="critical",
+                               key=hit["entry_id"], asset=name)
+                for counterparty, found in new_hits.items() for hit in found[:1]])
+        return ListLoad(record, len(names), [{"name": n, "hits": found}
+                                             for n, found in sorted(new_hits.items())])
+
+    @staticmethod
+    def _hits(screener: Screener, names: list[str], threshold: int
+              ) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name in names:
+            found = screener.screen(name, threshold=threshold, limit=3)
+            if found:
+                out[name] = [{"entry_id": h.entry_id, "source": h.source,
+                              "name": h.matched_name, "score": h.score,
+                              "explanation": h.explanation} for h in found]
+        return out
 
     def screen(self, name: str, threshold: int = 85) -> list[dict[str, Any]]:
         """A name against the loaded lists, with each hit explained."""
@@ -418,27 +466,6 @@ class RiskService:
         return [{"entry_id": h.entry_id, "source": h.source, "name": h.matched_name,
                  "score": h.score, "explanation": h.explanation, "query": h.query}
                 for h in state.screener.screen(name, threshold=threshold, limit=10)]
-
-    def rescreen_known(self, threshold: int = 85) -> dict[str, Any]:
-        """Continuous screening: every counterparty the pools have paid or been paid by, and
-        every party in the registry, screened again against the lists as they now are."""
-        names = sorted(set(self.store.counterparties()) | {p.name for p in self.store.parties()})
-        hits = self.rescreen(names, threshold)
-        return {"rescreened": len(names), "hits": hits}
-
-    def rescreen(self, names: list[str], threshold: int = 85) -> list[dict[str, Any]]:
-        """Screen these names again (after a list changed): the hits, by name."""
-        state = RiskState(self.store, self._scales)
-        state.refresh(self.store.revisions(), lambda: None)
-        assert state.screener is not None
-        out = []
-        for name in names:
-            hits = state.screener.screen(name, threshold=threshold, limit=3)
-            if hits:
-                out.append({"name": name, "hits": [
-                    {"entry_id": h.entry_id, "name": h.matched_name, "score": h.score,
-                     "explanation": h.explanation} for h in hits]})
-        return out
 
     def clear_hit(self, name: str, entry_id: str, actor: Actor, note: str | None
                   ) -> Cleared:
@@ -555,6 +582,11 @@ def signals(store: RiskStore, now_us: int, pools: tuple[str, ...] = (),
         if found:
             out.append(RiskSignal(pool, "risk.fraud_rings", "risk:rings", "critical", found,
                                   "payees share accounts: suspected fraud rings"))
+    for pool, counterparty, _, count in store.list_hits(now_us - SANCTIONS_ALERT_US):
+        out.append(RiskSignal(pool, f"risk.list_hit:{counterparty}", "risk:screening",
+                              "critical", count,
+                              f"known counterparty {counterparty!r} hits an updated "
+                              "sanctions list"))
     for pool, group, severity, fired in store.response_alerts(now_us - RESPONSE_ALERT_US):
         out.append(RiskSignal(pool, f"risk.response:{group}", "risk:review", severity, fired,
                               f"risk group fired: {group}"))

@@ -393,6 +393,12 @@ class SqlRiskStore:
             "ORDER BY pool, group_name", (since_us,))
         return [(pool, group, severity, int(n)) for pool, group, severity, n in rows]
 
+    def list_hits(self, since_us: int) -> list[tuple[str, str, str, int]]:
+        rows = self._rows(
+            "SELECT pool, group_name, key FROM risk_responses WHERE kind = 'list_hit' "
+            "AND at_us >= ? ORDER BY at_us DESC LIMIT 100", (since_us,))
+        return [(pool, name, entry, 1) for pool, name, entry in rows]
+
     def counterparties(self) -> list[str]:
         return [r[0] for r in self._rows(
             "SELECT DISTINCT counterparty FROM payments WHERE counterparty IS NOT NULL")]

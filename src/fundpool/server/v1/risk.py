@@ -289,12 +289,12 @@ def put_list(name: Annotated[str, Path(min_length=1, max_length=100,
                                        pattern=r"^[A-Za-z0-9_.-]+$")],
              body: ListIn, request: Request) -> dict[str, Any]:
     """Load or replace a sanctions list (a malformed or truncated file is refused whole:
-    `invalid_sanctions_file` with the line; the old list stays). Answers the known
-    counterparties that now hit it (continuous screening)."""
+    `invalid_sanctions_file` with the line; the old list stays). Every known counterparty is
+    screened against it; the hits its previous version did not give are answered (`new_hits`)
+    and raise a critical alert each (continuous screening)."""
     with api_of(request).store_errors():
-        record = _risk(request).load_list(name, body.content.encode(), actor_of(request),
-                                          body.format)
-        return {"list": record.to_dict(), **_risk(request).rescreen_known()}
+        return _risk(request).load_list(name, body.content.encode(), actor_of(request),
+                                        body.format).to_dict()
 
 
 @router.post("/screen", openapi_extra=needs(P.RISK_READ), responses=PROBLEMS)

@@ -18,6 +18,7 @@ from fundpool.console.risk import (
     diff_kind,
     error_line,
     queue_order,
+    queue_view,
     risk_grade,
     summary_text,
 )
@@ -37,7 +38,7 @@ SCALES = {"USD": 2, "ETH": 18}
 RISK_CODES = ("invalid_policy", "unknown_policy", "policy_not_draft", "self_activation",
               "nothing_to_roll_back", "unknown_case", "case_closed", "case_changed",
               "claimed_by_other", "self_review", "invalid_risk_input",
-              "invalid_sanctions_file", "risk_blocked")
+              "invalid_sanctions_file", "risk_blocked", "unknown_limit")
 
 
 # --- alert subjects and texts ---------------------------------------------------------------
@@ -47,7 +48,9 @@ RISK_CODES = ("invalid_policy", "unknown_policy", "policy_not_draft", "self_acti
     ("risk:review", ("/risk", None)),
     ("risk:hold", ("/risk", {"kind": "hold"})),
     ("risk:breached", ("/risk", {"breached": "1"})),
+    ("risk:rings", ("/risk", {"view": "rings"})),
     (" RISK:Hold ", ("/risk", {"kind": "hold"})),
+    ("Risk:Rings", ("/risk", {"view": "rings"})),
 ])
 def test_a_risk_subject_opens_the_review_queue_filtered_to_what_it_is_about(
         subject: str, target: tuple[str, dict[str, str] | None]) -> None:
@@ -67,7 +70,7 @@ def test_a_blocked_payment_still_opens_the_payment_and_an_unknown_risk_subject_n
 
 
 def test_the_queue_reads_what_the_alert_links_say() -> None:
-    for subject in ("risk:review", "risk:hold", "risk:breached"):
+    for subject in ("risk:review", "risk:hold", "risk:breached", "risk:rings"):
         parsed = parse_subject(subject)
         assert parsed is not None
         _, query = subject_target(parsed)
@@ -75,18 +78,32 @@ def test_the_queue_reads_what_the_alert_links_say() -> None:
         assert shown.states == OPEN_STATES
         assert shown.kind == ("hold" if subject == "risk:hold" else None)
         assert shown.breached is (subject == "risk:breached")
+        assert queue_view(query or {}) == ("rings" if subject == "risk:rings" else "cases")
+
+
+def test_the_queue_page_opens_on_the_tab_its_url_names() -> None:
+    assert queue_view({}) == "cases"
+    assert queue_view({"view": "rings"}) == "rings"
+    assert queue_view({"view": " Limits "}) == "limits"
+    assert queue_view({"view": "elsewhere", "kind": "hold"}) == "cases"
 
 
 def test_risk_subjects_and_summaries_in_both_languages() -> None:
     assert subject_text("risk:hold", "en") == "payments on hold"
     assert subject_text("risk:breached", "zh-CN") == "超过处理时限的案件"
+    assert subject_text("risk:rings", "en") == "suspected fraud rings"
+    assert subject_text("risk:rings", "zh-CN") == "疑似欺诈团伙"
     for summary, key in (("payments wait for risk review", "alert.risk_review"),
                          ("payments on hold for a risk officer", "alert.risk_hold"),
-                         ("risk cases are past their SLA", "alert.risk_breached")):
+                         ("risk cases are past their SLA", "alert.risk_breached"),
+                         ("payees share accounts: suspected fraud rings",
+                          "alert.risk_rings")):
         assert alert_summary(summary, "en") == summary
         assert alert_summary(summary, "zh-CN") == t(key, "zh-CN")
     assert alert_summary("risk group fired: burst to one payee", "zh-CN") == \
         "风控规则组已触发：burst to one payee"
+    assert alert_summary("risk group fired: burst to one payee", "en") == \
+        "risk group fired: burst to one payee"
     blocked = ("payout to 'Viktor Sanctionov' blocked: sanctions hit on 'Viktor Sanctionov' "
                "(100)")
     assert alert_summary(blocked, "en") == blocked
@@ -174,6 +191,10 @@ def test_a_sanctions_hit_in_words() -> None:
      "payee Blocked Trading LLC is on the list blocked_payees"),
     ({"kind": "kyc", "payee": "acme", "kyc": "pending"}, "KYC/KYB state of acme: pending"),
     ({"kind": "jurisdiction", "payee": "acme", "country": "KP"}, "country of acme: KP"),
+    ({"kind": "lowered_limit", "per": "payee", "key": "acme", "amount": 12000, "over": 5000,
+      "asset": "USD", "until_us": 1_700_000_000_000_000, "set_by_group": "large payout"},
+     "120.00 USD for payee acme, above 50.00 USD: a limit the group large payout lowered "
+     "until 2023-11-14 22:13:20.000 UTC"),
     ({"kind": "teleport", "distance": 3, "unit": None}, "teleport: distance=3"),
 ])
 def test_each_condition_kind_in_words(condition: dict[str, object], english: str) -> None:

@@ -11,6 +11,8 @@ loaded, a policy drafted by the risk officer and activated by the admin (maker-c
   saved; a valid one is validated (summary and diff), backtested, saved as a draft, refused to
   its own author's activation, activated by the admin, and shown active; a rollback, after its
   confirmation, brings back the version before.
+- Three payees paid into one account: the review queue's rings tab lists them as a suspected
+  ring with the account they share, and the alert bar's critical rings alert opens that tab.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ AMOUNT = "120.00"
 RAIL = "rtp"  # an instant credit: a released payout settles within seconds
 DESTINATION = "acct-7700-0042"
 SANCTIONED = "Viktor Sanctionov"  # on the synthetic list (every name in it invented)
+RING_PAYEES = ("ring-a", "ring-b", "ring-c")
+RING_DESTINATION = "GB33BUKB20201555555555"  # the one account the three payees are paid into
+RING_AMOUNT = "20.00"
 
 
 def _json(answer: Any) -> Any:
@@ -70,10 +75,11 @@ def payment_of(server: Server, payment_id: str) -> dict[str, Any]:
         return found
 
 
-def payout(server: Server, payee: str) -> str:
+def payout(server: Server, payee: str, *, amount: str = AMOUNT,
+           destination: str = DESTINATION) -> str:
     """A payout created by the cashier through the API, as the operations panel sends it."""
-    body = {"kind": "payout", "asset": "USD", "amount": AMOUNT, "channel": RAIL,
-            "counterparty": payee, "destination": DESTINATION,
+    body = {"kind": "payout", "asset": "USD", "amount": amount, "channel": RAIL,
+            "counterparty": payee, "destination": destination,
             "reference": f"risk-{uuid.uuid4()}"}
     with server.api("cashier") as api:
         made = api.post("/v1/payments", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
@@ -375,3 +381,58 @@ def test_the_alert_bars_review_alert_opens_the_review_queue(
     expect(page.get_by_test_id("page-title")).to_have_text("Review queue")
     expect(page.get_by_test_id(f"case-{case_id}")).to_be_visible()
     expect(page.get_by_test_id("read-only")).to_contain_text("approver")
+
+
+def test_payees_paid_into_one_account_are_listed_as_a_suspected_ring(
+        risk_server: Server, new_page: Callable[[], Any]) -> None:
+    server = risk_server
+    for payee in RING_PAYEES:
+        payout(server, payee, amount=RING_AMOUNT, destination=RING_DESTINATION)
+    with server.api("risk") as api:
+        found = _json(api.get("/v1/risk/rings"))["data"]
+    rings = [r for r in found if set(RING_PAYEES) <= set(r["payees"])]
+    assert [sorted(r["payees"]) for r in rings] == [list(RING_PAYEES)], found
+    ring_id = rings[0]["id"]
+
+    page = new_page()
+    sign_in(page, server, "risk")
+    to_queue(page)
+    expect(page.get_by_test_id("tab-rings-count")).to_be_visible()
+    page.get_by_test_id("tab-rings").click()
+    row = page.get_by_test_id(f"ring-{ring_id}")  # polled until the tab's refresh shows it
+    expect(row.locator('[data-col="payees"]')).to_have_text(", ".join(RING_PAYEES))
+    expect(row.locator('[data-col="shared"]')).to_have_text(
+        f"destination {RING_DESTINATION} (3 payees)")
+    expect(row.locator('[data-col="payouts"]')).to_have_text("3")
+    expect(row.locator('[data-col="amounts"]')).to_have_text("60.00 USD")
+    save_screenshot(page, "console-risk-rings.png", settle_ms=300)
+
+    # The alert engine's ring search (once a minute) raises a critical alert; its "Open"
+    # leads to the same tab.
+    with server.api("risk") as api:
+        alert = wait_until(lambda: next(
+            (a for a in _json(api.get("/v1/monitoring/alerts",
+                                      params={"state": "active", "limit": 200}))["data"]
+             if a["subject"] == "risk:rings"), None),
+            within_s=LIVE_S, what="the suspected rings' alert", detail=server.log_tail)
+    assert alert["severity"] == "critical"
+    assert alert["rule"] == "risk.fraud_rings"
+    page.get_by_test_id("nav-stream").click()
+    page.wait_for_url("**/console/stream")
+    chip = page.get_by_test_id(f"alert-{alert['id']}")
+    expect(chip).to_contain_text("payees share accounts: suspected fraud rings")
+    with page.expect_navigation():
+        chip.get_by_test_id("alert-go").click()
+    page.wait_for_function("() => window.did_handshake === true")
+    assert page.url.endswith("/console/risk?view=rings")
+    row = page.get_by_test_id(f"ring-{ring_id}")
+    expect(row.locator('[data-col="shared"]')).to_have_text(
+        f"destination {RING_DESTINATION} (3 payees)")
+
+    # The same in 简体中文.
+    page.get_by_test_id("language").click()
+    expect(page.get_by_test_id("tab-rings")).to_contain_text("疑似团伙")
+    expect(page.get_by_test_id(f"ring-{ring_id}").locator('[data-col="shared"]')).to_have_text(
+        f"收款账户 {RING_DESTINATION}（3 个收款方）")
+    expect(page.get_by_test_id(f"alert-{alert['id']}")).to_contain_text(
+        "多个收款方共用账户：疑似欺诈团伙")

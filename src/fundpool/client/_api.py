@@ -34,12 +34,15 @@ from fundpool.client.risk import (
     BacktestOut,
     CaseDetailOut,
     CasesOut,
+    LiftedOut,
+    LimitsOut,
     LoadedListOut,
     PartiesOut,
     PaymentRiskOut,
     PoliciesOut,
     PolicyCheckOut,
     PolicyVersionOut,
+    RingsOut,
     RiskListsOut,
     ScreenOut,
 )
@@ -814,3 +817,24 @@ class Endpoints(Runner):
     def risk_parties(self) -> Call[PartiesOut]:
         """The party registry: each counterparty's KYC/KYB state and country."""
         return Call("GET", f"{RISK}/parties", adapter(PartiesOut))
+
+    @endpoint
+    def risk_rings(self, minutes: int = 30, min_payees: int = 3, pool: str | None = None
+                   ) -> Call[RingsOut]:
+        """Suspected fraud rings among the payouts of the last `minutes`: payees linked by the
+        accounts, names, devices and IP addresses their payouts share, largest first."""
+        return Call("GET", f"{RISK}/rings", adapter(RingsOut),
+                    query(minutes=minutes, min_payees=min_payees, pool=pool))
+
+    @endpoint
+    def risk_limits(self) -> Call[LimitsOut]:
+        """The limits automatic responses lowered, still in force."""
+        return Call("GET", f"{RISK}/limits", adapter(LimitsOut))
+
+    @endpoint
+    def lift_risk_limit(self, limit_id: str, note: str, *, idempotency_key: str | None = None
+                        ) -> Call[LiftedOut]:
+        """Lift a lowered limit before its time, with a note saying why (`unknown_limit`
+        when it is no longer in force)."""
+        return self._post(f"{RISK}/limits/{segment(limit_id)}/lift", {"note": note},
+                          adapter(LiftedOut), idempotency_key)

@@ -188,11 +188,12 @@ class RiskListsOut(BaseModel):
 
 
 class LoadedListOut(BaseModel):
-    """A list loaded, and the known counterparties that now hit the lists."""
+    """A list loaded, how many known counterparties were screened against it, and those it
+    now hits that its previous version did not (each also raised as an alert)."""
 
     loaded: RiskListOut = Field(alias="list")
     rescreened: int = 0
-    hits: list[dict[str, Any]] = Field(default_factory=list)
+    new_hits: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class PartyOut(BaseModel):
@@ -205,3 +206,53 @@ class PartyOut(BaseModel):
 
 class PartiesOut(BaseModel):
     data: list[PartyOut]
+
+
+class RingShareOut(BaseModel):
+    """What payees of a ring share: an attribute of their payouts and how many payees it
+    links."""
+
+    attribute: str = Field(description="destination | name | device | ip")
+    value: str
+    payees: int
+
+
+class RingOut(BaseModel):
+    """A suspected fraud ring: payees linked by what their recent payouts share."""
+
+    id: str = Field(description="Stable for the same payees.")
+    payees: list[str]
+    shared: list[RingShareOut] = Field(default_factory=list)
+    payouts: int
+    amounts: dict[str, str] = Field(default_factory=dict, description="asset -> total in "
+                                    "minor units, as text")
+
+
+class RingsOut(BaseModel):
+    data: list[RingOut] = Field(description="The largest first (at most 100).")
+    count: int = Field(description="Every ring found, those listed and those left off.")
+
+
+class LimitOut(BaseModel):
+    """A limit a policy group's automatic response lowered, still in force: payouts per
+    `per` = `key` in `asset` above `max_minor` are held until `until_us`."""
+
+    id: str
+    pool: str
+    payment_id: str = Field(description="The payment whose decision lowered it.")
+    group: str = Field(description="The policy group that lowered it.")
+    kind: str = "limit"
+    at_us: int
+    per: str = Field(description="payee | initiator | destination")
+    key: str
+    asset: str
+    max_minor: str
+    until_us: int
+
+
+class LimitsOut(BaseModel):
+    data: list[LimitOut]
+
+
+class LiftedOut(BaseModel):
+    lifted: str

@@ -7,7 +7,9 @@ a payment's risk section and the stream's risk grade make of `/v1/risk`'s answer
   units, windows, the list, the screening hit): `condition_text` says them in a sentence of
   the user's language, each amount at its asset's scale.
 - The queue lists the cases past their SLA first, then by due time (the API's order), and
-  filters by state, kind and breach as the URL says (`?state=open,claimed&kind=hold&breached=1`).
+  filters by state, kind and breach as the URL says (`?state=open,claimed&kind=hold&breached=1`);
+  its page opens on the tab the URL names (`?view=rings`, `?view=limits`; console/rings.py and
+  console/limits.py say those tabs' rows).
 - The stream's risk grade comes from what a `payment.transitioned` event already carries (its
   step, status and reason: `risk review: …`, `risk hold: …`, `risk block: …`), so no row costs
   a call.
@@ -19,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fundpool.console.format import Locale, amount_display, duration_text
+from fundpool.console.format import Locale, amount_display, duration_text, time_text
 from fundpool.console.i18n import t
 
 OUTCOMES = ("allow", "review", "hold", "block")
@@ -79,7 +81,9 @@ def note_action_text(action: str, locale: Locale) -> str:
 # --- a fired condition in words --------------------------------------------------------------
 
 
-def _amount(minor: object, asset: object, scales: Mapping[str, int], locale: Locale) -> str:
+def money_text(minor: object, asset: object, scales: Mapping[str, int], locale: Locale) -> str:
+    """Minor units (an integer, or its text as the API gives it) at the asset's scale, with
+    the asset's code: `1,234.50 USD`; `?` for what is not a whole number."""
     if not isinstance(minor, int | str) or not str(minor).lstrip("-").isdigit():
         return "?"
     code = str(asset or "")
@@ -91,7 +95,8 @@ def _ago(us: object, locale: Locale) -> str:
     return duration_text(float(us), locale) if isinstance(us, int | float) else "?"
 
 
-def _per(per: object, locale: Locale) -> str:
+def per_text(per: object, locale: Locale) -> str:
+    """Who a count or limit is kept per: payee, initiator, destination (in words)."""
     key = PER_KEYS.get(str(per))
     return t(key, locale) if key else str(per)
 
@@ -110,7 +115,7 @@ def condition_text(condition: Mapping[str, Any], locale: Locale,
     asset = c.get("asset")
 
     def money(name: str) -> str:
-        return _amount(c.get(name), asset, scales, locale)
+        return money_text(c.get(name), asset, scales, locale)
 
     if kind == "payment":
         kind_key = {"deposit": "kind.deposit", "payout": "kind.payout",
@@ -133,18 +138,18 @@ def condition_text(condition: Mapping[str, Any], locale: Locale,
         return t("cond.round_amount", locale, amount=money("amount"),
                  multiple=money("multiple"))
     if kind == "daily_total":
-        return t("cond.daily_total", locale, per=_per(c.get("per"), locale),
+        return t("cond.daily_total", locale, per=per_text(c.get("per"), locale),
                  key=_text(c.get("key")), total=money("day_total"), over=money("over"))
     if kind == "velocity":
         said = []
         count, count_over = c.get("count"), c.get("count_over")
         if isinstance(count, int) and isinstance(count_over, int) and count > count_over:
             said.append(t("cond.velocity_count", locale, count=count, count_over=count_over,
-                          per=_per(c.get("per"), locale), key=_text(c.get("key")),
+                          per=per_text(c.get("per"), locale), key=_text(c.get("key")),
                           window=_text(c.get("window"))))
         if c.get("amount_over") is not None:
             said.append(t("cond.velocity_amount", locale, total=money("total"),
-                          amount_over=money("amount_over"), per=_per(c.get("per"), locale),
+                          amount_over=money("amount_over"), per=per_text(c.get("per"), locale),
                           key=_text(c.get("key")), window=_text(c.get("window"))))
         return t("problem.facts_separator", locale).join(said) or kind
     if kind == "duplicate":
@@ -165,13 +170,19 @@ def condition_text(condition: Mapping[str, Any], locale: Locale,
                  history=_text(c.get("history")))
     if kind == "listed":
         return t("cond.listed" if c.get("on_list") else "cond.not_listed", locale,
-                 field=_per(c.get("field"), locale), value=_text(c.get("value")),
+                 field=per_text(c.get("field"), locale), value=_text(c.get("value")),
                  list=_text(c.get("list")))
     if kind == "kyc":
         return t("cond.kyc", locale, payee=_text(c.get("payee")), kyc=_text(c.get("kyc")))
     if kind == "jurisdiction":
         return t("cond.jurisdiction", locale, payee=_text(c.get("payee")),
                  country=_text(c.get("country")))
+    if kind == "lowered_limit":
+        until = c.get("until_us")
+        return t("cond.lowered_limit", locale, amount=money("amount"), over=money("over"),
+                 per=per_text(c.get("per"), locale), key=_text(c.get("key")),
+                 group=_text(c.get("set_by_group")),
+                 until=time_text(until, with_date=True) if isinstance(until, int) else "?")
     if kind == "sanctions":
         return t("cond.sanctions", locale, name=_text(c.get("name")),
                  matched=_text(c.get("matched")), source=_text(c.get("source")),
@@ -210,6 +221,17 @@ class QueueFilter:
         if self.kind is not None and case.kind != self.kind:
             return False
         return not self.breached or bool(case.breached)
+
+
+QueueView = Literal["cases", "rings", "limits"]
+QUEUE_VIEWS: tuple[QueueView, ...] = ("cases", "rings", "limits")  # the queue page's tabs
+
+
+def queue_view(query: Mapping[str, str]) -> QueueView:
+    """The tab the queue page opens on (`?view=rings`: the alert bar's rings alert); the
+    cases for anything else."""
+    wanted = (query.get("view") or "").strip().lower()
+    return next((v for v in QUEUE_VIEWS if v == wanted), "cases")
 
 
 def queue_order(cases: Iterable[Any]) -> list[Any]:

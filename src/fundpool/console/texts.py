@@ -11,8 +11,9 @@ and the pages call these, and the unit tests read them directly.
   from one of the alert engine's fixed templates (monitoring/alerting/engine.py): those are
   recognised and said again in 简体中文 on the Chinese console.
 - An alert's subject (`pool`, `asset:USD`, `channel:bank-a`, `asset:USD,channel:bank-a`,
-  `payment:…`, and risk control's `risk:review`, `risk:hold`, `risk:breached`) is parsed into
-  the page that shows it: a risk subject opens the review queue, filtered to what it is about.
+  `payment:…`, and risk control's `risk:review`, `risk:hold`, `risk:breached`, `risk:rings`)
+  is parsed into the page that shows it: a risk subject opens the review queue, filtered to
+  what it is about, or on its rings tab (`?view=rings`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ PROBLEM_CODES: tuple[str, ...] = (
     "invalid_policy", "unknown_policy", "policy_not_draft", "self_activation",
     "nothing_to_roll_back", "unknown_case", "case_closed", "case_changed", "claimed_by_other",
     "self_review", "invalid_risk_input", "invalid_sanctions_file", "risk_blocked",
+    "unknown_limit",
 )
 # Fields of a request body the console's forms send, as a person calls them
 # (`field.<name>`); another field is named as the API names it.
@@ -184,7 +186,7 @@ def exclusion_text(reason: str | None, locale: Locale) -> str:
 class Subject:
     """What an alert is about. Everything None: the pool as a whole. `risk`: a part of the
     review queue (`review`: cases waiting, `hold`: payments on hold, `breached`: cases past
-    their SLA)."""
+    their SLA, `rings`: the suspected fraud rings)."""
 
     asset: str | None = None
     channel: str | None = None
@@ -194,11 +196,13 @@ class Subject:
 
 SUBJECT_KEYS = ("asset", "channel", "payment")
 # Risk control's subjects (`risk:review` …, risk/service.py `signals`): each one's words, and
-# the review queue's filter that shows it.
+# the review queue's query that shows it (a filter of the cases, or the rings tab). A group's
+# alert response (`risk.response:<group>`) has the subject `risk:review`: the queue.
 RISK_SUBJECTS: dict[str, tuple[str, dict[str, str] | None]] = {
     "review": ("subject.risk_review", None),
     "hold": ("subject.risk_hold", {"kind": "hold"}),
     "breached": ("subject.risk_breached", {"breached": "1"}),
+    "rings": ("subject.risk_rings", {"view": "rings"}),
 }
 RISK_QUEUE_PATH = "/risk"
 

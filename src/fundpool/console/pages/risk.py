@@ -5,8 +5,11 @@ risk control held.
 urgent: the payment, the case's kind (review, or the urgent hold), its state, the groups that
 fired, when it opened and is due, and who claimed it. Filters (state, kind, breached only) live
 in the URL, so the alert bar's links open the queue as the alert means it (`risk:hold`: the
-hold cases; `risk:breached`: the cases past their SLA). The list refreshes in place every
-`REFRESH_S` seconds.
+hold cases; `risk:breached`: the cases past their SLA). Two more tabs show what risk control
+found and did by itself: the suspected fraud rings (pages/rings.py; `?view=rings`, where the
+alert bar's `risk:rings` alert leads) and the limits its automatic responses lowered
+(pages/limits.py; `?view=limits`), each tab with its count. One timer refreshes the three in
+place every `REFRESH_S` seconds.
 
 `/risk/cases/{id}` shows the case: its payment (amount, payee, destination, initiator, its
 status as it moves), the risk decision (console/decision.py), the notes with who wrote each,
@@ -32,6 +35,8 @@ from fundpool.console.decision import case_path, show_decision
 from fundpool.console.desk import NOBODY, age_text
 from fundpool.console.feed import KINDS, STATE_TONES
 from fundpool.console.format import time_text
+from fundpool.console.pages.limits import LimitsTab
+from fundpool.console.pages.rings import RingsTab
 from fundpool.console.risk import (
     CASE_ACTIONS,
     CASE_KIND_KEYS,
@@ -45,6 +50,7 @@ from fundpool.console.risk import (
     case_state_text,
     note_action_text,
     queue_order,
+    queue_view,
 )
 from fundpool.console.shell import Page, console_page, href, page_link, testid
 from fundpool.console.texts import actor_text, reason_text
@@ -83,12 +89,38 @@ class Queue:
     def __init__(self, page: Page) -> None:
         self.page = page
         self.filter = QueueFilter.from_query(page.request.query_params)
+        self.view = queue_view(page.request.query_params)
+        self.rings = RingsTab(page)
+        self.limits = LimitsTab(page)
         self.refreshes = 0
         self.busy = False
 
     def build(self) -> None:
         page, t = self.page, self.page.t
         risk_header(page, QUEUE_PATH)
+        badges: dict[str, ui.badge] = {}
+        with testid(ui.tabs(), "queue-tabs") \
+                .props("dense no-caps align=left").classes("px-4") as tabs:
+            for view, key, colour in (("cases", "risk.tab_cases", "warning"),
+                                      ("rings", "risk.tab_rings", "negative"),
+                                      ("limits", "risk.tab_limits", "deep-orange")):
+                with testid(ui.tab(view, label=t(key)), f"tab-{view}"):
+                    badges[view] = testid(ui.badge("", color=colour).props("floating"),
+                                          f"tab-{view}-count")
+                    badges[view].set_visibility(False)
+        tabs.set_value(self.view)
+        self.cases_badge = badges["cases"]
+        with ui.tab_panels(tabs, value=self.view, animated=False).classes("w-full"):
+            with ui.tab_panel("cases").classes("p-0 gap-2"):
+                self._cases()
+            with ui.tab_panel("rings").classes("px-4 py-2"):
+                self.rings.build(badges["rings"])
+            with ui.tab_panel("limits").classes("px-4 py-2"):
+                self.limits.build(badges["limits"])
+        page.every(REFRESH_S, self.refresh)
+
+    def _cases(self) -> None:
+        page, t = self.page, self.page.t
         with ui.row().classes("w-full items-center gap-3 px-4"):
             self.count = testid(ui.badge("…", color="warning").classes("text-sm"),
                                 "cases-count")
@@ -123,7 +155,6 @@ class Queue:
         self.table.on("open", self._clicked)
         self.none = testid(ui.label(t("risk.none")).classes("px-4 opacity-70"), "cases-none")
         self.none.set_visibility(False)
-        page.every(REFRESH_S, self.refresh)
 
     def _filters(self) -> None:
         page, t = self.page, self.page.t
@@ -148,7 +179,8 @@ class Queue:
         states = tuple(s for s in CASE_STATES if s in updated.states) or OPEN_STATES
         updated = dataclasses.replace(updated, states=states)
         if updated != self.filter:
-            ui.navigate.to(self.page.here(**updated.query()))
+            # The filters are the cases tab's: the page opens again on it.
+            ui.navigate.to(self.page.here(**updated.query(), view=None))
 
     def _columns(self) -> list[dict[str, Any]]:
         t = self.page.t
@@ -171,6 +203,8 @@ class Queue:
         self.busy = True
         try:
             await self._refresh()
+            await self.limits.refresh()
+            await self.rings.refresh()  # itself at most every RINGS_REFRESH_S
         finally:
             self.busy = False
 
@@ -190,6 +224,8 @@ class Queue:
         self.count.props(f'data-count="{len(cases)}" data-refreshes="{self.refreshes}"')
         self.breached.set_text(t("risk.count_breached", count=f"{breached:,}"))
         self.breached.set_visibility(breached > 0)
+        self.cases_badge.set_text(f"{len(cases):,}")
+        self.cases_badge.set_visibility(bool(cases))
         self.none.set_visibility(not cases)
         self.table.set_visibility(bool(cases))
 

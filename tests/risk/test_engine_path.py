@@ -358,3 +358,30 @@ def test_an_updated_list_screens_known_counterparties_again_and_alerts_new_hits(
     later = pool.payout("Ivana Listedova", "k-2")
     pool.passes(1)
     assert pool.state(later) is S.REJECTED  # and from now on she is blocked
+
+
+def test_no_plain_step_gets_a_payment_past_the_risk_decision(pool: Pool) -> None:
+    """A payment held by hand before the engine screened it is decided when released; one a
+    risk case holds is released only from its case; a cancelled one closes its case."""
+    from fundpool.risk.service import RiskCaseOpen
+
+    pool.activate(POLICY)
+    sneaky = pool.payout("Viktor Sanctionov", "s-1")
+    pool.payments.act(Step(sneaky, Action.HOLD, reason="looking"), actor=RISK)
+    pool.risk.guard(sneaky, "release", S.HELD)  # no case holds it: a plain release is fine
+    pool.payments.act(Step(sneaky, Action.RELEASE, reason="fine"), actor=RISK)
+    pool.passes(1)
+    assert pool.state(sneaky) is S.REJECTED  # decided on its way out all the same
+    assert pool.risk.store.decision(sneaky).outcome == "block"  # type: ignore[union-attr]
+
+    burst = [pool.payout("payee-burst-9", f"s-b{i}") for i in range(5)]
+    pool.passes(1)
+    held = burst[3]
+    assert pool.state(held) is S.HELD
+    with pytest.raises(RiskCaseOpen):
+        pool.risk.guard(held, "release", S.HELD)
+    pool.payments.act(Step(burst[4], Action.CANCEL, reason="withdrawn"), actor=CASHIER)
+    pool.risk.close_cases(burst[4], CASHIER, "the payment was cancelled")
+    (closed,) = pool.risk.cases_of(burst[4])
+    assert closed.state.closed
+    assert closed.decision == "closed"

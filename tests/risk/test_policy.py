@@ -109,6 +109,12 @@ REFUSED = [
           score: 40
         """), 4, "USD"),
     ("not YAML", "thresholds: {review: 1\ngroups: [", 2, "not YAML"),
+    ("an alias", "lists:\n  a: &x [p, q]\n  b: *x\n" + policy("""\
+        - name: g
+          when: [{new_payee: {}}]
+          score: 40
+        """).split("\n", 1)[1].replace("groups", "thresholds: {review: 30, hold: 60, "
+                                        "block: 90}\ngroups", 1), 3, "aliases"),
     ("empty", "   \n", 1, "empty"),
     ("a list, not a mapping", "- a\n- b\n", 1, "mapping"),
 ]
@@ -122,6 +128,17 @@ def test_a_bad_policy_is_refused_with_the_line_at_fault(case: str, text: str, li
         parse_policy(text, SCALES)
     assert says in refused.value.detail, refused.value.detail
     assert refused.value.facts.get("line") == line, (case, refused.value.facts)
+
+
+def test_a_small_amount_and_a_large_day_total_are_not_a_contradiction() -> None:
+    parsed = parse_policy(policy("""\
+        - name: structuring
+          when:
+            - amount: {under: {USD: "1000.00"}}
+            - daily_total: {per: payee, over: {USD: "9000.00"}}
+          score: 40
+        """), SCALES)
+    assert parsed.document.groups[0].name == "structuring"
 
 
 def test_a_good_policy_parses_with_exact_amounts() -> None:
@@ -145,7 +162,7 @@ def subject(**changes: Any) -> Subject:
 def history(*seen: Seen, windows: frozenset[int] = frozenset({600 * S})) -> Features:
     features = Features(windows)
     for item in seen:
-        features.observe(item, blocked=False)
+        features.observe(item, allowed=True)
     return features
 
 
@@ -321,7 +338,7 @@ def test_the_decision_is_deterministic_for_the_same_inputs(payments: list[Any]) 
             verdict = decide(parsed, s, features, Party(), ())
             features.observe(Seen(s.at_us, s.kind, s.asset, s.amount, s.payee, s.initiator,
                                   s.destination, s.reference),
-                             blocked=verdict.outcome is Outcome.BLOCK)
+                             allowed=verdict.outcome is Outcome.ALLOW)
             out.append((verdict.outcome.value, verdict.score,
                         tuple(f.group for f in verdict.fired)))
         return out
@@ -359,7 +376,7 @@ def test_the_anomaly_model_warms_up_then_scores_the_unusual_higher() -> None:
             assert model.score(x) is None  # no score while it warms up
         model.learn(x)
         features.observe(Seen(at, "payout", "USD", s.amount, payee, s.initiator,
-                              s.destination, s.reference), blocked=False)
+                              s.destination, s.reference), allowed=True)
         at += 20 * S
     ordinary = [model.score(anomaly_features(
         subject(payee=f"payee-{rng.randrange(50)}", amount=rng.randrange(20_00, 200_00),

@@ -179,8 +179,16 @@ def act(
                                          clock=SystemClock(), ids=system_ids())
             payment = screen_now(engine, payments, payment_id, local_actor())
         else:
+            declared = load_config(config_path(config))
+            risk = compose.risk_service(
+                s.store, declared, lambda _pool: payments, clock=SystemClock())
+            current = payments.get(payment_id)
+            risk.guard(payment_id, action.value, current.state)
             payment = payments.act(Step(payment_id, action, channel, to_channel, reason,
                                         actor=local_actor()))
+            if payment.state in (PaymentState.CANCELLED, PaymentState.REJECTED):
+                risk.close_cases(payment_id, local_actor(),
+                                 f"the payment was {payment.state.value} from the CLI")
         doc = payment_doc(payment, s)
         s.emit(doc, [payment_table(doc), Text(f"{action.value}: now {payment.state.value}")])
 

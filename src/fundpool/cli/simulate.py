@@ -198,8 +198,10 @@ def run_simulation(
     earlier = sum(payment_state_counts(store, pool.id).values())
     clock, advance = start_clock(store, settings)
     ids = Uuid7Ids.seeded(settings.seed)
-    simulation = compose.simulation(compose.ledger(store, clock, ids), config, pool,
-                                    seed=settings.seed, clock=clock, ids=ids)
+    # Its payments are decided by the store's active risk policy, as the engine's are.
+    simulation = compose.simulation(
+        compose.ledger(store, clock, ids), config, pool, seed=settings.seed, clock=clock,
+        ids=ids, screening=compose.risk_engine(store, config, pool, clock=clock, ids=ids))
     simulation.open_pool()
     run = SimulationRun(settings, describe_store(store), config, pool, clock.now_us(),
                         earlier_payments=earlier, report=simulation.report)

@@ -179,3 +179,9 @@ class Screening(Protocol):
     def record(self, session: WriteSession) -> None: ...
 
     def discard(self) -> None: ...
+
+    def undecided(self, session: WriteSession, payment_ids: Sequence[str]) -> set[str]:
+        """Which of these payments (screened: released from a hold) no decision was ever
+        made for: held by hand before the engine screened them. The engine decides them
+        before routing them."""
+        ...

@@ -59,6 +59,7 @@ from fundpool.risk.sanctions import load_content
 from fundpool.risk.screening import Screener
 
 LOOKBACK_US = 30 * 86_400_000_000  # the payments the features are rebuilt from
+REBUILD_EVERY_US = 6 * 3_600_000_000  # and rebuilt from them this often, to forget
 SLA_US = {"review": 4 * 3_600_000_000, "hold": 3_600_000_000}
 SCREEN_LIMIT = 5  # hits kept per name
 CATCH_UP_PAGE = 2_000
@@ -70,6 +71,11 @@ class Loaded:
 
     version: int
     policy: Policy
+
+
+def party_key(name: str) -> str:
+    """How a counterparty is looked up in the registry: spacing and case do not matter."""
+    return " ".join(name.split()).casefold()
 
 
 def subject_of(payment: Payment) -> Subject:
@@ -119,7 +125,8 @@ class RiskState:
         if revisions.get("lists") != self.revisions.get("lists") or self.screener is None:
             self.screener = self.build_screener()
         if revisions.get("parties") != self.revisions.get("parties"):
-            self.parties = {p.name: Party(p.kyc, p.country) for p in self.store.parties()}
+            self.parties = {party_key(p.name): Party(p.kyc, p.country)
+                            for p in self.store.parties()}
         if revisions.get("limits") != self.revisions.get("limits"):
             self.limits = self.store.active_limits(now_us)
         self.revisions = dict(revisions)
@@ -143,7 +150,7 @@ class RiskState:
         return hits
 
     def party(self, name: str | None) -> Party:
-        return self.parties.get(name, Party()) if name else Party()
+        return self.parties.get(party_key(name), Party()) if name else Party()
 
     def verdict(self, subject: Subject, features: Features, anomaly: float | None = None
                 ) -> Verdict:
@@ -161,7 +168,7 @@ class RiskState:
         keys = {"payee": subject.payee, "initiator": subject.initiator,
                 "destination": subject.destination}
         for limit in self.limits:
-            if limit.until_us is None or not limit.at_us <= subject.at_us < limit.until_us or \
+            if limit.until_us is None or subject.at_us >= limit.until_us or \
                     limit.asset != subject.asset or limit.max_minor is None or \
                     subject.kind != "payout" or keys.get(limit.per or "") != limit.key or \
                     subject.amount <= limit.max_minor:
@@ -197,18 +204,18 @@ class Learner:
         self._pending = anomaly_features(subject, self.features, self._scales)
         return self.model.score(self._pending)
 
-    def observe(self, subject: Subject, *, blocked: bool) -> None:
+    def observe(self, subject: Subject, *, allowed: bool) -> None:
         """Count `subject` (scored just before, or not) and, a payout, learn from it."""
         if self.model is not None and subject.kind == "payout":
             x = self._pending or anomaly_features(subject, self.features, self._scales)
             self.model.learn(x)
         self._pending = None
-        self.features.observe(seen_of(subject), blocked=blocked)
+        self.features.observe(seen_of(subject), allowed=allowed)
 
 
 def past_subject(past: PastPayment) -> Subject:
     return Subject(past.id, past.kind, past.asset, past.amount, past.at_us, past.channel,
-                   past.payee, past.destination, past.reference, past.initiator)
+                   past.payee, past.destination, past.reference, past.initiator, past.country)
 
 
 def _exact(value: Any) -> Any:
@@ -256,6 +263,7 @@ class RiskEngine:
         self.state = RiskState(store, scales)
         self.learner = Learner(None, scales)
         self._stale = True
+        self._rebuilt_at_us = 0
         self.rebuilt_from = 0  # how many decisions the last rebuild replayed
         self._cursor: tuple[int, str] = (0, "")  # the last decision the features hold
         self._local: set[str] = set()  # decided here, committed, not yet passed by the cursor
@@ -314,9 +322,13 @@ class RiskEngine:
 
     def prepare(self, session: WriteSession) -> None:
         writes = self._store.writes(session)
-        if self.state.refresh(writes.revisions(), writes.active_policy,
-                              self._clock.now_us()):
+        now = self._clock.now_us()
+        if self.state.refresh(writes.revisions(), writes.active_policy, now):
             self._stale = True  # other windows, or a model, or none: replayed afresh
+        if now - self._rebuilt_at_us >= REBUILD_EVERY_US:
+            # What fell out of the look-back is forgotten (payees, means, account links):
+            # a decision depends on the look-back, not on how long the process has run.
+            self._stale = True
         if self._stale:
             self.rebuild()
         self._catch_up(writes)
@@ -325,7 +337,7 @@ class RiskEngine:
         subject = subject_of(payment)
         learner = self.learner
         verdict = self.state.verdict(subject, learner.features, learner.score(subject))
-        learner.observe(subject, blocked=verdict.outcome is Outcome.BLOCK)
+        learner.observe(subject, allowed=verdict.outcome is Outcome.ALLOW)
         loaded = self.state.loaded
         self._decisions.append(DecisionRecord(
             payment.id, self.pool, None if loaded is None else loaded.version,
@@ -349,10 +361,17 @@ class RiskEngine:
             writes.add_cases(self._cases, self._notes)
         if self._responses:
             writes.add_responses(self._responses)
-            if any(r.kind == "limit" for r in self._responses):
+            limits = [r for r in self._responses if r.kind == "limit"]
+            if limits:
                 writes.bump("limits")
+                # In force for this engine once they are written; the revision it moved is
+                # read in the next transaction (and by the other processes).
+                self.state.limits.extend(limits)
         self._local.update(d.payment_id for d in self._decisions)
         self._clear()
+
+    def undecided(self, session: WriteSession, payment_ids: Sequence[str]) -> set[str]:
+        return set(payment_ids) - self._store.writes(session).decided(payment_ids)
 
     def discard(self) -> None:
         self._clear()
@@ -383,12 +402,14 @@ class RiskEngine:
             if limit is not None and key is not None:
                 until = at_us + duration_us(limit.for_)
                 for asset, max_minor in loaded.policy.amounts[(index, -1, "lower_limit")].items():
-                    record = ResponseRecord(
+                    if any(r.group == fired.group and r.per == limit.per and r.key == key
+                           and r.asset == asset and (r.until_us or 0) > at_us
+                           for r in (*self.state.limits, *self._responses)):
+                        continue  # one limit per group, subject and asset while it lasts
+                    self._responses.append(ResponseRecord(
                         self._ids.new_id(at_us), self.pool, payment.id, fired.group, "limit",
                         at_us, per=limit.per, key=key, asset=asset, max_minor=max_minor,
-                        until_us=until)
-                    self._responses.append(record)
-                    self.state.limits.append(record)
+                        until_us=until))
 
     def _open_case(self, payment: Payment, outcome: Outcome, verdict: Verdict,
                    at_us: int) -> None:
@@ -409,7 +430,7 @@ class RiskEngine:
         return self.learner.features
 
     def _observe(self, learner: Learner, past: PastPayment) -> None:
-        learner.observe(past_subject(past), blocked=past.outcome == Outcome.BLOCK.value)
+        learner.observe(past_subject(past), allowed=past.outcome == Outcome.ALLOW.value)
         self._cursor = max(self._cursor, (past.decided_at_us, past.id))
 
     def _catch_up(self, writes: RiskWrites) -> None:
@@ -430,10 +451,14 @@ class RiskEngine:
         loaded = self.state.loaded
         learner = Learner(None if loaded is None else loaded.policy, self.state.scales)
         self._cursor = (0, "")
+        now = self._clock.now_us()
+        self._rebuilt_at_us = now
+        # At least the look-back, and as far as the policy's longest window reaches.
+        lookback = max(self._lookback_us, 0 if loaded is None else
+                       loaded.policy.longest_window_us)
         self._local.clear()
         count = 0
-        for past in self._store.decided_since(self.pool,
-                                              self._clock.now_us() - self._lookback_us):
+        for past in self._store.decided_since(self.pool, now - lookback):
             self._observe(learner, past)
             count += 1
         self.learner = learner

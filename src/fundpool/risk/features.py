@@ -1,9 +1,12 @@
 """What the risk rules know of the past: sliding windows, day totals, duplicates, payee
 profiles, kept in memory by the one engine that screens a pool's payments.
 
-Every payment the engine decides is observed (blocked ones too: an attempt counts towards a
-velocity or duplicate rule whether or not it went through); a payee's profile (first payout,
-destinations, amounts) learns only from payouts that were not blocked. The state is rebuilt
+Every payout the engine decides is observed (held and blocked ones too: an attempt counts
+towards a velocity, day-total or duplicate rule, and links its payee to its account, whether
+or not it went through); a payee's profile (first payout, destinations, amounts) learns only
+from payouts the policy allowed, so a payee whose first payout a risk officer rejected as
+fraud is still new. Deposits and transfers between the pool's channels are not counted: the
+features are a payee's. The state is rebuilt
 from the store's payments of the look-back (`RiskEngine.rebuild`) at start and after a
 transaction that observed payments was rolled back, so it never counts what did not commit
 for long, and a restart loses nothing.
@@ -37,7 +40,14 @@ class _Window:
             self.sums[asset] -= amount
 
     def add(self, at_us: int, asset: str, amount: int) -> None:
-        self.items.append((at_us, asset, amount))
+        items = self.items
+        if not items or items[-1][0] <= at_us:
+            items.append((at_us, asset, amount))
+        else:  # decided after a later-created one (a backlog, another process): keep order
+            index = len(items) - 1
+            while index > 0 and items[index - 1][0] > at_us:
+                index -= 1
+            items.insert(index, (at_us, asset, amount))
         self.count += 1
         self.sums[asset] = self.sums.get(asset, 0) + amount
 
@@ -166,9 +176,11 @@ class Features:
 
     # --- learning ---
 
-    def observe(self, seen: Seen, *, blocked: bool) -> None:
-        """Count a decided payment in the windows, day totals and duplicates; learn the
-        payee's profile from it unless it was blocked."""
+    def observe(self, seen: Seen, *, allowed: bool) -> None:
+        """Count a decided payout in the windows, day totals and duplicates; learn the
+        payee's profile from it when the policy allowed it. Other kinds are not counted."""
+        if seen.kind != "payout":
+            return
         self.observed += 1
         at_us = seen.at_us
         day = at_us // DAY_US
@@ -193,7 +205,7 @@ class Features:
         if seen.kind == "payout" and seen.destination is not None:
             self._link(seen.payee, seen.destination)
         self._duplicates[(seen.payee, seen.asset, seen.amount, seen.reference or "")] = at_us
-        if blocked or seen.kind != "payout":
+        if not allowed:
             return
         self._payees.add(seen.payee)
         profile = self._profiles.get((seen.payee, seen.asset))

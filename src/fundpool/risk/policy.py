@@ -344,6 +344,11 @@ def parse_policy(text: str, scales: Mapping[str, int]) -> Policy:
     if len(text) > POLICY_TEXT_MAX:
         raise InvalidPolicy(f"the policy is longer than {POLICY_TEXT_MAX} characters")
     try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):  # a few bytes could expand to gigabytes
+                mark = event.start_mark
+                raise InvalidPolicy("a policy uses no YAML anchors or aliases: write each "
+                                    "value out", line=None if mark is None else mark.line + 1)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -519,11 +524,12 @@ def _contradictions(g: int, group: Group,
     assets: set[str] | None = None
     kinds: set[str] | None = None
     for c, condition in enumerate(group.when):
-        for asset, value in amounts.get((g, c, "over"), {}).items():
-            over[asset] = max(over.get(asset, value), value)
-        for asset, value in amounts.get((g, c, "under"), {}).items():
-            under[asset] = min(under.get(asset, value), value)
         spec = condition.spec
+        if isinstance(spec, AmountRule):  # the payment's own amount (not a day's total)
+            for asset, value in amounts.get((g, c, "over"), {}).items():
+                over[asset] = max(over.get(asset, value), value)
+            for asset, value in amounts.get((g, c, "under"), {}).items():
+                under[asset] = min(under.get(asset, value), value)
         if isinstance(spec, PaymentMatch):
             if spec.assets:
                 assets = set(spec.assets) if assets is None else assets & set(spec.assets)

@@ -47,6 +47,10 @@ class RiskWrites(Protocol):
 
     def add_decisions(self, decisions: Sequence[DecisionRecord]) -> None: ...
 
+    def decided(self, payment_ids: Sequence[str]) -> set[str]:
+        """Which of these payments have a decision."""
+        ...
+
     def add_cases(self, cases: Sequence[CaseRecord], notes: Sequence[CaseNote]) -> None: ...
 
     def case(self, case_id: str) -> CaseRecord | None: ...
@@ -140,8 +144,8 @@ class RiskStore(Protocol):
         ...
 
     def list_hits(self, since_us: int) -> list[tuple[str, str, str, int]]:
-        """(pool, counterparty, entry id, 1) of the known counterparties an updated list hit
-        since `since_us`."""
+        """(pool, counterparty, an entry id, hits) of the known counterparties an updated
+        list hit since `since_us`, one row per pool and counterparty."""
         ...
 
     def counterparties(self) -> list[str]:

@@ -186,6 +186,7 @@ class PastPayment:
     channel: str | None = None
     outcome: str | None = None  # its risk decision (as the features replay decisions)
     decided_at_us: int = 0
+    country: str | None = None  # its `country` metadata
 
 
 @dataclass(frozen=True, slots=True)

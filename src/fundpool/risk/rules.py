@@ -227,7 +227,7 @@ def _holds(policy: Policy, g: int, c: int, condition: Condition, s: Subject,
                 "times": spec.times, "asset": s.asset}
     if isinstance(spec, Listed):
         value = {"payee": s.payee, "destination": s.destination,
-                 "country": s.country or party.country, "initiator": s.initiator}[spec.field]
+                 "country": party.country or s.country, "initiator": s.initiator}[spec.field]
         listed = value is not None and list_key(value) in policy.lists[spec.list]
         if listed == spec.absent:
             return None

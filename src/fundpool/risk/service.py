@@ -99,6 +99,11 @@ class InvalidRiskInput(FundpoolError):
     title = "the request is not valid"
 
 
+class RiskCaseOpen(FundpoolError):
+    code = "risk_case_open"
+    title = "the payment waits for its risk case: a risk officer releases it from the case"
+
+
 class UnknownLimit(FundpoolError):
     code = "unknown_limit"
     title = "no such lowered limit in force"
@@ -154,7 +159,14 @@ def _note(text: str | None, *, required: bool) -> str | None:
     text = text.strip()
     if len(text) > NOTE_MAX:
         raise InvalidRiskInput(f"a note is at most {NOTE_MAX} characters", field="note")
+    _plain(text, "note")
     return text
+
+
+def _plain(text: str, field: str) -> None:
+    """No NUL or other control character but newline and tab (PostgreSQL refuses NUL)."""
+    if any(ord(ch) < 32 and ch not in "\n\t" for ch in text):
+        raise InvalidRiskInput("control characters are not allowed", field=field)
 
 
 class RiskService:
@@ -168,6 +180,7 @@ class RiskService:
         self._payments = payments
         self._clock = clock
         self._ids = ids
+        self._state: RiskState | None = None  # the lists and parties, for `screen`
         self._scales = dict(scales)
         self._pool = default_pool
 
@@ -293,8 +306,8 @@ class RiskService:
             a = state.verdict(subject, active_learner.features, active_learner.score(subject))
             d = draft_state.verdict(subject, draft_learner.features,
                                     draft_learner.score(subject))
-            active_learner.observe(subject, blocked=a.outcome is Outcome.BLOCK)
-            draft_learner.observe(subject, blocked=d.outcome is Outcome.BLOCK)
+            active_learner.observe(subject, allowed=a.outcome is Outcome.ALLOW)
+            draft_learner.observe(subject, allowed=d.outcome is Outcome.ALLOW)
             count += 1
             outcomes_active[a.outcome.value] += 1
             outcomes_draft[d.outcome.value] += 1
@@ -354,9 +367,11 @@ class RiskService:
             if case.state.closed:
                 raise CaseClosed(case_id=case_id, state=case.state.value)
             at_us = session.at_us
-            if case.claimed_by is not None and case.claimed_by.who != actor.who \
-                    and action in ("released", "rejected", "escalated") \
-                    and case.state is CaseState.CLAIMED:
+            # A claimed case is its claimer's to decide or escalate; an escalated one is
+            # open to any risk officer (that is what escalating asks for).
+            if case.state is CaseState.CLAIMED and case.claimed_by is not None \
+                    and case.claimed_by.who != actor.who \
+                    and action in ("claimed", "released", "rejected", "escalated"):
                 raise ClaimedByOther(case_id=case_id, claimed_by=case.claimed_by.name)
             changed = case
             if action == "claimed":
@@ -398,6 +413,33 @@ class RiskService:
                         decided_by=actor,
                         decision="release" if action == "released" else "reject")
 
+    def guard(self, payment_id: str, action: str, state: PaymentState) -> None:
+        """What a person's plain step on a payment may not do around risk control: release
+        a payment a risk case holds (the case's decision does, with its note and its checks:
+        `risk_case_open`). A payment held by hand before the policy decided it is decided
+        when the engine takes it up after its release (risk.engine: `undecided`)."""
+        if action == Action.RELEASE.value:
+            open_case = next((c for c in self.store.cases_of(payment_id)
+                              if not c.state.closed), None)
+            if open_case is not None:
+                raise RiskCaseOpen(payment_id=payment_id, case_id=open_case.id)
+
+    def close_cases(self, payment_id: str, actor: Actor, why: str) -> None:
+        """Close the open case of a payment that ended otherwise (cancelled, rejected by a
+        plain step), so the queue and its SLA alerts do not wait for it."""
+        for case in self.store.cases_of(payment_id):
+            if case.state.closed:
+                continue
+            with self._writing(actor, case.pool) as (writes, session):
+                current = writes.case(case.id)
+                if current is None or current.state.closed:
+                    continue
+                writes.update_case(_replace(current, state=CaseState.REJECTED,
+                                            decided_at_us=session.at_us, decided_by=actor,
+                                            decision="closed"), current.version)
+                writes.add_note(CaseNote(case.id, writes.next_note_seq(case.id),
+                                         session.at_us, actor, "closed", why[:NOTE_MAX]))
+
     def notes(self, case_id: str) -> list[CaseNote]:
         self.case(case_id)
         return self.store.notes(case_id)
@@ -418,6 +460,7 @@ class RiskService:
         name = name.strip()
         if not name or len(name) > 100:
             raise InvalidRiskInput("a list's name is 1 to 100 characters", field="name")
+        _plain(name, "name")
         loaded = load_content(name, content, fmt)
         cleared = {(c.query, c.entry_id) for c in self.store.cleared()}
         names = sorted(set(self.store.counterparties()) | {p.name for p in self.store.parties()})
@@ -457,11 +500,13 @@ class RiskService:
         return out
 
     def screen(self, name: str, threshold: int = 85) -> list[dict[str, Any]]:
-        """A name against the loaded lists, with each hit explained."""
+        """A name against the loaded lists, with each hit explained (the index is built
+        again only when the lists or the cleared hits changed)."""
         if not 50 <= threshold <= 100:
             raise InvalidRiskInput("threshold is 50 to 100", field="threshold")
-        state = RiskState(self.store, self._scales)
+        state = self._state or RiskState(self.store, self._scales)
         state.refresh(self.store.revisions(), lambda: None)
+        self._state = state
         assert state.screener is not None
         return [{"entry_id": h.entry_id, "source": h.source, "name": h.matched_name,
                  "score": h.score, "explanation": h.explanation, "query": h.query}
@@ -472,6 +517,8 @@ class RiskService:
         """Clear a false positive: `name` no longer hits `entry_id`."""
         text = _note(note, required=True)
         assert text is not None
+        _plain(name, "name")
+        _plain(entry_id, "entry_id")
         query = normalised(name)
         if not query or not entry_id.strip():
             raise InvalidRiskInput("a name and a list entry are required", field="name")
@@ -516,6 +563,7 @@ class RiskService:
         name = " ".join(name.split())
         if not name or len(name) > 200:
             raise InvalidRiskInput("a party's name is 1 to 200 characters", field="name")
+        _plain(name, "name")
         if kyc not in KYC_STATES:
             raise InvalidRiskInput(f"kyc is one of {', '.join(KYC_STATES)}", field="kyc")
         if country is not None and (len(country) != 2 or not country.isalpha()):
@@ -587,7 +635,15 @@ def signals(store: RiskStore, now_us: int, pools: tuple[str, ...] = (),
                               "critical", count,
                               f"known counterparty {counterparty!r} hits an updated "
                               "sanctions list"))
+    # One alert per group and pool, at the most severe its responses asked for.
+    responses: dict[tuple[str, str], tuple[str, int]] = {}
+    order = {"info": 0, "warning": 1, "critical": 2}
     for pool, group, severity, fired in store.response_alerts(now_us - RESPONSE_ALERT_US):
+        worst, count = responses.get((pool, group), (severity, 0))
+        if order.get(severity, 0) > order.get(worst, 0):
+            worst = severity
+        responses[(pool, group)] = (worst, count + fired)
+    for (pool, group), (severity, fired) in sorted(responses.items()):
         out.append(RiskSignal(pool, f"risk.response:{group}", "risk:review", severity, fired,
                               f"risk group fired: {group}"))
     for decision in store.blocked_since(now_us - SANCTIONS_ALERT_US):

@@ -102,6 +102,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "nothing_to_roll_back": 409,
     "unknown_case": 404,
     "unknown_limit": 404,
+    "risk_case_open": 409,
     "case_closed": 409,
     "case_changed": 409,
     "claimed_by_other": 409,

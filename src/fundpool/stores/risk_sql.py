@@ -32,9 +32,10 @@ from fundpool.risk.records import (
 )
 from fundpool.risk.rings import Payout
 from fundpool.sql import migrate
-from fundpool.sql.database import Database, Transaction, database_of
+from fundpool.sql.database import LOOKUP_CHUNK, Database, Transaction, database_of
 from fundpool.sql.query import Where
 from fundpool.stores.actor_json import actor_from_text, actor_text
+from fundpool.stores.rows import chunks
 
 POLICY_COLUMNS = ("version, text, digest, state, created_at_us, created_by, note, "
                   "activated_at_us, activated_by")
@@ -107,7 +108,8 @@ def _one_case(rows: Rows, where: str, params: Sequence[Any]) -> CaseRecord | Non
 
 _DECIDED = (
     "SELECT p.id, p.kind, p.asset, p.amount_minor, p.created_at_us, p.counterparty, "
-    "p.initiated_by, p.destination, p.reference, p.state, p.channel, d.outcome, d.at_us "
+    "p.initiated_by, p.destination, p.reference, p.state, p.channel, "
+    "CAST(p.metadata AS TEXT), d.outcome, d.at_us "
     "FROM risk_decisions d JOIN payments p ON p.id = d.payment_id WHERE d.pool = ? AND "
     "(d.at_us > ? OR (d.at_us = ? AND d.payment_id > ?)) ORDER BY d.at_us, d.payment_id "
     "LIMIT ?")
@@ -115,12 +117,14 @@ _DECIDED = (
 
 def _past(row: Sequence[Any]) -> PastPayment:
     (pid, kind, asset, amount, at, payee, by, destination, reference, state, channel,
-     *decided) = row
+     metadata, *decided) = row
     initiator = actor_from_text(by)
+    country = orjson.loads(metadata).get("country") if metadata else None
     return PastPayment(pid, kind, asset, int(amount), int(at), payee,
                        None if initiator is None else initiator.who, destination, reference,
                        state, channel, decided[0] if decided else None,
-                       int(decided[1]) if decided else 0)
+                       int(decided[1]) if decided else 0,
+                       country if isinstance(country, str) and country else None)
 
 
 def _decided_after(rows: Rows, pool: str, after: tuple[int, str], limit: int
@@ -179,6 +183,14 @@ class RiskWritesSql:
             "at_us = excluded.at_us",
             [(d.payment_id, d.pool, d.policy_version, d.outcome, d.score,
               orjson.dumps(d.detail).decode(), d.at_us) for d in decisions])
+
+    def decided(self, payment_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in chunks(payment_ids, LOOKUP_CHUNK):
+            where = Where().within("payment_id", chunk)
+            found.update(r[0] for r in self._tx.rows(
+                f"SELECT payment_id FROM risk_decisions{where}", where.params))
+        return found
 
     def add_cases(self, cases: Sequence[CaseRecord], notes: Sequence[CaseNote]) -> None:
         self._tx.many(f"INSERT INTO risk_cases ({CASE_COLUMNS}) VALUES "
@@ -369,12 +381,13 @@ class SqlRiskStore:
 
     def recent_payouts(self, pool: str, since_us: int, limit: int) -> list[Payout]:
         rows = self._rows(
-            "SELECT counterparty, asset, amount_minor, destination, metadata FROM payments "
+            "SELECT counterparty, asset, amount_minor, destination, CAST(metadata AS TEXT) "
+            "FROM payments "
             "WHERE pool = ? AND kind = 'payout' AND created_at_us >= ? AND counterparty IS NOT "
             f"NULL ORDER BY created_at_us DESC LIMIT {max(1, limit)}", (pool, since_us))
         out = []
         for payee, asset, amount, destination, metadata in rows:
-            meta = orjson.loads(metadata) if metadata else {}
+            meta = orjson.loads(metadata) if metadata else {}  # text on both databases
             device, ip = meta.get("device"), meta.get("ip")
             out.append(Payout(payee, asset, int(amount), destination,
                               device if isinstance(device, str) else None,
@@ -384,7 +397,7 @@ class SqlRiskStore:
     def active_limits(self, now_us: int) -> list[ResponseRecord]:
         return [_response(r) for r in self._rows(
             f"SELECT {RESPONSE_COLUMNS} FROM risk_responses WHERE kind = 'limit' "
-            "AND until_us > ? ORDER BY at_us, id LIMIT 10000", (now_us,))]
+            "AND until_us > ? ORDER BY at_us DESC, id LIMIT 10000", (now_us,))]
 
     def response_alerts(self, since_us: int) -> list[tuple[str, str, str, int]]:
         rows = self._rows(
@@ -395,9 +408,10 @@ class SqlRiskStore:
 
     def list_hits(self, since_us: int) -> list[tuple[str, str, str, int]]:
         rows = self._rows(
-            "SELECT pool, group_name, key FROM risk_responses WHERE kind = 'list_hit' "
-            "AND at_us >= ? ORDER BY at_us DESC LIMIT 100", (since_us,))
-        return [(pool, name, entry, 1) for pool, name, entry in rows]
+            "SELECT pool, group_name, min(key), count(*) FROM risk_responses "
+            "WHERE kind = 'list_hit' AND at_us >= ? GROUP BY pool, group_name "
+            "ORDER BY pool, group_name LIMIT 100", (since_us,))
+        return [(pool, name, entry, int(n)) for pool, name, entry, n in rows]
 
     def counterparties(self) -> list[str]:
         return [r[0] for r in self._rows(
@@ -417,7 +431,8 @@ class SqlRiskStore:
         while True:
             rows = self.db.rows(
                 "SELECT id, kind, asset, amount_minor, created_at_us, counterparty, "
-                "initiated_by, destination, reference, state, channel FROM payments "
+                "initiated_by, destination, reference, state, channel, CAST(metadata AS TEXT) "
+                "FROM payments "
                 "WHERE pool = ? AND (created_at_us > ? OR (created_at_us = ? AND id > ?)) "
                 f"ORDER BY created_at_us, id LIMIT {PAST_PAGE}",
                 (pool, after[0], after[0], after[1]))

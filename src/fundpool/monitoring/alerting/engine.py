@@ -234,7 +234,10 @@ class AlertEngine:
                     if spec.pool is None or spec.pool == pool.id:
                         report.observations.extend(self._threshold(pool.id, context, spec))
             for source in self.sources:
-                report.observations.extend(source(at))
+                try:
+                    report.observations.extend(source(at))
+                except Exception:  # one service's failing signals never stop the rules'
+                    log.exception("alert source failed", source=repr(source))
             with self.table.transaction(self.ledger) as transaction:
                 for pool_id, context in contexts.items():
                     for slo in rules.slos:

@@ -124,7 +124,10 @@ class Dispatcher:
         transaction. With `atomic`, any request refused, or any payment that cannot be routed
         or approved, refuses them all (`IntakeRefused`, naming the first) and nothing is
         created. `actor` creates them; the steps that follow are the engine's."""
-        with self._screened(), self._service.session(actor=actor) as session:
+        # `_screened` twice: inside, so what the risk engine decided is dropped before the
+        # writer's lock is let go; outside, for a failure at the commit itself.
+        with self._screened(), self._service.session(actor=actor) as session, \
+                self._screened():
             at_us = session.at_us
             liquidity = Liquidity(session.transaction, self._pool, self._capabilities)
             intakes, planned = take_in(
@@ -170,7 +173,8 @@ class Dispatcher:
         waiting = self._waiting(limit)
         if not waiting:
             return []
-        with self._screened(), self._service.session(actor=ENGINE) as session:
+        with self._screened(), self._service.session(actor=ENGINE) as session, \
+                self._screened():
             at_us = session.at_us
             # As they stand under the writer's lock: a person or another process may have
             # moved one since it was listed (held it, cancelled it); that one is left alone.

@@ -69,11 +69,13 @@ class Planner:
 
     def __init__(self, chooser: RouteChooser, liquidity: Liquidity, at_us: int,
                  earlier: Mapping[str, Sequence[RouteRecord]] | None = None,
-                 screening: Screening | None = None) -> None:
+                 screening: Screening | None = None,
+                 undecided: set[str] | None = None) -> None:
         self._chooser = chooser
         self._liquidity = liquidity
         self._at_us = at_us
         self._screening = screening
+        self._undecided = undecided or set()  # released before any risk decision
         self._earlier = earlier or {}  # routes of earlier attempts, by payment
         self.routes: dict[str, RouteRecord] = {}
         self.rejected: dict[str, str] = {}
@@ -83,10 +85,12 @@ class Planner:
         """The engine's steps for `payment` (whoever created it)."""
         self.planned.add(payment.id)
         steps: list[Step] = []
-        if payment.state is PaymentState.INITIATED:
+        fresh = payment.state is PaymentState.INITIATED
+        if fresh or payment.id in self._undecided:
             action, reason = (Action.SCREEN, None) if self._screening is None \
                 else self._screening.screen(payment, self._at_us)
-            steps.append(Step(payment.id, action, reason=reason, actor=ENGINE))
+            if fresh or action is not Action.SCREEN:  # a released one is screened already
+                steps.append(Step(payment.id, action, reason=reason, actor=ENGINE))
             if action is Action.REJECT:
                 self.rejected[payment.id] = RISK_BLOCKED
                 return steps
@@ -180,10 +184,14 @@ def take_up(
     """Take payments created earlier (through the API, the console, the CLI, a CSV file) or
     released from a hold as far as intake takes a new one, in `session`: the engine's way in.
     A routed payment whose approval the ledger refuses again is rejected with the reason."""
-    earlier = writes.routes([p.id for p in payments if p.state is PaymentState.SCREENED])
+    released = [p.id for p in payments if p.state is PaymentState.SCREENED]
+    earlier = writes.routes(released)
+    undecided: set[str] = set()
     if screening is not None:
         screening.prepare(session.write_session)
-    planner = Planner(chooser, liquidity, session.at_us, earlier, screening)
+        if released:
+            undecided = screening.undecided(session.write_session, released)
+    planner = Planner(chooser, liquidity, session.at_us, earlier, screening, undecided)
     plans = [(payment, planner.steps(payment)) for payment in payments]
     # Round by round (every payment's first step, then every second...): each round is one
     # wave of the session, one ledger call, instead of a wave per payment.

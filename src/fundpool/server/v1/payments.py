@@ -280,9 +280,16 @@ def _act(request: Request, payment_id: str, action: Action, body: ActionIn | Non
     actor = actor_of(request)
 
     def run() -> dict[str, object]:
-        service = api.payments(_find(api, payment_id).pool)
+        found = _find(api, payment_id)
+        service = api.payments(found.pool)
         with api.store_errors():
+            # Risk control first: a payment its case holds is released from the case, and a
+            # payment the policy has not decided is not held by hand (docs/risk.md).
+            api.risk.guard(payment_id, action.value, found.state)
             done = service.act(Step(payment_id, action, reason=reason, actor=actor))
+            if done.state in (PaymentState.CANCELLED, PaymentState.REJECTED):
+                api.risk.close_cases(payment_id, actor, f"the payment was {done.state.value} "
+                                     f"by {actor.name}" + (f": {reason}" if reason else ""))
         _wake(api, done.pool)  # approved, released: the engine takes it on now
         return _doc(api, done)
 
@@ -629,7 +636,8 @@ def decline_payment(payment_id: PaymentPath, request: Request, body: ActionIn | 
              openapi_extra=needs(P.PAYMENTS_REVIEW), responses=PROBLEMS)
 def hold_payment(payment_id: PaymentPath, request: Request, body: ActionIn | None = None,
                  idempotency_key: IdempotencyHeader = None) -> JSONResponse:
-    """Hold a new or screened payment for review."""
+    """Hold a new or screened payment for review (a new one held by hand is still decided by
+    the risk policy when it is released)."""
     return _act(request, payment_id, Action.HOLD, body, idempotency_key)
 
 
@@ -637,5 +645,6 @@ def hold_payment(payment_id: PaymentPath, request: Request, body: ActionIn | Non
              openapi_extra=needs(P.PAYMENTS_REVIEW), responses=PROBLEMS)
 def release_payment(payment_id: PaymentPath, request: Request, body: ActionIn | None = None,
                     idempotency_key: IdempotencyHeader = None) -> JSONResponse:
-    """Release a held payment back to `screened`."""
+    """Release a held payment back to `screened`; one a risk case holds is released from its
+    case (`risk_case_open`, 409, names the case)."""
     return _act(request, payment_id, Action.RELEASE, body, idempotency_key)

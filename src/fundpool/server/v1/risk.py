@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from fundpool.auth.roles import P
+from fundpool.payments.model import UnknownPayment
 from fundpool.risk.service import RiskService
 from fundpool.server.v1.context import api_of
 from fundpool.server.v1.idempotency import HEADER, idempotent_post
@@ -36,6 +37,7 @@ CasePath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-
 PaymentPath = Annotated[str, Path(min_length=1, max_length=64,
                                   pattern=r"^[A-Za-z0-9_.:-]+$")]
 CASE_STATES = ("open", "claimed", "escalated", "released", "rejected")
+VersionPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class PolicyIn(Strict):
@@ -111,7 +113,7 @@ def active_policy(request: Request) -> dict[str, Any]:
 
 
 @router.get("/policies/{version}", openapi_extra=needs(P.RISK_READ), responses=PROBLEMS)
-def get_policy(version: Annotated[int, Path(ge=1)], request: Request) -> dict[str, Any]:
+def get_policy(version: VersionPath, request: Request) -> dict[str, Any]:
     """One version with its text and its diff against the active one."""
     risk = _risk(request)
     with api_of(request).store_errors():
@@ -130,8 +132,10 @@ def validate_policy(body: PolicyIn, request: Request) -> dict[str, Any]:
 def backtest_policy(body: BacktestIn, request: Request) -> dict[str, Any]:
     """Replay the last `days` of payments through the active policy and through `text`: the
     decisions that would change and each one's confusion matrix against known outcomes."""
-    with api_of(request).store_errors():
-        return _risk(request).backtest(body.text, body.days, body.pool).to_dict()
+    api = api_of(request)
+    pool = api.pool(body.pool).id  # unknown_pool, 404
+    with api.store_errors():
+        return _risk(request).backtest(body.text, body.days, pool).to_dict()
 
 
 @router.post("/policies", status_code=201, openapi_extra=needs(P.RISK_POLICY),
@@ -147,7 +151,7 @@ def create_policy(body: PolicyIn, request: Request,
 
 @router.post("/policies/{version}/activate", openapi_extra=needs(P.RISK_POLICY),
              responses=PROBLEMS)
-def activate_policy(version: Annotated[int, Path(ge=1)], request: Request,
+def activate_policy(version: VersionPath, request: Request,
                     idempotency_key: IdempotencyHeader = None) -> JSONResponse:
     """Activate a draft; the version active before is retired. Never by its author."""
     actor = actor_of(request)
@@ -173,7 +177,10 @@ def payment_decision(payment_id: PaymentPath, request: Request) -> dict[str, Any
     """A payment's risk decision: outcome, score, policy version, each group that fired with
     its conditions' inputs, screening hits; and its cases. `null` before it is screened."""
     risk = _risk(request)
-    with api_of(request).store_errors():
+    api = api_of(request)
+    with api.store_errors():
+        if api.payment_records.payment(payment_id) is None:
+            raise UnknownPayment(payment_id=payment_id)
         found = risk.store.decision(payment_id)
         cases = risk.cases_of(payment_id)
     now = api_of(request).clock.now_us()
@@ -345,8 +352,10 @@ def list_rings(
 ) -> dict[str, Any]:
     """Suspected fraud rings among the payouts of the last `minutes`: payees linked by the
     accounts, names, devices and IP addresses their payouts share, largest first."""
-    with api_of(request).store_errors():
-        rings = _risk(request).rings(minutes, pool, min_payees)
+    api = api_of(request)
+    chosen = api.pool(pool).id  # unknown_pool, 404
+    with api.store_errors():
+        rings = _risk(request).rings(minutes, chosen, min_payees)
     return {"data": [r.to_dict() for r in rings[:100]], "count": len(rings)}
 
 

@@ -128,7 +128,7 @@ def run(names: int, decisions: int, seed: int) -> list[dict[str, object]]:
             at = T0 - 6 * 3_600 * S + i * 432_000  # 0.43 s apart, six hours
             learner.observe(Subject(f"w-{i}", "payout", "USD", amount(rng), at, None, payee,
                                     destination(payee), f"ref-{i}", "user:cashier"),
-                            allowed=True)
+                            learn=True)
         return learner
 
     def subjects() -> list[Subject]:
@@ -149,7 +149,7 @@ def run(names: int, decisions: int, seed: int) -> list[dict[str, object]]:
             began = time.perf_counter_ns()
             verdict = state.verdict(subject, learner.features, learner.score(subject))
             decision_detail(subject, verdict)
-            learner.observe(subject, allowed=verdict.outcome is Outcome.ALLOW)
+            learner.observe(subject, learn=verdict.outcome is not Outcome.BLOCK)
             spent.append((time.perf_counter_ns() - began) / 1_000)
             outcomes[verdict.outcome.value] = outcomes.get(verdict.outcome.value, 0) + 1
         return spent, outcomes

@@ -385,3 +385,29 @@ def test_no_plain_step_gets_a_payment_past_the_risk_decision(pool: Pool) -> None
     (closed,) = pool.risk.cases_of(burst[4])
     assert closed.state.closed
     assert closed.decision == "closed"
+
+
+NEW_PAYEES = """\
+thresholds: {review: 30, hold: 60, block: 90}
+groups:
+  - name: first payout
+    when: [{payment: {kinds: [payout]}}, {new_payee: {}}]
+    score: 40
+"""
+
+
+def test_a_payout_rejected_as_fraud_teaches_nothing(pool: Pool) -> None:
+    """Held first payouts teach the payee's profile (a released one is a known payee next
+    time); one a risk officer rejects is taken back: the payee is new again."""
+    pool.activate(NEW_PAYEES)
+    fraud, honest = pool.payout("Mallory", "f-1"), pool.payout("Ada", "f-2")
+    pool.passes(1)
+    assert [pool.state(fraud), pool.state(honest)] == [S.HELD, S.HELD]
+    (fraud_case,) = pool.risk.cases_of(fraud)
+    (honest_case,) = pool.risk.cases_of(honest)
+    pool.risk.reject(fraud_case.id, RISK, "confirmed fraud")
+    pool.risk.release(honest_case.id, RISK, "known supplier")
+    again, next_one = pool.payout("Mallory", "f-3"), pool.payout("Ada", "f-4")
+    pool.passes(1)
+    assert pool.state(again) is S.HELD  # Mallory is new again
+    assert pool.state(next_one) is not S.HELD  # Ada is known

@@ -162,7 +162,7 @@ def subject(**changes: Any) -> Subject:
 def history(*seen: Seen, windows: frozenset[int] = frozenset({600 * S})) -> Features:
     features = Features(windows)
     for item in seen:
-        features.observe(item, allowed=True)
+        features.observe(item, learn=True)
     return features
 
 
@@ -338,7 +338,7 @@ def test_the_decision_is_deterministic_for_the_same_inputs(payments: list[Any]) 
             verdict = decide(parsed, s, features, Party(), ())
             features.observe(Seen(s.at_us, s.kind, s.asset, s.amount, s.payee, s.initiator,
                                   s.destination, s.reference),
-                             allowed=verdict.outcome is Outcome.ALLOW)
+                             learn=verdict.outcome is not Outcome.BLOCK)
             out.append((verdict.outcome.value, verdict.score,
                         tuple(f.group for f in verdict.fired)))
         return out
@@ -376,7 +376,7 @@ def test_the_anomaly_model_warms_up_then_scores_the_unusual_higher() -> None:
             assert model.score(x) is None  # no score while it warms up
         model.learn(x)
         features.observe(Seen(at, "payout", "USD", s.amount, payee, s.initiator,
-                              s.destination, s.reference), allowed=True)
+                              s.destination, s.reference), learn=True)
         at += 20 * S
     ordinary = [model.score(anomaly_features(
         subject(payee=f"payee-{rng.randrange(50)}", amount=rng.randrange(20_00, 200_00),

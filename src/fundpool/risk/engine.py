@@ -204,13 +204,13 @@ class Learner:
         self._pending = anomaly_features(subject, self.features, self._scales)
         return self.model.score(self._pending)
 
-    def observe(self, subject: Subject, *, allowed: bool) -> None:
+    def observe(self, subject: Subject, *, learn: bool) -> None:
         """Count `subject` (scored just before, or not) and, a payout, learn from it."""
         if self.model is not None and subject.kind == "payout":
             x = self._pending or anomaly_features(subject, self.features, self._scales)
             self.model.learn(x)
         self._pending = None
-        self.features.observe(seen_of(subject), allowed=allowed)
+        self.features.observe(seen_of(subject), learn=learn)
 
 
 def past_subject(past: PastPayment) -> Subject:
@@ -266,6 +266,7 @@ class RiskEngine:
         self._rebuilt_at_us = 0
         self.rebuilt_from = 0  # how many decisions the last rebuild replayed
         self._cursor: tuple[int, str] = (0, "")  # the last decision the features hold
+        self._rejected_cursor: tuple[int, str] = (0, "")  # the last rejected case unlearnt
         self._local: set[str] = set()  # decided here, committed, not yet passed by the cursor
         # What the current transaction decided, per thread: one engine may serve payout files
         # taken in on several request threads, whose transactions the writer's lock
@@ -332,12 +333,13 @@ class RiskEngine:
         if self._stale:
             self.rebuild()
         self._catch_up(writes)
+        self._unlearn_rejected(writes)
 
     def screen(self, payment: Payment, at_us: int) -> tuple[Action, str | None]:
         subject = subject_of(payment)
         learner = self.learner
         verdict = self.state.verdict(subject, learner.features, learner.score(subject))
-        learner.observe(subject, allowed=verdict.outcome is Outcome.ALLOW)
+        learner.observe(subject, learn=verdict.outcome is not Outcome.BLOCK)
         loaded = self.state.loaded
         self._decisions.append(DecisionRecord(
             payment.id, self.pool, None if loaded is None else loaded.version,
@@ -430,7 +432,9 @@ class RiskEngine:
         return self.learner.features
 
     def _observe(self, learner: Learner, past: PastPayment) -> None:
-        learner.observe(past_subject(past), allowed=past.outcome == Outcome.ALLOW.value)
+        # Not a blocked payout, nor one a risk officer rejected (fraud does not teach).
+        learner.observe(past_subject(past), learn=past.outcome != Outcome.BLOCK.value
+                        and past.state != PaymentState.REJECTED.value)
         self._cursor = max(self._cursor, (past.decided_at_us, past.id))
 
     def _catch_up(self, writes: RiskWrites) -> None:
@@ -446,6 +450,17 @@ class RiskEngine:
             if len(page) < CATCH_UP_PAGE:
                 return
 
+    def _unlearn_rejected(self, writes: RiskWrites) -> None:
+        """Payouts a risk officer rejected since the last look: their payees' profiles take
+        them back (confirmed fraud teaches nothing; a rebuild leaves them out anyway)."""
+        while True:
+            page = writes.rejected_after(self.pool, self._rejected_cursor, CATCH_UP_PAGE)
+            for at_us, case_id, payee, asset, amount in page:
+                self.learner.features.unlearn(payee, asset, amount)
+                self._rejected_cursor = (at_us, case_id)
+            if len(page) < CATCH_UP_PAGE:
+                return
+
     def rebuild(self) -> None:
         """The features (and the model) from the store's decisions of the look-back."""
         loaded = self.state.loaded
@@ -453,6 +468,8 @@ class RiskEngine:
         self._cursor = (0, "")
         now = self._clock.now_us()
         self._rebuilt_at_us = now
+        # The rebuild leaves out what was rejected until now; later rejections are unlearnt.
+        self._rejected_cursor = (now, "\uffff")
         # At least the look-back, and as far as the policy's longest window reaches.
         lookback = max(self._lookback_us, 0 if loaded is None else
                        loaded.policy.longest_window_us)

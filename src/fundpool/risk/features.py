@@ -3,10 +3,10 @@ profiles, kept in memory by the one engine that screens a pool's payments.
 
 Every payout the engine decides is observed (held and blocked ones too: an attempt counts
 towards a velocity, day-total or duplicate rule, and links its payee to its account, whether
-or not it went through); a payee's profile (first payout, destinations, amounts) learns only
-from payouts the policy allowed, so a payee whose first payout a risk officer rejected as
-fraud is still new. Deposits and transfers between the pool's channels are not counted: the
-features are a payee's. The state is rebuilt
+or not it went through); a payee's profile (first payout, destinations, amounts) learns from
+payouts that were not blocked, and unlearns one a risk officer rejects (`unlearn`), so a
+payee whose first payout was rejected as fraud is new again. Deposits and transfers between
+the pool's channels are not counted: the features are a payee's. The state is rebuilt
 from the store's payments of the look-back (`RiskEngine.rebuild`) at start and after a
 transaction that observed payments was rolled back, so it never counts what did not commit
 for long, and a restart loses nothing.
@@ -176,9 +176,10 @@ class Features:
 
     # --- learning ---
 
-    def observe(self, seen: Seen, *, allowed: bool) -> None:
+    def observe(self, seen: Seen, *, learn: bool) -> None:
         """Count a decided payout in the windows, day totals and duplicates; learn the
-        payee's profile from it when the policy allowed it. Other kinds are not counted."""
+        payee's profile from it when `learn` (it was not blocked). Other kinds are not
+        counted."""
         if seen.kind != "payout":
             return
         self.observed += 1
@@ -205,7 +206,7 @@ class Features:
         if seen.kind == "payout" and seen.destination is not None:
             self._link(seen.payee, seen.destination)
         self._duplicates[(seen.payee, seen.asset, seen.amount, seen.reference or "")] = at_us
-        if not allowed:
+        if not learn:
             return
         self._payees.add(seen.payee)
         profile = self._profiles.get((seen.payee, seen.asset))
@@ -217,6 +218,19 @@ class Features:
             if profile.destination is not None:
                 profile.changed_at_us = at_us
             profile.destination = seen.destination
+
+    def unlearn(self, payee: str, asset: str, amount: int) -> None:
+        """Take back a payout a risk officer rejected from its payee's profile: its amount
+        from the mean, and the payee is new again when nothing else taught it."""
+        profile = self._profiles.get((payee, asset))
+        if profile is None:
+            return
+        profile.count -= 1
+        profile.total -= amount
+        if profile.count <= 0:
+            del self._profiles[(payee, asset)]
+            if not any(key[0] == payee for key in self._profiles):
+                self._payees.discard(payee)
 
     def forget_before(self, at_us: int) -> None:
         """Drop duplicates older than `at_us` (windows drop their own) and empty windows."""

@@ -78,6 +78,12 @@ class RiskWrites(Protocol):
         limit in force."""
         ...
 
+    def rejected_after(self, pool: str, after: tuple[int, str], limit: int
+                       ) -> list[tuple[int, str, str, str, int]]:
+        """(decided at, case id, payee, asset, amount) of the payouts whose case a risk
+        officer rejected after (decided at, case id) `after`, in that order."""
+        ...
+
     def decided_after(self, pool: str, after: tuple[int, str], limit: int
                       ) -> list[PastPayment]:
         """The pool's payments decided after (decision time, payment id) `after`, in that

@@ -306,8 +306,10 @@ class RiskService:
             a = state.verdict(subject, active_learner.features, active_learner.score(subject))
             d = draft_state.verdict(subject, draft_learner.features,
                                     draft_learner.score(subject))
-            active_learner.observe(subject, allowed=a.outcome is Outcome.ALLOW)
-            draft_learner.observe(subject, allowed=d.outcome is Outcome.ALLOW)
+            active_learner.observe(subject, learn=a.outcome is not Outcome.BLOCK
+                                   and past.id not in rejected_cases)
+            draft_learner.observe(subject, learn=d.outcome is not Outcome.BLOCK
+                                  and past.id not in rejected_cases)
             count += 1
             outcomes_active[a.outcome.value] += 1
             outcomes_draft[d.outcome.value] += 1

@@ -249,6 +249,18 @@ class RiskWritesSql:
                       ) -> list[PastPayment]:
         return _decided_after(self._tx.rows, pool, after, limit)
 
+    def rejected_after(self, pool: str, after: tuple[int, str], limit: int
+                       ) -> list[tuple[int, str, str, str, int]]:
+        rows = self._tx.rows(
+            "SELECT c.decided_at_us, c.id, p.counterparty, p.asset, p.amount_minor "
+            "FROM risk_cases c JOIN payments p ON p.id = c.payment_id WHERE c.pool = ? "
+            "AND c.decision = 'reject' AND p.kind = 'payout' AND p.counterparty IS NOT NULL "
+            "AND (c.decided_at_us > ? OR (c.decided_at_us = ? AND c.id > ?)) "
+            "ORDER BY c.decided_at_us, c.id LIMIT ?",
+            (pool, after[0], after[0], after[1], limit))
+        return [(int(at), cid, payee, asset, int(amount))
+                for at, cid, payee, asset, amount in rows]
+
     def add_responses(self, responses: Sequence[ResponseRecord]) -> None:
         self._tx.many(
             f"INSERT INTO risk_responses ({RESPONSE_COLUMNS}) VALUES ({', '.join('?' * 12)})",

@@ -197,6 +197,15 @@ ONE_RULE = [
      (paid(NOW - 60 * S), paid(NOW - 30 * S)), Party(), True),
     ("velocity: {per: destination, window: 10m, count_over: 1}", {},
      (paid(NOW - 60 * S, payee="Bob"),), Party(), True),  # another payee, same account
+    ("velocity: {per: channel, window: 10m, count_over: 1}", {"channel": "rtp"},
+     (Seen(NOW - 60 * S, "payout", "USD", 10_00, "Bob", "user:y", "ACCT-2", "r", "rtp"),),
+     Party(), True),
+    ("daily_total: {per: channel, over: {USD: '150.00'}}", {"channel": "rtp"},
+     (Seen(NOW - 60 * S, "payout", "USD", 100_00, "Bob", "user:y", "ACCT-2", "r", "rtp"),),
+     Party(), True),
+    ("daily_total: {per: channel, over: {USD: '150.00'}}", {},  # no rail named: no channel
+     (Seen(NOW - 60 * S, "payout", "USD", 100_00, "Bob", "user:y", "ACCT-2", "r", "rtp"),),
+     Party(), False),
     ("velocity: {per: initiator, window: 10m, count_over: 1}", {"initiator": "user:x"},
      (paid(NOW - 60 * S),), Party(), False),
     ("duplicate: {window: 1h}", {}, (paid(NOW - 60 * S, reference="ref-1"),), Party(), True),

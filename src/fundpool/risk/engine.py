@@ -92,7 +92,7 @@ def subject_of(payment: Payment) -> Subject:
 
 def seen_of(subject: Subject) -> Seen:
     return Seen(subject.at_us, subject.kind, subject.asset, subject.amount, subject.payee,
-                subject.initiator, subject.destination, subject.reference)
+                subject.initiator, subject.destination, subject.reference, subject.channel)
 
 
 class RiskState:
@@ -166,7 +166,7 @@ class RiskState:
 
     def _limited(self, subject: Subject, verdict: Verdict) -> Verdict:
         keys = {"payee": subject.payee, "initiator": subject.initiator,
-                "destination": subject.destination}
+                "destination": subject.destination, "channel": subject.channel}
         for limit in self.limits:
             if limit.until_us is None or subject.at_us >= limit.until_us or \
                     limit.asset != subject.asset or limit.max_minor is None or \
@@ -343,7 +343,8 @@ class RiskEngine:
         loaded = self.state.loaded
         self._decisions.append(DecisionRecord(
             payment.id, self.pool, None if loaded is None else loaded.version,
-            verdict.outcome.value, verdict.score, decision_detail(subject, verdict), at_us))
+            verdict.outcome.value, verdict.score, decision_detail(subject, verdict), at_us,
+            subject.channel))
         self._respond(payment, subject, verdict, at_us)
         outcome = verdict.outcome
         if outcome in (Outcome.REVIEW, Outcome.HOLD):
@@ -389,7 +390,7 @@ class RiskEngine:
             return
         groups = {g.name: (index, g) for index, g in enumerate(loaded.policy.document.groups)}
         keys = {"payee": subject.payee, "initiator": subject.initiator,
-                "destination": subject.destination}
+                "destination": subject.destination, "channel": subject.channel}
         for fired in verdict.fired:
             index, group = groups.get(fired.group, (-1, None))
             respond = None if group is None else group.respond

@@ -80,6 +80,7 @@ class Seen:
     initiator: str | None
     destination: str | None
     reference: str | None
+    channel: str | None = None  # the rail the caller named (None: left to routing)
 
 
 class Features:
@@ -189,7 +190,7 @@ class Features:
             self._day = day
             self._days = {k: v for k, v in self._days.items() if k[0] >= day - 1}
         keys = (("payee", seen.payee), ("initiator", seen.initiator),
-                ("destination", seen.destination))
+                ("destination", seen.destination), ("channel", seen.channel))
         for per, key in keys:
             if key is None:
                 continue

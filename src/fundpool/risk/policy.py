@@ -89,7 +89,7 @@ def duration_us(text: str) -> int:
 
 
 Duration = Annotated[str, Field(min_length=2, max_length=12)]
-Per = Literal["payee", "initiator", "destination"]
+Per = Literal["payee", "initiator", "destination", "channel"]
 Amounts = Mapping[str, str]  # asset -> decimal text at the asset's scale
 
 
@@ -120,7 +120,8 @@ class RoundAmount(_Strict):
 
 
 class DailyTotal(_Strict):
-    """The day's total (UTC) per payee, initiator or destination, this payment included."""
+    """The day's total (UTC) per payee, initiator, destination or channel (the rail the
+    caller named), this payment included."""
 
     per: Per
     over: Amounts

@@ -55,6 +55,7 @@ class DecisionRecord:
     score: int
     detail: Mapping[str, Any]  # {"fired": [...], "hits": [...], "subject": {...}}
     at_us: int
+    channel: str | None = None  # the rail the caller named when it was decided
 
     def to_dict(self) -> dict[str, Any]:
         return {"payment_id": self.payment_id, "pool": self.pool,

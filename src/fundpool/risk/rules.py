@@ -264,4 +264,5 @@ def _holds(policy: Policy, g: int, c: int, condition: Condition, s: Subject,
 
 
 def _key_of(per: str, s: Subject) -> str | None:
-    return {"payee": s.payee, "initiator": s.initiator, "destination": s.destination}[per]
+    return {"payee": s.payee, "initiator": s.initiator, "destination": s.destination,
+            "channel": s.channel}[per]

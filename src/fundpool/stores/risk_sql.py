@@ -41,7 +41,7 @@ POLICY_COLUMNS = ("version, text, digest, state, created_at_us, created_by, note
                   "activated_at_us, activated_by")
 CASE_COLUMNS = ("id, pool, payment_id, kind, state, summary, opened_at_us, due_at_us, version, "
                 "claimed_by, claimed_at_us, decided_at_us, decided_by, decision")
-DECISION_COLUMNS = "payment_id, pool, policy_version, outcome, score, detail, at_us"
+DECISION_COLUMNS = "payment_id, pool, policy_version, outcome, score, detail, at_us, channel"
 PAST_PAGE = 5_000
 RESPONSE_COLUMNS = ("id, pool, payment_id, group_name, kind, at_us, severity, per, key, asset, "
                     "max_minor, until_us")
@@ -85,9 +85,9 @@ def _case_row(case: CaseRecord) -> tuple[Any, ...]:
 
 
 def _decision(row: Sequence[Any]) -> DecisionRecord:
-    pid, pool, version, outcome, score, detail, at_us = row
+    pid, pool, version, outcome, score, detail, at_us, channel = row
     return DecisionRecord(pid, pool, None if version is None else int(version), outcome,
-                          int(score), orjson.loads(detail), int(at_us))
+                          int(score), orjson.loads(detail), int(at_us), channel)
 
 
 def _revisions(rows: Rows) -> dict[str, int]:
@@ -108,7 +108,7 @@ def _one_case(rows: Rows, where: str, params: Sequence[Any]) -> CaseRecord | Non
 
 _DECIDED = (
     "SELECT p.id, p.kind, p.asset, p.amount_minor, p.created_at_us, p.counterparty, "
-    "p.initiated_by, p.destination, p.reference, p.state, p.channel, "
+    "p.initiated_by, p.destination, p.reference, p.state, d.channel, "
     "CAST(p.metadata AS TEXT), d.outcome, d.at_us "
     "FROM risk_decisions d JOIN payments p ON p.id = d.payment_id WHERE d.pool = ? AND "
     "(d.at_us > ? OR (d.at_us = ? AND d.payment_id > ?)) ORDER BY d.at_us, d.payment_id "
@@ -177,12 +177,12 @@ class RiskWritesSql:
         # A payment screened again (released to `screened` and failed over is not: only
         # `initiated` ones are screened) keeps its latest decision.
         self._tx.many(
-            f"INSERT INTO risk_decisions ({DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO risk_decisions ({DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (payment_id) DO UPDATE SET policy_version = excluded.policy_version, "
             "outcome = excluded.outcome, score = excluded.score, detail = excluded.detail, "
-            "at_us = excluded.at_us",
+            "at_us = excluded.at_us, channel = excluded.channel",
             [(d.payment_id, d.pool, d.policy_version, d.outcome, d.score,
-              orjson.dumps(d.detail).decode(), d.at_us) for d in decisions])
+              orjson.dumps(d.detail).decode(), d.at_us, d.channel) for d in decisions])
 
     def decided(self, payment_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()

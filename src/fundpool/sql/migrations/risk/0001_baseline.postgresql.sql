@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS risk_decisions (
     outcome TEXT NOT NULL,
     score BIGINT NOT NULL,
     detail TEXT NOT NULL,
-    at_us BIGINT NOT NULL
+    at_us BIGINT NOT NULL,
+    channel TEXT
 );
 CREATE INDEX IF NOT EXISTS risk_decisions_by_time ON risk_decisions (pool, at_us);
 -- The blocks of the last day, for the alert bar.

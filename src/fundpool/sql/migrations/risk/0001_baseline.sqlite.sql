@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS risk_decisions (
     outcome TEXT NOT NULL,
     score INTEGER NOT NULL,
     detail TEXT NOT NULL,
-    at_us INTEGER NOT NULL
+    at_us INTEGER NOT NULL,
+    channel TEXT
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS risk_decisions_by_time ON risk_decisions (pool, at_us);
 -- The blocks of the last day, for the alert bar.

@@ -367,9 +367,9 @@ def test_no_plain_step_gets_a_payment_past_the_risk_decision(pool: Pool) -> None
 
     pool.activate(POLICY)
     sneaky = pool.payout("Viktor Sanctionov", "s-1")
-    pool.payments.act(Step(sneaky, Action.HOLD, reason="looking"), actor=RISK)
-    pool.risk.guard(sneaky, "release", S.HELD)  # no case holds it: a plain release is fine
-    pool.payments.act(Step(sneaky, Action.RELEASE, reason="fine"), actor=RISK)
+    pool.risk.step(pool.payments, Step(sneaky, Action.HOLD, reason="looking", actor=RISK))
+    # No case holds it: a plain release is fine.
+    pool.risk.step(pool.payments, Step(sneaky, Action.RELEASE, reason="fine", actor=RISK))
     pool.passes(1)
     assert pool.state(sneaky) is S.REJECTED  # decided on its way out all the same
     assert pool.risk.store.decision(sneaky).outcome == "block"  # type: ignore[union-attr]
@@ -379,12 +379,14 @@ def test_no_plain_step_gets_a_payment_past_the_risk_decision(pool: Pool) -> None
     held = burst[3]
     assert pool.state(held) is S.HELD
     with pytest.raises(RiskCaseOpen):
-        pool.risk.guard(held, "release", S.HELD)
-    pool.payments.act(Step(burst[4], Action.CANCEL, reason="withdrawn"), actor=CASHIER)
-    pool.risk.close_cases(burst[4], CASHIER, "the payment was cancelled")
+        pool.risk.step(pool.payments, Step(held, Action.RELEASE, reason="mine", actor=RISK))
+    assert pool.state(held) is S.HELD
+    pool.risk.step(pool.payments,
+                   Step(burst[4], Action.CANCEL, reason="withdrawn", actor=CASHIER))
     (closed,) = pool.risk.cases_of(burst[4])
     assert closed.state.closed
     assert closed.decision == "closed"
+    assert pool.risk.notes(closed.id)[-1].note == "the payment was cancelled: withdrawn"
 
 
 NEW_PAYEES = """\

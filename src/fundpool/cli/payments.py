@@ -168,27 +168,21 @@ def act(
     with session(data_dir, db_url, as_json) as s:
         if action is Action.CREATE:
             raise InvalidPayment("a payment is created with `fundpool payment create`")
-        payments = service(s, config, pool)
+        declared = load_config(config_path(config))
+        payments = compose.payment_service(s.store, declared, declared.pool(pool))
+        step = Step(payment_id, action, channel, to_channel, reason, actor=local_actor())
         if action is Action.SCREEN:
             # Screening is the risk decision: the active policy decides, as the engine would
             # (allow: screened; review or hold: held, with a case; block: rejected).
             from fundpool.risk.engine import screen_now
 
-            declared = load_config(config_path(config))
             engine = compose.risk_engine(s.store, declared, declared.pool(pool),
                                          clock=SystemClock(), ids=system_ids())
             payment = screen_now(engine, payments, payment_id, local_actor())
         else:
-            declared = load_config(config_path(config))
-            risk = compose.risk_service(
-                s.store, declared, lambda _pool: payments, clock=SystemClock())
-            current = payments.get(payment_id)
-            risk.guard(payment_id, action.value, current.state)
-            payment = payments.act(Step(payment_id, action, channel, to_channel, reason,
-                                        actor=local_actor()))
-            if payment.state in (PaymentState.CANCELLED, PaymentState.REJECTED):
-                risk.close_cases(payment_id, local_actor(),
-                                 f"the payment was {payment.state.value} from the CLI")
+            # With risk control's part, as the API's (RiskService.step).
+            payment = compose.risk_service(s.store, declared, lambda _pool: payments,
+                                           clock=SystemClock()).step(payments, step)
         doc = payment_doc(payment, s)
         s.emit(doc, [payment_table(doc), Text(f"{action.value}: now {payment.state.value}")])
 

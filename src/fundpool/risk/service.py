@@ -14,16 +14,17 @@ nobody decides the case of a payment they initiated.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fundpool.core.actor import Actor
+from fundpool.core.actor import ENGINE, Actor
 from fundpool.core.clock import Clock, IdSource
 from fundpool.core.errors import FundpoolError
-from fundpool.payments.model import Action, IllegalTransition, PaymentState, Step
+from fundpool.payments.model import Action, IllegalTransition, Payment, PaymentState, Step
 from fundpool.payments.service import PaymentService
 from fundpool.risk.engine import Learner, Loaded, RiskState, digest, past_subject
 from fundpool.risk.policy import Outcome, parse_policy, policy_diff, summary
@@ -415,32 +416,34 @@ class RiskService:
                         decided_by=actor,
                         decision="release" if action == "released" else "reject")
 
-    def guard(self, payment_id: str, action: str, state: PaymentState) -> None:
-        """What a person's plain step on a payment may not do around risk control: release
-        a payment a risk case holds (the case's decision does, with its note and its checks:
-        `risk_case_open`). A payment held by hand before the policy decided it is decided
-        when the engine takes it up after its release (risk.engine: `undecided`)."""
-        if action == Action.RELEASE.value:
-            open_case = next((c for c in self.store.cases_of(payment_id)
-                              if not c.state.closed), None)
-            if open_case is not None:
-                raise RiskCaseOpen(payment_id=payment_id, case_id=open_case.id)
-
-    def close_cases(self, payment_id: str, actor: Actor, why: str) -> None:
-        """Close the open case of a payment that ended otherwise (cancelled, rejected by a
-        plain step), so the queue and its SLA alerts do not wait for it."""
-        for case in self.store.cases_of(payment_id):
-            if case.state.closed:
-                continue
-            with self._writing(actor, case.pool) as (writes, session):
-                current = writes.case(case.id)
-                if current is None or current.state.closed:
-                    continue
-                writes.update_case(_replace(current, state=CaseState.REJECTED,
-                                            decided_at_us=session.at_us, decided_by=actor,
-                                            decision="closed"), current.version)
-                writes.add_note(CaseNote(case.id, writes.next_note_seq(case.id),
-                                         session.at_us, actor, "closed", why[:NOTE_MAX]))
+    def step(self, payments: PaymentService, step: Step) -> Payment:
+        """A person's plain step on a payment (the API's and the CLI's hold, release, reject,
+        cancel, approve…), with risk control's part in the same transaction: a payment its
+        risk case holds is released only from the case (`risk_case_open`, naming it; the
+        case's decision has the note and the checks), and a payment the step cancels or
+        rejects closes its open case, so the queue and its SLA alerts do not wait for it. A
+        payment held by hand before the policy decided it is decided when the engine takes
+        it up after its release (risk.engine: `undecided`)."""
+        actor = step.actor
+        with payments.session(actor) as session:
+            writes = self.store.writes(session.write_session)
+            case = writes.open_case_of(step.payment_id)
+            if case is not None and step.action is Action.RELEASE:
+                raise RiskCaseOpen(payment_id=step.payment_id, case_id=case.id)
+            (done,) = session.act([step])
+            if isinstance(done, FundpoolError):
+                raise done
+            if case is not None and done.state in (PaymentState.CANCELLED,
+                                                   PaymentState.REJECTED):
+                at_us = session.at_us
+                writes.update_case(_replace(case, state=CaseState.REJECTED,
+                                            decided_at_us=at_us, decided_by=actor,
+                                            decision="closed"), case.version)
+                why = f"the payment was {done.state.value}" + \
+                    (f": {step.reason}" if step.reason else "")
+                writes.add_note(CaseNote(case.id, writes.next_note_seq(case.id), at_us,
+                                         actor or ENGINE, "closed", why[:NOTE_MAX]))
+        return done
 
     def notes(self, case_id: str) -> list[CaseNote]:
         self.case(case_id)
@@ -579,8 +582,6 @@ class RiskService:
 
 
 def _replace(case: CaseRecord, **changes: Any) -> CaseRecord:
-    import dataclasses
-
     return dataclasses.replace(case, version=case.version + 1, **changes)
 
 

@@ -280,16 +280,11 @@ def _act(request: Request, payment_id: str, action: Action, body: ActionIn | Non
     actor = actor_of(request)
 
     def run() -> dict[str, object]:
-        found = _find(api, payment_id)
-        service = api.payments(found.pool)
+        service = api.payments(_find(api, payment_id).pool)
         with api.store_errors():
-            # Risk control first: a payment its case holds is released from the case, and a
-            # payment the policy has not decided is not held by hand (docs/risk.md).
-            api.risk.guard(payment_id, action.value, found.state)
-            done = service.act(Step(payment_id, action, reason=reason, actor=actor))
-            if done.state in (PaymentState.CANCELLED, PaymentState.REJECTED):
-                api.risk.close_cases(payment_id, actor, f"the payment was {done.state.value} "
-                                     f"by {actor.name}" + (f": {reason}" if reason else ""))
+            # With risk control's part: a payment its case holds is released from the case,
+            # and a cancelled or rejected one closes its case (docs/risk.md).
+            done = api.risk.step(service, Step(payment_id, action, reason=reason, actor=actor))
         _wake(api, done.pool)  # approved, released: the engine takes it on now
         return _doc(api, done)
 

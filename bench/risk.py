@@ -155,7 +155,7 @@ def run(names: int, decisions: int, seed: int) -> list[dict[str, object]]:
         return spent, outcomes
 
     state = RiskState.__new__(RiskState)
-    state.loaded, state.screener, state.cleared = Loaded(1, policy), screener, set()
+    state.loaded, state.screener, state.cleared = Loaded.of(1, policy), screener, set()
     state.limits = []
     state.parties = {f"payee-{i}": Party("pending" if i % 7 == 0 else "verified",
                                          "KP" if i == 13 else "GB") for i in range(PAYEES)}

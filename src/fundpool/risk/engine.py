@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fundpool.core.actor import ENGINE, Actor
@@ -44,7 +44,14 @@ from fundpool.payments.model import (
 from fundpool.payments.service import PaymentService
 from fundpool.risk.anomaly import WINDOW_US, AnomalyModel, anomaly_features, import_model
 from fundpool.risk.features import Features, Seen
-from fundpool.risk.policy import Outcome, Policy, duration_us, parse_policy
+from fundpool.risk.policy import (
+    Outcome,
+    Policy,
+    Response,
+    duration_us,
+    list_key,
+    parse_policy,
+)
 from fundpool.risk.ports import RiskStore, RiskWrites
 from fundpool.risk.records import (
     CaseNote,
@@ -54,7 +61,7 @@ from fundpool.risk.records import (
     PastPayment,
     ResponseRecord,
 )
-from fundpool.risk.rules import Fired, Hit, Party, Subject, Verdict, decide
+from fundpool.risk.rules import Fired, Hit, Party, Subject, Verdict, decide, key_of
 from fundpool.risk.sanctions import load_content
 from fundpool.risk.screening import Screener
 
@@ -65,17 +72,27 @@ SCREEN_LIMIT = 5  # hits kept per name
 CATCH_UP_PAGE = 2_000
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Loaded:
-    """The active policy as the engine holds it."""
+    """A policy as the engine holds it, with what each decision would otherwise derive from
+    it again: the threshold names are screened at (None: no sanctions rule), the groups that
+    respond, by name, and the SLA of each kind of case."""
 
     version: int
     policy: Policy
+    screen_threshold: int | None
+    responding: Mapping[str, tuple[int, Response]]
+    sla_us: Mapping[str, int]
 
-
-def party_key(name: str) -> str:
-    """How a counterparty is looked up in the registry: spacing and case do not matter."""
-    return " ".join(name.split()).casefold()
+    @classmethod
+    def of(cls, version: int, policy: Policy) -> Loaded:
+        groups = policy.document.groups
+        thresholds = [c.sanctions.threshold for g in groups for c in g.when
+                      if c.sanctions is not None]
+        return cls(version, policy, min(thresholds) if thresholds else None,
+                   {g.name: (i, g.respond) for i, g in enumerate(groups)
+                    if g.respond is not None},
+                   {**SLA_US, **{k: duration_us(v) for k, v in policy.document.sla.items()}})
 
 
 def subject_of(payment: Payment) -> Subject:
@@ -117,7 +134,7 @@ class RiskState:
         if revisions.get("policy") != self.revisions.get("policy"):
             stored = active()
             self.loaded = None if stored is None else \
-                Loaded(stored.version, parse_policy(stored.text, self.scales))
+                Loaded.of(stored.version, parse_policy(stored.text, self.scales))
             changed = True
         if revisions.get("cleared") != self.revisions.get("cleared"):
             self.cleared = {(c.query, c.entry_id) for c in self.store.cleared()}
@@ -125,7 +142,7 @@ class RiskState:
         if revisions.get("lists") != self.revisions.get("lists") or self.screener is None:
             self.screener = self.build_screener()
         if revisions.get("parties") != self.revisions.get("parties"):
-            self.parties = {party_key(p.name): Party(p.kyc, p.country)
+            self.parties = {list_key(p.name): Party(p.kyc, p.country)
                             for p in self.store.parties()}
         if revisions.get("limits") != self.revisions.get("limits"):
             self.limits = self.store.active_limits(now_us)
@@ -140,37 +157,35 @@ class RiskState:
                 entries += list(load_content(record.name, content, record.format).entries)
         return Screener(entries, allowed=self.cleared)
 
-    def hits(self, policy: Policy, name: str | None) -> Sequence[Hit]:
-        if not name or self.screener is None or not policy.screens:
+    def hits(self, loaded: Loaded, name: str | None) -> Sequence[Hit]:
+        threshold = loaded.screen_threshold
+        if not name or self.screener is None or threshold is None:
             return ()
-        threshold = min(c.sanctions.threshold for g in policy.document.groups
-                        for c in g.when if c.sanctions is not None)
         hits: Sequence[Hit] = self.screener.screen(name, threshold=threshold,
                                                    limit=SCREEN_LIMIT)
         return hits
 
     def party(self, name: str | None) -> Party:
-        return self.parties.get(party_key(name), Party()) if name else Party()
+        return self.parties.get(list_key(name), Party()) if name else Party()
 
     def verdict(self, subject: Subject, features: Features, anomaly: float | None = None
                 ) -> Verdict:
         """The active policy's verdict (allow, when none is active); `anomaly` is the
         model's score of the payment, when the policy uses it. A limit lowered by a response
         and still in force holds a payout above it."""
-        if self.loaded is None:
+        loaded = self.loaded
+        if loaded is None:
             return Verdict(Outcome.ALLOW, 0)
-        policy = self.loaded.policy
-        verdict = decide(policy, subject, features, self.party(subject.payee),
-                         self.hits(policy, subject.payee), anomaly)
+        verdict = decide(loaded.policy, subject, features, self.party(subject.payee),
+                         self.hits(loaded, subject.payee), anomaly)
         return self._limited(subject, verdict) if self.limits else verdict
 
     def _limited(self, subject: Subject, verdict: Verdict) -> Verdict:
-        keys = {"payee": subject.payee, "initiator": subject.initiator,
-                "destination": subject.destination, "channel": subject.channel}
         for limit in self.limits:
             if limit.until_us is None or subject.at_us >= limit.until_us or \
                     limit.asset != subject.asset or limit.max_minor is None or \
-                    subject.kind != "payout" or keys.get(limit.per or "") != limit.key or \
+                    subject.kind != "payout" or limit.per is None or \
+                    key_of(limit.per, subject) != limit.key or \
                     subject.amount <= limit.max_minor:
                 continue
             fired = Fired("temporary limit", None, Outcome.HOLD.value, ({
@@ -245,6 +260,17 @@ def decision_detail(subject: Subject, verdict: Verdict) -> dict[str, Any]:
                         "country": subject.country}}
 
 
+@dataclass(slots=True)
+class Pending:
+    """A transaction's decisions, the cases and notes they open and the responses they
+    set, written together by `record`."""
+
+    decisions: list[DecisionRecord] = field(default_factory=list)
+    cases: list[CaseRecord] = field(default_factory=list)
+    notes: list[CaseNote] = field(default_factory=list)
+    responses: list[ResponseRecord] = field(default_factory=list)
+
+
 class RiskEngine:
     """The screening step of one pool's payment engine (payments.ports.Screening).
 
@@ -264,7 +290,6 @@ class RiskEngine:
         self.learner = Learner(None, scales)
         self._stale = True
         self._rebuilt_at_us = 0
-        self.rebuilt_from = 0  # how many decisions the last rebuild replayed
         self._cursor: tuple[int, str] = (0, "")  # the last decision the features hold
         self._rejected_cursor: tuple[int, str] = (0, "")  # the last rejected case unlearnt
         self._local: set[str] = set()  # decided here, committed, not yet passed by the cursor
@@ -274,36 +299,15 @@ class RiskEngine:
         self._pending = threading.local()
 
     @property
-    def _decisions(self) -> list[DecisionRecord]:
-        found: list[DecisionRecord] | None = getattr(self._pending, "decisions", None)
-        if found is None:
-            found = self._pending.decisions = []
-        return found
-
-    @property
-    def _cases(self) -> list[CaseRecord]:
-        found: list[CaseRecord] | None = getattr(self._pending, "cases", None)
-        if found is None:
-            found = self._pending.cases = []
-        return found
-
-    @property
-    def _notes(self) -> list[CaseNote]:
-        found: list[CaseNote] | None = getattr(self._pending, "notes", None)
-        if found is None:
-            found = self._pending.notes = []
-        return found
-
-    @property
-    def _responses(self) -> list[ResponseRecord]:
-        found: list[ResponseRecord] | None = getattr(self._pending, "responses", None)
-        if found is None:
-            found = self._pending.responses = []
-        return found
+    def _now(self) -> Pending:
+        """What the current transaction of this thread decided so far."""
+        pending: Pending | None = getattr(self._pending, "now", None)
+        if pending is None:
+            pending = self._pending.now = Pending()
+        return pending
 
     def _clear(self) -> None:
-        self._pending.decisions, self._pending.cases, self._pending.notes = [], [], []
-        self._pending.responses = []
+        self._pending.now = Pending()
 
     def warm(self) -> None:
         """When the active policy scores anomalies, import the model's library (river, some
@@ -341,7 +345,7 @@ class RiskEngine:
         verdict = self.state.verdict(subject, learner.features, learner.score(subject))
         learner.observe(subject, learn=verdict.outcome is not Outcome.BLOCK)
         loaded = self.state.loaded
-        self._decisions.append(DecisionRecord(
+        self._now.decisions.append(DecisionRecord(
             payment.id, self.pool, None if loaded is None else loaded.version,
             verdict.outcome.value, verdict.score, decision_detail(subject, verdict), at_us,
             subject.channel))
@@ -356,21 +360,22 @@ class RiskEngine:
         return Action.HOLD, verdict.reason
 
     def record(self, session: WriteSession) -> None:
-        if not self._decisions:
+        now = self._now
+        if not now.decisions:
             return
         writes = self._store.writes(session)
-        writes.add_decisions(self._decisions)
-        if self._cases:
-            writes.add_cases(self._cases, self._notes)
-        if self._responses:
-            writes.add_responses(self._responses)
-            limits = [r for r in self._responses if r.kind == "limit"]
+        writes.add_decisions(now.decisions)
+        if now.cases:
+            writes.add_cases(now.cases, now.notes)
+        if now.responses:
+            writes.add_responses(now.responses)
+            limits = [r for r in now.responses if r.kind == "limit"]
             if limits:
                 writes.bump("limits")
                 # In force for this engine once they are written; the revision it moved is
                 # read in the next transaction (and by the other processes).
                 self.state.limits.extend(limits)
-        self._local.update(d.payment_id for d in self._decisions)
+        self._local.update(d.payment_id for d in now.decisions)
         self._clear()
 
     def undecided(self, session: WriteSession, payment_ids: Sequence[str]) -> set[str]:
@@ -386,30 +391,26 @@ class RiskEngine:
                  at_us: int) -> None:
         """The fired groups' automatic responses: graded alerts, limits lowered a while."""
         loaded = self.state.loaded
-        if loaded is None or not verdict.fired:
+        if loaded is None or not loaded.responding:
             return
-        groups = {g.name: (index, g) for index, g in enumerate(loaded.policy.document.groups)}
-        keys = {"payee": subject.payee, "initiator": subject.initiator,
-                "destination": subject.destination, "channel": subject.channel}
         for fired in verdict.fired:
-            index, group = groups.get(fired.group, (-1, None))
-            respond = None if group is None else group.respond
+            index, respond = loaded.responding.get(fired.group, (-1, None))
             if respond is None:
                 continue
             if respond.alert is not None:
-                self._responses.append(ResponseRecord(
+                self._now.responses.append(ResponseRecord(
                     self._ids.new_id(at_us), self.pool, payment.id, fired.group, "alert",
                     at_us, severity=respond.alert))
             limit = respond.lower_limit
-            key = None if limit is None else keys[limit.per]
+            key = None if limit is None else key_of(limit.per, subject)
             if limit is not None and key is not None:
                 until = at_us + duration_us(limit.for_)
                 for asset, max_minor in loaded.policy.amounts[(index, -1, "lower_limit")].items():
                     if any(r.group == fired.group and r.per == limit.per and r.key == key
                            and r.asset == asset and (r.until_us or 0) > at_us
-                           for r in (*self.state.limits, *self._responses)):
+                           for r in (*self.state.limits, *self._now.responses)):
                         continue  # one limit per group, subject and asset while it lasts
-                    self._responses.append(ResponseRecord(
+                    self._now.responses.append(ResponseRecord(
                         self._ids.new_id(at_us), self.pool, payment.id, fired.group, "limit",
                         at_us, per=limit.per, key=key, asset=asset, max_minor=max_minor,
                         until_us=until))
@@ -417,16 +418,11 @@ class RiskEngine:
     def _open_case(self, payment: Payment, outcome: Outcome, verdict: Verdict,
                    at_us: int) -> None:
         loaded = self.state.loaded
-        sla = SLA_US[outcome.value]
-        if loaded is not None:
-            given = next((v for k, v in loaded.policy.document.sla.items()
-                          if k == outcome.value), None)
-            if given:
-                sla = duration_us(given)
+        sla = (SLA_US if loaded is None else loaded.sla_us)[outcome.value]
         case = CaseRecord(self._ids.new_id(at_us), self.pool, payment.id, outcome.value,
                           CaseState.OPEN, verdict.reason, at_us, at_us + sla)
-        self._cases.append(case)
-        self._notes.append(CaseNote(case.id, 1, at_us, ENGINE, "opened", verdict.reason))
+        self._now.cases.append(case)
+        self._now.notes.append(CaseNote(case.id, 1, at_us, ENGINE, "opened", verdict.reason))
 
     @property
     def features(self) -> Features:
@@ -475,13 +471,10 @@ class RiskEngine:
         lookback = max(self._lookback_us, 0 if loaded is None else
                        loaded.policy.longest_window_us)
         self._local.clear()
-        count = 0
         for past in self._store.decided_since(self.pool, now - lookback):
             self._observe(learner, past)
-            count += 1
         self.learner = learner
         self._stale = False
-        self.rebuilt_from = count
 
 
 def digest(text: str) -> str:

@@ -232,9 +232,3 @@ class Features:
             del self._profiles[(payee, asset)]
             if not any(key[0] == payee for key in self._profiles):
                 self._payees.discard(payee)
-
-    def forget_before(self, at_us: int) -> None:
-        """Drop duplicates older than `at_us` (windows drop their own) and empty windows."""
-        self._duplicates = {k: v for k, v in self._duplicates.items() if v >= at_us}
-        for key in [k for k, w in self._windows.items() if not w.items]:
-            del self._windows[key]

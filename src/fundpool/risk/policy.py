@@ -332,10 +332,6 @@ class Policy:
     def scores_anomaly(self) -> bool:
         return any(c.anomaly is not None for g in self.document.groups for c in g.when)
 
-    @property
-    def screens(self) -> bool:
-        return any(c.sanctions is not None for g in self.document.groups for c in g.when)
-
 
 def parse_policy(text: str, scales: Mapping[str, int]) -> Policy:
     """Check a policy's text against the schema and the checks above; `scales` are the
@@ -376,16 +372,15 @@ def parse_policy(text: str, scales: Mapping[str, int]) -> Policy:
                                 line=_line(node, ("sla", outcome))) from None
     amounts = _amounts(document, node, scales)
     _check(document, node, amounts)
-    lists = {name: frozenset(_key(v) for v in values) for name, values in document.lists.items()}
+    lists = {name: frozenset(list_key(v) for v in values)
+             for name, values in document.lists.items()}
     return Policy(document, text, amounts, lists)
 
 
-def _key(value: str) -> str:
-    """How a list entry (or the value compared with it) is compared: trimmed, case-folded."""
+def list_key(value: str) -> str:
+    """How a list entry, a party's name, or the value compared with them is compared:
+    trimmed, spaces collapsed, case-folded."""
     return " ".join(value.split()).casefold()
-
-
-list_key = _key
 
 
 def _line(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:

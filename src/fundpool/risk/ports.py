@@ -110,9 +110,6 @@ class RiskStore(Protocol):
 
     def decision(self, payment_id: str) -> DecisionRecord | None: ...
 
-    def decisions_between(self, pool: str, since_us: int, until_us: int
-                          ) -> Iterator[DecisionRecord]: ...
-
     def cases(self, *, pool: str | None = None, states: Iterable[str] = (),
               limit: int = 100) -> list[CaseRecord]: ...
 

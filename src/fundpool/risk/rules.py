@@ -136,9 +136,13 @@ def decide(policy: Policy, subject: Subject, features: Features, party: Party,
         outcome = Outcome.ALLOW
     else:
         outcome = max((by_score, *forced), key=lambda o: o.severity)
-    shown = tuple({"entry_id": h.entry_id, "source": h.source, "name": h.matched_name,
-                   "score": h.score, "explanation": h.explanation} for h in hits)
-    return Verdict(outcome, score, tuple(fired), shown, anomaly)
+    return Verdict(outcome, score, tuple(fired), tuple(hit_doc(h) for h in hits), anomaly)
+
+
+def hit_doc(hit: Hit) -> dict[str, Any]:
+    """A screening hit as a decision keeps it and the API shows it."""
+    return {"entry_id": hit.entry_id, "source": hit.source, "name": hit.matched_name,
+            "score": hit.score, "explanation": hit.explanation}
 
 
 def _holds(policy: Policy, g: int, c: int, condition: Condition, s: Subject,
@@ -168,7 +172,7 @@ def _holds(policy: Policy, g: int, c: int, condition: Condition, s: Subject,
         return {"amount": s.amount, "asset": s.asset, "multiple": multiple}
     if isinstance(spec, DailyTotal):
         limit = amounts[(g, c, "over")].get(s.asset)
-        key = _key_of(spec.per, s)
+        key = key_of(spec.per, s)
         if limit is None or key is None:
             return None
         total = features.day_total(spec.per, key, s.asset, s.at_us) + s.amount
@@ -177,7 +181,7 @@ def _holds(policy: Policy, g: int, c: int, condition: Condition, s: Subject,
         return {"per": spec.per, "key": key, "day_total": total, "over": limit,
                 "asset": s.asset}
     if isinstance(spec, Velocity):
-        key = _key_of(spec.per, s)
+        key = key_of(spec.per, s)
         if key is None:
             return None
         span = duration_us(spec.window)
@@ -263,6 +267,8 @@ def _holds(policy: Policy, g: int, c: int, condition: Condition, s: Subject,
     raise AssertionError(f"unhandled condition kind {condition.kind}")  # pragma: no cover
 
 
-def _key_of(per: str, s: Subject) -> str | None:
+def key_of(per: str, s: Subject) -> str | None:
+    """The payment's payee, initiator, destination or channel (the rail its caller named):
+    what a per-something rule, response or limit counts by."""
     return {"payee": s.payee, "initiator": s.initiator, "destination": s.destination,
             "channel": s.channel}[per]

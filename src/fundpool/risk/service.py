@@ -42,6 +42,7 @@ from fundpool.risk.records import (
     RiskSignal,
 )
 from fundpool.risk.rings import RING_PAYEES_MIN, FraudRing, find_rings
+from fundpool.risk.rules import hit_doc
 from fundpool.risk.sanctions import load_content
 from fundpool.risk.screening import Screener, normalised
 
@@ -291,7 +292,7 @@ class RiskService:
         active = state.loaded
         draft_state = RiskState(self.store, self._scales)
         draft_state.screener, draft_state.parties = state.screener, state.parties
-        draft_state.loaded = Loaded(0, draft)
+        draft_state.loaded = Loaded.of(0, draft)
         active_learner = Learner(None if active is None else active.policy, self._scales)
         draft_learner = Learner(draft, self._scales)
         rejected_cases = {c.payment_id for c in self.store.cases(
@@ -499,9 +500,7 @@ class RiskService:
         for name in names:
             found = screener.screen(name, threshold=threshold, limit=3)
             if found:
-                out[name] = [{"entry_id": h.entry_id, "source": h.source,
-                              "name": h.matched_name, "score": h.score,
-                              "explanation": h.explanation} for h in found]
+                out[name] = [hit_doc(h) for h in found]
         return out
 
     def screen(self, name: str, threshold: int = 85) -> list[dict[str, Any]]:
@@ -513,8 +512,7 @@ class RiskService:
         state.refresh(self.store.revisions(), lambda: None)
         self._state = state
         assert state.screener is not None
-        return [{"entry_id": h.entry_id, "source": h.source, "name": h.matched_name,
-                 "score": h.score, "explanation": h.explanation, "query": h.query}
+        return [{**hit_doc(h), "query": h.query}
                 for h in state.screener.screen(name, threshold=threshold, limit=10)]
 
     def clear_hit(self, name: str, entry_id: str, actor: Actor, note: str | None
@@ -557,9 +555,8 @@ class RiskService:
             raise InvalidRiskInput(f"minutes is 1 to {RING_WINDOW_MAX_MIN}", field="minutes")
         if not 2 <= min_payees <= 1_000:
             raise InvalidRiskInput("min_payees is 2 to 1000", field="min_payees")
-        since = self._clock.now_us() - minutes * 60_000_000
-        return find_rings(self.store.recent_payouts(pool or self._pool, since, RING_PAYOUTS_MAX),
-                          min_payees)
+        return suspected_rings(self.store, pool or self._pool, self._clock.now_us(), minutes,
+                               min_payees)
 
     # --- parties ---
 
@@ -590,6 +587,15 @@ SANCTIONS_ALERT_US = DAY_US  # a sanctions block stays in the alert bar for a da
 RESPONSE_ALERT_US = 3_600_000_000  # a group's alert response stays an hour after it fired
 
 
+def suspected_rings(store: RiskStore, pool: str, now_us: int,
+                    minutes: int = RING_WINDOW_MIN, min_payees: int = RING_PAYEES_MIN
+                    ) -> list[FraudRing]:
+    """The rings among the pool's payouts of the last `minutes` (at most RING_PAYOUTS_MAX of
+    them, the newest)."""
+    since = now_us - minutes * 60_000_000
+    return find_rings(store.recent_payouts(pool, since, RING_PAYOUTS_MAX), min_payees)
+
+
 class RingWatch:
     """The ring search for the alert bar, run at most once a minute per pool (it reads the
     last half hour of payouts); between runs the last answer stands."""
@@ -601,8 +607,7 @@ class RingWatch:
         last = self._last.get(pool)
         found = 0 if last is None else last[1]
         if last is None or not 0 <= now_us - last[0] < RING_SIGNAL_EVERY_US:
-            since = now_us - RING_WINDOW_MIN * 60_000_000
-            found = len(find_rings(store.recent_payouts(pool, since, RING_PAYOUTS_MAX)))
+            found = len(suspected_rings(store, pool, now_us))
             self._last[pool] = (now_us, found)
         return found
 

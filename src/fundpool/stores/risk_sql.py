@@ -324,13 +324,6 @@ class SqlRiskStore:
                           "WHERE payment_id = ?", (payment_id,))
         return _decision(rows[0]) if rows else None
 
-    def decisions_between(self, pool: str, since_us: int, until_us: int
-                          ) -> Iterator[DecisionRecord]:
-        rows = self._rows(f"SELECT {DECISION_COLUMNS} FROM risk_decisions WHERE pool = ? "
-                          "AND at_us >= ? AND at_us < ? ORDER BY at_us, payment_id",
-                          (pool, since_us, until_us))
-        return (_decision(r) for r in rows)
-
     def cases(self, *, pool: str | None = None, states: Iterable[str] = (),
               limit: int = 100) -> list[CaseRecord]:
         where = Where().eq("pool", pool)

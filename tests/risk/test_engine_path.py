@@ -413,3 +413,34 @@ def test_a_payout_rejected_as_fraud_teaches_nothing(pool: Pool) -> None:
     pool.passes(1)
     assert pool.state(again) is S.HELD  # Mallory is new again
     assert pool.state(next_one) is not S.HELD  # Ada is known
+
+
+def test_a_list_with_a_byte_order_mark_is_read_as_what_it_is() -> None:
+    from fundpool.risk.sanctions import load_content
+
+    ftm = shipped_list("synthetic.ftm.json")
+    assert load_content("bom", b"\xef\xbb\xbf" + ftm).format == "ftm"
+    assert load_content("bom", b"\xef\xbb\xbf" + ftm).entries == load_content("x", ftm).entries
+
+
+def test_clearing_a_false_positive_shares_the_index(pool: Pool) -> None:
+    """Clearing a hit changes the allow-list the engine screens with, not its index."""
+    pool.activate(POLICY)
+    pool.payout("Ada Lovelace", "c-0")
+    pool.passes(1)  # the engine has built its index
+    engine = pool.engine.dispatcher._screening  # type: ignore[attr-defined]
+    before = engine.state.screener
+    hits = {h["entry_id"] for h in pool.risk.screen("Viktor Sanctionov")}
+    assert hits
+    for entry_id in hits:
+        pool.risk.clear_hit("Viktor Sanctionov", entry_id, RISK, "another Viktor")
+    cleared = pool.payout("Viktor Sanctionov", "c-1")
+    pool.passes(1)
+    after = engine.state.screener
+    assert after is not before
+    assert after._postings is before._postings  # the same index, another allow-list
+    assert pool.state(cleared) is not S.REJECTED
+    decision = pool.risk.store.decision(cleared)
+    assert decision is not None
+    assert decision.outcome == "allow"
+    assert not {h["entry_id"] for h in decision.detail["hits"]} & hits

@@ -136,11 +136,13 @@ class RiskState:
             self.loaded = None if stored is None else \
                 Loaded.of(stored.version, parse_policy(stored.text, self.scales))
             changed = True
-        if revisions.get("cleared") != self.revisions.get("cleared"):
-            self.cleared = {(c.query, c.entry_id) for c in self.store.cleared()}
-            self.screener = None  # rebuilt with them below
         if revisions.get("lists") != self.revisions.get("lists") or self.screener is None:
+            self.cleared = {(c.query, c.entry_id) for c in self.store.cleared()}
             self.screener = self.build_screener()
+        elif revisions.get("cleared") != self.revisions.get("cleared"):
+            # A cleared false positive changes the allow-list, not the index.
+            self.cleared = {(c.query, c.entry_id) for c in self.store.cleared()}
+            self.screener = self.screener.with_allowed(self.cleared)
         if revisions.get("parties") != self.revisions.get("parties"):
             self.parties = {list_key(p.name): Party(p.kyc, p.country)
                             for p in self.store.parties()}

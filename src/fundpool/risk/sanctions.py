@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from fundpool.risk.screening import InvalidSanctionsFile, ListEntry, parse_ftm, parse_sdn
+from fundpool.risk.screening.lists import sniff_format
 
 FORMATS = ("ftm", "sdn")
 LIST_BYTES_MAX = 512 * 1024 * 1024
@@ -25,11 +26,6 @@ class LoadedList:
     entries: tuple[ListEntry, ...]
 
 
-def sniff(content: bytes) -> str:
-    head = content.lstrip()[:1]
-    return "ftm" if head == b"{" else "sdn"
-
-
 def load_content(name: str, content: bytes, fmt: str | None = None) -> LoadedList:
     """Parse `content` as `fmt` (recognised when None); `InvalidSanctionsFile` when it is not
     valid, with nothing loaded."""
@@ -37,7 +33,7 @@ def load_content(name: str, content: bytes, fmt: str | None = None) -> LoadedLis
         raise InvalidSanctionsFile(f"the file is larger than {LIST_BYTES_MAX} bytes")
     if not content.strip():
         raise InvalidSanctionsFile("the file is empty", line=1)
-    fmt = fmt or sniff(content)
+    fmt = fmt or sniff_format(content)
     if fmt not in FORMATS:
         raise InvalidSanctionsFile(f"the format is one of {', '.join(FORMATS)}", format=fmt)
     parsed = parse_ftm(content, name=name) if fmt == "ftm" else parse_sdn(content, name=name)

@@ -471,13 +471,15 @@ class RiskService:
         cleared = {(c.query, c.entry_id) for c in self.store.cleared()}
         names = sorted(set(self.store.counterparties()) | {p.name for p in self.store.parties()})
         new_hits = self._hits(Screener(loaded.entries, allowed=cleared), names, threshold)
-        before = self.store.list_content(name)
-        if before is not None and new_hits:
-            old = load_content(name, before, None)
-            known = {(n, h["entry_id"]) for n, found in self._hits(
-                Screener(old.entries, allowed=cleared), names, threshold).items()
-                for h in found}
-            new_hits = {n: [h for h in found if (n, h["entry_id"]) not in known]
+        previous = next((r for r in self.store.lists() if r.name == name), None)
+        before = None if previous is None else self.store.list_content(name)
+        if previous is not None and before is not None and new_hits:
+            # A hit is new when its entry was not in the previous version with these names
+            # (the previous version is not screened again: its entries say it).
+            old = {e.id: e.names for e in load_content(name, before, previous.format).entries}
+            names_now = {e.id: e.names for e in loaded.entries}
+            new_hits = {n: [h for h in found
+                            if old.get(h["entry_id"]) != names_now.get(h["entry_id"])]
                         for n, found in new_hits.items()}
             new_hits = {n: found for n, found in new_hits.items() if found}
         with self._writing(actor) as (writes, session):

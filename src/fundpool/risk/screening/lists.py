@@ -297,10 +297,16 @@ def load_file(path: Path, *, alt: Path | None = None) -> SanctionsList:
     elif suffix.endswith(".csv"):
         is_ftm = False
     else:
-        is_ftm = content.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+        is_ftm = sniff_format(content) == "ftm"
     if is_ftm:
         return parse_ftm(content, name=path.name)
     return parse_sdn(content, alt=None if alt is None else _read(alt), name=path.name)
+
+
+def sniff_format(content: bytes) -> str:
+    """`ftm` when the content's first character (past a byte-order mark and blanks) opens a
+    JSON object, else `sdn`."""
+    return "ftm" if content.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else "sdn"
 
 
 def _read(path: Path) -> bytes:

@@ -56,6 +56,7 @@ reported at all, while every other entry the same name hits still is.
 from __future__ import annotations
 
 import bisect
+import copy
 import heapq
 import sys
 from collections.abc import Iterable, Sequence
@@ -222,6 +223,13 @@ class Screener:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def with_allowed(self, allowed: Iterable[tuple[str, str]]) -> Screener:
+        """This index with another allow-list of cleared (name, entry) pairs: the index is
+        shared, not built again (clearing a false positive costs nothing to rebuild)."""
+        clone = copy.copy(self)
+        clone._allowed = frozenset((normalised(query), entry_id) for query, entry_id in allowed)
+        return clone
 
     def screen(self, name: str, *, threshold: int = 85, limit: int = 5) -> list[Hit]:
         """The listed parties `name` may be, scoring `threshold` or more, best first."""

@@ -420,7 +420,7 @@ def test_a_list_with_a_byte_order_mark_is_read_as_what_it_is() -> None:
 
     ftm = shipped_list("synthetic.ftm.json")
     assert load_content("bom", b"\xef\xbb\xbf" + ftm).format == "ftm"
-    assert load_content("bom", b"\xef\xbb\xbf" + ftm).entries == load_content("x", ftm).entries
+    assert load_content("bom", b"\xef\xbb\xbf" + ftm).entries == load_content("bom", ftm).entries
 
 
 def test_clearing_a_false_positive_shares_the_index(pool: Pool) -> None:

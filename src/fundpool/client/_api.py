@@ -775,10 +775,8 @@ class Endpoints(Runner):
                    limit: int = PAGE_SIZE_DEFAULT) -> Call[CasesOut]:
         """The review queue, the most urgent first (`states`: default open, claimed and
         escalated)."""
-        params: dict[str, str | int | Sequence[str]] = dict(query(pool=pool, limit=limit))
-        if states:
-            params["state"] = list(states)
-        return Call("GET", f"{RISK}/cases", adapter(CasesOut), params)
+        return Call("GET", f"{RISK}/cases", adapter(CasesOut),
+                    query(state=list(states or ()), pool=pool, limit=limit))
 
     @endpoint
     def risk_case(self, case_id: str) -> Call[CaseDetailOut]:

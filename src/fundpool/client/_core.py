@@ -77,7 +77,7 @@ class Call(Generic[T]):
     then: Callable[[T], None] | None = None  # runs on the result (log in: use the session)
     accept: str | None = None  # a file of these media types: its bytes are the answer, not JSON
 
-    def with_params(self, **params: str | int) -> Call[T]:
+    def with_params(self, **params: str | int | Sequence[str]) -> Call[T]:
         return replace(self, params={**self.params, **params})
 
 
@@ -97,10 +97,13 @@ def segment(value: str) -> str:
     return quote(value, safe=":@")
 
 
-def query(**params: object) -> dict[str, str | int]:
-    """Query parameters without the ones not given."""
-    return {name: value if isinstance(value, int) and not isinstance(value, bool) else str(value)
-            for name, value in params.items() if value is not None}
+def query(**params: object) -> dict[str, str | int | Sequence[str]]:
+    """Query parameters without the ones not given (nor empty lists); a list or tuple is
+    sent as the parameter repeated."""
+    return {name: value if isinstance(value, int) and not isinstance(value, bool)
+            else [str(v) for v in value] if isinstance(value, list | tuple) else str(value)
+            for name, value in params.items() if value is not None and value != []
+            and value != ()}
 
 
 def amount_text(amount: object, what: str = "amount") -> str:

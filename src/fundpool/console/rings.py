@@ -17,11 +17,12 @@ from typing import Any
 from fundpool.console.format import Locale
 from fundpool.console.i18n import t
 from fundpool.console.risk import money_text
+from fundpool.risk.rings import RING_PAYEES_MIN as RING_PAYEES_MIN
+from fundpool.risk.service import RING_WINDOW_MIN
 
 PAYEES_SHOWN_MAX = 8  # a ring's payees named in its row; the others counted
 SHARED_SHOWN_MAX = 6  # what a ring's payees share, one line each; the others counted
-RING_MINUTES = 30  # the payouts the search looks at (the API's default, the alert's window)
-RING_PAYEES_MIN = 3  # payees linked for a ring (the API's default, the alert's)
+RING_MINUTES = RING_WINDOW_MIN  # the payouts the search looks at (the alert's window too)
 ATTRIBUTE_KEYS = {"destination": "ring_attr.destination", "name": "ring_attr.name",
                   "device": "ring_attr.device", "ip": "ring_attr.ip"}
 

@@ -21,10 +21,10 @@ from fundpool.auth.roles import P
 from fundpool.client.errors import ApiError
 from fundpool.console.limits import LimitView, limit_view, newest_first
 from fundpool.console.shell import Page, href, testid
+from fundpool.risk.service import NOTE_MAX
 from fundpool.runtime import SystemClock
 
 LIMITS_SHOWN_MAX = 500  # rows listed; the count covers every limit in force
-NOTE_CHARS_MAX = 2_000  # the API's bound on a note (server/v1/risk.py NoteIn)
 
 
 class LimitsTab:
@@ -70,7 +70,7 @@ class LimitsTab:
                                        "lift-title")
             self.dialog_what = testid(ui.label("").classes("text-sm"), "lift-what")
             self.note = testid(ui.textarea(t("limits.note"))
-                               .props(f"outlined autogrow maxlength={NOTE_CHARS_MAX} counter")
+                               .props(f"outlined autogrow maxlength={NOTE_MAX} counter")
                                .classes("w-full"), "lift-note")
             self.error = testid(ui.label("").classes("text-negative"), "lift-error")
             with ui.row().classes("gap-2"):

@@ -36,12 +36,11 @@ from fundpool.console.risk import (
 )
 from fundpool.console.shell import Page, console_page, href, testid
 from fundpool.console.texts import actor_text
+from fundpool.risk.service import BACKTEST_DAYS_MAX, NOTE_MAX
 
 VERSIONS_SHOWN_MAX = 50  # the newest versions listed
 CHANGED_SHOWN_MAX = 20  # a backtest's changed payments listed (the count covers them all)
 BACKTEST_DAYS_DEFAULT = 7
-BACKTEST_DAYS_MAX = 90  # the API's bound (risk/service.py)
-NOTE_CHARS_MAX = 2_000
 POLICY_STATE_KEYS = {"draft": "policy.state_draft", "active": "policy.state_active",
                      "retired": "policy.state_retired"}
 POLICY_STATE_COLOURS = {"draft": "info", "active": "positive", "retired": "grey"}
@@ -100,7 +99,7 @@ class Editor:
                 if self.may_edit:
                     with ui.row().classes("w-full items-end gap-2"):
                         self.note = testid(ui.input(t("policy.note"))
-                                           .props(f"dense outlined maxlength={NOTE_CHARS_MAX}")
+                                           .props(f"dense outlined maxlength={NOTE_MAX}")
                                            .classes("flex-1"), "policy-note")
                         testid(ui.button(t("policy.save"), on_click=self.save)
                                .props("unelevated no-caps color=primary"), "policy-save")

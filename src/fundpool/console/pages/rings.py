@@ -11,7 +11,6 @@ minute). The alert bar's `risk:rings` alert opens this tab (`/risk?view=rings`).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from nicegui import ui
@@ -26,7 +25,6 @@ class RingsTab:
     def __init__(self, page: Page) -> None:
         self.page = page
         self.refreshes = 0
-        self.next_at_s = 0.0  # monotonic time of the next search
 
     def build(self, badge: ui.badge) -> None:
         """The tab's content; `badge` is the tab's own count."""
@@ -62,14 +60,11 @@ class RingsTab:
         ]
 
     async def refresh(self) -> None:
-        if time.monotonic() < self.next_at_s:
-            return
         page, t = self.page, self.page.t
         found = await page.call(page.client.risk_rings(RING_MINUTES, RING_PAYEES_MIN),
                                 quiet=True)
         if found is None:
             return  # the list keeps what it showed; the next tick tries again
-        self.next_at_s = time.monotonic() + RINGS_REFRESH_S
         scales = page.console.scales()
         views = [ring_view(ring, page.locale, scales) for ring in found.data]
         self.table.rows = [self._row(v) for v in views]

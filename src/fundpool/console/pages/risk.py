@@ -36,7 +36,7 @@ from fundpool.console.desk import NOBODY, age_text
 from fundpool.console.feed import KINDS, STATE_TONES
 from fundpool.console.format import time_text
 from fundpool.console.pages.limits import LimitsTab
-from fundpool.console.pages.rings import RingsTab
+from fundpool.console.pages.rings import RINGS_REFRESH_S, RingsTab
 from fundpool.console.risk import (
     CASE_ACTIONS,
     CASE_KIND_KEYS,
@@ -54,17 +54,19 @@ from fundpool.console.risk import (
 )
 from fundpool.console.shell import Page, console_page, href, page_link, testid
 from fundpool.console.texts import actor_text, reason_text
+from fundpool.payments.model import TERMINAL_STATES
+from fundpool.risk.service import NOTE_MAX
 from fundpool.runtime import SystemClock
 
 REFRESH_S = 3.0
+FINAL_STATES = frozenset(state.value for state in TERMINAL_STATES)
 CASES_READ_MAX = 500  # cases the queue reads per refresh (the API's most urgent first)
-NOTE_CHARS_MAX = 2_000  # the API's bound on a note (server/v1/risk.py NoteIn)
 QUEUE_PATH = "/risk"
 POLICIES_PATH = "/risk/policies"
 
 
 def _actor(page: Page, actor: Any) -> str:
-    return (actor_text(actor, page.locale) if actor is not None else None) or NOBODY
+    return actor_text(actor, page.locale, recorded=False) or NOBODY
 
 
 def _state_text(page: Page, state: str) -> str:
@@ -93,7 +95,6 @@ class Queue:
         self.rings = RingsTab(page)
         self.limits = LimitsTab(page)
         self.refreshes = 0
-        self.busy = False
 
     def build(self) -> None:
         page, t = self.page, self.page.t
@@ -117,7 +118,12 @@ class Queue:
                 self.rings.build(badges["rings"])
             with ui.tab_panel("limits").classes("px-4 py-2"):
                 self.limits.build(badges["limits"])
+        # A timer a tab: the cases every REFRESH_S, the limits likewise, the rings (a graph
+        # search over the window's payouts) every RINGS_REFRESH_S; a timer awaits its call,
+        # so none overlaps itself.
         page.every(REFRESH_S, self.refresh)
+        page.every(REFRESH_S, self.limits.refresh)
+        page.every(RINGS_REFRESH_S, self.rings.refresh)
 
     def _cases(self) -> None:
         page, t = self.page, self.page.t
@@ -198,17 +204,6 @@ class Queue:
         ]
 
     async def refresh(self) -> None:
-        if self.busy:
-            return
-        self.busy = True
-        try:
-            await self._refresh()
-            await self.limits.refresh()
-            await self.rings.refresh()  # itself at most every RINGS_REFRESH_S
-        finally:
-            self.busy = False
-
-    async def _refresh(self) -> None:
         page, t = self.page, self.page.t
         found = await page.call(page.client.risk_cases(list(self.filter.states),
                                                        limit=CASES_READ_MAX), quiet=True)
@@ -271,6 +266,7 @@ class CaseView:
         self.buttons: list[ui.button] = []
         self.shown_key: tuple[object, ...] | None = None  # what the notes and decision show
         self.refreshes = 0
+        self.payment: Any = None  # the case's payment, read again until it has ended
 
     async def build(self) -> None:
         page, t = self.page, self.page.t
@@ -311,7 +307,7 @@ class CaseView:
                    .classes("text-warning"), "read-only")
             return
         self.note = testid(ui.textarea(t("case.note"))
-                           .props(f"outlined autogrow maxlength={NOTE_CHARS_MAX} counter")
+                           .props(f"outlined autogrow maxlength={NOTE_MAX} counter")
                            .classes("w-full"), "case-note")
         self.error = testid(ui.label("").classes("text-negative"), "case-error")
         with ui.row().classes("gap-2"):
@@ -338,10 +334,15 @@ class CaseView:
         self.kind_badge.props(f'data-kind="{case.kind}" color='
                               f'{"deep-orange" if case.kind == "hold" else "warning"}')
         self.breached_badge.set_visibility(bool(case.breached))
-        payment = await page.call(page.client.payment(case.payment_id), quiet=True)
+        # The payment is read again only while it can still move (its timeline comes with
+        # it: not worth a call a tick once it has ended).
+        ended = self.payment is not None and str(self.payment.state) in FINAL_STATES
+        if not ended:
+            self.payment = await page.call(page.client.payment(case.payment_id),
+                                           quiet=True) or self.payment
         self.facts_box.clear()
         with self.facts_box:
-            self._facts(case, payment)
+            self._facts(case, self.payment)
         # The decision and the notes change rarely: drawn again only when they do.
         key = (case.version, len(case.notes), case.decision is not None)
         if key != self.shown_key:

@@ -404,10 +404,11 @@ class Stream:
                     self._postings(detail, entries)
             ui.label(t("detail.routing")).classes("font-medium pt-2")
             self._routing(decisions.data if decisions is not None else [])
-            ui.label(t("riskview.title")).classes("font-medium pt-2")
-            with testid(ui.column().classes("w-full gap-1"), "detail-risk"):
-                show_decision(page, None if risk is None else risk.decision)
-                show_cases(page, [] if risk is None else risk.cases)
+            if risk is not None:  # the call failed: nothing to say rather than "not screened"
+                ui.label(t("riskview.title")).classes("font-medium pt-2")
+                with testid(ui.column().classes("w-full gap-1"), "detail-risk"):
+                    show_decision(page, risk.decision)
+                    show_cases(page, risk.cases)
 
     def _timeline(self, events: list[Any]) -> None:
         """Each step: the status it reached, when, who took it (the engine's own steps say

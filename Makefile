@@ -33,6 +33,7 @@ bench: install
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/risk.py
+	$(BIN)/python bench/screening.py
 	$(BIN)/python bench/risk_patterns.py
 	$(BIN)/python bench/risk_patterns.py --policy anomaly
 	$(BIN)/python bench/events.py

@@ -55,6 +55,10 @@ from fundpool.stores import driver_errors, open_store, payment_store
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from fundpool.approvals.ports import ApprovalStore
+    from fundpool.approvals.service import ApprovalService
+    from fundpool.audit.ports import AuditStore
+    from fundpool.audit.service import AuditService
     from fundpool.auth.ports import AuthStore
     from fundpool.bus.consumer import NatsConsumer
     from fundpool.bus.relay import NatsRelay
@@ -67,6 +71,7 @@ if TYPE_CHECKING:
     from fundpool.payments.dispatch import DispatchPolicy
     from fundpool.payments.engine import PaymentEngine
     from fundpool.payments.ports import (
+        ApprovalGate,
         DispatchRecordReads,
         DispatchRecords,
         PaymentStore,
@@ -317,6 +322,50 @@ def risk_store(store: LedgerStore) -> RiskStore:
     return SqlRiskStore(store)
 
 
+def audit_store(store: LedgerStore) -> AuditStore:
+    """The audit log's tables, beside the ledger on a connection of their own."""
+    from fundpool.stores.audit_sql import SqlAuditStore
+
+    return SqlAuditStore.beside(store)
+
+
+def audit_key_path(store: LedgerStore, *, key: str | Path | None = None,
+                   data_dir: str | Path | None = None) -> Path:
+    """The audit log's signing key: `key`, else $FUNDPOOL_AUDIT_KEY, else `audit-log.key`
+    beside the SQLite file (in `data_dir`, $FUNDPOOL_DATA_DIR or ./data for PostgreSQL)."""
+    import os
+
+    from fundpool.audit.checkpoint import KEY_ENV, KEY_FILE
+    from fundpool.stores import DATA_DIR_ENV, DEFAULT_DATA_DIR
+
+    named = key or os.environ.get(KEY_ENV)
+    if named:
+        return Path(named)
+    db = database_of(store)
+    if not db.is_postgres and db.location.target != ":memory:":
+        return Path(db.location.target).parent / KEY_FILE
+    return Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR) / KEY_FILE
+
+
+def audit_service(store: LedgerStore, *, key: str | Path | None = None,
+                  data_dir: str | Path | None = None, publish_dir: str | Path | None = None,
+                  clock: Clock | None = None, audit: AuditStore | None = None
+                  ) -> AuditService:
+    """The audit log of `store`'s database: its key read (or made) on first use from
+    `audit_key_path`; checkpoints published to `publish_dir` (else
+    $FUNDPOOL_AUDIT_PUBLISH_DIR, else nowhere)."""
+    import os
+
+    from fundpool.audit.checkpoint import PUBLISH_ENV, LogKey
+    from fundpool.audit.service import AuditService
+
+    path = audit_key_path(store, key=key, data_dir=data_dir)
+    publish = publish_dir or os.environ.get(PUBLISH_ENV)
+    return AuditService(audit or audit_store(store), lambda: LogKey.load_or_create(path),
+                        clock or SystemClock(),
+                        publish_dir=None if not publish else Path(publish))
+
+
 def asset_scales(config: FundpoolConfig) -> dict[str, int]:
     return {asset.code: asset.scale for asset in config.assets}
 
@@ -345,6 +394,45 @@ def risk_service(store: LedgerStore, config: FundpoolConfig,
                        default_pool=config.pools[0].id, ids=ids or system_ids())
 
 
+def approval_store(store: LedgerStore) -> ApprovalStore:
+    from fundpool.stores.approvals_sql import SqlApprovalStore
+
+    return SqlApprovalStore(store)
+
+
+def approval_service(store: LedgerStore, config: FundpoolConfig,
+                     payments: Callable[[str], PaymentService], *, clock: Clock,
+                     wake: Callable[[str], None] | None = None) -> ApprovalService:
+    """Approvals (rules, keys and TOTP, signatures, delay windows) on `store`; the users are
+    the auth store's; `payments(pool)` moves an approved payment; `wake(pool)` tells the pool's
+    engine that one was."""
+    from fundpool.approvals.service import ApprovalService, Reporting
+
+    scales = asset_scales(config)
+    reportings: dict[str, Reporting] = {}
+
+    def reporting(pool_id: str) -> Reporting:
+        if pool_id not in reportings:
+            pool = config.pool(pool_id)
+            reportings[pool_id] = Reporting(pool.reporting_currency,
+                                            config.rates_for(pool).rate, scales)
+        return reportings[pool_id]
+
+    return ApprovalService(approval_store(store), payments, auth_store(store), clock,
+                           pools=[p.id for p in config.pools], scales=scales,
+                           reporting=reporting, wake=wake)
+
+
+def approval_gate(store: LedgerStore, config: FundpoolConfig, *, clock: Clock) -> ApprovalGate:
+    """The engine's question after routing: does a payment wait for approvers (the approval
+    rules active when it was created, and the pool's thresholds)?"""
+    from fundpool.approvals.gate import RulesGate
+
+    return RulesGate(approval_service(
+        store, config, lambda pool: payment_service(store, config, config.pool(pool),
+                                                    clock=clock), clock=clock))
+
+
 def simulated_dispatching(
     ledger_service: Ledger,
     config: FundpoolConfig,
@@ -360,6 +448,7 @@ def simulated_dispatching(
     payments: PaymentService | None = None,
     records: DispatchRecords | None = None,
     screening: Screening | None = None,
+    approvals: ApprovalGate | None = None,
 ) -> Dispatching:
     """The payments of `pool` on `ledger_service` (or `payments`, already made), and a
     dispatcher over one simulated rail per channel (seeded by `seed`; `instance` keeps their
@@ -383,7 +472,7 @@ def simulated_dispatching(
     dispatcher = Dispatcher(payments, rails, router, clock, ids,
                             records=dispatch_records(store) if records is None else records,
                             policy=DEFAULT_DISPATCH_POLICY if policy is None else policy,
-                            screening=screening)
+                            screening=screening, approvals=approvals)
     return Dispatching(config, pool, payments, rails, router, dispatcher)
 
 
@@ -403,7 +492,8 @@ def dispatching(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
         screening = risk_engine(store, config, pool, clock=clock, ids=ids)
     return simulated_dispatching(ledger_service, config, pool, clock=clock, ids=ids, seed=seed,
                                  instance=instance, payments=payments, records=records,
-                                 screening=screening)
+                                 screening=screening,
+                                 approvals=approval_gate(store, config, clock=clock))
 
 
 # --- the payment engine ----------------------------------------------------------------------
@@ -445,7 +535,8 @@ def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
         ledger(store, clock, ids), config, pool, clock=clock, ids=ids, seed=seed,
         instance=f"engine-{pool.id}-{clock.now_us():x}", policy=engine_policy(),
         journal_dir=rails_dir, acknowledged_on_commit=True,
-        screening=risk_engine(store, config, pool, clock=clock, ids=ids))
+        screening=risk_engine(store, config, pool, clock=clock, ids=ids),
+        approvals=approval_gate(store, config, clock=clock))
     return PaymentEngine(pool.id, parts.dispatcher, forgetful=forgetful)
 
 
@@ -645,7 +736,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
               new_intake=lambda payments, pool: dispatching(
                   store, declared, pool, clock=clock, payments=payments,
                   records=dispatched, screening=intake_screening(pool)).dispatcher,
-              new_risk=lambda payments: risk_service(store, declared, payments, clock=clock))
+              new_risk=lambda payments: risk_service(store, declared, payments, clock=clock),
+              new_approvals=lambda payments, wake: approval_service(
+                  store, declared, payments, clock=clock, wake=wake))
     rules = engine = None
     if settings.alerts is not None:
         from fundpool.monitoring.alerting.reload import AlertRules

@@ -43,6 +43,10 @@ class Permission(StrEnum):
     # Write and activate policies (maker-checker: never one's own), load sanctions lists,
     # clear false positives, keep the party registry.
     RISK_POLICY = "risk:policy"
+    # Draft approval rules and vote on their activation (a quorum, never the author).
+    APPROVALS_RULES = "approvals:rules"
+    # The audit log: its entries, checkpoints, proofs and exports; and its verification.
+    AUDIT_READ = "audit:read"
 
 
 class Role(StrEnum):
@@ -62,8 +66,9 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.VIEWER: _READ,
     Role.CASHIER: _READ | {P.LEDGER_WRITE, P.PAYMENTS_CREATE, P.PAYMENTS_CANCEL},
     Role.APPROVER: _READ | {P.PAYMENTS_APPROVE, P.RISK_READ},
-    Role.RISK: _READ | {P.PAYMENTS_REVIEW, P.ALERTS_ACKNOWLEDGE, P.RISK_READ, P.RISK_POLICY},
-    Role.AUDITOR: _READ | {P.LEDGER_VERIFY, P.KEYS_READ, P.RISK_READ},
+    Role.RISK: _READ | {P.PAYMENTS_REVIEW, P.ALERTS_ACKNOWLEDGE, P.RISK_READ, P.RISK_POLICY,
+                        P.APPROVALS_RULES},
+    Role.AUDITOR: _READ | {P.LEDGER_VERIFY, P.KEYS_READ, P.RISK_READ, P.AUDIT_READ},
     Role.ADMIN: frozenset(Permission),
 }
 

@@ -180,8 +180,32 @@ class Screening(Protocol):
 
     def discard(self) -> None: ...
 
+    def decided(self, payment_id: str) -> tuple[str, int, int | None] | None:
+        """The decision this transaction made of the payment: (outcome, score, policy
+        version); None when it was not screened here."""
+        ...
+
     def undecided(self, session: WriteSession, payment_ids: Sequence[str]) -> set[str]:
         """Which of these payments (screened: released from a hold) no decision was ever
         made for: held by hand before the engine screened them. The engine decides them
         before routing them."""
+        ...
+
+
+# --- the approval gate (approval rules, fundpool.approvals) ------------------------------------
+
+
+class ApprovalGate(Protocol):
+    """Whether a routed outbound payment waits for approvers, by the approval rules that were
+    active when it was created (and the pool's thresholds, which always apply). The engine asks
+    it after routing, in the transaction that routes: `prepare` (that transaction's view of the
+    rules, and what risk control decided of `payments` earlier), then `needs_approval` for each.
+    `fundpool.approvals.gate.RulesGate` implements it."""
+
+    def prepare(self, session: WriteSession, payments: Sequence[Payment]) -> None: ...
+
+    def needs_approval(self, payment: Payment, risk: tuple[str, int, int | None] | None
+                       ) -> bool:
+        """`risk`: the decision made of it in this transaction (grade, score, policy
+        version), if it was screened here."""
         ...

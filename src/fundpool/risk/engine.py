@@ -380,6 +380,14 @@ class RiskEngine:
         self._local.update(d.payment_id for d in now.decisions)
         self._clear()
 
+    def decided(self, payment_id: str) -> tuple[str, int, int | None] | None:
+        # The approval gate asks for the few payments it routes right after screening: the
+        # last decisions of this transaction are searched from the end.
+        for decision in reversed(self._now.decisions):
+            if decision.payment_id == payment_id:
+                return decision.outcome, decision.score, decision.policy_version
+        return None
+
     def undecided(self, session: WriteSession, payment_ids: Sequence[str]) -> set[str]:
         return set(payment_ids) - self._store.writes(session).decided(payment_ids)
 

@@ -109,6 +109,30 @@ STATUS_BY_CODE: dict[str, int] = {
     "self_review": 403,  # the initiator of a payment never decides its risk case
     "invalid_risk_input": 400,
     "invalid_sanctions_file": 400,
+    # approvals (docs/approvals.md)
+    "signature_required": 400,
+    "invalid_signature": 400,
+    "signature_mismatch": 403,
+    "payment_changed": 409,
+    "unknown_signing_key": 403,
+    "already_signed": 409,
+    "not_eligible": 403,
+    "not_waiting": 409,
+    "not_cancellable": 403,
+    "invalid_public_key": 400,
+    "key_already_registered": 409,
+    "invalid_approval_input": 400,
+    "invalid_approval_rules": 400,
+    "unknown_rules_version": 404,
+    "already_voted": 409,
+    "not_a_voter": 403,
+    "totp_required": 403,
+    "totp_invalid": 403,
+    "totp_expired": 403,
+    "totp_reused": 403,
+    "totp_not_enrolled": 403,
+    "totp_already_enrolled": 409,
+    "self_grant": 403,  # nobody grants themselves a role
 }
 # Codes of the errors the HTTP layer itself raises (no domain error behind them).
 HTTP_CODES: dict[int, str] = {

@@ -135,8 +135,11 @@ API = Component("api", marker="api_idempotency")
 PROJECTIONS = Component("projections", marker="projection_cursors")
 ALERTS = Component("alerts", marker="alerts")
 RISK = Component("risk", marker="risk_policies")
+APPROVALS = Component("approvals", marker="approval_actions")
+AUDIT = Component("audit", marker="audit_entries")
 # In the order `fundpool db upgrade` applies them to a ledger's database.
-COMPONENTS: tuple[Component, ...] = (LEDGER, AUTH, API, PROJECTIONS, ALERTS, RISK)
+COMPONENTS: tuple[Component, ...] = (LEDGER, AUTH, API, PROJECTIONS, ALERTS, RISK,
+                                      APPROVALS, AUDIT)
 
 
 @dataclass(frozen=True, slots=True)

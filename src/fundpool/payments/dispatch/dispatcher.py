@@ -45,7 +45,12 @@ from fundpool.payments.model import (
     PaymentState,
     Step,
 )
-from fundpool.payments.ports import DispatchRecordReads, DispatchRecords, Screening
+from fundpool.payments.ports import (
+    ApprovalGate,
+    DispatchRecordReads,
+    DispatchRecords,
+    Screening,
+)
 from fundpool.payments.records import RouteRecord
 from fundpool.payments.service import PaymentService
 from fundpool.routing.router import RoutingStrategy
@@ -74,8 +79,10 @@ class Dispatcher:
         records: DispatchRecords,
         policy: DispatchPolicy = DEFAULT_DISPATCH_POLICY,
         screening: Screening | None = None,
+        approvals: ApprovalGate | None = None,
     ) -> None:
         self._service = service
+        self._approvals = approvals  # the approval rules (None: the pool's thresholds alone)
         self._screening = screening  # the risk decision at screening (None: every one allowed)
         self._records = records
         self._clock = clock
@@ -92,7 +99,7 @@ class Dispatcher:
         self._batches = Batches(self._rails, self._capabilities, clock, ids, policy, self._inbox)
         self._announcements = Announcements(self._rails, self._capabilities, clock, self._inbox)
         self._outcomes = OutcomeHandler(self._pool, router, self._routes, self._capabilities,
-                                        self._batches)
+                                        self._batches, approvals)
         self._last_scan_us: int | None = None
         self._released_scan_us: int | None = None  # when released or routed ones were looked for
         self._in_transit_read = False
@@ -132,7 +139,7 @@ class Dispatcher:
             liquidity = Liquidity(session.transaction, self._pool, self._capabilities)
             intakes, planned = take_in(
                 session, self._records.writes(session.write_session), self._routes, liquidity,
-                requests, atomic=atomic, screening=self._screening,
+                requests, atomic=atomic, screening=self._screening, gate=self._approvals,
             )
         # Once committed, and only what this call created: a replayed request (the same key)
         # is already with its rail or in a queue, and announcing a deposit twice would have
@@ -186,7 +193,8 @@ class Dispatcher:
             still.sort(key=lambda p: (p.created_at_us, p.id))
             liquidity = Liquidity(session.transaction, self._pool, self._capabilities)
             intakes = take_up(session, self._records.writes(session.write_session),
-                              self._routes, liquidity, still, self._screening)
+                              self._routes, liquidity, still, self._screening,
+                              self._approvals)
         for intake in intakes:
             if isinstance(intake.outcome, Payment):
                 self._follow(intake.outcome, intake.route, at_us)

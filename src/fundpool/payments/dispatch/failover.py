@@ -14,7 +14,7 @@ from fundpool.payments.dispatch.liquidity import Liquidity
 from fundpool.payments.dispatch.report import TickReport
 from fundpool.payments.dispatch.routes import RouteChooser, steps_after_route
 from fundpool.payments.model import Action, Payment, Step
-from fundpool.payments.ports import DispatchRecordWrites
+from fundpool.payments.ports import ApprovalGate, DispatchRecordWrites
 from fundpool.payments.records import RouteRecord
 from fundpool.payments.session import PaymentSession
 
@@ -28,6 +28,7 @@ def fail_over(
     payments: Mapping[str, Payment],
     failed: Mapping[str, int],
     report: TickReport,
+    gate: ApprovalGate | None = None,
 ) -> tuple[list[Step], list[int], dict[str, RouteRecord]]:
     """A rail failed these payments (payment id -> the index of the failure's record): route
     each again, or fail it. Returns the steps, each with the index of the failure's record,
@@ -36,6 +37,8 @@ def fail_over(
     owners: list[int] = []
     routes = writes.routes(failed)
     new_routes: list[RouteRecord] = []
+    if gate is not None:  # a payment routed again waits for approvers again if rules say so
+        gate.prepare(session.write_session, [payments[pid] for pid in failed])
     for pid, owner in failed.items():
         payment = payments[pid]
         attempts = routes.get(pid, [])
@@ -58,7 +61,7 @@ def fail_over(
         new_routes.append(route)
         report.failovers += 1
         retried = Step(pid, Action.RETRY, reason=f"failover to {route.channel}")
-        for step in (retried, *steps_after_route(payment, route, fee)):
+        for step in (retried, *steps_after_route(payment, route, fee, None, gate)):
             steps.append(step)
             owners.append(owner)
     writes.add_routes(new_routes)

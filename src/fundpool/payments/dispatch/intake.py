@@ -22,7 +22,7 @@ from fundpool.payments.dispatch.routes import (
     steps_after_route,
 )
 from fundpool.payments.model import Action, Outcome, Payment, PaymentRequest, PaymentState, Step
-from fundpool.payments.ports import DispatchRecordWrites, Screening
+from fundpool.payments.ports import ApprovalGate, DispatchRecordWrites, Screening
 from fundpool.payments.records import RouteRecord
 from fundpool.payments.session import CALL_ITEMS_MAX, PaymentSession
 
@@ -70,8 +70,10 @@ class Planner:
     def __init__(self, chooser: RouteChooser, liquidity: Liquidity, at_us: int,
                  earlier: Mapping[str, Sequence[RouteRecord]] | None = None,
                  screening: Screening | None = None,
-                 undecided: set[str] | None = None) -> None:
+                 undecided: set[str] | None = None,
+                 gate: ApprovalGate | None = None) -> None:
         self._chooser = chooser
+        self._gate = gate  # the approval rules (None: the pool's thresholds alone)
         self._liquidity = liquidity
         self._at_us = at_us
         self._screening = screening
@@ -104,7 +106,10 @@ class Planner:
             return steps
         if payment.state is PaymentState.ROUTED:
             # Routed earlier, its approval refused then (the rail's funds were short for a
-            # moment): approve it now, or reject it (take_up).
+            # moment): approve it now, or reject it (take_up); unless the rules now see that
+            # it needs approvers.
+            if self._gate is not None and self._gate.needs_approval(payment, self._risk(payment)):
+                return [Step(payment.id, Action.REQUEST_APPROVAL, actor=ENGINE)]
             return [Step(payment.id, Action.APPROVE, actor=ENGINE)]
         # A payment routed before (whose route step was refused then) is routed afresh, as
         # its next attempt and without the rails it was given before.
@@ -124,7 +129,12 @@ class Planner:
             self.rejected[payment.id] = FEE_EXCEEDS_AMOUNT
             return [*steps, Step(payment.id, Action.REJECT, reason=FEE_EXCEEDS_AMOUNT,
                                  actor=ENGINE)]
-        return steps + steps_after_route(payment, route, fee, ENGINE)
+        return steps + steps_after_route(payment, route, fee, ENGINE, self._gate,
+                                         self._risk(payment))
+
+    def _risk(self, payment: Payment) -> tuple[str, int, int | None] | None:
+        return None if self._screening is None or self._gate is None \
+            else self._screening.decided(payment.id)
 
     def intake(self, payment: Payment, step_outcomes: Sequence[Outcome]) -> Intake:
         errors = tuple(o for o in step_outcomes if isinstance(o, FundpoolError))
@@ -141,6 +151,7 @@ def take_in(
     *,
     atomic: bool,
     screening: Screening | None = None,
+    gate: ApprovalGate | None = None,
 ) -> tuple[list[Intake], set[str]]:
     """Create, screen, route and approve, in `session`; store the routes on `writes`. Returns
     what became of each request, and the ids of the payments this call created (a replayed
@@ -148,7 +159,9 @@ def take_in(
     raises `IntakeRefused`, naming the first, which rolls the session back."""
     if screening is not None:
         screening.prepare(session.write_session)
-    planner = Planner(chooser, liquidity, session.at_us, screening=screening)
+    if gate is not None:
+        gate.prepare(session.write_session, ())
+    planner = Planner(chooser, liquidity, session.at_us, screening=screening, gate=gate)
     # Called once per payment this call creates (a key repeated in the call is a replay, and
     # is not planned again: PaymentSession.create_and_act).
     results: list[tuple[Outcome, list[Outcome]]] = []
@@ -180,6 +193,7 @@ def take_up(
     liquidity: Liquidity,
     payments: Sequence[Payment],
     screening: Screening | None = None,
+    gate: ApprovalGate | None = None,
 ) -> list[Intake]:
     """Take payments created earlier (through the API, the console, the CLI, a CSV file) or
     released from a hold as far as intake takes a new one, in `session`: the engine's way in.
@@ -191,7 +205,9 @@ def take_up(
         screening.prepare(session.write_session)
         if released:
             undecided = screening.undecided(session.write_session, released)
-    planner = Planner(chooser, liquidity, session.at_us, earlier, screening, undecided)
+    if gate is not None:
+        gate.prepare(session.write_session, payments)
+    planner = Planner(chooser, liquidity, session.at_us, earlier, screening, undecided, gate)
     plans = [(payment, planner.steps(payment)) for payment in payments]
     # Round by round (every payment's first step, then every second...): each round is one
     # wave of the session, one ledger call, instead of a wave per payment.

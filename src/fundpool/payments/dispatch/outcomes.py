@@ -42,7 +42,7 @@ from fundpool.payments.model import (
     Step,
     next_state,
 )
-from fundpool.payments.ports import DispatchRecordWrites
+from fundpool.payments.ports import ApprovalGate, DispatchRecordWrites
 from fundpool.payments.records import OutcomeRecord, RouteRecord
 from fundpool.payments.session import PaymentSession
 from fundpool.routing.router import RoutingStrategy
@@ -64,7 +64,9 @@ class OutcomeHandler:
         chooser: RouteChooser,
         capabilities: Mapping[str, Capabilities],
         batches: Batches,
+        gate: ApprovalGate | None = None,
     ) -> None:
+        self._gate = gate  # the approval rules, for a payment routed again
         self._pool = pool
         self._router = router
         self._chooser = chooser
@@ -138,7 +140,7 @@ class OutcomeHandler:
             liquidity = Liquidity(session.transaction, self._pool, self._capabilities)
             steps, owners, new_routes = fail_over(
                 session, writes, self._chooser, liquidity,
-                int(self._router.policy.max_attempts), payments, failed, report,
+                int(self._router.policy.max_attempts), payments, failed, report, self._gate,
             )
             if steps:
                 self._take(steps, owners, session.act(steps), records, report, now, new_routes)

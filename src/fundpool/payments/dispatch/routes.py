@@ -25,6 +25,7 @@ from fundpool.core.actor import Actor
 from fundpool.core.errors import invariant
 from fundpool.payments.dispatch.liquidity import Liquidity
 from fundpool.payments.model import Action, Payment, Step
+from fundpool.payments.ports import ApprovalGate
 from fundpool.payments.records import RouteRecord
 from fundpool.payments.rules import NOT_FOR_PAYOUTS
 from fundpool.routing.decision import Exclusion
@@ -127,16 +128,19 @@ class RouteChooser:
 
 
 def steps_after_route(payment: Payment, route: RouteRecord, fee: int | None,
-                      actor: Actor | None = None) -> list[Step]:
-    """Reject a payment no rail can take; else route it and approve it (or ask an approver,
-    when its amount needs one). `actor` takes them (None: the session's)."""
+                      actor: Actor | None = None, gate: ApprovalGate | None = None,
+                      risk: tuple[str, int, int | None] | None = None) -> list[Step]:
+    """Reject a payment no rail can take; else route it and approve it (or ask approvers,
+    when its amount or the approval rules need them: `gate`, given what risk decided of it
+    in this transaction, `risk`). `actor` takes them (None: the session's)."""
     if route.channel is None:
         return [Step(payment.id, Action.REJECT, reason=route_reason(route), actor=actor)]
+    needs = payment.approval_required if gate is None else gate.needs_approval(
+        payment.routed(route.channel, payment.destination_channel,
+                       payment.fee_minor if fee is None else fee), risk)
     return [
         Step(payment.id, Action.ROUTE, route.channel, fee_minor=fee, actor=actor),
-        Step(payment.id,
-             Action.REQUEST_APPROVAL if payment.approval_required else Action.APPROVE,
-             actor=actor),
+        Step(payment.id, Action.REQUEST_APPROVAL if needs else Action.APPROVE, actor=actor),
     ]
 
 

@@ -22,6 +22,7 @@ UPLOAD_PATHS = ("/v1/payments/batches",)
 
 def install_v1(app: FundpoolApp, api: Api) -> None:
     from fundpool.server.v1 import (
+        approvals,
         auth,
         channels,
         ledger,
@@ -36,7 +37,7 @@ def install_v1(app: FundpoolApp, api: Api) -> None:
     from fundpool.server.v1.security import Gate
 
     app.state.api = api
-    for module in (ledger, pool, payments, channels, monitoring, risk, stream, auth):
+    for module in (ledger, pool, payments, channels, monitoring, risk, approvals, stream, auth):
         app.include_router(module.router, prefix="/v1")
     app.add_middleware(Gate, authenticator=api.authenticator, limiter=api.limiter, api=api)
     app.add_middleware(RequestContext, body_max_bytes=api.settings.body_max_bytes,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from fundpool.auth.ports import AuthStore
-from fundpool.core.errors import FundpoolError, UnknownAsset
+from fundpool.core.errors import FundpoolError, UnknownAsset, invariant
 from fundpool.core.ledger.engine import CommandResult
 from fundpool.core.ledger.model import Command, Posting
 from fundpool.core.money import Asset
@@ -39,6 +39,7 @@ from fundpool.server.v1.security import Authenticator, RateLimiter
 from fundpool.server.v1.writer import LedgerWriter
 
 if TYPE_CHECKING:
+    from fundpool.approvals.service import ApprovalService
     from fundpool.payments.dispatch import Dispatcher
     from fundpool.risk.service import RiskService
 
@@ -68,6 +69,10 @@ class Api:
     new_risk: Callable[[Callable[[str], PaymentService]], RiskService]
     # Tells this worker's engine of a pool (if it runs here) that a payment waits for it.
     wake_engine: Callable[[str], None] | None = None
+    # Approvals (rules, keys, signatures, delay windows), moving payments through
+    # `payments(pool)` and waking the pool's engine when one is approved.
+    new_approvals: Callable[[Callable[[str], PaymentService], Callable[[str], None] | None],
+                            ApprovalService] | None = None
     clock: SystemClock = field(default_factory=SystemClock)
     _payments: dict[str, PaymentService] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -173,6 +178,12 @@ class Api:
     @cached_property
     def risk(self) -> RiskService:
         return self.new_risk(self.payments)
+
+    @cached_property
+    def approvals(self) -> ApprovalService:
+        invariant(self.new_approvals is not None, "the API is built with its approvals")
+        assert self.new_approvals is not None
+        return self.new_approvals(self.payments, self.wake_engine)
 
     def close(self) -> None:
         if "writer" in self.__dict__:

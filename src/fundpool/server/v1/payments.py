@@ -47,7 +47,6 @@ from fundpool.payments.docs import event_doc, payment_doc, progress_doc
 from fundpool.payments.model import (
     Action,
     DestinationRequired,
-    IllegalTransition,
     Payment,
     PaymentEvent,
     PaymentKind,
@@ -63,6 +62,8 @@ from fundpool.payments.shares import event_shares
 from fundpool.pool.config import PoolConfig
 from fundpool.server.problems import PROBLEM_JSON
 from fundpool.server.v1.actors import ActorOut
+from fundpool.server.v1.approvals import RejectIn, SignIn, sign_payment
+from fundpool.server.v1.approvals import reject_payment as approver_rejects
 from fundpool.server.v1.context import Api, api_of
 from fundpool.server.v1.idempotency import HEADER, check_key, idempotent_post
 from fundpool.server.v1.models import Amount, AssetCode, Metadata, Problem, Strict
@@ -579,15 +580,15 @@ def cancel_payment(payment_id: PaymentPath, request: Request, body: ActionIn | N
     return _act(request, payment_id, Action.CANCEL, body, idempotency_key)
 
 
-@router.post("/{payment_id}/approve", response_model=PaymentOut,
-             openapi_extra=needs(P.PAYMENTS_APPROVE), responses=PROBLEMS)
-def approve_payment(payment_id: PaymentPath, request: Request, body: ActionIn | None = None,
+@router.post("/{payment_id}/approve", openapi_extra=needs(P.PAYMENTS_APPROVE),
+             responses=PROBLEMS)
+def approve_payment(payment_id: PaymentPath, request: Request, body: SignIn | None = None,
                     idempotency_key: IdempotencyHeader = None) -> JSONResponse:
-    """Approve a routed payment: its amount and fee are locked on its rail's account, and a
-    dispatcher sends it. Four eyes: its initiator may not (`self_approval`, 403); an approval
-    already given by the caller is `already_approved_by_you` (409); a payment not waiting is
-    `illegal_transition` (409, with its `state`)."""
-    return _act(request, payment_id, Action.APPROVE, body, idempotency_key)
+    """The same as `POST /v1/approvals/{payment_id}/sign`: an approval is a signature
+    (`signature_required` without one; docs/approvals.md). Four eyes: its initiator may not
+    (`self_approval`, 403); a second signature by one approver is `already_signed` (409); a
+    payment not waiting is `not_waiting` (409)."""
+    return sign_payment(request, payment_id, body, idempotency_key)
 
 
 @router.post("/{payment_id}/reject", response_model=PaymentOut,
@@ -598,33 +599,17 @@ def reject_payment(payment_id: PaymentPath, request: Request, body: ActionIn | N
     return _act(request, payment_id, Action.REJECT, body, idempotency_key)
 
 
-@router.post("/{payment_id}/decline", response_model=PaymentOut,
-             openapi_extra=needs(P.PAYMENTS_APPROVE), responses=PROBLEMS)
+@router.post("/{payment_id}/decline", openapi_extra=needs(P.PAYMENTS_APPROVE),
+             responses=PROBLEMS)
 def decline_payment(payment_id: PaymentPath, request: Request, body: ActionIn | None = None,
                     idempotency_key: IdempotencyHeader = None) -> JSONResponse:
-    """An approver's no: reject a payment waiting for approval, with a note saying why
-    (`reason_required` without one). Only a payment in `pending_approval`
-    (`illegal_transition` otherwise, with its `state`); nothing was locked for it."""
-    api = api_of(request)
+    """An approver's no, the same as `POST /v1/approvals/{payment_id}/reject`: reject a
+    payment waiting for approval, with a note saying why (`reason_required` without one).
+    Only a payment waiting for approval (`not_waiting` otherwise), by one of its approvers."""
     reason = None if body is None else body.reason
-    actor = actor_of(request)
     if reason is None:
         raise ReasonRequired()
-
-    def run() -> dict[str, object]:
-        service = api.payments(_find(api, payment_id).pool)
-        with api.store_errors(), service.session(actor) as session:
-            current = session.payments([payment_id])[payment_id]
-            if current.state is not PaymentState.PENDING_APPROVAL:
-                raise IllegalTransition(
-                    f"only a payment waiting for approval can be declined; this one is "
-                    f"{current.state.value}", state=current.state.value, action="decline")
-            (done,) = session.act([Step(payment_id, Action.REJECT, reason=reason)])
-            if isinstance(done, FundpoolError):
-                raise done
-        return _doc(api, done)
-
-    return idempotent_post(request, idempotency_key, {"reason": reason}, run)
+    return approver_rejects(request, payment_id, RejectIn(reason=reason), idempotency_key)
 
 
 @router.post("/{payment_id}/hold", response_model=PaymentOut,

@@ -599,6 +599,7 @@ def engine_traffic(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
                    ) -> TrafficService:
     """The simulator as a service of the server, its payments handed to `engine` as the API's
     are (`serve --simulate`, the live demo); `seed` defaults to the simulator's."""
+    from fundpool.sim.approvers import SimulatedApprovers
     from fundpool.sim.service import SEED_DEFAULT, EngineFlow, TrafficService
     from fundpool.sim.traffic import Simulation
 
@@ -611,7 +612,10 @@ def engine_traffic(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
         run_id = format(clock.now_us(), "x")
         parts = simulated_dispatching(ledger_service, config, pool, clock=clock, ids=ids,
                                       seed=seeded, instance=run_id)
-        flow = EngineFlow(parts.payments, engine, clock)
+        approvals = approval_service(store, config, lambda _pool: parts.payments, clock=clock,
+                                     wake=lambda _pool: engine.wake())
+        flow = EngineFlow(parts.payments, engine, clock,
+                          approvers=SimulatedApprovers(approvals))
         return Simulation(parts, seed=seeded, clock=clock, run_id=run_id, flow=flow)
 
     return TrafficService(open_simulation, rate_per_s=rate_per_s)

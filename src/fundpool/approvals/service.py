@@ -194,6 +194,9 @@ class ApprovalService:
         self.wake = wake
         self._parsed: dict[int, RuleSet] = {}
 
+    def now_us(self) -> int:
+        return self._clock.now_us()
+
     # --- rules -------------------------------------------------------------------------------
 
     def rules(self, version: int) -> RuleSet:
@@ -249,7 +252,8 @@ class ApprovalService:
                                              {"digest": version.digest, "note": note}))
         return version
 
-    def vote(self, version: int, actor: Actor, code: str | None) -> RulesVersion:
+    def vote(self, version: int, actor: Actor, code: str | None, *, confirm: bool = False
+             ) -> RulesVersion:
         """A vote to activate `version`; the quorum's last vote activates it (the version
         active before is retired). The author never votes; a voter holds a role the active
         rules' governance names, and confirms with a TOTP code."""
@@ -268,7 +272,8 @@ class ApprovalService:
             votes = writes.votes(version)
             if any(v.voter.who == actor.who for v in votes):
                 raise AlreadyVoted(version=version)
-            self._use_totp(writes, actor, code, session.at_us)
+            # `confirm`: the code may confirm an enrolment begun (a first vote, the demo's).
+            self._use_totp(writes, actor, code, session.at_us, confirm=confirm)
             writes.add_vote(Vote(version, actor, session.at_us))
             writes.add_action(ApprovalAction(session.at_us, "rules.voted", "approval_rules",
                                              str(version), actor,
@@ -446,7 +451,7 @@ class ApprovalService:
         digest = signing.digest_of(doc)
         signatures = writes.signatures(payment.id, round_) if plan is not None else []
         stages: list[StageView] = []
-        sizes = role_sizes(self._directory.users())
+        users = [u for u in self._directory.users() if not getattr(u, "disabled", False)]
         current: int | None = None
         for index, stage_doc in enumerate(plan.stages if plan else ()):
             stage = Stage.from_doc(stage_doc)
@@ -455,8 +460,9 @@ class ApprovalService:
             done = len(signed) >= stage.approvers
             if not done and current is None:
                 current = index
+            # N: the group's members, or the people holding one of the roles (once each)
             count = len(stage.members) if stage.group is not None else \
-                sum(sizes.get(r, 0) for r in stage.roles)
+                sum(1 for u in users if set(map(str, u.roles)) & set(stage.roles))
             stages.append(StageView(index, stage, count, signed, done))
         rejections = tuple(s for s in signatures if s.decision is Decision.REJECT)
         delay = writes.delay(payment.id)

@@ -64,6 +64,10 @@ def key_id_of(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()[:16]
 
 
+def key_id_of_private(private_key: Ed25519PrivateKey) -> str:
+    return key_id_of(raw_public(private_key))
+
+
 def parse_public_key(text: str) -> bytes:
     """The 32 raw bytes of an Ed25519 public key given as base64 (WebCrypto's raw export) or as
     PEM (SubjectPublicKeyInfo); any other key type or length is `invalid_public_key`."""

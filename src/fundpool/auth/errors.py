@@ -94,3 +94,10 @@ class InvalidUsername(FundpoolError):
 class WeakPassword(FundpoolError):
     code = "weak_password"
     title = f"a password has {PASSWORD_CHARS_MIN} to {PASSWORD_CHARS_MAX} characters"
+
+
+class SelfGrant(FundpoolError):
+    """Separation of duties: nobody changes their own roles, whatever their role."""
+
+    code = "self_grant"
+    title = "nobody changes their own roles"

@@ -75,6 +75,10 @@ DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 8000
 # One console user per role; a demo on loopback, so its passwords are printed and simple.
 DEMO_ROLES = ("viewer", "cashier", "approver", "risk", "auditor", "admin")
+# Two more approvers: with `approver`, the treasury leads the demo's approval rules name
+# (examples/approval-rules.yaml: payouts of USD 100,000 or more need two of the three).
+DEMO_LEADS = ("approver-2", "approver-3")
+DEMO_APPROVAL_RULES = DEMO_CONFIG.parent / "approval-rules.yaml"
 # What making the demo's ledger may fail with: the file system, or the database itself.
 FRESH_STORE_ERRORS: tuple[type[BaseException], ...] = (OSError, *compose.store_errors())
 
@@ -345,6 +349,30 @@ def _install_risk(store: LedgerStore, config: FundpoolConfig, users: dict[str, A
     risk.activate(draft.version, users["admin"])
 
 
+def _install_approvals(store: LedgerStore, config: FundpoolConfig, users: dict[str, Actor]
+                       ) -> str | None:
+    """The demo's approval rules (examples/approval-rules.yaml), drafted by the risk officer
+    and activated by the admin's vote with a TOTP code: the admin is enrolled here, and its
+    secret is printed with the sign-ins (for the admin's later votes and role changes). Returns
+    that secret (None when the rules were active already: a kept demo ledger)."""
+    from fundpool.approvals import totp
+
+    approvals = compose.approval_service(
+        store, config, lambda pool_id: compose.payment_service(store, config,
+                                                               config.pool(pool_id)),
+        clock=SystemClock())
+    if approvals.active() is not None:
+        return None
+    admin = users["admin"]
+    secret = str(approvals.begin_totp(admin)["secret"])
+    draft = approvals.draft(DEMO_APPROVAL_RULES.read_text(encoding="utf-8"), users["risk"],
+                            "the demo pool's approval rules (examples/approval-rules.yaml)")
+    # The enrolment's first code confirms it with the vote.
+    approvals.vote(draft.version, admin, totp.code_at(secret, approvals.now_us()),
+                   confirm=True)
+    return secret
+
+
 def console_demo(data_dir: Path, config_path: Path | None, rate: str, duration: str | None,
                  host: str, port: int, force: bool) -> None:
     """The sample pool served live: console, API, simulator and alert rules in one server."""
@@ -362,13 +390,15 @@ def console_demo(data_dir: Path, config_path: Path | None, rate: str, duration: 
     try:
         auth = compose.auth_store(store)  # its tables created if missing
         now_us = SystemClock().now_us()
-        for role in DEMO_ROLES:
+        for name in (*DEMO_ROLES, *DEMO_LEADS):
             with contextlib.suppress(UserExists):  # a demo ledger kept with --force
-                auth.add_user(role, demo_password(role), [role], now_us=now_us)
+                auth.add_user(name, demo_password(name), [name.partition("-")[0]],
+                              now_us=now_us)
         users = {u.username: u for u in auth.users() if u.username in ("risk", "admin")}
         auth.close()
-        _install_risk(store, config, {role: Actor("user", u.id, u.username, u.roles)
-                                      for role, u in users.items()})
+        actors = {role: Actor("user", u.id, u.username, u.roles) for role, u in users.items()}
+        _install_risk(store, config, actors)
+        admin_totp = _install_approvals(store, config, actors)
     finally:
         store.close()
     settings = ServerSettings(data_dir=data_dir, config=config.source, alerts=DEMO_ALERTS,
@@ -386,9 +416,13 @@ def console_demo(data_dir: Path, config_path: Path | None, rate: str, duration: 
     what = {"viewer": "look", "cashier": "pay out, upload CSV batches",
             "approver": "approve", "risk": "review cases, write risk policies, alerts",
             "auditor": "look and verify", "admin": "everything"}
-    for role in DEMO_ROLES:
-        sign_ins.add_row(role, demo_password(role), what[role])
+    what["admin"] += "; TOTP secret " + (admin_totp or "(kept from the earlier demo)")
+    for name in (*DEMO_ROLES, *DEMO_LEADS):
+        sign_ins.add_row(name, demo_password(name),
+                         what.get(name, "approve: a treasury lead"))
     console.print(sign_ins)
+    console.print(Text("approvers sign in the browser: open Signing keys, enrol TOTP and "
+                       "create a key there (docs/approvals.md)"))
     console.print(Text.assemble(("console ", "bold"), f"{address}/console/",
                                 ("   API ", "bold"), f"{address}/docs",
                                 f"   simulator {rate}; Ctrl-C stops"))

@@ -72,6 +72,15 @@ COMMANDS: dict[str, Command] = {
     "risk": Command(
         "fundpool.cli.risk:app",
         "Risk control: policies, the review queue, sanctions lists, parties."),
+    "approve": Command(
+        "fundpool.cli.approvals:approve",
+        "Sign a payment waiting for approval with your Ed25519 key file."),
+    "approvals": Command(
+        "fundpool.cli.approvals:app",
+        "Signed approvals: keys, TOTP, the inbox, rules."),
+    "audit": Command(
+        "fundpool.cli.audit:app",
+        "The audit log: sync, checkpoints, proofs, verification, export."),
     "keys": Command(
         "fundpool.cli.auth:keys_app",
         "API keys: create, list, rotate and revoke. A token is shown once, at creation."),

@@ -171,6 +171,13 @@ def act(
         declared = load_config(config_path(config))
         payments = compose.payment_service(s.store, declared, declared.pool(pool))
         step = Step(payment_id, action, channel, to_channel, reason, actor=local_actor())
+        if action is Action.APPROVE and \
+                payments.get(payment_id).state is PaymentState.PENDING_APPROVAL:
+            # A payment waiting for approvers is approved only by their signatures.
+            from fundpool.approvals.model import SignatureRequired
+
+            raise SignatureRequired("an approval is a signature: `fundpool approve "
+                                    f"{payment_id} --key FILE`", payment_id=payment_id)
         if action is Action.SCREEN:
             # Screening is the risk decision: the active policy decides, as the engine would
             # (allow: screened; review or hold: held, with a case; block: rejected).

@@ -23,6 +23,7 @@ from fundpool.core.clock import Clock
 from fundpool.payments.dispatch import Intake, TickReport
 from fundpool.payments.model import Action, Outcome, PaymentRequest, PaymentState, Step
 from fundpool.payments.service import PaymentService
+from fundpool.sim.approvers import SimulatedApprovers
 from fundpool.sim.traffic import APPROVAL_DELAY_US, SIMULATED_PREFIX, Simulation
 
 STEP_S = 0.1
@@ -49,7 +50,9 @@ class EngineFlow:
     once they have waited `approval_delay_us` (as a cashier's colleague would at the desk)."""
 
     def __init__(self, payments: PaymentService, engine: Waker, clock: Clock, *,
-                 approval_delay_us: int = APPROVAL_DELAY_US) -> None:
+                 approval_delay_us: int = APPROVAL_DELAY_US,
+                 approvers: SimulatedApprovers | None = None) -> None:
+        self._approvers = approvers  # signing through the approvals service (None: unsigned)
         self._payments = payments
         self._engine = engine
         self._clock = clock
@@ -64,6 +67,12 @@ class EngineFlow:
 
     def approve(self, payment_ids: Sequence[str], *, actor: Actor | None = None
                 ) -> list[Outcome]:
+        if self._approvers is not None:
+            # Signed, as any approver's: the outcomes are the payments as they now stand.
+            self._approvers.approve(payment_ids)
+            self._engine.wake()
+            states = self._payments.states(payment_ids)
+            return [self._payments.get(pid) for pid in payment_ids if pid in states]
         with self._payments.session(actor=actor or SIMULATED_APPROVER) as session:
             outcomes = session.act([Step(pid, Action.APPROVE) for pid in payment_ids])
         self._engine.wake()

@@ -27,6 +27,7 @@ from fundpool.auth.errors import (
     KeyAlreadyRotated,
     KeyExpired,
     KeyRevoked,
+    SelfGrant,
     SessionExpired,
     UnknownKey,
     UnknownUser,
@@ -312,6 +313,8 @@ class AuthStore:
         checked = check_roles(roles)
         with self.db.transaction() as connection:
             user_id, before, _ = self._locked_user(connection, username)
+            if actor.kind == "user" and actor.id == user_id:
+                raise SelfGrant(username=username)
             connection.execute("UPDATE users SET roles = ? WHERE id = ?",
                                (_join(checked), user_id))
             _record(connection, now_us, "user.roles_changed", "user", user_id, username, actor,

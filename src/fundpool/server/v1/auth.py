@@ -20,7 +20,7 @@ from fastapi import Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from fundpool.auth.errors import AuthenticationFailed, KeyAlreadyRotated
+from fundpool.auth.errors import AuthenticationFailed, KeyAlreadyRotated, SelfGrant
 from fundpool.auth.model import ApiKeyInfo, AuthChange, UserInfo
 from fundpool.auth.roles import P, Role
 from fundpool.core.errors import FundpoolError
@@ -329,6 +329,27 @@ def create_user(body: UserIn, request: Request,
 
     digest_body = {**body.model_dump(mode="json"), "password": None}
     return idempotent_post(request, idempotency_key, digest_body, run, status=201)
+
+
+class RolesIn(Strict):
+    roles: list[Role] = Field(min_length=1, max_length=6)
+    totp: str | None = Field(default=None, max_length=16,
+                             description="The caller's current TOTP code: role changes need one.")
+
+
+@router.post("/users/{username}/roles", response_model=UserOut,
+             openapi_extra=needs(P.USERS_MANAGE), responses=PROBLEMS)
+def set_user_roles(username: UserPath, body: RolesIn, request: Request) -> dict[str, object]:
+    """Replace a user's roles, confirmed by the caller's TOTP code. Nobody changes their own
+    roles (`self_grant`, 403)."""
+    api = api_of(request)
+    actor = actor_of(request)
+    target = next((u for u in api.auth.users() if u.username == username), None)
+    if target is not None and actor.kind == "user" and actor.id == target.id:
+        raise SelfGrant(username=username)
+    api.approvals.confirm_totp(actor, body.totp, "user.roles_changed")
+    return _user_doc(api.auth.set_roles(username, [Role(r) for r in body.roles],
+                                        now_us=api.clock.now_us(), actor=actor))
 
 
 @router.post("/users/{username}/disable", response_model=UserOut,

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from fundpool.auth.roles import P
 from fundpool.payments.model import UnknownPayment
-from fundpool.risk.service import RiskService
+from fundpool.risk.service import RiskService, SelfActivation
 from fundpool.server.v1.context import api_of
 from fundpool.server.v1.idempotency import HEADER, idempotent_post
 from fundpool.server.v1.models import Strict
@@ -44,6 +44,11 @@ class PolicyIn(Strict):
     text: str = Field(min_length=1, max_length=256 * 1024,
                       description="The policy as YAML (or JSON), as docs/risk.md describes it.")
     note: str | None = Field(default=None, max_length=2_000)
+
+
+class TotpIn(Strict):
+    totp: str | None = Field(default=None, max_length=16,
+                             description="The caller's current TOTP code.")
 
 
 class BacktestIn(Strict):
@@ -151,12 +156,22 @@ def create_policy(body: PolicyIn, request: Request,
 
 @router.post("/policies/{version}/activate", openapi_extra=needs(P.RISK_POLICY),
              responses=PROBLEMS)
-def activate_policy(version: VersionPath, request: Request,
+def activate_policy(version: VersionPath, request: Request, body: TotpIn | None = None,
                     idempotency_key: IdempotencyHeader = None) -> JSONResponse:
-    """Activate a draft; the version active before is retired. Never by its author."""
+    """Activate a draft, confirmed by the caller's TOTP code (`totp`); the version active
+    before is retired. Never by its author, whatever their role (`self_activation`)."""
     actor = actor_of(request)
-    return idempotent_post(request, idempotency_key, {"version": version},
-                           lambda: _risk(request).activate(version, actor).to_dict())
+    api = api_of(request)
+
+    def run() -> dict[str, Any]:
+        found = _risk(request).policy(version)
+        if found.created_by.who == actor.who:  # refused before a TOTP code is spent
+            raise SelfActivation(version=version, author=found.created_by.name)
+        api.approvals.confirm_totp(actor, None if body is None else body.totp,
+                                   "risk.policy.activate")
+        return _risk(request).activate(version, actor).to_dict()
+
+    return idempotent_post(request, idempotency_key, {"version": version}, run)
 
 
 @router.post("/policies/rollback", openapi_extra=needs(P.RISK_POLICY), responses=PROBLEMS)

@@ -1,0 +1,1 @@
+"""Approvals: rules, signed approvals, separation of duties, delay windows, TOTP."""

@@ -24,6 +24,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 ROOT_PACKAGE = "fundpool"
 # The top-level packages and modules of fundpool, each in exactly one list.
 CHECKED = [
+    "approvals",
+    "audit",
     "auth",
     "bus",
     "channels",

@@ -719,6 +719,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     clock = SystemClock()
     records = payment_records(store)
     dispatched = dispatch_records(store)
+    audit = audit_service(store, key=settings.audit_key, data_dir=settings.data_dir,
+                          publish_dir=settings.audit_publish_dir, clock=clock)
     # One risk engine per pool for the payout files this worker takes in (the payment engine
     # has its own): its features catch up with the other's decisions before each file.
     screenings: dict[str, RiskEngine] = {}
@@ -742,7 +744,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                   records=dispatched, screening=intake_screening(pool)).dispatcher,
               new_risk=lambda payments: risk_service(store, declared, payments, clock=clock),
               new_approvals=lambda payments, wake: approval_service(
-                  store, declared, payments, clock=clock, wake=wake))
+                  store, declared, payments, clock=clock, wake=wake),
+              new_audit=lambda: audit)
     rules = engine = None
     if settings.alerts is not None:
         from fundpool.monitoring.alerting.reload import AlertRules

@@ -33,9 +33,16 @@ ADDED_TABLES = {
     **{name: 0 for name in ("risk_policies", "risk_decisions", "risk_cases", "risk_case_notes",
                             "risk_lists", "risk_cleared", "risk_parties", "risk_revisions",
                             "risk_responses")},
+    # the approvals component (0001)
+    **{name: 0 for name in ("approval_actions", "approval_rule_versions", "approval_rule_votes",
+                            "approval_keys", "approval_totp", "approval_plans",
+                            "approval_signatures", "approval_delays")},
+    # the audit log (0001)
+    **{name: 0 for name in ("audit_entries", "audit_nodes", "audit_checkpoints",
+                            "audit_cursors", "audit_verifications")},
 }
 # Components newer than the fixture: absent from it, created by the upgrade.
-NEWER_COMPONENTS = ("risk",)
+NEWER_COMPONENTS = ("risk", "approvals", "audit")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,13 +21,13 @@ from fundpool.payments.model import Payment, PaymentState
 
 class RulesGate:
     def __init__(self, service: ApprovalService) -> None:
+        service.store.ensure()  # before the engine's first (write) transaction reads them
         self._service = service
         self._activations: list[tuple[int, int, int | None]] = []
         self._risk: dict[str, RiskFacts] = {}
 
     def prepare(self, session: WriteSession, payments: Sequence[Payment]) -> None:
-        tx = getattr(session, "tx", None)
-        self._service.store.ensure()
+        tx = getattr(session, "tx", None)  # the tables exist: ensured when it was made
         rows = [] if tx is None else tx.rows(
             "SELECT version, activated_at_us, retired_at_us FROM approval_rule_versions "
             "WHERE activated_at_us IS NOT NULL ORDER BY activated_at_us")

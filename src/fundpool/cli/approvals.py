@@ -9,7 +9,8 @@ a local store or on a server (`--url`, with an API key or a session token in `--
     fundpool approve <payment> --key ~/.fundpool/approver.pem [--totp 123456]
     fundpool approvals reject <payment> --reason "wrong payee"
     fundpool approvals cancel <payment> --reason "..."           # in the delay window
-    fundpool approvals rules check|draft FILE, rules versions, rules diff V, rules vote V --totp
+    fundpool approvals rules-check|rules-draft FILE; rules-versions; rules-diff V
+    fundpool approvals rules-vote V --totp 123456
 
 The private key never leaves the file: the command signs the digest the server (or the local
 store) gives, and sends the signature. The key file is PKCS#8 PEM, the form the console exports.
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
 
 app = typer.Typer(name="approvals", no_args_is_help=True,
                   help="Signed approvals: keys, TOTP, the inbox, rules.")
-rules_app = typer.Typer(name="rules", no_args_is_help=True, help="Approval rules' versions.")
-app.add_typer(rules_app)
 
 KeyFileOption = Annotated[Path, typer.Option(
     "--key", exists=True, dir_okay=False, readable=True,
@@ -155,8 +154,10 @@ def approve(
     api_key: ApiKeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Sign a payment waiting for approval with your key file: the digest of the payment as
-    it is now is read, signed here, and the signature sent; the last one approves it."""
+    """Sign a payment waiting for approval with your Ed25519 key file.
+
+    The digest of the payment as it is now is read, signed here, and the signature sent; the
+    last signature approves it. The private key never leaves the file."""
     from fundpool.approvals.signing import key_id_of_private, sign
 
     private = _key(key)
@@ -312,7 +313,7 @@ def keys(config: ConfigOption = None, data_dir: DataDirOption = None,
 # --- rules -----------------------------------------------------------------------------------
 
 
-@rules_app.command("check")
+@app.command("rules-check")
 def rules_check(file: FileArgument, config: ConfigOption = None,
                 data_dir: DataDirOption = None, db_url: DbUrlOption = None,
                 as_json: JsonOption = False) -> None:
@@ -323,7 +324,7 @@ def rules_check(file: FileArgument, config: ConfigOption = None,
         t.emit(doc, ["valid", doc["diff"]])
 
 
-@rules_app.command("draft")
+@app.command("rules-draft")
 def rules_draft(file: FileArgument, note: Annotated[str | None, typer.Option("--note")] = None,
                 config: ConfigOption = None, data_dir: DataDirOption = None,
                 db_url: DbUrlOption = None, url: UrlOption = None,
@@ -340,7 +341,7 @@ def rules_draft(file: FileArgument, note: Annotated[str | None, typer.Option("--
         t.emit(doc, [f"version {doc['version']}: {doc['state']}"])
 
 
-@rules_app.command("versions")
+@app.command("rules-versions")
 def rules_versions(config: ConfigOption = None, data_dir: DataDirOption = None,
                    db_url: DbUrlOption = None, url: UrlOption = None,
                    api_key: ApiKeyOption = None, as_json: JsonOption = False) -> None:
@@ -357,7 +358,7 @@ def rules_versions(config: ConfigOption = None, data_dir: DataDirOption = None,
                or ["no versions"])
 
 
-@rules_app.command("diff")
+@app.command("rules-diff")
 def rules_diff(version: Annotated[int, typer.Argument()],
                against: Annotated[int | None, typer.Option("--against")] = None,
                config: ConfigOption = None, data_dir: DataDirOption = None,
@@ -369,7 +370,7 @@ def rules_diff(version: Annotated[int, typer.Argument()],
         t.emit({"diff": text}, [text or "no difference"])
 
 
-@rules_app.command("vote")
+@app.command("rules-vote")
 def rules_vote(version: Annotated[int, typer.Argument()], totp: TotpOption = None,
                config: ConfigOption = None, data_dir: DataDirOption = None,
                db_url: DbUrlOption = None, url: UrlOption = None,

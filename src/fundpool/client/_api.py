@@ -29,6 +29,7 @@ from fundpool.client._core import (
     query,
     segment,
 )
+from fundpool.client.approvals import ApprovalsEndpoints
 from fundpool.client.risk import (
     ActivePolicyOut,
     BacktestOut,
@@ -93,6 +94,8 @@ LEDGER = "/v1/ledger"
 PAYMENTS = "/v1/payments"
 MONITORING = "/v1/monitoring"
 RISK = "/v1/risk"
+AUDIT = "/v1/audit"
+_AUDIT_DOC: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 CSV_MEDIA_TYPE = "text/csv"
 PENDING_TIMEOUT_S_DEFAULT = 3600
 PAGE_SIZE_DEFAULT = 100
@@ -181,8 +184,9 @@ def _with_reason(body: dict[str, Any], reason: str | None) -> dict[str, Any]:
     return body if reason is None else {**body, "reason": reason}
 
 
-class Endpoints(Runner):
-    """Every route of `/v1`, as methods of `Client` and `AsyncClient`."""
+class Endpoints(ApprovalsEndpoints, Runner):
+    """Every route of `/v1`, as methods of `Client` and `AsyncClient` (the approvals routes'
+    from `approvals.ApprovalsEndpoints`)."""
 
     def _post(self, path: str, body: object, result: TypeAdapter[Any],
               idempotency_key: str | None) -> Call[Any]:
@@ -526,21 +530,9 @@ class Endpoints(Runner):
         return self._act(payment_id, "cancel", reason, idempotency_key)
 
     @endpoint
-    def approve_payment(self, payment_id: str, reason: str | None = None, *,
-                        idempotency_key: str | None = None) -> Call[PaymentOut]:
-        """Approve a routed payment: its amount and fee are locked for its rail."""
-        return self._act(payment_id, "approve", reason, idempotency_key)
-
-    @endpoint
     def reject_payment(self, payment_id: str, reason: str | None = None, *,
                        idempotency_key: str | None = None) -> Call[PaymentOut]:
         return self._act(payment_id, "reject", reason, idempotency_key)
-
-    @endpoint
-    def decline_payment(self, payment_id: str, reason: str, *,
-                        idempotency_key: str | None = None) -> Call[PaymentOut]:
-        """An approver's no to a payment waiting for approval, with the note saying why."""
-        return self._act(payment_id, "decline", reason, idempotency_key)
 
     @endpoint
     def hold_payment(self, payment_id: str, reason: str | None = None, *,
@@ -711,6 +703,55 @@ class Endpoints(Runner):
 
         return Call("GET", f"{MONITORING}/replay", adapter(ReplayOut),
                     query(at=instant_text(at), pool=pool))
+
+    # --- the audit log (docs/audit.md) ------------------------------------------------------
+
+    @endpoint
+    def audit_entries(self, *, actor: str | None = None, object_kind: str | None = None,
+                      object_id: str | None = None, action: str | None = None,
+                      from_: str | datetime | None = None, to: str | datetime | None = None,
+                      limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None
+                      ) -> Call[dict[str, Any]]:
+        """Audit entries, oldest first: `data` and `next_cursor` (pass it as `cursor`)."""
+        return Call("GET", f"{AUDIT}/entries", _AUDIT_DOC, query(
+            actor=actor, object_kind=object_kind, object_id=object_id, action=action,
+            to=None if to is None else instant_text(to), limit=limit, cursor=cursor,
+            **{"from": None if from_ is None else instant_text(from_)}))
+
+    @endpoint
+    def audit_entry(self, seq: int) -> Call[dict[str, Any]]:
+        """One entry with its inclusion proof against the latest checkpoint."""
+        return Call("GET", f"{AUDIT}/entries/{int(seq)}", _AUDIT_DOC)
+
+    @endpoint
+    def audit_checkpoints(self, *, limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None
+                          ) -> Call[dict[str, Any]]:
+        """Signed checkpoints, newest first."""
+        return Call("GET", f"{AUDIT}/checkpoints", _AUDIT_DOC, query(limit=limit,
+                                                                   cursor=cursor))
+
+    @endpoint
+    def audit_latest_checkpoint(self) -> Call[dict[str, Any]]:
+        return Call("GET", f"{AUDIT}/checkpoints/latest", _AUDIT_DOC)
+
+    @endpoint
+    def audit_consistency(self, first: int, second: int) -> Call[dict[str, Any]]:
+        return Call("GET", f"{AUDIT}/consistency", _AUDIT_DOC,
+                    query(first=int(first), second=int(second)))
+
+    @endpoint
+    def audit_status(self) -> Call[dict[str, Any]]:
+        """The log's size, latest checkpoint, lag behind its sources, last verification."""
+        return Call("GET", f"{AUDIT}/status", _AUDIT_DOC)
+
+    @endpoint
+    def audit_verify(self) -> Call[dict[str, Any]]:
+        """Verify the whole log now: `ok` and every finding, named."""
+        return self._post(f"{AUDIT}/verify", None, _AUDIT_DOC, None)
+
+    @endpoint
+    def audit_public_key(self) -> Call[dict[str, Any]]:
+        return Call("GET", f"{AUDIT}/public-key", _AUDIT_DOC)
 
     # --- risk control ------------------------------------------------------------------------
 

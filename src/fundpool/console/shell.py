@@ -48,6 +48,8 @@ NAVIGATION = (  # path, label key, permission needed to see it
     ("/operations", "nav.operations", P.PAYMENTS_READ),
     ("/approvals", "nav.approvals", P.PAYMENTS_READ),  # the approvals desk (pages/approvals.py)
     ("/risk", "nav.risk", P.RISK_READ),  # the review queue and the policies (pages/risk.py)
+    ("/approval-rules", "nav.approval_rules", P.PAYMENTS_READ),  # pages/approval_rules.py
+    ("/audit", "nav.audit", P.AUDIT_READ),  # the audit log browser (pages/audit.py)
 )
 
 # A console address comes in two forms, and each place takes exactly one of them:
@@ -220,6 +222,9 @@ class Page:
             who = ui.label(self.t("shell.signed_in_as", user=self.signed.username,
                                   roles=self.roles_text())).classes("opacity-80")
             testid(who, "who")
+            # Every signed-in user's own signing keys and authenticator (pages/keys.py).
+            testid(page_link(self.t("nav.keys"), "/keys").classes("text-white no-underline"),
+                   "nav-keys")
             out = ui.button(self.t("shell.sign_out"), on_click=self._sign_out) \
                 .props("flat dense no-caps color=white")
             testid(out, "sign-out")
@@ -257,10 +262,12 @@ class Page:
 Build = Callable[["Page"], Awaitable[None]]
 
 
-def console_page(path: str, *, needs: str, title: str) -> Callable[[Build], Build]:
+def console_page(path: str, *, needs: str | None, title: str
+                 ) -> Callable[[Build], Build]:
     """Register `build` as the console page at `path` (under the mount path): it runs for a
-    browser signed in with `needs`, inside the shared frame titled `title` (an i18n key). A
-    browser without a session is sent to sign in; one without the permission is told so."""
+    browser signed in with `needs` (None: any signed-in user), inside the shared frame titled
+    `title` (an i18n key). A browser without a session is sent to sign in; one without the
+    permission is told so."""
     def register(build: Build) -> Build:
         async def handler(request: Request) -> None:
             page = await Page.open(request, needs=needs)

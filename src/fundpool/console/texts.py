@@ -46,6 +46,13 @@ PROBLEM_CODES: tuple[str, ...] = (
     "nothing_to_roll_back", "unknown_case", "case_closed", "case_changed", "claimed_by_other",
     "self_review", "invalid_risk_input", "invalid_sanctions_file", "risk_blocked",
     "unknown_limit",
+    # signed approvals (docs/approvals.md)
+    "signature_required", "invalid_signature", "signature_mismatch", "payment_changed",
+    "unknown_signing_key", "already_signed", "not_eligible", "not_waiting", "totp_required",
+    "totp_invalid", "totp_expired", "totp_reused", "totp_not_enrolled", "totp_already_enrolled",
+    "invalid_public_key", "key_already_registered", "invalid_approval_rules",
+    "invalid_approval_input", "unknown_rules_version", "not_a_voter", "already_voted",
+    "not_cancellable", "self_grant",
 )
 # Fields of a request body the console's forms send, as a person calls them
 # (`field.<name>`); another field is named as the API names it.

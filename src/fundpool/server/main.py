@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,7 +39,33 @@ if TYPE_CHECKING:
 
 LEADER_POLL_S = 1.0
 PRUNE_EVERY_S = 3_600.0
+AUDIT_SYNC_S = 1.0  # the leader appends what the sources recorded, every second
+AUDIT_CHECKPOINT_S = 60.0  # and signs a checkpoint this often, when the log grew
 REFRESH_S = 1.0
+
+
+class AuditLog(Protocol):
+    """What the leader keeps going of the audit log (fundpool.audit.service.AuditService)."""
+
+    def sync(self) -> object: ...
+
+    def checkpoint(self) -> object: ...
+
+
+class AuditKeeper:
+    """Syncs the audit log every `AUDIT_SYNC_S` and signs a checkpoint every
+    `AUDIT_CHECKPOINT_S` when it grew (`checkpoint` signs none otherwise)."""
+
+    def __init__(self, audit: Callable[[], AuditLog]) -> None:
+        self._audit = audit
+        self._signed_at = time.monotonic()
+
+    def step(self) -> None:
+        audit = self._audit()
+        audit.sync()
+        if time.monotonic() - self._signed_at >= AUDIT_CHECKPOINT_S:
+            audit.checkpoint()
+            self._signed_at = time.monotonic()
 
 
 class Lease(Protocol):
@@ -80,13 +107,16 @@ class Leadership:
     (PostgreSQL), or this one alone (SQLite: one worker)."""
 
     def __init__(self, monitor: Monitor, settings: Settings, open_lease: Callable[[], Lease],
-                 engine: Any = None, idempotency: KeptAnswers | None = None) -> None:
+                 engine: Any = None, idempotency: KeptAnswers | None = None,
+                 audit: Callable[[], AuditLog] | None = None) -> None:
         self.monitor = monitor
         self.settings = settings
         self.open_lease = open_lease
         self.engine = engine
         self.idempotency = idempotency  # the leader prunes its old answers, hourly
         self._pruner: Follower | None = None
+        self.audit = audit  # the leader syncs and checkpoints the audit log
+        self._auditor: Follower | None = None
         self.leading = False
         self._lease: Lease | None = None
         self._stop = threading.Event()
@@ -112,6 +142,9 @@ class Leadership:
                                     name="fundpool-idempotency-prune").start()
         if self.engine is not None:
             self.engine.follow(interval_s=self.settings.evaluate_every_s)
+        if self.audit is not None:
+            self._auditor = Follower(AuditKeeper(self.audit).step, interval_s=AUDIT_SYNC_S,
+                                     name="fundpool-audit").start()
 
     def _run(self) -> None:
         log = structlog.get_logger("fundpool.leadership")
@@ -135,6 +168,8 @@ class Leadership:
         self._stop.set()
         if self._pruner is not None:
             self._pruner.stop()
+        if self._auditor is not None:
+            self._auditor.stop()
         if self.leading:
             self.monitor.stop()
             if self.engine is not None:
@@ -160,7 +195,8 @@ def worker_app(
     sources: list[MetricSource] = [kpi_source(rules)]
     if engine is not None:
         sources.append(alert_source(engine))
-    leadership = Leadership(monitor, settings, open_lease, engine, api.idempotency)
+    leadership = Leadership(monitor, settings, open_lease, engine, api.idempotency,
+                            audit=(lambda: api.audit) if api.new_audit is not None else None)
     app = create_app(monitor, driver_errors=api.driver_errors, follow=False,
                      ready_lag_max_events=settings.ready_lag_max_events,
                      metric_sources=sources, api=api, services=[leadership, *services])

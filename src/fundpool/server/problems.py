@@ -133,6 +133,13 @@ STATUS_BY_CODE: dict[str, int] = {
     "totp_not_enrolled": 403,
     "totp_already_enrolled": 409,
     "self_grant": 403,  # nobody grants themselves a role
+    # the audit log (docs/audit.md)
+    "audit_seq_out_of_range": 404,
+    "audit_sizes_out_of_order": 400,
+    "audit_size_out_of_range": 400,
+    "no_audit_checkpoint": 409,
+    "invalid_audit_range": 400,
+    "audit_key_error": 503,
 }
 # Codes of the errors the HTTP layer itself raises (no domain error behind them).
 HTTP_CODES: dict[int, str] = {

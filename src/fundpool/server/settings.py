@@ -86,6 +86,11 @@ class Settings(BaseSettings):
                          "elsewhere.")
     rails_dir: Path | None = Field(None, description="Where the simulated rails keep what they "
                                    "were sent (one journal per rail; default: <data_dir>/rails).")
+    audit_key: Path | None = Field(None, description="The audit log's Ed25519 signing key "
+                                   "(PEM PKCS8, made on first use; default: "
+                                   "<data_dir>/audit-log.key).")
+    audit_publish_dir: Path | None = Field(None, description="Where each signed audit "
+                                           "checkpoint is also written (publish it outside).")
     simulate: str | None = Field(None, description="Run the traffic simulator in the server "
                                  "at this rate (`50/s`): a live demo pool. SQLite or "
                                  "PostgreSQL, one worker.")

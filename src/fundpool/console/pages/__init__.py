@@ -5,8 +5,11 @@ from __future__ import annotations
 
 def register() -> None:
     from fundpool.console.pages import (  # noqa: F401
+        approval_rules,
         approvals,
+        audit,
         drill,
+        keys,
         login,
         operations,
         overview,

@@ -23,6 +23,7 @@ UPLOAD_PATHS = ("/v1/payments/batches",)
 def install_v1(app: FundpoolApp, api: Api) -> None:
     from fundpool.server.v1 import (
         approvals,
+        audit,
         auth,
         channels,
         ledger,
@@ -37,7 +38,8 @@ def install_v1(app: FundpoolApp, api: Api) -> None:
     from fundpool.server.v1.security import Gate
 
     app.state.api = api
-    for module in (ledger, pool, payments, channels, monitoring, risk, approvals, stream, auth):
+    for module in (ledger, pool, payments, channels, monitoring, risk, approvals, audit, stream,
+                   auth):
         app.include_router(module.router, prefix="/v1")
     app.add_middleware(Gate, authenticator=api.authenticator, limiter=api.limiter, api=api)
     app.add_middleware(RequestContext, body_max_bytes=api.settings.body_max_bytes,

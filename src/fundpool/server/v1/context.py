@@ -40,6 +40,7 @@ from fundpool.server.v1.writer import LedgerWriter
 
 if TYPE_CHECKING:
     from fundpool.approvals.service import ApprovalService
+    from fundpool.audit.service import AuditService
     from fundpool.payments.dispatch import Dispatcher
     from fundpool.risk.service import RiskService
 
@@ -73,6 +74,8 @@ class Api:
     # `payments(pool)` and waking the pool's engine when one is approved.
     new_approvals: Callable[[Callable[[str], PaymentService], Callable[[str], None] | None],
                             ApprovalService] | None = None
+    # The audit log (its entries, checkpoints, proofs, verification, exports).
+    new_audit: Callable[[], AuditService] | None = None
     clock: SystemClock = field(default_factory=SystemClock)
     _payments: dict[str, PaymentService] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -184,6 +187,12 @@ class Api:
         invariant(self.new_approvals is not None, "the API is built with its approvals")
         assert self.new_approvals is not None
         return self.new_approvals(self.payments, self.wake_engine)
+
+    @cached_property
+    def audit(self) -> AuditService:
+        invariant(self.new_audit is not None, "the API is built with its audit log")
+        assert self.new_audit is not None
+        return self.new_audit()
 
     def close(self) -> None:
         if "writer" in self.__dict__:

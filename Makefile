@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python bench/risk_patterns.py
 	$(BIN)/python bench/risk_patterns.py --policy anomaly
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/approvals.py
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/console.py

@@ -62,6 +62,7 @@ from fundpool.approvals.model import (
     Vote,
 )
 from fundpool.approvals.ports import (
+    ApprovalReads,
     ApprovalStore,
     ApprovalWrites,
     Directory,
@@ -82,7 +83,7 @@ from fundpool.approvals.rules import (
 )
 from fundpool.core.actor import Actor
 from fundpool.core.clock import Clock
-from fundpool.core.errors import FundpoolError
+from fundpool.core.errors import FundpoolError, InvariantViolation
 from fundpool.payments.model import (
     Action,
     Payment,
@@ -418,11 +419,13 @@ class ApprovalService:
             stages = (legacy_stage(),)
         return stages
 
-    def _plan(self, writes: ApprovalWrites, payment: Payment, at_us: int) -> Plan:
+    def _plan(self, writes: ApprovalReads, payment: Payment, at_us: int) -> Plan:
         round_ = payment.version
         found = writes.plan(payment.id, round_)
         if found is not None:
             return found
+        if not hasattr(writes, "add_plan"):  # pinned only in a transaction
+            raise InvariantViolation("a waiting payment's plan is read before it is pinned")
         version = self.version_at(payment.created_at_us)
         risk = self.store.risk_facts([payment.id]).get(payment.id)
         stages = self.stages_for(payment, risk, version) or (legacy_stage(),)
@@ -436,11 +439,22 @@ class ApprovalService:
         return writes.plan(payment.id, round_) or plan
 
     def view(self, payment_id: str, actor: Actor | None = None) -> ApprovalView:
+        """A payment's approval. Read without a transaction once its plan is pinned (or when
+        it does not wait); the first read of a waiting payment's round pins the plan."""
         payment = self._payment(payment_id)
-        with self._writing(actor) as (writes, session):
-            return self._view(writes, payment, session.at_us)
+        users = self._users()
+        if payment.state is not PaymentState.PENDING_APPROVAL or \
+                self.store.plan(payment.id, payment.version) is not None:
+            return self._view(self.store, payment, self._clock.now_us(), users)
+        with self._writing(actor, payment.pool) as (writes, session):
+            return self._view(writes, self._current(session, payment_id), session.at_us,
+                              users)
 
-    def _view(self, writes: ApprovalWrites, payment: Payment, at_us: int) -> ApprovalView:
+    def _users(self) -> list[Any]:
+        return [u for u in self._directory.users() if not getattr(u, "disabled", False)]
+
+    def _view(self, writes: ApprovalReads, payment: Payment, at_us: int,
+              users: Sequence[Any] | None = None) -> ApprovalView:
         waiting = payment.state is PaymentState.PENDING_APPROVAL
         round_ = payment.version
         plan = self._plan(writes, payment, at_us) if waiting else self._last_plan(writes,
@@ -451,7 +465,7 @@ class ApprovalService:
         digest = signing.digest_of(doc)
         signatures = writes.signatures(payment.id, round_) if plan is not None else []
         stages: list[StageView] = []
-        users = [u for u in self._directory.users() if not getattr(u, "disabled", False)]
+        users = self._users() if users is None else users
         current: int | None = None
         for index, stage_doc in enumerate(plan.stages if plan else ()):
             stage = Stage.from_doc(stage_doc)
@@ -473,7 +487,7 @@ class ApprovalService:
                             current if state == "waiting" else None, tuple(stages),
                             rejections, delay)
 
-    def _last_plan(self, writes: ApprovalWrites, payment: Payment) -> Plan | None:
+    def _last_plan(self, writes: ApprovalReads, payment: Payment) -> Plan | None:
         # A payment that no longer waits: the plan of the round it last waited in, if any
         # (its approval event's round is the version before it, at most a few back).
         for round_ in range(payment.version, max(0, payment.version - 8), -1):
@@ -495,8 +509,14 @@ class ApprovalService:
         waiting = service.list(state=PaymentState.PENDING_APPROVAL, limit=limit)
         if not waiting:
             return []
-        with self._writing(None, pool) as (writes, session):
-            return [self._view(writes, p, session.at_us) for p in waiting]
+        users = self._users()
+        unpinned = [p for p in waiting if self.store.plan(p.id, p.version) is None]
+        if unpinned:  # pinned once, in one transaction; read without one from then on
+            with self._writing(None, pool) as (writes, session):
+                for payment in unpinned:
+                    self._plan(writes, payment, session.at_us)
+        now_us = self._clock.now_us()
+        return [self._view(self.store, p, now_us, users) for p in waiting]
 
     # --- decisions ---------------------------------------------------------------------------
 
@@ -510,9 +530,10 @@ class ApprovalService:
         sent = _digest_bytes(digest)
         note = _note(note)
         payment = self._payment(payment_id)
+        users = self._users()
         with self._writing(actor, payment.pool) as (writes, session):
             payment = self._current(session, payment_id)
-            view = self._view(writes, payment, session.at_us)
+            view = self._view(writes, payment, session.at_us, users)
             self._check_signer(view, actor)
             if sent != view.digest:
                 raise PaymentChanged(payment_id=payment_id, expected=view.digest.hex())
@@ -533,10 +554,10 @@ class ApprovalService:
                                                      "key_id": key_id,
                                                      "digest": view.digest.hex(),
                                                      "signature": raw.hex(), "note": note}))
-            after = self._view(writes, payment, at_us)
+            after = self._view(writes, payment, at_us, users)
             if after.state == "approved" and after.payment.state is PaymentState.PENDING_APPROVAL:
                 self._complete(writes, session, after, actor)
-            result = self._view(writes, self._current(session, payment_id), at_us)
+            result = self._view(writes, self._current(session, payment_id), at_us, users)
         if self.wake is not None and result.payment.state is PaymentState.APPROVED:
             self.wake(result.payment.pool)
         return result

@@ -12,6 +12,9 @@ from fundpool.audit.records import AuditRecord, Entry
 
 SYNC_BATCH_MAX = 10_000  # records appended by one collector transaction
 SEARCH_LIMIT_MAX = 1_000
+# Nodes below this level are stored by their 2^BLOCK_LEVEL-leaf block (a proof's lower half
+# is a few neighbouring rows); those at or above it are few and kept in memory by a store.
+BLOCK_LEVEL = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,18 @@ class AuditStore(Protocol):
         ...
 
     def level_nodes(self, level: int, first: int, last: int) -> dict[int, bytes]:
-        """Stored nodes of `level` (>= 1) with first <= index <= last."""
+        """Stored nodes of `level` (>= 1) with first <= index <= last, as stored (no cache:
+        what verify compares)."""
+        ...
+
+    def lower_nodes(self, first: int, end: int) -> dict[Coordinate, bytes]:
+        """Every stored node of level 1 to BLOCK_LEVEL - 1 whose first leaf is in
+        [first, end), as stored."""
+        ...
+
+    def duplicates(self, limit: int = 1_000) -> list[tuple[str, str, int, int]]:
+        """(source, source_id, first seq, entries) of each key held by more than one entry,
+        by first seq, at most `limit`."""
         ...
 
     def add_checkpoint(self, checkpoint: Checkpoint) -> None: ...

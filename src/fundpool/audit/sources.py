@@ -45,34 +45,34 @@ ALERT_EVENTS = ("alert.fired", "alert.acknowledged", "alert.resolved")
 AUDITED_EVENTS = (PAYMENT_EVENT, LEDGER_EVENT, *ALERT_EVENTS)
 
 
+def _float_text(text: str) -> str:
+    return repr(float(text))
+
+
+def loads(text: str | bytes) -> Any:
+    """A stored JSON text as a record's values: a float (and NaN, Infinity) as its text, as
+    `repr(float)` writes it (records hold integers only; no source is meant to store floats,
+    but a record is never dropped for one). Every source's JSON is read with this, so what a
+    record is built from holds no float, and nothing walks it again (records.py)."""
+    return json.loads(text, parse_float=_float_text, parse_constant=_float_text)
+
+
 def _json(text: str | bytes | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _clean(value: Any) -> Any:
-    """A JSON value from a source with any float written as its text (records hold integers
-    only; no source is meant to store floats, but a record is never dropped for one)."""
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
+    return None if text is None else loads(text)
 
 
 def payment_record(pos: int, event_id: str, pool: str, at_us: int,
                    data: Mapping[str, Any]) -> AuditRecord:
     return AuditRecord(
         OUTBOX, str(pos), at_us, f"payment.{data['action']}", "payment",
-        str(data["payment_id"]), _clean(data.get("actor")),
+        str(data["payment_id"]), data.get("actor"),
         before=None if data.get("from_state") is None else {"state": data["from_state"]},
         after={"state": data["to_state"]},
-        details=_clean({"pool": pool, "event_id": event_id, "kind": data.get("kind"),
+        details={"pool": pool, "event_id": event_id, "kind": data.get("kind"),
                         "asset": data.get("asset"), "amount_minor": data.get("amount_minor"),
                         "fee_minor": data.get("fee_minor"), "channel": data.get("channel"),
                         "counterparty": data.get("counterparty"), "reason": data.get("reason"),
-                        "payment_version": data.get("payment_version")}))
+                        "payment_version": data.get("payment_version")})
 
 
 def audited_entry(body: Mapping[str, Any]) -> bool:
@@ -92,27 +92,27 @@ def ledger_record(pos: int, event_id: str, pool: str, at_us: int,
     if metadata.get("kind") == "adjustment":
         action = "ledger.adjustment"
         try:
-            actor = json.loads(metadata.get("actor") or "null")
+            actor = loads(metadata.get("actor") or "null")
         except ValueError:
             actor = None
     details = {"pool": pool, "event_id": event_id, "entry_seq": body.get("seq"),
                "entry_kind": body.get("kind"), "reason": metadata.get("reason"),
                "entry": {k: v for k, v in body.items() if k not in ("seq", "id", "at_us")}}
     return AuditRecord(OUTBOX, str(pos), at_us, action, "ledger_entry", str(body.get("id")),
-                       _clean(actor) if isinstance(actor, dict) else None,
-                       details=_clean(details))
+                       actor if isinstance(actor, dict) else None,
+                       details=details)
 
 
 def alert_record(pos: int, event_id: str, kind: str, pool: str, at_us: int,
                  data: Mapping[str, Any], actor: Mapping[str, Any] | None) -> AuditRecord:
     return AuditRecord(
         OUTBOX, str(pos), at_us, kind, "alert", str(data["alert_id"]),
-        None if actor is None else _clean(dict(actor)),
+        None if actor is None else dict(actor),
         after={"state": kind.removeprefix("alert.")},
-        details=_clean({"pool": pool, "event_id": event_id, "rule": data.get("rule"),
+        details={"pool": pool, "event_id": event_id, "rule": data.get("rule"),
                         "severity": data.get("severity"), "subject": data.get("subject"),
                         "summary": data.get("summary"), "value": data.get("value"),
-                        "acknowledged_by": data.get("actor")}))
+                        "acknowledged_by": data.get("actor")})
 
 
 def auth_record(change_id: int, at_us: int, action: str, target_kind: str, target_id: str,
@@ -123,8 +123,8 @@ def auth_record(change_id: int, at_us: int, action: str, target_kind: str, targe
         before = {"roles": facts.pop("roles_before")}
         after = {"roles": facts.pop("roles", None)}
     return AuditRecord(AUTH, str(change_id), at_us, f"auth.{action}", target_kind, target_id,
-                       _clean(_json(actor)), before=before, after=after,
-                       details=_clean({"name": target_name, **facts}))
+                       _json(actor), before=before, after=after,
+                       details={"name": target_name, **facts})
 
 
 def approval_record(action_id: int, at_us: int, action: str, object_kind: str,
@@ -133,16 +133,16 @@ def approval_record(action_id: int, at_us: int, action: str, object_kind: str,
     before, after = facts.pop("before", None), facts.pop("after", None)
     name = action if action.startswith("approval") else f"approvals.{action}"
     return AuditRecord(APPROVALS, str(action_id), at_us, name, object_kind, object_id,
-                       _clean(_json(actor)),
-                       before=_clean(before) if isinstance(before, dict) else None,
-                       after=_clean(after) if isinstance(after, dict) else None,
-                       details=_clean(facts))
+                       _json(actor),
+                       before=before if isinstance(before, dict) else None,
+                       after=after if isinstance(after, dict) else None,
+                       details=facts)
 
 
 def policy_record(version: int, digest: str, note: str | None, created_at_us: int,
                   created_by: str | None) -> AuditRecord:
     return AuditRecord(RISK_POLICY, str(version), created_at_us, "risk.policy_drafted",
-                       "risk_policy", str(version), _clean(_json(created_by)),
+                       "risk_policy", str(version), _json(created_by),
                        after={"version": version, "digest": digest, "state": "draft"},
                        details={"note": note})
 
@@ -150,7 +150,7 @@ def policy_record(version: int, digest: str, note: str | None, created_at_us: in
 def case_note_record(case_id: str, seq: int, at_us: int, actor: str | None, action: str,
                      note: str | None) -> AuditRecord:
     return AuditRecord(RISK_CASE, case_note_key(case_id, seq), at_us, f"risk.case_{action}",
-                       "risk_case", case_id, _clean(_json(actor)),
+                       "risk_case", case_id, _json(actor),
                        details={"note": note, "note_seq": seq})
 
 

@@ -102,14 +102,26 @@ def configure_logging(settings: Settings) -> None:
     )
 
 
+DELAY_TICK_S = 1.0  # how often the leader looks for approval delay windows that have ended
+
+
+class DelayTicker(Protocol):
+    """Approves the payments whose approval delay window has ended (ApprovalService)."""
+
+    def tick(self, pool: str | None = None) -> int: ...
+
+
 class Leadership:
     """Who keeps the live figures: the worker holding the lease `open_lease` opens
     (PostgreSQL), or this one alone (SQLite: one worker)."""
 
     def __init__(self, monitor: Monitor, settings: Settings, open_lease: Callable[[], Lease],
                  engine: Any = None, idempotency: KeptAnswers | None = None,
-                 audit: Callable[[], AuditLog] | None = None) -> None:
+                 audit: Callable[[], AuditLog] | None = None,
+                 approvals: Callable[[], DelayTicker] | None = None) -> None:
         self.monitor = monitor
+        self.approvals = approvals  # the leader approves payments whose delay window ended
+        self._delays: Follower | None = None
         self.settings = settings
         self.open_lease = open_lease
         self.engine = engine
@@ -145,6 +157,10 @@ class Leadership:
         if self.audit is not None:
             self._auditor = Follower(AuditKeeper(self.audit).step, interval_s=AUDIT_SYNC_S,
                                      name="fundpool-audit").start()
+        if self.approvals is not None:
+            approvals = self.approvals
+            self._delays = Follower(lambda: approvals().tick(), interval_s=DELAY_TICK_S,
+                                    name="fundpool-approval-delays").start()
 
     def _run(self) -> None:
         log = structlog.get_logger("fundpool.leadership")
@@ -170,6 +186,8 @@ class Leadership:
             self._pruner.stop()
         if self._auditor is not None:
             self._auditor.stop()
+        if self._delays is not None:
+            self._delays.stop()
         if self.leading:
             self.monitor.stop()
             if self.engine is not None:
@@ -196,7 +214,9 @@ def worker_app(
     if engine is not None:
         sources.append(alert_source(engine))
     leadership = Leadership(monitor, settings, open_lease, engine, api.idempotency,
-                            audit=(lambda: api.audit) if api.new_audit is not None else None)
+                            audit=(lambda: api.audit) if api.new_audit is not None else None,
+                            approvals=(lambda: api.approvals) if api.new_approvals is not None
+                            else None)
     app = create_app(monitor, driver_errors=api.driver_errors, follow=False,
                      ready_lag_max_events=settings.ready_lag_max_events,
                      metric_sources=sources, api=api, services=[leadership, *services])

@@ -3,9 +3,16 @@ implements `fundpool.audit.ports.AuditStore` (docs/audit.md).
 
 The tables are the `audit` component's migrations, created on first use, on a connection of
 the store's own. One transaction appends a batch: its entries (canonical JSON and leaf hash),
-every Merkle subtree they complete (`audit_nodes`), and, for the collector, the cursors of
-the sources it read them from: a crash leaves a batch appended whole or not at all, and
-never a record read twice or skipped.
+the (name, id) of each actor it names not seen yet (`audit_actors`), every Merkle subtree they
+complete (`audit_nodes`), and, for the collector, the cursors of the sources it read them
+from: a crash leaves a batch appended whole or not at all, and never a record read twice or
+skipped.
+
+Proofs: a node of level >= `BLOCK_LEVEL` (10) is one of few (about n / 512) and never changes
+once stored, so the store keeps them all in memory, read the first time a proof needs one and
+extended as the log grows (`_upper`). A lower node is stored with the other nodes of its
+1024-leaf block, so the lower half of a proof is a few neighbouring rows, and its sibling leaf
+one entry read by seq.
 
 Reading the sources: the outbox's `pos` and `risk_policies.version` are assigned as the last
 plus one under the ledger's writer lock, so they follow commit order. `auth_changes.id` and
@@ -17,7 +24,7 @@ the largest it then reads has committed. On SQLite every writer holds the whole 
 
 from __future__ import annotations
 
-import json
+import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -34,13 +41,21 @@ from fundpool.sql.query import Where, limit, order_by
 
 LOCK = "fundpool.audit"
 ENTRY_COLUMNS = ("seq, at_us, source, source_id, action, object_kind, object_id, actor_id, "
-                 "actor_name, data, leaf")
-_ENTRY_TYPES = ("int8", "int8", "text", "text", "text", "text", "text", "text", "text",
-                "bytea", "bytea")
-_NODE_TYPES = ("int4", "int8", "bytea")
+                 "data, leaf")
+_ENTRY_TYPES = ("int8", "int8", "text", "text", "text", "text", "text", "text", "bytea",
+                "bytea")
+_NODE_TYPES = ("int8", "int4", "int8", "bytea")
+BLOCK_LEVEL = 10  # lower nodes are clustered by their 2^10-leaf block; upper ones are cached
+UPPER_BLOCK = -1  # the `block` of every node of level >= BLOCK_LEVEL
 # Tables a collector locks on PostgreSQL before reading them (see the module's text).
 _SHARE_LOCKED = (sources.AUTH, sources.APPROVALS, sources.RISK_CASE)
-NODES_PER_READ = 400  # (level, idx) pairs in one statement
+NODES_PER_READ = 300  # (block, level, idx) triples in one statement
+DUPLICATES_MAX = 1_000  # doubled (source, source_id) keys `duplicates` names at most
+
+
+def block_of(level: int, index: int) -> int:
+    """The `block` a node is stored under: its first leaf's 1024-leaf block, or UPPER_BLOCK."""
+    return index >> (BLOCK_LEVEL - level) if level < BLOCK_LEVEL else UPPER_BLOCK
 
 
 def _bytes(value: Any) -> bytes:
@@ -63,6 +78,9 @@ class SqlAuditStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._ready = False
+        # every stored node of level >= BLOCK_LEVEL read so far, and how many of each level
+        self._upper: dict[Coordinate, bytes] = {}
+        self._upper_count: dict[int, int] = {}
 
     @classmethod
     def beside(cls, store: LedgerStore) -> SqlAuditStore:
@@ -94,20 +112,30 @@ class SqlAuditStore:
             return size
         frontier = self._nodes(tx.rows, merkle.root_nodes(size))
         datas = [record.data() for record in records]
-        leaves = [merkle.leaf_hash(data) for data in datas]
+        sha256, prefix = hashlib.sha256, merkle.LEAF_PREFIX
+        leaves = [sha256(prefix + data).digest() for data in datas]
         grown = merkle.append(size, frontier, leaves)
-        rows = [(seq, r.at_us, r.source, r.source_id, r.action, r.object_kind, r.object_id,
-                 r.actor_who, r.actor_name, data, leaf)
-                for seq, r, data, leaf in zip(range(size, size + len(records)), records, datas,
-                                              leaves, strict=True)]
+        rows = []
+        actors: set[tuple[str, str]] = set()
+        for seq, r, data, leaf in zip(range(size, size + len(records)), records, datas, leaves,
+                                      strict=True):
+            who = r.actor_who
+            if who is not None:
+                actors.add((r.actor_name or "", who))
+            rows.append((seq, r.at_us, r.source, r.source_id, r.action, r.object_kind,
+                         r.object_id, who, data, leaf))
+        nodes = [(index >> (BLOCK_LEVEL - level) if level < BLOCK_LEVEL else UPPER_BLOCK,
+                  level, index, value) for level, index, value in grown.nodes]
         if tx.dialect.is_postgres:
             tx.copy(f"audit_entries ({ENTRY_COLUMNS})", rows, _ENTRY_TYPES)
-            tx.copy("audit_nodes (level, idx, hash)", grown.nodes, _NODE_TYPES)
+            tx.copy("audit_nodes (block, level, idx, hash)", nodes, _NODE_TYPES)
         else:
             tx.send_many(f"INSERT INTO audit_entries ({ENTRY_COLUMNS}) VALUES "
-                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            tx.send_many("INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)",
-                         grown.nodes)
+                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            tx.send_many("INSERT INTO audit_nodes (block, level, idx, hash) VALUES "
+                         "(?, ?, ?, ?)", nodes)
+        tx.many("INSERT INTO audit_actors (name, actor_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                sorted(actors))
         return size + len(records)
 
     def collect(self, batch_max: int = SYNC_BATCH_MAX) -> Collected:
@@ -149,17 +177,17 @@ class SqlAuditStore:
                        "ORDER BY pos LIMIT ?", (after, room))
         if not rows:
             return [], after
-        wanted = [(int(pos), pool, eid, kind, int(at), json.loads(data))
+        wanted = [(int(pos), pool, eid, kind, int(at), sources.loads(data))
                   for pos, pool, eid, kind, at, data in rows if kind in sources.AUDITED_EVENTS]
         seqs = [d["entry_seq"] for _, _, _, kind, _, d in wanted
                 if kind == sources.LEDGER_EVENT]
-        bodies = {int(seq): json.loads(_bytes(canonical)) for seq, canonical in tx.rows_in(
+        bodies = {int(seq): sources.loads(_bytes(canonical)) for seq, canonical in tx.rows_in(
             "SELECT seq, canonical FROM journal WHERE {match}", "seq", seqs)}
         alert_ids = [d["alert_id"] for _, _, _, kind, _, d in wanted
                      if kind == "alert.acknowledged"]
         actors: dict[str, Any] = {}
         if alert_ids and _has_table(tx, "alerts"):
-            actors = {aid: json.loads(text) for aid, text in tx.rows_in(
+            actors = {aid: sources.loads(text) for aid, text in tx.rows_in(
                 "SELECT id, acknowledged_actor FROM alerts WHERE {match}", "id", alert_ids)
                 if text is not None}
         found: list[AuditRecord] = []
@@ -268,11 +296,15 @@ class SqlAuditStore:
         self.ensure()
         where = Where()
         if search.actor is not None:
-            # `kind:id` as it is; a bare id under every kind of actor; or the name shown
+            # `kind:id` as it is; a bare id under every kind of actor; or every actor that
+            # went by that name
             whos = ([search.actor] if ":" in search.actor
                     else [f"{kind}:{search.actor}" for kind in sorted(ACTOR_KINDS)])
-            where.add(f"(actor_id IN ({', '.join('?' * len(whos))}) OR actor_name = ?)",
-                      *whos, search.actor)
+            for (who,) in self.db.rows("SELECT actor_id FROM audit_actors WHERE name = ?",
+                                       (search.actor,)):
+                if who not in whos:
+                    whos.append(who)
+            where.add(f"actor_id IN ({', '.join('?' * len(whos))})", *whos)
         where = (where.eq("object_kind", search.object_kind).eq("object_id", search.object_id)
                  .eq("action", search.action).at_least("at_us", search.from_us)
                  .add_if(search.to_us, "at_us <= ?").after("seq", search.after_seq))
@@ -287,11 +319,49 @@ class SqlAuditStore:
         return self.size() if row[0] is None else int(row[0])
 
     def nodes(self, coordinates: Sequence[Coordinate]) -> dict[Coordinate, bytes]:
+        """The hashes asked for: the upper ones from memory (read the first time, and again
+        when one asked for is newer than what was read), the others in one statement."""
         self.ensure()
-        return self._nodes(self.db.rows, coordinates)
+        found: dict[Coordinate, bytes] = {}
+        lower: list[Coordinate] = []
+        upper = self._upper
+        missing = False
+        for coordinate in coordinates:
+            if coordinate[0] < BLOCK_LEVEL:
+                lower.append(coordinate)
+            elif coordinate in upper:
+                found[coordinate] = upper[coordinate]
+            else:
+                missing = True
+        if missing:
+            self._read_upper()
+            for coordinate in coordinates:
+                if coordinate[0] >= BLOCK_LEVEL and coordinate in upper:
+                    found[coordinate] = upper[coordinate]
+        if lower:
+            found.update(self._nodes(self.db.rows, lower))
+        return found
+
+    def _read_upper(self) -> None:
+        """Read the upper nodes stored since the last time, level by level from the lowest:
+        a level with no new node means none above it either."""
+        level = BLOCK_LEVEL
+        while level <= merkle.LEVELS_MAX:
+            first = self._upper_count.get(level, 0)
+            rows = self.db.rows("SELECT idx, hash FROM audit_nodes WHERE block = ? AND "
+                                "level = ? AND idx >= ? ORDER BY idx",
+                                (UPPER_BLOCK, level, first))
+            if not rows:
+                return
+            for idx, value in rows:
+                self._upper[(level, int(idx))] = _bytes(value)
+            self._upper_count[level] = int(rows[-1][0]) + 1
+            level += 1
 
     @staticmethod
     def _nodes(rows: Any, coordinates: Sequence[Coordinate]) -> dict[Coordinate, bytes]:
+        """The stored hashes of `coordinates`, read through `rows` (a connection's or a
+        transaction's): the leaves from the entries, the rest by their (block, level, idx)."""
         found: dict[Coordinate, bytes] = {}
         leaves = [index for level, index in coordinates if level == 0]
         if leaves:
@@ -299,21 +369,50 @@ class SqlAuditStore:
             for seq, leaf in rows(f"SELECT seq, leaf FROM audit_entries WHERE seq IN ({marks})",
                                   leaves):
                 found[(0, int(seq))] = _bytes(leaf)
-        inner = [c for c in coordinates if c[0] > 0]
+        inner = sorted((block_of(level, index), level, index)
+                       for level, index in coordinates if level > 0)
         for start in range(0, len(inner), NODES_PER_READ):
             part = inner[start:start + NODES_PER_READ]
-            clause = " OR ".join("(level = ? AND idx = ?)" for _ in part)
-            params = [value for coordinate in part for value in coordinate]
+            clause = " OR ".join("(block = ? AND level = ? AND idx = ?)" for _ in part)
+            params = [value for triple in part for value in triple]
             for level, idx, value in rows(f"SELECT level, idx, hash FROM audit_nodes WHERE "
                                           f"{clause}", params):
                 found[(int(level), int(idx))] = _bytes(value)
         return found
 
-    def level_nodes(self, level: int, first: int, last: int) -> dict[int, bytes]:
+    def nodes_under(self, first: int, end: int) -> dict[Coordinate, bytes]:
+        """Every stored node (level >= 1) whose first leaf is in [first, end), read from the
+        database (never the cache: verify compares what is stored)."""
         self.ensure()
-        return {int(i): _bytes(h) for i, h in self.db.rows(
-            "SELECT idx, hash FROM audit_nodes WHERE level = ? AND idx >= ? AND idx <= ?",
-            (level, first, last))}
+        found: dict[Coordinate, bytes] = {}
+        if end <= first:
+            return found
+        for level, idx, value in self.db.rows(
+                "SELECT level, idx, hash FROM audit_nodes WHERE block >= ? AND block <= ?",
+                (first >> BLOCK_LEVEL, (end - 1) >> BLOCK_LEVEL)):
+            if first <= int(idx) << int(level) < end:
+                found[(int(level), int(idx))] = _bytes(value)
+        level = BLOCK_LEVEL
+        while (1 << level) <= end and level <= merkle.LEVELS_MAX:
+            low = -(-first >> level)  # the first index whose first leaf is at or after first
+            high = (end - 1) >> level
+            if low <= high:
+                for idx, value in self.db.rows(
+                        "SELECT idx, hash FROM audit_nodes WHERE block = ? AND level = ? AND "
+                        "idx >= ? AND idx <= ?", (UPPER_BLOCK, level, low, high)):
+                    found[(level, int(idx))] = _bytes(value)
+            level += 1
+        return found
+
+    def duplicates(self, limit: int = DUPLICATES_MAX) -> list[tuple[str, str, int, int]]:
+        """(source, source_id, first seq, entries) of each key more than one entry holds, by
+        first seq: one pass over the entries (no index keeps the key unique)."""
+        self.ensure()
+        return [(str(source), str(source_id), int(first), int(count))
+                for source, source_id, first, count in self.db.rows(
+                    "SELECT source, source_id, min(seq), count(*) FROM audit_entries GROUP BY "
+                    "source, source_id HAVING count(*) > 1 ORDER BY min(seq) LIMIT ?",
+                    (limit,))]
 
     # --- checkpoints and verifications --------------------------------------------------
 

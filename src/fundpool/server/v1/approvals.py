@@ -97,7 +97,8 @@ def key_doc(key: SigningKey) -> dict[str, Any]:
             "created_at_us": key.created_at_us, "revoked_at_us": key.revoked_at_us}
 
 
-def view_doc(api: Api, view: ApprovalView, actor: Actor | None) -> dict[str, Any]:
+def view_doc(api: Api, view: ApprovalView, actor: Actor | None,
+             keys: list[SigningKey] | None = None) -> dict[str, Any]:
     payment = view.payment
     doc: dict[str, Any] = {
         "payment": payment_doc(payment, api.assets().get(payment.asset)),
@@ -115,7 +116,8 @@ def view_doc(api: Api, view: ApprovalView, actor: Actor | None) -> dict[str, Any
         "totp_required": bool(view.plan and view.plan.totp_required),
     }
     if actor is not None:
-        doc["you"] = view.you(actor, api.approvals.signing_keys(actor))
+        doc["you"] = view.you(actor, api.approvals.signing_keys(actor) if keys is None
+                              else keys)
     return doc
 
 
@@ -143,7 +145,8 @@ def inbox(request: Request, pool: Annotated[str | None, Query(max_length=64)] = 
     actor = actor_of(request)
     with api.store_errors():
         views = api.approvals.inbox(pool_id, limit)
-        return {"items": [view_doc(api, v, actor) for v in views]}
+        keys = api.approvals.signing_keys(actor)
+        return {"items": [view_doc(api, v, actor, keys) for v in views]}
 
 
 @router.get("/approvals/{payment_id}", openapi_extra=needs(P.PAYMENTS_READ),

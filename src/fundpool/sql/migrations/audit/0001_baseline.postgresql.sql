@@ -1,7 +1,16 @@
 -- The audit log (issue 17, docs/audit.md): its entries (seq from 0, the canonical JSON of
--- each record and its leaf hash, with the columns a search filters on), every complete
--- subtree of its Merkle tree above the leaves (`audit_nodes`: level >= 1), its signed
--- checkpoints, how far it has read each source, and the last verification's result.
+-- each record and its leaf hash, with the columns a search filters on), the names its actors
+-- went by, every complete subtree of its Merkle tree above the leaves (`audit_nodes`:
+-- level >= 1), its signed checkpoints, how far it has read each source, and the last
+-- verification's result.
+--
+-- Appending is the hot path, so `audit_entries` has only three secondary indexes: by object,
+-- by actor (`kind:id`) and by time. A search by action filters the rows another index (or the
+-- seq order) narrowed; a search by an actor's name finds its ids in `audit_actors` (one row
+-- per id and name, added once per batch). No index keeps (source, source_id) unique: the
+-- collector moves each source's cursor in the transaction that appends what it read, so a
+-- record is never appended twice; `fundpool audit verify` names a doubled one
+-- (`entry_duplicated`).
 
 CREATE TABLE IF NOT EXISTS audit_entries (
     seq BIGINT PRIMARY KEY,
@@ -12,22 +21,29 @@ CREATE TABLE IF NOT EXISTS audit_entries (
     object_kind TEXT COLLATE "C" NOT NULL,
     object_id TEXT COLLATE "C" NOT NULL,
     actor_id TEXT COLLATE "C",
-    actor_name TEXT COLLATE "C",
     data BYTEA NOT NULL,
     leaf BYTEA NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS audit_entries_once ON audit_entries (source, source_id);
 CREATE INDEX IF NOT EXISTS audit_entries_by_object ON audit_entries (object_kind, object_id);
-CREATE INDEX IF NOT EXISTS audit_entries_by_action ON audit_entries (action);
 CREATE INDEX IF NOT EXISTS audit_entries_by_actor ON audit_entries (actor_id);
-CREATE INDEX IF NOT EXISTS audit_entries_by_actor_name ON audit_entries (actor_name);
 CREATE INDEX IF NOT EXISTS audit_entries_by_time ON audit_entries (at_us);
 
+CREATE TABLE IF NOT EXISTS audit_actors (
+    name TEXT COLLATE "C" NOT NULL,
+    actor_id TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (name, actor_id)
+);
+
+-- A node of level < 10 is kept with the other nodes of its 1024-leaf block (`block` = its
+-- first leaf >> 10), so the lower half of a proof is a few neighbouring rows; a node of level
+-- >= 10 has `block` -1, all of them together (the store keeps them in memory: a complete
+-- subtree never changes).
 CREATE TABLE IF NOT EXISTS audit_nodes (
+    block BIGINT NOT NULL,
     level INTEGER NOT NULL,
     idx BIGINT NOT NULL,
     hash BYTEA NOT NULL,
-    PRIMARY KEY (level, idx)
+    PRIMARY KEY (block, level, idx)
 );
 
 CREATE TABLE IF NOT EXISTS audit_checkpoints (

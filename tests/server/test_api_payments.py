@@ -18,6 +18,7 @@ from fundpool.auth.roles import Role
 from fundpool.core.actor import ENGINE
 from fundpool.payments.model import Action, PaymentState, Step
 from tests.server.api_helpers import Server, assert_problem, running_server
+from tests.server.signing import Signer
 
 IBAN = "DE89370400440532013000"
 PAYOUT = {"kind": "payout", "asset": "USD", "amount": "12.50", "counterparty": "Bob",
@@ -244,21 +245,27 @@ def test_approving_needs_the_approver_permission(server: Server) -> None:
     waiting = next(row for row in doc["rows"] if row["line"] == 5)
     assert waiting["state"] == "pending_approval"
     path = f"/v1/payments/{waiting['payment_id']}/approve"
+    approver = Signer.enrolled(server.client, server.as_role(Role.APPROVER))
+    signed = approver.body(waiting["payment_id"])  # a good signature: only the role lacks
     for role in (Role.VIEWER, Role.CASHIER, Role.RISK):
-        problem = assert_problem(server.client.post(path, headers=server.as_role(role)),
-                                 403, "forbidden")
+        problem = assert_problem(server.client.post(path, headers=server.as_role(role),
+                                                    json=signed), 403, "forbidden")
         assert problem["facts"]["permission"] == "payments:approve"
-    approved = server.client.post(path, headers=server.as_role(Role.APPROVER))
+    assert server.get(f"/v1/payments/{waiting['payment_id']}")["state"] == "pending_approval"
+    approved = server.client.post(path, headers=approver.headers, json=signed)
     assert approved.status_code == 200, approved.text
-    assert approved.json()["state"] == "approved"
+    view = approved.json()  # an approval view, its payment inside
+    assert (view["state"], view["payment"]["state"]) == ("approved", "approved")
+    assert [s["key_id"] for s in view["stages"][0]["signed"]] == [approver.key_id]
     events = server.get(f"/v1/payments/{waiting['payment_id']}/events")
     assert events[-1]["action"] == "approve"
     assert events[-1]["entries"]  # the funds were locked by a ledger entry
-    assert_problem(server.client.post(path, headers=server.as_role(Role.APPROVER)),
-                   409, "illegal_transition")
+    again = assert_problem(approver.approve(waiting["payment_id"]), 409, "not_waiting")
+    assert again["facts"]["state"] == "approved"
     fresh = create(server)
-    assert_problem(server.client.post(f"/v1/payments/{fresh['id']}/approve",
-                                      headers=server.admin), 409, "illegal_transition")
+    admin = Signer.enrolled(server.client, server.admin)
+    assert_problem(admin.approve(fresh["id"]), 409, "not_waiting")
+    assert server.get(f"/v1/payments/{fresh['id']}")["state"] == "initiated"
 
 
 # --- payout files ----------------------------------------------------------------------------
@@ -551,26 +558,32 @@ def test_creation_and_every_action_record_who_did_it(server: Server) -> None:
 def test_the_initiator_may_not_approve_their_own_payment(server: Server) -> None:
     payment = waiting_for_approval(server, server.admin)  # admin holds payments:approve
     path = f"/v1/payments/{payment['id']}"
-    problem = assert_problem(act(server, payment["id"], "approve", server.admin), 403,
-                             "self_approval")
+    initiator = Signer.enrolled(server.client, server.admin)
+    problem = assert_problem(initiator.approve(payment["id"]), 403, "self_approval")
     assert problem["facts"]["payment_id"] == payment["id"]
+    assert_problem(initiator.sign(payment["id"]), 403, "self_approval")  # either route
     doc = server.get(path)
     assert doc["state"] == "pending_approval"  # nothing changed
     assert len(doc["events"]) == 4
-    approver = server.as_role(Role.APPROVER)
-    approved = act(server, payment["id"], "approve", approver)
+    assert initiator.approval(payment["id"])["stages"][0]["signed"] == []
+    assert initiator.approval(payment["id"])["you"]["why_not"] == "self_approval"
+    approver = Signer.enrolled(server.client, server.as_role(Role.APPROVER))
+    approved = approver.approve(payment["id"])
     assert approved.status_code == 200, approved.text
-    assert approved.json()["state"] == "approved"
-    again = assert_problem(act(server, payment["id"], "approve", approver), 409,
-                           "already_approved_by_you")
-    assert again["facts"]["state"] == "approved"
-    other = assert_problem(act(server, payment["id"], "approve", server.as_role(Role.APPROVER)),
-                           409, "illegal_transition")
-    assert other["facts"]["state"] == "approved"
-    assert "approved" in other["detail"]
+    assert approved.json()["payment"]["state"] == "approved"
+    # Once approved it waits no more: a second signature, by the same approver or another,
+    # is refused with the payment's state (two signatures of one approver on a payment that
+    # needs two: tests/server/test_api_approvals.py, `already_signed`).
+    again = assert_problem(approver.approve(payment["id"]), 409, "not_waiting")
+    assert (again["facts"]["state"], again["facts"]["approval"]) == ("approved", "approved")
+    second = Signer.enrolled(server.client, server.as_role(Role.APPROVER))
+    other = assert_problem(second.approve(payment["id"]), 409, "not_waiting")
+    assert (other["facts"]["state"], other["facts"]["approval"]) == ("approved", "approved")
     events = server.get(f"{path}/events")
     assert [e["action"] for e in events][-1] == "approve"
     assert events[-1]["actor"]["name"] == "test-approver"
+    signed = approved.json()["stages"][0]["signed"]
+    assert [s["who"] for s in signed] == [f"key:{events[-1]['actor']['key_id']}"]
     assert len(events) == 5
 
 
@@ -584,11 +597,14 @@ def test_the_engine_never_approves_what_waits_for_an_approver(server: Server) ->
 
 def test_an_approval_of_a_payment_not_waiting_says_its_state(server: Server) -> None:
     payment = create(server)
-    problem = assert_problem(act(server, payment["id"], "approve",
-                                 server.as_role(Role.APPROVER)), 409, "illegal_transition")
-    assert (problem["facts"]["state"], problem["facts"]["action"]) == ("initiated", "approve")
-    assert_problem(act(server, "nope", "approve", server.as_role(Role.APPROVER)), 404,
-                   "unknown_payment")
+    approver = Signer.enrolled(server.client, server.as_role(Role.APPROVER))
+    signed = approver.body(payment["id"])  # a well-formed signature of its digest
+    problem = assert_problem(approver.approve(payment["id"]), 409, "not_waiting")
+    assert (problem["facts"]["payment_id"], problem["facts"]["state"]) == (payment["id"],
+                                                                           "initiated")
+    assert server.get(f"/v1/payments/{payment['id']}")["state"] == "initiated"
+    assert_problem(server.client.post("/v1/payments/nope/approve", headers=approver.headers,
+                                      json=signed), 404, "unknown_payment")
 
 
 def test_a_payout_beyond_the_pools_funds_is_refused_with_the_figures(server: Server) -> None:

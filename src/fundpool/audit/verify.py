@@ -4,6 +4,9 @@
 - `entry_missing` (seq): a seq is absent (a deleted row): the first missing one of a gap;
 - `entries_reordered` (seq): a source's position goes back (each source is appended in its
   own order, so an entry moved past another of its source shows here);
+- `entry_duplicated` (seq): the entry holds the (source, source_id) of an earlier one (no
+  index keeps the pair unique: the collector appends a record once by construction, so a
+  double is a write from outside; found by one grouping pass over the entries);
 - `node_mismatch` (level, index): a stored subtree hash is not the one recomputed from the
   entries' data (the tree was edited, or the entries under it were);
 - `fork` (size): two different roots for one size (among the stored and the published
@@ -34,12 +37,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fundpool.audit import merkle, sources
 from fundpool.audit.checkpoint import Checkpoint, published
 from fundpool.audit.merkle import Coordinate, ProofError
-from fundpool.audit.ports import AuditStore
+from fundpool.audit.ports import BLOCK_LEVEL, AuditStore
 
 FINDINGS_PER_CODE_MAX = 20  # beyond this a code is counted, not listed
 SCAN_CHUNK = 50_000
 ORDERED_SOURCES = (sources.OUTBOX, sources.AUTH, sources.APPROVALS, sources.RISK_POLICY)
-ENTRY_CODES = ("entry_tampered", "entry_missing", "entries_reordered", "node_mismatch")
+ENTRY_CODES = ("entry_tampered", "entry_missing", "entries_reordered", "entry_duplicated",
+               "node_mismatch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +121,15 @@ class _Walk:
         by_level: dict[int, dict[int, bytes]] = defaultdict(dict)
         for level, index, value in nodes:
             by_level[level][index] = value
+        lower = [(index << level, (index + 1) << level) for level, index, _ in nodes
+                 if level < BLOCK_LEVEL]
+        below = (self.store.lower_nodes(min(a for a, _ in lower), max(b for _, b in lower))
+                 if lower else {})
         for level, made in sorted(by_level.items()):
-            stored = self.store.level_nodes(level, min(made), max(made))
+            if level < BLOCK_LEVEL:
+                stored = {i: v for (lv, i), v in below.items() if lv == level}
+            else:
+                stored = self.store.level_nodes(level, min(made), max(made))
             for index, value in sorted(made.items()):
                 first_leaf = index << level
                 if stored.get(index) != value and not self._explained(first_leaf, level):
@@ -159,6 +170,8 @@ def verify(store: AuditStore, public: Ed25519PublicKey, *,
     report.checkpoints = len(checkpoints)
     good = _check_checkpoints(checkpoints, public, report)
     walk = _Walk(store, report, [c.size for c in good])
+    doubled = {(source, source_id): first
+               for source, source_id, first, _ in store.duplicates()}
     expected = 0
     last: dict[str, int] = {}
     stopped = False
@@ -176,7 +189,7 @@ def verify(store: AuditStore, public: Ed25519PublicKey, *,
                 report.add(Finding("entry_tampered", f"the data of seq {entry.seq} does not "
                                    "hash to its stored leaf", seq=entry.seq))
                 walk.spoil(entry.seq)
-            _check_order(entry.seq, entry.data, last, report, walk)
+            _check_order(entry.seq, entry.data, last, report, walk, doubled)
             if not stopped:
                 leaves.append(leaf)
             expected += 1
@@ -187,13 +200,23 @@ def verify(store: AuditStore, public: Ed25519PublicKey, *,
 
 
 def _check_order(seq: int, data: bytes, last: dict[str, int], report: VerifyReport,
-                 walk: _Walk) -> None:
+                 walk: _Walk, doubled: dict[tuple[str, str], int]) -> None:
     try:
         record = json.loads(data)
-        source, position = record["source"], int(record["source_id"])
+        source, source_id = record["source"], record["source_id"]
     except (ValueError, KeyError, TypeError):
         return  # unreadable data is a tampered entry, named by its leaf
+    first = doubled.get((source, source_id)) if doubled else None
+    if first is not None and first != seq:
+        report.add(Finding("entry_duplicated", f"seq {seq} holds {source} {source_id}, as "
+                           f"seq {first} does", seq=seq))
+        walk.spoil(seq)
+        return
     if source not in ORDERED_SOURCES:
+        return
+    try:
+        position = int(source_id)
+    except (ValueError, TypeError):
         return
     if position <= last.get(source, -2**63):
         report.add(Finding("entries_reordered", f"seq {seq} holds {source} position "

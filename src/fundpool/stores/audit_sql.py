@@ -31,7 +31,13 @@ from typing import Any
 from fundpool.audit import merkle, sources
 from fundpool.audit.checkpoint import Checkpoint
 from fundpool.audit.merkle import Coordinate
-from fundpool.audit.ports import SEARCH_LIMIT_MAX, SYNC_BATCH_MAX, Collected, Search
+from fundpool.audit.ports import (
+    BLOCK_LEVEL,
+    SEARCH_LIMIT_MAX,
+    SYNC_BATCH_MAX,
+    Collected,
+    Search,
+)
 from fundpool.audit.records import AuditRecord, Entry
 from fundpool.core.actor import ACTOR_KINDS
 from fundpool.ledger.ports import LedgerStore
@@ -45,7 +51,6 @@ ENTRY_COLUMNS = ("seq, at_us, source, source_id, action, object_kind, object_id,
 _ENTRY_TYPES = ("int8", "int8", "text", "text", "text", "text", "text", "text", "bytea",
                 "bytea")
 _NODE_TYPES = ("int8", "int4", "int8", "bytea")
-BLOCK_LEVEL = 10  # lower nodes are clustered by their 2^10-leaf block; upper ones are cached
 UPPER_BLOCK = -1  # the `block` of every node of level >= BLOCK_LEVEL
 # Tables a collector locks on PostgreSQL before reading them (see the module's text).
 _SHARE_LOCKED = (sources.AUTH, sources.APPROVALS, sources.RISK_CASE)
@@ -380,9 +385,7 @@ class SqlAuditStore:
                 found[(int(level), int(idx))] = _bytes(value)
         return found
 
-    def nodes_under(self, first: int, end: int) -> dict[Coordinate, bytes]:
-        """Every stored node (level >= 1) whose first leaf is in [first, end), read from the
-        database (never the cache: verify compares what is stored)."""
+    def lower_nodes(self, first: int, end: int) -> dict[Coordinate, bytes]:
         self.ensure()
         found: dict[Coordinate, bytes] = {}
         if end <= first:
@@ -392,17 +395,17 @@ class SqlAuditStore:
                 (first >> BLOCK_LEVEL, (end - 1) >> BLOCK_LEVEL)):
             if first <= int(idx) << int(level) < end:
                 found[(int(level), int(idx))] = _bytes(value)
-        level = BLOCK_LEVEL
-        while (1 << level) <= end and level <= merkle.LEVELS_MAX:
-            low = -(-first >> level)  # the first index whose first leaf is at or after first
-            high = (end - 1) >> level
-            if low <= high:
-                for idx, value in self.db.rows(
-                        "SELECT idx, hash FROM audit_nodes WHERE block = ? AND level = ? AND "
-                        "idx >= ? AND idx <= ?", (UPPER_BLOCK, level, low, high)):
-                    found[(level, int(idx))] = _bytes(value)
-            level += 1
         return found
+
+    def level_nodes(self, level: int, first: int, last: int) -> dict[int, bytes]:
+        self.ensure()
+        if level >= BLOCK_LEVEL:
+            blocks = (UPPER_BLOCK, UPPER_BLOCK)
+        else:
+            blocks = (first >> (BLOCK_LEVEL - level), last >> (BLOCK_LEVEL - level))
+        return {int(i): _bytes(h) for i, h in self.db.rows(
+            "SELECT idx, hash FROM audit_nodes WHERE block >= ? AND block <= ? AND level = ? "
+            "AND idx >= ? AND idx <= ?", (*blocks, level, first, last))}
 
     def duplicates(self, limit: int = DUPLICATES_MAX) -> list[tuple[str, str, int, int]]:
         """(source, source_id, first seq, entries) of each key more than one entry holds, by

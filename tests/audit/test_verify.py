@@ -16,6 +16,7 @@ from fundpool.audit.service import AuditService
 from fundpool.core.clock import ManualClock
 from fundpool.ledger.ports import LedgerStore
 from fundpool.sql.database import Database
+from fundpool.stores.audit_sql import block_of
 from tests.audit.conftest import BOB, emit, fill, payment_event
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "verify_audit_export.py"
@@ -111,7 +112,8 @@ def test_history_rewritten_and_rehashed_is_a_fork(store: LedgerStore, clock: Man
            (entries[2].data, entries[2].leaf))
     change(audit, "DELETE FROM audit_nodes")
     with db_of(audit).transaction() as tx:
-        tx.many("INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+        tx.many("INSERT INTO audit_nodes (block, level, idx, hash) VALUES (?, ?, ?, ?)",
+                [(block_of(level, idx), level, idx, value) for level, idx, value in nodes])
     found = codes(audit)
     assert set(found) == {"fork"}, found
 
@@ -212,3 +214,18 @@ def test_the_tool_refuses_another_key(exported: tuple[Path, Path]) -> None:
     done = run_tool(export, LogKey.generate().public_doc()["public_key_hex"])
     assert done.returncode == 1
     assert "FAILED at line 1" in done.stdout
+
+
+def test_entry_duplicated(store: LedgerStore, clock: ManualClock, audit: AuditService) -> None:
+    """No index keeps (source, source_id) unique: a row written twice from outside is named."""
+    size = grown(store, clock, audit)
+    twice = audit.store.entry(4)
+    assert twice is not None
+    change(audit, "INSERT INTO audit_entries (seq, at_us, source, source_id, action, "
+           "object_kind, object_id, actor_id, data, leaf) SELECT ?, at_us, source, source_id, "
+           "action, object_kind, object_id, actor_id, data, leaf FROM audit_entries "
+           "WHERE seq = 4", (size,))
+    found = codes(audit)
+    assert found["entry_duplicated"] == [size]
+    assert "entries_reordered" not in found  # named once, as what it is
+    assert "fork" not in found

@@ -8,13 +8,16 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from openpyxl import load_workbook
 
+from fundpool.approvals.model import NotWaiting
 from fundpool.auth.errors import InvalidCredentials
 from fundpool.client import (
     ApiError,
@@ -36,9 +39,11 @@ from fundpool.client import (
     domain_class,
     error_from_problem,
 )
+from fundpool.client.approvals import ApprovalOut
 from fundpool.core.errors import AlreadyReversed, FundpoolError, UnknownAsset
-from fundpool.payments.model import IllegalTransition, PaymentIdempotencyConflict
+from fundpool.payments.model import PaymentIdempotencyConflict
 from tests.client import LiveServer, live_server
+from tests.server.signing import Codes, public_b64, sign_digest
 from tests.waiting import wait_for_clock_past
 
 WORLD = "world:bank-a"
@@ -481,6 +486,31 @@ Dora,US-ACCT-2,25000.00,USD,inv-4,
 """
 
 
+@dataclass(frozen=True)
+class ClientSigner:
+    """A client's principal with a TOTP authenticator and a registered signing key."""
+
+    api: Client
+    private: Ed25519PrivateKey
+    key_id: str
+
+    def sign(self, payment_id: str) -> ApprovalOut:
+        view = self.api.approval(payment_id)
+        return self.api.sign_approval(payment_id, self.key_id,
+                                      sign_digest(self.private, view.digest), view.digest)
+
+
+def enrol(api: Client) -> ClientSigner:
+    """Begin TOTP enrolment and register a new key with a code, through the client."""
+    begun = api.begin_totp()
+    assert begun.secret is not None
+    private = Ed25519PrivateKey.generate()
+    key = api.register_signing_key(public_b64(private), "laptop", Codes(begun.secret).code())
+    assert key.active
+    assert api.totp_status().enrolled
+    return ClientSigner(api, private, key.id)
+
+
 def test_payments_are_created_read_listed_and_moved(server: LiveServer,
                                                     api: Client) -> None:
     for channel, asset in (("sepa", "EUR"), ("rtp", "USD"), ("bank-a", "USD")):
@@ -508,9 +538,11 @@ def test_payments_are_created_read_listed_and_moved(server: LiveServer,
     assert created.id in [p.id for p in api.iter_payments(state="initiated", limit=1)]
     cancelled = api.cancel_payment(created.id, "changed our mind")
     assert cancelled.state == "cancelled"
-    with pytest.raises(IllegalTransition) as illegal:
-        api.approve_payment(created.id)
+    admin = enrol(api)
+    with pytest.raises(NotWaiting) as illegal:
+        admin.sign(created.id)
     assert isinstance(illegal.value, Conflict)
+    assert illegal.value.facts["state"] == "cancelled"
 
     batch = api.upload_payouts(PAYOUTS)
     assert (batch.valid_count, batch.invalid_count) == (4, 1)
@@ -519,13 +551,26 @@ def test_payments_are_created_read_listed_and_moved(server: LiveServer,
     waiting = rows[5].payment_id
     assert waiting is not None
     assert rows[5].state == "pending_approval"
-    # Four eyes: the uploader (this admin key) may not approve its own payout; another may.
+    # Four eyes: the uploader (this admin key) may not sign its own payout; another may.
     with pytest.raises(PermissionDenied) as own:
-        api.approve_payment(waiting)
+        admin.sign(waiting)
     assert own.value.code == "self_approval"
+    assert api.approval(waiting).stages[0].signed == []
     approver = api.create_key("client-approver", ["approver"])
     with Client(server.url, approver.token, backoff_s=0.0) as second:
-        assert second.approve_payment(waiting).state == "approved"
+        signer = enrol(second)
+        approved = signer.sign(waiting)
+        assert (approved.state, approved.payment["state"]) == ("approved", "approved")
+        assert [s.key_id for s in approved.stages[0].signed] == [signer.key_id]
+        with pytest.raises(NotWaiting):
+            signer.sign(waiting)
+    declined = api.upload_payouts(PAYOUTS.replace(b"inv-4", b"inv-4b"))
+    to_decline = next(row.payment_id for row in declined.rows if row.line == 5)
+    assert to_decline is not None
+    with Client(server.url, approver.token, backoff_s=0.0) as second:
+        rejected = second.reject_approval(to_decline, "payee not on the vendor list")
+    assert (rejected.state, rejected.payment["state"]) == ("rejected", "rejected")
+    assert rejected.rejections[0].note == "payee not on the vendor list"
     progress = api.payout_batch(batch.batch_id)
     assert (progress.total, progress.by_state) == (4, {"approved": 4})
     # Sent again (as text this time), the file pays no row twice.

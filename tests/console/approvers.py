@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -177,6 +178,24 @@ def activate_rules(server: Server, author: User, voter: httpx.Client, voter_secr
     assert voted.status_code == 200, voted.text
     assert voted.json()["state"] == "active", voted.json()
     return version
+
+
+def activate_policy(server: Server, admin: httpx.Client, version: int) -> None:
+    """Activate risk policy `version` as the admin, with a TOTP code (issue 17: policy
+    activation is a sensitive action); the admin's authenticator is enrolled here when it
+    is not yet."""
+    enrolled = admin.get("/v1/me/totp").json().get("enrolled")
+    secret = _ADMIN_SECRETS.get(server.base)
+    if not enrolled or secret is None:
+        with tempfile.TemporaryDirectory(prefix="fundpool-admin-") as folder:
+            secret = _ADMIN_SECRETS[server.base] = enrol_by_api(admin, Path(folder),
+                                                               "admin-policy").secret
+    done = admin.post(f"/v1/risk/policies/{version}/activate",
+                      json={"totp": fresh_code(secret, "the policy's activation")})
+    assert done.status_code == 200, done.text
+
+
+_ADMIN_SECRETS: dict[str, str] = {}  # per server: the admin's TOTP secret, once enrolled
 
 
 def payment_of(server: Server, payment_id: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.console.approvers import activate_policy
 from tests.console.harness import REPO, Server, expect, save_screenshot, sign_in
 from tests.waiting import wait_until
 
@@ -65,7 +66,7 @@ def risk_server(console_server: Server) -> Server:
             with server.api("risk") as risk:
                 draft = _json(risk.post("/v1/risk/policies",
                                         json={"text": POLICY, "note": "the tests' policy"}))
-            _json(admin.post(f"/v1/risk/policies/{draft['version']}/activate"))
+            activate_policy(server, admin, int(draft['version']))
     return server
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.console.approvers import activate_policy
 from tests.console.harness import Server, expect, save_screenshot, sign_in
 from tests.console.test_risk_browser import LIVE_S, _json, payout, to_queue
 from tests.waiting import wait_until
@@ -51,7 +52,7 @@ def limits_server(console_server: Server) -> Server:
         draft = _json(risk.post("/v1/risk/policies",
                                 json={"text": POLICY, "note": "the limits tests' policy"}))
     with server.api("admin") as admin:
-        _json(admin.post(f"/v1/risk/policies/{draft['version']}/activate"))
+        activate_policy(server, admin, int(draft['version']))
     return server
 
 

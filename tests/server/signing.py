@@ -73,6 +73,33 @@ def add_user(client: httpx.Client, admin: dict[str, str], username: str,
     return sign_in(client, username, password)
 
 
+class Codes:
+    """The TOTP codes of one secret, each step's handed out once."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.used_step = -1  # the last step a code was handed out for
+
+    def code(self) -> str:
+        """A code of a step not used yet: the one before now, now's, or the next one."""
+        _clear_of_the_edge()
+        step = now_step()
+        if self.used_step >= step:
+            time.sleep(TOTP_STEP_S - time.time() % TOTP_STEP_S + 0.05)
+            step = now_step()
+        self.used_step = max(step - 1, self.used_step + 1)
+        return code_at_step(self.secret, self.used_step)
+
+    def current(self) -> str:
+        """A code of the current step (waiting for the next one if it was used): it stays good
+        for 30 s at least, so that a test may send it twice (a reuse)."""
+        _clear_of_the_edge()
+        if self.used_step >= now_step():
+            time.sleep(TOTP_STEP_S - time.time() % TOTP_STEP_S + 0.05)
+        self.used_step = now_step()
+        return code_at_step(self.secret, self.used_step)
+
+
 class Signer:
     """A principal (its `headers`) that has, once `enrol()` is called, a TOTP authenticator
     and a registered signing key."""
@@ -81,9 +108,12 @@ class Signer:
         self.client = client
         self.headers = headers
         self.private = Ed25519PrivateKey.generate()
-        self.secret = ""
+        self.codes = Codes("")
         self.key_id = ""
-        self.used_step = -1  # the last TOTP step a code was used for
+
+    @property
+    def secret(self) -> str:
+        return self.codes.secret
 
     @classmethod
     def enrolled(cls, client: httpx.Client, headers: dict[str, str],
@@ -98,28 +128,14 @@ class Signer:
         begun = self.client.post("/v1/me/totp", headers=self.headers)
         assert begun.status_code == 200, begun.text
         assert begun.json()["uri"].startswith("otpauth://totp/")
-        self.secret = str(begun.json()["secret"])
+        self.codes = Codes(str(begun.json()["secret"]))
         return self.secret
 
     def code(self) -> str:
-        """A code of a step not used yet: the one before now, now's, or the next one."""
-        _clear_of_the_edge()
-        step = now_step()
-        if self.used_step >= step:
-            time.sleep(TOTP_STEP_S - time.time() % TOTP_STEP_S + 0.05)
-            step = now_step()
-        step = max(step - 1, self.used_step + 1)
-        self.used_step = step
-        return code_at_step(self.secret, step)
+        return self.codes.code()
 
     def current_code(self) -> str:
-        """A code of the current step (waiting for the next one if it was used): it stays good
-        for 30 s at least, so that the test may try it twice (a reuse)."""
-        _clear_of_the_edge()
-        if self.used_step >= now_step():
-            time.sleep(TOTP_STEP_S - time.time() % TOTP_STEP_S + 0.05)
-        self.used_step = now_step()
-        return code_at_step(self.secret, self.used_step)
+        return self.codes.current()
 
     # --- keys ------------------------------------------------------------------------------
 

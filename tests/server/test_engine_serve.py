@@ -1,10 +1,10 @@
 """The payment engine in a real `fundpool serve`, used as its users would: payouts created
-through the API move by themselves to the end; a large one waits for a second person; the
-initiator cannot approve their own; a raw posting to a pool account by a cashier is refused;
-and a server killed (SIGKILL) while payments are in flight, then started again, finishes every
-one of them exactly once, with no rail sent anything twice and the chain intact. On SQLite
-(one process) and on PostgreSQL with two workers (the engine's leader killed, another takes
-over).
+through the API move by themselves to the end; a large one waits for a second person's
+signature; the initiator cannot approve their own; a raw posting to a pool account by a cashier
+is refused; and a server killed (SIGKILL) while payments are in flight, then started again,
+finishes every one of them exactly once, with no rail sent anything twice and the chain intact.
+On SQLite (one process) and on PostgreSQL with two workers (the engine's leader killed, another
+takes over).
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from fundpool.channels.rail_journal import journal_submissions
 from tests.conftest import PG_URL, new_pg_schema, require_postgres
+from tests.server.signing import Signer
 from tests.serving import Served
 from tests.waiting import wait_until
 
@@ -70,6 +72,23 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         server.stop()
 
 
+def signer_of(served: Served, role: str) -> Iterator[Signer]:
+    with httpx.Client(base_url=served.url(""), timeout=30) as client:
+        yield Signer.enrolled(client, served.headers(role))
+
+
+@pytest.fixture(scope="module")
+def approver(served: Served) -> Iterator[Signer]:
+    """serve-approver, with a TOTP authenticator and a signing key (once: the server is the
+    module's)."""
+    yield from signer_of(served, "approver")
+
+
+@pytest.fixture(scope="module")
+def admin(served: Served) -> Iterator[Signer]:
+    yield from signer_of(served, "admin")
+
+
 def test_a_payout_created_through_the_api_settles_by_itself(served: Served) -> None:
     created = create(served, payout())
     assert created["state"] == "initiated"  # acknowledged; the engine does the rest
@@ -86,31 +105,44 @@ def test_a_payout_created_through_the_api_settles_by_itself(served: Served) -> N
     assert detail["initiated_by"]["name"] == "serve-cashier"
 
 
-def test_above_the_threshold_it_waits_for_another_person(served: Served) -> None:
+def test_above_the_threshold_it_waits_for_another_person(served: Served,
+                                                         approver: Signer) -> None:
     created = create(served, payout("20000.00"))  # the USD threshold is 10,000.00
     assert wait_state(served, created["id"], {"pending_approval"}) == "pending_approval"
-    # A cashier may not approve at all; the approver may, and the payment moves on.
-    refused = served.post(f"/v1/payments/{created['id']}/approve", {}, "cashier")
+    # A cashier may not approve at all, signature or not; the approver signs, and the payment
+    # moves on.
+    signed = approver.body(str(created["id"]), note="checked the invoice")
+    refused = served.post(f"/v1/payments/{created['id']}/approve", signed, "cashier")
     assert refused.status_code == 403, refused.text
-    approved = served.post(f"/v1/payments/{created['id']}/approve",
-                           {"reason": "checked the invoice"}, "approver")
+    assert refused.json()["code"] == "forbidden"
+    unsigned = served.post(f"/v1/payments/{created['id']}/approve", {}, "approver")
+    assert unsigned.status_code == 400, unsigned.text
+    assert unsigned.json()["code"] == "signature_required"
+    assert state_of(served, created["id"]) == "pending_approval"
+    approved = served.post(f"/v1/payments/{created['id']}/approve", signed, "approver")
     assert approved.status_code == 200, approved.text
+    assert approved.json()["state"] == "approved"
     assert wait_state(served, created["id"], FINISHED) == "settled"
     events = served.get(f"/v1/payments/{created['id']}")["events"]
     approval = next(e for e in events if e["action"] == "approve")
     assert approval["actor"]["name"] == "serve-approver"
-    assert approval["reason"] == "checked the invoice"
+    # The approver's note is kept with the signature.
+    (signature,) = approver.approval(str(created["id"]))["stages"][0]["signed"]
+    assert (signature["name"], signature["key_id"], signature["note"]) == (
+        "serve-approver", approver.key_id, "checked the invoice")
 
 
-def test_the_initiator_cannot_approve_their_own_payment(served: Served) -> None:
+def test_the_initiator_cannot_approve_their_own_payment(served: Served,
+                                                        admin: Signer) -> None:
     created = create(served, payout("30000.00"), role="admin")
     wait_state(served, created["id"], {"pending_approval"})
-    refused = served.post(f"/v1/payments/{created['id']}/approve", {}, "admin")
+    refused = admin.approve(str(created["id"]))  # a good signature, by the initiator
     assert refused.status_code == 403, refused.text
     assert refused.json()["code"] == "self_approval"
     assert refused.headers["content-type"].startswith("application/problem+json")
     time.sleep(0.5)  # the engine passes every 50 ms: it would have moved an approved payment
     assert state_of(served, created["id"]) == "pending_approval"
+    assert admin.approval(str(created["id"]))["stages"][0]["signed"] == []
 
 
 def test_a_payout_beyond_the_pools_funds_is_refused_at_creation(served: Served) -> None:
@@ -237,9 +269,13 @@ def test_an_approver_declines_a_waiting_payment_with_a_note(served: Served) -> N
     declined = served.post(path, {"reason": "payee not on the vendor list"}, "approver")
     assert declined.status_code == 200, declined.text
     assert declined.json()["state"] == "rejected"
+    assert declined.json()["payment"]["state"] == "rejected"
+    assert [r["note"] for r in declined.json()["rejections"]] == [
+        "payee not on the vendor list"]
     again = served.post(path, {"reason": "again"}, "approver")
     assert again.status_code == 409, again.text
-    assert again.json()["code"] == "illegal_transition"
+    assert again.json()["code"] == "not_waiting"
+    assert again.json()["facts"]["state"] == "rejected"
     reject = next(e for e in served.get(f"/v1/payments/{created['id']}")["events"]
                   if e["action"] == "reject")
     assert reject["actor"]["name"] == "serve-approver"

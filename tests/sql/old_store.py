@@ -38,7 +38,7 @@ ADDED_TABLES = {
                             "approval_keys", "approval_totp", "approval_plans",
                             "approval_signatures", "approval_delays")},
     # the audit log (0001)
-    **{name: 0 for name in ("audit_entries", "audit_nodes", "audit_checkpoints",
+    **{name: 0 for name in ("audit_entries", "audit_actors", "audit_nodes", "audit_checkpoints",
                             "audit_cursors", "audit_verifications")},
 }
 # Components newer than the fixture: absent from it, created by the upgrade.

@@ -134,7 +134,7 @@ class ApprovalView:
     plan: Plan | None  # None: the payment does not wait (and never waited in this round)
     document: Mapping[str, Any]
     digest: bytes
-    state: str  # waiting | delayed | approved | rejected | cancelled | ended
+    state: str  # waiting | delayed | approved | rejected | cancelled | not_waiting | ended
     stage: int | None
     stages: tuple[StageView, ...]
     rejections: tuple[Signature, ...]
@@ -556,7 +556,7 @@ class ApprovalService:
                                                      "signature": raw.hex(), "note": note}))
             after = self._view(writes, payment, at_us, users)
             if after.state == "approved" and after.payment.state is PaymentState.PENDING_APPROVAL:
-                self._complete(writes, session, after, actor)
+                self._complete(writes, session, after, actor, note)
             result = self._view(writes, self._current(session, payment_id), at_us, users)
         if self.wake is not None and result.payment.state is PaymentState.APPROVED:
             self.wake(result.payment.pool)
@@ -577,7 +577,7 @@ class ApprovalService:
                               roles=list(stage.roles), group=stage.group)
 
     def _complete(self, writes: ApprovalWrites, session: PaymentSession, view: ApprovalView,
-                  actor: Actor) -> None:
+                  actor: Actor, note: str | None = None) -> None:
         """Every stage has its approvers: approve now, or begin the delay window."""
         stages = [v.stage for v in view.stages]
         delay_s = max((s.delay_s for s in stages), default=0)
@@ -592,10 +592,11 @@ class ApprovalService:
                                              {"release_at_us": at_us + delay_s * 1_000_000,
                                               "cancellable_by": list(cancellable)}))
             return
-        self._approve(session, view.payment.id, actor)
+        self._approve(session, view.payment.id, actor, note)
 
-    def _approve(self, session: PaymentSession, payment_id: str, actor: Actor) -> Payment:
-        (done,) = session.act([Step(payment_id, Action.APPROVE, actor=actor)])
+    def _approve(self, session: PaymentSession, payment_id: str, actor: Actor,
+                 note: str | None = None) -> Payment:
+        (done,) = session.act([Step(payment_id, Action.APPROVE, reason=note, actor=actor)])
         if isinstance(done, FundpoolError):
             raise done
         return done
@@ -723,6 +724,9 @@ def _state_of(payment: Payment, current: int | None, delay: Delay | None,
     if state in (PaymentState.APPROVED, PaymentState.SUBMITTED, PaymentState.CLEARED,
                  PaymentState.SETTLED):
         return "approved"
+    if state in (PaymentState.INITIATED, PaymentState.SCREENED, PaymentState.HELD,
+                 PaymentState.ROUTED):
+        return "not_waiting"  # not (yet) waiting for approvers
     return "ended"
 
 

@@ -57,6 +57,10 @@ def decompose(start: int, end: int) -> list[Coordinate]:
     """The complete subtrees that make the range [start, end), largest first: for a range
     of the RFC's recursion (start aligned to a power of two at least end - start), its hash
     is the right-nested fold of theirs."""
+    width = end - start
+    if width > 0 and width & (width - 1) == 0 and start & (width - 1) == 0:
+        level = width.bit_length() - 1  # one complete subtree (most of a proof's ranges)
+        return [(level, start >> level)]
     out: list[Coordinate] = []
     while start < end:
         level = (end - start).bit_length() - 1
@@ -125,13 +129,37 @@ def _nodes_of(ranges: Iterable[tuple[int, int]]) -> list[Coordinate]:
     return list(seen)
 
 
+Plan = list[list[Coordinate]]  # a proof's ranges, each as its complete subtrees
+
+
+def plan_nodes(plan: Plan) -> list[Coordinate]:
+    """Every complete subtree a plan reads, once each (read them in one go)."""
+    return list(dict.fromkeys(coordinate for part in plan for coordinate in part))
+
+
+def proof_of(plan: Plan, node: NodeSource) -> list[bytes]:
+    """The proof's hashes: each range's subtrees folded (`range_hash` without recomputing
+    the ranges)."""
+    out = []
+    for part in plan:
+        acc = node(*part[-1])
+        for level, index in reversed(part[:-1]):
+            acc = node_hash(node(level, index), acc)
+        out.append(acc)
+    return out
+
+
+def inclusion_plan(index: int, size: int) -> Plan:
+    return [decompose(start, end) for start, end in inclusion_ranges(index, size)]
+
+
 def inclusion_nodes(index: int, size: int) -> list[Coordinate]:
     """The complete subtrees an audit path is made of (read them in one go)."""
-    return _nodes_of(inclusion_ranges(index, size))
+    return plan_nodes(inclusion_plan(index, size))
 
 
 def inclusion_proof(index: int, size: int, node: NodeSource) -> list[bytes]:
-    return [range_hash(start, end, node) for start, end in inclusion_ranges(index, size)]
+    return proof_of(inclusion_plan(index, size), node)
 
 
 # --- consistency (RFC 6962 §2.1.2 PROOF / SUBPROOF) ---------------------------------------

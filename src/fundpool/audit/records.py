@@ -12,21 +12,20 @@ amounts are decimal text of minor units). A leaf is SHA-256(0x00 || those bytes)
 
 The bytes are orjson's (`OPT_SORT_KEYS`: the same bytes as `json.dumps(sort_keys=True,
 separators=(",", ":"), ensure_ascii=False)`, at a tenth of the cost; tests/audit/test_records.py
-checks it on random documents). Floats are kept out where records are built: the sources parse
-every stored JSON text with `sources.loads`, which reads a float as its text, and the other
-fields are typed. What orjson would write and the stdlib encoder would not is still refused
-here, cheaply: any type but text, integers, booleans, null, lists and objects goes to
-`default` (dataclasses, dates, subclasses), and a number with a fraction or an exponent in the
-output sends the document to the exact check (a walk over every value), which refuses a float
-and names where it is. An integer beyond 64 bits, which orjson does not write, takes the exact
-path too. Not refused here, because no source can produce one: NaN and infinities (orjson
-writes null; `sources.loads` reads them as text), enums and UUIDs (written as their value).
+checks it on random documents), or the standard library's for an integer beyond 64 bits.
+
+Floats are kept out where records are built, not by walking every value of every record as it
+is appended: the sources (sources.py) read every stored JSON text with `sources.loads`, which
+gives a float (and NaN, Infinity) as its text, and fill the other fields from typed columns.
+`AuditRecord.data` then only refuses what is not JSON at all (orjson hands any other type to
+`default`: dataclasses, dates, subclasses of str/int/dict/list); enums and UUIDs, which orjson
+writes as their value, and floats are not looked for there. `canonical_json`, for a document
+from elsewhere, checks every value first, as before: a float is refused and where it is named.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,9 +80,6 @@ def _first_wrong(value: Any, where: str) -> str:
 
 _ORJSON_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
                    | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS)
-# A number with a fraction or an exponent where a value starts (the output is compact): a
-# float, or text that looks like one, which the exact check then tells apart.
-_FLOAT_LIKE = re.compile(rb"[:,\[]-?[0-9]+[.eE]")
 
 
 def _not_json(value: Any) -> Any:
@@ -91,15 +87,23 @@ def _not_json(value: Any) -> Any:
 
 
 def canonical_json(doc: Mapping[str, Any]) -> bytes:
-    """The record's canonical bytes (see the module's text); InvalidAuditRecord if it holds
-    anything but text, integers, booleans, null, lists and objects with text keys."""
+    """The canonical bytes of any document, every value's type checked first (a float is
+    refused, and where it is named): for a document from outside (the console checks a
+    record it was shown). A record's own bytes skip the check (`AuditRecord.data`)."""
+    if not _only_json(doc):
+        raise InvalidAuditRecord("a record holds only text, integers, booleans, null, lists "
+                                 "and objects", where=_first_wrong(doc, "$"))
+    return _encoded(doc)
+
+
+def _encoded(doc: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of a document built of JSON values (see the module's text):
+    orjson's, or the standard library's for what orjson does not write (an integer beyond
+    64 bits), or InvalidAuditRecord for what is not JSON at all."""
     try:
-        raw = orjson.dumps(doc, default=_not_json, option=_ORJSON_OPTIONS)
+        return orjson.dumps(doc, default=_not_json, option=_ORJSON_OPTIONS)
     except (orjson.JSONEncodeError, TypeError):
-        return _exact_json(doc)  # an integer beyond 64 bits, or a value to refuse and name
-    if _FLOAT_LIKE.search(raw) is not None:
         return _exact_json(doc)
-    return raw
 
 
 def _exact_json(doc: Mapping[str, Any]) -> bytes:
@@ -118,8 +122,10 @@ def shown_actor(actor: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """An actor (`Actor.to_dict()`) with every field of the record, the absent ones null."""
     if actor is None:
         return None
-    return {name: (list(actor.get(name) or ()) if name == "roles" else actor.get(name))
-            for name in ACTOR_FIELDS}
+    get = actor.get  # spelled out: this runs for every record appended
+    return {"kind": get("kind"), "id": get("id"), "name": get("name"),
+            "roles": list(get("roles") or ()), "session_id": get("session_id"),
+            "key_id": get("key_id"), "request_id": get("request_id")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +149,7 @@ class AuditRecord:
                 "after": self.after, "details": self.details}
 
     def data(self) -> bytes:
-        raw = canonical_json(self.to_dict())
+        raw = _encoded(self.to_dict())
         if len(raw) > RECORD_BYTES_MAX:
             raise InvalidAuditRecord("the record is larger than allowed", source=self.source,
                                      source_id=self.source_id, bytes=len(raw))

@@ -115,8 +115,8 @@ class AuditService:
                 "checkpoint": None if checkpoint is None else checkpoint.to_dict()}
 
     def proof(self, seq: int, size: int) -> list[bytes]:
-        found = self.store.nodes(merkle.inclusion_nodes(seq, size))
-        return merkle.inclusion_proof(seq, size, _source(found))
+        plan = merkle.inclusion_plan(seq, size)
+        return merkle.proof_of(plan, _source(self.store.nodes(merkle.plan_nodes(plan))))
 
     def consistency(self, first: int, second: int) -> dict[str, Any]:
         if not 0 < first <= second:

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fundpool.audit import merkle, sources
 from fundpool.audit.checkpoint import Checkpoint, published
 from fundpool.audit.merkle import Coordinate, ProofError
-from fundpool.audit.ports import BLOCK_LEVEL, AuditStore
+from fundpool.audit.ports import BLOCK_LEVEL, STORED_LEVEL_MIN, AuditStore
 
 FINDINGS_PER_CODE_MAX = 20  # beyond this a code is counted, not listed
 SCAN_CHUNK = 50_000
@@ -119,6 +119,7 @@ class _Walk:
 
     def _compare(self, nodes: list[tuple[int, int, bytes]]) -> None:
         by_level: dict[int, dict[int, bytes]] = defaultdict(dict)
+        nodes = [node for node in nodes if node[0] >= STORED_LEVEL_MIN]  # the stored ones
         for level, index, value in nodes:
             by_level[level][index] = value
         lower = [(index << level, (index + 1) << level) for level, index, _ in nodes
@@ -206,7 +207,9 @@ def _check_order(seq: int, data: bytes, last: dict[str, int], report: VerifyRepo
         source, source_id = record["source"], record["source_id"]
     except (ValueError, KeyError, TypeError):
         return  # unreadable data is a tampered entry, named by its leaf
-    first = doubled.get((source, source_id)) if doubled else None
+    if not isinstance(source, str) or not isinstance(source_id, str | int):
+        return
+    first = doubled.get((source, str(source_id))) if doubled else None
     if first is not None and first != seq:
         report.add(Finding("entry_duplicated", f"seq {seq} holds {source} {source_id}, as "
                            f"seq {first} does", seq=seq))

@@ -15,7 +15,8 @@ a local store (docs/risk.md).
     fundpool risk rings --minutes 60                  # payees sharing accounts
 
 Actions are recorded as the operating-system user's (the CLI's actor). A policy version is
-never activated by its author unless that actor is an admin, as the local CLI's is.
+never activated by its author, whatever its role: the local CLI (the operating-system user)
+activates a version someone else drafted (docs/approvals.md, separation of duties).
 """
 
 from __future__ import annotations

@@ -793,10 +793,12 @@ class Endpoints(ApprovalsEndpoints, Runner):
                           adapter(PolicyVersionOut), idempotency_key)
 
     @endpoint
-    def activate_risk_policy(self, version: int, *, idempotency_key: str | None = None
-                             ) -> Call[PolicyVersionOut]:
-        """Activate a draft (never by its author, unless an admin)."""
-        return self._post(f"{RISK}/policies/{int(version)}/activate", None,
+    def activate_risk_policy(self, version: int, totp: str | None = None, *,
+                             idempotency_key: str | None = None) -> Call[PolicyVersionOut]:
+        """Activate a draft with the caller's current TOTP code (never by its author, whatever
+        their role)."""
+        return self._post(f"{RISK}/policies/{int(version)}/activate",
+                          None if totp is None else {"totp": totp},
                           adapter(PolicyVersionOut), idempotency_key)
 
     @endpoint

@@ -12,7 +12,9 @@ Proofs: a node of level >= `BLOCK_LEVEL` (10) is one of few (about n / 512) and 
 once stored, so the store keeps them all in memory, read the first time a proof needs one and
 extended as the log grows (`_upper`). A lower node is stored with the other nodes of its
 1024-leaf block, so the lower half of a proof is a few neighbouring rows, and its sibling leaf
-one entry read by seq.
+one entry read by seq. Nodes below level 4 (`STORED_LEVEL_MIN`) are not stored (they would be
+seven rows in eight): the store makes one from its 2 to 8 leaves, neighbouring entries read in
+one range.
 
 Reading the sources: the outbox's `pos` and `risk_policies.version` are assigned as the last
 plus one under the ledger's writer lock, so they follow commit order. `auth_changes.id` and
@@ -34,6 +36,7 @@ from fundpool.audit.merkle import Coordinate
 from fundpool.audit.ports import (
     BLOCK_LEVEL,
     SEARCH_LIMIT_MAX,
+    STORED_LEVEL_MIN,
     SYNC_BATCH_MAX,
     Collected,
     Search,
@@ -65,6 +68,19 @@ def block_of(level: int, index: int) -> int:
 
 def _bytes(value: Any) -> bytes:
     return bytes(value)
+
+
+def _made(leaves: dict[int, bytes], level: int, index: int) -> bytes | None:
+    """The subtree (level, index) made from its leaves; None if one is missing."""
+    first = index << level
+    try:
+        hashes = [leaves[seq] for seq in range(first, first + (1 << level))]
+    except KeyError:
+        return None
+    node_hash = merkle.node_hash
+    while len(hashes) > 1:
+        hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
+    return hashes[0]
 
 
 def _entry(row: Sequence[Any]) -> Entry:
@@ -130,7 +146,8 @@ class SqlAuditStore:
             rows.append((seq, r.at_us, r.source, r.source_id, r.action, r.object_kind,
                          r.object_id, who, data, leaf))
         nodes = [(index >> (BLOCK_LEVEL - level) if level < BLOCK_LEVEL else UPPER_BLOCK,
-                  level, index, value) for level, index, value in grown.nodes]
+                  level, index, value) for level, index, value in grown.nodes
+                 if level >= STORED_LEVEL_MIN]
         if tx.dialect.is_postgres:
             tx.copy(f"audit_entries ({ENTRY_COLUMNS})", rows, _ENTRY_TYPES)
             tx.copy("audit_nodes (block, level, idx, hash)", nodes, _NODE_TYPES)
@@ -365,24 +382,43 @@ class SqlAuditStore:
 
     @staticmethod
     def _nodes(rows: Any, coordinates: Sequence[Coordinate]) -> dict[Coordinate, bytes]:
-        """The stored hashes of `coordinates`, read through `rows` (a connection's or a
-        transaction's): the leaves from the entries, the rest by their (block, level, idx)."""
+        """The hashes of `coordinates`, read through `rows` (a connection's or a
+        transaction's) in one statement: the leaves below STORED_LEVEL_MIN are made from
+        (neighbouring entries, by seq ranges), the others by their (block, level, idx)."""
         found: dict[Coordinate, bytes] = {}
-        leaves = [index for level, index in coordinates if level == 0]
-        if leaves:
-            marks = ", ".join("?" * len(leaves))
-            for seq, leaf in rows(f"SELECT seq, leaf FROM audit_entries WHERE seq IN ({marks})",
-                                  leaves):
-                found[(0, int(seq))] = _bytes(leaf)
+        low = [(level, index) for level, index in coordinates if level < STORED_LEVEL_MIN]
+        merged: list[list[int]] = []
+        for start, end in sorted((index << level, (index + 1) << level) for level, index in low):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
         inner = sorted((block_of(level, index), level, index)
-                       for level, index in coordinates if level > 0)
-        for start in range(0, len(inner), NODES_PER_READ):
-            part = inner[start:start + NODES_PER_READ]
-            clause = " OR ".join("(block = ? AND level = ? AND idx = ?)" for _ in part)
-            params = [value for triple in part for value in triple]
-            for level, idx, value in rows(f"SELECT level, idx, hash FROM audit_nodes WHERE "
-                                          f"{clause}", params):
-                found[(int(level), int(idx))] = _bytes(value)
+                       for level, index in coordinates if level >= STORED_LEVEL_MIN)
+        leaves: dict[int, bytes] = {}
+        at_range = at_node = 0
+        while at_range < len(merged) or at_node < len(inner):
+            ranges = merged[at_range:at_range + NODES_PER_READ]
+            triples = inner[at_node:at_node + NODES_PER_READ]
+            at_range += NODES_PER_READ
+            at_node += NODES_PER_READ
+            parts: list[str] = []
+            if ranges:
+                parts.append("SELECT 0, seq, leaf FROM audit_entries WHERE " + " OR ".join(
+                    "(seq >= ? AND seq < ?)" for _ in ranges))
+            if triples:
+                parts.append("SELECT level, idx, hash FROM audit_nodes WHERE " + " OR ".join(
+                    "(block = ? AND level = ? AND idx = ?)" for _ in triples))
+            params = [v for pair in ranges for v in pair] + [v for t in triples for v in t]
+            for level, idx, value in rows(" UNION ALL ".join(parts), params):
+                if level == 0:
+                    leaves[int(idx)] = _bytes(value)
+                else:
+                    found[(int(level), int(idx))] = _bytes(value)
+        for level, index in low:
+            made = _made(leaves, level, index)
+            if made is not None:
+                found[(level, index)] = made
         return found
 
     def lower_nodes(self, first: int, end: int) -> dict[Coordinate, bytes]:

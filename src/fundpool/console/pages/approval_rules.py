@@ -31,16 +31,14 @@ from nicegui import ui
 from fundpool.auth.roles import P, Role
 from fundpool.client.approvals import RulesVersionOut
 from fundpool.client.errors import ApiError, Unauthorized, Unreachable
+from fundpool.console.editor import VersionedTextEditor
 from fundpool.console.format import time_text
-from fundpool.console.risk import diff_kind, error_line
 from fundpool.console.shell import Page, console_page, testid
 from fundpool.server.v1.security import PERMISSION_KEY
 
 RULES_PATH = "/approval-rules"
-VERSIONS_SHOWN_MAX = 50  # the newest versions listed
 NOTE_MAX = 500  # as the API takes it (server/v1/approvals.py RulesIn)
 TOTP_DIGITS = 6
-LISTING_AROUND = 3  # lines shown either side of the line at fault
 API_RULES = "/v1/approval-rules"
 API_VALIDATE = "/v1/approval-rules/validate"
 API_VOTE = "/v1/approval-rules/{version}/approve"
@@ -52,6 +50,14 @@ STATE_COLOURS = {"draft": "info", "active": "positive", "retired": "grey",
 REFUSALS = {"self_activation": "rules.refused_self_activation",
             "not_a_voter": "rules.refused_not_a_voter"}
 ROLE_NAMES = frozenset(role.value for role in Role)  # `role.<name>` in the string table
+# The editor's texts (console/editor.py TEXTS): their keys in the string table.
+EDITOR_KEYS = {"read_only": "rules.read_only", "versions": "rules.versions",
+               "no_versions": "rules.no_versions", "active": "rules.active",
+               "none_active": "rules.none_active", "open": "rules.open", "opened": "rules.opened",
+               "draft": "rules.new_version", "text": "rules.text", "validate": "rules.validate",
+               "note": "rules.note", "save": "rules.save", "saved": "rules.saved",
+               "result_hint": "rules.result_hint", "empty": "rules.empty", "diff": "rules.diff",
+               "no_diff": "rules.no_diff"}
 # A first version's starting point when none is active: the default governance, no rules of
 # its own (the pool's approval thresholds stay the floor).
 TEMPLATE = """groups:
@@ -94,54 +100,43 @@ def _split(diff: object) -> list[str]:
     return str(diff or "").splitlines()
 
 
-class RulesEditor:
+class RulesEditor(VersionedTextEditor):
+    name = "rules"
+    keys = EDITOR_KEYS
+    template = TEMPLATE
+    invalid_code = "invalid_approval_rules"
+    note_max = NOTE_MAX
+    state_keys = STATE_KEYS
+    state_colours = STATE_COLOURS
+    active_classes = "w-full fp-mono text-sm whitespace-pre-wrap m-0"
+    message_classes = "font-medium"
+
     def __init__(self, page: Page) -> None:
-        self.page = page
         app, may = page.console.app, page.signed.may
+        super().__init__(page, may_save=may(declared_permission(app, "POST", API_RULES,
+                                                                P.APPROVALS_RULES)))
         self.may_validate = may(declared_permission(app, "POST", API_VALIDATE,
                                                     P.APPROVALS_RULES))
-        self.may_save = may(declared_permission(app, "POST", API_RULES, P.APPROVALS_RULES))
         self.may_vote = may(declared_permission(app, "POST", API_VOTE, P.APPROVALS_RULES))
-        self.busy = False
         self.voting: int | None = None  # the version the vote dialog is for
 
-    async def build(self) -> None:
-        page, t = self.page, self.page.t
+    # --- the page ----------------------------------------------------------------------------
+
+    def _heading(self) -> None:
+        t = self.page.t
         with ui.row().classes("w-full items-center gap-3 px-4 pt-3"):
             testid(ui.label(t("rules.title")).classes("text-2xl font-semibold"), "page-title")
         testid(ui.label(t("rules.intro")).classes("px-4 text-sm opacity-80"), "rules-intro")
-        if not (self.may_validate or self.may_save or self.may_vote):
-            testid(ui.label(t("rules.read_only", roles=page.roles_text()))
-                   .classes("px-4 text-warning"), "read-only")
-        with ui.element("div").classes("w-full grid gap-3 p-4 grid-cols-1 xl:grid-cols-2"):
-            with ui.card().classes("xl:col-span-2"):
-                ui.label(t("rules.versions")).classes("font-medium")
-                self.versions_box = testid(ui.column().classes("w-full gap-0"),
-                                           "rules-versions")
-            with ui.card():
-                self.active_title = testid(ui.label("").classes("font-medium"),
-                                           "rules-active-title")
-                self.active_text = testid(ui.element("pre").classes(
-                    "w-full fp-mono text-sm whitespace-pre-wrap m-0"), "rules-active")
-            with ui.card():
-                ui.label(t("rules.new_version")).classes("font-medium")
-                self.editor = testid(ui.textarea(t("rules.text"))
-                                     .props("outlined autogrow spellcheck=false")
-                                     .classes("w-full fp-mono"), "rules-text")
-                if self.may_validate:
-                    testid(ui.button(t("rules.validate"), on_click=self.validate)
-                           .props("unelevated no-caps"), "rules-validate")
-                if self.may_save:
-                    with ui.row().classes("w-full items-end gap-2"):
-                        self.note = testid(ui.input(t("rules.note"))
-                                           .props(f"dense outlined maxlength={NOTE_MAX}")
-                                           .classes("flex-1"), "rules-note")
-                        testid(ui.button(t("rules.save"), on_click=self.save)
-                               .props("unelevated no-caps color=primary"), "rules-save")
-            with ui.card().classes("xl:col-span-2"):
-                self.result = testid(ui.column().classes("w-full gap-1"), "rules-result")
-                with self.result:
-                    ui.label(t("rules.result_hint")).classes("text-sm opacity-70")
+
+    def _read_only(self) -> bool:
+        return not (self.may_validate or self.may_save or self.may_vote)
+
+    def _checks(self) -> None:
+        if self.may_validate:
+            self._validate_button()
+
+    def _dialogs(self) -> None:
+        t = self.page.t
         with ui.dialog() as self.vote_dialog, ui.card().classes("w-[480px] max-w-full"):
             self.vote_title = testid(ui.label("").classes("font-medium"), "vote-title")
             ui.label(t("rules.vote_explain")).classes("text-sm opacity-80")
@@ -157,150 +152,66 @@ class RulesEditor:
                        .props("unelevated no-caps color=positive"), "vote-submit")
                 testid(ui.button(t("rules.cancel"), on_click=self.vote_dialog.close)
                        .props("flat no-caps"), "vote-cancel")
-        active = await self._load()
-        self.editor.set_value(active if active is not None else TEMPLATE)
 
     # --- the versions and the active rules ---------------------------------------------------
 
-    async def _load(self) -> str | None:
-        """The versions as the API has them, and the active one shown; its text."""
-        page, t = self.page, self.page.t
+    async def _fetch(self) -> tuple[list[Any], Any]:
+        page = self.page
         found = await page.call(page.client.approval_rules())
-        versions = [] if found is None else found[:VERSIONS_SHOWN_MAX]
-        self.versions_box.clear()
-        with self.versions_box:
-            if not versions:
-                testid(ui.label(t("rules.no_versions")).classes("opacity-70"),
-                       "rules-no-versions")
-            for version in versions:
-                self._version_row(version)
-        active = next((v for v in (found or []) if v.state == "active"), None)
-        self.active_title.set_text(t("rules.active", version=active.version)
-                                   if active is not None else t("rules.none_active"))
-        self.active_title.props(f'data-version="{"" if active is None else active.version}"')
-        self.active_text.clear()
-        with self.active_text:
-            ui.label(active.text or "" if active is not None else "").classes("fp-mono")
-        return None if active is None else active.text
+        versions = found or []
+        return versions, next((v for v in versions if v.state == "active"), None)
 
-    def _version_row(self, version: RulesVersionOut) -> None:
+    def _row_facts(self, version: RulesVersionOut, state: str) -> str:
+        return (f'data-state="{state}" data-votes="{len(version.votes)}" '
+                f'data-quorum="{version.quorum or ""}"')
+
+    def _row_who(self, version: RulesVersionOut, state: str) -> None:
         t = self.page.t
-        state = str(version.state)
-        row = ui.row().classes("w-full items-center gap-3 text-sm py-1 border-b")
-        with testid(row, f"rules-version-{version.version}").props(
-                f'data-state="{state}" data-votes="{len(version.votes)}" '
-                f'data-quorum="{version.quorum or ""}"'):
-            ui.label(f"v{version.version}").classes("w-10 font-medium")
-            key = STATE_KEYS.get(state)
-            testid(ui.badge(t(key) if key else state, color=STATE_COLOURS.get(state, "grey")),
-                   "rules-state")
-            testid(ui.label(t("rules.by", actor=author_name(version.author),
-                              at=time_text(version.created_at_us, with_date=True)))
-                   .classes("w-72"), "rules-author")
-            if state == "draft":
-                votes = t("rules.votes", votes=len(version.votes), quorum=version.quorum or "?",
-                          roles=", ".join(version.quorum_roles) or "—")
-                if version.votes:
-                    votes += " · " + ", ".join(v.name for v in version.votes)
-            elif version.activated_at_us is not None:
-                votes = t("rules.activated_at",
-                          at=time_text(version.activated_at_us, with_date=True))
-            else:
-                votes = ""
-            testid(ui.label(votes).classes("w-72"), "rules-votes")
-            ui.label(version.note or "").classes("flex-1 fp-wrap")
-            testid(ui.button(t("rules.open"), on_click=lambda v=version.version: self.open(v))
-                   .props("flat dense no-caps"), "rules-open")
-            if self.may_vote and state == "draft":
-                testid(ui.button(t("rules.vote"),
-                                 on_click=lambda v=version.version: self.ask_vote(v))
-                       .props("unelevated dense no-caps color=positive"), "rules-vote")
+        testid(ui.label(t("rules.by", actor=author_name(version.author),
+                          at=time_text(version.created_at_us, with_date=True)))
+               .classes("w-72"), "rules-author")
+        if state == "draft":
+            votes = t("rules.votes", votes=len(version.votes), quorum=version.quorum or "?",
+                      roles=", ".join(version.quorum_roles) or "—")
+            if version.votes:
+                votes += " · " + ", ".join(v.name for v in version.votes)
+        elif version.activated_at_us is not None:
+            votes = t("rules.activated_at",
+                      at=time_text(version.activated_at_us, with_date=True))
+        else:
+            votes = ""
+        testid(ui.label(votes).classes("w-72"), "rules-votes")
 
-    async def open(self, version: int) -> None:
-        """A version's text into the editor, and its diff against the active rules."""
-        page, t = self.page, self.page.t
+    def _draft_action(self, version: int) -> None:
+        if self.may_vote:
+            testid(ui.button(self.page.t("rules.vote"), on_click=lambda: self.ask_vote(version))
+                   .props("unelevated dense no-caps color=positive"), "rules-vote")
+
+    async def _fetch_version(self, version: int) -> tuple[str, list[str] | None] | None:
+        page = self.page
         found = await page.call(page.client.approval_rules_version(version))
         if found is None:
-            return
+            return None
         diff = await page.call(page.client.approval_rules_diff(version))
-        self.editor.set_value(found.text or "")
-        self.result.clear()
-        with self.result:
-            testid(ui.label(t("rules.opened", version=version)).classes("font-medium"),
-                   "rules-opened")
-            if diff is not None:
-                self._diff(_split(diff.get("diff")))
+        return found.text or "", None if diff is None else _split(diff.get("diff"))
+
+    def _opened(self, version: int) -> ui.label:
+        return testid(super()._opened(version), "rules-opened")
 
     # --- checking and saving -----------------------------------------------------------------
 
-    def _text(self) -> str:
-        return str(self.editor.value or "")
+    async def _check(self, text: str) -> Any:
+        return await self.page.client.validate_approval_rules(text)
 
-    async def validate(self) -> None:
-        page, t = self.page, self.page.t
-        text = self._text()
-        if not text.strip():
-            self._say(t("rules.empty"), "negative")
-            return
-        try:
-            checked = await page.client.validate_approval_rules(text)
-        except ApiError as error:
-            self._refused(error, text)
-            return
-        self.result.clear()
-        with self.result:
-            testid(ui.label(t("rules.valid", rules=checked.get("rules", "?")))
-                   .classes("text-positive font-medium"), "rules-valid")
-            self._diff(_split(checked.get("diff")))
+    def _checked(self, checked: Any) -> None:
+        testid(ui.label(self.page.t("rules.valid", rules=checked.get("rules", "?")))
+               .classes("text-positive font-medium"), "rules-valid")
+        self._diff(_split(checked.get("diff")))
 
-    async def save(self) -> None:
-        page, t = self.page, self.page.t
-        text = self._text()
-        if not text.strip():
-            self._say(t("rules.empty"), "negative")
-            return
-        if self.busy:
-            return
-        self.busy = True
-        try:
-            saved = await page.client.draft_approval_rules(
-                text, (self.note.value or "").strip() or None,
-                idempotency_key=str(uuid.uuid4()))
-        except ApiError as error:
-            self._refused(error, text)
-            return
-        finally:
-            self.busy = False
-        said = t("rules.saved", version=saved.version)
-        ui.notify(said, type="positive")
-        self._say(said, "positive")
-        self.note.set_value("")
-        await self._load()
-
-    def _diff(self, lines: list[str]) -> None:
+    def _invalid(self, error: ApiError, line: int | None) -> None:
+        """Invalid rules' error: the line and the field at fault, and why."""
         t = self.page.t
-        if len(lines) <= 2:  # nothing, or the two headers only: the same text
-            testid(ui.label(t("rules.no_diff")).classes("text-sm opacity-70"), "rules-diff")
-            return
-        ui.label(t("rules.diff")).classes("font-medium")
-        with testid(ui.element("pre").classes("w-full fp-mono text-sm m-0"), "rules-diff"):
-            for line in lines:
-                ui.label(line or " ").classes(f"fp-mono fp-diff-{diff_kind(line)} "
-                                              "whitespace-pre-wrap")
-
-    def _refused(self, error: ApiError, text: str) -> None:
-        """A refusal: invalid rules with their line marked in the text's listing and the
-        field named; any other as every page says it."""
-        page, t = self.page, self.page.t
-        self.result.clear()
-        if error.code != "invalid_approval_rules":
-            page.report(error)
-            with self.result:
-                testid(ui.label(page.problem(error)).classes("text-negative"), "rules-error")
-            return
         facts = error.facts or {}
-        lines = text.splitlines()
-        line = error_line(facts, len(lines))
         field = facts.get("field")
         reason = str(facts.get("reason") or error.detail or error.title)
         if line is not None and field:
@@ -311,24 +222,12 @@ class RulesEditor:
             said = t("rules.invalid_field", field=field, reason=reason)
         else:
             said = t("rules.invalid", reason=reason)
-        with self.result:
-            testid(ui.label(said).classes("text-negative font-medium fp-wrap"), "rules-error") \
-                .props(f'data-line="{line or ""}" data-field="{field or ""}"')
-            if line is None:
-                return
-            with testid(ui.element("pre").classes("w-full fp-mono text-sm m-0"),
-                        "rules-listing"):
-                for number in range(max(1, line - LISTING_AROUND),
-                                    min(len(lines), line + LISTING_AROUND) + 1):
-                    mark = "fp-line-error" if number == line else ""
-                    testid(ui.label(f"{number:>4}  {lines[number - 1]}")
-                           .classes(f"fp-mono whitespace-pre-wrap {mark}"),
-                           "rules-error-line" if number == line else "rules-line")
+        testid(ui.label(said).classes("text-negative font-medium fp-wrap"), "rules-error") \
+            .props(f'data-line="{line or ""}" data-field="{field or ""}"')
 
-    def _say(self, text: str, tone: str) -> None:
-        self.result.clear()
-        with self.result:
-            testid(ui.label(text).classes(f"text-{tone} font-medium"), "rules-message")
+    async def _save_draft(self, text: str, note: str | None, idempotency_key: str) -> Any:
+        return await self.page.client.draft_approval_rules(text, note,
+                                                           idempotency_key=idempotency_key)
 
     # --- votes -------------------------------------------------------------------------------
 
@@ -377,11 +276,9 @@ class RulesEditor:
         finally:
             self.busy = False
         self.vote_dialog.close()
-        said = t("rules.now_active", version=version) if done.state == "active" else \
-            t("rules.voted", version=version, votes=len(done.votes), quorum=done.quorum or "?")
-        ui.notify(said, type="positive")
-        self._say(said, "positive")
-        await self._load()
+        await self._done(t("rules.now_active", version=version) if done.state == "active" else
+                         t("rules.voted", version=version, votes=len(done.votes),
+                           quorum=done.quorum or "?"))
 
 
 @console_page(RULES_PATH, needs=P.PAYMENTS_READ, title="nav.approval_rules")

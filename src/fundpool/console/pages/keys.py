@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nicegui import ui
@@ -215,7 +216,8 @@ class KeysPage:
             return None
         return code
 
-    async def _create(self) -> None:
+    async def _with_code(self, act: Callable[[str], Awaitable[None]]) -> None:
+        """`act` with the code typed, unless one is under way or the code is not one."""
         if self.busy:
             return
         code = self._code()
@@ -223,27 +225,26 @@ class KeysPage:
             return
         self.busy = True
         try:
-            name = str(self.name.value or "").strip()[:KEY_NAME_MAX] or KEY_NAME_DEFAULT
-            made = await signing.create_key(self.username, name)
-            if isinstance(made, signing.Failure):
-                self._say_browser(made)
-                return
-            self.here = made
-            await self._register(made, code)
+            await act(code)
         finally:
             self.busy = False
 
+    async def _create(self) -> None:
+        await self._with_code(self._create_with)
+
+    async def _create_with(self, code: str) -> None:
+        name = str(self.name.value or "").strip()[:KEY_NAME_MAX] or KEY_NAME_DEFAULT
+        made = await signing.create_key(self.username, name)
+        if isinstance(made, signing.Failure):
+            self._say_browser(made)
+            return
+        self.here = made
+        await self._register(made, code)
+
     async def _register_here(self) -> None:
-        if self.busy or self.here is None:
-            return
-        code = self._code()
-        if code is None:
-            return
-        self.busy = True
-        try:
-            await self._register(self.here, code)
-        finally:
-            self.busy = False
+        here = self.here
+        if here is not None:
+            await self._with_code(lambda code: self._register(here, code))
 
     async def _register(self, key: signing.BrowserKey, code: str) -> None:
         page = self.page

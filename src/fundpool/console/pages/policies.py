@@ -25,25 +25,27 @@ from nicegui import ui
 
 from fundpool.auth.roles import P
 from fundpool.client.errors import ApiError
+from fundpool.console.editor import VersionedTextEditor
 from fundpool.console.format import time_text
 from fundpool.console.pages.risk import POLICIES_PATH, risk_header
-from fundpool.console.risk import (
-    diff_kind,
-    error_line,
-    outcome_counts,
-    outcome_text,
-    summary_text,
-)
+from fundpool.console.risk import outcome_counts, outcome_text, summary_text
 from fundpool.console.shell import Page, console_page, href, testid
 from fundpool.console.texts import actor_text
 from fundpool.risk.service import BACKTEST_DAYS_MAX, NOTE_MAX
 
-VERSIONS_SHOWN_MAX = 50  # the newest versions listed
 CHANGED_SHOWN_MAX = 20  # a backtest's changed payments listed (the count covers them all)
 BACKTEST_DAYS_DEFAULT = 7
 POLICY_STATE_KEYS = {"draft": "policy.state_draft", "active": "policy.state_active",
                      "retired": "policy.state_retired"}
 POLICY_STATE_COLOURS = {"draft": "info", "active": "positive", "retired": "grey"}
+# The editor's texts (console/editor.py TEXTS): their keys in the string table.
+EDITOR_KEYS = {"read_only": "policy.read_only", "versions": "policy.versions",
+               "no_versions": "policy.no_versions", "active": "policy.active",
+               "none_active": "policy.none_active", "open": "policy.open",
+               "opened": "policy.opened", "draft": "policy.draft", "text": "policy.text",
+               "validate": "policy.validate", "note": "policy.note", "save": "policy.save",
+               "saved": "policy.saved", "result_hint": "policy.result_hint",
+               "empty": "policy.empty", "diff": "policy.diff", "no_diff": "policy.no_diff"}
 # A new policy's starting point when none is active (docs/risk.md).
 TEMPLATE = """thresholds: {review: 40, hold: 70, block: 100}
 groups:
@@ -54,59 +56,45 @@ groups:
 """
 
 
-class Editor:
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.may_edit = page.signed.may(P.RISK_POLICY)
-        self.busy = False
+class Editor(VersionedTextEditor):
+    name = "policy"
+    keys = EDITOR_KEYS
+    template = TEMPLATE
+    invalid_code = "invalid_policy"
+    note_max = NOTE_MAX
+    state_keys = POLICY_STATE_KEYS
+    state_colours = POLICY_STATE_COLOURS
+    active_classes = "w-full fp-mono text-sm whitespace-pre-wrap"
 
-    async def build(self) -> None:
-        page, t = self.page, self.page.t
-        risk_header(page, POLICIES_PATH)
-        if not self.may_edit:
-            testid(ui.label(t("policy.read_only", roles=page.roles_text()))
-                   .classes("px-4 text-warning"), "read-only")
-        with ui.element("div").classes("w-full grid gap-3 p-4 grid-cols-1 xl:grid-cols-2"):
-            with ui.card().classes("xl:col-span-2"):
-                with ui.row().classes("w-full items-center"):
-                    ui.label(t("policy.versions")).classes("font-medium")
-                    ui.space()
-                    if self.may_edit:
-                        testid(ui.button(t("policy.rollback"), on_click=self._confirm_rollback)
-                               .props("outline no-caps color=negative"), "policy-rollback")
-                self.versions_box = testid(ui.column().classes("w-full gap-0"),
-                                           "policy-versions")
-            with ui.card():
-                self.active_title = testid(ui.label("").classes("font-medium"),
-                                           "policy-active-title")
-                self.active_text = testid(ui.element("pre").classes(
-                    "w-full fp-mono text-sm whitespace-pre-wrap"), "policy-active")
-            with ui.card():
-                ui.label(t("policy.draft")).classes("font-medium")
-                self.editor = testid(ui.textarea(t("policy.text"))
-                                     .props("outlined autogrow spellcheck=false")
-                                     .classes("w-full fp-mono"), "policy-text")
-                with ui.row().classes("items-end gap-2"):
-                    testid(ui.button(t("policy.validate"), on_click=self.validate)
-                           .props("unelevated no-caps"), "policy-validate")
-                    self.days = testid(ui.number(t("policy.days"),
-                                                 value=BACKTEST_DAYS_DEFAULT, min=1,
-                                                 max=BACKTEST_DAYS_MAX, step=1, precision=0)
-                                       .props("dense outlined").classes("w-28"),
-                                       "policy-days")
-                    testid(ui.button(t("policy.backtest"), on_click=self.backtest)
-                           .props("outline no-caps"), "policy-backtest")
-                if self.may_edit:
-                    with ui.row().classes("w-full items-end gap-2"):
-                        self.note = testid(ui.input(t("policy.note"))
-                                           .props(f"dense outlined maxlength={NOTE_MAX}")
-                                           .classes("flex-1"), "policy-note")
-                        testid(ui.button(t("policy.save"), on_click=self.save)
-                               .props("unelevated no-caps color=primary"), "policy-save")
-            with ui.card().classes("xl:col-span-2"):
-                self.result = testid(ui.column().classes("w-full gap-1"), "policy-result")
-                with self.result:
-                    ui.label(t("policy.result_hint")).classes("text-sm opacity-70")
+    def __init__(self, page: Page) -> None:
+        super().__init__(page, may_save=page.signed.may(P.RISK_POLICY))
+        self.may_edit = self.may_save  # and activate, and roll back
+
+    # --- the page ----------------------------------------------------------------------------
+
+    def _heading(self) -> None:
+        risk_header(self.page, POLICIES_PATH)
+
+    def _versions_heading(self) -> None:
+        with ui.row().classes("w-full items-center"):
+            super()._versions_heading()
+            ui.space()
+            if self.may_edit:
+                testid(ui.button(self.page.t("policy.rollback"), on_click=self._confirm_rollback)
+                       .props("outline no-caps color=negative"), "policy-rollback")
+
+    def _checks(self) -> None:
+        t = self.page.t
+        with ui.row().classes("items-end gap-2"):
+            self._validate_button()
+            self.days = testid(ui.number(t("policy.days"), value=BACKTEST_DAYS_DEFAULT, min=1,
+                                         max=BACKTEST_DAYS_MAX, step=1, precision=0)
+                               .props("dense outlined").classes("w-28"), "policy-days")
+            testid(ui.button(t("policy.backtest"), on_click=self.backtest)
+                   .props("outline no-caps"), "policy-backtest")
+
+    def _dialogs(self) -> None:
+        t = self.page.t
         with ui.dialog() as self.rollback_dialog, ui.card():
             testid(ui.label(t("policy.rollback_confirm")), "rollback-question")
             with ui.row().classes("gap-2"):
@@ -114,113 +102,67 @@ class Editor:
                        .props("unelevated no-caps color=negative"), "rollback-yes")
                 testid(ui.button(t("policy.cancel"), on_click=self.rollback_dialog.close)
                        .props("flat no-caps"), "rollback-no")
-        active = await self._load()
-        self.editor.set_value(active if active is not None else TEMPLATE)
 
     # --- the versions and the active policy --------------------------------------------------
 
-    async def _load(self) -> str | None:
-        """The versions and the active policy as the API has them; the active text."""
-        page, t = self.page, self.page.t
+    async def _fetch(self) -> tuple[list[Any], Any]:
+        page = self.page
         found = await page.call(page.client.risk_policies())
         active = await page.call(page.client.active_risk_policy())
-        self.versions_box.clear()
-        with self.versions_box:
-            versions = [] if found is None else found.data[:VERSIONS_SHOWN_MAX]
-            if not versions:
-                testid(ui.label(t("policy.no_versions")).classes("opacity-70"),
-                       "policy-no-versions")
-            for version in versions:
-                self._version_row(version)
-        policy = None if active is None else active.policy
-        self.active_title.set_text(t("policy.active", version=policy.version)
-                                   if policy is not None else t("policy.none_active"))
-        self.active_title.props(f'data-version="{"" if policy is None else policy.version}"')
-        self.active_text.clear()
-        with self.active_text:
-            ui.label(policy.text or "" if policy is not None else "").classes("fp-mono")
-        return None if policy is None else policy.text
+        return [] if found is None else found.data, None if active is None else active.policy
 
-    def _version_row(self, version: Any) -> None:
+    def _row_who(self, version: Any, state: str) -> None:
         page, t = self.page, self.page.t
-        state = str(version.state)
-        row = ui.row().classes("w-full items-center gap-3 text-sm py-1 border-b")
-        with testid(row, f"policy-version-{version.version}").props(f'data-state="{state}"'):
-            ui.label(f"v{version.version}").classes("w-10 font-medium")
-            key = POLICY_STATE_KEYS.get(state)
-            testid(ui.badge(t(key) if key else state,
-                            color=POLICY_STATE_COLOURS.get(state, "grey")), "policy-state")
-            ui.label(t("policy.by", actor=actor_text(version.created_by, page.locale) or "?",
-                       at=time_text(version.created_at_us, with_date=True))) \
-                .classes("w-72")
-            activated = "" if version.activated_at_us is None else t(
-                "policy.activated_by",
-                actor=actor_text(version.activated_by, page.locale) or "?",
-                at=time_text(version.activated_at_us, with_date=True))
-            ui.label(activated).classes("w-72")
-            ui.label(version.note or "").classes("flex-1 fp-wrap")
-            testid(ui.button(t("policy.open"), on_click=lambda v=version.version: self.open(v))
-                   .props("flat dense no-caps"), "policy-open")
-            if self.may_edit and state == "draft":
-                testid(ui.button(t("policy.activate"),
-                                 on_click=lambda v=version.version: self.activate(v))
-                       .props("unelevated dense no-caps color=positive"), "policy-activate")
+        ui.label(t("policy.by", actor=actor_text(version.created_by, page.locale) or "?",
+                   at=time_text(version.created_at_us, with_date=True))) \
+            .classes("w-72")
+        activated = "" if version.activated_at_us is None else t(
+            "policy.activated_by",
+            actor=actor_text(version.activated_by, page.locale) or "?",
+            at=time_text(version.activated_at_us, with_date=True))
+        ui.label(activated).classes("w-72")
 
-    async def open(self, version: int) -> None:
-        """A version's text into the editor, and its diff against the active one."""
+    def _draft_action(self, version: int) -> None:
+        if self.may_edit:
+            testid(ui.button(self.page.t("policy.activate"),
+                             on_click=lambda: self.activate(version))
+                   .props("unelevated dense no-caps color=positive"), "policy-activate")
+
+    async def _fetch_version(self, version: int) -> tuple[str, list[str] | None] | None:
         page = self.page
         found = await page.call(page.client.risk_policy(version))
-        if found is None:
-            return
-        self.editor.set_value(found.text or "")
-        self.result.clear()
-        with self.result:
-            ui.label(page.t("policy.opened", version=version)).classes("font-medium")
-            self._diff(found.diff or [])
+        return None if found is None else (found.text or "", found.diff or [])
 
     # --- checks ------------------------------------------------------------------------------
 
-    def _text(self) -> str:
-        return str(self.editor.value or "")
+    async def _check(self, text: str) -> Any:
+        return await self.page.client.validate_risk_policy(text)
 
-    async def validate(self) -> None:
+    def _checked(self, checked: Any) -> None:
         page, t = self.page, self.page.t
-        text = self._text()
-        if not text.strip():
-            self._say(t("policy.empty"), "negative")
-            return
-        try:
-            checked = await page.client.validate_risk_policy(text)
-        except ApiError as error:
-            self._refused(error, text)
-            return
-        self.result.clear()
-        with self.result:
-            testid(ui.label(t("policy.valid")).classes("text-positive font-medium"),
-                   "policy-valid")
-            testid(ui.label(summary_text(checked.summary, page.locale)).classes("text-sm"),
-                   "policy-summary")
-            self._diff(checked.diff)
+        testid(ui.label(t("policy.valid")).classes("text-positive font-medium"), "policy-valid")
+        testid(ui.label(summary_text(checked.summary, page.locale)).classes("text-sm"),
+               "policy-summary")
+        self._diff(checked.diff)
+
+    def _invalid(self, error: ApiError, line: int | None) -> None:
+        t = self.page.t
+        said = t("policy.invalid_line", line=line, detail=error.detail) if line is not None \
+            else t("policy.invalid", detail=error.detail)
+        testid(ui.label(said).classes("text-negative font-medium"), "policy-error") \
+            .props(f'data-line="{line or ""}"')
 
     async def backtest(self) -> None:
         page, t = self.page, self.page.t
         text = self._text()
-        if not text.strip():
-            self._say(t("policy.empty"), "negative")
+        if text is None:
             return
         days = int(self.days.value or BACKTEST_DAYS_DEFAULT)
         if not 1 <= days <= BACKTEST_DAYS_MAX:
             self._say(t("policy.days_bad", max=BACKTEST_DAYS_MAX), "negative")
             return
         self._say(t("policy.backtesting", days=days), "info")
-        try:
-            found = await page.client.backtest_risk_policy(text, days)
-        except ApiError as error:
-            self._refused(error, text)
-            return
-        self.result.clear()
-        with self.result:
-            self._backtest(found)
+        await self._answer(text, page.client.backtest_risk_policy(text, days), self._backtest)
 
     def _backtest(self, found: Any) -> None:
         page, t = self.page, self.page.t
@@ -291,77 +233,14 @@ class Editor:
             table.add_slot("body-cell-short", """
                 <q-td :props="props"><a :href="props.row.link">{{ props.value }}</a></q-td>""")
 
-    def _diff(self, lines: list[str]) -> None:
-        t = self.page.t
-        if len(lines) <= 2:  # the two headers only: the same text
-            testid(ui.label(t("policy.no_diff")).classes("text-sm opacity-70"), "policy-diff")
-            return
-        ui.label(t("policy.diff")).classes("font-medium")
-        with testid(ui.element("pre").classes("w-full fp-mono text-sm m-0"), "policy-diff"):
-            for line in lines:
-                ui.label(line or " ").classes(f"fp-mono fp-diff-{diff_kind(line)} "
-                                              "whitespace-pre-wrap")
-
-    def _refused(self, error: ApiError, text: str) -> None:
-        """A refusal: an invalid policy with its line marked in the draft's listing, any
-        other as every page says it."""
-        page, t = self.page, self.page.t
-        self.result.clear()
-        if error.code != "invalid_policy":
-            page.report(error)
-            with self.result:
-                testid(ui.label(page.problem(error)).classes("text-negative"), "policy-error")
-            return
-        lines = text.splitlines()
-        line = error_line(error.facts or {}, len(lines))
-        with self.result:
-            said = t("policy.invalid_line", line=line, detail=error.detail) if line is not None \
-                else t("policy.invalid", detail=error.detail)
-            testid(ui.label(said).classes("text-negative font-medium"), "policy-error") \
-                .props(f'data-line="{line or ""}"')
-            if line is None:
-                return
-            first = max(1, line - 3)
-            with testid(ui.element("pre").classes("w-full fp-mono text-sm m-0"),
-                        "policy-listing"):
-                for number in range(first, min(len(lines), line + 3) + 1):
-                    mark = "fp-line-error" if number == line else ""
-                    testid(ui.label(f"{number:>4}  {lines[number - 1]}")
-                           .classes(f"fp-mono whitespace-pre-wrap {mark}"),
-                           "policy-error-line" if number == line else "policy-line")
-
-    def _say(self, text: str, tone: str) -> None:
-        self.result.clear()
-        with self.result:
-            testid(ui.label(text).classes(f"text-{tone}"), "policy-message")
-
     # --- changes -----------------------------------------------------------------------------
 
-    async def save(self) -> None:
-        page, t = self.page, self.page.t
-        text = self._text()
-        if not text.strip():
-            self._say(t("policy.empty"), "negative")
-            return
-        if self.busy:
-            return
-        self.busy = True
-        try:
-            saved = await page.client.draft_risk_policy(
-                text, (self.note.value or "").strip() or None,
-                idempotency_key=str(uuid.uuid4()))
-        except ApiError as error:
-            self._refused(error, text)
-            return
-        finally:
-            self.busy = False
-        ui.notify(t("policy.saved", version=saved.version), type="positive")
-        self._say(t("policy.saved", version=saved.version), "positive")
-        self.note.set_value("")
-        await self._load()
+    async def _save_draft(self, text: str, note: str | None, idempotency_key: str) -> Any:
+        return await self.page.client.draft_risk_policy(text, note,
+                                                        idempotency_key=idempotency_key)
 
     async def activate(self, version: int) -> None:
-        page, t = self.page, self.page.t
+        page = self.page
         if self.busy:
             return
         self.busy = True
@@ -372,23 +251,19 @@ class Editor:
             self.busy = False
         if done is None:
             return
-        ui.notify(t("policy.activated", version=version), type="positive")
-        self._say(t("policy.activated", version=version), "positive")
-        await self._load()
+        await self._done(page.t("policy.activated", version=version))
 
     def _confirm_rollback(self) -> None:
         self.rollback_dialog.open()
 
     async def rollback(self) -> None:
-        page, t = self.page, self.page.t
+        page = self.page
         self.rollback_dialog.close()
         done = await page.call(page.client.rollback_risk_policy(
             idempotency_key=str(uuid.uuid4())))
         if done is None:
             return
-        ui.notify(t("policy.rolled_back", version=done.version), type="positive")
-        self._say(t("policy.rolled_back", version=done.version), "positive")
-        active = await self._load()
+        active = await self._done(page.t("policy.rolled_back", version=done.version))
         if active is not None:
             self.editor.set_value(active)
 

@@ -1,8 +1,8 @@
 -- The audit log (issue 17, docs/audit.md): its entries (seq from 0, the canonical JSON of
 -- each record and its leaf hash, with the columns a search filters on), the names its actors
--- went by, every complete subtree of its Merkle tree above the leaves (`audit_nodes`:
--- level >= 1), its signed checkpoints, how far it has read each source, and the last
--- verification's result.
+-- went by, the complete subtrees of its Merkle tree of level >= 4 (`audit_nodes`; a lower
+-- one is made from its 2 to 8 leaves when it is needed), its signed checkpoints, how far it
+-- has read each source, and the last verification's result.
 --
 -- Appending is the hot path, so `audit_entries` has only three secondary indexes: by object,
 -- by actor (`kind:id`) and by time. A search by action filters the rows another index (or the
@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS audit_actors (
     PRIMARY KEY (name, actor_id)
 ) STRICT, WITHOUT ROWID;
 
--- A node of level < 10 is kept with the other nodes of its 1024-leaf block (`block` = its
+-- A node of level 4 to 9 is kept with the other nodes of its 1024-leaf block (`block` = its
 -- first leaf >> 10), so the lower half of a proof is a few neighbouring rows; a node of level
 -- >= 10 has `block` -1, all of them together (the store keeps them in memory: a complete
 -- subtree never changes).

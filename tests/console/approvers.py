@@ -198,6 +198,11 @@ def activate_policy(server: Server, admin: httpx.Client, version: int) -> None:
 _ADMIN_SECRETS: dict[str, str] = {}  # per server: the admin's TOTP secret, once enrolled
 
 
+def admin_secret(server: Server) -> str:
+    """The admin's TOTP secret on `server` (enrolled by `activate_policy`)."""
+    return _ADMIN_SECRETS[server.base]
+
+
 def payment_of(server: Server, payment_id: str) -> dict[str, Any]:
     with server.api("auditor") as api:
         answer = api.get(f"/v1/payments/{payment_id}")

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.approvers import activate_policy
+from tests.console.approvers import activate_policy, admin_secret, fresh_code
 from tests.console.harness import REPO, Server, expect, save_screenshot, sign_in
 from tests.waiting import wait_until
 
@@ -325,10 +325,12 @@ def test_the_policy_editor_refuses_a_bad_policy_and_a_second_person_activates_a_
     expect(row).to_contain_text(note)
     save_screenshot(page, "console-risk-policies.png", settle_ms=300)
 
-    # Maker-checker: its author may not activate it, and is told so.
+    # Maker-checker: its author may not activate it, and is told so (before any code).
     row.get_by_test_id("policy-activate").click()
-    expect(page.get_by_text("You wrote this policy version: another person must activate it.")
-           ).to_be_visible()
+    page.get_by_test_id("activate-submit").click()
+    expect(page.get_by_test_id("activate-error")).to_contain_text(
+        "You wrote this policy version: another person must activate it.")
+    page.get_by_test_id("activate-cancel").click()
     expect(row).to_have_attribute("data-state", "draft")
 
     admin_page = new_page()
@@ -336,6 +338,13 @@ def test_the_policy_editor_refuses_a_bad_policy_and_a_second_person_activates_a_
     to_policies(admin_page)
     admin_row = admin_page.get_by_test_id(f"policy-version-{version}")
     admin_row.get_by_test_id("policy-activate").click()
+    # Without a code, the activation is refused and said; with the admin's current code it
+    # goes through (issue 17: TOTP for sensitive actions).
+    admin_page.get_by_test_id("activate-submit").click()
+    expect(admin_page.get_by_test_id("activate-error")).to_contain_text("totp_required")
+    admin_page.get_by_test_id("activate-totp").fill(
+        fresh_code(admin_secret(server), "the policy's activation"))
+    admin_page.get_by_test_id("activate-submit").click()
     expect(admin_row).to_have_attribute("data-state", "active")
     expect(admin_row).to_contain_text(f"activated by {admin}")
     expect(admin_page.get_by_test_id("policy-active-title")).to_have_text(

@@ -858,6 +858,13 @@ STRINGS: dict[str, tuple[str, str]] = {
     "policy.opened": ("Version v{version}: its text is in the editor.",
                       "版本 v{version}：其内容已载入编辑器。"),
     "policy.activate": ("Activate", "启用"),
+    "policy.activate_title": ("Activate version {version}", "启用版本 {version}"),
+    "policy.activate_explain": (
+        "Activating a policy is a sensitive action: type the current code of your "
+        "authenticator (TOTP). Its author never activates it.",
+        "启用策略属于敏感操作：请输入身份验证器当前的动态码（TOTP）。策略作者不得启用自己的版本。"),
+    "policy.totp": ("Authenticator code", "身份验证器动态码"),
+    "policy.activate_send": ("Activate", "启用"),
     "policy.activated": ("Version v{version} is active: it decides the next payments.",
                          "版本 v{version} 已启用，将用于之后的支付决策。"),
     "policy.rollback": ("Roll back", "回滚"),

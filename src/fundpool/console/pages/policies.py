@@ -24,7 +24,7 @@ from typing import Any
 from nicegui import ui
 
 from fundpool.auth.roles import P
-from fundpool.client.errors import ApiError
+from fundpool.client.errors import ApiError, Unauthorized, Unreachable
 from fundpool.console.editor import VersionedTextEditor
 from fundpool.console.format import time_text
 from fundpool.console.pages.risk import POLICIES_PATH, risk_header
@@ -95,6 +95,23 @@ class Editor(VersionedTextEditor):
 
     def _dialogs(self) -> None:
         t = self.page.t
+        # Activation is a sensitive action: the activator's authenticator code (issue 17).
+        with ui.dialog() as self.activate_dialog, ui.card().classes("w-[480px] max-w-full"):
+            self.activate_title = testid(ui.label("").classes("font-medium"), "activate-title")
+            ui.label(t("policy.activate_explain")).classes("text-sm opacity-80")
+            self.totp = testid(ui.input(t("policy.totp"))
+                               .props('dense outlined autocomplete=one-time-code '
+                                      'inputmode=numeric maxlength=6')
+                               .classes("w-48 fp-mono"), "activate-totp")
+            self.activate_error = testid(ui.label("").classes("text-negative fp-wrap"),
+                                         "activate-error")
+            self.activate_error.set_visibility(False)
+            with ui.row().classes("gap-2"):
+                testid(ui.button(t("policy.activate_send"), on_click=self.activate)
+                       .props("unelevated no-caps color=positive"), "activate-submit")
+                testid(ui.button(t("policy.cancel"), on_click=self.activate_dialog.close)
+                       .props("flat no-caps"), "activate-cancel")
+        self.activating: int | None = None
         with ui.dialog() as self.rollback_dialog, ui.card():
             testid(ui.label(t("policy.rollback_confirm")), "rollback-question")
             with ui.row().classes("gap-2"):
@@ -125,7 +142,7 @@ class Editor(VersionedTextEditor):
     def _draft_action(self, version: int) -> None:
         if self.may_edit:
             testid(ui.button(self.page.t("policy.activate"),
-                             on_click=lambda: self.activate(version))
+                             on_click=lambda: self.ask_activate(version))
                    .props("unelevated dense no-caps color=positive"), "policy-activate")
 
     async def _fetch_version(self, version: int) -> tuple[str, list[str] | None] | None:
@@ -239,18 +256,35 @@ class Editor(VersionedTextEditor):
         return await self.page.client.draft_risk_policy(text, note,
                                                         idempotency_key=idempotency_key)
 
-    async def activate(self, version: int) -> None:
+    def ask_activate(self, version: int) -> None:
+        self.activating = version
+        self.activate_title.set_text(self.page.t("policy.activate_title", version=version))
+        self.totp.set_value("")
+        self.activate_error.set_visibility(False)
+        self.activate_dialog.open()
+
+    async def activate(self) -> None:
+        """Send the activation with the code typed (the service refuses an author before it
+        looks at the code, so the author learns that first)."""
         page = self.page
-        if self.busy:
+        version = self.activating
+        if version is None or self.busy:
             return
+        code = "".join(str(self.totp.value or "").split()) or None
         self.busy = True
         try:
-            done = await page.call(page.client.activate_risk_policy(
-                version, idempotency_key=str(uuid.uuid4())))
+            await page.client.activate_risk_policy(version, code,
+                                                   idempotency_key=str(uuid.uuid4()))
+        except ApiError as error:
+            if isinstance(error, Unauthorized | Unreachable):
+                page.report(error)
+                return
+            self.activate_error.set_text(page.problem(error))
+            self.activate_error.set_visibility(True)
+            return
         finally:
             self.busy = False
-        if done is None:
-            return
+        self.activate_dialog.close()
         await self._done(page.t("policy.activated", version=version))
 
     def _confirm_rollback(self) -> None:

@@ -36,7 +36,14 @@ from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.core.ledger.model import Posting, Transfer
 from fundpool.ledger.ports import LedgerStore
 from fundpool.payments.engine import PaymentEngine
-from fundpool.payments.model import PaymentKind, PaymentRequest, PaymentState, SelfApproval
+from fundpool.payments.model import (
+    Action,
+    PaymentKind,
+    PaymentRequest,
+    PaymentState,
+    SelfApproval,
+    Step,
+)
 from fundpool.pool.accounts import PoolState, pool_account, world_account
 from fundpool.pool.config import load_config
 from fundpool.pool.setup import init_pool
@@ -103,10 +110,11 @@ class Pool:
         self.ids = Uuid7Ids.seeded(7)
         ledger = compose.ledger(store, self.clock, self.ids)
         init_pool(ledger, self.config)
-        (funded,) = ledger.submit([Transfer((Posting(
-            world_account("rtp"), pool_account("main", "USD", "rtp", PoolState.AVAILABLE),
-            "USD", 10_000_000_00),), {"purpose": "opening float"})])
-        assert funded.error is None
+        for rail in ("rtp", "bank-a"):  # two rails: a payment may be routed again
+            (funded,) = ledger.submit([Transfer((Posting(
+                world_account(rail), pool_account("main", "USD", rail, PoolState.AVAILABLE),
+                "USD", 10_000_000_00),), {"purpose": "opening float"})])
+            assert funded.error is None
         self.auth = compose.auth_store(store)
         self.payments = compose.payment_service(store, self.config, self.pool,
                                                 clock=self.clock, ids=self.ids)
@@ -135,10 +143,10 @@ class Pool:
             self.approvals.vote(draft.version, voter.actor, voter.code())
         return draft.version
 
-    def payout(self, amount: int, reference: str) -> str:
+    def payout(self, amount: int, reference: str, channel: str | None = "rtp") -> str:
         self.clock.advance(seconds=1)
         return self.payments.create(PaymentRequest(
-            PaymentKind.PAYOUT, "USD", amount, channel="rtp", counterparty="Ada Lovelace",
+            PaymentKind.PAYOUT, "USD", amount, channel=channel, counterparty="Ada Lovelace",
             reference=reference, destination="GB33BUKB20201555555555"),
             idempotency_key=reference, actor=self.cashier.actor).id
 
@@ -275,3 +283,32 @@ def test_keys_and_rules_refuse_bad_input(pool: Pool) -> None:
         pool.approvals.register_key(lead.actor, public, "again", lead.code())
     with pytest.raises(InvalidApprovalRules):
         pool.approvals.draft(RULES.replace("approvers: 2", "approvers: 4"), pool.author.actor)
+
+
+def test_a_changed_payment_needs_its_signatures_again(pool: Pool) -> None:
+    """Routed again after its rail failed it, an approved payment waits in a new round: the
+    earlier round's signatures do not count, and replaying one is refused."""
+    big = pool.payout(600_000, "rerouted", channel=None)  # routing picks, and may pick again
+    pool.passes(1)
+    first_round = pool.approvals.view(big)
+    old_signature = signing.sign(pool.leads[0].key, first_round.digest)
+    pool.leads[0].sign(big, signature=old_signature)
+    pool.leads[1].sign(big)
+    assert pool.state(big) is S.APPROVED
+    # The rail fails it before it is sent: back to screened, then routed and waiting again.
+    pool.payments.act(Step(big, Action.RETRY, reason="rail down"))
+    pool.passes(1)
+    assert pool.state(big) is S.PENDING_APPROVAL, pool.payments.events(big)[-1]
+    second_round = pool.approvals.view(big)
+    assert second_round.round > first_round.round
+    assert second_round.digest != first_round.digest
+    assert second_round.stages[0].signed == ()
+    with pytest.raises(SignatureMismatch):  # the first round's signature, replayed
+        pool.approvals.sign(big, pool.leads[0].actor, key_id=pool.leads[0].key_id,
+                            signature=old_signature, digest=second_round.digest.hex())
+    with pytest.raises(PaymentChanged):  # signed as it was then
+        pool.approvals.sign(big, pool.leads[0].actor, key_id=pool.leads[0].key_id,
+                            signature=old_signature, digest=first_round.digest.hex())
+    pool.leads[0].sign(big)
+    pool.leads[2].sign(big)
+    assert pool.state(big) is S.APPROVED

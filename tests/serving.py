@@ -173,11 +173,15 @@ class Served:
     def log_events(self, event: str) -> list[dict[str, Any]]:
         """The server's JSON log lines of `event`, oldest first."""
         found = []
+        decoder = json.JSONDecoder()
         for line in self.log.read_text(errors="replace").splitlines():
             if line.startswith("{") and f'"{event}"' in line:
                 with contextlib.suppress(ValueError):
-                    record = json.loads(line)
-                    if record.get("event") == event:
+                    # The workers share the log file: another process's line may follow a
+                    # JSON record on the same line (two writes racing), so read the record
+                    # alone, not the whole line.
+                    record, _ = decoder.raw_decode(line)
+                    if isinstance(record, dict) and record.get("event") == event:
                         found.append(record)
         return found
 

@@ -22,8 +22,9 @@ session or key id, and the request id): a payment's `initiated_by`, each event's
 approvals service holds an approval to its rules and signatures (`/approve` is
 `/v1/approvals/{id}/sign`: `self_approval`, `already_signed`, docs/approvals.md); the payment
 service refuses a payout beyond the pool's available funds (`insufficient_funds`); the API
-also requires a payout's `destination` (`destination_required`). A payment's detail shows, per event, its own
-`shares` of the entries the event lists (one entry may sum a wave of payments, ADR 0008).
+also requires a payout's `destination` (`destination_required`). A payment's detail shows, per
+event, its own `shares` of the entries the event lists (one entry may sum a wave of payments,
+ADR 0008).
 """
 
 from __future__ import annotations

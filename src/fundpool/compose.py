@@ -418,9 +418,18 @@ def approval_service(store: LedgerStore, config: FundpoolConfig,
                                             config.rates_for(pool).rate, scales)
         return reportings[pool_id]
 
+    from fundpool.approvals.ports import RiskFacts
+
+    risks = risk_store(store)
+    risks.ensure()  # its tables, before the engine's gate reads them inside a transaction
+
+    def risk(payment_ids: Sequence[str]) -> dict[str, RiskFacts]:
+        return {pid: RiskFacts(d.outcome, d.score, d.policy_version)
+                for pid, d in risks.decisions(payment_ids).items()}
+
     return ApprovalService(approval_store(store), payments, auth_store(store), clock,
                            pools=[p.id for p in config.pools], scales=scales,
-                           reporting=reporting, wake=wake)
+                           reporting=reporting, risk=risk, wake=wake)
 
 
 def approval_gate(store: LedgerStore, config: FundpoolConfig, *, clock: Clock) -> ApprovalGate:

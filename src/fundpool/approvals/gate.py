@@ -27,14 +27,10 @@ class RulesGate:
         self._risk: dict[str, RiskFacts] = {}
 
     def prepare(self, session: WriteSession, payments: Sequence[Payment]) -> None:
-        tx = getattr(session, "tx", None)  # the tables exist: ensured when it was made
-        rows = [] if tx is None else tx.rows(
-            "SELECT version, activated_at_us, retired_at_us FROM approval_rule_versions "
-            "WHERE activated_at_us IS NOT NULL ORDER BY activated_at_us")
-        self._activations = [(int(v), int(a), None if r is None else int(r))
-                             for v, a, r in rows]
+        # In the routing transaction: an activation committed before it is seen.
+        self._activations = self._service.store.writes(session).activations()
         released = [p.id for p in payments if p.state is not PaymentState.INITIATED]
-        self._risk = self._service.store.risk_facts(released) \
+        self._risk = dict(self._service.risk(released)) \
             if self._activations and released else {}
 
     def needs_approval(self, payment: Payment, risk: tuple[str, int, int | None] | None

@@ -4,7 +4,7 @@ system (who the users are, what risk decided). Writes go on a payment session's 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,6 +57,10 @@ class ApprovalReads(Protocol):
 
     def delay(self, payment_id: str) -> Delay | None: ...
 
+    def activations(self) -> list[tuple[int, int, int | None]]:
+        """(version, activated_at_us, retired_at_us) of every version ever activated."""
+        ...
+
 
 class ApprovalWrites(ApprovalReads, Protocol):
     def add_key(self, key: SigningKey) -> None: ...
@@ -95,15 +99,10 @@ class ApprovalStore(ApprovalReads, Protocol):
         """Delay windows that have ended and still wait, oldest first."""
         ...
 
-    def waiting_delays(self, payment_ids: Iterable[str]) -> dict[str, Delay]: ...
 
-    def risk_facts(self, payment_ids: Iterable[str]) -> dict[str, RiskFacts]:
-        """What risk control decided of these payments (the risk component's decisions)."""
-        ...
-
-    def activations(self) -> list[tuple[int, int, int | None]]:
-        """(version, activated_at_us, retired_at_us) of every version ever activated."""
-        ...
+# What risk control decided of payments, by payment (the risk store's decisions): the
+# composition root hands it over, so approvals read no table of risk's.
+RiskDecisions = Callable[[Sequence[str]], Mapping[str, RiskFacts]]
 
 
 class Directory(Protocol):

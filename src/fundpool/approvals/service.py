@@ -66,6 +66,7 @@ from fundpool.approvals.ports import (
     ApprovalStore,
     ApprovalWrites,
     Directory,
+    RiskDecisions,
     RiskFacts,
     TotpRecord,
     role_sizes,
@@ -140,21 +141,29 @@ class ApprovalView:
     rejections: tuple[Signature, ...]
     delay: Delay | None
 
+    def refusal(self, actor: Actor) -> FundpoolError | None:
+        """Why `actor` may not sign or reject it now (None: they may), as the error the
+        service raises: the one place these duties are checked."""
+        pid = self.payment.id
+        if self.state != "waiting" or self.stage is None:
+            return NotWaiting(payment_id=pid, state=self.payment.state.value,
+                              approval=self.state)
+        if _is_initiator(self.payment, actor):
+            return SelfApproval(payment_id=pid, who=actor.who)
+        every = [s for v in self.stages for s in v.signed] + list(self.rejections)
+        if any(s.approver.who == actor.who for s in every):
+            return AlreadySigned(payment_id=pid)
+        stage = self.stages[self.stage].stage
+        if not eligible(stage, actor):
+            return NotEligible(payment_id=pid, stage=stage.name, roles=list(stage.roles),
+                               group=stage.group)
+        return None
+
     def you(self, actor: Actor, keys: Sequence[SigningKey]) -> dict[str, Any]:
         """What `actor` may do with it, and why not."""
-        why: str | None = None
         mine = [k.id for k in keys if k.active]
-        if self.state != "waiting" or self.stage is None:
-            why = "not_waiting"
-        elif _is_initiator(self.payment, actor):
-            why = "self_approval"
-        elif any(s.approver.who == actor.who for v in self.stages for s in v.signed) or \
-                any(r.approver.who == actor.who for r in self.rejections):
-            why = "already_signed"
-        elif not eligible(self.stages[self.stage].stage, actor):
-            why = "not_eligible"
-        elif not mine:
-            why = "no_signing_key"
+        refused = self.refusal(actor)
+        why = refused.code if refused is not None else None if mine else "no_signing_key"
         return {"may_sign": why is None, "why_not": why, "keys": mine}
 
 
@@ -183,6 +192,7 @@ class ApprovalService:
                  directory: Directory, clock: Clock, *, pools: Sequence[str],
                  scales: Mapping[str, int],
                  reporting: Callable[[str], Reporting | None] | None = None,
+                 risk: RiskDecisions | None = None,
                  wake: Callable[[str], None] | None = None) -> None:
         self.store = store
         self._payments = payments
@@ -192,6 +202,7 @@ class ApprovalService:
         self._pool = self._pools[0]
         self._scales = dict(scales)
         self._reporting = reporting
+        self.risk: RiskDecisions = risk or (lambda _ids: {})  # what risk control decided
         self.wake = wake
         self._parsed: dict[int, RuleSet] = {}
 
@@ -427,7 +438,7 @@ class ApprovalService:
         if not hasattr(writes, "add_plan"):  # pinned only in a transaction
             raise InvariantViolation("a waiting payment's plan is read before it is pinned")
         version = self.version_at(payment.created_at_us)
-        risk = self.store.risk_facts([payment.id]).get(payment.id)
+        risk = self.risk([payment.id]).get(payment.id)
         stages = self.stages_for(payment, risk, version) or (legacy_stage(),)
         needs_totp = bool(version) and self.rules(version).totp_needed(payment.asset,
                                                                        payment.amount_minor)
@@ -563,18 +574,9 @@ class ApprovalService:
         return result
 
     def _check_signer(self, view: ApprovalView, actor: Actor) -> None:
-        if view.state != "waiting" or view.stage is None:
-            raise NotWaiting(payment_id=view.payment.id, state=view.payment.state.value,
-                             approval=view.state)
-        if _is_initiator(view.payment, actor):
-            raise SelfApproval(payment_id=view.payment.id, who=actor.who)
-        every = [s for v in view.stages for s in v.signed] + list(view.rejections)
-        if any(s.approver.who == actor.who for s in every):
-            raise AlreadySigned(payment_id=view.payment.id)
-        stage = view.stages[view.stage].stage
-        if not eligible(stage, actor):
-            raise NotEligible(payment_id=view.payment.id, stage=stage.name,
-                              roles=list(stage.roles), group=stage.group)
+        refused = view.refusal(actor)
+        if refused is not None:
+            raise refused
 
     def _complete(self, writes: ApprovalWrites, session: PaymentSession, view: ApprovalView,
                   actor: Actor, note: str | None = None) -> None:

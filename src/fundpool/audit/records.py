@@ -35,7 +35,6 @@ import orjson
 from fundpool.audit.merkle import leaf_hash
 from fundpool.core.errors import FundpoolError
 
-ACTOR_FIELDS = ("kind", "id", "name", "roles", "session_id", "key_id", "request_id")
 RECORD_BYTES_MAX = 1 << 20  # a larger record is refused, not logged in part
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True,

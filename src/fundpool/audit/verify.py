@@ -42,8 +42,6 @@ from fundpool.audit.ports import BLOCK_LEVEL, STORED_LEVEL_MIN, AuditStore
 FINDINGS_PER_CODE_MAX = 20  # beyond this a code is counted, not listed
 SCAN_CHUNK = 50_000
 ORDERED_SOURCES = (sources.OUTBOX, sources.AUTH, sources.APPROVALS, sources.RISK_POLICY)
-ENTRY_CODES = ("entry_tampered", "entry_missing", "entries_reordered", "entry_duplicated",
-               "node_mismatch")
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,11 +87,6 @@ DestinationOption = Annotated[
 ]
 
 
-def service(s: Session, config: ConfigOption, pool: PoolOption) -> PaymentService:
-    declared = load_config(config_path(config))
-    return compose.payment_service(s.store, declared, declared.pool(pool))
-
-
 def payment_doc(payment: Payment, s: Session) -> dict[str, object]:
     from fundpool.payments import docs as payment_docs
 

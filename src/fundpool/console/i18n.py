@@ -490,10 +490,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "approvals.note": ("Note (kept with the decision)", "备注（随审批决定保存）"),
     "approvals.note_required": ("Write a note saying why it is rejected.",
                                 "请填写拒绝原因。"),
-    "approvals.approve": ("Approve", "批准"),
     "approvals.reject": ("Reject", "拒绝"),
-    "approvals.approved": ("Payment {id} approved: it moves on by itself.",
-                           "支付 {id} 已批准，将自动继续处理。"),
     "approvals.rejected": ("Payment {id} rejected.", "支付 {id} 已拒绝。"),
     "approvals.gone": ("No longer waiting for approval: it is {state} now.",
                        "已不在待审批状态：当前为{state}。"),
@@ -506,7 +503,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "approvals.already_yours": ("You have already approved this payment.",
                                 "您已批准过此支付。"),
     "approvals.unknown": ("There is no such payment.", "该支付不存在。"),
-    "approvals.refused": ("Refused ({code}).", "操作被拒绝（{code}）。"),
     # signed approvals (docs/approvals.md): the inbox and its dialog
     "approvals.col_signatures": ("Signatures", "签名进度"),
     "approvals.col_rules": ("Rules", "审批规则"),

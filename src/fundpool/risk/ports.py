@@ -110,6 +110,10 @@ class RiskStore(Protocol):
 
     def decision(self, payment_id: str) -> DecisionRecord | None: ...
 
+    def decisions(self, payment_ids: Iterable[str]) -> dict[str, DecisionRecord]:
+        """The decisions of these payments (those decided), by payment."""
+        ...
+
     def cases(self, *, pool: str | None = None, states: Iterable[str] = (),
               limit: int = 100) -> list[CaseRecord]: ...
 

@@ -10,7 +10,7 @@ and the payment's approval commit together or not at all. Actors are JSON text
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fundpool.approvals.model import (
@@ -25,7 +25,7 @@ from fundpool.approvals.model import (
     SigningKey,
     Vote,
 )
-from fundpool.approvals.ports import RiskFacts, TotpRecord
+from fundpool.approvals.ports import TotpRecord
 from fundpool.core.actor import SYSTEM
 from fundpool.ledger.ports import LedgerStore, WriteSession
 from fundpool.sql import migrate
@@ -134,6 +134,12 @@ class _Reads:
         rows = self._rows(f"SELECT {DELAY_COLUMNS} FROM approval_delays WHERE payment_id = ?",
                           (payment_id,))
         return _delay(rows[0]) if rows else None
+
+    def activations(self) -> list[tuple[int, int, int | None]]:
+        rows = self._rows("SELECT version, activated_at_us, retired_at_us FROM "
+                          "approval_rule_versions WHERE activated_at_us IS NOT NULL "
+                          "ORDER BY activated_at_us")
+        return [(int(v), int(a), None if r is None else int(r)) for v, a, r in rows]
 
 
 class ApprovalWritesSql(_Reads):
@@ -250,35 +256,3 @@ class SqlApprovalStore(_Reads):
                           (DelayState.WAITING.value, now_us))
         return [_delay(r) for r in rows]
 
-    def waiting_delays(self, payment_ids: Iterable[str]) -> dict[str, Delay]:
-        ids = list(payment_ids)
-        found: dict[str, Delay] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            for row in self._rows(f"SELECT {DELAY_COLUMNS} FROM approval_delays "
-                                  f"WHERE payment_id IN ({marks})", chunk):
-                delay = _delay(row)
-                found[delay.payment_id] = delay
-        return found
-
-    def risk_facts(self, payment_ids: Iterable[str]) -> dict[str, RiskFacts]:
-        ids = list(payment_ids)
-        if not ids or not self.db.has_table("risk_decisions"):
-            return {}
-        found: dict[str, RiskFacts] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            for pid, outcome, score, version in self.db.rows(
-                    "SELECT payment_id, outcome, score, policy_version FROM risk_decisions "
-                    f"WHERE payment_id IN ({marks})", chunk):
-                found[pid] = RiskFacts(outcome, int(score),
-                                       None if version is None else int(version))
-        return found
-
-    def activations(self) -> list[tuple[int, int, int | None]]:
-        rows = self._rows("SELECT version, activated_at_us, retired_at_us FROM "
-                          "approval_rule_versions WHERE activated_at_us IS NOT NULL "
-                          "ORDER BY activated_at_us")
-        return [(int(v), int(a), None if r is None else int(r)) for v, a, r in rows]

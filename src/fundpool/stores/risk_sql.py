@@ -324,6 +324,14 @@ class SqlRiskStore:
                           "WHERE payment_id = ?", (payment_id,))
         return _decision(rows[0]) if rows else None
 
+    def decisions(self, payment_ids: Iterable[str]) -> dict[str, DecisionRecord]:
+        found: dict[str, DecisionRecord] = {}
+        for chunk in chunks(payment_ids, LOOKUP_CHUNK):
+            where = Where().within("payment_id", chunk)
+            found.update((d.payment_id, d) for d in map(_decision, self._rows(
+                f"SELECT {DECISION_COLUMNS} FROM risk_decisions{where}", where.params)))
+        return found
+
     def cases(self, *, pool: str | None = None, states: Iterable[str] = (),
               limit: int = 100) -> list[CaseRecord]:
         where = Where().eq("pool", pool)

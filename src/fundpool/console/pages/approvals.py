@@ -134,7 +134,6 @@ class Desk:
             "reject": page.signed.may(route_permission(app, REJECT_PATH, P.PAYMENTS_APPROVE)),
             "cancel": True,  # offered by the rule's roles (`cancellable_by`), below
         }
-        self.waiting: dict[str, Waiting] = {}
         self.refreshes = 0
         self.busy = False  # a refresh is running: the next tick skips
         self.open_id: str | None = None  # the payment in the dialog
@@ -221,7 +220,6 @@ class Desk:
         approvals = {a.payment_id: a for a in found.items}
         rows = oldest_first(waiting_of(a.payment_model(), parse_instant)
                             for a in found.items)
-        self.waiting = {w.payment_id: w for w in rows}
         now_us = SystemClock().now_us()
         self.table.rows = [self._row(w, approvals[w.payment_id], now_us)
                            for w in rows[:WAITING_SHOWN_MAX]]

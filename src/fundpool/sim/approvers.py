@@ -62,29 +62,27 @@ class SimulatedApprovers:
         assert record.secret is not None
         return record.secret
 
-    def approve(self, payment_ids: Sequence[str]) -> int:
-        """Sign what each simulated approver may sign; how many payments ended approved (or
-        in their delay window)."""
+    def approve(self, payment_ids: Sequence[str]) -> list[str]:
+        """Sign what each simulated approver may sign; the payments whose approval is now
+        complete (approved, or in their delay window)."""
         for person in self._people:
             if person.key_id is None:
                 self._enrol(person)
-        done = 0
+        done: list[str] = []
         for pid in payment_ids:
-            for person in self._people:
-                try:
-                    view = self._approvals.view(pid, person.actor)
+            try:
+                view = self._approvals.view(pid)
+                for person in self._people:
                     if view.state != "waiting" or (view.plan and view.plan.totp_required):
                         break
-                    you = view.you(person.actor, self._approvals.signing_keys(person.actor))
-                    if not you["may_sign"]:
-                        continue
-                    after = self._approvals.sign(
+                    if view.refusal(person.actor) is not None:
+                        continue  # not eligible for this stage (or signed it already)
+                    view = self._approvals.sign(
                         pid, person.actor, key_id=person.key_id,
                         signature=signing.sign(person.key, view.digest),
                         digest=view.digest.hex())
-                except FundpoolError:
-                    continue  # it moved on meanwhile (cancelled, rejected): nothing to do
-                if after.state != "waiting":
-                    done += 1
-                    break
+            except FundpoolError:
+                continue  # it moved on meanwhile (cancelled, rejected): nothing to do
+            if view.state in ("approved", "delayed"):
+                done.append(pid)
         return done

@@ -68,11 +68,11 @@ class EngineFlow:
     def approve(self, payment_ids: Sequence[str], *, actor: Actor | None = None
                 ) -> list[Outcome]:
         if self._approvers is not None:
-            # Signed, as any approver's: the outcomes are the payments as they now stand.
-            self._approvers.approve(payment_ids)
+            # Signed, as any approver's: the outcomes are the payments whose approval is
+            # complete (the others still wait for a person).
+            done = self._approvers.approve(payment_ids)
             self._engine.wake()
-            states = self._payments.states(payment_ids)
-            return [self._payments.get(pid) for pid in payment_ids if pid in states]
+            return [self._payments.get(pid) for pid in done]
         with self._payments.session(actor=actor or SIMULATED_APPROVER) as session:
             outcomes = session.act([Step(pid, Action.APPROVE) for pid in payment_ids])
         self._engine.wake()

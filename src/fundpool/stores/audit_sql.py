@@ -98,6 +98,7 @@ def _has_table(tx: Transaction, name: str) -> bool:
 class SqlAuditStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._present: set[str] = set()  # the source tables found (they never go away)
         self._ready = False
         # every stored node of level >= BLOCK_LEVEL read so far, and how many of each level
         self._upper: dict[Coordinate, bytes] = {}
@@ -165,7 +166,11 @@ class SqlAuditStore:
         with self.db.transaction(LOCK) as tx:
             cursors = {s: int(p) for s, p in tx.rows("SELECT source, position FROM "
                                                      "audit_cursors")}
-            present = {s: _has_table(tx, t) for s, t in sources.SOURCE_TABLES.items()}
+            # A table once there stays there: only the missing ones are looked up again.
+            for source, table in sources.SOURCE_TABLES.items():
+                if source not in self._present and _has_table(tx, table):
+                    self._present.add(source)
+            present = {s: s in self._present for s in sources.SOURCE_TABLES}
             if tx.dialect.is_postgres:
                 for source in _SHARE_LOCKED:
                     if present[source]:
@@ -254,14 +259,18 @@ class SqlAuditStore:
         """Case notes at or after the watermark less the window that are not logged yet; the
         watermark is the newest logged note's time."""
         since = watermark - sources.CASE_NOTE_WINDOW_US if watermark else 0
+        notes = tx.rows("SELECT case_id, seq, at_us, actor, action, note FROM risk_case_notes "
+                        "WHERE at_us >= ? ORDER BY at_us, case_id, seq", (since,))
+        if not notes:  # most seconds: no note in the window, and nothing else to read
+            return [], watermark
+        # The source is written into the text: the partial index audit_entries_case_notes
+        # serves it (a bound parameter would not prove its predicate).
         logged = {key for (key,) in tx.rows(
-            "SELECT source_id FROM audit_entries WHERE at_us >= ? AND source = ?",
-            (since, sources.RISK_CASE))}
+            f"SELECT source_id FROM audit_entries WHERE source = '{sources.RISK_CASE}' "
+            "AND at_us >= ?", (int(notes[0][2]),))}
         found: list[AuditRecord] = []
         newest = watermark
-        for case_id, seq, at_us, actor, action, note in tx.rows(
-                "SELECT case_id, seq, at_us, actor, action, note FROM risk_case_notes "
-                "WHERE at_us >= ? ORDER BY at_us, case_id, seq", (since,)):
+        for case_id, seq, at_us, actor, action, note in notes:
             if sources.case_note_key(case_id, int(seq)) in logged:
                 continue
             if len(found) == room:

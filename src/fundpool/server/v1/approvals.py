@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from fundpool.approvals.model import RulesVersion, Signature, SigningKey
+from fundpool.approvals.rules import Governance
 from fundpool.approvals.service import ApprovalService, ApprovalView
 from fundpool.auth.roles import P
 from fundpool.core.actor import Actor
@@ -121,8 +122,9 @@ def view_doc(api: Api, view: ApprovalView, actor: Actor | None,
     return doc
 
 
-def version_doc(service: ApprovalService, version: RulesVersion) -> dict[str, Any]:
-    governance = service.governance()
+def version_doc(service: ApprovalService, version: RulesVersion,
+                governance: Governance | None = None) -> dict[str, Any]:
+    governance = governance or service.governance()
     return {"version": version.version, "state": version.state.value, "text": version.text,
             "digest": version.digest, "note": version.note, "author": version.author.shown(),
             "created_at_us": version.created_at_us,
@@ -292,7 +294,9 @@ def rule_versions(request: Request) -> dict[str, Any]:
     api = api_of(request)
     service = api.approvals
     with api.store_errors():
-        return {"data": [version_doc(service, v) for v in service.store.versions()]}
+        governance = service.governance()  # once: the active version's, for every row
+        return {"data": [version_doc(service, v, governance)
+                         for v in service.store.versions()]}
 
 
 @router.post("/approval-rules/validate", openapi_extra=needs(P.APPROVALS_RULES),

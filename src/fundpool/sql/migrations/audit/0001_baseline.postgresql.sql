@@ -27,6 +27,9 @@ CREATE TABLE IF NOT EXISTS audit_entries (
 CREATE INDEX IF NOT EXISTS audit_entries_by_object ON audit_entries (object_kind, object_id);
 CREATE INDEX IF NOT EXISTS audit_entries_by_actor ON audit_entries (actor_id);
 CREATE INDEX IF NOT EXISTS audit_entries_by_time ON audit_entries (at_us);
+-- The case notes' entries by time (the collector's check of what it has logged): only theirs.
+CREATE INDEX IF NOT EXISTS audit_entries_case_notes ON audit_entries (at_us)
+    WHERE source = 'risk.case';
 
 CREATE TABLE IF NOT EXISTS audit_actors (
     name TEXT COLLATE "C" NOT NULL,

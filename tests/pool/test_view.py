@@ -43,7 +43,14 @@ from fundpool.ledger.service import Ledger
 from fundpool.pool.config import FundpoolConfig, parse_config
 from fundpool.pool.rates import StaticRates
 from fundpool.pool.setup import init_pool
-from fundpool.pool.view import Figures, PoolView, SeqBeyondHead, pool_view, pool_view_at
+from fundpool.pool.view import (
+    HEAD_READS,
+    Figures,
+    PoolView,
+    SeqBeyondHead,
+    pool_view,
+    pool_view_at,
+)
 from fundpool.stores.sqlite import SqliteStore
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -831,3 +838,37 @@ def test_the_random_moves_run_every_kind_of_move() -> None:
     ran = run_steps(steps)
     assert set(ran) == set(KINDS)
     assert ran["reserve"] == 15
+
+
+class _CommitDuringRead:
+    """The store with a writer that commits a deposit just before each of the first `times`
+    balance reads, as a busy server's engine does between the view's two reads."""
+
+    def __init__(self, ledger: Ledger, times: int) -> None:
+        self._ledger, self._left = ledger, times
+        self._pool = Pool(ledger)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger.store, name)
+
+    def balances(self, prefix: str | None = None) -> Any:
+        if self._left > 0:
+            self._left -= 1
+            self._pool.deposit("USD", "bank-a", 1_00)
+        return self._ledger.store.balances(prefix)
+
+
+@pytest.mark.parametrize("commits", [1, 5])
+def test_a_commit_between_the_views_reads_never_shows_newer_figures_than_its_seq(
+        example_ledger: Ledger, commits: int) -> None:
+    """The live view's figures are those of the entry it names, even when the writer commits
+    while it reads (once: read again; at every try: the balances at that entry)."""
+    document = example_document()
+    config = config_of(document)
+    pool = config.pool("main")
+    Pool(example_ledger).deposit("USD", "bank-a", 10_00)
+    racing = _CommitDuringRead(example_ledger, commits)
+    live = pool_view(racing, config, pool, config.rates_for(pool))  # type: ignore[arg-type]
+    assert live == view_at(example_ledger, document, live.as_of_seq)
+    # Every try's commit is in it: the view names the entry after the last one it saw.
+    assert live.asset("USD").by_channel["bank-a"].total == 10_00 + min(commits, HEAD_READS) * 1_00

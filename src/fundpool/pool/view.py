@@ -117,8 +117,7 @@ def pool_view(
     if balances is None:
         if store is None:
             raise ValueError("pool_view needs a store or the balances")
-        as_of_seq = store.head().seq if as_of_seq is None else as_of_seq
-        balances = store.balances(f"pool:{pool.id}:")
+        as_of_seq, balances = _consistent_balances(store, pool.id, as_of_seq)
     by_key = _group(balances.items(), pool.id)
     reporting = config.asset(pool.reporting_currency)
     channels = {c.id: c for c in config.channels}
@@ -154,6 +153,29 @@ def pool_view(
     return PoolView(
         pool.id, reporting, tuple(views), reporting_total, tuple(missing), as_of_seq or 0
     )
+
+
+HEAD_READS = 3  # tries at reading the balances between two equal heads
+
+
+def _consistent_balances(
+    store: LedgerStore, pool: str, as_of_seq: int | None
+) -> tuple[int, Mapping[tuple[str, str], Balance]]:
+    """The pool's balances and the entry they stand at. The head and the balances are two
+    reads; a commit between them would show newer balances than the head says. A commit
+    moves the head and the balances together, so balances read between two equal heads are
+    that head's; after `HEAD_READS` tries under a busy writer, the balances as of the last
+    head read are computed from the legs (exact, slower)."""
+    if as_of_seq is not None:
+        return as_of_seq, store.balances(f"pool:{pool}:")
+    seq = store.head().seq
+    for _ in range(HEAD_READS):
+        balances = store.balances(f"pool:{pool}:")
+        after = store.head().seq
+        if after == seq:
+            return seq, balances
+        seq = after
+    return seq, balances_at(store, pool, seq)
 
 
 def pool_view_at(

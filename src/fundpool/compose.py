@@ -68,6 +68,8 @@ if TYPE_CHECKING:
     from fundpool.monitoring.alerting.reload import AlertRules
     from fundpool.monitoring.ports import OutboxReader, ProjectionStore
     from fundpool.monitoring.service import Monitor
+    from fundpool.reconciliation.ports import ReconStore
+    from fundpool.reconciliation.service import ReconService
     from fundpool.payments.dispatch import DispatchPolicy
     from fundpool.payments.engine import PaymentEngine
     from fundpool.payments.ports import (
@@ -392,6 +394,26 @@ def risk_service(store: LedgerStore, config: FundpoolConfig,
 
     return RiskService(risk_store(store), payments, clock, asset_scales(config),
                        default_pool=config.pools[0].id, ids=ids or system_ids())
+
+
+def recon_store(store: LedgerStore) -> ReconStore:
+    from fundpool.stores.reconciliation_sql import SqlReconStore
+
+    return SqlReconStore(store)
+
+
+def recon_service(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
+                  clock: Clock | None = None, ids: IdSource | None = None,
+                  records: PaymentStore | None = None) -> ReconService:
+    """`pool`'s reconciliation: its statements against the payments' boundary steps, booking
+    differences through the ledger's adjustments (docs/reconciliation.md)."""
+    from fundpool.reconciliation.books import LedgerBooks
+    from fundpool.reconciliation.service import ReconService
+
+    clock = clock or SystemClock()
+    ids = ids or system_ids()
+    return ReconService(recon_store(store), records or payment_records(store),
+                        LedgerBooks(ledger(store, clock, ids)), config, pool, clock, ids)
 
 
 def approval_store(store: LedgerStore) -> ApprovalStore:
@@ -754,7 +776,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
               new_risk=lambda payments: risk_service(store, declared, payments, clock=clock),
               new_approvals=lambda payments, wake: approval_service(
                   store, declared, payments, clock=clock, wake=wake),
-              new_audit=lambda: audit)
+              new_audit=lambda: audit,
+              new_recon=lambda pool: recon_service(store, declared, pool, clock=clock,
+                                                   ids=process_ids(), records=records))
     rules = engine = None
     if settings.alerts is not None:
         from fundpool.monitoring.alerting.reload import AlertRules

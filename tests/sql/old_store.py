@@ -40,9 +40,13 @@ ADDED_TABLES = {
     # the audit log (0001)
     **{name: 0 for name in ("audit_entries", "audit_actors", "audit_nodes", "audit_checkpoints",
                             "audit_cursors", "audit_verifications")},
+    # reconciliation (0001)
+    **{name: 0 for name in ("recon_actions", "recon_files", "recon_statements", "recon_lines",
+                            "recon_state", "recon_matches", "recon_resolutions",
+                            "recon_expected", "recon_mappings")},
 }
 # Components newer than the fixture: absent from it, created by the upgrade.
-NEWER_COMPONENTS = ("risk", "approvals", "audit")
+NEWER_COMPONENTS = ("risk", "approvals", "audit", "recon")
 
 
 @dataclass(frozen=True, slots=True)

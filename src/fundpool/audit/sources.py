@@ -10,6 +10,8 @@ missed nor read twice (docs/audit.md):
   its steps record), and `alert.fired` / `alert.acknowledged` / `alert.resolved`;
 - `auth` (`auth_changes.id`): key and user changes, with roles before and after;
 - `approvals` (`approval_actions.id`): every approvals action;
+- `recon` (`recon_actions.id`): every reconciliation action (an import, a match run, a break
+  resolved or a difference booked, an expected payment, a CSV mapping saved);
 - `risk.policy` (`risk_policies.version`, the last plus one under the ledger's lock): a policy
   version drafted;
 - `risk.case` (`risk_case_notes`, every action on a review case, by its time with a window
@@ -29,11 +31,13 @@ AUTH = "auth"
 APPROVALS = "approvals"
 RISK_POLICY = "risk.policy"
 RISK_CASE = "risk.case"
-SOURCES = (OUTBOX, AUTH, APPROVALS, RISK_POLICY, RISK_CASE)
+RECON = "recon"
+SOURCES = (OUTBOX, AUTH, APPROVALS, RISK_POLICY, RISK_CASE, RECON)
 # The table each source reads; a store without it (older) skips the source.
 SOURCE_TABLES: Mapping[str, str] = {OUTBOX: "outbox", AUTH: "auth_changes",
                                     APPROVALS: "approval_actions",
-                                    RISK_POLICY: "risk_policies", RISK_CASE: "risk_case_notes"}
+                                    RISK_POLICY: "risk_policies", RISK_CASE: "risk_case_notes",
+                                    RECON: "recon_actions"}
 # Case notes carry the time of their ledger transaction, which never goes back along the
 # journal but may, between two transactions that write no entry, by as much as the clocks of
 # the processes differ: the collector looks this far behind the newest note it logged.
@@ -137,6 +141,12 @@ def approval_record(action_id: int, at_us: int, action: str, object_kind: str,
                        before=before if isinstance(before, dict) else None,
                        after=after if isinstance(after, dict) else None,
                        details=facts)
+
+
+def recon_record(action_id: int, at_us: int, action: str, object_kind: str, object_id: str,
+                 actor: str | None, details: str) -> AuditRecord:
+    return AuditRecord(RECON, str(action_id), at_us, f"recon.{action}", object_kind, object_id,
+                       _json(actor), details=dict(_json(details) or {}))
 
 
 def policy_record(version: int, digest: str, note: str | None, created_at_us: int,

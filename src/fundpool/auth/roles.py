@@ -47,6 +47,11 @@ class Permission(StrEnum):
     APPROVALS_RULES = "approvals:rules"
     # The audit log: its entries, checkpoints, proofs and exports; and its verification.
     AUDIT_READ = "audit:read"
+    # Reconciliation: statements, matches, breaks, balance checks, expected payments (read);
+    # import statements, run matching, resolve breaks with a note, announce expected payments
+    # and save CSV mappings (write). Booking a difference is an adjustment: ledger:adjust too.
+    RECON_READ = "recon:read"
+    RECON_WRITE = "recon:write"
 
 
 class Role(StrEnum):
@@ -60,11 +65,12 @@ class Role(StrEnum):
 
 P = Permission
 _READ = frozenset({P.LEDGER_READ, P.POOL_READ, P.PAYMENTS_READ, P.CHANNELS_READ,
-                   P.MONITORING_READ, P.EVENTS_READ})
+                   P.MONITORING_READ, P.EVENTS_READ, P.RECON_READ})
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.VIEWER: _READ,
-    Role.CASHIER: _READ | {P.LEDGER_WRITE, P.PAYMENTS_CREATE, P.PAYMENTS_CANCEL},
+    Role.CASHIER: _READ | {P.LEDGER_WRITE, P.PAYMENTS_CREATE, P.PAYMENTS_CANCEL,
+                           P.RECON_WRITE},
     Role.APPROVER: _READ | {P.PAYMENTS_APPROVE, P.RISK_READ},
     Role.RISK: _READ | {P.PAYMENTS_REVIEW, P.ALERTS_ACKNOWLEDGE, P.RISK_READ, P.RISK_POLICY,
                         P.APPROVALS_RULES},

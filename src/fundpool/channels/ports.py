@@ -82,6 +82,7 @@ class Instruction:
     amount_minor: int
     counterparty: str | None = None
     reference: str | None = None
+    destination: str | None = None  # a payout's payee account (IBAN, account number, address)
 
 
 @dataclass(frozen=True, slots=True)

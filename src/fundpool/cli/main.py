@@ -81,6 +81,9 @@ COMMANDS: dict[str, Command] = {
     "audit": Command(
         "fundpool.cli.audit:app",
         "The audit log: sync, checkpoints, proofs, verification, export."),
+    "recon": Command(
+        "fundpool.cli.recon:app",
+        "Reconciliation: import statements, match, breaks, resolve, balances."),
     "keys": Command(
         "fundpool.cli.auth:keys_app",
         "API keys: create, list, rotate and revoke. A token is shown once, at creation."),

@@ -29,6 +29,26 @@ class PaymentFilter:
     channel: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelMove:
+    """One step of a payment that moved money across a channel's boundary, with what
+    reconciliation needs to find it on the bank's statement: the rail's reference of the batch
+    the payment went in (the latest attempt's)."""
+
+    payment_id: str
+    kind: str  # PaymentKind value
+    action: str  # Action value: settle, clear or return
+    at_us: int
+    asset: str
+    amount_minor: int
+    fee_minor: int
+    channel: str | None
+    destination_channel: str | None
+    reference: str | None
+    counterparty: str | None
+    rail_ref: str | None
+
+
 class PaymentWrites(Protocol):
     """Payments inside a ledger write transaction (under the ledger's writer lock)."""
 
@@ -77,6 +97,13 @@ class PaymentStore(Protocol):
 
     def events_of(self, ids: Sequence[str]) -> dict[str, list[PaymentEvent]]:
         """Each payment's timeline, oldest first; unknown ids are left out."""
+        ...
+
+    def channel_moves(self, pool: str, channel: str, since_us: int, until_us: int, *,
+                      created_since_us: int, limit: int) -> list[ChannelMove]:
+        """The steps that moved money across `channel`'s boundary (settle, clear, return) in
+        [since_us, until_us), of payments on it (or arriving on it) created at or after
+        `created_since_us`; oldest first, at most `limit`."""
         ...
 
 

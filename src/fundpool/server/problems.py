@@ -140,6 +140,18 @@ STATUS_BY_CODE: dict[str, int] = {
     "no_audit_checkpoint": 409,
     "invalid_audit_range": 400,
     "audit_key_error": 503,
+    # reconciliation (docs/reconciliation.md)
+    "file_refused": 400,
+    "unknown_message": 400,
+    "balances_do_not_add_up": 400,
+    "invalid_account": 400,
+    "invalid_csv_mapping": 400,
+    "duplicate_statement": 409,
+    "recon_not_open": 409,
+    "recon_note_required": 400,
+    "recon_nothing_to_book": 409,
+    "recon_not_found": 404,
+    "invalid_expected_payment": 400,
 }
 # Codes of the errors the HTTP layer itself raises (no domain error behind them).
 HTTP_CODES: dict[int, str] = {

@@ -137,9 +137,10 @@ ALERTS = Component("alerts", marker="alerts")
 RISK = Component("risk", marker="risk_policies")
 APPROVALS = Component("approvals", marker="approval_actions")
 AUDIT = Component("audit", marker="audit_entries")
+RECON = Component("recon", marker="recon_actions")
 # In the order `fundpool db upgrade` applies them to a ledger's database.
 COMPONENTS: tuple[Component, ...] = (LEDGER, AUTH, API, PROJECTIONS, ALERTS, RISK,
-                                      APPROVALS, AUDIT)
+                                      APPROVALS, AUDIT, RECON)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from fundpool.payments.model import (
     PaymentKind,
     PaymentState,
 )
-from fundpool.payments.ports import PaymentFilter
+from fundpool.payments.ports import ChannelMove, PaymentFilter
 from fundpool.sql.database import LOOKUP_CHUNK, Database, Transaction
 from fundpool.sql.dialect import Dialect
 from fundpool.sql.query import Where
@@ -291,6 +291,27 @@ class SqlPaymentStore:
             (pool, since_us, until_us, limit),
         )
         return [payment_from_row(row) for row in rows]
+
+    def channel_moves(self, pool: str, channel: str, since_us: int, until_us: int, *,
+                      created_since_us: int, limit: int) -> list[ChannelMove]:
+        """Reads the payments by creation time (their index), then their boundary steps: no
+        index of events by time is kept for this, since every step of the hot path would pay
+        for it; reconciliation looks back `created_since_us` (a bounded number of days)."""
+        rows = self._db.rows(
+            "SELECT p.id, p.kind, e.action, e.at_us, p.asset, p.amount_minor, p.fee_minor, "
+            "p.channel, p.destination_channel, p.reference, p.counterparty, "
+            "(SELECT r.rail_ref FROM payment_routes r WHERE r.payment_id = p.id "
+            " AND r.rail_ref IS NOT NULL ORDER BY r.attempt DESC LIMIT 1) "
+            "FROM payments p JOIN payment_events e ON e.payment_id = p.id "
+            "WHERE p.pool = ? AND p.created_at_us >= ? "
+            "AND (p.channel = ? OR p.destination_channel = ?) "
+            "AND e.action IN ('settle', 'clear', 'return') AND e.at_us >= ? AND e.at_us < ? "
+            "ORDER BY e.at_us, p.id, e.seq LIMIT ?",
+            (pool, created_since_us, channel, channel, since_us, until_us, limit),
+        )
+        return [ChannelMove(row[0], row[1], row[2], int(row[3]), row[4], int(row[5]),
+                            int(row[6]), row[7], row[8], row[9], row[10], row[11])
+                for row in rows]
 
     def events_of(self, ids: Sequence[str]) -> dict[str, list[PaymentEvent]]:
         """The timelines of these payments, each oldest first (unknown ids left out)."""

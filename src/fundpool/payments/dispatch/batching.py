@@ -62,7 +62,7 @@ Due = tuple[str, str, list[Queued]]  # (channel, asset, payments): one batch for
 def instruction_of(payment: Payment, direction: Direction) -> Instruction:
     amount = payment.amount_minor
     return Instruction(payment.id, direction, payment.asset, amount, payment.counterparty,
-                       payment.reference)
+                       payment.reference, payment.destination)
 
 
 class Batches:

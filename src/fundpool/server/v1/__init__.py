@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from fundpool.server.front_app import FundpoolApp
     from fundpool.server.v1.context import Api
 
-UPLOAD_PATHS = ("/v1/payments/batches",)
+UPLOAD_PATHS = ("/v1/payments/batches", "/v1/recon/imports")
 
 
 def install_v1(app: FundpoolApp, api: Api) -> None:
@@ -30,6 +30,7 @@ def install_v1(app: FundpoolApp, api: Api) -> None:
         monitoring,
         payments,
         pool,
+        recon,
         risk,
         stream,
     )
@@ -38,8 +39,8 @@ def install_v1(app: FundpoolApp, api: Api) -> None:
     from fundpool.server.v1.security import Gate
 
     app.state.api = api
-    for module in (ledger, pool, payments, channels, monitoring, risk, approvals, audit, stream,
-                   auth):
+    for module in (ledger, pool, payments, channels, monitoring, risk, approvals, audit, recon,
+                   stream, auth):
         app.include_router(module.router, prefix="/v1")
     app.add_middleware(Gate, authenticator=api.authenticator, limiter=api.limiter, api=api)
     app.add_middleware(RequestContext, body_max_bytes=api.settings.body_max_bytes,

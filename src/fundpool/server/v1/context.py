@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from fundpool.approvals.service import ApprovalService
     from fundpool.audit.service import AuditService
     from fundpool.payments.dispatch import Dispatcher
+    from fundpool.reconciliation.service import ReconService
     from fundpool.risk.service import RiskService
 
 
@@ -76,10 +77,13 @@ class Api:
                             ApprovalService] | None = None
     # The audit log (its entries, checkpoints, proofs, verification, exports).
     new_audit: Callable[[], AuditService] | None = None
+    # Reconciliation of a pool's statements against its books (docs/reconciliation.md).
+    new_recon: Callable[[PoolConfig], ReconService] | None = None
     clock: SystemClock = field(default_factory=SystemClock)
     _payments: dict[str, PaymentService] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _assets: dict[str, Asset] | None = None
+    _recon: dict[str, ReconService] = field(default_factory=dict)
 
     @property
     def store(self) -> LedgerStore:
@@ -193,6 +197,17 @@ class Api:
         invariant(self.new_audit is not None, "the API is built with its audit log")
         assert self.new_audit is not None
         return self.new_audit()
+
+    def recon(self, pool_id: str | None = None) -> ReconService:
+        invariant(self.new_recon is not None, "the API is built with its reconciliation")
+        assert self.new_recon is not None
+        pool = self.pool(pool_id)
+        with self._lock:
+            service = self._recon.get(pool.id)
+            if service is None:
+                service = self.new_recon(pool)
+                self._recon[pool.id] = service
+            return service
 
     def close(self) -> None:
         if "writer" in self.__dict__:

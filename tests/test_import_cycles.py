@@ -39,6 +39,8 @@ CHECKED = [
     "monitoring",
     "payments",
     "pool",
+    "recon",
+    "reconciliation",
     "risk",
     "routing",
     "runtime",

@@ -14,6 +14,7 @@ asset's scale. A parser checks its whole file before it answers; every refusal i
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
@@ -27,7 +28,7 @@ FILE_BYTES_MAX = 200 * 1024 * 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # C0 control characters other than tab, line feed and carriage return, and DEL: no statement
 # text holds them, so their presence means a binary file (a PDF, a ZIP) given by mistake.
-_CONTROLS = frozenset(chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F))
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 END_OF_FILE_MARK = "\x1a"  # DOS's Ctrl-Z, which some bank systems still write at the end
 
 
@@ -51,13 +52,13 @@ def decode_text(data: bytes, name: str) -> tuple[str, str]:
     except UnicodeDecodeError:
         text, encoding = data.decode("latin-1"), "latin-1"
     text = text.removeprefix("\ufeff").removesuffix(END_OF_FILE_MARK)
-    for index, character in enumerate(text):
-        if character in _CONTROLS:
-            bom = 3 if encoding == "utf-8" and data.startswith(b"\xef\xbb\xbf") else 0
-            offset = bom + len(text[:index].encode(encoding))
-            raise FileRefused(f"the file is not text: control character {character!r} "
-                              f"(read as {encoding})", file=name, place=f"byte {offset}",
-                              encoding=encoding, found=repr(character))
+    control = _CONTROL.search(text)
+    if control is not None:
+        bom = 3 if encoding == "utf-8" and data.startswith(b"\xef\xbb\xbf") else 0
+        offset = bom + len(text[:control.start()].encode(encoding))
+        raise FileRefused(f"the file is not text: control character {control[0]!r} "
+                          f"(read as {encoding})", file=name, place=f"byte {offset}",
+                          encoding=encoding, found=repr(control[0]))
     return text, encoding
 
 

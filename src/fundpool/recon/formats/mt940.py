@@ -18,9 +18,10 @@ A file holds one or more messages; each `:20:` … `:62F:` message is one `State
 - `:86:` after a `:61:` describes that line. Three shapes are read: `?`-subfields (a 3-digit
   code, then `?20`–`?29`/`?60`–`?63` purpose with SEPA keywords `EREF+`/`SVWZ+`, `?31`
   account, `?32`/`?33` name), `/KEY/` tags (ING, Rabobank, ABN AMRO: `/EREF/`, `/REMI/`,
-  `/NAME/`, `/IBAN/`, `/CNTP/account/BIC/name/city/`, `/PREF/` batch, `/RTRN/` return
-  reason), or free text, which becomes the line's reference. An end-to-end id in `:86:`
-  (35 characters) wins over the `:61:` customer reference (16).
+  `/NAME/`, `/IBAN/`, `/CNTP/account/BIC/name/city/`, `/ORDP//NAME/` the payer of a credit,
+  `/BENM//NAME/` the payee of a debit, `/PREF/` batch, `/RTRN/` return reason), or free
+  text, which becomes the line's reference. An end-to-end id in `:86:` (35 characters) wins
+  over the `:61:` customer reference (16).
 - `:13D:` when the statement was made (else the closing balance's date); `:21:`, `:64:`,
   `:65:`, `:NS:` and an `:86:` that follows no line are read past. Any other field is refused.
 
@@ -101,7 +102,9 @@ _KEYS = ("EREF", "REMI", "NAME", "IBAN", "BIC", "CNTP", "TRTP", "PREF", "RTRN", 
          "ORDP", "BENM", "ULTC", "ULTD", "ULTB", "PURP", "IREF", "KREF", "ISDT", "ADDR", "ID",
          "BUSP", "SVCL", "CHGS", "EXCH", "OCMT", "ACCW", "TRCD", "CODE")
 _KEY = re.compile(r"/(?P<key>" + "|".join(_KEYS) + r")/")
-_KEYED = re.compile(r"/(?:" + "|".join(_KEYS) + r")/")
+# A party (ordering, beneficiary, ultimate) holds the NAME, ID and ADDR keys that follow it.
+_PARTIES = frozenset({"ORDP", "BENM", "ULTC", "ULTD", "ULTB"})
+_PARTY_KEYS = frozenset({"NAME", "ID", "ADDR"})
 _REMI_PREFIX = re.compile(r"(?:USTD//?|STRD/(?:CUR|ISO)?/)")
 # `?`-subfields: a 3-digit business transaction code, then `?NN` fields.
 _SUBFIELDS = re.compile(r"[0-9]{3}\?[0-9]{2}")
@@ -195,12 +198,13 @@ def parse_mt940(data: bytes, name: str, *, scales: Mapping[str, int]) -> Stateme
 
 def _messages(text: str, name: str, encoding: str) -> list[_Message]:
     messages: list[_Message] = []
-    fields: list[_Field] = []
+    fields: list[tuple[str, list[str], int]] = []  # tag, lines, first line: a _Field to be
     inside = False
     last_line = 0
 
     def close() -> None:
-        messages.append(_Message(len(messages) + 1, tuple(fields), last_line))
+        messages.append(_Message(len(messages) + 1, tuple(
+            _Field(tag, tuple(lines), number) for tag, lines, number in fields), last_line))
         fields.clear()
 
     for number, raw in enumerate(text.split("\n"), start=1):
@@ -218,7 +222,7 @@ def _messages(text: str, name: str, encoding: str) -> list[_Message]:
                                   file=name, place=f"message {len(messages) + 1}, line {number}",
                                   encoding=encoding, expected=":20:", found=f":{found['tag']}:")
             inside = True
-            fields.append(_Field("20", (found["value"],), number))
+            fields.append(("20", [found["value"]], number))
             last_line = number
             continue
         if line == "-" or line.startswith("-}"):
@@ -229,12 +233,11 @@ def _messages(text: str, name: str, encoding: str) -> list[_Message]:
         if found is not None:
             if found["tag"] == "20":
                 close()  # banks that concatenate messages write no terminator between them
-            fields.append(_Field(found["tag"], (found["value"],), number))
-        elif fields[-1].tag in _CONTINUED:
-            previous = fields[-1]
-            fields[-1] = _Field(previous.tag, (*previous.lines, line), previous.line)
+            fields.append((found["tag"], [found["value"]], number))
+        elif fields[-1][0] in _CONTINUED:
+            fields[-1][1].append(line)
         else:
-            raise FileRefused(f"text outside any field (after :{fields[-1].tag}:, which is one "
+            raise FileRefused(f"text outside any field (after :{fields[-1][0]}:, which is one "
                               "line long)", file=name,
                               place=f"message {len(messages) + 1}, line {number}",
                               encoding=encoding, found=line[:40])
@@ -273,24 +276,26 @@ def _statement(message: _Message, where: _Where, scales: Mapping[str, int]) -> S
         elif tag in ("13D", "13"):
             created = _created(value, item.line, where)
         elif tag in _OPENING:
-            if opening is not None:
-                raise where.refused(f"a second opening balance (:{tag}:)", item.line)
+            if opening is not None or closing is not None:
+                raise where.refused(f"an opening balance (:{tag}:) after the "
+                                    f"{'opening' if closing is None else 'closing'} balance",
+                                    item.line)
             opening = _balance(value, item.line, where, scales)
         elif tag == "61":
-            if opening is None or closing is not None:
-                raise where.refused("a :61: line comes between the opening (:60F:) and the "
-                                    "closing balance (:62F:)", item.line)
+            if opening is None:
+                raise where.refused("a line (:61:) before the opening balance (:60F:)",
+                                    item.line, expected=":60F:")
+            if closing is not None:
+                raise where.refused("a line (:61:) after the closing balance", item.line)
             drafts.append(_line(item, where))
         elif tag == "86":
             if previous == "61":
-                drafts[-1] = replace(drafts[-1], details=_details(item.lines))
+                drafts[-1] = replace(drafts[-1],
+                                     details=_details(item.lines, drafts[-1].incoming))
             # else: information about the whole statement, which nothing here uses
         elif tag in _CLOSING:
             if closing is not None:
                 raise where.refused(f"a second closing balance (:{tag}:)", item.line)
-            if opening is None:
-                raise where.refused("the closing balance comes before the opening balance",
-                                    item.line)
             closing = _balance(value, item.line, where, scales)
         elif tag not in _READ_PAST:
             raise where.refused(f"field :{tag}: is not one of an MT940 message", item.line,
@@ -452,37 +457,48 @@ def _is_iban(text: str) -> bool:
 # --- :86: --------------------------------------------------------------------------------------
 
 
-def _details(lines: Sequence[str]) -> _Details:
+def _details(lines: Sequence[str], incoming: bool) -> _Details:
     joined = "".join(line.strip() for line in lines)
     if _SUBFIELDS.match(joined):
         return _subfield_details(joined)
-    if _KEYED.match(joined):
-        return _keyed_details(joined)
+    if _KEY.match(joined):
+        return _keyed_details(joined, incoming)
     return _Details(reference=_free_text(lines))
 
 
 def _free_text(lines: Sequence[str]) -> str | None:
-    text = ""
+    parts: list[str] = []
     for index, line in enumerate(lines):
         if index and len(lines[index - 1]) < LINE_WIDTH:
-            text += " "
-        text += line.strip()
-    return text.strip() or None
+            parts.append(" ")
+        parts.append(line)  # a leading space is the text's own: the cut fell just before it
+    return "".join(parts).strip() or None
 
 
-def _keyed_details(text: str) -> _Details:
+def _keyed_details(text: str, incoming: bool) -> _Details:
     values: dict[str, str] = {}
     found = list(_KEY.finditer(text))
+    party = ""
     for index, key in enumerate(found):
         end = found[index + 1].start() if index + 1 < len(found) else len(text)
-        # The first of a repeated key counts: /ORDP//NAME/ comes before /ULTD//NAME/.
-        values.setdefault(key["key"], text[key.end():end].rstrip("/").strip())
+        name = key["key"]
+        if name in _PARTIES:
+            party = name
+        elif name in _PARTY_KEYS:
+            name = f"{party}.{name}" if party else name
+        else:
+            party = ""
+        # The first of a repeated key counts.
+        values.setdefault(name, text[key.end():end].rstrip("/").strip())
     counterparty_parts = values.get("CNTP", "").split("/")  # account/BIC/name/city
     reference = _REMI_PREFIX.sub("", values.get("REMI", ""), count=1).rstrip("/").strip()
+    # The other party: who ordered a credit, who benefits from a debit.
+    other = "ORDP" if incoming else "BENM"
     return _Details(
         end_to_end_id=_end_to_end(values.get("EREF")),
         reference=reference or None,
-        counterparty=values.get("NAME") or _part(counterparty_parts, 2),
+        counterparty=(values.get(f"{other}.NAME") or values.get("NAME")
+                      or _part(counterparty_parts, 2)),
         counterparty_account=values.get("IBAN") or _part(counterparty_parts, 0),
         batch_ref=values.get("PREF") or None,
         reason=values.get("RTRN", "").split("/")[0] or None)

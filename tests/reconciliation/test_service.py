@@ -231,7 +231,8 @@ def test_an_expected_payment_is_matched_when_its_credit_arrives(day: Day) -> Non
     (arrived,) = day.recon.expected("sepa")
     assert arrived.id == expected.id
     assert arrived.state is ExpectedState.MATCHED
-    assert arrived.credit_id is not None and arrived.credit_id.endswith(":1")
+    assert arrived.credit_id is not None
+    assert arrived.credit_id.endswith(":1")
     # Both credits are still breaks (the books have neither): to be identified and booked.
     assert sorted(r.amount_minor for r in day.recon.open("sepa")) == [12_34, 50_00]
     (brk,) = [r for r in day.recon.open("sepa") if r.amount_minor == 12_34]

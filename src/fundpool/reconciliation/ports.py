@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from fundpool.core.actor import Actor
+from fundpool.recon.model import Side
 from fundpool.reconciliation.model import (
     ActionRecord,
     Expected,
@@ -21,7 +22,6 @@ from fundpool.reconciliation.model import (
     StoredLine,
     StoredStatement,
 )
-from fundpool.recon.model import Side
 
 
 class Books(Protocol):

@@ -104,7 +104,9 @@ class ReconService:
         return self.config.channel(channel_id)
 
     def tolerance(self, channel_id: str) -> Tolerance:
-        recon = self.channel(channel_id).recon
+        recon = getattr(self.channel(channel_id), "recon", None)
+        if recon is None:
+            return Tolerance()
         return Tolerance(amount_minor=recon.amount_tolerance_minor, days=recon.days)
 
     # --- import -------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from fundpool.recon.model import (
     Side,
     Statement,
     StatementLine,
+    end_to_end_of,
 )
 from fundpool.reconciliation.books import LedgerBooks
 from fundpool.reconciliation.model import ExpectedState, ResolutionAction, State
@@ -90,7 +91,8 @@ def line(position: int, amount_minor: int, *, kind: LineKind = LineKind.TRANSFER
          e2e: str | None = None, reference: str | None = None, at_us: int = DAY,
          counterparty: str | None = None) -> StatementLine:
     return StatementLine(f"S:{position}", amount_minor, "EUR", at_us, at_us, kind=kind,
-                         end_to_end_id=e2e, reference=reference, counterparty=counterparty,
+                         end_to_end_id=None if e2e is None else end_to_end_of(e2e),
+                         reference=reference, counterparty=counterparty,
                          bank_ref=f"BANK-{position}")
 
 

@@ -245,3 +245,26 @@ class MatchResult:
     ambiguous: tuple[Ambiguous, ...] = ()
     breaks: tuple[Break, ...] = ()
     counts: dict[str, int] = field(default_factory=dict)
+
+
+# --- the payment's id on the wire ----------------------------------------------------------
+
+UUID_TEXT_CHARS = 36
+END_TO_END_CHARS_MAX = 35  # ISO 20022 Max35Text
+
+
+def end_to_end_of(payment_id: str) -> str:
+    """What fundpool writes as a payment's EndToEndId: its id, without the dashes when it is
+    a UUID (36 characters do not fit ISO 20022's 35; the 32 hex digits do, and come back)."""
+    if len(payment_id) == UUID_TEXT_CHARS and payment_id.count("-") == 4:
+        return payment_id.replace("-", "")
+    return payment_id
+
+
+def payment_id_of(end_to_end: str) -> str:
+    """The payment id an EndToEndId names: 32 hex digits are a UUID written without dashes."""
+    text = end_to_end.strip()
+    if len(text) == 32 and all(c in "0123456789abcdefABCDEF" for c in text):
+        low = text.lower()
+        return f"{low[:8]}-{low[8:12]}-{low[12:16]}-{low[16:20]}-{low[20:]}"
+    return text

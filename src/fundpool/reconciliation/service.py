@@ -43,7 +43,9 @@ from fundpool.recon.model import (
     Shape,
     Side,
     StatementFile,
+    StatementLine,
     Tolerance,
+    payment_id_of,
 )
 from fundpool.reconciliation.files import parse_file
 from fundpool.reconciliation.items import adjustment_id, adjustment_items, items_of
@@ -150,7 +152,9 @@ class ReconService:
             dates = [t for line in statement.lines for t in (line.booked_at_us, line.value_at_us)]
             first = (statement.opening.at_us if statement.opening is not None
                      else min(dates, default=statement.created_at_us))
-            last = (statement.closing.at_us if statement.closing is not None
+            closing_at = (None if statement.closing is None
+                          else _closing_at(statement.closing.at_us))
+            last = (closing_at if closing_at is not None
                     else _day_end(max(dates, default=statement.created_at_us)))
             statements.append(StoredStatement(
                 stored_id, file_id, self.pool.id, channel.id, statement.account,
@@ -159,8 +163,7 @@ class ReconService:
                 None if statement.opening is None else statement.opening.amount_minor,
                 None if statement.opening is None else statement.opening.at_us,
                 None if statement.closing is None else statement.closing.amount_minor,
-                None if statement.closing is None else statement.closing.at_us,
-                first, last, len(statement.lines)))
+                closing_at, first, last, len(statement.lines)))
             for position, line in enumerate(statement.lines, start=1):
                 lines.append(StoredLine(stored_id, position, self.pool.id, channel.id,
                                         dataclasses.replace(
@@ -219,7 +222,7 @@ class ReconService:
         items += adjustment_items(self.store.booked(self.pool.id, channel.id, since, until))
         final = self.store.final_items(self.pool.id, [i.item_id for i in items])
         items = [i for i in items if i.item_id not in final]
-        lines = [stored.line for stored in open_lines]
+        lines = [_as_books_name(stored.line) for stored in open_lines]
         result = match(lines, items, tolerance, now_us=now)
 
         line_by_id = {line.line_id: line for line in lines}
@@ -505,6 +508,22 @@ class ReconService:
 
     def mappings(self) -> list[tuple[str, str, int]]:
         return self.store.mappings()
+
+
+def _as_books_name(line: StatementLine) -> StatementLine:
+    """The line with the payment ids its end-to-end references name (the rail writes a UUID
+    without its dashes: recon.model.end_to_end_of)."""
+    if line.end_to_end_id is None and not line.parts:
+        return line
+    return dataclasses.replace(
+        line, end_to_end_id=None if line.end_to_end_id is None
+        else payment_id_of(line.end_to_end_id),
+        parts=tuple(payment_id_of(part) for part in line.parts))
+
+
+def _closing_at(at_us: int) -> int:
+    """A closing balance dated by day only (midnight) stands at the end of that day."""
+    return _day_end(at_us) if at_us % DAY_US == 0 else at_us
 
 
 def _day_end(at_us: int) -> int:

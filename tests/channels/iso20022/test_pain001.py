@@ -19,8 +19,8 @@ from fundpool.channels.iso20022 import pain001
 from fundpool.channels.iso20022.errors import InvalidAccount, MessageNotWritable
 from fundpool.channels.iso20022.pain001 import (
     CreditTransfer,
-    Party,
     Pain001,
+    Party,
     read_pain001,
     validate_pain001,
     write_pain001,

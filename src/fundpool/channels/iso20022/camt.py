@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
 from fundpool.channels.iso20022.document import (
+    FILE_BYTES_MAX,
     Node,
     amount_text,
     checked_currency,
@@ -65,6 +66,9 @@ from fundpool.recon.model import (
     StatementFile,
     StatementLine,
 )
+
+__all__ = ["ENTRIES_MAX", "FILE_BYTES_MAX", "STATEMENTS_MAX", "VERSIONS", "parse_camt",
+           "write_camt053", "write_camt054"]
 
 VERSIONS = ("camt.053.001.08", "camt.053.001.02", "camt.054.001.08", "camt.054.001.02")
 STATEMENT_VERSION = "camt.053.001.08"

@@ -39,7 +39,8 @@ from defusedxml.ElementTree import fromstring as defused_fromstring  # type: ign
 
 from fundpool.channels.iso20022.errors import MessageNotWritable
 from fundpool.core.money import format_amount
-from fundpool.recon.formats import FILE_BYTES_MAX, amount_minor, check_size, scale_of
+from fundpool.recon.formats import FILE_BYTES_MAX, check_size, scale_of
+from fundpool.recon.formats import amount_minor as read_amount
 from fundpool.recon.model import DAY_US, FileRefused, UnknownMessage
 
 __all__ = ["FILE_BYTES_MAX", "NAMESPACE_PREFIX", "Node", "read_document"]
@@ -137,8 +138,9 @@ def _place_of(text: str, needle: str) -> str:
     at = text.find(needle)
     if at < 0:
         return "line 1, column 1"
-    line_start = text.rfind("\n", 0, at) + 1
-    return f"line {text.count(chr(10), 0, at) + 1}, column {at - line_start + 1}"
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    return f"line {line}, column {column}"
 
 
 def _split_tag(tag: str) -> tuple[str, str]:
@@ -222,7 +224,7 @@ class Node:
             raise FileRefused("the amount has no currency (attribute Ccy)", file=self.file,
                               place=f"{self.place}/@Ccy", expected="Ccy")
         scale = scale_of(currency, scales, file=self.file, place=f"{self.place}/@Ccy")
-        return amount_minor(self.text, scale, currency, file=self.file, place=self.place), currency
+        return read_amount(self.text, scale, currency, file=self.file, place=self.place), currency
 
     def date_us(self) -> int:
         """An xs:date as midnight UTC. A zone on a date is read past: a booking or value date

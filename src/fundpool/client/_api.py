@@ -95,7 +95,11 @@ PAYMENTS = "/v1/payments"
 MONITORING = "/v1/monitoring"
 RISK = "/v1/risk"
 AUDIT = "/v1/audit"
+RECON = "/v1/recon"
 _AUDIT_DOC: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+_RECON_DOC: TypeAdapter[dict[str, Any]] = _AUDIT_DOC
+_RECON_DOCS: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(list[dict[str, Any]])
+STATEMENT_MEDIA_TYPE = "application/octet-stream"
 CSV_MEDIA_TYPE = "text/csv"
 PENDING_TIMEOUT_S_DEFAULT = 3600
 PAGE_SIZE_DEFAULT = 100
@@ -752,6 +756,137 @@ class Endpoints(ApprovalsEndpoints, Runner):
     @endpoint
     def audit_public_key(self) -> Call[dict[str, Any]]:
         return Call("GET", f"{AUDIT}/public-key", _AUDIT_DOC)
+
+    # --- reconciliation (docs/reconciliation.md) --------------------------------------------
+
+    @endpoint
+    def recon_channels(self, pool: str | None = None) -> Call[list[dict[str, Any]]]:
+        """Each channel of the pool: its lines' and items' counts by side and state, its
+        tolerance, and its latest statement's balance check."""
+        return Call("GET", f"{RECON}/channels", _RECON_DOCS, query(pool=pool))
+
+    @endpoint
+    def recon_import(self, data: bytes | str | Path, channel: str, name: str, *,
+                     pool: str | None = None,
+                     format: Literal["camt.053", "camt.054", "mt940", "csv", "chain"] | None
+                     = None, mapping: str | None = None,
+                     idempotency_key: str | None = None) -> Call[dict[str, Any]]:
+        """Import a statement file (its bytes, its text, or its path) for `channel`: checked
+        whole before anything is stored, then matched. `file`, `statements` and `run`."""
+        if isinstance(data, Path):
+            data = data.read_bytes()
+        body = data.encode() if isinstance(data, str) else data
+        return Call("POST", f"{RECON}/imports", _RECON_DOC,
+                    query(channel=channel, name=name, pool=pool, format=format,
+                          mapping=mapping),
+                    content=(body, STATEMENT_MEDIA_TYPE),
+                    idempotency_key=idempotency_key or new_key())
+
+    @endpoint
+    def recon_files(self, channel: str | None = None, *, pool: str | None = None,
+                    limit: int = PAGE_SIZE_DEFAULT) -> Call[list[dict[str, Any]]]:
+        """The files imported, newest first."""
+        return Call("GET", f"{RECON}/files", _RECON_DOCS,
+                    query(channel=channel, pool=pool, limit=limit))
+
+    @endpoint
+    def recon_match(self, channel: str, *, pool: str | None = None,
+                    idempotency_key: str | None = None) -> Call[dict[str, Any]]:
+        """Match the channel's open lines and items again: the run's counts."""
+        return self._post(f"{RECON}/channels/{segment(channel)}/match{_pool_query(pool)}",
+                          None, _RECON_DOC, idempotency_key)
+
+    @endpoint
+    def recon_breaks(self, channel: str | None = None, *,
+                     side: Literal["statement", "books"] | None = None,
+                     states: Sequence[str] | None = None, pool: str | None = None,
+                     limit: int = 500) -> Call[list[dict[str, Any]]]:
+        """Open breaks and ambiguous items (or the `states` asked for), oldest first, each
+        with its age in days and, on the statement side, its line."""
+        return Call("GET", f"{RECON}/breaks", _RECON_DOCS,
+                    query(channel=channel, side=side, state=list(states or ()), pool=pool,
+                          limit=limit))
+
+    @endpoint
+    def recon_statements(self, channel: str | None = None, *, pool: str | None = None,
+                         limit: int = PAGE_SIZE_DEFAULT) -> Call[list[dict[str, Any]]]:
+        """Statements, newest period first, each with its balance check against the
+        ledger."""
+        return Call("GET", f"{RECON}/statements", _RECON_DOCS,
+                    query(channel=channel, pool=pool, limit=limit))
+
+    @endpoint
+    def recon_statement(self, statement_id: str, *, pool: str | None = None
+                        ) -> Call[dict[str, Any]]:
+        """One statement with its balance check and its lines, each with where it stands."""
+        return Call("GET", f"{RECON}/statements/{segment(statement_id)}", _RECON_DOC,
+                    query(pool=pool))
+
+    @endpoint
+    def recon_resolve(self, side: Literal["statement", "books"], target: str, note: str, *,
+                      book: bool = False, pool: str | None = None,
+                      idempotency_key: str | None = None) -> Call[dict[str, Any]]:
+        """Close an open break or ambiguous item with a note; with `book`, post the
+        difference as a ledger adjustment first (`ledger:adjust` too)."""
+        return self._post(f"{RECON}/resolve{_pool_query(pool)}",
+                          {"side": side, "id": target, "note": note, "book": book},
+                          _RECON_DOC, idempotency_key)
+
+    @endpoint
+    def recon_resolutions(self, channel: str | None = None, *, pool: str | None = None,
+                          limit: int = PAGE_SIZE_DEFAULT) -> Call[list[dict[str, Any]]]:
+        return Call("GET", f"{RECON}/resolutions", _RECON_DOCS,
+                    query(channel=channel, pool=pool, limit=limit))
+
+    @endpoint
+    def recon_payment(self, payment_id: str, *, pool: str | None = None
+                      ) -> Call[dict[str, Any]]:
+        """Where a payment's book items stand: `state` (unreconciled, matched, break,
+        ambiguous, resolved) and its `items`."""
+        return Call("GET", f"{RECON}/payments/{segment(payment_id)}", _RECON_DOC,
+                    query(pool=pool))
+
+    @endpoint
+    def recon_expected(self, channel: str | None = None, *,
+                       state: Literal["open", "matched", "cancelled"] | None = None,
+                       pool: str | None = None, limit: int = 500
+                       ) -> Call[list[dict[str, Any]]]:
+        """Expected (announced) incoming payments."""
+        return Call("GET", f"{RECON}/expected", _RECON_DOCS,
+                    query(channel=channel, state=state, pool=pool, limit=limit))
+
+    @endpoint
+    def recon_expect(self, channel: str, asset: str, amount_min: str | Decimal,
+                     amount_max: str | Decimal, from_: str | datetime, until: str | datetime,
+                     *, reference: str | None = None, counterparty: str | None = None,
+                     pool: str | None = None, idempotency_key: str | None = None
+                     ) -> Call[dict[str, Any]]:
+        """Announce an incoming payment, matched against credits as they arrive."""
+        body = {"channel": channel, "asset": asset,
+                "amount_min": amount_text(amount_min, "amount_min"),
+                "amount_max": amount_text(amount_max, "amount_max"),
+                "from": instant_text(from_), "until": instant_text(until),
+                "reference": reference, "counterparty": counterparty}
+        return self._post(f"{RECON}/expected{_pool_query(pool)}", body, _RECON_DOC,
+                          idempotency_key)
+
+    @endpoint
+    def recon_cancel_expected(self, expected_id: str, *, pool: str | None = None,
+                              idempotency_key: str | None = None) -> Call[dict[str, Any]]:
+        return self._post(f"{RECON}/expected/{segment(expected_id)}/cancel"
+                          f"{_pool_query(pool)}", None, _RECON_DOC, idempotency_key)
+
+    @endpoint
+    def recon_mappings(self, *, pool: str | None = None) -> Call[list[dict[str, Any]]]:
+        """The saved CSV column mappings (name, YAML text, when saved)."""
+        return Call("GET", f"{RECON}/mappings", _RECON_DOCS, query(pool=pool))
+
+    @endpoint
+    def recon_save_mapping(self, name: str, text: str, *, pool: str | None = None
+                           ) -> Call[dict[str, Any]]:
+        """Save a bank's CSV column mapping (YAML; refused naming the field when wrong)."""
+        return Call("PUT", f"{RECON}/mappings/{segment(name)}", _RECON_DOC, query(pool=pool),
+                    body={"text": text})
 
     # --- risk control ------------------------------------------------------------------------
 

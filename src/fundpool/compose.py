@@ -68,8 +68,6 @@ if TYPE_CHECKING:
     from fundpool.monitoring.alerting.reload import AlertRules
     from fundpool.monitoring.ports import OutboxReader, ProjectionStore
     from fundpool.monitoring.service import Monitor
-    from fundpool.reconciliation.ports import ReconStore
-    from fundpool.reconciliation.service import ReconService
     from fundpool.payments.dispatch import DispatchPolicy
     from fundpool.payments.engine import PaymentEngine
     from fundpool.payments.ports import (
@@ -81,6 +79,8 @@ if TYPE_CHECKING:
     )
     from fundpool.payments.service import PaymentService
     from fundpool.pool.config import FundpoolConfig, PoolConfig
+    from fundpool.reconciliation.ports import ReconStore
+    from fundpool.reconciliation.service import ReconService
     from fundpool.risk.engine import RiskEngine
     from fundpool.risk.ports import RiskStore
     from fundpool.risk.service import RiskService

@@ -34,7 +34,8 @@ def test_every_source_is_collected_once_in_order(store: LedgerStore, clock: Manu
     assert first["appended"]["approvals"] == 1
     again = audit.sync()
     assert again["appended"] == {"outbox": 0, "auth": 0, "approvals": 0}
-    assert again["skipped"] == ["risk.policy", "risk.case"]  # no risk tables in this store
+    # no risk or reconciliation tables in this store
+    assert again["skipped"] == ["risk.policy", "risk.case", "recon"]
     found = actions(audit)
     assert found[:4] == ["ledger.asset_defined", "ledger.account_opened",
                          "ledger.account_opened", "ledger.adjustment"]

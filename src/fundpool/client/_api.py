@@ -793,8 +793,8 @@ class Endpoints(ApprovalsEndpoints, Runner):
     def recon_match(self, channel: str, *, pool: str | None = None,
                     idempotency_key: str | None = None) -> Call[dict[str, Any]]:
         """Match the channel's open lines and items again: the run's counts."""
-        return self._post(f"{RECON}/channels/{segment(channel)}/match{_pool_query(pool)}",
-                          None, _RECON_DOC, idempotency_key)
+        return self._post(f"{RECON}/channels/{segment(channel)}/match", None, _RECON_DOC,
+                          idempotency_key).with_params(**query(pool=pool))
 
     @endpoint
     def recon_breaks(self, channel: str | None = None, *,
@@ -828,9 +828,9 @@ class Endpoints(ApprovalsEndpoints, Runner):
                       idempotency_key: str | None = None) -> Call[dict[str, Any]]:
         """Close an open break or ambiguous item with a note; with `book`, post the
         difference as a ledger adjustment first (`ledger:adjust` too)."""
-        return self._post(f"{RECON}/resolve{_pool_query(pool)}",
+        return self._post(f"{RECON}/resolve",
                           {"side": side, "id": target, "note": note, "book": book},
-                          _RECON_DOC, idempotency_key)
+                          _RECON_DOC, idempotency_key).with_params(**query(pool=pool))
 
     @endpoint
     def recon_resolutions(self, channel: str | None = None, *, pool: str | None = None,
@@ -867,14 +867,14 @@ class Endpoints(ApprovalsEndpoints, Runner):
                 "amount_max": amount_text(amount_max, "amount_max"),
                 "from": instant_text(from_), "until": instant_text(until),
                 "reference": reference, "counterparty": counterparty}
-        return self._post(f"{RECON}/expected{_pool_query(pool)}", body, _RECON_DOC,
-                          idempotency_key)
+        return self._post(f"{RECON}/expected", body, _RECON_DOC,
+                          idempotency_key).with_params(**query(pool=pool))
 
     @endpoint
     def recon_cancel_expected(self, expected_id: str, *, pool: str | None = None,
                               idempotency_key: str | None = None) -> Call[dict[str, Any]]:
-        return self._post(f"{RECON}/expected/{segment(expected_id)}/cancel"
-                          f"{_pool_query(pool)}", None, _RECON_DOC, idempotency_key)
+        return self._post(f"{RECON}/expected/{segment(expected_id)}/cancel", None,
+                          _RECON_DOC, idempotency_key).with_params(**query(pool=pool))
 
     @endpoint
     def recon_mappings(self, *, pool: str | None = None) -> Call[list[dict[str, Any]]]:

@@ -34,6 +34,8 @@ bench: install
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/risk.py
 	$(BIN)/python bench/screening.py
+	$(BIN)/python bench/recon.py
+	$(BIN)/python bench/statements.py
 	$(BIN)/python bench/risk_patterns.py
 	$(BIN)/python bench/risk_patterns.py --policy anomaly
 	$(BIN)/python bench/audit.py

@@ -93,7 +93,8 @@ class Month:
         self.items: list[BookItem] = []
         self.serial = 0
         self.mix: dict[str, int] = {}
-        # shares of units, not of lines: a batch is 2 or 3 lines and 10 to 40 items (a payout and its fee each)
+        # shares of units, not of lines: a batch is 2 or 3 lines and 10 to 40 items (a
+        # payout and its fee each)
         kinds = (("one_to_one", 0.880), ("batch", 0.002), ("batch_split", 0.0005),
                  ("in_parts", 0.010), ("remittance", 0.020), ("amount_only", 0.040),
                  ("ambiguous", 0.005), ("amount_differs", 0.005), ("not_in_books", 0.025),

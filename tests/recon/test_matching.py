@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, deque
+from typing import cast
 
 import pytest
 from hypothesis import given, settings
@@ -44,7 +45,7 @@ def line(line_id: str, amount_minor: int, *, at_us: int = DAY, asset: str = "EUR
 
 def item(item_id: str, amount_minor: int, *, at_us: int = DAY, asset: str = "EUR",
          kind: ItemKind = ItemKind.PAYOUT, **fields: object) -> BookItem:
-    payment_id = fields.pop("payment_id", item_id.split(":")[0])
+    payment_id = cast("str | None", fields.pop("payment_id", item_id.split(":")[0]))
     return BookItem(item_id, amount_minor, asset, at_us, kind, payment_id=payment_id,
                     **fields)  # type: ignore[arg-type]
 
@@ -365,7 +366,7 @@ def statements_and_books(draw: st.DrawFn) -> tuple[list[StatementLine], list[Boo
         for part_number, part in enumerate((split, total - split) if split != total
                                            else (total,)):
             lines.append(StatementLine(f"S:{number}.{part_number}", part, first.asset, 0, at,
-                                       **fields))  # type: ignore[arg-type]
+                                       **fields))
     tolerance = Tolerance(draw(st.sampled_from((0, 1, 100))), draw(st.integers(0, 3)))
     return lines, items, tolerance
 
@@ -449,22 +450,22 @@ def rules_by_brute_force(lines: list[StatementLine], items: list[BookItem],
     item_by_id = {i.item_id: i for i in items}
     ambiguous: list[Ambiguous] = []
     for x in left_lines:
-        found = of_line[x.line_id]
-        if not found:
+        item_ids = of_line[x.line_id]
+        if not item_ids:
             breaks.append(Break(Side.STATEMENT, x.line_id, BreakReason.NOT_IN_BOOKS,
                                 x.amount_minor, x.value_at_us))
-        elif len(found) == 1 and len(of_item[found[0]]) == 1:
-            matches.append(Match((x.line_id,), (found[0],), MatchRule.AMOUNT,
-                                 x.amount_minor - item_by_id[found[0]].amount_minor))
+        elif len(item_ids) == 1 and len(of_item[item_ids[0]]) == 1:
+            matches.append(Match((x.line_id,), (item_ids[0],), MatchRule.AMOUNT,
+                                 x.amount_minor - item_by_id[item_ids[0]].amount_minor))
         else:
-            ambiguous.append(Ambiguous(Side.STATEMENT, x.line_id, tuple(found)))
+            ambiguous.append(Ambiguous(Side.STATEMENT, x.line_id, tuple(item_ids)))
     for i in left_items:
-        found = of_item[i.item_id]
-        if not found:
+        line_ids = of_item[i.item_id]
+        if not line_ids:
             breaks.append(Break(Side.BOOKS, i.item_id, BreakReason.NOT_AT_BANK, i.amount_minor,
                                 i.at_us))
-        elif len(found) > 1 or len(of_line[found[0]]) > 1:
-            ambiguous.append(Ambiguous(Side.BOOKS, i.item_id, tuple(found)))
+        elif len(line_ids) > 1 or len(of_line[line_ids[0]]) > 1:
+            ambiguous.append(Ambiguous(Side.BOOKS, i.item_id, tuple(line_ids)))
     return MatchResult(tuple(sorted(matches, key=lambda m: m.lines[0])),
                        tuple(sorted(ambiguous, key=lambda a: (a.side, a.id))),
                        tuple(sorted(breaks, key=lambda b: (b.side, b.id))))

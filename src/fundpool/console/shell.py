@@ -50,6 +50,7 @@ NAVIGATION = (  # path, label key, permission needed to see it
     ("/risk", "nav.risk", P.RISK_READ),  # the review queue and the policies (pages/risk.py)
     ("/approval-rules", "nav.approval_rules", P.PAYMENTS_READ),  # pages/approval_rules.py
     ("/audit", "nav.audit", P.AUDIT_READ),  # the audit log browser (pages/audit.py)
+    ("/recon", "nav.recon", P.RECON_READ),  # the reconciliation workbench (pages/recon.py)
 )
 
 # A console address comes in two forms, and each place takes exactly one of them:

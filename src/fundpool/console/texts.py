@@ -53,6 +53,10 @@ PROBLEM_CODES: tuple[str, ...] = (
     "invalid_public_key", "key_already_registered", "invalid_approval_rules",
     "invalid_approval_input", "unknown_rules_version", "not_a_voter", "already_voted",
     "not_cancellable", "self_grant",
+    # reconciliation (docs/reconciliation.md)
+    "file_refused", "unknown_message", "balances_do_not_add_up", "duplicate_statement",
+    "recon_not_open", "recon_note_required", "recon_nothing_to_book", "recon_not_found",
+    "invalid_expected_payment", "adjustment_permission_required",
 )
 # Fields of a request body the console's forms send, as a person calls them
 # (`field.<name>`); another field is named as the API names it.
@@ -65,7 +69,7 @@ FIELDS: tuple[str, ...] = (
 FACTS: tuple[str, ...] = (
     "asset", "amount", "requested", "available", "balance", "shortfall", "fee", "minimum",
     "maximum", "limit", "scale", "channel", "payment", "state", "action", "line", "field",
-    "version", "author", "claimed_by",
+    "version", "author", "claimed_by", "file", "place", "imported_as", "statement_id",
 )
 RISK_CASE_REASON = "risk case:"  # a case's decision on the payment's step (risk/service.py)
 FACT_CHARS_MAX = 80  # one fact's value shown at most this long

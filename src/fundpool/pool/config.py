@@ -21,6 +21,21 @@
     channels = ["bank-a"]
     rates = "rates.toml"        # optional; relative to this file
 
+A channel carried by the ISO 20022 bank rail (channels/iso_rail.py, docs/bank-rail.md) says
+`adapter = "iso20022"` and has a `bank` table; any channel may have a `recon` table:
+
+    [channels.bank]
+    exchange = "banks/bank-a"   # the file exchange; relative to the data directory
+    account = "GB33BUKB20201555555555"
+    bic = "BUKBGB22"            # optional
+    name = "Fundpool Treasury Ltd"
+    pain001 = "pain.001.001.09" # or "pain.001.001.03"
+    simulated = true            # the server runs the bank simulator on the exchange
+
+    [channels.recon]
+    amount_tolerance = "0.00"   # in the channel's first asset
+    days = 2
+
 `load_config` checks every reference (a pool's channel, a channel's asset, the reporting
 currency) and says which entry is wrong; a bad file changes nothing.
 """
@@ -35,6 +50,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
+from schwifty import BIC, IBAN
+from schwifty.exceptions import SchwiftyException
+
 from fundpool.core.errors import FundpoolError
 from fundpool.core.money import Asset, AssetKind
 from fundpool.pool.rates import StaticRates
@@ -46,8 +64,22 @@ DEFAULT_CONFIG = "fundpool.toml"
 
 
 # The rail adapters a channel may name (`adapter = "..."`); the composition root builds them.
-# The real rails of later work (ISO 20022 bank files, chains) are added here as they come.
-RAIL_ADAPTERS = ("simulated",)
+# The real rails of later work (chains) are added here as they come.
+RAIL_ADAPTERS = ("simulated", "iso20022")
+ISO20022_ADAPTER = "iso20022"
+# What the bank rail writes (channels/iso20022/pain001.py VERSIONS: a test keeps them equal;
+# the pool layer may not import the channels').
+PAIN001_VERSIONS = ("pain.001.001.09", "pain.001.001.03")
+# Kinds whose payouts are bank credit transfers, the only ones a pain.001 carries.
+ISO20022_KINDS = frozenset({"bank_wire", "instant_credit"})
+# A rail reference "<channel>-<instance>-<n>" is the pain.001's MsgId, at most 35 characters:
+# 16 for the channel leaves 10 for the instance and 8 for the counter.
+ISO20022_CHANNEL_ID_CHARS_MAX = 16
+ACCOUNT_NUMBER_CHARS_MAX = 34  # ISO 20022's Othr/Id (Max34Text), and an IBAN's longest
+_LOOKS_LIKE_IBAN = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{1,30}\Z")
+_CURRENCY_CODE = re.compile(r"[A-Z]{3}\Z")  # ISO 4217: what an ISO 20022 amount carries
+RECON_DAYS_DEFAULT = 2
+RECON_DAYS_MAX = 31  # a date window wider than a month matches anything with anything
 
 
 class InvalidConfig(FundpoolError):
@@ -174,6 +206,31 @@ class Depth:
 
 
 @dataclass(frozen=True, slots=True)
+class BankConfig:
+    """The pool's account at a bank and the directory of files exchanged with it, for a
+    channel carried by the ISO 20022 bank rail (docs/bank-rail.md)."""
+
+    exchange: Path  # as written: relative to the data directory unless absolute
+    account: str  # the compact IBAN (checked), or an account number
+    name: str  # the account holder's name, the debtor of every pain.001
+    bic: str | None = None  # the bank's BIC (checked), when given
+    pain001: str = PAIN001_VERSIONS[0]
+    simulated: bool = False  # the server runs the bank simulator on the exchange
+
+    def exchange_dir(self, data_dir: Path) -> Path:
+        return self.exchange if self.exchange.is_absolute() else data_dir / self.exchange
+
+
+@dataclass(frozen=True, slots=True)
+class ReconTolerance:
+    """How far reconciliation lets a match drift on this channel: amounts by at most
+    `amount_tolerance_minor` (in the channel's first asset), dates by at most `days`."""
+
+    amount_tolerance_minor: int = 0
+    days: int = RECON_DAYS_DEFAULT
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelConfig:
     id: str
     kind: ChannelKind
@@ -189,6 +246,8 @@ class ChannelConfig:
     depth: Mapping[str, Depth] = field(default_factory=dict)
     # Which adapter carries the channel's payments in the server's engine (RAIL_ADAPTERS).
     adapter: str = "simulated"
+    bank: BankConfig | None = None  # given exactly when the adapter is "iso20022"
+    recon: ReconTolerance = ReconTolerance()
 
     def fee_schedule(self, asset: str) -> FeeSchedule:
         return self.fees.get(asset, FeeSchedule())
@@ -418,7 +477,7 @@ class _Parser:
             entry,
             where,
             {"id", "kind", "assets", "name", "fees", "limits", "batch_size", "cutoff",
-             "simulation", "depth", "adapter"},
+             "simulation", "depth", "adapter", "bank", "recon"},
         )
         channel_id = self.ident(entry, where)
         kind = self.choice(entry, where, "kind", ChannelKind)
@@ -438,10 +497,110 @@ class _Parser:
         adapter = self.field(entry, where, "adapter", str, "simulated")
         if adapter not in RAIL_ADAPTERS:
             raise self.fail(f"{where}.adapter", f"adapter is one of {', '.join(RAIL_ADAPTERS)}")
+        bank = self.bank(entry, where, channel_id, kind, assets, name, adapter)
+        recon = self.recon(entry, where, assets_by_code[assets[0]])
         return ChannelConfig(
             channel_id, kind, tuple(assets), name, fees, limits, batch_size, cutoff, simulation,
-            depth, adapter,
+            depth, adapter, bank, recon,
         )
+
+    def bank(
+        self,
+        entry: Mapping[str, Any],
+        where: str,
+        channel_id: str,
+        kind: ChannelKind,
+        assets: list[str],
+        channel_name: str,
+        adapter: str,
+    ) -> BankConfig | None:
+        """The `bank` table: needed by the iso20022 adapter, refused elsewhere (a bank
+        account the engine would never use is a mistake to name)."""
+        at = f"{where}.bank"
+        spec = self.field(entry, where, "bank", dict, None)
+        if adapter != ISO20022_ADAPTER:
+            if spec is not None:
+                raise self.fail(at, f'a bank table is for adapter = "{ISO20022_ADAPTER}"')
+            return None
+        if spec is None:
+            raise self.fail(at, f'adapter = "{ISO20022_ADAPTER}" needs a [channels.bank] table: '
+                                "exchange, account, name")
+        if kind not in ISO20022_KINDS:
+            raise self.fail(f"{where}.kind", f"the {ISO20022_ADAPTER} adapter carries bank "
+                                             f"credit transfers: kind is one of "
+                                             f"{sorted(ISO20022_KINDS)}")
+        if len(channel_id) > ISO20022_CHANNEL_ID_CHARS_MAX:
+            raise self.fail(f"{where}.id", f"the id of an {ISO20022_ADAPTER} channel is at most "
+                                           f"{ISO20022_CHANNEL_ID_CHARS_MAX} characters: it "
+                                           "goes into every 35-character message id")
+        for code in assets:
+            if not _CURRENCY_CODE.match(code):
+                raise self.fail(f"{where}.assets", f"{code!r} is not an ISO 4217 currency code, "
+                                                   "which a pain.001 amount carries")
+        self.known(spec, at, {"exchange", "account", "bic", "name", "pain001", "simulated"})
+        exchange = self.field(spec, at, "exchange", str)
+        if not exchange.strip():
+            raise self.fail(f"{at}.exchange", "exchange is a directory path")
+        return BankConfig(
+            exchange=Path(exchange),
+            account=self.bank_account(spec, at),
+            name=self.holder_name(spec, at, channel_name),
+            bic=self.bic(spec, at),
+            pain001=self.pain001(spec, at),
+            simulated=self.field(spec, at, "simulated", bool, False),
+        )
+
+    def bank_account(self, spec: Mapping[str, Any], at: str) -> str:
+        """A compact IBAN when it looks like one (and it must then be one), else an account
+        number as ISO 20022 carries it."""
+        account: str = self.field(spec, at, "account", str)
+        compact = "".join(account.split()).upper()
+        if _LOOKS_LIKE_IBAN.match(compact):
+            try:
+                return str(IBAN(compact).compact)
+            except SchwiftyException as error:
+                raise self.fail(f"{at}.account", f"{account!r} is not a valid IBAN: {error}"
+                                ) from None
+        other = account.strip()
+        if not other or len(other) > ACCOUNT_NUMBER_CHARS_MAX or not other.isprintable():
+            raise self.fail(f"{at}.account", "account is an IBAN or an account number of 1 to "
+                                             f"{ACCOUNT_NUMBER_CHARS_MAX} printable characters")
+        return other
+
+    def holder_name(self, spec: Mapping[str, Any], at: str, default: str) -> str:
+        name: str = self.field(spec, at, "name", str, default)
+        if not name.strip() or not name.isprintable():
+            raise self.fail(f"{at}.name", "name is the account holder's name: printable text")
+        return name.strip()
+
+    def bic(self, spec: Mapping[str, Any], at: str) -> str | None:
+        text: str | None = self.field(spec, at, "bic", str, None)
+        if text is None:
+            return None
+        try:
+            return str(BIC(text.strip()).compact)
+        except SchwiftyException as error:
+            raise self.fail(f"{at}.bic", f"{text!r} is not a valid BIC: {error}") from None
+
+    def pain001(self, spec: Mapping[str, Any], at: str) -> str:
+        version: str = self.field(spec, at, "pain001", str, PAIN001_VERSIONS[0])
+        if version not in PAIN001_VERSIONS:
+            raise self.fail(f"{at}.pain001", f"pain001 is one of {', '.join(PAIN001_VERSIONS)}")
+        return version
+
+    def recon(self, entry: Mapping[str, Any], where: str, first: Asset) -> ReconTolerance:
+        """`{ amount_tolerance, days }`: decimal text in the channel's first asset, and whole
+        days; 0 and 2 when not said."""
+        at = f"{where}.recon"
+        spec = self.field(entry, where, "recon", dict, None)
+        if spec is None:
+            return ReconTolerance()
+        self.known(spec, at, {"amount_tolerance", "days"})
+        tolerance = self.amount(spec, at, "amount_tolerance", first)
+        days = self.field(spec, at, "days", int, RECON_DAYS_DEFAULT)
+        if not 0 <= days <= RECON_DAYS_MAX:
+            raise self.fail(f"{at}.days", f"days is 0 to {RECON_DAYS_MAX}")
+        return ReconTolerance(0 if tolerance is None else tolerance, days)
 
     def depth(
         self,

@@ -28,8 +28,9 @@ values, two passes, then the rest.
    as one line), N:1 (a payment paid in parts), N:M (a batch booked as several lines). A
    component whose lines and items are of one asset and whose sums differ by at most
    `tolerance.amount_minor` is one Match, whose rule is the strongest link in it. Any other
-   component is never a match: each of its lines and items is a Break `amount_differs`, with
-   its own amount and the other side's ids as `related`.
+   component is never a match: each of its lines and items is a Break `amount_differs` (an
+   amount in another asset is another amount), with its own amount and the other side's ids
+   as `related`.
 
 2. **By amount and date**, among what no reference linked: a line's candidates are the items
    of the same asset whose amount is within `tolerance.amount_minor` and whose time is within

@@ -39,6 +39,7 @@ from fundpool.recon.model import (
     BreakReason,
     DuplicateStatement,
     FileFormat,
+    LineStatus,
     MatchRule,
     Shape,
     Side,
@@ -202,7 +203,10 @@ class ReconService:
         channel = self.channel(channel_id)
         tolerance = self.tolerance(channel.id)
         now = self.clock.now_us()
-        open_lines = self.store.open_lines(self.pool.id, channel.id)
+        # A pending line (announced, not booked) is shown with its statement, never matched:
+        # the booked line of the same movement comes later and takes its items.
+        open_lines = [stored for stored in self.store.open_lines(self.pool.id, channel.id)
+                      if stored.line.status is LineStatus.BOOKED]
         open_items = self.store.open_items(self.pool.id, channel.id)
         statements = self.store.statements(self.pool.id, channel.id, PAGE_MAX)
         if not statements:
@@ -370,10 +374,11 @@ class ReconService:
             line_ids = [s.line.line_id for s in self.store.lines(statement.id)]
             booked_after = sum(r.amount_minor for r in self.store.booked_for(line_ids)
                                if r.at_us > statement.closing_at_us)
-        states = self.store.states_of(self.pool.id, [
-            (Side.STATEMENT, s.line.line_id) for s in self.store.lines(statement.id)])
+        booked = [s.line.line_id for s in self.store.lines(statement.id)
+                  if s.line.status is LineStatus.BOOKED]
+        states = self.store.states_of(self.pool.id, [(Side.STATEMENT, i) for i in booked])
         open_lines = sum(1 for row in states.values() if not row.state.final)
-        open_lines += statement.lines - len(states)  # never run: open too
+        open_lines += len(booked) - len(states)  # never run: open too
         return BalanceCheck(statement, opening, closing, booked_after, open_lines)
 
     # --- resolving ----------------------------------------------------------------------------

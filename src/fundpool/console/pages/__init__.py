@@ -14,6 +14,7 @@ def register() -> None:
         operations,
         overview,
         policies,
+        recon,
         risk,
         stream,
     )

@@ -43,6 +43,7 @@ from fundpool.console.feed import (
     row_of_frame,
 )
 from fundpool.console.format import duration_text, instant_input, time_text
+from fundpool.console.pages.recon import show_payment_reconciliation
 from fundpool.console.risk import GRADE_KEYS, risk_grade
 from fundpool.console.shell import Page, console_page, exact_tooltips, testid
 from fundpool.console.texts import ACTIONS, actor_text, exclusion_text, reason_text
@@ -370,6 +371,8 @@ class Stream:
         decisions = await page.call(page.client.route_decisions(payment_id=payment_id))
         # Quiet: a server without risk control still shows the rest of the payment.
         risk = await page.call(page.client.risk_decision(payment_id), quiet=True)
+        recon = await page.call(page.client.recon_payment(payment_id), quiet=True) \
+            if page.signed.may(P.RECON_READ) else None
         entry_ids = list(dict.fromkeys(e for event in detail.events for e in event.entries))
         entries = {}
         for entry_id in entry_ids:
@@ -409,6 +412,9 @@ class Stream:
                 with testid(ui.column().classes("w-full gap-1"), "detail-risk"):
                     show_decision(page, risk.decision)
                     show_cases(page, risk.cases)
+            if recon is not None:  # where its book items stand against the bank's statements
+                ui.label(t("recon.payment_title")).classes("font-medium pt-2")
+                show_payment_reconciliation(page, recon)
 
     def _timeline(self, events: list[Any]) -> None:
         """Each step: the status it reached, when, who took it (the engine's own steps say

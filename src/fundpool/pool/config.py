@@ -50,9 +50,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from schwifty import BIC, IBAN
-from schwifty.exceptions import SchwiftyException
-
 from fundpool.core.errors import FundpoolError
 from fundpool.core.money import Asset, AssetKind
 from fundpool.pool.rates import StaticRates
@@ -556,6 +553,10 @@ class _Parser:
         account: str = self.field(spec, at, "account", str)
         compact = "".join(account.split()).upper()
         if _LOOKS_LIKE_IBAN.match(compact):
+            # schwifty loads here, with a bank table: 50 ms every other command never pays.
+            from schwifty import IBAN
+            from schwifty.exceptions import SchwiftyException
+
             try:
                 return str(IBAN(compact).compact)
             except SchwiftyException as error:
@@ -577,6 +578,9 @@ class _Parser:
         text: str | None = self.field(spec, at, "bic", str, None)
         if text is None:
             return None
+        from schwifty import BIC
+        from schwifty.exceptions import SchwiftyException
+
         try:
             return str(BIC(text.strip()).compact)
         except SchwiftyException as error:

@@ -28,12 +28,17 @@ functions that need it: a CLI command that reads a ledger starts without them
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import secrets
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import structlog
 
 from fundpool.bus.defaults import ACK_WAIT_S as ACK_WAIT_S
 from fundpool.bus.defaults import DEFAULT_NATS_URL as DEFAULT_NATS_URL
@@ -63,6 +68,7 @@ if TYPE_CHECKING:
     from fundpool.bus.consumer import NatsConsumer
     from fundpool.bus.relay import NatsRelay
     from fundpool.bus.relay import RelayReport as RelayReport
+    from fundpool.channels.ports import ChannelAdapter
     from fundpool.monitoring.alerting.engine import AlertEngine, Observation
     from fundpool.monitoring.alerting.ports import AlertStore
     from fundpool.monitoring.alerting.reload import AlertRules
@@ -78,7 +84,8 @@ if TYPE_CHECKING:
         Screening,
     )
     from fundpool.payments.service import PaymentService
-    from fundpool.pool.config import FundpoolConfig, PoolConfig
+    from fundpool.pool.config import ChannelConfig, FundpoolConfig, PoolConfig
+    from fundpool.reconciliation.inbox import StatementInbox
     from fundpool.reconciliation.ports import ReconStore
     from fundpool.reconciliation.service import ReconService
     from fundpool.risk.engine import RiskEngine
@@ -480,11 +487,13 @@ def simulated_dispatching(
     records: DispatchRecords | None = None,
     screening: Screening | None = None,
     approvals: ApprovalGate | None = None,
+    real_rails: Mapping[str, ChannelAdapter] | None = None,
 ) -> Dispatching:
     """The payments of `pool` on `ledger_service` (or `payments`, already made), and a
     dispatcher over one simulated rail per channel (seeded by `seed`; `instance` keeps their
-    references apart from an earlier set's on the same store) and the learning router; its
-    records beside the payments (or `records`), on `policy`, else the dispatcher's default."""
+    references apart from an earlier set's on the same store), but for the channels of
+    `real_rails`, and the learning router; its records beside the payments (or `records`), on
+    `policy`, else the dispatcher's default."""
     from fundpool.channels.simulated import Acknowledgement
     from fundpool.payments.dispatch import DEFAULT_DISPATCH_POLICY, Dispatcher
     from fundpool.payments.service import PaymentService
@@ -493,12 +502,17 @@ def simulated_dispatching(
     store = ledger_service.store
     if payments is None:
         payments = PaymentService(ledger_service, payment_records(store), config, pool, ids)
-    rails = simulated_rails(
-        config, pool, seed=seed, instance=instance, journal_dir=journal_dir,
+    real = dict(real_rails or {})
+    simulated = simulated_rails(
+        config, dataclasses.replace(pool, channels=tuple(
+            c for c in pool.channels if c not in real)),
+        seed=seed, instance=instance, journal_dir=journal_dir,
         # The engine tells its rails what it committed (Dispatcher._acknowledge); others take
         # a rail's outcomes as had once they poll again.
         acknowledgement=Acknowledgement.EXPLICIT if acknowledged_on_commit
         else Acknowledgement.NEXT_POLL)
+    rails: dict[str, ChannelAdapter] = {
+        cid: real[cid] if cid in real else simulated[cid] for cid in pool.channels}
     router = payout_router(config, rails, seed=seed)
     dispatcher = Dispatcher(payments, rails, router, clock, ids,
                             records=dispatch_records(store) if records is None else records,
@@ -541,25 +555,52 @@ def engine_policy() -> DispatchPolicy:
     return DispatchPolicy(rescan_us=ENGINE_RESCAN_US)
 
 
+def bank_channels(config: FundpoolConfig, pool: PoolConfig) -> list[ChannelConfig]:
+    """The pool's channels carried by the ISO 20022 bank rail (docs/bank-rail.md)."""
+    from fundpool.pool.config import ISO20022_ADAPTER
+
+    return [config.channel(cid) for cid in pool.channels
+            if config.channel(cid).adapter == ISO20022_ADAPTER]
+
+
+def bank_rails(config: FundpoolConfig, pool: PoolConfig, *, data_dir: Path | None,
+               clock: Clock) -> dict[str, ChannelAdapter]:
+    """An `Iso20022Rail` per bank channel of the pool, on its exchange directory."""
+    from fundpool.channels.iso_rail import Iso20022Rail, short_instance
+
+    rails: dict[str, ChannelAdapter] = {}
+    for channel in bank_channels(config, pool):
+        invariant(channel.bank is not None and data_dir is not None,
+                  f"channel {channel.id}: the bank rail needs its bank table and a data dir")
+        assert channel.bank is not None
+        assert data_dir is not None
+        rails[channel.id] = Iso20022Rail(
+            channel, {a.code: a for a in config.assets}, exchange=channel.bank.exchange_dir(data_dir),
+            instance=short_instance(clock.now_us()), clock_us=clock.now_us,
+            notifications_to_statements=False)
+    return rails
+
+
 def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
-                   rails_dir: Path | None, seed: int | None = None) -> PaymentEngine:
+                   rails_dir: Path | None, seed: int | None = None,
+                   data_dir: Path | None = None) -> PaymentEngine:
     """`pool`'s payment engine on `store`, on the wall clock: its rails as the pool's
-    configuration names them (each channel's `adapter`; `simulated` is the only one yet, its
-    journal in `rails_dir/<pool>/<channel>.jsonl`, so that a restart finds what each rail
-    was sent)."""
+    configuration names them (each channel's `adapter`): `iso20022`, the bank rail on its file
+    exchange under `data_dir`; `simulated`, its journal in `rails_dir/<pool>/<channel>.jsonl`,
+    so that a restart finds what each rail was sent."""
     from fundpool.payments.engine import PaymentEngine
 
     clock, ids = SystemClock(), system_ids()
     seed = secrets.randbits(32) if seed is None else seed
-    # Every adapter the configuration may name is built here (RAIL_ADAPTERS); `simulated` is
-    # the only one yet, so the whole pool runs on simulated rails.
-    adapters = {config.channel(cid).adapter for cid in pool.channels}
+    real = bank_rails(config, pool, data_dir=data_dir, clock=clock)
+    adapters = {config.channel(cid).adapter for cid in pool.channels if cid not in real}
     invariant(adapters <= {"simulated"}, f"a rail adapter with no builder: {adapters}")
     # A rail whose journal is not there yet remembers nothing: what the books have in transit
-    # on it is never sent again from here (it may have been sent by a rail that forgot).
+    # on it is never sent again from here (it may have been sent by a rail that forgot). The
+    # bank rail remembers by its files (it answers inquiries).
     forgetful = frozenset(
-        cid for cid in pool.channels
-        if rails_dir is None or not (rails_dir / pool.id / f"{cid}.jsonl").exists())
+        cid for cid in pool.channels if cid not in real
+        and (rails_dir is None or not (rails_dir / pool.id / f"{cid}.jsonl").exists()))
     # Each start names its rails anew, so that their references (and the outcome ids made of
     # them) never meet an earlier start's, even on a journal begun afresh.
     parts = simulated_dispatching(
@@ -567,7 +608,7 @@ def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
         instance=f"engine-{pool.id}-{clock.now_us():x}", policy=engine_policy(),
         journal_dir=rails_dir, acknowledged_on_commit=True,
         screening=risk_engine(store, config, pool, clock=clock, ids=ids),
-        approvals=approval_gate(store, config, clock=clock))
+        approvals=approval_gate(store, config, clock=clock), real_rails=real)
     return PaymentEngine(pool.id, parts.dispatcher, forgetful=forgetful)
 
 
@@ -578,9 +619,12 @@ class PoolRuntime:
 
     engine: PaymentEngine
     traffic: TrafficService | None = None
+    banks: BankSide | None = None
 
     def start(self) -> PoolRuntime:
         self.engine.start()
+        if self.banks is not None:
+            self.banks.start()
         if self.traffic is not None:
             self.traffic.start()
         return self
@@ -588,19 +632,101 @@ class PoolRuntime:
     def stop(self) -> None:
         if self.traffic is not None:
             self.traffic.stop()
+        if self.banks is not None:
+            self.banks.stop()
         self.engine.stop()
 
     def wake(self) -> None:
         self.engine.wake()
 
 
+BANK_STEP_S = 1.0  # how often a simulated bank answers, and statements are looked for
+STATEMENTS_EVERY_S = 5.0
+
+
+@dataclass
+class BankSide:
+    """Where the pool is led, for its bank channels: the simulated banks of the channels that
+    say `simulated = true` (sim/bank.py), and the import of every statement the bank rail
+    moves into `<exchange>/statements/` (reconciliation/inbox.py)."""
+
+    simulators: list[Callable[[threading.Event], None]]
+    inboxes: list[StatementInbox]
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        for n, run in enumerate(self.simulators):
+            self._spawn(f"fundpool-bank-{n}", functools.partial(run, self._stop))
+        if self.inboxes:
+            self._spawn("fundpool-statements", self._statements)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _statements(self) -> None:
+        while not self._stop.wait(STATEMENTS_EVERY_S):
+            for inbox in self.inboxes:
+                try:
+                    inbox.take()
+                except Exception as error:  # one bad pass never stops the next
+                    structlog.get_logger("fundpool.reconciliation").error(
+                        "statements_pass_failed", channel=inbox.channel, error=str(error))
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+
+def bank_side(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
+              data_dir: Path | None, seed: int | None = None) -> BankSide | None:
+    """The simulated banks and statement imports of `pool`'s bank channels (None: it has
+    none). A simulated bank opens its account with the ledger's total of the channel when it
+    first starts (then keeps its own balance, in its state file)."""
+    from fundpool.reconciliation.books import LedgerBooks
+    from fundpool.reconciliation.inbox import StatementInbox
+    from fundpool.sim.bank import BankSettings, BankSimulator, run_bank
+
+    channels = bank_channels(config, pool)
+    if not channels or data_dir is None:
+        return None
+    clock = SystemClock()
+    recon = recon_service(store, config, pool, clock=clock)
+    books = LedgerBooks(ledger(store, clock))
+    simulators: list[Callable[[threading.Event], None]] = []
+    inboxes: list[StatementInbox] = []
+    for channel in channels:
+        assert channel.bank is not None
+        exchange = channel.bank.exchange_dir(data_dir)
+        inboxes.append(StatementInbox(recon, channel.id, exchange / "statements"))
+        if not channel.bank.simulated:
+            continue
+        asset = config.asset(channel.assets[0])
+        simulator = BankSimulator(
+            exchange, account=channel.bank.account, asset=asset,
+            opening_minor=books.channel_total(pool.id, channel.id, asset.code,
+                                              clock.now_us()),
+            channel=channel,
+            settings=BankSettings(seed=secrets.randbits(32) if seed is None else seed))
+
+        def run(stop: threading.Event, simulator: BankSimulator = simulator) -> None:
+            run_bank(simulator, clock_us=clock.now_us, every_s=BANK_STEP_S, stop=stop)
+
+        simulators.append(run)
+    return BankSide(simulators, inboxes)
+
+
 def pool_runtime(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
-                 rails_dir: Path | None, simulate_per_s: float | None = None) -> PoolRuntime:
-    engine = payment_engine(store, config, pool, rails_dir=rails_dir)
+                 rails_dir: Path | None, simulate_per_s: float | None = None,
+                 data_dir: Path | None = None) -> PoolRuntime:
+    engine = payment_engine(store, config, pool, rails_dir=rails_dir, data_dir=data_dir)
     traffic = None
     if simulate_per_s is not None:
         traffic = engine_traffic(store, config, pool, engine, rate_per_s=simulate_per_s)
-    return PoolRuntime(engine, traffic)
+    return PoolRuntime(engine, traffic, bank_side(store, config, pool, data_dir=data_dir))
 
 
 # --- the simulator ---------------------------------------------------------------------------
@@ -718,7 +844,8 @@ def payment_engines(store: LedgerStore, config: FundpoolConfig, settings: Settin
 
     def open_work(pool_id: str) -> PoolRuntime:
         return pool_runtime(store, config, config.pool(pool_id), rails_dir=rails_dir,
-                            simulate_per_s=simulated if pool_id == declared_pool else None)
+                            simulate_per_s=simulated if pool_id == declared_pool else None,
+                            data_dir=settings.data_dir)
 
     db_url = settings.db_url or ""
     return Engines([p.id for p in config.pools], open_work,

@@ -426,3 +426,25 @@ def test_a_rail_reads_back_its_own_files_in_both_versions_after_a_restart(
     assert again.inquire([first, second], MONDAY_10H_US) == {first, second}
     assert again.rail_refs_of(first) == ("bank-a-t1-1",)
     assert again.rail_refs_of(second) == ("bank-a-t2-2",)
+
+
+def test_a_subscriber_gets_what_poll_delivers_and_again_what_it_failed_on(
+        tmp_path: Path) -> None:
+    bank_rail, ids = sent(tmp_path)
+    from_bank(tmp_path, "20260105T100100-000001-pain002.xml", status_report(
+        [PaymentStatus(end_to_end_of(pid), "ACCP") for pid in ids], "ACCP"))
+    got: list[str] = []
+
+    def once_failing(outcome: ChannelOutcome) -> None:
+        if len(got) == 1 and outcome.payment_id == ids[1] and ids[1] not in got:
+            got.append("failed")
+            raise RuntimeError("subscriber down")
+        got.append(outcome.payment_id)
+
+    bank_rail.subscribe(once_failing)
+    with pytest.raises(RuntimeError):
+        bank_rail.poll(MONDAY_10H_US)
+    again = bank_rail.poll(MONDAY_10H_US)
+
+    assert [o.payment_id for o in again] == ids[1:]
+    assert got == [ids[0], "failed", ids[1], ids[2]]

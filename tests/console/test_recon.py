@@ -4,10 +4,13 @@ import's answer, and words for every code the API gives (in both languages)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import httpx
 import pytest
 
+from fundpool.client import Client
 from fundpool.console.i18n import STRINGS, t
 from fundpool.console.recon import (
     AGE_BUCKETS,
@@ -209,3 +212,62 @@ def test_a_refused_file_names_the_file_and_the_place(locale: str) -> None:
                  "adjustment_permission_required"):
         assert code in PROBLEM_CODES
         assert problem_text(code, "api title", None, locale) != "Api title."  # type: ignore[arg-type]
+
+
+# --- the client's reconciliation calls (client/_api.py), as sent ------------------------------
+
+
+def test_the_clients_reconciliation_calls_send_what_the_routes_take() -> None:
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        listed = request.method == "GET" and not request.url.path.startswith(
+            ("/v1/recon/statements/", "/v1/recon/payments/"))
+        return httpx.Response(200, json=[] if listed else {"ok": True})
+
+    with Client("http://fundpool.test", "fpk_test", retries=0,
+                transport=httpx.MockTransport(answer)) as api:
+        api.recon_channels(pool="main")
+        api.recon_import(b"<Document/>", "sepa", "day.xml", format="camt.053")
+        api.recon_files("sepa", limit=5)
+        api.recon_match("sepa", pool="main")
+        api.recon_breaks("sepa", side="statement", states=["break", "ambiguous"])
+        api.recon_statements("sepa")
+        api.recon_statement("s-1")
+        api.recon_resolve("statement", "s-1:3", "bank fee", book=True)
+        api.recon_resolutions("sepa")
+        api.recon_payment("p-1")
+        api.recon_expected("sepa", state="open")
+        api.recon_expect("sepa", "EUR", "10.00", "12.00", "2026-12-07T00:00:00Z",
+                         "2026-12-14T00:00:00Z", reference="INV-1")
+        api.recon_cancel_expected("e-1")
+        api.recon_mappings()
+        api.recon_save_mapping("bank-x", "name: Bank X\n")
+    calls = [(r.method, r.url.path, dict(r.url.params.multi_items())) for r in sent]
+    assert calls[0] == ("GET", "/v1/recon/channels", {"pool": "main"})
+    assert calls[1] == ("POST", "/v1/recon/imports",
+                        {"channel": "sepa", "name": "day.xml", "format": "camt.053"})
+    assert sent[1].content == b"<Document/>"  # the raw file, as it is
+    assert sent[1].headers["content-type"] == "application/octet-stream"
+    assert sent[1].headers["idempotency-key"]
+    assert calls[2] == ("GET", "/v1/recon/files", {"channel": "sepa", "limit": "5"})
+    assert calls[3] == ("POST", "/v1/recon/channels/sepa/match", {"pool": "main"})
+    assert sent[4].url.params.get_list("state") == ["break", "ambiguous"]
+    assert calls[6][:2] == ("GET", "/v1/recon/statements/s-1")
+    assert json.loads(sent[7].content) == {"side": "statement", "id": "s-1:3",
+                                           "note": "bank fee", "book": True}
+    assert calls[9][:2] == ("GET", "/v1/recon/payments/p-1")
+    assert calls[10] == ("GET", "/v1/recon/expected", {"channel": "sepa", "state": "open",
+                                                      "limit": "500"})
+    assert json.loads(sent[11].content) == {
+        "channel": "sepa", "asset": "EUR", "amount_min": "10.00", "amount_max": "12.00",
+        "from": "2026-12-07T00:00:00Z", "until": "2026-12-14T00:00:00Z",
+        "reference": "INV-1", "counterparty": None}
+    assert calls[12][:2] == ("POST", "/v1/recon/expected/e-1/cancel")
+    assert (sent[14].method, sent[14].url.path) == ("PUT", "/v1/recon/mappings/bank-x")
+    assert json.loads(sent[14].content) == {"text": "name: Bank X\n"}
+    with pytest.raises(TypeError):  # an amount is never a float
+        Client("http://fundpool.test").recon_expect(
+            "sepa", "EUR", 10.0, "12.00", "2026-12-07T00:00:00Z",  # type: ignore[arg-type]
+            "2026-12-14T00:00:00Z")

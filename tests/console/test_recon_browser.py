@@ -9,9 +9,11 @@ balances must meet the ledger's to the cent).
   statement side, the statement "not reconciled". Resolve on the charge, a note, "book the
   difference", confirm: the break is gone and the statement is reconciled. The deposit's own
   detail in the transaction stream says it is matched.
-- On `rtp`: a statement imported, the same file again is refused (`duplicate_statement`), in
-  English and in 简体中文, and nothing changes; a truncated camt.053 is refused
-  (`file_refused`) naming the place.
+- On `rtp`, as the cashier: a statement imported; the same file again is refused
+  (`duplicate_statement`), in English and in 简体中文, and nothing changes; a truncated
+  camt.053 is refused (`file_refused`) naming the place. On the way: an expected payment
+  announced and cancelled, "Match again", and Resolve without "book the difference" (the
+  cashier may not post adjustments).
 """
 
 from __future__ import annotations
@@ -349,6 +351,27 @@ def test_the_same_file_twice_and_a_truncated_file_are_refused_saying_why(
                                     "statement was imported before: nothing was imported "
                                     "again. (file rtp-again.xml, imported before as rtp.xml)"
                                     " (duplicate_statement)")
+    # An expected payment announced, then cancelled; matching again finds nothing new.
+    expect(page.get_by_test_id("recon-expected-none")).to_be_visible()
+    page.get_by_test_id("recon-expect").click()
+    expect(page.get_by_test_id("recon-expect-error")).to_have_text(
+        "Fill in the asset, both amounts and both dates.")
+    page.get_by_test_id("recon-expected-amount_min").fill("250.00")
+    page.get_by_test_id("recon-expected-amount_max").fill("260.00")
+    page.get_by_test_id("recon-expected-reference").fill("INV-2026-001")
+    page.get_by_test_id("recon-expected-counterparty").fill("Acme Pte")
+    page.get_by_test_id("recon-expect").click()
+    announced = page.get_by_test_id("recon-expected").locator('[data-state="open"]')
+    expect(announced).to_have_count(1)
+    expect(announced).to_contain_text("250.00 – 260.00 USD")
+    expect(announced).to_contain_text("INV-2026-001 · Acme Pte")
+    announced.get_by_role("button").click()
+    expect(page.get_by_test_id("recon-expected").locator('[data-state="cancelled"]')) \
+        .to_have_count(1)
+    page.get_by_test_id("recon-match").click()
+    expect(page.get_by_test_id("recon-match-result")).to_have_text(
+        "Matched again: lines matched 0, ambiguous 0, breaks 1.")
+
     # A cashier may resolve with a note, never book an adjustment.
     charge = page.get_by_test_id("recon-open-statement").locator('[data-state="break"]')
     charge.get_by_role("button").click()

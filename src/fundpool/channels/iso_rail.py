@@ -484,9 +484,16 @@ class Iso20022Rail:
                             outcome.outcome_id not in self._delivered):
                         delivered.append(outcome)
                         self._delivered.add(outcome.outcome_id)
-        for outcome in delivered:
-            for callback in self._subscribers:
-                callback(outcome)
+        for position, outcome in enumerate(delivered):
+            try:
+                for callback in self._subscribers:
+                    callback(outcome)
+            except BaseException:
+                # As a webhook that failed: what the subscriber did not get comes again.
+                with self._lock:
+                    for missed in delivered[position:]:
+                        self._delivered.discard(missed.outcome_id)
+                raise
         return delivered
 
     def acknowledge(self, taken: Iterable[str | ChannelOutcome] | None = None) -> None:

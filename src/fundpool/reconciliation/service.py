@@ -107,9 +107,7 @@ class ReconService:
         return self.config.channel(channel_id)
 
     def tolerance(self, channel_id: str) -> Tolerance:
-        recon = getattr(self.channel(channel_id), "recon", None)
-        if recon is None:
-            return Tolerance()
+        recon = self.channel(channel_id).recon
         return Tolerance(amount_minor=recon.amount_tolerance_minor, days=recon.days)
 
     # --- import -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from fundpool.channels.ports import ChannelAdapter
 from fundpool.channels.rail_journal import LOCK_WAIT_S, RailJournal
 from fundpool.channels.simulated import Acknowledgement, SimulatedRail
 from fundpool.payments.dispatch import Dispatcher
@@ -65,7 +66,7 @@ def simulated_rails(
 
 
 def payout_router(
-    config: FundpoolConfig, rails: Mapping[str, SimulatedRail], *, seed: int
+    config: FundpoolConfig, rails: Mapping[str, ChannelAdapter], *, seed: int
 ) -> Router:
     """The learning router over the rails a payout can take (a book rail never carries one)."""
     return Router(
@@ -83,6 +84,6 @@ class Dispatching:
     config: FundpoolConfig
     pool: PoolConfig
     payments: PaymentService
-    rails: dict[str, SimulatedRail]
+    rails: dict[str, ChannelAdapter]  # simulated, but for channels with a real adapter
     router: Router
     dispatcher: Dispatcher

@@ -575,7 +575,8 @@ def bank_rails(config: FundpoolConfig, pool: PoolConfig, *, data_dir: Path | Non
         assert channel.bank is not None
         assert data_dir is not None
         rails[channel.id] = Iso20022Rail(
-            channel, {a.code: a for a in config.assets}, exchange=channel.bank.exchange_dir(data_dir),
+            channel, {a.code: a for a in config.assets},
+            exchange=channel.bank.exchange_dir(data_dir),
             instance=short_instance(clock.now_us()), clock_us=clock.now_us,
             notifications_to_statements=False)
     return rails

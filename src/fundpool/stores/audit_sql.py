@@ -21,7 +21,8 @@ plus one under the ledger's writer lock, so they follow commit order. `auth_chan
 `approval_actions.id` and `recon_actions.id` are taken from a sequence when the row is
 inserted, which on PostgreSQL may commit out of order: the collector first takes a SHARE
 lock on those tables (and on `risk_case_notes`), which waits for the transactions writing
-them to end, so every row below the largest it then reads has committed. On SQLite every writer holds the whole file.
+them to end, so every row below the largest it then reads has committed. On SQLite every
+writer holds the whole file.
 """
 
 from __future__ import annotations

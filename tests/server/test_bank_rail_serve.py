@@ -20,9 +20,9 @@ from fundpool.server.v1.context import Api
 from tests.server.api_helpers import EXAMPLE
 from tests.waiting import wait_until
 
-BANK = """adapter = "iso20022"
-bank = { exchange = "banks/bank-a", account = "GB33BUKB20201555555555", name = "Fundpool Treasury Ltd", simulated = true }
-"""
+BANK = ('adapter = "iso20022"\n'
+        'bank = { exchange = "banks/bank-a", account = "GB33BUKB20201555555555", '
+        'name = "Fundpool Treasury Ltd", simulated = true }\n')
 SETTLE_S_MAX = 60.0
 
 

@@ -38,8 +38,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from fundpool.bus.defaults import ACK_WAIT_S as ACK_WAIT_S
 from fundpool.bus.defaults import DEFAULT_NATS_URL as DEFAULT_NATS_URL
 from fundpool.bus.defaults import DEFAULT_PREFIX as DEFAULT_PREFIX
@@ -673,6 +671,8 @@ class BankSide:
                 try:
                     inbox.take()
                 except Exception as error:  # one bad pass never stops the next
+                    import structlog
+
                     structlog.get_logger("fundpool.reconciliation").error(
                         "statements_pass_failed", channel=inbox.channel, error=str(error))
 

@@ -513,9 +513,12 @@ def enrol(api: Client) -> ClientSigner:
 
 def test_payments_are_created_read_listed_and_moved(server: LiveServer,
                                                     api: Client) -> None:
+    # Enough on each rail for both 25,000.00 payouts below on any one of them: which rail the
+    # router picks depends on the hour (bank-a's cut-off closes at 21:00 UTC), and the second
+    # must not find every rail short.
     for channel, asset in (("sepa", "EUR"), ("rtp", "USD"), ("bank-a", "USD")):
         api.transfer([Posting(f"world:{channel}", f"pool:main:{asset.lower()}:{channel}:"
-                              "available", asset, "50000.00")], reason=SET_UP)
+                              "available", asset, "100000.00")], reason=SET_UP)
     created = api.create_payment("payout", "USD", Decimal("12.50"), counterparty="Bob",
                                  metadata={"order": "42"}, idempotency_key="payment-1",
                                  destination=IBAN)

@@ -83,8 +83,7 @@ COMMANDS: dict[str, Command] = {
         "The audit log: sync, checkpoints, proofs, verification, export."),
     "bank": Command(
         "fundpool.cli.bank:bank_app",
-        "The simulated bank of the ISO 20022 bank rail: answers pain.001 files "
-        "(docs/bank-rail.md)."),
+        "The simulated bank of the ISO 20022 bank rail."),
     "recon": Command(
         "fundpool.cli.recon:app",
         "Reconciliation: import statements, match, breaks, resolve, balances."),

@@ -13,7 +13,8 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +71,13 @@ TESTS_RAIL = "rtp"
 SURE_RAIL = "simulation = { failure_rate = 0, return_rate = 0 }"
 
 
-def _pool_config(folder: Path) -> Path:
-    """examples/pool.toml with `TESTS_RAIL` made sure, beside the rates it names."""
+def _pool_config(folder: Path, sure_rails: tuple[str, ...] = (TESTS_RAIL,)) -> Path:
+    """examples/pool.toml with `sure_rails` never failing, beside the rates it names."""
     text = (REPO / "examples" / "pool.toml").read_text(encoding="utf-8")
-    header = f'[[channels]]\nid = "{TESTS_RAIL}"\n'
-    assert text.count(header) == 1, f"examples/pool.toml: no single channel {TESTS_RAIL}"
-    text = text.replace(header, header + SURE_RAIL + "\n")
+    for rail in sure_rails:
+        header = f'[[channels]]\nid = "{rail}"\n'
+        assert text.count(header) == 1, f"examples/pool.toml: no single channel {rail}"
+        text = text.replace(header, header + SURE_RAIL + "\n")
     (folder / "rates.toml").write_text((REPO / "examples" / "rates.toml").read_text("utf-8"),
                                        encoding="utf-8")
     config = folder / "pool.toml"
@@ -91,37 +93,36 @@ def _run(command: list[str], *, stdin: str | None = None) -> None:
                            f"{done.stdout}\n{done.stderr}")
 
 
-@pytest.fixture(scope="module")
-def console_server(chromium: Path) -> Iterator[Server]:
+@contextmanager
+def served_console(name: str, *, sure_rails: tuple[str, ...] = (TESTS_RAIL,),
+                   env: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """`fundpool serve` with the console and the payment engine on a new pool (users
+    `<name>-<role>`), with `env` on top (the simulator, alert rules); stopped at the end."""
     fundpool = fundpool_command()
-    with tempfile.TemporaryDirectory(prefix="fundpool-console-") as temp:
+    with tempfile.TemporaryDirectory(prefix=f"fundpool-{name}-") as temp:
         data = Path(temp) / "data"
         data.mkdir()
-        config = _pool_config(Path(temp))
+        config = _pool_config(Path(temp), sure_rails)
         _run([*fundpool, "pool", "init", "--config", str(config),
               "--data-dir", str(data)])
-        users = {role: (f"console-{role}", f"console-{role}-password") for role in ROLES}
+        users = {role: (f"{name}-{role}", f"{name}-{role}-password") for role in ROLES}
         for role, (username, password) in users.items():
             _run([*fundpool, "users", "add", username, "--role", role, "--password-stdin",
                   "--data-dir", str(data)], stdin=password + "\n")
-        rules = yaml.safe_load((REPO / "examples" / "alerts.yaml").read_text())
-        rules.setdefault("rules", []).extend([ALWAYS_FIRING, ALWAYS_FIRING_DEPTH])
-        alerts = Path(temp) / "alerts.yaml"
-        alerts.write_text(yaml.safe_dump(rules, sort_keys=False))
         port = free_port()
-        env = {**os.environ,
-               "FUNDPOOL_CONSOLE": "true", "FUNDPOOL_SIMULATE": "20/s",
-               "FUNDPOOL_DATA_DIR": str(data),
-               "FUNDPOOL_CONFIG": str(config),
-               "FUNDPOOL_ALERTS": str(alerts), "FUNDPOOL_EVALUATE_EVERY_S": "1",
-               "FUNDPOOL_HOST": "127.0.0.1", "FUNDPOOL_PORT": str(port),
-               "FUNDPOOL_LOG_LEVEL": "warning"}
-        env.pop("FUNDPOOL_DB_URL", None)
-        env.pop("FUNDPOOL_SETTINGS", None)
+        environment = {**os.environ,
+                       "FUNDPOOL_CONSOLE": "true", "FUNDPOOL_DATA_DIR": str(data),
+                       "FUNDPOOL_CONFIG": str(config),
+                       "FUNDPOOL_HOST": "127.0.0.1", "FUNDPOOL_PORT": str(port),
+                       "FUNDPOOL_LOG_LEVEL": "warning"}
+        for variable in ("FUNDPOOL_DB_URL", "FUNDPOOL_SETTINGS", "FUNDPOOL_SIMULATE",
+                         "FUNDPOOL_ALERTS"):
+            environment.pop(variable, None)
+        environment.update(env or {})
         log = Path(temp) / "serve.log"
         server = Server(f"http://127.0.0.1:{port}", data, log, users)
         with log.open("wb") as out:
-            process = subprocess.Popen([*fundpool, "serve"], env=env, cwd=REPO,
+            process = subprocess.Popen([*fundpool, "serve"], env=environment, cwd=REPO,
                                        stdout=out, stderr=subprocess.STDOUT)
         try:
             _wait_healthy(server, process)
@@ -133,6 +134,19 @@ def console_server(chromium: Path) -> Iterator[Server]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(STOP_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def console_server(chromium: Path) -> Iterator[Server]:
+    with tempfile.TemporaryDirectory(prefix="fundpool-alerts-") as temp:
+        rules = yaml.safe_load((REPO / "examples" / "alerts.yaml").read_text())
+        rules.setdefault("rules", []).extend([ALWAYS_FIRING, ALWAYS_FIRING_DEPTH])
+        alerts = Path(temp) / "alerts.yaml"
+        alerts.write_text(yaml.safe_dump(rules, sort_keys=False))
+        with served_console("console", env={
+                "FUNDPOOL_SIMULATE": "20/s", "FUNDPOOL_ALERTS": str(alerts),
+                "FUNDPOOL_EVALUATE_EVERY_S": "1"}) as server:
+            yield server
 
 
 def _wait_healthy(server: Server, process: subprocess.Popen[bytes]) -> None:
@@ -171,8 +185,8 @@ def browser(chromium: Path) -> Iterator[Any]:
         playwright.stop()
 
 
-@pytest.fixture
-def new_page(browser: Any, console_server: Server) -> Iterator[Callable[[], Any]]:
+@contextmanager
+def browser_pages(browser: Any) -> Iterator[Callable[[], Any]]:
     """Pages, each in a browser context of its own (its own cookies: its own sign-in)."""
     contexts: list[Any] = []
 
@@ -182,9 +196,17 @@ def new_page(browser: Any, console_server: Server) -> Iterator[Callable[[], Any]
         contexts.append(context)
         return context.new_page()
 
-    yield make
-    for context in contexts:
-        context.close()
+    try:
+        yield make
+    finally:
+        for context in contexts:
+            context.close()
+
+
+@pytest.fixture
+def new_page(browser: Any, console_server: Server) -> Iterator[Callable[[], Any]]:
+    with browser_pages(browser) as make:
+        yield make
 
 
 @pytest.fixture

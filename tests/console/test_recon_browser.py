@@ -18,9 +18,6 @@ balances must meet the ledger's to the cent).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -38,16 +35,11 @@ from fundpool.recon.model import (
     StatementLine,
     end_to_end_of,
 )
-from tests.console.harness import REPO, Server, expect, save_screenshot, sign_in
-from tests.serving import free_port, fundpool_command
+from tests.console.conftest import browser_pages, served_console
+from tests.console.harness import Server, expect, save_screenshot, sign_in
 from tests.waiting import instant_us, wait_until
 
 pytestmark = pytest.mark.slow
-ROLES = ("viewer", "cashier", "approver", "risk", "auditor", "admin")
-VIEWPORT = {"width": 1440, "height": 900}
-PAGE_TIMEOUT_MS = 30_000  # as conftest's: the server and the browser share the machine
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 15.0
 SETTLE_S = 60.0  # a deposit on an instant rail clears and settles within seconds
 CHANNEL = "sepa"
 ASSET = "EUR"
@@ -57,92 +49,40 @@ CHARGE_MINOR = -250  # the bank's charge the books lack: -2.50 EUR
 ACCOUNT = "DE89370400440532013000"
 # The rails the tests use never fail nor return in the server's simulated rails.
 SURE_RAILS = (CHANNEL, "rtp")
-SURE_RAIL = "simulation = { failure_rate = 0, return_rate = 0 }"
-
-
-def _pool_config(folder: Path) -> Path:
-    text = (REPO / "examples" / "pool.toml").read_text(encoding="utf-8")
-    for rail in SURE_RAILS:
-        header = f'[[channels]]\nid = "{rail}"\n'
-        assert text.count(header) == 1, f"examples/pool.toml: no single channel {rail}"
-        text = text.replace(header, header + SURE_RAIL + "\n")
-    (folder / "rates.toml").write_text((REPO / "examples" / "rates.toml").read_text("utf-8"),
-                                       encoding="utf-8")
-    config = folder / "pool.toml"
-    config.write_text(text, encoding="utf-8")
-    return config
-
-
-def _run(command: list[str], *, stdin: str | None = None) -> None:
-    done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120,
-                          cwd=REPO, check=False)
-    assert done.returncode == 0, (command[:4], done.stdout, done.stderr)
 
 
 @pytest.fixture(scope="module")
 def recon_server(chromium: Path) -> Iterator[Server]:
     """`fundpool serve` with the console and the payment engine, without the simulator
-    (conftest's `console_server` runs one at 20 payments/s)."""
-    import httpx
-
-    fundpool = fundpool_command()
-    with tempfile.TemporaryDirectory(prefix="fundpool-recon-") as temp:
-        data = Path(temp) / "data"
-        data.mkdir()
-        config = _pool_config(Path(temp))
-        _run([*fundpool, "pool", "init", "--config", str(config), "--data-dir", str(data)])
-        users = {role: (f"recon-{role}", f"recon-{role}-password") for role in ROLES}
-        for role, (username, password) in users.items():
-            _run([*fundpool, "users", "add", username, "--role", role, "--password-stdin",
-                  "--data-dir", str(data)], stdin=password + "\n")
-        port = free_port()
-        env = {**os.environ, "FUNDPOOL_CONSOLE": "true", "FUNDPOOL_DATA_DIR": str(data),
-               "FUNDPOOL_CONFIG": str(config), "FUNDPOOL_HOST": "127.0.0.1",
-               "FUNDPOOL_PORT": str(port), "FUNDPOOL_LOG_LEVEL": "warning"}
-        for name in ("FUNDPOOL_DB_URL", "FUNDPOOL_SETTINGS", "FUNDPOOL_SIMULATE",
-                     "FUNDPOOL_ALERTS"):
-            env.pop(name, None)
-        log = Path(temp) / "serve.log"
-        server = Server(f"http://127.0.0.1:{port}", data, log, users)
-        with log.open("wb") as out:
-            process = subprocess.Popen([*fundpool, "serve"], env=env, cwd=REPO, stdout=out,
-                                       stderr=subprocess.STDOUT)
-        try:
-            def healthy() -> bool:
-                assert process.poll() is None, server.log_tail()
-                try:
-                    return httpx.get(server.url("/healthz"), timeout=2).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            wait_until(healthy, within_s=START_TIMEOUT_S, poll_s=0.2,
-                       what="fundpool serve to answer /healthz", detail=server.log_tail)
-            yield server
-        finally:
-            process.terminate()
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_TIMEOUT_S)
+    (conftest's `console_server` runs one at 20 payments/s): nothing moves unless a test
+    moves it."""
+    with served_console("recon", sure_rails=SURE_RAILS) as server:
+        yield server
 
 
 @pytest.fixture
 def new_page(browser: Any) -> Iterator[Callable[[], Any]]:
-    contexts: list[Any] = []
-
-    def make() -> Any:
-        context = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="UTC")
-        context.set_default_timeout(PAGE_TIMEOUT_MS)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
+    with browser_pages(browser) as make:
+        yield make
 
 
-# --- through the API, as the cashier ------------------------------------------------------
+RESOLVE_TRIES = 3
+RESOLVE_WAIT_MS = 10_000
+
+
+def open_resolve(page: Any, button: Any) -> None:
+    """Click a row's Resolve and see its dialog. A refresh of the open lists (after Match
+    again, or the page's own) may redraw the row between finding its button and the click,
+    which then lands on the row being replaced: click the new one again (bounded)."""
+    dialog = page.get_by_test_id("resolve-dialog")
+    for _ in range(RESOLVE_TRIES):
+        button.click()
+        try:
+            expect(dialog).to_be_visible(timeout=RESOLVE_WAIT_MS)
+            return
+        except AssertionError:
+            continue
+    expect(dialog).to_be_visible()
 
 
 def _json(answer: Any) -> Any:
@@ -287,9 +227,8 @@ def test_a_camt053_with_a_bank_charge_is_resolved_by_booking_it(
     expect(listed).to_be_hidden()
 
     # Resolve: a note is asked for before anything is sent; then booked.
-    page.get_by_test_id(f"resolve-{line_id}").click()
+    open_resolve(page, page.get_by_test_id(f"resolve-{line_id}"))
     dialog = page.get_by_test_id("resolve-dialog")
-    expect(dialog).to_be_visible()
     page.get_by_test_id("resolve-confirm").click()
     expect(page.get_by_test_id("resolve-error")).to_have_text(
         "Write a note saying why: a resolution needs one.")
@@ -374,8 +313,7 @@ def test_the_same_file_twice_and_a_truncated_file_are_refused_saying_why(
 
     # A cashier may resolve with a note, never book an adjustment.
     charge = page.get_by_test_id("recon-open-statement").locator('[data-state="break"]')
-    charge.get_by_role("button").click()
-    expect(page.get_by_test_id("resolve-dialog")).to_be_visible()
+    open_resolve(page, charge.get_by_role("button"))
     expect(page.get_by_test_id("resolve-book")).to_be_hidden()
     page.get_by_test_id("resolve-cancel").click()
 

@@ -59,7 +59,6 @@ from fundpool.channels.iso20022.pain001 import (
     read_pain001,
     write_pain001,
 )
-from fundpool.channels.limits import declared_limits
 from fundpool.channels.ports import (
     Capabilities,
     ChannelAdapter,
@@ -279,18 +278,7 @@ class Iso20022Rail:
         return self._exchange
 
     def capabilities(self) -> Capabilities:
-        channel = self._channel
-        minimum, maximum = declared_limits(channel)
-        return Capabilities(
-            channel=channel.id,
-            kind=channel.kind,
-            assets=frozenset(channel.assets),
-            min_minor=minimum,
-            max_minor=maximum,
-            batch_size_max=channel.batch_size,
-            cutoff=channel.cutoff,
-            callbacks=False,  # the bank's files are read when polled
-        )
+        return Capabilities.declared(self._channel, callbacks=False)  # files read when polled
 
     def quote(self, asset: str, amount_minor: int, at_us: int) -> Quote:
         """The channel's configured fee; a bank day to settlement, after the wait for the

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from fundpool.channels.limits import Limits, limit_breach
-from fundpool.pool.config import ChannelKind, CutOffWindow
+from fundpool.channels.limits import Limits, declared_limits, limit_breach
+from fundpool.pool.config import ChannelConfig, ChannelKind, CutOffWindow
 
 
 class Direction(StrEnum):
@@ -46,6 +46,16 @@ class Capabilities:
     batch_size_max: int  # 1 when the rail takes one instruction at a time
     cutoff: tuple[CutOffWindow, ...] = ()  # when the rail accepts work; empty means always
     callbacks: bool = True  # whether it pushes outcomes, or must be polled
+
+    @staticmethod
+    def declared(channel: ChannelConfig, *, callbacks: bool) -> Capabilities:
+        """What an adapter of `channel` declares: its configuration's assets, limits, batch
+        size and cut-off windows."""
+        minimum, maximum = declared_limits(channel)
+        return Capabilities(channel=channel.id, kind=channel.kind,
+                            assets=frozenset(channel.assets), min_minor=minimum,
+                            max_minor=maximum, batch_size_max=channel.batch_size,
+                            cutoff=channel.cutoff, callbacks=callbacks)
 
     def limits_for(self, asset: str) -> Limits:
         """The rail's limits for `asset` (channels/limits.py: the configured ones)."""

@@ -68,7 +68,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from fundpool.channels.fees import FeeModel
-from fundpool.channels.limits import declared_limits
 from fundpool.channels.ports import (
     Capabilities,
     ChannelAdapter,
@@ -282,18 +281,7 @@ class SimulatedRail:
         return self._fee_models[asset]
 
     def _make_capabilities(self) -> Capabilities:
-        channel = self._channel
-        minimum, maximum = declared_limits(channel)
-        return Capabilities(
-            channel=channel.id,
-            kind=channel.kind,
-            assets=frozenset(channel.assets),
-            min_minor=minimum,
-            max_minor=maximum,
-            batch_size_max=channel.batch_size,
-            cutoff=channel.cutoff,
-            callbacks=True,
-        )
+        return Capabilities.declared(self._channel, callbacks=True)
 
     def capabilities(self) -> Capabilities:
         return self._make_capabilities()  # a fresh copy: its dicts are the caller's to keep

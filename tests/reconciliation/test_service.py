@@ -9,6 +9,7 @@ Everything here is worked by hand: the amounts, which line matches which item an
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,25 @@ def test_a_store_shared_by_two_services_reads_one_state(day: Day, store: LedgerS
     statement = camt053("STMT-6", 0, [line(1, 7_00, reference="Y")])
     day.recon.import_file("sepa", statement, "stmt-6.xml", actor=CASHIER)
     assert [r.id for r in other.open("sepa")] == [r.id for r in day.recon.open("sepa")]
+
+
+def test_a_bank_channel_takes_only_its_own_accounts_statements(store: LedgerStore) -> None:
+    from fundpool.pool.config import BankConfig
+
+    banked = dataclasses.replace(CONFIG, channels=tuple(
+        dataclasses.replace(c, adapter="iso20022", bank=BankConfig(
+            exchange=Path("banks/sepa"), account="DE02 1203 0000 0000 2020 51", name="Pool"))
+        if c.id == "sepa" else c for c in CONFIG.channels))
+    day = Day(store)
+    recon = ReconService(SqlReconStore(store), fundpool.stores.payment_store(store),
+                         LedgerBooks(day.ledger), banked, banked.pool("main"), day.clock,
+                         Uuid7Ids.seeded(4))
+    ours = camt053("OURS-1", 0, [line(1, 5_00, reference="A")])
+    assert recon.import_file("sepa", ours, "ours.xml", actor=CASHIER).file.statements == 1
+    theirs = ours.replace(b"DE02120300000000202051", b"DE89370400440532013000") \
+        .replace(b"OURS-1", b"THEIRS-1")
+    with pytest.raises(FundpoolError) as refused:
+        recon.import_file("sepa", theirs, "theirs.xml", actor=CASHIER)
+    assert refused.value.code == "file_refused"
+    assert refused.value.facts["found"] == "DE89370400440532013000"
+    assert refused.value.facts["place"] == "statement 1"

@@ -180,7 +180,14 @@ class ReconService:
     def _check_assets(self, parsed: StatementFile, channel: ChannelConfig) -> None:
         from fundpool.recon.model import FileRefused
 
+        # A channel with a bank account configured takes only that account's statements.
+        own = None if channel.bank is None else _compact(channel.bank.account)
         for index, statement in enumerate(parsed.statements, start=1):
+            if own is not None and _compact(statement.account) != own:
+                raise FileRefused(
+                    f"statement {statement.statement_id} is of account {statement.account}; "
+                    f"channel {channel.id} is the account {own}", file=parsed.name,
+                    place=f"statement {index}", found=statement.account, expected=own)
             if statement.asset not in channel.assets:
                 raise FileRefused(
                     f"statement {statement.statement_id} is in {statement.asset}; channel "
@@ -522,6 +529,10 @@ def _as_books_name(line: StatementLine) -> StatementLine:
         line, end_to_end_id=None if line.end_to_end_id is None
         else payment_id_of(line.end_to_end_id),
         parts=tuple(payment_id_of(part) for part in line.parts))
+
+
+def _compact(account: str) -> str:
+    return "".join(account.split()).upper()
 
 
 def _closing_at(at_us: int) -> int:

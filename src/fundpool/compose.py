@@ -563,11 +563,15 @@ def bank_channels(config: FundpoolConfig, pool: PoolConfig) -> list[ChannelConfi
 
 def bank_rails(config: FundpoolConfig, pool: PoolConfig, *, data_dir: Path | None,
                clock: Clock) -> dict[str, ChannelAdapter]:
-    """An `Iso20022Rail` per bank channel of the pool, on its exchange directory."""
+    """An `Iso20022Rail` per bank channel of the pool, on its exchange directory (none: the
+    rail's modules, XML schemas and IBAN registry are not loaded)."""
+    channels = bank_channels(config, pool)
+    if not channels:
+        return {}
     from fundpool.channels.iso_rail import Iso20022Rail, short_instance
 
     rails: dict[str, ChannelAdapter] = {}
-    for channel in bank_channels(config, pool):
+    for channel in channels:
         invariant(channel.bank is not None and data_dir is not None,
                   f"channel {channel.id}: the bank rail needs its bank table and a data dir")
         assert channel.bank is not None

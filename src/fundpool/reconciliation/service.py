@@ -39,6 +39,7 @@ from fundpool.recon.model import (
     BreakReason,
     DuplicateStatement,
     FileFormat,
+    FileRefused,
     LineStatus,
     MatchRule,
     Shape,
@@ -178,8 +179,6 @@ class ReconService:
         return ImportReport(record, tuple(statements), self.run(channel.id, actor=actor))
 
     def _check_assets(self, parsed: StatementFile, channel: ChannelConfig) -> None:
-        from fundpool.recon.model import FileRefused
-
         # A channel with a bank account configured takes only that account's statements.
         own = None if channel.bank is None else _compact(channel.bank.account)
         for index, statement in enumerate(parsed.statements, start=1):
@@ -368,6 +367,7 @@ class ReconService:
         return checks
 
     def balance_check(self, statement: StoredStatement) -> BalanceCheck:
+        lines = self.store.lines(statement.id)
         opening = closing = None
         if statement.opening_at_us is not None:
             opening = self.books.channel_total(self.pool.id, statement.channel,
@@ -376,11 +376,10 @@ class ReconService:
         if statement.closing_at_us is not None:
             closing = self.books.channel_total(self.pool.id, statement.channel,
                                                statement.asset, statement.closing_at_us)
-            line_ids = [s.line.line_id for s in self.store.lines(statement.id)]
-            booked_after = sum(r.amount_minor for r in self.store.booked_for(line_ids)
+            booked_after = sum(r.amount_minor
+                               for r in self.store.booked_for([s.line.line_id for s in lines])
                                if r.at_us > statement.closing_at_us)
-        booked = [s.line.line_id for s in self.store.lines(statement.id)
-                  if s.line.status is LineStatus.BOOKED]
+        booked = [s.line.line_id for s in lines if s.line.status is LineStatus.BOOKED]
         states = self.store.states_of(self.pool.id, [(Side.STATEMENT, i) for i in booked])
         open_lines = sum(1 for row in states.values() if not row.state.final)
         open_lines += len(booked) - len(states)  # never run: open too

@@ -177,13 +177,12 @@ class SqlReconStore:
 
     def known_statements(self, pool: str, channel: str,
                          keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        found: set[tuple[str, str]] = set()
-        for account, statement_id in keys:
-            if self._rows("SELECT 1 FROM recon_statements WHERE pool = ? AND channel = ? AND "
-                          "account = ? AND statement_id = ?",
-                          (pool, channel, account, statement_id)):
-                found.add((account, statement_id))
-        return found
+        wanted = set(keys)
+        rows = self._rows_in("SELECT account, statement_id FROM recon_statements WHERE "
+                             "pool = ? AND channel = ? AND {match}", "statement_id",
+                             sorted({statement_id for _, statement_id in keys}), pool, channel)
+        return {(account, statement_id) for account, statement_id in rows
+                if (account, statement_id) in wanted}
 
     def add_file(self, record: FileRecord, statements: Sequence[StoredStatement],
                  lines: Sequence[StoredLine], action: ActionRecord) -> None:

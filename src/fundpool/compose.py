@@ -67,6 +67,9 @@ if TYPE_CHECKING:
     from fundpool.bus.relay import NatsRelay
     from fundpool.bus.relay import RelayReport as RelayReport
     from fundpool.channels.ports import ChannelAdapter
+    from fundpool.desk.ports import DeskStore
+    from fundpool.desk.runner import DeskRunner
+    from fundpool.desk.service import Desk
     from fundpool.monitoring.alerting.engine import AlertEngine, Observation
     from fundpool.monitoring.alerting.ports import AlertStore
     from fundpool.monitoring.alerting.reload import AlertRules
@@ -83,6 +86,7 @@ if TYPE_CHECKING:
     )
     from fundpool.payments.service import PaymentService
     from fundpool.pool.config import ChannelConfig, FundpoolConfig, PoolConfig
+    from fundpool.pool.rates import RateSource
     from fundpool.reconciliation.inbox import StatementInbox
     from fundpool.reconciliation.ports import ReconStore
     from fundpool.reconciliation.service import ReconService
@@ -97,6 +101,7 @@ if TYPE_CHECKING:
     from fundpool.sim.traffic import Simulation
     from fundpool.sql.lease import AdvisoryLease
     from fundpool.stores.sqlite import SqliteStore
+    from fundpool.treasury.config import TreasuryConfig
 
 
 # --- stores ----------------------------------------------------------------------------------
@@ -421,6 +426,59 @@ def recon_service(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, 
                         LedgerBooks(ledger(store, clock, ids)), config, pool, clock, ids)
 
 
+def desk_store(store: LedgerStore) -> DeskStore:
+    from fundpool.stores.desk_sql import SqlDeskStore
+
+    return SqlDeskStore(store)
+
+
+_HTTP_RATES: dict[str, RateSource] = {}
+_HTTP_RATES_LOCK = threading.Lock()
+
+
+def rate_source(config: FundpoolConfig, pool: PoolConfig) -> Callable[[], RateSource]:
+    """`pool`'s rates: its `rates_url` (one cached HTTP source per URL in the process, which
+    refreshes itself and refuses to serve stale rates), else its static file, read once."""
+    if pool.rates_url is not None:
+        from fundpool.pool.rates import HttpRates
+
+        url = pool.rates_url
+        with _HTTP_RATES_LOCK:
+            source = _HTTP_RATES.get(url)
+            if source is None:
+                source = _HTTP_RATES[url] = HttpRates(url)
+        return lambda: source
+    static = config.rates_for(pool)
+    return lambda: static
+
+
+def treasury_config(config: FundpoolConfig, pool: PoolConfig) -> TreasuryConfig:
+    """The pool's treasury file (bands, sweeps, credit lines, splits, FX), checked."""
+    from fundpool.treasury.config import load_treasury
+
+    channels = {c.id: c for c in config.channels}
+    assets = {code: config.asset(code) for cid in pool.channels
+              for code in channels[cid].assets}
+    return load_treasury(pool.treasury_path, assets)
+
+
+def desk(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
+         clock: Clock | None = None, ids: IdSource | None = None,
+         payments: PaymentService | None = None,
+         wake: Callable[[], None] | None = None) -> Desk:
+    """`pool`'s treasury desk (docs/treasury.md): FX, netting, liquidity and stress tests,
+    its rail movements created through `payments` (the pool's payment service) for the
+    engine to carry."""
+    from fundpool.desk.service import build_desk
+
+    clock = clock or SystemClock()
+    ids = ids or system_ids()
+    payments = payments or payment_service(store, config, pool, clock=clock, ids=ids)
+    return build_desk(ledger(store, clock, ids), desk_store(store), config, pool,
+                      treasury_config(config, pool), payments, rate_source(config, pool),
+                      clock=clock, ids=ids, wake=wake)
+
+
 def approval_store(store: LedgerStore) -> ApprovalStore:
     from fundpool.stores.approvals_sql import SqlApprovalStore
 
@@ -606,6 +664,8 @@ def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
         and (rails_dir is None or not (rails_dir / pool.id / f"{cid}.jsonl").exists()))
     # Each start names its rails anew, so that their references (and the outcome ids made of
     # them) never meet an earlier start's, even on a journal begun afresh.
+    if treasury_config(config, pool).splits or treasury_config(config, pool).partners:
+        desk(store, config, pool, clock=clock, ids=ids).prepare()  # accounts splits credit
     parts = simulated_dispatching(
         ledger(store, clock, ids), config, pool, clock=clock, ids=ids, seed=seed,
         instance=f"engine-{pool.id}-{clock.now_us():x}", policy=engine_policy(),
@@ -623,11 +683,14 @@ class PoolRuntime:
     engine: PaymentEngine
     traffic: TrafficService | None = None
     banks: BankSide | None = None
+    desk: DeskRunner | None = None
 
     def start(self) -> PoolRuntime:
         self.engine.start()
         if self.banks is not None:
             self.banks.start()
+        if self.desk is not None:
+            self.desk.start()
         if self.traffic is not None:
             self.traffic.start()
         return self
@@ -635,6 +698,8 @@ class PoolRuntime:
     def stop(self) -> None:
         if self.traffic is not None:
             self.traffic.stop()
+        if self.desk is not None:
+            self.desk.stop()
         if self.banks is not None:
             self.banks.stop()
         self.engine.stop()
@@ -731,7 +796,20 @@ def pool_runtime(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *
     traffic = None
     if simulate_per_s is not None:
         traffic = engine_traffic(store, config, pool, engine, rate_per_s=simulate_per_s)
-    return PoolRuntime(engine, traffic, bank_side(store, config, pool, data_dir=data_dir))
+    return PoolRuntime(engine, traffic, bank_side(store, config, pool, data_dir=data_dir),
+                       desk_runner(store, config, pool, engine))
+
+
+def desk_runner(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
+                engine: PaymentEngine) -> DeskRunner | None:
+    """The desk's schedule where the pool is led (None: its treasury file has no sweep rule
+    and no credit line, so there is nothing to run)."""
+    treasury = treasury_config(config, pool)
+    if not treasury.sweeps and not treasury.credit_lines:
+        return None
+    from fundpool.desk.runner import DeskRunner
+
+    return DeskRunner(desk(store, config, pool, wake=engine.wake))
 
 
 # --- the simulator ---------------------------------------------------------------------------
@@ -910,7 +988,10 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                   store, declared, payments, clock=clock, wake=wake),
               new_audit=lambda: audit,
               new_recon=lambda pool: recon_service(store, declared, pool, clock=clock,
-                                                   ids=process_ids(), records=records))
+                                                   ids=process_ids(), records=records),
+              new_desk=lambda pool, payments, wake: desk(store, declared, pool, clock=clock,
+                                                         ids=process_ids(), payments=payments,
+                                                         wake=wake))
     rules = engine = None
     if settings.alerts is not None:
         from fundpool.monitoring.alerting.reload import AlertRules

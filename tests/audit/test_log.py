@@ -35,7 +35,7 @@ def test_every_source_is_collected_once_in_order(store: LedgerStore, clock: Manu
     again = audit.sync()
     assert again["appended"] == {"outbox": 0, "auth": 0, "approvals": 0}
     # no risk or reconciliation tables in this store
-    assert again["skipped"] == ["risk.policy", "risk.case", "recon"]
+    assert again["skipped"] == ["risk.policy", "risk.case", "recon", "desk"]
     found = actions(audit)
     assert found[:4] == ["ledger.asset_defined", "ledger.account_opened",
                          "ledger.account_opened", "ledger.adjustment"]

@@ -44,9 +44,11 @@ ADDED_TABLES = {
     **{name: 0 for name in ("recon_actions", "recon_files", "recon_statements", "recon_lines",
                             "recon_state", "recon_matches", "recon_resolutions",
                             "recon_expected", "recon_mappings")},
+    # the treasury desk (0001)
+    **{name: 0 for name in ("desk_actions", "desk_objects")},
 }
 # Components newer than the fixture: absent from it, created by the upgrade.
-NEWER_COMPONENTS = ("risk", "approvals", "audit", "recon")
+NEWER_COMPONENTS = ("risk", "approvals", "audit", "recon", "desk")
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,7 +97,7 @@ def test_a_store_newer_than_the_code_is_refused_by_upgrade_which_applies_nothing
     assert states(status) == {"ledger": "current", "auth": "absent", "api": "absent",
                               "projections": "absent", "alerts": "newer", "risk": "absent",
                               "approvals": "absent", "audit": "absent",
-                              "recon": "absent"}
+                              "recon": "absent", "desk": "absent"}
     fundpool("db", "status", "--check", "--db-url", db_url, code=1)
 
 

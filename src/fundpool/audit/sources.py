@@ -12,6 +12,9 @@ missed nor read twice (docs/audit.md):
 - `approvals` (`approval_actions.id`): every approvals action;
 - `recon` (`recon_actions.id`): every reconciliation action (an import, a match run, a break
   resolved or a difference booked, an expected payment, a CSV mapping saved);
+- `desk` (`desk_actions.id`): every treasury desk action (an FX quote and its execution, a
+  rebalancing plan proposed, approved and executed, a sweep run, a credit-line draw,
+  repayment or interest accrual, a netting cycle, a stress test run);
 - `risk.policy` (`risk_policies.version`, the last plus one under the ledger's lock): a policy
   version drafted;
 - `risk.case` (`risk_case_notes`, every action on a review case, by its time with a window
@@ -32,12 +35,13 @@ APPROVALS = "approvals"
 RISK_POLICY = "risk.policy"
 RISK_CASE = "risk.case"
 RECON = "recon"
-SOURCES = (OUTBOX, AUTH, APPROVALS, RISK_POLICY, RISK_CASE, RECON)
+DESK = "desk"
+SOURCES = (OUTBOX, AUTH, APPROVALS, RISK_POLICY, RISK_CASE, RECON, DESK)
 # The table each source reads; a store without it (older) skips the source.
 SOURCE_TABLES: Mapping[str, str] = {OUTBOX: "outbox", AUTH: "auth_changes",
                                     APPROVALS: "approval_actions",
                                     RISK_POLICY: "risk_policies", RISK_CASE: "risk_case_notes",
-                                    RECON: "recon_actions"}
+                                    RECON: "recon_actions", DESK: "desk_actions"}
 # Case notes carry the time of their ledger transaction, which never goes back along the
 # journal but may, between two transactions that write no entry, by as much as the clocks of
 # the processes differ: the collector looks this far behind the newest note it logged.
@@ -146,6 +150,12 @@ def approval_record(action_id: int, at_us: int, action: str, object_kind: str,
 def recon_record(action_id: int, at_us: int, action: str, object_kind: str, object_id: str,
                  actor: str | None, details: str) -> AuditRecord:
     return AuditRecord(RECON, str(action_id), at_us, f"recon.{action}", object_kind, object_id,
+                       _json(actor), details=dict(_json(details) or {}))
+
+
+def desk_record(action_id: int, at_us: int, action: str, object_kind: str, object_id: str,
+                actor: str | None, details: str) -> AuditRecord:
+    return AuditRecord(DESK, str(action_id), at_us, f"desk.{action}", object_kind, object_id,
                        _json(actor), details=dict(_json(details) or {}))
 
 

@@ -42,7 +42,7 @@ from fundpool.audit.ports import BLOCK_LEVEL, STORED_LEVEL_MIN, AuditStore
 FINDINGS_PER_CODE_MAX = 20  # beyond this a code is counted, not listed
 SCAN_CHUNK = 50_000
 ORDERED_SOURCES = (sources.OUTBOX, sources.AUTH, sources.APPROVALS, sources.RISK_POLICY,
-                   sources.RECON)
+                   sources.RECON, sources.DESK)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,13 @@ class Permission(StrEnum):
     # and save CSV mappings (write). Booking a difference is an adjustment: ledger:adjust too.
     RECON_READ = "recon:read"
     RECON_WRITE = "recon:write"
+    # The treasury desk (docs/treasury.md): rates, quotes, P&L, bands, plans, sweeps, credit
+    # lines, netting cycles, previews and stress tests (read); quote and convert, propose and
+    # execute rebalancing plans, run sweeps, record obligations and run netting cycles, run
+    # stress tests (write); approve another person's rebalancing plan (approve).
+    TREASURY_READ = "treasury:read"
+    TREASURY_WRITE = "treasury:write"
+    TREASURY_APPROVE = "treasury:approve"
 
 
 class Role(StrEnum):
@@ -65,13 +72,13 @@ class Role(StrEnum):
 
 P = Permission
 _READ = frozenset({P.LEDGER_READ, P.POOL_READ, P.PAYMENTS_READ, P.CHANNELS_READ,
-                   P.MONITORING_READ, P.EVENTS_READ, P.RECON_READ})
+                   P.MONITORING_READ, P.EVENTS_READ, P.RECON_READ, P.TREASURY_READ})
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.VIEWER: _READ,
     Role.CASHIER: _READ | {P.LEDGER_WRITE, P.PAYMENTS_CREATE, P.PAYMENTS_CANCEL,
-                           P.RECON_WRITE},
-    Role.APPROVER: _READ | {P.PAYMENTS_APPROVE, P.RISK_READ},
+                           P.RECON_WRITE, P.TREASURY_WRITE},
+    Role.APPROVER: _READ | {P.PAYMENTS_APPROVE, P.RISK_READ, P.TREASURY_APPROVE},
     Role.RISK: _READ | {P.PAYMENTS_REVIEW, P.ALERTS_ACKNOWLEDGE, P.RISK_READ, P.RISK_POLICY,
                         P.APPROVALS_RULES},
     Role.AUDITOR: _READ | {P.LEDGER_VERIFY, P.KEYS_READ, P.RISK_READ, P.AUDIT_READ},

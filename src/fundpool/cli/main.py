@@ -87,6 +87,21 @@ COMMANDS: dict[str, Command] = {
     "recon": Command(
         "fundpool.cli.recon:app",
         "Reconciliation: import statements, match, breaks, resolve, balances."),
+    "fx": Command(
+        "fundpool.cli.treasury:fx_app",
+        "Currency exchange: rates, quotes, conversions, P&L."),
+    "split": Command(
+        "fundpool.cli.treasury:split_app",
+        "Splits and commissions, and waterfall previews."),
+    "net": Command(
+        "fundpool.cli.treasury:net_app",
+        "Continuous net settlement: obligations and cycles."),
+    "liquidity": Command(
+        "fundpool.cli.treasury:liquidity_app",
+        "Bands, rebalancing plans, sweeps and credit lines."),
+    "stress": Command(
+        "fundpool.cli.treasury:stress_app",
+        "Liquidity-run stress tests on the live pool."),
     "keys": Command(
         "fundpool.cli.auth:keys_app",
         "API keys: create, list, rotate and revoke. A token is shown once, at creation."),

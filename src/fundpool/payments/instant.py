@@ -40,6 +40,7 @@ from fundpool.core.ledger.model import Posting, SimpleCommand, Transfer
 from fundpool.payments.model import Action, Payment, PaymentEvent
 from fundpool.pool.accounts import (
     PoolState,
+    commission_account,
     exposure_merchant,
     exposure_source,
     exposure_total,
@@ -47,6 +48,7 @@ from fundpool.pool.accounts import (
     pool_account,
     world_account,
 )
+from fundpool.treasury.split import Share, SplitRule, split
 
 MERCHANT_KEY = "merchant"
 
@@ -86,6 +88,63 @@ def advance(payment: Payment, owner: str) -> Transfer | None:
     available = pool_account(payment.pool, payment.asset, channel, PoolState.AVAILABLE)
     moves = [(available, merchant_payable(owner, payment.asset), net)]
     return _transfer(payment, "advance", moves + _exposure(payment, owner, net, back=False))
+
+
+SPLIT_KEY = "split"  # a merchant deposit's split rule (treasury/split.py), by id
+
+
+def share_account(payment: Payment, owner: str, share: Share) -> str:
+    """Where a split's share is credited: the platform's is the pool's fee income on the
+    deposit's channel; a merchant's (the remainder, `merchant`, is the deposit's own) its
+    payable; a partner's or agent's `commission:<pool>:<asset>:<role>:<party>`."""
+    if share.role == "platform":
+        return pool_account(payment.pool, payment.asset, payment.channel or "", PoolState.FEES)
+    if share.role == "merchant":
+        return merchant_payable(owner if share.party == "merchant" else share.party,
+                                payment.asset)
+    return commission_account(payment.pool, payment.asset, share.role, share.party)
+
+
+def split_commands(payment: Payment, owner: str, rule: SplitRule, action: Action,
+                   events: Sequence[PaymentEvent]) -> tuple[SimpleCommand, ...] | None:
+    """What settle (and reverse, after an advance) post for a merchant deposit with a split
+    rule: the merchant's net (amount less the rail's fee) shared out by the rule, in the same
+    transaction as the settlement. After an advance the merchant was credited the whole net
+    at clear, so settle also moves the other parties' shares out of its payable."""
+    channel = payment.channel or ""
+    pending = pool_account(payment.pool, payment.asset, channel, PoolState.PENDING_SETTLEMENT)
+    available = pool_account(payment.pool, payment.asset, channel, PoolState.AVAILABLE)
+    fees = pool_account(payment.pool, payment.asset, channel, PoolState.FEES)
+    payable = merchant_payable(owner, payment.asset)
+    net = payment.amount_minor - payment.fee_minor
+    was_advanced = advanced(events)
+    shares = split(rule, max(net, 0))
+    if action is Action.SETTLE:
+        if was_advanced:
+            moves = [(pending, available, net), (pending, fees, payment.fee_minor)]
+            moves += _exposure(payment, owner, net, back=True)
+            moves += [(payable, share_account(payment, owner, s), s.amount_minor)
+                      for s in shares if share_account(payment, owner, s) != payable]
+        else:
+            moves = [(pending, share_account(payment, owner, s), s.amount_minor)
+                     for s in shares]
+            moves.append((pending, fees, payment.fee_minor))
+        return (_transfer(payment, action.value, _summed(moves)),)
+    if action is Action.REVERSE and was_advanced:
+        world = world_account(channel)
+        moves = [(share_account(payment, owner, s), world, s.amount_minor) for s in shares]
+        moves.append((fees, world, payment.fee_minor))
+        return (_transfer(payment, action.value, _summed(moves)),)
+    return None
+
+
+def _summed(moves: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    """One posting per (source, destination): the platform's share and the rail's fee both
+    go to the channel's fee account."""
+    total: dict[tuple[str, str], int] = {}
+    for source, destination, amount in moves:
+        total[(source, destination)] = total.get((source, destination), 0) + amount
+    return [(s, d, n) for (s, d), n in total.items()]
 
 
 def merchant_commands(

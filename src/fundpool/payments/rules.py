@@ -8,9 +8,10 @@ work (session.py) applies what it plans.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from fundpool.channels.limits import limit_breach
@@ -27,10 +28,12 @@ from fundpool.core.money import check_amount
 from fundpool.payments.destination import check_destination
 from fundpool.payments.instant import (
     MERCHANT_KEY,
+    SPLIT_KEY,
     advance,
     advanced,
     merchant_commands,
     merchant_of,
+    split_commands,
 )
 from fundpool.payments.model import (
     Action,
@@ -51,6 +54,8 @@ from fundpool.payments.model import (
 )
 from fundpool.payments.postings import Move, commands_for, outbound_moves, transfer_of
 from fundpool.pool.config import ChannelKind, FundpoolConfig, OwnerKind, PoolConfig
+from fundpool.treasury.config import SplitConfig, load_treasury
+from fundpool.treasury.split import SplitRule
 
 TEXT_FIELD_LENGTH_MAX = 256
 # Rails that only move money inside the pool never carry a payout to the outside world.
@@ -116,6 +121,19 @@ class PaymentRules:
     def pool_id(self) -> str:
         return self._pool.id
 
+    @functools.cached_property
+    def _splits(self) -> Mapping[str, SplitConfig]:
+        """The pool's split rules (its treasury file), read on the first split deposit."""
+        assets = {code: self._config.asset(code) for code in self._assets}
+        return load_treasury(self._pool.treasury_path, assets).splits
+
+    def _split_rule(self, payment: Payment) -> SplitRule | None:
+        rule_id = payment.metadata.get(SPLIT_KEY)
+        if rule_id is None:
+            return None
+        found = self._splits.get(rule_id)
+        return None if found is None else found.rule
+
     # --- creation -------------------------------------------------------------------------
 
     def new_payment(self, request: PaymentRequest, key: str | None, at_us: int,
@@ -174,6 +192,17 @@ class PaymentRules:
                 raise InvalidPayment("only a deposit is paid to a merchant")
             if merchant not in self._merchants:
                 raise InvalidPayment("no such merchant", merchant=merchant)
+        rule_id = request.metadata.get(SPLIT_KEY)
+        if rule_id is not None:
+            found = self._splits.get(rule_id)
+            if merchant is None:
+                raise InvalidPayment("only a merchant's deposit is split", split=rule_id)
+            if found is None:
+                raise InvalidPayment("no such split rule in this pool", split=rule_id,
+                                     rules=sorted(self._splits))
+            if found.asset != request.asset:
+                raise InvalidPayment("the split rule is for another asset", split=rule_id,
+                                     rule_asset=found.asset, asset=request.asset)
         if request.kind.inbound and request.channel is None:
             raise InvalidPayment("a deposit names the channel it arrives on")
         if request.channel is not None:
@@ -294,10 +323,19 @@ class PaymentRules:
         owner = merchant_of(payment)
         # A merchant's deposit of an asset with instant settlement in this pool:
         instant = owner is not None and payment.asset in self._pool.instant_settlement
-        if owner is not None and (instant or advanced(history)):
+        rule = None if owner is None else self._split_rule(payment)
+        if owner is not None and rule is not None and not (instant or advanced(history)):
+            # A merchant deposit with a split rule and no instant settlement: its settlement
+            # shares the net out (payments/instant.py split_commands).
+            special = split_commands(payment, owner, rule, action, history)
+            if special is not None:
+                commands = special
+        elif owner is not None and (instant or advanced(history)):
             # An advanced deposit is settled, returned or reversed as one, even if instant
             # settlement was switched off since its clear.
-            special = merchant_commands(payment, owner, action, history)
+            special = None if rule is None else split_commands(payment, owner, rule, action,
+                                                               history)
+            special = special or merchant_commands(payment, owner, action, history)
             if special is not None:
                 commands = special
             elif action is Action.CLEAR and instant:

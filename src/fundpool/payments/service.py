@@ -143,6 +143,10 @@ class PaymentService:
         """Current states, read in bulk (for a batch's progress)."""
         return self._store.states(payment_ids)
 
+    def created_between(self, since_us: int, until_us: int, *, limit: int) -> list[Payment]:
+        """The pool's payments created in [since, until), at most `limit` (the desk's flows)."""
+        return self._store.created_between(self.pool_id, since_us, until_us, limit=limit)
+
     def events(self, payment_id: str) -> list[PaymentEvent]:
         self.get(payment_id)
         return self._store.events(payment_id)

@@ -53,6 +53,11 @@ def merchant_payable(owner: str, asset_code: str) -> str:
     return f"merchant:{owner}:{asset_segment(asset_code)}:payable"
 
 
+def commission_account(pool: str, asset_code: str, role: str, party: str) -> str:
+    """A partner's or agent's commissions from split deposits (treasury/split.py)."""
+    return f"commission:{pool}:{asset_segment(asset_code)}:{role}:{party}"
+
+
 def exposure_source(pool: str, asset_code: str) -> str:
     """The memo account merchant advances are counted from (may go negative)."""
     return f"exposure:{pool}:{asset_segment(asset_code)}:source"

@@ -20,6 +20,8 @@
     reporting_currency = "USD"
     channels = ["bank-a"]
     rates = "rates.toml"        # optional; relative to this file
+    rates_url = "http://127.0.0.1:9000/rates"  # optional: a live HTTP source instead
+    treasury = "treasury.toml"  # optional: bands, sweeps, credit lines, splits, FX (desk)
 
 A channel carried by the ISO 20022 bank rail (channels/iso_rail.py, docs/bank-rail.md) says
 `adapter = "iso20022"` and has a `bank` table; any channel may have a `recon` table:
@@ -36,6 +38,18 @@ A channel carried by the ISO 20022 bank rail (channels/iso_rail.py, docs/bank-ra
     amount_tolerance = "0.00"   # in the channel's first asset
     days = 2
 
+Any channel may price congestion (channels/congestion.py: an EIP-1559 style base fee added to
+its quotes, docs/pool-configuration.md):
+
+    [channels.dynamic_fee]
+    base = "0.50"               # the floor and starting base fee, in the channel's asset
+    ceiling = "20.00"           # the most the base fee rises to
+    target_per_interval = 200   # payments per interval the rail takes without congestion
+    interval_s = 10
+    max_change = "0.125"        # the most the base fee moves per interval (a share of it)
+    windows = [{ from = 9, to = 17, multiplier = "1.5" }]   # hours of the day, UTC
+    risk = { review = "1.2", hold = "1.5" }                 # per risk grade
+
 `load_config` checks every reference (a pool's channel, a channel's asset, the reporting
 currency) and says which entry is wrong; a bad file changes nothing.
 """
@@ -47,11 +61,12 @@ import tomllib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
 from fundpool.core.errors import FundpoolError
-from fundpool.core.money import Asset, AssetKind
+from fundpool.core.money import AMOUNT_MAX_MINOR, Asset, AssetKind
 from fundpool.pool.rates import StaticRates
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")  # one address segment
@@ -153,7 +168,9 @@ def _days(text: str) -> frozenset[int] | None:
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_DAY = 1_440
+_US_PER_SECOND = 1_000_000
 _US_PER_MINUTE = 60_000_000
+_US_PER_HOUR = 3_600_000_000
 _US_PER_DAY = 86_400_000_000
 
 
@@ -227,6 +244,132 @@ class ReconTolerance:
     days: int = RECON_DAYS_DEFAULT
 
 
+# --- dynamic fees (channels/congestion.py prices them; the values and their checks live here,
+# with the rest of a channel's configuration, since the pool layer may not import channels') --
+
+# The risk decision's outcomes a routed payment may have had (risk/policy.py `Outcome`, but
+# `block`, which is never routed; a test keeps them equal: the pool layer may not import risk).
+RISK_GRADES = ("allow", "review", "hold")
+DYNAMIC_FEE_TARGET_MAX = 1_000_000  # payments per interval: far above any rail's rate
+DYNAMIC_FEE_INTERVAL_S_MAX = 86_400  # a day: a longer interval measures no congestion
+FEE_MULTIPLIER_MAX = Fraction(1_000)  # a window's or a risk grade's; anything above is a typo
+FEE_WINDOWS_MAX = 24  # at most one per hour of the day
+HOURS_PER_DAY = 24
+MAX_CHANGE_DEFAULT = Fraction(1, 8)  # EIP-1559's: 12.5 % per interval at most
+# A multiplier is decimal text ("1.5"), parsed exactly: never a float.
+_MULTIPLIER_TEXT = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,9})?\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class FeeWindow:
+    """Every day, UTC, from `start_hour_utc` up to (not including) `end_hour_utc`, a
+    channel's dynamic fee is multiplied by `multiplier`."""
+
+    start_hour_utc: int
+    end_hour_utc: int
+    multiplier: Fraction
+
+    def contains(self, at_us: int) -> bool:
+        hour = (at_us // _US_PER_HOUR) % HOURS_PER_DAY
+        return self.start_hour_utc <= hour < self.end_hour_utc
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicFee:
+    """A channel's congestion price (channels/congestion.py): a base fee in minor units of
+    `asset` that starts at, and never falls under, `base_fee_minor`, moves by at most
+    `max_change` of itself per `interval_s` as the payments the rail took in the interval
+    are above or below `target_per_interval`, and never passes `ceiling_minor`. A payment in
+    `asset` is quoted that base fee times its window's multiplier (none: 1) times its risk
+    grade's (none: 1) on top of the rail's own fee."""
+
+    asset: Asset
+    base_fee_minor: int
+    ceiling_minor: int
+    target_per_interval: int
+    interval_s: int
+    max_change: Fraction = MAX_CHANGE_DEFAULT
+    windows: tuple[FeeWindow, ...] = ()  # in order, none overlapping
+    risk: Mapping[str, Fraction] = field(default_factory=dict)  # risk grade -> multiplier
+
+    def __post_init__(self) -> None:
+        problem = dynamic_fee_problem(self)
+        if problem is not None:
+            place, detail = problem
+            raise InvalidConfig(detail, at=f"DynamicFee.{place}")
+        # A copy: the fee must not change because the caller's dict does.
+        object.__setattr__(self, "risk", dict(self.risk))
+
+    @property
+    def interval_us(self) -> int:
+        return self.interval_s * _US_PER_SECOND
+
+    def window_at(self, at_us: int) -> FeeWindow | None:
+        for window in self.windows:
+            if window.contains(at_us):
+                return window
+        return None
+
+
+def _is_count(value: object, low: int, high: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
+
+
+def _multiplier_problem(value: object) -> str | None:
+    if not isinstance(value, Fraction) or not 0 < value <= FEE_MULTIPLIER_MAX:
+        return f"must be above 0 and at most {FEE_MULTIPLIER_MAX}"
+    return None
+
+
+def dynamic_fee_problem(fee: DynamicFee) -> tuple[str, str] | None:
+    """What is wrong with `fee`, as (its key in the configuration file, why), or None: the one
+    check, which the parser reports at the key's place in the file."""
+    if not isinstance(fee.asset, Asset):
+        return "asset", "asset must be an Asset"
+    if not _is_count(fee.base_fee_minor, 0, AMOUNT_MAX_MINOR):
+        return "base", "base must be an amount of minor units"
+    if not _is_count(fee.ceiling_minor, 0, AMOUNT_MAX_MINOR):
+        return "ceiling", "ceiling must be an amount of minor units"
+    if fee.ceiling_minor < fee.base_fee_minor:
+        return "ceiling", "ceiling is below base"
+    if not _is_count(fee.target_per_interval, 1, DYNAMIC_FEE_TARGET_MAX):
+        return "target_per_interval", \
+            f"target_per_interval must be an integer from 1 to {DYNAMIC_FEE_TARGET_MAX}"
+    if not _is_count(fee.interval_s, 1, DYNAMIC_FEE_INTERVAL_S_MAX):
+        return "interval_s", \
+            f"interval_s must be an integer from 1 to {DYNAMIC_FEE_INTERVAL_S_MAX}"
+    if not isinstance(fee.max_change, Fraction) or not 0 < fee.max_change <= 1:
+        return "max_change", "max_change must be above 0 and at most 1"
+    if not isinstance(fee.windows, tuple) or len(fee.windows) > FEE_WINDOWS_MAX:
+        return "windows", f"windows must be a tuple of at most {FEE_WINDOWS_MAX}"
+    previous_end = 0
+    for i, window in enumerate(fee.windows):
+        if not isinstance(window, FeeWindow):
+            return f"windows[{i}]", "a window must be a FeeWindow"
+        if not _is_count(window.start_hour_utc, 0, HOURS_PER_DAY - 1):
+            return f"windows[{i}].from", "from must be an hour from 0 to 23 (UTC)"
+        if not _is_count(window.end_hour_utc, 1, HOURS_PER_DAY) \
+                or window.end_hour_utc <= window.start_hour_utc:
+            return f"windows[{i}].to", \
+                "to must be an hour from 1 to 24 (UTC), after from (a window over midnight " \
+                "is two windows: to 24 and from 0)"
+        if window.start_hour_utc < previous_end:
+            return f"windows[{i}]", "windows must be in order and must not overlap"
+        problem = _multiplier_problem(window.multiplier)
+        if problem is not None:
+            return f"windows[{i}].multiplier", f"multiplier {problem}"
+        previous_end = window.end_hour_utc
+    if not isinstance(fee.risk, Mapping):
+        return "risk", "risk must map risk grades to multipliers"
+    for grade, multiplier in fee.risk.items():
+        if grade not in RISK_GRADES:
+            return f"risk.{grade}", f"a risk grade is one of {', '.join(RISK_GRADES)}"
+        problem = _multiplier_problem(multiplier)
+        if problem is not None:
+            return f"risk.{grade}", f"multiplier {problem}"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelConfig:
     id: str
@@ -245,6 +388,7 @@ class ChannelConfig:
     adapter: str = "simulated"
     bank: BankConfig | None = None  # given exactly when the adapter is "iso20022"
     recon: ReconTolerance = ReconTolerance()
+    dynamic_fee: DynamicFee | None = None  # None: the rail's quotes alone
 
     def fee_schedule(self, asset: str) -> FeeSchedule:
         return self.fees.get(asset, FeeSchedule())
@@ -283,6 +427,9 @@ class PoolConfig:
     approval_thresholds: Mapping[str, int] = field(default_factory=dict)
     # Per asset; an asset without an entry has no instant settlement for merchants.
     instant_settlement: Mapping[str, InstantSettlement] = field(default_factory=dict)
+    # The desk's file: bands, sweeps, credit lines, split rules, FX (fundpool.treasury.config)
+    treasury_path: Path | None = None
+    rates_url: str | None = None  # a live rate source (pool/rates.py HttpRates) when set
 
     def approval_required(self, asset: str, amount_minor: int) -> bool:
         threshold = self.approval_thresholds.get(asset)
@@ -474,7 +621,7 @@ class _Parser:
             entry,
             where,
             {"id", "kind", "assets", "name", "fees", "limits", "batch_size", "cutoff",
-             "simulation", "depth", "adapter", "bank", "recon"},
+             "simulation", "depth", "adapter", "bank", "recon", "dynamic_fee"},
         )
         channel_id = self.ident(entry, where)
         kind = self.choice(entry, where, "kind", ChannelKind)
@@ -496,10 +643,73 @@ class _Parser:
             raise self.fail(f"{where}.adapter", f"adapter is one of {', '.join(RAIL_ADAPTERS)}")
         bank = self.bank(entry, where, channel_id, kind, assets, name, adapter)
         recon = self.recon(entry, where, assets_by_code[assets[0]])
+        dynamic_fee = self.dynamic_fee(entry, where, assets, assets_by_code)
         return ChannelConfig(
             channel_id, kind, tuple(assets), name, fees, limits, batch_size, cutoff, simulation,
-            depth, adapter, bank, recon,
+            depth, adapter, bank, recon, dynamic_fee,
         )
+
+    def dynamic_fee(
+        self,
+        entry: Mapping[str, Any],
+        where: str,
+        assets: list[str],
+        assets_by_code: Mapping[str, Asset],
+    ) -> DynamicFee | None:
+        """The `dynamic_fee` table: amounts as decimal text in its asset (the channel's only
+        one, or the one `asset` names), multipliers as decimal text; `dynamic_fee_problem`
+        checks the whole, named at the key at fault."""
+        at = f"{where}.dynamic_fee"
+        spec = self.field(entry, where, "dynamic_fee", dict, None)
+        if spec is None:
+            return None
+        self.known(spec, at, {"asset", "base", "ceiling", "target_per_interval", "interval_s",
+                              "max_change", "windows", "risk"})
+        code = self.field(spec, at, "asset", str, None)
+        if code is None:
+            if len(assets) > 1:
+                raise self.fail(f"{at}.asset", "the channel carries several assets: name the "
+                                               "one its dynamic fee is in")
+            code = assets[0]
+        elif code not in assets:
+            raise self.fail(f"{at}.asset", f"the channel does not carry {code!r}")
+        asset = assets_by_code[code]
+        base = self.amount(spec, at, "base", asset)
+        ceiling = self.amount(spec, at, "ceiling", asset)
+        if base is None or ceiling is None:
+            raise self.fail(at, "base and ceiling are both required (decimal text in "
+                                f"{code})")
+        windows: list[FeeWindow] = []
+        for i, window in enumerate(self.field(spec, at, "windows", list, [])):
+            place = f"{at}.windows[{i}]"
+            if not isinstance(window, Mapping):
+                raise self.fail(place, 'a window is { from = 9, to = 17, multiplier = "1.5" } '
+                                       "(hours of the day, UTC)")
+            self.known(window, place, {"from", "to", "multiplier"})
+            windows.append(FeeWindow(self.field(window, place, "from", int),
+                                     self.field(window, place, "to", int),
+                                     self.multiplier(window, place, "multiplier")))
+        risk = self.field(spec, at, "risk", dict, {})
+        target = self.field(spec, at, "target_per_interval", int)
+        interval_s = self.field(spec, at, "interval_s", int)
+        max_change = self.multiplier(spec, at, "max_change", MAX_CHANGE_DEFAULT)
+        multipliers = {grade: self.multiplier(risk, f"{at}.risk", grade) for grade in risk}
+        try:
+            return DynamicFee(asset, base, ceiling, target, interval_s, max_change,
+                              tuple(windows), multipliers)
+        except InvalidConfig as error:  # `dynamic_fee_problem` names the key at fault
+            place = str(error.facts.get("at", "")).removeprefix("DynamicFee.")
+            raise self.fail(f"{at}.{place}", error.detail) from None
+
+    def multiplier(self, spec: Mapping[str, Any], at: str, name: str,
+                   default: Fraction | None = None) -> Fraction:
+        """Decimal text ("1.5"), exact; a TOML float is refused, as money is."""
+        if name not in spec and default is not None:
+            return default
+        text = self.field(spec, at, name, str)
+        if not _MULTIPLIER_TEXT.match(text.strip()):
+            raise self.fail(f"{at}.{name}", f'{name} is decimal text such as "1.5"')
+        return Fraction(text.strip())
 
     def bank(
         self,
@@ -732,8 +942,8 @@ class _Parser:
         self.known(
             entry,
             where,
-            {"id", "name", "reporting_currency", "channels", "rates", "approval_thresholds",
-             "instant_settlement"},
+            {"id", "name", "reporting_currency", "channels", "rates", "rates_url",
+             "approval_thresholds", "instant_settlement", "treasury"},
         )
         pool_id = self.ident(entry, where)
         reporting = self.field(entry, where, "reporting_currency", str)
@@ -746,6 +956,13 @@ class _Parser:
         rates_path = None
         if rates is not None:
             rates_path = Path(rates) if base_dir is None else base_dir / rates
+        rates_url = self.field(entry, where, "rates_url", str, None)
+        if rates_url is not None and not rates_url.startswith(("http://", "https://")):
+            raise self.fail(f"{where}.rates_url", "an http:// or https:// URL")
+        treasury = self.field(entry, where, "treasury", str, None)
+        treasury_path = None
+        if treasury is not None:
+            treasury_path = Path(treasury) if base_dir is None else base_dir / treasury
         thresholds: dict[str, int] = {}
         for code, text in self.field(entry, where, "approval_thresholds", dict, {}).items():
             at = f"{where}.approval_thresholds.{code}"
@@ -776,4 +993,6 @@ class _Parser:
             rates_path,
             thresholds,
             instant,
+            treasury_path,
+            rates_url,
         )

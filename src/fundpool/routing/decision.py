@@ -7,6 +7,12 @@ again equal to what it was.
 
 The scores are floats in minor units of the payment's asset. They only rank rails: no amount
 that is ever posted is derived from them (a posted fee comes from the chosen rail's quote).
+
+A rail priced by its congestion (channels/congestion.py) has the dynamic part of its fee in
+`dynamic_fee_minor` (already in `fee_minor`) and the reason in `fee_explanation`; the
+decision keeps the risk grade that priced it (`risk_grade`), so that a failover is priced
+alike. Fields that are None are not written, so a decision without dynamic fees is stored
+exactly as before.
 """
 
 from __future__ import annotations
@@ -67,6 +73,10 @@ class CandidateScore:
     time_cost_minor: float | None = None
     retry_cost_minor: float | None = None
     expected_cost_minor: float | None = None
+    # The congestion fee inside `fee_minor`, and its factors in words (channels/congestion.py);
+    # None when the rail has no dynamic fee for the asset.
+    dynamic_fee_minor: int | None = None
+    fee_explanation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Fields that are None are left out (a decision is stored for every payment, and most
@@ -91,6 +101,10 @@ class CandidateScore:
             data["retry_cost_minor"] = self.retry_cost_minor
         if self.expected_cost_minor is not None:
             data["expected_cost_minor"] = self.expected_cost_minor
+        if self.dynamic_fee_minor is not None:
+            data["dynamic_fee_minor"] = self.dynamic_fee_minor
+        if self.fee_explanation is not None:
+            data["fee_explanation"] = self.fee_explanation
         return data
 
     @classmethod
@@ -113,6 +127,8 @@ class CandidateScore:
             time_cost_minor=read.optional_number("time_cost_minor"),
             retry_cost_minor=read.optional_number("retry_cost_minor"),
             expected_cost_minor=read.optional_number("expected_cost_minor"),
+            dynamic_fee_minor=read.optional_integer("dynamic_fee_minor"),
+            fee_explanation=read.optional_text("fee_explanation"),
         )
 
 
@@ -129,6 +145,8 @@ class RoutingDecision:
     hedged: bool  # chosen to keep learning, not because it scored best
     strategy: str  # a `Strategy`
     candidates: tuple[CandidateScore, ...]  # every adapter, in the router's order
+    # The payment's risk grade when a dynamic fee weighed it (None: none did, or not graded).
+    risk_grade: str | None = None
 
     def candidate(self, channel: str) -> CandidateScore:
         for score in self.candidates:
@@ -148,21 +166,31 @@ class RoutingDecision:
             key=lambda c: c.expected_cost_minor or 0.0,
         )
         runner_up = (
-            f"; next {others[0].channel} at {others[0].expected_cost_minor:.2f}" if others else ""
+            f"; next {others[0].channel} at {others[0].expected_cost_minor:.2f}"
+            f"{_congestion_note(others[0], 'its fee')}" if others else ""
         )
         probability = (
             chosen.quoted_success_probability
             if chosen.sampled_success_probability is None
             else chosen.sampled_success_probability
         )
+        # A rail that would have cost less than the chosen one but for its congestion fee
+        # (its expected cost less that fee: the fee's share of its retry cost is left in).
+        cost = chosen.expected_cost_minor or 0.0
+        priced_out = [
+            c.channel for c in others
+            if c.dynamic_fee_minor and (c.expected_cost_minor or 0.0) - c.dynamic_fee_minor < cost
+        ]
+        congested = f"; priced out by congestion: {', '.join(priced_out)}" if priced_out else ""
         return (
             f"{self.channel} ({why}): expected cost {chosen.expected_cost_minor:.2f} = fee "
             f"{chosen.fee_minor} + time {chosen.time_cost_minor:.2f} + (1 - {probability:.3f})"
-            f" x retry {chosen.retry_cost_minor:.2f}{runner_up}"
+            f" x retry {chosen.retry_cost_minor:.2f}{_congestion_note(chosen, 'fee')}{runner_up}"
+            f"{congested}"
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "payment_id": self.payment_id,
             "at_us": self.at_us,
             "asset": self.asset,
@@ -173,6 +201,9 @@ class RoutingDecision:
             "strategy": str(self.strategy),
             "candidates": [c.to_dict() for c in self.candidates],
         }
+        if self.risk_grade is not None:
+            data["risk_grade"] = self.risk_grade
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RoutingDecision:
@@ -200,7 +231,16 @@ class RoutingDecision:
             hedged=read.flag("hedged"),
             strategy=read.code(read.text("strategy"), Strategy, "strategy"),
             candidates=tuple(CandidateScore.from_dict(c) for c in candidates),
+            risk_grade=read.optional_text("risk_grade"),
         )
+
+
+def _congestion_note(candidate: CandidateScore, whose: str) -> str:
+    """`" (fee includes congestion base fee 1.20 × 1.5 (window 09–17 UTC) = 1.80)"`, for a
+    rail whose fee has a dynamic part; nothing for one without."""
+    if candidate.fee_explanation is None:
+        return ""
+    return f" ({whose} {candidate.fee_minor} includes {candidate.fee_explanation})"
 
 
 class _Reader:

@@ -29,6 +29,12 @@ A decision has two steps.
    The scores are floats in minor units. They only rank: no amount that is posted is ever
    derived from them (the fee posted is the chosen rail's quoted integer fee).
 
+   A rail with a dynamic fee (a `dynamic_fee` table, and a `CongestionMeter` given to the
+   router: routing/congestion.py) is quoted its own fee plus the congestion fee of the
+   payment's asset, hour and risk grade (channels/congestion.py); that sum is the rail's fee
+   everywhere above (liquidity, cost, the fee posted), and its candidate keeps the dynamic
+   part and its explanation, so a decision says when congestion priced a rail out.
+
 A share `hedge_share` of learned decisions goes to another eligible rail than the best, marked
 `hedged`, so every rail keeps being measured. The hedge picks among the others with weights
 1 / (1 + expected cost): a rail that is nearly competitive is measured often, one that costs
@@ -50,9 +56,11 @@ import random
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import ClassVar, Protocol
 
+from fundpool.channels.congestion import DynamicFeeQuote
 from fundpool.channels.limits import LimitBreach, Limits, limit_breach
 from fundpool.channels.ports import Capabilities, ChannelAdapter, Quote
 from fundpool.core.errors import FundpoolError
+from fundpool.routing.congestion import CongestionMeter
 from fundpool.routing.decision import (
     NO_ELIGIBLE_CHANNEL,
     CandidateScore,
@@ -85,6 +93,12 @@ class RoutingStrategy(Protocol):
     @property
     def policy(self) -> RoutingPolicy: ...
 
+    @property
+    def congestion(self) -> CongestionMeter | None:
+        """The meter that prices the rails' congestion, which the dispatcher feeds with what
+        it sends (None: the rails' quotes alone)."""
+        ...
+
     def decide(
         self,
         payment_id: str,
@@ -94,6 +108,7 @@ class RoutingStrategy(Protocol):
         *,
         liquidity: Mapping[str, int],
         exclude: Collection[str] = (),
+        risk_grade: str | None = None,
     ) -> RoutingDecision: ...
 
     def record(self, channel: str, asset: str, success: bool, at_us: int) -> None: ...
@@ -102,9 +117,9 @@ class RoutingStrategy(Protocol):
 class _Rail:
     """An adapter's static facts, read once."""
 
-    __slots__ = ("assets", "capabilities", "channel", "limits", "quote", "timed")
+    __slots__ = ("assets", "capabilities", "channel", "limits", "priced", "quote", "timed")
 
-    def __init__(self, adapter: ChannelAdapter) -> None:
+    def __init__(self, adapter: ChannelAdapter, congestion: CongestionMeter | None) -> None:
         capabilities: Capabilities = adapter.capabilities()
         self.channel: str = adapter.id
         if capabilities.channel != self.channel:
@@ -121,17 +136,20 @@ class _Rail:
             asset: capabilities.limits_for(asset) for asset in capabilities.assets
         }
         self.timed = bool(capabilities.cutoff)
+        self.priced = congestion is not None and congestion.prices(self.channel)
 
 
 class _RouterBase:
     strategy: ClassVar[Strategy]
 
-    def __init__(self, adapters: Sequence[ChannelAdapter], policy: RoutingPolicy) -> None:
+    def __init__(self, adapters: Sequence[ChannelAdapter], policy: RoutingPolicy,
+                 congestion: CongestionMeter | None) -> None:
         if len(adapters) > ADAPTERS_MAX:
             raise InvalidRouter(
                 f"a router weighs at most {ADAPTERS_MAX} channels", channels=len(adapters)
             )
-        self._rails = tuple(_Rail(adapter) for adapter in adapters)
+        self._congestion = congestion
+        self._rails = tuple(_Rail(adapter, congestion) for adapter in adapters)
         self.channels = tuple(rail.channel for rail in self._rails)
         if len(set(self.channels)) != len(self.channels):
             raise InvalidRouter("two adapters have the same channel id", channels=self.channels)
@@ -141,6 +159,11 @@ class _RouterBase:
     @property
     def policy(self) -> RoutingPolicy:
         return self._policy
+
+    @property
+    def congestion(self) -> CongestionMeter | None:
+        """The meter that prices the rails' congestion (None: quotes alone)."""
+        return self._congestion
 
     def record(self, channel: str, asset: str, success: bool, at_us: int) -> None:
         """An attempt's outcome on `channel`, as of `at_us`: a failure fills its cool-down
@@ -166,12 +189,19 @@ class _RouterBase:
         *,
         liquidity: Mapping[str, int],
         exclude: Collection[str] = (),
+        risk_grade: str | None = None,
     ) -> RoutingDecision:
         """The rail for this payment now, with every adapter's scores. `liquidity` is the
         pool's available balance of `asset` per channel id (a channel missing from it has
-        none); `exclude` the channels already tried for this payment."""
-        reasons, quotes = self._screen(asset, amount_minor, at_us, liquidity, exclude)
+        none); `exclude` the channels already tried for this payment; `risk_grade` what risk
+        control made of it (allow, review, hold; None: not known), which a dynamic fee may
+        weigh."""
+        reasons, quotes, dynamic = self._screen(
+            asset, amount_minor, at_us, liquidity, exclude, risk_grade
+        )
         candidates, chosen, hedged = self._choose(asset, amount_minor, reasons, quotes)
+        if dynamic:
+            candidates = _with_dynamic_fees(candidates, dynamic)
         return RoutingDecision(
             payment_id,
             at_us,
@@ -182,6 +212,7 @@ class _RouterBase:
             hedged,
             self.strategy,
             candidates,
+            risk_grade if dynamic else None,
         )
 
     def _screen(
@@ -191,11 +222,13 @@ class _RouterBase:
         at_us: int,
         liquidity: Mapping[str, int],
         exclude: Collection[str],
-    ) -> tuple[list[Exclusion | None], list[Quote | None]]:
+        risk_grade: str | None,
+    ) -> tuple[list[Exclusion | None], list[Quote | None], dict[int, DynamicFeeQuote] | None]:
         reasons: list[Exclusion | None] = []
         quotes: list[Quote | None] = []
+        dynamic: dict[int, DynamicFeeQuote] | None = None
         cooldowns = self._cooldowns
-        for rail in self._rails:
+        for position, rail in enumerate(self._rails):
             channel = rail.channel
             quote = None
             reason: Exclusion | None = None
@@ -211,11 +244,22 @@ class _RouterBase:
                 reason = Exclusion.EXCLUDED
             else:
                 quote = rail.quote(asset, amount_minor, at_us)
+                if rail.priced:
+                    assert self._congestion is not None  # a priced rail has a meter
+                    extra = self._congestion.quote(channel, asset, at_us, risk_grade)
+                    if extra is not None:
+                        # A new quote: the adapter's may be one it hands out again.
+                        quote = Quote(quote.channel, quote.asset, quote.amount_minor,
+                                      quote.fee_minor + extra.fee_minor, quote.latency_us,
+                                      quote.success_probability)
+                        if dynamic is None:
+                            dynamic = {}
+                        dynamic[position] = extra
                 if liquidity.get(channel, 0) < amount_minor + quote.fee_minor:
                     reason = Exclusion.INSUFFICIENT_LIQUIDITY
             reasons.append(reason)
             quotes.append(quote)
-        return reasons, quotes
+        return reasons, quotes, dynamic
 
     def _choose(
         self,
@@ -300,6 +344,19 @@ _EXCLUSION_OF = {
 _UNQUOTED: dict[tuple[str, str], CandidateScore] = {}
 
 
+def _with_dynamic_fees(
+    candidates: tuple[CandidateScore, ...], dynamic: Mapping[int, DynamicFeeQuote]
+) -> tuple[CandidateScore, ...]:
+    """The candidates with the dynamic part of each priced rail's fee, and why. A priced
+    rail was quoted, so its candidate is one `_scores` made for this decision (never a
+    shared `_unquoted` one) and may be completed in place."""
+    for position, extra in dynamic.items():
+        candidate = candidates[position]
+        candidate.dynamic_fee_minor = extra.fee_minor
+        candidate.fee_explanation = extra.explanation
+    return candidates
+
+
 def _unquoted(channel: str, reason: Exclusion) -> CandidateScore:
     """The candidate of a rail left out before any quote: the same value every time, so it
     is made once (most rails of a multi-asset pool do not carry a payment's asset)."""
@@ -333,8 +390,9 @@ class Router(_RouterBase):
         *,
         policy: RoutingPolicy = DEFAULT_POLICY,
         seed: int,
+        congestion: CongestionMeter | None = None,
     ) -> None:
-        super().__init__(adapters, policy)
+        super().__init__(adapters, policy, congestion)
         self._random = random.Random(seed)
         self._outcomes: dict[tuple[str, str], Outcomes] = {}
 
@@ -404,8 +462,9 @@ class FixedPriorityRouter(_RouterBase):
         priority: Sequence[str],
         *,
         policy: RoutingPolicy = DEFAULT_POLICY,
+        congestion: CongestionMeter | None = None,
     ) -> None:
-        super().__init__(adapters, policy)
+        super().__init__(adapters, policy, congestion)
         unknown = [channel for channel in priority if channel not in self.channels]
         if unknown:
             raise InvalidRouter("the priority names unknown channels", unknown=unknown)

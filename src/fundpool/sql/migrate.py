@@ -138,9 +138,10 @@ RISK = Component("risk", marker="risk_policies")
 APPROVALS = Component("approvals", marker="approval_actions")
 AUDIT = Component("audit", marker="audit_entries")
 RECON = Component("recon", marker="recon_actions")
+DESK = Component("desk", marker="desk_actions")
 # In the order `fundpool db upgrade` applies them to a ledger's database.
 COMPONENTS: tuple[Component, ...] = (LEDGER, AUTH, API, PROJECTIONS, ALERTS, RISK,
-                                      APPROVALS, AUDIT, RECON)
+                                      APPROVALS, AUDIT, RECON, DESK)
 
 
 @dataclass(frozen=True, slots=True)

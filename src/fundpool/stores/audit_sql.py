@@ -18,8 +18,8 @@ one range.
 
 Reading the sources: the outbox's `pos` and `risk_policies.version` are assigned as the last
 plus one under the ledger's writer lock, so they follow commit order. `auth_changes.id`,
-`approval_actions.id` and `recon_actions.id` are taken from a sequence when the row is
-inserted, which on PostgreSQL may commit out of order: the collector first takes a SHARE
+`approval_actions.id`, `recon_actions.id` and `desk_actions.id` are taken from a sequence
+when the row is inserted, which on PostgreSQL may commit out of order: the collector first takes a SHARE
 lock on those tables (and on `risk_case_notes`), which waits for the transactions writing
 them to end, so every row below the largest it then reads has committed. On SQLite every
 writer holds the whole file.
@@ -57,7 +57,8 @@ _ENTRY_TYPES = ("int8", "int8", "text", "text", "text", "text", "text", "text", 
 _NODE_TYPES = ("int8", "int4", "int8", "bytea")
 UPPER_BLOCK = -1  # the `block` of every node of level >= BLOCK_LEVEL
 # Tables a collector locks on PostgreSQL before reading them (see the module's text).
-_SHARE_LOCKED = (sources.AUTH, sources.APPROVALS, sources.RISK_CASE, sources.RECON)
+_SHARE_LOCKED = (sources.AUTH, sources.APPROVALS, sources.RISK_CASE, sources.RECON,
+                 sources.DESK)
 NODES_PER_READ = 300  # (block, level, idx) triples in one statement
 DUPLICATES_MAX = 1_000  # doubled (source, source_id) keys `duplicates` names at most
 
@@ -182,7 +183,7 @@ class SqlAuditStore:
             readers = {sources.OUTBOX: self._outbox, sources.AUTH: self._auth,
                        sources.APPROVALS: self._approvals,
                        sources.RISK_POLICY: self._policies, sources.RISK_CASE: self._notes,
-                       sources.RECON: self._recon}
+                       sources.RECON: self._recon, sources.DESK: self._desk}
             for source, read in readers.items():
                 room = batch_max - len(records)
                 if not present[source] or room <= 0:
@@ -255,6 +256,13 @@ class SqlAuditStore:
                  for i, at, a, k, o, actor, details in rows]
         return found, int(rows[-1][0]) if rows else after
 
+    def _desk(self, tx: Transaction, after: int, room: int) -> tuple[list[AuditRecord], int]:
+        rows = tx.rows("SELECT id, at_us, action, object_kind, object_id, actor, details "
+                       "FROM desk_actions WHERE id > ? ORDER BY id LIMIT ?", (after, room))
+        found = [sources.desk_record(int(i), int(at), a, k, o, actor, details)
+                 for i, at, a, k, o, actor, details in rows]
+        return found, int(rows[-1][0]) if rows else after
+
     def _policies(self, tx: Transaction, after: int, room: int
                   ) -> tuple[list[AuditRecord], int]:
         rows = tx.rows("SELECT version, digest, note, created_at_us, created_by FROM "
@@ -298,7 +306,8 @@ class SqlAuditStore:
                  sources.APPROVALS: "SELECT coalesce(max(id), 0) FROM approval_actions",
                  sources.RISK_POLICY: "SELECT coalesce(max(version), 0) FROM risk_policies",
                  sources.RISK_CASE: "SELECT coalesce(max(at_us), 0) FROM risk_case_notes",
-                 sources.RECON: "SELECT coalesce(max(id), 0) FROM recon_actions"}
+                 sources.RECON: "SELECT coalesce(max(id), 0) FROM recon_actions",
+                 sources.DESK: "SELECT coalesce(max(id), 0) FROM desk_actions"}
         out: dict[str, tuple[int, int | None]] = {}
         for source, query in heads.items():
             start = -1 if source == sources.OUTBOX else 0

@@ -36,6 +36,7 @@ from fundpool.payments.model import Action, Payment, Step
 from fundpool.payments.ports import DispatchRecordWrites
 from fundpool.payments.records import BatchRecord, RouteRecord
 from fundpool.payments.session import PaymentSession
+from fundpool.routing.congestion import CongestionMeter
 
 
 # Not frozen, as payments.model.Payment is not: one is made for every payout on the
@@ -77,8 +78,10 @@ class Batches:
         ids: IdSource,
         policy: DispatchPolicy,
         inbox: Inbox,
+        congestion: CongestionMeter | None = None,
     ) -> None:
         self._rails = rails
+        self._congestion = congestion  # told what each rail took (routing/congestion.py)
         self._capabilities = capabilities
         self._clock = clock
         self._ids = ids
@@ -200,6 +203,8 @@ class Batches:
                 continue
             report.batches += 1
             report.submitted += len(items)
+            if self._congestion is not None:
+                self._congestion.taken(channel, len(items), now)
             savings = max(0, sent.single_fee_minor - sent.fee_minor)
             self._to_record.append(Sent(
                 BatchRecord(batch_id, channel, asset, sent.rail_ref, len(items), amount,

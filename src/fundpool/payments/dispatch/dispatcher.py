@@ -96,7 +96,9 @@ class Dispatcher:
         # transaction that applies them commits.
         self._inbox = Inbox()
         self._routes = RouteChooser(self._rails, self._capabilities, router)
-        self._batches = Batches(self._rails, self._capabilities, clock, ids, policy, self._inbox)
+        # What the rails take feeds the congestion their router prices (routing/congestion.py).
+        self._batches = Batches(self._rails, self._capabilities, clock, ids, policy, self._inbox,
+                                router.congestion)
         self._announcements = Announcements(self._rails, self._capabilities, clock, self._inbox)
         self._outcomes = OutcomeHandler(self._pool, router, self._routes, self._capabilities,
                                         self._batches, approvals)

@@ -8,7 +8,7 @@ named its rail, and a transfer between the pool's own channels, are not failed o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from fundpool.payments.dispatch.liquidity import Liquidity
 from fundpool.payments.dispatch.report import TickReport
@@ -50,7 +50,8 @@ def fail_over(
         route: RouteRecord | None = None
         fee: int | None = None
         if attempt <= max_attempts and not given and not payment.kind.between_channels:
-            route, fee = chooser.route(payment, attempt, session.at_us, liquidity, tried)
+            route, fee = chooser.route(payment, attempt, session.at_us, liquidity, tried,
+                                       _risk_grade(attempts) if chooser.prices_risk else None)
         if route is None or route.channel is None:
             if route is not None:
                 new_routes.append(route)
@@ -66,3 +67,12 @@ def fail_over(
             owners.append(owner)
     writes.add_routes(new_routes)
     return steps, owners, {r.payment_id: r for r in new_routes}
+
+
+def _risk_grade(attempts: Sequence[RouteRecord]) -> str | None:
+    """The risk grade an earlier attempt was priced with: a failover is priced alike."""
+    for route in attempts:
+        grade = route.decision.get("risk_grade")
+        if isinstance(grade, str):
+            return grade
+    return None

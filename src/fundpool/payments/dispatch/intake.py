@@ -119,7 +119,8 @@ class Planner:
         if earlier:
             attempt = max(r.attempt for r in earlier) + 1
             tried = tuple(r.channel for r in earlier if r.channel is not None)
-        route, fee = self._chooser.route(payment, attempt, self._at_us, self._liquidity, tried)
+        route, fee = self._chooser.route(payment, attempt, self._at_us, self._liquidity, tried,
+                                         self._risk_grade(payment))
         self.routes[payment.id] = route
         if route.channel is None:
             self.rejected[payment.id] = route_reason(route)
@@ -131,6 +132,14 @@ class Planner:
                                  actor=ENGINE)]
         return steps + steps_after_route(payment, route, fee, ENGINE, self._gate,
                                          self._risk(payment))
+
+    def _risk_grade(self, payment: Payment) -> str | None:
+        """The payment's risk grade, when a dynamic fee weighs it and it was screened in this
+        transaction (one released from a hold was graded in an earlier one: None)."""
+        if not self._chooser.prices_risk or self._screening is None:
+            return None
+        decided = self._screening.decided(payment.id)
+        return None if decided is None else decided[0]
 
     def _risk(self, payment: Payment) -> tuple[str, int, int | None] | None:
         return None if self._screening is None or self._gate is None \

@@ -2,7 +2,9 @@
 
 The router picks among the rails a payout can take (a book rail never carries one) by its
 hard constraints and expected cost; the decision is stored with the route, every candidate's
-scores included. The fee is the chosen rail's quote.
+scores included. The fee is the chosen rail's quote, with its congestion fee when the
+router's `CongestionMeter` prices the rail (routing/congestion.py); a rail a payment names is
+priced the same way, and its route says so (`dynamic_fee_minor`, `fee_explanation`).
 
 A payment that names its rail is checked against that rail at intake as a routed one is by
 the router: the dispatcher has the rail, the amount is within the rail's own limits, and the
@@ -49,6 +51,9 @@ class RouteChooser:
         self._rails = rails
         self._capabilities = capabilities
         self._router = router
+        self._congestion = router.congestion
+        # Whether a payment's risk grade can change its fee: only then is it looked up.
+        self.prices_risk = self._congestion is not None and self._congestion.prices_risk()
         self._book_rails = frozenset(
             cid for cid, caps in capabilities.items() if caps.kind in NOT_FOR_PAYOUTS
         )
@@ -60,17 +65,21 @@ class RouteChooser:
         at_us: int,
         liquidity: Liquidity,
         tried: Sequence[str],
+        risk_grade: str | None = None,
     ) -> tuple[RouteRecord, int | None]:
         """Choose the rail for an outbound payment's attempt (or take the one it names): the
-        route to store, and the chosen rail's quoted fee (None when there is no rail)."""
+        route to store, and the chosen rail's quoted fee (None when there is no rail).
+        `risk_grade` is what risk control made of the payment, for a dynamic fee that
+        weighs it (None: not known)."""
         if payment.channel is not None and attempt == 1:
             # The caller named the rail: it is used as named, priced by its quote, and not
             # failed over to another (the caller may have reasons the router cannot see).
             # It must still be able to carry the payment now, as a routed rail must: else
             # the payment would lock funds it cannot have, or go to a rail that refuses it
             # (and with it the whole batch it went in).
-            problem, fee = self.named_rail_problem(payment, at_us, liquidity)
             decision: dict[str, Any] = {"strategy": "given", "channel": payment.channel}
+            problem, fee = self.named_rail_problem(payment, at_us, liquidity, risk_grade,
+                                                   decision)
             if problem is not None:
                 decision["reason"] = problem
                 return RouteRecord(payment.id, attempt, at_us, None, "given", decision), None
@@ -89,7 +98,7 @@ class RouteChooser:
         excluded = self._book_rails.union(tried) if tried else self._book_rails
         routed = self._router.decide(
             payment.id, payment.asset, payment.amount_minor, at_us,
-            liquidity=available, exclude=excluded,
+            liquidity=available, exclude=excluded, risk_grade=risk_grade,
         )
         record = RouteRecord(payment.id, attempt, at_us, routed.channel, str(routed.strategy),
                              routed.to_dict())
@@ -101,10 +110,16 @@ class RouteChooser:
         return record, quoted
 
     def named_rail_problem(
-        self, payment: Payment, at_us: int, liquidity: Liquidity
+        self,
+        payment: Payment,
+        at_us: int,
+        liquidity: Liquidity,
+        risk_grade: str | None = None,
+        decision: dict[str, Any] | None = None,
     ) -> tuple[str | None, int]:
         """Why the rail a payment names cannot carry it now (None: it can), and the fee it
-        quotes (a deposit's is the channel's schedule, as created). The router's own
+        quotes (a deposit's is the channel's schedule, as created), its congestion fee
+        included (whose part and reason go into `decision`, when given). The router's own
         constraints, in its order, where they apply to a named rail; a closed rail is no
         problem here: the payment waits in its queue until it opens."""
         channel = payment.channel or ""
@@ -122,6 +137,15 @@ class RouteChooser:
         if payment.kind.inbound:
             return None, fee
         fee = rail.quote(asset, amount, at_us).fee_minor
+        if self._congestion is not None:
+            extra = self._congestion.quote(channel, asset, at_us, risk_grade)
+            if extra is not None:
+                fee += extra.fee_minor
+                if decision is not None:
+                    decision.update(dynamic_fee_minor=extra.fee_minor,
+                                    fee_explanation=extra.explanation)
+                    if extra.risk_grade is not None:
+                        decision["risk_grade"] = extra.risk_grade
         if liquidity.for_asset(asset).get(channel, 0) < amount + fee:
             return Exclusion.INSUFFICIENT_LIQUIDITY.value, fee
         return None, fee

@@ -33,6 +33,7 @@ def install_v1(app: FundpoolApp, api: Api) -> None:
         recon,
         risk,
         stream,
+        treasury,
     )
     from fundpool.server.v1.front import Front
     from fundpool.server.v1.http import RequestContext
@@ -40,7 +41,7 @@ def install_v1(app: FundpoolApp, api: Api) -> None:
 
     app.state.api = api
     for module in (ledger, pool, payments, channels, monitoring, risk, approvals, audit, recon,
-                   stream, auth):
+                   treasury, stream, auth):
         app.include_router(module.router, prefix="/v1")
     app.add_middleware(Gate, authenticator=api.authenticator, limiter=api.limiter, api=api)
     app.add_middleware(RequestContext, body_max_bytes=api.settings.body_max_bytes,

@@ -1,6 +1,11 @@
 """`/v1/channels`: the configured rails (kinds, assets, fee schedules, limits, cut-off windows,
-batch sizes), the routing decisions the dispatcher recorded with every candidate's scores, and
-the batches it sent with what batching saved.
+batch sizes, dynamic fees with their congestion now), the routing decisions the dispatcher
+recorded with every candidate's scores, and the batches it sent with what batching saved.
+
+A channel's congestion is measured by the process that sends on it (routing/congestion.py):
+the composition root hands this app its `CongestionMeter` as `app.state.congestion`; without
+one (no engine in this worker, or no channel priced) a channel's dynamic fee shows its
+configuration and no `state`.
 
 Amounts are decimal text at the asset's scale with the minor units beside them as strings.
 Routing scores (success probabilities, costs in minor units) are floats: they only rank rails,
@@ -16,6 +21,12 @@ from fastapi import Path, Query, Request
 from pydantic import BaseModel, Field
 
 from fundpool.auth.roles import P
+from fundpool.channels.congestion import (
+    DynamicFee,
+    FeeWindow,
+    dynamic_fee_minor,
+    multiplier_text,
+)
 from fundpool.core.errors import FundpoolError
 from fundpool.core.money import Asset
 from fundpool.ledger.docs import amount_fields, iso
@@ -23,7 +34,8 @@ from fundpool.payments.docs import candidate_doc, route_decision
 from fundpool.payments.records import BatchRecord, RouteRecord
 from fundpool.pool.config import WEEKDAYS as WEEKDAY_NAMES
 from fundpool.pool.config import ChannelConfig, ChannelKind, CutOffWindow, InvalidConfig
-from fundpool.routing.decision import RoutingDecision
+from fundpool.routing.congestion import CongestionMeter
+from fundpool.routing.decision import CandidateScore, RoutingDecision
 from fundpool.server.v1.context import Api, api_of
 from fundpool.server.v1.pagination import (
     CursorQuery,
@@ -78,6 +90,48 @@ class CutOffOut(BaseModel):
     close: str = Field(description="HH:MM UTC, excluded (24:00: the end of the day).")
 
 
+class FeeWindowOut(BaseModel):
+    from_hour_utc: int = Field(description="The window's first hour of every day, UTC.")
+    to_hour_utc: int = Field(description="The hour it ends at, excluded (24: midnight).")
+    multiplier: str = Field(description="Decimal text, exact.")
+
+
+class CongestionOut(BaseModel):
+    """The channel's congestion as this worker measures it, now."""
+
+    at: str
+    at_us: int
+    base_fee: str = Field(description="The congestion base fee now.")
+    base_fee_minor: str
+    interval_started_at: str
+    used_in_interval: int = Field(description="Payments the rail took in this interval so "
+                                  "far (the next base fee moves by how far this is from "
+                                  "the target).")
+    window: FeeWindowOut | None = Field(description="The window of this hour; null: none.")
+    fee: str = Field(description="What a payment in the asset pays now on top of the rail's "
+                     "own fee, before any risk grade's multiplier.")
+    fee_minor: str
+    explanation: str
+
+
+class DynamicFeeOut(BaseModel):
+    asset: str = Field(description="The asset the fee is in; only payments in it pay it.")
+    base: str = Field(description="The floor, and the base fee of a rail not congested.")
+    base_minor: str
+    ceiling: str = Field(description="The most the base fee rises to.")
+    ceiling_minor: str
+    target_per_interval: int = Field(description="Payments per interval the rail takes "
+                                     "without congestion.")
+    interval_s: int
+    max_change: str = Field(description="The most the base fee moves per interval, as a "
+                            "share of itself (decimal text).")
+    windows: list[FeeWindowOut]
+    risk: dict[str, str] = Field(description="Multiplier per risk grade (allow, review, "
+                                 "hold), decimal text.")
+    state: CongestionOut | None = Field(description="Null: this worker does not measure the "
+                                        "channel (its engine runs elsewhere, or none runs).")
+
+
 class ChannelOut(BaseModel):
     id: str
     name: str
@@ -90,6 +144,8 @@ class ChannelOut(BaseModel):
     limits: list[LimitOut]
     cutoff: list[CutOffOut] = Field(description="When the rail takes work; empty: always.")
     batch_size: int = Field(description="The most payments the rail takes in one submission.")
+    dynamic_fee: DynamicFeeOut | None = Field(None, description="The congestion price on top "
+                                              "of the fees; null: none.")
 
 
 class CandidateOut(BaseModel):
@@ -107,6 +163,11 @@ class CandidateOut(BaseModel):
     time_cost_minor: float | None = None
     retry_cost_minor: float | None = None
     expected_cost_minor: float | None = Field(None, description="What the router minimised.")
+    dynamic_fee: str | None = Field(None, description="The congestion fee inside `fee`; null: "
+                                    "the rail has none.")
+    dynamic_fee_minor: str | None = None
+    fee_explanation: str | None = Field(None, description="How the congestion fee was made: "
+                                        "base fee × window × risk grade multipliers.")
 
 
 class RouteDecisionOut(BaseModel):
@@ -161,7 +222,48 @@ def _window_doc(window: CutOffWindow) -> dict[str, object]:
             "open": _hhmm(window.open_minute), "close": _hhmm(window.close_minute)}
 
 
-def _channel_doc(api: Api, channel: ChannelConfig) -> dict[str, object]:
+def _window_out(window: FeeWindow) -> dict[str, object]:
+    return {"from_hour_utc": window.start_hour_utc, "to_hour_utc": window.end_hour_utc,
+            "multiplier": multiplier_text(window.multiplier)}
+
+
+def _dynamic_fee_doc(channel: str, fee: DynamicFee, meter: CongestionMeter | None,
+                     now_us: int) -> dict[str, object]:
+    asset = fee.asset
+    state: dict[str, object] | None = None
+    measured = None if meter is None else meter.state(channel, now_us)
+    if measured is not None:
+        now = dynamic_fee_minor(measured, fee, now_us, None)
+        window = now.window
+        state = {
+            "at": iso(now_us), "at_us": now_us,
+            **amount_fields("base_fee", measured.base_fee_minor, asset),
+            "interval_started_at": iso(measured.interval_start_us),
+            "used_in_interval": measured.used,
+            "window": None if window is None else _window_out(window),
+            **amount_fields("fee", now.fee_minor, asset),
+            "explanation": now.explanation,
+        }
+    return {
+        "asset": asset.code,
+        **amount_fields("base", fee.base_fee_minor, asset),
+        **amount_fields("ceiling", fee.ceiling_minor, asset),
+        "target_per_interval": fee.target_per_interval, "interval_s": fee.interval_s,
+        "max_change": multiplier_text(fee.max_change),
+        "windows": [_window_out(w) for w in fee.windows],
+        "risk": {grade: multiplier_text(m) for grade, m in fee.risk.items()},
+        "state": state,
+    }
+
+
+def _meter(request: Request) -> CongestionMeter | None:
+    """The worker's congestion meter, if the composition root gave the app one."""
+    meter = getattr(request.app.state, "congestion", None)
+    return meter if isinstance(meter, CongestionMeter) else None
+
+
+def _channel_doc(api: Api, channel: ChannelConfig,
+                 meter: CongestionMeter | None = None) -> dict[str, object]:
     config = api.config
     fees: list[dict[str, object]] = []
     limits: list[dict[str, object]] = []
@@ -180,6 +282,8 @@ def _channel_doc(api: Api, channel: ChannelConfig) -> dict[str, object]:
         "carries_payouts": channel.kind is not ChannelKind.BOOK,
         "fees": fees, "limits": limits,
         "cutoff": [_window_doc(w) for w in channel.cutoff], "batch_size": channel.batch_size,
+        "dynamic_fee": None if channel.dynamic_fee is None else _dynamic_fee_doc(
+            channel.id, channel.dynamic_fee, meter, api.clock.now_us()),
     }
 
 
@@ -189,7 +293,8 @@ def list_channels(request: Request, pool: PoolQuery = None) -> list[dict[str, ob
     """Every configured channel (or a pool's), in configuration order."""
     api = api_of(request)
     wanted = None if pool is None else set(api.pool(pool).channels)
-    return [_channel_doc(api, c) for c in api.config.channels
+    meter = _meter(request)
+    return [_channel_doc(api, c, meter) for c in api.config.channels
             if wanted is None or c.id in wanted]
 
 
@@ -211,7 +316,7 @@ def _decision_doc(route: RouteRecord, asset: Asset | None,
     fee_minor: object = None
     if isinstance(decision, RoutingDecision):
         doc.update(summary=decision.summary(), reason=decision.reason, hedged=decision.hedged,
-                   candidates=[candidate_doc(c, asset) for c in decision.candidates])
+                   candidates=[_candidate_doc(c, asset) for c in decision.candidates])
         if decision.channel is not None:
             fee_minor = decision.candidate(decision.channel).fee_minor
     else:
@@ -222,6 +327,13 @@ def _decision_doc(route: RouteRecord, asset: Asset | None,
         fee_minor = route.decision.get("fee_minor")
     doc.update({"fee": None, "fee_minor": None} if not isinstance(fee_minor, int)
                else amount_fields("fee", fee_minor, asset))
+    return doc
+
+
+def _candidate_doc(candidate: CandidateScore, asset: Asset | None) -> dict[str, object]:
+    doc = candidate_doc(candidate, asset)
+    if candidate.dynamic_fee_minor is not None:
+        doc.update(amount_fields("dynamic_fee", candidate.dynamic_fee_minor, asset))
     return doc
 
 
@@ -312,4 +424,4 @@ def get_channel(channel_id: ChannelPath, request: Request) -> dict[str, object]:
         channel = api.config.channel(channel_id)
     except InvalidConfig:
         raise UnknownChannel(channel=channel_id) from None
-    return _channel_doc(api, channel)
+    return _channel_doc(api, channel, _meter(request))

@@ -41,6 +41,7 @@ from fundpool.server.v1.writer import LedgerWriter
 if TYPE_CHECKING:
     from fundpool.approvals.service import ApprovalService
     from fundpool.audit.service import AuditService
+    from fundpool.desk.service import Desk
     from fundpool.payments.dispatch import Dispatcher
     from fundpool.reconciliation.service import ReconService
     from fundpool.risk.service import RiskService
@@ -79,11 +80,15 @@ class Api:
     new_audit: Callable[[], AuditService] | None = None
     # Reconciliation of a pool's statements against its books (docs/reconciliation.md).
     new_recon: Callable[[PoolConfig], ReconService] | None = None
+    # The treasury desk of a pool (docs/treasury.md): its payments through `payments(pool)`,
+    # waking the pool's engine when it creates some.
+    new_desk: Callable[[PoolConfig, PaymentService, Callable[[], None] | None], Desk] | None = None
     clock: SystemClock = field(default_factory=SystemClock)
     _payments: dict[str, PaymentService] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _assets: dict[str, Asset] | None = None
     _recon: dict[str, ReconService] = field(default_factory=dict)
+    _desks: dict[str, Desk] = field(default_factory=dict)
 
     @property
     def store(self) -> LedgerStore:
@@ -208,6 +213,20 @@ class Api:
                 service = self.new_recon(pool)
                 self._recon[pool.id] = service
             return service
+
+    def desk(self, pool_id: str | None = None) -> Desk:
+        invariant(self.new_desk is not None, "the API is built with its treasury desk")
+        assert self.new_desk is not None
+        pool = self.pool(pool_id)
+        payments = self.payments(pool.id)
+        with self._lock:
+            desk = self._desks.get(pool.id)
+            if desk is None:
+                wake = self.wake_engine
+                desk = self.new_desk(pool, payments,
+                                     None if wake is None else (lambda: wake(pool.id)))
+                self._desks[pool.id] = desk
+            return desk
 
     def close(self) -> None:
         if "writer" in self.__dict__:

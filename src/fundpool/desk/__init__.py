@@ -1,0 +1,1 @@
+"""The treasury desk: the services that apply fundpool.treasury to the pool."""

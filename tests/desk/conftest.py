@@ -58,12 +58,8 @@ class Pool:
     """The example pool with `treasury` as its treasury file."""
 
     def __init__(self, store: LedgerStore, directory: Path, treasury: str = TREASURY) -> None:
-        for name in ("pool.toml", "rates.toml"):
+        for name in ("pool.toml", "rates.toml"):  # the pool names treasury.toml
             shutil.copy(EXAMPLES / name, directory / name)
-        text = (directory / "pool.toml").read_text()
-        (directory / "pool.toml").write_text(
-            text.replace('rates = "rates.toml"', 'rates = "rates.toml"\ntreasury = '
-                         '"treasury.toml"', 1))
         (directory / "treasury.toml").write_text(treasury)
         self.config: FundpoolConfig = load_config(directory / "pool.toml")
         self.pool = self.config.pool("main")

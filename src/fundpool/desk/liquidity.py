@@ -32,8 +32,10 @@ beyond the limit), repays from the surplus above the target, and accrues the int
 whole UTC day since the last accrual (exact, the fraction of a minor unit carried to the next
 day: treasury/credit.py). In the ledger: `credit:<pool>:<id>:lender` (may go down to minus the
 limit: the ledger itself refuses a draw beyond it) -> the channel's available on a draw, back
-on a repayment; interest `credit:<pool>:<id>:lender` -> `credit:<pool>:<id>:interest`, so
-what is owed (drawn plus interest) is minus the lender account's balance. A draw is money the
+on a repayment. Interest is simple, on the principal drawn: each day's accrual posts
+`credit:<pool>:<id>:interest_due` -> `credit:<pool>:<id>:interest` (the expense), and a
+repayment pays the interest due first, then the principal; what is owed is minus the lender's
+and the interest-due accounts' balances. Interest due never uses the limit. A draw is money the
 lender sends into the pool's account, not a payment the pool makes, so it is a ledger
 transaction with the desk's actor (and the desk's trail), as FX conversions are.
 """
@@ -121,7 +123,13 @@ def lender_account(pool: str, facility: str) -> str:
 
 
 def interest_account(pool: str, facility: str) -> str:
+    """The pool's interest expense on the facility (grows with each day's accrual)."""
     return f"credit:{pool}:{facility}:interest"
+
+
+def interest_due_account(pool: str, facility: str) -> str:
+    """Interest accrued and not paid yet, owed to the lender (minus its balance)."""
+    return f"credit:{pool}:{facility}:interest_due"
 
 
 def _day(at_us: int) -> int:
@@ -223,13 +231,14 @@ class LiquidityDesk:
             if s.kind in NOT_MANAGED:
                 continue
             fees = s.fee_schedule(code)
-            limit = s.limits_for(code).max_minor
             for destination, other in self.positions_list:
                 d = self.channels[destination]
                 if other != code or destination == source or d.kind in NOT_MANAGED:
                     continue
+                # No bound on a route's total: a transfer above the rail's per-payment
+                # maximum is sent as several payments (`_pay`).
                 out.append(rebalance.Route(source, destination, code, fees.fixed_minor,
-                                           Fraction(fees.bps), LATENCY_S[s.kind], limit))
+                                           Fraction(fees.bps), LATENCY_S[s.kind], None))
         return out
 
     def _kind(self, source: str, destination: str) -> PaymentKind:
@@ -237,13 +246,38 @@ class LiquidityDesk:
         return (PaymentKind.BRIDGE if kinds == {ChannelKind.EVM_L1, ChannelKind.EVM_L2}
                 else PaymentKind.INTERNAL)
 
+    def parts(self, source: str, destination: str, asset: str, amount_minor: int) -> list[int]:
+        """`amount_minor` as the payments that carry it: at most the rail's per-payment
+        maximum each (the source's and the destination's), the last one what is left."""
+        limits = [self.channels[c].limits_for(asset).max_minor for c in (source, destination)]
+        largest = min((m for m in limits if m is not None), default=None)
+        if largest is None or amount_minor <= largest:
+            return [amount_minor]
+        whole, rest = divmod(amount_minor, largest)
+        return [largest] * whole + ([rest] if rest else [])
+
+    def fee_of(self, source: str, destination: str, asset: str, amount_minor: int) -> int:
+        """What the source's rail charges for the payments that carry `amount_minor` (its fee
+        schedule: the planner's per-route model counts one payment)."""
+        schedule = self.channels[source].fee_schedule(asset)
+        return sum(schedule.outbound_fee(part)
+                   for part in self.parts(source, destination, asset, amount_minor))
+
+    def too_small(self, source: str, destination: str, asset: str, amount_minor: int) -> bool:
+        """Below what either rail takes in one payment: not worth a transfer."""
+        return amount_minor < max(self.channels[c].limits_for(asset).min_minor
+                                  for c in (source, destination))
+
     def _pay(self, key: str, moves: Sequence[tuple[str, str, str, int]], purpose: str,
              actor: Actor | None) -> list[Payment]:
-        """Create one internal transfer (or bridge) per move, by `actor`; all or none."""
+        """Create the internal transfers (or bridges) that carry `moves`, by `actor`, a move
+        above a rail's per-payment maximum as several; all or none."""
+        split = [(s, d, code, part) for s, d, code, amount in moves
+                 for part in self.parts(s, d, code, amount)]
         requests = [(PaymentRequest(self._kind(s, d), code, amount, s, d, None,
                                     f"{purpose}:{key}"[:200],
                                     {"treasury": purpose, "treasury_id": key}),
-                     f"{key}-{n}") for n, (s, d, code, amount) in enumerate(moves)]
+                     f"{key}-{n}") for n, (s, d, code, amount) in enumerate(split)]
         outcomes = self.payments.create_many(requests, actor=actor)
         errors = [o for o in outcomes if isinstance(o, FundpoolError)]
         made = [o for o in outcomes if isinstance(o, Payment)]
@@ -271,26 +305,38 @@ class LiquidityDesk:
         scales = {code: self.config.asset(code).scale for _, code in self.positions_list}
         plan = rebalance.plan_rebalance(managed, balances, self.routes(), scales=scales)
         now = self.clock.now_us()
+        kept = [t for t in plan.transfers
+                if not self.too_small(t.source, t.destination, t.asset, t.amount_minor)]
+        dropped = [t for t in plan.transfers if t not in kept]
         body: dict[str, Any] = {
             "balances_at_us": at,
             "transfers": [{"source": t.source, "destination": t.destination, "asset": t.asset,
-                           "amount_minor": str(t.amount_minor), "fee_minor": str(t.fee_minor),
-                           "latency_s": t.latency_s, "why": t.why} for t in plan.transfers],
+                           "amount_minor": str(t.amount_minor),
+                           "fee_minor": str(self.fee_of(t.source, t.destination, t.asset,
+                                                        t.amount_minor)),
+                           "latency_s": t.latency_s, "why": t.why,
+                           "payments": len(self.parts(t.source, t.destination, t.asset,
+                                                      t.amount_minor))} for t in kept],
             "unresolved": [{"channel": u.channel, "asset": u.asset,
                             "shortfall_minor": str(u.shortfall_minor),
                             "excess_minor": str(u.excess_minor), "why": u.why}
                            for u in plan.unresolved],
-            "total_fee_minor": {code: str(n) for code, n in plan.total_fee_minor.items()},
-            "explanation": list(plan.explanation)}
-        auto = bool(plan.transfers) and all(
-            t.amount_minor <= self.treasury.auto_execute_minor.get(t.asset, -1)
-            for t in plan.transfers)
+            "total_fee_minor": {},
+            "planner_fee_minor": {code: str(n) for code, n in plan.total_fee_minor.items()},
+            "explanation": list(plan.explanation) + [
+                f"{t.source} -> {t.destination} {t.asset}: {t.amount_minor} minor units is "
+                "below what the rails take in one payment; left out" for t in dropped]}
+        for t in body["transfers"]:
+            fees = body["total_fee_minor"]
+            fees[t["asset"]] = str(int(fees.get(t["asset"], "0")) + int(t["fee_minor"]))
+        auto = bool(kept) and all(
+            t.amount_minor <= self.treasury.auto_execute_minor.get(t.asset, -1) for t in kept)
         body["auto"] = auto
         obj = DeskObject(self.pool.id, PLAN, self.ids.new_id(now), PROPOSED, now, now, actor,
                          body)
         self.store.add([obj], DeskAction(now, "liquidity.propose", PLAN, obj.id, actor,
                                          {"pool": self.pool.id,
-                                          "transfers": len(plan.transfers),
+                                          "transfers": len(kept),
                                           "total_fee_minor": body["total_fee_minor"],
                                           "auto": auto}))
         if auto:
@@ -444,13 +490,18 @@ class LiquidityDesk:
         if found is not None:
             return found
         now = self.clock.now_us()
-        for address in (lender_account(self.pool.id, facility.id),
-                        interest_account(self.pool.id, facility.id)):
-            lender = address.endswith(":lender")
-            self.ledger.open_account(Account(
-                address, asset=facility.asset, allow_negative=lender,
-                min_balance_minor=-facility.limit_minor if lender else None,
-                metadata={"pool": self.pool.id, "facility": facility.id}))
+        meta = {"pool": self.pool.id, "facility": facility.id}
+        # The principal: down to minus the limit, so the ledger refuses a draw beyond it.
+        self.ledger.open_account(Account(lender_account(self.pool.id, facility.id),
+                                         asset=facility.asset, allow_negative=True,
+                                         min_balance_minor=-facility.limit_minor,
+                                         metadata=meta))
+        # Interest due is owed besides the principal: it never uses the limit.
+        self.ledger.open_account(Account(interest_due_account(self.pool.id, facility.id),
+                                         asset=facility.asset, allow_negative=True,
+                                         metadata=meta))
+        self.ledger.open_account(Account(interest_account(self.pool.id, facility.id),
+                                         asset=facility.asset, metadata=meta))
         obj = DeskObject(self.pool.id, CREDIT, key, "open", now, now, None,
                          {"facility": facility.id, "accrued_day": _day(now), "carry": "0",
                           "draws": 0, "repayments": 0, "interest_minor": "0"})
@@ -464,19 +515,32 @@ class LiquidityDesk:
             return again
         return obj
 
-    def owed(self, facility: credit.CreditFacility) -> int:
-        """Drawn plus capitalised interest: minus the lender account's balance."""
+    def drawn(self, facility: credit.CreditFacility) -> int:
+        """The principal drawn: minus the lender account's balance."""
         try:
             return -self.ledger.balance(lender_account(self.pool.id, facility.id),
                                         facility.asset).available
+        except FundpoolError:  # not opened yet: never drawn
+            return 0
+
+    def interest_due(self, facility: credit.CreditFacility) -> int:
+        try:
+            return -self.ledger.balance(interest_due_account(self.pool.id, facility.id),
+                                        facility.asset).available
         except FundpoolError:
             return 0
+
+    def owed(self, facility: credit.CreditFacility) -> int:
+        """Principal drawn plus interest due."""
+        return self.drawn(facility) + self.interest_due(facility)
 
     def credit_lines(self) -> list[dict[str, Any]]:
         out = []
         for facility in self.facilities:
             state = self.store.get(CREDIT, f"{self.pool.id}:{facility.id}")
             out.append({"facility": facility, "owed_minor": self.owed(facility),
+                        "drawn_minor": self.drawn(facility),
+                        "interest_due_minor": self.interest_due(facility),
                         "interest_minor": int(state.body["interest_minor"]) if state else 0,
                         "accrued_day": state.body["accrued_day"] if state else None})
         return out
@@ -493,22 +557,28 @@ class LiquidityDesk:
             balances, _ = self.balances()
             balance = balances.get((facility.channel, facility.asset), 0)
             band = self.bands.get((facility.channel, facility.asset))
-            owed = self.owed(facility)
+            drawn, due = self.drawn(facility), self.interest_due(facility)
             available = pool_account(self.pool.id, facility.asset, facility.channel,
                                      PoolState.AVAILABLE)
             lender = lender_account(self.pool.id, facility.id)
             if band is not None:
-                draw = credit.draw_needed(facility, owed, balance, band)
-                repay = 0 if draw else credit.repay_possible(facility, owed, balance, band)
+                draw = credit.draw_needed(facility, drawn, balance, band)
+                # Repaid from the surplus over the target: the interest due first.
+                repay = 0 if draw else credit.repay_possible(facility, drawn + due, balance,
+                                                             band)
                 if draw > 0:
                     n = int(state.body["draws"]) + 1
-                    self._post(Posting(lender, available, facility.asset, draw), state,
+                    self._post([Posting(lender, available, facility.asset, draw)], state,
                                "draw", n, actor, draws=n)
                     record["drawn_minor"] = draw
                 elif repay > 0:
                     n = int(state.body["repayments"]) + 1
-                    self._post(Posting(available, lender, facility.asset, repay), state,
-                               "repay", n, actor, repayments=n)
+                    to_interest = min(repay, due)
+                    postings = [Posting(available, interest_due_account(
+                        self.pool.id, facility.id), facility.asset, to_interest),
+                        Posting(available, lender, facility.asset, repay - to_interest)]
+                    self._post([p for p in postings if p.amount_minor > 0], state, "repay", n,
+                               actor, repayments=n)
                     record["repaid_minor"] = repay
             record["owed_minor"] = self.owed(facility)
             out.append(record)
@@ -519,15 +589,16 @@ class LiquidityDesk:
         day, today = int(state.body["accrued_day"]), _day(now)
         carry = Fraction(state.body["carry"])
         total = 0
-        lender = lender_account(self.pool.id, facility.id)
+        due_account = interest_due_account(self.pool.id, facility.id)
         for accrued in range(day, min(today, day + ACCRUAL_DAYS_MAX)):
-            owed = max(self.owed(facility), 0)
-            interest, carry = credit.accrue_daily(owed, facility.annual_rate,
-                                                  facility.day_count, carry)
+            # Simple interest on the principal drawn (interest due earns none).
+            interest, carry = credit.accrue_daily(max(self.drawn(facility), 0),
+                                                  facility.annual_rate, facility.day_count,
+                                                  carry)
             if interest > 0:
                 when = dt.datetime.fromtimestamp(accrued * 86_400, dt.UTC).date().isoformat()
                 self.ledger.transfer(
-                    [Posting(lender, interest_account(self.pool.id, facility.id),
+                    [Posting(due_account, interest_account(self.pool.id, facility.id),
                              facility.asset, interest)],
                     metadata={"kind": "credit_interest", "facility": facility.id,
                               "day": when, "actor": actor_text(actor)},
@@ -545,18 +616,18 @@ class LiquidityDesk:
         record["interest_minor"] = total
         return moved
 
-    def _post(self, posting: Posting, state: DeskObject, what: str, n: int,
+    def _post(self, postings: list[Posting], state: DeskObject, what: str, n: int,
               actor: Actor | None, **counts: int) -> None:
         facility = state.body["facility"]
         entry = self.ledger.transfer(
-            [posting], metadata={"kind": f"credit_{what}", "facility": facility,
-                                 "actor": actor_text(actor)},
+            postings, metadata={"kind": f"credit_{what}", "facility": facility,
+                                "actor": actor_text(actor)},
             idempotency_key=f"credit-{self.pool.id}-{facility}-{what}-{n}")
         now = self.clock.now_us()
         self.store.move(state.moved(state.state, now, **counts), state.state, DeskAction(
             now, f"credit.{what}", CREDIT, state.id, actor,
             {"pool": self.pool.id, "facility": facility, "entry_id": entry.id,
-             "amount_minor": str(posting.amount_minor)}))
+             "amount_minor": str(sum(p.amount_minor for p in postings))}))
 
 
 def band_doc(band: bands_.Band | None) -> dict[str, int] | None:

@@ -12,7 +12,6 @@ surplus. Figures worked by hand from examples/pool.toml's depths:
 from __future__ import annotations
 
 from collections.abc import Callable
-from fractions import Fraction
 
 import pytest
 

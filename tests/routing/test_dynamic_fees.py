@@ -11,12 +11,15 @@ from fractions import Fraction
 import pytest
 
 from fundpool.channels.congestion import DynamicFee, FeeWindow
+from fundpool.channels.ports import OutcomeKind
+from fundpool.core.actor import Actor
 from fundpool.core.clock import ManualClock
 from fundpool.core.money import Asset, AssetKind
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
 from fundpool.payments.dispatch import Dispatcher
-from fundpool.payments.model import Payment
+from fundpool.payments.dispatch.routes import held_risk_grade
+from fundpool.payments.model import Action, Payment, PaymentEvent, PaymentState, Step
 from fundpool.routing import FixedPriorityRouter, Router, RoutingDecision
 from fundpool.routing.congestion import CongestionMeter
 from fundpool.routing.policy import RoutingPolicy
@@ -153,13 +156,14 @@ def test_without_a_dynamic_fee_decisions_are_as_before_byte_for_byte(
 # --- through the dispatcher ------------------------------------------------------------------
 
 
-def priced(store: LedgerStore, ledger: Ledger, clock: ManualClock) -> tuple[Wired,
-                                                                           CongestionMeter]:
+def priced(store: LedgerStore, ledger: Ledger, clock: ManualClock,
+           **table: object) -> tuple[Wired, CongestionMeter]:
     """examples/pool.toml's USD rails on scripted rails, bank-a with a dynamic fee from 0.10
-    (2 payments a second without congestion), a learned router that weighs it, and the
-    dispatcher that feeds it."""
+    (2 payments a second without congestion; `table` adds to it), a learned router that
+    weighs it, and the dispatcher that feeds it."""
     config = config_with(channels={"bank-a": {"dynamic_fee": {
-        "base": "0.10", "ceiling": "5.00", "target_per_interval": 2, "interval_s": 1}}})
+        "base": "0.10", "ceiling": "5.00", "target_per_interval": 2, "interval_s": 1,
+        **table}}})
     w = wire(store, ledger, clock, config=config, dispatch=NOW)
     meter = CongestionMeter.of(config)
     assert meter is not None
@@ -221,3 +225,50 @@ def test_a_rail_a_payment_names_is_charged_its_congestion_fee_too(
     assert route.decision == {"strategy": "given", "channel": "bank-a", "fee_minor": 40,
                               "dynamic_fee_minor": 10,
                               "fee_explanation": "congestion base fee 0.10"}
+
+
+RISK = Actor("user", "u-risk", "rita", ("risk",))
+
+
+def test_a_payment_released_from_a_hold_is_priced_by_its_grade_and_so_is_its_failover(
+    store: LedgerStore, ledger: Ledger, clock: ManualClock
+) -> None:
+    # A review costs twice bank-a's congestion fee: 0.30 + 0.20 > rtp's 0.45.
+    w, _ = priced(store, ledger, clock, risk={"review": "2"})
+    payment = w.service.create(payout(10_000))
+    w.service.act(Step(payment.id, Action.HOLD, reason="risk review: new payee", actor=RISK))
+    w.service.act(Step(payment.id, Action.RELEASE, reason="checked", actor=RISK))
+    (intake,) = w.dispatcher.take_up()
+    routed_ = intake.outcome
+    assert isinstance(routed_, Payment)
+    assert (routed_.channel, routed_.fee_minor) == ("rtp", 45)
+    (first,) = w.routes(payment.id)
+    decision = RoutingDecision.from_dict(first.decision)
+    assert decision.risk_grade == "review"
+    assert decision.candidate("bank-a").fee_explanation == (
+        "congestion base fee 0.10 × 2 (risk grade review) = 0.20")
+    assert decision.summary().endswith("; priced out by congestion: bank-a")
+    # rtp fails it: the failover goes to bank-a, priced by the same grade.
+    w.tick()
+    w.rail("rtp").report(payment.id, OutcomeKind.FAILED, reason="closed account")
+    w.tick()
+    assert w.get(payment.id).channel == "bank-a"
+    assert w.get(payment.id).fee_minor == 50
+    second = w.routes(payment.id)[-1]
+    assert (second.attempt, second.channel) == (2, "bank-a")
+    assert RoutingDecision.from_dict(second.decision).risk_grade == "review"
+
+
+def test_the_grade_a_payment_was_held_with_is_risk_control_s_only() -> None:
+    def held(reason: str | None) -> list[PaymentEvent]:
+        return [PaymentEvent("p", 1, Action.CREATE, None, PaymentState.INITIATED, 0),
+                PaymentEvent("p", 2, Action.HOLD, PaymentState.INITIATED, PaymentState.HELD, 1,
+                             reason=reason),
+                PaymentEvent("p", 3, Action.RELEASE, PaymentState.HELD, PaymentState.SCREENED,
+                             2)]
+
+    assert held_risk_grade(held("risk review: new payee")) == "review"
+    assert held_risk_grade(held("risk hold")) == "hold"
+    assert held_risk_grade(held("looks odd")) is None  # a person's hold
+    assert held_risk_grade(held(None)) is None
+    assert held_risk_grade(held("risk hold")[:1]) is None  # never held

@@ -117,7 +117,8 @@ class StressDesk:
     def _flows(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
         now = self.clock.now_us()
         since = now - FLOW_WINDOW_S * SECOND_US
-        made = self.liquidity.payments.created_between(since, now, limit=FLOW_PAYMENTS_MAX)
+        made = self.liquidity.payments.created_between(since, now + 1,
+                                                       limit=FLOW_PAYMENTS_MAX)
         scale = Fraction(3_600, FLOW_WINDOW_S)
         inflow: dict[tuple[str, str], Fraction] = {}
         outflow: dict[tuple[str, str], Fraction] = {}

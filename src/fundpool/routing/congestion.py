@@ -11,10 +11,10 @@ What the meter counts is what a dispatcher handed a rail and the rail took (`tak
 batch sent: its cost on the dispatcher's path is a dictionary lookup and, for a priced
 channel, a few integer operations under a lock). A payment counts in the interval it was sent
 in (one reported for a time before the channel's current interval counts in the current one).
-The arithmetic is channels/congestion.py's: the meter
-only keeps each channel's `CongestionState` between calls. One process measures what it
-sends: with several workers, each measures its own engines' sends (the engine of a pool runs
-in one worker at a time).
+The arithmetic is channels/congestion.py's: the meter only keeps each channel's
+`CongestionState` between calls, and its last quotes. One process measures what it sends:
+with several workers, each measures its own engines' sends (the engine of a pool runs in one
+worker at a time), and a worker without the engine prices the rails at what it has seen.
 """
 
 from __future__ import annotations

@@ -199,11 +199,11 @@ def scenario_from_mapping(document: object, *, channels: Collection[str] | None 
     fx_shock = {check_asset(asset, InvalidScenario, f"{path}.fx_shock"):
                 parse_decimal(text, InvalidScenario, f"{path}.fx_shock.{asset}")
                 for asset, text in shocks.items()}
+    name, share = fields.text("name", NAME_LENGTH_MAX), fields.decimal("withdrawal_share")
+    spread = fields.integer("withdrawal_hours", 1, HOURS_MAX)
+    factor = fields.decimal("inflow_factor", Fraction(1))
     try:
-        scenario = Scenario(
-            fields.text("name", NAME_LENGTH_MAX), hours, fields.decimal("withdrawal_share"),
-            fields.integer("withdrawal_hours", 1, HOURS_MAX), tuple(outages), fx_shock,
-            fields.decimal("inflow_factor", Fraction(1)))
+        scenario = Scenario(name, hours, share, spread, tuple(outages), fx_shock, factor)
     except InvalidScenario as error:
         facts = dict(error.facts)
         facts["field"] = f"{path}.{facts.get('field', '')}"

@@ -35,7 +35,7 @@ from fundpool.payments.dispatch.policy import (
     DispatchPolicy,
 )
 from fundpool.payments.dispatch.report import TickReport
-from fundpool.payments.dispatch.routes import RouteChooser
+from fundpool.payments.dispatch.routes import RouteChooser, held_risk_grade
 from fundpool.payments.model import (
     Action,
     Outcome,
@@ -182,6 +182,7 @@ class Dispatcher:
         waiting = self._waiting(limit)
         if not waiting:
             return []
+        grades = self._held_grades(waiting)
         with self._screened(), self._service.session(actor=ENGINE) as session, \
                 self._screened():
             at_us = session.at_us
@@ -196,12 +197,25 @@ class Dispatcher:
             liquidity = Liquidity(session.transaction, self._pool, self._capabilities)
             intakes = take_up(session, self._records.writes(session.write_session),
                               self._routes, liquidity, still, self._screening,
-                              self._approvals)
+                              self._approvals, grades)
         for intake in intakes:
             if isinstance(intake.outcome, Payment):
                 self._follow(intake.outcome, intake.route, at_us)
         self._announcements.send()
         return intakes
+
+    def _held_grades(self, payments: Sequence[Payment]) -> dict[str, str]:
+        """The risk grades released payments were held with, when a dynamic fee weighs
+        them (read from their committed timelines: releases are people's, and few)."""
+        if not self._routes.prices_risk:
+            return {}
+        grades: dict[str, str] = {}
+        for payment in payments:
+            if payment.state is S.SCREENED:
+                grade = held_risk_grade(self._service.events(payment.id))
+                if grade is not None:
+                    grades[payment.id] = grade
+        return grades
 
     def _waiting(self, limit: int) -> list[Payment]:
         """What waits for the engine, at most `limit`: new payments on every call; outbound

@@ -71,8 +71,10 @@ class Planner:
                  earlier: Mapping[str, Sequence[RouteRecord]] | None = None,
                  screening: Screening | None = None,
                  undecided: set[str] | None = None,
-                 gate: ApprovalGate | None = None) -> None:
+                 gate: ApprovalGate | None = None,
+                 grades: Mapping[str, str] | None = None) -> None:
         self._chooser = chooser
+        self._grades = grades or {}  # risk grades of payments released from a hold
         self._gate = gate  # the approval rules (None: the pool's thresholds alone)
         self._liquidity = liquidity
         self._at_us = at_us
@@ -134,12 +136,12 @@ class Planner:
                                          self._risk(payment))
 
     def _risk_grade(self, payment: Payment) -> str | None:
-        """The payment's risk grade, when a dynamic fee weighs it and it was screened in this
-        transaction (one released from a hold was graded in an earlier one: None)."""
-        if not self._chooser.prices_risk or self._screening is None:
+        """The payment's risk grade, when a dynamic fee weighs it: as screened in this
+        transaction, else as held before its release (`grades`); None when not known."""
+        if not self._chooser.prices_risk:
             return None
-        decided = self._screening.decided(payment.id)
-        return None if decided is None else decided[0]
+        decided = None if self._screening is None else self._screening.decided(payment.id)
+        return self._grades.get(payment.id) if decided is None else decided[0]
 
     def _risk(self, payment: Payment) -> tuple[str, int, int | None] | None:
         return None if self._screening is None or self._gate is None \
@@ -203,10 +205,12 @@ def take_up(
     payments: Sequence[Payment],
     screening: Screening | None = None,
     gate: ApprovalGate | None = None,
+    grades: Mapping[str, str] | None = None,
 ) -> list[Intake]:
     """Take payments created earlier (through the API, the console, the CLI, a CSV file) or
     released from a hold as far as intake takes a new one, in `session`: the engine's way in.
-    A routed payment whose approval the ledger refuses again is rejected with the reason."""
+    A routed payment whose approval the ledger refuses again is rejected with the reason.
+    `grades` are the risk grades released payments were held with, for dynamic fees."""
     released = [p.id for p in payments if p.state is PaymentState.SCREENED]
     earlier = writes.routes(released)
     undecided: set[str] = set()
@@ -216,7 +220,8 @@ def take_up(
             undecided = screening.undecided(session.write_session, released)
     if gate is not None:
         gate.prepare(session.write_session, payments)
-    planner = Planner(chooser, liquidity, session.at_us, earlier, screening, undecided, gate)
+    planner = Planner(chooser, liquidity, session.at_us, earlier, screening, undecided, gate,
+                      grades)
     plans = [(payment, planner.steps(payment)) for payment in payments]
     # Round by round (every payment's first step, then every second...): each round is one
     # wave of the session, one ledger call, instead of a wave per payment.

@@ -26,7 +26,7 @@ from fundpool.channels.ports import Capabilities, ChannelAdapter
 from fundpool.core.actor import Actor
 from fundpool.core.errors import invariant
 from fundpool.payments.dispatch.liquidity import Liquidity
-from fundpool.payments.model import Action, Payment, Step
+from fundpool.payments.model import Action, Payment, PaymentEvent, Step
 from fundpool.payments.ports import ApprovalGate
 from fundpool.payments.records import RouteRecord
 from fundpool.payments.rules import NOT_FOR_PAYOUTS
@@ -34,6 +34,9 @@ from fundpool.routing.decision import Exclusion
 from fundpool.routing.router import RoutingStrategy
 
 NO_ELIGIBLE_CHANNEL = "no_eligible_channel"
+# The risk engine's reasons for a hold begin with the outcome (risk/rules.py `Verdict.reason`:
+# "risk review: <groups>"); a person's hold names none.
+_HELD_GRADES = (("risk review", "review"), ("risk hold", "hold"))
 # Why intake rejects a payment that names its rail, beside the router's `Exclusion` codes:
 NO_RAIL = "no_rail"  # the pool has the channel, but this dispatcher has no adapter for it
 
@@ -166,6 +169,18 @@ def steps_after_route(payment: Payment, route: RouteRecord, fee: int | None,
         Step(payment.id, Action.ROUTE, route.channel, fee_minor=fee, actor=actor),
         Step(payment.id, Action.REQUEST_APPROVAL if needs else Action.APPROVE, actor=actor),
     ]
+
+
+def held_risk_grade(events: Sequence[PaymentEvent]) -> str | None:
+    """The risk grade of a payment released from a hold, from its last hold (None: not held
+    by risk control), for a dynamic fee that weighs it: its screening, in an earlier
+    transaction, is no longer at hand."""
+    for event in reversed(events):
+        if event.action is Action.HOLD:
+            reason = event.reason or ""
+            return next((grade for prefix, grade in _HELD_GRADES if reason.startswith(prefix)),
+                        None)
+    return None
 
 
 def route_reason(route: RouteRecord) -> str:

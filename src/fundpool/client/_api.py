@@ -96,9 +96,14 @@ MONITORING = "/v1/monitoring"
 RISK = "/v1/risk"
 AUDIT = "/v1/audit"
 RECON = "/v1/recon"
+FX = "/v1/fx"
+NETTING = "/v1/netting"
+LIQUIDITY = "/v1/liquidity"
 _AUDIT_DOC: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 _RECON_DOC: TypeAdapter[dict[str, Any]] = _AUDIT_DOC
 _RECON_DOCS: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(list[dict[str, Any]])
+_TREASURY_DOC = _AUDIT_DOC
+_TREASURY_DOCS = _RECON_DOCS
 STATEMENT_MEDIA_TYPE = "application/octet-stream"
 CSV_MEDIA_TYPE = "text/csv"
 PENDING_TIMEOUT_S_DEFAULT = 3600
@@ -887,6 +892,198 @@ class Endpoints(ApprovalsEndpoints, Runner):
         """Save a bank's CSV column mapping (YAML; refused naming the field when wrong)."""
         return Call("PUT", f"{RECON}/mappings/{segment(name)}", _RECON_DOC, query(pool=pool),
                     body={"text": text})
+
+    # --- the treasury desk (docs/treasury.md) -------------------------------------------------
+    # Documents as the API gives them (server/v1/treasury.py, desk/docs.py): amounts are
+    # decimal text in their asset.
+
+    @endpoint
+    def fx_rates(self, *, pool: str | None = None) -> Call[dict[str, Any]]:
+        """The pool's pairs at their mid rates, the desk's spread and its quotes' lifetime."""
+        return Call("GET", f"{FX}/rates", _TREASURY_DOC, query(pool=pool))
+
+    @endpoint
+    def create_fx_quote(self, sell: str, buy: str, *, sell_amount: str | Decimal | None = None,
+                        buy_amount: str | Decimal | None = None,
+                        sell_channel: str | None = None, buy_channel: str | None = None,
+                        pool: str | None = None, idempotency_key: str | None = None
+                        ) -> Call[dict[str, Any]]:
+        """A quote for selling `sell_amount` of `sell` (or buying `buy_amount` of `buy`): the
+        rate with the desk's spread, open until `expires_at`. Give exactly one amount."""
+        body: dict[str, Any] = {"sell": sell, "buy": buy}
+        for name, amount in (("sell_amount", sell_amount), ("buy_amount", buy_amount)):
+            if amount is not None:
+                body[name] = amount_text(amount, name)
+        for name, channel in (("sell_channel", sell_channel), ("buy_channel", buy_channel)):
+            if channel is not None:
+                body[name] = channel
+        return self._post(f"{FX}/quotes", body, _TREASURY_DOC,
+                          idempotency_key).with_params(**query(pool=pool))
+
+    @endpoint
+    def fx_quotes(self, *, pool: str | None = None, limit: int = 50
+                  ) -> Call[list[dict[str, Any]]]:
+        """The pool's quotes, newest first, each in its state (open, executed, expired, …)."""
+        return Call("GET", f"{FX}/quotes", _TREASURY_DOCS, query(pool=pool, limit=limit))
+
+    @endpoint
+    def fx_quote(self, quote_id: str, *, pool: str | None = None) -> Call[dict[str, Any]]:
+        return Call("GET", f"{FX}/quotes/{segment(quote_id)}", _TREASURY_DOC, query(pool=pool))
+
+    @endpoint
+    def accept_fx_quote(self, quote_id: str, *, pool: str | None = None,
+                        idempotency_key: str | None = None) -> Call[dict[str, Any]]:
+        """Lock the quote's rate and convert (one ledger entry): the quote `executed`, with
+        its `entry_id`. An expired one is refused (`fx_quote_expired`), nothing converted."""
+        return self._post(f"{FX}/quotes/{segment(quote_id)}/accept", None, _TREASURY_DOC,
+                          idempotency_key).with_params(**query(pool=pool))
+
+    @endpoint
+    def fx_pnl(self, *, pool: str | None = None) -> Call[dict[str, Any]]:
+        """Realised and unrealised P&L per pair, in the reporting currency."""
+        return Call("GET", f"{FX}/pnl", _TREASURY_DOC, query(pool=pool))
+
+    @endpoint
+    def split_rules(self, *, pool: str | None = None) -> Call[list[dict[str, Any]]]:
+        return Call("GET", "/v1/splits/rules", _TREASURY_DOCS, query(pool=pool))
+
+    @endpoint
+    def split_preview(self, amount: str | Decimal, asset: str, *, rule_id: str | None = None,
+                      rule: Mapping[str, Any] | None = None, pool: str | None = None
+                      ) -> Call[dict[str, Any]]:
+        """How `amount` would be shared by the configured rule `rule_id` (or a `rule` given
+        whole): each party's share and their total. Nothing is booked."""
+        body: dict[str, Any] = {"amount": amount_text(amount), "asset": asset}
+        if rule_id is not None:
+            body["rule_id"] = rule_id
+        if rule is not None:
+            body["rule"] = dict(rule)
+        return Call("POST", "/v1/splits/preview", _TREASURY_DOC, query(pool=pool), body=body)
+
+    @endpoint
+    def waterfall_preview(self, asset: str, available: str | Decimal,
+                          tiers: Sequence[Mapping[str, Any]],
+                          obligations: Sequence[Mapping[str, Any]], *,
+                          pool: str | None = None) -> Call[dict[str, Any]]:
+        """`available` paid to `obligations` (`id`, `creditor`, `tier`, `amount` as decimal
+        text) tier by tier, senior first (`tiers`: `name`, `after`): paid and owed per
+        obligation and per tier. Nothing is booked."""
+        body = {"asset": asset, "available": amount_text(available, "available"),
+                "tiers": [dict(tier) for tier in tiers],
+                "obligations": [{**o, "amount": amount_text(o.get("amount"),
+                                                            f"obligations[{i}].amount")}
+                                for i, o in enumerate(obligations)]}
+        return Call("POST", "/v1/waterfall/preview", _TREASURY_DOC, query(pool=pool),
+                    body=body)
+
+    @endpoint
+    def netting_participants(self, *, pool: str | None = None) -> Call[list[dict[str, Any]]]:
+        """Merchants and partners, each with its balance per asset."""
+        return Call("GET", f"{NETTING}/participants", _TREASURY_DOCS, query(pool=pool))
+
+    @endpoint
+    def record_obligations(self, obligations: Sequence[Mapping[str, Any]], *,
+                           pool: str | None = None, idempotency_key: str | None = None
+                           ) -> Call[list[dict[str, Any]]]:
+        """Queue obligations (`payer`, `payee`, `asset`, `amount`, `reference`) for their
+        asset's next netting cycle: all or none."""
+        body = [{**o, "amount": amount_text(o.get("amount"), f"obligations[{i}].amount")}
+                for i, o in enumerate(obligations)]
+        return self._post(f"{NETTING}/obligations", body, _TREASURY_DOCS,
+                          idempotency_key).with_params(**query(pool=pool))
+
+    @endpoint
+    def netting_obligations(self, asset: str | None = None, *, pool: str | None = None,
+                            limit: int = 200) -> Call[list[dict[str, Any]]]:
+        """The queued obligations, first come first."""
+        return Call("GET", f"{NETTING}/obligations", _TREASURY_DOCS,
+                    query(asset=asset, pool=pool, limit=limit))
+
+    @endpoint
+    def run_netting_cycle(self, asset: str, *, pool: str | None = None,
+                          idempotency_key: str | None = None) -> Call[dict[str, Any]]:
+        """Net the queued obligations of `asset` and settle the net positions."""
+        return self._post(f"{NETTING}/cycles", {"asset": asset}, _TREASURY_DOC,
+                          idempotency_key).with_params(**query(pool=pool))
+
+    @endpoint
+    def netting_cycles(self, *, pool: str | None = None, limit: int = 50
+                       ) -> Call[list[dict[str, Any]]]:
+        return Call("GET", f"{NETTING}/cycles", _TREASURY_DOCS, query(pool=pool, limit=limit))
+
+    @endpoint
+    def liquidity(self, *, pool: str | None = None) -> Call[dict[str, Any]]:
+        """Every position (channel, asset) with its available balance and its band."""
+        return Call("GET", LIQUIDITY, _TREASURY_DOC, query(pool=pool))
+
+    @endpoint
+    def propose_plan(self, *, pool: str | None = None, idempotency_key: str | None = None
+                     ) -> Call[dict[str, Any]]:
+        """A rebalancing plan from the live balances, explained; executed at once when within
+        the `auto_execute` limits, else waiting for another person's approval."""
+        return self._post(f"{LIQUIDITY}/plans", None, _TREASURY_DOC,
+                          idempotency_key).with_params(**query(pool=pool))
+
+    @endpoint
+    def liquidity_plans(self, *, pool: str | None = None, limit: int = 20
+                        ) -> Call[list[dict[str, Any]]]:
+        return Call("GET", f"{LIQUIDITY}/plans", _TREASURY_DOCS, query(pool=pool, limit=limit))
+
+    @endpoint
+    def liquidity_plan(self, plan_id: str, *, pool: str | None = None) -> Call[dict[str, Any]]:
+        return Call("GET", f"{LIQUIDITY}/plans/{segment(plan_id)}", _TREASURY_DOC,
+                    query(pool=pool))
+
+    @endpoint
+    def approve_plan(self, plan_id: str, *, pool: str | None = None,
+                     idempotency_key: str | None = None) -> Call[dict[str, Any]]:
+        """Approve another person's plan: it is executed as payments at once."""
+        return self._post(f"{LIQUIDITY}/plans/{segment(plan_id)}/approve", None,
+                          _TREASURY_DOC, idempotency_key).with_params(**query(pool=pool))
+
+    @endpoint
+    def reject_plan(self, plan_id: str, note: str = "", *, pool: str | None = None,
+                    idempotency_key: str | None = None) -> Call[dict[str, Any]]:
+        return self._post(f"{LIQUIDITY}/plans/{segment(plan_id)}/reject", {"note": note},
+                          _TREASURY_DOC, idempotency_key).with_params(**query(pool=pool))
+
+    @endpoint
+    def sweeps(self, *, pool: str | None = None, limit: int = 50) -> Call[dict[str, Any]]:
+        """The sweep rules and their latest runs."""
+        return Call("GET", f"{LIQUIDITY}/sweeps", _TREASURY_DOC, query(pool=pool, limit=limit))
+
+    @endpoint
+    def run_sweeps(self, *, pool: str | None = None, idempotency_key: str | None = None
+                   ) -> Call[list[dict[str, Any]]]:
+        """Run every sweep rule now: each rule's outcome."""
+        return self._post(f"{LIQUIDITY}/sweeps/run", None, _TREASURY_DOCS,
+                          idempotency_key).with_params(**query(pool=pool))
+
+    @endpoint
+    def credit_lines(self, *, pool: str | None = None) -> Call[list[dict[str, Any]]]:
+        """Each credit line: its limit, what is owed, the headroom, interest and rate."""
+        return Call("GET", f"{LIQUIDITY}/credit", _TREASURY_DOCS, query(pool=pool))
+
+    @endpoint
+    def run_credit(self, *, pool: str | None = None, idempotency_key: str | None = None
+                   ) -> Call[list[dict[str, Any]]]:
+        """Accrue the days passed, then draw or repay every credit line, now."""
+        return self._post(f"{LIQUIDITY}/credit/run", None, _TREASURY_DOCS,
+                          idempotency_key).with_params(**query(pool=pool))
+
+    @endpoint
+    def stress(self, scenario: Mapping[str, Any], *, pool: str | None = None
+               ) -> Call[dict[str, Any]]:
+        """Run a scenario (`name`, `hours`, `withdrawal_share` as decimal text, …) on the
+        pool's live state: the report, hour by hour."""
+        return Call("POST", "/v1/stress", _TREASURY_DOC, query(pool=pool), body=dict(scenario))
+
+    @endpoint
+    def treasury_actions(self, *, pool: str | None = None, limit: int = 100
+                         ) -> Call[list[dict[str, Any]]]:
+        """The desk's trail, newest first."""
+        return Call("GET", "/v1/treasury/actions", _TREASURY_DOCS,
+                    query(pool=pool, limit=limit))
 
     # --- risk control ------------------------------------------------------------------------
 

@@ -85,6 +85,7 @@ NAME_LENGTH_MAX = 100
 FX_SHOCK_MAX = Fraction(10)  # +1,000 %: beyond it is a typo
 INFLOW_FACTOR_MAX = Fraction(100)
 SCALE_MAX = 18
+BPS_ORDER_SCALE = 1_000_000
 
 
 class InvalidScenario(FundpoolError):
@@ -271,6 +272,7 @@ class _Run:
             for hour in range(1, scenario.hours + 1)]
         self.horizon: int | None = None
         self.first_dry: tuple[str, str, int] | None = None
+        self.split: dict[tuple[str, tuple[str, ...], int], dict[str, int]] = {}
 
     def play(self) -> StressReport:
         hours: list[HourState] = []
@@ -357,10 +359,17 @@ class _Run:
         return each + (1 if hour <= remainder else 0)
 
     def _shares(self, asset: str, up: Sequence[str], demand: int) -> dict[str, int]:
-        weights = [self.state.outflow_per_hour.get((c, asset), 0) for c in up]
-        if not any(weights):
-            weights = [1] * len(up)
-        return dict(zip(up, _highest_averages(demand, weights), strict=True))
+        # The same split comes back hour after hour (a steady withdrawal, the same channels
+        # up): worked out once.
+        key = (asset, tuple(up), demand)
+        found = self.split.get(key)
+        if found is None:
+            weights = [self.state.outflow_per_hour.get((c, asset), 0) for c in up]
+            if not any(weights):
+                weights = [1] * len(up)
+            found = dict(zip(up, _highest_averages(demand, weights), strict=True))
+            self.split[key] = found
+        return found
 
     def _rescue(self, asset: str, channel: str, owed: int, up: Sequence[str]) -> int:
         """Pay `owed` for `channel` from same-asset positions over instant routes."""
@@ -468,9 +477,13 @@ class _Run:
                            fx_loss_minor + shortfall_minor + costs_minor), ()
 
 
-def _route_order(route: Route) -> tuple[int, int, Fraction, str]:
-    """Quickest first (in whole hours), then cheapest, then by source."""
-    return (-(-route.latency_s // HOUR_S), route.fee_fixed_minor, route.fee_bps, route.source)
+def _route_order(route: Route) -> tuple[int, int, int, str]:
+    """Quickest first (in whole hours), then cheapest (the rate to a millionth of a basis
+    point: an integer key sorts 50 x 49 routes an asset without a Fraction compare), then by
+    source."""
+    bps = route.fee_bps
+    return (-(-route.latency_s // HOUR_S), route.fee_fixed_minor,
+            bps.numerator * BPS_ORDER_SCALE // bps.denominator, route.source)
 
 
 def _can_send(route: Route, available: int) -> int:

@@ -93,6 +93,7 @@ if TYPE_CHECKING:
     from fundpool.risk.engine import RiskEngine
     from fundpool.risk.ports import RiskStore
     from fundpool.risk.service import RiskService
+    from fundpool.routing.congestion import CongestionMeter
     from fundpool.server.engines import Engines
     from fundpool.server.settings import Settings
     from fundpool.server.v1.idempotency import KeptAnswers
@@ -479,6 +480,22 @@ def desk(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
                       clock=clock, ids=ids, wake=wake)
 
 
+def prepare_desk(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig) -> int:
+    """Open the accounts `pool`'s split rules credit and its netting partners hold (a split
+    deposit's settlement must find them): at `fundpool pool init` and when the pool's engine
+    starts. Before the pool is initialised (its assets not defined yet) there is nothing to
+    open them in: 0, and `pool init` opens them."""
+    from fundpool.core.errors import UnknownAsset
+
+    treasury = treasury_config(config, pool)
+    if not treasury.splits and not treasury.partners:
+        return 0
+    try:
+        return desk(store, config, pool).prepare()
+    except UnknownAsset:
+        return 0
+
+
 def approval_store(store: LedgerStore) -> ApprovalStore:
     from fundpool.stores.approvals_sql import SqlApprovalStore
 
@@ -544,6 +561,7 @@ def simulated_dispatching(
     screening: Screening | None = None,
     approvals: ApprovalGate | None = None,
     real_rails: Mapping[str, ChannelAdapter] | None = None,
+    congestion: CongestionMeter | None = None,
 ) -> Dispatching:
     """The payments of `pool` on `ledger_service` (or `payments`, already made), and a
     dispatcher over one simulated rail per channel (seeded by `seed`; `instance` keeps their
@@ -569,7 +587,7 @@ def simulated_dispatching(
         else Acknowledgement.NEXT_POLL)
     rails: dict[str, ChannelAdapter] = {
         cid: real[cid] if cid in real else simulated[cid] for cid in pool.channels}
-    router = payout_router(config, rails, seed=seed)
+    router = payout_router(config, rails, seed=seed, congestion=congestion)
     dispatcher = Dispatcher(payments, rails, router, clock, ids,
                             records=dispatch_records(store) if records is None else records,
                             policy=DEFAULT_DISPATCH_POLICY if policy is None else policy,
@@ -580,7 +598,8 @@ def simulated_dispatching(
 def dispatching(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
                 clock: Clock | None = None, payments: PaymentService | None = None,
                 records: DispatchRecords | None = None,
-                screening: Screening | None = None) -> Dispatching:
+                screening: Screening | None = None,
+                congestion: CongestionMeter | None = None) -> Dispatching:
     """`simulated_dispatching` on the wall clock and system ids, its rails on a random seed:
     how a payout file is taken in (`payment batch`, and `POST /v1/payments/batches` on the
     server's own `payments` and `records`). This process never sends on those rails; the
@@ -594,7 +613,8 @@ def dispatching(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
     return simulated_dispatching(ledger_service, config, pool, clock=clock, ids=ids, seed=seed,
                                  instance=instance, payments=payments, records=records,
                                  screening=screening,
-                                 approvals=approval_gate(store, config, clock=clock))
+                                 approvals=approval_gate(store, config, clock=clock),
+                                 congestion=congestion)
 
 
 # --- the payment engine ----------------------------------------------------------------------
@@ -644,7 +664,8 @@ def bank_rails(config: FundpoolConfig, pool: PoolConfig, *, data_dir: Path | Non
 
 def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
                    rails_dir: Path | None, seed: int | None = None,
-                   data_dir: Path | None = None) -> PaymentEngine:
+                   data_dir: Path | None = None,
+                   congestion: CongestionMeter | None = None) -> PaymentEngine:
     """`pool`'s payment engine on `store`, on the wall clock: its rails as the pool's
     configuration names them (each channel's `adapter`): `iso20022`, the bank rail on its file
     exchange under `data_dir`; `simulated`, its journal in `rails_dir/<pool>/<channel>.jsonl`,
@@ -664,14 +685,14 @@ def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
         and (rails_dir is None or not (rails_dir / pool.id / f"{cid}.jsonl").exists()))
     # Each start names its rails anew, so that their references (and the outcome ids made of
     # them) never meet an earlier start's, even on a journal begun afresh.
-    if treasury_config(config, pool).splits or treasury_config(config, pool).partners:
-        desk(store, config, pool, clock=clock, ids=ids).prepare()  # accounts splits credit
+    prepare_desk(store, config, pool)
     parts = simulated_dispatching(
         ledger(store, clock, ids), config, pool, clock=clock, ids=ids, seed=seed,
         instance=f"engine-{pool.id}-{clock.now_us():x}", policy=engine_policy(),
         journal_dir=rails_dir, acknowledged_on_commit=True,
         screening=risk_engine(store, config, pool, clock=clock, ids=ids),
-        approvals=approval_gate(store, config, clock=clock), real_rails=real)
+        approvals=approval_gate(store, config, clock=clock), real_rails=real,
+        congestion=congestion)
     return PaymentEngine(pool.id, parts.dispatcher, forgetful=forgetful)
 
 
@@ -791,8 +812,10 @@ def bank_side(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
 
 def pool_runtime(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
                  rails_dir: Path | None, simulate_per_s: float | None = None,
-                 data_dir: Path | None = None) -> PoolRuntime:
-    engine = payment_engine(store, config, pool, rails_dir=rails_dir, data_dir=data_dir)
+                 data_dir: Path | None = None,
+                 congestion: CongestionMeter | None = None) -> PoolRuntime:
+    engine = payment_engine(store, config, pool, rails_dir=rails_dir, data_dir=data_dir,
+                            congestion=congestion)
     traffic = None
     if simulate_per_s is not None:
         traffic = engine_traffic(store, config, pool, engine, rate_per_s=simulate_per_s)
@@ -828,8 +851,11 @@ def simulation(ledger_service: Ledger, config: FundpoolConfig, pool: PoolConfig,
     # A run is named by the clock's time at its start: its rail references, outcome ids and
     # idempotency keys then never meet an earlier run's on the same store.
     run_id = format(clock.now_us(), "x")
+    from fundpool.routing.congestion import CongestionMeter
+
     parts = simulated_dispatching(ledger_service, config, pool, clock=clock, ids=ids, seed=seed,
-                                  instance=run_id, policy=policy, screening=screening)
+                                  instance=run_id, policy=policy, screening=screening,
+                                  congestion=CongestionMeter.of(config))
     return Simulation(parts, seed=seed, clock=clock, run_id=run_id)
 
 
@@ -912,7 +938,8 @@ def engine_lease(db_url: str, pool: str) -> AdvisoryLease:
     return AdvisoryLease(Database(db_url), f"fundpool.engine:{pool}")
 
 
-def payment_engines(store: LedgerStore, config: FundpoolConfig, settings: Settings) -> Engines:
+def payment_engines(store: LedgerStore, config: FundpoolConfig, settings: Settings,
+                    congestion: CongestionMeter | None = None) -> Engines:
     """A worker's payment engines: every pool's, here (SQLite), or each pool's while this
     worker holds its lease (PostgreSQL). The live demo's simulator runs with its pool's
     engine."""
@@ -928,7 +955,7 @@ def payment_engines(store: LedgerStore, config: FundpoolConfig, settings: Settin
     def open_work(pool_id: str) -> PoolRuntime:
         return pool_runtime(store, config, config.pool(pool_id), rails_dir=rails_dir,
                             simulate_per_s=simulated if pool_id == declared_pool else None,
-                            data_dir=settings.data_dir)
+                            data_dir=settings.data_dir, congestion=congestion)
 
     db_url = settings.db_url or ""
     return Engines([p.id for p in config.pools], open_work,
@@ -951,11 +978,15 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     prepare_schema(store)
     declared = load_config(settings.config)
     watched = monitor(store, declared)
+    from fundpool.routing.congestion import CongestionMeter
+
+    # One per worker: what its engines send congests the rails every router of it prices.
+    congestion = CongestionMeter.of(declared)
     db_url = settings.db_url or ""
     services: list[Engines] = []
     engines = None
     if settings.engine:
-        engines = payment_engines(store, declared, settings)
+        engines = payment_engines(store, declared, settings, congestion)
         services.append(engines)
     clock = SystemClock()
     records = payment_records(store)
@@ -982,7 +1013,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                                                         ids=process_ids(), records=records),
               new_intake=lambda payments, pool: dispatching(
                   store, declared, pool, clock=clock, payments=payments,
-                  records=dispatched, screening=intake_screening(pool)).dispatcher,
+                  records=dispatched, screening=intake_screening(pool),
+                  congestion=congestion).dispatcher,
               new_risk=lambda payments: risk_service(store, declared, payments, clock=clock),
               new_approvals=lambda payments, wake: approval_service(
                   store, declared, payments, clock=clock, wake=wake),
@@ -1001,6 +1033,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     app = worker_app(settings, watched, api, open_lease=lambda: leader_lease(db_url),
                      rules=rules, engine=engine, services=services)
     app.state.engines = engines
+    app.state.congestion = congestion  # shown by /v1/channels
     if settings.console:
         from fundpool.console import mount
 

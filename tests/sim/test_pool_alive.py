@@ -40,7 +40,9 @@ import pytest
 
 from fundpool import compose
 from fundpool.cli.demo import DEMO_CONFIG, DEMO_CONSOLE_RATE
+from fundpool.core.actor import SIMULATED_APPROVER
 from fundpool.core.clock import ManualClock, Uuid7Ids
+from fundpool.desk.runner import DeskRunner
 from fundpool.ledger.service import Ledger
 from fundpool.payments.model import PaymentState
 from fundpool.pool.accounts import PoolState, pool_account
@@ -76,6 +78,8 @@ class Measured:
     slow_in_flight: int = 0
     created: int = 0
     treasury_orders: int = 0
+    desk_sweeps: int = 0  # sweep runs of the treasury desk that moved money
+    desk_payments: int = 0  # the payments they created, carried by the dispatcher
     wall_s: float = 0.0
 
 
@@ -130,10 +134,35 @@ def run_pool(tmp_path: Path, run: Run) -> Measured:
         started_us = clock.now_us()
         measured = Measured({}, {})
         next_sample_us = started_us
+        # The pool's treasury desk on the simulation's own books and clock: its sweep rules
+        # keep RTP and SEPA funded from the book channel (examples/treasury.toml), the
+        # simulated treasury team funds the book, and the simulated approver signs the desk's
+        # transfers as the demo's treasury leads do.
+        desk = compose.desk(store, config, pool, clock=clock, ids=Uuid7Ids.seeded(SEED + 1),
+                            payments=simulation.service)
+        runner = DeskRunner(desk)
+        every_us = desk.treasury.sweep_every_s * 1_000_000
+        next_desk_us = started_us + every_us
+
+        def run_desk(now_us: int) -> None:
+            nonlocal next_desk_us
+            if now_us < next_desk_us:
+                return
+            next_desk_us += every_us
+            report = runner.run_once()
+            swept = [r for r in report["sweeps"] if r.get("payments")]
+            measured.desk_sweeps += len(swept)
+            measured.desk_payments += sum(len(r["payments"]) for r in swept)
+            waiting = [p.id for p in simulation.service.list(
+                state=PaymentState.PENDING_APPROVAL, limit=PAGE) if "treasury" in p.metadata]
+            simulation.dispatcher.take_up()
+            if waiting:
+                simulation.flow.approve(waiting, actor=SIMULATED_APPROVER)
 
         def check(_: object) -> None:
             nonlocal next_sample_us
             now_us = clock.now_us()
+            run_desk(now_us)
             for asset, cid, min_minor, address in managed:
                 cover = Fraction(ledger.balance(address, asset).available, min_minor)
                 key = (asset, cid)
@@ -155,6 +184,7 @@ def run_pool(tmp_path: Path, run: Run) -> Measured:
         measured.wall_s = time.perf_counter() - wall
         measured.created = sum(report.created.values())
         measured.treasury_orders = simulation.treasury.orders
+        assert not runner.failed
         measured.slow_in_flight = sum(1 for c in slow for _ in in_flight(simulation, c))
         return measured
     finally:
@@ -167,7 +197,8 @@ def assert_alive(measured: Measured, run: Run) -> None:
     print(f"\n{run}: lowest available / min_depth {shown}; quick rails in flight at most "
           f"{measured.quick_in_flight_max}, oldest {measured.quick_age_max_s:.0f} s; wire and "
           f"card in flight at the end {measured.slow_in_flight}; {measured.created} payments, "
-          f"{measured.treasury_orders} treasury orders, {measured.wall_s:.1f} s")
+          f"{measured.treasury_orders} treasury orders, {measured.desk_sweeps} desk sweeps "
+          f"({measured.desk_payments} payments), {measured.wall_s:.1f} s")
     under = {f"{a}:{c}": shown[f"{a}:{c}"]
              for (a, c), cover in measured.lowest_cover.items() if cover < 1}
     assert not under, f"rails under their minimum depth: {under}"
@@ -182,6 +213,7 @@ DEMO_RATE_PER_S = parse_rate(DEMO_CONSOLE_RATE)
 @pytest.mark.parametrize("run", [
     pytest.param(Run(DEMO_RATE_PER_S, 300, 1.0, 1), id="the-demo-first-five-minutes"),
     pytest.param(Run(DEMO_RATE_PER_S / 50, 3_600, 2.0, 4), id="an-hour-at-a-50th"),
+    pytest.param(Run(DEMO_RATE_PER_S / 500, 86_400, 10.0, 4), id="a-day-at-a-500th"),
     pytest.param(Run(DEMO_RATE_PER_S, 3_600, 0.5, 1), id="the-demo-hour", marks=pytest.mark.skipif(
         os.environ.get("FUNDPOOL_SIM_HOUR") != "1",
         reason="180,000 payments, some eight minutes: FUNDPOOL_SIM_HOUR=1 runs it")),

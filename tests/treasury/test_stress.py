@@ -113,6 +113,13 @@ def test_an_outage_shifts_the_load_and_the_channel_neither_pays_nor_receives() -
     assert out.first_dry == ("b", "USD", 6)
 
 
+def test_without_payouts_to_go_by_the_demand_goes_where_the_money_was() -> None:
+    state = StressState(usd(a=900, b=0, c=300), {"USD": 1_200})
+    report = run(state, scenario(2, "0.5", 1))  # 600, shared 900 : 0 : 300
+    assert report.hours[0].balances == usd(a=450, b=0, c=150)
+    assert report.survival_horizon_h is None
+
+
 def test_with_every_channel_out_payouts_wait_for_one_to_be_back() -> None:
     state = StressState(usd(a=1_000), {"USD": 0}, outflow_per_hour=usd(a=100))
     report = run(state, scenario(3, "0", 1, outages=(Outage("a", 1, 2),)))
@@ -128,7 +135,8 @@ def test_credit_is_drawn_when_a_channel_runs_dry_and_never_beyond_its_limit() ->
     report = run(state, scenario(24, "0.5", 24))
     drawn = [h.credit_drawn["USD"] for h in report.hours]
     assert drawn[:3] == [0, 2_000, 8_000]
-    assert drawn[9] == 50_000 and max(drawn) == 50_000
+    assert drawn[9] == 50_000
+    assert max(drawn) == 50_000
     assert report.first_dry == ("a", "USD", 2)
     assert report.survival_horizon_h == 11  # the facility carries a through hour 10
     exact = sum(Fraction(d * 65, 1_000 * 365 * 24) for d in drawn)

@@ -176,10 +176,11 @@ def test_a_hand_made_sweep_that_would_breach_a_minimum_is_refused() -> None:
         SweepMove("bank-b", "bank-a", "USD", 0, "nothing")
 
 
-RULE = {"id": "usd-zba", "kind": "zero_balancing", "asset": "USD", "header": "bank-a",
-        "two_way": True, "min_move_minor": 1_000,
-        "participants": [{"channel": "bank-b", "priority": 0, "keep_minor": 50_000},
-                         {"channel": "bank-c", "priority": 1}]}
+RULE: dict[str, Any] = {
+    "id": "usd-zba", "kind": "zero_balancing", "asset": "USD", "header": "bank-a",
+    "two_way": True, "min_move_minor": 1_000,
+    "participants": [{"channel": "bank-b", "priority": 0, "keep_minor": 50_000},
+                     {"channel": "bank-c", "priority": 1}]}
 
 
 def test_rules_read_from_tables() -> None:
@@ -252,7 +253,7 @@ def rules(draw: st.DrawFn) -> SweepRule:
     count = draw(st.integers(1, 4))
     priorities = st.integers(0, 3)
     figures: dict[str, Any] = {"min_move_minor": draw(st.sampled_from([0, 0, 50]))}
-    low, mid, high = sorted(draw(st.lists(amounts, min_size=3, max_size=3)))
+    low, _, high = sorted(draw(st.lists(amounts, min_size=3, max_size=3)))
     targets = st.none() | st.integers(low, high)
     if kind is SweepKind.ZERO_BALANCING:
         participants = [Participant(c, draw(priorities), draw(st.sampled_from([0, 0, 300])))

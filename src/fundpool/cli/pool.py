@@ -52,6 +52,10 @@ def init(
         declared = load_config(config_path(config))
         s.store.initialise()
         report = init_pool(s.ledger(), declared)
+        from fundpool.compose import prepare_desk
+
+        for pool in declared.pools:  # the accounts its treasury desk credits (splits, netting)
+            prepare_desk(s.store, declared, pool)
         pools = [p.id for p in declared.pools]
         where = describe_store(s.store)
         doc = {

@@ -51,6 +51,7 @@ NAVIGATION = (  # path, label key, permission needed to see it
     ("/approval-rules", "nav.approval_rules", P.PAYMENTS_READ),  # pages/approval_rules.py
     ("/audit", "nav.audit", P.AUDIT_READ),  # the audit log browser (pages/audit.py)
     ("/recon", "nav.recon", P.RECON_READ),  # the reconciliation workbench (pages/recon.py)
+    ("/treasury", "nav.treasury", P.TREASURY_READ),  # the treasury desk (pages/treasury/)
 )
 
 # A console address comes in two forms, and each place takes exactly one of them:

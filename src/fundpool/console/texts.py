@@ -57,19 +57,33 @@ PROBLEM_CODES: tuple[str, ...] = (
     "file_refused", "unknown_message", "balances_do_not_add_up", "duplicate_statement",
     "recon_not_open", "recon_note_required", "recon_nothing_to_book", "recon_not_found",
     "invalid_expected_payment", "adjustment_permission_required",
+    # the treasury desk (docs/treasury.md)
+    "fx_quote_unknown", "fx_quote_expired", "fx_quote_not_open", "fx_rate_unknown",
+    "invalid_fx_quote", "fx_no_channel_for_asset", "rates_unavailable", "invalid_rates",
+    "invalid_split_rule", "split_percentages_exceed_whole", "split_rule_unknown",
+    "cyclic_tiers", "empty_tier", "unknown_tier", "tiers_not_ordered", "invalid_waterfall",
+    "invalid_obligation", "unknown_participant", "invalid_netting", "desk_conflict",
+    "invalid_band", "invalid_sweep_rule", "sweep_pending", "stale_balances",
+    "sweep_would_breach_minimum", "invalid_route", "invalid_credit_facility",
+    "credit_limit_exceeded", "invalid_scenario", "plan_unknown", "plan_not_open",
+    "plan_self_approval", "plan_outdated", "invalid_treasury_config",
 )
 # Fields of a request body the console's forms send, as a person calls them
 # (`field.<name>`); another field is named as the API names it.
 FIELDS: tuple[str, ...] = (
     "amount", "asset", "channel", "destination_channel", "destination", "counterparty",
     "reference", "kind", "pool", "note", "reason", "from", "to",
+    "sell", "buy", "sell_amount", "buy_amount", "available", "payer", "payee",
 )
+# Fields that are amounts: one the schema refuses is said as an amount's shape (`12.50`).
+AMOUNT_FIELDS: tuple[str, ...] = ("amount", "sell_amount", "buy_amount", "available")
 # The facts a problem carries that are worth a person's reading (`fact.<name>`), in the
 # order they are shown; other facts are left out (the code and the API's log have them).
 FACTS: tuple[str, ...] = (
     "asset", "amount", "requested", "available", "balance", "shortfall", "fee", "minimum",
     "maximum", "limit", "scale", "channel", "payment", "state", "action", "line", "field",
     "version", "author", "claimed_by", "file", "place", "imported_as", "statement_id",
+    "quote", "plan", "proposer", "tier", "participant", "split",
 )
 RISK_CASE_REASON = "risk case:"  # a case's decision on the payment's step (risk/service.py)
 FACT_CHARS_MAX = 80  # one fact's value shown at most this long
@@ -125,7 +139,7 @@ def _invalid_fields(errors: object, locale: Locale) -> list[str]:
         parts = [str(p) for p in location] if isinstance(location, list) else []
         name = parts[-1] if parts and parts[0] == "body" and len(parts) > 1 else None
         kind = str(error.get("type", ""))
-        if name == "amount":
+        if name in AMOUNT_FIELDS:
             sentence = t("problem.amount_format", locale)
         elif name is None:
             sentence = t("problem.body_invalid", locale)

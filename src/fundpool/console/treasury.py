@@ -24,6 +24,7 @@ from fundpool.console.recon import words
 # The API's amount text (server/v1/treasury.py AMOUNT_PATTERN): what a form may send.
 AMOUNT_TEXT = re.compile(r"[0-9]{1,40}(\.[0-9]{1,18})?")
 SECOND_MS = 1_000
+SECONDS_SLOT = "{s}"  # where the browser's countdown puts the seconds left
 STRESS_HOURS_MAX = 720  # treasury/stress.py HOURS_MAX: a month, hour by hour
 NAME_CHARS_MAX = 64
 
@@ -84,10 +85,17 @@ def expired(expires_in_ms: int, elapsed_ms: int = 0) -> bool:
     return seconds_left(expires_in_ms, elapsed_ms) == 0
 
 
+def countdown_templates(locale: Locale) -> tuple[str, str]:
+    """(the text while a quote is open, with `{s}` where its seconds go; the text at 0), as
+    the browser's countdown writes them."""
+    return (t("treasury.seconds_left", locale, seconds=SECONDS_SLOT),
+            t("treasury.quote_expired_now", locale))
+
+
 def countdown_text(seconds: int, locale: Locale) -> str:
-    if seconds <= 0:
-        return t("treasury.quote_expired_now", locale)
-    return t("treasury.seconds_left", locale, seconds=seconds)
+    """What the countdown says with `seconds` left (the browser's text, made here)."""
+    running, over = countdown_templates(locale)
+    return over if seconds <= 0 else running.replace(SECONDS_SLOT, str(seconds))
 
 
 # --- amounts as the forms take them ---------------------------------------------------------
@@ -139,6 +147,14 @@ def is_proposer(plan: Mapping[str, Any], username: str) -> bool:
     `plan_self_approval`)."""
     by = plan.get("proposed_by") or {}
     return by.get("kind") == "user" and by.get("name") == username
+
+
+def plan_summary(plan: Mapping[str, Any]) -> list[str]:
+    """The plan's explanation without the lines its transfers and unresolved positions say
+    already (each one's `why`): what is left is the summary (`USD: 1 transfer moving …`)."""
+    said = {str(item.get("why")) for key in ("transfers", "unresolved")
+            for item in plan.get(key) or []}
+    return [str(line) for line in plan.get("explanation") or [] if str(line) not in said]
 
 
 def fees_text(total_fee: Mapping[str, str] | None) -> str:

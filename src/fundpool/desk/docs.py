@@ -150,3 +150,13 @@ def credit_doc(desk: Desk, line: dict[str, Any]) -> dict[str, Any]:
             "headroom": money(asset, max(0, facility.limit_minor - line["owed_minor"])),
             "interest": money(asset, line["interest_minor"]),
             "accrued_day": line["accrued_day"]}
+
+
+def credit_run_doc(desk: Desk, run: dict[str, Any]) -> dict[str, Any]:
+    """A credit line's run (`run_credit`'s record) with its asset and its amounts as decimal
+    text (`drawn`, `repaid`, `interest`, `owed`) beside the minor units."""
+    facility = next(f for f in desk.liquidity.facilities if f.id == run["facility"])
+    asset = desk.config.asset(facility.asset)
+    return {**run, "asset": asset.code,
+            **{name.removesuffix("_minor"): money(asset, int(value))
+               for name, value in run.items() if name.endswith("_minor")}}

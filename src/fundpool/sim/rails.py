@@ -16,6 +16,7 @@ from fundpool.payments.dispatch import Dispatcher
 from fundpool.payments.rules import NOT_FOR_PAYOUTS
 from fundpool.payments.service import PaymentService
 from fundpool.pool.config import FundpoolConfig, PoolConfig
+from fundpool.routing.congestion import CongestionMeter
 from fundpool.routing.router import Router
 
 
@@ -66,12 +67,14 @@ def simulated_rails(
 
 
 def payout_router(
-    config: FundpoolConfig, rails: Mapping[str, ChannelAdapter], *, seed: int
+    config: FundpoolConfig, rails: Mapping[str, ChannelAdapter], *, seed: int,
+    congestion: CongestionMeter | None = None,
 ) -> Router:
-    """The learning router over the rails a payout can take (a book rail never carries one)."""
+    """The learning router over the rails a payout can take (a book rail never carries one),
+    pricing their congestion with `congestion` (None: their quotes alone)."""
     return Router(
         [rail for cid, rail in rails.items() if config.channel(cid).kind not in NOT_FOR_PAYOUTS],
-        seed=seed,
+        seed=seed, congestion=congestion,
     )
 
 

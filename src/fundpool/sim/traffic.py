@@ -35,7 +35,7 @@ import hashlib
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -48,7 +48,13 @@ from fundpool.payments.instant import MERCHANT_KEY
 from fundpool.payments.model import Outcome, Payment, PaymentKind, PaymentRequest, PaymentState
 from fundpool.payments.rules import NOT_FOR_PAYOUTS
 from fundpool.pool.accounts import PoolState, pool_account, world_account
-from fundpool.pool.config import ChannelKind, InvalidConfig, OwnerKind
+from fundpool.pool.config import (
+    ChannelKind,
+    FundpoolConfig,
+    InvalidConfig,
+    OwnerKind,
+    PoolConfig,
+)
 from fundpool.pool.setup import init_pool
 from fundpool.sim.rails import Dispatching
 from fundpool.sim.treasury import (
@@ -57,6 +63,7 @@ from fundpool.sim.treasury import (
     Treasury,
     opening_float_minor,
 )
+from fundpool.treasury.config import load_treasury
 
 PAYEES = 2_000
 SIMULATED_PREFIX = "sim-"  # the references (and keys) of the simulator's payments
@@ -69,6 +76,15 @@ MULE_ACCOUNTS = 5  # the collection accounts the mules' payees are paid into
 # Typical payment sizes in whole units: (decade exponent, weight) — most payments are small.
 DECADES = ((0, 20), (1, 35), (2, 30), (3, 12), (4, 3))
 ETH_DECADES = ((-3, 20), (-2, 35), (-1, 30), (0, 12), (1, 3))
+
+
+def desk_swept(config: FundpoolConfig, pool: PoolConfig) -> frozenset[tuple[str, str]]:
+    """(asset, channel) of the rails a sweep rule of the pool's treasury desk keeps funded."""
+    channels = {cid: config.channel(cid) for cid in pool.channels}
+    assets = {code: config.asset(code) for c in channels.values() for code in c.assets}
+    treasury = load_treasury(pool.treasury_path, assets)
+    return frozenset((str(rule["asset"]), str(p["channel"])) for rule in treasury.sweeps
+                     for p in rule.get("participants", []) if isinstance(p, Mapping))
 
 
 class Flow(Protocol):
@@ -275,7 +291,8 @@ class Simulation:
         def available(address: str, asset: str) -> int:
             return self.ledger.balance(address, asset).available
 
-        return Treasury(self.config, self.pool, available, self.service.states)
+        return Treasury(self.config, self.pool, available, self.service.states,
+                        leave=desk_swept(self.config, self.pool))
 
     def _treasury_request(self) -> tuple[PaymentRequest, str] | None:
         """The treasury's next payment, when it has one: every `CHECK_EVERY_US` of the

@@ -37,6 +37,10 @@ L1 bridge) above its minimum while payouts drain it by thousands a second. A pay
 treasury ordered counts as on its way until it settles, fails, or has taken three times its
 lead time (then it is ordered again); one that arrives late is then simply a surplus.
 
+A rail that a sweep rule of the pool's treasury desk keeps funded (a participant of one of its
+`[[sweeps]]`, docs/treasury.md) is left to the desk (`leave`): the simulated team funds the
+sweeps' header instead, as a company's treasurers fund its concentration account.
+
 Depths come from the pool configuration (`depth` per channel and asset, pool/config.py); a
 rail without one is kept between a third of its opening float and the float. Everything is
 decided from the ledger's balances, the payments' states and the simulation's clock, in
@@ -46,7 +50,7 @@ number is drawn here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -187,7 +191,8 @@ class Treasury:
 
     def __init__(self, config: FundpoolConfig, pool: PoolConfig,
                  available: Callable[[str, str], int],
-                 states: Callable[[Sequence[str]], Mapping[str, PaymentState]]) -> None:
+                 states: Callable[[Sequence[str]], Mapping[str, PaymentState]],
+                 leave: Collection[tuple[str, str]] = ()) -> None:
         self.pool = pool
         self._available = available
         self._states = states
@@ -198,6 +203,8 @@ class Treasury:
             if channel.kind in UNMANAGED:
                 continue
             for asset in channel.assets:
+                if (asset, cid) in leave:  # the treasury desk's sweep rules keep it
+                    continue
                 target = opening_float_minor(channel, asset, scales[asset])
                 depth = channel.depth_for(asset)
                 low = target // LOW_SHARE_DEFAULT if depth is None else depth.low_minor

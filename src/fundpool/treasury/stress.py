@@ -22,10 +22,12 @@ asset (in code order), in this order:
    payouts left waiting. The withdrawals are `withdrawal_share` of the liabilities, rounded
    down, spread evenly over the first `withdrawal_hours` hours, a remainder's units one each
    to the first hours. The demand is shared among the positions whose channel is up in
-   proportion to their normal payouts (equally when none has any), by the highest-averages
-   method (D'Hondt), so that more demand never gives any position less. A channel out of
-   service shifts its load to the others; with every channel of the asset out, the payouts
-   wait.
+   proportion to their normal payouts; when none of them has any, to the balances they
+   started the run with (a router pays out where the money is), and equally when those are
+   all zero too. The weights never follow the run's balances, and the sharing is by the
+   highest-averages method (D'Hondt), so that more demand never gives any position less. A
+   channel out of service shifts its load to the others; with every channel of the asset
+   out, the payouts wait.
 4. **Payment.** Each position pays its share from its balance. A position whose balance does
    not cover its share has run dry (the first to do so is `first_dry`; one the treasury
    topped up to exactly its share and that ends the hour at zero has not). Its rest is
@@ -364,7 +366,11 @@ class _Run:
         key = (asset, tuple(up), demand)
         found = self.split.get(key)
         if found is None:
+            # Fixed weights (never today's balances), so that more demand never gives a
+            # position less: normal payouts, else the balances the run started from.
             weights = [self.state.outflow_per_hour.get((c, asset), 0) for c in up]
+            if not any(weights):
+                weights = [self.state.positions[(c, asset)] for c in up]
             if not any(weights):
                 weights = [1] * len(up)
             found = dict(zip(up, _highest_averages(demand, weights), strict=True))

@@ -17,4 +17,5 @@ def register() -> None:
         recon,
         risk,
         stream,
+        treasury,
     )

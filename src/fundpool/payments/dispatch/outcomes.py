@@ -118,10 +118,15 @@ class OutcomeHandler:
             report.count(report.outcomes, disposition)
             if payment is None or disposition != "applied":
                 continue
-            if outcome.kind is K.SETTLED and not payment.kind.inbound:
+            # The router learns from the rails it routes over: not from a book rail, which
+            # carries only transfers between the pool's own channels (the treasury desk's).
+            routed = getattr(self._router, "channels", None)
+            learns = not payment.kind.inbound and (routed is None or outcome.channel in routed)
+            if outcome.kind is K.SETTLED and learns:
                 self._router.record(outcome.channel, payment.asset, True, outcome.at_us)
             if actions == (A.FAIL,) and not payment.kind.inbound:
-                self._router.record(outcome.channel, payment.asset, False, outcome.at_us)
+                if learns:
+                    self._router.record(outcome.channel, payment.asset, False, outcome.at_us)
                 failed[payment.id] = len(records) - 1
                 projected[payment.id] = S.FAILED  # provisional: failover may retry instead
                 continue

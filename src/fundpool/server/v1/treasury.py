@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fundpool.auth.roles import P
 from fundpool.desk.docs import (
     credit_doc,
+    credit_run_doc,
     cycle_doc,
     money,
     obligation_doc,
@@ -204,14 +205,15 @@ def split_rules(request: Request, pool: PoolQuery = None) -> list[dict[str, Any]
         asset = desk.config.asset(asset_code)
         out.append({"id": rule.id, "asset": asset_code, "remainder": rule.remainder_party,
                     "parts": [{"party": p.party, "role": p.role,
-                               "percent": None if p.percent is None else str(p.percent),
+                               "percent": None if p.percent is None
+                               else rate_text(p.percent),
                                "fixed": money(asset, p.fixed_minor),
                                "cap": None if p.cap_minor is None else money(asset,
                                                                              p.cap_minor),
                                "floor": money(asset, p.floor_minor),
                                "tiers": [{"up_to": None if t.up_to_minor is None
                                           else money(asset, t.up_to_minor),
-                                          "percent": str(t.percent)} for t in p.tiers]}
+                                          "percent": rate_text(t.percent)} for t in p.tiers]}
                               for p in rule.parts]})
     return out
 
@@ -446,7 +448,8 @@ def liquidity_credit_run(request: Request, pool: PoolQuery = None) -> list[dict[
     """Accrue the days passed, then draw or repay every credit line, now."""
     api, desk = _desk(request, pool)
     with api.store_errors():
-        return desk.liquidity.run_credit(actor=actor_of(request))
+        ran = desk.liquidity.run_credit(actor=actor_of(request))
+    return [credit_run_doc(desk, r) for r in ran]
 
 
 # --- stress tests ----------------------------------------------------------------------------

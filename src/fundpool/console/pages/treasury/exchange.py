@@ -30,9 +30,10 @@ from fundpool.console.texts import problem_text
 from fundpool.console.treasury import (
     QUOTE_STATE_COLOURS,
     QUOTE_STATE_KEYS,
+    SECONDS_SLOT,
     actor_name,
     amount_ok,
-    countdown_text,
+    countdown_templates,
     seconds_left,
     state_text,
 )
@@ -57,7 +58,7 @@ COUNTDOWN_JS = """
     const tick = () => {
       const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
       el.dataset.seconds = String(left);
-      el.textContent = left > 0 ? %(running)s.replace("{s}", String(left)) : %(over)s;
+      el.textContent = left > 0 ? %(running)s.replace(%(slot)s, String(left)) : %(over)s;
       if (left === 0) {
         clearInterval(window.fpQuoteTimer);
         window.fpQuoteTimer = null;
@@ -72,6 +73,9 @@ COUNTDOWN_JS = """
 """
 STOP_JS = "if (window.fpQuoteTimer) { clearInterval(window.fpQuoteTimer); " \
           "window.fpQuoteTimer = null; }"
+# The countdown's text is the browser's alone (the server never sets it, so that Vue does not
+# write over it): stopped, it is cleared the same way.
+CLEAR_JS = "%(stop)s const el = getHtmlElement(%(element)s); if (el) { el.textContent = ''; }"
 
 
 class Exchange:
@@ -199,9 +203,8 @@ class Exchange:
                               spread=doc.get("spread_percent"))).classes("text-sm"),
                    "fx-quote-rate").props(f'data-rate="{doc.get("rate")}"')
             left = seconds_left(int(doc.get("expires_in_ms") or 0))
-            self.countdown = testid(
-                ui.label(countdown_text(left, self.desk.page.locale) if state == "open" else "")
-                .classes("text-sm font-medium fp-card-value"), "fx-countdown").props(
+            self.countdown = testid(ui.element("div").classes(
+                "text-sm font-medium fp-card-value"), "fx-countdown").props(
                 f'data-seconds="{left}"')
             with ui.row().classes("items-center gap-2"):
                 self.accept_button = testid(ui.button(t("treasury.fx_accept"),
@@ -213,14 +216,17 @@ class Exchange:
             self.quote_error = error_label("fx-error")
         self._state(state)
         if state == "open" and left > 0:
-            running = t("treasury.seconds_left", seconds="{s}")
+            running, over = countdown_templates(self.desk.page.locale)
             ui.run_javascript(COUNTDOWN_JS % {
                 "element": self.countdown.id, "tries": ELEMENT_TRIES_MAX,
                 "ms": int(doc.get("expires_in_ms") or 0), "running": json.dumps(running),
-                "over": json.dumps(t("treasury.quote_expired_now")),
+                "slot": json.dumps(SECONDS_SLOT), "over": json.dumps(over),
                 "event": json.dumps(EXPIRED_EVENT), "quote": json.dumps(quote_id),
                 "tick": TICK_MS})
         self._outcome(doc)
+
+    def _stop_countdown(self) -> None:
+        ui.run_javascript(CLEAR_JS % {"stop": STOP_JS, "element": self.countdown.id})
 
     def _state(self, state: str) -> None:
         """The quote's state badge, and Accept offered only while it is open."""
@@ -258,8 +264,8 @@ class Exchange:
         self.expired_here = True
         self._state("open")
         locale = self.desk.page.locale
-        self.quote_error.set_text(self.desk.t("error.generic", code=EXPIRED_CODE, title=problem_text(
-            EXPIRED_CODE, "", None, locale)))
+        said = problem_text(EXPIRED_CODE, "", None, locale)
+        self.quote_error.set_text(self.desk.t("error.generic", code=EXPIRED_CODE, title=said))
         self.quote_error.props(f'data-code="{EXPIRED_CODE}" data-source="countdown"')
         self.quote_error.set_visibility(True)
 
@@ -285,13 +291,11 @@ class Exchange:
                 self._state(str(fresh.get("state")))
                 self._outcome(fresh)
                 if fresh.get("state") != "open":
-                    ui.run_javascript(STOP_JS)
-                    self.countdown.set_text("")
+                    self._stop_countdown()
             await self.refresh()
             return
-        ui.run_javascript(STOP_JS)
+        self._stop_countdown()
         self.quote = done
-        self.countdown.set_text("")
         self._state(str(done.get("state")))
         self._outcome(done)
         await self.refresh()

@@ -196,7 +196,7 @@ def test_a_quote_is_accepted_and_one_accepted_too_late_is_refused(
     entry = quote.get_by_test_id("fx-entry")
     expect(entry).to_contain_text("Converted: ledger entry ")
     entry_id = str(entry.get_attribute("data-entry-id"))
-    assert entry_id and entry_id != "None"
+    assert entry_id not in ("", "None")
     expect(countdown).to_have_text("")
     with server.api("cashier") as api:
         stored = _json(api.get(f"/v1/fx/quotes/{quote_id}"))
@@ -243,7 +243,8 @@ def test_a_quote_is_accepted_and_one_accepted_too_late_is_refused(
     expired_at_the_server(server, late_en_id, late_zh_id)
     for late, text in ((late_en, "The quote has expired: nothing was converted. Get a new "
                                  "quote. (fx_quote_expired)"),
-                       (late_zh, "报价已过期：未进行任何兑换。请重新获取报价。（fx_quote_expired）")):
+                       (late_zh, "报价已过期：未进行任何兑换。请重新获取报价。"
+                                 "（fx_quote_expired）")):
         late_quote = late.get_by_test_id("fx-quote")
         expect(late_quote.get_by_test_id("fx-countdown")).not_to_have_attribute(
             "data-seconds", "0")

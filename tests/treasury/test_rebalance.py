@@ -159,6 +159,28 @@ def test_a_source_paying_several_fixed_fees_is_trimmed_to_fit() -> None:
     assert transfers(plan) == [("x", "y", 600, 100), ("x", "z", 200, 100)]
 
 
+def test_a_source_left_over_its_maximum_by_its_reservation_takes_over_a_transfer() -> None:
+    """b reserved for its dearest route's fee (50 to a) and pays 10 to d: the flow leaves it
+    34 over its maximum. It takes over c's 26 into d (c keeps them, within its band, and
+    saves a transfer): b ends 8 over, all d had room for."""
+    bands = {("a", "USD"): Band("a", "USD", 150, 300, 600),
+             ("b", "USD"): Band("b", "USD", 150, 300, 600),
+             ("c", "USD"): Band("c", "USD", 50, 100, 200),
+             ("d", "USD"): Band("d", "USD", 300, 600, 1_200)}
+    balances = {("a", "USD"): 60, ("b", "USD"): 1_033, ("c", "USD"): 376, ("d", "USD"): 185}
+    fixed = {("a", "c"): 10, ("a", "d"): 50, ("b", "a"): 50, ("b", "c"): 10, ("b", "d"): 10,
+             ("c", "a"): 10, ("c", "b"): 0, ("c", "d"): 0, ("d", "a"): 10, ("d", "b"): 10,
+             ("d", "c"): 50}
+    routes = [route(s, d, fixed=f) for (s, d), f in fixed.items()]
+    plan = plan_rebalance(bands, balances, routes)
+    assert transfers(plan) == [("b", "d", 415, 10), ("c", "a", 240, 10)]
+    after = apply_plan(balances, plan)
+    assert after == {("a", "USD"): 300, ("b", "USD"): 608, ("c", "USD"): 126,
+                     ("d", "USD"): 600}
+    (left,) = plan.unresolved
+    assert (left.channel, left.excess_minor) == ("b", 8)
+
+
 def test_routes_read_from_tables_and_bad_ones_are_refused() -> None:
     (one,) = routes_from_mapping([{"source": "a", "destination": "b", "asset": "USD",
                                    "fee_fixed_minor": 25, "fee_bps": "1.5", "latency_s": 2}])

@@ -36,6 +36,8 @@ bench: install
 	$(BIN)/python bench/screening.py
 	$(BIN)/python bench/recon.py
 	$(BIN)/python bench/statements.py
+	$(BIN)/python bench/netting.py
+	$(BIN)/python bench/liquidity.py
 	$(BIN)/python bench/risk_patterns.py
 	$(BIN)/python bench/risk_patterns.py --policy anomaly
 	$(BIN)/python bench/audit.py

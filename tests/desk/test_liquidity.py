@@ -248,3 +248,17 @@ def test_the_runner_runs_credit_sweeps_and_plans_each_pass(pool: Pool) -> None:
     payments = pool.payments.list()
     assert {p.state for p in payments} == {PaymentState.INITIATED}
     assert all(p.initiated_by == DESK for p in payments)
+
+
+def test_a_plan_that_moves_nothing_has_nothing_to_approve(pool: Pool) -> None:
+    for channel in ("rtp", "bank-a"):
+        pool.fund(channel, "USD", 5 * M)
+    pool.fund("book", "USD", M)
+    pool.fund("sepa", "EUR", 2 * M)
+    plan = pool.desk.liquidity.propose(actor=CASHIER)
+    usd = [t for t in plan.body["transfers"] if t["asset"] in ("USD", "EUR")]
+    assert usd == []
+    if not plan.body["transfers"]:
+        assert plan.state == "nothing_to_move"
+        with pytest.raises(PlanNotOpen):
+            pool.desk.liquidity.approve(plan.id, actor=APPROVER)

@@ -181,6 +181,24 @@ def test_a_source_left_over_its_maximum_by_its_reservation_takes_over_a_transfer
     assert (left.channel, left.excess_minor) == ("b", 8)
 
 
+def test_room_made_by_a_giver_is_filled_but_a_giver_never_forwards() -> None:
+    """c gives its 28 above its minimum to b (below its minimum) and takes a's excess: the room
+    its own gift makes is filled too, up to its target; but c never sends on money it only
+    receives in the same plan (the transfers may run in any order)."""
+    bands = {("a", "USD"): Band("a", "USD", 500, 1_000, 2_000),
+             ("b", "USD"): Band("b", "USD", 450, 900, 1_800),
+             ("c", "USD"): Band("c", "USD", 50, 100, 200)}
+    balances = {("a", "USD"): 3_628, ("b", "USD"): 14, ("c", "USD"): 78}
+    routes = [route("a", "c"), route("b", "a"), route("b", "c", fixed=10),
+              route("c", "a", fixed=10), route("c", "b")]
+    plan = plan_rebalance(bands, balances, routes)
+    assert transfers(plan) == [("a", "c", 50, 0), ("c", "b", 28, 0)]
+    assert apply_plan(balances, plan) == {("a", "USD"): 3_578, ("b", "USD"): 42,
+                                          ("c", "USD"): 100}
+    assert [(u.channel, u.shortfall_minor, u.excess_minor) for u in plan.unresolved] == [
+        ("a", 0, 1_578), ("b", 408, 0)]
+
+
 def test_routes_read_from_tables_and_bad_ones_are_refused() -> None:
     (one,) = routes_from_mapping([{"source": "a", "destination": "b", "asset": "USD",
                                    "fee_fixed_minor": 25, "fee_bps": "1.5", "latency_s": 2}])
@@ -310,8 +328,13 @@ def test_a_plan_pays_only_its_fees_and_takes_nobody_out_of_band(
         before = sum(b for (_, a), b in balances.items() if a == asset)
         now = sum(b for (_, a), b in after.items() if a == asset)
         assert now == before - plan.total_fee_minor.get(asset, 0)
+    paying = dict(balances)
+    for transfer in plan.transfers:
+        paying[(transfer.source, transfer.asset)] -= transfer.amount_minor + transfer.fee_minor
     for position, band in bands.items():
         start, end = balances[position], after[position]
+        # whatever order the transfers run in, no source counts on what it receives
+        assert position not in senders or paying[position] >= band.min_minor
         if position in senders:
             assert end >= band.min_minor  # a source never goes below its minimum
             # (one between its minimum and target may both absorb an excess and give from

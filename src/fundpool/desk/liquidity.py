@@ -74,6 +74,7 @@ from fundpool.treasury.config import InvalidTreasuryConfig, TreasuryConfig
 PLAN, SWEEP_RUN, CREDIT = "plan", "sweep_run", "credit"
 PROPOSED, EXECUTING, EXECUTED, REJECTED, OUTDATED = (
     "proposed", "executing", "executed", "rejected", "outdated")
+NOTHING_TO_MOVE = "nothing_to_move"
 RUNNING, DONE = "running", "done"
 DAY_US = 86_400_000_000
 ACCRUAL_DAYS_MAX = 366  # one run accrues at most a year of missed days
@@ -332,8 +333,10 @@ class LiquidityDesk:
         auto = bool(kept) and all(
             t.amount_minor <= self.treasury.auto_execute_minor.get(t.asset, -1) for t in kept)
         body["auto"] = auto
-        obj = DeskObject(self.pool.id, PLAN, self.ids.new_id(now), PROPOSED, now, now, actor,
-                         body)
+        # A plan that moves nothing is kept (what was looked at, and why nothing moves), but
+        # there is nothing to approve.
+        obj = DeskObject(self.pool.id, PLAN, self.ids.new_id(now),
+                         PROPOSED if kept else NOTHING_TO_MOVE, now, now, actor, body)
         self.store.add([obj], DeskAction(now, "liquidity.propose", PLAN, obj.id, actor,
                                          {"pool": self.pool.id,
                                           "transfers": len(kept),
@@ -484,7 +487,8 @@ class LiquidityDesk:
 
     # --- credit lines -----------------------------------------------------------------------
 
-    def _credit_state(self, facility: credit.CreditFacility) -> DeskObject:
+    def _credit_state(self, facility: credit.CreditFacility,
+                      actor: Actor | None = None) -> DeskObject:
         key = f"{self.pool.id}:{facility.id}"
         found = self.store.get(CREDIT, key)
         if found is not None:
@@ -506,7 +510,7 @@ class LiquidityDesk:
                          {"facility": facility.id, "accrued_day": _day(now), "carry": "0",
                           "draws": 0, "repayments": 0, "interest_minor": "0"})
         try:
-            self.store.add([obj], DeskAction(now, "credit.open", CREDIT, key, None,
+            self.store.add([obj], DeskAction(now, "credit.open", CREDIT, key, actor,
                                              {"pool": self.pool.id,
                                               "limit_minor": str(facility.limit_minor)}))
         except FundpoolError:  # another process opened it first
@@ -549,7 +553,7 @@ class LiquidityDesk:
         """Accrue the days passed, then draw or repay, for every credit line."""
         out = []
         for facility in self.facilities:
-            state = self._credit_state(facility)
+            state = self._credit_state(facility, actor)
             now = self.clock.now_us()
             record: dict[str, Any] = {"facility": facility.id, "interest_minor": 0,
                                       "drawn_minor": 0, "repaid_minor": 0}

@@ -6,7 +6,9 @@ The live state a scenario starts from:
 - **positions**: each channel's available balance per asset, in one consistent read;
 - **user liabilities** per asset: the pool holds its customers' money, so what they could
   withdraw is the pool's total of the asset (available, locked, in transit, pending
-  settlement), less nothing: its fee income is kept apart and is not theirs;
+  settlement) less the pool's own FX position in it (what it bought with conversions is its
+  own; what it sold it still owes); its fee income is kept apart and is not theirs. An FX
+  shock therefore falls on the pool's open FX positions;
 - **normal flows** per position and hour: the deposits (in) and payouts and transfers out
   (out) created in the last `FLOW_WINDOW_S`, scaled to an hour;
 - **credit lines** with what each has drawn, and the moves between a channel and another of
@@ -26,6 +28,7 @@ from typing import Any
 
 from fundpool.core.actor import Actor
 from fundpool.core.clock import Clock, IdSource
+from fundpool.core.errors import FundpoolError
 from fundpool.core.money import format_amount
 from fundpool.desk.liquidity import LiquidityDesk
 from fundpool.desk.ports import DeskAction, DeskStore
@@ -34,6 +37,7 @@ from fundpool.pool.config import FundpoolConfig, PoolConfig
 from fundpool.pool.rates import RateSource
 from fundpool.pool.view import pool_view
 from fundpool.treasury import stress
+from fundpool.treasury.fx import fx_position
 from fundpool.treasury.config import TreasuryConfig
 
 FLOW_WINDOW_S = 600  # the flows of the last ten minutes, scaled to an hour
@@ -96,8 +100,10 @@ class StressDesk:
             for cid, figures in asset_view.by_channel.items():
                 positions[(cid, code)] = figures.available
             total = asset_view.total
-            liabilities[code] = (total.available + total.locked + total.in_transit
-                                 + total.pending_settlement)
+            # The pool's own FX position is not its customers' money: what it bought
+            # (a positive position) is the pool's, what it sold (negative) it still owes.
+            liabilities[code] = max(0, total.available + total.locked + total.in_transit
+                                    + total.pending_settlement - self._fx_position(code))
         inflow, outflow = self._flows()
         reporting = self.config.asset(self.pool.reporting_currency)
         rates: dict[str, Fraction] = {}
@@ -113,6 +119,12 @@ class StressDesk:
             outflow_per_hour=outflow, credit=tuple(self.liquidity.facilities),
             credit_drawn=drawn, routes=tuple(self.liquidity.routes()), rates=rates,
             scales=scales, reporting_asset=reporting.code)
+
+    def _fx_position(self, code: str) -> int:
+        try:
+            return self.ledger.balance(fx_position(self.pool.id, code), code).available
+        except FundpoolError:  # never converted: no position
+            return 0
 
     def _flows(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
         now = self.clock.now_us()

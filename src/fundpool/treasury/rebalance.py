@@ -511,22 +511,26 @@ class _AssetPlan:
         its dearest useful route's fees; when the plan sends it over cheaper ones, the rest
         would leave it above its maximum (or a destination below its minimum) for want of a
         few units. Each planned transfer touching such a breach carries more, as far as the
-        source's floor and the destination's room allow: no new transfer, no new fixed fee."""
+        source's floor and the destination's room allow: no new transfer, no new fixed fee.
+        A source pays only from what it holds before the plan: the transfers may run in any
+        order, so what it receives in the same plan is never counted on."""
         routes = self.route_of
         nodes = self.nodes
-        after = {channel: node.balance for channel, node in nodes.items()}
+        held = {channel: node.balance for channel, node in nodes.items()}  # less what it sends
+        after = dict(held)
         for (source, destination), amount in flows.items():
-            after[source] -= amount + routes[(source, destination)].fee_minor(amount)
+            held[source] -= _cost(routes[(source, destination)], amount)
+            after[source] -= _cost(routes[(source, destination)], amount)
             after[destination] += amount
         for (source, destination), amount in sorted(flows.items()):
             giver, taker = nodes[source].band, nodes[destination].band
             if after[source] > giver.max_minor:
                 # shed the rest of an excess, down to the target, into room below a target
-                spare = after[source] - giver.target_minor
+                spare = held[source] - giver.target_minor
                 room = taker.target_minor - after[destination]
             elif after[destination] < taker.min_minor:
                 # lift a breach to the minimum, from down to the source's own minimum
-                spare = after[source] - giver.min_minor
+                spare = held[source] - giver.min_minor
                 room = taker.min_minor - after[destination]
             else:
                 continue
@@ -537,59 +541,59 @@ class _AssetPlan:
                 continue
             exact = spare / (1 + route.fee_bps / BPS_DENOMINATOR)
             extra = min(room, exact.numerator // exact.denominator)
-            fee = route.fee_minor(amount)
-            while extra > 0 and extra + route.fee_minor(amount + extra) - fee > spare:
+            while extra > 0 and _cost(route, amount + extra) - _cost(route, amount) > spare:
                 extra -= 1  # the fee's rounding
             if extra > 0:
+                paid = _cost(route, amount + extra) - _cost(route, amount)
                 flows[(source, destination)] = amount + extra
-                after[source] -= extra + route.fee_minor(amount + extra) - fee
+                held[source] -= paid
+                after[source] -= paid
                 after[destination] += extra
-        self._give_way(flows, after)
+        self._give_way(flows, held, after)
 
-    def _give_way(self, flows: Flows, after: dict[str, int]) -> None:
+    def _give_way(self, flows: Flows, held: dict[str, int], after: dict[str, int]) -> None:
         """A source still above its maximum whose destinations are full takes over part of
         another source's transfer into one of them, when that source can take the money back
         without going above its own maximum: the destination gets as much as before."""
         routes = self.route_of
         nodes = self.nodes
-        for source in sorted({s for s, _ in flows}):
+        over = sorted({s for s, _ in flows if after[s] > nodes[s].band.max_minor})
+        into: dict[str, list[str]] = {}
+        for other, destination in sorted(flows):
+            into.setdefault(destination, []).append(other)
+        for source in over:
             band = nodes[source].band
             for destination in sorted(d for s, d in flows if s == source):
                 if after[source] <= band.max_minor:
                     break
                 mine = routes[(source, destination)]
-                for other in sorted(o for o, d in flows if d == destination and o != source):
+                for other in into[destination]:
                     excess = after[source] - band.max_minor
                     if excess <= 0:
                         break
+                    room = nodes[other].band.max_minor - after[other]
+                    if other == source or (other, destination) not in flows or room <= 0:
+                        continue
                     theirs = routes[(other, destination)]
                     amount, given = flows[(source, destination)], flows[(other, destination)]
-                    shift = min(excess, given)
+                    shift = min(excess, _most_added(mine, amount,
+                                                    held[source] - band.target_minor),
+                                _most_taken(theirs, given, room))
                     if mine.max_minor is not None:
                         shift = min(shift, mine.max_minor - amount)
-                    while shift > 0 and not self._can_shift(
-                            mine, amount, theirs, given, shift, after):
-                        shift -= max(1, shift // 8)
                     if shift <= 0:
                         continue
-                    after[source] -= (shift + mine.fee_minor(amount + shift)
-                                      - mine.fee_minor(amount))
-                    after[other] += _cost(theirs, given) - _cost(theirs, given - shift)
+                    paid = _cost(mine, amount + shift) - _cost(mine, amount)
+                    back = _cost(theirs, given) - _cost(theirs, given - shift)
+                    held[source] -= paid
+                    after[source] -= paid
+                    held[other] += back
+                    after[other] += back
                     flows[(source, destination)] = amount + shift
                     if given == shift:
                         del flows[(other, destination)]
                     else:
                         flows[(other, destination)] = given - shift
-
-    def _can_shift(self, mine: Route, amount: int, theirs: Route, given: int, shift: int,
-                   after: Mapping[str, int]) -> bool:
-        """Whether `shift` can move from `theirs` to `mine`: the source stays at or above its
-        target, the other at or below its maximum."""
-        band, other = self.nodes[mine.source].band, self.nodes[theirs.source].band
-        paid = shift + mine.fee_minor(amount + shift) - mine.fee_minor(amount)
-        back = _cost(theirs, given) - _cost(theirs, given - shift)
-        return (after[mine.source] - paid >= band.target_minor
-                and after[theirs.source] + back <= other.max_minor)
 
     def _transfers(self, flows: Flows) -> None:
         routes = self.route_of
@@ -607,9 +611,13 @@ class _AssetPlan:
             after[transfer.source] -= transfer.amount_minor + transfer.fee_minor
             after[transfer.destination] += transfer.amount_minor
         self.after = after
+        paying = {channel: node.balance for channel, node in self.nodes.items()}
+        for transfer in self.transfers:
+            paying[transfer.source] -= transfer.amount_minor + transfer.fee_minor
         for channel, node in self.nodes.items():
             band, balance = node.band, after[channel]
-            invariant(channel not in sent or balance >= band.min_minor,
+            # in any order the transfers run: a source never counts on what it receives
+            invariant(channel not in sent or paying[channel] >= band.min_minor,
                       f"{channel} {self.asset}: a plan took a source below its minimum")
             invariant(balance <= max(band.max_minor, node.balance),
                       f"{channel} {self.asset}: a plan took a position above its maximum")
@@ -689,6 +697,31 @@ class _AssetPlan:
 def _cost(route: Route, amount: int) -> int:
     """What a transfer of `amount` costs its source: nothing when there is no transfer."""
     return amount + route.fee_minor(amount) if amount > 0 else 0
+
+
+def _most_added(route: Route, amount: int, budget: int) -> int:
+    """The most a transfer of `amount` over `route` can grow when the growth and its fee must
+    fit in `budget`."""
+    if budget <= 0:
+        return 0
+    exact = (budget if amount else budget - route.fee_fixed_minor) / (
+        1 + route.fee_bps / BPS_DENOMINATOR)
+    added = max(0, exact.numerator // exact.denominator)
+    while added > 0 and _cost(route, amount + added) - _cost(route, amount) > budget:
+        added -= 1  # the fee's rounding: a unit or two
+    return added
+
+
+def _most_taken(route: Route, amount: int, room: int) -> int:
+    """The most a transfer of `amount` over `route` can shrink when what its source gets back
+    (the amount and the fee it no longer pays) must fit in `room`."""
+    if _cost(route, amount) <= room:
+        return amount  # the whole transfer, its fixed fee with it
+    exact = room / (1 + route.fee_bps / BPS_DENOMINATOR)
+    taken = min(amount - 1, max(0, exact.numerator // exact.denominator))
+    while taken > 0 and _cost(route, amount) - _cost(route, amount - taken) > room:
+        taken -= 1  # the fee's rounding
+    return taken
 
 
 def _can_send(consumed: int, fixed: int, factor: Fraction) -> int:

@@ -256,9 +256,10 @@ def test_a_plan_that_moves_nothing_has_nothing_to_approve(pool: Pool) -> None:
     pool.fund("book", "USD", M)
     pool.fund("sepa", "EUR", 2 * M)
     plan = pool.desk.liquidity.propose(actor=CASHIER)
-    usd = [t for t in plan.body["transfers"] if t["asset"] in ("USD", "EUR")]
-    assert usd == []
-    if not plan.body["transfers"]:
-        assert plan.state == "nothing_to_move"
-        with pytest.raises(PlanNotOpen):
-            pool.desk.liquidity.approve(plan.id, actor=APPROVER)
+    # USD and EUR are within their bands; the other assets are empty everywhere, so no
+    # route can fund them: unresolved, said why, and nothing to move.
+    assert plan.body["transfers"] == []
+    assert {u["asset"] for u in plan.body["unresolved"]} == {"USDT", "ETH", "E-CNY"}
+    assert plan.state == "nothing_to_move"
+    with pytest.raises(PlanNotOpen):
+        pool.desk.liquidity.approve(plan.id, actor=APPROVER)

@@ -76,7 +76,7 @@ STRESS_REPORT: dict[str, Any] = {
 @pytest.mark.parametrize(("keys", "states"), [
     (QUOTE_STATE_KEYS, (fx.OPEN, fx.ACCEPTED, fx.EXECUTED, fx.EXPIRED, fx.REFUSED)),
     (PLAN_STATE_KEYS, (liquidity.PROPOSED, liquidity.EXECUTING, liquidity.EXECUTED,
-                       liquidity.REJECTED, liquidity.OUTDATED)),
+                       liquidity.REJECTED, liquidity.OUTDATED, liquidity.NOTHING_TO_MOVE)),
     (BAND_STATUS_KEYS, get_args(BandStatus)),
     (OBLIGATION_STATE_KEYS, (netting.QUEUED, netting.SETTLED)),
     (SWEEP_OUTCOME_KEYS, ("swept", "nothing_to_move", "sweep_pending", "stale_balances")),

@@ -318,7 +318,9 @@ def test_a_plan_is_approved_by_another_person_and_never_by_its_proposer(
     expect(opened.get_by_test_id("plan-approve")).to_have_count(0)
     save_screenshot(approver, "console-treasury-approved.png")
 
-    # The admin may approve plans, never their own.
+    # The admin may approve plans, never their own (rtp out of its band again: a plan with
+    # transfers, proposed).
+    fund(server, "rtp", "USD", "3000.00")
     admin = new_page()
     sign_in(admin, server, "admin")
     to_treasury(admin, "liquidity")

@@ -1556,6 +1556,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "treasury.plan_executed": ("executed", "已执行"),
     "treasury.plan_rejected": ("rejected", "已驳回"),
     "treasury.plan_outdated": ("outdated", "已过时"),
+    "treasury.plan_nothing_to_move": ("nothing to move", "无需调拨"),
     "treasury.plan_auto": ("within the auto-execute limits", "在自动执行额度内"),
     "treasury.plan_by": ("Proposed by {who} at {at} UTC, from the balances of {balances} UTC",
                          "{who} 于 {at} UTC 提出，基于 {balances} UTC 的余额"),

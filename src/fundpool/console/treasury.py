@@ -38,10 +38,10 @@ QUOTE_STATE_COLOURS = {"open": "primary", "accepted": "primary", "executed": "po
 PLAN_STATE_KEYS = {  # desk/liquidity.py: a rebalancing plan's life
     "proposed": "treasury.plan_proposed", "executing": "treasury.plan_executing",
     "executed": "treasury.plan_executed", "rejected": "treasury.plan_rejected",
-    "outdated": "treasury.plan_outdated",
+    "outdated": "treasury.plan_outdated", "nothing_to_move": "treasury.plan_nothing_to_move",
 }
 PLAN_STATE_COLOURS = {"proposed": "warning", "executing": "primary", "executed": "positive",
-                      "rejected": "grey", "outdated": "negative"}
+                      "rejected": "grey", "outdated": "negative", "nothing_to_move": "grey"}
 BAND_STATUS_KEYS = {  # treasury/bands.py BandStatus; a position without a band: None
     "below_min": "treasury.band_below_min", "within": "treasury.band_within",
     "above_max": "treasury.band_above_max",

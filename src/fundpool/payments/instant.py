@@ -105,6 +105,16 @@ def share_account(payment: Payment, owner: str, share: Share) -> str:
     return commission_account(payment.pool, payment.asset, share.role, share.party)
 
 
+def _deposit_accounts(payment: Payment, owner: str) -> tuple[str, str, str, str]:
+    """A merchant deposit's pending-settlement, available and fee accounts on its channel,
+    and the merchant's payable."""
+    channel = payment.channel or ""
+    return (pool_account(payment.pool, payment.asset, channel, PoolState.PENDING_SETTLEMENT),
+            pool_account(payment.pool, payment.asset, channel, PoolState.AVAILABLE),
+            pool_account(payment.pool, payment.asset, channel, PoolState.FEES),
+            merchant_payable(owner, payment.asset))
+
+
 def split_commands(payment: Payment, owner: str, rule: SplitRule, action: Action,
                    events: Sequence[PaymentEvent]) -> tuple[SimpleCommand, ...] | None:
     """What settle (and reverse, after an advance) post for a merchant deposit with a split
@@ -112,10 +122,7 @@ def split_commands(payment: Payment, owner: str, rule: SplitRule, action: Action
     transaction as the settlement. After an advance the merchant was credited the whole net
     at clear, so settle also moves the other parties' shares out of its payable."""
     channel = payment.channel or ""
-    pending = pool_account(payment.pool, payment.asset, channel, PoolState.PENDING_SETTLEMENT)
-    available = pool_account(payment.pool, payment.asset, channel, PoolState.AVAILABLE)
-    fees = pool_account(payment.pool, payment.asset, channel, PoolState.FEES)
-    payable = merchant_payable(owner, payment.asset)
+    pending, available, fees, payable = _deposit_accounts(payment, owner)
     net = payment.amount_minor - payment.fee_minor
     was_advanced = advanced(events)
     shares = split(rule, max(net, 0))
@@ -153,10 +160,7 @@ def merchant_commands(
     """What settle and return (and reverse, after an advance) post for a merchant deposit;
     None for the other actions (they post as for any deposit)."""
     channel = payment.channel or ""
-    pending = pool_account(payment.pool, payment.asset, channel, PoolState.PENDING_SETTLEMENT)
-    available = pool_account(payment.pool, payment.asset, channel, PoolState.AVAILABLE)
-    fees = pool_account(payment.pool, payment.asset, channel, PoolState.FEES)
-    payable = merchant_payable(owner, payment.asset)
+    pending, available, fees, payable = _deposit_accounts(payment, owner)
     net = payment.amount_minor - payment.fee_minor
     was_advanced = advanced(events)
     if action is Action.SETTLE:

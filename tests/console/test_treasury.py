@@ -39,6 +39,7 @@ from fundpool.console.treasury import (
     fees_text,
     is_proposer,
     latency_text,
+    listed_state,
     nonzero,
     plan_summary,
     same_amount,
@@ -120,6 +121,12 @@ def test_the_countdown_says_the_seconds_then_that_the_quote_expired() -> None:
     running, over = countdown_templates("en")
     assert running == "{s} s left to accept"  # the browser puts the seconds in the slot
     assert over == countdown_text(0, "en")
+
+
+def test_an_open_quote_without_time_left_is_listed_as_expired() -> None:
+    assert listed_state({"state": "open", "expires_in_ms": 0}) == "expired"
+    assert listed_state({"state": "open", "expires_in_ms": 1}) == "open"
+    assert listed_state({"state": "executed", "expires_in_ms": 0}) == "executed"
 
 
 # --- forms ----------------------------------------------------------------------------------

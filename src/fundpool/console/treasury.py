@@ -85,6 +85,16 @@ def expired(expires_in_ms: int, elapsed_ms: int = 0) -> bool:
     return seconds_left(expires_in_ms, elapsed_ms) == 0
 
 
+def listed_state(quote: Mapping[str, Any]) -> str:
+    """A quote's state as the list shows it: the desk marks a quote `expired` only when
+    someone accepts it late, so an `open` one with no time left (`expires_in_ms` 0) is
+    listed as expired."""
+    state = str(quote.get("state"))
+    if state == "open" and int(quote.get("expires_in_ms") or 0) <= 0:
+        return "expired"
+    return state
+
+
 def countdown_templates(locale: Locale) -> tuple[str, str]:
     """(the text while a quote is open, with `{s}` where its seconds go; the text at 0), as
     the browser's countdown writes them."""

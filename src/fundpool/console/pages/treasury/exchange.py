@@ -34,6 +34,7 @@ from fundpool.console.treasury import (
     actor_name,
     amount_ok,
     countdown_templates,
+    listed_state,
     seconds_left,
     state_text,
 )
@@ -325,7 +326,7 @@ class Exchange:
                            ("treasury.col_rate", "w-32"), ("treasury.col_by", "w-28"),
                            ("treasury.col_entry", "flex-1")))
             for quote in quotes:
-                state = str(quote.get("state"))
+                state = listed_state(quote)
                 row = ui.row().classes("w-full gap-2 text-sm py-1 border-b items-center "
                                        "no-wrap")
                 with testid(row, f"fx-quote-row-{quote.get('id')}").props(

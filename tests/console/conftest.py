@@ -78,8 +78,9 @@ def _pool_config(folder: Path, sure_rails: tuple[str, ...] = (TESTS_RAIL,)) -> P
         header = f'[[channels]]\nid = "{rail}"\n'
         assert text.count(header) == 1, f"examples/pool.toml: no single channel {rail}"
         text = text.replace(header, header + SURE_RAIL + "\n")
-    (folder / "rates.toml").write_text((REPO / "examples" / "rates.toml").read_text("utf-8"),
-                                       encoding="utf-8")
+    for name in ("rates.toml", "treasury.toml"):  # the files the pool names beside it
+        (folder / name).write_text((REPO / "examples" / name).read_text("utf-8"),
+                                   encoding="utf-8")
     config = folder / "pool.toml"
     config.write_text(text, encoding="utf-8")
     return config

@@ -73,6 +73,15 @@ ERROR_MODULES = (
     "fundpool.risk.policy",
     "fundpool.risk.service",
     "fundpool.risk.screening.lists",
+    "fundpool.treasury.fx",
+    "fundpool.treasury.split",
+    "fundpool.treasury.waterfall",
+    "fundpool.treasury.netting",
+    "fundpool.treasury.stress",
+    "fundpool.treasury.config",
+    "fundpool.desk.fx",
+    "fundpool.desk.liquidity",
+    "fundpool.desk.netting",
 )
 # A server could answer with any number of codes: classes made for codes without a domain
 # class are kept up to this many, then made afresh for each error.

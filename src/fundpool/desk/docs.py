@@ -27,7 +27,9 @@ def money(asset: Asset, minor: int) -> str:
 def quote_doc(desk: Desk, obj: DeskObject, now_us: int) -> dict[str, Any]:
     q = quote_of(obj)
     sell, buy = desk.config.asset(q.sell_asset), desk.config.asset(q.buy_asset)
-    return {"id": obj.id, "state": obj.state, "sell": q.sell_asset, "buy": q.buy_asset,
+    # An open quote past its time is expired, whether or not anyone has tried it since.
+    state = "expired" if obj.state == "open" and now_us >= q.expires_at_us else obj.state
+    return {"id": obj.id, "state": state, "sell": q.sell_asset, "buy": q.buy_asset,
             "sell_amount": money(sell, q.sell_minor), "buy_amount": money(buy, q.buy_minor),
             "rate": rate_text(q.rate), "mid_rate": rate_text(q.mid_rate),
             "spread_percent": rate_text(q.spread * 100),
@@ -147,6 +149,8 @@ def credit_doc(desk: Desk, line: dict[str, Any]) -> dict[str, Any]:
             "limit": money(asset, facility.limit_minor),
             "annual_rate_percent": rate_text(facility.annual_rate * 100),
             "owed": money(asset, line["owed_minor"]),
+            "drawn": money(asset, line["drawn_minor"]),
+            "interest_due": money(asset, line["interest_due_minor"]),
             "headroom": money(asset, max(0, facility.limit_minor - line["owed_minor"])),
             "interest": money(asset, line["interest_minor"]),
             "accrued_day": line["accrued_day"]}

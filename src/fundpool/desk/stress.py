@@ -37,8 +37,8 @@ from fundpool.pool.config import FundpoolConfig, PoolConfig
 from fundpool.pool.rates import RateSource
 from fundpool.pool.view import pool_view
 from fundpool.treasury import stress
-from fundpool.treasury.fx import fx_position
 from fundpool.treasury.config import TreasuryConfig
+from fundpool.treasury.fx import fx_position
 
 FLOW_WINDOW_S = 600  # the flows of the last ten minutes, scaled to an hour
 FLOW_PAYMENTS_MAX = 100_000

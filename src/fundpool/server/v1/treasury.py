@@ -455,10 +455,12 @@ def liquidity_credit_run(request: Request, pool: PoolQuery = None) -> list[dict[
 # --- stress tests ----------------------------------------------------------------------------
 
 
-@router.post("/stress", openapi_extra=needs(P.TREASURY_WRITE), responses=PROBLEMS)
+@router.post("/stress", openapi_extra=needs(P.TREASURY_READ), responses=PROBLEMS)
 def stress(body: dict[str, Any], request: Request, pool: PoolQuery = None) -> dict[str, Any]:
     """Run a liquidity-run scenario on the pool's live state, hour by hour: the survival
-    horizon, the first position to run dry, the credit needed (docs/treasury.md)."""
+    horizon, the first position to run dry, the credit needed (docs/treasury.md). It moves
+    nothing, so every role that reads the desk may run one (a risk officer first of all); the
+    run is kept in the desk's trail with its actor."""
     api, desk = _desk(request, pool)
     with api.store_errors():
         return desk.stress.run(body, actor=actor_of(request))

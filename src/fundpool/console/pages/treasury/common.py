@@ -26,7 +26,7 @@ ACTIONS = {
     "reject": ("POST", "/v1/liquidity/plans/{plan_id}/reject", P.TREASURY_APPROVE),
     "sweeps": ("POST", "/v1/liquidity/sweeps/run", P.TREASURY_WRITE),
     "credit": ("POST", "/v1/liquidity/credit/run", P.TREASURY_WRITE),
-    "stress": ("POST", "/v1/stress", P.TREASURY_WRITE),
+    "stress": ("POST", "/v1/stress", P.TREASURY_READ),
 }
 
 

@@ -20,9 +20,9 @@ Reading the sources: the outbox's `pos` and `risk_policies.version` are assigned
 plus one under the ledger's writer lock, so they follow commit order. `auth_changes.id`,
 `approval_actions.id`, `recon_actions.id` and `desk_actions.id` are taken from a sequence
 when the row is inserted, which on PostgreSQL may commit out of order: the collector first
-takes a SHARE lock on those tables (and on `risk_case_notes`), which waits for the transactions writing
-them to end, so every row below the largest it then reads has committed. On SQLite every
-writer holds the whole file.
+takes a SHARE lock on those tables (and on `risk_case_notes`), which waits for the
+transactions writing them to end, so every row below the largest it then reads has
+committed. On SQLite every writer holds the whole file.
 """
 
 from __future__ import annotations

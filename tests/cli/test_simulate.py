@@ -310,6 +310,8 @@ def test_an_asset_carried_only_by_the_book_rail_is_simulated_without_a_crash(
                         'assets = ["USD", "EUR", "USDT", "ETH", "E-CNY", "GBP"]')
     text = text.replace('rates = "rates.toml"',
                         f'rates = "{(EXAMPLE.parent / "rates.toml").as_posix()}"')
+    text = text.replace('treasury = "treasury.toml"',
+                        f'treasury = "{(EXAMPLE.parent / "treasury.toml").as_posix()}"')
     config = tmp_path / "gbp.toml"
     config.write_text(text, encoding="utf-8")
     result = runner.invoke(app, ["simulate", "--fast", *SMALL, "--config", str(config),

@@ -35,6 +35,8 @@ def bank_config(folder: Path) -> Path:
     text = text.replace(cutoff, "")
     header = '[[channels]]\nid = "bank-a"\n'
     assert text.count(header) == 1
+    (folder / "treasury.toml").write_text(
+        (EXAMPLE.parent / "treasury.toml").read_text("utf-8"), encoding="utf-8")
     (folder / "rates.toml").write_text((EXAMPLE.parent / "rates.toml").read_text("utf-8"),
                                        encoding="utf-8")
     config = folder / "pool.toml"

@@ -23,8 +23,9 @@ minutes of this machine, too long for the suite. So the suite runs
   (up to 99,999 USD, 99 ETH) larger than a rail's whole target: a test of lumpiness that no
   demo has;
 - a day at a 500th of the rate on a quarter of the depths (a day of the desk's sweep rules,
-  the wire's cut-off, the card's T+2), in which
-  no rail may drift under its minimum;
+  the wire's cut-off, the card's T+2), in which no rail may drift under its minimum: some 80 s,
+  run with FUNDPOOL_SIM_DAY=1 (measured: every rail at least 3.29 times its minimum all day,
+  the desk's collars funding RTP and SEPA from the book);
 and the demo's own hour at its own rate runs with FUNDPOOL_SIM_HOUR=1 (measured: every managed
 rail at least 2.9 times its minimum the whole hour, the quick rails' in-flight payments at most
 1,510 and none older than 258 s; sim/treasury.py's unit tests run an hour
@@ -227,7 +228,10 @@ DEMO_RATE_PER_S = parse_rate(DEMO_CONSOLE_RATE)
 @pytest.mark.parametrize("run", [
     pytest.param(Run(DEMO_RATE_PER_S, 300, 1.0, 1), id="the-demo-first-five-minutes"),
     pytest.param(Run(DEMO_RATE_PER_S / 50, 3_600, 2.0, 4), id="an-hour-at-a-50th"),
-    pytest.param(Run(DEMO_RATE_PER_S / 500, 86_400, 10.0, 4), id="a-day-at-a-500th"),
+    pytest.param(Run(DEMO_RATE_PER_S / 500, 86_400, 10.0, 4), id="a-day-at-a-500th",
+                 marks=pytest.mark.skipif(
+                     os.environ.get("FUNDPOOL_SIM_DAY") != "1",
+                     reason="some 80 s: FUNDPOOL_SIM_DAY=1 runs it")),
     pytest.param(Run(DEMO_RATE_PER_S, 3_600, 0.5, 1), id="the-demo-hour", marks=pytest.mark.skipif(
         os.environ.get("FUNDPOOL_SIM_HOUR") != "1",
         reason="180,000 payments, some eight minutes: FUNDPOOL_SIM_HOUR=1 runs it")),

@@ -461,7 +461,7 @@ def tiny_pools(draw: st.DrawFn) -> tuple[dict[Position, Band], dict[Position, in
     return bands, balances, routes
 
 
-@settings(max_examples=200)
+@settings(max_examples=60)
 @given(tiny_pools())
 def test_the_plan_costs_no_more_than_any_other_under_the_model(
         pool: tuple[dict[Position, Band], dict[Position, int], list[Route]]) -> None:

@@ -263,3 +263,11 @@ def test_a_plan_that_moves_nothing_has_nothing_to_approve(pool: Pool) -> None:
     assert plan.state == "nothing_to_move"
     with pytest.raises(PlanNotOpen):
         pool.desk.liquidity.approve(plan.id, actor=APPROVER)
+
+
+def test_a_sweeps_reasons_speak_in_the_assets_units(pool: Pool) -> None:
+    pool.fund("book", "USD", 2 * M)
+    pool.fund("rtp", "USD", M)
+    (run,) = pool.desk.liquidity.run_sweeps(actor=DESK)
+    (move,) = run["moves"]
+    assert "1,000,000.00 is under the floor 1,500,000.00" in move["reason"]

@@ -457,7 +457,7 @@ class LiquidityDesk:
                     rule, of_asset, bands_.bands_for_asset(self.bands, rule.asset),
                     balances_at_us=at, now_us=self.clock.now_us(),
                     stale_after_us=self.treasury.stale_after_s * SECOND_US,
-                    pending=rule.id in busy)
+                    pending=rule.id in busy, scale=self.config.asset(rule.asset).scale)
             except (sweeps.SweepPending, sweeps.StaleBalances) as error:
                 out.append({"rule": rule.id, "outcome": error.code, "moves": [],
                             "skipped": []})

@@ -25,7 +25,7 @@ from fractions import Fraction
 from typing import Literal
 
 from fundpool.core.errors import FundpoolError
-from fundpool.core.money import AMOUNT_MAX_MINOR, ASSET_CODE_PATTERN
+from fundpool.core.money import AMOUNT_MAX_MINOR, ASSET_CODE_PATTERN, format_amount
 from fundpool.pool.config import ID_PATTERN
 
 BandStatus = Literal["below_min", "within", "above_max"]
@@ -261,3 +261,13 @@ def parse_decimal(value: object, error: type[FundpoolError], field: str) -> Frac
         raise error("a rate or share is decimal text in quotes, like \"0.065\" (never a float)",
                     field=field, value=value)
     return Fraction(text)
+
+
+def money_text(amount_minor: int, scale: int | None) -> str:
+    """An amount for people: 120,000.00 with the asset's scale, else minor units."""
+    if scale is None:
+        return f"{amount_minor:,} minor units"
+    whole, _, decimals = format_amount(amount_minor, scale).partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    grouped = f"{sign}{int(whole.lstrip('-')):,}"
+    return f"{grouped}.{decimals}" if decimals else grouped

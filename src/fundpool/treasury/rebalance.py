@@ -82,7 +82,6 @@ from typing import NamedTuple
 import networkx as nx
 
 from fundpool.core.errors import FundpoolError, InvariantViolation, invariant
-from fundpool.core.money import format_amount
 from fundpool.pool.rates import round_half_even
 from fundpool.treasury.bands import (
     Band,
@@ -92,6 +91,7 @@ from fundpool.treasury.bands import (
     check_channel,
     check_minor,
     list_of,
+    money_text,
 )
 
 ROUTES_MAX = 100_000
@@ -815,16 +815,6 @@ def _potentials(graph_arcs: Sequence[GraphArc], flowing: Sequence[int],
                     queued.add(head)
                     queue.append(head)
     return distance
-
-
-def money_text(amount_minor: int, scale: int | None) -> str:
-    """An amount for people: 120,000.00 with the asset's scale, else minor units."""
-    if scale is None:
-        return f"{amount_minor:,} minor units"
-    whole, _, decimals = format_amount(amount_minor, scale).partition(".")
-    sign = "-" if whole.startswith("-") else ""
-    grouped = f"{sign}{int(whole.lstrip('-')):,}"
-    return f"{grouped}.{decimals}" if decimals else grouped
 
 
 def _duration(seconds: int) -> str:

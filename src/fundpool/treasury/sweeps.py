@@ -54,6 +54,7 @@ Rules are written as a list of tables whose keys are the fields' names:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -66,6 +67,7 @@ from fundpool.treasury.bands import (
     check_channel,
     check_minor,
     list_of,
+    money_text,
 )
 
 RULES_MAX = 1_000
@@ -167,10 +169,22 @@ class SweepPlan:
 
 def plan_sweep(rule: SweepRule, balances: Mapping[str, int], bands: Mapping[str, Band], *,
                balances_at_us: int, now_us: int, stale_after_us: int,
-               pending: bool) -> SweepPlan:
+               pending: bool, scale: int | None = None) -> SweepPlan:
     """The moves `rule` makes of `balances` (channel -> available, in the rule's asset), with
     `bands` (channel -> band of the rule's asset; a channel may have none). `pending`: another
-    run of this rule has not finished. Raises SweepPending, StaleBalances."""
+    run of this rule has not finished; `scale`: the asset's, for the reasons' amounts. Raises
+    SweepPending, StaleBalances."""
+    token = _SCALE.set(scale)
+    try:
+        return _plan_sweep(rule, balances, bands, balances_at_us=balances_at_us, now_us=now_us,
+                           stale_after_us=stale_after_us, pending=pending)
+    finally:
+        _SCALE.reset(token)
+
+
+def _plan_sweep(rule: SweepRule, balances: Mapping[str, int], bands: Mapping[str, Band], *,
+                balances_at_us: int, now_us: int, stale_after_us: int,
+                pending: bool) -> SweepPlan:
     if pending:
         raise SweepPending("wait for the rule's previous sweep to finish", rule_id=rule.id)
     if stale_after_us < 0:
@@ -348,9 +362,16 @@ def _fund(rule: SweepRule, balances: Mapping[str, int], bands: Mapping[str, Band
     return moves
 
 
+# The asset's scale for the reasons of the plan being made (`plan_sweep(scale=...)`); None:
+# minor units. A context variable, so that plans made in several threads never mix.
+_SCALE: ContextVar[int | None] = ContextVar("sweep_scale", default=None)
+
+
 def _n(amount_minor: int) -> str:
-    """An amount in a reason: minor units with thousands separators (the rule has no scale)."""
-    return f"{amount_minor:,}"
+    """An amount in a reason: 120,000.00 in the asset's scale when the caller gave it, else
+    minor units with thousands separators."""
+    scale = _SCALE.get()
+    return f"{amount_minor:,}" if scale is None else money_text(amount_minor, scale)
 
 
 # --- validation and parsing ----------------------------------------------------------------

@@ -466,7 +466,8 @@ def treasury_config(config: FundpoolConfig, pool: PoolConfig) -> TreasuryConfig:
 def desk(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
          clock: Clock | None = None, ids: IdSource | None = None,
          payments: PaymentService | None = None,
-         wake: Callable[[], None] | None = None) -> Desk:
+         wake: Callable[[], None] | None = None,
+         treasury: TreasuryConfig | None = None) -> Desk:
     """`pool`'s treasury desk (docs/treasury.md): FX, netting, liquidity and stress tests,
     its rail movements created through `payments` (the pool's payment service) for the
     engine to carry."""
@@ -476,22 +477,27 @@ def desk(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
     ids = ids or system_ids()
     payments = payments or payment_service(store, config, pool, clock=clock, ids=ids)
     return build_desk(ledger(store, clock, ids), desk_store(store), config, pool,
-                      treasury_config(config, pool), payments, rate_source(config, pool),
+                      treasury or treasury_config(config, pool), payments,
+                      rate_source(config, pool),
                       clock=clock, ids=ids, wake=wake)
 
 
-def prepare_desk(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig) -> int:
+def prepare_desk(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
+                 treasury: TreasuryConfig | None = None) -> int:
     """Open the accounts `pool`'s split rules credit and its netting partners hold (a split
     deposit's settlement must find them): at `fundpool pool init` and when the pool's engine
     starts. Before the pool is initialised (its assets not defined yet) there is nothing to
     open them in: 0, and `pool init` opens them."""
     from fundpool.core.errors import UnknownAsset
+    from fundpool.desk.service import open_desk_accounts
 
-    treasury = treasury_config(config, pool)
+    treasury = treasury or treasury_config(config, pool)
     if not treasury.splits and not treasury.partners:
         return 0
+    channels = {c.id: c for c in config.channels}
+    assets = sorted({code for cid in pool.channels for code in channels[cid].assets})
     try:
-        return desk(store, config, pool).prepare()
+        return open_desk_accounts(ledger(store), pool.id, treasury, assets)
     except UnknownAsset:
         return 0
 
@@ -685,7 +691,6 @@ def payment_engine(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
         and (rails_dir is None or not (rails_dir / pool.id / f"{cid}.jsonl").exists()))
     # Each start names its rails anew, so that their references (and the outcome ids made of
     # them) never meet an earlier start's, even on a journal begun afresh.
-    prepare_desk(store, config, pool)
     parts = simulated_dispatching(
         ledger(store, clock, ids), config, pool, clock=clock, ids=ids, seed=seed,
         instance=f"engine-{pool.id}-{clock.now_us():x}", policy=engine_policy(),
@@ -814,25 +819,26 @@ def pool_runtime(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *
                  rails_dir: Path | None, simulate_per_s: float | None = None,
                  data_dir: Path | None = None,
                  congestion: CongestionMeter | None = None) -> PoolRuntime:
+    treasury = treasury_config(config, pool)  # read once for the accounts and the runner
+    prepare_desk(store, config, pool, treasury)
     engine = payment_engine(store, config, pool, rails_dir=rails_dir, data_dir=data_dir,
                             congestion=congestion)
     traffic = None
     if simulate_per_s is not None:
         traffic = engine_traffic(store, config, pool, engine, rate_per_s=simulate_per_s)
     return PoolRuntime(engine, traffic, bank_side(store, config, pool, data_dir=data_dir),
-                       desk_runner(store, config, pool, engine))
+                       desk_runner(store, config, pool, engine, treasury))
 
 
 def desk_runner(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
-                engine: PaymentEngine) -> DeskRunner | None:
+                engine: PaymentEngine, treasury: TreasuryConfig) -> DeskRunner | None:
     """The desk's schedule where the pool is led (None: its treasury file has no sweep rule
     and no credit line, so there is nothing to run)."""
-    treasury = treasury_config(config, pool)
     if not treasury.sweeps and not treasury.credit_lines:
         return None
     from fundpool.desk.runner import DeskRunner
 
-    return DeskRunner(desk(store, config, pool, wake=engine.wake))
+    return DeskRunner(desk(store, config, pool, wake=engine.wake, treasury=treasury))
 
 
 # --- the simulator ---------------------------------------------------------------------------

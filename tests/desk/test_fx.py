@@ -111,3 +111,24 @@ def test_a_payout_in_another_asset_is_converted_on_the_way(pool: Pool) -> None:
     assert payment.channel == "rtp"
     assert pool.available("rtp", "USD") == 3_500_00
     assert pool.available("sepa", "EUR") == 10_000_00 - 2_311_42
+
+
+def test_a_converted_payout_goes_on_a_payout_rail_and_a_refused_one_converts_nothing(
+        pool: Pool) -> None:
+    pool.fund("sepa", "EUR", 10_000_00)
+    pool.fund("book", "USD", 9_000_000_00)  # holds the most USD, but carries no payout
+    pool.fund("rtp", "USD", 1_000_00)
+    _, payment = pool.desk.fx.convert_and_pay(
+        pool.payments, funding_asset="EUR", actor=CASHIER,
+        request=PaymentRequest(PaymentKind.PAYOUT, "USD", 100_00, None,
+                               destination="021000021-123456789"))
+    assert payment.channel != "book"
+    head = pool.ledger.head().seq
+    with pytest.raises(FundpoolError) as refused:
+        pool.desk.fx.convert_and_pay(
+            pool.payments, funding_asset="EUR", actor=CASHIER,
+            request=PaymentRequest(PaymentKind.PAYOUT, "USD", 100_00, "book",
+                                   destination="021000021-123456789"))
+    assert refused.value.code == "invalid_payment"
+    assert pool.ledger.head().seq == head  # nothing converted
+    assert len(pool.desk.fx.quotes()) == 1

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -39,6 +39,7 @@ from fundpool.core.money import Asset
 from fundpool.desk.ports import DeskAction, DeskObject, DeskStore
 from fundpool.ledger.service import Ledger
 from fundpool.payments.model import Payment, PaymentKind, PaymentRequest
+from fundpool.payments.rules import NOT_FOR_PAYOUTS
 from fundpool.payments.service import PaymentService
 from fundpool.pool.accounts import PoolState, pool_account
 from fundpool.pool.config import FundpoolConfig, PoolConfig
@@ -120,8 +121,13 @@ class FxDesk:
             raise NoChannelForAsset(asset=code, pool=self.pool.id)
         return self.config.asset(code)
 
-    def channel_for(self, asset: str, channel: str | None) -> str:
-        held = self.channels_of.get(asset, [])
+    def payout_channels_of(self, asset: str) -> list[str]:
+        return [c for c in self.channels_of.get(asset, [])
+                if self.config.channel(c).kind not in NOT_FOR_PAYOUTS]
+
+    def channel_for(self, asset: str, channel: str | None,
+                    among: list[str] | None = None) -> str:
+        held = self.channels_of.get(asset, []) if among is None else among
         if channel is not None:
             if channel not in held:
                 raise NoChannelForAsset("this channel does not hold the asset in this pool",
@@ -251,15 +257,22 @@ class FxDesk:
         converted money arrived on (its fee is paid from what that channel holds)."""
         if request.kind is not PaymentKind.PAYOUT:
             raise fx.InvalidQuote("only a payout is converted on the way", kind=request.kind)
-        buy_channel = request.channel or self.channel_for(request.asset, None)
+        # On a rail that pays out (never a book rail): the one named, else the payout rail
+        # holding most of the payee's asset.
+        buy_channel = request.channel or self.channel_for(
+            request.asset, None, among=self.payout_channels_of(request.asset))
+        payout = PaymentRequest(request.kind, request.asset, request.amount_minor,
+                                buy_channel, request.destination_channel,
+                                request.counterparty, request.reference,
+                                {**request.metadata, "fx_quote": "pending"},
+                                request.destination)
+        # Everything the payout could be refused for is checked before money is converted.
+        payments.check(payout, idempotency_key=idempotency_key, actor=actor)
         obj = self.quote(funding_asset, request.asset, buy_minor=request.amount_minor,
                          buy_channel=buy_channel, actor=actor)
         done = self.accept(obj.id, actor=actor)
-        metadata: Mapping[str, str] = {**request.metadata, "fx_quote": obj.id}
         payment = payments.create(
-            PaymentRequest(request.kind, request.asset, request.amount_minor, buy_channel,
-                           request.destination_channel, request.counterparty,
-                           request.reference, metadata, request.destination),
+            replace(payout, metadata={**request.metadata, "fx_quote": obj.id}),
             idempotency_key=idempotency_key, actor=actor)
         return done, payment
 

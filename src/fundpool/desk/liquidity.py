@@ -75,6 +75,8 @@ PLAN, SWEEP_RUN, CREDIT = "plan", "sweep_run", "credit"
 PROPOSED, EXECUTING, EXECUTED, REJECTED, OUTDATED = (
     "proposed", "executing", "executed", "rejected", "outdated")
 NOTHING_TO_MOVE = "nothing_to_move"
+# The metadata key of every payment the desk creates (its value: rebalance or sweep).
+TREASURY_KEY = "treasury"
 RUNNING, DONE = "running", "done"
 DAY_US = 86_400_000_000
 ACCRUAL_DAYS_MAX = 366  # one run accrues at most a year of missed days
@@ -277,7 +279,7 @@ class LiquidityDesk:
                  for part in self.parts(s, d, code, amount)]
         requests = [(PaymentRequest(self._kind(s, d), code, amount, s, d, None,
                                     f"{purpose}:{key}"[:200],
-                                    {"treasury": purpose, "treasury_id": key}),
+                                    {TREASURY_KEY: purpose, "treasury_id": key}),
                      f"{key}-{n}") for n, (s, d, code, amount) in enumerate(split)]
         outcomes = self.payments.create_many(requests, actor=actor)
         errors = [o for o in outcomes if isinstance(o, FundpoolError)]
@@ -447,10 +449,12 @@ class LiquidityDesk:
                                                             [RUNNING], 200)]
         busy = {o.body["rule"] for o in running if o.state == RUNNING}
         out = []
+        # One consistent read for every rule: the payments a rule creates take nothing from
+        # available before the engine approves them, so a later rule reads the same figures.
+        balances, at = self.balances()
         for rule in self.rules:
             if rule_ids is not None and rule.id not in rule_ids:
                 continue
-            balances, at = self.balances()
             of_asset = {cid: n for (cid, code), n in balances.items() if code == rule.asset}
             try:
                 plan = sweeps.plan_sweep(

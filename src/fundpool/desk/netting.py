@@ -208,7 +208,7 @@ class NettingDesk:
             entry_id = entry_id or entry.id
         now = self.clock.now_us()
         ids = cycle.body["obligation_ids"]
-        objects = [o for o in (self.store.get(OBLIGATION, i) for i in ids) if o is not None]
+        objects = self.store.get_many(OBLIGATION, ids)
         self.store.move_many([o.moved(SETTLED, now, cycle=cycle.id) for o in objects], QUEUED,
                              None)
         done = cycle.moved(SETTLED, now, entry_id=entry_id)

@@ -70,6 +70,10 @@ class DeskStore(Protocol):
 
     def get(self, kind: str, object_id: str) -> DeskObject | None: ...
 
+    def get_many(self, kind: str, object_ids: Sequence[str]) -> list[DeskObject]:
+        """Those of `object_ids` that exist, in one read per chunk (order not kept)."""
+        ...
+
     def find(self, pool: str, kind: str, states: Sequence[str] | None = None,
              limit: int = 100) -> list[DeskObject]:
         """Newest first."""

@@ -6,7 +6,7 @@ ledger, the payment service, its store and the pool's rate source.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +20,12 @@ from fundpool.desk.ports import DeskAction, DeskStore
 from fundpool.desk.stress import StressDesk
 from fundpool.ledger.service import Ledger
 from fundpool.payments.service import PaymentService
-from fundpool.pool.accounts import commission_account, merchant_payable
+from fundpool.pool.accounts import commission_account
 from fundpool.pool.config import FundpoolConfig, PoolConfig
 from fundpool.pool.rates import RateSource
 from fundpool.treasury import split as splits
 from fundpool.treasury import waterfall
-from fundpool.treasury.config import REMAINDER_MERCHANT, TreasuryConfig
+from fundpool.treasury.config import TreasuryConfig
 
 
 class UnknownSplitRule(splits.InvalidSplitRule):
@@ -54,29 +54,8 @@ class Desk:
                 for code in channels[cid].assets}
 
     def prepare(self) -> int:
-        """Open the accounts the split rules credit (partners' and agents' commissions, a
-        named merchant's payable) and the netting partners' accounts: a deposit's settlement
-        must find them. Opening an account that exists as declared changes nothing; how many
-        were opened."""
-        opened = 0
-        for config in self.treasury.splits.values():
-            for part in config.rule.parts:
-                if part.role in ("partner", "agent"):
-                    address = commission_account(self.pool.id, config.asset, part.role,
-                                                 part.party)
-                elif part.role == "merchant" and part.party != REMAINDER_MERCHANT:
-                    address = merchant_payable(part.party, config.asset)
-                else:
-                    continue
-                if self.ledger.open_account(Account(address, asset=config.asset, metadata={
-                        "pool": self.pool.id, "split": config.rule.id})) is not None:
-                    opened += 1
-        for partner in self.treasury.partners:
-            for code in self.netting.assets:
-                if self.ledger.open_account(partner_opening(self.pool.id, partner,
-                                                            code)) is not None:
-                    opened += 1
-        return opened
+        """Open `desk_accounts` in the ledger; how many were new."""
+        return open_desk_accounts(self.ledger, self.pool.id, self.treasury, self.netting.assets)
 
     # --- previews (nothing is written but the trail of who looked) --------------------------
 
@@ -102,6 +81,27 @@ class Desk:
 
     def actions(self, limit: int = 100) -> list[tuple[int, DeskAction]]:
         return self.store.actions(limit)
+
+
+def desk_accounts(pool: str, treasury: TreasuryConfig, assets: Sequence[str]) -> list[Account]:
+    """The accounts the desk credits that no pool setup opens: partners' and agents'
+    commissions from split deposits (a deposit's settlement must find them), and the netting
+    partners' accounts in each of the pool's assets. A split part naming a merchant credits its
+    payable, which `fundpool pool init` opens with the pool's merchants."""
+    found = [Account(commission_account(pool, c.asset, part.role, part.party), asset=c.asset,
+                     metadata={"pool": pool, "split": c.rule.id})
+             for c in treasury.splits.values() for part in c.rule.parts
+             if part.role in ("partner", "agent")]
+    found += [partner_opening(pool, partner, code) for partner in treasury.partners
+              for code in assets]
+    return found
+
+
+def open_desk_accounts(ledger: Ledger, pool: str, treasury: TreasuryConfig,
+                       assets: Sequence[str]) -> int:
+    """Open `desk_accounts` (one that exists as declared changes nothing); how many were new."""
+    return sum(1 for account in desk_accounts(pool, treasury, assets)
+               if ledger.open_account(account) is not None)
 
 
 def build_desk(ledger: Ledger, store: DeskStore, config: FundpoolConfig, pool: PoolConfig,

@@ -172,6 +172,10 @@ class Ledger:
         self._cache_head = None
         self._expiry_horizon_us = None
 
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
     # --- one command at a time, raising its error -----------------------------------------
 
     def execute(self, command: Command) -> Recorded | None:

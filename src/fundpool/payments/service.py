@@ -143,6 +143,13 @@ class PaymentService:
         """Current states, read in bulk (for a batch's progress)."""
         return self._store.states(payment_ids)
 
+    def check(self, request: PaymentRequest, *, idempotency_key: str | None = None,
+              actor: Actor | None = None) -> None:
+        """Raise what `create` would refuse `request` for (its fields, key, channel, limits,
+        fee), creating nothing: for a caller that must do something first and may not leave
+        it half done (the desk converts before a converted payout exists)."""
+        self._rules.new_payment(request, idempotency_key, self._ledger.clock.now_us(), actor)
+
     def created_between(self, since_us: int, until_us: int, *, limit: int) -> list[Payment]:
         """The pool's payments created in [since, until), at most `limit` (the desk's flows)."""
         return self._store.created_between(self.pool_id, since_us, until_us, limit=limit)

@@ -90,6 +90,8 @@ class UnknownChannel(FundpoolError):
 class RoutingStrategy(Protocol):
     """What a payment's failover loop needs from a router, learned or fixed."""
 
+    channels: tuple[str, ...]  # the rails it routes over (a book rail is never one)
+
     @property
     def policy(self) -> RoutingPolicy: ...
 

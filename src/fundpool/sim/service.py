@@ -20,6 +20,7 @@ import structlog
 
 from fundpool.core.actor import SIMULATED_APPROVER, SIMULATOR, Actor
 from fundpool.core.clock import Clock
+from fundpool.desk.liquidity import TREASURY_KEY
 from fundpool.payments.dispatch import Intake, TickReport
 from fundpool.payments.model import Action, Outcome, PaymentRequest, PaymentState, Step
 from fundpool.payments.service import PaymentService
@@ -86,7 +87,7 @@ class EngineFlow:
         # The simulator's own, and the treasury desk's sweeps and plans (the demo's treasury
         # leads approve those: a person, never the engine or the desk itself).
         due = [p.id for p in waiting
-               if ((p.reference or "").startswith(SIMULATED_PREFIX) or "treasury" in p.metadata)
+               if ((p.reference or "").startswith(SIMULATED_PREFIX) or TREASURY_KEY in p.metadata)
                and now - p.updated_at_us >= self._delay_us]
         if due:
             self.approve(due)

@@ -16,7 +16,7 @@ from typing import Any
 from fundpool.desk.ports import DeskAction, DeskConflict, DeskObject
 from fundpool.ledger.ports import LedgerStore
 from fundpool.sql import migrate
-from fundpool.sql.database import Database, Transaction, database_of
+from fundpool.sql.database import LOOKUP_CHUNK, Database, Transaction, database_of
 from fundpool.stores.actor_json import actor_from_text, actor_text
 
 COLUMNS = "kind, id, pool, state, created_at_us, updated_at_us, actor, body"
@@ -97,6 +97,17 @@ class SqlDeskStore:
         rows = self.db.rows(f"SELECT {COLUMNS} FROM desk_objects WHERE kind = ? AND id = ?",
                             (kind, object_id))
         return _object(rows[0]) if rows else None
+
+    def get_many(self, kind: str, object_ids: Sequence[str]) -> list[DeskObject]:
+        self.ensure()
+        found: list[DeskObject] = []
+        for start in range(0, len(object_ids), LOOKUP_CHUNK):
+            chunk = list(object_ids[start:start + LOOKUP_CHUNK])
+            marks = ", ".join("?" for _ in chunk)
+            found += [_object(r) for r in self.db.rows(
+                f"SELECT {COLUMNS} FROM desk_objects WHERE kind = ? AND id IN ({marks})",
+                (kind, *chunk))]
+        return found
 
     def find(self, pool: str, kind: str, states: Sequence[str] | None = None,
              limit: int = 100) -> list[DeskObject]:

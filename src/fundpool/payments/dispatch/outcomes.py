@@ -120,8 +120,7 @@ class OutcomeHandler:
                 continue
             # The router learns from the rails it routes over: not from a book rail, which
             # carries only transfers between the pool's own channels (the treasury desk's).
-            routed = getattr(self._router, "channels", None)
-            learns = not payment.kind.inbound and (routed is None or outcome.channel in routed)
+            learns = not payment.kind.inbound and outcome.channel in self._router.channels
             if outcome.kind is K.SETTLED and learns:
                 self._router.record(outcome.channel, payment.asset, True, outcome.at_us)
             if actions == (A.FAIL,) and not payment.kind.inbound:

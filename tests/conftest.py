@@ -6,14 +6,17 @@ PostgreSQL tests skip with a clear message when the server is unreachable, excep
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from hypothesis import HealthCheck, settings
 
+import fundpool.auth.secrets as fundpool_secrets
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.ledger.ports import LedgerStore
 from fundpool.ledger.service import Ledger
@@ -32,6 +35,33 @@ PG_URL = os.environ.get("FUNDPOOL_TEST_PG_URL", "postgresql://postgres@127.0.0.1
 # @settings starts from this profile, so only one that lists suppress_health_check replaces it.
 settings.register_profile("fundpool", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("fundpool")
+
+# Passwords hashed in the tests' own process use argon2id at its cheapest work factors: the
+# tests check who may sign in, never how slow a guess is (Django's tests swap in a fast hasher
+# for the same reason). Servers the tests start as processes keep the real parameters, and a
+# hash made with either verifies under the other (the parameters are in the hash).
+fundpool_secrets._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+# The seconds each slow file took (tools/test_durations.py writes it from a JUnit report).
+DURATIONS = Path(__file__).with_name("durations.json")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slowest files first, each file's tests in their own order. `make test` gives a
+    worker a whole file at a time in this order (`--dist loadfile --no-loadscope-reorder`):
+    longest first, the two workers end close together instead of one finishing a long browser
+    file alone. Every worker sorts the same collection the same way, as xdist requires."""
+    weights: dict[str, float] = json.loads(DURATIONS.read_text(encoding="utf-8"))
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first.setdefault(item.nodeid.partition("::")[0], index)
+
+    def weight(item: pytest.Item) -> tuple[float, int]:
+        path = item.nodeid.partition("::")[0]
+        return -weights.get(path, 0.0), first[path]
+
+    items.sort(key=weight)
 
 
 def postgres_reachable() -> str | None:

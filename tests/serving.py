@@ -44,12 +44,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def run(command: list[str], env: dict[str, str], *, stdin: str | None = None) -> str:
-    done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120,
-                          cwd=REPO, env=env, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:4])}… failed ({done.returncode}):\n"
-                           f"{done.stdout}\n{done.stderr}")
+def cli(args: list[str], env: dict[str, str] | None = None, *, stdin: str | None = None) -> str:
+    """`fundpool ARGS` run in this process (typer's CliRunner) with `env` as the whole
+    environment: what a test prepares before it starts a server, without a Python start-up
+    per command. Its output, or RuntimeError saying why it failed."""
+    from typer.testing import CliRunner
+
+    from fundpool.cli.main import app
+
+    environment: dict[str, str | None] = dict.fromkeys(os.environ)
+    environment.update(env if env is not None else os.environ)
+    done = CliRunner(env=environment).invoke(app, args, input=stdin)
+    if done.exit_code != 0:
+        raise RuntimeError(f"fundpool {' '.join(args[:3])}… failed ({done.exit_code}):\n"
+                           f"{done.output}\n{done.exception!r}")
     return done.stdout
 
 
@@ -99,10 +107,9 @@ class Served:
         """The pool's accounts, a float on every channel, and a user per role."""
         self.data.mkdir(parents=True, exist_ok=True)
         env = self.env()
-        fundpool = fundpool_command()
-        run([*fundpool, "pool", "init", "--config", str(CONFIG)], env)
+        cli(["pool", "init", "--config", str(CONFIG)], env)
         for role in ROLES:
-            run([*fundpool, "users", "add", f"serve-{role}", "--role", role, "--password-stdin"],
+            cli(["users", "add", f"serve-{role}", "--role", role, "--password-stdin"],
                 env, stdin=f"serve-{role}-password\n")
         store = compose.open_ledger_store(data_dir=self.data, db_url=self.db_url)
         try:

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.console.harness import REPO, Server
-from tests.serving import free_port, fundpool_command
+from tests.serving import cli, free_port, fundpool_command
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -86,14 +86,6 @@ def _pool_config(folder: Path, sure_rails: tuple[str, ...] = (TESTS_RAIL,)) -> P
     return config
 
 
-def _run(command: list[str], *, stdin: str | None = None) -> None:
-    done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120,
-                          cwd=REPO, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:4])}… failed ({done.returncode}):\n"
-                           f"{done.stdout}\n{done.stderr}")
-
-
 @contextmanager
 def served_console(name: str, *, sure_rails: tuple[str, ...] = (TESTS_RAIL,),
                    env: Mapping[str, str] | None = None) -> Iterator[Server]:
@@ -104,12 +96,11 @@ def served_console(name: str, *, sure_rails: tuple[str, ...] = (TESTS_RAIL,),
         data = Path(temp) / "data"
         data.mkdir()
         config = _pool_config(Path(temp), sure_rails)
-        _run([*fundpool, "pool", "init", "--config", str(config),
-              "--data-dir", str(data)])
+        cli(["pool", "init", "--config", str(config), "--data-dir", str(data)])
         users = {role: (f"{name}-{role}", f"{name}-{role}-password") for role in ROLES}
         for role, (username, password) in users.items():
-            _run([*fundpool, "users", "add", username, "--role", role, "--password-stdin",
-                  "--data-dir", str(data)], stdin=password + "\n")
+            cli(["users", "add", username, "--role", role, "--password-stdin",
+                 "--data-dir", str(data)], stdin=password + "\n")
         port = free_port()
         environment = {**os.environ,
                        "FUNDPOOL_CONSOLE": "true", "FUNDPOOL_DATA_DIR": str(data),

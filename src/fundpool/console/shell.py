@@ -113,6 +113,7 @@ class Page:
     locale: Locale
     client: AsyncClient
     wall: bool = False
+    leaving: bool = False  # on its way to the sign-in page: said once, whoever noticed first
 
     @classmethod
     async def open(cls, request: Request, *, needs: str | None = None) -> Page | None:
@@ -171,6 +172,11 @@ class Page:
         """Say on screen why the API refused; an ended session sends the browser to sign in
         (and back here after)."""
         if isinstance(error, Unauthorized):
+            # Every timer of the page meets the ended session; the first sends the browser
+            # away, and a second navigation would abort the first one mid-flight.
+            if self.leaving:
+                return
+            self.leaving = True
             self.console.end(self.browser, self.signed.token)
             ui.navigate.to(route("/login", {"next": here(self.request), "why": "expired"}))
         elif isinstance(error, PermissionDenied) and (

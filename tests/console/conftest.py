@@ -137,7 +137,9 @@ def console_server(chromium: Path) -> Iterator[Server]:
         alerts.write_text(yaml.safe_dump(rules, sort_keys=False))
         with served_console("console", env={
                 "FUNDPOOL_SIMULATE": "20/s", "FUNDPOOL_ALERTS": str(alerts),
-                "FUNDPOOL_EVALUATE_EVERY_S": "1"}) as server:
+                "FUNDPOOL_EVALUATE_EVERY_S": "1",
+                # An auditor's proof of a new entry needs a checkpoint after it.
+                "FUNDPOOL_AUDIT_CHECKPOINT_S": "3"}) as server:
             yield server
 
 

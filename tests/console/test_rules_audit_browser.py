@@ -204,7 +204,7 @@ def test_a_risk_officer_drafts_approval_rules_and_an_admin_votes_them_active(
 
 # --- the audit log ----------------------------------------------------------------------------
 
-AUDIT_S = 120.0  # the server syncs the log every second and signs a checkpoint every minute
+AUDIT_S = 60.0  # the server syncs the log every second and signs a checkpoint every 3 s
 
 
 def payout_by_cashier(server: Server) -> str:

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 LEADER_POLL_S = 1.0
 PRUNE_EVERY_S = 3_600.0
 AUDIT_SYNC_S = 1.0  # the leader appends what the sources recorded, every second
-AUDIT_CHECKPOINT_S = 60.0  # and signs a checkpoint this often, when the log grew
 REFRESH_S = 1.0
 
 
@@ -53,17 +52,18 @@ class AuditLog(Protocol):
 
 
 class AuditKeeper:
-    """Syncs the audit log every `AUDIT_SYNC_S` and signs a checkpoint every
-    `AUDIT_CHECKPOINT_S` when it grew (`checkpoint` signs none otherwise)."""
+    """Syncs the audit log every `AUDIT_SYNC_S` and signs a checkpoint every `checkpoint_s`
+    (the setting `audit_checkpoint_s`) when it grew (`checkpoint` signs none otherwise)."""
 
-    def __init__(self, audit: Callable[[], AuditLog]) -> None:
+    def __init__(self, audit: Callable[[], AuditLog], checkpoint_s: float) -> None:
         self._audit = audit
+        self._checkpoint_s = checkpoint_s
         self._signed_at = time.monotonic()
 
     def step(self) -> None:
         audit = self._audit()
         audit.sync()
-        if time.monotonic() - self._signed_at >= AUDIT_CHECKPOINT_S:
+        if time.monotonic() - self._signed_at >= self._checkpoint_s:
             audit.checkpoint()
             self._signed_at = time.monotonic()
 
@@ -155,7 +155,8 @@ class Leadership:
         if self.engine is not None:
             self.engine.follow(interval_s=self.settings.evaluate_every_s)
         if self.audit is not None:
-            self._auditor = Follower(AuditKeeper(self.audit).step, interval_s=AUDIT_SYNC_S,
+            self._auditor = Follower(AuditKeeper(self.audit, self.settings.audit_checkpoint_s).step,
+                                     interval_s=AUDIT_SYNC_S,
                                      name="fundpool-audit").start()
         if self.approvals is not None:
             approvals = self.approvals

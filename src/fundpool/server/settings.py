@@ -91,6 +91,8 @@ class Settings(BaseSettings):
                                    "<data_dir>/audit-log.key).")
     audit_publish_dir: Path | None = Field(None, description="Where each signed audit "
                                            "checkpoint is also written (publish it outside).")
+    audit_checkpoint_s: float = Field(60.0, ge=1.0, le=86_400.0, description="Seconds "
+                                      "between signed audit checkpoints, when the log grew.")
     simulate: str | None = Field(None, description="Run the traffic simulator in the server "
                                  "at this rate (`50/s`): a live demo pool. SQLite or "
                                  "PostgreSQL, one worker.")

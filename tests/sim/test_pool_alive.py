@@ -50,7 +50,7 @@ from fundpool.core.actor import SIMULATED_APPROVER
 from fundpool.core.clock import ManualClock, Uuid7Ids
 from fundpool.desk.runner import DeskRunner
 from fundpool.ledger.service import Ledger
-from fundpool.payments.model import PaymentState
+from fundpool.payments.model import Action, PaymentState
 from fundpool.pool.accounts import PoolState, pool_account
 from fundpool.pool.config import ChannelKind, Depth, FundpoolConfig, load_config
 from fundpool.sim.pace import parse_rate
@@ -102,14 +102,23 @@ def scaled(config: FundpoolConfig, divisor: int) -> FundpoolConfig:
     return dataclasses.replace(config, channels=channels)
 
 
-def in_flight(simulation: Simulation, channel: str) -> Iterator[int]:
-    """The creation times of the payments in flight on `channel`."""
+def in_flight(simulation: Simulation, channel: str, now_us: int = 0) -> Iterator[int]:
+    """When each payment in flight on `channel` was routed to it. A payout failed over from
+    a bank wire (which may refuse it hours later: `AG01 transaction forbidden`) is on this rail
+    since its new route, not since it was created; its events say when (read only for the
+    few created over IN_FLIGHT_AGE_MAX_S before `now_us`)."""
+    old_us = now_us - IN_FLIGHT_AGE_MAX_S * 1_000_000
     for state in IN_FLIGHT:
         after = None
         while True:
             page = simulation.service.list(state=state, channel=channel, limit=PAGE,
                                            after_id=after)
-            yield from (p.created_at_us for p in page)
+            for payment in page:
+                if payment.created_at_us >= old_us:
+                    yield payment.created_at_us
+                else:
+                    yield max(e.at_us for e in simulation.service.events(payment.id)
+                              if e.action is Action.ROUTE)
             if len(page) < PAGE:
                 break
             after = page[-1].id
@@ -178,9 +187,9 @@ def run_pool(tmp_path: Path, run: Run) -> Measured:
             if now_us < next_sample_us:
                 return
             next_sample_us += SAMPLE_EVERY_S * 1_000_000
-            created = [at for c in quick for at in in_flight(simulation, c)]
-            measured.quick_in_flight_max = max(measured.quick_in_flight_max, len(created))
-            oldest_s = (now_us - min(created, default=now_us)) / 1_000_000
+            routed = [at for c in quick for at in in_flight(simulation, c, now_us)]
+            measured.quick_in_flight_max = max(measured.quick_in_flight_max, len(routed))
+            oldest_s = (now_us - min(routed, default=now_us)) / 1_000_000
             measured.quick_age_max_s = max(measured.quick_age_max_s, oldest_s)
 
         wall = time.perf_counter()
@@ -213,13 +222,9 @@ def assert_alive(measured: Measured, run: Run) -> None:
         # On a quarter of the depths RTP and SEPA open under their collar's floor: the desk
         # funds them from the book in its first runs, and keeps them so.
         assert measured.desk_sweeps > 0, "the desk's sweep rules never ran: the run proves little"
-    if run.duration_s > 3_600:
-        # The day is about funding. (Its one known straggler: an RTP payout left `submitted`
-        # for hours by the simulated rail, seen once; the hour runs bound the quick rails'
-        # in-flight age.)
-        return
     assert measured.quick_age_max_s <= IN_FLIGHT_AGE_MAX_S
-    assert measured.quick_in_flight_max <= run.rate_per_s * QUICK_IN_FLIGHT_S
+    if run.duration_s <= 3_600:  # at a day's 500th of the rate, one slow L1 payout is the bound
+        assert measured.quick_in_flight_max <= run.rate_per_s * QUICK_IN_FLIGHT_S
 
 
 DEMO_RATE_PER_S = parse_rate(DEMO_CONSOLE_RATE)

@@ -455,12 +455,9 @@ def rate_source(config: FundpoolConfig, pool: PoolConfig) -> Callable[[], RateSo
 
 def treasury_config(config: FundpoolConfig, pool: PoolConfig) -> TreasuryConfig:
     """The pool's treasury file (bands, sweeps, credit lines, splits, FX), checked."""
-    from fundpool.treasury.config import load_treasury
+    from fundpool.treasury.config import pool_treasury
 
-    channels = {c.id: c for c in config.channels}
-    assets = {code: config.asset(code) for cid in pool.channels
-              for code in channels[cid].assets}
-    return load_treasury(pool.treasury_path, assets)
+    return pool_treasury(config, pool)
 
 
 def desk(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig, *,
@@ -494,10 +491,8 @@ def prepare_desk(store: LedgerStore, config: FundpoolConfig, pool: PoolConfig,
     treasury = treasury or treasury_config(config, pool)
     if not treasury.splits and not treasury.partners:
         return 0
-    channels = {c.id: c for c in config.channels}
-    assets = sorted({code for cid in pool.channels for code in channels[cid].assets})
     try:
-        return open_desk_accounts(ledger(store), pool.id, treasury, assets)
+        return open_desk_accounts(ledger(store), pool.id, treasury, sorted(config.assets_of(pool)))
     except UnknownAsset:
         return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from fundpool import compose
 from fundpool.core.errors import FundpoolError
 from fundpool.payments.model import Action, PaymentKind, PaymentRequest
 from fundpool.payments.service import Step
@@ -41,7 +42,7 @@ def _shares(pool: Pool) -> dict[str, int]:
 
 @pytest.mark.parametrize("advanced", [True, False])
 def test_a_split_deposit_settles_every_share_in_one_entry(pool: Pool, advanced: bool) -> None:
-    pool.desk.prepare()
+    compose.prepare_desk(pool.store, pool.config, pool.pool, pool.treasury)
     if advanced:
         pool.fund("rtp", "USD", 10_000_00)  # liquidity for the instant-settlement advance
     payment_id = _deposit(pool, 100_00, SPLIT)

@@ -12,7 +12,6 @@ from typing import Any
 
 from fundpool.core.clock import Clock, IdSource
 from fundpool.core.ledger.model import Account
-from fundpool.core.money import Asset
 from fundpool.desk.fx import FxDesk, FxSettings, available_reader
 from fundpool.desk.liquidity import LiquidityDesk
 from fundpool.desk.netting import NettingDesk, partner_opening
@@ -46,16 +45,6 @@ class Desk:
     netting: NettingDesk
     liquidity: LiquidityDesk
     stress: StressDesk
-
-    @property
-    def assets(self) -> dict[str, Asset]:
-        channels = {c.id: c for c in self.config.channels}
-        return {code: self.config.asset(code) for cid in self.pool.channels
-                for code in channels[cid].assets}
-
-    def prepare(self) -> int:
-        """Open `desk_accounts` in the ledger; how many were new."""
-        return open_desk_accounts(self.ledger, self.pool.id, self.treasury, self.netting.assets)
 
     # --- previews (nothing is written but the trail of who looked) --------------------------
 

@@ -458,6 +458,11 @@ class FundpoolConfig:
             "no such channel in the configuration", source=self.source, channel=channel_id
         )
 
+    def assets_of(self, pool: PoolConfig) -> dict[str, Asset]:
+        """The assets the pool's channels carry, by code."""
+        return {code: self.asset(code) for cid in pool.channels
+                for code in self.channel(cid).assets}
+
     def pool(self, pool_id: str | None = None) -> PoolConfig:
         """The pool named `pool_id`, or the only one when None."""
         if pool_id is None:

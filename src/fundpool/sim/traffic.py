@@ -63,7 +63,7 @@ from fundpool.sim.treasury import (
     Treasury,
     opening_float_minor,
 )
-from fundpool.treasury.config import load_treasury
+from fundpool.treasury.config import pool_treasury
 
 PAYEES = 2_000
 SIMULATED_PREFIX = "sim-"  # the references (and keys) of the simulator's payments
@@ -80,10 +80,8 @@ ETH_DECADES = ((-3, 20), (-2, 35), (-1, 30), (0, 12), (1, 3))
 
 def desk_swept(config: FundpoolConfig, pool: PoolConfig) -> frozenset[tuple[str, str]]:
     """(asset, channel) of the rails a sweep rule of the pool's treasury desk keeps funded."""
-    channels = {cid: config.channel(cid) for cid in pool.channels}
-    assets = {code: config.asset(code) for c in channels.values() for code in c.assets}
-    treasury = load_treasury(pool.treasury_path, assets)
-    return frozenset((str(rule["asset"]), str(p["channel"])) for rule in treasury.sweeps
+    sweeps = pool_treasury(config, pool).sweeps
+    return frozenset((str(rule["asset"]), str(p["channel"])) for rule in sweeps
                      for p in rule.get("participants", []) if isinstance(p, Mapping))
 
 

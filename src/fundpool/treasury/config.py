@@ -58,6 +58,7 @@ from typing import Any
 
 from fundpool.core.errors import FundpoolError
 from fundpool.core.money import Asset
+from fundpool.pool.config import FundpoolConfig, PoolConfig
 from fundpool.treasury.split import (
     InvalidSplitRule,
     SplitExceedsWhole,
@@ -307,6 +308,12 @@ def _split(r: _Reader, entry: Mapping[str, Any], where: str) -> SplitConfig:
                                     field=f"{where}.{field_name}" if field_name else where,
                                     code_of_rule=error.code) from error
     return SplitConfig(rule, asset.code)
+
+
+def pool_treasury(config: FundpoolConfig, pool: PoolConfig) -> TreasuryConfig:
+    """The pool's treasury file (`treasury_path`), checked against the assets its channels
+    carry."""
+    return load_treasury(pool.treasury_path, config.assets_of(pool))
 
 
 def load_treasury(path: Path | None, assets: Mapping[str, Asset]) -> TreasuryConfig:

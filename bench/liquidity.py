@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import random
 import statistics
 import time
@@ -52,6 +51,7 @@ from fundpool.treasury.bands import Band, Position
 from fundpool.treasury.credit import CreditFacility
 from fundpool.treasury.rebalance import Route, apply_plan, plan_rebalance
 from fundpool.treasury.stress import Outage, Scenario, StressState, run
+from netting import emit  # the treasury benches' one JSON line (bench/netting.py)
 
 ASSETS = ("USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "USDT", "USDC", "E-CNY")
 CHANNELS = 50
@@ -163,21 +163,6 @@ def timed(call: Callable[[], _Result], runs: int) -> tuple[float, _Result]:
     return statistics.median(times), result
 
 
-def emit(workload: str, value: float, unit: str, baseline: str, baseline_value: float,
-         target: float | None, **extra: object) -> None:
-    print(json.dumps({
-        "bench": "treasury",
-        "workload": workload,
-        "value": round(value, 3),
-        "unit": unit,
-        "baseline": baseline,
-        "baseline_value": round(baseline_value, 3),
-        "ratio": round(value / baseline_value, 3) if baseline_value else None,
-        "target": target,
-        **extra,
-    }), flush=True)
-
-
 def bench_rebalance(pool: Pool, name: str, runs: int) -> None:
     scales = dict.fromkeys(ASSETS, 2)
     plan_s, plan = timed(lambda: plan_rebalance(pool.bands, pool.balances, pool.routes,
@@ -198,12 +183,12 @@ def bench_rebalance(pool: Pool, name: str, runs: int) -> None:
     positions_outside = sum(1 for p, b in pool.bands.items()
                             if not b.min_minor <= pool.balances[p] <= b.max_minor)
     emit(f"rebalance_plan_{name}", plan_s * 1_000, "ms", "greedy_largest_surplus_first",
-         greedy_s * 1_000, TARGET_MS, channels=CHANNELS, assets=len(ASSETS),
+         greedy_s * 1_000, target=TARGET_MS, channels=CHANNELS, assets=len(ASSETS),
          routes=len(pool.routes), positions_outside_bands=positions_outside,
          plan_cpu_ms=round(plan_cpu_s * 1_000, 1), runs=runs)
     plan_fee = sum(plan.total_fee_minor.values())
     emit(f"rebalance_fees_{name}", plan_fee, "minor units (10 assets, 2 decimals each)",
-         "greedy_largest_surplus_first", greedy_fee, None,
+         "greedy_largest_surplus_first", greedy_fee, target=None,
          transfers=len(plan.transfers), greedy_transfers=len(moves),
          outside_bands_before_minor=outside_before,
          outside_bands_after_minor=outside_minor(pool.bands, planned_after),
@@ -255,7 +240,7 @@ def bench_stress(pool: Pool, runs: int, seed: int) -> None:
     run_s, report = timed(lambda: run(state, scenario), runs)
     drain_s, _ = timed(lambda: hourly_drain(state, scenario), runs)
     emit("stress_run_24h", run_s * 1_000, "ms", "hourly_drain_no_moves_no_credit",
-         drain_s * 1_000, None, channels=CHANNELS, assets=len(ASSETS), hours=24,
+         drain_s * 1_000, target=None, channels=CHANNELS, assets=len(ASSETS), hours=24,
          routes=len(pool.routes), facilities=len(state.credit),
          survival_horizon_h=report.survival_horizon_h, first_dry=report.first_dry,
          credit_needed_minor=sum(report.credit_needed.values()), runs=runs)

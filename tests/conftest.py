@@ -52,7 +52,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     worker a whole file at a time in this order (`--dist loadfile --no-loadscope-reorder`):
     longest first, the two workers end close together instead of one finishing a long browser
     file alone. Every worker sorts the same collection the same way, as xdist requires."""
-    weights: dict[str, float] = json.loads(DURATIONS.read_text(encoding="utf-8"))
+    weights: dict[str, float] = json.loads(DURATIONS.read_text(encoding="utf-8")) \
+        if DURATIONS.is_file() else {}
     first: dict[str, int] = {}
     for index, item in enumerate(items):
         first.setdefault(item.nodeid.partition("::")[0], index)

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,12 +53,13 @@ def cli(args: list[str], env: dict[str, str] | None = None, *, stdin: str | None
 
     from fundpool.cli.main import app
 
-    environment: dict[str, str | None] = dict.fromkeys(os.environ)
-    environment.update(env if env is not None else os.environ)
-    done = CliRunner(env=environment).invoke(app, args, input=stdin)
+    # Every variable `env` leaves out is unset for the command (None), as in a subprocess.
+    runner = CliRunner(env=None if env is None else {**dict.fromkeys(os.environ), **env})
+    done = runner.invoke(app, args, input=stdin)
     if done.exit_code != 0:
+        trace = "".join(traceback.format_exception(*done.exc_info)) if done.exc_info else ""
         raise RuntimeError(f"fundpool {' '.join(args[:3])}… failed ({done.exit_code}):\n"
-                           f"{done.output}\n{done.exception!r}")
+                           f"{done.output}\n{trace}")
     return done.stdout
 
 

@@ -19,13 +19,14 @@ import argparse
 import json
 from collections import defaultdict
 from pathlib import Path
+from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def file_of(case: ElementTree.Element) -> str | None:
+def file_of(case: Element) -> str | None:
     """tests/…/test_x.py of a <testcase> (classname `tests.x.test_y` or `…test_y.Class`)."""
     parts = (case.get("classname") or "").split(".")
     for end in range(len(parts), 0, -1):
@@ -36,7 +37,7 @@ def file_of(case: ElementTree.Element) -> str | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("report", type=Path, help="pytest --junitxml output")
     parser.add_argument("--min-s", type=float, default=2.0)
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "durations.json")

@@ -168,6 +168,12 @@ def new_key() -> str:
     return str(uuid.uuid4())
 
 
+def obligation_bodies(obligations: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Obligations (netting's, a waterfall's) with each `amount` as the API's decimal text."""
+    return [{**o, "amount": amount_text(o.get("amount"), f"obligations[{i}].amount")}
+            for i, o in enumerate(obligations)]
+
+
 def posting_body(posting: PostingLike) -> dict[str, str]:
     if isinstance(posting, Posting):
         source, destination, asset, amount = (posting.source, posting.destination,
@@ -970,9 +976,7 @@ class Endpoints(ApprovalsEndpoints, Runner):
         obligation and per tier. Nothing is booked."""
         body = {"asset": asset, "available": amount_text(available, "available"),
                 "tiers": [dict(tier) for tier in tiers],
-                "obligations": [{**o, "amount": amount_text(o.get("amount"),
-                                                            f"obligations[{i}].amount")}
-                                for i, o in enumerate(obligations)]}
+                "obligations": obligation_bodies(obligations)}
         return Call("POST", "/v1/waterfall/preview", _TREASURY_DOC, query(pool=pool),
                     body=body)
 
@@ -987,9 +991,7 @@ class Endpoints(ApprovalsEndpoints, Runner):
                            ) -> Call[list[dict[str, Any]]]:
         """Queue obligations (`payer`, `payee`, `asset`, `amount`, `reference`) for their
         asset's next netting cycle: all or none."""
-        body = [{**o, "amount": amount_text(o.get("amount"), f"obligations[{i}].amount")}
-                for i, o in enumerate(obligations)]
-        return self._post(f"{NETTING}/obligations", body, _TREASURY_DOCS,
+        return self._post(f"{NETTING}/obligations", obligation_bodies(obligations), _TREASURY_DOCS,
                           idempotency_key).with_params(**query(pool=pool))
 
     @endpoint

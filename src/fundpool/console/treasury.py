@@ -19,13 +19,12 @@ from typing import Any
 
 from fundpool.console.format import Locale, duration_text
 from fundpool.console.i18n import t
-from fundpool.console.recon import words
+from fundpool.console.recon import is_zero, words
 
 # The API's amount text (server/v1/treasury.py AMOUNT_PATTERN): what a form may send.
 AMOUNT_TEXT = re.compile(r"[0-9]{1,40}(\.[0-9]{1,18})?")
 SECOND_MS = 1_000
 SECONDS_SLOT = "{s}"  # where the browser's countdown puts the seconds left
-STRESS_HOURS_MAX = 720  # treasury/stress.py HOURS_MAX: a month, hour by hour
 NAME_CHARS_MAX = 64
 
 QUOTE_STATE_KEYS = {  # desk/fx.py: a quote's life
@@ -357,4 +356,4 @@ def stress_chart(series: StressSeries, locale: Locale) -> dict[str, Any]:
 def nonzero(amounts: Mapping[str, str] | None) -> dict[str, str]:
     """The entries of a per-asset table whose amount is not zero (`"0.00"` is nothing)."""
     return {code: text for code, text in (amounts or {}).items()
-            if not same_amount(text, "0")}
+            if not is_zero(text)}

@@ -25,6 +25,7 @@ from fundpool.console.pages.treasury.common import (
     error_label,
     header_row,
 )
+from fundpool.console.recon import when_text
 from fundpool.console.shell import testid
 from fundpool.console.texts import problem_text
 from fundpool.console.treasury import (
@@ -141,7 +142,7 @@ class Exchange:
         assets = self.desk.assets
         sell = "EUR" if "EUR" in assets else assets[0]
         buy = self.desk.reporting if self.desk.reporting in assets and \
-            self.desk.reporting != sell else next(a for a in assets if a != sell)
+            self.desk.reporting != sell else next((a for a in assets if a != sell), sell)
         with ui.row().classes("w-full items-end gap-2"):
             self.sell = testid(ui.select(assets, value=sell, label=t("treasury.fx_sell"))
                                .props("dense outlined").classes("w-28"), "fx-sell")
@@ -173,7 +174,7 @@ class Exchange:
             self.busy = False
         if doc is not None:
             self.show(doc)
-            await self.refresh()
+            await self.refresh(pnl=False)  # a quote changes the list, not the P&L
 
     # --- the quote -----------------------------------------------------------------------
 
@@ -303,15 +304,16 @@ class Exchange:
 
     # --- recent quotes and P&L -----------------------------------------------------------
 
-    async def refresh(self) -> None:
+    async def refresh(self, *, pnl: bool = True) -> None:
+        """The recent quotes and (unless `pnl` is False) the P&L, read again."""
         desk = self.desk
         quotes = await desk.read(desk.page.client.fx_quotes(pool=desk.pool.id,
                                                            limit=QUOTES_SHOWN_MAX))
-        pnl = await desk.read(desk.page.client.fx_pnl(pool=desk.pool.id))
+        figures = await desk.read(desk.page.client.fx_pnl(pool=desk.pool.id)) if pnl else None
         if quotes is not None:
             self._quotes(quotes)
-        if pnl is not None:
-            self._pnl(pnl)
+        if figures is not None:
+            self._pnl(figures)
 
     def _quotes(self, quotes: list[dict[str, Any]]) -> None:
         t, locale = self.desk.t, self.desk.page.locale
@@ -334,7 +336,7 @@ class Exchange:
                     with ui.row().classes("w-24"):
                         ui.badge(state_text(QUOTE_STATE_KEYS, state, locale),
                                  color=QUOTE_STATE_COLOURS.get(state, "grey"))
-                    ui.label(str(quote.get("created_at") or "").replace("T", " ")[:19]) \
+                    ui.label(when_text(quote.get("created_at"))) \
                         .classes("w-44")
                     ui.label(f"{quote.get('sell_amount')} {quote.get('sell')}") \
                         .classes("w-44 fp-card-value")

@@ -16,7 +16,7 @@ from typing import Any
 
 from nicegui import ui
 
-from fundpool.console.i18n import STRINGS
+from fundpool.console.feed import STATE_TONES
 from fundpool.console.pages.treasury.common import (
     Desk,
     badge,
@@ -25,6 +25,7 @@ from fundpool.console.pages.treasury.common import (
     error_label,
     header_row,
 )
+from fundpool.console.recon import when_text
 from fundpool.console.shell import page_link, testid
 from fundpool.console.texts import problem_text
 from fundpool.console.treasury import (
@@ -45,7 +46,6 @@ from fundpool.console.treasury import (
 PLANS_SHOWN_MAX = 20
 RUNS_SHOWN_MAX = 20
 PLAN_REFRESH_S = 3.0  # an executing plan is read again this often
-PAYMENT_STATES_KEYS = "state."  # the stream's words for a payment's state (`state.<state>`)
 AMOUNT_WIDTH = "w-52"  # an amount of 18 decimals (ETH) and 7 digits, exact, fits
 
 
@@ -53,6 +53,7 @@ class Liquidity:
     def __init__(self, desk: Desk) -> None:
         self.desk = desk
         self.plan: dict[str, Any] | None = None
+        self.listed: list[dict[str, Any]] = []  # the plans the list shows, as last read
         self.busy = False
 
     async def build(self) -> None:
@@ -97,12 +98,13 @@ class Liquidity:
                 self.credit_box = testid(ui.column().classes("w-full gap-0"), "credit-lines")
         await self.refresh()
         wanted = self.desk.page.request.query_params.get("plan")
-        if wanted:
-            found = await self.desk.read(self.desk.page.client.liquidity_plan(
-                wanted, pool=self.desk.pool.id))
+        if wanted:  # the list just read has it, unless it is older than the list shows
+            found = next((p for p in self.listed if p.get("id") == wanted), None) or \
+                await self.desk.read(self.desk.page.client.liquidity_plan(
+                    wanted, pool=self.desk.pool.id))
             if found is not None:
                 self.show_plan(found)
-        self.desk.page.every(PLAN_REFRESH_S, self._follow)
+        ui.timer(PLAN_REFRESH_S, self._follow)  # the plan shown was read just now
 
     async def refresh(self) -> None:
         desk = self.desk
@@ -161,6 +163,7 @@ class Liquidity:
 
     def _plans(self, plans: list[dict[str, Any]]) -> None:
         t, locale = self.desk.t, self.desk.page.locale
+        self.listed = plans
         self.plans_box.clear()
         self.plans_box.props(f'data-count="{len(plans)}"')
         with self.plans_box:
@@ -178,7 +181,7 @@ class Liquidity:
                     with ui.row().classes("w-28"):
                         ui.badge(state_text(PLAN_STATE_KEYS, state, locale),
                                  color=PLAN_STATE_COLOURS.get(state, "grey"))
-                    ui.label(str(plan.get("created_at") or "").replace("T", " ")[:19]) \
+                    ui.label(when_text(plan.get("created_at"))) \
                         .classes("w-44")
                     ui.label(actor_name(plan.get("proposed_by"))).classes("w-28")
                     ui.label(str(len(plan.get("transfers") or []))).classes("w-24")
@@ -223,8 +226,8 @@ class Liquidity:
                 if plan.get("auto"):
                     testid(ui.badge(t("treasury.plan_auto"), color="info"), "plan-auto")
             said = [t("treasury.plan_by", who=actor_name(plan.get("proposed_by")),
-                      at=str(plan.get("created_at") or "").replace("T", " ")[:19],
-                      balances=str(plan.get("balances_at") or "").replace("T", " ")[:19])]
+                      at=when_text(plan.get("created_at")),
+                      balances=when_text(plan.get("balances_at")))]
             if plan.get("approved_by"):
                 said.append(t("treasury.plan_approved_by", who=actor_name(plan["approved_by"])))
             if plan.get("rejected_by"):
@@ -305,8 +308,7 @@ class Liquidity:
                             f"plan-payment-{payment}").props(f'data-state="{state or ""}"'):
                     page_link(payment, "/stream", {"payment": payment}).classes("fp-mono")
                     if state:
-                        key = PAYMENT_STATES_KEYS + str(state)
-                        ui.label(t(key) if key in STRINGS else str(state)) \
+                        ui.label(t(f"state.{state}") if state in STATE_TONES else str(state)) \
                             .classes("opacity-80")
 
     def _actions(self, plan: dict[str, Any]) -> None:
@@ -411,7 +413,7 @@ class Liquidity:
                 moves = " · ".join(f"{m.get('source')} → {m.get('destination')} "
                                    f"{m.get('amount')} {m.get('asset')}"
                                    for m in run.get("moves") or [])
-                cells(((str(run.get("at") or "").replace("T", " ")[:19], "w-44"),
+                cells(((when_text(run.get("at")), "w-44"),
                        (str(run.get("rule")), "w-36"),
                        (state_text(SWEEP_RUN_KEYS, run.get("state"), locale), "w-24"),
                        (moves or "—", "flex-1 text-xs fp-wrap")),

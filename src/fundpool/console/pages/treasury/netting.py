@@ -16,6 +16,7 @@ from fundpool.console.pages.treasury.common import (
     error_label,
     header_row,
 )
+from fundpool.console.recon import when_text
 from fundpool.console.shell import testid
 from fundpool.console.treasury import (
     OBLIGATION_STATE_KEYS,
@@ -162,7 +163,7 @@ class Netting:
                            ("treasury.col_short", "w-40"), ("treasury.col_entry", "flex-1")))
             for cycle in cycles:
                 asset = cycle.get("asset")
-                cells(((str(cycle.get("at") or "").replace("T", " ")[:19], "w-44"),
+                cells(((when_text(cycle.get("at")), "w-44"),
                        (str(asset), "w-16"),
                        (f"{cycle.get('gross')} {asset}", "w-36 fp-card-value"),
                        (f"{cycle.get('net')} {asset}", "w-36 fp-card-value"),

@@ -16,6 +16,7 @@ from fundpool.console.pages.treasury.common import (
     error_label,
     header_row,
 )
+from fundpool.console.recon import is_zero
 from fundpool.console.shell import testid
 from fundpool.console.treasury import (
     SPLIT_ROLE_KEYS,
@@ -124,7 +125,7 @@ class Previews:
                 said = []
                 if part.get("percent") is not None:
                     said.append(t("treasury.split_percent", percent=part["percent"]))
-                if part.get("fixed") and not same_amount(part.get("fixed"), "0"):
+                if part.get("fixed") and not is_zero(part["fixed"]):
                     said.append(t("treasury.split_fixed", amount=part["fixed"], asset=asset))
                 for tier in part.get("tiers") or []:
                     said.append(t("treasury.split_tier", percent=tier.get("percent"),
@@ -132,7 +133,7 @@ class Previews:
                                 else t("treasury.split_tier_rest", percent=tier.get("percent")))
                 if part.get("cap"):
                     said.append(t("treasury.split_cap", amount=part["cap"], asset=asset))
-                if part.get("floor") and not same_amount(part.get("floor"), "0"):
+                if part.get("floor") and not is_zero(part["floor"]):
                     said.append(t("treasury.split_floor", amount=part["floor"], asset=asset))
                 ui.label(t("treasury.split_part", party=part.get("party"),
                            role=state_text(SPLIT_ROLE_KEYS, part.get("role"), locale),

@@ -134,6 +134,12 @@ def test_actors_in_words() -> None:
     assert actor_text(Actor("key", "ci-bot"), "en") == "key ci-bot"
     assert actor_text(None, "en") == "unknown"  # a step kept before actors were
     assert actor_text(None, "en", recorded=False) is None  # an API without actors
+    # The API's actor documents (the treasury desk's trail) read alike: the desk's own runs
+    # are the engine's, in the reader's language.
+    desk = {"kind": "engine", "id": "treasury-desk", "name": "treasury desk"}
+    assert actor_text(desk, "zh-CN") == "引擎"
+    assert actor_text({"kind": "user", "id": "7", "name": "dave"}, "en") == "dave"
+    assert actor_text({"kind": "key", "id": "k1", "name": "ci-bot"}, "zh-CN") == "密钥 ci-bot"
 
 
 def test_the_csv_preview_shows_each_rows_cells_by_its_line() -> None:

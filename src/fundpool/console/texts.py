@@ -178,14 +178,21 @@ SYSTEM_ACTORS: tuple[str, ...] = ("engine", "simulator", "system")
 ACTOR_KINDS: tuple[str, ...] = (*SYSTEM_ACTORS, "user", "key", "cli", "unknown")
 
 
+def _actor_field(actor: object, field: str, default: object) -> object:
+    if isinstance(actor, Mapping):
+        return actor.get(field, default)
+    return getattr(actor, field, default)
+
+
 def actor_text(actor: object, locale: Locale, *, recorded: bool = True) -> str | None:
-    """Who took a step, for a person: a user's name, `key ci-bot`, `engine`. An actor the
-    record lacks says "unknown" (kept before actors were); None when the API does not give
-    actors at all (`recorded` False: nothing to say)."""
+    """Who took a step, for a person: a user's name, `key ci-bot`, `engine`. `actor` is the
+    API's actor as a model or as a document (a mapping). An actor the record lacks says
+    "unknown" (kept before actors were); None when the API does not give actors at all
+    (`recorded` False: nothing to say)."""
     if actor is None:
         return t("actor.unknown", locale) if recorded else None
-    kind = str(getattr(actor, "kind", "unknown"))
-    name = str(getattr(actor, "name", "") or getattr(actor, "id", "") or "?")
+    kind = str(_actor_field(actor, "kind", "unknown"))
+    name = str(_actor_field(actor, "name", "") or _actor_field(actor, "id", "") or "?")
     if kind in SYSTEM_ACTORS:
         return t(f"actor.{kind}", locale)
     if kind == "key":

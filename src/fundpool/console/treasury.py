@@ -20,6 +20,7 @@ from typing import Any
 from fundpool.console.format import Locale, duration_text
 from fundpool.console.i18n import t
 from fundpool.console.recon import is_zero, words
+from fundpool.console.texts import actor_text
 
 # The API's amount text (server/v1/treasury.py AMOUNT_PATTERN): what a form may send.
 AMOUNT_TEXT = re.compile(r"[0-9]{1,40}(\.[0-9]{1,18})?")
@@ -145,10 +146,10 @@ def latency_text(seconds: int | float, locale: Locale) -> str:
 # --- plans ----------------------------------------------------------------------------------
 
 
-def actor_name(actor: Mapping[str, Any] | None) -> str:
-    if not actor:
-        return "—"
-    return str(actor.get("name") or actor.get("id") or "?")
+def actor_name(actor: Mapping[str, Any] | None, locale: Locale) -> str:
+    """Who did it, as the rest of the console says it (`texts.actor_text`: the desk's own
+    runs are the engine's, in the user's language)."""
+    return (actor_text(actor, locale, recorded=False) or "—") if actor else "—"
 
 
 def is_proposer(plan: Mapping[str, Any], username: str) -> bool:

@@ -273,8 +273,7 @@ class Stream:
                 return
             asset = entry.postings[0].asset
             amount = sum(int(p.amount_minor) for p in entry.postings if p.asset == asset)
-            actor = actor_text(_Doc(adjustment.actor) if adjustment.actor else None,
-                               self.page.locale)
+            actor = actor_text(adjustment.actor or None, self.page.locale)
             row = StreamRow(payment_id=adjustment.entry_id, kind=ADJUSTMENT_KIND, asset=asset,
                             amount_minor=amount, fee_minor=0, channel=None,
                             counterparty=adjustment.reason, state=ADJUSTMENT_KIND,
@@ -622,13 +621,6 @@ class Stream:
                 with contextlib.suppress(asyncio.QueueEmpty):
                     while True:  # what came while replaying is not shown as if it were new
                         self.subscriber.queue.get_nowait()
-
-
-class _Doc:
-    """An actor's document (a mapping) read as `actor_text` reads the API's actors."""
-
-    def __init__(self, doc: Any) -> None:
-        self.kind, self.name, self.id = doc.get("kind"), doc.get("name"), doc.get("id")
 
 
 def _row_of_payment(payment: Any) -> StreamRow:

@@ -343,7 +343,7 @@ class Exchange:
                     ui.label(f"{quote.get('buy_amount')} {quote.get('buy')}") \
                         .classes("w-44 fp-card-value")
                     ui.label(str(quote.get("rate"))).classes("w-32 fp-card-value")
-                    ui.label(actor_name(quote.get("created_by"))).classes("w-28")
+                    ui.label(actor_name(quote.get("created_by"), locale)).classes("w-28")
                     ui.label(str(quote.get("entry_id") or "—")).classes(
                         "flex-1 text-xs fp-mono fp-wrap")
 

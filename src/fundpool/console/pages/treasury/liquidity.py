@@ -183,7 +183,7 @@ class Liquidity:
                                  color=PLAN_STATE_COLOURS.get(state, "grey"))
                     ui.label(when_text(plan.get("created_at"))) \
                         .classes("w-44")
-                    ui.label(actor_name(plan.get("proposed_by"))).classes("w-28")
+                    ui.label(actor_name(plan.get("proposed_by"), locale)).classes("w-28")
                     ui.label(str(len(plan.get("transfers") or []))).classes("w-24")
                     ui.label(fees_text(plan.get("total_fee"))).classes("w-40 fp-card-value")
                     with ui.row().classes("flex-1 items-center gap-2"):
@@ -225,13 +225,15 @@ class Liquidity:
                       PLAN_STATE_COLOURS.get(state, "grey"), "plan-state", state)
                 if plan.get("auto"):
                     testid(ui.badge(t("treasury.plan_auto"), color="info"), "plan-auto")
-            said = [t("treasury.plan_by", who=actor_name(plan.get("proposed_by")),
+            said = [t("treasury.plan_by", who=actor_name(plan.get("proposed_by"), locale),
                       at=when_text(plan.get("created_at")),
                       balances=when_text(plan.get("balances_at")))]
             if plan.get("approved_by"):
-                said.append(t("treasury.plan_approved_by", who=actor_name(plan["approved_by"])))
+                said.append(t("treasury.plan_approved_by",
+                              who=actor_name(plan["approved_by"], locale)))
             if plan.get("rejected_by"):
-                said.append(t("treasury.plan_rejected_by", who=actor_name(plan["rejected_by"]),
+                said.append(t("treasury.plan_rejected_by",
+                              who=actor_name(plan["rejected_by"], locale),
                               note=plan.get("note") or "—"))
             testid(ui.label(" · ".join(said)).classes("text-sm opacity-80 fp-wrap"),
                    "plan-who")

@@ -144,7 +144,7 @@ class Netting:
                        (f"{obligation.get('amount')} {obligation.get('asset')}",
                         "w-40 fp-card-value"),
                        (str(obligation.get("reference") or "—"), "w-40"),
-                       (actor_name(obligation.get("created_by")), "flex-1")),
+                       (actor_name(obligation.get("created_by"), locale), "flex-1")),
                       name=f"obligation-{obligation.get('id')}", amount=obligation.get("amount"),
                       asset=obligation.get("asset"))
 

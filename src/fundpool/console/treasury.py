@@ -146,6 +146,12 @@ def latency_text(seconds: int | float, locale: Locale) -> str:
 # --- plans ----------------------------------------------------------------------------------
 
 
+def move_text(move: Mapping[str, Any]) -> str:
+    """A sweep's move: `bank-a → rtp 1200.00 USD`."""
+    return f"{move.get('source')} → {move.get('destination')} {move.get('amount')} " \
+        f"{move.get('asset')}"
+
+
 def actor_name(actor: Mapping[str, Any] | None, locale: Locale) -> str:
     """Who did it, as the rest of the console says it (`texts.actor_text`: the desk's own
     runs are the engine's, in the user's language)."""

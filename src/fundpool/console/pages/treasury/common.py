@@ -4,7 +4,7 @@ the button that met it, and rows of cells."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence, Sized
 from typing import Any, TypeVar
 
 from nicegui import ui
@@ -42,6 +42,9 @@ class Desk:
         held = {code for cid in self.channels for code in api.config.channel(cid).assets}
         self.assets = sorted(held)
         self.reporting = self.pool.reporting_currency
+        # What an asset picker starts on: the pool's reporting currency where it holds it.
+        self.default_asset = self.reporting if self.reporting in held or not held \
+            else self.assets[0]
         self.may = {name: page.signed.may(declared_permission(page.console.app, method, path,
                                                                default))
                     for name, (method, path, default) in ACTIONS.items()}
@@ -94,12 +97,35 @@ def header_row(t: Callable[..., str], columns: Sequence[tuple[str, str]]) -> Non
             ui.label(t(key)).classes(width)
 
 
-def cells(values: Sequence[tuple[str, str]], *, name: str, **data: Any) -> ui.row:
-    """A row of text cells (text, width class), marked `name` with `data-*` attributes."""
+def listing(box: ui.element, t: Callable[..., str], items: Sized,
+            columns: Sequence[tuple[str, str]], *, none: tuple[str, str],
+            count: bool = True) -> bool:
+    """`box` cleared for a list of `items`: how many in `data-count` (unless `count` is
+    False), then the header `columns`, or the text `none` (its key, its test id) when there
+    are none. Whether there are rows to write (in `box`)."""
+    box.clear()
+    if count:
+        box.props(f'data-count="{len(items)}"')
+    with box:
+        if not items:
+            empty(t(none[0]), none[1])
+            return False
+        header_row(t, columns)
+    return True
+
+
+def table_row(name: str, **data: Any) -> ui.row:
+    """A row of a list, marked `name` with `data-*` attributes; its cells are added in it."""
     row = ui.row().classes("w-full gap-2 text-sm py-1 border-b items-center no-wrap")
     testid(row, name)
     for key, value in data.items():
         row.props(f'data-{key.replace("_", "-")}="{value}"')
+    return row
+
+
+def cells(values: Sequence[tuple[str, str]], *, name: str, **data: Any) -> ui.row:
+    """A row of text cells (text, width class), marked `name` with `data-*` attributes."""
+    row = table_row(name, **data)
     with row:
         for text, width in values:
             ui.label(text).classes(width)

@@ -24,6 +24,8 @@ from fundpool.console.pages.treasury.common import (
     empty,
     error_label,
     header_row,
+    listing,
+    table_row,
 )
 from fundpool.console.recon import when_text
 from fundpool.console.shell import testid
@@ -317,22 +319,17 @@ class Exchange:
 
     def _quotes(self, quotes: list[dict[str, Any]]) -> None:
         t, locale = self.desk.t, self.desk.page.locale
-        self.quotes_box.clear()
-        self.quotes_box.props(f'data-count="{len(quotes)}"')
+        columns = (("treasury.col_state", "w-24"), ("treasury.col_created", "w-44"),
+                   ("treasury.col_sell", "w-44"), ("treasury.col_buy", "w-44"),
+                   ("treasury.col_rate", "w-32"), ("treasury.col_by", "w-28"),
+                   ("treasury.col_entry", "flex-1"))
+        if not listing(self.quotes_box, t, quotes, columns,
+                       none=("treasury.fx_no_quotes", "fx-quotes-none")):
+            return
         with self.quotes_box:
-            if not quotes:
-                empty(t("treasury.fx_no_quotes"), "fx-quotes-none")
-                return
-            header_row(t, (("treasury.col_state", "w-24"), ("treasury.col_created", "w-44"),
-                           ("treasury.col_sell", "w-44"), ("treasury.col_buy", "w-44"),
-                           ("treasury.col_rate", "w-32"), ("treasury.col_by", "w-28"),
-                           ("treasury.col_entry", "flex-1")))
             for quote in quotes:
                 state = listed_state(quote)
-                row = ui.row().classes("w-full gap-2 text-sm py-1 border-b items-center "
-                                       "no-wrap")
-                with testid(row, f"fx-quote-row-{quote.get('id')}").props(
-                        f'data-state="{state}"'):
+                with table_row(f"fx-quote-row-{quote.get('id')}", state=state):
                     with ui.row().classes("w-24"):
                         ui.badge(state_text(QUOTE_STATE_KEYS, state, locale),
                                  color=QUOTE_STATE_COLOURS.get(state, "grey"))
@@ -352,14 +349,13 @@ class Exchange:
         currency = str(doc.get("reporting_currency") or self.desk.reporting)
         self.pnl_title.set_text(t("treasury.fx_pnl", currency=currency))
         pairs = doc.get("pairs") or []
-        self.pnl_box.clear()
+        columns = (("treasury.col_pair", "w-32"), ("treasury.col_realised", "w-44"),
+                   ("treasury.col_unrealised", "w-44"),
+                   ("treasury.col_conversions", "w-32"))
+        if not listing(self.pnl_box, t, pairs, columns,
+                       none=("treasury.fx_no_pnl", "fx-pnl-none"), count=False):
+            return
         with self.pnl_box:
-            if not pairs:
-                empty(t("treasury.fx_no_pnl"), "fx-pnl-none")
-                return
-            header_row(t, (("treasury.col_pair", "w-32"), ("treasury.col_realised", "w-44"),
-                           ("treasury.col_unrealised", "w-44"),
-                           ("treasury.col_conversions", "w-32")))
             for pair in pairs:
                 name = str(pair.get("pair"))
                 cells(((name, "w-32"), (f"{pair.get('realised')} {currency}",

@@ -24,6 +24,8 @@ from fundpool.console.pages.treasury.common import (
     empty,
     error_label,
     header_row,
+    listing,
+    table_row,
 )
 from fundpool.console.recon import when_text
 from fundpool.console.shell import page_link, testid
@@ -39,6 +41,7 @@ from fundpool.console.treasury import (
     fees_text,
     is_proposer,
     latency_text,
+    move_text,
     plan_summary,
     state_text,
 )
@@ -141,11 +144,9 @@ class Liquidity:
             for position in doc.get("positions") or []:
                 band = position.get("band") or {}
                 status = position.get("status")
-                row = ui.row().classes("w-full gap-2 text-sm py-1 border-b items-center "
-                                       "no-wrap")
                 name = f"position-{position.get('channel')}-{position.get('asset')}"
-                with testid(row, name).props(f'data-status="{status or "none"}" '
-                                             f'data-available="{position.get("available")}"'):
+                with table_row(name, status=status or "none",
+                               available=position.get("available")):
                     ui.label(str(position.get("channel"))).classes("w-24")
                     ui.label(str(position.get("asset"))).classes("w-16")
                     ui.label(str(position.get("available"))).classes(
@@ -164,20 +165,16 @@ class Liquidity:
     def _plans(self, plans: list[dict[str, Any]]) -> None:
         t, locale = self.desk.t, self.desk.page.locale
         self.listed = plans
-        self.plans_box.clear()
-        self.plans_box.props(f'data-count="{len(plans)}"')
+        columns = (("treasury.col_state", "w-28"), ("treasury.col_created", "w-44"),
+                   ("treasury.col_by", "w-28"), ("treasury.col_transfers", "w-24"),
+                   ("treasury.col_fee", "w-40"), ("treasury.col_plan", "flex-1"))
+        if not listing(self.plans_box, t, plans, columns,
+                       none=("treasury.no_plans", "plans-none")):
+            return
         with self.plans_box:
-            if not plans:
-                empty(t("treasury.no_plans"), "plans-none")
-                return
-            header_row(t, (("treasury.col_state", "w-28"), ("treasury.col_created", "w-44"),
-                           ("treasury.col_by", "w-28"), ("treasury.col_transfers", "w-24"),
-                           ("treasury.col_fee", "w-40"), ("treasury.col_plan", "flex-1")))
             for plan in plans:
                 state = str(plan.get("state"))
-                row = ui.row().classes("w-full gap-2 text-sm py-1 border-b items-center "
-                                       "no-wrap")
-                with testid(row, f"plan-row-{plan.get('id')}").props(f'data-state="{state}"'):
+                with table_row(f"plan-row-{plan.get('id')}", state=state):
                     with ui.row().classes("w-28"):
                         ui.badge(state_text(PLAN_STATE_KEYS, state, locale),
                                  color=PLAN_STATE_COLOURS.get(state, "grey"))
@@ -412,9 +409,7 @@ class Liquidity:
             if not runs:
                 empty(t("treasury.no_sweep_runs"), "sweep-runs-none")
             for run in runs:
-                moves = " · ".join(f"{m.get('source')} → {m.get('destination')} "
-                                   f"{m.get('amount')} {m.get('asset')}"
-                                   for m in run.get("moves") or [])
+                moves = " · ".join(move_text(m) for m in run.get("moves") or [])
                 cells(((when_text(run.get("at")), "w-44"),
                        (str(run.get("rule")), "w-36"),
                        (state_text(SWEEP_RUN_KEYS, run.get("state"), locale), "w-24"),
@@ -432,8 +427,7 @@ class Liquidity:
             for outcome in outcomes:
                 said = t("treasury.sweep_outcome", rule=outcome.get("rule"),
                          outcome=state_text(SWEEP_OUTCOME_KEYS, outcome.get("outcome"), locale))
-                moves = [f"{m.get('source')} → {m.get('destination')} {m.get('amount')} "
-                         f"{m.get('asset')}" for m in outcome.get("moves") or []]
+                moves = [move_text(m) for m in outcome.get("moves") or []]
                 skipped = [str(s[1]) if isinstance(s, list) and len(s) > 1 else str(s)
                            for s in outcome.get("skipped") or []]
                 with testid(ui.column().classes("gap-0 py-1 border-b"),
@@ -446,14 +440,13 @@ class Liquidity:
 
     def _credit(self, lines: list[dict[str, Any]]) -> None:
         t = self.desk.t
-        self.credit_box.clear()
+        columns = (("treasury.col_facility", "w-28"), ("treasury.col_limit", "w-36"),
+                   ("treasury.col_owed", "w-36"), ("treasury.col_headroom", "w-36"),
+                   ("treasury.col_interest", "w-32"), ("treasury.col_rate", "w-20"))
+        if not listing(self.credit_box, t, lines, columns,
+                       none=("treasury.no_credit", "credit-none"), count=False):
+            return
         with self.credit_box:
-            if not lines:
-                empty(t("treasury.no_credit"), "credit-none")
-                return
-            header_row(t, (("treasury.col_facility", "w-28"), ("treasury.col_limit", "w-36"),
-                           ("treasury.col_owed", "w-36"), ("treasury.col_headroom", "w-36"),
-                           ("treasury.col_interest", "w-32"), ("treasury.col_rate", "w-20")))
             for line in lines:
                 asset = line.get("asset")
                 cells(((f"{line.get('id')} ({line.get('channel')})", "w-28 fp-wrap"),

@@ -12,9 +12,8 @@ from nicegui import ui
 from fundpool.console.pages.treasury.common import (
     Desk,
     cells,
-    empty,
     error_label,
-    header_row,
+    listing,
 )
 from fundpool.console.recon import when_text
 from fundpool.console.shell import testid
@@ -52,10 +51,9 @@ class Netting:
             ui.label(t("treasury.netting_cycles")).classes("font-medium")
             if self.desk.may["cycle"]:
                 with ui.row().classes("items-end gap-2"):
-                    assets = self.desk.assets
                     self.cycle_asset = testid(ui.select(
-                        assets, value=self.desk.reporting if self.desk.reporting in assets
-                        else assets[0], label=t("treasury.asset"))
+                        self.desk.assets, value=self.desk.default_asset,
+                        label=t("treasury.asset"))
                         .props("dense outlined").classes("w-28"), "netting-cycle-asset")
                     testid(ui.button(t("treasury.netting_run"), on_click=self.run_cycle)
                            .props("unelevated no-caps color=primary"), "netting-run")
@@ -80,9 +78,7 @@ class Netting:
             self.payee = testid(ui.select(people, value=people[1] if len(people) > 1 else None,
                                           label=t("treasury.payee"))
                                 .props("dense outlined").classes("w-44"), "netting-payee")
-            assets = self.desk.assets
-            self.asset = testid(ui.select(assets, value=self.desk.reporting
-                                          if self.desk.reporting in assets else assets[0],
+            self.asset = testid(ui.select(self.desk.assets, value=self.desk.default_asset,
                                           label=t("treasury.asset"))
                                 .props("dense outlined").classes("w-28"), "netting-asset")
             self.amount = testid(ui.input(t("treasury.amount"), placeholder="100.00")
@@ -109,13 +105,13 @@ class Netting:
 
     def _participants(self, found: list[dict[str, Any]]) -> None:
         t, locale = self.desk.t, self.desk.page.locale
-        self.participants_box.clear()
+        columns = (("treasury.col_participant", "w-44"),
+                   ("treasury.col_kind", "w-28"), ("treasury.col_balances", "flex-1"))
+        if not listing(self.participants_box, t, found, columns,
+                       none=("treasury.netting_no_participants", "netting-participants-none"),
+                       count=False):
+            return
         with self.participants_box:
-            if not found:
-                empty(t("treasury.netting_no_participants"), "netting-participants-none")
-                return
-            header_row(t, (("treasury.col_participant", "w-44"),
-                           ("treasury.col_kind", "w-28"), ("treasury.col_balances", "flex-1")))
             for who in found:
                 balances = nonzero(who.get("balances"))
                 shown = " · ".join(f"{amount} {code}" for code, amount in balances.items()) \
@@ -127,15 +123,13 @@ class Netting:
 
     def _queue(self, queued: list[dict[str, Any]]) -> None:
         t, locale = self.desk.t, self.desk.page.locale
-        self.queue_box.clear()
-        self.queue_box.props(f'data-count="{len(queued)}"')
+        columns = (("treasury.col_state", "w-24"), ("treasury.col_payer", "w-44"),
+                   ("treasury.col_payee", "w-44"), ("treasury.col_amount", "w-40"),
+                   ("treasury.col_reference", "w-40"), ("treasury.col_by", "flex-1"))
+        if not listing(self.queue_box, t, queued, columns,
+                       none=("treasury.netting_queue_empty", "netting-queue-none")):
+            return
         with self.queue_box:
-            if not queued:
-                empty(t("treasury.netting_queue_empty"), "netting-queue-none")
-                return
-            header_row(t, (("treasury.col_state", "w-24"), ("treasury.col_payer", "w-44"),
-                           ("treasury.col_payee", "w-44"), ("treasury.col_amount", "w-40"),
-                           ("treasury.col_reference", "w-40"), ("treasury.col_by", "flex-1")))
             for obligation in queued:
                 cells(((state_text(OBLIGATION_STATE_KEYS, obligation.get("state"), locale),
                         "w-24"),
@@ -150,17 +144,15 @@ class Netting:
 
     def _cycles(self, cycles: list[dict[str, Any]]) -> None:
         t = self.desk.t
-        self.cycles_box.clear()
-        self.cycles_box.props(f'data-count="{len(cycles)}"')
+        columns = (("treasury.col_at", "w-44"), ("treasury.col_asset", "w-16"),
+                   ("treasury.col_gross", "w-36"), ("treasury.col_net", "w-36"),
+                   ("treasury.col_efficiency", "w-28"),
+                   ("treasury.col_settled_queued", "w-36"),
+                   ("treasury.col_short", "w-40"), ("treasury.col_entry", "flex-1"))
+        if not listing(self.cycles_box, t, cycles, columns,
+                       none=("treasury.netting_no_cycles", "netting-cycles-none")):
+            return
         with self.cycles_box:
-            if not cycles:
-                empty(t("treasury.netting_no_cycles"), "netting-cycles-none")
-                return
-            header_row(t, (("treasury.col_at", "w-44"), ("treasury.col_asset", "w-16"),
-                           ("treasury.col_gross", "w-36"), ("treasury.col_net", "w-36"),
-                           ("treasury.col_efficiency", "w-28"),
-                           ("treasury.col_settled_queued", "w-36"),
-                           ("treasury.col_short", "w-40"), ("treasury.col_entry", "flex-1")))
             for cycle in cycles:
                 asset = cycle.get("asset")
                 cells(((when_text(cycle.get("at")), "w-44"),

@@ -58,10 +58,9 @@ class Previews:
             ui.label(t("treasury.waterfall_title")).classes("font-medium")
             ui.label(t("treasury.waterfall_help")).classes("text-sm opacity-70")
             with ui.row().classes("w-full items-end gap-2"):
-                assets = self.desk.assets
-                self.wf_asset = testid(ui.select(assets, value=self.desk.reporting
-                                                 if self.desk.reporting in assets
-                                                 else assets[0], label=t("treasury.asset"))
+                self.wf_asset = testid(ui.select(self.desk.assets,
+                                                 value=self.desk.default_asset,
+                                                 label=t("treasury.asset"))
                                        .props("dense outlined").classes("w-28"), "wf-asset")
                 self.wf_available = testid(ui.input(t("treasury.wf_available"),
                                                     value="1000000.00")

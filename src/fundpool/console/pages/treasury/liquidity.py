@@ -16,6 +16,7 @@ from typing import Any
 
 from nicegui import ui
 
+from fundpool.client.errors import ApiError
 from fundpool.console.feed import STATE_TONES
 from fundpool.console.pages.treasury.common import (
     Desk,
@@ -49,6 +50,7 @@ from fundpool.console.treasury import (
 PLANS_SHOWN_MAX = 20
 RUNS_SHOWN_MAX = 20
 PLAN_REFRESH_S = 3.0  # an executing plan is read again this often
+PLAN_CHANGED_CODES = ("plan_outdated", "plan_not_open")  # refusals after which it stands otherwise
 AMOUNT_WIDTH = "w-52"  # an amount of 18 decimals (ETH) and 7 digits, exact, fits
 
 
@@ -342,37 +344,27 @@ class Liquidity:
         if plan is None or self.busy:
             return
         plan_id = str(plan.get("id"))
+        client, pool = desk.page.client, desk.pool.id
         self.busy = True
-        error_label_ = self.plan_error
         try:
-            if approve:
-                done = await desk.act(desk.page.client.approve_plan(plan_id, pool=desk.pool.id),
-                                      error_label_)
-            else:
-                note = str(self.note.value or "").strip()
-                done = await desk.act(desk.page.client.reject_plan(plan_id, note,
-                                                                   pool=desk.pool.id),
-                                      error_label_)
+            done = await (client.approve_plan(plan_id, pool=pool) if approve else
+                          client.reject_plan(plan_id, str(self.note.value or "").strip(),
+                                             pool=pool))
+        except ApiError as refusal:
+            # After a refusal that means the plan stands otherwise (outdated, decided by
+            # another person), it is shown as it now is, with the refusal beneath.
+            if refusal.code in PLAN_CHANGED_CODES:
+                fresh = await desk.page.call(client.liquidity_plan(plan_id, pool=pool),
+                                             quiet=True)
+                if fresh is not None:
+                    self.show_plan(fresh)
+            desk.refused(refusal, self.plan_error)
+        else:
+            self.plan_error.set_visibility(False)
+            self.show_plan(done)
         finally:
             self.busy = False
-        if done is not None:
-            self.show_plan(done)
-        elif error_label_.visible and self._refusal_changed_the_plan(error_label_):
-            fresh = await desk.page.call(desk.page.client.liquidity_plan(plan_id,
-                                                                         pool=desk.pool.id),
-                                         quiet=True)
-            if fresh is not None:
-                said, code = error_label_.text, error_label_.props.get("data-code", "")
-                self.show_plan(fresh)
-                self.plan_error.set_text(said)
-                self.plan_error.props(f'data-code="{code}"')
-                self.plan_error.set_visibility(True)
         await self.refresh()
-
-    @staticmethod
-    def _refusal_changed_the_plan(label: ui.label) -> bool:
-        """A refusal after which the plan stands otherwise (outdated, decided by another)."""
-        return label.props.get("data-code") in ("plan_outdated", "plan_not_open")
 
     async def _follow(self) -> None:
         """Read an executing plan again until its payments have ended."""
